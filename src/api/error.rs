@@ -1,0 +1,179 @@
+//! Request errors and the one JSON error body every failure answers with:
+//! `{"error": {"type": "...", "message": "...", "field"?: "..."}}`.
+//!
+//! The mapping from error to HTTP status is one exhaustive `match`, so a new error kind cannot
+//! ship without a decided status.
+
+use bytes::Bytes;
+use hyper::StatusCode;
+use serde::Serialize;
+
+/// Everything a request can fail with. Messages say what was wrong and what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{message}")]
+    InvalidField {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("{message}")]
+    InvalidRequest {
+        field: &'static str,
+        message: String,
+    },
+    #[error("unknown provider `{requested}`; configured providers: {}", configured.join(", "))]
+    UnknownProvider {
+        requested: String,
+        configured: Vec<String>,
+    },
+    #[error("unknown deployment `{0}`")]
+    UnknownDeployment(String),
+    #[error("missing inputs for placeholders: {}", .0.join(", "))]
+    MissingInput(Vec<String>),
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(u64),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no route {method} {path}")]
+    NotFound { method: String, path: String },
+    #[error("method {method} not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("{0} is a hosted Parea route that promptd does not serve")]
+    NotImplemented(String),
+    #[error("{provider} answered {status}: {message}")]
+    ProviderStatus {
+        provider: String,
+        status: u16,
+        message: String,
+    },
+    #[error("cannot reach provider {provider}: {message}")]
+    ProviderUnreachable { provider: String, message: String },
+    #[error("provider {provider} did not answer within {seconds} s")]
+    ProviderTimeout { provider: String, seconds: f64 },
+    #[error("provider {provider} sent an answer promptd cannot read: {message}")]
+    ProviderProtocol { provider: String, message: String },
+    #[error("provider {provider} stream failed: {message}")]
+    ProviderStream { provider: String, message: String },
+    #[error("promptd is shutting down")]
+    ShuttingDown,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UnknownProvider { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnknownDeployment(_) => StatusCode::NOT_FOUND,
+            ApiError::MissingInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            // Upstream client errors pass through; upstream server errors are a bad gateway.
+            ApiError::ProviderStatus { status, .. } => match StatusCode::from_u16(*status) {
+                Ok(s) if s.is_client_error() => s,
+                _ => StatusCode::BAD_GATEWAY,
+            },
+            ApiError::ProviderUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::ProviderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::ProviderProtocol { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::ProviderStream { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `type` of the error body.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidField { .. } | ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::UnknownProvider { .. } => "unknown_provider",
+            ApiError::UnknownDeployment(_) => "unknown_deployment",
+            ApiError::MissingInput(_) => "missing_input",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::NotImplemented(_) => "not_implemented",
+            ApiError::ProviderStatus { .. }
+            | ApiError::ProviderProtocol { .. }
+            | ApiError::ProviderStream { .. } => "provider_error",
+            ApiError::ProviderUnreachable { .. } => "provider_unreachable",
+            ApiError::ProviderTimeout { .. } => "provider_timeout",
+            ApiError::ShuttingDown => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidField { field, .. } => field.as_deref(),
+            ApiError::InvalidRequest { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// The JSON error body.
+    pub fn body(&self) -> Bytes {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: Inner<'a>,
+        }
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            message: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            field: Option<&'a str>,
+        }
+        let body = Body {
+            error: Inner {
+                kind: self.kind(),
+                message: self.to_string(),
+                field: self.field(),
+            },
+        };
+        // A struct of strings always serialises.
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_client_errors_pass_through_and_server_errors_are_bad_gateway() {
+        let e = |status| ApiError::ProviderStatus {
+            provider: "openai".into(),
+            status,
+            message: "m".into(),
+        };
+        assert_eq!(e(429).status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e(400).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(e(500).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(e(529).status(), StatusCode::BAD_GATEWAY);
+    }
+
+    #[test]
+    fn body_has_type_message_and_field() {
+        let err = ApiError::InvalidRequest {
+            field: "llm_configuration.model",
+            message: "model is required".into(),
+        };
+        let body: serde_json::Value = serde_json::from_slice(&err.body()).expect("json");
+        assert_eq!(body["error"]["type"], "invalid_request");
+        assert_eq!(body["error"]["field"], "llm_configuration.model");
+        assert_eq!(body["error"]["message"], "model is required");
+    }
+}

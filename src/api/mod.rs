@@ -1,0 +1,81 @@
+//! The wire format promptd speaks: Parea's completion API (request and response bodies, the
+//! event-stream framing, the error body) and JSON decoding that names the offending field.
+//!
+//! These types only describe bytes on the wire. Every optional field is an `Option` because the
+//! SDKs send unset fields as `null`; defaults are applied by the engine, not here. Unknown fields
+//! are accepted and ignored (the SDKs add fields over time).
+
+pub mod error;
+pub mod project;
+pub mod request;
+pub mod response;
+pub mod stream;
+
+pub use error::ApiError;
+pub use request::{
+    CompletionRequest, FunctionCallSpec, LlmConfiguration, Message, ModelParams, Role,
+};
+pub use response::CompletionResponse;
+
+use serde::de::DeserializeOwned;
+
+/// Decode a JSON body: malformed JSON is a 400 `invalid_json`, a well-formed body with a field of
+/// the wrong type a 422 `invalid_request` naming the field (`llm_configuration.messages[0].role`).
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::InvalidJson(inner.to_string())
+        } else {
+            ApiError::InvalidField {
+                field: if path == "." { None } else { Some(path) },
+                message: inner.to_string(),
+            }
+        }
+    })?;
+    de.end().map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_json_is_invalid_json() {
+        let err = decode_json::<CompletionRequest>(b"{\"cache\": tru").unwrap_err();
+        assert!(matches!(err, ApiError::InvalidJson(_)), "{err:?}");
+        let err = decode_json::<CompletionRequest>(b"{} trailing").unwrap_err();
+        assert!(matches!(err, ApiError::InvalidJson(_)), "{err:?}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let body = br#"{"llm_configuration": {"messages": [{"role": "wizard", "content": "x"}]}}"#;
+        match decode_json::<CompletionRequest>(body).unwrap_err() {
+            ApiError::InvalidField { field, .. } => {
+                assert_eq!(field.as_deref(), Some("llm_configuration.messages[0].role"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let body = br#"{"cache": "yes"}"#;
+        match decode_json::<CompletionRequest>(body).unwrap_err() {
+            ApiError::InvalidField { field, .. } => assert_eq!(field.as_deref(), Some("cache")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nulls_and_unknown_fields_are_accepted() {
+        let body = br#"{"deployment_id": null, "metadata": null, "whatever": [1,2],
+            "llm_configuration": {"model": "m", "history": null,
+                "model_params": {"max_length": null, "temp": null, "future": 1}}}"#;
+        let req: CompletionRequest = decode_json(body).expect("decodes");
+        assert!(req.deployment_id.is_none());
+        let config = req.llm_configuration.expect("config");
+        assert_eq!(config.model.as_deref(), Some("m"));
+        assert!(config.model_params.expect("params").max_length.is_none());
+    }
+}

@@ -1,0 +1,16 @@
+//! `POST /project`: create-or-get a project by name (the SDK calls it at start-up).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectResponse {
+    pub name: String,
+    pub uuid: String,
+    pub created_at: String,
+    pub was_created: bool,
+}

@@ -1,0 +1,93 @@
+//! The completion request body (`Completion` and `LLMInputs` of Parea's API).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::Secret;
+
+/// `POST /completion` and `POST /completion/stream` body. Every field may be absent or `null`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct CompletionRequest {
+    pub cache: Option<bool>,
+    pub deployment_id: Option<String>,
+    pub llm_configuration: Option<LlmConfiguration>,
+    #[serde(alias = "inputs")]
+    pub llm_inputs: Option<Map<String, Value>>,
+    pub trace_id: Option<String>,
+    /// Deprecated alias of `trace_id`; the Python SDK still sends it.
+    pub inference_id: Option<String>,
+    pub parent_trace_id: Option<String>,
+    pub root_trace_id: Option<String>,
+    pub trace_name: Option<String>,
+    /// Deprecated; accepted and ignored.
+    pub name: Option<String>,
+    pub end_user_identifier: Option<String>,
+    pub eval_metric_ids: Option<Vec<i64>>,
+    pub experiment_uuid: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub tags: Option<Vec<String>>,
+    pub target: Option<String>,
+    pub project_uuid: Option<String>,
+    pub project_name: Option<String>,
+    /// Beats the configured key for this call; never logged, never cached.
+    #[serde(skip_serializing)]
+    pub provider_api_key: Option<Secret>,
+    pub log_omit: Option<bool>,
+    pub log_omit_inputs: Option<bool>,
+    pub log_omit_outputs: Option<bool>,
+    pub log_sample_rate: Option<f64>,
+    /// Deprecated: use `/completion/stream`.
+    pub stream: Option<bool>,
+}
+
+/// `llm_configuration`: what to ask which model.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct LlmConfiguration {
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub model_params: Option<ModelParams>,
+    pub messages: Option<Vec<Message>>,
+    pub history: Option<Vec<Message>>,
+    pub functions: Option<Vec<Value>>,
+    pub function_call: Option<FunctionCallSpec>,
+}
+
+/// One chat turn.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Message {
+    pub role: Role,
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+/// Chat roles as Parea names them; `example_*` turns are sent as user/assistant turns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+    ExampleUser,
+    ExampleAssistant,
+}
+
+/// `model_params`, mapped to each provider's names by the provider layer.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct ModelParams {
+    pub temp: Option<f64>,
+    pub top_p: Option<f64>,
+    pub frequency_penalty: Option<f64>,
+    pub presence_penalty: Option<f64>,
+    pub max_length: Option<u32>,
+    pub response_format: Option<Value>,
+    pub safe_prompt: Option<bool>,
+}
+
+/// `function_call`: a mode (`"auto"`, `"none"`, a function name) or `{"name": ...}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum FunctionCallSpec {
+    Named { name: String },
+    Mode(String),
+}

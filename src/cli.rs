@@ -1,0 +1,339 @@
+//! Command-line interface: `serve` runs the daemon; the other subcommands are clients of a
+//! running daemon (over its socket) or check a config without starting.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::{Args, Parser, Subcommand};
+use hyper::Method;
+use serde_json::{json, Map, Value};
+
+use promptd::client::DaemonClient;
+use promptd::config::{default_socket, Config, Overrides, DEFAULT_CONFIG_TOML};
+use promptd::providers::sse::SseParser;
+use promptd::server::{Listeners, PAREA_PREFIX};
+
+/// promptd: a local LLM gateway daemon speaking Parea's completion API over a Unix socket.
+#[derive(Debug, Parser)]
+#[command(name = "promptd", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (embedded defaults when no --config is given).
+    Serve(ServeArgs),
+    /// Check a config file without starting; names the bad key on error.
+    Validate(ConfigArg),
+    /// Print the embedded default config, a starting point for your own.
+    DefaultConfig,
+    /// Ask a running daemon for a completion and print the answer.
+    Complete(CompleteArgs),
+    /// Like `complete`, but print the answer as it streams.
+    Stream(CompleteArgs),
+    /// Check that a daemon is up and print its version.
+    Health(SocketArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Config file (TOML). Without it the embedded default is used.
+    #[arg(long, short, env = "PROMPTD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Unix socket path (overrides `socket`).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Loopback TCP listener, e.g. 127.0.0.1:8787 (overrides `tcp`).
+    #[arg(long)]
+    pub tcp: Option<String>,
+    /// State directory (overrides `state_dir`).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Prompts directory (overrides `prompts_dir`).
+    #[arg(long)]
+    pub prompts_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SocketArg {
+    /// Socket of the daemon. Default: PROMPTD_SOCKET, else `socket` of --config, else the
+    /// default socket path.
+    #[arg(long, env = "PROMPTD_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Read the socket path from this config file.
+    #[arg(long, short, env = "PROMPTD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    #[command(flatten)]
+    pub target: SocketArg,
+    /// Model, e.g. gpt-4o-mini (required unless --deployment).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Provider name as configured, e.g. openai (required unless --deployment).
+    #[arg(long, short)]
+    pub provider: Option<String>,
+    /// A deployed prompt to use instead of --model/--provider.
+    #[arg(long, short)]
+    pub deployment: Option<String>,
+    /// A template input, `name=value` (repeatable).
+    #[arg(long = "input", short = 'i', value_parser = parse_input)]
+    pub inputs: Vec<(String, String)>,
+    /// A system message before the user's text.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Sampling temperature.
+    #[arg(long)]
+    pub temp: Option<f64>,
+    /// Maximum tokens of the answer.
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// Print the whole JSON response instead of the answer text (complete only).
+    #[arg(long)]
+    pub json: bool,
+    /// The user's message; `-` or nothing reads standard input (unless --deployment).
+    pub text: Option<String>,
+}
+
+fn parse_input(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not name=value"))
+}
+
+/// Run a parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Validate(args) => validate(args),
+        Command::DefaultConfig => {
+            print!("{DEFAULT_CONFIG_TOML}");
+            Ok(0)
+        }
+        Command::Complete(args) => runtime()?.block_on(complete(args, false)),
+        Command::Stream(args) => runtime()?.block_on(complete(args, true)),
+        Command::Health(args) => runtime()?.block_on(health(args)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<i32> {
+    let overrides = Overrides {
+        socket: args.socket,
+        tcp: args.tcp,
+        state_dir: args.state_dir,
+        prompts_dir: args.prompts_dir,
+    };
+    let config = Config::load(args.config.config.as_deref(), &overrides)?;
+    promptd::telemetry::init(&config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listeners = Listeners::bind(&config).await?;
+        promptd::run(config, listeners, shutdown_signal()).await
+    })?;
+    Ok(0)
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop promptd with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn validate(args: ConfigArg) -> anyhow::Result<i32> {
+    let config = Config::load(args.config.as_deref(), &Overrides::default())?;
+    let origin = args
+        .config
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "embedded default config".to_owned());
+    println!(
+        "{origin}: ok (socket {}, {} provider(s): {})",
+        config.socket.display(),
+        config.providers.len(),
+        config.provider_names().join(", ")
+    );
+    Ok(0)
+}
+
+fn socket_of(target: &SocketArg) -> anyhow::Result<PathBuf> {
+    if let Some(socket) = &target.socket {
+        return Ok(socket.clone());
+    }
+    match &target.config {
+        Some(path) => Ok(Config::load(Some(path), &Overrides::default())?.socket),
+        None => Ok(default_socket()),
+    }
+}
+
+async fn health(args: SocketArg) -> anyhow::Result<i32> {
+    let client = DaemonClient::new(&socket_of(&args)?);
+    let (status, body) = client.call(Method::GET, "/health", None).await?;
+    println!("{}", String::from_utf8_lossy(&body));
+    Ok(if status.is_success() { 0 } else { 1 })
+}
+
+fn request_body(args: &CompleteArgs) -> anyhow::Result<Value> {
+    let mut config = Map::new();
+    if let Some(m) = &args.model {
+        config.insert("model".into(), json!(m));
+    }
+    if let Some(p) = &args.provider {
+        config.insert("provider".into(), json!(p));
+    }
+    let mut params = Map::new();
+    if let Some(t) = args.temp {
+        params.insert("temp".into(), json!(t));
+    }
+    if let Some(n) = args.max_tokens {
+        params.insert("max_length".into(), json!(n));
+    }
+    if !params.is_empty() {
+        config.insert("model_params".into(), Value::Object(params));
+    }
+    let text = match args.text.as_deref() {
+        Some("-") => Some(read_stdin()?),
+        Some(t) => Some(t.to_owned()),
+        None if args.deployment.is_none() => Some(read_stdin()?),
+        None => None,
+    };
+    let mut messages = Vec::new();
+    if let Some(system) = &args.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    if let Some(text) = text {
+        messages.push(json!({"role": "user", "content": text}));
+    }
+    if !messages.is_empty() {
+        config.insert("messages".into(), Value::Array(messages));
+    }
+    if args.deployment.is_none() && (args.model.is_none() || args.provider.is_none()) {
+        bail!("give --model and --provider, or --deployment");
+    }
+    let mut body = Map::new();
+    body.insert("llm_configuration".into(), Value::Object(config));
+    if let Some(d) = &args.deployment {
+        body.insert("deployment_id".into(), json!(d));
+    }
+    if !args.inputs.is_empty() {
+        let inputs: Map<String, Value> = args
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        body.insert("llm_inputs".into(), Value::Object(inputs));
+    }
+    Ok(Value::Object(body))
+}
+
+fn read_stdin() -> anyhow::Result<String> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading the message from standard input")?;
+    Ok(text)
+}
+
+async fn complete(args: CompleteArgs, stream: bool) -> anyhow::Result<i32> {
+    let body = Bytes::from(serde_json::to_vec(&request_body(&args)?)?);
+    let client = DaemonClient::new(&socket_of(&args.target)?);
+    if !stream {
+        let (status, bytes) = client
+            .call(
+                Method::POST,
+                &format!("{PAREA_PREFIX}/completion"),
+                Some(body),
+            )
+            .await?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
+        if !status.is_success() {
+            eprintln!("promptd: {status}: {}", error_message(&value));
+            return Ok(1);
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        } else {
+            println!("{}", value["content"].as_str().unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    let response = client
+        .send(
+            Method::POST,
+            &format!("{PAREA_PREFIX}/completion/stream"),
+            Some(body),
+        )
+        .await?;
+    let status = response.status();
+    let mut body = response.into_body();
+    if !status.is_success() {
+        let bytes = http_body_util::BodyExt::collect(body).await?.to_bytes();
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        eprintln!("promptd: {status}: {}", error_message(&value));
+        return Ok(1);
+    }
+    let mut parser = SseParser::new();
+    let mut events = Vec::new();
+    let mut out = std::io::stdout().lock();
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        parser.feed(&data, &mut events);
+        for event in events.drain(..) {
+            if event.data.starts_with("ID_START") {
+                continue;
+            }
+            let value: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+            if let Some(error) = value.get("error").and_then(Value::as_str) {
+                writeln!(out)?;
+                eprintln!("promptd: stream failed: {error}");
+                return Ok(1);
+            }
+            write!(out, "{}", value["chunk"].as_str().unwrap_or_default())?;
+            out.flush()?;
+        }
+    }
+    writeln!(out)?;
+    Ok(0)
+}
+
+fn error_message(value: &Value) -> String {
+    value
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string())
+}

@@ -1,0 +1,446 @@
+//! Configuration: the TOML file (or the embedded default), command-line overrides, then one
+//! validated [`Config`] that the rest of the daemon reads.
+//!
+//! Raw then validated: [`raw::RawConfig`] mirrors the file (unknown keys refused); [`Config`]
+//! holds checked, typed values with every default applied. Errors name the key that is wrong.
+
+mod paths;
+pub mod raw;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use paths::{default_prompts_dir, default_socket, default_state_dir};
+use raw::{RawConfig, RawProvider};
+
+use crate::providers::{Price, ProviderKind};
+
+/// The embedded default config (`promptd default-config` prints it).
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("default.toml");
+
+/// Socket permissions: owner and group may connect, others not.
+const DEFAULT_SOCKET_MODE: u32 = 0o660;
+/// Large enough for long chat histories with function schemas, small enough to refuse abuse.
+const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
+/// A connection whose next request headers have not fully arrived this long after it opened (or
+/// after the previous response) is closed: both the header and the keep-alive idle timeout.
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long SIGTERM waits for in-flight requests (streams too) before exiting.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Whole answer (non-stream) or first event (stream); reasoning models can be slow.
+const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence between two events of a stream before it is treated as failed.
+const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Retries of 429/5xx/connection errors before the first byte of an answer.
+const DEFAULT_MAX_RETRIES: u32 = 2;
+/// Anthropic requires `max_tokens`; used when a request gives no `max_length`.
+const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// A config error: which key (or file) and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// One configured model provider.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    /// Where the key comes from, for status output (`env OPENAI_API_KEY`, `config`, `none`).
+    pub api_key_source: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub stream_idle_timeout: Duration,
+    pub max_retries: u32,
+    pub default_max_tokens: u32,
+}
+
+/// The validated configuration of a daemon.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub socket: PathBuf,
+    pub socket_mode: u32,
+    pub tcp: Option<SocketAddr>,
+    pub allow_remote: bool,
+    pub state_dir: PathBuf,
+    pub prompts_dir: PathBuf,
+    pub allowed_uids: Vec<u32>,
+    pub max_body: u64,
+    pub header_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub log_level: String,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Price overrides by model name (prefix match), USD per million tokens.
+    pub prices: BTreeMap<String, Price>,
+}
+
+/// Command-line flags that beat the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub socket: Option<PathBuf>,
+    pub tcp: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub prompts_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Load `path` (or the embedded default when `None`), apply `overrides`, validate.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let raw = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                parse_toml(&text, &path.display().to_string())?
+            }
+            None => parse_toml(DEFAULT_CONFIG_TOML, "<embedded default>")?,
+        };
+        Config::from_raw(raw, overrides)
+    }
+
+    /// Parse a config from TOML text (`origin` names it in errors).
+    pub fn from_toml(
+        text: &str,
+        origin: &str,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        Config::from_raw(parse_toml(text, origin)?, overrides)
+    }
+
+    /// Apply defaults and overrides to a raw config and check every value.
+    pub fn from_raw(mut raw: RawConfig, overrides: &Overrides) -> Result<Config, ConfigError> {
+        if let Some(socket) = &overrides.socket {
+            raw.socket = Some(socket.clone());
+        }
+        if let Some(tcp) = &overrides.tcp {
+            raw.tcp = Some(tcp.clone());
+        }
+        if let Some(dir) = &overrides.state_dir {
+            raw.state_dir = Some(dir.clone());
+        }
+        if let Some(dir) = &overrides.prompts_dir {
+            raw.prompts_dir = Some(dir.clone());
+        }
+        let providers = match raw.providers {
+            Some(providers) => providers,
+            None => parse_toml(DEFAULT_CONFIG_TOML, "<embedded default>")?
+                .providers
+                .unwrap_or_default(),
+        };
+        let allow_remote = raw.allow_remote.unwrap_or(false);
+        let tcp = raw
+            .tcp
+            .filter(|t| !t.is_empty())
+            .map(|t| parse_tcp(&t, allow_remote))
+            .transpose()?;
+        let config = Config {
+            socket: raw.socket.unwrap_or_else(default_socket),
+            socket_mode: match raw.socket_mode {
+                Some(mode) => parse_mode(&mode)?,
+                None => DEFAULT_SOCKET_MODE,
+            },
+            tcp,
+            allow_remote,
+            state_dir: raw.state_dir.unwrap_or_else(default_state_dir),
+            prompts_dir: raw.prompts_dir.unwrap_or_else(default_prompts_dir),
+            allowed_uids: raw.allowed_uids.unwrap_or_default(),
+            max_body: size_or("max_body", raw.max_body, DEFAULT_MAX_BODY)?,
+            header_timeout: duration_or(
+                "header_timeout",
+                raw.header_timeout,
+                DEFAULT_HEADER_TIMEOUT,
+            )?,
+            shutdown_grace: duration_or(
+                "shutdown_grace",
+                raw.shutdown_grace,
+                DEFAULT_SHUTDOWN_GRACE,
+            )?,
+            log_level: raw.log_level.unwrap_or_else(|| "info".to_owned()),
+            providers: providers
+                .into_iter()
+                .map(|(name, p)| provider_config(&name, p).map(|p| (name, p)))
+                .collect::<Result<_, _>>()?,
+            prices: raw
+                .prices
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(model, p)| check_price(&model, p.input, p.output).map(|p| (model, p)))
+                .collect::<Result<_, _>>()?,
+        };
+        if config.socket.as_os_str().is_empty() {
+            return Err(invalid("socket", "must not be empty"));
+        }
+        if config.max_body == 0 {
+            return Err(invalid("max_body", "must be more than 0 bytes"));
+        }
+        Ok(config)
+    }
+
+    /// The configured provider names, for error messages.
+    pub fn provider_names(&self) -> Vec<String> {
+        self.providers.keys().cloned().collect()
+    }
+}
+
+fn parse_toml(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: origin.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn parse_mode(mode: &str) -> Result<u32, ConfigError> {
+    let digits = mode.trim_start_matches("0o");
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| {
+            invalid(
+                "socket_mode",
+                format!("`{mode}` is not an octal mode like \"0660\""),
+            )
+        })
+}
+
+fn parse_tcp(text: &str, allow_remote: bool) -> Result<SocketAddr, ConfigError> {
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        invalid(
+            "tcp",
+            format!("`{text}` is not an address like \"127.0.0.1:8787\""),
+        )
+    })?;
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(invalid(
+            "tcp",
+            format!(
+                "`{addr}` is not a loopback address; promptd has no authentication on TCP, \
+                 set allow_remote = true to listen there anyway"
+            ),
+        ));
+    }
+    Ok(addr)
+}
+
+fn size_or(key: &str, value: Option<String>, default: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<bytesize::ByteSize>()
+            .map(|b| b.as_u64())
+            .map_err(|e| invalid(key, format!("`{text}` is not a size like \"4MiB\": {e}"))),
+    }
+}
+
+fn duration_or(
+    key: &str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(&text)
+            .map_err(|e| invalid(key, format!("`{text}` is not a duration like \"30s\": {e}"))),
+    }
+}
+
+fn check_price(model: &str, input: f64, output: f64) -> Result<Price, ConfigError> {
+    if !(input.is_finite() && output.is_finite() && input >= 0.0 && output >= 0.0) {
+        return Err(invalid(
+            format!("prices.\"{model}\""),
+            "input and output must be non-negative USD per million tokens",
+        ));
+    }
+    Ok(Price {
+        input_per_mtok: input,
+        output_per_mtok: output,
+    })
+}
+
+fn provider_config(name: &str, raw: RawProvider) -> Result<ProviderConfig, ConfigError> {
+    let key = |k: &str| format!("providers.{name}.{k}");
+    let kind = match raw.kind.as_str() {
+        "openai" => ProviderKind::OpenAi,
+        "anthropic" => ProviderKind::Anthropic,
+        other => {
+            return Err(invalid(
+                key("kind"),
+                format!("unknown kind `{other}`; expected \"openai\" or \"anthropic\""),
+            ))
+        }
+    };
+    let base_url = raw
+        .base_url
+        .unwrap_or_else(|| kind.default_base_url().to_owned())
+        .trim_end_matches('/')
+        .to_owned();
+    match reqwest::Url::parse(&base_url) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+        _ => {
+            return Err(invalid(
+                key("base_url"),
+                format!("`{base_url}` is not an http(s) URL"),
+            ))
+        }
+    }
+    if raw.api_key.is_some() && raw.api_key_env.is_some() {
+        return Err(invalid(
+            key("api_key"),
+            "give either api_key or api_key_env, not both",
+        ));
+    }
+    let (api_key, api_key_source) = match (raw.api_key, raw.api_key_env) {
+        (Some(k), _) => (Some(Secret::new(k)), "config".to_owned()),
+        (None, Some(var)) => match std::env::var(&var) {
+            Ok(v) if !v.is_empty() => (Some(Secret::new(v)), format!("env {var}")),
+            _ => (None, format!("env {var} (not set)")),
+        },
+        (None, None) => (None, "none".to_owned()),
+    };
+    Ok(ProviderConfig {
+        kind,
+        base_url,
+        api_key,
+        api_key_source,
+        timeout: duration_or(&key("timeout"), raw.timeout, DEFAULT_PROVIDER_TIMEOUT)?,
+        connect_timeout: duration_or(
+            &key("connect_timeout"),
+            raw.connect_timeout,
+            DEFAULT_CONNECT_TIMEOUT,
+        )?,
+        stream_idle_timeout: duration_or(
+            &key("stream_idle_timeout"),
+            raw.stream_idle_timeout,
+            DEFAULT_STREAM_IDLE_TIMEOUT,
+        )?,
+        max_retries: raw.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+        default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, "test.toml", &Overrides::default())
+    }
+
+    #[test]
+    fn embedded_default_is_valid_and_has_both_providers() {
+        let config = Config::load(None, &Overrides::default()).expect("default config");
+        assert_eq!(config.provider_names(), vec!["anthropic", "openai"]);
+        assert_eq!(config.socket_mode, 0o660);
+        assert_eq!(config.max_body, 4 * 1024 * 1024);
+        assert!(config.tcp.is_none());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load("sockett = \"/tmp/x\"").unwrap_err().to_string();
+        assert!(err.contains("sockett"), "{err}");
+        let err = load("[providers.x]\nkind = \"openai\"\nbase_ur = \"http://a\"").unwrap_err();
+        assert!(err.to_string().contains("base_ur"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("socket_mode = \"999\"", "socket_mode"),
+            ("tcp = \"0.0.0.0:1\"", "tcp"),
+            ("tcp = \"nonsense\"", "tcp"),
+            ("max_body = \"lots\"", "max_body"),
+            ("shutdown_grace = \"soon\"", "shutdown_grace"),
+            ("[providers.p]\nkind = \"bard\"", "providers.p.kind"),
+            (
+                "[providers.p]\nkind = \"openai\"\nbase_url = \"ftp://x\"",
+                "providers.p.base_url",
+            ),
+            (
+                "[providers.p]\nkind = \"openai\"\ntimeout = \"x\"",
+                "providers.p.timeout",
+            ),
+            ("[prices.m]\ninput = -1.0\noutput = 1.0", "prices.\"m\""),
+        ];
+        for (text, key) in cases {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn remote_tcp_needs_allow_remote() {
+        let config = load("tcp = \"0.0.0.0:8787\"\nallow_remote = true").expect("allowed");
+        assert_eq!(config.tcp.map(|a| a.port()), Some(8787));
+    }
+
+    #[test]
+    fn overrides_beat_the_file() {
+        let overrides = Overrides {
+            socket: Some("/tmp/o.sock".into()),
+            tcp: Some("127.0.0.1:9".into()),
+            ..Overrides::default()
+        };
+        let config = Config::from_toml("socket = \"/tmp/f.sock\"", "t", &overrides).expect("valid");
+        assert_eq!(config.socket, PathBuf::from("/tmp/o.sock"));
+        assert_eq!(config.tcp.map(|a| a.port()), Some(9));
+    }
+
+    #[test]
+    fn explicit_providers_replace_the_defaults_and_keys_stay_secret() {
+        let config = load(
+            "[providers.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1/\"\napi_key = \"sk-secret\"",
+        )
+        .expect("valid");
+        assert_eq!(config.provider_names(), vec!["local"]);
+        let local = &config.providers["local"];
+        assert_eq!(local.base_url, "http://127.0.0.1:1/v1");
+        assert!(!format!("{config:?}").contains("sk-secret"));
+        assert_eq!(
+            local.api_key.as_ref().map(Secret::expose),
+            Some("sk-secret")
+        );
+    }
+}

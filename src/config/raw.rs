@@ -1,0 +1,52 @@
+//! The config file as written: serde structs that mirror the TOML one to one.
+//!
+//! Every key is optional here; [`super::Config::from_raw`] applies the defaults and checks the
+//! values. Unknown keys are refused (`deny_unknown_fields`) so a typo never silently falls back
+//! to a default.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The top level of `promptd.toml`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub socket: Option<PathBuf>,
+    pub socket_mode: Option<String>,
+    pub tcp: Option<String>,
+    pub allow_remote: Option<bool>,
+    pub state_dir: Option<PathBuf>,
+    pub prompts_dir: Option<PathBuf>,
+    pub allowed_uids: Option<Vec<u32>>,
+    pub max_body: Option<String>,
+    pub header_timeout: Option<String>,
+    pub shutdown_grace: Option<String>,
+    pub log_level: Option<String>,
+    pub providers: Option<BTreeMap<String, RawProvider>>,
+    pub prices: Option<BTreeMap<String, RawPrice>>,
+}
+
+/// One `[providers.NAME]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    pub kind: String,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub api_key: Option<String>,
+    pub timeout: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub stream_idle_timeout: Option<String>,
+    pub max_retries: Option<u32>,
+    pub default_max_tokens: Option<u32>,
+}
+
+/// One `[prices."MODEL"]` table: USD per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub input: f64,
+    pub output: f64,
+}

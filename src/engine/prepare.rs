@@ -1,0 +1,193 @@
+//! Turn a decoded [`CompletionRequest`] into a [`Prepared`] call: trace id chosen, provider
+//! resolved, messages rendered and history placed, defaults applied, every check done before
+//! any upstream is called.
+
+use std::sync::Arc;
+
+use crate::api::{ApiError, CompletionRequest, LlmConfiguration, Message, Role};
+use crate::config::Secret;
+use crate::deployments::{Template, TemplateError};
+use crate::providers::{ChatRequest, Provider};
+
+/// A request ready for the provider.
+#[derive(Debug)]
+pub struct Prepared {
+    pub trace_id: String,
+    pub provider: Arc<Provider>,
+    pub chat: ChatRequest,
+    /// `provider_api_key` of the request, beating the configured key.
+    pub api_key: Option<Secret>,
+    /// `cache` (default true): read and write the completion cache.
+    pub cache: bool,
+}
+
+/// Resolve `req` against the configured providers.
+pub fn prepare(
+    mut req: CompletionRequest,
+    lookup: impl Fn(&str) -> Option<Arc<Provider>>,
+    provider_names: impl Fn() -> Vec<String>,
+) -> Result<Prepared, ApiError> {
+    if let Some(id) = req.deployment_id.as_deref() {
+        // The prompts-directory registry is not part of this build yet.
+        return Err(ApiError::UnknownDeployment(id.to_owned()));
+    }
+    if let Some(rate) = req.log_sample_rate {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(ApiError::InvalidRequest {
+                field: "log_sample_rate",
+                message: format!("log_sample_rate must be between 0 and 1, got {rate}"),
+            });
+        }
+    }
+    let config = req.llm_configuration.take().unwrap_or_default();
+    let LlmConfiguration {
+        model,
+        provider,
+        model_params,
+        messages,
+        history,
+        functions,
+        function_call,
+    } = config;
+    let provider_name = provider
+        .filter(|p| !p.is_empty())
+        .ok_or(ApiError::InvalidRequest {
+            field: "llm_configuration.provider",
+            message: "llm_configuration.provider is required (or a deployment_id)".into(),
+        })?;
+    let model = model
+        .filter(|m| !m.is_empty())
+        .ok_or(ApiError::InvalidRequest {
+            field: "llm_configuration.model",
+            message: "llm_configuration.model is required (or a deployment_id)".into(),
+        })?;
+    let provider = lookup(&provider_name).ok_or_else(|| ApiError::UnknownProvider {
+        requested: provider_name.clone(),
+        configured: provider_names(),
+    })?;
+    let messages = messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Err(ApiError::InvalidRequest {
+            field: "llm_configuration.messages",
+            message: "llm_configuration.messages must hold at least one message".into(),
+        });
+    }
+    let mut messages = place_history(messages, history.unwrap_or_default());
+    // Messages of a request are templates only when the request gives inputs: a `{{` in plain
+    // text (code, other template languages) is then left alone.
+    if let Some(inputs) = &req.llm_inputs {
+        render_messages(&mut messages, inputs)?;
+    }
+    let trace_id = req
+        .trace_id
+        .take()
+        .or_else(|| req.inference_id.take())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    Ok(Prepared {
+        trace_id,
+        provider,
+        chat: ChatRequest {
+            model,
+            messages,
+            params: model_params.unwrap_or_default(),
+            functions: functions.unwrap_or_default(),
+            function_call,
+        },
+        api_key: req.provider_api_key.take(),
+        cache: req.cache.unwrap_or(true),
+    })
+}
+
+/// `history` holds earlier turns: they go before the last user message (after any system
+/// prompt), or at the end when there is no user message.
+fn place_history(mut messages: Vec<Message>, history: Vec<Message>) -> Vec<Message> {
+    if history.is_empty() {
+        return messages;
+    }
+    let at = messages
+        .iter()
+        .rposition(|m| m.role == Role::User)
+        .unwrap_or(messages.len());
+    messages.splice(at..at, history);
+    messages
+}
+
+fn render_messages(
+    messages: &mut [Message],
+    inputs: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ApiError> {
+    let mut missing: Vec<String> = Vec::new();
+    for (i, message) in messages.iter_mut().enumerate() {
+        let Some(content) = message.content.as_deref() else {
+            continue;
+        };
+        if !content.contains("{{") {
+            continue;
+        }
+        let template = Template::compile(content).map_err(|e| ApiError::InvalidField {
+            field: Some(format!("llm_configuration.messages[{i}].content")),
+            message: format!("template error: {e}"),
+        })?;
+        match template.render(inputs) {
+            Ok(text) => message.content = Some(text),
+            Err(TemplateError::Missing(names)) => {
+                for name in names {
+                    if !missing.contains(&name) {
+                        missing.push(name);
+                    }
+                }
+            }
+            Err(e) => return Err(ApiError::Internal(e.to_string())),
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::MissingInput(missing))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(role: Role, content: &str) -> Message {
+        Message {
+            role,
+            content: Some(content.to_owned()),
+        }
+    }
+
+    #[test]
+    fn history_goes_before_the_last_user_message() {
+        let placed = place_history(
+            vec![msg(Role::System, "s"), msg(Role::User, "now")],
+            vec![msg(Role::User, "before"), msg(Role::Assistant, "reply")],
+        );
+        let contents: Vec<_> = placed
+            .iter()
+            .map(|m| m.content.as_deref().unwrap_or(""))
+            .collect();
+        assert_eq!(contents, vec!["s", "before", "reply", "now"]);
+        let placed = place_history(vec![msg(Role::System, "s")], vec![msg(Role::User, "h")]);
+        assert_eq!(placed.len(), 2);
+        assert_eq!(placed[1].content.as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn rendering_lists_every_missing_input_across_messages() {
+        let mut messages = vec![
+            msg(Role::System, "{{a}} {{b}}"),
+            msg(Role::User, "{{c}} {{a}}"),
+        ];
+        let inputs = serde_json::json!({"b": 1})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        match render_messages(&mut messages, &inputs).unwrap_err() {
+            ApiError::MissingInput(names) => assert_eq!(names, vec!["a", "c"]),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

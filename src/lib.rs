@@ -1,0 +1,27 @@
+//! promptd: a local LLM gateway daemon speaking Parea's completion API over a Unix socket.
+//!
+//! Module map (see `DESIGN.md`):
+//!
+//! - [`config`] — TOML file and flags to one validated [`config::Config`].
+//! - [`server`] — listeners (Unix socket with peer credentials, loopback TCP), HTTP routing,
+//!   graceful shutdown; [`server::run`] is the one entry point.
+//! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body.
+//! - [`engine`] — the completion pipeline; the one place that knows the order of the steps.
+//! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
+//! - [`deployments`] — deployed prompts and the `{{placeholder}}` template engine.
+//! - [`projects`] — `POST /project` create-or-get, remembered in the state directory.
+//! - [`client`] — the CLI's HTTP client for a running daemon.
+//! - [`telemetry`] — logging setup.
+
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod deployments;
+pub mod engine;
+pub mod projects;
+pub mod providers;
+pub mod server;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::{run, Listeners, StartupError};

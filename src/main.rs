@@ -1,0 +1,16 @@
+//! The `promptd` binary: parse the command line, run the subcommand, map errors to an exit code.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("promptd: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The one HTTP path to an upstream: build the request for the provider's kind, send it with a
+//! pooled client, retry 408/429/5xx/connection errors with capped backoff (honouring
+//! `Retry-After`) while no byte has reached the client, enforce timeouts, and hand back either a
+//! whole [`Completion`] or an [`UpstreamStream`] of text deltas.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+
+use super::sse::{SseEvent, SseParser};
+use super::{
+    anthropic, openai, upstream_error_message, ChatRequest, Completion, ProviderError,
+    ProviderKind, StreamDecoder,
+};
+use crate::config::{ProviderConfig, Secret};
+
+/// First retry waits about this long; each further retry doubles it.
+const RETRY_BASE: Duration = Duration::from_millis(250);
+/// No single backoff wait is longer than this.
+const RETRY_CAP: Duration = Duration::from_secs(4);
+/// A `Retry-After` longer than this is not waited for: the error goes back to the client.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
+/// How long an idle pooled connection to an upstream is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A configured upstream with its own connection pool.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    name: String,
+    config: ProviderConfig,
+    http: reqwest::Client,
+    endpoint: String,
+}
+
+impl Provider {
+    /// Build the provider and its HTTP client (connection pool, HTTP/2 where the server offers
+    /// it through ALPN).
+    pub fn new(name: &str, config: ProviderConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("promptd/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()?;
+        let endpoint = match config.kind {
+            ProviderKind::OpenAi => format!("{}/chat/completions", config.base_url),
+            ProviderKind::Anthropic => format!("{}/messages", config.base_url),
+        };
+        Ok(Provider {
+            name: name.to_owned(),
+            config,
+            http,
+            endpoint,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        self.config.kind
+    }
+
+    pub fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    /// Ask for a whole answer.
+    pub async fn complete(
+        &self,
+        req: &ChatRequest,
+        key: Option<&Secret>,
+    ) -> Result<Completion, ProviderError> {
+        let timeout = self.config.timeout;
+        let work = async {
+            let response = self.send(req, false, key).await?;
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| ProviderError::Unreachable(format!("reading the answer: {e}")))?;
+            match self.config.kind {
+                ProviderKind::OpenAi => openai::parse_response(&body),
+                ProviderKind::Anthropic => anthropic::parse_response(&body),
+            }
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| ProviderError::Timeout(timeout))?
+    }
+
+    /// Open a stream: returns once the upstream accepted the request (2xx headers). The caller
+    /// reads the first delta before committing its own response.
+    pub async fn open_stream(
+        &self,
+        req: &ChatRequest,
+        key: Option<&Secret>,
+    ) -> Result<UpstreamStream, ProviderError> {
+        let timeout = self.config.timeout;
+        let response = tokio::time::timeout(timeout, self.send(req, true, key))
+            .await
+            .map_err(|_| ProviderError::Timeout(timeout))??;
+        Ok(UpstreamStream {
+            response,
+            parser: SseParser::new(),
+            pending: VecDeque::new(),
+            decoder: StreamDecoder::new(self.config.kind),
+            idle_timeout: self.config.stream_idle_timeout,
+            first_timeout: Some(timeout),
+            finished: false,
+        })
+    }
+
+    /// Send with retries; `Ok` only for a 2xx answer.
+    async fn send(
+        &self,
+        req: &ChatRequest,
+        stream: bool,
+        key: Option<&Secret>,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let body = match self.config.kind {
+            ProviderKind::OpenAi => openai::request_body(req, stream),
+            ProviderKind::Anthropic => {
+                anthropic::request_body(req, stream, self.config.default_max_tokens)
+            }
+        };
+        let body = Bytes::from(
+            serde_json::to_vec(&body).map_err(|e| ProviderError::Protocol(e.to_string()))?,
+        );
+        let headers = self.headers(key.or(self.config.api_key.as_ref()));
+        let mut attempt = 0;
+        loop {
+            let result = self.send_once(body.clone(), headers.clone()).await;
+            match result {
+                Err(err) if err.is_retryable() && attempt < self.config.max_retries => {
+                    let Some(wait) = backoff(attempt, &err) else {
+                        return Err(err);
+                    };
+                    tracing::debug!(provider = %self.name, attempt, ?wait, error = %err, "retrying upstream call");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        body: Bytes,
+        headers: HeaderMap,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unreachable(error_chain(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+        let body = response.bytes().await.unwrap_or_default();
+        Err(ProviderError::Status {
+            status: status.as_u16(),
+            message: upstream_error_message(&body),
+            retry_after,
+        })
+    }
+
+    fn headers(&self, key: Option<&Secret>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match self.config.kind {
+            ProviderKind::OpenAi => {
+                if let Some(v) =
+                    key.and_then(|k| HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok())
+                {
+                    headers.insert(AUTHORIZATION, sensitive(v));
+                }
+            }
+            ProviderKind::Anthropic => {
+                headers.insert(
+                    "anthropic-version",
+                    HeaderValue::from_static(anthropic::API_VERSION),
+                );
+                if let Some(v) = key.and_then(|k| HeaderValue::from_str(k.expose()).ok()) {
+                    headers.insert("x-api-key", sensitive(v));
+                }
+            }
+        }
+        headers
+    }
+}
+
+fn sensitive(mut value: HeaderValue) -> HeaderValue {
+    value.set_sensitive(true);
+    value
+}
+
+/// The wait before retry number `attempt + 1`, or `None` when the upstream asks for a wait
+/// longer than promptd is willing to hold a client.
+fn backoff(attempt: u32, err: &ProviderError) -> Option<Duration> {
+    if let ProviderError::Status {
+        retry_after: Some(wait),
+        ..
+    } = err
+    {
+        return (*wait <= RETRY_AFTER_MAX).then_some(*wait);
+    }
+    let exp = RETRY_BASE
+        .saturating_mul(1 << attempt.min(16))
+        .min(RETRY_CAP);
+    // Full jitter between half and the whole wait spreads retries of many clients.
+    let jitter = rand::rng().random_range(0.5..=1.0);
+    Some(exp.mul_f64(jitter))
+}
+
+/// A reqwest error with its sources (`error sending request: ... Connection refused`).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// An open upstream stream: yields text deltas, then the accumulated [`Completion`].
+#[derive(Debug)]
+pub struct UpstreamStream {
+    response: reqwest::Response,
+    parser: SseParser,
+    pending: VecDeque<SseEvent>,
+    decoder: StreamDecoder,
+    idle_timeout: Duration,
+    /// Timeout for the first read (the whole provider timeout), then `idle_timeout`.
+    first_timeout: Option<Duration>,
+    finished: bool,
+}
+
+impl UpstreamStream {
+    /// The next text delta; `Ok(None)` once the answer ended cleanly. A failure after the start
+    /// (error event, cut connection, idle timeout, a body that ends too early) is an error.
+    pub async fn next_delta(&mut self) -> Result<Option<String>, ProviderError> {
+        loop {
+            while let Some(event) = self.pending.pop_front() {
+                let decoded = self.decoder.on_event(&event)?;
+                if decoded.done {
+                    self.finished = true;
+                    self.pending.clear();
+                }
+                if decoded.delta.is_some() {
+                    return Ok(decoded.delta);
+                }
+                if self.finished {
+                    return Ok(None);
+                }
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            let timeout = self.first_timeout.take().unwrap_or(self.idle_timeout);
+            let mut events = Vec::new();
+            match tokio::time::timeout(timeout, self.response.chunk()).await {
+                Err(_) => {
+                    return Err(ProviderError::Stream(format!(
+                        "no stream event within {timeout:?}"
+                    )))
+                }
+                Ok(Err(e)) => {
+                    return Err(ProviderError::Stream(format!(
+                        "stream cut: {}",
+                        error_chain(&e)
+                    )))
+                }
+                Ok(Ok(Some(bytes))) => self.parser.feed(&bytes, &mut events),
+                Ok(Ok(None)) => {
+                    self.parser.finish(&mut events);
+                    if events.is_empty() {
+                        if self.decoder.ended_cleanly() {
+                            self.finished = true;
+                            return Ok(None);
+                        }
+                        return Err(ProviderError::Stream(
+                            "stream ended before the answer was complete".into(),
+                        ));
+                    }
+                }
+            }
+            self.pending.extend(events);
+        }
+    }
+
+    /// The whole answer as accumulated from the stream.
+    pub fn into_completion(self) -> Completion {
+        self.decoder.into_completion()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let unreachable = ProviderError::Unreachable("x".into());
+        for attempt in 0..20 {
+            let wait = backoff(attempt, &unreachable).expect("retry");
+            assert!(wait <= RETRY_CAP, "{attempt}: {wait:?}");
+            assert!(wait >= RETRY_BASE / 2, "{attempt}: {wait:?}");
+        }
+        let asked = |secs| ProviderError::Status {
+            status: 429,
+            message: String::new(),
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(backoff(0, &asked(2)), Some(Duration::from_secs(2)));
+        assert_eq!(backoff(0, &asked(60)), None);
+    }
+}

@@ -1,0 +1,231 @@
+//! Model providers: turn a normalised [`ChatRequest`] into an upstream HTTP call and the
+//! upstream's answer (a JSON body or an SSE stream) into a normalised [`Completion`].
+//!
+//! The provider layer knows nothing of caching, logging or Parea's wire format. Each kind of
+//! upstream ([`openai`], [`anthropic`]) contributes three pure pieces — the request body, the
+//! parse of a whole answer, a decoder of stream events — and [`client`] owns the one HTTP path
+//! with its timeouts and retries. [`sse`] parses event-stream framing, [`pricing`] turns usage
+//! into cost.
+
+pub mod anthropic;
+pub mod client;
+pub mod openai;
+pub mod pricing;
+pub mod sse;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::api::{FunctionCallSpec, Message, ModelParams};
+pub use client::{Provider, UpstreamStream};
+pub use pricing::{Price, PriceTable};
+
+/// The kinds of upstream API promptd speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// OpenAI chat completions, and every OpenAI-compatible server (vLLM, Ollama, ...).
+    OpenAi,
+    /// Anthropic messages API.
+    Anthropic,
+}
+
+impl ProviderKind {
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "https://api.openai.com/v1",
+            ProviderKind::Anthropic => "https://api.anthropic.com/v1",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// A provider-neutral chat request: messages already rendered, history already placed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<Message>,
+    pub params: ModelParams,
+    pub functions: Vec<Value>,
+    pub function_call: Option<FunctionCallSpec>,
+}
+
+/// Token counts as the upstream reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// A function/tool call the model made. `arguments` is the JSON text of the arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A whole answer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Completion {
+    /// The text the model wrote.
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: Usage,
+    /// The model the upstream says answered (may be a dated snapshot of the requested one).
+    pub model: Option<String>,
+    pub finish_reason: Option<String>,
+}
+
+impl Completion {
+    /// Parea's `content`: the text, or — when the model called functions — the calls as a JSON
+    /// array of `{"id", "type": "function", "function": {"name", "arguments"}}` (arguments a
+    /// JSON string, as OpenAI sends them).
+    pub fn content(&self) -> String {
+        if self.tool_calls.is_empty() {
+            self.text.clone()
+        } else {
+            tool_calls_json(&self.tool_calls)
+        }
+    }
+}
+
+/// The JSON text of tool calls, as carried in Parea's `content`.
+pub fn tool_calls_json(calls: &[ToolCall]) -> String {
+    #[derive(Serialize)]
+    struct Call<'a> {
+        id: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        function: Function<'a>,
+    }
+    #[derive(Serialize)]
+    struct Function<'a> {
+        name: &'a str,
+        arguments: &'a str,
+    }
+    let calls: Vec<Call<'_>> = calls
+        .iter()
+        .map(|c| Call {
+            id: &c.id,
+            kind: "function",
+            function: Function {
+                name: &c.name,
+                arguments: &c.arguments,
+            },
+        })
+        .collect();
+    serde_json::to_string(&calls).unwrap_or_default()
+}
+
+/// What went wrong talking to an upstream.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// A non-2xx answer, with the upstream's own message.
+    #[error("status {status}: {message}")]
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Connection refused, DNS failure, TLS failure, reset before an answer.
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// A 2xx answer promptd could not read.
+    #[error("{0}")]
+    Protocol(String),
+    /// The stream failed after it started (error event, cut connection, idle timeout).
+    #[error("{0}")]
+    Stream(String),
+}
+
+impl ProviderError {
+    /// Worth another try before any byte reached the client.
+    fn is_retryable(&self) -> bool {
+        match self {
+            ProviderError::Status { status, .. } => {
+                matches!(status, 408 | 429 | 500 | 502 | 503 | 504 | 529)
+            }
+            ProviderError::Unreachable(_) => true,
+            ProviderError::Timeout(_) | ProviderError::Protocol(_) | ProviderError::Stream(_) => {
+                false
+            }
+        }
+    }
+}
+
+/// What a stream decoder made of one event.
+#[derive(Debug, Default, PartialEq)]
+pub struct Decoded {
+    /// Text to forward to the client now.
+    pub delta: Option<String>,
+    /// The upstream signalled the end of the answer.
+    pub done: bool,
+}
+
+/// Per-kind stream state: accumulates usage, tool calls and the finish reason.
+#[derive(Debug)]
+pub enum StreamDecoder {
+    OpenAi(openai::StreamState),
+    Anthropic(anthropic::StreamState),
+}
+
+impl StreamDecoder {
+    pub fn new(kind: ProviderKind) -> Self {
+        match kind {
+            ProviderKind::OpenAi => StreamDecoder::OpenAi(openai::StreamState::default()),
+            ProviderKind::Anthropic => StreamDecoder::Anthropic(anthropic::StreamState::default()),
+        }
+    }
+
+    pub fn on_event(&mut self, event: &sse::SseEvent) -> Result<Decoded, ProviderError> {
+        match self {
+            StreamDecoder::OpenAi(s) => s.on_event(event),
+            StreamDecoder::Anthropic(s) => s.on_event(event),
+        }
+    }
+
+    /// The body ended without an explicit end marker: is what we have a complete answer?
+    pub fn ended_cleanly(&self) -> bool {
+        match self {
+            StreamDecoder::OpenAi(s) => s.finish_reason.is_some(),
+            StreamDecoder::Anthropic(s) => s.stop_reason.is_some(),
+        }
+    }
+
+    pub fn into_completion(self) -> Completion {
+        match self {
+            StreamDecoder::OpenAi(s) => s.into_completion(),
+            StreamDecoder::Anthropic(s) => s.into_completion(),
+        }
+    }
+}
+
+/// The upstream's error message from a non-2xx body: `{"error": {"message"}}` (OpenAI and
+/// Anthropic both nest it so), else the start of the raw text.
+pub(crate) fn upstream_error_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        if let Some(m) = v.pointer("/error/message").and_then(Value::as_str) {
+            return m.to_owned();
+        }
+        if let Some(m) = v.get("error").and_then(Value::as_str) {
+            return m.to_owned();
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        text.chars().take(500).collect()
+    }
+}

@@ -1,0 +1,474 @@
+//! OpenAI chat completions (`POST {base_url}/chat/completions`), also spoken by
+//! OpenAI-compatible servers: request body, whole-answer parse, stream decoder.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::sse::SseEvent;
+use super::{ChatRequest, Completion, Decoded, ProviderError, ToolCall, Usage};
+use crate::api::{FunctionCallSpec, Role};
+
+/// The JSON body for `chat/completions`.
+pub fn request_body(req: &ChatRequest, stream: bool) -> Value {
+    let messages: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|m| json!({"role": role_name(m.role), "content": m.content.as_deref().unwrap_or("")}))
+        .collect();
+    let mut body = Map::new();
+    body.insert("model".into(), Value::from(req.model.as_str()));
+    body.insert("messages".into(), Value::Array(messages));
+    let p = &req.params;
+    let mut put = |key: &str, value: Option<Value>| {
+        if let Some(v) = value {
+            body.insert(key.to_owned(), v);
+        }
+    };
+    put("temperature", p.temp.map(Value::from));
+    put("top_p", p.top_p.map(Value::from));
+    put("frequency_penalty", p.frequency_penalty.map(Value::from));
+    put("presence_penalty", p.presence_penalty.map(Value::from));
+    put("max_tokens", p.max_length.map(Value::from));
+    put("response_format", p.response_format.clone());
+    put("safe_prompt", p.safe_prompt.map(Value::from));
+    if !req.functions.is_empty() {
+        put(
+            "tools",
+            Some(Value::Array(req.functions.iter().map(tool).collect())),
+        );
+    }
+    put("tool_choice", req.function_call.as_ref().map(tool_choice));
+    if stream {
+        put("stream", Some(Value::Bool(true)));
+        put("stream_options", Some(json!({"include_usage": true})));
+    }
+    Value::Object(body)
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::System => "system",
+        Role::User | Role::ExampleUser => "user",
+        Role::Assistant | Role::ExampleAssistant => "assistant",
+        Role::Tool => "tool",
+    }
+}
+
+/// A Parea function definition (`{name, description, parameters}`) as an OpenAI tool; one
+/// already in tool shape passes unchanged.
+fn tool(function: &Value) -> Value {
+    if function.get("type").is_some() && function.get("function").is_some() {
+        function.clone()
+    } else {
+        json!({"type": "function", "function": function})
+    }
+}
+
+fn tool_choice(spec: &FunctionCallSpec) -> Value {
+    match spec {
+        FunctionCallSpec::Mode(mode) if matches!(mode.as_str(), "auto" | "none" | "required") => {
+            Value::from(mode.as_str())
+        }
+        FunctionCallSpec::Mode(name) | FunctionCallSpec::Named { name } => {
+            json!({"type": "function", "function": {"name": name}})
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ChatCompletion {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: WireMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    id: String,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    arguments: String,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Usage {
+        Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+        }
+    }
+}
+
+/// Parse a whole (non-stream) answer.
+pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
+    let parsed: ChatCompletion = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::Protocol(format!("chat completion body: {e}")))?;
+    let choice = parsed
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| ProviderError::Protocol("chat completion has no choices".into()))?;
+    Ok(Completion {
+        text: choice.message.content.unwrap_or_default(),
+        tool_calls: choice
+            .message
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| ToolCall {
+                id: c.id,
+                name: c.function.name,
+                arguments: c.function.arguments,
+            })
+            .collect(),
+        usage: parsed.usage.map(Usage::from).unwrap_or_default(),
+        model: parsed.model,
+        finish_reason: choice.finish_reason,
+    })
+}
+
+/// Accumulated state of an OpenAI stream.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    text: String,
+    tool_calls: Vec<ToolCall>,
+    usage: Usage,
+    model: Option<String>,
+    pub(super) finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<Delta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallDelta {
+    #[serde(default)]
+    index: usize,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+impl StreamState {
+    pub fn on_event(&mut self, event: &SseEvent) -> Result<Decoded, ProviderError> {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            return Ok(Decoded {
+                delta: None,
+                done: true,
+            });
+        }
+        if data.is_empty() {
+            return Ok(Decoded::default());
+        }
+        let chunk: Chunk = serde_json::from_str(data)
+            .map_err(|e| ProviderError::Stream(format!("unreadable stream event: {e}")))?;
+        if let Some(error) = chunk.error {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| error.to_string());
+            return Err(ProviderError::Stream(message));
+        }
+        if chunk.model.is_some() && self.model.is_none() {
+            self.model = chunk.model;
+        }
+        if let Some(usage) = chunk.usage {
+            self.usage = usage.into();
+        }
+        let mut delta_text = None;
+        // Only the first choice is used (promptd never asks for n > 1); the usage chunk has none.
+        if let Some(choice) = chunk.choices.into_iter().next() {
+            if let Some(reason) = choice.finish_reason {
+                self.finish_reason = Some(reason);
+            }
+            if let Some(delta) = choice.delta {
+                for call in delta.tool_calls.unwrap_or_default() {
+                    self.merge_tool_call(call);
+                }
+                if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                    self.text.push_str(&text);
+                    delta_text = Some(text);
+                }
+            }
+        }
+        Ok(Decoded {
+            delta: delta_text,
+            done: false,
+        })
+    }
+
+    fn merge_tool_call(&mut self, call: ToolCallDelta) {
+        while self.tool_calls.len() <= call.index {
+            self.tool_calls.push(ToolCall::default());
+        }
+        let slot = &mut self.tool_calls[call.index];
+        if let Some(id) = call.id {
+            slot.id = id;
+        }
+        if let Some(f) = call.function {
+            if let Some(name) = f.name {
+                slot.name.push_str(&name);
+            }
+            if let Some(args) = f.arguments {
+                slot.arguments.push_str(&args);
+            }
+        }
+    }
+
+    pub fn into_completion(self) -> Completion {
+        Completion {
+            text: self.text,
+            tool_calls: self.tool_calls,
+            usage: self.usage,
+            model: self.model,
+            finish_reason: self.finish_reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Message, ModelParams};
+
+    fn msg(role: Role, content: &str) -> Message {
+        Message {
+            role,
+            content: Some(content.to_owned()),
+        }
+    }
+
+    #[test]
+    fn params_roles_and_functions_map_to_openai_names() {
+        let req = ChatRequest {
+            model: "gpt-4o-mini".into(),
+            messages: vec![
+                msg(Role::System, "s"),
+                msg(Role::ExampleUser, "eu"),
+                msg(Role::ExampleAssistant, "ea"),
+                msg(Role::User, "u"),
+            ],
+            params: ModelParams {
+                temp: Some(0.5),
+                top_p: Some(0.9),
+                frequency_penalty: Some(0.1),
+                presence_penalty: Some(0.2),
+                max_length: Some(100),
+                response_format: Some(json!({"type": "json_object"})),
+                safe_prompt: None,
+            },
+            functions: vec![json!({"name": "f", "parameters": {"type": "object"}})],
+            function_call: Some(FunctionCallSpec::Named { name: "f".into() }),
+        };
+        let body = request_body(&req, true);
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "eu"},
+                {"role": "assistant", "content": "ea"},
+                {"role": "user", "content": "u"}
+            ])
+        );
+        assert_eq!(body["temperature"], 0.5);
+        assert_eq!(body["top_p"], 0.9);
+        assert_eq!(body["frequency_penalty"], 0.1);
+        assert_eq!(body["presence_penalty"], 0.2);
+        assert_eq!(body["max_tokens"], 100);
+        assert_eq!(body["response_format"], json!({"type": "json_object"}));
+        assert!(body.get("safe_prompt").is_none());
+        assert_eq!(
+            body["tools"],
+            json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])
+        );
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "function", "function": {"name": "f"}})
+        );
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn absent_params_are_not_sent_and_modes_stay_strings() {
+        let req = ChatRequest {
+            model: "m".into(),
+            messages: vec![msg(Role::User, "u")],
+            params: ModelParams::default(),
+            functions: vec![],
+            function_call: Some(FunctionCallSpec::Mode("auto".into())),
+        };
+        let body = request_body(&req, false);
+        assert_eq!(body["tool_choice"], "auto");
+        for key in [
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "stream",
+            "stream_options",
+            "tools",
+        ] {
+            assert!(body.get(key).is_none(), "{key}");
+        }
+    }
+
+    fn event(data: &str) -> SseEvent {
+        SseEvent {
+            event: None,
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn stream_usage_chunk_with_no_choices_is_not_an_empty_answer() {
+        let mut s = StreamState::default();
+        let d = s
+            .on_event(&event(r#"{"model":"gpt-x","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#))
+            .expect("ok");
+        assert_eq!(d, Decoded::default());
+        let d = s
+            .on_event(&event(
+                r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#,
+            ))
+            .expect("ok");
+        assert_eq!(d.delta.as_deref(), Some("Hi"));
+        s.on_event(&event(
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+        ))
+        .expect("ok");
+        s.on_event(&event(
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#,
+        ))
+        .expect("ok");
+        assert!(s.on_event(&event("[DONE]")).expect("ok").done);
+        let c = s.into_completion();
+        assert_eq!(c.text, "Hi");
+        assert_eq!(
+            c.usage,
+            Usage {
+                input_tokens: 3,
+                output_tokens: 1
+            }
+        );
+        assert_eq!(c.model.as_deref(), Some("gpt-x"));
+        assert_eq!(c.finish_reason.as_deref(), Some("stop"));
+    }
+
+    #[test]
+    fn stream_tool_call_fragments_concatenate_by_index() {
+        let mut s = StreamState::default();
+        for data in [
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\":"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]}}]}"#,
+        ] {
+            assert_eq!(s.on_event(&event(data)).expect("ok").delta, None);
+        }
+        let c = s.into_completion();
+        assert_eq!(
+            c.tool_calls,
+            vec![ToolCall {
+                id: "c1".into(),
+                name: "f".into(),
+                arguments: "{\"a\":1}".into()
+            }]
+        );
+        assert_eq!(
+            c.content(),
+            r#"[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]"#
+        );
+    }
+
+    #[test]
+    fn stream_error_event_is_an_error() {
+        let mut s = StreamState::default();
+        let err = s
+            .on_event(&event(
+                r#"{"error":{"message":"boom","type":"server_error"}}"#,
+            ))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "boom");
+    }
+
+    #[test]
+    fn whole_answer_with_null_content_and_tool_calls() {
+        let body = br#"{"model":"gpt-4o","choices":[{"message":{"role":"assistant","content":null,
+            "tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            "finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#;
+        let c = parse_response(body).expect("parses");
+        assert_eq!(c.text, "");
+        assert_eq!(c.tool_calls.len(), 1);
+        assert_eq!(c.usage.output_tokens, 2);
+        assert!(parse_response(b"{\"choices\": []}").is_err());
+        assert!(parse_response(b"<html>").is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! Response bodies and request-body reading.
+//!
+//! [`ResponseBody`] is either one buffer (JSON answers) or a stream of pre-framed events, each
+//! sent as its own HTTP body frame (one chunk per event, as the Parea SDK expects).
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::api::{stream, ApiError};
+use crate::engine::{CompletionStream, StreamItem};
+
+/// The body of every response promptd sends.
+#[derive(Debug)]
+pub enum ResponseBody {
+    Full(Option<Bytes>),
+    Events(EventStream),
+}
+
+/// A completion stream rendered as Parea events: the `ID_START` event, then one event per item.
+#[derive(Debug)]
+pub struct EventStream {
+    first: Option<Bytes>,
+    items: mpsc::Receiver<StreamItem>,
+    ended: bool,
+}
+
+impl EventStream {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(first));
+        }
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        self.items.poll_recv(cx).map(|item| match item? {
+            StreamItem::Delta(text) => Some(stream::chunk_event(&text)),
+            StreamItem::Error(message) => {
+                self.ended = true;
+                Some(stream::error_event(&message))
+            }
+        })
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut *self {
+            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Events(events) => {
+                events.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ResponseBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ResponseBody::Full(None) => SizeHint::with_exact(0),
+            ResponseBody::Events(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// A JSON response with `status`.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<ResponseBody> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => json_bytes(status, Bytes::from(bytes)),
+        Err(e) => error(&ApiError::Internal(format!(
+            "cannot encode the answer: {e}"
+        ))),
+    }
+}
+
+fn json_bytes(status: StatusCode, bytes: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::Full(Some(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The JSON error response of `err`.
+pub fn error(err: &ApiError) -> Response<ResponseBody> {
+    json_bytes(err.status(), err.body())
+}
+
+/// The `text/event-stream` response of a started completion stream.
+pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
+    let events = EventStream {
+        first: Some(stream::id_event(&stream.trace_id)),
+        items: stream.items,
+        ended: false,
+    };
+    let mut response = Response::new(ResponseBody::Events(events));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Read a request body of at most `limit` bytes; larger ones are a 413, announced by
+/// `Content-Length` or discovered while reading.
+pub async fn read_limited(req: hyper::Request<Incoming>, limit: u64) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(req.into_body(), limit_usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::PayloadTooLarge(limit))
+        }
+        Err(e) => Err(ApiError::InvalidJson(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}

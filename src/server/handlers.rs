@@ -1,0 +1,75 @@
+//! One small function per route: translate HTTP to an engine call and back.
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde::Serialize;
+
+use super::body::{self, ResponseBody};
+use super::State;
+use crate::api::project::ProjectRequest;
+use crate::api::{decode_json, ApiError, CompletionRequest};
+
+/// `GET /health`.
+pub fn health(state: &State) -> Response<ResponseBody> {
+    #[derive(Serialize)]
+    struct Health {
+        status: &'static str,
+        version: &'static str,
+        uptime_seconds: u64,
+    }
+    body::json(
+        StatusCode::OK,
+        &Health {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: state.started.elapsed().as_secs(),
+        },
+    )
+}
+
+/// `POST /completion` (or, with the deprecated `stream: true`, the stream answer).
+pub async fn completion(
+    req: Request<Incoming>,
+    state: &State,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let bytes = body::read_limited(req, state.config.max_body).await?;
+    let request: CompletionRequest = decode_json(&bytes)?;
+    if request.stream == Some(true) {
+        let stream = state.engine.stream(request).await?;
+        return Ok(body::event_stream(stream));
+    }
+    let response = state.engine.complete(request).await?;
+    Ok(body::json(StatusCode::OK, &response))
+}
+
+/// `POST /completion/stream`.
+pub async fn completion_stream(
+    req: Request<Incoming>,
+    state: &State,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let bytes = body::read_limited(req, state.config.max_body).await?;
+    let request: CompletionRequest = decode_json(&bytes)?;
+    let stream = state.engine.stream(request).await?;
+    Ok(body::event_stream(stream))
+}
+
+/// `POST /project`: create-or-get by name.
+pub async fn project(
+    req: Request<Incoming>,
+    state: &State,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let bytes = body::read_limited(req, state.config.max_body).await?;
+    let request: ProjectRequest = decode_json(&bytes)?;
+    if request.name.trim().is_empty() {
+        return Err(ApiError::InvalidRequest {
+            field: "name",
+            message: "project name must not be empty".into(),
+        });
+    }
+    let project = state
+        .engine
+        .projects()
+        .get_or_create(&request.name)
+        .map_err(|e| ApiError::Internal(format!("cannot save the project list: {e}")))?;
+    Ok(body::json(StatusCode::OK, &project))
+}

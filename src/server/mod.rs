@@ -1,0 +1,194 @@
+//! The server: accept loops on the Unix socket (with a peer-credential check) and the optional
+//! loopback TCP listener, HTTP/1.1 with keep-alive per connection, and graceful shutdown.
+//!
+//! Shutdown: when the `shutdown` future resolves, the listeners are closed (no new
+//! connections), every open connection is told to finish its in-flight request (streams too)
+//! and then close, and `run` returns once all are done or `shutdown_grace` has passed.
+
+mod body;
+mod handlers;
+mod listener;
+mod peer;
+mod router;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+pub use listener::{bind_unix, Listeners};
+pub use peer::PeerPolicy;
+pub use router::PAREA_PREFIX;
+
+use crate::api::ApiError;
+use crate::config::Config;
+use crate::engine::{Engine, EngineError};
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Why the daemon could not start. Each names the path or address involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("another promptd is listening on {0}; stop it or choose another `socket`")]
+    AlreadyRunning(PathBuf),
+    #[error("{0} exists and is not a socket; remove it or choose another `socket`")]
+    NotASocket(PathBuf),
+    #[error("cannot bind {what}: {source}")]
+    Bind {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("state_dir {path} is not usable (it must be a writable directory): {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What every request handler can reach.
+#[derive(Debug)]
+pub struct State {
+    pub engine: Arc<Engine>,
+    pub config: Arc<Config>,
+    pub started: Instant,
+}
+
+/// Whether the peer of a connection may use the daemon.
+#[derive(Debug, Clone)]
+enum Access {
+    Allowed,
+    Denied(String),
+}
+
+/// Serve on `listeners` until `shutdown` resolves, then drain and return.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartupError> {
+    prepare_state_dir(&config.state_dir)?;
+    let engine = Arc::new(Engine::new(&config)?);
+    let config = Arc::new(config);
+    let state = Arc::new(State {
+        engine,
+        config: Arc::clone(&config),
+        started: Instant::now(),
+    });
+    let policy = PeerPolicy::new(&config.allowed_uids);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let Listeners {
+        unix,
+        unix_path,
+        tcp,
+    } = listeners;
+    tracing::info!(socket = %unix_path.display(), tcp = ?config.tcp, "promptd serving");
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = unix.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let access = match peer::peer_uid(&stream) {
+                        Some(uid) if policy.allows(uid) => Access::Allowed,
+                        Some(uid) => Access::Denied(format!("uid {uid} is not allowed on this socket (see allowed_uids)")),
+                        None => Access::Denied("cannot read the peer's credentials".to_owned()),
+                    };
+                    if let Access::Denied(why) = &access {
+                        tracing::warn!(reason = %why, "refusing a peer on the unix socket");
+                    }
+                    serve_connection(stream, access, &state, &http, &graceful);
+                }
+                Err(e) => accept_failed(e).await,
+            },
+            accepted = accept_tcp(tcp.as_ref()) => match accepted {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    serve_connection(stream, Access::Allowed, &state, &http, &graceful);
+                }
+                Err(e) => accept_failed(e).await,
+            },
+            () = &mut shutdown => break,
+        }
+    }
+
+    drop(unix);
+    drop(tcp);
+    if let Err(e) = std::fs::remove_file(&unix_path) {
+        tracing::debug!(path = %unix_path.display(), error = %e, "could not remove the socket file");
+    }
+    tracing::info!(grace = ?config.shutdown_grace, "shutting down: finishing in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections finished"),
+        () = tokio::time::sleep(config.shutdown_grace) => {
+            tracing::warn!(grace = ?config.shutdown_grace, "grace period over; closing the remaining connections");
+        }
+    }
+    Ok(())
+}
+
+fn serve_connection<I>(
+    io: I,
+    access: Access,
+    state: &Arc<State>,
+    http: &http1::Builder,
+    graceful: &GracefulShutdown,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let state = Arc::clone(state);
+    let service = service_fn(move |req| {
+        let state = Arc::clone(&state);
+        let access = access.clone();
+        async move {
+            Ok::<_, Infallible>(match access {
+                Access::Allowed => router::route(req, &state).await,
+                Access::Denied(why) => body::error(&ApiError::Forbidden(why)),
+            })
+        }
+    });
+    let conn = graceful.watch(http.serve_connection(TokioIo::new(io), service));
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    });
+}
+
+async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
+    match listener {
+        Some(l) => l.accept().await.map(|(s, _)| s),
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+}
+
+/// Create `state_dir` if needed and check that promptd can write there.
+fn prepare_state_dir(path: &std::path::Path) -> Result<(), StartupError> {
+    let err = |source| StartupError::StateDir {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(err)?;
+    let probe = path.join(".promptd-write-check");
+    std::fs::write(&probe, b"ok").map_err(err)?;
+    std::fs::remove_file(&probe).map_err(err)
+}

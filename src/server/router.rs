@@ -1,0 +1,96 @@
+//! The router: a `match` on method and path. Every route is one small handler in
+//! [`super::handlers`]; anything else is a JSON 404, 405, or — for routes of Parea's hosted API
+//! that promptd does not serve — a 501 naming the route.
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+
+use super::body::{self, ResponseBody};
+use super::handlers;
+use super::State;
+use crate::api::ApiError;
+
+/// Prefix of the Parea-compatible routes.
+pub const PAREA_PREFIX: &str = "/api/parea/v1";
+
+/// First path segments (under [`PAREA_PREFIX`]) of hosted routes promptd does not serve yet.
+const UNSUPPORTED: &[&str] = &[
+    "deployed-prompt",
+    "trace_log",
+    "feedback",
+    "experiment",
+    "experiments",
+    "collection",
+    "collections",
+    "testcases",
+    "testcase",
+    "testcase_collection",
+    "update_test_case",
+    "datasets",
+    "dataset",
+    "evaluation",
+    "evaluations",
+];
+
+/// Route one request of a connection whose peer is allowed.
+pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBody> {
+    let path = req.uri().path();
+    let method = req.method();
+    let outcome = match (method, path) {
+        (&Method::GET | &Method::HEAD, "/health") => Ok(handlers::health(state)),
+        (&Method::POST, p) if p == paths::COMPLETION => handlers::completion(req, state).await,
+        (&Method::POST, p) if p == paths::STREAM => handlers::completion_stream(req, state).await,
+        (&Method::POST, p) if p == paths::PROJECT => handlers::project(req, state).await,
+        (_, p)
+            if p == "/health"
+                || p == paths::COMPLETION
+                || p == paths::STREAM
+                || p == paths::PROJECT =>
+        {
+            Err(ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                path: path.to_owned(),
+            })
+        }
+        (_, p) if is_unsupported_hosted_route(p) => {
+            Err(ApiError::NotImplemented(format!("{method} {p}")))
+        }
+        _ => Err(ApiError::NotFound {
+            method: method.to_string(),
+            path: path.to_owned(),
+        }),
+    };
+    outcome.unwrap_or_else(|e| body::error(&e))
+}
+
+fn is_unsupported_hosted_route(path: &str) -> bool {
+    path.strip_prefix(PAREA_PREFIX)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.split('/').next())
+        .is_some_and(|segment| UNSUPPORTED.contains(&segment))
+}
+
+/// Full paths of the served Parea routes.
+mod paths {
+    pub const COMPLETION: &str = "/api/parea/v1/completion";
+    pub const STREAM: &str = "/api/parea/v1/completion/stream";
+    pub const PROJECT: &str = "/api/parea/v1/project";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosted_routes_are_recognised_by_first_segment() {
+        assert!(is_unsupported_hosted_route(
+            "/api/parea/v1/experiment/abc/stats"
+        ));
+        assert!(is_unsupported_hosted_route("/api/parea/v1/trace_log"));
+        assert!(!is_unsupported_hosted_route("/api/parea/v1/nonsense"));
+        assert!(!is_unsupported_hosted_route("/trace_log"));
+        assert_eq!(paths::COMPLETION, format!("{PAREA_PREFIX}/completion"));
+        assert_eq!(paths::STREAM, format!("{PAREA_PREFIX}/completion/stream"));
+        assert_eq!(paths::PROJECT, format!("{PAREA_PREFIX}/project"));
+    }
+}
