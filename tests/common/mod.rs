@@ -1,0 +1,293 @@
+//! Test harness: the real daemon (`promptd::run`) on a socket in a temp dir, with a real state
+//! directory, driven over real HTTP; fake providers from [`fake_upstream`].
+
+#![allow(dead_code)]
+
+pub mod fake_upstream;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::{HeaderMap, Method, StatusCode};
+use promptd::client::DaemonClient;
+use promptd::config::{Config, Overrides};
+use promptd::{Listeners, StartupError};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const PREFIX: &str = "/api/parea/v1";
+
+/// Provider tables pointing at fake upstreams (no retries, short timeouts, fixed test keys).
+pub fn providers_toml(openai_url: &str, anthropic_url: &str) -> String {
+    format!(
+        r#"
+[providers.openai]
+kind = "openai"
+base_url = "{openai_url}"
+api_key = "sk-test-openai"
+max_retries = 0
+timeout = "5s"
+
+[providers.anthropic]
+kind = "anthropic"
+base_url = "{anthropic_url}"
+api_key = "sk-ant-test"
+max_retries = 0
+timeout = "5s"
+"#
+    )
+}
+
+/// A running in-process daemon.
+pub struct TestDaemon {
+    pub dir: TempDir,
+    pub socket: PathBuf,
+    pub client: DaemonClient,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), StartupError>>>,
+}
+
+/// A whole response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// `error.type` of a JSON error body.
+    pub fn error_type(&self) -> String {
+        self.json()["error"]["type"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn error_message(&self) -> String {
+        self.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// A response read off a raw connection, with its chunked body kept chunk by chunk.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub head: String,
+    pub chunks: Vec<Vec<u8>>,
+}
+
+impl RawResponse {
+    pub fn status(&self) -> u16 {
+        self.head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn chunk_strings(&self) -> Vec<String> {
+        self.chunks
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect()
+    }
+}
+
+impl TestDaemon {
+    /// Start a daemon whose config is `toml` plus a socket and state dir in a fresh temp dir.
+    pub async fn start(toml: &str) -> TestDaemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, toml).await
+    }
+
+    /// Start a daemon in `dir` (reused across restarts).
+    pub async fn start_in(dir: TempDir, toml: &str) -> TestDaemon {
+        let socket = dir.path().join("promptd.sock");
+        let overrides = Overrides {
+            socket: Some(socket.clone()),
+            state_dir: Some(dir.path().join("state")),
+            prompts_dir: Some(dir.path().join("prompts")),
+            tcp: None,
+        };
+        let config =
+            Config::from_toml(toml, "test config", &overrides).expect("test config is valid");
+        Self::start_with(dir, config).await
+    }
+
+    /// Start a daemon with an already validated config.
+    pub async fn start_with(dir: TempDir, config: Config) -> TestDaemon {
+        let socket = config.socket.clone();
+        let listeners = Listeners::bind(&config).await.expect("bind listeners");
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(promptd::run(config, listeners, async move {
+            let _ = rx.await;
+        }));
+        TestDaemon {
+            client: DaemonClient::new(&socket),
+            dir,
+            socket,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<Bytes>) -> Reply {
+        let response = self
+            .client
+            .send(method, path, body)
+            .await
+            .expect("daemon reachable");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("read body")
+            .to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        let bytes = Bytes::from(serde_json::to_vec(body).expect("encode"));
+        self.request(Method::POST, &format!("{PREFIX}{path}"), Some(bytes))
+            .await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &'static [u8]) -> Reply {
+        self.request(
+            Method::POST,
+            &format!("{PREFIX}{path}"),
+            Some(Bytes::from_static(body)),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request(Method::GET, path, None).await
+    }
+
+    /// POST over a fresh raw connection (`Connection: close`) and keep the body's chunks apart.
+    pub async fn post_chunks(&self, path: &str, body: &Value) -> RawResponse {
+        raw_post(&self.socket, &format!("{PREFIX}{path}"), body).await
+    }
+
+    /// Ask the daemon to shut down and wait (bounded) until `run` returns.
+    pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    async fn stop_in_place(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let result = tokio::time::timeout(Duration::from_secs(30), handle)
+                .await
+                .expect("daemon stops within 30 s")
+                .expect("daemon task did not panic");
+            result.expect("daemon ran without error");
+        }
+    }
+
+    /// Begin shutdown without waiting; returns the handle to await.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<Result<(), StartupError>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.handle.take().expect("daemon running")
+    }
+}
+
+/// A raw HTTP/1.1 POST over a Unix socket, body chunks kept apart.
+pub async fn raw_post(socket: &Path, path: &str, body: &Value) -> RawResponse {
+    let body = serde_json::to_vec(body).expect("encode");
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(&body).await.expect("write body");
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut bytes))
+        .await
+        .expect("response within 20 s")
+        .expect("read response");
+    parse_raw_response(&bytes)
+}
+
+/// Split an HTTP/1.1 response into its head and (de-chunked) body chunks.
+pub fn parse_raw_response(bytes: &[u8]) -> RawResponse {
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response has a head");
+    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+    let mut rest = &bytes[split + 4..];
+    let mut chunks = Vec::new();
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        if !rest.is_empty() {
+            chunks.push(rest.to_vec());
+        }
+        return RawResponse { head, chunks };
+    }
+    loop {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = String::from_utf8_lossy(&rest[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .expect("hex size");
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            break;
+        }
+        chunks.push(rest[..size].to_vec());
+        assert_eq!(&rest[size..size + 2], b"\r\n", "chunk ends with CRLF");
+        rest = &rest[size + 2..];
+    }
+    RawResponse { head, chunks }
+}
+
+/// A minimal user message request for `provider`/`model`.
+pub fn hello_request(provider: &str, model: &str) -> Value {
+    serde_json::json!({
+        "llm_configuration": {
+            "model": model,
+            "provider": provider,
+            "messages": [{"role": "user", "content": "Hello"}]
+        }
+    })
+}

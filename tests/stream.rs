@@ -1,0 +1,315 @@
+//! `POST /completion/stream`: exact event framing (one event per HTTP chunk), every upstream
+//! stream shape, and failures before and after the stream started.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_upstream::{fixtures, Behavior, FakeUpstream};
+use common::{hello_request, providers_toml, RawResponse, TestDaemon};
+use serde_json::{json, Value};
+
+fn chunk_event(text: &str) -> String {
+    format!(
+        "data: {}\r\n\r\n",
+        json!({"chunk": text})
+            .to_string()
+            .replacen("\":", "\": ", 1)
+    )
+}
+
+/// The `chunk` texts of the events after the id event, and the error of a final error event.
+fn deltas(raw: &RawResponse) -> (Vec<String>, Option<String>) {
+    let mut texts = Vec::new();
+    let mut error = None;
+    for chunk in raw.chunk_strings().iter().skip(1) {
+        let data = chunk
+            .strip_prefix("data: ")
+            .and_then(|c| c.strip_suffix("\r\n\r\n"))
+            .unwrap_or_else(|| panic!("badly framed event {chunk:?}"));
+        let value: Value = serde_json::from_str(data).expect("event is JSON");
+        if let Some(e) = value.get("error") {
+            error = Some(e.as_str().unwrap_or_default().to_owned());
+        } else {
+            texts.push(value["chunk"].as_str().expect("chunk").to_owned());
+        }
+    }
+    (texts, error)
+}
+
+async fn daemon(openai: Behavior, anthropic: Behavior) -> (TestDaemon, FakeUpstream, FakeUpstream) {
+    let openai = FakeUpstream::always(openai).await;
+    let anthropic = FakeUpstream::always(anthropic).await;
+    let daemon =
+        TestDaemon::start(&providers_toml(&openai.base_url(), &anthropic.base_url())).await;
+    (daemon, openai, anthropic)
+}
+
+#[tokio::test]
+async fn openai_stream_is_framed_exactly_one_event_per_chunk() {
+    let (daemon, openai, _a) =
+        daemon(fixtures::openai_stream(), fixtures::anthropic_stream()).await;
+    let mut body = hello_request("openai", "gpt-4o-mini");
+    body["trace_id"] = json!("t-1");
+    let raw = daemon.post_chunks("/completion/stream", &body).await;
+    assert_eq!(raw.status(), 200, "{}", raw.head);
+    let head = raw.head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let mut expected = vec!["data: ID_STARTt-1ID_END\r\n\r\n".to_owned()];
+    expected.extend(fixtures::OPENAI_DELTAS.iter().map(|d| chunk_event(d)));
+    assert_eq!(raw.chunk_strings(), expected);
+    assert_eq!(fixtures::OPENAI_DELTAS.concat(), fixtures::HELLO);
+
+    let sent = openai.last_request().expect("called");
+    assert_eq!(sent.body["stream"], true);
+    assert_eq!(sent.body["stream_options"], json!({"include_usage": true}));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn generated_trace_id_leads_the_stream() {
+    let (daemon, _o, _a) = daemon(fixtures::openai_stream(), fixtures::anthropic_stream()).await;
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("openai", "gpt-4o-mini"),
+        )
+        .await;
+    let first = &raw.chunk_strings()[0];
+    let id = first
+        .strip_prefix("data: ID_START")
+        .and_then(|s| s.strip_suffix("ID_END\r\n\r\n"))
+        .expect("id event");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn crlf_stream_split_across_frames_gives_the_same_deltas() {
+    let (daemon, _o, _a) =
+        daemon(fixtures::openai_stream_crlf(), fixtures::anthropic_stream()).await;
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("openai", "gpt-4o-mini"),
+        )
+        .await;
+    let (texts, error) = deltas(&raw);
+    assert_eq!(error, None);
+    assert_eq!(texts.concat(), fixtures::HELLO);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn anthropic_stream_deltas() {
+    let (daemon, _o, anthropic) =
+        daemon(fixtures::openai_stream(), fixtures::anthropic_stream()).await;
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("anthropic", "claude-3-5-sonnet-20241022"),
+        )
+        .await;
+    assert_eq!(raw.status(), 200);
+    let (texts, error) = deltas(&raw);
+    assert_eq!(error, None);
+    assert_eq!(texts, fixtures::ANTHROPIC_DELTAS);
+    assert_eq!(
+        anthropic.last_request().expect("called").body["stream"],
+        true
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn streamed_tool_calls_end_with_the_calls_as_json() {
+    let (daemon, _o, _a) = daemon(
+        fixtures::openai_tool_call_stream(),
+        fixtures::anthropic_tool_use_stream(),
+    )
+    .await;
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("openai", "gpt-4o-mini"),
+        )
+        .await;
+    let (texts, error) = deltas(&raw);
+    assert_eq!(error, None);
+    let calls: Value = serde_json::from_str(texts.last().expect("a delta")).expect("JSON");
+    assert_eq!(
+        calls,
+        json!([{"id": fixtures::OPENAI_TOOL_CALL_ID, "type": "function",
+            "function": {"name": fixtures::TOOL_NAME, "arguments": fixtures::OPENAI_TOOL_ARGS}}])
+    );
+
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("anthropic", "claude-3-5-sonnet-20241022"),
+        )
+        .await;
+    let (texts, error) = deltas(&raw);
+    assert_eq!(error, None);
+    assert_eq!(
+        texts[..texts.len() - 1].concat(),
+        fixtures::ANTHROPIC_TOOL_TEXT
+    );
+    let calls: Value = serde_json::from_str(texts.last().expect("a delta")).expect("JSON");
+    assert_eq!(calls[0]["id"], fixtures::ANTHROPIC_TOOL_USE_ID);
+    let args: Value =
+        serde_json::from_str(calls[0]["function"]["arguments"].as_str().expect("args"))
+            .expect("args JSON");
+    assert_eq!(args, json!({"city": "Paris", "unit": "c"}));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_cut_upstream_ends_with_an_error_event_never_silently() {
+    let (daemon, _o, _a) = daemon(
+        fixtures::openai_stream_cut(),
+        fixtures::anthropic_overloaded_midstream(),
+    )
+    .await;
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("openai", "gpt-4o-mini"),
+        )
+        .await;
+    assert_eq!(raw.status(), 200);
+    let (texts, error) = deltas(&raw);
+    assert_eq!(texts, vec!["Hello", "!", " How"]);
+    let error = error.expect("an error event ends the stream");
+    assert!(error.contains("openai"), "{error}");
+    let last = raw.chunk_strings().last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with("data: {\"chunk\": \"\", \"error\": "),
+        "{last}"
+    );
+
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("anthropic", "claude-3-5-sonnet-20241022"),
+        )
+        .await;
+    let (texts, error) = deltas(&raw);
+    assert_eq!(texts, vec!["Hello"]);
+    assert!(error.expect("error event").contains("Overloaded"));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_error_event_from_openai_mid_stream_is_forwarded() {
+    let (daemon, _o, _a) = daemon(
+        fixtures::openai_stream_error_event(),
+        fixtures::anthropic_stream(),
+    )
+    .await;
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("openai", "gpt-4o-mini"),
+        )
+        .await;
+    let (texts, error) = deltas(&raw);
+    assert_eq!(texts, vec!["Hello", "!"]);
+    assert!(error
+        .expect("error event")
+        .contains("The server had an error"));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn failures_before_the_first_delta_are_http_errors() {
+    let (daemon, _o, _a) = daemon(fixtures::openai_429(), fixtures::anthropic_400()).await;
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("openai", "gpt-4o-mini"),
+        )
+        .await;
+    assert_eq!(raw.status(), 429, "{}", raw.head);
+    assert!(raw
+        .head
+        .to_ascii_lowercase()
+        .contains("content-type: application/json"));
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("anthropic", "claude-3-5-sonnet-20241022"),
+        )
+        .await;
+    assert_eq!(raw.status(), 400);
+    let body: Value = serde_json::from_slice(&raw.chunks.concat()).expect("JSON error");
+    assert_eq!(body["error"]["type"], "provider_error");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("max_tokens"));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstream_cut_before_any_delta_is_a_502() {
+    let cut = Behavior::SseCut {
+        frames: vec![common::fake_upstream::sse_frames(fixtures::OPENAI_STREAM_SSE)[0].clone()],
+        delay: Duration::ZERO,
+    };
+    let (daemon, _o, _a) = daemon(cut, fixtures::anthropic_stream()).await;
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("openai", "gpt-4o-mini"),
+        )
+        .await;
+    assert_eq!(raw.status(), 502, "{}", raw.head);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn deprecated_stream_flag_on_completion_streams() {
+    let (daemon, _o, _a) = daemon(fixtures::openai_stream(), fixtures::anthropic_stream()).await;
+    let mut body = hello_request("openai", "gpt-4o-mini");
+    body["stream"] = json!(true);
+    let raw = daemon.post_chunks("/completion", &body).await;
+    let (texts, error) = deltas(&raw);
+    assert_eq!(error, None);
+    assert_eq!(texts.concat(), fixtures::HELLO);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_leaving_mid_stream_does_not_hurt_the_daemon() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(100));
+    let (daemon, openai, _a) = daemon(slow, fixtures::anthropic_stream()).await;
+    let body = serde_json::to_vec(&hello_request("openai", "gpt-4o-mini")).expect("encode");
+    let mut stream = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/parea/v1/completion/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(&body).await.expect("write");
+    let mut buf = [0u8; 256];
+    let n = stream.read(&mut buf).await.expect("read");
+    assert!(n > 0);
+    drop(stream);
+    // The daemon keeps serving.
+    let raw = daemon
+        .post_chunks(
+            "/completion/stream",
+            &hello_request("openai", "gpt-4o-mini"),
+        )
+        .await;
+    let (texts, error) = deltas(&raw);
+    assert_eq!(error, None);
+    assert_eq!(texts.concat(), fixtures::HELLO);
+    assert_eq!(openai.calls(), 2);
+    daemon.stop().await;
+}
