@@ -150,6 +150,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        promptd::server::prepare_state_dir(&config.state_dir)?;
         let listeners = Listeners::bind(&config).await?;
         promptd::run(config, listeners, shutdown_signal()).await
     })?;

@@ -54,7 +54,7 @@ impl DaemonClient {
             .await
             .map_err(|e| ClientError::Connect {
                 socket: self.socket.clone(),
-                message: error_chain(&e),
+                message: crate::error_chain(&e),
             })
     }
 
@@ -75,15 +75,4 @@ impl DaemonClient {
             .to_bytes();
         Ok((status, bytes))
     }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

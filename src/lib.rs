@@ -25,3 +25,19 @@ pub mod telemetry;
 
 pub use config::Config;
 pub use server::{run, Listeners, StartupError};
+
+/// An error and its causes on one line, each cause once (`a: b: c`), skipping a cause whose
+/// text the message already carries.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

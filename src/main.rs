@@ -9,7 +9,7 @@ fn main() {
     match cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("promptd: error: {e:#}");
+            eprintln!("promptd: error: {}", promptd::error_chain(e.as_ref()));
             std::process::exit(1);
         }
     }

@@ -160,7 +160,7 @@ impl Provider {
             .body(body)
             .send()
             .await
-            .map_err(|e| ProviderError::Unreachable(error_chain(&e)))?;
+            .map_err(|e| ProviderError::Unreachable(crate::error_chain(&e)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -228,21 +228,6 @@ fn backoff(attempt: u32, err: &ProviderError) -> Option<Duration> {
     Some(exp.mul_f64(jitter))
 }
 
-/// A reqwest error with its sources (`error sending request: ... Connection refused`).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
-
 /// An open upstream stream: yields text deltas, then the accumulated [`Completion`].
 #[derive(Debug)]
 pub struct UpstreamStream {
@@ -288,7 +273,7 @@ impl UpstreamStream {
                 Ok(Err(e)) => {
                     return Err(ProviderError::Stream(format!(
                         "stream cut: {}",
-                        error_chain(&e)
+                        crate::error_chain(&e)
                     )))
                 }
                 Ok(Ok(Some(bytes))) => self.parser.feed(&bytes, &mut events),

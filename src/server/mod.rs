@@ -181,8 +181,9 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
 }
 
-/// Create `state_dir` if needed and check that promptd can write there.
-fn prepare_state_dir(path: &std::path::Path) -> Result<(), StartupError> {
+/// Create `state_dir` if needed and check that promptd can write there (also run before binding,
+/// so a bad state directory leaves no socket file behind).
+pub fn prepare_state_dir(path: &std::path::Path) -> Result<(), StartupError> {
     let err = |source| StartupError::StateDir {
         path: path.to_owned(),
         source,

@@ -1,0 +1,626 @@
+//! The real `promptd` binary as a child process: `validate`, `--help`, `default-config`, `serve`
+//! with the CLI clients (`complete`, `stream`, `health`) against fake providers, graceful
+//! shutdown on SIGTERM with a stream in flight, stale and live sockets, an unusable state_dir.
+//!
+//! Every child runs in its own temp dir, is bounded in time, and is killed by a guard's `Drop`
+//! so that a failing test leaks no process.
+
+mod common;
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fake_upstream::{fixtures, refused_base_url, FakeUpstream};
+use common::{hello_request, providers_toml, raw_post, PREFIX};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// Longest a one-shot command (validate, complete, health, ...) may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a daemon may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest a daemon may take to exit after SIGTERM (its stream takes about 2 s).
+const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(10);
+
+/// The binary with a clean environment for its config: no inherited socket or config, quiet
+/// logs, no stdin.
+fn promptd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_promptd"));
+    cmd.env("RUST_LOG", "warn")
+        .env_remove("PROMPTD_SOCKET")
+        .env_remove("PROMPTD_CONFIG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Run `cmd` to completion within [`COMMAND_TIMEOUT`] (killed and panicking otherwise).
+fn run(mut cmd: Command) -> Output {
+    let mut child = ChildGuard(Some(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn promptd"),
+    ));
+    let inner = child.0.as_mut().expect("child");
+    let mut stdout = inner.stdout.take().expect("stdout pipe");
+    let mut stderr = inner.stderr.take().expect("stderr pipe");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let status = wait_exit(inner, COMMAND_TIMEOUT)
+        .unwrap_or_else(|| panic!("{cmd:?} did not finish within {COMMAND_TIMEOUT:?}"));
+    child.0 = None;
+    Output {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
+}
+
+/// [`run`] from an async test without stalling the runtime that serves the fake providers.
+fn run_blocking(cmd: Command) -> Output {
+    tokio::task::block_in_place(|| run(cmd))
+}
+
+/// Poll until `child` exits or `timeout` passes.
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Kills (SIGKILL) and reaps its child when dropped, unless it was already taken.
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `p` as a TOML basic string.
+fn toml_path(p: &Path) -> String {
+    toml_string(&p.display().to_string())
+}
+
+fn toml_string(s: &str) -> String {
+    Value::String(s.to_owned()).to_string()
+}
+
+/// A temp dir with a config file whose socket, state_dir and prompts_dir live inside it.
+struct Setup {
+    dir: TempDir,
+    config: PathBuf,
+    socket: PathBuf,
+}
+
+impl Setup {
+    /// `providers` is appended to the paths (plus `extra` top-level keys before them).
+    fn new(extra: &str, providers: &str) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("promptd.sock");
+        let config = dir.path().join("promptd.toml");
+        let text = format!(
+            "socket = {}\nstate_dir = {}\nprompts_dir = {}\nlog_level = \"warn\"\n{extra}\n{providers}",
+            toml_path(&socket),
+            toml_path(&dir.path().join("state")),
+            toml_path(&dir.path().join("prompts")),
+        );
+        std::fs::write(&config, text).expect("write config");
+        Setup {
+            dir,
+            config,
+            socket,
+        }
+    }
+
+    /// Providers where nothing listens (for tests that never complete).
+    fn offline() -> Setup {
+        Setup::new(
+            "",
+            &providers_toml(&refused_base_url(), &refused_base_url()),
+        )
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `promptd serve --config FILE`, stderr to a file in the temp dir; waits until the socket
+    /// accepts connections.
+    fn serve(&self, name: &str) -> Daemon {
+        let stderr_path = self.path().join(format!("{name}.stderr"));
+        let child = promptd()
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(File::create(&stderr_path).expect("create stderr file"))
+            .spawn()
+            .expect("spawn promptd serve");
+        let mut daemon = Daemon {
+            child: ChildGuard(Some(child)),
+            socket: self.socket.clone(),
+            stderr_path,
+        };
+        daemon.wait_ready();
+        daemon
+    }
+
+    /// A client subcommand aimed at this setup's socket.
+    fn client(&self, subcommand: &str) -> Command {
+        let mut cmd = promptd();
+        cmd.arg(subcommand).arg("--socket").arg(&self.socket);
+        cmd
+    }
+}
+
+/// A running `promptd serve`.
+struct Daemon {
+    child: ChildGuard,
+    socket: PathBuf,
+    stderr_path: PathBuf,
+}
+
+impl Daemon {
+    fn child(&mut self) -> &mut Child {
+        self.child.0.as_mut().expect("daemon child")
+    }
+
+    fn pid(&mut self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child().id()).expect("pid fits i32"))
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child().try_wait().expect("try_wait") {
+                panic!(
+                    "promptd serve exited ({status}) before listening; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "promptd serve did not listen on {} within {START_TIMEOUT:?}; stderr:\n{}",
+                self.socket.display(),
+                self.stderr()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        let pid = self.pid();
+        kill(pid, signal).expect("send signal");
+    }
+
+    /// Wait (bounded) for the daemon to exit; it is then no longer killed on drop.
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let status = wait_exit(self.child(), timeout).unwrap_or_else(|| {
+            panic!(
+                "promptd serve did not exit within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            )
+        });
+        self.child.0 = None;
+        status
+    }
+}
+
+#[test]
+fn validate_accepts_good_configs_and_names_what_is_wrong() {
+    let setup = Setup::offline();
+    let out = run({
+        let mut cmd = promptd();
+        cmd.arg("validate").arg("--config").arg(&setup.config);
+        cmd
+    });
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("{}: ok", setup.config.display())),
+        "{text}"
+    );
+    assert!(text.contains("anthropic, openai"), "{text}");
+
+    let cases = [
+        ("sockett.toml", "sockett = \"x\"\n", "sockett"),
+        ("mode.toml", "socket_mode = \"999\"\n", "socket_mode"),
+    ];
+    for (name, text, key) in cases {
+        let path = setup.path().join(name);
+        std::fs::write(&path, text).expect("write config");
+        let out = run({
+            let mut cmd = promptd();
+            cmd.arg("validate").arg("--config").arg(&path);
+            cmd
+        });
+        assert_ne!(out.status.code(), Some(0), "{name} must be refused");
+        assert!(
+            stderr(&out).contains(key),
+            "{name}: stderr does not name `{key}`: {}",
+            stderr(&out)
+        );
+        assert!(stdout(&out).is_empty(), "{name}: {}", stdout(&out));
+    }
+
+    let missing = setup.path().join("no-such-config.toml");
+    let out = run({
+        let mut cmd = promptd();
+        cmd.arg("validate").arg("--config").arg(&missing);
+        cmd
+    });
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains(&missing.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run({
+        let mut cmd = promptd();
+        cmd.arg("validate");
+        cmd
+    });
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(
+        stdout(&out).contains("embedded default config: ok"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn help_works_everywhere_and_default_config_validates() {
+    let cases: [(&[&str], &[&str]); 7] = [
+        (
+            &[],
+            &[
+                "serve",
+                "validate",
+                "default-config",
+                "complete",
+                "stream",
+                "health",
+            ],
+        ),
+        (
+            &["serve"],
+            &[
+                "--config",
+                "--socket",
+                "--tcp",
+                "--state-dir",
+                "--prompts-dir",
+            ],
+        ),
+        (&["validate"], &["--config"]),
+        (&["default-config"], &["Usage: promptd default-config"]),
+        (
+            &["complete"],
+            &[
+                "--socket",
+                "--model",
+                "--provider",
+                "--deployment",
+                "--input",
+                "--system",
+                "--json",
+            ],
+        ),
+        (&["stream"], &["--socket", "--model", "--provider"]),
+        (&["health"], &["--socket", "--config"]),
+    ];
+    for (args, expected) in cases {
+        let out = run({
+            let mut cmd = promptd();
+            cmd.args(args).arg("--help");
+            cmd
+        });
+        assert_eq!(out.status.code(), Some(0), "{args:?} --help: {out:?}");
+        let text = stdout(&out);
+        for word in expected {
+            assert!(
+                text.contains(word),
+                "{args:?} --help does not mention {word}:\n{text}"
+            );
+        }
+    }
+
+    let out = run({
+        let mut cmd = promptd();
+        cmd.arg("default-config");
+        cmd
+    });
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("[providers.openai]"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("default.toml");
+    std::fs::write(&path, &out.stdout).expect("write default config");
+    let out = run({
+        let mut cmd = promptd();
+        cmd.arg("validate").arg("--config").arg(&path);
+        cmd
+    });
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(": ok"), "{text}");
+    assert!(text.contains("2 provider(s): anthropic, openai"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_the_cli_clients() {
+    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
+    let stream = FakeUpstream::always(fixtures::openai_stream()).await;
+    let providers = format!(
+        "{}\n[providers.streamer]\nkind = \"openai\"\nbase_url = {}\napi_key = \"sk-test-stream\"\nmax_retries = 0\ntimeout = \"5s\"\n",
+        providers_toml(&chat.base_url(), &refused_base_url()),
+        toml_string(&stream.base_url()),
+    );
+    let setup = Setup::new("", &providers);
+    let _daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+
+    let mut cmd = setup.client("complete");
+    cmd.args(["--model", "gpt-4o-mini", "--provider", "openai", "Hello"]);
+    let out = run_blocking(cmd);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}\n", fixtures::HELLO));
+
+    let mut cmd = setup.client("complete");
+    cmd.args([
+        "--json",
+        "--model",
+        "gpt-4o-mini",
+        "--provider",
+        "openai",
+        "Hello",
+    ]);
+    let out = run_blocking(cmd);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let value: Value = serde_json::from_slice(&out.stdout).expect("complete --json prints JSON");
+    assert_eq!(value["content"], fixtures::HELLO, "{value}");
+    assert_eq!(value["provider"], "openai", "{value}");
+    assert_eq!(chat.calls(), 2);
+    let sent = chat.last_request().expect("chat request");
+    assert_eq!(sent.body["model"], "gpt-4o-mini");
+    assert_eq!(sent.body["messages"][0]["content"], "Hello");
+
+    let mut cmd = setup.client("stream");
+    cmd.args(["--model", "gpt-4o-mini", "--provider", "streamer", "Hello"]);
+    let out = run_blocking(cmd);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}\n", fixtures::HELLO));
+    assert_eq!(stream.calls(), 1);
+    assert_eq!(
+        stream.last_request().expect("stream request").body["stream"],
+        true
+    );
+
+    let out = run_blocking(setup.client("health"));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let value: Value = serde_json::from_slice(&out.stdout).expect("health prints JSON");
+    assert_eq!(value["status"], "ok", "{value}");
+
+    let mut cmd = setup.client("complete");
+    cmd.args(["--model", "gpt-4o-mini", "--provider", "nope", "Hello"]);
+    let out = run_blocking(cmd);
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("nope"), "{err}");
+    assert!(
+        err.contains("configured providers: anthropic, openai, streamer"),
+        "{err}"
+    );
+    assert_eq!(
+        chat.calls() + stream.calls(),
+        3,
+        "no upstream call for `nope`"
+    );
+
+    // Nothing listens: a path with no file, and a stale socket file nobody accepts on.
+    let stale = setup.path().join("stale.sock");
+    drop(UnixListener::bind(&stale).expect("bind stale socket"));
+    for socket in [setup.path().join("absent.sock"), stale] {
+        let mut cmd = promptd();
+        cmd.arg("health").arg("--socket").arg(&socket);
+        let out = run_blocking(cmd);
+        assert_ne!(out.status.code(), Some(0), "{}", socket.display());
+        let err = stderr(&out);
+        assert!(err.contains("cannot reach promptd"), "{err}");
+        assert!(err.contains(&socket.display().to_string()), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_stream_in_flight_then_exits_cleanly() {
+    let upstream = FakeUpstream::always(
+        fixtures::openai_stream().with_frame_delay(Duration::from_millis(150)),
+    )
+    .await;
+    let setup = Setup::new(
+        "shutdown_grace = \"20s\"",
+        &providers_toml(&upstream.base_url(), &refused_base_url()),
+    );
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+
+    let socket = setup.socket.clone();
+    let request = tokio::spawn(async move {
+        raw_post(
+            &socket,
+            &format!("{PREFIX}/completion/stream"),
+            &hello_request("openai", "gpt-4o-mini"),
+        )
+        .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.calls() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stream request never reached the upstream"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    // Let the first events through so the response is committed and streaming.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !request.is_finished(),
+        "the stream ended before SIGTERM; the test proves nothing"
+    );
+    daemon.signal(Signal::SIGTERM);
+
+    // The listener closes at once: the socket file goes and new connections fail, while the
+    // stream is still being answered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while setup.socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "socket still there 5 s after SIGTERM"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    assert!(UnixStream::connect(&setup.socket).is_err());
+
+    let response = tokio::time::timeout(Duration::from_secs(20), request)
+        .await
+        .expect("stream response within 20 s")
+        .expect("request task");
+    assert_eq!(response.status(), 200, "{}", response.head);
+    let chunks = response.chunk_strings();
+    assert!(
+        chunks
+            .first()
+            .is_some_and(|c| c.starts_with("data: ID_START")),
+        "{chunks:?}"
+    );
+    let mut text = String::new();
+    for chunk in &chunks[1..] {
+        let data = chunk
+            .strip_prefix("data: ")
+            .unwrap_or_else(|| panic!("not an event: {chunk:?}"));
+        let value: Value =
+            serde_json::from_str(data.trim_end()).unwrap_or_else(|e| panic!("{e}: {chunk:?}"));
+        assert!(value.get("error").is_none(), "error event: {chunk:?}");
+        text.push_str(value["chunk"].as_str().expect("chunk field"));
+    }
+    assert_eq!(text, fixtures::HELLO, "{chunks:?}");
+
+    let status = tokio::task::block_in_place(|| daemon.wait_exit(EXIT_TIMEOUT));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", daemon.stderr());
+    assert!(!setup.socket.exists(), "socket file left behind");
+    assert!(UnixStream::connect(&setup.socket).is_err());
+    assert_eq!(upstream.calls(), 1);
+}
+
+#[test]
+fn stale_socket_is_replaced_and_live_socket_refused() {
+    let setup = Setup::offline();
+    let mut first = setup.serve("first");
+    first.signal(Signal::SIGKILL);
+    first.wait_exit(EXIT_TIMEOUT);
+    assert!(
+        setup.socket.exists(),
+        "SIGKILL should leave the socket file behind"
+    );
+    assert!(UnixStream::connect(&setup.socket).is_err());
+
+    let mut second = setup.serve("second");
+    let out = run(setup.client("health"));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"status\":\"ok\""),
+        "{}",
+        stdout(&out)
+    );
+
+    // A second daemon on the same socket refuses to start and leaves the first one alone.
+    let out = run({
+        let mut cmd = promptd();
+        cmd.arg("serve").arg("--config").arg(&setup.config);
+        cmd
+    });
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let err = stderr(&out);
+    assert!(err.contains("another promptd is listening"), "{err}");
+    assert!(err.contains(&setup.socket.display().to_string()), "{err}");
+    let out = run(setup.client("health"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "first daemon broken: {}",
+        stderr(&out)
+    );
+
+    second.signal(Signal::SIGTERM);
+    let status = second.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", second.stderr());
+    assert!(!setup.socket.exists());
+}
+
+#[test]
+fn unusable_state_dir_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("FILE");
+    std::fs::write(&file, "not a directory").expect("write file");
+    let state = file.join("state");
+    let config = dir.path().join("promptd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {}\nstate_dir = {}\nprompts_dir = {}\n{}",
+            toml_path(&dir.path().join("promptd.sock")),
+            toml_path(&state),
+            toml_path(&dir.path().join("prompts")),
+            providers_toml(&refused_base_url(), &refused_base_url()),
+        ),
+    )
+    .expect("write config");
+    let out = run({
+        let mut cmd = promptd();
+        cmd.arg("serve").arg("--config").arg(&config);
+        cmd
+    });
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let err = stderr(&out);
+    assert!(err.contains(&state.display().to_string()), "{err}");
+    assert!(err.contains("state_dir"), "{err}");
+}
