@@ -282,7 +282,7 @@ async fn deprecated_stream_flag_on_completion_streams() {
 }
 
 #[tokio::test]
-async fn a_client_leaving_mid_stream_does_not_hurt_the_daemon() {
+async fn a_client_leaving_mid_stream_cancels_the_upstream_call() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(100));
     let (daemon, openai, _a) = daemon(slow, fixtures::anthropic_stream()).await;
@@ -300,6 +300,15 @@ async fn a_client_leaving_mid_stream_does_not_hurt_the_daemon() {
     let n = stream.read(&mut buf).await.expect("read");
     assert!(n > 0);
     drop(stream);
+    // The daemon hangs up on the provider too, long before the 1.3 s stream would end.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(900);
+    while openai.abandoned_streams() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "upstream call was not cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // The daemon keeps serving.
     let raw = daemon
         .post_chunks(

@@ -28,6 +28,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -133,6 +134,8 @@ type RespBody = BoxBody<Bytes, io::Error>;
 struct Shared {
     script: Box<Script>,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// SSE bodies dropped before their last frame (the client went away mid-stream).
+    abandoned: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -165,6 +168,7 @@ impl FakeUpstream {
         let shared = Arc::new(Shared {
             script: Box::new(script),
             requests: Mutex::new(Vec::new()),
+            abandoned: Arc::new(AtomicUsize::new(0)),
         });
         let accept_task = tokio::spawn(accept_loop(listener, shared.clone()));
         FakeUpstream {
@@ -200,6 +204,11 @@ impl FakeUpstream {
 
     pub fn last_request(&self) -> Option<RecordedRequest> {
         self.shared.requests().last().cloned()
+    }
+
+    /// SSE answers whose reader hung up before the last frame: a cancelled upstream call.
+    pub fn abandoned_streams(&self) -> usize {
+        self.shared.abandoned.load(Ordering::SeqCst)
     }
 }
 
@@ -331,8 +340,12 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<RespBody> {
                 headers,
                 body,
             } => return json_response(status, &headers, body),
-            Behavior::Sse { frames, delay } => return sse_response(frames, delay, false),
-            Behavior::SseCut { frames, delay } => return sse_response(frames, delay, true),
+            Behavior::Sse { frames, delay } => {
+                return sse_response(frames, delay, false, &shared.abandoned)
+            }
+            Behavior::SseCut { frames, delay } => {
+                return sse_response(frames, delay, true, &shared.abandoned)
+            }
         }
     }
 }
@@ -381,8 +394,14 @@ fn json_response(status: u16, headers: &[(String, String)], body: String) -> Res
     resp
 }
 
-fn sse_response(frames: Vec<String>, delay: Duration, cut: bool) -> Response<RespBody> {
+fn sse_response(
+    frames: Vec<String>,
+    delay: Duration,
+    cut: bool,
+    abandoned: &Arc<AtomicUsize>,
+) -> Response<RespBody> {
     let body = ScriptedBody {
+        abandoned: Arc::clone(abandoned),
         frames: frames.into_iter().map(Bytes::from).collect(),
         delay,
         pause: None,
@@ -400,6 +419,7 @@ fn sse_response(frames: Vec<String>, delay: Duration, cut: bool) -> Response<Res
 /// sleeping `delay` between them; ends cleanly, or with an error if `cut` (hyper then drops
 /// the connection without the terminating zero-length chunk).
 struct ScriptedBody {
+    abandoned: Arc<AtomicUsize>,
     frames: VecDeque<Bytes>,
     delay: Duration,
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -448,6 +468,14 @@ impl Body for ScriptedBody {
             ))))
         } else {
             Poll::Ready(None)
+        }
+    }
+}
+
+impl Drop for ScriptedBody {
+    fn drop(&mut self) {
+        if !self.done {
+            self.abandoned.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
