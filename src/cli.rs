@@ -103,6 +103,9 @@ pub struct CompleteArgs {
     /// Print the whole JSON response instead of the answer text (complete only).
     #[arg(long)]
     pub json: bool,
+    /// Neither answer from the cache nor store the answer (`cache: false`).
+    #[arg(long)]
+    pub no_cache: bool,
     /// The user's message; `-` or nothing reads standard input (unless --deployment).
     pub text: Option<String>,
 }
@@ -244,6 +247,9 @@ fn request_body(args: &CompleteArgs) -> anyhow::Result<Value> {
     }
     let mut body = Map::new();
     body.insert("llm_configuration".into(), Value::Object(config));
+    if args.no_cache {
+        body.insert("cache".into(), json!(false));
+    }
     if let Some(d) = &args.deployment {
         body.insert("deployment_id".into(), json!(d));
     }

@@ -8,12 +8,15 @@
 //! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body.
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
+//! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls.
+//! - [`store`] — the sled database under the state directory.
 //! - [`deployments`] — deployed prompts and the `{{placeholder}}` template engine.
 //! - [`projects`] — `POST /project` create-or-get, remembered in the state directory.
 //! - [`client`] — the CLI's HTTP client for a running daemon.
 //! - [`telemetry`] — logging setup.
 
 pub mod api;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod deployments;
@@ -21,6 +24,7 @@ pub mod engine;
 pub mod projects;
 pub mod providers;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 
 pub use config::Config;

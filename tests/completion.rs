@@ -423,7 +423,7 @@ async fn health_and_route_errors() {
 }
 
 #[tokio::test]
-async fn concurrent_requests_share_the_daemon() {
+async fn concurrent_uncached_requests_each_call_the_provider() {
     let openai =
         FakeUpstream::always(fixtures::openai_chat().after(Duration::from_millis(50))).await;
     let daemon = std::sync::Arc::new(daemon_with(&openai, &openai).await);
@@ -431,14 +431,23 @@ async fn concurrent_requests_share_the_daemon() {
     for _ in 0..20 {
         let daemon = std::sync::Arc::clone(&daemon);
         tasks.push(tokio::spawn(async move {
-            daemon
-                .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-                .await
-                .status
+            let mut body = hello_request("openai", "gpt-4o-mini");
+            body["cache"] = json!(false);
+            let reply = daemon.post("/completion", &body).await;
+            (
+                reply.status,
+                reply.headers["x-promptd-cache"]
+                    .to_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
         }));
     }
     for t in tasks {
-        assert_eq!(t.await.expect("task"), 200);
+        assert_eq!(
+            t.await.expect("task"),
+            (hyper::StatusCode::OK, "bypass".to_owned())
+        );
     }
     assert_eq!(openai.calls(), 20);
     let Ok(daemon) = std::sync::Arc::try_unwrap(daemon) else {

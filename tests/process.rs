@@ -420,7 +420,25 @@ async fn serve_answers_the_cli_clients() {
     let value: Value = serde_json::from_slice(&out.stdout).expect("complete --json prints JSON");
     assert_eq!(value["content"], fixtures::HELLO, "{value}");
     assert_eq!(value["provider"], "openai", "{value}");
-    assert_eq!(chat.calls(), 2);
+    assert_eq!(
+        value["cache_hit"], true,
+        "the same request again is a cache hit: {value}"
+    );
+    assert_eq!(chat.calls(), 1);
+
+    let mut cmd = setup.client("complete");
+    cmd.args([
+        "--no-cache",
+        "--model",
+        "gpt-4o-mini",
+        "--provider",
+        "openai",
+        "Hello",
+    ]);
+    let out = run_blocking(cmd);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}\n", fixtures::HELLO));
+    assert_eq!(chat.calls(), 2, "--no-cache calls the provider");
     let sent = chat.last_request().expect("chat request");
     assert_eq!(sent.body["model"], "gpt-4o-mini");
     assert_eq!(sent.body["messages"][0]["content"], "Hello");

@@ -286,7 +286,9 @@ async fn a_client_leaving_mid_stream_cancels_the_upstream_call() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(100));
     let (daemon, openai, _a) = daemon(slow, fixtures::anthropic_stream()).await;
-    let body = serde_json::to_vec(&hello_request("openai", "gpt-4o-mini")).expect("encode");
+    let mut request = hello_request("openai", "gpt-4o-mini");
+    request["cache"] = json!(false);
+    let body = serde_json::to_vec(&request).expect("encode");
     let mut stream = tokio::net::UnixStream::connect(&daemon.socket)
         .await
         .expect("connect");
@@ -320,5 +322,50 @@ async fn a_client_leaving_mid_stream_cancels_the_upstream_call() {
     assert_eq!(error, None);
     assert_eq!(texts.concat(), fixtures::HELLO);
     assert_eq!(openai.calls(), 2);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_cacheable_stream_is_read_to_the_end_and_stored_when_the_client_leaves() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(30));
+    let (daemon, openai, _a) = daemon(slow, fixtures::anthropic_stream()).await;
+    let request = hello_request("openai", "gpt-4o-mini");
+    let body = serde_json::to_vec(&request).expect("encode");
+    let mut stream = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/parea/v1/completion/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(&body).await.expect("write");
+    let mut buf = [0u8; 256];
+    assert!(stream.read(&mut buf).await.expect("read") > 0);
+    drop(stream);
+    // The upstream stream runs to its end and the answer is cached: the same request is then a
+    // hit, replayed event by event, with no second provider call.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while daemon.get("/cache/stats").await.json()["entries"] != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "answer never cached"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let raw = daemon.post_chunks("/completion/stream", &request).await;
+    assert!(
+        raw.head
+            .to_ascii_lowercase()
+            .contains("x-promptd-cache: hit"),
+        "{}",
+        raw.head
+    );
+    let (texts, error) = deltas(&raw);
+    assert_eq!(error, None);
+    assert_eq!(texts, fixtures::OPENAI_DELTAS);
+    assert_eq!(openai.calls(), 1);
+    assert_eq!(openai.abandoned_streams(), 0);
     daemon.stop().await;
 }

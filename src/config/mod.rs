@@ -16,6 +16,7 @@ use std::time::Duration;
 pub use paths::{default_prompts_dir, default_socket, default_state_dir};
 use raw::{RawConfig, RawProvider};
 
+use crate::cache::CacheConfig;
 use crate::providers::{Price, ProviderKind};
 
 /// The embedded default config (`promptd default-config` prints it).
@@ -39,6 +40,10 @@ const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_MAX_RETRIES: u32 = 2;
 /// Anthropic requires `max_tokens`; used when a request gives no `max_length`.
 const DEFAULT_MAX_TOKENS: u32 = 4096;
+/// A week: long enough to ride out outages, short enough that models' answers get refreshed.
+const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Completions are small (a few KiB each): a gigabyte holds hundreds of thousands.
+const DEFAULT_CACHE_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// A config error: which key (or file) and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +119,7 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderConfig>,
     /// Price overrides by model name (prefix match), USD per million tokens.
     pub prices: BTreeMap<String, Price>,
+    pub cache: CacheConfig,
 }
 
 /// Command-line flags that beat the file.
@@ -209,6 +215,7 @@ impl Config {
                 .into_iter()
                 .map(|(model, p)| check_price(&model, p.input, p.output).map(|p| (model, p)))
                 .collect::<Result<_, _>>()?,
+            cache: cache_config(raw.cache.unwrap_or_default())?,
         };
         if config.socket.as_os_str().is_empty() {
             return Err(invalid("socket", "must not be empty"));
@@ -296,6 +303,23 @@ fn check_price(model: &str, input: f64, output: f64) -> Result<Price, ConfigErro
     Ok(Price {
         input_per_mtok: input,
         output_per_mtok: output,
+    })
+}
+
+fn cache_config(raw: raw::RawCache) -> Result<CacheConfig, ConfigError> {
+    let ttl = duration_or("cache.ttl", raw.ttl, DEFAULT_CACHE_TTL)?;
+    let max_bytes = size_or("cache.max_bytes", raw.max_bytes, DEFAULT_CACHE_MAX_BYTES)?;
+    if max_bytes == 0 {
+        return Err(invalid(
+            "cache.max_bytes",
+            "must be more than 0 bytes (use enabled = false to turn the cache off)",
+        ));
+    }
+    Ok(CacheConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        ttl,
+        max_bytes,
+        serve_stale_on_error: raw.serve_stale_on_error.unwrap_or(true),
     })
 }
 
@@ -403,6 +427,9 @@ mod tests {
                 "providers.p.timeout",
             ),
             ("[prices.m]\ninput = -1.0\noutput = 1.0", "prices.\"m\""),
+            ("[cache]\nttl = \"forever\"", "cache.ttl"),
+            ("[cache]\nmax_bytes = \"0\"", "cache.max_bytes"),
+            ("[cache]\nsize = 1", "size"),
         ];
         for (text, key) in cases {
             let err = load(text).unwrap_err().to_string();

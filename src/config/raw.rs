@@ -26,6 +26,17 @@ pub struct RawConfig {
     pub log_level: Option<String>,
     pub providers: Option<BTreeMap<String, RawProvider>>,
     pub prices: Option<BTreeMap<String, RawPrice>>,
+    pub cache: Option<RawCache>,
+}
+
+/// The `[cache]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub enabled: Option<bool>,
+    pub ttl: Option<String>,
+    pub max_bytes: Option<String>,
+    pub serve_stale_on_error: Option<bool>,
 }
 
 /// One `[providers.NAME]` table.

@@ -2,18 +2,24 @@
 //!
 //! ```text
 //! decoded request -> prepare (provider, rendered messages, trace id)
-//!                 -> provider call (whole answer, or stream: first delta read before commit)
-//!                 -> CompletionResponse / stream of deltas
+//!   cache: false / disabled -> provider call (whole or stream)                    [bypass]
+//!   cache key -> fresh entry? -> answer / replay its deltas                        [hit]
+//!             -> join the identical call in flight, or lead a new one (flight.rs)  [miss]
+//!                -> provider call -> entry stored after a clean end -> answer
+//!                -> provider down + expired entry -> answer from it               [stale]
 //! ```
 //!
-//! Handlers only translate HTTP to engine calls and back; the provider layer knows nothing of
-//! HTTP clients of promptd. Later stages (cache, coalescing, log spool) slot in here.
+//! Streams read their first delta before the response is committed, so early failures are
+//! real HTTP errors. Handlers only translate HTTP to engine calls and back; the provider layer
+//! knows nothing of the cache, the cache nothing of HTTP.
 
+mod answer;
+mod flight;
 mod prepare;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::mpsc;
@@ -21,12 +27,18 @@ use tokio::sync::mpsc;
 pub use prepare::Prepared;
 
 use crate::api::{ApiError, CompletionRequest, CompletionResponse};
+use crate::cache::coalesce::{Event, Joined, Outcome, Subscription};
+use crate::cache::{cache_key, Cache, CacheEntry, CacheKey, CacheStatus, Lookup};
 use crate::config::Config;
 use crate::projects::ProjectStore;
-use crate::providers::{tool_calls_json, Completion, PriceTable, Provider, ProviderError};
+use crate::providers::{tool_calls_json, PriceTable, Provider, ProviderError};
+use crate::store::{Store, StoreError};
+use answer::{entry_from_completion, response_from_entry};
 
 /// Deltas buffered between the upstream reader and a slow client.
 const STREAM_BUFFER: usize = 64;
+/// How often hit counts are written back and the cache is trimmed to `max_bytes`.
+const CACHE_MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
 
 /// The current time as promptd writes timestamps (RFC 3339, UTC, microseconds).
 pub fn now_iso() -> String {
@@ -39,18 +51,32 @@ fn iso(t: DateTime<Utc>) -> String {
 
 /// An error while building the engine.
 #[derive(Debug, thiserror::Error)]
-#[error("provider {name}: cannot build its HTTP client: {source}")]
-pub struct EngineError {
-    name: String,
-    source: reqwest::Error,
+pub enum EngineError {
+    #[error("provider {name}: cannot build its HTTP client: {source}")]
+    Provider {
+        name: String,
+        source: reqwest::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// Shared by every request: providers with their connection pools, prices, projects.
+/// Shared by every request: providers with their connection pools, prices, the cache.
 #[derive(Debug)]
 pub struct Engine {
     providers: BTreeMap<String, Arc<Provider>>,
     prices: PriceTable,
     projects: ProjectStore,
+    store: Store,
+    cache: Cache,
+}
+
+/// A whole answer and what the cache did for it.
+#[derive(Debug)]
+pub struct Answer {
+    pub response: CompletionResponse,
+    pub cache: CacheStatus,
+    pub key: Option<CacheKey>,
 }
 
 /// One item of a completion stream.
@@ -61,15 +87,17 @@ pub enum StreamItem {
     Error(String),
 }
 
-/// A started stream: the upstream accepted the call and its first delta has been read.
+/// A started stream: the answer is under way (its first delta read) or replayed from the cache.
 #[derive(Debug)]
 pub struct CompletionStream {
     pub trace_id: String,
     pub items: mpsc::Receiver<StreamItem>,
+    pub cache: CacheStatus,
+    pub key: Option<CacheKey>,
 }
 
 impl Engine {
-    /// Build providers (one pooled HTTP client each) and open the project store.
+    /// Build providers (one pooled HTTP client each), open the store, the cache and projects.
     pub fn new(config: &Config) -> Result<Engine, EngineError> {
         let providers = config
             .providers
@@ -77,21 +105,55 @@ impl Engine {
             .map(|(name, p)| {
                 Provider::new(name, p.clone())
                     .map(|p| (name.clone(), Arc::new(p)))
-                    .map_err(|source| EngineError {
+                    .map_err(|source| EngineError::Provider {
                         name: name.clone(),
                         source,
                     })
             })
             .collect::<Result<_, _>>()?;
+        let store = Store::open(&config.state_dir)?;
+        let cache = Cache::open(store.cache_tree()?, config.cache.clone());
         Ok(Engine {
             providers,
             prices: PriceTable::new(config.prices.clone()),
             projects: ProjectStore::open(&config.state_dir),
+            store,
+            cache,
         })
     }
 
     pub fn projects(&self) -> &ProjectStore {
         &self.projects
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
+    }
+
+    /// Background upkeep until `shutdown` resolves: cache hit write-back and eviction.
+    pub async fn maintain(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(CACHE_MAINTENANCE_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let engine = Arc::clone(&self);
+                    let _ = tokio::task::spawn_blocking(move || engine.cache.maintain()).await;
+                }
+                () = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// Clean shutdown: write hit counts back and flush the database.
+    pub fn close(&self) {
+        self.cache.maintain();
+        self.store.flush();
     }
 
     fn prepare(&self, req: CompletionRequest) -> Result<Prepared, ApiError> {
@@ -102,19 +164,89 @@ impl Engine {
         )
     }
 
+    fn cache_key_of(&self, prepared: &Prepared) -> Option<CacheKey> {
+        (self.cache.config().enabled && prepared.cache)
+            .then(|| cache_key(prepared.provider.name(), &prepared.chat))
+    }
+
+    /// Join (or lead) the flight of `key`; whether this request leads it.
+    fn join_flight(
+        self: &Arc<Self>,
+        key: CacheKey,
+        prepared: &Prepared,
+        stream: bool,
+        stale: Option<CacheEntry>,
+    ) -> (Subscription, bool) {
+        match self.cache.flights().join(key) {
+            Joined::Leader(leader) => {
+                let sub = leader.flight().subscribe();
+                tokio::spawn(flight::drive(
+                    Arc::clone(self),
+                    leader,
+                    prepared.clone(),
+                    key,
+                    stream,
+                    stale,
+                ));
+                (sub, true)
+            }
+            Joined::Follower(flight) => {
+                self.cache.record_coalesced();
+                (flight.subscribe(), false)
+            }
+        }
+    }
+
     /// Answer a completion request with a whole answer.
-    pub async fn complete(&self, req: CompletionRequest) -> Result<CompletionResponse, ApiError> {
+    pub async fn complete(self: &Arc<Self>, req: CompletionRequest) -> Result<Answer, ApiError> {
         let started = Instant::now();
         let start_ts = Utc::now();
         let prepared = self.prepare(req)?;
-        let completion = prepared
-            .provider
-            .complete(&prepared.chat, prepared.api_key.as_ref())
-            .await
-            .map_err(|e| provider_error(&prepared.provider, e))?;
-        let response = self.response(&prepared, &completion, started, start_ts);
-        tracing::debug!(trace_id = %response.inference_id, provider = %response.provider, latency = response.latency, "completion");
-        Ok(response)
+        let Some(key) = self.cache_key_of(&prepared) else {
+            self.cache.record(CacheStatus::Bypass);
+            let completion = prepared
+                .provider
+                .complete(&prepared.chat, prepared.api_key.as_ref())
+                .await
+                .map_err(|e| provider_error(&prepared.provider, e))?;
+            let entry = entry_from_completion(&prepared, completion, None, &self.prices, (0, 0));
+            return Ok(Answer {
+                response: response_from_entry(&prepared, &entry, started, start_ts, false),
+                cache: CacheStatus::Bypass,
+                key: None,
+            });
+        };
+        let stale = match self.cache.lookup(&key) {
+            Lookup::Fresh(entry) => {
+                self.cache.record_hit(&key);
+                return Ok(Answer {
+                    response: response_from_entry(&prepared, &entry, started, start_ts, true),
+                    cache: CacheStatus::Hit,
+                    key: Some(key),
+                });
+            }
+            Lookup::Expired(entry) => Some(entry),
+            Lookup::Miss => None,
+        };
+        let (mut sub, leader) = self.join_flight(key, &prepared, false, stale);
+        let (entry, status) = match sub.outcome().await {
+            Outcome::Done(entry) if leader => (entry, CacheStatus::Miss),
+            Outcome::Done(entry) => (entry, CacheStatus::Hit),
+            Outcome::Stale(entry) => (entry, CacheStatus::Stale),
+            Outcome::Failed(e) => return Err(e),
+        };
+        self.cache.record(status);
+        Ok(Answer {
+            response: response_from_entry(
+                &prepared,
+                &entry,
+                started,
+                start_ts,
+                status != CacheStatus::Miss,
+            ),
+            cache: status,
+            key: Some(key),
+        })
     }
 
     /// Start a streamed completion. Errors before the first delta are returned here (so they
@@ -123,34 +255,88 @@ impl Engine {
         self: &Arc<Self>,
         req: CompletionRequest,
     ) -> Result<CompletionStream, ApiError> {
-        let started = Instant::now();
-        let start_ts = Utc::now();
         let prepared = self.prepare(req)?;
-        let provider = &prepared.provider;
+        let trace_id = prepared.trace_id.clone();
+        let Some(key) = self.cache_key_of(&prepared) else {
+            self.cache.record(CacheStatus::Bypass);
+            let items = self.stream_uncached(prepared).await?;
+            return Ok(CompletionStream {
+                trace_id,
+                items,
+                cache: CacheStatus::Bypass,
+                key: None,
+            });
+        };
+        let stale = match self.cache.lookup(&key) {
+            Lookup::Fresh(entry) => {
+                self.cache.record_hit(&key);
+                return Ok(CompletionStream {
+                    trace_id,
+                    items: replay(&entry.deltas),
+                    cache: CacheStatus::Hit,
+                    key: Some(key),
+                });
+            }
+            Lookup::Expired(entry) => Some(entry),
+            Lookup::Miss => None,
+        };
+        let (mut sub, leader) = self.join_flight(key, &prepared, true, stale);
+        let fresh = if leader {
+            CacheStatus::Miss
+        } else {
+            CacheStatus::Hit
+        };
+        let (items, status) = match sub.next().await {
+            Event::Delta(first) => (forward(first, sub), fresh),
+            Event::Outcome(Outcome::Done(entry)) => (replay(&entry.deltas), fresh),
+            Event::Outcome(Outcome::Stale(entry)) => (replay(&entry.deltas), CacheStatus::Stale),
+            Event::Outcome(Outcome::Failed(e)) => return Err(e),
+        };
+        self.cache.record(status);
+        Ok(CompletionStream {
+            trace_id,
+            items,
+            cache: status,
+            key: Some(key),
+        })
+    }
+
+    /// A stream that is not shared or cached: the upstream call is cancelled when the client
+    /// goes away.
+    async fn stream_uncached(
+        &self,
+        prepared: Prepared,
+    ) -> Result<mpsc::Receiver<StreamItem>, ApiError> {
+        let provider = Arc::clone(&prepared.provider);
         let mut upstream = provider
             .open_stream(&prepared.chat, prepared.api_key.as_ref())
             .await
-            .map_err(|e| provider_error(provider, e))?;
+            .map_err(|e| provider_error(&provider, e))?;
         let first = upstream
             .next_delta()
             .await
-            .map_err(|e| provider_error(provider, e))?;
+            .map_err(|e| provider_error(&provider, e))?;
         let (tx, items) = mpsc::channel(STREAM_BUFFER);
-        let trace_id = prepared.trace_id.clone();
-        let engine = Arc::clone(self);
         tokio::spawn(async move {
             let mut next = Ok(first);
             loop {
                 match next {
                     Ok(Some(delta)) => {
                         if tx.send(StreamItem::Delta(delta)).await.is_err() {
-                            tracing::debug!(trace_id = %prepared.trace_id, "client went away; upstream stream cancelled");
-                            return;
+                            break;
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        let completion = upstream.into_completion();
+                        if !completion.tool_calls.is_empty() {
+                            let _ = tx
+                                .send(StreamItem::Delta(tool_calls_json(&completion.tool_calls)))
+                                .await;
+                        }
+                        return;
+                    }
                     Err(e) => {
-                        let message = provider_error(&prepared.provider, e).to_string();
+                        let message = provider_error(&provider, e).to_string();
                         tracing::warn!(trace_id = %prepared.trace_id, error = %message, "stream failed after it started");
                         let _ = tx.send(StreamItem::Error(message)).await;
                         return;
@@ -158,59 +344,42 @@ impl Engine {
                 }
                 next = tokio::select! {
                     next = upstream.next_delta() => next,
-                    _ = tx.closed() => {
-                        tracing::debug!(trace_id = %prepared.trace_id, "client went away; upstream stream cancelled");
-                        return;
-                    }
+                    _ = tx.closed() => break,
                 };
             }
-            let completion = upstream.into_completion();
-            if !completion.tool_calls.is_empty() {
-                let _ = tx
-                    .send(StreamItem::Delta(tool_calls_json(&completion.tool_calls)))
-                    .await;
-            }
-            let response = engine.response(&prepared, &completion, started, start_ts);
-            tracing::debug!(trace_id = %response.inference_id, provider = %response.provider, latency = response.latency, "streamed completion");
+            tracing::debug!(trace_id = %prepared.trace_id, "client went away; upstream stream cancelled");
         });
-        Ok(CompletionStream { trace_id, items })
+        Ok(items)
     }
+}
 
-    fn response(
-        &self,
-        prepared: &Prepared,
-        c: &Completion,
-        started: Instant,
-        start_ts: DateTime<Utc>,
-    ) -> CompletionResponse {
-        let model = c
-            .model
-            .clone()
-            .unwrap_or_else(|| prepared.chat.model.clone());
-        let (input, output) = (c.usage.input_tokens, c.usage.output_tokens);
-        let price_model = if self.prices.price(&model).is_some() {
-            &model
-        } else {
-            &prepared.chat.model
-        };
-        let latency = started.elapsed().as_secs_f64();
-        CompletionResponse {
-            inference_id: prepared.trace_id.clone(),
-            content: c.content(),
-            latency,
-            input_tokens: input,
-            output_tokens: output,
-            total_tokens: input + output,
-            cost: self.prices.cost(price_model, input, output),
-            model,
-            provider: prepared.provider.name().to_owned(),
-            cache_hit: false,
-            status: "success".to_owned(),
-            start_timestamp: iso(start_ts),
-            end_timestamp: now_iso(),
-            error: None,
-        }
+/// A channel already holding `deltas` (a cached answer's replay).
+fn replay(deltas: &[String]) -> mpsc::Receiver<StreamItem> {
+    let (tx, rx) = mpsc::channel(deltas.len().max(1));
+    for delta in deltas {
+        // Capacity is exactly the number of deltas.
+        let _ = tx.try_send(StreamItem::Delta(delta.clone()));
     }
+    rx
+}
+
+/// Forward a flight's deltas to one client. When the client leaves, the flight goes on.
+fn forward(first: String, mut sub: Subscription) -> mpsc::Receiver<StreamItem> {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(async move {
+        let mut item = StreamItem::Delta(first);
+        loop {
+            if tx.send(item).await.is_err() {
+                return;
+            }
+            item = match sub.next().await {
+                Event::Delta(delta) => StreamItem::Delta(delta),
+                Event::Outcome(Outcome::Failed(e)) => StreamItem::Error(e.to_string()),
+                Event::Outcome(Outcome::Done(_) | Outcome::Stale(_)) => return,
+            };
+        }
+    });
+    rx
 }
 
 /// Map a provider failure to the request error the client sees.

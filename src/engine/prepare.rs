@@ -10,7 +10,7 @@ use crate::deployments::{Template, TemplateError};
 use crate::providers::{ChatRequest, Provider};
 
 /// A request ready for the provider.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Prepared {
     pub trace_id: String,
     pub provider: Arc<Provider>,

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::api::{stream, ApiError};
+use crate::cache::{CacheKey, CacheStatus};
 use crate::engine::{CompletionStream, StreamItem};
 
 /// The body of every response promptd sends.
@@ -105,8 +106,26 @@ pub fn error(err: &ApiError) -> Response<ResponseBody> {
     json_bytes(err.status(), err.body())
 }
 
+/// `x-promptd-cache: hit|miss|stale|bypass` and, when the answer has one, its
+/// `x-promptd-cache-key`.
+pub fn cache_headers(
+    response: &mut Response<ResponseBody>,
+    status: CacheStatus,
+    key: Option<&CacheKey>,
+) {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_HEADER, HeaderValue::from_static(status.as_str()));
+    if let Some(value) = key.and_then(|k| HeaderValue::from_str(&k.to_hex()).ok()) {
+        headers.insert(CACHE_KEY_HEADER, value);
+    }
+}
+
+const CACHE_HEADER: &str = "x-promptd-cache";
+const CACHE_KEY_HEADER: &str = "x-promptd-cache-key";
+
 /// The `text/event-stream` response of a started completion stream.
 pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
+    let (status, key) = (stream.cache, stream.key);
     let events = EventStream {
         first: Some(stream::id_event(&stream.trace_id)),
         items: stream.items,
@@ -116,6 +135,7 @@ pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    cache_headers(&mut response, status, key.as_ref());
     response
 }
 

@@ -8,6 +8,7 @@ use super::body::{self, ResponseBody};
 use super::State;
 use crate::api::project::ProjectRequest;
 use crate::api::{decode_json, ApiError, CompletionRequest};
+use crate::cache::CacheKey;
 
 /// `GET /health`.
 pub fn health(state: &State) -> Response<ResponseBody> {
@@ -38,8 +39,10 @@ pub async fn completion(
         let stream = state.engine.stream(request).await?;
         return Ok(body::event_stream(stream));
     }
-    let response = state.engine.complete(request).await?;
-    Ok(body::json(StatusCode::OK, &response))
+    let answer = state.engine.complete(request).await?;
+    let mut response = body::json(StatusCode::OK, &answer.response);
+    body::cache_headers(&mut response, answer.cache, answer.key.as_ref());
+    Ok(response)
 }
 
 /// `POST /completion/stream`.
@@ -72,4 +75,39 @@ pub async fn project(
         .get_or_create(&request.name)
         .map_err(|e| ApiError::Internal(format!("cannot save the project list: {e}")))?;
     Ok(body::json(StatusCode::OK, &project))
+}
+
+/// `GET /cache/stats`.
+pub fn cache_stats(state: &State) -> Response<ResponseBody> {
+    body::json(StatusCode::OK, &state.engine.cache().stats())
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    deleted: u64,
+}
+
+/// `DELETE /cache`: drop every entry.
+pub async fn cache_purge(state: &State) -> Result<Response<ResponseBody>, ApiError> {
+    let engine = std::sync::Arc::clone(&state.engine);
+    let deleted = tokio::task::spawn_blocking(move || engine.cache().purge())
+        .await
+        .map_err(|e| ApiError::Internal(format!("cache purge failed: {e}")))?;
+    Ok(body::json(StatusCode::OK, &Deleted { deleted }))
+}
+
+/// `DELETE /cache/{key}`: drop one entry (its key as sent in `x-promptd-cache-key`).
+pub fn cache_delete(state: &State, hex: &str) -> Result<Response<ResponseBody>, ApiError> {
+    let key = CacheKey::from_hex(hex).ok_or_else(|| ApiError::InvalidRequest {
+        field: "key",
+        message: format!("`{hex}` is not a cache key (64 hex digits, as in x-promptd-cache-key)"),
+    })?;
+    if state.engine.cache().remove(&key) {
+        Ok(body::json(StatusCode::OK, &Deleted { deleted: 1 }))
+    } else {
+        Err(ApiError::NotFound {
+            method: "DELETE".into(),
+            path: format!("/cache/{hex} (no such entry)"),
+        })
+    }
 }

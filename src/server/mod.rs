@@ -96,6 +96,10 @@ pub async fn run(
         unix_path,
         tcp,
     } = listeners;
+    let (stop_maintenance, maintenance_stopped) = tokio::sync::oneshot::channel::<()>();
+    let maintenance = tokio::spawn(Arc::clone(&state.engine).maintain(async move {
+        let _ = maintenance_stopped.await;
+    }));
     tracing::info!(socket = %unix_path.display(), tcp = ?config.tcp, "promptd serving");
 
     tokio::pin!(shutdown);
@@ -138,6 +142,10 @@ pub async fn run(
             tracing::warn!(grace = ?config.shutdown_grace, "grace period over; closing the remaining connections");
         }
     }
+    let _ = stop_maintenance.send(());
+    let _ = maintenance.await;
+    let engine = Arc::clone(&state.engine);
+    let _ = tokio::task::spawn_blocking(move || engine.close()).await;
     Ok(())
 }
 

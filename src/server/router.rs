@@ -41,8 +41,15 @@ pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBo
         (&Method::POST, p) if p == paths::COMPLETION => handlers::completion(req, state).await,
         (&Method::POST, p) if p == paths::STREAM => handlers::completion_stream(req, state).await,
         (&Method::POST, p) if p == paths::PROJECT => handlers::project(req, state).await,
+        (&Method::GET, "/cache/stats") => Ok(handlers::cache_stats(state)),
+        (&Method::DELETE, "/cache") => handlers::cache_purge(state).await,
+        (&Method::DELETE, p) if p.starts_with("/cache/") => {
+            handlers::cache_delete(state, &p["/cache/".len()..])
+        }
         (_, p)
             if p == "/health"
+                || p == "/cache"
+                || p == "/cache/stats"
                 || p == paths::COMPLETION
                 || p == paths::STREAM
                 || p == paths::PROJECT =>

@@ -1,0 +1,276 @@
+//! Coalescing of identical cacheable requests in flight: the first request for a key becomes the
+//! leader and starts one provider call (driven by its own task, so it finishes and is cached
+//! even if every client leaves); later identical requests join as followers. Everyone
+//! subscribes to the same flight: a stream subscriber gets the deltas so far, then the rest
+//! live; a whole-answer subscriber waits for the outcome.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use super::{CacheEntry, CacheKey};
+use crate::api::ApiError;
+
+/// How a flight ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A fresh, complete answer (already stored in the cache when cacheable).
+    Done(Arc<CacheEntry>),
+    /// The provider failed and an expired entry answered instead.
+    Stale(Arc<CacheEntry>),
+    Failed(ApiError),
+}
+
+#[derive(Debug, Default)]
+struct FlightState {
+    deltas: Vec<String>,
+    outcome: Option<Outcome>,
+}
+
+/// One provider call shared by every identical request.
+#[derive(Debug)]
+pub struct Flight {
+    state: Mutex<FlightState>,
+    version: watch::Sender<u64>,
+}
+
+impl Flight {
+    fn new() -> Self {
+        Flight {
+            state: Mutex::new(FlightState::default()),
+            version: watch::Sender::new(0),
+        }
+    }
+
+    fn bump(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Publish a stream delta to every subscriber.
+    pub fn push_delta(&self, delta: String) {
+        self.state.lock().deltas.push(delta);
+        self.bump();
+    }
+
+    /// How many deltas were published so far.
+    pub fn deltas_published(&self) -> usize {
+        self.state.lock().deltas.len()
+    }
+
+    /// Publish the outcome (the first one wins).
+    pub fn complete(&self, outcome: Outcome) {
+        {
+            let mut state = self.state.lock();
+            if state.outcome.is_some() {
+                return;
+            }
+            state.outcome = Some(outcome);
+        }
+        self.bump();
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.state.lock().outcome.is_some()
+    }
+
+    pub fn subscribe(self: &Arc<Self>) -> Subscription {
+        Subscription {
+            flight: Arc::clone(self),
+            next: 0,
+            rx: self.version.subscribe(),
+        }
+    }
+}
+
+/// What a subscriber sees next.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Delta(String),
+    Outcome(Outcome),
+}
+
+/// One request's view of a flight.
+#[derive(Debug)]
+pub struct Subscription {
+    flight: Arc<Flight>,
+    next: usize,
+    rx: watch::Receiver<u64>,
+}
+
+impl Subscription {
+    /// The next delta, or the outcome once every delta was seen.
+    pub async fn next(&mut self) -> Event {
+        loop {
+            // Mark the current version seen *before* reading the state, so a change made after
+            // the read wakes `changed()` below.
+            self.rx.borrow_and_update();
+            {
+                let state = self.flight.state.lock();
+                if let Some(delta) = state.deltas.get(self.next) {
+                    self.next += 1;
+                    return Event::Delta(delta.clone());
+                }
+                if let Some(outcome) = &state.outcome {
+                    return Event::Outcome(outcome.clone());
+                }
+            }
+            if self.rx.changed().await.is_err() {
+                return Event::Outcome(Outcome::Failed(ApiError::Internal(
+                    "the provider call was abandoned".into(),
+                )));
+            }
+        }
+    }
+
+    /// Skip to the outcome (for whole-answer requests).
+    pub async fn outcome(&mut self) -> Outcome {
+        loop {
+            if let Event::Outcome(outcome) = self.next().await {
+                return outcome;
+            }
+        }
+    }
+
+    /// Deltas this subscriber has received.
+    pub fn deltas_seen(&self) -> usize {
+        self.next
+    }
+}
+
+/// The flights in progress, by cache key.
+#[derive(Debug, Default, Clone)]
+pub struct Flights {
+    map: Arc<Mutex<HashMap<CacheKey, Arc<Flight>>>>,
+}
+
+/// Joining a flight: lead a new one or follow the one in progress.
+#[derive(Debug)]
+pub enum Joined {
+    Leader(Leader),
+    Follower(Arc<Flight>),
+}
+
+impl Flights {
+    pub fn join(&self, key: CacheKey) -> Joined {
+        let mut map = self.map.lock();
+        if let Some(flight) = map.get(&key) {
+            return Joined::Follower(Arc::clone(flight));
+        }
+        let flight = Arc::new(Flight::new());
+        map.insert(key, Arc::clone(&flight));
+        Joined::Leader(Leader {
+            flights: self.clone(),
+            key,
+            flight,
+        })
+    }
+
+    /// Flights in progress.
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The leader's handle: owned by the task that drives the provider call. Dropping it ends the
+/// flight — with `Failed` if no outcome was published (a panicked or cancelled driver never
+/// leaves followers waiting) — and removes it, so the next request starts afresh.
+#[derive(Debug)]
+pub struct Leader {
+    flights: Flights,
+    key: CacheKey,
+    flight: Arc<Flight>,
+}
+
+impl Leader {
+    pub fn flight(&self) -> &Arc<Flight> {
+        &self.flight
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        {
+            let mut map = self.flights.map.lock();
+            if map
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                map.remove(&self.key);
+            }
+        }
+        self.flight.complete(Outcome::Failed(ApiError::Internal(
+            "the provider call was abandoned".into(),
+        )));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn entry() -> Arc<CacheEntry> {
+        Arc::new(crate::cache::entry::tests::sample())
+    }
+
+    #[tokio::test]
+    async fn late_followers_get_the_deltas_so_far_then_the_rest() {
+        let flights = Flights::default();
+        let key = CacheKey([1; 32]);
+        let Joined::Leader(leader) = flights.join(key) else {
+            panic!("first is leader")
+        };
+        let mut early = leader.flight().subscribe();
+        leader.flight().push_delta("a".into());
+        leader.flight().push_delta("b".into());
+        let Joined::Follower(flight) = flights.join(key) else {
+            panic!("second follows")
+        };
+        let mut late = flight.subscribe();
+        let driver = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            leader.flight().push_delta("c".into());
+            leader.flight().complete(Outcome::Done(entry()));
+            drop(leader);
+        });
+        for sub in [&mut early, &mut late] {
+            let mut seen = Vec::new();
+            loop {
+                match sub.next().await {
+                    Event::Delta(d) => seen.push(d),
+                    Event::Outcome(Outcome::Done(_)) => break,
+                    Event::Outcome(other) => panic!("{other:?}"),
+                }
+            }
+            assert_eq!(seen, vec!["a", "b", "c"]);
+        }
+        driver.await.expect("driver");
+        assert!(flights.is_empty(), "finished flight removed");
+        assert!(
+            matches!(flights.join(key), Joined::Leader(_)),
+            "next request leads again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_fails_its_followers() {
+        let flights = Flights::default();
+        let key = CacheKey([2; 32]);
+        let Joined::Leader(leader) = flights.join(key) else {
+            panic!("leader")
+        };
+        let mut sub = leader.flight().subscribe();
+        drop(leader);
+        assert!(matches!(
+            sub.outcome().await,
+            Outcome::Failed(ApiError::Internal(_))
+        ));
+        assert!(flights.is_empty());
+    }
+}

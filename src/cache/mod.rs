@@ -1,0 +1,455 @@
+//! The completion cache: entries in sled keyed by [`key::cache_key`], TTL and a byte bound,
+//! statistics, and the coalescing of identical in-flight requests ([`coalesce`]).
+//!
+//! Reads are one sled `get` and a bincode decode. Hits are counted in memory and written back
+//! to the entries by the background [`Cache::maintain`] pass, which also evicts: expired entries
+//! first, then the least recently used, until the stored bytes are under `max_bytes`. Expired
+//! entries stay until evicted so they can answer while the provider is down
+//! (`serve_stale_on_error`). A value that does not decode is a miss and is overwritten.
+//! The cache knows nothing of HTTP.
+
+pub mod coalesce;
+pub mod entry;
+pub mod key;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+pub use coalesce::Flights;
+pub use entry::{CacheEntry, StoredToolCall};
+pub use key::{cache_key, CacheKey};
+
+/// What a request did with the cache; sent as `x-promptd-cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Answered from a stored entry (or from an identical request's call in flight).
+    Hit,
+    /// Asked the provider, stored the answer.
+    Miss,
+    /// The provider failed; answered from an expired entry.
+    Stale,
+    /// `cache: false` or the cache is disabled.
+    Bypass,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Stale => "stale",
+            CacheStatus::Bypass => "bypass",
+        }
+    }
+}
+
+/// `[cache]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub ttl: Duration,
+    pub max_bytes: u64,
+    pub serve_stale_on_error: bool,
+}
+
+/// A lookup's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    Fresh(CacheEntry),
+    /// Past its TTL: only for answering while the provider fails.
+    Expired(CacheEntry),
+    Miss,
+}
+
+/// Counters for `GET /cache/stats`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct CacheStats {
+    pub enabled: bool,
+    pub entries: u64,
+    pub bytes: u64,
+    pub max_bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub stale: u64,
+    pub bypass: u64,
+    pub coalesced: u64,
+    pub evictions: u64,
+    pub corrupt: u64,
+    pub write_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    stale: AtomicU64,
+    bypass: AtomicU64,
+    coalesced: AtomicU64,
+    evictions: AtomicU64,
+    corrupt: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Access {
+    hits: u64,
+    last_used_ms: u64,
+}
+
+/// The cache over one sled tree.
+#[derive(Debug)]
+pub struct Cache {
+    tree: sled::Tree,
+    config: CacheConfig,
+    entries: AtomicU64,
+    bytes: AtomicU64,
+    counters: Counters,
+    /// Hits since the last maintenance pass, written back to the entries by it.
+    access: Mutex<HashMap<CacheKey, Access>>,
+    write_error_logged: AtomicBool,
+    flights: Flights,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Cache {
+    /// Open the cache over `tree`, counting what it holds.
+    pub fn open(tree: sled::Tree, config: CacheConfig) -> Cache {
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        for (k, v) in tree.iter().flatten() {
+            entries += 1;
+            bytes += (k.len() + v.len()) as u64;
+        }
+        Cache {
+            tree,
+            config,
+            entries: AtomicU64::new(entries),
+            bytes: AtomicU64::new(bytes),
+            counters: Counters::default(),
+            access: Mutex::new(HashMap::new()),
+            write_error_logged: AtomicBool::new(false),
+            flights: Flights::default(),
+        }
+    }
+
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    pub fn flights(&self) -> &Flights {
+        &self.flights
+    }
+
+    /// Look `key` up. A value that does not decode is removed, counted and reported as a miss.
+    pub fn lookup(&self, key: &CacheKey) -> Lookup {
+        let bytes = match self.tree.get(key.0) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Lookup::Miss,
+            Err(e) => {
+                tracing::warn!(error = %e, "cache read failed; treating as a miss");
+                return Lookup::Miss;
+            }
+        };
+        match CacheEntry::decode(&bytes) {
+            Ok(entry) if entry.is_expired(now_ms()) => Lookup::Expired(entry),
+            Ok(entry) => Lookup::Fresh(entry),
+            Err(e) => {
+                self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(key = %key.to_hex(), error = %e, "unusable cache entry dropped");
+                self.remove(key);
+                Lookup::Miss
+            }
+        }
+    }
+
+    /// Count a hit on `key` (written back to the entry by the next maintenance pass).
+    pub fn record_hit(&self, key: &CacheKey) {
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        let mut access = self.access.lock();
+        let slot = access.entry(*key).or_insert(Access {
+            hits: 0,
+            last_used_ms: 0,
+        });
+        slot.hits += 1;
+        slot.last_used_ms = now_ms();
+    }
+
+    pub fn record(&self, status: CacheStatus) {
+        let counter = match status {
+            CacheStatus::Hit => &self.counters.hits,
+            CacheStatus::Miss => &self.counters.misses,
+            CacheStatus::Stale => &self.counters.stale,
+            CacheStatus::Bypass => &self.counters.bypass,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_coalesced(&self) {
+        self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A new entry for an answer created now, expiring after the TTL.
+    pub fn new_entry_times(&self) -> (u64, u64) {
+        let now = now_ms();
+        (now, now.saturating_add(self.config.ttl.as_millis() as u64))
+    }
+
+    /// Store `entry` under `key`. A failed write (full disk, ...) is counted and logged once;
+    /// the answer still reaches the client.
+    pub fn store(&self, key: &CacheKey, entry: &CacheEntry) {
+        let value = entry.encode();
+        let new_size = (key.0.len() + value.len()) as u64;
+        match self.tree.insert(key.0, value) {
+            Ok(old) => {
+                match old {
+                    Some(old) => {
+                        self.bytes.fetch_sub(
+                            ((key.0.len() + old.len()) as u64)
+                                .min(self.bytes.load(Ordering::Relaxed)),
+                            Ordering::Relaxed,
+                        );
+                    }
+                    None => {
+                        self.entries.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                self.bytes.fetch_add(new_size, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                if !self.write_error_logged.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "cannot write to the cache (further write errors are only counted)");
+                }
+            }
+        }
+    }
+
+    /// Remove `key`; whether it was there.
+    pub fn remove(&self, key: &CacheKey) -> bool {
+        match self.tree.remove(key.0) {
+            Ok(Some(old)) => {
+                self.entries.fetch_sub(1, Ordering::Relaxed);
+                let size = (key.0.len() + old.len()) as u64;
+                let _ = self
+                    .bytes
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                        Some(b.saturating_sub(size))
+                    });
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cache remove failed");
+                false
+            }
+        }
+    }
+
+    /// Remove every entry; how many there were.
+    pub fn purge(&self) -> u64 {
+        let keys: Vec<sled::IVec> = self.tree.iter().keys().flatten().collect();
+        let mut removed = 0;
+        for k in keys {
+            if let Ok(bytes) = <[u8; 32]>::try_from(k.as_ref()) {
+                if self.remove(&CacheKey(bytes)) {
+                    removed += 1;
+                }
+            } else if self.tree.remove(k).ok().flatten().is_some() {
+                removed += 1;
+            }
+        }
+        self.access.lock().clear();
+        removed
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        CacheStats {
+            enabled: self.config.enabled,
+            entries: self.entries.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            max_bytes: self.config.max_bytes,
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            stale: c.stale.load(Ordering::Relaxed),
+            bypass: c.bypass.load(Ordering::Relaxed),
+            coalesced: c.coalesced.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            corrupt: c.corrupt.load(Ordering::Relaxed),
+            write_errors: c.write_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// One maintenance pass: write hit counts back, then evict down to `max_bytes`.
+    pub fn maintain(&self) {
+        self.write_back_access();
+        self.evict();
+    }
+
+    fn write_back_access(&self) {
+        let access = std::mem::take(&mut *self.access.lock());
+        for (key, a) in access {
+            let _ = self.tree.fetch_and_update(key.0, |old| {
+                let mut entry = CacheEntry::decode(old?).ok()?;
+                entry.hits += a.hits;
+                entry.last_used_ms = entry.last_used_ms.max(a.last_used_ms);
+                Some(entry.encode())
+            });
+        }
+    }
+
+    fn evict(&self) {
+        let max = self.config.max_bytes;
+        if self.bytes.load(Ordering::Relaxed) <= max {
+            return;
+        }
+        // Go a little under the bound so eviction does not run on every write.
+        let target = max - max / 10;
+        let now = now_ms();
+        let mut candidates: Vec<(bool, u64, sled::IVec, u64)> = Vec::new();
+        for (k, v) in self.tree.iter().flatten() {
+            let size = (k.len() + v.len()) as u64;
+            match CacheEntry::decode(&v) {
+                // Expired entries go first (oldest expiry first), then least recently used.
+                Ok(e) if e.is_expired(now) => candidates.push((false, e.expires_ms, k, size)),
+                Ok(e) => candidates.push((true, e.last_used_ms.max(e.created_ms), k, size)),
+                Err(_) => candidates.push((false, 0, k, size)),
+            }
+        }
+        candidates.sort_by_key(|c| (c.0, c.1));
+        for (_, _, k, _) in candidates {
+            if self.bytes.load(Ordering::Relaxed) <= target {
+                break;
+            }
+            let removed = match <[u8; 32]>::try_from(k.as_ref()) {
+                Ok(bytes) => self.remove(&CacheKey(bytes)),
+                Err(_) => self.tree.remove(k).ok().flatten().is_some(),
+            };
+            if removed {
+                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(max_bytes: u64) -> (tempfile::TempDir, Cache) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = sled::Config::new()
+            .temporary(true)
+            .path(dir.path().join("db"))
+            .open()
+            .expect("db");
+        let tree = db.open_tree("cache").expect("tree");
+        let config = CacheConfig {
+            enabled: true,
+            ttl: Duration::from_secs(60),
+            max_bytes,
+            serve_stale_on_error: true,
+        };
+        (dir, Cache::open(tree, config))
+    }
+
+    fn key(n: u8) -> CacheKey {
+        CacheKey([n; 32])
+    }
+
+    fn entry(expires_ms: u64, last_used_ms: u64) -> CacheEntry {
+        CacheEntry {
+            expires_ms,
+            last_used_ms,
+            created_ms: 0,
+            ..entry::tests::sample()
+        }
+    }
+
+    #[test]
+    fn fresh_expired_miss_and_corrupt() {
+        let (_d, cache) = cache(1 << 20);
+        let far = now_ms() + 60_000;
+        cache.store(&key(1), &entry(far, 0));
+        cache.store(&key(2), &entry(1, 0));
+        assert!(matches!(cache.lookup(&key(1)), Lookup::Fresh(_)));
+        assert!(matches!(cache.lookup(&key(2)), Lookup::Expired(_)));
+        assert_eq!(cache.lookup(&key(3)), Lookup::Miss);
+        cache
+            .tree
+            .insert(key(4).0, &b"\x01garbage"[..])
+            .expect("insert");
+        cache
+            .tree
+            .insert(key(5).0, &b"\x07future format"[..])
+            .expect("insert");
+        assert_eq!(cache.lookup(&key(4)), Lookup::Miss);
+        assert_eq!(cache.lookup(&key(5)), Lookup::Miss);
+        assert_eq!(cache.stats().corrupt, 2);
+        assert!(
+            cache.tree.get(key(4).0).expect("get").is_none(),
+            "corrupt value removed"
+        );
+        assert_eq!(
+            Cache::open(cache.tree.clone(), cache.config.clone())
+                .stats()
+                .entries,
+            2
+        );
+    }
+
+    #[test]
+    fn counts_survive_reopen_and_purge_empties() {
+        let (dir, cache) = cache(1 << 20);
+        cache.store(&key(1), &entry(u64::MAX, 0));
+        cache.store(&key(1), &entry(u64::MAX, 0));
+        cache.store(&key(2), &entry(u64::MAX, 0));
+        let stats = cache.stats();
+        assert_eq!(stats.entries, 2);
+        let reopened = Cache::open(cache.tree.clone(), cache.config.clone());
+        assert_eq!(reopened.stats().entries, 2);
+        assert_eq!(reopened.stats().bytes, stats.bytes);
+        assert_eq!(reopened.purge(), 2);
+        assert_eq!(reopened.stats().entries, 0);
+        assert_eq!(reopened.stats().bytes, 0);
+        drop(dir);
+    }
+
+    #[test]
+    fn hits_are_written_back_and_eviction_takes_expired_then_least_recently_used() {
+        let now = now_ms();
+        let one = entry(u64::MAX, now).encode().len() as u64 + 32;
+        let (_d, cache) = cache(one * 3);
+        cache.store(&key(1), &entry(u64::MAX, now - 3000)); // oldest use
+        cache.store(&key(2), &entry(1, now)); // expired
+        cache.store(&key(3), &entry(u64::MAX, now - 1000));
+        cache.record_hit(&key(1)); // now the most recently used
+        cache.maintain();
+        assert_eq!(cache.stats().evictions, 0, "at the bound, nothing to evict");
+        cache.store(&key(4), &entry(u64::MAX, now));
+        cache.maintain();
+        let left: Vec<u8> = (1..=4)
+            .filter(|n| cache.lookup(&key(*n)) != Lookup::Miss)
+            .collect();
+        assert_eq!(
+            left,
+            vec![1, 4],
+            "expired 2 and least recently used 3 evicted"
+        );
+        assert_eq!(cache.stats().evictions, 2);
+        match cache.lookup(&key(1)) {
+            Lookup::Fresh(e) => assert_eq!(e.hits, 1),
+            other => panic!("{other:?}"),
+        }
+        assert!(cache.stats().bytes <= one * 3);
+    }
+}

@@ -1,0 +1,96 @@
+//! Building answers: a provider's [`Completion`] becomes a [`CacheEntry`] (the one shape of a
+//! complete answer, fresh or stored), and an entry becomes the [`CompletionResponse`] of one
+//! request (its own trace id, latency and timestamps).
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::{iso, now_iso, Prepared};
+use crate::api::CompletionResponse;
+use crate::cache::{CacheEntry, StoredToolCall};
+use crate::providers::{tool_calls_json, Completion, PriceTable};
+
+/// Turn a finished completion into an entry. `deltas` are the stream's deltas, or `None` for a
+/// whole answer (then the replay deltas are the text and the tool calls).
+pub fn entry_from_completion(
+    prepared: &Prepared,
+    completion: Completion,
+    deltas: Option<Vec<String>>,
+    prices: &PriceTable,
+    times: (u64, u64),
+) -> CacheEntry {
+    let content = completion.content();
+    let model = completion
+        .model
+        .clone()
+        .unwrap_or_else(|| prepared.chat.model.clone());
+    let (input, output) = (
+        completion.usage.input_tokens,
+        completion.usage.output_tokens,
+    );
+    let price_model = if prices.price(&model).is_some() {
+        &model
+    } else {
+        &prepared.chat.model
+    };
+    let cost = prices.cost(price_model, input, output);
+    let deltas = deltas.unwrap_or_else(|| {
+        let mut d = Vec::new();
+        if !completion.text.is_empty() {
+            d.push(completion.text.clone());
+        }
+        if !completion.tool_calls.is_empty() {
+            d.push(tool_calls_json(&completion.tool_calls));
+        }
+        d
+    });
+    CacheEntry {
+        content,
+        deltas,
+        tool_calls: completion
+            .tool_calls
+            .into_iter()
+            .map(|c| StoredToolCall {
+                id: c.id,
+                name: c.name,
+                arguments: c.arguments,
+            })
+            .collect(),
+        input_tokens: input,
+        output_tokens: output,
+        cost,
+        model,
+        provider: prepared.provider.name().to_owned(),
+        created_ms: times.0,
+        expires_ms: times.1,
+        last_used_ms: times.0,
+        hits: 0,
+    }
+}
+
+/// The response of one request answered by `entry`.
+pub fn response_from_entry(
+    prepared: &Prepared,
+    entry: &CacheEntry,
+    started: Instant,
+    start_ts: DateTime<Utc>,
+    cache_hit: bool,
+) -> CompletionResponse {
+    CompletionResponse {
+        inference_id: prepared.trace_id.clone(),
+        content: entry.content.clone(),
+        latency: started.elapsed().as_secs_f64(),
+        input_tokens: entry.input_tokens,
+        output_tokens: entry.output_tokens,
+        total_tokens: entry.input_tokens + entry.output_tokens,
+        cost: entry.cost,
+        model: entry.model.clone(),
+        provider: prepared.provider.name().to_owned(),
+        cache_hit,
+        status: "success".to_owned(),
+        start_timestamp: iso(start_ts),
+        end_timestamp: now_iso(),
+        error: None,
+    }
+}

@@ -1,0 +1,99 @@
+//! The leader's task of a coalesced request: one provider call whose deltas and outcome every
+//! identical request shares. It runs on its own, so a stream is read to its end and cached even
+//! when every client has left; only complete, successful answers are stored.
+
+use std::sync::Arc;
+
+use super::answer::entry_from_completion;
+use super::{provider_error, Engine, Prepared};
+use crate::cache::coalesce::{Leader, Outcome};
+use crate::cache::{CacheEntry, CacheKey};
+use crate::providers::{tool_calls_json, ProviderError};
+
+/// Whether a failure means the provider is down (then an expired entry may answer).
+fn is_outage(err: &ProviderError) -> bool {
+    match err {
+        ProviderError::Unreachable(_) | ProviderError::Timeout(_) => true,
+        ProviderError::Status { status, .. } => *status >= 500,
+        ProviderError::Protocol(_) | ProviderError::Stream(_) => false,
+    }
+}
+
+/// Drive the provider call of `leader`'s flight to its outcome.
+pub async fn drive(
+    engine: Arc<Engine>,
+    leader: Leader,
+    prepared: Prepared,
+    key: CacheKey,
+    stream: bool,
+    stale: Option<CacheEntry>,
+) {
+    let flight = Arc::clone(leader.flight());
+    let provider = Arc::clone(&prepared.provider);
+    let key_override = prepared.api_key.as_ref();
+    let result = if stream {
+        match provider.open_stream(&prepared.chat, key_override).await {
+            Err(e) => Err(e),
+            Ok(mut upstream) => {
+                let mut deltas = Vec::new();
+                loop {
+                    match upstream.next_delta().await {
+                        Ok(Some(delta)) => {
+                            deltas.push(delta.clone());
+                            flight.push_delta(delta);
+                        }
+                        Ok(None) => {
+                            let completion = upstream.into_completion();
+                            if !completion.tool_calls.is_empty() {
+                                let calls = tool_calls_json(&completion.tool_calls);
+                                deltas.push(calls.clone());
+                                flight.push_delta(calls);
+                            }
+                            break Ok((completion, Some(deltas)));
+                        }
+                        Err(e) => break Err(e),
+                    }
+                }
+            }
+        }
+    } else {
+        provider
+            .complete(&prepared.chat, key_override)
+            .await
+            .map(|c| (c, None))
+    };
+    let cache = engine.cache();
+    match result {
+        Ok((completion, deltas)) => {
+            let entry = entry_from_completion(
+                &prepared,
+                completion,
+                deltas,
+                engine.prices(),
+                cache.new_entry_times(),
+            );
+            cache.store(&key, &entry);
+            flight.complete(Outcome::Done(Arc::new(entry)));
+        }
+        Err(e) => {
+            let stale = stale.filter(|_| {
+                cache.config().serve_stale_on_error
+                    && flight.deltas_published() == 0
+                    && is_outage(&e)
+            });
+            match stale {
+                Some(entry) => {
+                    tracing::warn!(provider = %provider.name(), error = %e, "provider failed; answering from an expired cache entry");
+                    flight.complete(Outcome::Stale(Arc::new(entry)));
+                }
+                None => {
+                    if flight.deltas_published() > 0 {
+                        tracing::warn!(trace_id = %prepared.trace_id, error = %e, "stream failed after it started");
+                    }
+                    flight.complete(Outcome::Failed(provider_error(&provider, e)));
+                }
+            }
+        }
+    }
+    drop(leader);
+}
