@@ -37,6 +37,22 @@ pub enum Command {
     Stream(CompleteArgs),
     /// Check that a daemon is up and print its version.
     Health(SocketArg),
+    /// Inspect or empty the completion cache of a running daemon.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Print entries, bytes, hits, misses, stale answers, evictions.
+    Stats(SocketArg),
+    /// Delete every entry, or only the entry KEY (as sent in `x-promptd-cache-key`).
+    Purge {
+        #[command(flatten)]
+        target: SocketArg,
+        /// One entry's key (64 hex digits).
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Complete(args) => runtime()?.block_on(complete(args, false)),
         Command::Stream(args) => runtime()?.block_on(complete(args, true)),
         Command::Health(args) => runtime()?.block_on(health(args)),
+        Command::Cache(command) => runtime()?.block_on(cache(command)),
     }
 }
 
@@ -206,6 +223,36 @@ async fn health(args: SocketArg) -> anyhow::Result<i32> {
     let (status, body) = client.call(Method::GET, "/health", None).await?;
     println!("{}", String::from_utf8_lossy(&body));
     Ok(if status.is_success() { 0 } else { 1 })
+}
+
+async fn cache(command: CacheCommand) -> anyhow::Result<i32> {
+    let (target, method, path) = match &command {
+        CacheCommand::Stats(target) => (target, Method::GET, "/cache/stats".to_owned()),
+        CacheCommand::Purge { target, key: None } => (target, Method::DELETE, "/cache".to_owned()),
+        CacheCommand::Purge {
+            target,
+            key: Some(key),
+        } => (target, Method::DELETE, format!("/cache/{key}")),
+    };
+    let client = DaemonClient::new(&socket_of(target)?);
+    let (status, body) = client.call(method, &path, None).await?;
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !status.is_success() {
+        eprintln!("promptd: {status}: {}", error_message(&value));
+        return Ok(1);
+    }
+    match command {
+        CacheCommand::Stats(_) => {
+            let Value::Object(map) = value else {
+                bail!("unexpected answer: {}", String::from_utf8_lossy(&body));
+            };
+            for (name, v) in map {
+                println!("{name:<14} {v}");
+            }
+        }
+        CacheCommand::Purge { .. } => println!("deleted {} entries", value["deleted"]),
+    }
+    Ok(0)
 }
 
 fn request_body(args: &CompleteArgs) -> anyhow::Result<Value> {

@@ -642,3 +642,70 @@ fn unusable_state_dir_is_named() {
     assert!(err.contains(&state.display().to_string()), "{err}");
     assert!(err.contains("state_dir"), "{err}");
 }
+
+/// A cache entry written more than one flush interval before a SIGKILL is there after the
+/// restart, and the database opens and serves; a clean SIGTERM keeps entries too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_entries_survive_sigkill_and_sigterm() {
+    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
+    let setup = Setup::new("", &providers_toml(&chat.base_url(), &refused_base_url()));
+    let ask = |setup: &Setup, text: &str| {
+        let mut cmd = setup.client("complete");
+        cmd.args([
+            "--json",
+            "--model",
+            "gpt-4o-mini",
+            "--provider",
+            "openai",
+            text,
+        ]);
+        let out = run_blocking(cmd);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        let value: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(value["content"], fixtures::HELLO);
+        value["cache_hit"].as_bool().expect("cache_hit")
+    };
+
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("first"));
+    assert!(!ask(&setup, "one"));
+    // Past sled's flush interval (promptd::store::FLUSH_EVERY_MS), then a hard kill.
+    tokio::time::sleep(Duration::from_millis(promptd::store::FLUSH_EVERY_MS * 3)).await;
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait_exit(EXIT_TIMEOUT);
+
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("second"));
+    assert!(
+        ask(&setup, "one"),
+        "entry written before SIGKILL is a hit after restart"
+    );
+    assert!(!ask(&setup, "two"));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("third"));
+    assert!(
+        ask(&setup, "two"),
+        "entry written just before SIGTERM is kept"
+    );
+    assert_eq!(chat.calls(), 2);
+    let mut cmd = promptd();
+    cmd.args(["cache", "stats", "--socket"]).arg(&setup.socket);
+    let out = run_blocking(cmd);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(
+        stdout(&out).contains("entries        2"),
+        "{}",
+        stdout(&out)
+    );
+    let mut cmd = promptd();
+    cmd.args(["cache", "purge", "--socket"]).arg(&setup.socket);
+    let out = run_blocking(cmd);
+    assert_eq!(
+        stdout(&out),
+        "deleted 2 entries\n",
+        "stderr: {}",
+        stderr(&out)
+    );
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+}

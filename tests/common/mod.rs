@@ -202,6 +202,12 @@ impl TestDaemon {
         self.stop_in_place().await;
     }
 
+    /// Stop, keeping the temp dir (state, socket path) for a restart with [`Self::start_in`].
+    pub async fn stop_keep_dir(mut self) -> TempDir {
+        self.stop_in_place().await;
+        self.dir
+    }
+
     async fn stop_in_place(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
