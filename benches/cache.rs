@@ -1,0 +1,88 @@
+//! Hot functions of the cache path: the key of a ~2 KB request, and a sled get + decode of a
+//! ~4 KB entry. `cargo bench --bench cache`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use promptd::api::{Message, ModelParams, Role};
+use promptd::cache::{cache_key, Cache, CacheConfig, CacheEntry, CacheKey, Lookup};
+use promptd::providers::ChatRequest;
+use serde_json::json;
+
+fn request_of_about_2kb() -> ChatRequest {
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(9);
+    ChatRequest {
+        model: "gpt-4o-mini".into(),
+        messages: (0..4)
+            .map(|i| Message {
+                role: if i % 2 == 0 { Role::User } else { Role::Assistant },
+                content: Some(format!("{i}: {text}")),
+            })
+            .collect(),
+        params: ModelParams {
+            temp: Some(0.2),
+            max_length: Some(256),
+            ..ModelParams::default()
+        },
+        functions: vec![json!({"name": "get_weather", "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["city"]}})],
+        function_call: None,
+    }
+}
+
+fn entry_of_about_4kb() -> CacheEntry {
+    let text = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(35);
+    CacheEntry {
+        content: text.clone(),
+        deltas: text.split_inclusive(". ").map(str::to_owned).collect(),
+        tool_calls: vec![],
+        input_tokens: 500,
+        output_tokens: 400,
+        cost: 0.001,
+        model: "gpt-4o-mini-2024-07-18".into(),
+        provider: "openai".into(),
+        created_ms: 1,
+        expires_ms: u64::MAX,
+        last_used_ms: 1,
+        hits: 0,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let request = request_of_about_2kb();
+    let size: usize = request.messages.iter().map(|m| m.content.as_deref().unwrap_or("").len()).sum();
+    c.bench_function(&format!("cache_key ({size} B of messages + a function)"), |b| {
+        b.iter(|| cache_key(black_box("openai"), black_box(&request)))
+    });
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sled::Config::new().path(dir.path().join("db")).open().expect("db");
+    let cache = Cache::open(
+        db.open_tree("cache").expect("tree"),
+        CacheConfig {
+            enabled: true,
+            ttl: Duration::from_secs(3600),
+            max_bytes: 1 << 30,
+            serve_stale_on_error: true,
+        },
+    );
+    let entry = entry_of_about_4kb();
+    let encoded = entry.encode().len();
+    for i in 0..10_000u32 {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&i.to_le_bytes());
+        cache.store(&CacheKey(k), &entry);
+    }
+    let key = CacheKey([7; 32]);
+    cache.store(&key, &entry);
+    c.bench_function(&format!("sled get + decode of a {encoded} B entry (10k entries)"), |b| {
+        b.iter(|| match cache.lookup(black_box(&key)) {
+            Lookup::Fresh(e) => e.output_tokens,
+            _ => 0,
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
