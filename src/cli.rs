@@ -40,6 +40,21 @@ pub enum Command {
     /// Inspect or empty the completion cache of a running daemon.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Install the systemd units (and a default config if there is none) for this binary.
+    InstallUnits(InstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// User units in ~/.config/systemd/user (for `systemctl --user`) instead of system units.
+    #[arg(long)]
+    pub user: bool,
+    /// Install under this root instead of / (for packaging).
+    #[arg(long, default_value = "/")]
+    pub prefix: PathBuf,
+    /// The binary the units run (default: this one).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +161,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Stream(args) => runtime()?.block_on(complete(args, true)),
         Command::Health(args) => runtime()?.block_on(health(args)),
         Command::Cache(command) => runtime()?.block_on(cache(command)),
+        Command::InstallUnits(args) => install_units(args),
     }
 }
 
@@ -165,13 +181,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     };
     let config = Config::load(args.config.config.as_deref(), &overrides)?;
     promptd::telemetry::init(&config.log_level);
+    // Before any thread exists: taking the sockets clears LISTEN_FDS from the environment.
+    let activated = promptd::server::systemd::take_activated_sockets()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         promptd::server::prepare_state_dir(&config.state_dir)?;
-        let listeners = Listeners::bind(&config).await?;
+        let listeners = match activated {
+            Some(sockets) => Listeners::from_activated(sockets)?,
+            None => Listeners::bind(&config).await?,
+        };
         promptd::run(config, listeners, shutdown_signal()).await
     })?;
     Ok(0)
@@ -191,6 +212,35 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
+}
+
+fn install_units(args: InstallArgs) -> anyhow::Result<i32> {
+    let binary = match args.binary {
+        Some(b) => b,
+        None => std::env::current_exe().context("cannot find this binary's path; give --binary")?,
+    };
+    let opts = promptd::install::InstallOptions {
+        user: args.user,
+        prefix: args.prefix,
+        binary,
+        home: std::env::var_os("HOME").map(PathBuf::from),
+    };
+    for file in promptd::install::install_units(&opts)? {
+        let note = if file.kept_existing {
+            " (exists, kept)"
+        } else {
+            ""
+        };
+        println!("{}{note}", file.path.display());
+    }
+    if args.user {
+        println!(
+            "next: systemctl --user daemon-reload && systemctl --user enable --now promptd.socket"
+        );
+    } else {
+        println!("next: systemd-sysusers && systemctl daemon-reload && systemctl enable --now promptd.socket");
+    }
+    Ok(0)
 }
 
 fn validate(args: ConfigArg) -> anyhow::Result<i32> {

@@ -14,6 +14,7 @@
 //! - [`projects`] — `POST /project` create-or-get, remembered in the state directory.
 //! - [`client`] — the CLI's HTTP client for a running daemon.
 //! - [`telemetry`] — logging setup.
+//! - [`install`] — `promptd install-units`: systemd units and a default config.
 
 pub mod api;
 pub mod cache;
@@ -21,6 +22,7 @@ pub mod client;
 pub mod config;
 pub mod deployments;
 pub mod engine;
+pub mod install;
 pub mod projects;
 pub mod providers;
 pub mod server;

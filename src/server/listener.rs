@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::net::{TcpListener, UnixListener};
 
+use super::systemd::ActivatedSockets;
 use super::StartupError;
 use crate::config::Config;
 
@@ -15,8 +16,9 @@ use crate::config::Config;
 #[derive(Debug)]
 pub struct Listeners {
     pub unix: UnixListener,
-    /// Path of the Unix socket, removed again at clean shutdown.
-    pub unix_path: PathBuf,
+    /// Path of a Unix socket promptd bound itself, removed again at clean shutdown (`None` for
+    /// a socket passed by systemd, which owns it).
+    pub unix_path: Option<PathBuf>,
     pub tcp: Option<TcpListener>,
 }
 
@@ -39,9 +41,50 @@ impl Listeners {
         };
         Ok(Listeners {
             unix,
-            unix_path: config.socket.clone(),
+            unix_path: Some(config.socket.clone()),
             tcp,
         })
+    }
+
+    /// Serve on the sockets systemd passed instead of binding. Must run inside a Tokio runtime.
+    pub fn from_activated(sockets: ActivatedSockets) -> Result<Listeners, StartupError> {
+        let err = |what: &str, source: io::Error| StartupError::Bind {
+            what: format!("socket-activated {what}"),
+            source,
+        };
+        let unix = sockets
+            .unix
+            .ok_or_else(|| err("unix socket", io::Error::other("none was passed")))?;
+        unix.set_nonblocking(true)
+            .map_err(|e| err("unix socket", e))?;
+        let unix = UnixListener::from_std(unix).map_err(|e| err("unix socket", e))?;
+        let tcp = match sockets.tcp {
+            Some(tcp) => {
+                tcp.set_nonblocking(true)
+                    .map_err(|e| err("tcp socket", e))?;
+                Some(TcpListener::from_std(tcp).map_err(|e| err("tcp socket", e))?)
+            }
+            None => None,
+        };
+        Ok(Listeners {
+            unix,
+            unix_path: None,
+            tcp,
+        })
+    }
+
+    /// Where the listeners are, for logs and status.
+    pub fn describe(&self) -> String {
+        let unix = self
+            .unix
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            .unwrap_or_else(|| "?".into());
+        match self.tcp.as_ref().and_then(|t| t.local_addr().ok()) {
+            Some(tcp) => format!("unix {unix}, tcp {tcp}"),
+            None => format!("unix {unix}"),
+        }
     }
 }
 

@@ -10,10 +10,12 @@ mod handlers;
 mod listener;
 mod peer;
 mod router;
+pub mod systemd;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,6 +64,34 @@ pub struct State {
     pub engine: Arc<Engine>,
     pub config: Arc<Config>,
     pub started: Instant,
+    /// Requests received (for the systemd status line).
+    pub requests: AtomicU64,
+}
+
+/// How often the `STATUS=` line is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+
+/// Watchdog pings (from the serving runtime, so a stuck runtime misses them) and a periodic
+/// one-line status for `systemctl status`.
+async fn report_to_systemd(state: Arc<State>) {
+    let watchdog = systemd::watchdog_interval();
+    let mut ping = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut status = tokio::time::interval(STATUS_EVERY);
+    loop {
+        tokio::select! {
+            _ = ping.tick(), if watchdog.is_some() => systemd::watchdog(),
+            _ = status.tick() => {
+                let cache = state.engine.cache().stats();
+                systemd::status(&format!(
+                    "{} requests, cache {} hits / {} misses, {} entries",
+                    state.requests.load(Ordering::Relaxed),
+                    cache.hits,
+                    cache.misses,
+                    cache.entries
+                ));
+            }
+        }
+    }
 }
 
 /// Whether the peer of a connection may use the daemon.
@@ -84,6 +114,7 @@ pub async fn run(
         engine,
         config: Arc::clone(&config),
         started: Instant::now(),
+        requests: AtomicU64::new(0),
     });
     let policy = PeerPolicy::new(&config.allowed_uids);
     let mut http = http1::Builder::new();
@@ -91,6 +122,7 @@ pub async fn run(
         .header_read_timeout(config.header_timeout)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let where_ = listeners.describe();
     let Listeners {
         unix,
         unix_path,
@@ -100,7 +132,9 @@ pub async fn run(
     let maintenance = tokio::spawn(Arc::clone(&state.engine).maintain(async move {
         let _ = maintenance_stopped.await;
     }));
-    tracing::info!(socket = %unix_path.display(), tcp = ?config.tcp, "promptd serving");
+    tracing::info!(listeners = %where_, "promptd serving");
+    let background = tokio::spawn(report_to_systemd(Arc::clone(&state)));
+    systemd::ready(&format!("serving on {where_}"));
 
     tokio::pin!(shutdown);
     loop {
@@ -130,10 +164,14 @@ pub async fn run(
         }
     }
 
+    systemd::stopping();
+    background.abort();
     drop(unix);
     drop(tcp);
-    if let Err(e) = std::fs::remove_file(&unix_path) {
-        tracing::debug!(path = %unix_path.display(), error = %e, "could not remove the socket file");
+    if let Some(path) = &unix_path {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::debug!(path = %path.display(), error = %e, "could not remove the socket file");
+        }
     }
     tracing::info!(grace = ?config.shutdown_grace, "shutting down: finishing in-flight requests");
     tokio::select! {
@@ -163,6 +201,7 @@ fn serve_connection<I>(
         let state = Arc::clone(&state);
         let access = access.clone();
         async move {
+            state.requests.fetch_add(1, Ordering::Relaxed);
             Ok::<_, Infallible>(match access {
                 Access::Allowed => router::route(req, &state).await,
                 Access::Denied(why) => body::error(&ApiError::Forbidden(why)),
