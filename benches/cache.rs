@@ -16,7 +16,11 @@ fn request_of_about_2kb() -> ChatRequest {
         model: "gpt-4o-mini".into(),
         messages: (0..4)
             .map(|i| Message {
-                role: if i % 2 == 0 { Role::User } else { Role::Assistant },
+                role: if i % 2 == 0 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                },
                 content: Some(format!("{i}: {text}")),
             })
             .collect(),
@@ -25,8 +29,10 @@ fn request_of_about_2kb() -> ChatRequest {
             max_length: Some(256),
             ..ModelParams::default()
         },
-        functions: vec![json!({"name": "get_weather", "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["city"]}})],
+        functions: vec![
+            json!({"name": "get_weather", "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["city"]}}),
+        ],
         function_call: None,
     }
 }
@@ -51,13 +57,21 @@ fn entry_of_about_4kb() -> CacheEntry {
 
 fn bench(c: &mut Criterion) {
     let request = request_of_about_2kb();
-    let size: usize = request.messages.iter().map(|m| m.content.as_deref().unwrap_or("").len()).sum();
-    c.bench_function(&format!("cache_key ({size} B of messages + a function)"), |b| {
-        b.iter(|| cache_key(black_box("openai"), black_box(&request)))
-    });
+    let size: usize = request
+        .messages
+        .iter()
+        .map(|m| m.content.as_deref().unwrap_or("").len())
+        .sum();
+    c.bench_function(
+        &format!("cache_key ({size} B of messages + a function)"),
+        |b| b.iter(|| cache_key(black_box("openai"), black_box(&request))),
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = sled::Config::new().path(dir.path().join("db")).open().expect("db");
+    let db = sled::Config::new()
+        .path(dir.path().join("db"))
+        .open()
+        .expect("db");
     let cache = Cache::open(
         db.open_tree("cache").expect("tree"),
         CacheConfig {
@@ -76,12 +90,15 @@ fn bench(c: &mut Criterion) {
     }
     let key = CacheKey([7; 32]);
     cache.store(&key, &entry);
-    c.bench_function(&format!("sled get + decode of a {encoded} B entry (10k entries)"), |b| {
-        b.iter(|| match cache.lookup(black_box(&key)) {
-            Lookup::Fresh(e) => e.output_tokens,
-            _ => 0,
-        })
-    });
+    c.bench_function(
+        &format!("sled get + decode of a {encoded} B entry (10k entries)"),
+        |b| {
+            b.iter(|| match cache.lookup(black_box(&key)) {
+                Lookup::Fresh(e) => e.output_tokens,
+                _ => 0,
+            })
+        },
+    );
 }
 
 criterion_group!(benches, bench);

@@ -37,6 +37,8 @@ pub enum Command {
     Stream(CompleteArgs),
     /// Check that a daemon is up and print its version.
     Health(SocketArg),
+    /// Print a running daemon's state: version, uptime, listeners, providers, cache.
+    Status(StatusArgs),
     /// Inspect or empty the completion cache of a running daemon.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -55,6 +57,15 @@ pub struct InstallArgs {
     /// The binary the units run (default: this one).
     #[arg(long)]
     pub binary: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: SocketArg,
+    /// Print the raw JSON of `GET /status`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +171,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Complete(args) => runtime()?.block_on(complete(args, false)),
         Command::Stream(args) => runtime()?.block_on(complete(args, true)),
         Command::Health(args) => runtime()?.block_on(health(args)),
+        Command::Status(args) => runtime()?.block_on(status(args)),
         Command::Cache(command) => runtime()?.block_on(cache(command)),
         Command::InstallUnits(args) => install_units(args),
     }
@@ -273,6 +285,56 @@ async fn health(args: SocketArg) -> anyhow::Result<i32> {
     let (status, body) = client.call(Method::GET, "/health", None).await?;
     println!("{}", String::from_utf8_lossy(&body));
     Ok(if status.is_success() { 0 } else { 1 })
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<i32> {
+    let client = DaemonClient::new(&socket_of(&args.target)?);
+    let (status, body) = client.call(Method::GET, "/status", None).await?;
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !status.is_success() {
+        eprintln!("promptd: {status}: {}", error_message(&value));
+        return Ok(1);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(0);
+    }
+    let s = |v: &Value| match v {
+        Value::String(t) => t.clone(),
+        other => other.to_string(),
+    };
+    println!(
+        "promptd {} (pid {})",
+        s(&value["version"]),
+        s(&value["pid"])
+    );
+    println!(
+        "  uptime      {} s (since {})",
+        s(&value["uptime_seconds"]),
+        s(&value["started_at"])
+    );
+    println!("  listening   {}", s(&value["listeners"]));
+    println!("  state dir   {}", s(&value["state_dir"]));
+    println!("  prompts dir {}", s(&value["prompts_dir"]));
+    println!("  requests    {}", s(&value["requests"]));
+    println!("providers");
+    for p in value["providers"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<12} {:<10} {:<40} key: {}",
+            s(&p["name"]),
+            s(&p["kind"]),
+            s(&p["base_url"]),
+            s(&p["api_key"])
+        );
+    }
+    let c = &value["cache"];
+    println!("cache");
+    println!(
+        "  {} entries, {} of {} bytes; {} hits, {} misses, {} stale, {} bypass, {} coalesced, {} evictions",
+        s(&c["entries"]), s(&c["bytes"]), s(&c["max_bytes"]), s(&c["hits"]), s(&c["misses"]),
+        s(&c["stale"]), s(&c["bypass"]), s(&c["coalesced"]), s(&c["evictions"])
+    );
+    Ok(0)
 }
 
 async fn cache(command: CacheCommand) -> anyhow::Result<i32> {

@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::projects::ProjectStore;
 use crate::providers::{tool_calls_json, PriceTable, Provider, ProviderError};
 use crate::store::{Store, StoreError};
+use crate::telemetry::metrics::{Metrics, StatsSource};
 use answer::{entry_from_completion, response_from_entry};
 
 /// Deltas buffered between the upstream reader and a slow client.
@@ -98,12 +99,12 @@ pub struct CompletionStream {
 
 impl Engine {
     /// Build providers (one pooled HTTP client each), open the store, the cache and projects.
-    pub fn new(config: &Config) -> Result<Engine, EngineError> {
+    pub fn new(config: &Config, metrics: &Metrics) -> Result<Engine, EngineError> {
         let providers = config
             .providers
             .iter()
             .map(|(name, p)| {
-                Provider::new(name, p.clone())
+                Provider::new(name, p.clone(), metrics.provider(name))
                     .map(|p| (name.clone(), Arc::new(p)))
                     .map_err(|source| EngineError::Provider {
                         name: name.clone(),
@@ -350,6 +351,16 @@ impl Engine {
             tracing::debug!(trace_id = %prepared.trace_id, "client went away; upstream stream cancelled");
         });
         Ok(items)
+    }
+}
+
+impl StatsSource for Engine {
+    fn cache_stats(&self) -> crate::cache::CacheStats {
+        self.cache.stats()
+    }
+
+    fn flights_in_progress(&self) -> u64 {
+        self.cache.flights().len() as u64
     }
 }
 

@@ -16,6 +16,7 @@ use super::{
     ProviderKind, StreamDecoder,
 };
 use crate::config::{ProviderConfig, Secret};
+use crate::telemetry::metrics::ProviderMetrics;
 
 /// First retry waits about this long; each further retry doubles it.
 const RETRY_BASE: Duration = Duration::from_millis(250);
@@ -33,12 +34,17 @@ pub struct Provider {
     config: ProviderConfig,
     http: reqwest::Client,
     endpoint: String,
+    metrics: ProviderMetrics,
 }
 
 impl Provider {
     /// Build the provider and its HTTP client (connection pool, HTTP/2 where the server offers
     /// it through ALPN).
-    pub fn new(name: &str, config: ProviderConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        name: &str,
+        config: ProviderConfig,
+        metrics: ProviderMetrics,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("promptd/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
@@ -54,6 +60,7 @@ impl Provider {
             config,
             http,
             endpoint,
+            metrics,
         })
     }
 
@@ -75,6 +82,7 @@ impl Provider {
         req: &ChatRequest,
         key: Option<&Secret>,
     ) -> Result<Completion, ProviderError> {
+        self.metrics.calls.inc();
         let timeout = self.config.timeout;
         let work = async {
             let response = self.send(req, false, key).await?;
@@ -87,9 +95,14 @@ impl Provider {
                 ProviderKind::Anthropic => anthropic::parse_response(&body),
             }
         };
-        tokio::time::timeout(timeout, work)
+        let result = tokio::time::timeout(timeout, work)
             .await
-            .map_err(|_| ProviderError::Timeout(timeout))?
+            .map_err(|_| ProviderError::Timeout(timeout))
+            .and_then(|r| r);
+        if let Err(e) = &result {
+            self.metrics.error(e.kind());
+        }
+        result
     }
 
     /// Open a stream: returns once the upstream accepted the request (2xx headers). The caller
@@ -99,10 +112,13 @@ impl Provider {
         req: &ChatRequest,
         key: Option<&Secret>,
     ) -> Result<UpstreamStream, ProviderError> {
+        self.metrics.calls.inc();
         let timeout = self.config.timeout;
         let response = tokio::time::timeout(timeout, self.send(req, true, key))
             .await
-            .map_err(|_| ProviderError::Timeout(timeout))??;
+            .map_err(|_| ProviderError::Timeout(timeout))
+            .and_then(|r| r)
+            .inspect_err(|e| self.metrics.error(e.kind()))?;
         Ok(UpstreamStream {
             response,
             parser: SseParser::new(),
@@ -111,6 +127,7 @@ impl Provider {
             idle_timeout: self.config.stream_idle_timeout,
             first_timeout: Some(timeout),
             finished: false,
+            metrics: self.metrics.clone(),
         })
     }
 
@@ -140,6 +157,7 @@ impl Provider {
                         return Err(err);
                     };
                     tracing::debug!(provider = %self.name, attempt, ?wait, error = %err, "retrying upstream call");
+                    self.metrics.retries.inc();
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -239,12 +257,21 @@ pub struct UpstreamStream {
     /// Timeout for the first read (the whole provider timeout), then `idle_timeout`.
     first_timeout: Option<Duration>,
     finished: bool,
+    metrics: ProviderMetrics,
 }
 
 impl UpstreamStream {
     /// The next text delta; `Ok(None)` once the answer ended cleanly. A failure after the start
     /// (error event, cut connection, idle timeout, a body that ends too early) is an error.
     pub async fn next_delta(&mut self) -> Result<Option<String>, ProviderError> {
+        let result = self.read_delta().await;
+        if let Err(e) = &result {
+            self.metrics.error(e.kind());
+        }
+        result
+    }
+
+    async fn read_delta(&mut self) -> Result<Option<String>, ProviderError> {
         loop {
             while let Some(event) = self.pending.pop_front() {
                 let decoded = self.decoder.on_event(&event)?;

@@ -149,6 +149,18 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The `kind` label of the provider error metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Status { status, .. } if *status < 500 => "status_4xx",
+            ProviderError::Status { .. } => "status_5xx",
+            ProviderError::Unreachable(_) => "unreachable",
+            ProviderError::Timeout(_) => "timeout",
+            ProviderError::Protocol(_) => "protocol",
+            ProviderError::Stream(_) => "stream",
+        }
+    }
+
     /// Worth another try before any byte reached the client.
     fn is_retryable(&self) -> bool {
         match self {

@@ -101,6 +101,20 @@ fn json_bytes(status: StatusCode, bytes: Bytes) -> Response<ResponseBody> {
     response
 }
 
+/// A text response with `content_type`.
+pub fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    text: String,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(text))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
 /// The JSON error response of `err`.
 pub fn error(err: &ApiError) -> Response<ResponseBody> {
     json_bytes(err.status(), err.body())

@@ -111,3 +111,61 @@ pub fn cache_delete(state: &State, hex: &str) -> Result<Response<ResponseBody>, 
         })
     }
 }
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text.
+pub fn metrics(state: &State) -> Response<ResponseBody> {
+    body::text(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        state.metrics.encode(),
+    )
+}
+
+/// `GET /status`: what the daemon is and does, for `promptd status`.
+pub fn status(state: &State) -> Response<ResponseBody> {
+    #[derive(Serialize)]
+    struct Provider<'a> {
+        name: &'a str,
+        kind: &'static str,
+        base_url: &'a str,
+        api_key: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Status<'a> {
+        version: &'static str,
+        pid: u32,
+        started_at: &'a str,
+        uptime_seconds: u64,
+        listeners: &'a str,
+        state_dir: String,
+        prompts_dir: String,
+        requests: u64,
+        providers: Vec<Provider<'a>>,
+        cache: crate::cache::CacheStats,
+    }
+    let config = &state.config;
+    body::json(
+        StatusCode::OK,
+        &Status {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: std::process::id(),
+            started_at: &state.started_at,
+            uptime_seconds: state.started.elapsed().as_secs(),
+            listeners: &state.listeners,
+            state_dir: config.state_dir.display().to_string(),
+            prompts_dir: config.prompts_dir.display().to_string(),
+            requests: state.requests.load(std::sync::atomic::Ordering::Relaxed),
+            providers: config
+                .providers
+                .iter()
+                .map(|(name, p)| Provider {
+                    name,
+                    kind: p.kind.as_str(),
+                    base_url: &p.base_url,
+                    api_key: &p.api_key_source,
+                })
+                .collect(),
+            cache: state.engine.cache().stats(),
+        },
+    )
+}

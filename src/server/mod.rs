@@ -33,6 +33,7 @@ pub use router::PAREA_PREFIX;
 use crate::api::ApiError;
 use crate::config::Config;
 use crate::engine::{Engine, EngineError};
+use crate::telemetry::metrics::{Metrics, StatsSource};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -64,8 +65,12 @@ pub struct State {
     pub engine: Arc<Engine>,
     pub config: Arc<Config>,
     pub started: Instant,
+    pub started_at: String,
     /// Requests received (for the systemd status line).
     pub requests: AtomicU64,
+    pub metrics: Metrics,
+    /// Where the daemon listens, for `/status`.
+    pub listeners: String,
 }
 
 /// How often the `STATUS=` line is refreshed.
@@ -107,14 +112,29 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartupError> {
-    prepare_state_dir(&config.state_dir)?;
-    let engine = Arc::new(Engine::new(&config)?);
+    let mut metrics = Metrics::new();
+    let engine = match prepare_state_dir(&config.state_dir)
+        .and_then(|()| Ok(Engine::new(&config, &metrics)?))
+    {
+        Ok(engine) => Arc::new(engine),
+        Err(e) => {
+            // Leave no socket file behind for a daemon that never served.
+            if let Some(path) = &listeners.unix_path {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
+    metrics.register_source(Arc::clone(&engine) as Arc<dyn StatsSource>);
     let config = Arc::new(config);
     let state = Arc::new(State {
         engine,
         config: Arc::clone(&config),
         started: Instant::now(),
+        started_at: crate::engine::now_iso(),
         requests: AtomicU64::new(0),
+        metrics,
+        listeners: listeners.describe(),
     });
     let policy = PeerPolicy::new(&config.allowed_uids);
     let mut http = http1::Builder::new();
@@ -202,10 +222,16 @@ fn serve_connection<I>(
         let access = access.clone();
         async move {
             state.requests.fetch_add(1, Ordering::Relaxed);
-            Ok::<_, Infallible>(match access {
+            let started = Instant::now();
+            let route = router::route_name(req.method(), req.uri().path());
+            let response = match access {
                 Access::Allowed => router::route(req, &state).await,
                 Access::Denied(why) => body::error(&ApiError::Forbidden(why)),
-            })
+            };
+            state
+                .metrics
+                .request(route, response.status().as_u16(), started.elapsed());
+            Ok::<_, Infallible>(response)
         }
     });
     let conn = graceful.watch(http.serve_connection(TokioIo::new(io), service));

@@ -42,12 +42,16 @@ pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBo
         (&Method::POST, p) if p == paths::STREAM => handlers::completion_stream(req, state).await,
         (&Method::POST, p) if p == paths::PROJECT => handlers::project(req, state).await,
         (&Method::GET, "/cache/stats") => Ok(handlers::cache_stats(state)),
+        (&Method::GET, "/metrics") => Ok(handlers::metrics(state)),
+        (&Method::GET, "/status") => Ok(handlers::status(state)),
         (&Method::DELETE, "/cache") => handlers::cache_purge(state).await,
         (&Method::DELETE, p) if p.starts_with("/cache/") => {
             handlers::cache_delete(state, &p["/cache/".len()..])
         }
         (_, p)
             if p == "/health"
+                || p == "/metrics"
+                || p == "/status"
                 || p == "/cache"
                 || p == "/cache/stats"
                 || p == paths::COMPLETION
@@ -68,6 +72,24 @@ pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBo
         }),
     };
     outcome.unwrap_or_else(|e| body::error(&e))
+}
+
+/// The `route` label of request metrics: a fixed name per route, never the raw path.
+pub fn route_name(method: &Method, path: &str) -> &'static str {
+    match path {
+        paths::COMPLETION => "completion",
+        paths::STREAM => "completion_stream",
+        paths::PROJECT => "project",
+        "/health" => "health",
+        "/metrics" => "metrics",
+        "/status" => "status",
+        "/cache/stats" => "cache_stats",
+        p if p == "/cache" || (p.starts_with("/cache/") && method == Method::DELETE) => {
+            "cache_delete"
+        }
+        p if is_unsupported_hosted_route(p) => "unsupported",
+        _ => "other",
+    }
 }
 
 fn is_unsupported_hosted_route(path: &str) -> bool {

@@ -1,6 +1,10 @@
+//! Telemetry: logging (here) and Prometheus metrics ([`metrics`]).
+//!
 //! Logging: `tracing` to stderr (journald picks it up under systemd), without colours when
 //! stderr is not a terminal. The level comes from `RUST_LOG` when set, else the config's
 //! `log_level`.
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 

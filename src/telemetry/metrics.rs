@@ -1,0 +1,333 @@
+//! Prometheus metrics (`GET /metrics`, OpenMetrics text). Labels are low-cardinality only:
+//! a fixed route name, a status code, a configured provider name, an error kind.
+//!
+//! Request and provider counters are recorded as things happen; the cache (and other
+//! components that keep their own counters) are read at scrape time by a collector, so there is
+//! one source of truth for each number.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::cache::CacheStats;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: &'static str,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderErrorLabels {
+    pub provider: String,
+    pub kind: &'static str,
+}
+
+/// Counters of one provider, handed to it at construction.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderMetrics {
+    pub calls: Counter,
+    pub retries: Counter,
+    errors: Family<ProviderErrorLabels, Counter>,
+    name: String,
+}
+
+impl ProviderMetrics {
+    /// Count one failed call of kind `kind` (`status_4xx`, `status_5xx`, `unreachable`,
+    /// `timeout`, `protocol`, `stream`).
+    pub fn error(&self, kind: &'static str) {
+        self.errors
+            .get_or_create(&ProviderErrorLabels {
+                provider: self.name.clone(),
+                kind,
+            })
+            .inc();
+    }
+}
+
+/// Snapshots read at scrape time.
+pub trait StatsSource: std::fmt::Debug + Send + Sync + 'static {
+    fn cache_stats(&self) -> CacheStats;
+    fn flights_in_progress(&self) -> u64;
+}
+
+/// Every metric of the daemon.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    provider_calls: Family<ProviderLabels, Counter>,
+    provider_retries: Family<ProviderLabels, Counter>,
+    provider_errors: Family<ProviderErrorLabels, Counter>,
+}
+
+/// Latency buckets: 50 µs to ~100 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.00005, 2.5, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("promptd");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let provider_calls = Family::<ProviderLabels, Counter>::default();
+        let provider_retries = Family::<ProviderLabels, Counter>::default();
+        let provider_errors = Family::<ProviderErrorLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to the response headers (a stream's first event), by route",
+            latency.clone(),
+        );
+        registry.register(
+            "provider_calls",
+            "Calls to a model provider",
+            provider_calls.clone(),
+        );
+        registry.register(
+            "provider_retries",
+            "Retries of provider calls (429, 5xx, connection errors) before an answer started",
+            provider_retries.clone(),
+        );
+        registry.register(
+            "provider_errors",
+            "Failed provider calls, by kind",
+            provider_errors.clone(),
+        );
+        registry.register(
+            "build",
+            "Build information",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            provider_calls,
+            provider_retries,
+            provider_errors,
+        }
+    }
+
+    /// The counters of provider `name`.
+    pub fn provider(&self, name: &str) -> ProviderMetrics {
+        let labels = ProviderLabels {
+            provider: name.to_owned(),
+        };
+        ProviderMetrics {
+            calls: self.provider_calls.get_or_create(&labels).clone(),
+            retries: self.provider_retries.get_or_create(&labels).clone(),
+            errors: self.provider_errors.clone(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Read `source` at every scrape.
+    pub fn register_source(&mut self, source: Arc<dyn StatsSource>) {
+        self.registry
+            .register_collector(Box::new(SourceCollector(source)));
+    }
+
+    /// Count one answered request.
+    pub fn request(&self, route: &'static str, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+struct SourceCollector(Arc<dyn StatsSource>);
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn as_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Collector for SourceCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = self.0.cache_stats();
+        let e = &mut encoder;
+        gauge(
+            e,
+            "cache_entries",
+            "Entries in the completion cache",
+            as_i64(c.entries),
+        )?;
+        gauge(
+            e,
+            "cache_bytes",
+            "Bytes of the completion cache entries",
+            as_i64(c.bytes),
+        )?;
+        gauge(
+            e,
+            "cache_max_bytes",
+            "Configured bound of the cache",
+            as_i64(c.max_bytes),
+        )?;
+        counter(
+            e,
+            "cache_hits",
+            "Answers from the cache (including coalesced requests)",
+            c.hits,
+        )?;
+        counter(
+            e,
+            "cache_misses",
+            "Cacheable requests that called the provider",
+            c.misses,
+        )?;
+        counter(
+            e,
+            "cache_stale",
+            "Answers from expired entries while the provider failed",
+            c.stale,
+        )?;
+        counter(
+            e,
+            "cache_bypass",
+            "Requests with cache: false or a disabled cache",
+            c.bypass,
+        )?;
+        counter(
+            e,
+            "cache_coalesced",
+            "Requests that joined an identical call in flight",
+            c.coalesced,
+        )?;
+        counter(
+            e,
+            "cache_evictions",
+            "Entries evicted to stay under max_bytes",
+            c.evictions,
+        )?;
+        counter(
+            e,
+            "cache_corrupt",
+            "Stored values that did not decode (dropped)",
+            c.corrupt,
+        )?;
+        counter(
+            e,
+            "cache_write_errors",
+            "Failed cache writes",
+            c.write_errors,
+        )?;
+        gauge(
+            e,
+            "flights_in_progress",
+            "Provider calls shared by identical requests, in flight",
+            as_i64(self.0.flights_in_progress()),
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fixed;
+
+    impl StatsSource for Fixed {
+        fn cache_stats(&self) -> CacheStats {
+            CacheStats {
+                entries: 3,
+                hits: 7,
+                ..CacheStats::default()
+            }
+        }
+        fn flights_in_progress(&self) -> u64 {
+            1
+        }
+    }
+
+    #[test]
+    fn text_has_requests_latency_providers_cache_and_build_info() {
+        let mut metrics = Metrics::new();
+        metrics.register_source(Arc::new(Fixed));
+        metrics.request("completion", 200, Duration::from_millis(3));
+        let provider = metrics.provider("openai");
+        provider.calls.inc();
+        provider.error("timeout");
+        let text = metrics.encode();
+        for line in [
+            "promptd_requests_total{route=\"completion\",status=\"200\"} 1",
+            "promptd_request_duration_seconds_count{route=\"completion\"} 1",
+            "promptd_provider_calls_total{provider=\"openai\"} 1",
+            "promptd_provider_errors_total{provider=\"openai\",kind=\"timeout\"} 1",
+            "promptd_cache_entries 3",
+            "promptd_cache_hits_total 7",
+            "promptd_flights_in_progress 1",
+            "promptd_build_info{version=\"",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
