@@ -191,7 +191,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         state_dir: args.state_dir,
         prompts_dir: args.prompts_dir,
     };
-    let config = Config::load(args.config.config.as_deref(), &overrides)?;
+    let config_path = args.config.config.clone();
+    let config = Config::load(config_path.as_deref(), &overrides)?;
     promptd::telemetry::init(&config.log_level);
     // Before any thread exists: taking the sockets clears LISTEN_FDS from the environment.
     let activated = promptd::server::systemd::take_activated_sockets()?;
@@ -205,9 +206,40 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             Some(sockets) => Listeners::from_activated(sockets)?,
             None => Listeners::bind(&config).await?,
         };
-        promptd::run(config, listeners, shutdown_signal()).await
+        let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(reload_on_sighup(config_path, overrides, reload_tx));
+        promptd::server::run_with_reload(config, listeners, shutdown_signal(), reloads).await
     })?;
     Ok(0)
+}
+
+/// On every SIGHUP, read the config again (same file, same flags) and hand it to the server;
+/// a config that does not load is reported and the running one kept.
+async fn reload_on_sighup(
+    path: Option<PathBuf>,
+    overrides: Overrides,
+    reloads: tokio::sync::mpsc::Sender<Config>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reload by restarting");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received: reloading the config");
+        promptd::server::systemd::reloading();
+        match Config::load(path.as_deref(), &overrides) {
+            Ok(config) => {
+                if reloads.send(config).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "config reload failed; keeping the running config");
+                promptd::server::systemd::ready(&format!("reload failed: {e}"));
+            }
+        }
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

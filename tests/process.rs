@@ -709,3 +709,71 @@ async fn cache_entries_survive_sigkill_and_sigterm() {
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
 }
+
+/// SIGHUP re-reads the config: a provider's new base_url and key serve the next request; a
+/// broken config is refused and the running one keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_and_keeps_the_old_one_when_broken() {
+    let before = FakeUpstream::always(fixtures::openai_chat()).await;
+    let after = FakeUpstream::always(fixtures::openai_chat()).await;
+    let setup = Setup::new("", &providers_toml(&before.base_url(), &refused_base_url()));
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+    let ask = |setup: &Setup| {
+        let mut cmd = setup.client("complete");
+        cmd.args([
+            "--no-cache",
+            "--model",
+            "gpt-4o-mini",
+            "--provider",
+            "openai",
+            "Hello",
+        ]);
+        run_blocking(cmd)
+    };
+    assert_eq!(ask(&setup).status.code(), Some(0));
+    assert_eq!(before.calls(), 1);
+
+    let original = std::fs::read_to_string(&setup.config).expect("config");
+    let changed = original
+        .replace(&before.base_url(), &after.base_url())
+        .replace("sk-test-openai", "sk-rotated");
+    std::fs::write(&setup.config, &changed).expect("rewrite config");
+    daemon.signal(Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while after.calls() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "reload never applied; stderr:\n{}",
+            daemon.stderr()
+        );
+        let out = ask(&setup);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = after.last_request().expect("request");
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-rotated"));
+
+    std::fs::write(&setup.config, format!("{changed}\nthis is not toml = = ="))
+        .expect("break config");
+    daemon.signal(Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon.stderr().contains("config reload failed") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload error logged; stderr:\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = after.calls();
+    let out = ask(&setup);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "still serving with the last good config: {}",
+        stderr(&out)
+    );
+    assert_eq!(after.calls(), calls + 1);
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+}

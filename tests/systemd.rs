@@ -251,6 +251,22 @@ fn notifies_ready_status_watchdog_and_stopping() {
         }
     }
     assert!(pings >= 3, "watchdog pings every 100 ms, got {pings}");
+    // A reload is bracketed by RELOADING=1 ... READY=1.
+    seen.clear();
+    kill(pid, Signal::SIGHUP).expect("SIGHUP");
+    wait_for(&notify, &mut seen, "RELOADING=1");
+    let reloading_at = seen.len();
+    wait_for(&notify, &mut seen, "READY=1");
+    assert!(
+        seen[reloading_at - 1..]
+            .iter()
+            .any(|m| m.contains("READY=1")),
+        "READY=1 after RELOADING=1: {seen:?}"
+    );
+    assert!(
+        UnixStream::connect(&socket).is_ok(),
+        "still serving after the reload"
+    );
     kill(pid, Signal::SIGTERM).expect("SIGTERM");
     wait_for(&notify, &mut seen, "STOPPING=1");
     let status = guard.0.wait().expect("wait");

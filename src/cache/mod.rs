@@ -16,6 +16,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -104,7 +107,8 @@ struct Access {
 #[derive(Debug)]
 pub struct Cache {
     tree: sled::Tree,
-    config: CacheConfig,
+    /// Swapped whole on a config reload.
+    config: ArcSwap<CacheConfig>,
     entries: AtomicU64,
     bytes: AtomicU64,
     counters: Counters,
@@ -131,7 +135,7 @@ impl Cache {
         }
         Cache {
             tree,
-            config,
+            config: ArcSwap::from_pointee(config),
             entries: AtomicU64::new(entries),
             bytes: AtomicU64::new(bytes),
             counters: Counters::default(),
@@ -141,8 +145,13 @@ impl Cache {
         }
     }
 
-    pub fn config(&self) -> &CacheConfig {
-        &self.config
+    pub fn config(&self) -> Guard<Arc<CacheConfig>> {
+        self.config.load()
+    }
+
+    /// Apply new settings (config reload): TTL of new entries, bound, stale answers, on/off.
+    pub fn set_config(&self, config: CacheConfig) {
+        self.config.store(Arc::new(config));
     }
 
     pub fn flights(&self) -> &Flights {
@@ -200,7 +209,10 @@ impl Cache {
     /// A new entry for an answer created now, expiring after the TTL.
     pub fn new_entry_times(&self) -> (u64, u64) {
         let now = now_ms();
-        (now, now.saturating_add(self.config.ttl.as_millis() as u64))
+        (
+            now,
+            now.saturating_add(self.config.load().ttl.as_millis() as u64),
+        )
     }
 
     /// Store `entry` under `key`. A failed write (full disk, ...) is counted and logged once;
@@ -273,11 +285,12 @@ impl Cache {
 
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
+        let config = self.config.load();
         CacheStats {
-            enabled: self.config.enabled,
+            enabled: config.enabled,
             entries: self.entries.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
-            max_bytes: self.config.max_bytes,
+            max_bytes: config.max_bytes,
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
             stale: c.stale.load(Ordering::Relaxed),
@@ -308,7 +321,7 @@ impl Cache {
     }
 
     fn evict(&self) {
-        let max = self.config.max_bytes;
+        let max = self.config.load().max_bytes;
         if self.bytes.load(Ordering::Relaxed) <= max {
             return;
         }
@@ -400,7 +413,7 @@ mod tests {
             "corrupt value removed"
         );
         assert_eq!(
-            Cache::open(cache.tree.clone(), cache.config.clone())
+            Cache::open(cache.tree.clone(), (**cache.config()).clone())
                 .stats()
                 .entries,
             2
@@ -415,7 +428,7 @@ mod tests {
         cache.store(&key(2), &entry(u64::MAX, 0));
         let stats = cache.stats();
         assert_eq!(stats.entries, 2);
-        let reopened = Cache::open(cache.tree.clone(), cache.config.clone());
+        let reopened = Cache::open(cache.tree.clone(), (**cache.config()).clone());
         assert_eq!(reopened.stats().entries, 2);
         assert_eq!(reopened.stats().bytes, stats.bytes);
         assert_eq!(reopened.purge(), 2);

@@ -69,7 +69,7 @@ pub async fn drive(
                 &prepared,
                 completion,
                 deltas,
-                engine.prices(),
+                &engine.upstreams().prices,
                 cache.new_entry_times(),
             );
             cache.store(&key, &entry);

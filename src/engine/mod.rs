@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
@@ -65,8 +66,7 @@ pub enum EngineError {
 /// Shared by every request: providers with their connection pools, prices, the cache.
 #[derive(Debug)]
 pub struct Engine {
-    providers: BTreeMap<String, Arc<Provider>>,
-    prices: PriceTable,
+    upstreams: ArcSwap<Upstreams>,
     projects: ProjectStore,
     store: Store,
     cache: Cache,
@@ -97,9 +97,16 @@ pub struct CompletionStream {
     pub key: Option<CacheKey>,
 }
 
-impl Engine {
-    /// Build providers (one pooled HTTP client each), open the store, the cache and projects.
-    pub fn new(config: &Config, metrics: &Metrics) -> Result<Engine, EngineError> {
+/// What a config reload can replace while requests run: the providers (with their keys and
+/// connection pools) and the prices.
+#[derive(Debug)]
+pub struct Upstreams {
+    pub providers: BTreeMap<String, Arc<Provider>>,
+    pub prices: PriceTable,
+}
+
+impl Upstreams {
+    fn build(config: &Config, metrics: &Metrics) -> Result<Upstreams, EngineError> {
         let providers = config
             .providers
             .iter()
@@ -112,15 +119,39 @@ impl Engine {
                     })
             })
             .collect::<Result<_, _>>()?;
+        Ok(Upstreams {
+            providers,
+            prices: PriceTable::new(config.prices.clone()),
+        })
+    }
+}
+
+impl Engine {
+    /// Build providers (one pooled HTTP client each), open the store, the cache and projects.
+    pub fn new(config: &Config, metrics: &Metrics) -> Result<Engine, EngineError> {
+        let upstreams = Upstreams::build(config, metrics)?;
         let store = Store::open(&config.state_dir)?;
         let cache = Cache::open(store.cache_tree()?, config.cache.clone());
         Ok(Engine {
-            providers,
-            prices: PriceTable::new(config.prices.clone()),
+            upstreams: ArcSwap::from_pointee(upstreams),
             projects: ProjectStore::open(&config.state_dir),
             store,
             cache,
         })
+    }
+
+    /// Apply a reloaded config: new providers, keys and prices for the next requests (those in
+    /// flight finish with the old ones), new cache settings.
+    pub fn reconfigure(&self, config: &Config, metrics: &Metrics) -> Result<(), EngineError> {
+        let upstreams = Upstreams::build(config, metrics)?;
+        self.upstreams.store(Arc::new(upstreams));
+        self.cache.set_config(config.cache.clone());
+        Ok(())
+    }
+
+    /// The current providers and prices.
+    pub fn upstreams(&self) -> Arc<Upstreams> {
+        self.upstreams.load_full()
     }
 
     pub fn projects(&self) -> &ProjectStore {
@@ -129,10 +160,6 @@ impl Engine {
 
     pub fn cache(&self) -> &Cache {
         &self.cache
-    }
-
-    pub fn prices(&self) -> &PriceTable {
-        &self.prices
     }
 
     /// Background upkeep until `shutdown` resolves: cache hit write-back and eviction.
@@ -158,10 +185,11 @@ impl Engine {
     }
 
     fn prepare(&self, req: CompletionRequest) -> Result<Prepared, ApiError> {
+        let upstreams = self.upstreams.load();
         prepare::prepare(
             req,
-            |name| self.providers.get(name).cloned(),
-            || self.providers.keys().cloned().collect(),
+            |name| upstreams.providers.get(name).cloned(),
+            || upstreams.providers.keys().cloned().collect(),
         )
     }
 
@@ -210,7 +238,13 @@ impl Engine {
                 .complete(&prepared.chat, prepared.api_key.as_ref())
                 .await
                 .map_err(|e| provider_error(&prepared.provider, e))?;
-            let entry = entry_from_completion(&prepared, completion, None, &self.prices, (0, 0));
+            let entry = entry_from_completion(
+                &prepared,
+                completion,
+                None,
+                &self.upstreams.load().prices,
+                (0, 0),
+            );
             return Ok(Answer {
                 response: response_from_entry(&prepared, &entry, started, start_ts, false),
                 cache: CacheStatus::Bypass,

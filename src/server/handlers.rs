@@ -33,7 +33,7 @@ pub async fn completion(
     req: Request<Incoming>,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.max_body).await?;
+    let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let request: CompletionRequest = decode_json(&bytes)?;
     if request.stream == Some(true) {
         let stream = state.engine.stream(request).await?;
@@ -50,7 +50,7 @@ pub async fn completion_stream(
     req: Request<Incoming>,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.max_body).await?;
+    let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let request: CompletionRequest = decode_json(&bytes)?;
     let stream = state.engine.stream(request).await?;
     Ok(body::event_stream(stream))
@@ -61,7 +61,7 @@ pub async fn project(
     req: Request<Incoming>,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.max_body).await?;
+    let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let request: ProjectRequest = decode_json(&bytes)?;
     if request.name.trim().is_empty() {
         return Err(ApiError::InvalidRequest {
@@ -143,7 +143,7 @@ pub fn status(state: &State) -> Response<ResponseBody> {
         providers: Vec<Provider<'a>>,
         cache: crate::cache::CacheStats,
     }
-    let config = &state.config;
+    let config = state.config.load();
     body::json(
         StatusCode::OK,
         &Status {

@@ -17,7 +17,10 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -63,7 +66,8 @@ pub enum StartupError {
 #[derive(Debug)]
 pub struct State {
     pub engine: Arc<Engine>,
-    pub config: Arc<Config>,
+    /// The running config; replaced whole by a reload.
+    pub config: ArcSwap<Config>,
     pub started: Instant,
     pub started_at: String,
     /// Requests received (for the systemd status line).
@@ -71,6 +75,33 @@ pub struct State {
     pub metrics: Metrics,
     /// Where the daemon listens, for `/status`.
     pub listeners: String,
+}
+
+/// Apply a reloaded config; the old one keeps serving if the new one cannot be applied.
+fn apply_reload(state: &State, new: Config) {
+    let old = state.config.load_full();
+    if let Err(e) = state.engine.reconfigure(&new, &state.metrics) {
+        tracing::error!(error = %e, "config reload failed; keeping the running config");
+        systemd::ready("reload failed; running with the previous config");
+        return;
+    }
+    let restart_needed: Vec<&str> = [
+        ("socket", old.socket != new.socket),
+        ("socket_mode", old.socket_mode != new.socket_mode),
+        ("tcp", old.tcp != new.tcp),
+        ("state_dir", old.state_dir != new.state_dir),
+        ("header_timeout", old.header_timeout != new.header_timeout),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect();
+    if !restart_needed.is_empty() {
+        tracing::warn!(keys = %restart_needed.join(", "), "changed keys take effect after a restart");
+    }
+    crate::telemetry::set_level(&new.log_level);
+    state.config.store(Arc::new(new));
+    tracing::info!("config reloaded");
+    systemd::ready("config reloaded");
 }
 
 /// How often the `STATUS=` line is refreshed.
@@ -112,6 +143,19 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartupError> {
+    let (_keep, reloads) = mpsc::channel(1);
+    run_with_reload(config, listeners, shutdown, reloads).await
+}
+
+/// [`run`], also applying every config received on `reloads` (SIGHUP): providers, keys,
+/// prices, cache settings, allowed uids, body limit, log level. Listener addresses, the state
+/// directory and timeouts of the HTTP server need a restart; a change to them is logged.
+pub async fn run_with_reload(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::Receiver<Config>,
+) -> Result<(), StartupError> {
     let mut metrics = Metrics::new();
     let engine = match prepare_state_dir(&config.state_dir)
         .and_then(|()| Ok(Engine::new(&config, &metrics)?))
@@ -126,17 +170,17 @@ pub async fn run(
         }
     };
     metrics.register_source(Arc::clone(&engine) as Arc<dyn StatsSource>);
-    let config = Arc::new(config);
     let state = Arc::new(State {
         engine,
-        config: Arc::clone(&config),
+        config: ArcSwap::from_pointee(config),
         started: Instant::now(),
         started_at: crate::engine::now_iso(),
         requests: AtomicU64::new(0),
         metrics,
         listeners: listeners.describe(),
     });
-    let policy = PeerPolicy::new(&config.allowed_uids);
+    let config = state.config.load_full();
+    let mut policy = PeerPolicy::new(&config.allowed_uids);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
@@ -180,9 +224,14 @@ pub async fn run(
                 }
                 Err(e) => accept_failed(e).await,
             },
+            Some(new) = reloads.recv() => {
+                policy = PeerPolicy::new(&new.allowed_uids);
+                apply_reload(&state, new);
+            }
             () = &mut shutdown => break,
         }
     }
+    let config = state.config.load_full();
 
     systemd::stopping();
     background.abort();
