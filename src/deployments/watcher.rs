@@ -73,9 +73,13 @@ impl Drop for WatcherHandle {
 /// directory that does not exist yet is picked up when it appears.
 pub fn spawn_watcher(registry: Arc<Registry>) -> Result<WatcherHandle, WatchError> {
     let (tx, rx) = mpsc::channel(QUEUE);
+    let root = registry.prompts_dir().to_owned();
     let watcher = notify::recommended_watcher(move |event| {
-        // Full queue: a reload is pending anyway.
-        let _ = tx.try_send(event);
+        // Filtered here, so that the queue holds only events that call for a reload (a
+        // reload's own reads would otherwise fill it). Full queue: a reload is pending anyway.
+        if relevant(&root, &event) {
+            let _ = tx.try_send(event);
+        }
     })?;
     let (stop_tx, stop_rx) = oneshot::channel();
     let task = tokio::spawn(run(registry, watcher, rx, stop_rx));
@@ -85,6 +89,7 @@ pub fn spawn_watcher(registry: Arc<Registry>) -> Result<WatcherHandle, WatchErro
     })
 }
 
+/// Relevant events only (see [`relevant`]).
 type Events = mpsc::Receiver<notify::Result<notify::Event>>;
 
 /// What is being watched.
@@ -170,9 +175,8 @@ async fn run(
         tokio::select! {
             _ = &mut stop => break,
             event = events.recv() => {
-                let Some(event) = event else { break };
-                if !relevant(&root, &event) {
-                    continue;
+                if event.is_none() {
+                    break;
                 }
                 if !debounce(&mut events, &mut stop).await {
                     break;
