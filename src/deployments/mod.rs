@@ -10,6 +10,8 @@
 //!   the last good version of a broken file, persistence in sled, status rows.
 //! - [`store`] — the sled `deployments` tree: versioned bincode values, version counters.
 //! - [`upstream`] — fetching ids that are not local from the upstream Parea API, with a TTL.
+//! - [`validate`] — checks across files (duplicate ids) and checking a directory without
+//!   serving it (`promptd validate`).
 //! - [`watcher`] — `notify` watching the directory, debounced, reloading through the same
 //!   path as SIGHUP.
 
@@ -20,6 +22,7 @@ pub mod scan;
 pub mod store;
 pub mod template;
 pub mod upstream;
+pub mod validate;
 pub mod watcher;
 
 pub use deployment::{
@@ -30,4 +33,5 @@ pub use loader::{LoadError, Problem};
 pub use registry::{DeploymentStatus, Registry, RegistryStatus, ReloadReport, Status};
 pub use template::{Template, TemplateError};
 pub use upstream::{fetch_upstream, LookupError, Upstream, UpstreamError, DEFAULT_UPSTREAM_TTL};
+pub use validate::{validate_dir, Validation};
 pub use watcher::{spawn_watcher, WatchError, WatcherHandle};

@@ -25,7 +25,8 @@ use serde::Serialize;
 use super::deployment::{ContentHash, Deployment, Source};
 use super::loader::{self, LoadError, Parsed, Problem};
 use super::scan;
-use super::store::Store;
+use super::store::{Store, StoreBatch};
+use super::validate::refuse_duplicate_ids;
 
 /// How a deployment's file is doing, for `GET /deployments`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -311,42 +312,13 @@ impl Registry {
         state.logged.retain(|path, _| seen.contains(path));
 
         // 2. An id declared by more than one file: every one of them is refused.
-        let mut paths_by_id: HashMap<&str, Vec<&PathBuf>> = HashMap::new();
-        for (path, result) in &results {
-            if let Ok(parsed) = result {
-                paths_by_id
-                    .entry(parsed.0.content.id.as_str())
-                    .or_default()
-                    .push(path);
-            }
-        }
-        let duplicates: HashMap<String, Vec<PathBuf>> = paths_by_id
-            .into_iter()
-            .filter(|(_, paths)| paths.len() > 1)
-            .map(|(id, paths)| (id.to_owned(), paths.into_iter().cloned().collect()))
-            .collect();
-        for (path, result) in &mut results {
-            let Ok(parsed) = result else { continue };
-            let id = &parsed.0.content.id;
-            if let Some(paths) = duplicates.get(id) {
-                let others: Vec<&PathBuf> = paths.iter().filter(|p| *p != path).collect();
-                let other = others.first().map(|p| (*p).clone()).unwrap_or_default();
-                *result = Err(LoadError {
-                    path: path.clone(),
-                    line: None,
-                    problem: Problem::DuplicateId {
-                        id: id.clone(),
-                        this: path.clone(),
-                        other,
-                    },
-                });
-            }
-        }
+        refuse_duplicate_ids(&mut results, |parsed| &parsed.0.content.id);
 
         // 3. Good files first, so a broken file's fallback never shadows a good file's id.
         let mut next: HashMap<String, Arc<Deployment>> = HashMap::new();
         let mut rows = Vec::with_capacity(results.len());
         let mut changed: Vec<Arc<Deployment>> = Vec::new();
+        let mut batch = StoreBatch::default();
         for (path, result) in &results {
             let Ok(parsed) = result else { continue };
             let (parsed, hash) = &**parsed;
@@ -361,6 +333,7 @@ impl Registry {
                 Some(d) => d.clone(),
                 None => {
                     let version = self.assign_version(
+                        &mut batch,
                         &id,
                         *hash,
                         parsed.version,
@@ -456,23 +429,16 @@ impl Registry {
             .cloned()
             .collect();
         removed.sort();
-        let mut wrote = false;
         for d in &changed {
-            wrote = true;
-            if let Err(e) = self.store.put_file(d) {
+            if let Err(e) = batch.put_file(d) {
                 tracing::warn!("{e}; deployment `{}` serves but is not persisted", d.id);
             }
         }
         for id in &removed {
-            wrote = true;
-            if let Err(e) = self.store.remove_file(id) {
-                tracing::warn!("{e}; removed deployment `{id}` stays in the store");
-            }
+            batch.remove_file(id);
         }
-        if wrote {
-            if let Err(e) = self.store.flush() {
-                tracing::warn!("{e}");
-            }
+        if let Err(e) = self.store.apply(batch) {
+            tracing::warn!("{e}; the deployments serve but this reload is not persisted");
         }
         rows.sort_by(|a, b| (&a.id, &a.source).cmp(&(&b.id, &b.source)));
         self.live.store(Arc::new(Snapshot {
@@ -492,6 +458,7 @@ impl Registry {
     /// the stored counter (same content, same version; new content, previous + 1; new id, 1).
     fn assign_version(
         &self,
+        batch: &mut StoreBatch,
         id: &str,
         hash: ContentHash,
         explicit: Option<u64>,
@@ -511,7 +478,7 @@ impl Registry {
             None => 1,
         });
         if previous != Some((hash, version)) {
-            if let Err(e) = self.store.set_counter(id, hash, version) {
+            if let Err(e) = batch.set_counter(id, hash, version) {
                 tracing::warn!("{e}; version counter of `{id}` not persisted");
             }
         }

@@ -225,17 +225,6 @@ impl Store {
         out
     }
 
-    pub fn put_file(&self, d: &Deployment) -> Result<(), StoreError> {
-        let value = encode(&d.id, &to_stored(d, None)?)?;
-        self.tree.insert(format!("{FILE_PREFIX}{}", d.id), value)?;
-        Ok(())
-    }
-
-    pub fn remove_file(&self, id: &str) -> Result<(), StoreError> {
-        self.tree.remove(format!("{FILE_PREFIX}{id}"))?;
-        Ok(())
-    }
-
     /// The upstream copy of `id`, fresh or stale; `None` when absent or unreadable.
     pub fn get_upstream(&self, id: &str) -> Option<CachedUpstream> {
         let key = format!("{UPSTREAM_PREFIX}{id}");
@@ -280,7 +269,45 @@ impl Store {
         }
     }
 
-    pub fn set_counter(&self, id: &str, hash: ContentHash, version: u64) -> Result<(), StoreError> {
+    /// Apply `batch` atomically and make it durable (one fsync). An empty batch costs nothing.
+    pub fn apply(&self, batch: StoreBatch) -> Result<(), StoreError> {
+        if batch.len == 0 {
+            return Ok(());
+        }
+        self.tree.apply_batch(batch.batch)?;
+        self.tree.flush()?;
+        Ok(())
+    }
+}
+
+/// The writes of one reload, applied together by [`Store::apply`]: a reload is persisted
+/// whole or not at all, with one fsync however many files changed.
+#[derive(Default)]
+pub struct StoreBatch {
+    batch: sled::Batch,
+    len: usize,
+}
+
+impl StoreBatch {
+    pub fn put_file(&mut self, d: &Deployment) -> Result<(), StoreError> {
+        let value = encode(&d.id, &to_stored(d, None)?)?;
+        self.batch
+            .insert(format!("{FILE_PREFIX}{}", d.id).as_bytes(), value);
+        self.len += 1;
+        Ok(())
+    }
+
+    pub fn remove_file(&mut self, id: &str) {
+        self.batch.remove(format!("{FILE_PREFIX}{id}").as_bytes());
+        self.len += 1;
+    }
+
+    pub fn set_counter(
+        &mut self,
+        id: &str,
+        hash: ContentHash,
+        version: u64,
+    ) -> Result<(), StoreError> {
         let value = encode(
             id,
             &StoredVersion {
@@ -288,13 +315,9 @@ impl Store {
                 version,
             },
         )?;
-        self.tree.insert(format!("{VERSION_PREFIX}{id}"), value)?;
-        Ok(())
-    }
-
-    /// Make every write so far durable (one fsync).
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.tree.flush()?;
+        self.batch
+            .insert(format!("{VERSION_PREFIX}{id}").as_bytes(), value);
+        self.len += 1;
         Ok(())
     }
 }
@@ -334,7 +357,11 @@ mod tests {
         let (_dir, tree) = tree();
         let store = Store::new(tree.clone());
         let d = deployment("a");
-        store.put_file(&d).expect("put");
+        let mut batch = StoreBatch::default();
+        batch.put_file(&d).expect("put");
+        batch.put_file(&deployment("gone")).expect("put");
+        batch.remove_file("gone");
+        store.apply(batch).expect("apply");
         tree.insert("file/future", vec![99u8, 1, 2, 3])
             .expect("insert");
         tree.insert(
@@ -353,7 +380,9 @@ mod tests {
         let store = Store::new(tree);
         let d = deployment("a");
         assert!(store.counter("a").expect("read").is_none());
-        store.set_counter("a", d.content_hash, 7).expect("set");
+        let mut batch = StoreBatch::default();
+        batch.set_counter("a", d.content_hash, 7).expect("set");
+        store.apply(batch).expect("apply");
         assert_eq!(store.counter("a").expect("read"), Some((d.content_hash, 7)));
         let expires = UNIX_EPOCH + Duration::from_millis(1_000_000);
         store.put_upstream(&d, expires).expect("put");

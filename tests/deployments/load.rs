@@ -166,3 +166,26 @@ fn the_shipped_examples_load() {
     let contact = registry.get("extract-contact").expect("json example");
     assert_eq!(contact.functions.len(), 1);
 }
+
+#[test]
+fn validate_dir_checks_without_serving() {
+    let fx = Fixture::new();
+    fx.write("ok.yaml", &yaml("m"));
+    fx.write("a.yaml", &format!("id: same\n{}", yaml("m")));
+    fx.write("b.yaml", &format!("id: same\n{}", yaml("m")));
+    fx.write("bad.toml", "provider = ");
+    let report = promptd::deployments::validate_dir(&fx.prompts, &providers()).expect("readable");
+    assert_eq!(report.files, 4);
+    let mut errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+    errors.sort();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors[0].contains("a.yaml: id `same` is declared by both"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[2].contains("bad.toml:1: invalid TOML"),
+        "{errors:#?}"
+    );
+    assert!(promptd::deployments::validate_dir(&fx.path("missing"), &providers()).is_err());
+}
