@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Whole-daemon load test: the fake OpenAI server (examples/fake_provider.rs, zero delay) hit
+# directly over loopback TCP, and through promptd over its Unix socket, at 1 and 32 connections,
+# in the same run. Prints req/s, p50, p99 and the ratios promptd vs direct. See benches/README.md.
+#
+# Env: DURATION (default 10s per scenario), CONNS (default "1 32"), DELAY_MS (fake provider
+# delay, default 0), SKIP_BUILD=1 to reuse the existing release binaries.
+set -euo pipefail
+
+DURATION="${DURATION:-10s}"
+CONNS="${CONNS:-1 32}"
+DELAY_MS="${DELAY_MS:-0}"
+
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+die() { echo "load.sh: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "needs $1"; }
+need cargo
+need curl
+need python3
+
+if ! command -v oha >/dev/null 2>&1; then
+    echo "oha not found; installing it with cargo (takes a few minutes)..." >&2
+    cargo install oha --locked
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    cargo build --release --bin promptd --example fake_provider
+fi
+PROMPTD="$ROOT/target/release/promptd"
+FAKE="$ROOT/target/release/examples/fake_provider"
+[[ -x "$PROMPTD" && -x "$FAKE" ]] || die "release binaries missing (run without SKIP_BUILD)"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/promptd-bench.XXXXXX")"
+FAKE_PID=""
+PROMPTD_PID=""
+cleanup() {
+    local pid
+    for pid in "$PROMPTD_PID" "$FAKE_PID"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- fake provider -----------------------------------------------------------------------------
+"$FAKE" --addr 127.0.0.1:0 --delay-ms "$DELAY_MS" >"$TMP/fake.out" 2>"$TMP/fake.err" &
+FAKE_PID=$!
+for _ in $(seq 100); do
+    grep -q '^listening on ' "$TMP/fake.out" 2>/dev/null && break
+    kill -0 "$FAKE_PID" 2>/dev/null || die "fake_provider exited: $(cat "$TMP/fake.err")"
+    sleep 0.05
+done
+FAKE_ADDR="$(sed -n 's/^listening on //p' "$TMP/fake.out" | head -n1)"
+[[ -n "$FAKE_ADDR" ]] || die "fake_provider did not report its address"
+DIRECT_URL="http://$FAKE_ADDR/v1/chat/completions"
+
+# --- promptd -----------------------------------------------------------------------------------
+SOCK="$TMP/promptd.sock"
+mkdir -p "$TMP/state" "$TMP/prompts"
+cat >"$TMP/promptd.toml" <<EOF
+socket = "$SOCK"
+state_dir = "$TMP/state"
+prompts_dir = "$TMP/prompts"
+log_level = "warn"
+
+[providers.openai]
+kind = "openai"
+base_url = "http://$FAKE_ADDR/v1"
+api_key = "sk-bench"
+max_retries = 0
+EOF
+"$PROMPTD" serve --config "$TMP/promptd.toml" >"$TMP/promptd.log" 2>&1 &
+PROMPTD_PID=$!
+for _ in $(seq 200); do
+    [[ -S "$SOCK" ]] && break
+    kill -0 "$PROMPTD_PID" 2>/dev/null || die "promptd exited: $(cat "$TMP/promptd.log")"
+    sleep 0.05
+done
+[[ -S "$SOCK" ]] || die "promptd socket $SOCK did not appear"
+PROMPTD_URL="http://localhost/api/parea/v1/completion"
+
+OPENAI_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
+PAREA_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]},"cache":false}'
+
+# --- smoke checks: both paths must answer 200 with the content -----------------------------------
+check() { # name, body file, status
+    local name="$1" out="$2" status="$3"
+    if [[ "$status" != 200 ]] || ! grep -q 'Hello! How can I help you today?' "$out"; then
+        echo "load.sh: $name smoke request failed: HTTP $status" >&2
+        cat "$out" >&2; echo >&2
+        [[ "$name" == promptd ]] && tail -n 20 "$TMP/promptd.log" >&2
+        exit 1
+    fi
+}
+status="$(curl -sS -o "$TMP/direct.smoke" -w '%{http_code}' -X POST \
+    -H 'content-type: application/json' -d "$OPENAI_BODY" "$DIRECT_URL")"
+check direct "$TMP/direct.smoke" "$status"
+status="$(curl -sS -o "$TMP/promptd.smoke" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
+    -H 'content-type: application/json' -d "$PAREA_BODY" "$PROMPTD_URL")"
+check promptd "$TMP/promptd.smoke" "$status"
+
+# --- load --------------------------------------------------------------------------------------
+# -w: wait for in-flight requests at the deadline instead of counting them as errors.
+# Older oha spells the JSON flag -j/--json; newer ones --output-format json.
+if oha --help 2>&1 | grep -q -- '--output-format'; then
+    OHA_JSON=(--output-format json)
+else
+    OHA_JSON=(--json)
+fi
+
+# CPU time (user + system, clock ticks) a process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() { # name, conns, extra args...
+    local name="$1" conns="$2"; shift 2
+    echo "running $name at $conns connection(s) for $DURATION..." >&2
+    local p0 f0
+    p0="$(ticks "$PROMPTD_PID")"; f0="$(ticks "$FAKE_PID")"
+    oha -z "$DURATION" -w -c "$conns" --no-tui "${OHA_JSON[@]}" -m POST \
+        -H 'content-type: application/json' "$@" >"$TMP/$name-$conns.json"
+    echo "$(( $(ticks "$PROMPTD_PID") - p0 )) $(( $(ticks "$FAKE_PID") - f0 ))" >"$TMP/$name-$conns.cpu"
+}
+for c in $CONNS; do
+    run direct "$c" -d "$OPENAI_BODY" "$DIRECT_URL"
+    run promptd "$c" -d "$PAREA_BODY" --unix-socket "$SOCK" "$PROMPTD_URL"
+done
+RSS_KB="$(awk '/^VmRSS:/ {print $2}' "/proc/$PROMPTD_PID/status")"
+HWM_KB="$(awk '/^VmHWM:/ {print $2}' "/proc/$PROMPTD_PID/status")"
+
+# --- report ------------------------------------------------------------------------------------
+python3 - "$TMP" "$CONNS" "$RSS_KB" "$HWM_KB" "$(getconf CLK_TCK)" <<'EOF'
+import json, sys
+
+tmp, conns, rss_kb, hwm_kb = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
+clk_tck = int(sys.argv[5])
+
+def load(name, c):
+    with open(f"{tmp}/{name}-{c}.json") as f:
+        d = json.load(f)
+    s = d["summary"]
+    pct = d.get("latencyPercentiles") or d.get("latency_percentiles") or {}
+    codes = d.get("statusCodeDistribution", {})
+    errors = d.get("errorDistribution", {})
+    n = max(sum(codes.values()), 1)
+    with open(f"{tmp}/{name}-{c}.cpu") as f:
+        promptd_ticks, fake_ticks = (int(x) for x in f.read().split())
+    return {
+        "promptd_us": promptd_ticks / clk_tck / n * 1e6,
+        "fake_us": fake_ticks / clk_tck / n * 1e6,
+        "rps": s["requestsPerSec"],
+        "p50": pct["p50"] * 1000.0,
+        "p99": pct["p99"] * 1000.0,
+        "ok": s.get("successRate", 0.0),
+        "codes": codes,
+        "errors": errors,
+    }
+
+bad = False
+print(f"{'scenario':<9} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+      f"{'promptd cpu':>12} {'fake cpu':>9}  status codes")
+rows = {}
+for c in conns:
+    for name in ("direct", "promptd"):
+        r = load(name, c)
+        rows[(name, c)] = r
+        codes = ",".join(f"{k}:{v}" for k, v in sorted(r["codes"].items()))
+        extra = f"  errors {r['errors']}" if r["errors"] else ""
+        pcpu = f"{r['promptd_us']:.1f} us" if name == "promptd" else "-"
+        print(f"{name:<9} {c:>5} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
+              f"{pcpu:>12} {r['fake_us']:>6.1f} us  {codes}{extra}")
+        if r["errors"] or any(k != "200" for k in r["codes"]):
+            bad = True
+print()
+print(f"{'conns':>5} {'added p50 ms':>12} {'added p99 ms':>12} {'promptd/direct req/s':>21}")
+for c in conns:
+    d, p = rows[("direct", c)], rows[("promptd", c)]
+    print(f"{c:>5} {p['p50'] - d['p50']:>12.3f} {p['p99'] - d['p99']:>12.3f} {p['rps'] / d['rps']:>21.2f}")
+print("(cpu: user+system CPU time of the process per request during the scenario)")
+print("(targets: promptd >= 20000 req/s at 32 connections; < 0.3 ms added p50 at 1)")
+print()
+print(f"promptd RSS after the run: {rss_kb / 1024:.1f} MiB (peak {hwm_kb / 1024:.1f} MiB)")
+if bad:
+    print("load.sh: some requests failed (non-200 or errors above)", file=sys.stderr)
+    sys.exit(1)
+EOF

@@ -1,0 +1,494 @@
+//! The live set of deployments: lock-free reads on the request path, whole-directory reloads
+//! that swap in only what parsed and validated.
+//!
+//! Invariants:
+//! - Readers ([`Registry::get`], [`Registry::status`]) never block: the live set is one
+//!   immutable [`Snapshot`] behind an `ArcSwap`, replaced whole by a reload.
+//! - Reloads are serialized by one mutex and always re-read the whole directory (the watcher,
+//!   SIGHUP and `promptd validate` share [`Registry::reload_all`]); unchanged files are not
+//!   re-parsed (their bytes hash the same).
+//! - A file that fails to load never removes a working deployment: the last good version of
+//!   the id that file declared keeps serving, and the error shows in the status (and one
+//!   `warn!` line, once per distinct error).
+//! - The directory is the truth while it can be read: a deleted file's deployment is gone, also
+//!   from the store. When it cannot be read, the last good set keeps serving; at start-up that
+//!   set comes from the sled store (status `from_store`).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+
+use super::deployment::{ContentHash, Deployment, Source};
+use super::loader::{self, LoadError, Parsed, Problem};
+use super::scan;
+use super::store::{Store, StoreBatch};
+use super::validate::refuse_duplicate_ids;
+
+/// How a deployment's file is doing, for `GET /deployments`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Loaded from its file, serving the file's content.
+    Ok,
+    /// The file is broken; the last good version serves if there is one (`serving`).
+    Error,
+    /// The prompts directory could not be read at start-up; served from the sled store.
+    FromStore,
+}
+
+/// One row of `GET /deployments`: one prompt file (or one stored deployment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeploymentStatus {
+    pub id: String,
+    /// Version being served, if any.
+    pub version: Option<u64>,
+    /// The file this row is about.
+    pub source: PathBuf,
+    pub status: Status,
+    /// Whether requests for `id` are answered (by this file's current or last good version).
+    pub serving: bool,
+    /// What is wrong with the file: path, line and problem.
+    pub last_error: Option<String>,
+}
+
+/// The whole status, for `GET /deployments` and `promptd status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryStatus {
+    pub prompts_dir: PathBuf,
+    /// Why the prompts directory could not be read at the last reload.
+    pub dir_error: Option<String>,
+    /// Sorted by id, then source.
+    pub deployments: Vec<DeploymentStatus>,
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Deployments serving after the reload.
+    pub serving: usize,
+    /// Ids whose content (or version) changed or that are new.
+    pub changed: Vec<String>,
+    /// Ids no longer served (their file is gone).
+    pub removed: Vec<String>,
+    /// Files that failed to load.
+    pub errors: Vec<LoadError>,
+    /// The prompts directory could not be read: nothing changed.
+    pub dir_error: Option<String>,
+    pub elapsed: Duration,
+}
+
+/// An immutable view of the live set.
+struct Snapshot {
+    deployments: HashMap<String, Arc<Deployment>>,
+    status: RegistryStatus,
+}
+
+/// A file's parse result: the validated content and its hash, shared between reloads.
+type ParseResult = Result<Arc<(Parsed, ContentHash)>, LoadError>;
+
+/// A parsed file, kept to skip re-parsing unchanged bytes.
+struct CachedParse {
+    bytes_hash: blake3::Hash,
+    result: ParseResult,
+}
+
+/// State only reloads touch.
+#[derive(Default)]
+struct ReloadState {
+    loaded_once: bool,
+    files: HashMap<PathBuf, CachedParse>,
+    /// The id each file last declared successfully, to know what a broken file stands for.
+    path_ids: HashMap<PathBuf, String>,
+    /// The last error logged per file, to log each distinct error once.
+    logged: HashMap<PathBuf, String>,
+    logged_dir_error: Option<String>,
+}
+
+/// The deployment registry. Share it as `Arc<Registry>`.
+pub struct Registry {
+    prompts_dir: PathBuf,
+    providers: ArcSwap<Vec<String>>,
+    live: ArcSwap<Snapshot>,
+    reload: Mutex<ReloadState>,
+    pub(super) store: Store,
+    /// Upstream deployments in memory, mirroring the store's `upstream/` entries.
+    pub(super) upstream: Mutex<HashMap<String, (Arc<Deployment>, SystemTime)>>,
+}
+
+impl Registry {
+    /// A registry for `prompts_dir`, validating providers against `providers` and persisting
+    /// into `tree` (the `deployments` tree of the daemon's sled database). Loads the directory
+    /// (or, if it cannot be read, the stored deployments) before returning; this does blocking
+    /// file I/O, so async callers use `spawn_blocking`.
+    pub fn open(prompts_dir: impl Into<PathBuf>, providers: Vec<String>, tree: sled::Tree) -> Self {
+        let prompts_dir = prompts_dir.into();
+        let registry = Registry {
+            live: ArcSwap::from_pointee(Snapshot {
+                deployments: HashMap::new(),
+                status: RegistryStatus {
+                    prompts_dir: prompts_dir.clone(),
+                    dir_error: None,
+                    deployments: Vec::new(),
+                },
+            }),
+            prompts_dir,
+            providers: ArcSwap::from_pointee(providers),
+            reload: Mutex::new(ReloadState::default()),
+            store: Store::new(tree),
+            upstream: Mutex::new(HashMap::new()),
+        };
+        registry.reload_all();
+        registry
+    }
+
+    pub fn prompts_dir(&self) -> &Path {
+        &self.prompts_dir
+    }
+
+    /// The live deployment `id` (from the prompts directory or, after a start without it, from
+    /// the store). Lock-free.
+    pub fn get(&self, id: &str) -> Option<Arc<Deployment>> {
+        self.live.load().deployments.get(id).cloned()
+    }
+
+    /// Every prompt file's state.
+    pub fn status(&self) -> RegistryStatus {
+        self.live.load().status.clone()
+    }
+
+    /// Replace the configured provider names (after SIGHUP re-read the config); takes effect
+    /// at the next reload, which re-validates every file.
+    pub fn set_providers(&self, providers: Vec<String>) {
+        self.providers.store(Arc::new(providers));
+        self.lock_reload().files.clear();
+    }
+
+    fn lock_reload(&self) -> MutexGuard<'_, ReloadState> {
+        // A panic inside a reload leaves the state consistent enough: the worst is a re-parse.
+        self.reload.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-read the whole prompts directory and swap in what changed. Blocking file I/O: async
+    /// callers use `spawn_blocking`. The watcher and SIGHUP both come here.
+    pub fn reload_all(&self) -> ReloadReport {
+        let started = Instant::now();
+        let mut state = self.lock_reload();
+        let previous = self.live.load_full();
+        let mut report = match scan::scan(&self.prompts_dir) {
+            Ok(files) => self.apply(&mut state, &previous, files),
+            Err(e) => self.dir_unreadable(&mut state, &previous, e),
+        };
+        state.loaded_once = true;
+        report.serving = self.live.load().deployments.len();
+        report.elapsed = started.elapsed();
+        if !report.changed.is_empty() || !report.removed.is_empty() {
+            tracing::info!(
+                "deployments reloaded from {} in {:?}: {} serving, {} changed, {} removed, {} \
+                 broken",
+                self.prompts_dir.display(),
+                report.elapsed,
+                report.serving,
+                report.changed.len(),
+                report.removed.len(),
+                report.errors.len()
+            );
+        }
+        report
+    }
+
+    fn dir_unreadable(
+        &self,
+        state: &mut ReloadState,
+        previous: &Snapshot,
+        error: std::io::Error,
+    ) -> ReloadReport {
+        let message = format!(
+            "cannot read the prompts directory {}: {error}",
+            self.prompts_dir.display()
+        );
+        let mut report = ReloadReport {
+            dir_error: Some(message.clone()),
+            ..ReloadReport::default()
+        };
+        if state.loaded_once {
+            // Keep serving what we have; the directory may be being replaced.
+            if state.logged_dir_error.as_deref() != Some(&message) {
+                tracing::warn!("{message}; the loaded deployments keep serving");
+            }
+            let mut status = previous.status.clone();
+            status.dir_error = Some(message.clone());
+            self.live.store(Arc::new(Snapshot {
+                deployments: previous.deployments.clone(),
+                status,
+            }));
+        } else {
+            let stored = self.store.load_files();
+            tracing::warn!(
+                "{message}; serving {} deployments from the store",
+                stored.len()
+            );
+            let mut deployments = HashMap::new();
+            let mut rows = Vec::new();
+            for d in stored {
+                rows.push(DeploymentStatus {
+                    id: d.id.clone(),
+                    version: Some(d.version),
+                    source: source_path(&d),
+                    status: Status::FromStore,
+                    serving: true,
+                    last_error: None,
+                });
+                report.changed.push(d.id.clone());
+                deployments.insert(d.id.clone(), Arc::new(d));
+            }
+            rows.sort_by(|a, b| (&a.id, &a.source).cmp(&(&b.id, &b.source)));
+            self.live.store(Arc::new(Snapshot {
+                deployments,
+                status: RegistryStatus {
+                    prompts_dir: self.prompts_dir.clone(),
+                    dir_error: Some(message.clone()),
+                    deployments: rows,
+                },
+            }));
+        }
+        state.logged_dir_error = Some(message);
+        report
+    }
+
+    fn apply(
+        &self,
+        state: &mut ReloadState,
+        previous: &Snapshot,
+        files: Vec<scan::ScannedFile>,
+    ) -> ReloadReport {
+        let providers = self.providers.load_full();
+        let mut report = ReloadReport::default();
+        if state.logged_dir_error.take().is_some() {
+            tracing::info!(
+                "prompts directory {} readable again",
+                self.prompts_dir.display()
+            );
+        }
+
+        // 1. Parse what changed; reuse what did not.
+        let mut results: Vec<(PathBuf, ParseResult)> = Vec::with_capacity(files.len());
+        let mut seen = HashSet::new();
+        for file in files {
+            seen.insert(file.path.clone());
+            let result = match file.bytes {
+                Err(e) => {
+                    state.files.remove(&file.path);
+                    Err(e)
+                }
+                Ok(bytes) => {
+                    let bytes_hash = blake3::hash(&bytes);
+                    match state.files.get(&file.path) {
+                        Some(cached) if cached.bytes_hash == bytes_hash => cached.result.clone(),
+                        _ => {
+                            let result = loader::parse(&file.path, &bytes, &providers).map(|p| {
+                                let hash = p.content.content_hash();
+                                Arc::new((p, hash))
+                            });
+                            state.files.insert(
+                                file.path.clone(),
+                                CachedParse {
+                                    bytes_hash,
+                                    result: result.clone(),
+                                },
+                            );
+                            result
+                        }
+                    }
+                }
+            };
+            results.push((file.path, result));
+        }
+        state.files.retain(|path, _| seen.contains(path));
+        state.path_ids.retain(|path, _| seen.contains(path));
+        state.logged.retain(|path, _| seen.contains(path));
+
+        // 2. An id declared by more than one file: every one of them is refused.
+        refuse_duplicate_ids(&mut results, |parsed| &parsed.0.content.id);
+
+        // 3. Good files first, so a broken file's fallback never shadows a good file's id.
+        let mut next: HashMap<String, Arc<Deployment>> = HashMap::new();
+        let mut rows = Vec::with_capacity(results.len());
+        let mut changed: Vec<Arc<Deployment>> = Vec::new();
+        let mut batch = StoreBatch::default();
+        for (path, result) in &results {
+            let Ok(parsed) = result else { continue };
+            let (parsed, hash) = &**parsed;
+            let id = parsed.content.id.clone();
+            let source = Source::File(path.clone());
+            let kept = previous.deployments.get(&id).filter(|d| {
+                d.content_hash == *hash
+                    && d.source == source
+                    && parsed.version.map_or(true, |v| v == d.version)
+            });
+            let deployment = match kept {
+                Some(d) => d.clone(),
+                None => {
+                    let version = self.assign_version(
+                        &mut batch,
+                        &id,
+                        *hash,
+                        parsed.version,
+                        previous.deployments.get(&id),
+                    );
+                    let d = Arc::new(parsed.content.clone().into_deployment(version, source));
+                    changed.push(d.clone());
+                    d
+                }
+            };
+            if state.logged.remove(path).is_some() {
+                tracing::info!("{}: loads again (id `{id}`)", path.display());
+            }
+            rows.push(DeploymentStatus {
+                id: id.clone(),
+                version: Some(deployment.version),
+                source: path.clone(),
+                status: Status::Ok,
+                serving: true,
+                last_error: None,
+            });
+            state.path_ids.insert(path.clone(), id.clone());
+            next.insert(id, deployment);
+        }
+
+        // 4. Broken files: keep their last good version serving where there is one.
+        let mut stored: Option<HashMap<String, Deployment>> = None;
+        for (path, result) in &results {
+            let Err(error) = result else { continue };
+            let id = match &error.problem {
+                Problem::DuplicateId { id, .. } => id.clone(),
+                _ => state
+                    .path_ids
+                    .get(path)
+                    .cloned()
+                    .unwrap_or_else(|| loader::default_id(path)),
+            };
+            let from_this_file = |d: &Deployment| match &d.source {
+                Source::File(p) => p == path,
+                Source::Upstream { .. } => false,
+            };
+            let mut fallback = previous
+                .deployments
+                .get(&id)
+                .filter(|d| from_this_file(d))
+                .cloned();
+            if fallback.is_none() && !state.loaded_once {
+                // First load: the stored copy of this file is its last good version.
+                let stored = stored.get_or_insert_with(|| {
+                    self.store
+                        .load_files()
+                        .into_iter()
+                        .map(|d| (d.id.clone(), d))
+                        .collect()
+                });
+                fallback = stored
+                    .get(&id)
+                    .filter(|d| from_this_file(d))
+                    .cloned()
+                    .map(Arc::new);
+            }
+            let fallback = fallback.filter(|_| !next.contains_key(&id));
+            let message = error.to_string();
+            if state.logged.get(path) != Some(&message) {
+                match &fallback {
+                    Some(d) => tracing::warn!(
+                        "{message} (deployment `{id}` keeps serving version {})",
+                        d.version
+                    ),
+                    None => tracing::warn!("{message} (deployment `{id}` is not served)"),
+                }
+                state.logged.insert(path.clone(), message.clone());
+            }
+            rows.push(DeploymentStatus {
+                id: id.clone(),
+                version: fallback.as_ref().map(|d| d.version),
+                source: path.clone(),
+                status: Status::Error,
+                serving: fallback.is_some(),
+                last_error: Some(message),
+            });
+            if let Some(d) = fallback {
+                next.insert(id, d);
+            }
+            report.errors.push(error.clone());
+        }
+
+        // 5. Persist, then swap.
+        let mut removed: Vec<String> = previous
+            .deployments
+            .keys()
+            .filter(|id| !next.contains_key(*id))
+            .cloned()
+            .collect();
+        removed.sort();
+        for d in &changed {
+            if let Err(e) = batch.put_file(d) {
+                tracing::warn!("{e}; deployment `{}` serves but is not persisted", d.id);
+            }
+        }
+        for id in &removed {
+            batch.remove_file(id);
+        }
+        if let Err(e) = self.store.apply(batch) {
+            tracing::warn!("{e}; the deployments serve but this reload is not persisted");
+        }
+        rows.sort_by(|a, b| (&a.id, &a.source).cmp(&(&b.id, &b.source)));
+        self.live.store(Arc::new(Snapshot {
+            deployments: next,
+            status: RegistryStatus {
+                prompts_dir: self.prompts_dir.clone(),
+                dir_error: None,
+                deployments: rows,
+            },
+        }));
+        report.changed = changed.iter().map(|d| d.id.clone()).collect();
+        report.removed = removed;
+        report
+    }
+
+    /// The version of `id` with content `hash`: the file's own `version` if it sets one, else
+    /// the stored counter (same content, same version; new content, previous + 1; new id, 1).
+    fn assign_version(
+        &self,
+        batch: &mut StoreBatch,
+        id: &str,
+        hash: ContentHash,
+        explicit: Option<u64>,
+        live: Option<&Arc<Deployment>>,
+    ) -> u64 {
+        let previous = match self.store.counter(id) {
+            Ok(counter) => counter,
+            Err(e) => {
+                tracing::warn!("{e}; version of `{id}` counted from memory");
+                None
+            }
+        }
+        .or_else(|| live.map(|d| (d.content_hash, d.version)));
+        let version = explicit.unwrap_or(match previous {
+            Some((h, v)) if h == hash => v,
+            Some((_, v)) => v.saturating_add(1),
+            None => 1,
+        });
+        if previous != Some((hash, version)) {
+            if let Err(e) = batch.set_counter(id, hash, version) {
+                tracing::warn!("{e}; version counter of `{id}` not persisted");
+            }
+        }
+        version
+    }
+}
+
+fn source_path(d: &Deployment) -> PathBuf {
+    match &d.source {
+        Source::File(path) => path.clone(),
+        Source::Upstream { base_url, .. } => PathBuf::from(base_url),
+    }
+}
