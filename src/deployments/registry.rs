@@ -327,7 +327,7 @@ impl Registry {
             let kept = previous.deployments.get(&id).filter(|d| {
                 d.content_hash == *hash
                     && d.source == source
-                    && parsed.version.map_or(true, |v| v == d.version)
+                    && parsed.version.is_none_or(|v| v == d.version)
             });
             let deployment = match kept {
                 Some(d) => d.clone(),
