@@ -30,6 +30,8 @@ pub enum ApiError {
     },
     #[error("unknown deployment `{0}`")]
     UnknownDeployment(String),
+    #[error("deployment `{id}` cannot be fetched: {message}")]
+    DeploymentUnavailable { id: String, message: String },
     #[error("missing inputs for placeholders: {}", .0.join(", "))]
     MissingInput(Vec<String>),
     #[error("request body is larger than the limit of {0} bytes")]
@@ -71,6 +73,7 @@ impl ApiError {
             ApiError::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnknownProvider { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnknownDeployment(_) => StatusCode::NOT_FOUND,
+            ApiError::DeploymentUnavailable { .. } => StatusCode::BAD_GATEWAY,
             ApiError::MissingInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -98,6 +101,7 @@ impl ApiError {
             ApiError::InvalidField { .. } | ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::UnknownProvider { .. } => "unknown_provider",
             ApiError::UnknownDeployment(_) => "unknown_deployment",
+            ApiError::DeploymentUnavailable { .. } => "deployment_unavailable",
             ApiError::MissingInput(_) => "missing_input",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Forbidden(_) => "forbidden",

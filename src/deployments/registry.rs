@@ -119,6 +119,15 @@ pub struct Registry {
     pub(super) upstream: Mutex<HashMap<String, (Arc<Deployment>, SystemTime)>>,
 }
 
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("prompts_dir", &self.prompts_dir)
+            .field("deployments", &self.live.load().deployments.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Registry {
     /// A registry for `prompts_dir`, validating providers against `providers` and persisting
     /// into `tree` (the `deployments` tree of the daemon's sled database). Loads the directory

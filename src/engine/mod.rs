@@ -31,6 +31,9 @@ use crate::api::{ApiError, CompletionRequest, CompletionResponse};
 use crate::cache::coalesce::{Event, Joined, Outcome, Subscription};
 use crate::cache::{cache_key, Cache, CacheEntry, CacheKey, CacheStatus, Lookup};
 use crate::config::Config;
+use crate::deployments::{
+    Deployment, LookupError, Registry, Upstream as DeploymentUpstream, UpstreamError,
+};
 use crate::projects::ProjectStore;
 use crate::providers::{tool_calls_json, PriceTable, Provider, ProviderError};
 use crate::store::{Store, StoreError};
@@ -67,6 +70,9 @@ pub enum EngineError {
 #[derive(Debug)]
 pub struct Engine {
     upstreams: ArcSwap<Upstreams>,
+    deployments: Arc<Registry>,
+    /// Where deployments that are not local are fetched (`[upstream]`), if anywhere.
+    deployment_upstream: Option<DeploymentUpstream>,
     projects: ProjectStore,
     store: Store,
     cache: Cache,
@@ -132,8 +138,15 @@ impl Engine {
         let upstreams = Upstreams::build(config, metrics)?;
         let store = Store::open(&config.state_dir)?;
         let cache = Cache::open(store.cache_tree()?, config.cache.clone());
+        let deployments = Arc::new(Registry::open(
+            &config.prompts_dir,
+            config.provider_names(),
+            store.deployments_tree()?,
+        ));
         Ok(Engine {
             upstreams: ArcSwap::from_pointee(upstreams),
+            deployments,
+            deployment_upstream: None,
             projects: ProjectStore::open(&config.state_dir),
             store,
             cache,
@@ -146,6 +159,7 @@ impl Engine {
         let upstreams = Upstreams::build(config, metrics)?;
         self.upstreams.store(Arc::new(upstreams));
         self.cache.set_config(config.cache.clone());
+        self.deployments.set_providers(config.provider_names());
         Ok(())
     }
 
@@ -184,10 +198,38 @@ impl Engine {
         self.store.flush();
     }
 
-    fn prepare(&self, req: CompletionRequest) -> Result<Prepared, ApiError> {
+    /// The deployed prompts.
+    pub fn deployments(&self) -> &Arc<Registry> {
+        &self.deployments
+    }
+
+    /// Deployment `id`: from the prompts directory, else (with `[upstream]`) fetched.
+    pub async fn deployment(&self, id: &str) -> Result<Arc<Deployment>, ApiError> {
+        self.deployments
+            .get_or_fetch(id, self.deployment_upstream.as_ref())
+            .await
+            .map_err(|e| match e {
+                LookupError::Unknown(id) => ApiError::UnknownDeployment(id),
+                LookupError::Upstream {
+                    id,
+                    source: UpstreamError::Status { status: 404, .. },
+                } => ApiError::UnknownDeployment(id),
+                LookupError::Upstream { id, source } => ApiError::DeploymentUnavailable {
+                    id,
+                    message: source.to_string(),
+                },
+            })
+    }
+
+    async fn prepare(&self, req: CompletionRequest) -> Result<Prepared, ApiError> {
+        let deployment = match req.deployment_id.as_deref() {
+            Some(id) => Some(self.deployment(id).await?),
+            None => None,
+        };
         let upstreams = self.upstreams.load();
         prepare::prepare(
             req,
+            deployment.as_deref(),
             |name| upstreams.providers.get(name).cloned(),
             || upstreams.providers.keys().cloned().collect(),
         )
@@ -230,7 +272,7 @@ impl Engine {
     pub async fn complete(self: &Arc<Self>, req: CompletionRequest) -> Result<Answer, ApiError> {
         let started = Instant::now();
         let start_ts = Utc::now();
-        let prepared = self.prepare(req)?;
+        let prepared = self.prepare(req).await?;
         let Some(key) = self.cache_key_of(&prepared) else {
             self.cache.record(CacheStatus::Bypass);
             let completion = prepared
@@ -290,7 +332,7 @@ impl Engine {
         self: &Arc<Self>,
         req: CompletionRequest,
     ) -> Result<CompletionStream, ApiError> {
-        let prepared = self.prepare(req)?;
+        let prepared = self.prepare(req).await?;
         let trace_id = prepared.trace_id.clone();
         let Some(key) = self.cache_key_of(&prepared) else {
             self.cache.record(CacheStatus::Bypass);

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use crate::api::{ApiError, CompletionRequest, LlmConfiguration, Message, Role};
+use serde_json::{Map, Value};
+
+use crate::api::{ApiError, CompletionRequest, LlmConfiguration, Message, ModelParams, Role};
 use crate::config::Secret;
-use crate::deployments::{Template, TemplateError};
+use crate::deployments::{Deployment, Template, TemplateError};
 use crate::providers::{ChatRequest, Provider};
 
 /// A request ready for the provider.
@@ -21,16 +23,13 @@ pub struct Prepared {
     pub cache: bool,
 }
 
-/// Resolve `req` against the configured providers.
+/// Resolve `req` (with its deployment, when it names one) against the configured providers.
 pub fn prepare(
     mut req: CompletionRequest,
+    deployment: Option<&Deployment>,
     lookup: impl Fn(&str) -> Option<Arc<Provider>>,
     provider_names: impl Fn() -> Vec<String>,
 ) -> Result<Prepared, ApiError> {
-    if let Some(id) = req.deployment_id.as_deref() {
-        // The prompts-directory registry is not part of this build yet.
-        return Err(ApiError::UnknownDeployment(id.to_owned()));
-    }
     if let Some(rate) = req.log_sample_rate {
         if !(0.0..=1.0).contains(&rate) {
             return Err(ApiError::InvalidRequest {
@@ -39,7 +38,16 @@ pub fn prepare(
             });
         }
     }
-    let config = req.llm_configuration.take().unwrap_or_default();
+    let mut overrides = req.llm_configuration.take().unwrap_or_default();
+    // Messages of a request are templates only when the request gives inputs: a `{{` in plain
+    // text (code, other template languages) is then left alone.
+    if let (Some(messages), Some(inputs)) = (&mut overrides.messages, &req.llm_inputs) {
+        render_messages(messages, inputs)?;
+    }
+    let config = match deployment {
+        Some(d) => merge_deployment(d, req.llm_inputs.as_ref(), overrides)?,
+        None => overrides,
+    };
     let LlmConfiguration {
         model,
         provider,
@@ -72,12 +80,7 @@ pub fn prepare(
             message: "llm_configuration.messages must hold at least one message".into(),
         });
     }
-    let mut messages = place_history(messages, history.unwrap_or_default());
-    // Messages of a request are templates only when the request gives inputs: a `{{` in plain
-    // text (code, other template languages) is then left alone.
-    if let Some(inputs) = &req.llm_inputs {
-        render_messages(&mut messages, inputs)?;
-    }
+    let messages = place_history(messages, history.unwrap_or_default());
     let trace_id = req
         .trace_id
         .take()
@@ -97,6 +100,61 @@ pub fn prepare(
         api_key: req.provider_api_key.take(),
         cache: req.cache.unwrap_or(true),
     })
+}
+
+/// A deployment with the request's `llm_configuration` laid over it field by field (model
+/// parameters one by one); the deployment's messages rendered with `inputs`.
+fn merge_deployment(
+    d: &Deployment,
+    inputs: Option<&Map<String, Value>>,
+    o: LlmConfiguration,
+) -> Result<LlmConfiguration, ApiError> {
+    let messages = match o.messages {
+        Some(messages) => messages,
+        None => d
+            .render(inputs.unwrap_or(&Map::new()))
+            .map_err(|e| match e {
+                TemplateError::Missing(names) => ApiError::MissingInput(names),
+                other => ApiError::Internal(format!("deployment {}: {other}", d.id)),
+            })?,
+    };
+    Ok(LlmConfiguration {
+        model: o.model.or_else(|| Some(d.model.clone())),
+        provider: o.provider.or_else(|| Some(d.provider.clone())),
+        model_params: Some(merge_params(&d.model_params, o.model_params)),
+        messages: Some(messages),
+        history: o.history,
+        functions: o
+            .functions
+            .or_else(|| (!d.functions.is_empty()).then(|| d.functions.clone())),
+        function_call: o.function_call.or_else(|| d.function_call.clone()),
+    })
+}
+
+/// `over`'s parameters where given, else the deployment's. Destructured, so a new parameter
+/// does not compile until it is merged here too.
+fn merge_params(base: &ModelParams, over: Option<ModelParams>) -> ModelParams {
+    let Some(ModelParams {
+        temp,
+        top_p,
+        frequency_penalty,
+        presence_penalty,
+        max_length,
+        response_format,
+        safe_prompt,
+    }) = over
+    else {
+        return base.clone();
+    };
+    ModelParams {
+        temp: temp.or(base.temp),
+        top_p: top_p.or(base.top_p),
+        frequency_penalty: frequency_penalty.or(base.frequency_penalty),
+        presence_penalty: presence_penalty.or(base.presence_penalty),
+        max_length: max_length.or(base.max_length),
+        response_format: response_format.or_else(|| base.response_format.clone()),
+        safe_prompt: safe_prompt.or(base.safe_prompt),
+    }
 }
 
 /// `history` holds earlier turns: they go before the last user message (after any system

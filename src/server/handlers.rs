@@ -6,9 +6,11 @@ use serde::Serialize;
 
 use super::body::{self, ResponseBody};
 use super::State;
+use crate::api::project::DeployedPromptRequest;
 use crate::api::project::ProjectRequest;
 use crate::api::{decode_json, ApiError, CompletionRequest};
 use crate::cache::CacheKey;
+use crate::deployments::TemplateError;
 
 /// `GET /health`.
 pub fn health(state: &State) -> Response<ResponseBody> {
@@ -75,6 +77,28 @@ pub async fn project(
         .get_or_create(&request.name)
         .map_err(|e| ApiError::Internal(format!("cannot save the project list: {e}")))?;
     Ok(body::json(StatusCode::OK, &project))
+}
+
+/// `POST /deployed-prompt`: a deployment's templates, rendered with `llm_inputs` when given.
+pub async fn deployed_prompt(
+    req: Request<Incoming>,
+    state: &State,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let request: DeployedPromptRequest = decode_json(&bytes)?;
+    let deployment = state.engine.deployment(&request.deployment_id).await?;
+    let response = deployment
+        .prompt_response(request.llm_inputs.as_ref())
+        .map_err(|e| match e {
+            TemplateError::Missing(names) => ApiError::MissingInput(names),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    Ok(body::json(StatusCode::OK, &response))
+}
+
+/// `GET /deployments`: every deployment with its version, source, status and last error.
+pub fn deployments(state: &State) -> Response<ResponseBody> {
+    body::json(StatusCode::OK, &state.engine.deployments().status())
 }
 
 /// `GET /cache/stats`.

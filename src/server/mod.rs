@@ -90,6 +90,7 @@ fn apply_reload(state: &State, new: Config) {
         ("socket_mode", old.socket_mode != new.socket_mode),
         ("tcp", old.tcp != new.tcp),
         ("state_dir", old.state_dir != new.state_dir),
+        ("prompts_dir", old.prompts_dir != new.prompts_dir),
         ("header_timeout", old.header_timeout != new.header_timeout),
     ]
     .into_iter()
@@ -100,8 +101,13 @@ fn apply_reload(state: &State, new: Config) {
     }
     crate::telemetry::set_level(&new.log_level);
     state.config.store(Arc::new(new));
-    tracing::info!("config reloaded");
-    systemd::ready("config reloaded");
+    // Re-reading the prompts directory is file I/O: off the accept loop. READY=1 follows it.
+    let registry = Arc::clone(state.engine.deployments());
+    tokio::task::spawn_blocking(move || {
+        let report = registry.reload_all();
+        tracing::info!(?report, "config and prompts reloaded");
+        systemd::ready("config and prompts reloaded");
+    });
 }
 
 /// How often the `STATUS=` line is refreshed.
@@ -196,6 +202,13 @@ pub async fn run_with_reload(
     let maintenance = tokio::spawn(Arc::clone(&state.engine).maintain(async move {
         let _ = maintenance_stopped.await;
     }));
+    let watcher = match crate::deployments::spawn_watcher(Arc::clone(state.engine.deployments())) {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(error = %e, prompts_dir = %config.prompts_dir.display(), "not watching the prompts directory; SIGHUP reloads it");
+            None
+        }
+    };
     tracing::info!(listeners = %where_, "promptd serving");
     let background = tokio::spawn(report_to_systemd(Arc::clone(&state)));
     systemd::ready(&format!("serving on {where_}"));
@@ -235,6 +248,9 @@ pub async fn run_with_reload(
 
     systemd::stopping();
     background.abort();
+    if let Some(watcher) = watcher {
+        watcher.stop().await;
+    }
     drop(unix);
     drop(tcp);
     if let Some(path) = &unix_path {

@@ -15,7 +15,6 @@ pub const PAREA_PREFIX: &str = "/api/parea/v1";
 
 /// First path segments (under [`PAREA_PREFIX`]) of hosted routes promptd does not serve yet.
 const UNSUPPORTED: &[&str] = &[
-    "deployed-prompt",
     "trace_log",
     "feedback",
     "experiment",
@@ -41,6 +40,10 @@ pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBo
         (&Method::POST, p) if p == paths::COMPLETION => handlers::completion(req, state).await,
         (&Method::POST, p) if p == paths::STREAM => handlers::completion_stream(req, state).await,
         (&Method::POST, p) if p == paths::PROJECT => handlers::project(req, state).await,
+        (&Method::POST, p) if p == paths::DEPLOYED_PROMPT => {
+            handlers::deployed_prompt(req, state).await
+        }
+        (&Method::GET, "/deployments") => Ok(handlers::deployments(state)),
         (&Method::GET, "/cache/stats") => Ok(handlers::cache_stats(state)),
         (&Method::GET, "/metrics") => Ok(handlers::metrics(state)),
         (&Method::GET, "/status") => Ok(handlers::status(state)),
@@ -51,6 +54,8 @@ pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBo
         (_, p)
             if p == "/health"
                 || p == "/metrics"
+                || p == "/deployments"
+                || p == paths::DEPLOYED_PROMPT
                 || p == "/status"
                 || p == "/cache"
                 || p == "/cache/stats"
@@ -80,6 +85,8 @@ pub fn route_name(method: &Method, path: &str) -> &'static str {
         paths::COMPLETION => "completion",
         paths::STREAM => "completion_stream",
         paths::PROJECT => "project",
+        paths::DEPLOYED_PROMPT => "deployed_prompt",
+        "/deployments" => "deployments",
         "/health" => "health",
         "/metrics" => "metrics",
         "/status" => "status",
@@ -104,6 +111,7 @@ mod paths {
     pub const COMPLETION: &str = "/api/parea/v1/completion";
     pub const STREAM: &str = "/api/parea/v1/completion/stream";
     pub const PROJECT: &str = "/api/parea/v1/project";
+    pub const DEPLOYED_PROMPT: &str = "/api/parea/v1/deployed-prompt";
 }
 
 #[cfg(test)]

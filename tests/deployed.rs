@@ -1,0 +1,193 @@
+//! Deployed prompts through the real daemon: `deployment_id` completions (rendered messages,
+//! field-by-field overrides), missing inputs, `/deployed-prompt`, `/deployments`, a live edit
+//! picked up by the watcher, and restarts without the prompts directory.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_upstream::{fixtures, FakeUpstream};
+use common::{providers_toml, TestDaemon};
+use serde_json::json;
+
+const SUPPORT: &str = r#"
+name: Support reply
+provider: openai
+model: gpt-4o-mini
+model_params:
+  temp: 0.2
+  max_length: 400
+messages:
+  - role: system
+    content: "You answer questions about {{ product }} in {{language}}."
+  - role: user
+    content: "{{question}}"
+"#;
+
+async fn daemon_with_prompts(files: &[(&str, &str)]) -> (TestDaemon, FakeUpstream) {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prompts = dir.path().join("prompts");
+    for (name, text) in files {
+        let path = prompts.join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write prompt");
+    }
+    let daemon =
+        TestDaemon::start_in(dir, &providers_toml(&openai.base_url(), &openai.base_url())).await;
+    (daemon, openai)
+}
+
+fn inputs() -> serde_json::Value {
+    json!({"product": "promptd", "language": "English", "question": "How do I start?"})
+}
+
+#[tokio::test]
+async fn a_deployment_id_request_uses_the_rendered_deployment() {
+    let (daemon, openai) = daemon_with_prompts(&[("support.yaml", SUPPORT)]).await;
+    let reply = daemon
+        .post(
+            "/completion",
+            &json!({"deployment_id": "support", "llm_inputs": inputs()}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json()["content"], fixtures::HELLO);
+    let sent = openai.last_request().expect("called").body;
+    assert_eq!(sent["model"], "gpt-4o-mini");
+    assert_eq!(sent["temperature"], 0.2);
+    assert_eq!(sent["max_tokens"], 400);
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "system", "content": "You answer questions about promptd in English."},
+            {"role": "user", "content": "How do I start?"}
+        ])
+    );
+
+    // Field-by-field overrides: one parameter and the model; the rest stays the deployment's.
+    let reply = daemon
+        .post(
+            "/completion",
+            &json!({"deployment_id": "support", "llm_inputs": inputs(),
+                "llm_configuration": {"model": "gpt-4o", "model_params": {"temp": 0.9}}}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let sent = openai.last_request().expect("called").body;
+    assert_eq!(sent["model"], "gpt-4o");
+    assert_eq!(sent["temperature"], 0.9);
+    assert_eq!(sent["max_tokens"], 400);
+    assert_eq!(sent["messages"][1]["content"], "How do I start?");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn missing_inputs_and_unknown_deployments_are_clear_errors() {
+    let (daemon, openai) = daemon_with_prompts(&[("support.yaml", SUPPORT)]).await;
+    let reply = daemon
+        .post(
+            "/completion",
+            &json!({"deployment_id": "support", "llm_inputs": {"product": "x", "extra": 1}}),
+        )
+        .await;
+    assert_eq!(reply.status, 422);
+    assert_eq!(reply.error_type(), "missing_input");
+    assert!(
+        reply.error_message().contains("language, question"),
+        "{}",
+        reply.error_message()
+    );
+    let reply = daemon
+        .post("/completion", &json!({"deployment_id": "nope"}))
+        .await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.error_type(), "unknown_deployment");
+    assert_eq!(openai.calls(), 0);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn deployed_prompt_and_deployments_routes() {
+    let (daemon, _openai) = daemon_with_prompts(&[
+        ("support.yaml", SUPPORT),
+        ("nested/broken.json", "{\"model\": "),
+    ])
+    .await;
+    let reply = daemon
+        .post(
+            "/deployed-prompt",
+            &json!({"deployment_id": "support", "llm_inputs": inputs()}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let r = reply.json();
+    assert_eq!(r["deployment_id"], "support");
+    assert_eq!(r["name"], "Support reply");
+    assert_eq!(r["model"], "gpt-4o-mini");
+    assert_eq!(r["provider"], "openai");
+    assert!(r["version_number"].as_u64().is_some());
+    assert_eq!(r["prompt"]["raw_messages"][1]["content"], "{{question}}");
+    assert_eq!(r["prompt"]["messages"][1]["content"], "How do I start?");
+
+    let list = daemon.get("/deployments").await;
+    assert_eq!(list.status, 200);
+    let list = list.json();
+    let rows = list["deployments"].as_array().expect("rows");
+    let support = rows
+        .iter()
+        .find(|d| d["id"] == "support")
+        .expect("support listed");
+    assert_eq!(support["status"], "ok");
+    let broken = rows
+        .iter()
+        .find(|d| d["id"] == "broken")
+        .expect("broken listed");
+    assert_eq!(broken["status"], "error");
+    assert!(
+        broken["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("broken.json"),
+        "{broken}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_edited_prompt_file_is_served_without_a_restart() {
+    let (daemon, openai) = daemon_with_prompts(&[("support.yaml", SUPPORT)]).await;
+    let path = daemon.path().join("prompts/support.yaml");
+    std::fs::write(&path, SUPPORT.replace("temp: 0.2", "temp: 0.7")).expect("edit");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut body = json!({"deployment_id": "support", "llm_inputs": inputs()});
+        body["cache"] = json!(false);
+        assert_eq!(daemon.post("/completion", &body).await.status, 200);
+        if openai.last_request().expect("called").body["temperature"] == 0.7 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "edit never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn deployments_serve_from_the_store_when_the_directory_is_gone() {
+    let (daemon, openai) = daemon_with_prompts(&[("support.yaml", SUPPORT)]).await;
+    let toml = providers_toml(&openai.base_url(), &openai.base_url());
+    let dir = daemon.stop_keep_dir().await;
+    std::fs::remove_dir_all(dir.path().join("prompts")).expect("remove prompts");
+    let daemon = TestDaemon::start_in(dir, &toml).await;
+    let reply = daemon
+        .post(
+            "/completion",
+            &json!({"deployment_id": "support", "llm_inputs": inputs()}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let list = daemon.get("/deployments").await.json();
+    assert_eq!(list["deployments"][0]["status"], "from_store", "{list}");
+    daemon.stop().await;
+}
