@@ -27,8 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon (embedded defaults when no --config is given).
     Serve(ServeArgs),
-    /// Check a config file without starting; names the bad key on error.
-    Validate(ConfigArg),
+    /// Check a config file and its prompts directory without starting; names the bad key or file.
+    Validate(ValidateArgs),
     /// Print the embedded default config, a starting point for your own.
     DefaultConfig,
     /// Ask a running daemon for a completion and print the answer.
@@ -42,6 +42,9 @@ pub enum Command {
     /// Inspect or empty the completion cache of a running daemon.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Inspect the deployed prompts of a running daemon.
+    #[command(subcommand)]
+    Deployments(DeploymentsCommand),
     /// Install the systemd units (and a default config if there is none) for this binary.
     InstallUnits(InstallArgs),
 }
@@ -69,6 +72,27 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DeploymentsCommand {
+    /// Every deployment: id, version, status, source file, last error.
+    List(SocketArg),
+    /// One deployment as `POST /deployed-prompt` answers it (templates unfilled).
+    Show {
+        #[command(flatten)]
+        target: SocketArg,
+        id: String,
+    },
+    /// One deployment's messages with the inputs filled in.
+    Render {
+        #[command(flatten)]
+        target: SocketArg,
+        id: String,
+        /// A template input, `name=value` (repeatable).
+        #[arg(long = "input", short = 'i', value_parser = parse_input)]
+        inputs: Vec<(String, String)>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum CacheCommand {
     /// Print entries, bytes, hits, misses, stale answers, evictions.
     Stats(SocketArg),
@@ -86,6 +110,16 @@ pub struct ConfigArg {
     /// Config file (TOML). Without it the embedded default is used.
     #[arg(long, short, env = "PROMPTD_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Also fail (exit 1) when a prompt file would be refused; by default those are warnings,
+    /// since the daemon keeps serving the other deployments (and a file's last good version).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +207,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Health(args) => runtime()?.block_on(health(args)),
         Command::Status(args) => runtime()?.block_on(status(args)),
         Command::Cache(command) => runtime()?.block_on(cache(command)),
+        Command::Deployments(command) => runtime()?.block_on(deployments(command)),
         Command::InstallUnits(args) => install_units(args),
     }
 }
@@ -287,9 +322,10 @@ fn install_units(args: InstallArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn validate(args: ConfigArg) -> anyhow::Result<i32> {
-    let config = Config::load(args.config.as_deref(), &Overrides::default())?;
+fn validate(args: ValidateArgs) -> anyhow::Result<i32> {
+    let config = Config::load(args.config.config.as_deref(), &Overrides::default())?;
     let origin = args
+        .config
         .config
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "embedded default config".to_owned());
@@ -299,7 +335,30 @@ fn validate(args: ConfigArg) -> anyhow::Result<i32> {
         config.providers.len(),
         config.provider_names().join(", ")
     );
-    Ok(0)
+    let dir = &config.prompts_dir;
+    let bad = match promptd::deployments::validate_dir(dir, &config.provider_names()) {
+        Ok(v) => {
+            println!(
+                "{}: {} prompt file(s), {} refused",
+                dir.display(),
+                v.files,
+                v.errors.len()
+            );
+            for e in &v.errors {
+                eprintln!("warning: {e}");
+            }
+            !v.errors.is_empty()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("{}: does not exist (no deployed prompts)", dir.display());
+            false
+        }
+        Err(e) => {
+            eprintln!("warning: prompts directory {}: {e}", dir.display());
+            true
+        }
+    };
+    Ok(if bad && args.strict { 1 } else { 0 })
 }
 
 fn socket_of(target: &SocketArg) -> anyhow::Result<PathBuf> {
@@ -366,6 +425,75 @@ async fn status(args: StatusArgs) -> anyhow::Result<i32> {
         s(&c["entries"]), s(&c["bytes"]), s(&c["max_bytes"]), s(&c["hits"]), s(&c["misses"]),
         s(&c["stale"]), s(&c["bypass"]), s(&c["coalesced"]), s(&c["evictions"])
     );
+    let d = &value["deployments"];
+    println!("deployments");
+    println!(
+        "  {} serving, {} refused files, {} from the store",
+        s(&d["serving"]),
+        s(&d["failed"]),
+        s(&d["from_store"])
+    );
+    Ok(0)
+}
+
+async fn deployments(command: DeploymentsCommand) -> anyhow::Result<i32> {
+    let (target, method, path, body) = match &command {
+        DeploymentsCommand::List(target) => (target, Method::GET, "/deployments".to_owned(), None),
+        DeploymentsCommand::Show { target, id } => (
+            target,
+            Method::POST,
+            format!("{PAREA_PREFIX}/deployed-prompt"),
+            Some(json!({"deployment_id": id})),
+        ),
+        DeploymentsCommand::Render { target, id, inputs } => {
+            let inputs: Map<String, Value> =
+                inputs.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            (
+                target,
+                Method::POST,
+                format!("{PAREA_PREFIX}/deployed-prompt"),
+                Some(json!({"deployment_id": id, "llm_inputs": inputs})),
+            )
+        }
+    };
+    let client = DaemonClient::new(&socket_of(target)?);
+    let body = body.map(|b| Bytes::from(b.to_string()));
+    let (status, bytes) = client.call(method, &path, body).await?;
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !status.is_success() {
+        eprintln!("promptd: {status}: {}", error_message(&value));
+        return Ok(1);
+    }
+    match command {
+        DeploymentsCommand::List(_) => {
+            if let Some(err) = value["dir_error"].as_str() {
+                println!("prompts directory: {err}");
+            }
+            println!("{:<24} {:>7} {:<10} source", "id", "version", "status");
+            for d in value["deployments"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<24} {:>7} {:<10} {}",
+                    d["id"].as_str().unwrap_or("?"),
+                    d["version"],
+                    d["status"].as_str().unwrap_or("?"),
+                    d["source"].as_str().unwrap_or("")
+                );
+                if let Some(err) = d["last_error"].as_str() {
+                    println!("    error: {err}");
+                }
+            }
+        }
+        DeploymentsCommand::Show { .. } => println!("{}", serde_json::to_string_pretty(&value)?),
+        DeploymentsCommand::Render { .. } => {
+            for m in value["prompt"]["messages"].as_array().into_iter().flatten() {
+                println!(
+                    "[{}]\n{}\n",
+                    m["role"].as_str().unwrap_or("?"),
+                    m["content"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
     Ok(0)
 }
 

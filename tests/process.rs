@@ -777,3 +777,69 @@ async fn sighup_reloads_the_config_and_keeps_the_old_one_when_broken() {
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
 }
+
+/// `promptd deployments list|show|render` against a running daemon, and `validate` reporting
+/// a refused prompt file (an error only with --strict).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_cli_and_validate_of_the_prompts_directory() {
+    let setup = Setup::offline();
+    let prompts = setup.path().join("prompts");
+    std::fs::create_dir_all(&prompts).expect("prompts dir");
+    std::fs::write(
+        prompts.join("greet.toml"),
+        "provider = \"openai\"\nmodel = \"gpt-4o-mini\"\n[[messages]]\nrole = \"user\"\ncontent = \"Say hi to {{name}}\"\n",
+    )
+    .expect("write prompt");
+    std::fs::write(prompts.join("bad.yaml"), "model: [unclosed").expect("write prompt");
+
+    let validate = |strict: bool| {
+        let mut cmd = promptd();
+        cmd.arg("validate").arg("--config").arg(&setup.config);
+        if strict {
+            cmd.arg("--strict");
+        }
+        run(cmd)
+    };
+    let out = validate(false);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("2 prompt file(s), 1 refused"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("bad.yaml"), "{}", stderr(&out));
+    assert_eq!(validate(true).status.code(), Some(1));
+
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+    let deployments = |args: &[&str]| {
+        let mut cmd = promptd();
+        cmd.arg("deployments")
+            .args(args)
+            .arg("--socket")
+            .arg(&setup.socket);
+        run(cmd)
+    };
+    let out = deployments(&["list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list = stdout(&out);
+    assert!(list.contains("greet") && list.contains("ok"), "{list}");
+    assert!(list.contains("bad") && list.contains("error"), "{list}");
+    let out = deployments(&["render", "greet", "--input", "name=Ada"]);
+    assert_eq!(
+        stdout(&out),
+        "[user]\nSay hi to Ada\n\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = deployments(&["show", "greet"]);
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        shown["prompt"]["raw_messages"][0]["content"],
+        "Say hi to {{name}}"
+    );
+    let out = deployments(&["render", "greet"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("name"), "{}", stderr(&out));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+}

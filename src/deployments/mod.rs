@@ -30,7 +30,9 @@ pub use deployment::{
     UseDeployedPromptResponse,
 };
 pub use loader::{LoadError, Problem};
-pub use registry::{DeploymentStatus, Registry, RegistryStatus, ReloadReport, Status};
+pub use registry::{
+    DeploymentCounts, DeploymentStatus, Registry, RegistryStatus, ReloadReport, Status,
+};
 pub use template::{Template, TemplateError};
 pub use upstream::{fetch_upstream, LookupError, Upstream, UpstreamError, DEFAULT_UPSTREAM_TTL};
 pub use validate::{validate_dir, Validation};

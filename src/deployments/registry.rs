@@ -55,6 +55,29 @@ pub struct DeploymentStatus {
     pub last_error: Option<String>,
 }
 
+/// Counts for `/status` and `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeploymentCounts {
+    /// Deployments answering requests.
+    pub serving: u64,
+    /// Files refused at the last reload.
+    pub failed: u64,
+    /// Deployments served from the store (prompts directory unreadable at start-up).
+    pub from_store: u64,
+}
+
+impl RegistryStatus {
+    pub fn counts(&self) -> DeploymentCounts {
+        let mut c = DeploymentCounts::default();
+        for d in &self.deployments {
+            c.serving += u64::from(d.serving);
+            c.failed += u64::from(d.status == Status::Error);
+            c.from_store += u64::from(d.status == Status::FromStore);
+        }
+        c
+    }
+}
+
 /// The whole status, for `GET /deployments` and `promptd status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RegistryStatus {

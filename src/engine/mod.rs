@@ -438,6 +438,10 @@ impl StatsSource for Engine {
     fn flights_in_progress(&self) -> u64 {
         self.cache.flights().len() as u64
     }
+
+    fn deployments(&self) -> crate::deployments::DeploymentCounts {
+        self.deployments.status().counts()
+    }
 }
 
 /// A channel already holding `deltas` (a cached answer's replay).

@@ -166,6 +166,7 @@ pub fn status(state: &State) -> Response<ResponseBody> {
         requests: u64,
         providers: Vec<Provider<'a>>,
         cache: crate::cache::CacheStats,
+        deployments: crate::deployments::DeploymentCounts,
     }
     let config = state.config.load();
     body::json(
@@ -190,6 +191,7 @@ pub fn status(state: &State) -> Response<ResponseBody> {
                 })
                 .collect(),
             cache: state.engine.cache().stats(),
+            deployments: state.engine.deployments().status().counts(),
         },
     )
 }

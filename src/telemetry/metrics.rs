@@ -18,6 +18,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::cache::CacheStats;
+use crate::deployments::DeploymentCounts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -67,6 +68,7 @@ impl ProviderMetrics {
 pub trait StatsSource: std::fmt::Debug + Send + Sync + 'static {
     fn cache_stats(&self) -> CacheStats;
     fn flights_in_progress(&self) -> u64;
+    fn deployments(&self) -> DeploymentCounts;
 }
 
 /// Every metric of the daemon.
@@ -277,6 +279,25 @@ impl Collector for SourceCollector {
             "Failed cache writes",
             c.write_errors,
         )?;
+        let d = self.0.deployments();
+        gauge(
+            e,
+            "deployments_serving",
+            "Deployed prompts answering requests",
+            as_i64(d.serving),
+        )?;
+        gauge(
+            e,
+            "deployments_failed",
+            "Prompt files refused at the last reload",
+            as_i64(d.failed),
+        )?;
+        gauge(
+            e,
+            "deployments_from_store",
+            "Deployments served from the store (prompts directory unreadable)",
+            as_i64(d.from_store),
+        )?;
         gauge(
             e,
             "flights_in_progress",
@@ -305,6 +326,12 @@ mod tests {
         fn flights_in_progress(&self) -> u64 {
             1
         }
+        fn deployments(&self) -> DeploymentCounts {
+            DeploymentCounts {
+                serving: 2,
+                ..DeploymentCounts::default()
+            }
+        }
     }
 
     #[test]
@@ -324,6 +351,7 @@ mod tests {
             "promptd_cache_entries 3",
             "promptd_cache_hits_total 7",
             "promptd_flights_in_progress 1",
+            "promptd_deployments_serving 2",
             "promptd_build_info{version=\"",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
