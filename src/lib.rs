@@ -9,6 +9,7 @@
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
 //! - [`deployments`] — deployed prompts and the `{{placeholder}}` template engine.
+//! - [`logs`] — log records, the durable on-disk spool, the flusher that ships them upstream.
 //! - [`projects`] — `POST /project` create-or-get, remembered in the state directory.
 //! - [`client`] — the CLI's HTTP client for a running daemon.
 //! - [`telemetry`] — logging setup.
@@ -18,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod deployments;
 pub mod engine;
+pub mod logs;
 pub mod projects;
 pub mod providers;
 pub mod server;

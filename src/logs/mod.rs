@@ -1,0 +1,27 @@
+//! Log records, the durable spool they wait in, and the flusher that ships them upstream.
+//!
+//! ```text
+//! engine / POST /trace_log ─▶ record::LogRecord ─▶ entry::SpoolEntry::encode
+//!        ─▶ Spool::append (queue; group commit + fsync by the writer thread) ─▶ segment files
+//!        ─▶ Spool::read_batch ─▶ Flusher (reqwest, retries) ─▶ collector ─▶ Spool::ack
+//! ```
+//!
+//! - [`spool`] — the public spool API; its header holds the on-disk design.
+//! - `segment` (frames, scanning), `ledger` (ledger and lock files), `recovery` (start-up
+//!   repair), `writer` (the group-commit thread), `reader` (ordered reads), `state` (what they
+//!   share) — the spool's parts.
+//! - [`config`] — `[spool]` and `[upstream]`, raw and validated.
+
+pub mod config;
+mod ledger;
+mod reader;
+mod recovery;
+mod segment;
+pub mod spool;
+mod state;
+mod writer;
+
+pub use config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
+pub use spool::{
+    Dropped, Durable, NotDurable, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStats,
+};
