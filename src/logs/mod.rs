@@ -6,6 +6,9 @@
 //!        ─▶ Spool::read_batch ─▶ Flusher (reqwest, retries) ─▶ collector ─▶ Spool::ack
 //! ```
 //!
+//! - [`record`] — [`LogRecord`] (Parea's TraceLog), built from a completion; omit rules and
+//!   trace-wide sampling.
+//! - [`entry`] — [`SpoolEntry`] (trace log, update, feedback) and its versioned encoding.
 //! - [`spool`] — the public spool API; its header holds the on-disk design.
 //! - `segment` (frames, scanning), `ledger` (ledger and lock files), `recovery` (start-up
 //!   repair), `writer` (the group-commit thread), `reader` (ordered reads), `state` (what they
@@ -13,8 +16,10 @@
 //! - [`config`] — `[spool]` and `[upstream]`, raw and validated.
 
 pub mod config;
+pub mod entry;
 mod ledger;
 mod reader;
+pub mod record;
 mod recovery;
 mod segment;
 pub mod spool;
@@ -22,6 +27,8 @@ mod state;
 mod writer;
 
 pub use config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
+pub use entry::{EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry, TraceLogUpdate};
+pub use record::{sampled_in, CompletionLog, LogRecord, OmitRules};
 pub use spool::{
     Dropped, Durable, NotDurable, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStats,
 };
