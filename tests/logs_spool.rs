@@ -406,3 +406,18 @@ async fn read_batch_waits_for_new_records_and_is_cancel_safe() {
     assert_nothing_to_read(&spool).await;
     spool.close().await;
 }
+
+#[tokio::test]
+async fn rewind_hands_out_the_unacknowledged_records_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    append_durably(&spool, 0..4).await;
+    let first = read_n(&spool, 3).await;
+    spool.ack(first[0].id);
+    spool.ack(first[2].id);
+    spool.rewind().await;
+    assert!(!spool.ack(first[1].id), "handed out before the rewind");
+    assert_eq!(texts(&read_n(&spool, 3).await), expected(1..4));
+    assert_nothing_to_read(&spool).await;
+    spool.close().await;
+}

@@ -13,10 +13,13 @@
 //! - `segment` (frames, scanning), `ledger` (ledger and lock files), `recovery` (start-up
 //!   repair), `writer` (the group-commit thread), `reader` (ordered reads), `state` (what they
 //!   share) — the spool's parts.
+//! - [`flusher`] — [`Flusher`]: reads the spool in order, sends to the collector with retries,
+//!   acknowledges.
 //! - [`config`] — `[spool]` and `[upstream]`, raw and validated.
 
 pub mod config;
 pub mod entry;
+pub mod flusher;
 mod ledger;
 mod reader;
 pub mod record;
@@ -28,6 +31,7 @@ mod writer;
 
 pub use config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
 pub use entry::{EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry, TraceLogUpdate};
+pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, UpstreamError};
 pub use record::{sampled_in, CompletionLog, LogRecord, OmitRules};
 pub use spool::{
     Dropped, Durable, NotDurable, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStats,

@@ -1,4 +1,4 @@
-//! The spool's reader: hands out durable records in id order, each once per process lifetime.
+//! The spool's reader: hands out durable records in id order, each once (until a rewind or a restart).
 //!
 //! It reads the segment files (not memory), only up to each segment's published durable length,
 //! with `pread` on a blocking-pool thread. Records read but not yet handed out wait in `ready`,

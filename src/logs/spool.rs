@@ -51,9 +51,9 @@
 //! blocked request. Space comes back when a whole segment is deleted.
 //!
 //! **Reading and acknowledgement.** [`Spool::read_batch`] hands out durable records in id order,
-//! each once per process lifetime, and waits when there is nothing new. [`Spool::ack`] may be
-//! called in any order; the acknowledged position (`acked_through`: every record up to it is
-//! done) advances only over a contiguous prefix of what was handed out. The writer persists it
+//! each once (until a restart or a [`Spool::rewind`]), and waits when there is nothing new.
+//! [`Spool::ack`] may be called in any order; the acknowledged position (`acked_through`: every
+//! record up to it is done) advances only over a contiguous prefix of what was handed out. The writer persists it
 //! in the ledger and deletes a segment only when every record in it is at or below
 //! `acked_through`. After a restart, reading starts again right after `acked_through`, so every
 //! record not acknowledged before the crash is delivered again.
@@ -304,6 +304,18 @@ impl Spool {
     /// the spool is closed and nothing is left to hand out.
     pub async fn read_batch(&self, max: usize) -> Result<Vec<SpoolRecord>, SpoolError> {
         reader::read_batch(&self.inner.shared, &self.inner.reader, max.max(1)).await
+    }
+
+    /// Hand out again, from the acknowledged prefix on, every record not yet acknowledged, as a
+    /// restart would. For a new consumer taking over (the flusher calls it when it starts);
+    /// acknowledgements of records handed out before are then refused.
+    pub async fn rewind(&self) {
+        let mut reader = self.inner.reader.lock().await;
+        let acked_through = self.inner.shared.with_state(|s| {
+            s.acks.clear_window();
+            s.acks.acked_through
+        });
+        *reader = Reader::new(acked_through);
     }
 
     /// Acknowledge a record handed out by [`Spool::read_batch`] (in any order). Returns `false`

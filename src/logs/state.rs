@@ -84,6 +84,11 @@ impl AckWindow {
         self.handed.push_back((id, Slot::Skipped));
     }
 
+    /// Forget what was handed out (a rewind): only the prefix stays.
+    pub fn clear_window(&mut self) {
+        self.handed.clear();
+    }
+
     /// Mark `id` acknowledged; returns how many records the prefix advanced over, or `None` if
     /// `id` was not waiting.
     pub fn ack(&mut self, id: u64) -> Option<u64> {
