@@ -305,6 +305,14 @@ impl Shared {
         self.wake.notify_one();
     }
 
+    /// Take everything queued (the writer is gone: dropping them fails their `Durable`s).
+    pub fn take_queue(&self) -> Vec<Pending> {
+        let mut queue = lock(&self.queue);
+        queue.first_at = None;
+        queue.bytes = 0;
+        std::mem::take(&mut queue.items)
+    }
+
     /// Writer side: wait until a batch is due (or `flush_interval` passed idle, so that
     /// acknowledgements get persisted), then take it.
     pub fn wait_for_work(&self) -> Work {

@@ -58,7 +58,20 @@ pub fn spawn(shared: Arc<Shared>, state: WriterState) -> Result<JoinHandle<()>, 
         .map_err(|e| SpoolError::io(&dir, "starting the writer thread", e))
 }
 
+/// Whatever way the thread ends (even a panic), refuse new appends, fail what is still queued
+/// and wake the reader, so nobody waits for a writer that is gone.
+struct ExitGuard(Arc<Shared>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.0.request_shutdown();
+        drop(self.0.take_queue());
+        self.0.publish_closed();
+    }
+}
+
 fn run(shared: Arc<Shared>, mut w: WriterState) {
+    let _guard = ExitGuard(shared.clone());
     loop {
         let work = shared.wait_for_work();
         if !work.items.is_empty() {
@@ -72,7 +85,6 @@ fn run(shared: Arc<Shared>, mut w: WriterState) {
     if let Some(active) = w.active.take() {
         let _ = active.file.sync_all();
     }
-    shared.publish_closed();
 }
 
 impl WriterState {
