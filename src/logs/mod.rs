@@ -14,10 +14,11 @@
 //!   repair), `writer` (the group-commit thread), `reader` (ordered reads), `state` (what they
 //!   share) — the spool's parts.
 //! - [`flusher`] — [`Flusher`]: reads the spool in order, sends to the collector with retries,
-//!   acknowledges.
+//!   acknowledges; `delivery` sends one entry (headers, retry classification, backoff).
 //! - [`config`] — `[spool]` and `[upstream]`, raw and validated.
 
 pub mod config;
+mod delivery;
 pub mod entry;
 pub mod flusher;
 mod ledger;
