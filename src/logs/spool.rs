@@ -278,7 +278,17 @@ impl Spool {
         let size = (FRAME_HEADER + payload.len()) as u64;
         if !shared.reserve(size) {
             shared.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+            if !shared.full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    dir = %shared.opts.dir.display(),
+                    max_bytes = shared.opts.max_bytes,
+                    "log spool full: dropping new records until the collector catches up"
+                );
+            }
             return Err(Dropped::Full);
+        }
+        if shared.full.swap(false, Ordering::Relaxed) {
+            tracing::info!(dir = %shared.opts.dir.display(), "log spool has room again");
         }
         let (tx, rx) = oneshot::channel();
         match shared.enqueue(Pending { payload, done: tx }) {

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -193,6 +193,8 @@ pub struct Shared {
     pub counters: Counters,
     /// Bytes on disk plus bytes queued: what `max_bytes` bounds.
     reserved: AtomicU64,
+    /// The last append found the spool full (log the change, not every drop).
+    pub full: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -247,6 +249,7 @@ impl Shared {
             commits: watch::Sender::new(next_id - 1),
             counters,
             reserved: AtomicU64::new(bytes),
+            full: AtomicBool::new(false),
         };
         let writer = WriterState::new(file_lock, next_id, acked_through);
         (shared, writer)

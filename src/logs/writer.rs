@@ -10,6 +10,7 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use nix::fcntl::Flock;
 
@@ -25,6 +26,8 @@ pub struct WriterState {
     next_id: u64,
     active: Option<Active>,
     persisted_acked: u64,
+    /// When the ledger was last written: at most once per `flush_interval` (and at shutdown).
+    ledger_written: Option<Instant>,
     /// Reused frame buffer.
     buf: Vec<u8>,
 }
@@ -44,6 +47,7 @@ impl WriterState {
             next_id,
             active: None,
             persisted_acked: acked_through,
+            ledger_written: None,
             buf: Vec::new(),
         }
     }
@@ -77,7 +81,7 @@ fn run(shared: Arc<Shared>, mut w: WriterState) {
         if !work.items.is_empty() {
             w.commit(&shared, work.items);
         }
-        w.apply_acks(&shared);
+        w.apply_acks(&shared, work.shutdown);
         if work.shutdown {
             break;
         }
@@ -239,8 +243,18 @@ impl WriterState {
     }
 
     /// Persist a new acknowledged position, then delete the segments it covers. The ledger
-    /// goes first: a crash in between leaves spent segments, which recovery deletes.
-    fn apply_acks(&mut self, shared: &Shared) {
+    /// goes first: a crash in between leaves spent segments, which recovery deletes. Under load
+    /// this runs after every commit; the ledger (two fsyncs) is written at most once per
+    /// `flush_interval` unless `now`.
+    fn apply_acks(&mut self, shared: &Shared, now: bool) {
+        let interval = shared.opts.flush_interval;
+        if !now
+            && self
+                .ledger_written
+                .is_some_and(|at| at.elapsed() < interval)
+        {
+            return;
+        }
         let (acked, spent) = shared.with_state(|s| {
             let acked = s.acks.acked_through;
             let spent: Vec<(u64, SegmentMeta)> = s
@@ -259,6 +273,7 @@ impl WriterState {
             return;
         }
         self.persisted_acked = acked;
+        self.ledger_written = Some(Instant::now());
         for (first_id, meta) in spent {
             if self.active.as_ref().is_some_and(|a| a.first_id == first_id) {
                 self.active = None;
