@@ -11,6 +11,7 @@
 //! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls.
 //! - [`store`] — the sled database under the state directory.
 //! - [`deployments`] — deployed prompts and the `{{placeholder}}` template engine.
+//! - [`logs`] — log records, the durable on-disk spool, the flusher that ships them upstream.
 //! - [`projects`] — `POST /project` create-or-get, remembered in the state directory.
 //! - [`client`] — the CLI's HTTP client for a running daemon.
 //! - [`telemetry`] — logging setup.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod deployments;
 pub mod engine;
 pub mod install;
+pub mod logs;
 pub mod projects;
 pub mod providers;
 pub mod server;

@@ -1,0 +1,223 @@
+//! Delivery of one entry to the collector: the request (endpoint, `x-api-key`,
+//! `idempotency-key`), the classification of the answer, and the retry waits.
+//!
+//! 2xx is sent; 408, 429, 5xx and transport errors are retried without limit, after
+//! `Retry-After` when the collector gives one (capped), else after a capped exponential backoff
+//! with jitter, cut short by `flush_now`; any other status is a rejection, final.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+
+use super::config::UpstreamConfig;
+use super::entry::{EntryKind, StoredEntry};
+use super::flusher::Shared;
+use crate::config::Secret;
+
+/// A `Retry-After` longer than this is cut to it: the collector is asked again by then.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
+/// Longest reason text kept from a collector's error body.
+const REASON_MAX: usize = 300;
+
+/// What a send task needs.
+pub(super) struct Ctx {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub key: Secret,
+    pub config: UpstreamConfig,
+    pub shared: Arc<Shared>,
+}
+
+/// An entry ready to send.
+pub(super) struct Outgoing {
+    pub id: u64,
+    pub entry: StoredEntry,
+}
+
+pub(super) enum Outcome {
+    Sent,
+    Rejected,
+}
+
+/// Send one entry until the collector takes it or refuses it for good.
+pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
+    let (method, path) = match out.entry.kind {
+        EntryKind::TraceLog => (Method::POST, "trace_log"),
+        EntryKind::TraceLogUpdate => (Method::PUT, "trace_log"),
+        EntryKind::Feedback => (Method::POST, "feedback"),
+    };
+    let url = format!("{}/{path}", ctx.base_url);
+    let headers = headers(&ctx.key, &idempotency_key(&out.entry.trace_id, out.id));
+    let body = Bytes::from(out.entry.body);
+    let mut attempt: u32 = 0;
+    loop {
+        let result = ctx
+            .http
+            .request(method.clone(), &url)
+            .headers(headers.clone())
+            .body(body.clone())
+            .send()
+            .await;
+        let (message, retry_after) = match result {
+            Ok(response) if response.status().is_success() => {
+                ctx.shared.upstream_ok();
+                return Outcome::Sent;
+            }
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = retry_after(response.headers());
+                let reason = reason(response).await;
+                if !retryable(status) {
+                    ctx.shared.upstream_ok();
+                    let text = format!("{method} {url}: {status}: {reason}");
+                    tracing::warn!(spool_id = out.id, trace_id = %out.entry.trace_id, rejection = %text, "log collector rejected an entry; dropping it");
+                    ctx.shared.lock().last_rejection = Some(text);
+                    return Outcome::Rejected;
+                }
+                (format!("{method} {url}: {status}: {reason}"), retry_after)
+            }
+            Err(e) => (format!("{method} {url}: {}", crate::error_chain(&e)), None),
+        };
+        ctx.shared.upstream_failed(message);
+        ctx.shared.retries.fetch_add(1, Ordering::Relaxed);
+        let wait = backoff(&ctx.config, attempt, retry_after);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = ctx.shared.wake.notified() => {}
+        }
+    }
+}
+
+/// `{trace_id}-{spool id}` (just the spool id for an entry without a trace).
+pub fn idempotency_key(trace_id: &str, spool_id: u64) -> String {
+    if trace_id.is_empty() {
+        spool_id.to_string()
+    } else {
+        format!("{trace_id}-{spool_id}")
+    }
+}
+
+fn headers(key: &Secret, idempotency: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(mut value) = HeaderValue::from_str(key.expose()) {
+        value.set_sensitive(true);
+        headers.insert("x-api-key", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(idempotency) {
+        headers.insert("idempotency-key", value);
+    }
+    headers
+}
+
+fn retryable(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let wait = at.signed_duration_since(chrono::Utc::now());
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// The collector's reason: its error body, shortened.
+async fn reason(response: reqwest::Response) -> String {
+    let body = response.bytes().await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let text = text.trim();
+    if text.chars().count() > REASON_MAX {
+        format!("{}...", text.chars().take(REASON_MAX).collect::<String>())
+    } else if text.is_empty() {
+        "(no body)".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The wait before retry number `attempt + 1`: the collector's `Retry-After` if it gave one,
+/// else `retry_initial * 2^attempt` capped at `retry_max`, with jitter (half to all of it).
+fn backoff(config: &UpstreamConfig, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(wait) = retry_after {
+        return wait.min(RETRY_AFTER_CAP);
+    }
+    let exp = config
+        .retry_initial
+        .saturating_mul(1 << attempt.min(20))
+        .min(config.retry_max);
+    exp.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let config = UpstreamConfig::from_raw_with_env(None, |_| None).expect("defaults");
+        let mut last_cap = Duration::ZERO;
+        for attempt in 0..30 {
+            let wait = backoff(&config, attempt, None);
+            assert!(wait <= config.retry_max, "{attempt}: {wait:?}");
+            assert!(wait >= config.retry_initial / 2, "{attempt}: {wait:?}");
+            last_cap = last_cap.max(wait);
+        }
+        assert!(last_cap > config.retry_max / 2);
+        assert_eq!(
+            backoff(&config, 0, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            backoff(&config, 0, Some(Duration::from_secs(99_999))),
+            RETRY_AFTER_CAP
+        );
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(
+            retry_after(&headers),
+            Some(Duration::ZERO),
+            "a date in the past"
+        );
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn which_statuses_are_retried() {
+        for code in [408, 429, 500, 502, 503, 529] {
+            assert!(
+                retryable(StatusCode::from_u16(code).expect("status")),
+                "{code}"
+            );
+        }
+        for code in [400, 401, 403, 404, 409, 413, 422] {
+            assert!(
+                !retryable(StatusCode::from_u16(code).expect("status")),
+                "{code}"
+            );
+        }
+        assert_eq!(idempotency_key("t-1", 42), "t-1-42");
+        assert_eq!(idempotency_key("", 42), "42");
+    }
+}

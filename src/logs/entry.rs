@@ -1,0 +1,183 @@
+//! What one spool record holds: a [`SpoolEntry`] (a trace log, an update of one, or feedback)
+//! in a versioned envelope.
+//!
+//! Encoding: one format-version byte, then a bincode 2 envelope `{kind, trace_id, body}` whose
+//! `body` is the entry as **JSON text**, exactly the body the flusher will send. Why JSON inside
+//! bincode, and not bincode all the way down:
+//! - bincode (a non-self-describing format) cannot encode `serde_json::Value` or
+//!   `#[serde(flatten)]` (both need `deserialize_any`), and a trace log is mostly free-form JSON
+//!   (configuration, inputs, metadata, scores, and the unknown fields of a client's record,
+//!   which must be forwarded unchanged);
+//! - the bytes sent after a restart are the bytes stored, not a re-encoding, so a resend is the
+//!   same request;
+//! - the envelope's fixed fields let the flusher route and order an entry without parsing the
+//!   JSON.
+//!
+//! A payload with another version byte, or that does not decode, is an [`EntryError`]: the
+//! flusher skips, counts and acknowledges it, never panics.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::record::LogRecord;
+use super::segment::MAX_PAYLOAD;
+
+/// The version byte written first in every payload.
+pub const ENTRY_FORMAT_VERSION: u8 = 1;
+
+/// An update of an earlier trace log (`PUT /trace_log`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceLogUpdate {
+    pub trace_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_trace_id: Option<String>,
+    pub field_name_to_value_map: Map<String, Value>,
+}
+
+/// Feedback on a trace (`POST /feedback`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    /// In `[0, 1]`.
+    pub score: f64,
+    pub trace_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Fields promptd does not know, forwarded as they came.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One thing to ship upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpoolEntry {
+    /// `POST /trace_log`.
+    TraceLog(Box<LogRecord>),
+    /// `PUT /trace_log`.
+    TraceLogUpdate(TraceLogUpdate),
+    /// `POST /feedback`.
+    Feedback(Feedback),
+}
+
+/// Which endpoint an entry goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    TraceLog,
+    TraceLogUpdate,
+    Feedback,
+}
+
+/// A payload that is not a readable entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("empty spool payload")]
+    Empty,
+    #[error("spool entry format version {0} is not known to this promptd (it reads {ENTRY_FORMAT_VERSION})")]
+    UnknownVersion(u8),
+    #[error("malformed spool entry: {0}")]
+    Malformed(String),
+}
+
+/// The stored form, version 1.
+#[derive(Serialize, Deserialize)]
+struct EnvelopeV1 {
+    kind: EntryKind,
+    trace_id: String,
+    body: String,
+}
+
+fn bincode_config() -> impl bincode::config::Config {
+    // The limit keeps a damaged length prefix from allocating more than a frame can hold.
+    bincode::config::standard().with_limit::<MAX_PAYLOAD>()
+}
+
+impl SpoolEntry {
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            SpoolEntry::TraceLog(_) => EntryKind::TraceLog,
+            SpoolEntry::TraceLogUpdate(_) => EntryKind::TraceLogUpdate,
+            SpoolEntry::Feedback(_) => EntryKind::Feedback,
+        }
+    }
+
+    /// The trace this entry is about (`""` for a trace log without one).
+    pub fn trace_id(&self) -> &str {
+        match self {
+            SpoolEntry::TraceLog(r) => r.trace_id.as_deref().unwrap_or(""),
+            SpoolEntry::TraceLogUpdate(u) => &u.trace_id,
+            SpoolEntry::Feedback(f) => &f.trace_id,
+        }
+    }
+
+    /// The spool payload: version byte + bincode envelope.
+    pub fn encode(&self) -> Result<Vec<u8>, EntryError> {
+        let body = match self {
+            SpoolEntry::TraceLog(r) => serde_json::to_string(r),
+            SpoolEntry::TraceLogUpdate(u) => serde_json::to_string(u),
+            SpoolEntry::Feedback(f) => serde_json::to_string(f),
+        }
+        .map_err(|e| EntryError::Malformed(e.to_string()))?;
+        let envelope = EnvelopeV1 {
+            kind: self.kind(),
+            trace_id: self.trace_id().to_owned(),
+            body,
+        };
+        let mut out = vec![ENTRY_FORMAT_VERSION];
+        let encoded = bincode::serde::encode_to_vec(&envelope, bincode_config())
+            .map_err(|e| EntryError::Malformed(e.to_string()))?;
+        out.extend_from_slice(&encoded);
+        Ok(out)
+    }
+}
+
+/// A decoded payload, body still as JSON text: what the flusher needs to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    pub kind: EntryKind,
+    pub trace_id: String,
+    /// The request body, JSON.
+    pub body: String,
+}
+
+impl StoredEntry {
+    /// Decode a spool payload.
+    pub fn decode(payload: &[u8]) -> Result<StoredEntry, EntryError> {
+        let (&version, rest) = payload.split_first().ok_or(EntryError::Empty)?;
+        if version != ENTRY_FORMAT_VERSION {
+            return Err(EntryError::UnknownVersion(version));
+        }
+        let (envelope, used): (EnvelopeV1, usize) =
+            bincode::serde::decode_from_slice(rest, bincode_config())
+                .map_err(|e| EntryError::Malformed(e.to_string()))?;
+        if used != rest.len() {
+            return Err(EntryError::Malformed(format!(
+                "{} trailing bytes",
+                rest.len() - used
+            )));
+        }
+        Ok(StoredEntry {
+            kind: envelope.kind,
+            trace_id: envelope.trace_id,
+            body: envelope.body,
+        })
+    }
+
+    /// Parse the body back into a typed entry.
+    pub fn to_entry(&self) -> Result<SpoolEntry, EntryError> {
+        let malformed = |e: serde_json::Error| EntryError::Malformed(e.to_string());
+        Ok(match self.kind {
+            EntryKind::TraceLog => SpoolEntry::TraceLog(Box::new(
+                serde_json::from_str(&self.body).map_err(malformed)?,
+            )),
+            EntryKind::TraceLogUpdate => {
+                SpoolEntry::TraceLogUpdate(serde_json::from_str(&self.body).map_err(malformed)?)
+            }
+            EntryKind::Feedback => {
+                SpoolEntry::Feedback(serde_json::from_str(&self.body).map_err(malformed)?)
+            }
+        })
+    }
+}

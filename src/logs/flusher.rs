@@ -1,0 +1,359 @@
+//! The flusher: ships spooled entries to the collector and acknowledges them.
+//!
+//! Reads batches from the spool in order and sends each entry to its endpoint under
+//! `[upstream] base_url` (`POST /trace_log`, `PUT /trace_log`, `POST /feedback`) with
+//! `x-api-key` and an `idempotency-key: {trace_id}-{spool id}` header, stable across resends and
+//! restarts. Up to `max_in_flight` requests run at once, but two entries of the same trace never
+//! do: an entry waits until the earlier one of its trace is done, so an update never overtakes
+//! the record it updates (the entries behind it wait too: order is kept, throughput is not the
+//! point when that happens).
+//!
+//! Outcomes: 2xx is sent; 408, 429, 5xx and transport errors are retried without limit, with
+//! capped exponential backoff and jitter, or after `Retry-After` when the collector gives one
+//! (logs wait, they are never dropped for being slow); any other status is a rejection,
+//! counted, logged with the collector's reason, and acknowledged so it does not block the
+//! entries after it. The spool acknowledges only over a contiguous prefix, so a crash while an
+//! entry is in flight or retrying means it is sent again (same idempotency key).
+//!
+//! With no base URL or no API key the flusher does not read the spool at all: records stay on
+//! disk (bounded by `[spool] max_bytes`) and [`FlusherStats::state`] says why.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+use tokio::task::{Id as TaskId, JoinSet};
+
+use super::config::UpstreamConfig;
+pub use super::delivery::idempotency_key;
+use super::delivery::{deliver, Ctx, Outcome, Outgoing};
+use super::entry::StoredEntry;
+use super::spool::{Spool, SpoolError, SpoolRecord};
+
+/// Wait after a failed spool read before trying again.
+const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Whether the flusher ships anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlusherState {
+    /// Not started yet.
+    Idle,
+    Running,
+    /// Not shipping; records stay in the spool. The reason says what to configure.
+    Disabled {
+        reason: String,
+    },
+    Stopped,
+}
+
+/// The last failed attempt to reach the collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamError {
+    pub message: String,
+    pub at: SystemTime,
+}
+
+/// Counters since the flusher started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlusherStats {
+    pub state: FlusherState,
+    /// Entries the collector accepted (2xx).
+    pub sent: u64,
+    /// Entries the collector refused for good (4xx other than 408/429), acknowledged anyway.
+    pub rejected: u64,
+    /// Attempts that failed in a retryable way and were tried again.
+    pub retries: u64,
+    /// Payloads that did not decode (unknown format version, damage), skipped and acknowledged.
+    pub undecodable: u64,
+    pub in_flight: u64,
+    pub last_error: Option<UpstreamError>,
+    /// The last rejection: status and the collector's reason.
+    pub last_rejection: Option<String>,
+}
+
+/// A cheap handle for status and `promptd logs flush`.
+#[derive(Clone)]
+pub struct FlusherHandle {
+    shared: Arc<Shared>,
+    spool: Spool,
+}
+
+impl FlusherHandle {
+    pub fn stats(&self) -> FlusherStats {
+        let s = &self.shared;
+        let guarded = s.lock();
+        FlusherStats {
+            state: guarded.state.clone(),
+            sent: s.sent.load(Ordering::Relaxed),
+            rejected: s.rejected.load(Ordering::Relaxed),
+            retries: s.retries.load(Ordering::Relaxed),
+            undecodable: s.undecodable.load(Ordering::Relaxed),
+            in_flight: s.in_flight.load(Ordering::Relaxed),
+            last_error: guarded.last_error.clone(),
+            last_rejection: guarded.last_rejection.clone(),
+        }
+    }
+
+    /// Commit the spool's queue now and cut every retry wait short.
+    pub fn flush_now(&self) {
+        self.spool.flush_now();
+        self.shared.wake.notify_waiters();
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Shared {
+    pub(super) sent: AtomicU64,
+    pub(super) rejected: AtomicU64,
+    pub(super) retries: AtomicU64,
+    pub(super) undecodable: AtomicU64,
+    pub(super) in_flight: AtomicU64,
+    /// The collector is failing: log the next success, and failures only at debug.
+    pub(super) failing: AtomicBool,
+    pub(super) wake: Notify,
+    pub(super) guarded: Mutex<Guarded>,
+}
+
+pub(super) struct Guarded {
+    pub(super) state: FlusherState,
+    pub(super) last_error: Option<UpstreamError>,
+    pub(super) last_rejection: Option<String>,
+}
+
+impl Default for Guarded {
+    fn default() -> Self {
+        Guarded {
+            state: FlusherState::Idle,
+            last_error: None,
+            last_rejection: None,
+        }
+    }
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Guarded> {
+        self.guarded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_state(&self, state: FlusherState) {
+        self.lock().state = state;
+    }
+
+    pub(super) fn upstream_failed(&self, message: String) {
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(error = %message, "log collector failing; retrying with backoff");
+        } else {
+            tracing::debug!(error = %message, "log collector still failing");
+        }
+        self.lock().last_error = Some(UpstreamError {
+            message,
+            at: SystemTime::now(),
+        });
+    }
+
+    pub(super) fn upstream_ok(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!("log collector reachable again");
+        }
+    }
+}
+
+/// A flusher could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client for the log collector: {0}")]
+pub struct FlusherError(String);
+
+/// Ships one spool's entries; run it with [`Flusher::run`].
+pub struct Flusher {
+    spool: Spool,
+    config: UpstreamConfig,
+    http: reqwest::Client,
+    shared: Arc<Shared>,
+}
+
+impl Flusher {
+    /// A flusher for `spool` with `config`; nothing runs until [`Flusher::run`].
+    pub fn new(spool: Spool, config: UpstreamConfig) -> Result<Flusher, FlusherError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("promptd/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| FlusherError(crate::error_chain(&e)))?;
+        Ok(Flusher {
+            spool,
+            config,
+            http,
+            shared: Arc::new(Shared::default()),
+        })
+    }
+
+    pub fn handle(&self) -> FlusherHandle {
+        FlusherHandle {
+            shared: self.shared.clone(),
+            spool: self.spool.clone(),
+        }
+    }
+
+    /// Ship until `shutdown` completes (or the spool closes). Entries in flight at shutdown are
+    /// abandoned unacknowledged: they are sent again after the next start.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let shared = self.shared.clone();
+        let (base_url, key) = match (&self.config.base_url, &self.config.api_key) {
+            (Some(url), Some(key)) => (url.clone(), key.clone()),
+            (None, _) => {
+                let reason =
+                    "shipping is off ([upstream] base_url = \"\"); records stay in the spool"
+                        .to_owned();
+                return disabled(&shared, reason, shutdown).await;
+            }
+            (Some(_), None) => {
+                let reason = format!(
+                    "no API key for the log collector ({}); records stay in the spool",
+                    self.config.api_key_source
+                );
+                return disabled(&shared, reason, shutdown).await;
+            }
+        };
+        shared.set_state(FlusherState::Running);
+        // Whatever an earlier consumer was handed but did not acknowledge is ours to send.
+        self.spool.rewind().await;
+        let ctx = Arc::new(Ctx {
+            http: self.http,
+            base_url,
+            key,
+            config: self.config,
+            shared: shared.clone(),
+        });
+        Dispatcher {
+            spool: self.spool,
+            ctx,
+            queue: VecDeque::new(),
+            tasks: JoinSet::new(),
+            running: HashMap::new(),
+            busy: HashSet::new(),
+        }
+        .run(shutdown)
+        .await;
+        shared.in_flight.store(0, Ordering::Relaxed);
+        shared.set_state(FlusherState::Stopped);
+    }
+}
+
+async fn disabled(shared: &Shared, reason: String, shutdown: impl Future<Output = ()>) {
+    tracing::warn!(%reason, "log flusher not shipping");
+    shared.set_state(FlusherState::Disabled { reason });
+    shutdown.await;
+    shared.set_state(FlusherState::Stopped);
+}
+
+/// The dispatch loop's state.
+struct Dispatcher {
+    spool: Spool,
+    ctx: Arc<Ctx>,
+    /// Read from the spool, not yet sent; in spool order.
+    queue: VecDeque<Outgoing>,
+    tasks: JoinSet<Outcome>,
+    /// Task -> (spool id, trace id) of what it sends.
+    running: HashMap<TaskId, (u64, String)>,
+    /// Traces with an entry in flight.
+    busy: HashSet<String>,
+}
+
+impl Dispatcher {
+    async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let batch_size = self.ctx.config.batch_size;
+        loop {
+            self.dispatch();
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.finished(done);
+                }
+                read = self.spool.read_batch(batch_size), if self.queue.is_empty() => {
+                    match read {
+                        Ok(records) => self.enqueue(records),
+                        Err(SpoolError::Closed) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read the log spool; trying again");
+                            tokio::time::sleep(READ_ERROR_PAUSE).await;
+                        }
+                    }
+                }
+            }
+        }
+        self.tasks.abort_all();
+    }
+
+    /// Start what may start: in order, while there is room and the front's trace is free.
+    fn dispatch(&mut self) {
+        while self.tasks.len() < self.ctx.config.max_in_flight {
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            let trace = &front.entry.trace_id;
+            if !trace.is_empty() && self.busy.contains(trace) {
+                break;
+            }
+            let Some(out) = self.queue.pop_front() else {
+                break;
+            };
+            let trace = out.entry.trace_id.clone();
+            if !trace.is_empty() {
+                self.busy.insert(trace.clone());
+            }
+            let id = out.id;
+            let handle = self.tasks.spawn(deliver(self.ctx.clone(), out));
+            self.running.insert(handle.id(), (id, trace));
+        }
+        self.ctx
+            .shared
+            .in_flight
+            .store(self.tasks.len() as u64, Ordering::Relaxed);
+    }
+
+    fn enqueue(&mut self, records: Vec<SpoolRecord>) {
+        for SpoolRecord { id, payload } in records {
+            match StoredEntry::decode(&payload) {
+                Ok(entry) => self.queue.push_back(Outgoing { id, entry }),
+                Err(e) => {
+                    tracing::warn!(spool_id = id, error = %e, "skipping a log spool entry that does not decode");
+                    self.ctx.shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                    self.spool.ack(id);
+                }
+            }
+        }
+    }
+
+    fn finished(&mut self, done: Result<(TaskId, Outcome), tokio::task::JoinError>) {
+        let task = match &done {
+            Ok((task, _)) => *task,
+            Err(e) => e.id(),
+        };
+        let Some((id, trace)) = self.running.remove(&task) else {
+            return;
+        };
+        self.busy.remove(&trace);
+        let shared = &self.ctx.shared;
+        match done {
+            Ok((_, Outcome::Sent)) => {
+                shared.sent.fetch_add(1, Ordering::Relaxed);
+                self.spool.ack(id);
+            }
+            Ok((_, Outcome::Rejected)) => {
+                shared.rejected.fetch_add(1, Ordering::Relaxed);
+                self.spool.ack(id);
+            }
+            Err(e) => {
+                // Not acknowledged: the entry comes again after a restart.
+                tracing::error!(spool_id = id, error = %e, "log send task failed");
+            }
+        }
+    }
+}

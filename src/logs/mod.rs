@@ -1,0 +1,39 @@
+//! Log records, the durable spool they wait in, and the flusher that ships them upstream.
+//!
+//! ```text
+//! engine / POST /trace_log ─▶ record::LogRecord ─▶ entry::SpoolEntry::encode
+//!        ─▶ Spool::append (queue; group commit + fsync by the writer thread) ─▶ segment files
+//!        ─▶ Spool::read_batch ─▶ Flusher (reqwest, retries) ─▶ collector ─▶ Spool::ack
+//! ```
+//!
+//! - [`record`] — [`LogRecord`] (Parea's TraceLog), built from a completion; omit rules and
+//!   trace-wide sampling.
+//! - [`entry`] — [`SpoolEntry`] (trace log, update, feedback) and its versioned encoding.
+//! - [`spool`] — the public spool API; its header holds the on-disk design.
+//! - `segment` (frames, scanning), `ledger` (ledger and lock files), `recovery` (start-up
+//!   repair), `writer` (the group-commit thread), `reader` (ordered reads), `state` (what they
+//!   share) — the spool's parts.
+//! - [`flusher`] — [`Flusher`]: reads the spool in order, sends to the collector with retries,
+//!   acknowledges; `delivery` sends one entry (headers, retry classification, backoff).
+//! - [`config`] — `[spool]` and `[upstream]`, raw and validated.
+
+pub mod config;
+mod delivery;
+pub mod entry;
+pub mod flusher;
+mod ledger;
+mod reader;
+pub mod record;
+mod recovery;
+mod segment;
+pub mod spool;
+mod state;
+mod writer;
+
+pub use config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
+pub use entry::{EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry, TraceLogUpdate};
+pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, UpstreamError};
+pub use record::{sampled_in, CompletionLog, LogRecord, OmitRules};
+pub use spool::{
+    Dropped, Durable, NotDurable, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStats,
+};

@@ -1,0 +1,196 @@
+//! Start-up recovery of a spool directory: lock, read the ledger, scan every segment, repair.
+//!
+//! The rules are in [`super::spool`]'s header. Recovery only refuses to go on when the directory
+//! itself cannot be used (cannot be created, listed or locked); damaged data is repaired, logged
+//! and counted.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::Flock;
+
+use super::ledger::{self, LedgerRead};
+use super::segment::{self, Piece};
+use super::spool::{SpoolError, SpoolOptions};
+use super::state::{note_age, SegmentMeta};
+
+/// What recovery found and repaired.
+pub struct Recovered {
+    pub lock: Flock<File>,
+    pub acked_through: u64,
+    /// Id for the next record written.
+    pub next_id: u64,
+    pub segments: BTreeMap<u64, SegmentMeta>,
+    /// Valid records above `acked_through`.
+    pub waiting: u64,
+    pub ages: VecDeque<(u64, u64)>,
+    pub corrupt_skipped: u64,
+    pub torn_bytes: u64,
+}
+
+/// Lock and recover `opts.dir` (creating it, mode 0700, if missing).
+pub fn recover(opts: &SpoolOptions) -> Result<Recovered, SpoolError> {
+    let dir = &opts.dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| SpoolError::io(dir, "creating the directory", e))?;
+    let lock = ledger::lock(dir)?;
+    ledger::remove_leftovers(dir);
+    let files = list_segments(dir)?;
+    let acked_through = match ledger::read(dir) {
+        LedgerRead::Ok(acked) => acked,
+        LedgerRead::Missing => {
+            if !files.is_empty() {
+                tracing::warn!(dir = %dir.display(), "log spool ledger is missing; every record still on disk will be sent again");
+            }
+            0
+        }
+        LedgerRead::Corrupt(reason) => {
+            tracing::warn!(dir = %dir.display(), %reason, "log spool ledger is damaged; every record still on disk will be sent again");
+            0
+        }
+    };
+    let mut scan = Scan {
+        acked_through,
+        last_id: 0,
+        gap_open: false,
+        out: Recovered {
+            lock,
+            acked_through,
+            next_id: 0,
+            segments: BTreeMap::new(),
+            waiting: 0,
+            ages: VecDeque::new(),
+            corrupt_skipped: 0,
+            torn_bytes: 0,
+        },
+    };
+    let count = files.len();
+    for (i, (first_id, path)) in files.into_iter().enumerate() {
+        scan.segment(first_id, path, i + 1 == count);
+    }
+    let mut out = scan.out;
+    out.next_id = scan.last_id.max(acked_through) + 1;
+    if out.corrupt_skipped > 0 || out.torn_bytes > 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            corrupt_records_skipped = out.corrupt_skipped,
+            torn_bytes_truncated = out.torn_bytes,
+            "log spool repaired at start-up"
+        );
+    }
+    Ok(out)
+}
+
+/// Segment files by first id, in order.
+fn list_segments(dir: &Path) -> Result<BTreeMap<u64, PathBuf>, SpoolError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| SpoolError::io(dir, "listing", e))?;
+    let mut files = BTreeMap::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| SpoolError::io(dir, "listing", e))?;
+        let name = entry.file_name();
+        if let Some(first_id) = name.to_str().and_then(segment::parse_segment_name) {
+            files.insert(first_id, entry.path());
+        }
+    }
+    Ok(files)
+}
+
+struct Scan {
+    acked_through: u64,
+    /// Highest valid id seen so far, across segments.
+    last_id: u64,
+    /// A corrupt region was seen and the next valid frame tells how many records it held.
+    gap_open: bool,
+    out: Recovered,
+}
+
+impl Scan {
+    fn segment(&mut self, first_id: u64, path: PathBuf, is_last: bool) {
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read log spool segment; leaving it alone");
+                return;
+            }
+        };
+        let mut valid_end = 0;
+        let mut seg_last = 0;
+        for piece in segment::scan(&bytes, self.last_id) {
+            match piece {
+                Piece::Frame {
+                    offset,
+                    len,
+                    id,
+                    appended_at_ms,
+                } => {
+                    if self.gap_open {
+                        let from = self.last_id.max(self.acked_through);
+                        self.out.corrupt_skipped += id.saturating_sub(from + 1);
+                        self.gap_open = false;
+                    }
+                    if id > self.acked_through {
+                        self.out.waiting += 1;
+                        note_age(&mut self.out.ages, id, appended_at_ms);
+                    }
+                    self.last_id = id;
+                    seg_last = id;
+                    valid_end = offset + len;
+                }
+                Piece::Corrupt { from, to } if is_last && to == bytes.len() => {
+                    self.torn_tail(&path, from, bytes.len());
+                }
+                Piece::Corrupt { from, to } => {
+                    tracing::warn!(path = %path.display(), from, to, "skipping a damaged region of a log spool segment");
+                    self.gap_open = true;
+                }
+            }
+        }
+        if is_last && self.gap_open {
+            // Damage with no valid record after it anywhere: at least one record was lost.
+            if self.last_id >= self.acked_through {
+                self.out.corrupt_skipped += 1;
+            }
+            self.gap_open = false;
+        }
+        if seg_last == 0 || seg_last <= self.acked_through {
+            // Nothing left to deliver from this file.
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a spent log spool segment");
+            }
+            return;
+        }
+        let file_bytes = std::fs::metadata(&path)
+            .map(|m| m.len())
+            .unwrap_or(bytes.len() as u64);
+        self.out.segments.insert(
+            first_id,
+            SegmentMeta {
+                path,
+                durable_len: valid_end as u64,
+                file_bytes,
+                last_id: seg_last,
+            },
+        );
+    }
+
+    /// Cut the torn tail `from..len` off the last segment.
+    fn torn_tail(&mut self, path: &Path, from: usize, len: usize) {
+        tracing::warn!(path = %path.display(), offset = from, bytes = len - from, "truncating a torn tail of the log spool");
+        let truncated = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(from as u64).and_then(|()| f.sync_all()));
+        match truncated {
+            Ok(()) => self.out.torn_bytes += (len - from) as u64,
+            Err(e) => {
+                // The reader stops at the last valid frame anyway; the bytes just stay counted.
+                tracing::warn!(path = %path.display(), error = %e, "cannot truncate the torn tail");
+            }
+        }
+    }
+}

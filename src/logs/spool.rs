@@ -1,0 +1,355 @@
+//! The log spool: a durable, bounded, on-disk FIFO between the request path and the flusher.
+//!
+//! # Design
+//!
+//! Modelled on vector's `disk_v2` buffer, cut down to one writer thread and one reader.
+//!
+//! **Files.** The spool owns one directory:
+//!
+//! ```text
+//! spool/
+//!   LOCK                        flock(2)ed exclusively while a Spool is open; holds the pid
+//!   ledger                      acked_through (u64) + CRC; replaced atomically (tmp + rename)
+//!   00000000000000000001.seg    segment files, named by the id of their first record
+//!   00000000000000004213.seg
+//! ```
+//!
+//! **Framing.** A segment is a plain concatenation of frames, no file header:
+//!
+//! ```text
+//! len: u32 LE | crc: u32 LE | id: u64 LE | appended_at_ms: u64 LE | payload (len bytes)
+//! ```
+//!
+//! `crc` is CRC-32 (IEEE, `crc32fast`) over `id`, `appended_at_ms` and the payload, so a flipped
+//! bit anywhere but in `len` fails the check, and a bad `len` makes the check fail too. Ids start
+//! at 1 and grow by one per written record across all segments and restarts (a record that was
+//! dropped never got an id; a batch whose write failed leaves a gap). The payload is opaque here
+//! (the caller encodes it, see [`super::entry`]); it is at most [`MAX_PAYLOAD`] bytes. The
+//! append time is in the frame so that the age of the oldest waiting record survives a restart.
+//!
+//! **Group commit.** [`Spool::append`] only pushes the payload onto an in-memory queue and
+//! returns a [`Durable`] future; it never touches the disk and never waits. One dedicated writer
+//! thread takes the whole queue every `flush_interval` (default 100 ms, counted from the first
+//! queued record) or as soon as `max_batch` records are queued, writes their frames with one
+//! `write` per segment touched, calls `fdatasync` once, and only then resolves the batch's
+//! [`Durable`]s. It is a thread and not a tokio task: it blocks in `fsync` for milliseconds at a
+//! time and lives as long as the spool, which is what a dedicated thread is for (a
+//! `spawn_blocking` task would pin a blocking-pool thread forever); it also works under any
+//! runtime flavour. The writer is the only code that creates, writes, truncates or deletes files.
+//!
+//! **Crash-loss window.** A record is on disk once its [`Durable`] resolved. Records appended
+//! after the last group commit, at most `flush_interval` (or `max_batch` records) worth, are lost
+//! by a crash: callers that must not lose a record (`POST /trace_log`) await the [`Durable`]
+//! before answering. Acknowledgements are persisted on the same cadence, so a crash can at worst
+//! make the flusher send records again (at-least-once), never skip one.
+//!
+//! **Rotation and the byte bound.** A new segment starts when the next frame would take the
+//! current one past `segment_bytes` (a single record larger than that gets a segment of its
+//! own). Every byte on disk or queued for it is reserved against `max_bytes` at append time; when
+//! the reservation would pass the bound the record is dropped on the spot, counted in
+//! [`SpoolStats::dropped_full`], and the caller gets [`Dropped::Full`]: no unbounded disk, no
+//! blocked request. Space comes back when a whole segment is deleted.
+//!
+//! **Reading and acknowledgement.** [`Spool::read_batch`] hands out durable records in id order,
+//! each once (until a restart or a [`Spool::rewind`]), and waits when there is nothing new.
+//! [`Spool::ack`] may be called in any order; the acknowledged position (`acked_through`: every
+//! record up to it is done) advances only over a contiguous prefix of what was handed out. The writer persists it
+//! in the ledger and deletes a segment only when every record in it is at or below
+//! `acked_through`. After a restart, reading starts again right after `acked_through`, so every
+//! record not acknowledged before the crash is delivered again.
+//!
+//! **Recovery** ([`Spool::open`]) never refuses to start because of damaged data; every repair
+//! is logged with `tracing::warn!`:
+//! - a missing or corrupt ledger counts as `acked_through = 0`: everything still on disk is
+//!   delivered again rather than lost;
+//! - each segment is scanned frame by frame. A frame that fails its CRC (or whose id does not
+//!   grow) starts a corrupt region; the scan resynchronises on the next valid frame. Records in
+//!   such a region are skipped and counted ([`SpoolStats::corrupt_skipped`], by the id gap);
+//! - a corrupt or incomplete region at the end of the *last* segment is a torn tail from a crash
+//!   mid-write: the file is truncated to its last valid frame ([`SpoolStats::torn_bytes`]);
+//! - segments fully at or below `acked_through`, and segments with no valid frame, are deleted.
+//!
+//! **Lock.** `LOCK` is held with an exclusive, non-blocking `flock` for the life of the writer
+//! thread, so a second daemon (or a second [`Spool::open`] in the same process) on the same
+//! directory fails with [`SpoolError::Locked`] naming the directory and the holder's pid.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::reader::{self, Reader};
+use super::segment::{FRAME_HEADER, MAX_PAYLOAD};
+use super::state::{Pending, Shared};
+use super::{recovery, writer};
+
+/// Where the spool lives and how it batches. See the module header for what each bound does.
+#[derive(Debug, Clone)]
+pub struct SpoolOptions {
+    /// The spool's own directory (created if missing, mode 0700).
+    pub dir: PathBuf,
+    /// Bound on segment bytes on disk plus bytes queued for disk.
+    pub max_bytes: u64,
+    /// A segment is rotated before it would grow past this.
+    pub segment_bytes: u64,
+    /// Longest time a queued record waits for its group commit.
+    pub flush_interval: Duration,
+    /// A group commit starts as soon as this many records are queued.
+    pub max_batch: usize,
+}
+
+impl SpoolOptions {
+    /// Options with the defaults of `[spool]` for `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> SpoolOptions {
+        let defaults = super::config::SpoolConfig::default();
+        defaults.options(dir.into())
+    }
+}
+
+/// A spool that cannot be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error(
+        "log spool {dir} is in use by another promptd{}; each daemon needs its own state_dir",
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    Locked { dir: PathBuf, holder: Option<u32> },
+    #[error("log spool {path}: {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    #[error("the log spool is closed")]
+    Closed,
+}
+
+impl SpoolError {
+    pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> SpoolError {
+        SpoolError::Io {
+            path: path.to_owned(),
+            action,
+            source,
+        }
+    }
+}
+
+/// Why [`Spool::append`] did not take a record. The record is gone; it was counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Dropped {
+    #[error("log spool is full (max_bytes reached); record dropped")]
+    Full,
+    #[error("log record larger than {MAX_PAYLOAD} bytes; record dropped")]
+    TooLarge,
+    #[error("log spool is closed; record dropped")]
+    Closed,
+}
+
+/// A record that was queued but could not be made durable (disk error, spool shut down early).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("log record not written to the spool: {0}")]
+pub struct NotDurable(pub String);
+
+/// Resolves once the appended record's batch is fsynced, to the record's spool id.
+///
+/// Dropping it does not cancel anything: the record is written either way.
+#[derive(Debug)]
+pub struct Durable(oneshot::Receiver<Result<u64, NotDurable>>);
+
+impl std::future::Future for Durable {
+    type Output = Result<u64, NotDurable>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err(NotDurable("the spool writer stopped first".into()))))
+    }
+}
+
+/// One durable record handed to the reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolRecord {
+    /// Monotonic spool id: pass it to [`Spool::ack`]; stable across restarts.
+    pub id: u64,
+    pub payload: Bytes,
+}
+
+/// A snapshot of the spool's state and counters (counters since this process opened it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Durable records not yet acknowledged (handed out or not).
+    pub waiting_records: u64,
+    /// Bytes of segment files on disk.
+    pub bytes_on_disk: u64,
+    /// Bytes accepted but not yet written (in the group-commit queue).
+    pub bytes_queued: u64,
+    /// Age of the oldest waiting record (1 s resolution), `None` when nothing waits.
+    pub oldest_waiting_age: Option<Duration>,
+    /// Every record up to this id is acknowledged.
+    pub acked_through: u64,
+    pub segments: u64,
+    /// Records accepted by `append`.
+    pub appended: u64,
+    /// Records made durable.
+    pub committed: u64,
+    /// Records refused because the spool was at `max_bytes`.
+    pub dropped_full: u64,
+    /// Records refused because they were larger than the frame limit.
+    pub dropped_too_large: u64,
+    /// Complete records skipped because their checksum failed (at start-up or when read).
+    pub corrupt_skipped: u64,
+    /// Bytes of torn tail truncated at start-up.
+    pub torn_bytes: u64,
+    /// Group commits that failed (the records' `Durable` resolved to an error).
+    pub write_errors: u64,
+    pub last_write_error: Option<String>,
+}
+
+/// A handle to an open spool; clones share it. The writer thread stops when the last handle is
+/// dropped (after committing what is queued) or at [`Spool::close`].
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    reader: Arc<tokio::sync::Mutex<Reader>>,
+    writer: StdMutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.request_shutdown();
+    }
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool")
+            .field("dir", &self.inner.shared.opts.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Spool {
+    /// Open (or create) the spool in `opts.dir`: take the lock, recover, start the writer
+    /// thread. Blocking (it scans every segment): call it at start-up or from `spawn_blocking`.
+    /// Fails only when the directory cannot be used at all or is locked by another process.
+    pub fn open(opts: SpoolOptions) -> Result<Spool, SpoolError> {
+        let recovered = recovery::recover(&opts)?;
+        let reader = Reader::new(recovered.acked_through);
+        let (shared, writer_state) = Shared::new(opts, recovered);
+        let shared = Arc::new(shared);
+        let handle = writer::spawn(shared.clone(), writer_state)?;
+        Ok(Spool {
+            inner: Arc::new(Inner {
+                shared,
+                reader: Arc::new(tokio::sync::Mutex::new(reader)),
+                writer: StdMutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The spool's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.shared.opts.dir
+    }
+
+    /// Queue `payload` for the next group commit. Never blocks, never touches the disk. The
+    /// returned [`Durable`] resolves once the record is fsynced; drop it if you don't need to
+    /// know.
+    pub fn append(&self, payload: impl Into<Bytes>) -> Result<Durable, Dropped> {
+        let payload = payload.into();
+        let shared = &self.inner.shared;
+        if payload.len() > MAX_PAYLOAD {
+            shared
+                .counters
+                .dropped_too_large
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Dropped::TooLarge);
+        }
+        let size = (FRAME_HEADER + payload.len()) as u64;
+        if !shared.reserve(size) {
+            shared.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+            if !shared.full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    dir = %shared.opts.dir.display(),
+                    max_bytes = shared.opts.max_bytes,
+                    "log spool full: dropping new records until the collector catches up"
+                );
+            }
+            return Err(Dropped::Full);
+        }
+        if shared.full.swap(false, Ordering::Relaxed) {
+            tracing::info!(dir = %shared.opts.dir.display(), "log spool has room again");
+        }
+        let (tx, rx) = oneshot::channel();
+        match shared.enqueue(Pending { payload, done: tx }) {
+            Ok(()) => {
+                shared.counters.appended.fetch_add(1, Ordering::Relaxed);
+                Ok(Durable(rx))
+            }
+            Err(_) => {
+                shared.release(size);
+                Err(Dropped::Closed)
+            }
+        }
+    }
+
+    /// Start the group commit now instead of at the end of `flush_interval`.
+    pub fn flush_now(&self) {
+        self.inner.shared.request_flush();
+    }
+
+    /// Up to `max` durable records after those already handed out, in id order; waits until
+    /// there is at least one. Cancel-safe: records read by a cancelled call are handed out by
+    /// the next one. Meant for one consumer (the flusher). Returns [`SpoolError::Closed`] once
+    /// the spool is closed and nothing is left to hand out.
+    pub async fn read_batch(&self, max: usize) -> Result<Vec<SpoolRecord>, SpoolError> {
+        reader::read_batch(&self.inner.shared, &self.inner.reader, max.max(1)).await
+    }
+
+    /// Hand out again, from the acknowledged prefix on, every record not yet acknowledged, as a
+    /// restart would. For a new consumer taking over (the flusher calls it when it starts);
+    /// acknowledgements of records handed out before are then refused.
+    pub async fn rewind(&self) {
+        let mut reader = self.inner.reader.lock().await;
+        let acked_through = self.inner.shared.with_state(|s| {
+            s.acks.clear_window();
+            s.acks.acked_through
+        });
+        *reader = Reader::new(acked_through);
+    }
+
+    /// Acknowledge a record handed out by [`Spool::read_batch`] (in any order). Returns `false`
+    /// for an id that is not waiting for an acknowledgement (unknown or already acknowledged).
+    pub fn ack(&self, id: u64) -> bool {
+        self.inner.shared.ack(id)
+    }
+
+    /// Counters and sizes, cheap enough for every `/metrics` scrape.
+    pub fn stats(&self) -> SpoolStats {
+        self.inner.shared.stats()
+    }
+
+    /// Commit what is queued, persist the acknowledged position, stop the writer thread and
+    /// release the lock. Later appends return [`Dropped::Closed`]. Idempotent.
+    pub async fn close(&self) {
+        self.inner.shared.request_shutdown();
+        let handle = match self.inner.writer.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(handle) = handle {
+            // Joining blocks until the last fsync is done: keep it off the async threads.
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}

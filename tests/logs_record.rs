@@ -1,0 +1,295 @@
+//! Log records: built from a completion, the omit rules, trace-wide sampling, no keys, and the
+//! versioned spool entry encoding.
+
+use promptd::api::{CompletionRequest, CompletionResponse};
+use promptd::logs::entry::{
+    EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry, TraceLogUpdate,
+};
+use promptd::logs::record::{sampled_in, CompletionLog, LogRecord, OmitRules};
+use serde_json::{json, Value};
+
+fn request(extra: Value) -> CompletionRequest {
+    let mut body = json!({
+        "llm_configuration": {
+            "model": "gpt-4o-mini",
+            "provider": "openai",
+            "model_params": {"temp": 0.2, "max_length": 100},
+            "messages": [{"role": "user", "content": "Hi {{name}}"}],
+            "functions": [{"name": "f", "parameters": {}}],
+            "function_call": "auto"
+        },
+        "llm_inputs": {"name": "Ada"},
+        "provider_api_key": "sk-live-SECRET",
+        "parent_trace_id": "parent-1",
+        "root_trace_id": "root-1",
+        "end_user_identifier": "user-7",
+        "eval_metric_ids": [3, 4],
+        "experiment_uuid": "exp-1",
+        "metadata": {"team": "a"},
+        "tags": ["t1"],
+        "target": "Hello Ada",
+        "project_uuid": "proj-uuid",
+        "deployment_id": null,
+        "log_sample_rate": 1.0
+    });
+    if let (Some(base), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    serde_json::from_value(body).expect("request decodes")
+}
+
+fn response() -> CompletionResponse {
+    CompletionResponse {
+        inference_id: "trace-1".into(),
+        content: "Hello Ada!".into(),
+        latency: 0.25,
+        input_tokens: 12,
+        output_tokens: 3,
+        total_tokens: 15,
+        cost: 0.0001,
+        model: "gpt-4o-mini".into(),
+        provider: "openai".into(),
+        cache_hit: false,
+        status: "success".into(),
+        start_timestamp: "2025-01-01T00:00:00Z".into(),
+        end_timestamp: "2025-01-01T00:00:00.250Z".into(),
+        error: None,
+    }
+}
+
+fn record_json(extra: Value) -> Value {
+    let log = CompletionLog::from_request(&request(extra), "trace-1");
+    serde_json::to_value(LogRecord::from_completion(&log, &response())).expect("serializes")
+}
+
+#[test]
+fn a_completion_record_carries_request_and_answer_and_no_nulls() {
+    let mut log = CompletionLog::from_request(&request(json!({})), "trace-1");
+    log.time_to_first_token = Some(0.05);
+    let record = serde_json::to_value(LogRecord::from_completion(&log, &response())).expect("json");
+    let expected = json!({
+        "trace_id": "trace-1",
+        "parent_trace_id": "parent-1",
+        "root_trace_id": "root-1",
+        "trace_name": "llm-openai",
+        "project_uuid": "proj-uuid",
+        "start_timestamp": "2025-01-01T00:00:00Z",
+        "end_timestamp": "2025-01-01T00:00:00.250Z",
+        "configuration": {
+            "model": "gpt-4o-mini",
+            "provider": "openai",
+            "model_params": {"temp": 0.2, "max_length": 100},
+            "messages": [{"role": "user", "content": "Hi {{name}}"}],
+            "functions": [{"name": "f", "parameters": {}}],
+            "function_call": "auto"
+        },
+        "inputs": {"name": "Ada"},
+        "output": "Hello Ada!",
+        "target": "Hello Ada",
+        "latency": 0.25,
+        "time_to_first_token": 0.05,
+        "input_tokens": 12,
+        "output_tokens": 3,
+        "total_tokens": 15,
+        "cost": 0.0001,
+        "status": "success",
+        "cache_hit": false,
+        "eval_metric_ids": [3, 4],
+        "log_sample_rate": 1.0,
+        "end_user_identifier": "user-7",
+        "metadata": {"team": "a"},
+        "tags": ["t1"],
+        "experiment_uuid": "exp-1"
+    });
+    assert_eq!(record, expected);
+}
+
+#[test]
+fn trace_name_and_root_default_sensibly() {
+    let record = record_json(json!({"root_trace_id": null, "trace_name": "my-step"}));
+    assert_eq!(
+        record["root_trace_id"], "trace-1",
+        "a generation without root is its own root"
+    );
+    assert_eq!(record["trace_name"], "my-step");
+}
+
+#[test]
+fn no_api_key_reaches_a_record() {
+    let text = record_json(json!({})).to_string();
+    assert!(!text.contains("sk-live-SECRET"), "{text}");
+    assert!(!text.contains("api_key"), "{text}");
+    let log = CompletionLog::from_request(&request(json!({})), "t");
+    assert!(!format!("{log:?}").contains("SECRET"));
+}
+
+#[test]
+fn omit_inputs_removes_inputs_messages_functions_and_params_only() {
+    let record = record_json(json!({"log_omit_inputs": true}));
+    assert!(record.get("inputs").is_none());
+    assert_eq!(
+        record["configuration"],
+        json!({"model": "gpt-4o-mini", "provider": "openai"})
+    );
+    assert_eq!(record["output"], "Hello Ada!");
+    assert_eq!(record["target"], "Hello Ada");
+}
+
+#[test]
+fn omit_outputs_removes_the_output_only() {
+    let full = record_json(json!({}));
+    let record = record_json(json!({"log_omit_outputs": true}));
+    assert!(record.get("output").is_none());
+    let mut without_output = full.clone();
+    without_output.as_object_mut().map(|o| o.remove("output"));
+    assert_eq!(record, without_output);
+}
+
+#[test]
+fn log_omit_is_both() {
+    let record = record_json(json!({"log_omit": true}));
+    assert!(record.get("output").is_none() && record.get("inputs").is_none());
+    assert_eq!(
+        record["configuration"],
+        json!({"model": "gpt-4o-mini", "provider": "openai"})
+    );
+    assert_eq!(
+        OmitRules::from_flags(Some(true), None, Some(false)),
+        OmitRules {
+            inputs: true,
+            outputs: true
+        }
+    );
+}
+
+#[test]
+fn sampling_keeps_or_drops_a_whole_trace() {
+    let mut kept = 0;
+    for i in 0..200 {
+        let root = format!("root-{i}");
+        // A 3-record trace: the root and two children, all with the same root id.
+        let logs = [
+            CompletionLog::from_request(
+                &request(json!({"root_trace_id": null, "log_sample_rate": 0.5})),
+                root.clone(),
+            ),
+            CompletionLog::from_request(
+                &request(
+                    json!({"root_trace_id": root, "parent_trace_id": root, "log_sample_rate": 0.5}),
+                ),
+                format!("{root}-a"),
+            ),
+            CompletionLog::from_request(
+                &request(
+                    json!({"root_trace_id": root, "parent_trace_id": format!("{root}-a"), "log_sample_rate": 0.5}),
+                ),
+                format!("{root}-b"),
+            ),
+        ];
+        let decisions: Vec<bool> = logs.iter().map(CompletionLog::sampled_in).collect();
+        assert!(
+            decisions.iter().all(|d| *d == decisions[0]),
+            "trace {root} split: {decisions:?}"
+        );
+        kept += usize::from(decisions[0]);
+    }
+    assert!(
+        (60..=140).contains(&kept),
+        "kept {kept} of 200 traces at 0.5"
+    );
+}
+
+#[test]
+fn sampling_roughly_honours_the_rate_and_is_stable() {
+    for rate in [0.1, 0.3, 0.9] {
+        let kept = (0..20_000)
+            .filter(|i| sampled_in(&format!("trace-{i}"), rate))
+            .count() as f64
+            / 20_000.0;
+        assert!((kept - rate).abs() < 0.02, "rate {rate}: kept {kept}");
+    }
+    assert!((0..100).all(|i| sampled_in(&format!("t{i}"), 1.0)));
+    assert!((0..100).all(|i| !sampled_in(&format!("t{i}"), 0.0)));
+    assert!(sampled_in("t", f64::NAN), "a bad rate never loses logs");
+    // The decision is a pure function of the id: pinned so a change of hash is noticed.
+    let pinned: Vec<bool> = ["a", "b", "c", "d", "e", "f", "g", "h"]
+        .iter()
+        .map(|id| sampled_in(id, 0.5))
+        .collect();
+    assert_eq!(pinned, PINNED_AT_HALF);
+}
+
+const PINNED_AT_HALF: [bool; 8] = [false, false, false, true, false, true, true, false];
+
+#[test]
+fn entries_round_trip_through_the_versioned_envelope() {
+    let client_record: LogRecord = serde_json::from_value(json!({
+        "trace_id": "t-1", "output": "o", "depth": 2, "future_field": {"x": [1, null]}
+    }))
+    .expect("decodes");
+    let entries = [
+        SpoolEntry::TraceLog(Box::new(client_record)),
+        SpoolEntry::TraceLogUpdate(TraceLogUpdate {
+            trace_id: "t-1".into(),
+            root_trace_id: None,
+            field_name_to_value_map: json!({"output": "changed"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        }),
+        SpoolEntry::Feedback(Feedback {
+            score: 0.5,
+            trace_id: "t-1".into(),
+            name: Some("n".into()),
+            target: None,
+            comment: None,
+            extra: Default::default(),
+        }),
+    ];
+    let kinds = [
+        EntryKind::TraceLog,
+        EntryKind::TraceLogUpdate,
+        EntryKind::Feedback,
+    ];
+    for (entry, kind) in entries.iter().zip(kinds) {
+        let bytes = entry.encode().expect("encodes");
+        let stored = StoredEntry::decode(&bytes).expect("decodes");
+        assert_eq!((stored.kind, stored.trace_id.as_str()), (kind, "t-1"));
+        assert_eq!(&stored.to_entry().expect("typed"), entry);
+    }
+    // A client's unknown field is forwarded as it came.
+    let stored = StoredEntry::decode(&entries[0].encode().expect("encodes")).expect("decodes");
+    let body: Value = serde_json::from_str(&stored.body).expect("json");
+    assert_eq!(
+        body,
+        json!({"trace_id": "t-1", "output": "o", "depth": 2, "future_field": {"x": [1, null]}})
+    );
+}
+
+#[test]
+fn unknown_versions_and_garbage_are_errors_not_panics() {
+    let bytes = SpoolEntry::Feedback(Feedback {
+        score: 1.0,
+        trace_id: "t".into(),
+        name: None,
+        target: None,
+        comment: None,
+        extra: Default::default(),
+    })
+    .encode()
+    .expect("encodes");
+    let mut future = bytes.clone();
+    future[0] = 9;
+    assert_eq!(
+        StoredEntry::decode(&future),
+        Err(EntryError::UnknownVersion(9))
+    );
+    assert_eq!(StoredEntry::decode(&[]), Err(EntryError::Empty));
+    for cut in 1..bytes.len() {
+        assert!(StoredEntry::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    assert!(matches!(
+        StoredEntry::decode(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        Err(EntryError::Malformed(_))
+    ));
+}

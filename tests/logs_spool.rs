@@ -1,0 +1,423 @@
+//! The log spool against real files in temp dirs: group commit, ordered reads, acknowledgement
+//! over a contiguous prefix, rotation and deletion, the byte bound, the lock, and recovery from
+//! a torn tail, a flipped byte and a lost ledger. Every wait is bounded.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use promptd::logs::{Dropped, Spool, SpoolError, SpoolOptions, SpoolRecord};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn options(dir: &Path) -> SpoolOptions {
+    SpoolOptions {
+        dir: dir.to_owned(),
+        max_bytes: 64 * 1024 * 1024,
+        segment_bytes: 1024 * 1024,
+        flush_interval: Duration::from_millis(5),
+        max_batch: 64,
+    }
+}
+
+async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {WAIT:?}"))
+}
+
+fn payload(i: usize) -> Vec<u8> {
+    format!("record-{i:05}-{}", "x".repeat(43)).into_bytes()
+}
+
+/// Append `range` and wait until all are durable; returns their ids.
+async fn append_durably(spool: &Spool, range: std::ops::Range<usize>) -> Vec<u64> {
+    let handles: Vec<_> = range
+        .map(|i| spool.append(payload(i)).expect("accepted"))
+        .collect();
+    let mut ids = Vec::new();
+    for h in handles {
+        ids.push(bounded("durable", h).await.expect("durable"));
+    }
+    ids
+}
+
+/// Read exactly `n` records (several batches if needed).
+async fn read_n(spool: &Spool, n: usize) -> Vec<SpoolRecord> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let batch = bounded("read_batch", spool.read_batch(n - out.len())).await;
+        out.extend(batch.expect("read"));
+    }
+    assert_eq!(out.len(), n, "read more than asked");
+    out
+}
+
+/// Nothing more to read right now.
+async fn assert_nothing_to_read(spool: &Spool) {
+    let more = tokio::time::timeout(Duration::from_millis(150), spool.read_batch(10)).await;
+    assert!(more.is_err(), "unexpected records: {more:?}");
+}
+
+fn texts(records: &[SpoolRecord]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+        .collect()
+}
+
+fn expected(range: impl IntoIterator<Item = usize>) -> Vec<String> {
+    range
+        .into_iter()
+        .map(|i| String::from_utf8_lossy(&payload(i)).into_owned())
+        .collect()
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("list spool")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    bounded(what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn append_durable_read_ack_then_segment_is_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    let ids = append_durably(&spool, 0..10).await;
+    assert_eq!(ids, (1..=10).collect::<Vec<u64>>());
+    let stats = spool.stats();
+    assert_eq!(
+        (stats.appended, stats.committed, stats.waiting_records),
+        (10, 10, 10)
+    );
+    assert!(stats.bytes_on_disk > 0);
+    assert!(stats.oldest_waiting_age.is_some());
+    assert_eq!(segments(dir.path()).len(), 1);
+
+    let records = read_n(&spool, 10).await;
+    assert_eq!(texts(&records), expected(0..10));
+    assert_eq!(records.iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    assert_nothing_to_read(&spool).await;
+
+    for r in &records {
+        assert!(spool.ack(r.id));
+    }
+    assert!(!spool.ack(3), "a second ack of the same id is refused");
+    let stats = spool.stats();
+    assert_eq!((stats.acked_through, stats.waiting_records), (10, 0));
+    assert_eq!(stats.oldest_waiting_age, None);
+    wait_until("segment deletion", || segments(dir.path()).is_empty()).await;
+    wait_until("bytes freed", || spool.stats().bytes_on_disk == 0).await;
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn out_of_order_acks_advance_only_the_contiguous_prefix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    append_durably(&spool, 0..6).await;
+    read_n(&spool, 6).await;
+    for id in [2, 3, 5] {
+        assert!(spool.ack(id));
+    }
+    assert_eq!(spool.stats().acked_through, 0);
+    assert!(spool.ack(1));
+    assert_eq!(spool.stats().acked_through, 3);
+    assert_eq!(spool.stats().waiting_records, 3);
+    assert!(spool.ack(4));
+    assert_eq!(spool.stats().acked_through, 5);
+    assert!(!spool.ack(7), "never handed out");
+    spool.close().await;
+
+    // Only record 6 comes back after a restart.
+    let spool = Spool::open(options(dir.path())).expect("reopen");
+    let again = read_n(&spool, 1).await;
+    assert_eq!(again[0].id, 6);
+    assert_eq!(texts(&again), expected([5]));
+    assert_nothing_to_read(&spool).await;
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn restart_redelivers_exactly_the_unacked_records_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    append_durably(&spool, 0..20).await;
+    let first = read_n(&spool, 15).await;
+    for r in first.iter().take(8) {
+        spool.ack(r.id);
+    }
+    spool.ack(first[10].id); // beyond the prefix: not persisted as done
+    spool.close().await;
+    assert!(matches!(
+        spool.append(payload(99)).map(|_| ()),
+        Err(Dropped::Closed)
+    ));
+
+    let spool = Spool::open(options(dir.path())).expect("reopen");
+    assert_eq!(spool.stats().waiting_records, 12);
+    let again = read_n(&spool, 12).await;
+    assert_eq!(texts(&again), expected(8..20));
+    assert_eq!(again[0].id, 9);
+    // New records continue the id sequence after the old ones.
+    let ids = append_durably(&spool, 20..21).await;
+    assert_eq!(ids, vec![21]);
+    assert_eq!(texts(&read_n(&spool, 1).await), expected([20]));
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn segments_rotate_at_segment_bytes_and_go_when_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = SpoolOptions {
+        segment_bytes: 1000,
+        ..options(dir.path())
+    };
+    let spool = Spool::open(opts).expect("open");
+    // 24-byte header + 56-byte payload = 80 bytes a frame: 12 fit in 1000.
+    append_durably(&spool, 0..30).await;
+    let files = segments(dir.path());
+    assert_eq!(files.len(), 3, "{files:?}");
+    for file in &files {
+        let len = std::fs::metadata(file).expect("stat").len();
+        assert!(len <= 1000, "{} is {len} bytes", file.display());
+    }
+    assert!(files[1].ends_with("00000000000000000013.seg"), "{files:?}");
+
+    let records = read_n(&spool, 30).await;
+    for r in records.iter().take(12) {
+        spool.ack(r.id);
+    }
+    wait_until("first segment deleted", || segments(dir.path()).len() == 2).await;
+    for r in records.iter().skip(12) {
+        spool.ack(r.id);
+    }
+    wait_until("all deleted", || segments(dir.path()).is_empty()).await;
+    // The spool keeps working after its active segment went away.
+    append_durably(&spool, 30..31).await;
+    assert_eq!(texts(&read_n(&spool, 1).await), expected([30]));
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn a_full_spool_drops_and_counts_without_blocking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = SpoolOptions {
+        max_bytes: 800, // ten 80-byte frames
+        segment_bytes: 400,
+        ..options(dir.path())
+    };
+    let spool = Spool::open(opts).expect("open");
+    let mut accepted = Vec::new();
+    let started = std::time::Instant::now();
+    let mut dropped = 0;
+    for i in 0..25 {
+        match spool.append(payload(i)) {
+            Ok(durable) => accepted.push(durable),
+            Err(Dropped::Full) => dropped += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "append blocked"
+    );
+    assert_eq!((accepted.len(), dropped), (10, 15));
+    for d in accepted {
+        bounded("durable", d).await.expect("durable");
+    }
+    let stats = spool.stats();
+    assert_eq!((stats.dropped_full, stats.appended), (15, 10));
+    assert!(stats.bytes_on_disk <= 800);
+
+    // Acknowledging frees whole segments, and appends are accepted again.
+    let records = read_n(&spool, 10).await;
+    for r in records.iter().take(5) {
+        spool.ack(r.id);
+    }
+    wait_until("space freed", || spool.stats().bytes_on_disk <= 400).await;
+    assert!(spool.append(payload(100)).is_ok());
+    assert!(matches!(
+        spool.append(vec![0u8; 65 * 1024 * 1024]).map(|_| ()),
+        Err(Dropped::TooLarge)
+    ));
+    assert_eq!(spool.stats().dropped_too_large, 1);
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_truncated_and_earlier_records_survive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    append_durably(&spool, 0..5).await;
+    spool.close().await;
+    let file = segments(dir.path()).pop().expect("a segment");
+    let len = std::fs::metadata(&file).expect("stat").len();
+    // Cut the last record in half, as a crash mid-write would.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_len(len - 30))
+        .expect("truncate");
+
+    let spool = Spool::open(options(dir.path())).expect("reopen despite damage");
+    let stats = spool.stats();
+    assert_eq!(stats.torn_bytes, 80 - 30);
+    assert_eq!(stats.waiting_records, 4);
+    assert_eq!(std::fs::metadata(&file).expect("stat").len(), 4 * 80);
+    assert_eq!(texts(&read_n(&spool, 4).await), expected(0..4));
+    assert_nothing_to_read(&spool).await;
+    // Ids are not reused: the torn record's id is never handed out for another record.
+    assert_eq!(append_durably(&spool, 5..6).await, vec![5]);
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn a_flipped_byte_skips_that_record_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    append_durably(&spool, 0..5).await;
+    spool.close().await;
+    let file = segments(dir.path()).pop().expect("a segment");
+    let mut bytes = std::fs::read(&file).expect("read");
+    bytes[2 * 80 + 40] ^= 0x20; // inside the payload of the third record
+    std::fs::write(&file, &bytes).expect("write");
+
+    let spool = Spool::open(options(dir.path())).expect("reopen despite damage");
+    assert_eq!(spool.stats().corrupt_skipped, 1);
+    let records = read_n(&spool, 4).await;
+    assert_eq!(texts(&records), expected([0, 1, 3, 4]));
+    // The skipped id does not hold back acknowledgement.
+    for r in &records {
+        spool.ack(r.id);
+    }
+    assert_eq!(spool.stats().acked_through, 5);
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn a_flipped_length_byte_is_resynchronised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    append_durably(&spool, 0..5).await;
+    spool.close().await;
+    let file = segments(dir.path()).pop().expect("a segment");
+    let mut bytes = std::fs::read(&file).expect("read");
+    bytes[80 + 1] ^= 0x01; // the length field of the second record
+    std::fs::write(&file, &bytes).expect("write");
+
+    let spool = Spool::open(options(dir.path())).expect("reopen");
+    assert_eq!(spool.stats().corrupt_skipped, 1);
+    assert_eq!(texts(&read_n(&spool, 4).await), expected([0, 2, 3, 4]));
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn a_second_open_fails_while_the_first_holds_the_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    let err = Spool::open(options(dir.path())).expect_err("second open must fail");
+    assert!(matches!(err, SpoolError::Locked { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    assert!(text.contains("in use"), "{text}");
+    spool.close().await;
+    Spool::open(options(dir.path()))
+        .expect("free after close")
+        .close()
+        .await;
+}
+
+#[tokio::test]
+async fn a_lost_or_damaged_ledger_means_redelivery_not_loss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    append_durably(&spool, 0..6).await;
+    for r in read_n(&spool, 3).await {
+        spool.ack(r.id);
+    }
+    spool.close().await;
+    let ledger = dir.path().join("ledger");
+    assert!(ledger.exists());
+
+    std::fs::write(&ledger, b"garbage").expect("damage ledger");
+    let spool = Spool::open(options(dir.path())).expect("reopen with a damaged ledger");
+    assert_eq!(texts(&read_n(&spool, 6).await), expected(0..6));
+    spool.close().await;
+
+    std::fs::remove_file(&ledger).expect("remove ledger");
+    let spool = Spool::open(options(dir.path())).expect("reopen without a ledger");
+    let all = read_n(&spool, 6).await;
+    assert_eq!(texts(&all), expected(0..6));
+    // And new ids still do not collide with ids on disk.
+    assert_eq!(append_durably(&spool, 6..7).await, vec![7]);
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn read_batch_waits_for_new_records_and_is_cancel_safe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    let reader = {
+        let spool = spool.clone();
+        tokio::spawn(async move { spool.read_batch(10).await })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(
+        !reader.is_finished(),
+        "read_batch returned with nothing to read"
+    );
+    append_durably(&spool, 0..3).await;
+    let got = bounded("reader", reader)
+        .await
+        .expect("task")
+        .expect("read");
+    assert_eq!(texts(&got), expected(0..3));
+
+    // Reads cancelled half-way (by a timeout) lose nothing and repeat nothing.
+    let mut seen: Vec<SpoolRecord> = Vec::new();
+    for i in 3..40 {
+        drop(spool.append(payload(i)));
+        if let Ok(batch) =
+            tokio::time::timeout(Duration::from_micros(50), spool.read_batch(1)).await
+        {
+            seen.extend(batch.expect("read"));
+        }
+    }
+    spool.flush_now();
+    while seen.len() < 37 {
+        seen.extend(bounded("read", spool.read_batch(100)).await.expect("read"));
+    }
+    let ids: Vec<u64> = seen.iter().map(|r| r.id).collect();
+    assert_eq!(ids, (4..=40).collect::<Vec<u64>>());
+    assert_nothing_to_read(&spool).await;
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn rewind_hands_out_the_unacknowledged_records_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    append_durably(&spool, 0..4).await;
+    let first = read_n(&spool, 3).await;
+    spool.ack(first[0].id);
+    spool.ack(first[2].id);
+    spool.rewind().await;
+    assert!(!spool.ack(first[1].id), "handed out before the rewind");
+    assert_eq!(texts(&read_n(&spool, 3).await), expected(1..4));
+    assert_nothing_to_read(&spool).await;
+    spool.close().await;
+}
