@@ -45,6 +45,9 @@ pub enum Command {
     /// Inspect the deployed prompts of a running daemon.
     #[command(subcommand)]
     Deployments(DeploymentsCommand),
+    /// The log spool of a running daemon: what waits, what was shipped; flush now.
+    #[command(subcommand)]
+    Logs(LogsCommand),
     /// Install the systemd units (and a default config if there is none) for this binary.
     InstallUnits(InstallArgs),
 }
@@ -90,6 +93,14 @@ pub enum DeploymentsCommand {
         #[arg(long = "input", short = 'i', value_parser = parse_input)]
         inputs: Vec<(String, String)>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Records waiting, bytes on disk, oldest record's age, sent, rejected, dropped, last error.
+    Status(SocketArg),
+    /// Commit the spool and ship to the collector now.
+    Flush(SocketArg),
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +219,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(args) => runtime()?.block_on(status(args)),
         Command::Cache(command) => runtime()?.block_on(cache(command)),
         Command::Deployments(command) => runtime()?.block_on(deployments(command)),
+        Command::Logs(command) => runtime()?.block_on(logs(command)),
         Command::InstallUnits(args) => install_units(args),
     }
 }
@@ -491,6 +503,39 @@ async fn deployments(command: DeploymentsCommand) -> anyhow::Result<i32> {
                     m["role"].as_str().unwrap_or("?"),
                     m["content"].as_str().unwrap_or("")
                 );
+            }
+        }
+    }
+    Ok(0)
+}
+
+async fn logs(command: LogsCommand) -> anyhow::Result<i32> {
+    let (target, method, path) = match &command {
+        LogsCommand::Status(target) => (target, Method::GET, "/logs/status"),
+        LogsCommand::Flush(target) => (target, Method::POST, "/logs/flush"),
+    };
+    let client = DaemonClient::new(&socket_of(target)?);
+    let (status, body) = client.call(method, path, None).await?;
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !status.is_success() {
+        eprintln!("promptd: {status}: {}", error_message(&value));
+        return Ok(1);
+    }
+    match command {
+        LogsCommand::Flush(_) => println!("flush requested"),
+        LogsCommand::Status(_) => {
+            let Value::Object(map) = value else {
+                bail!("unexpected answer: {}", String::from_utf8_lossy(&body));
+            };
+            for (name, v) in map {
+                if !v.is_null() {
+                    println!(
+                        "{name:<24} {}",
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    );
+                }
             }
         }
     }

@@ -58,6 +58,8 @@ pub enum ApiError {
     ProviderProtocol { provider: String, message: String },
     #[error("provider {provider} stream failed: {message}")]
     ProviderStream { provider: String, message: String },
+    #[error("{0}")]
+    LogNotAccepted(String),
     #[error("promptd is shutting down")]
     ShuttingDown,
     #[error("internal error: {0}")]
@@ -90,6 +92,7 @@ impl ApiError {
             ApiError::ProviderProtocol { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ProviderStream { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::LogNotAccepted(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,6 +117,7 @@ impl ApiError {
             ApiError::ProviderUnreachable { .. } => "provider_unreachable",
             ApiError::ProviderTimeout { .. } => "provider_timeout",
             ApiError::ShuttingDown => "unavailable",
+            ApiError::LogNotAccepted(_) => "log_not_accepted",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -17,6 +17,7 @@ pub use paths::{default_prompts_dir, default_socket, default_state_dir};
 use raw::{RawConfig, RawProvider};
 
 use crate::cache::CacheConfig;
+use crate::logs::{SpoolConfig, UpstreamConfig};
 use crate::providers::{Price, ProviderKind};
 
 /// The embedded default config (`promptd default-config` prints it).
@@ -120,6 +121,10 @@ pub struct Config {
     /// Price overrides by model name (prefix match), USD per million tokens.
     pub prices: BTreeMap<String, Price>,
     pub cache: CacheConfig,
+    /// `[spool]`: the on-disk log spool under `state_dir/spool`.
+    pub spool: SpoolConfig,
+    /// `[upstream]`: the Parea API that receives logs and serves deployments promptd lacks.
+    pub upstream: UpstreamConfig,
 }
 
 /// Command-line flags that beat the file.
@@ -216,6 +221,8 @@ impl Config {
                 .map(|(model, p)| check_price(&model, p.input, p.output).map(|p| (model, p)))
                 .collect::<Result<_, _>>()?,
             cache: cache_config(raw.cache.unwrap_or_default())?,
+            spool: SpoolConfig::from_raw(raw.spool)?,
+            upstream: UpstreamConfig::from_raw(raw.upstream)?,
         };
         if config.socket.as_os_str().is_empty() {
             return Err(invalid("socket", "must not be empty"));

@@ -14,12 +14,15 @@
 //! knows nothing of the cache, the cache nothing of HTTP.
 
 mod answer;
+mod complete;
 mod flight;
+mod log;
 mod prepare;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -28,17 +31,17 @@ use tokio::sync::mpsc;
 pub use prepare::Prepared;
 
 use crate::api::{ApiError, CompletionRequest, CompletionResponse};
-use crate::cache::coalesce::{Event, Joined, Outcome, Subscription};
-use crate::cache::{cache_key, Cache, CacheEntry, CacheKey, CacheStatus, Lookup};
+use crate::cache::coalesce::{Joined, Subscription};
+use crate::cache::{cache_key, Cache, CacheEntry, CacheKey, CacheStatus};
 use crate::config::Config;
 use crate::deployments::{
     Deployment, LookupError, Registry, Upstream as DeploymentUpstream, UpstreamError,
 };
+use crate::logs::{Spool, SpoolError};
 use crate::projects::ProjectStore;
-use crate::providers::{tool_calls_json, PriceTable, Provider, ProviderError};
+use crate::providers::{PriceTable, Provider, ProviderError};
 use crate::store::{Store, StoreError};
 use crate::telemetry::metrics::{Metrics, StatsSource};
-use answer::{entry_from_completion, response_from_entry};
 
 /// Deltas buffered between the upstream reader and a slow client.
 const STREAM_BUFFER: usize = 64;
@@ -64,6 +67,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
 }
 
 /// Shared by every request: providers with their connection pools, prices, the cache.
@@ -73,6 +78,8 @@ pub struct Engine {
     deployments: Arc<Registry>,
     /// Where deployments that are not local are fetched (`[upstream]`), if anywhere.
     deployment_upstream: Option<DeploymentUpstream>,
+    /// Where every log record waits for the flusher.
+    spool: Spool,
     projects: ProjectStore,
     store: Store,
     cache: Cache,
@@ -143,10 +150,21 @@ impl Engine {
             config.provider_names(),
             store.deployments_tree()?,
         ));
+        let deployment_upstream = match (&config.upstream.base_url, &config.upstream.api_key) {
+            (Some(base_url), Some(api_key)) => Some(DeploymentUpstream {
+                client: reqwest::Client::new(),
+                base_url: base_url.clone(),
+                api_key: api_key.clone(),
+                ttl: crate::deployments::DEFAULT_UPSTREAM_TTL,
+            }),
+            _ => None,
+        };
+        let spool = Spool::open(config.spool.options(config.state_dir.join("spool")))?;
         Ok(Engine {
             upstreams: ArcSwap::from_pointee(upstreams),
             deployments,
-            deployment_upstream: None,
+            deployment_upstream,
+            spool,
             projects: ProjectStore::open(&config.state_dir),
             store,
             cache,
@@ -192,10 +210,20 @@ impl Engine {
         }
     }
 
-    /// Clean shutdown: write hit counts back and flush the database.
-    pub fn close(&self) {
-        self.cache.maintain();
-        self.store.flush();
+    /// The log spool.
+    pub fn spool(&self) -> &Spool {
+        &self.spool
+    }
+
+    /// Clean shutdown: commit the last log batch, write hit counts back, flush the database.
+    pub async fn close(self: &Arc<Self>) {
+        self.spool.close().await;
+        let engine = Arc::clone(self);
+        let _ = tokio::task::spawn_blocking(move || {
+            engine.cache.maintain();
+            engine.store.flush();
+        })
+        .await;
     }
 
     /// The deployed prompts.
@@ -267,210 +295,44 @@ impl Engine {
             }
         }
     }
-
-    /// Answer a completion request with a whole answer.
-    pub async fn complete(self: &Arc<Self>, req: CompletionRequest) -> Result<Answer, ApiError> {
-        let started = Instant::now();
-        let start_ts = Utc::now();
-        let prepared = self.prepare(req).await?;
-        let Some(key) = self.cache_key_of(&prepared) else {
-            self.cache.record(CacheStatus::Bypass);
-            let completion = prepared
-                .provider
-                .complete(&prepared.chat, prepared.api_key.as_ref())
-                .await
-                .map_err(|e| provider_error(&prepared.provider, e))?;
-            let entry = entry_from_completion(
-                &prepared,
-                completion,
-                None,
-                &self.upstreams.load().prices,
-                (0, 0),
-            );
-            return Ok(Answer {
-                response: response_from_entry(&prepared, &entry, started, start_ts, false),
-                cache: CacheStatus::Bypass,
-                key: None,
-            });
-        };
-        let stale = match self.cache.lookup(&key) {
-            Lookup::Fresh(entry) => {
-                self.cache.record_hit(&key);
-                return Ok(Answer {
-                    response: response_from_entry(&prepared, &entry, started, start_ts, true),
-                    cache: CacheStatus::Hit,
-                    key: Some(key),
-                });
-            }
-            Lookup::Expired(entry) => Some(entry),
-            Lookup::Miss => None,
-        };
-        let (mut sub, leader) = self.join_flight(key, &prepared, false, stale);
-        let (entry, status) = match sub.outcome().await {
-            Outcome::Done(entry) if leader => (entry, CacheStatus::Miss),
-            Outcome::Done(entry) => (entry, CacheStatus::Hit),
-            Outcome::Stale(entry) => (entry, CacheStatus::Stale),
-            Outcome::Failed(e) => return Err(e),
-        };
-        self.cache.record(status);
-        Ok(Answer {
-            response: response_from_entry(
-                &prepared,
-                &entry,
-                started,
-                start_ts,
-                status != CacheStatus::Miss,
-            ),
-            cache: status,
-            key: Some(key),
-        })
-    }
-
-    /// Start a streamed completion. Errors before the first delta are returned here (so they
-    /// become HTTP errors); later ones arrive as [`StreamItem::Error`].
-    pub async fn stream(
-        self: &Arc<Self>,
-        req: CompletionRequest,
-    ) -> Result<CompletionStream, ApiError> {
-        let prepared = self.prepare(req).await?;
-        let trace_id = prepared.trace_id.clone();
-        let Some(key) = self.cache_key_of(&prepared) else {
-            self.cache.record(CacheStatus::Bypass);
-            let items = self.stream_uncached(prepared).await?;
-            return Ok(CompletionStream {
-                trace_id,
-                items,
-                cache: CacheStatus::Bypass,
-                key: None,
-            });
-        };
-        let stale = match self.cache.lookup(&key) {
-            Lookup::Fresh(entry) => {
-                self.cache.record_hit(&key);
-                return Ok(CompletionStream {
-                    trace_id,
-                    items: replay(&entry.deltas),
-                    cache: CacheStatus::Hit,
-                    key: Some(key),
-                });
-            }
-            Lookup::Expired(entry) => Some(entry),
-            Lookup::Miss => None,
-        };
-        let (mut sub, leader) = self.join_flight(key, &prepared, true, stale);
-        let fresh = if leader {
-            CacheStatus::Miss
-        } else {
-            CacheStatus::Hit
-        };
-        let (items, status) = match sub.next().await {
-            Event::Delta(first) => (forward(first, sub), fresh),
-            Event::Outcome(Outcome::Done(entry)) => (replay(&entry.deltas), fresh),
-            Event::Outcome(Outcome::Stale(entry)) => (replay(&entry.deltas), CacheStatus::Stale),
-            Event::Outcome(Outcome::Failed(e)) => return Err(e),
-        };
-        self.cache.record(status);
-        Ok(CompletionStream {
-            trace_id,
-            items,
-            cache: status,
-            key: Some(key),
-        })
-    }
-
-    /// A stream that is not shared or cached: the upstream call is cancelled when the client
-    /// goes away.
-    async fn stream_uncached(
-        &self,
-        prepared: Prepared,
-    ) -> Result<mpsc::Receiver<StreamItem>, ApiError> {
-        let provider = Arc::clone(&prepared.provider);
-        let mut upstream = provider
-            .open_stream(&prepared.chat, prepared.api_key.as_ref())
-            .await
-            .map_err(|e| provider_error(&provider, e))?;
-        let first = upstream
-            .next_delta()
-            .await
-            .map_err(|e| provider_error(&provider, e))?;
-        let (tx, items) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(async move {
-            let mut next = Ok(first);
-            loop {
-                match next {
-                    Ok(Some(delta)) => {
-                        if tx.send(StreamItem::Delta(delta)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => {
-                        let completion = upstream.into_completion();
-                        if !completion.tool_calls.is_empty() {
-                            let _ = tx
-                                .send(StreamItem::Delta(tool_calls_json(&completion.tool_calls)))
-                                .await;
-                        }
-                        return;
-                    }
-                    Err(e) => {
-                        let message = provider_error(&provider, e).to_string();
-                        tracing::warn!(trace_id = %prepared.trace_id, error = %message, "stream failed after it started");
-                        let _ = tx.send(StreamItem::Error(message)).await;
-                        return;
-                    }
-                }
-                next = tokio::select! {
-                    next = upstream.next_delta() => next,
-                    _ = tx.closed() => break,
-                };
-            }
-            tracing::debug!(trace_id = %prepared.trace_id, "client went away; upstream stream cancelled");
-        });
-        Ok(items)
-    }
 }
 
-impl StatsSource for Engine {
+/// The engine as the metrics registry reads it at scrape time. Weak, so the registry never
+/// keeps a stopped engine (and its database lock) alive.
+#[derive(Debug)]
+pub struct EngineStats {
+    pub engine: std::sync::Weak<Engine>,
+    pub flusher: crate::logs::FlusherHandle,
+}
+
+impl StatsSource for EngineStats {
     fn cache_stats(&self) -> crate::cache::CacheStats {
-        self.cache.stats()
+        self.engine
+            .upgrade()
+            .map(|e| e.cache.stats())
+            .unwrap_or_default()
     }
 
     fn flights_in_progress(&self) -> u64 {
-        self.cache.flights().len() as u64
+        self.engine
+            .upgrade()
+            .map_or(0, |e| e.cache.flights().len() as u64)
     }
 
     fn deployments(&self) -> crate::deployments::DeploymentCounts {
-        self.deployments.status().counts()
+        self.engine
+            .upgrade()
+            .map(|e| e.deployments.status().counts())
+            .unwrap_or_default()
     }
-}
 
-/// A channel already holding `deltas` (a cached answer's replay).
-fn replay(deltas: &[String]) -> mpsc::Receiver<StreamItem> {
-    let (tx, rx) = mpsc::channel(deltas.len().max(1));
-    for delta in deltas {
-        // Capacity is exactly the number of deltas.
-        let _ = tx.try_send(StreamItem::Delta(delta.clone()));
+    fn spool(&self) -> Option<crate::logs::SpoolStats> {
+        self.engine.upgrade().map(|e| e.spool.stats())
     }
-    rx
-}
 
-/// Forward a flight's deltas to one client. When the client leaves, the flight goes on.
-fn forward(first: String, mut sub: Subscription) -> mpsc::Receiver<StreamItem> {
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    tokio::spawn(async move {
-        let mut item = StreamItem::Delta(first);
-        loop {
-            if tx.send(item).await.is_err() {
-                return;
-            }
-            item = match sub.next().await {
-                Event::Delta(delta) => StreamItem::Delta(delta),
-                Event::Outcome(Outcome::Failed(e)) => StreamItem::Error(e.to_string()),
-                Event::Outcome(Outcome::Done(_) | Outcome::Stale(_)) => return,
-            };
-        }
-    });
-    rx
+    fn flusher(&self) -> Option<crate::logs::FlusherStats> {
+        Some(self.flusher.stats())
+    }
 }
 
 /// Map a provider failure to the request error the client sees.

@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use crate::api::{ApiError, CompletionRequest, LlmConfiguration, Message, ModelParams, Role};
 use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
+use crate::logs::CompletionLog;
+use crate::projects::ProjectStore;
 use crate::providers::{ChatRequest, Provider};
 
 /// A request ready for the provider.
@@ -21,6 +23,8 @@ pub struct Prepared {
     pub api_key: Option<Secret>,
     /// `cache` (default true): read and write the completion cache.
     pub cache: bool,
+    /// What the log record of this completion takes from the request (no key).
+    pub log: CompletionLog,
 }
 
 /// Resolve `req` (with its deployment, when it names one) against the configured providers.
@@ -37,6 +41,17 @@ pub fn prepare(
                 message: format!("log_sample_rate must be between 0 and 1, got {rate}"),
             });
         }
+    }
+    let trace_id = req
+        .trace_id
+        .clone()
+        .or_else(|| req.inference_id.clone())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    // Taken before anything is consumed; the configuration is replaced by the resolved one.
+    let mut log = CompletionLog::from_request(&req, trace_id.clone());
+    if log.project_uuid.is_none() {
+        log.project_uuid = log.project_name.as_deref().map(ProjectStore::uuid_for);
     }
     let mut overrides = req.llm_configuration.take().unwrap_or_default();
     // Messages of a request are templates only when the request gives inputs: a `{{` in plain
@@ -81,24 +96,30 @@ pub fn prepare(
         });
     }
     let messages = place_history(messages, history.unwrap_or_default());
-    let trace_id = req
-        .trace_id
-        .take()
-        .or_else(|| req.inference_id.take())
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let chat = ChatRequest {
+        model,
+        messages,
+        params: model_params.unwrap_or_default(),
+        functions: functions.unwrap_or_default(),
+        function_call,
+    };
+    // The log keeps what the provider was asked, not what the request said.
+    log.configuration = Some(LlmConfiguration {
+        model: Some(chat.model.clone()),
+        provider: Some(provider_name),
+        model_params: Some(chat.params.clone()),
+        messages: Some(chat.messages.clone()),
+        history: None,
+        functions: (!chat.functions.is_empty()).then(|| chat.functions.clone()),
+        function_call: chat.function_call.clone(),
+    });
     Ok(Prepared {
         trace_id,
         provider,
-        chat: ChatRequest {
-            model,
-            messages,
-            params: model_params.unwrap_or_default(),
-            functions: functions.unwrap_or_default(),
-            function_call,
-        },
+        chat,
         api_key: req.provider_api_key.take(),
         cache: req.cache.unwrap_or(true),
+        log,
     })
 }
 

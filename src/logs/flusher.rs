@@ -81,6 +81,14 @@ pub struct FlusherHandle {
     spool: Spool,
 }
 
+impl std::fmt::Debug for FlusherHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlusherHandle")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 impl FlusherHandle {
     pub fn stats(&self) -> FlusherStats {
         let s = &self.shared;

@@ -11,6 +11,7 @@ use crate::api::project::ProjectRequest;
 use crate::api::{decode_json, ApiError, CompletionRequest};
 use crate::cache::CacheKey;
 use crate::deployments::TemplateError;
+use crate::logs::{sampled_in, Feedback, FlusherState, LogRecord, SpoolEntry, TraceLogUpdate};
 
 /// `GET /health`.
 pub fn health(state: &State) -> Response<ResponseBody> {
@@ -167,6 +168,7 @@ pub fn status(state: &State) -> Response<ResponseBody> {
         providers: Vec<Provider<'a>>,
         cache: crate::cache::CacheStats,
         deployments: crate::deployments::DeploymentCounts,
+        logs: serde_json::Value,
     }
     let config = state.config.load();
     body::json(
@@ -192,6 +194,161 @@ pub fn status(state: &State) -> Response<ResponseBody> {
                 .collect(),
             cache: state.engine.cache().stats(),
             deployments: state.engine.deployments().status().counts(),
+            logs: logs_status_json(state),
         },
     )
+}
+
+/// Spool `entry` and wait for its group commit: a 2xx means the record is on disk.
+async fn spool_durably(state: &State, entry: SpoolEntry) -> Result<u64, ApiError> {
+    let bytes = entry.encode().map_err(|e| ApiError::InvalidRequest {
+        field: "body",
+        message: format!("record cannot be spooled: {e}"),
+    })?;
+    let durable = state
+        .engine
+        .spool()
+        .append(bytes)
+        .map_err(|e| ApiError::LogNotAccepted(format!("{e}; try again later")))?;
+    durable
+        .await
+        .map_err(|e| ApiError::LogNotAccepted(format!("log record not stored: {e}")))
+}
+
+#[derive(Serialize)]
+struct Spooled<'a> {
+    status: &'static str,
+    trace_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spool_id: Option<u64>,
+}
+
+/// `POST /trace_log`: a client's record; 2xx once it is durable (or sampled out).
+pub async fn trace_log(
+    req: Request<Incoming>,
+    state: &State,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let record: LogRecord = decode_json(&bytes)?;
+    let trace_id =
+        record
+            .trace_id
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::InvalidRequest {
+                field: "trace_id",
+                message: "trace_id is required".into(),
+            })?;
+    if let (Some(rate), Some(key)) = (record.log_sample_rate, record.sampling_key()) {
+        if !sampled_in(key, rate) {
+            return Ok(body::json(
+                StatusCode::OK,
+                &Spooled {
+                    status: "sampled_out",
+                    trace_id: &trace_id,
+                    spool_id: None,
+                },
+            ));
+        }
+    }
+    let id = spool_durably(state, SpoolEntry::TraceLog(Box::new(record))).await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &Spooled {
+            status: "ok",
+            trace_id: &trace_id,
+            spool_id: Some(id),
+        },
+    ))
+}
+
+/// `PUT /trace_log`: an update of an earlier record, spooled (in order) after it.
+pub async fn trace_log_update(
+    req: Request<Incoming>,
+    state: &State,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let update: TraceLogUpdate = decode_json(&bytes)?;
+    let trace_id = update.trace_id.clone();
+    let id = spool_durably(state, SpoolEntry::TraceLogUpdate(update)).await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &Spooled {
+            status: "ok",
+            trace_id: &trace_id,
+            spool_id: Some(id),
+        },
+    ))
+}
+
+/// `POST /feedback`: a score for a trace, spooled like a log.
+pub async fn feedback(
+    req: Request<Incoming>,
+    state: &State,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let feedback: Feedback = decode_json(&bytes)?;
+    if !(0.0..=1.0).contains(&feedback.score) {
+        return Err(ApiError::InvalidRequest {
+            field: "score",
+            message: format!("score must be between 0 and 1, got {}", feedback.score),
+        });
+    }
+    let trace_id = feedback.trace_id.clone();
+    let id = spool_durably(state, SpoolEntry::Feedback(feedback)).await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &Spooled {
+            status: "ok",
+            trace_id: &trace_id,
+            spool_id: Some(id),
+        },
+    ))
+}
+
+/// `GET /logs/status`: what waits on disk, what was shipped, and why nothing ships if so.
+pub fn logs_status(state: &State) -> Response<ResponseBody> {
+    body::json(StatusCode::OK, &logs_status_json(state))
+}
+
+/// The logs part of `/logs/status` and `/status`.
+pub fn logs_status_json(state: &State) -> serde_json::Value {
+    let s = state.engine.spool().stats();
+    let f = state.flusher.stats();
+    let config = state.config.load();
+    let (flusher_state, why) = match &f.state {
+        FlusherState::Idle => ("idle", None),
+        FlusherState::Running => ("running", None),
+        FlusherState::Disabled { reason } => ("disabled", Some(reason.clone())),
+        FlusherState::Stopped => ("stopped", None),
+    };
+    serde_json::json!({
+        "waiting_records": s.waiting_records,
+        "bytes_on_disk": s.bytes_on_disk,
+        "max_bytes": config.spool.max_bytes,
+        "oldest_waiting_seconds": s.oldest_waiting_age.map(|a| a.as_secs()),
+        "appended": s.appended,
+        "committed": s.committed,
+        "sent": f.sent,
+        "rejected": f.rejected,
+        "retries": f.retries,
+        "undecodable": f.undecodable,
+        "in_flight": f.in_flight,
+        "dropped": s.dropped_full + s.dropped_too_large,
+        "corrupt_skipped": s.corrupt_skipped,
+        "write_errors": s.write_errors,
+        "last_write_error": s.last_write_error,
+        "flusher": flusher_state,
+        "not_flushing_because": why,
+        "upstream": config.upstream.base_url,
+        "upstream_api_key": config.upstream.api_key_source,
+        "last_upstream_error": f.last_error.map(|e| e.message),
+        "last_rejection": f.last_rejection,
+    })
+}
+
+/// `POST /logs/flush`: commit the queue and ship now (cuts retry waits short).
+pub fn logs_flush(state: &State) -> Response<ResponseBody> {
+    state.flusher.flush_now();
+    body::json(StatusCode::ACCEPTED, &serde_json::json!({"flushing": true}))
 }

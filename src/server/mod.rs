@@ -35,8 +35,9 @@ pub use router::PAREA_PREFIX;
 
 use crate::api::ApiError;
 use crate::config::Config;
-use crate::engine::{Engine, EngineError};
-use crate::telemetry::metrics::{Metrics, StatsSource};
+use crate::engine::{Engine, EngineError, EngineStats};
+use crate::logs::{Flusher, FlusherHandle};
+use crate::telemetry::metrics::Metrics;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -60,6 +61,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("cannot start the log flusher: {0}")]
+    Flusher(String),
 }
 
 /// What every request handler can reach.
@@ -75,6 +78,8 @@ pub struct State {
     pub metrics: Metrics,
     /// Where the daemon listens, for `/status`.
     pub listeners: String,
+    /// The log flusher's stats and its flush trigger.
+    pub flusher: FlusherHandle,
 }
 
 /// Apply a reloaded config; the old one keeps serving if the new one cannot be applied.
@@ -124,12 +129,14 @@ async fn report_to_systemd(state: Arc<State>) {
             _ = ping.tick(), if watchdog.is_some() => systemd::watchdog(),
             _ = status.tick() => {
                 let cache = state.engine.cache().stats();
+                let spool = state.engine.spool().stats();
                 systemd::status(&format!(
-                    "{} requests, cache {} hits / {} misses, {} entries",
+                    "{} requests, cache {} hits / {} misses, {} entries, spool backlog {} records",
                     state.requests.load(Ordering::Relaxed),
                     cache.hits,
                     cache.misses,
-                    cache.entries
+                    cache.entries,
+                    spool.waiting_records
                 ));
             }
         }
@@ -175,7 +182,19 @@ pub async fn run_with_reload(
             return Err(e);
         }
     };
-    metrics.register_source(Arc::clone(&engine) as Arc<dyn StatsSource>);
+    let flusher = match Flusher::new(engine.spool().clone(), config.upstream.clone()) {
+        Ok(flusher) => flusher,
+        Err(e) => {
+            if let Some(path) = &listeners.unix_path {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(StartupError::Flusher(e.to_string()));
+        }
+    };
+    metrics.register_source(Arc::new(EngineStats {
+        engine: Arc::downgrade(&engine),
+        flusher: flusher.handle(),
+    }));
     let state = Arc::new(State {
         engine,
         config: ArcSwap::from_pointee(config),
@@ -184,6 +203,7 @@ pub async fn run_with_reload(
         requests: AtomicU64::new(0),
         metrics,
         listeners: listeners.describe(),
+        flusher: flusher.handle(),
     });
     let config = state.config.load_full();
     let mut policy = PeerPolicy::new(&config.allowed_uids);
@@ -198,6 +218,10 @@ pub async fn run_with_reload(
         unix_path,
         tcp,
     } = listeners;
+    let (stop_flusher, flusher_stopped) = tokio::sync::oneshot::channel::<()>();
+    let flusher = tokio::spawn(flusher.run(async move {
+        let _ = flusher_stopped.await;
+    }));
     let (stop_maintenance, maintenance_stopped) = tokio::sync::oneshot::channel::<()>();
     let maintenance = tokio::spawn(Arc::clone(&state.engine).maintain(async move {
         let _ = maintenance_stopped.await;
@@ -267,9 +291,27 @@ pub async fn run_with_reload(
     }
     let _ = stop_maintenance.send(());
     let _ = maintenance.await;
-    let engine = Arc::clone(&state.engine);
-    let _ = tokio::task::spawn_blocking(move || engine.close()).await;
+    let _ = stop_flusher.send(());
+    let _ = flusher.await;
+    state.engine.close().await;
+    release(state).await;
     Ok(())
+}
+
+/// Longest wait for the last tasks (connections, flights) to let go of the engine.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// Wait (bounded) until nothing else holds the state and the engine, then drop them, so the
+/// database and spool locks are free when `run` returns (a restart in the same process — as
+/// tests do — can open them again).
+async fn release(state: Arc<State>) {
+    let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+    while (Arc::strong_count(&state) > 1 || Arc::strong_count(&state.engine) > 1)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(state);
 }
 
 fn serve_connection<I>(

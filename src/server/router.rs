@@ -15,8 +15,6 @@ pub const PAREA_PREFIX: &str = "/api/parea/v1";
 
 /// First path segments (under [`PAREA_PREFIX`]) of hosted routes promptd does not serve yet.
 const UNSUPPORTED: &[&str] = &[
-    "trace_log",
-    "feedback",
     "experiment",
     "experiments",
     "collection",
@@ -44,6 +42,14 @@ pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBo
             handlers::deployed_prompt(req, state).await
         }
         (&Method::GET, "/deployments") => Ok(handlers::deployments(state)),
+        (&Method::POST, p) if p == paths::TRACE_LOG => handlers::trace_log(req, state).await,
+        (&Method::PUT, p) if p == paths::TRACE_LOG => handlers::trace_log_update(req, state).await,
+        (&Method::POST, p) if p == paths::FEEDBACK => handlers::feedback(req, state).await,
+        (&Method::GET, p) if p.starts_with(paths::TRACE_LOG) => Err(ApiError::NotImplemented(
+            format!("{method} {p} (records are shipped upstream, not kept for reading)"),
+        )),
+        (&Method::GET, "/logs/status") => Ok(handlers::logs_status(state)),
+        (&Method::POST, "/logs/flush") => Ok(handlers::logs_flush(state)),
         (&Method::GET, "/cache/stats") => Ok(handlers::cache_stats(state)),
         (&Method::GET, "/metrics") => Ok(handlers::metrics(state)),
         (&Method::GET, "/status") => Ok(handlers::status(state)),
@@ -55,6 +61,10 @@ pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBo
             if p == "/health"
                 || p == "/metrics"
                 || p == "/deployments"
+                || p == "/logs/status"
+                || p == "/logs/flush"
+                || p == paths::TRACE_LOG
+                || p == paths::FEEDBACK
                 || p == paths::DEPLOYED_PROMPT
                 || p == "/status"
                 || p == "/cache"
@@ -87,6 +97,9 @@ pub fn route_name(method: &Method, path: &str) -> &'static str {
         paths::PROJECT => "project",
         paths::DEPLOYED_PROMPT => "deployed_prompt",
         "/deployments" => "deployments",
+        paths::TRACE_LOG => "trace_log",
+        paths::FEEDBACK => "feedback",
+        "/logs/status" | "/logs/flush" => "logs",
         "/health" => "health",
         "/metrics" => "metrics",
         "/status" => "status",
@@ -112,6 +125,8 @@ mod paths {
     pub const STREAM: &str = "/api/parea/v1/completion/stream";
     pub const PROJECT: &str = "/api/parea/v1/project";
     pub const DEPLOYED_PROMPT: &str = "/api/parea/v1/deployed-prompt";
+    pub const TRACE_LOG: &str = "/api/parea/v1/trace_log";
+    pub const FEEDBACK: &str = "/api/parea/v1/feedback";
 }
 
 #[cfg(test)]
@@ -123,7 +138,7 @@ mod tests {
         assert!(is_unsupported_hosted_route(
             "/api/parea/v1/experiment/abc/stats"
         ));
-        assert!(is_unsupported_hosted_route("/api/parea/v1/trace_log"));
+        assert!(is_unsupported_hosted_route("/api/parea/v1/datasets/7"));
         assert!(!is_unsupported_hosted_route("/api/parea/v1/nonsense"));
         assert!(!is_unsupported_hosted_route("/trace_log"));
         assert_eq!(paths::COMPLETION, format!("{PAREA_PREFIX}/completion"));

@@ -19,6 +19,7 @@ use prometheus_client::registry::Registry;
 
 use crate::cache::CacheStats;
 use crate::deployments::DeploymentCounts;
+use crate::logs::{FlusherStats, SpoolStats};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -69,6 +70,12 @@ pub trait StatsSource: std::fmt::Debug + Send + Sync + 'static {
     fn cache_stats(&self) -> CacheStats;
     fn flights_in_progress(&self) -> u64;
     fn deployments(&self) -> DeploymentCounts;
+    fn spool(&self) -> Option<SpoolStats> {
+        None
+    }
+    fn flusher(&self) -> Option<FlusherStats> {
+        None
+    }
 }
 
 /// Every metric of the daemon.
@@ -279,6 +286,65 @@ impl Collector for SourceCollector {
             "Failed cache writes",
             c.write_errors,
         )?;
+        if let Some(s) = self.0.spool() {
+            gauge(
+                e,
+                "spool_waiting_records",
+                "Log records on disk not yet acknowledged upstream",
+                as_i64(s.waiting_records),
+            )?;
+            gauge(
+                e,
+                "spool_bytes",
+                "Bytes of log spool segments on disk",
+                as_i64(s.bytes_on_disk),
+            )?;
+            gauge(
+                e,
+                "spool_oldest_waiting_seconds",
+                "Age of the oldest waiting log record",
+                s.oldest_waiting_age.map_or(0, |a| as_i64(a.as_secs())),
+            )?;
+            counter(
+                e,
+                "spool_appended",
+                "Log records accepted into the spool",
+                s.appended,
+            )?;
+            counter(
+                e,
+                "spool_dropped",
+                "Log records dropped: spool full or record too large",
+                s.dropped_full + s.dropped_too_large,
+            )?;
+            counter(
+                e,
+                "spool_corrupt",
+                "Damaged log records skipped",
+                s.corrupt_skipped,
+            )?;
+            counter(
+                e,
+                "spool_write_errors",
+                "Failed group commits",
+                s.write_errors,
+            )?;
+        }
+        if let Some(f) = self.0.flusher() {
+            counter(e, "logs_sent", "Log entries the collector accepted", f.sent)?;
+            counter(
+                e,
+                "logs_rejected",
+                "Log entries the collector refused for good",
+                f.rejected,
+            )?;
+            counter(
+                e,
+                "logs_retries",
+                "Retried deliveries of log entries",
+                f.retries,
+            )?;
+        }
         let d = self.0.deployments();
         gauge(
             e,
