@@ -843,3 +843,117 @@ async fn deployments_cli_and_validate_of_the_prompts_directory() {
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
 }
+
+/// The crash test of the log spool: records acknowledged by a real daemon (completions and
+/// `POST /trace_log`) while the collector is down survive a SIGKILL and all arrive once the
+/// collector is back (resends carry the same idempotency key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_records_survive_sigkill_and_arrive_later() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let up = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let up = Arc::clone(&up);
+        FakeUpstream::start(move |_, _| {
+            if up.load(Ordering::SeqCst) {
+                common::fake_upstream::Behavior::json(200, "{}")
+            } else {
+                common::fake_upstream::Behavior::json(503, "{\"error\": \"down\"}")
+            }
+        })
+        .await
+    };
+    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
+    let upstream = format!(
+        "[spool]\nflush_interval = \"50ms\"\n[upstream]\nbase_url = {}\napi_key = \"pk-crash\"\n",
+        toml_string(&collector.base_url())
+    );
+    let setup = Setup::new(
+        "",
+        &format!(
+            "{upstream}{}",
+            providers_toml(&chat.base_url(), &refused_base_url())
+        ),
+    );
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("first"));
+
+    let mut acknowledged = Vec::new();
+    for i in 0..10 {
+        let id = format!("completion-{i}");
+        let mut body = hello_request("openai", "gpt-4o-mini");
+        body["trace_id"] = serde_json::json!(id);
+        body["cache"] = serde_json::json!(false);
+        let raw = raw_post(&setup.socket, &format!("{PREFIX}/completion"), &body).await;
+        assert_eq!(raw.status(), 200, "{}", raw.head);
+        acknowledged.push(id);
+        let id = format!("client-{i}");
+        let raw = raw_post(
+            &setup.socket,
+            &format!("{PREFIX}/trace_log"),
+            &serde_json::json!({"trace_id": id}),
+        )
+        .await;
+        assert_eq!(raw.status(), 200, "{}", raw.head);
+        acknowledged.push(id);
+    }
+    // Completions' records are committed by the next group commit (the crash-loss window);
+    // wait for it, then kill hard while the collector is still down.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let raw = common::raw_get(&setup.socket, "/logs/status").await;
+        let status: Value = serde_json::from_slice(&raw.chunks.concat()).expect("status JSON");
+        if status["committed"].as_u64() == Some(20) {
+            assert_eq!(status["sent"], 0, "collector is down: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "records not committed: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait_exit(EXIT_TIMEOUT);
+
+    up.store(true, Ordering::SeqCst);
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("second"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let delivered: Vec<RecordedDelivery> = collector
+            .requests()
+            .iter()
+            .map(|r| RecordedDelivery {
+                trace_id: r.body["trace_id"].as_str().unwrap_or("").to_owned(),
+                key: r.header("idempotency-key").unwrap_or("").to_owned(),
+            })
+            .collect();
+        let ok_ids: std::collections::HashSet<&str> =
+            delivered.iter().map(|d| d.trace_id.as_str()).collect();
+        if acknowledged.iter().all(|id| ok_ids.contains(id.as_str())) {
+            // Every resend of one record carries one idempotency key.
+            for id in &acknowledged {
+                let keys: std::collections::HashSet<&str> = delivered
+                    .iter()
+                    .filter(|d| &d.trace_id == id)
+                    .map(|d| d.key.as_str())
+                    .collect();
+                assert_eq!(keys.len(), 1, "{id}: {keys:?}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing after restart: {:?}",
+            acknowledged
+                .iter()
+                .filter(|id| !ok_ids.contains(id.as_str()))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+}
+
+struct RecordedDelivery {
+    trace_id: String,
+    key: String,
+}

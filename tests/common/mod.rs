@@ -250,6 +250,21 @@ pub async fn raw_post(socket: &Path, path: &str, body: &Value) -> RawResponse {
     parse_raw_response(&bytes)
 }
 
+/// A raw HTTP/1.1 GET over a Unix socket.
+pub async fn raw_get(socket: &Path, path: &str) -> RawResponse {
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut bytes))
+        .await
+        .expect("response within 20 s")
+        .expect("read response");
+    parse_raw_response(&bytes)
+}
+
 /// Split an HTTP/1.1 response into its head and (de-chunked) body chunks.
 pub fn parse_raw_response(bytes: &[u8]) -> RawResponse {
     let split = bytes

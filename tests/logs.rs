@@ -1,0 +1,402 @@
+//! Log records through the real daemon to a fake collector: the record of a completion (exact
+//! fields, no key), cache hits, failures and streams, the omit and sample rules, client
+//! records with their updates and feedback in order, and `/logs/status`.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fake_upstream::{fixtures, Behavior, FakeUpstream, RecordedRequest};
+use common::{hello_request, providers_toml, TestDaemon};
+use serde_json::{json, Value};
+
+fn collector_ok() -> Behavior {
+    Behavior::json(200, "{}")
+}
+
+/// A daemon whose logs go to `collector`, committing every 20 ms.
+async fn daemon(openai: &FakeUpstream, collector: &FakeUpstream) -> TestDaemon {
+    let toml = format!(
+        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"\n{}",
+        collector.base_url(),
+        providers_toml(&openai.base_url(), &openai.base_url())
+    );
+    TestDaemon::start(&toml).await
+}
+
+/// Wait until the collector got `n` requests.
+async fn received(collector: &FakeUpstream, n: usize) -> Vec<RecordedRequest> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while collector.calls() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "collector got {} of {n}",
+            collector.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    collector.requests()
+}
+
+#[tokio::test]
+async fn a_completion_is_logged_with_every_field_and_no_key() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let collector = FakeUpstream::always(collector_ok()).await;
+    let daemon = daemon(&openai, &collector).await;
+    let body = json!({
+        "trace_id": "t-1", "parent_trace_id": "p-1", "root_trace_id": "r-1",
+        "project_name": "demo", "end_user_identifier": "u-1", "metadata": {"k": "v"},
+        "tags": ["a"], "target": "Hi", "experiment_uuid": "e-1", "eval_metric_ids": [3],
+        "provider_api_key": "sk-secret-from-request",
+        "llm_configuration": {"model": "gpt-4o-mini", "provider": "openai",
+            "model_params": {"temp": 0.5},
+            "messages": [{"role": "user", "content": "Hello {{name}}"}]},
+        "llm_inputs": {"name": "Ada"}
+    });
+    assert_eq!(daemon.post("/completion", &body).await.status, 200);
+    let requests = received(&collector, 1).await;
+    let sent = &requests[0];
+    assert_eq!(sent.method, "POST");
+    assert_eq!(sent.path, "/v1/trace_log");
+    assert_eq!(sent.header("x-api-key"), Some("pk-test"));
+    let key = sent
+        .header("idempotency-key")
+        .expect("idempotency key")
+        .to_owned();
+    assert!(key.starts_with("t-1-"), "{key}");
+    let r = &sent.body;
+    assert_eq!(r["trace_id"], "t-1");
+    assert_eq!(r["parent_trace_id"], "p-1");
+    assert_eq!(r["root_trace_id"], "r-1");
+    assert_eq!(r["trace_name"], "llm-openai");
+    assert_eq!(
+        r["project_uuid"],
+        promptd::projects::ProjectStore::uuid_for("demo")
+    );
+    assert_eq!(r["configuration"]["model"], "gpt-4o-mini");
+    assert_eq!(r["configuration"]["provider"], "openai");
+    assert_eq!(r["configuration"]["model_params"]["temp"], 0.5);
+    assert_eq!(
+        r["configuration"]["messages"][0]["content"], "Hello Ada",
+        "the rendered messages"
+    );
+    assert_eq!(r["inputs"], json!({"name": "Ada"}));
+    assert_eq!(r["output"], fixtures::HELLO);
+    assert_eq!(r["input_tokens"], 12);
+    assert_eq!(r["output_tokens"], 9);
+    assert_eq!(r["total_tokens"], 21);
+    assert!(r["cost"].as_f64().expect("cost") > 0.0);
+    assert!(r["latency"].as_f64().expect("latency") > 0.0);
+    assert_eq!(r["status"], "success");
+    assert_eq!(r["cache_hit"], false);
+    assert_eq!(r["end_user_identifier"], "u-1");
+    assert_eq!(r["metadata"], json!({"k": "v"}));
+    assert_eq!(r["tags"], json!(["a"]));
+    assert_eq!(r["target"], "Hi");
+    assert_eq!(r["experiment_uuid"], "e-1");
+    assert_eq!(r["eval_metric_ids"], json!([3]));
+    assert!(r["start_timestamp"].is_string() && r["end_timestamp"].is_string());
+    let text = r.to_string();
+    assert!(
+        !text.contains("sk-secret") && !text.contains("sk-test-openai"),
+        "{text}"
+    );
+
+    // A cache hit is logged too.
+    assert_eq!(daemon.post("/completion", &body).await.status, 200);
+    let requests = received(&collector, 2).await;
+    assert_eq!(requests[1].body["cache_hit"], true);
+    assert_eq!(openai.calls(), 1);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn failures_and_streams_are_logged() {
+    let openai = FakeUpstream::start(|_, i| {
+        if i == 0 {
+            fixtures::openai_500()
+        } else {
+            fixtures::openai_stream()
+        }
+    })
+    .await;
+    let collector = FakeUpstream::always(collector_ok()).await;
+    let daemon = daemon(&openai, &collector).await;
+    let mut req = hello_request("openai", "gpt-4o-mini");
+    req["trace_id"] = json!("failed");
+    assert_eq!(daemon.post("/completion", &req).await.status, 502);
+    req["trace_id"] = json!("streamed");
+    let raw = daemon.post_chunks("/completion/stream", &req).await;
+    assert_eq!(raw.status(), 200);
+    let requests = received(&collector, 2).await;
+    let by_id = |id: &str| {
+        requests
+            .iter()
+            .find(|r| r.body["trace_id"] == id)
+            .map(|r| r.body.clone())
+    };
+    let failed = by_id("failed").expect("failure logged");
+    assert_eq!(failed["status"], "error");
+    assert!(
+        failed["error"].as_str().unwrap_or("").contains("500"),
+        "{failed}"
+    );
+    let streamed = by_id("streamed").expect("stream logged");
+    assert_eq!(streamed["output"], fixtures::HELLO);
+    assert_eq!(streamed["output_tokens"], 9);
+    assert!(
+        streamed["time_to_first_token"].as_f64().is_some(),
+        "{streamed}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn omit_rules_remove_exactly_inputs_or_outputs() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let collector = FakeUpstream::always(collector_ok()).await;
+    let daemon = daemon(&openai, &collector).await;
+    for (id, flags) in [
+        ("in", json!({"log_omit_inputs": true})),
+        ("out", json!({"log_omit_outputs": true})),
+        ("both", json!({"log_omit": true})),
+    ] {
+        let mut req = hello_request("openai", "gpt-4o-mini");
+        req["trace_id"] = json!(id);
+        req["cache"] = json!(false);
+        req["llm_inputs"] = json!({"x": 1});
+        req["llm_configuration"]["functions"] =
+            json!([{"name": "f", "parameters": {"type": "object"}}]);
+        for (k, v) in flags.as_object().expect("flags") {
+            req[k] = v.clone();
+        }
+        assert_eq!(daemon.post("/completion", &req).await.status, 200);
+    }
+    let requests = received(&collector, 3).await;
+    let by_id = |id: &str| {
+        requests
+            .iter()
+            .find(|r| r.body["trace_id"] == id)
+            .map(|r| r.body.clone())
+            .expect("logged")
+    };
+    let input_keys = ["messages", "functions", "model_params"];
+    let inputs_gone = |r: &Value| {
+        r.get("inputs").is_none()
+            && input_keys
+                .iter()
+                .all(|k| r["configuration"].get(k).is_none())
+    };
+    let r = by_id("in");
+    assert!(inputs_gone(&r), "{r}");
+    assert_eq!(
+        r["configuration"]["model"], "gpt-4o-mini",
+        "the model stays"
+    );
+    assert_eq!(r["output"], fixtures::HELLO);
+    let r = by_id("out");
+    assert!(r.get("output").is_none(), "{r}");
+    assert_eq!(r["configuration"]["messages"][0]["content"], "Hello");
+    assert_eq!(r["inputs"], json!({"x": 1}));
+    let r = by_id("both");
+    assert!(inputs_gone(&r) && r.get("output").is_none(), "{r}");
+    assert_eq!(r["output_tokens"], 9, "counts are not outputs");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn sampling_keeps_or_drops_a_whole_trace() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let collector = FakeUpstream::always(collector_ok()).await;
+    let daemon = daemon(&openai, &collector).await;
+    let kept = (0..100)
+        .map(|i| format!("root-{i}"))
+        .find(|r| promptd::logs::sampled_in(r, 0.5))
+        .expect("a kept root");
+    let dropped = (0..100)
+        .map(|i| format!("root-{i}"))
+        .find(|r| !promptd::logs::sampled_in(r, 0.5))
+        .expect("a dropped root");
+    for root in [&kept, &dropped] {
+        for n in 0..2 {
+            let mut req = hello_request("openai", "gpt-4o-mini");
+            req["root_trace_id"] = json!(root);
+            req["trace_id"] = json!(format!("{root}-gen{n}"));
+            req["log_sample_rate"] = json!(0.5);
+            assert_eq!(daemon.post("/completion", &req).await.status, 200);
+        }
+        let record = json!({"trace_id": format!("{root}-client"), "root_trace_id": root, "log_sample_rate": 0.5});
+        assert_eq!(daemon.post("/trace_log", &record).await.status, 200);
+    }
+    // A marker after both traces: once it arrives, everything before it has been shipped.
+    assert_eq!(
+        daemon
+            .post("/trace_log", &json!({"trace_id": "marker"}))
+            .await
+            .status,
+        200
+    );
+    let requests = received(&collector, 4).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ids: Vec<String> = collector
+        .requests()
+        .iter()
+        .map(|r| r.body["trace_id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(requests.len(), 4, "{ids:?}");
+    for suffix in ["gen0", "gen1", "client"] {
+        assert!(ids.contains(&format!("{kept}-{suffix}")), "{ids:?}");
+        assert!(!ids.contains(&format!("{dropped}-{suffix}")), "{ids:?}");
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn client_records_updates_and_feedback_arrive_in_order_with_unknown_fields() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let collector = FakeUpstream::always(collector_ok()).await;
+    let daemon = daemon(&openai, &collector).await;
+    let record = json!({"trace_id": "c-1", "trace_name": "my step", "output": "x",
+        "some_future_field": {"nested": [1, 2]}, "depth": 1});
+    let reply = daemon.post("/trace_log", &record).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json()["status"], "ok");
+    let update = json!({"trace_id": "c-1", "field_name_to_value_map": {"output": "y"}});
+    assert_eq!(
+        daemon
+            .request(
+                hyper::Method::PUT,
+                "/api/parea/v1/trace_log",
+                Some(serde_json::to_vec(&update).expect("json").into())
+            )
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        daemon
+            .post(
+                "/feedback",
+                &json!({"trace_id": "c-1", "score": 0.8, "comment": "good"})
+            )
+            .await
+            .status,
+        200
+    );
+    let requests = received(&collector, 3).await;
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(requests[0].path, "/v1/trace_log");
+    assert_eq!(
+        requests[0].body, record,
+        "a client's record is forwarded unchanged"
+    );
+    assert_eq!(requests[1].method, "PUT");
+    assert_eq!(requests[1].body, update);
+    assert_eq!(requests[2].path, "/v1/feedback");
+    assert_eq!(requests[2].body["score"], 0.8);
+
+    // Bad client input is refused clearly and nothing is spooled.
+    assert_eq!(
+        daemon
+            .post("/trace_log", &json!({"output": "no id"}))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        daemon
+            .post("/feedback", &json!({"trace_id": "c-1", "score": 3}))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(daemon.post_raw("/trace_log", b"{oops").await.status, 400);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn retries_then_delivers_and_status_tells_what_waits() {
+    let up = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let up = Arc::clone(&up);
+        FakeUpstream::start(move |_, _| {
+            if up.load(Ordering::SeqCst) {
+                Behavior::json(200, "{}")
+            } else {
+                Behavior::json(503, "{\"error\": \"down\"}")
+            }
+        })
+        .await
+    };
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let daemon = daemon(&openai, &collector).await;
+    assert_eq!(
+        daemon
+            .post("/trace_log", &json!({"trace_id": "w-1"}))
+            .await
+            .status,
+        200
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = daemon.get("/logs/status").await.json();
+        if status["last_upstream_error"].is_string() {
+            assert_eq!(status["waiting_records"], 1, "{status}");
+            assert_eq!(status["sent"], 0);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no upstream error reported: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    up.store(true, Ordering::SeqCst);
+    daemon
+        .request(hyper::Method::POST, "/logs/flush", None)
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = daemon.get("/logs/status").await.json();
+        if status["sent"] == 1 && status["waiting_records"] == 0 {
+            assert!(status["retries"].as_u64().unwrap_or(0) >= 1, "{status}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never delivered: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn without_an_api_key_records_stay_on_disk_and_status_says_why() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let toml = format!(
+        "[spool]\nflush_interval = \"20ms\"\n[upstream]\napi_key_env = \"PROMPTD_TEST_UNSET_KEY\"\n{}",
+        providers_toml(&openai.base_url(), &openai.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    assert_eq!(
+        daemon
+            .post("/trace_log", &json!({"trace_id": "kept"}))
+            .await
+            .status,
+        200
+    );
+    let status = daemon.get("/logs/status").await.json();
+    assert_eq!(status["flusher"], "disabled", "{status}");
+    assert!(
+        status["not_flushing_because"]
+            .as_str()
+            .unwrap_or("")
+            .contains("PROMPTD_TEST_UNSET_KEY"),
+        "{status}"
+    );
+    assert_eq!(status["waiting_records"], 1);
+    daemon.stop().await;
+}
