@@ -88,6 +88,8 @@ PROMPTD_URL="http://localhost/api/parea/v1/completion"
 
 OPENAI_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
 PAREA_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]},"cache":false}'
+# The same request with the cache on: after one priming call, every request is a cache hit.
+HIT_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]}}'
 
 # --- smoke checks: both paths must answer 200 with the content -----------------------------------
 check() { # name, body file, status
@@ -105,6 +107,9 @@ check direct "$TMP/direct.smoke" "$status"
 status="$(curl -sS -o "$TMP/promptd.smoke" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
     -H 'content-type: application/json' -d "$PAREA_BODY" "$PROMPTD_URL")"
 check promptd "$TMP/promptd.smoke" "$status"
+status="$(curl -sS -o "$TMP/hit.smoke" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
+    -H 'content-type: application/json' -d "$HIT_BODY" "$PROMPTD_URL")"
+check promptd "$TMP/hit.smoke" "$status"
 
 # --- load --------------------------------------------------------------------------------------
 # -w: wait for in-flight requests at the deadline instead of counting them as errors.
@@ -129,6 +134,7 @@ run() { # name, conns, extra args...
 for c in $CONNS; do
     run direct "$c" -d "$OPENAI_BODY" "$DIRECT_URL"
     run promptd "$c" -d "$PAREA_BODY" --unix-socket "$SOCK" "$PROMPTD_URL"
+    run hit "$c" -d "$HIT_BODY" --unix-socket "$SOCK" "$PROMPTD_URL"
 done
 RSS_KB="$(awk '/^VmRSS:/ {print $2}' "/proc/$PROMPTD_PID/status")"
 HWM_KB="$(awk '/^VmHWM:/ {print $2}' "/proc/$PROMPTD_PID/status")"
@@ -166,12 +172,12 @@ print(f"{'scenario':<9} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
       f"{'promptd cpu':>12} {'fake cpu':>9}  status codes")
 rows = {}
 for c in conns:
-    for name in ("direct", "promptd"):
+    for name in ("direct", "promptd", "hit"):
         r = load(name, c)
         rows[(name, c)] = r
         codes = ",".join(f"{k}:{v}" for k, v in sorted(r["codes"].items()))
         extra = f"  errors {r['errors']}" if r["errors"] else ""
-        pcpu = f"{r['promptd_us']:.1f} us" if name == "promptd" else "-"
+        pcpu = f"{r['promptd_us']:.1f} us" if name != "direct" else "-"
         print(f"{name:<9} {c:>5} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
               f"{pcpu:>12} {r['fake_us']:>6.1f} us  {codes}{extra}")
         if r["errors"] or any(k != "200" for k in r["codes"]):
@@ -181,8 +187,10 @@ print(f"{'conns':>5} {'added p50 ms':>12} {'added p99 ms':>12} {'promptd/direct 
 for c in conns:
     d, p = rows[("direct", c)], rows[("promptd", c)]
     print(f"{c:>5} {p['p50'] - d['p50']:>12.3f} {p['p99'] - d['p99']:>12.3f} {p['rps'] / d['rps']:>21.2f}")
+print("(hit: the same request with the cache on, answered from sled without a provider call)")
 print("(cpu: user+system CPU time of the process per request during the scenario)")
-print("(targets: promptd >= 20000 req/s at 32 connections; < 0.3 ms added p50 at 1)")
+print("(targets: promptd >= 20000 req/s at 32 connections; < 0.3 ms added p50 at 1;")
+print("          hits >= 50000 req/s and p99 < 1 ms at 32 connections, p50 < 0.1 ms at 1)")
 print()
 print(f"promptd RSS after the run: {rss_kb / 1024:.1f} MiB (peak {hwm_kb / 1024:.1f} MiB)")
 if bad:

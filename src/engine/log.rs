@@ -42,9 +42,8 @@ impl Engine {
         if !prepared.log.sampled_in() {
             return;
         }
-        let mut log = prepared.log.clone();
-        log.time_to_first_token = ttft;
-        let record = LogRecord::from_completion(&log, response);
+        let mut record = LogRecord::from_completion(&prepared.log, response);
+        record.time_to_first_token = ttft;
         match SpoolEntry::TraceLog(Box::new(record)).encode() {
             Ok(bytes) => {
                 // A full or closed spool counts the drop itself; the answer does not wait.

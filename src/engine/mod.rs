@@ -60,10 +60,10 @@ fn iso(t: DateTime<Utc>) -> String {
 /// An error while building the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("provider {name}: cannot build its HTTP client: {source}")]
+    #[error("provider {name}: {source}")]
     Provider {
         name: String,
-        source: reqwest::Error,
+        source: crate::providers::client::ProviderSetupError,
     },
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -27,13 +27,23 @@ const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
 /// How long an idle pooled connection to an upstream is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// A provider that cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderSetupError {
+    #[error("cannot build its HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("its endpoint is not a URL: {0}")]
+    Endpoint(String),
+}
+
 /// A configured upstream with its own connection pool.
 #[derive(Debug, Clone)]
 pub struct Provider {
     name: String,
     config: ProviderConfig,
     http: reqwest::Client,
-    endpoint: String,
+    /// Parsed once: reqwest would parse a string again on every request.
+    endpoint: reqwest::Url,
     metrics: ProviderMetrics,
 }
 
@@ -44,7 +54,7 @@ impl Provider {
         name: &str,
         config: ProviderConfig,
         metrics: ProviderMetrics,
-    ) -> Result<Self, reqwest::Error> {
+    ) -> Result<Self, ProviderSetupError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("promptd/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
@@ -55,6 +65,8 @@ impl Provider {
             ProviderKind::OpenAi => format!("{}/chat/completions", config.base_url),
             ProviderKind::Anthropic => format!("{}/messages", config.base_url),
         };
+        let endpoint = reqwest::Url::parse(&endpoint)
+            .map_err(|e| ProviderSetupError::Endpoint(format!("{endpoint}: {e}")))?;
         Ok(Provider {
             name: name.to_owned(),
             config,
@@ -173,7 +185,7 @@ impl Provider {
     ) -> Result<reqwest::Response, ProviderError> {
         let response = self
             .http
-            .post(&self.endpoint)
+            .post(self.endpoint.clone())
             .headers(headers)
             .body(body)
             .send()
