@@ -191,3 +191,45 @@ async fn deployments_serve_from_the_store_when_the_directory_is_gone() {
     assert_eq!(list["deployments"][0]["status"], "from_store", "{list}");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_deployment_promptd_lacks_is_fetched_from_upstream() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let parea = FakeUpstream::start(|req, _| {
+        if req.body["deployment_id"] == "remote" && req.header("x-api-key") == Some("pk-test") {
+            common::fake_upstream::Behavior::json(
+                200,
+                json!({"deployment_id": "remote", "version_number": 2, "name": "Remote",
+                    "functions": [], "function_call": null,
+                    "prompt": {"raw_messages": [{"role": "user", "content": "Ask {{who}}"}], "messages": [], "inputs": null},
+                    "model": "gpt-4o-mini", "provider": "openai", "model_params": {"temp": 0.1}})
+                .to_string(),
+            )
+        } else {
+            common::fake_upstream::Behavior::json(404, r#"{"detail": "Deployment not found"}"#)
+        }
+    })
+    .await;
+    let toml = format!(
+        "[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"\n[spool]\nflush_interval = \"20ms\"\n{}",
+        parea.base_url(),
+        providers_toml(&openai.base_url(), &openai.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    let reply = daemon
+        .post(
+            "/completion",
+            &json!({"deployment_id": "remote", "llm_inputs": {"who": "Ada"}}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let sent = openai.last_request().expect("called").body;
+    assert_eq!(sent["messages"][0]["content"], "Ask Ada");
+    assert_eq!(sent["temperature"], 0.1);
+    let reply = daemon
+        .post("/completion", &json!({"deployment_id": "missing"}))
+        .await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.error_type(), "unknown_deployment");
+    daemon.stop().await;
+}
