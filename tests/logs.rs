@@ -400,3 +400,40 @@ async fn without_an_api_key_records_stay_on_disk_and_status_says_why() {
     assert_eq!(status["waiting_records"], 1);
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_reloaded_upstream_starts_shipping_what_waited() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let collector = FakeUpstream::always(collector_ok()).await;
+    let providers = providers_toml(&openai.base_url(), &openai.base_url());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = TestDaemon::config_in(
+        dir.path(),
+        &format!("[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"\"\n{providers}"),
+    );
+    let after = TestDaemon::config_in(
+        dir.path(),
+        &format!(
+            "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-new\"\n{providers}",
+            collector.base_url()
+        ),
+    );
+    let (reload, reloads) = tokio::sync::mpsc::channel(1);
+    let daemon = TestDaemon::start_reloadable(dir, before, reloads).await;
+    assert_eq!(
+        daemon
+            .post("/trace_log", &json!({"trace_id": "waited"}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        daemon.get("/logs/status").await.json()["flusher"],
+        "disabled"
+    );
+    reload.send(after).await.expect("reload");
+    let requests = received(&collector, 1).await;
+    assert_eq!(requests[0].body["trace_id"], "waited");
+    assert_eq!(requests[0].header("x-api-key"), Some("pk-new"));
+    daemon.stop().await;
+}

@@ -178,6 +178,7 @@ impl Engine {
         self.upstreams.store(Arc::new(upstreams));
         self.cache.set_config(config.cache.clone());
         self.deployments.set_providers(config.provider_names());
+        self.spool.set_max_bytes(config.spool.max_bytes);
         Ok(())
     }
 
@@ -302,7 +303,7 @@ impl Engine {
 #[derive(Debug)]
 pub struct EngineStats {
     pub engine: std::sync::Weak<Engine>,
-    pub flusher: crate::logs::FlusherHandle,
+    pub flusher: Arc<ArcSwap<crate::logs::FlusherHandle>>,
 }
 
 impl StatsSource for EngineStats {
@@ -331,7 +332,7 @@ impl StatsSource for EngineStats {
     }
 
     fn flusher(&self) -> Option<crate::logs::FlusherStats> {
-        Some(self.flusher.stats())
+        Some(self.flusher.load().stats())
     }
 }
 

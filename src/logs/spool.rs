@@ -281,7 +281,7 @@ impl Spool {
             if !shared.full.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     dir = %shared.opts.dir.display(),
-                    max_bytes = shared.opts.max_bytes,
+                    max_bytes = shared.max_bytes.load(Ordering::Relaxed),
                     "log spool full: dropping new records until the collector catches up"
                 );
             }
@@ -301,6 +301,15 @@ impl Spool {
                 Err(Dropped::Closed)
             }
         }
+    }
+
+    /// Change the disk bound (config reload). Records already on disk stay; a lower bound only
+    /// refuses new records until the backlog drains below it.
+    pub fn set_max_bytes(&self, max_bytes: u64) {
+        self.inner
+            .shared
+            .max_bytes
+            .store(max_bytes, Ordering::Relaxed);
     }
 
     /// Start the group commit now instead of at the end of `flush_interval`.

@@ -193,6 +193,8 @@ pub struct Shared {
     pub counters: Counters,
     /// Bytes on disk plus bytes queued: what `max_bytes` bounds.
     reserved: AtomicU64,
+    /// The bound, changeable while running (config reload).
+    pub max_bytes: AtomicU64,
     /// The last append found the spool full (log the change, not every drop).
     pub full: AtomicBool,
 }
@@ -224,6 +226,7 @@ impl Shared {
             torn_bytes,
         } = recovered;
         let bytes: u64 = segments.values().map(|s| s.file_bytes).sum();
+        let max_bytes = opts.max_bytes;
         let counters = Counters::default();
         counters
             .corrupt_skipped
@@ -249,6 +252,7 @@ impl Shared {
             commits: watch::Sender::new(next_id - 1),
             counters,
             reserved: AtomicU64::new(bytes),
+            max_bytes: AtomicU64::new(max_bytes),
             full: AtomicBool::new(false),
         };
         let writer = WriterState::new(file_lock, next_id, acked_through);
@@ -257,7 +261,7 @@ impl Shared {
 
     /// Reserve `size` bytes against `max_bytes`; `false` if they do not fit.
     pub fn reserve(&self, size: u64) -> bool {
-        let max = self.opts.max_bytes;
+        let max = self.max_bytes.load(Ordering::Relaxed);
         self.reserved
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 cur.checked_add(size).filter(|total| *total <= max)

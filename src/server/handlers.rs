@@ -314,7 +314,7 @@ pub fn logs_status(state: &State) -> Response<ResponseBody> {
 /// The logs part of `/logs/status` and `/status`.
 pub fn logs_status_json(state: &State) -> serde_json::Value {
     let s = state.engine.spool().stats();
-    let f = state.flusher.stats();
+    let f = state.flusher.load().stats();
     let config = state.config.load();
     let (flusher_state, why) = match &f.state {
         FlusherState::Idle => ("idle", None),
@@ -349,6 +349,6 @@ pub fn logs_status_json(state: &State) -> serde_json::Value {
 
 /// `POST /logs/flush`: commit the queue and ship now (cuts retry waits short).
 pub fn logs_flush(state: &State) -> Response<ResponseBody> {
-    state.flusher.flush_now();
+    state.flusher.load().flush_now();
     body::json(StatusCode::ACCEPTED, &serde_json::json!({"flushing": true}))
 }

@@ -36,7 +36,7 @@ pub use router::PAREA_PREFIX;
 use crate::api::ApiError;
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, EngineStats};
-use crate::logs::{Flusher, FlusherHandle};
+use crate::logs::{Flusher, FlusherHandle, UpstreamConfig};
 use crate::telemetry::metrics::Metrics;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -78,17 +78,50 @@ pub struct State {
     pub metrics: Metrics,
     /// Where the daemon listens, for `/status`.
     pub listeners: String,
-    /// The log flusher's stats and its flush trigger.
-    pub flusher: FlusherHandle,
+    /// The log flusher's stats and its flush trigger (replaced when `[upstream]` is reloaded).
+    pub flusher: Arc<ArcSwap<FlusherHandle>>,
 }
 
 /// Apply a reloaded config; the old one keeps serving if the new one cannot be applied.
-fn apply_reload(state: &State, new: Config) {
+/// A running flusher and the means to stop it.
+struct FlusherTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl FlusherTask {
+    fn start(flusher: Flusher) -> FlusherTask {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let join = tokio::spawn(flusher.run(async move {
+            let _ = stopped.await;
+        }));
+        FlusherTask { stop, join }
+    }
+
+    /// Stop shipping; entries in flight are sent again by the next flusher.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.join.await;
+    }
+}
+
+/// Whether two `[upstream]` configs ship the same way (same place, key and limits).
+fn same_upstream(a: &UpstreamConfig, b: &UpstreamConfig) -> bool {
+    a.base_url == b.base_url
+        && a.api_key == b.api_key
+        && a.batch_size == b.batch_size
+        && a.max_in_flight == b.max_in_flight
+        && a.timeout == b.timeout
+}
+
+/// Apply a reloaded config (whether it was applied); the old one keeps serving if the new
+/// one cannot be applied.
+fn apply_reload(state: &State, new: Config) -> bool {
     let old = state.config.load_full();
     if let Err(e) = state.engine.reconfigure(&new, &state.metrics) {
         tracing::error!(error = %e, "config reload failed; keeping the running config");
         systemd::ready("reload failed; running with the previous config");
-        return;
+        return false;
     }
     let restart_needed: Vec<&str> = [
         ("socket", old.socket != new.socket),
@@ -96,6 +129,18 @@ fn apply_reload(state: &State, new: Config) {
         ("tcp", old.tcp != new.tcp),
         ("state_dir", old.state_dir != new.state_dir),
         ("prompts_dir", old.prompts_dir != new.prompts_dir),
+        (
+            "spool.flush_interval",
+            old.spool.flush_interval != new.spool.flush_interval,
+        ),
+        (
+            "spool.segment_bytes",
+            old.spool.segment_bytes != new.spool.segment_bytes,
+        ),
+        (
+            "spool.max_batch",
+            old.spool.max_batch != new.spool.max_batch,
+        ),
         ("header_timeout", old.header_timeout != new.header_timeout),
     ]
     .into_iter()
@@ -113,6 +158,7 @@ fn apply_reload(state: &State, new: Config) {
         tracing::info!(?report, "config and prompts reloaded");
         systemd::ready("config and prompts reloaded");
     });
+    true
 }
 
 /// How often the `STATUS=` line is refreshed.
@@ -191,9 +237,10 @@ pub async fn run_with_reload(
             return Err(StartupError::Flusher(e.to_string()));
         }
     };
+    let flusher_handle = Arc::new(ArcSwap::from_pointee(flusher.handle()));
     metrics.register_source(Arc::new(EngineStats {
         engine: Arc::downgrade(&engine),
-        flusher: flusher.handle(),
+        flusher: Arc::clone(&flusher_handle),
     }));
     let state = Arc::new(State {
         engine,
@@ -203,7 +250,7 @@ pub async fn run_with_reload(
         requests: AtomicU64::new(0),
         metrics,
         listeners: listeners.describe(),
-        flusher: flusher.handle(),
+        flusher: flusher_handle,
     });
     let config = state.config.load_full();
     let mut policy = PeerPolicy::new(&config.allowed_uids);
@@ -218,10 +265,7 @@ pub async fn run_with_reload(
         unix_path,
         tcp,
     } = listeners;
-    let (stop_flusher, flusher_stopped) = tokio::sync::oneshot::channel::<()>();
-    let flusher = tokio::spawn(flusher.run(async move {
-        let _ = flusher_stopped.await;
-    }));
+    let mut flusher = FlusherTask::start(flusher);
     let (stop_maintenance, maintenance_stopped) = tokio::sync::oneshot::channel::<()>();
     let maintenance = tokio::spawn(Arc::clone(&state.engine).maintain(async move {
         let _ = maintenance_stopped.await;
@@ -263,7 +307,19 @@ pub async fn run_with_reload(
             },
             Some(new) = reloads.recv() => {
                 policy = PeerPolicy::new(&new.allowed_uids);
-                apply_reload(&state, new);
+                let upstream = new.upstream.clone();
+                let changed = !same_upstream(&state.config.load().upstream, &upstream);
+                if apply_reload(&state, new) && changed {
+                    match Flusher::new(state.engine.spool().clone(), upstream) {
+                        Ok(next) => {
+                            flusher.stop().await;
+                            state.flusher.store(Arc::new(next.handle()));
+                            flusher = FlusherTask::start(next);
+                            tracing::info!("log shipping restarted with the new [upstream]");
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot restart log shipping; the previous [upstream] keeps shipping"),
+                    }
+                }
             }
             () = &mut shutdown => break,
         }
@@ -291,8 +347,7 @@ pub async fn run_with_reload(
     }
     let _ = stop_maintenance.send(());
     let _ = maintenance.await;
-    let _ = stop_flusher.send(());
-    let _ = flusher.await;
+    flusher.stop().await;
     state.engine.close().await;
     release(state).await;
     Ok(())

@@ -133,12 +133,38 @@ impl TestDaemon {
 
     /// Start a daemon with an already validated config.
     pub async fn start_with(dir: TempDir, config: Config) -> TestDaemon {
+        let (_reload, reloads) = tokio::sync::mpsc::channel(1);
+        Self::start_reloadable(dir, config, reloads).await
+    }
+
+    /// The config for a daemon in `dir` from `toml` (as [`Self::start_in`] builds it).
+    pub fn config_in(dir: &Path, toml: &str) -> Config {
+        let overrides = Overrides {
+            socket: Some(dir.join("promptd.sock")),
+            state_dir: Some(dir.join("state")),
+            prompts_dir: Some(dir.join("prompts")),
+            tcp: None,
+        };
+        Config::from_toml(toml, "test config", &overrides).expect("test config is valid")
+    }
+
+    /// Start a daemon that applies every config sent on `reloads` (what SIGHUP does).
+    pub async fn start_reloadable(
+        dir: TempDir,
+        config: Config,
+        reloads: tokio::sync::mpsc::Receiver<Config>,
+    ) -> TestDaemon {
         let socket = config.socket.clone();
         let listeners = Listeners::bind(&config).await.expect("bind listeners");
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(promptd::run(config, listeners, async move {
-            let _ = rx.await;
-        }));
+        let handle = tokio::spawn(promptd::server::run_with_reload(
+            config,
+            listeners,
+            async move {
+                let _ = rx.await;
+            },
+            reloads,
+        ));
         TestDaemon {
             client: DaemonClient::new(&socket),
             dir,
