@@ -511,3 +511,47 @@ async fn an_undecodable_payload_is_skipped_and_acknowledged() {
     assert_eq!((stats.undecodable, stats.sent), (1, 1));
     flusher.stop().await;
 }
+
+/// Flush throughput against the in-process fake collector (a measurement, not a check):
+/// `cargo test --release --test logs_flusher -- --ignored --nocapture flush_throughput`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run by hand in release"]
+async fn flush_throughput() {
+    const N: usize = 20_000;
+    let collector = FakeUpstream::always(ok()).await;
+    for in_flight in [8usize, 32] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(SpoolOptions {
+            max_bytes: 256 * 1024 * 1024,
+            segment_bytes: 8 * 1024 * 1024,
+            flush_interval: Duration::from_millis(100),
+            max_batch: 4096,
+            ..spool_options(dir.path())
+        })
+        .expect("spool");
+        let mut durables = Vec::with_capacity(N);
+        for i in 0..N {
+            let entry = trace_log(&format!("trace-{i}"), "Hello! How can I help you today?");
+            durables.push(
+                spool
+                    .append(entry.encode().expect("encode"))
+                    .expect("accepted"),
+            );
+        }
+        for d in durables {
+            d.await.expect("durable");
+        }
+        let target = collector.calls() + N;
+        let mut config = upstream(collector_url(&collector), in_flight);
+        config.batch_size = 100;
+        let started = Instant::now();
+        let running = Running::start(&spool, config);
+        wait_for("all sent", || collector.calls() >= target).await;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "flushed {N} records with max_in_flight = {in_flight} in {secs:.2} s: {:.0} records/s",
+            N as f64 / secs
+        );
+        running.stop().await;
+    }
+}
