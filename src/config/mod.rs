@@ -60,7 +60,8 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+/// A `ConfigError::Invalid` for `key`.
+pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         message: message.into(),
@@ -278,17 +279,19 @@ fn parse_tcp(text: &str, allow_remote: bool) -> Result<SocketAddr, ConfigError> 
     Ok(addr)
 }
 
-fn size_or(key: &str, value: Option<String>, default: u64) -> Result<u64, ConfigError> {
+/// A size like "4MiB" at `key`, or `default` when absent.
+pub(crate) fn size_or(key: &str, value: Option<String>, default: u64) -> Result<u64, ConfigError> {
     match value {
         None => Ok(default),
         Some(text) => text
             .parse::<bytesize::ByteSize>()
             .map(|b| b.as_u64())
-            .map_err(|e| invalid(key, format!("`{text}` is not a size like \"4MiB\": {e}"))),
+            .map_err(|e| invalid(key, format!("`{text}` is not a size like \"256MiB\": {e}"))),
     }
 }
 
-fn duration_or(
+/// A duration like "30s" at `key`, or `default` when absent.
+pub(crate) fn duration_or(
     key: &str,
     value: Option<String>,
     default: Duration,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::spool::SpoolOptions;
-use crate::config::{ConfigError, Secret};
+use crate::config::{duration_or, invalid, size_or, ConfigError, Secret};
 
 /// Enough for days of logs at a busy sidecar's rate, small next to a model cache.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
@@ -226,39 +226,6 @@ impl UpstreamConfig {
             retry_initial: DEFAULT_RETRY_INITIAL,
             retry_max: DEFAULT_RETRY_MAX,
         })
-    }
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        message: message.into(),
-    }
-}
-
-fn size_or(key: &str, value: Option<String>, default: u64) -> Result<u64, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<bytesize::ByteSize>()
-            .map(|b| b.as_u64())
-            .map_err(|e| invalid(key, format!("`{text}` is not a size like \"256MiB\": {e}"))),
-    }
-}
-
-fn duration_or(
-    key: &str,
-    value: Option<String>,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(text) => humantime::parse_duration(&text).map_err(|e| {
-            invalid(
-                key,
-                format!("`{text}` is not a duration like \"100ms\": {e}"),
-            )
-        }),
     }
 }
 

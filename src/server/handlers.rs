@@ -215,6 +215,18 @@ async fn spool_durably(state: &State, entry: SpoolEntry) -> Result<u64, ApiError
         .map_err(|e| ApiError::LogNotAccepted(format!("log record not stored: {e}")))
 }
 
+/// The answer to a record that is now durable.
+fn spooled(trace_id: &str, id: u64) -> Response<ResponseBody> {
+    body::json(
+        StatusCode::OK,
+        &Spooled {
+            status: "ok",
+            trace_id,
+            spool_id: Some(id),
+        },
+    )
+}
+
 #[derive(Serialize)]
 struct Spooled<'a> {
     status: &'static str,
@@ -252,14 +264,7 @@ pub async fn trace_log(
         }
     }
     let id = spool_durably(state, SpoolEntry::TraceLog(Box::new(record))).await?;
-    Ok(body::json(
-        StatusCode::OK,
-        &Spooled {
-            status: "ok",
-            trace_id: &trace_id,
-            spool_id: Some(id),
-        },
-    ))
+    Ok(spooled(&trace_id, id))
 }
 
 /// `PUT /trace_log`: an update of an earlier record, spooled (in order) after it.
@@ -271,14 +276,7 @@ pub async fn trace_log_update(
     let update: TraceLogUpdate = decode_json(&bytes)?;
     let trace_id = update.trace_id.clone();
     let id = spool_durably(state, SpoolEntry::TraceLogUpdate(update)).await?;
-    Ok(body::json(
-        StatusCode::OK,
-        &Spooled {
-            status: "ok",
-            trace_id: &trace_id,
-            spool_id: Some(id),
-        },
-    ))
+    Ok(spooled(&trace_id, id))
 }
 
 /// `POST /feedback`: a score for a trace, spooled like a log.
@@ -296,14 +294,7 @@ pub async fn feedback(
     }
     let trace_id = feedback.trace_id.clone();
     let id = spool_durably(state, SpoolEntry::Feedback(feedback)).await?;
-    Ok(body::json(
-        StatusCode::OK,
-        &Spooled {
-            status: "ok",
-            trace_id: &trace_id,
-            spool_id: Some(id),
-        },
-    ))
+    Ok(spooled(&trace_id, id))
 }
 
 /// `GET /logs/status`: what waits on disk, what was shipped, and why nothing ships if so.
