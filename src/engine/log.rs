@@ -1,6 +1,8 @@
 //! One log record per answered completion — fresh, cached, stale or failed — appended to the
-//! spool. The request path only enqueues: the spool's writer commits the batch in the
-//! background, and a full spool drops (and counts) the record rather than waiting.
+//! spool. The request path only enqueues what the record is made of on a bounded queue; a
+//! background task builds and encodes the record and appends it to the spool, whose writer
+//! commits the batch. A full queue or spool drops (and counts) the record rather than waiting.
+//! At shutdown the queue is drained into the spool before the spool's last commit.
 
 use std::time::Instant;
 
@@ -8,7 +10,11 @@ use chrono::{DateTime, Utc};
 
 use super::{iso, now_iso, Engine, Prepared};
 use crate::api::{ApiError, CompletionResponse};
-use crate::logs::{LogRecord, SpoolEntry};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::logs::{CompletionLog, LogRecord, Spool, SpoolEntry};
 
 /// When a request started, for latency and timestamps.
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +37,81 @@ impl Timing {
     }
 }
 
+/// Completions whose records wait to be built: beyond this, records are dropped and counted.
+const LOG_QUEUE: usize = 16 * 1024;
+
+/// What a record is made of.
+#[derive(Debug)]
+pub(super) struct PendingLog {
+    log: CompletionLog,
+    response: CompletionResponse,
+    ttft: Option<f64>,
+}
+
+#[derive(Debug)]
+pub(super) enum LogMsg {
+    Record(Box<PendingLog>),
+    /// Everything queued before this is in the spool once it is answered.
+    Drain(oneshot::Sender<()>),
+}
+
+/// The request side of the log queue.
+#[derive(Debug)]
+pub(super) struct LogQueue {
+    tx: mpsc::Sender<LogMsg>,
+    dropped: AtomicU64,
+    full_logged: AtomicBool,
+}
+
+impl LogQueue {
+    /// The queue and its consumer, which appends to `spool`. Must run inside a Tokio runtime.
+    pub(super) fn start(spool: Spool) -> LogQueue {
+        let (tx, rx) = mpsc::channel(LOG_QUEUE);
+        tokio::spawn(write_records(spool, rx));
+        LogQueue {
+            tx,
+            dropped: AtomicU64::new(0),
+            full_logged: AtomicBool::new(false),
+        }
+    }
+
+    /// Records dropped because the queue was full.
+    pub(super) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Wait until everything queued so far is appended to the spool.
+    pub(super) async fn drain(&self) {
+        let (done, drained) = oneshot::channel();
+        if self.tx.send(LogMsg::Drain(done)).await.is_ok() {
+            let _ = drained.await;
+        }
+    }
+}
+
+async fn write_records(spool: Spool, mut rx: mpsc::Receiver<LogMsg>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            LogMsg::Record(p) => {
+                let mut record = LogRecord::from_completion(&p.log, &p.response);
+                record.time_to_first_token = p.ttft;
+                match SpoolEntry::TraceLog(Box::new(record)).encode() {
+                    // A full or closed spool counts the drop itself.
+                    Ok(bytes) => drop(spool.append(bytes)),
+                    Err(e) => {
+                        tracing::warn!(trace_id = %p.log.trace_id, error = %e, "log record not spooled")
+                    }
+                }
+            }
+            LogMsg::Drain(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
 impl Engine {
-    /// Spool the record of an answered completion (`time_to_first_token` for streams).
+    /// Queue the record of an answered completion (`time_to_first_token` for streams).
     pub(super) fn log_answer(
         &self,
         prepared: &Prepared,
@@ -42,15 +121,22 @@ impl Engine {
         if !prepared.log.sampled_in() {
             return;
         }
-        let mut record = LogRecord::from_completion(&prepared.log, response);
-        record.time_to_first_token = ttft;
-        match SpoolEntry::TraceLog(Box::new(record)).encode() {
-            Ok(bytes) => {
-                // A full or closed spool counts the drop itself; the answer does not wait.
-                let _ = self.spool.append(bytes);
-            }
-            Err(e) => {
-                tracing::warn!(trace_id = %prepared.trace_id, error = %e, "log record not spooled")
+        let pending = PendingLog {
+            log: prepared.log.clone(),
+            response: response.clone(),
+            ttft,
+        };
+        if self
+            .logs
+            .tx
+            .try_send(LogMsg::Record(Box::new(pending)))
+            .is_err()
+        {
+            self.logs.dropped.fetch_add(1, Ordering::Relaxed);
+            if !self.logs.full_logged.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "log queue full: dropping completion records (counted in /logs/status)"
+                );
             }
         }
     }

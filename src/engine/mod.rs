@@ -80,6 +80,8 @@ pub struct Engine {
     deployment_upstream: Option<DeploymentUpstream>,
     /// Where every log record waits for the flusher.
     spool: Spool,
+    /// Completion records on their way to the spool.
+    logs: log::LogQueue,
     projects: ProjectStore,
     store: Store,
     cache: Cache,
@@ -160,11 +162,13 @@ impl Engine {
             _ => None,
         };
         let spool = Spool::open(config.spool.options(config.state_dir.join("spool")))?;
+        let logs = log::LogQueue::start(spool.clone());
         Ok(Engine {
             upstreams: ArcSwap::from_pointee(upstreams),
             deployments,
             deployment_upstream,
             spool,
+            logs,
             projects: ProjectStore::open(&config.state_dir),
             store,
             cache,
@@ -216,8 +220,14 @@ impl Engine {
         &self.spool
     }
 
+    /// Completion records dropped because the log queue was full.
+    pub fn log_records_dropped(&self) -> u64 {
+        self.logs.dropped()
+    }
+
     /// Clean shutdown: commit the last log batch, write hit counts back, flush the database.
     pub async fn close(self: &Arc<Self>) {
+        self.logs.drain().await;
         self.spool.close().await;
         let engine = Arc::clone(self);
         let _ = tokio::task::spawn_blocking(move || {
