@@ -1,5 +1,5 @@
 //! The daemon's one sled database under `state_dir/db`, with its trees: `cache` (completion
-//! entries), `deployments` and `meta`.
+//! entries) and `deployments` (deployed prompts, local and fetched).
 //!
 //! sled writes to its log in memory and flushes it every [`FLUSH_EVERY_MS`]: that is the window
 //! of writes a crash (SIGKILL, power loss) may lose. A clean shutdown flushes explicitly. sled's
@@ -44,22 +44,19 @@ impl Store {
         &self.path
     }
 
-    fn tree(&self, name: &str) -> sled::Result<sled::Tree> {
-        self.db.open_tree(name)
+    fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.db.open_tree(name).map_err(|source| StoreError {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     pub fn cache_tree(&self) -> Result<sled::Tree, StoreError> {
-        self.tree("cache").map_err(|source| StoreError {
-            path: self.path.clone(),
-            source,
-        })
+        self.tree("cache")
     }
 
     pub fn deployments_tree(&self) -> Result<sled::Tree, StoreError> {
-        self.tree("deployments").map_err(|source| StoreError {
-            path: self.path.clone(),
-            source,
-        })
+        self.tree("deployments")
     }
 
     /// Write everything to disk (clean shutdown).

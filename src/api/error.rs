@@ -60,8 +60,6 @@ pub enum ApiError {
     ProviderStream { provider: String, message: String },
     #[error("{0}")]
     LogNotAccepted(String),
-    #[error("promptd is shutting down")]
-    ShuttingDown,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -91,7 +89,6 @@ impl ApiError {
             ApiError::ProviderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ProviderProtocol { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ProviderStream { .. } => StatusCode::BAD_GATEWAY,
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::LogNotAccepted(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -116,7 +113,6 @@ impl ApiError {
             | ApiError::ProviderStream { .. } => "provider_error",
             ApiError::ProviderUnreachable { .. } => "provider_unreachable",
             ApiError::ProviderTimeout { .. } => "provider_timeout",
-            ApiError::ShuttingDown => "unavailable",
             ApiError::LogNotAccepted(_) => "log_not_accepted",
             ApiError::Internal(_) => "internal",
         }

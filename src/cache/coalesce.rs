@@ -71,10 +71,6 @@ impl Flight {
         self.bump();
     }
 
-    pub fn is_complete(&self) -> bool {
-        self.state.lock().outcome.is_some()
-    }
-
     pub fn subscribe(self: &Arc<Self>) -> Subscription {
         Subscription {
             flight: Arc::clone(self),
@@ -131,11 +127,6 @@ impl Subscription {
                 return outcome;
             }
         }
-    }
-
-    /// Deltas this subscriber has received.
-    pub fn deltas_seen(&self) -> usize {
-        self.next
     }
 }
 

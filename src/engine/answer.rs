@@ -2,10 +2,7 @@
 //! complete answer, fresh or stored), and an entry becomes the [`CompletionResponse`] of one
 //! request (its own trace id, latency and timestamps).
 
-use std::time::Instant;
-
-use chrono::{DateTime, Utc};
-
+use super::log::Timing;
 use super::{iso, now_iso, Prepared};
 use crate::api::CompletionResponse;
 use crate::cache::{CacheEntry, StoredToolCall};
@@ -73,14 +70,13 @@ pub fn entry_from_completion(
 pub fn response_from_entry(
     prepared: &Prepared,
     entry: &CacheEntry,
-    started: Instant,
-    start_ts: DateTime<Utc>,
+    timing: &Timing,
     cache_hit: bool,
 ) -> CompletionResponse {
     CompletionResponse {
         inference_id: prepared.trace_id.clone(),
         content: entry.content.clone(),
-        latency: started.elapsed().as_secs_f64(),
+        latency: timing.elapsed(),
         input_tokens: entry.input_tokens,
         output_tokens: entry.output_tokens,
         total_tokens: entry.input_tokens + entry.output_tokens,
@@ -89,7 +85,7 @@ pub fn response_from_entry(
         provider: prepared.provider.name().to_owned(),
         cache_hit,
         status: "success".to_owned(),
-        start_timestamp: iso(start_ts),
+        start_timestamp: iso(timing.start_ts),
         end_timestamp: now_iso(),
         error: None,
     }

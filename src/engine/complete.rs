@@ -39,7 +39,7 @@ impl Engine {
         let entry =
             entry_from_completion(prepared, completion, None, &self.upstreams().prices, (0, 0));
         Ok(Answer {
-            response: response_from_entry(prepared, &entry, timing.started, timing.start_ts, false),
+            response: response_from_entry(prepared, &entry, timing, false),
             cache: CacheStatus::Bypass,
             key: None,
         })
@@ -55,13 +55,7 @@ impl Engine {
             Lookup::Fresh(entry) => {
                 self.cache.record_hit(&key);
                 return Ok(Answer {
-                    response: response_from_entry(
-                        prepared,
-                        &entry,
-                        timing.started,
-                        timing.start_ts,
-                        true,
-                    ),
+                    response: response_from_entry(prepared, &entry, timing, true),
                     cache: CacheStatus::Hit,
                     key: Some(key),
                 });
@@ -78,13 +72,7 @@ impl Engine {
         };
         self.cache.record(status);
         Ok(Answer {
-            response: response_from_entry(
-                prepared,
-                &entry,
-                timing.started,
-                timing.start_ts,
-                status != CacheStatus::Miss,
-            ),
+            response: response_from_entry(prepared, &entry, timing, status != CacheStatus::Miss),
             cache: status,
             key: Some(key),
         })

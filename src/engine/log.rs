@@ -15,7 +15,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
+use crate::api::LlmConfiguration;
 use crate::logs::{CompletionLog, LogRecord, Spool, SpoolEntry};
+use crate::providers::ChatRequest;
 
 /// When a request started, for latency and timestamps.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +49,9 @@ const LOG_QUEUE: usize = 16 * 1024;
 #[derive(Debug)]
 pub(super) struct PendingLog {
     log: CompletionLog,
+    /// What the provider was asked: the record's configuration.
+    chat: Arc<ChatRequest>,
+    provider: String,
     response: CompletionResponse,
     ttft: Option<f64>,
 }
@@ -114,13 +121,21 @@ fn write_record(spool: &Spool, msg: LogMsg) {
     {
         match msg {
             LogMsg::Record(p) => {
-                let mut record = LogRecord::from_completion(&p.log, &p.response);
-                record.time_to_first_token = p.ttft;
+                let PendingLog {
+                    mut log,
+                    chat,
+                    provider,
+                    response,
+                    ttft,
+                } = *p;
+                log.configuration = Some(configuration(&chat, provider));
+                let mut record = LogRecord::from_completion(&log, &response);
+                record.time_to_first_token = ttft;
                 match SpoolEntry::TraceLog(Box::new(record)).encode() {
                     // A full or closed spool counts the drop itself.
                     Ok(bytes) => drop(spool.append(bytes)),
                     Err(e) => {
-                        tracing::warn!(trace_id = %p.log.trace_id, error = %e, "log record not spooled")
+                        tracing::warn!(trace_id = %log.trace_id, error = %e, "log record not spooled")
                     }
                 }
             }
@@ -128,6 +143,19 @@ fn write_record(spool: &Spool, msg: LogMsg) {
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// The record's `configuration`: the call as the provider got it.
+fn configuration(chat: &ChatRequest, provider: String) -> LlmConfiguration {
+    LlmConfiguration {
+        model: Some(chat.model.clone()),
+        provider: Some(provider),
+        model_params: Some(chat.params.clone()),
+        messages: Some(chat.messages.clone()),
+        history: None,
+        functions: (!chat.functions.is_empty()).then(|| chat.functions.clone()),
+        function_call: chat.function_call.clone(),
     }
 }
 
@@ -144,6 +172,8 @@ impl Engine {
         }
         let pending = PendingLog {
             log: prepared.log.clone(),
+            chat: Arc::clone(&prepared.chat),
+            provider: prepared.provider.name().to_owned(),
             response: response.clone(),
             ttft,
         };

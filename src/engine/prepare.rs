@@ -18,7 +18,8 @@ use crate::providers::{ChatRequest, Provider};
 pub struct Prepared {
     pub trace_id: String,
     pub provider: Arc<Provider>,
-    pub chat: ChatRequest,
+    /// Shared with the log record, which is built from it in the background.
+    pub chat: Arc<ChatRequest>,
     /// `provider_api_key` of the request, beating the configured key.
     pub api_key: Option<Secret>,
     /// `cache` (default true): read and write the completion cache.
@@ -103,20 +104,13 @@ pub fn prepare(
         functions: functions.unwrap_or_default(),
         function_call,
     };
-    // The log keeps what the provider was asked, not what the request said.
-    log.configuration = Some(LlmConfiguration {
-        model: Some(chat.model.clone()),
-        provider: Some(provider_name),
-        model_params: Some(chat.params.clone()),
-        messages: Some(chat.messages.clone()),
-        history: None,
-        functions: (!chat.functions.is_empty()).then(|| chat.functions.clone()),
-        function_call: chat.function_call.clone(),
-    });
+    // The log keeps what the provider was asked (`chat`), not what the request said: the
+    // record's configuration is built from it off the request path (engine/log.rs).
+    log.configuration = None;
     Ok(Prepared {
         trace_id,
         provider,
-        chat,
+        chat: Arc::new(chat),
         api_key: req.provider_api_key.take(),
         cache: req.cache.unwrap_or(true),
         log,

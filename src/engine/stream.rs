@@ -101,8 +101,7 @@ impl Engine {
         timing: &Timing,
         cache_hit: bool,
     ) -> mpsc::Receiver<StreamItem> {
-        let response =
-            response_from_entry(prepared, entry, timing.started, timing.start_ts, cache_hit);
+        let response = response_from_entry(prepared, entry, timing, cache_hit);
         self.log_answer(prepared, &response, Some(response.latency));
         replay(&entry.deltas)
     }
@@ -131,13 +130,7 @@ impl Engine {
                 match sub.next().await {
                     Event::Delta(delta) => item = Some(StreamItem::Delta(delta)),
                     Event::Outcome(Outcome::Done(entry) | Outcome::Stale(entry)) => {
-                        let response = response_from_entry(
-                            &prepared,
-                            &entry,
-                            timing.started,
-                            timing.start_ts,
-                            cache_hit,
-                        );
+                        let response = response_from_entry(&prepared, &entry, &timing, cache_hit);
                         engine.log_answer(&prepared, &response, Some(ttft));
                         return;
                     }
@@ -197,13 +190,7 @@ impl Engine {
                             prices,
                             (0, 0),
                         );
-                        let response = response_from_entry(
-                            &prepared,
-                            &entry,
-                            timing.started,
-                            timing.start_ts,
-                            false,
-                        );
+                        let response = response_from_entry(&prepared, &entry, &timing, false);
                         engine.log_answer(&prepared, &response, Some(ttft));
                         return;
                     }

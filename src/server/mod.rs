@@ -216,25 +216,21 @@ pub async fn run_with_reload(
     mut reloads: mpsc::Receiver<Config>,
 ) -> Result<(), StartupError> {
     let mut metrics = Metrics::new();
-    let engine = match prepare_state_dir(&config.state_dir)
-        .and_then(|()| Ok(Engine::new(&config, &metrics)?))
-    {
-        Ok(engine) => Arc::new(engine),
+    let started = prepare_state_dir(&config.state_dir)
+        .and_then(|()| Ok(Arc::new(Engine::new(&config, &metrics)?)))
+        .and_then(|engine| {
+            Flusher::new(engine.spool().clone(), config.upstream.clone())
+                .map(|flusher| (engine, flusher))
+                .map_err(|e| StartupError::Flusher(e.to_string()))
+        });
+    let (engine, flusher) = match started {
+        Ok(started) => started,
         Err(e) => {
             // Leave no socket file behind for a daemon that never served.
             if let Some(path) = &listeners.unix_path {
                 let _ = std::fs::remove_file(path);
             }
             return Err(e);
-        }
-    };
-    let flusher = match Flusher::new(engine.spool().clone(), config.upstream.clone()) {
-        Ok(flusher) => flusher,
-        Err(e) => {
-            if let Some(path) = &listeners.unix_path {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(StartupError::Flusher(e.to_string()));
         }
     };
     let flusher_handle = Arc::new(ArcSwap::from_pointee(flusher.handle()));
