@@ -49,12 +49,13 @@ pub fn prepare(
         .or_else(|| req.inference_id.clone())
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    // Taken before anything is consumed; the configuration is replaced by the resolved one.
+    // The request's configuration is taken out first: the log records the resolved call
+    // (built from `chat` in engine/log.rs), so it need not copy the request's.
+    let mut overrides = req.llm_configuration.take().unwrap_or_default();
     let mut log = CompletionLog::from_request(&req, trace_id.clone());
     if log.project_uuid.is_none() {
         log.project_uuid = log.project_name.as_deref().map(ProjectStore::uuid_for);
     }
-    let mut overrides = req.llm_configuration.take().unwrap_or_default();
     // Messages of a request are templates only when the request gives inputs: a `{{` in plain
     // text (code, other template languages) is then left alone.
     if let (Some(messages), Some(inputs)) = (&mut overrides.messages, &req.llm_inputs) {
@@ -104,9 +105,6 @@ pub fn prepare(
         functions: functions.unwrap_or_default(),
         function_call,
     };
-    // The log keeps what the provider was asked (`chat`), not what the request said: the
-    // record's configuration is built from it off the request path (engine/log.rs).
-    log.configuration = None;
     Ok(Prepared {
         trace_id,
         provider,
