@@ -3,9 +3,9 @@
 
 use promptd::api::{CompletionRequest, CompletionResponse};
 use promptd::logs::entry::{
-    EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry, TraceLogUpdate,
+    encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry, TraceLogUpdate,
 };
-use promptd::logs::record::{sampled_in, CompletionLog, LogRecord, OmitRules};
+use promptd::logs::record::{sampled_in, CallConfiguration, CompletionLog, LogRecord, OmitRules};
 use serde_json::{json, Value};
 
 fn request(extra: Value) -> CompletionRequest {
@@ -57,16 +57,36 @@ fn response() -> CompletionResponse {
     }
 }
 
+/// The call a request's own `llm_configuration` describes (in the daemon, the resolved call).
+fn call_of(req: &CompletionRequest) -> CallConfiguration<'_> {
+    let c = req.llm_configuration.as_ref().expect("configuration");
+    CallConfiguration {
+        model: c.model.as_deref().unwrap_or_default(),
+        provider: c.provider.as_deref().unwrap_or_default(),
+        model_params: c.model_params.as_ref(),
+        messages: c.messages.as_deref(),
+        functions: c.functions.as_deref(),
+        function_call: c.function_call.as_ref(),
+    }
+}
+
+fn record_of(req: &CompletionRequest, log: CompletionLog) -> Value {
+    serde_json::to_value(LogRecord::from_completion(log, call_of(req), response()))
+        .expect("serializes")
+}
+
 fn record_json(extra: Value) -> Value {
-    let log = CompletionLog::from_request(&request(extra), "trace-1");
-    serde_json::to_value(LogRecord::from_completion(&log, &response())).expect("serializes")
+    let req = request(extra);
+    let log = CompletionLog::from_request(&req, "trace-1");
+    record_of(&req, log)
 }
 
 #[test]
 fn a_completion_record_carries_request_and_answer_and_no_nulls() {
-    let mut log = CompletionLog::from_request(&request(json!({})), "trace-1");
+    let req = request(json!({}));
+    let mut log = CompletionLog::from_request(&req, "trace-1");
     log.time_to_first_token = Some(0.05);
-    let record = serde_json::to_value(LogRecord::from_completion(&log, &response())).expect("json");
+    let record = record_of(&req, log);
     let expected = json!({
         "trace_id": "trace-1",
         "parent_trace_id": "parent-1",
@@ -102,6 +122,51 @@ fn a_completion_record_carries_request_and_answer_and_no_nulls() {
         "experiment_uuid": "exp-1"
     });
     assert_eq!(record, expected);
+}
+
+#[test]
+fn unset_params_and_contentless_turns_are_left_out_but_caller_json_is_kept() {
+    let record = record_json(json!({
+        "llm_configuration": {
+            "model": "m",
+            "provider": "openai",
+            "model_params": {"top_p": 0.5, "response_format": {"type": "json", "default": null}},
+            "messages": [{"role": "assistant", "content": null}, {"role": "user", "content": "x"}],
+            "functions": [{"name": "f", "parameters": {"default": null}}]
+        }
+    }));
+    assert_eq!(
+        record["configuration"],
+        json!({
+            "model": "m",
+            "provider": "openai",
+            "model_params": {"top_p": 0.5, "response_format": {"type": "json", "default": null}},
+            "messages": [{"role": "assistant"}, {"role": "user", "content": "x"}],
+            "functions": [{"name": "f", "parameters": {"default": null}}]
+        })
+    );
+}
+
+#[test]
+fn a_completion_record_is_spooled_as_the_trace_log_it_reads_back_as() {
+    let req = request(json!({}));
+    let record = LogRecord::from_completion(
+        CompletionLog::from_request(&req, "trace-1"),
+        call_of(&req),
+        response(),
+    );
+    let bytes = encode_trace_log(&record).expect("encodes");
+    let stored = StoredEntry::decode(&bytes).expect("decodes");
+    assert_eq!(
+        (stored.kind, stored.trace_id.as_str()),
+        (EntryKind::TraceLog, "trace-1")
+    );
+    let as_value: LogRecord =
+        serde_json::from_value(serde_json::to_value(&record).expect("json")).expect("a trace log");
+    assert_eq!(
+        stored.to_entry().expect("typed"),
+        SpoolEntry::TraceLog(Box::new(as_value))
+    );
 }
 
 #[test]

@@ -22,21 +22,35 @@ use serde::de::DeserializeOwned;
 /// Decode a JSON body: malformed JSON is a 400 `invalid_json`, a well-formed body with a field of
 /// the wrong type a 422 `invalid_request` naming the field (`llm_configuration.messages[0].role`).
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Tracking the path costs on every body; only a body that fails is decoded again with it.
+    serde_json::from_slice(body).or_else(|first| explain::<T>(body, first))
+}
+
+/// The error of a body that did not decode, naming the offending field.
+fn explain<T: DeserializeOwned>(body: &[u8], first: serde_json::Error) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::InvalidJson(inner.to_string())
-        } else {
-            ApiError::InvalidField {
-                field: if path == "." { None } else { Some(path) },
-                message: inner.to_string(),
-            }
+    let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(_) => {
+            return Err(de
+                .end()
+                .err()
+                .map_or_else(|| invalid(first, "."), |e| invalid(e, ".")))
         }
-    })?;
-    de.end().map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-    Ok(value)
+        Err(e) => e,
+    };
+    let path = err.path().to_string();
+    Err(invalid(err.into_inner(), &path))
+}
+
+fn invalid(err: serde_json::Error, path: &str) -> ApiError {
+    if err.is_syntax() || err.is_eof() {
+        ApiError::InvalidJson(err.to_string())
+    } else {
+        ApiError::InvalidField {
+            field: (path != ".").then(|| path.to_owned()),
+            message: err.to_string(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use std::sync::Arc;
 
-use crate::api::LlmConfiguration;
-use crate::logs::{CompletionLog, LogRecord, Spool, SpoolEntry};
+use crate::logs::{encode_trace_log, CallConfiguration, CompletionLog, LogRecord, Spool};
 use crate::providers::ChatRequest;
 
 /// When a request started, for latency and timestamps.
@@ -102,60 +101,66 @@ impl LogQueue {
 /// adds at most this much to the crash-loss window of completion records.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
+/// Records built between yields to the runtime: a tick's backlog (hundreds of records under
+/// load) must not hold a worker thread, and the requests queued on it, for milliseconds.
+const RECORDS_PER_YIELD: usize = 32;
+
 async fn write_records(spool: Spool, mut rx: mpsc::Receiver<LogMsg>) {
     let mut tick = tokio::time::interval(DRAIN_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let mut built = 0;
         loop {
             match rx.try_recv() {
                 Ok(msg) => write_record(&spool, msg),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
+            built += 1;
+            if built % RECORDS_PER_YIELD == 0 {
+                tokio::task::yield_now().await;
+            }
         }
     }
 }
 
 fn write_record(spool: &Spool, msg: LogMsg) {
-    {
-        match msg {
-            LogMsg::Record(p) => {
-                let PendingLog {
-                    mut log,
-                    chat,
-                    provider,
-                    response,
-                    ttft,
-                } = *p;
-                log.configuration = Some(configuration(&chat, provider));
-                let mut record = LogRecord::from_completion(&log, &response);
-                record.time_to_first_token = ttft;
-                match SpoolEntry::TraceLog(Box::new(record)).encode() {
-                    // A full or closed spool counts the drop itself.
-                    Ok(bytes) => drop(spool.append(bytes)),
-                    Err(e) => {
-                        tracing::warn!(trace_id = %log.trace_id, error = %e, "log record not spooled")
-                    }
+    match msg {
+        LogMsg::Record(p) => {
+            let PendingLog {
+                log,
+                chat,
+                provider,
+                response,
+                ttft,
+            } = *p;
+            let mut record =
+                LogRecord::from_completion(log, configuration(&chat, &provider), response);
+            record.time_to_first_token = ttft;
+            match encode_trace_log(&record) {
+                // A full or closed spool counts the drop itself.
+                Ok(bytes) => drop(spool.append(bytes)),
+                Err(e) => {
+                    tracing::warn!(trace_id = ?record.trace_id, error = %e, "log record not spooled")
                 }
             }
-            LogMsg::Drain(done) => {
-                let _ = done.send(());
-            }
+        }
+        LogMsg::Drain(done) => {
+            let _ = done.send(());
         }
     }
 }
 
 /// The record's `configuration`: the call as the provider got it.
-fn configuration(chat: &ChatRequest, provider: String) -> LlmConfiguration {
-    LlmConfiguration {
-        model: Some(chat.model.clone()),
-        provider: Some(provider),
-        model_params: Some(chat.params.clone()),
-        messages: Some(chat.messages.clone()),
-        history: None,
-        functions: (!chat.functions.is_empty()).then(|| chat.functions.clone()),
-        function_call: chat.function_call.clone(),
+fn configuration<'a>(chat: &'a ChatRequest, provider: &'a str) -> CallConfiguration<'a> {
+    CallConfiguration {
+        model: &chat.model,
+        provider,
+        model_params: Some(&chat.params),
+        messages: Some(&chat.messages),
+        functions: (!chat.functions.is_empty()).then_some(&chat.functions[..]),
+        function_call: chat.function_call.as_ref(),
     }
 }
 

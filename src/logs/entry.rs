@@ -89,6 +89,15 @@ struct EnvelopeV1 {
     body: String,
 }
 
+/// [`EnvelopeV1`] borrowed, for encoding without copies (the same bytes: bincode writes a
+/// `&str` as it writes a `String`).
+#[derive(Serialize)]
+struct EnvelopeV1Ref<'a> {
+    kind: EntryKind,
+    trace_id: &'a str,
+    body: &'a str,
+}
+
 fn bincode_config() -> impl bincode::config::Config {
     // The limit keeps a damaged length prefix from allocating more than a frame can hold.
     bincode::config::standard().with_limit::<MAX_PAYLOAD>()
@@ -114,23 +123,42 @@ impl SpoolEntry {
 
     /// The spool payload: version byte + bincode envelope.
     pub fn encode(&self) -> Result<Vec<u8>, EntryError> {
-        let body = match self {
-            SpoolEntry::TraceLog(r) => serde_json::to_string(r),
-            SpoolEntry::TraceLogUpdate(u) => serde_json::to_string(u),
-            SpoolEntry::Feedback(f) => serde_json::to_string(f),
+        match self {
+            SpoolEntry::TraceLog(r) => encode_trace_log(r),
+            SpoolEntry::TraceLogUpdate(u) => encode(EntryKind::TraceLogUpdate, &u.trace_id, u),
+            SpoolEntry::Feedback(f) => encode(EntryKind::Feedback, &f.trace_id, f),
         }
-        .map_err(|e| EntryError::Malformed(e.to_string()))?;
-        let envelope = EnvelopeV1 {
-            kind: self.kind(),
-            trace_id: self.trace_id().to_owned(),
-            body,
-        };
-        let mut out = vec![ENTRY_FORMAT_VERSION];
-        let encoded = bincode::serde::encode_to_vec(&envelope, bincode_config())
-            .map_err(|e| EntryError::Malformed(e.to_string()))?;
-        out.extend_from_slice(&encoded);
-        Ok(out)
     }
+}
+
+/// The spool payload of a trace log, whatever its `configuration` is held as (a completion's
+/// record borrows it from the call): the same bytes as [`SpoolEntry::TraceLog`] of it.
+pub fn encode_trace_log<C: Serialize>(record: &LogRecord<C>) -> Result<Vec<u8>, EntryError> {
+    encode(
+        EntryKind::TraceLog,
+        record.trace_id.as_deref().unwrap_or(""),
+        record,
+    )
+}
+
+fn encode<T: Serialize + ?Sized>(
+    kind: EntryKind,
+    trace_id: &str,
+    body: &T,
+) -> Result<Vec<u8>, EntryError> {
+    let malformed = |e: &dyn std::fmt::Display| EntryError::Malformed(e.to_string());
+    let body = serde_json::to_string(body).map_err(|e| malformed(&e))?;
+    let envelope = EnvelopeV1Ref {
+        kind,
+        trace_id,
+        body: &body,
+    };
+    // The version byte, the envelope's lengths and fixed fields, and the body.
+    let mut out = Vec::with_capacity(body.len() + trace_id.len() + 16);
+    out.push(ENTRY_FORMAT_VERSION);
+    bincode::serde::encode_into_std_write(&envelope, &mut out, bincode_config())
+        .map_err(|e| malformed(&e))?;
+    Ok(out)
 }
 
 /// A decoded payload, body still as JSON text: what the flusher needs to send it.

@@ -31,9 +31,11 @@ mod state;
 mod writer;
 
 pub use config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
-pub use entry::{EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry, TraceLogUpdate};
+pub use entry::{
+    encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry, TraceLogUpdate,
+};
 pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, UpstreamError};
-pub use record::{sampled_in, CompletionLog, LogRecord, OmitRules};
+pub use record::{sampled_in, CallConfiguration, CompletionLog, LogRecord, OmitRules};
 pub use spool::{
     Dropped, Durable, NotDurable, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStats,
 };

@@ -11,18 +11,25 @@
 //! - Records from clients (`POST /trace_log`) keep fields promptd does not know
 //!   ([`LogRecord::extra`]): they are forwarded unchanged in content.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::api::{CompletionRequest, CompletionResponse, LlmConfiguration};
+use crate::api::{
+    CompletionRequest, CompletionResponse, FunctionCallSpec, Message, ModelParams, Role,
+};
 
 /// Domain separation for the sampling hash; bump it and every trace is re-drawn.
 const SAMPLE_HASH_TAG: &[u8] = b"promptd log sample v1\0";
 
 /// One `TraceLog` (the shape of `POST /trace_log`). Every field may be absent; absent fields
 /// are not serialized. See `API.md` for their meaning.
+///
+/// `C` is the type of `configuration`: free-form JSON for a client's record (passed through
+/// unchanged), or a [`CallConfiguration`] borrowed from the call for a completion's record, so
+/// building one copies no messages and builds no JSON tree.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LogRecord {
+pub struct LogRecord<C = Value> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,7 +50,7 @@ pub struct LogRecord {
     /// `LLMInputs`: model, provider, model_params, messages, functions, ... (kept as JSON so a
     /// client's record passes through unchanged).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub configuration: Option<Value>,
+    pub configuration: Option<C>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,95 +137,184 @@ impl OmitRules {
     }
 }
 
-/// Keys of `configuration` that count as inputs for [`OmitRules::inputs`]; `model` and
-/// `provider` stay.
-const CONFIGURATION_INPUT_KEYS: [&str; 5] = [
-    "messages",
-    "history",
-    "functions",
-    "function_call",
-    "model_params",
-];
+/// A completion record's `configuration`: the call as the provider got it (deployment merged,
+/// templates rendered), borrowed from it. Unset parts (a param, a turn's content) are left out,
+/// not written as `null`; JSON the caller gave (functions, `response_format`) is kept as given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CallConfiguration<'a> {
+    pub model: &'a str,
+    pub provider: &'a str,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "set_params_only"
+    )]
+    pub model_params: Option<&'a ModelParams>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "turns_without_null_content"
+    )]
+    pub messages: Option<&'a [Message]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub functions: Option<&'a [Value]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_call: Option<&'a FunctionCallSpec>,
+}
 
-impl LogRecord {
+impl CallConfiguration<'_> {
+    /// Without what counts as inputs for [`OmitRules::inputs`]: `model` and `provider` stay.
+    fn without_inputs(self) -> Self {
+        CallConfiguration {
+            model: self.model,
+            provider: self.provider,
+            ..CallConfiguration::default()
+        }
+    }
+}
+
+/// `model_params` with the params that are set only.
+fn set_params_only<S: Serializer>(params: &Option<&ModelParams>, s: S) -> Result<S::Ok, S::Error> {
+    let Some(ModelParams {
+        temp,
+        top_p,
+        frequency_penalty,
+        presence_penalty,
+        max_length,
+        response_format,
+        safe_prompt,
+    }) = params
+    else {
+        return s.serialize_none();
+    };
+    let mut map = s.serialize_map(None)?;
+    for (key, value) in [
+        ("temp", temp),
+        ("top_p", top_p),
+        ("frequency_penalty", frequency_penalty),
+        ("presence_penalty", presence_penalty),
+    ] {
+        if let Some(value) = value {
+            map.serialize_entry(key, value)?;
+        }
+    }
+    if let Some(value) = max_length {
+        map.serialize_entry("max_length", value)?;
+    }
+    if let Some(value) = response_format {
+        map.serialize_entry("response_format", value)?;
+    }
+    if let Some(value) = safe_prompt {
+        map.serialize_entry("safe_prompt", value)?;
+    }
+    map.end()
+}
+
+/// The turns, a turn without content as `{"role": ...}` alone.
+fn turns_without_null_content<S: Serializer>(
+    messages: &Option<&[Message]>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Turn<'a> {
+        role: Role,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content: Option<&'a str>,
+    }
+    s.collect_seq(messages.unwrap_or_default().iter().map(|m| {
+        let Message { role, content } = m;
+        Turn {
+            role: *role,
+            content: content.as_deref(),
+        }
+    }))
+}
+
+impl<'a> LogRecord<CallConfiguration<'a>> {
     /// The record of one completion (cache hits too): `log` from the request as the engine
-    /// resolved it, `response` as answered. Applies the omit rules; sampling is the caller's
-    /// decision ([`CompletionLog::sampled_in`]), made before building.
-    pub fn from_completion(log: &CompletionLog, response: &CompletionResponse) -> LogRecord {
-        let mut record = LogRecord {
-            trace_id: Some(log.trace_id.clone()),
-            parent_trace_id: log.parent_trace_id.clone(),
-            root_trace_id: Some(log.root_trace_id().to_owned()),
-            trace_name: Some(
-                log.trace_name
-                    .clone()
-                    .unwrap_or_else(|| format!("llm-{}", response.provider)),
-            ),
-            project_uuid: log.project_uuid.clone(),
-            start_timestamp: Some(response.start_timestamp.clone()),
-            end_timestamp: Some(response.end_timestamp.clone()),
-            configuration: log.configuration.as_ref().and_then(configuration_json),
-            inputs: log.inputs.clone(),
-            output: Some(response.content.clone()),
-            target: log.target.clone(),
-            latency: Some(response.latency),
-            time_to_first_token: log.time_to_first_token,
-            input_tokens: Some(response.input_tokens),
-            output_tokens: Some(response.output_tokens),
-            total_tokens: Some(response.total_tokens),
-            cost: Some(response.cost),
-            error: response.error.clone(),
-            status: Some(response.status.clone()),
-            deployment_id: log.deployment_id.clone(),
-            cache_hit: Some(response.cache_hit),
-            eval_metric_ids: log.eval_metric_ids.clone(),
-            log_sample_rate: log.sample_rate,
-            end_user_identifier: log.end_user_identifier.clone(),
-            metadata: log.metadata.clone(),
-            tags: log.tags.clone(),
-            experiment_uuid: log.experiment_uuid.clone(),
+    /// resolved it, `configuration` the call the provider got, `response` as answered. Applies
+    /// the omit rules; sampling is the caller's decision ([`CompletionLog::sampled_in`]), made
+    /// before building.
+    pub fn from_completion(
+        log: CompletionLog,
+        configuration: CallConfiguration<'a>,
+        response: CompletionResponse,
+    ) -> Self {
+        let root_trace_id = log.root_trace_id().to_owned();
+        let CompletionLog {
+            trace_id,
+            parent_trace_id,
+            root_trace_id: _,
+            trace_name,
+            project_uuid,
+            project_name: _,
+            inputs,
+            deployment_id,
+            end_user_identifier,
+            eval_metric_ids,
+            experiment_uuid,
+            metadata,
+            tags,
+            target,
+            omit,
+            sample_rate,
+            time_to_first_token,
+        } = log;
+        let CompletionResponse {
+            inference_id: _,
+            content,
+            latency,
+            input_tokens,
+            output_tokens,
+            total_tokens,
+            cost,
+            model: _,
+            provider,
+            cache_hit,
+            status,
+            start_timestamp,
+            end_timestamp,
+            error,
+        } = response;
+        LogRecord {
+            trace_id: Some(trace_id),
+            parent_trace_id,
+            root_trace_id: Some(root_trace_id),
+            trace_name: Some(trace_name.unwrap_or_else(|| format!("llm-{provider}"))),
+            project_uuid,
+            start_timestamp: Some(start_timestamp),
+            end_timestamp: Some(end_timestamp),
+            configuration: Some(if omit.inputs {
+                configuration.without_inputs()
+            } else {
+                configuration
+            }),
+            inputs: inputs.filter(|_| !omit.inputs),
+            output: Some(content).filter(|_| !omit.outputs),
+            target,
+            latency: Some(latency),
+            time_to_first_token,
+            input_tokens: Some(input_tokens),
+            output_tokens: Some(output_tokens),
+            total_tokens: Some(total_tokens),
+            cost: Some(cost),
+            error,
+            status: Some(status),
+            deployment_id,
+            cache_hit: Some(cache_hit),
+            eval_metric_ids,
+            log_sample_rate: sample_rate,
+            end_user_identifier,
+            metadata,
+            tags,
+            experiment_uuid,
             ..LogRecord::default()
-        };
-        record.apply_omit(log.omit);
-        record
-    }
-
-    /// Remove what `rules` leave out.
-    pub fn apply_omit(&mut self, rules: OmitRules) {
-        if rules.inputs {
-            self.inputs = None;
-            if let Some(Value::Object(config)) = self.configuration.as_mut() {
-                for key in CONFIGURATION_INPUT_KEYS {
-                    config.remove(key);
-                }
-            }
-        }
-        if rules.outputs {
-            self.output = None;
         }
     }
+}
 
+impl<C> LogRecord<C> {
     /// The id sampling is decided on: `root_trace_id`, else the record's own `trace_id`.
     pub fn sampling_key(&self) -> Option<&str> {
         self.root_trace_id.as_deref().or(self.trace_id.as_deref())
-    }
-}
-
-/// `configuration` as JSON, without the `null`s of unset fields.
-fn configuration_json(config: &LlmConfiguration) -> Option<Value> {
-    let mut value = serde_json::to_value(config).ok()?;
-    strip_nulls(&mut value);
-    Some(value)
-}
-
-fn strip_nulls(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
-            map.values_mut().for_each(strip_nulls);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
-        _ => {}
     }
 }
 
@@ -255,9 +351,6 @@ pub struct CompletionLog {
     /// Resolved from `project_name` by the engine when only the name was given.
     pub project_uuid: Option<String>,
     pub project_name: Option<String>,
-    /// The configuration the provider was called with (the engine replaces the request's
-    /// with the resolved one: deployment merged, templates rendered).
-    pub configuration: Option<LlmConfiguration>,
     pub inputs: Option<Map<String, Value>>,
     pub deployment_id: Option<String>,
     pub end_user_identifier: Option<String>,
@@ -280,7 +373,9 @@ impl CompletionLog {
         let CompletionRequest {
             cache: _,
             deployment_id,
-            llm_configuration,
+            // The record's configuration is the resolved call (deployment merged, templates
+            // rendered), given when the record is built: see `LogRecord::from_completion`.
+            llm_configuration: _,
             llm_inputs,
             trace_id: _,
             inference_id: _,
@@ -310,7 +405,6 @@ impl CompletionLog {
             trace_name: trace_name.clone().filter(|n| !n.is_empty()),
             project_uuid: project_uuid.clone(),
             project_name: project_name.clone(),
-            configuration: llm_configuration.clone(),
             inputs: llm_inputs.clone(),
             deployment_id: deployment_id.clone(),
             end_user_identifier: end_user_identifier.clone(),
