@@ -2,6 +2,8 @@
 # Whole-daemon load test: the fake OpenAI server (examples/fake_provider.rs, zero delay) hit
 # directly over loopback TCP, and through promptd over its Unix socket, at 1 and 32 connections,
 # in the same run. Prints req/s, p50, p99 and the ratios promptd vs direct. See benches/README.md.
+# `floor` is the fake answering its static body over a Unix socket: what a hyper server that
+# does no work at all reaches on this machine, the baseline for cache hits (same transport).
 #
 # Env: DURATION (default 10s per scenario), CONNS (default "1 32"), DELAY_MS (fake provider
 # delay, default 0), SKIP_BUILD=1 to reuse the existing release binaries.
@@ -50,7 +52,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- fake provider -----------------------------------------------------------------------------
-"$FAKE" --addr 127.0.0.1:0 --delay-ms "$DELAY_MS" >"$TMP/fake.out" 2>"$TMP/fake.err" &
+"$FAKE" --addr 127.0.0.1:0 --delay-ms "$DELAY_MS" --unix "$TMP/fake.sock" >"$TMP/fake.out" 2>"$TMP/fake.err" &
 FAKE_PID=$!
 for _ in $(seq 100); do
     grep -q '^listening on ' "$TMP/fake.out" 2>/dev/null && break
@@ -60,6 +62,7 @@ done
 FAKE_ADDR="$(sed -n 's/^listening on //p' "$TMP/fake.out" | head -n1)"
 [[ -n "$FAKE_ADDR" ]] || die "fake_provider did not report its address"
 DIRECT_URL="http://$FAKE_ADDR/v1/chat/completions"
+FLOOR_URL="http://localhost/v1/chat/completions"
 
 # --- promptd -----------------------------------------------------------------------------------
 SOCK="$TMP/promptd.sock"
@@ -133,6 +136,7 @@ run() { # name, conns, extra args...
 }
 for c in $CONNS; do
     run direct "$c" -d "$OPENAI_BODY" "$DIRECT_URL"
+    run floor "$c" -d "$OPENAI_BODY" --unix-socket "$TMP/fake.sock" "$FLOOR_URL"
     run promptd "$c" -d "$PAREA_BODY" --unix-socket "$SOCK" "$PROMPTD_URL"
     run hit "$c" -d "$HIT_BODY" --unix-socket "$SOCK" "$PROMPTD_URL"
 done
@@ -172,12 +176,12 @@ print(f"{'scenario':<9} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
       f"{'promptd cpu':>12} {'fake cpu':>9}  status codes")
 rows = {}
 for c in conns:
-    for name in ("direct", "promptd", "hit"):
+    for name in ("direct", "floor", "promptd", "hit"):
         r = load(name, c)
         rows[(name, c)] = r
         codes = ",".join(f"{k}:{v}" for k, v in sorted(r["codes"].items()))
         extra = f"  errors {r['errors']}" if r["errors"] else ""
-        pcpu = f"{r['promptd_us']:.1f} us" if name != "direct" else "-"
+        pcpu = f"{r['promptd_us']:.1f} us" if name in ("promptd", "hit") else "-"
         print(f"{name:<9} {c:>5} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
               f"{pcpu:>12} {r['fake_us']:>6.1f} us  {codes}{extra}")
         if r["errors"] or any(k != "200" for k in r["codes"]):
@@ -187,6 +191,12 @@ print(f"{'conns':>5} {'added p50 ms':>12} {'added p99 ms':>12} {'promptd/direct 
 for c in conns:
     d, p = rows[("direct", c)], rows[("promptd", c)]
     print(f"{c:>5} {p['p50'] - d['p50']:>12.3f} {p['p99'] - d['p99']:>12.3f} {p['rps'] / d['rps']:>21.2f}")
+print()
+print(f"{'conns':>5} {'hit/floor req/s':>16} {'hit p99 - floor p99 ms':>23}")
+for c in conns:
+    f, h = rows[("floor", c)], rows[("hit", c)]
+    print(f"{c:>5} {h['rps'] / f['rps']:>16.2f} {h['p99'] - f['p99']:>23.3f}")
+print("(floor: the fake's static answer over a Unix socket, a server doing no work at all)")
 print("(hit: the same request with the cache on, answered from sled without a provider call)")
 print("(cpu: user+system CPU time of the process per request during the scenario)")
 print("(targets: promptd >= 20000 req/s at 32 connections; < 0.3 ms added p50 at 1;")

@@ -1,8 +1,10 @@
 //! A small, fast stand-in for OpenAI's chat completions endpoint, for load tests.
 //!
-//! `cargo run --release --example fake_provider -- --addr 127.0.0.1:0 [--delay-ms N]`
-//! (`--port N` is short for `--addr 127.0.0.1:N`). The first stdout line is
-//! `listening on 127.0.0.1:PORT`, so a script can read the bound port.
+//! `cargo run --release --example fake_provider -- --addr 127.0.0.1:0 [--delay-ms N]
+//! [--unix PATH]` (`--port N` is short for `--addr 127.0.0.1:N`). The first stdout line is
+//! `listening on 127.0.0.1:PORT`, so a script can read the bound port. With `--unix PATH` it
+//! also serves the same routes on a Unix socket at PATH: the load test's floor for "a hyper
+//! server answering static bytes over a Unix socket", beside promptd on the same transport.
 //!
 //! `POST /v1/chat/completions` (any path ending in `/chat/completions`) reads the request body
 //! fully and answers a fixed `chat.completion` ("Hello! How can I help you today?", usage
@@ -14,6 +16,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,9 +27,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
 
-const USAGE: &str = "usage: fake_provider [--addr HOST:PORT | --port PORT] [--delay-ms N]";
+const USAGE: &str =
+    "usage: fake_provider [--addr HOST:PORT | --port PORT] [--delay-ms N] [--unix PATH]";
 
 static COMPLETION: &[u8] = br#"{"id":"chatcmpl-fake123","object":"chat.completion","created":1741569952,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_b8bc95a0ac"}"#;
 
@@ -56,11 +61,13 @@ static NOT_FOUND: &[u8] =
 struct Options {
     addr: SocketAddr,
     delay: Option<Duration>,
+    unix: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut addr: SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut delay = None;
+    let mut unix = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -79,6 +86,7 @@ fn parse_args() -> Result<Options, String> {
                 let ms: u64 = v.parse().map_err(|e| format!("--delay-ms {v}: {e}"))?;
                 delay = (ms > 0).then(|| Duration::from_millis(ms));
             }
+            "--unix" => unix = Some(PathBuf::from(value("--unix")?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -86,7 +94,7 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(Options { addr, delay })
+    Ok(Options { addr, delay, unix })
 }
 
 /// Whether a request body asks for streaming: a cheap byte scan for `"stream"` followed by
@@ -171,25 +179,53 @@ async fn main() {
     let _ = std::io::Write::flush(&mut std::io::stdout());
 
     let delay = opts.delay;
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
+    if let Some(path) = opts.unix {
+        let _ = std::fs::remove_file(&path);
+        let unix = match UnixListener::bind(&path) {
+            Ok(l) => l,
             Err(e) => {
-                // EMFILE and friends: back off briefly rather than spin.
-                eprintln!("fake_provider: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
+                eprintln!("fake_provider: bind {}: {e}", path.display());
+                std::process::exit(1);
             }
         };
-        let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, delay));
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            loop {
+                match unix.accept().await {
+                    Ok((stream, _)) => serve(stream, delay),
+                    Err(e) => accept_failed(e).await,
+                }
+            }
         });
     }
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                serve(stream, delay);
+            }
+            Err(e) => accept_failed(e).await,
+        }
+    }
+}
+
+/// Serve one connection on its own task.
+fn serve<S>(stream: S, delay: Option<Duration>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let service = service_fn(move |req| handle(req, delay));
+        let _ = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
+}
+
+/// EMFILE and friends: back off briefly rather than spin.
+async fn accept_failed(e: std::io::Error) {
+    eprintln!("fake_provider: accept: {e}");
+    tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
 #[cfg(test)]
