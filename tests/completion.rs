@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fake_upstream::{fixtures, refused_base_url, FakeUpstream};
+use common::fake_upstream::{fixtures, refused_base_url, Behavior, FakeUpstream};
 use common::{hello_request, providers_toml, TestDaemon};
 use serde_json::{json, Value};
 
@@ -454,4 +454,35 @@ async fn concurrent_uncached_requests_each_call_the_provider() {
         panic!("daemon still shared")
     };
     daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_redirect_is_an_upstream_error_and_is_not_followed() {
+    let elsewhere = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let location = format!("{}/messages", elsewhere.base_url());
+    let redirecting = FakeUpstream::always(Behavior::Json {
+        status: 307,
+        headers: vec![("location".into(), location)],
+        body: String::new(),
+    })
+    .await;
+    let daemon = daemon_with(&redirecting, &redirecting).await;
+    let reply = daemon
+        .post(
+            "/completion",
+            &json!({"llm_configuration": {
+                "model": "claude-3-5-haiku-latest", "provider": "anthropic",
+                "messages": [{"role": "user", "content": "Hello"}]
+            }, "cache": false}),
+        )
+        .await;
+    assert_eq!(reply.status, 502, "{:?}", reply.body);
+    assert_eq!(
+        reply.json()["error"]["type"],
+        "provider_error",
+        "{:?}",
+        reply.body
+    );
+    assert_eq!(redirecting.calls(), 1);
+    assert_eq!(elsewhere.calls(), 0, "the key must not follow a redirect");
 }

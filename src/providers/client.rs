@@ -60,6 +60,10 @@ impl Provider {
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
+            // A provider API does not redirect. Following one would send the request, and
+            // Anthropic's `x-api-key` (which reqwest does not treat as a credential), to
+            // wherever `Location` points; a 3xx is answered as an upstream error instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let endpoint = match config.kind {
             ProviderKind::OpenAi => format!("{}/chat/completions", config.base_url),
