@@ -29,7 +29,12 @@ pub struct CacheKey(pub [u8; 32]);
 impl CacheKey {
     /// Lower-case hex, as shown in `x-promptd-cache-key` and used by `DELETE /cache/{key}`.
     pub fn to_hex(&self) -> String {
-        blake3::Hash::from(self.0).to_hex().to_string()
+        self.hex().to_string()
+    }
+
+    /// The hex form without allocating.
+    pub fn hex(&self) -> impl std::ops::Deref<Target = str> {
+        blake3::Hash::from(self.0).to_hex()
     }
 
     pub fn from_hex(text: &str) -> Option<CacheKey> {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -84,8 +84,10 @@ impl Body for ResponseBody {
 
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<ResponseBody> {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => json_bytes(status, Bytes::from(bytes)),
+    // Most answers fit: one allocation instead of a few doublings.
+    let mut bytes = Vec::with_capacity(512);
+    match serde_json::to_writer(&mut bytes, value) {
+        Ok(()) => json_bytes(status, Bytes::from(bytes)),
         Err(e) => error(&ApiError::Internal(format!(
             "cannot encode the answer: {e}"
         ))),
@@ -129,13 +131,14 @@ pub fn cache_headers(
 ) {
     let headers = response.headers_mut();
     headers.insert(CACHE_HEADER, HeaderValue::from_static(status.as_str()));
-    if let Some(value) = key.and_then(|k| HeaderValue::from_str(&k.to_hex()).ok()) {
+    if let Some(value) = key.and_then(|k| HeaderValue::from_str(&k.hex()).ok()) {
         headers.insert(CACHE_KEY_HEADER, value);
     }
 }
 
-const CACHE_HEADER: &str = "x-promptd-cache";
-const CACHE_KEY_HEADER: &str = "x-promptd-cache-key";
+// Names built once, not parsed (and allocated) on every answer.
+const CACHE_HEADER: HeaderName = HeaderName::from_static("x-promptd-cache");
+const CACHE_KEY_HEADER: HeaderName = HeaderName::from_static("x-promptd-cache-key");
 
 /// The `text/event-stream` response of a started completion stream.
 pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
