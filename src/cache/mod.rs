@@ -239,7 +239,13 @@ impl Cache {
             Err(e) => {
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 if !self.write_error_logged.swap(true, Ordering::Relaxed) {
-                    tracing::error!(error = %e, "cannot write to the cache (further write errors are only counted)");
+                    tracing::error!(
+                        error = %e,
+                        "cannot write to the cache: answers are still served, cached ones \
+                         included, but new ones are not stored (further write errors are only \
+                         counted); sled keeps an I/O error such as a full disk until promptd \
+                         restarts: free space, then restart"
+                    );
                 }
             }
         }

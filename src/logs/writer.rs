@@ -30,6 +30,16 @@ pub struct WriterState {
     ledger_written: Option<Instant>,
     /// Reused frame buffer.
     buf: Vec<u8>,
+    /// Group commits failing in a row (a full disk, say): logged when it starts and when it
+    /// ends, counted in between.
+    failing: Option<FailureRun>,
+}
+
+/// Consecutive failed group commits.
+struct FailureRun {
+    since: Instant,
+    commits: u64,
+    records: u64,
 }
 
 /// The segment being appended to.
@@ -49,6 +59,7 @@ impl WriterState {
             persisted_acked: acked_through,
             ledger_written: None,
             buf: Vec::new(),
+            failing: None,
         }
     }
 }
@@ -123,6 +134,14 @@ impl WriterState {
                 let failed: Vec<Pending> = chunk.into_iter().chain(rest).collect();
                 self.fail(shared, failed, message);
                 return;
+            }
+            if let Some(run) = self.failing.take() {
+                tracing::warn!(
+                    failed_commits = run.commits,
+                    records_lost = run.records,
+                    after = ?run.since.elapsed(),
+                    "log spool writes again"
+                );
             }
             let last_id = first_id + chunk.len() as u64 - 1;
             for (i, item) in chunk.into_iter().enumerate() {
@@ -225,7 +244,26 @@ impl WriterState {
 
     /// Resolve `items` as not durable and give back their reservations.
     fn fail(&mut self, shared: &Shared, items: Vec<Pending>, message: String) {
-        tracing::warn!(error = %message, records = items.len(), "log spool group commit failed");
+        match &mut self.failing {
+            Some(run) => {
+                run.commits += 1;
+                run.records += items.len() as u64;
+                tracing::debug!(error = %message, records = items.len(), "log spool group commit failed");
+            }
+            None => {
+                tracing::error!(
+                    error = %message,
+                    records = items.len(),
+                    "log spool group commit failed: records are not stored until it can write \
+                     again (further failures are counted in /logs/status)"
+                );
+                self.failing = Some(FailureRun {
+                    since: Instant::now(),
+                    commits: 1,
+                    records: items.len() as u64,
+                });
+            }
+        }
         shared.counters.write_errors.fetch_add(1, Ordering::Relaxed);
         let committed = self.next_id - 1;
         shared.with_state(|s| {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_upstream;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,174 @@
+//! A full disk under `state_dir`, on the real binary: every request is still answered, the
+//! cache and the log spool each count their write errors and log them once, the spool writes
+//! again once there is room, and after a restart the database opens and caches again.
+//!
+//! The disk is a small tmpfs mounted on the daemon's state dir, so the test needs the right to
+//! mount (root, as in CI). Without it the test says so and passes without checking anything.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fake_upstream::{fixtures, refused_base_url, FakeUpstream};
+use common::process::{Setup, EXIT_TIMEOUT};
+use common::{providers_toml, raw_get, raw_post, RawResponse, PREFIX};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+/// A tmpfs mounted for the test, unmounted (lazily) when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).expect("create mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "promptd-test"])
+            .arg(at)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        matches!(status, Ok(s) if s.success()).then(|| Tmpfs(at.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fill the file system holding `path` until a write fails for lack of space.
+fn fill(path: &Path) {
+    let mut file = std::fs::File::create(path).expect("create filler");
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        if let Err(e) = file.write_all(&chunk).and_then(|()| file.sync_data()) {
+            assert_eq!(e.raw_os_error(), Some(nix::libc::ENOSPC), "filling: {e}");
+            return;
+        }
+    }
+}
+
+/// A completion of `text` (padded, so that every answer has something to write).
+async fn ask(socket: &Path, text: &str) -> RawResponse {
+    let body = json!({
+        "llm_configuration": {
+            "model": "gpt-4o-mini",
+            "provider": "openai",
+            "messages": [{"role": "user", "content": format!("{text} {}", "x".repeat(2000))}]
+        }
+    });
+    raw_post(socket, &format!("{PREFIX}/completion"), &body).await
+}
+
+fn header<'a>(response: &'a RawResponse, name: &str) -> Option<&'a str> {
+    response.head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// Answered, with the provider's content, and whether the cache had it.
+fn answered(response: &RawResponse) -> &str {
+    assert_eq!(response.status(), 200, "{}", response.head);
+    let body: Value = serde_json::from_slice(&response.chunks.concat()).expect("JSON body");
+    assert_eq!(body["content"], fixtures::HELLO);
+    header(response, "x-promptd-cache").expect("x-promptd-cache header")
+}
+
+async fn json_of(socket: &Path, path: &str) -> Value {
+    let response = raw_get(socket, path).await;
+    assert_eq!(response.status(), 200, "{}", response.head);
+    serde_json::from_slice(&response.chunks.concat()).expect("JSON body")
+}
+
+fn occurrences(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_loses_no_answer_and_is_reported_once() {
+    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
+    let setup = Setup::new("", &providers_toml(&chat.base_url(), &refused_base_url()));
+    let state = setup.path().join("state");
+    let Some(_tmpfs) = Tmpfs::mount(&state, "8m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let socket = setup.socket.clone();
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("full"));
+
+    // One answer cached (and flushed) while there is room.
+    assert_eq!(answered(&ask(&socket, "before").await), "miss");
+    assert_eq!(answered(&ask(&socket, "before").await), "hit");
+    tokio::time::sleep(Duration::from_millis(promptd::store::FLUSH_EVERY_MS * 3)).await;
+
+    fill(&state.join("filler"));
+    // sled writes in the background: its first failed flush makes later writes fail.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut asked = 0;
+    loop {
+        assert_eq!(
+            answered(&ask(&socket, &format!("full {asked}")).await),
+            "miss"
+        );
+        asked += 1;
+        let stats = json_of(&socket, "/cache/stats").await;
+        if stats["write_errors"].as_u64() > Some(0) && asked >= 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no cache write error after {asked} answers on a full disk: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still serving, the earlier answer from the cache too.
+    assert_eq!(answered(&ask(&socket, "before").await), "hit");
+    assert_eq!(json_of(&socket, "/health").await["status"], "ok");
+    let logs = json_of(&socket, "/logs/status").await;
+    assert!(logs["write_errors"].as_u64() > Some(0), "{logs}");
+    let stderr = daemon.stderr();
+    assert_eq!(
+        occurrences(&stderr, "cannot write to the cache"),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        occurrences(&stderr, "log spool group commit failed"),
+        1,
+        "{stderr}"
+    );
+
+    // Room again: the spool writes again (and says so); the cache stays read-only until the
+    // restart (sled keeps its I/O error).
+    std::fs::remove_file(state.join("filler")).expect("remove filler");
+    let committed = logs["committed"].as_u64().expect("committed");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        answered(&ask(&socket, &format!("room {asked}")).await);
+        asked += 1;
+        let logs = json_of(&socket, "/logs/status").await;
+        if logs["committed"].as_u64() > Some(committed) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spool never wrote again: {logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(daemon.stderr().contains("log spool writes again"));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+
+    // After a restart the database opens, keeps what was flushed, and caches again.
+    let _daemon = tokio::task::block_in_place(|| setup.serve("after"));
+    assert_eq!(answered(&ask(&socket, "before").await), "hit");
+    assert_eq!(answered(&ask(&socket, "after").await), "miss");
+    assert_eq!(answered(&ask(&socket, "after").await), "hit");
+    assert_eq!(chat.calls(), 1 + asked + 1);
+}
