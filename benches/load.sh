@@ -129,10 +129,17 @@ run() { # name, conns, extra args...
     local name="$1" conns="$2"; shift 2
     echo "running $name at $conns connection(s) for $DURATION..." >&2
     local p0 f0
+    metrics >"$TMP/$name-$conns.metrics0"
     p0="$(ticks "$PROMPTD_PID")"; f0="$(ticks "$FAKE_PID")"
     oha -z "$DURATION" -w -c "$conns" --no-tui "${OHA_JSON[@]}" -m POST \
         -H 'content-type: application/json' "$@" >"$TMP/$name-$conns.json"
     echo "$(( $(ticks "$PROMPTD_PID") - p0 )) $(( $(ticks "$FAKE_PID") - f0 ))" >"$TMP/$name-$conns.cpu"
+    metrics >"$TMP/$name-$conns.metrics1"
+}
+# promptd's own request-duration histogram (request read -> response headers), completions only.
+metrics() {
+    curl -sS --unix-socket "$SOCK" http://localhost/metrics |
+        grep '^promptd_request_duration_seconds_bucket{.*route="completion"' || true
 }
 for c in $CONNS; do
     run direct "$c" -d "$OPENAI_BODY" "$DIRECT_URL"
@@ -160,6 +167,9 @@ def load(name, c):
     n = max(sum(codes.values()), 1)
     with open(f"{tmp}/{name}-{c}.cpu") as f:
         promptd_ticks, fake_ticks = (int(x) for x in f.read().split())
+    handler = {}
+    for q in (0.5, 0.99):
+        handler[q] = handler_quantile(f"{tmp}/{name}-{c}.metrics0", f"{tmp}/{name}-{c}.metrics1", q)
     return {
         "promptd_us": promptd_ticks / clk_tck / n * 1e6,
         "fake_us": fake_ticks / clk_tck / n * 1e6,
@@ -169,7 +179,27 @@ def load(name, c):
         "ok": s.get("successRate", 0.0),
         "codes": codes,
         "errors": errors,
+        "handler": handler,
     }
+
+def buckets(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+def handler_quantile(before, after, q):
+    """Upper bound (ms) of the histogram bucket holding quantile q of the scenario's requests."""
+    b0, b1 = buckets(before), buckets(after)
+    total = b1.get(float("inf"), 0) - b0.get(float("inf"), 0)
+    if total <= 0:
+        return None
+    for le in sorted(b1):
+        if b1[le] - b0.get(le, 0) >= q * total:
+            return le * 1000.0
+    return None
 
 bad = False
 print(f"{'scenario':<9} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
@@ -197,6 +227,16 @@ for c in conns:
     f, h = rows[("floor", c)], rows[("hit", c)]
     print(f"{c:>5} {h['rps'] / f['rps']:>16.2f} {h['p99'] - f['p99']:>23.3f}")
 print("(floor: the fake's static answer over a Unix socket, a server doing no work at all)")
+print()
+print("promptd's own time per completion, request read to response headers (its histogram:")
+print("the upper bound of the bucket that holds the percentile); the rest of the end-to-end")
+print("latency is the socket, the scheduler and oha")
+print(f"{'scenario':<9} {'conns':>5} {'handler p50 <= ms':>18} {'handler p99 <= ms':>18}")
+fmt = lambda v: f"{v:.3f}" if v is not None else "-"
+for c in conns:
+    for name in ("promptd", "hit"):
+        h = rows[(name, c)]["handler"]
+        print(f"{name:<9} {c:>5} {fmt(h[0.5]):>18} {fmt(h[0.99]):>18}")
 print("(hit: the same request with the cache on, answered from sled without a provider call)")
 print("(cpu: user+system CPU time of the process per request during the scenario)")
 print("(targets: promptd >= 20000 req/s at 32 connections; < 0.3 ms added p50 at 1;")
