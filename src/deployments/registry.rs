@@ -192,6 +192,12 @@ impl Registry {
         self.live.load().status.clone()
     }
 
+    /// How many deployments serve, failed or come from the store, without copying the status
+    /// (`/status`, `/metrics` and systemd's STATUS ask often).
+    pub fn counts(&self) -> DeploymentCounts {
+        self.live.load().status.counts()
+    }
+
     /// Replace the configured provider names (after SIGHUP re-read the config); takes effect
     /// at the next reload, which re-validates every file.
     pub fn set_providers(&self, providers: Vec<String>) {

@@ -333,7 +333,7 @@ impl StatsSource for EngineStats {
     fn deployments(&self) -> crate::deployments::DeploymentCounts {
         self.engine
             .upgrade()
-            .map(|e| e.deployments.status().counts())
+            .map(|e| e.deployments.counts())
             .unwrap_or_default()
     }
 

@@ -193,7 +193,7 @@ pub fn status(state: &State) -> Response<ResponseBody> {
                 })
                 .collect(),
             cache: state.engine.cache().stats(),
-            deployments: state.engine.deployments().status().counts(),
+            deployments: state.engine.deployments().counts(),
             logs: logs_status_json(state),
         },
     )
