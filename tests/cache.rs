@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_upstream::{fixtures, refused_base_url, Behavior, FakeUpstream};
-use common::{hello_request, providers_toml, Reply, TestDaemon};
+use common::{hello_request, openai_hello, providers_toml, Reply, TestDaemon};
 use hyper::Method;
 use serde_json::{json, Value};
 
@@ -50,9 +50,7 @@ async fn a_repeated_request_is_a_hit_with_its_own_trace_id_and_latency() {
         "",
     )
     .await;
-    let first = daemon
-        .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-        .await;
+    let first = daemon.post("/completion", &openai_hello()).await;
     assert_eq!(first.status, 200);
     assert_eq!(cache_header(&first), "miss");
     let key = first.headers["x-promptd-cache-key"]
@@ -63,9 +61,7 @@ async fn a_repeated_request_is_a_hit_with_its_own_trace_id_and_latency() {
     let first = first.json();
     assert_eq!(first["cache_hit"], false);
 
-    let second = daemon
-        .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-        .await;
+    let second = daemon.post("/completion", &openai_hello()).await;
     assert_eq!(cache_header(&second), "hit");
     assert_eq!(second.headers["x-promptd-cache-key"], key.as_str());
     let second = second.json();
@@ -101,7 +97,7 @@ async fn a_repeated_request_is_a_hit_with_its_own_trace_id_and_latency() {
 #[tokio::test]
 async fn ids_metadata_tags_log_flags_and_keys_are_not_in_the_key() {
     let (daemon, openai) = openai_daemon(fixtures::openai_chat(), "").await;
-    let base = hello_request("openai", "gpt-4o-mini");
+    let base = openai_hello();
     assert_eq!(
         cache_header(&daemon.post("/completion", &base).await),
         "miss"
@@ -146,10 +142,10 @@ async fn ids_metadata_tags_log_flags_and_keys_are_not_in_the_key() {
 #[tokio::test]
 async fn templates_are_keyed_after_rendering() {
     let (daemon, openai) = openai_daemon(fixtures::openai_chat(), "").await;
-    let mut a = hello_request("openai", "gpt-4o-mini");
+    let mut a = openai_hello();
     a["llm_configuration"]["messages"][0]["content"] = json!("Hi {{name}}");
     a["llm_inputs"] = json!({"name": "Ada"});
-    let mut b = hello_request("openai", "gpt-4o-mini");
+    let mut b = openai_hello();
     b["llm_configuration"]["messages"][0]["content"] = json!("Hi Ada");
     b["llm_inputs"] = json!({});
     assert_eq!(cache_header(&daemon.post("/completion", &a).await), "miss");
@@ -163,17 +159,13 @@ async fn templates_are_keyed_after_rendering() {
 #[tokio::test]
 async fn cache_false_neither_reads_nor_writes() {
     let (daemon, openai) = openai_daemon(fixtures::openai_chat(), "").await;
-    let mut off = hello_request("openai", "gpt-4o-mini");
+    let mut off = openai_hello();
     off["cache"] = json!(false);
     let reply = daemon.post("/completion", &off).await;
     assert_eq!(cache_header(&reply), "bypass");
     assert!(reply.headers.get("x-promptd-cache-key").is_none());
     assert_eq!(
-        cache_header(
-            &daemon
-                .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-                .await
-        ),
+        cache_header(&daemon.post("/completion", &openai_hello()).await),
         "miss"
     );
     assert_eq!(
@@ -191,11 +183,7 @@ async fn a_disabled_cache_bypasses_everything() {
     let (daemon, openai) = openai_daemon(fixtures::openai_chat(), "[cache]\nenabled = false").await;
     for _ in 0..2 {
         assert_eq!(
-            cache_header(
-                &daemon
-                    .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-                    .await
-            ),
+            cache_header(&daemon.post("/completion", &openai_hello()).await),
             "bypass"
         );
     }
@@ -206,10 +194,10 @@ async fn a_disabled_cache_bypasses_everything() {
 #[tokio::test]
 async fn a_stream_is_replayed_event_by_event_and_answers_whole_requests_too() {
     let (daemon, openai) = openai_daemon(fixtures::openai_stream(), "").await;
-    let req = hello_request("openai", "gpt-4o-mini");
-    let live = daemon.post_chunks("/completion/stream", &req).await;
+    let req = openai_hello();
+    let live = daemon.stream(&req).await;
     assert!(live.head.contains("x-promptd-cache: miss"), "{}", live.head);
-    let replay = daemon.post_chunks("/completion/stream", &req).await;
+    let replay = daemon.stream(&req).await;
     assert!(
         replay.head.contains("x-promptd-cache: hit"),
         "{}",
@@ -240,12 +228,12 @@ async fn a_stream_is_replayed_event_by_event_and_answers_whole_requests_too() {
 #[tokio::test]
 async fn a_whole_answer_is_replayed_to_a_stream_request() {
     let (daemon, openai) = openai_daemon(fixtures::openai_chat(), "").await;
-    let req = hello_request("openai", "gpt-4o-mini");
+    let req = openai_hello();
     assert_eq!(
         cache_header(&daemon.post("/completion", &req).await),
         "miss"
     );
-    let replay = daemon.post_chunks("/completion/stream", &req).await;
+    let replay = daemon.stream(&req).await;
     assert!(
         replay.head.contains("x-promptd-cache: hit"),
         "{}",
@@ -265,15 +253,15 @@ async fn errors_and_cut_streams_are_never_stored() {
     })
     .await;
     let daemon = TestDaemon::start(&providers_toml(&openai.base_url(), &openai.base_url())).await;
-    let req = hello_request("openai", "gpt-4o-mini");
+    let req = openai_hello();
     assert_eq!(daemon.post("/completion", &req).await.status, 502);
-    let cut = daemon.post_chunks("/completion/stream", &req).await;
+    let cut = daemon.stream(&req).await;
     assert!(cut
         .chunk_strings()
         .last()
         .is_some_and(|c| c.contains("\"error\"")));
     assert_eq!(daemon.get("/cache/stats").await.json()["entries"], 0);
-    let ok = daemon.post_chunks("/completion/stream", &req).await;
+    let ok = daemon.stream(&req).await;
     assert!(ok.head.contains("x-promptd-cache: miss"));
     assert_eq!(stream_texts(&ok).concat(), fixtures::HELLO);
     assert_eq!(daemon.get("/cache/stats").await.json()["entries"], 1);
@@ -294,7 +282,7 @@ async fn expired_entries_answer_while_the_provider_is_down() {
         providers_toml(&openai.base_url(), &openai.base_url())
     );
     let daemon = TestDaemon::start(&toml).await;
-    let req = hello_request("openai", "gpt-4o-mini");
+    let req = openai_hello();
     assert_eq!(
         cache_header(&daemon.post("/completion", &req).await),
         "miss"
@@ -320,7 +308,7 @@ async fn expired_entries_answer_while_the_provider_is_down() {
         providers_toml(&refused_base_url(), &refused_base_url())
     );
     let daemon = TestDaemon::start_in(dir, &toml).await;
-    let raw = daemon.post_chunks("/completion/stream", &req).await;
+    let raw = daemon.stream(&req).await;
     assert_eq!(raw.status(), 200);
     assert!(raw.head.contains("x-promptd-cache: stale"), "{}", raw.head);
     assert_eq!(stream_texts(&raw).concat(), fixtures::HELLO);
@@ -361,7 +349,7 @@ async fn client_errors_do_not_fall_back_to_stale_entries() {
         providers_toml(&openai.base_url(), &openai.base_url())
     );
     let daemon = TestDaemon::start(&toml).await;
-    let req = hello_request("openai", "gpt-4o-mini");
+    let req = openai_hello();
     daemon.post("/completion", &req).await;
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(daemon.post("/completion", &req).await.status, 400);
@@ -380,9 +368,7 @@ async fn concurrent_identical_requests_make_one_provider_call() {
     for _ in 0..10 {
         let daemon = Arc::clone(&daemon);
         tasks.push(tokio::spawn(async move {
-            let reply = daemon
-                .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-                .await;
+            let reply = daemon.post("/completion", &openai_hello()).await;
             (
                 reply.status.as_u16(),
                 cache_header(&reply).to_owned(),
@@ -426,12 +412,7 @@ async fn late_stream_joiners_get_the_deltas_so_far_then_the_rest() {
         let daemon = Arc::clone(&daemon);
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100 * i)).await;
-            daemon
-                .post_chunks(
-                    "/completion/stream",
-                    &hello_request("openai", "gpt-4o-mini"),
-                )
-                .await
+            daemon.stream(&openai_hello()).await
         }));
     }
     // And a whole-answer request joining the same flight.
@@ -439,9 +420,7 @@ async fn late_stream_joiners_get_the_deltas_so_far_then_the_rest() {
         let daemon = Arc::clone(&daemon);
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            daemon
-                .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-                .await
+            daemon.post("/completion", &openai_hello()).await
         })
     };
     for t in tasks {
@@ -462,9 +441,7 @@ async fn late_stream_joiners_get_the_deltas_so_far_then_the_rest() {
 #[tokio::test]
 async fn admin_routes_delete_entries_and_report_errors() {
     let (daemon, openai) = openai_daemon(fixtures::openai_chat(), "").await;
-    let first = daemon
-        .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-        .await;
+    let first = daemon.post("/completion", &openai_hello()).await;
     let key = first.headers["x-promptd-cache-key"]
         .to_str()
         .expect("key")
@@ -492,11 +469,7 @@ async fn admin_routes_delete_entries_and_report_errors() {
     assert_eq!(reply.status, 422);
     assert_eq!(reply.error_type(), "invalid_request");
     assert_eq!(
-        cache_header(
-            &daemon
-                .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-                .await
-        ),
+        cache_header(&daemon.post("/completion", &openai_hello()).await),
         "miss"
     );
 
@@ -513,7 +486,7 @@ async fn admin_routes_delete_entries_and_report_errors() {
 async fn entries_survive_a_restart_and_corrupt_values_are_misses() {
     let (daemon, openai) = openai_daemon(fixtures::openai_chat(), "").await;
     let toml = providers_toml(&openai.base_url(), &openai.base_url());
-    let req = hello_request("openai", "gpt-4o-mini");
+    let req = openai_hello();
     let reply = daemon.post("/completion", &req).await;
     let key = reply.headers["x-promptd-cache-key"]
         .to_str()

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::fake_upstream::{fixtures, refused_base_url, Behavior, FakeUpstream};
-use common::{hello_request, providers_toml, TestDaemon};
+use common::{hello_request, openai_hello, providers_toml, TestDaemon};
 use serde_json::{json, Value};
 
 async fn daemon_with(openai: &FakeUpstream, anthropic: &FakeUpstream) -> TestDaemon {
@@ -89,13 +89,10 @@ async fn openai_answer_has_every_field() {
 async fn generated_trace_id_and_inference_id_alias() {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
     let daemon = daemon_with(&openai, &openai).await;
-    let r = daemon
-        .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-        .await
-        .json();
+    let r = daemon.post("/completion", &openai_hello()).await.json();
     let id = r["inference_id"].as_str().expect("id");
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id} is a UUID");
-    let mut body = hello_request("openai", "gpt-4o-mini");
+    let mut body = openai_hello();
     body["inference_id"] = json!("from-sdk");
     let r = daemon.post("/completion", &body).await.json();
     assert_eq!(r["inference_id"], "from-sdk");
@@ -106,7 +103,7 @@ async fn generated_trace_id_and_inference_id_alias() {
 async fn request_key_beats_config_key_and_is_never_echoed() {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
     let daemon = daemon_with(&openai, &openai).await;
-    let mut body = hello_request("openai", "gpt-4o-mini");
+    let mut body = openai_hello();
     body["provider_api_key"] = json!("sk-from-request");
     let reply = daemon.post("/completion", &body).await;
     assert_eq!(reply.status, 200);
@@ -219,7 +216,7 @@ async fn upstream_client_errors_pass_through_and_server_errors_are_502() {
     .await;
     let anthropic = FakeUpstream::always(fixtures::anthropic_529()).await;
     let daemon = daemon_with(&openai, &anthropic).await;
-    let req = hello_request("openai", "gpt-4o-mini");
+    let req = openai_hello();
 
     let reply = daemon.post("/completion", &req).await;
     assert_eq!(reply.status, 400);
@@ -271,9 +268,7 @@ async fn retries_429_and_5xx_then_succeeds() {
         1,
     );
     let daemon = TestDaemon::start(&toml).await;
-    let reply = daemon
-        .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-        .await;
+    let reply = daemon.post("/completion", &openai_hello()).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.json()["content"], fixtures::HELLO);
     assert_eq!(openai.calls(), 3);
@@ -294,9 +289,7 @@ async fn unreachable_is_502_and_timeout_is_504() {
             "api_key = \"k\"\nmax_retries = 0\ntimeout = \"200ms\"",
         );
     let daemon = TestDaemon::start(&toml).await;
-    let reply = daemon
-        .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-        .await;
+    let reply = daemon.post("/completion", &openai_hello()).await;
     assert_eq!(reply.status, 502, "{:?}", reply.body);
     assert_eq!(reply.error_type(), "provider_unreachable");
     let reply = daemon
@@ -311,7 +304,7 @@ async fn unreachable_is_502_and_timeout_is_504() {
 async fn templated_messages_are_rendered_from_llm_inputs() {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
     let daemon = daemon_with(&openai, &openai).await;
-    let mut body = hello_request("openai", "gpt-4o-mini");
+    let mut body = openai_hello();
     body["llm_configuration"]["messages"] =
         json!([{"role": "user", "content": "Hi {{ name }}, you are {{age}}. \\{{literal}}"}]);
     body["llm_inputs"] = json!({"name": "Ada", "age": 36});
@@ -338,7 +331,7 @@ async fn templated_messages_are_rendered_from_llm_inputs() {
     );
 
     // Without llm_inputs, braces in a message are plain text.
-    let mut body = hello_request("openai", "gpt-4o-mini");
+    let mut body = openai_hello();
     body["llm_configuration"]["messages"][0]["content"] = json!("explain {{ jinja }}");
     assert_eq!(daemon.post("/completion", &body).await.status, 200);
     assert_eq!(openai.calls(), 2);
@@ -431,7 +424,7 @@ async fn concurrent_uncached_requests_each_call_the_provider() {
     for _ in 0..20 {
         let daemon = std::sync::Arc::clone(&daemon);
         tasks.push(tokio::spawn(async move {
-            let mut body = hello_request("openai", "gpt-4o-mini");
+            let mut body = openai_hello();
             body["cache"] = json!(false);
             let reply = daemon.post("/completion", &body).await;
             (

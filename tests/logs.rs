@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_upstream::{fixtures, Behavior, FakeUpstream, RecordedRequest};
-use common::{hello_request, providers_toml, TestDaemon};
+use common::{openai_hello, providers_toml, TestDaemon};
 use serde_json::{json, Value};
 
 fn collector_ok() -> Behavior {
@@ -124,11 +124,11 @@ async fn failures_and_streams_are_logged() {
     .await;
     let collector = FakeUpstream::always(collector_ok()).await;
     let daemon = daemon(&openai, &collector).await;
-    let mut req = hello_request("openai", "gpt-4o-mini");
+    let mut req = openai_hello();
     req["trace_id"] = json!("failed");
     assert_eq!(daemon.post("/completion", &req).await.status, 502);
     req["trace_id"] = json!("streamed");
-    let raw = daemon.post_chunks("/completion/stream", &req).await;
+    let raw = daemon.stream(&req).await;
     assert_eq!(raw.status(), 200);
     let requests = received(&collector, 2).await;
     let by_id = |id: &str| {
@@ -163,7 +163,7 @@ async fn omit_rules_remove_exactly_inputs_or_outputs() {
         ("out", json!({"log_omit_outputs": true})),
         ("both", json!({"log_omit": true})),
     ] {
-        let mut req = hello_request("openai", "gpt-4o-mini");
+        let mut req = openai_hello();
         req["trace_id"] = json!(id);
         req["cache"] = json!(false);
         req["llm_inputs"] = json!({"x": 1});
@@ -221,7 +221,7 @@ async fn sampling_keeps_or_drops_a_whole_trace() {
         .expect("a dropped root");
     for root in [&kept, &dropped] {
         for n in 0..2 {
-            let mut req = hello_request("openai", "gpt-4o-mini");
+            let mut req = openai_hello();
             req["root_trace_id"] = json!(root);
             req["trace_id"] = json!(format!("{root}-gen{n}"));
             req["log_sample_rate"] = json!(0.5);

@@ -3,7 +3,7 @@
 mod common;
 
 use common::fake_upstream::{fixtures, FakeUpstream};
-use common::{hello_request, providers_toml, TestDaemon};
+use common::{openai_hello, providers_toml, TestDaemon};
 
 #[tokio::test]
 async fn metrics_count_requests_providers_and_the_cache() {
@@ -16,7 +16,7 @@ async fn metrics_count_requests_providers_and_the_cache() {
     })
     .await;
     let daemon = TestDaemon::start(&providers_toml(&openai.base_url(), &openai.base_url())).await;
-    let req = hello_request("openai", "gpt-4o-mini");
+    let req = openai_hello();
     daemon.post("/completion", &req).await;
     daemon.post("/completion", &req).await; // hit
     let mut other = req.clone();
@@ -53,9 +53,7 @@ async fn metrics_count_requests_providers_and_the_cache() {
 async fn status_describes_the_daemon_without_secrets() {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
     let daemon = TestDaemon::start(&providers_toml(&openai.base_url(), &openai.base_url())).await;
-    daemon
-        .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-        .await;
+    daemon.post("/completion", &openai_hello()).await;
     let reply = daemon.get("/status").await;
     assert_eq!(reply.status, 200);
     let s = reply.json();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::fake_upstream::{fixtures, refused_base_url, FakeUpstream};
 use common::process::*;
-use common::{hello_request, providers_toml, raw_post, PREFIX};
+use common::{openai_hello, providers_toml, raw_post, PREFIX};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -275,7 +275,7 @@ async fn sigterm_finishes_the_stream_in_flight_then_exits_cleanly() {
         raw_post(
             &socket,
             &format!("{PREFIX}/completion/stream"),
-            &hello_request("openai", "gpt-4o-mini"),
+            &openai_hello(),
         )
         .await
     });
@@ -650,7 +650,7 @@ async fn acknowledged_records_survive_sigkill_and_arrive_later() {
     let mut acknowledged = Vec::new();
     for i in 0..10 {
         let id = format!("completion-{i}");
-        let mut body = hello_request("openai", "gpt-4o-mini");
+        let mut body = openai_hello();
         body["trace_id"] = serde_json::json!(id);
         body["cache"] = serde_json::json!(false);
         let raw = raw_post(&setup.socket, &format!("{PREFIX}/completion"), &body).await;

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::fake_upstream::{fixtures, FakeUpstream};
-use common::{hello_request, providers_toml, raw_post, TestDaemon, PREFIX};
+use common::{hello_request, openai_hello, providers_toml, raw_post, TestDaemon, PREFIX};
 use hyper::Method;
 use promptd::config::{Config, Overrides};
 use promptd::server::bind_unix;
@@ -31,9 +31,7 @@ async fn a_uid_not_in_allowed_uids_gets_403_on_every_route() {
         openai_daemon(&format!("allowed_uids = [{}]", me.wrapping_add(4242))).await;
     for reply in [
         daemon.get("/health").await,
-        daemon
-            .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-            .await,
+        daemon.post("/completion", &openai_hello()).await,
     ] {
         assert_eq!(reply.status, 403);
         assert_eq!(reply.error_type(), "forbidden");
@@ -114,7 +112,7 @@ async fn tcp_listener_serves_the_same_routes() {
     let client = reqwest::Client::new();
     let r = client
         .post(format!("http://127.0.0.1:{port}{PREFIX}/completion"))
-        .json(&hello_request("openai", "gpt-4o-mini"))
+        .json(&openai_hello())
         .send()
         .await
         .expect("tcp request");
@@ -133,7 +131,7 @@ fn remote_tcp_address_needs_allow_remote() {
 #[tokio::test]
 async fn bodies_over_the_limit_are_413_and_the_daemon_keeps_serving() {
     let (daemon, openai) = openai_daemon("max_body = \"1KiB\"").await;
-    let mut big = hello_request("openai", "gpt-4o-mini");
+    let mut big = openai_hello();
     big["llm_configuration"]["messages"][0]["content"] = json!("x".repeat(4096));
     let reply = daemon.post("/completion", &big).await;
     assert_eq!(reply.status, 413);
@@ -158,10 +156,7 @@ async fn bodies_over_the_limit_are_413_and_the_daemon_keeps_serving() {
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
 
     assert_eq!(
-        daemon
-            .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-            .await
-            .status,
+        daemon.post("/completion", &openai_hello()).await.status,
         200
     );
     assert_eq!(openai.calls(), 1);
@@ -215,10 +210,7 @@ async fn bad_input_gets_clear_errors_and_the_daemon_keeps_serving() {
     );
     assert_eq!(openai.calls(), 0, "no bad request reached the provider");
     assert_eq!(
-        daemon
-            .post("/completion", &hello_request("openai", "gpt-4o-mini"))
-            .await
-            .status,
+        daemon.post("/completion", &openai_hello()).await.status,
         200
     );
     daemon.stop().await;
@@ -256,7 +248,7 @@ async fn shutdown_finishes_an_in_flight_stream_and_refuses_new_connections() {
             raw_post(
                 &socket,
                 &format!("{PREFIX}/completion/stream"),
-                &hello_request("openai", "gpt-4o-mini"),
+                &openai_hello(),
             )
             .await
         }
@@ -313,7 +305,7 @@ async fn shutdown_grace_bounds_the_wait() {
         raw_post(
             &socket,
             &format!("{PREFIX}/completion/stream"),
-            &hello_request("openai", "gpt-4o-mini"),
+            &openai_hello(),
         )
         .await
     });

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::fake_upstream::{fixtures, Behavior, FakeUpstream};
-use common::{hello_request, providers_toml, RawResponse, TestDaemon};
+use common::{anthropic_hello, openai_hello, providers_toml, RawResponse, TestDaemon};
 use serde_json::{json, Value};
 
 fn chunk_event(text: &str) -> String {
@@ -49,9 +49,9 @@ async fn daemon(openai: Behavior, anthropic: Behavior) -> (TestDaemon, FakeUpstr
 async fn openai_stream_is_framed_exactly_one_event_per_chunk() {
     let (daemon, openai, _a) =
         daemon(fixtures::openai_stream(), fixtures::anthropic_stream()).await;
-    let mut body = hello_request("openai", "gpt-4o-mini");
+    let mut body = openai_hello();
     body["trace_id"] = json!("t-1");
-    let raw = daemon.post_chunks("/completion/stream", &body).await;
+    let raw = daemon.stream(&body).await;
     assert_eq!(raw.status(), 200, "{}", raw.head);
     let head = raw.head.to_ascii_lowercase();
     assert!(head.contains("content-type: text/event-stream"), "{head}");
@@ -70,12 +70,7 @@ async fn openai_stream_is_framed_exactly_one_event_per_chunk() {
 #[tokio::test]
 async fn generated_trace_id_leads_the_stream() {
     let (daemon, _o, _a) = daemon(fixtures::openai_stream(), fixtures::anthropic_stream()).await;
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("openai", "gpt-4o-mini"),
-        )
-        .await;
+    let raw = daemon.stream(&openai_hello()).await;
     let first = &raw.chunk_strings()[0];
     let id = first
         .strip_prefix("data: ID_START")
@@ -89,12 +84,7 @@ async fn generated_trace_id_leads_the_stream() {
 async fn crlf_stream_split_across_frames_gives_the_same_deltas() {
     let (daemon, _o, _a) =
         daemon(fixtures::openai_stream_crlf(), fixtures::anthropic_stream()).await;
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("openai", "gpt-4o-mini"),
-        )
-        .await;
+    let raw = daemon.stream(&openai_hello()).await;
     let (texts, error) = deltas(&raw);
     assert_eq!(error, None);
     assert_eq!(texts.concat(), fixtures::HELLO);
@@ -105,12 +95,7 @@ async fn crlf_stream_split_across_frames_gives_the_same_deltas() {
 async fn anthropic_stream_deltas() {
     let (daemon, _o, anthropic) =
         daemon(fixtures::openai_stream(), fixtures::anthropic_stream()).await;
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("anthropic", "claude-3-5-sonnet-20241022"),
-        )
-        .await;
+    let raw = daemon.stream(&anthropic_hello()).await;
     assert_eq!(raw.status(), 200);
     let (texts, error) = deltas(&raw);
     assert_eq!(error, None);
@@ -129,12 +114,7 @@ async fn streamed_tool_calls_end_with_the_calls_as_json() {
         fixtures::anthropic_tool_use_stream(),
     )
     .await;
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("openai", "gpt-4o-mini"),
-        )
-        .await;
+    let raw = daemon.stream(&openai_hello()).await;
     let (texts, error) = deltas(&raw);
     assert_eq!(error, None);
     let calls: Value = serde_json::from_str(texts.last().expect("a delta")).expect("JSON");
@@ -144,12 +124,7 @@ async fn streamed_tool_calls_end_with_the_calls_as_json() {
             "function": {"name": fixtures::TOOL_NAME, "arguments": fixtures::OPENAI_TOOL_ARGS}}])
     );
 
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("anthropic", "claude-3-5-sonnet-20241022"),
-        )
-        .await;
+    let raw = daemon.stream(&anthropic_hello()).await;
     let (texts, error) = deltas(&raw);
     assert_eq!(error, None);
     assert_eq!(
@@ -172,12 +147,7 @@ async fn a_cut_upstream_ends_with_an_error_event_never_silently() {
         fixtures::anthropic_overloaded_midstream(),
     )
     .await;
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("openai", "gpt-4o-mini"),
-        )
-        .await;
+    let raw = daemon.stream(&openai_hello()).await;
     assert_eq!(raw.status(), 200);
     let (texts, error) = deltas(&raw);
     assert_eq!(texts, vec!["Hello", "!", " How"]);
@@ -189,12 +159,7 @@ async fn a_cut_upstream_ends_with_an_error_event_never_silently() {
         "{last}"
     );
 
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("anthropic", "claude-3-5-sonnet-20241022"),
-        )
-        .await;
+    let raw = daemon.stream(&anthropic_hello()).await;
     let (texts, error) = deltas(&raw);
     assert_eq!(texts, vec!["Hello"]);
     assert!(error.expect("error event").contains("Overloaded"));
@@ -208,12 +173,7 @@ async fn an_error_event_from_openai_mid_stream_is_forwarded() {
         fixtures::anthropic_stream(),
     )
     .await;
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("openai", "gpt-4o-mini"),
-        )
-        .await;
+    let raw = daemon.stream(&openai_hello()).await;
     let (texts, error) = deltas(&raw);
     assert_eq!(texts, vec!["Hello", "!"]);
     assert!(error
@@ -225,23 +185,13 @@ async fn an_error_event_from_openai_mid_stream_is_forwarded() {
 #[tokio::test]
 async fn failures_before_the_first_delta_are_http_errors() {
     let (daemon, _o, _a) = daemon(fixtures::openai_429(), fixtures::anthropic_400()).await;
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("openai", "gpt-4o-mini"),
-        )
-        .await;
+    let raw = daemon.stream(&openai_hello()).await;
     assert_eq!(raw.status(), 429, "{}", raw.head);
     assert!(raw
         .head
         .to_ascii_lowercase()
         .contains("content-type: application/json"));
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("anthropic", "claude-3-5-sonnet-20241022"),
-        )
-        .await;
+    let raw = daemon.stream(&anthropic_hello()).await;
     assert_eq!(raw.status(), 400);
     let body: Value = serde_json::from_slice(&raw.chunks.concat()).expect("JSON error");
     assert_eq!(body["error"]["type"], "provider_error");
@@ -259,12 +209,7 @@ async fn an_upstream_cut_before_any_delta_is_a_502() {
         delay: Duration::ZERO,
     };
     let (daemon, _o, _a) = daemon(cut, fixtures::anthropic_stream()).await;
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("openai", "gpt-4o-mini"),
-        )
-        .await;
+    let raw = daemon.stream(&openai_hello()).await;
     assert_eq!(raw.status(), 502, "{}", raw.head);
     daemon.stop().await;
 }
@@ -272,7 +217,7 @@ async fn an_upstream_cut_before_any_delta_is_a_502() {
 #[tokio::test]
 async fn deprecated_stream_flag_on_completion_streams() {
     let (daemon, _o, _a) = daemon(fixtures::openai_stream(), fixtures::anthropic_stream()).await;
-    let mut body = hello_request("openai", "gpt-4o-mini");
+    let mut body = openai_hello();
     body["stream"] = json!(true);
     let raw = daemon.post_chunks("/completion", &body).await;
     let (texts, error) = deltas(&raw);
@@ -286,7 +231,7 @@ async fn a_client_leaving_mid_stream_cancels_the_upstream_call() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(100));
     let (daemon, openai, _a) = daemon(slow, fixtures::anthropic_stream()).await;
-    let mut request = hello_request("openai", "gpt-4o-mini");
+    let mut request = openai_hello();
     request["cache"] = json!(false);
     let body = serde_json::to_vec(&request).expect("encode");
     let mut stream = tokio::net::UnixStream::connect(&daemon.socket)
@@ -312,12 +257,7 @@ async fn a_client_leaving_mid_stream_cancels_the_upstream_call() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // The daemon keeps serving.
-    let raw = daemon
-        .post_chunks(
-            "/completion/stream",
-            &hello_request("openai", "gpt-4o-mini"),
-        )
-        .await;
+    let raw = daemon.stream(&openai_hello()).await;
     let (texts, error) = deltas(&raw);
     assert_eq!(error, None);
     assert_eq!(texts.concat(), fixtures::HELLO);
@@ -330,7 +270,7 @@ async fn a_cacheable_stream_is_read_to_the_end_and_stored_when_the_client_leaves
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(30));
     let (daemon, openai, _a) = daemon(slow, fixtures::anthropic_stream()).await;
-    let request = hello_request("openai", "gpt-4o-mini");
+    let request = openai_hello();
     let body = serde_json::to_vec(&request).expect("encode");
     let mut stream = tokio::net::UnixStream::connect(&daemon.socket)
         .await
@@ -354,7 +294,7 @@ async fn a_cacheable_stream_is_read_to_the_end_and_stored_when_the_client_leaves
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let raw = daemon.post_chunks("/completion/stream", &request).await;
+    let raw = daemon.stream(&request).await;
     assert!(
         raw.head
             .to_ascii_lowercase()

@@ -220,6 +220,11 @@ impl TestDaemon {
     }
 
     /// POST over a fresh raw connection (`Connection: close`) and keep the body's chunks apart.
+    /// `POST /completion/stream` with `body`, every chunk as received.
+    pub async fn stream(&self, body: &Value) -> RawResponse {
+        self.post_chunks("/completion/stream", body).await
+    }
+
     pub async fn post_chunks(&self, path: &str, body: &Value) -> RawResponse {
         raw_post(&self.socket, &format!("{PREFIX}{path}"), body).await
     }
@@ -330,6 +335,16 @@ pub fn parse_raw_response(bytes: &[u8]) -> RawResponse {
 }
 
 /// A minimal user message request for `provider`/`model`.
+/// [`hello_request`] to the fake OpenAI's model.
+pub fn openai_hello() -> Value {
+    hello_request("openai", "gpt-4o-mini")
+}
+
+/// [`hello_request`] to the fake Anthropic's model.
+pub fn anthropic_hello() -> Value {
+    hello_request("anthropic", "claude-3-5-sonnet-20241022")
+}
+
 pub fn hello_request(provider: &str, model: &str) -> Value {
     serde_json::json!({
         "llm_configuration": {
