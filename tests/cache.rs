@@ -315,14 +315,7 @@ async fn expired_entries_answer_while_the_provider_is_down() {
     daemon.stop().await;
 
     // Without serve_stale_on_error the failure is the answer.
-    let openai = FakeUpstream::start(|_, i| {
-        if i == 0 {
-            fixtures::openai_chat()
-        } else {
-            fixtures::openai_500()
-        }
-    })
-    .await;
+    let openai = FakeUpstream::first_then(fixtures::openai_chat(), fixtures::openai_500()).await;
     let toml = format!(
         "[cache]\nttl = \"1ms\"\nserve_stale_on_error = false\n{}",
         providers_toml(&openai.base_url(), &openai.base_url())
@@ -336,14 +329,7 @@ async fn expired_entries_answer_while_the_provider_is_down() {
 
 #[tokio::test]
 async fn client_errors_do_not_fall_back_to_stale_entries() {
-    let openai = FakeUpstream::start(|_, i| {
-        if i == 0 {
-            fixtures::openai_chat()
-        } else {
-            fixtures::openai_400()
-        }
-    })
-    .await;
+    let openai = FakeUpstream::first_then(fixtures::openai_chat(), fixtures::openai_400()).await;
     let toml = format!(
         "[cache]\nttl = \"1ms\"\n{}",
         providers_toml(&openai.base_url(), &openai.base_url())

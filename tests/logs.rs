@@ -114,14 +114,7 @@ async fn a_completion_is_logged_with_every_field_and_no_key() {
 
 #[tokio::test]
 async fn failures_and_streams_are_logged() {
-    let openai = FakeUpstream::start(|_, i| {
-        if i == 0 {
-            fixtures::openai_500()
-        } else {
-            fixtures::openai_stream()
-        }
-    })
-    .await;
+    let openai = FakeUpstream::first_then(fixtures::openai_500(), fixtures::openai_stream()).await;
     let collector = FakeUpstream::always(collector_ok()).await;
     let daemon = daemon(&openai, &collector).await;
     let mut req = openai_hello();

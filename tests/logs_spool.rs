@@ -258,13 +258,25 @@ async fn a_full_spool_drops_and_counts_without_blocking() {
     spool.close().await;
 }
 
+/// A closed spool in `dir` holding records 0..5 (80 bytes each) in one segment, returned.
+async fn five_records_closed(dir: &Path) -> PathBuf {
+    let spool = Spool::open(options(dir)).expect("open");
+    append_durably(&spool, 0..5).await;
+    spool.close().await;
+    segments(dir).pop().expect("a segment")
+}
+
+/// Flip `mask` into byte `at` of `file`, as a bad disk would.
+fn flip(file: &Path, at: usize, mask: u8) {
+    let mut bytes = std::fs::read(file).expect("read");
+    bytes[at] ^= mask;
+    std::fs::write(file, &bytes).expect("write");
+}
+
 #[tokio::test]
 async fn a_torn_tail_is_truncated_and_earlier_records_survive() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
-    append_durably(&spool, 0..5).await;
-    spool.close().await;
-    let file = segments(dir.path()).pop().expect("a segment");
+    let file = five_records_closed(dir.path()).await;
     let len = std::fs::metadata(&file).expect("stat").len();
     // Cut the last record in half, as a crash mid-write would.
     std::fs::OpenOptions::new()
@@ -288,13 +300,8 @@ async fn a_torn_tail_is_truncated_and_earlier_records_survive() {
 #[tokio::test]
 async fn a_flipped_byte_skips_that_record_only() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
-    append_durably(&spool, 0..5).await;
-    spool.close().await;
-    let file = segments(dir.path()).pop().expect("a segment");
-    let mut bytes = std::fs::read(&file).expect("read");
-    bytes[2 * 80 + 40] ^= 0x20; // inside the payload of the third record
-    std::fs::write(&file, &bytes).expect("write");
+    let file = five_records_closed(dir.path()).await;
+    flip(&file, 2 * 80 + 40, 0x20); // inside the payload of the third record
 
     let spool = Spool::open(options(dir.path())).expect("reopen despite damage");
     assert_eq!(spool.stats().corrupt_skipped, 1);
@@ -311,13 +318,8 @@ async fn a_flipped_byte_skips_that_record_only() {
 #[tokio::test]
 async fn a_flipped_length_byte_is_resynchronised() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
-    append_durably(&spool, 0..5).await;
-    spool.close().await;
-    let file = segments(dir.path()).pop().expect("a segment");
-    let mut bytes = std::fs::read(&file).expect("read");
-    bytes[80 + 1] ^= 0x01; // the length field of the second record
-    std::fs::write(&file, &bytes).expect("write");
+    let file = five_records_closed(dir.path()).await;
+    flip(&file, 80 + 1, 0x01); // the length field of the second record
 
     let spool = Spool::open(options(dir.path())).expect("reopen");
     assert_eq!(spool.stats().corrupt_skipped, 1);

@@ -7,14 +7,7 @@ use common::{openai_hello, providers_toml, TestDaemon};
 
 #[tokio::test]
 async fn metrics_count_requests_providers_and_the_cache() {
-    let openai = FakeUpstream::start(|_, i| {
-        if i == 0 {
-            fixtures::openai_chat()
-        } else {
-            fixtures::openai_500()
-        }
-    })
-    .await;
+    let openai = FakeUpstream::first_then(fixtures::openai_chat(), fixtures::openai_500()).await;
     let daemon = TestDaemon::start(&providers_toml(&openai.base_url(), &openai.base_url())).await;
     let req = openai_hello();
     daemon.post("/completion", &req).await;

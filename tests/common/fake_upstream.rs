@@ -183,6 +183,11 @@ impl FakeUpstream {
         FakeUpstream::start(move |_, _| b.clone()).await
     }
 
+    /// Answer the first request with `first`, every later one with `then`.
+    pub async fn first_then(first: Behavior, then: Behavior) -> FakeUpstream {
+        FakeUpstream::start(move |_, i| if i == 0 { first.clone() } else { then.clone() }).await
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
