@@ -44,6 +44,8 @@ pub struct Provider {
     http: reqwest::Client,
     /// Parsed once: reqwest would parse a string again on every request.
     endpoint: reqwest::Url,
+    /// The headers of a request with the configured key, built once.
+    headers: HeaderMap,
     metrics: ProviderMetrics,
 }
 
@@ -71,11 +73,13 @@ impl Provider {
         };
         let endpoint = reqwest::Url::parse(&endpoint)
             .map_err(|e| ProviderSetupError::Endpoint(format!("{endpoint}: {e}")))?;
+        let headers = headers(config.kind, config.api_key.as_ref());
         Ok(Provider {
             name: name.to_owned(),
             config,
             http,
             endpoint,
+            headers,
             metrics,
         })
     }
@@ -155,15 +159,18 @@ impl Provider {
         key: Option<&Secret>,
     ) -> Result<reqwest::Response, ProviderError> {
         let body = match self.config.kind {
-            ProviderKind::OpenAi => openai::request_body(req, stream),
-            ProviderKind::Anthropic => {
-                anthropic::request_body(req, stream, self.config.default_max_tokens)
-            }
+            ProviderKind::OpenAi => serde_json::to_vec(&openai::request_body(req, stream)),
+            ProviderKind::Anthropic => serde_json::to_vec(&anthropic::request_body(
+                req,
+                stream,
+                self.config.default_max_tokens,
+            )),
         };
-        let body = Bytes::from(
-            serde_json::to_vec(&body).map_err(|e| ProviderError::Protocol(e.to_string()))?,
-        );
-        let headers = self.headers(key.or(self.config.api_key.as_ref()));
+        let body = Bytes::from(body.map_err(|e| ProviderError::Protocol(e.to_string()))?);
+        let headers = match key {
+            Some(key) => headers(self.config.kind, Some(key)),
+            None => self.headers.clone(),
+        };
         let mut attempt = 0;
         loop {
             let result = self.send_once(body.clone(), headers.clone()).await;
@@ -213,30 +220,31 @@ impl Provider {
             retry_after,
         })
     }
+}
 
-    fn headers(&self, key: Option<&Secret>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        match self.config.kind {
-            ProviderKind::OpenAi => {
-                if let Some(v) =
-                    key.and_then(|k| HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok())
-                {
-                    headers.insert(AUTHORIZATION, sensitive(v));
-                }
-            }
-            ProviderKind::Anthropic => {
-                headers.insert(
-                    "anthropic-version",
-                    HeaderValue::from_static(anthropic::API_VERSION),
-                );
-                if let Some(v) = key.and_then(|k| HeaderValue::from_str(k.expose()).ok()) {
-                    headers.insert("x-api-key", sensitive(v));
-                }
+/// The headers of a call to a provider of `kind` with `key`.
+fn headers(kind: ProviderKind, key: Option<&Secret>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    match kind {
+        ProviderKind::OpenAi => {
+            if let Some(v) =
+                key.and_then(|k| HeaderValue::from_str(&format!("Bearer {}", k.expose())).ok())
+            {
+                headers.insert(AUTHORIZATION, sensitive(v));
             }
         }
-        headers
+        ProviderKind::Anthropic => {
+            headers.insert(
+                "anthropic-version",
+                HeaderValue::from_static(anthropic::API_VERSION),
+            );
+            if let Some(v) = key.and_then(|k| HeaderValue::from_str(k.expose()).ok()) {
+                headers.insert("x-api-key", sensitive(v));
+            }
+        }
     }
+    headers
 }
 
 fn sensitive(mut value: HeaderValue) -> HeaderValue {

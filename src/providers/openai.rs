@@ -1,48 +1,90 @@
 //! OpenAI chat completions (`POST {base_url}/chat/completions`), also spoken by
 //! OpenAI-compatible servers: request body, whole-answer parse, stream decoder.
 
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use super::sse::SseEvent;
 use super::{ChatRequest, Completion, Decoded, ProviderError, ToolCall, Usage};
-use crate::api::{FunctionCallSpec, Role};
+use crate::api::{FunctionCallSpec, ModelParams, Role};
 
-/// The JSON body for `chat/completions`.
-pub fn request_body(req: &ChatRequest, stream: bool) -> Value {
-    let messages: Vec<Value> = req
-        .messages
-        .iter()
-        .map(|m| json!({"role": role_name(m.role), "content": m.content.as_deref().unwrap_or("")}))
-        .collect();
-    let mut body = Map::new();
-    body.insert("model".into(), Value::from(req.model.as_str()));
-    body.insert("messages".into(), Value::Array(messages));
-    let p = &req.params;
-    let mut put = |key: &str, value: Option<Value>| {
-        if let Some(v) = value {
-            body.insert(key.to_owned(), v);
-        }
-    };
-    put("temperature", p.temp.map(Value::from));
-    put("top_p", p.top_p.map(Value::from));
-    put("frequency_penalty", p.frequency_penalty.map(Value::from));
-    put("presence_penalty", p.presence_penalty.map(Value::from));
-    put("max_tokens", p.max_length.map(Value::from));
-    put("response_format", p.response_format.clone());
-    put("safe_prompt", p.safe_prompt.map(Value::from));
-    if !req.functions.is_empty() {
-        put(
-            "tools",
-            Some(Value::Array(req.functions.iter().map(tool).collect())),
-        );
+/// The JSON body for `chat/completions`, borrowed from the request and serialized as it is:
+/// unset parameters are left out.
+#[derive(Debug, Serialize)]
+pub struct RequestBody<'a> {
+    model: &'a str,
+    messages: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    safe_prompt: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+/// One message as OpenAI names roles.
+#[derive(Debug, Serialize)]
+struct Turn<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// The body for `chat/completions`.
+pub fn request_body(req: &ChatRequest, stream: bool) -> RequestBody<'_> {
+    let ModelParams {
+        temp,
+        top_p,
+        frequency_penalty,
+        presence_penalty,
+        max_length,
+        response_format,
+        safe_prompt,
+    } = &req.params;
+    RequestBody {
+        model: &req.model,
+        messages: req
+            .messages
+            .iter()
+            .map(|m| Turn {
+                role: role_name(m.role),
+                content: m.content.as_deref().unwrap_or(""),
+            })
+            .collect(),
+        temperature: *temp,
+        top_p: *top_p,
+        frequency_penalty: *frequency_penalty,
+        presence_penalty: *presence_penalty,
+        max_tokens: *max_length,
+        response_format: response_format.as_ref(),
+        safe_prompt: *safe_prompt,
+        tools: req.functions.iter().map(tool).collect(),
+        tool_choice: req.function_call.as_ref().map(tool_choice),
+        stream: stream.then_some(true),
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
     }
-    put("tool_choice", req.function_call.as_ref().map(tool_choice));
-    if stream {
-        put("stream", Some(Value::Bool(true)));
-        put("stream_options", Some(json!({"include_usage": true})));
-    }
-    Value::Object(body)
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -329,7 +371,7 @@ mod tests {
             functions: vec![json!({"name": "f", "parameters": {"type": "object"}})],
             function_call: Some(FunctionCallSpec::Named { name: "f".into() }),
         };
-        let body = request_body(&req, true);
+        let body = serde_json::to_value(request_body(&req, true)).expect("encodes");
         assert_eq!(
             body["messages"],
             json!([
@@ -367,7 +409,7 @@ mod tests {
             functions: vec![],
             function_call: Some(FunctionCallSpec::Mode("auto".into())),
         };
-        let body = request_body(&req, false);
+        let body = serde_json::to_value(request_body(&req, false)).expect("encodes");
         assert_eq!(body["tool_choice"], "auto");
         for key in [
             "temperature",
