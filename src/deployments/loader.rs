@@ -1,6 +1,6 @@
 //! Parse one prompt file (`*.yaml`/`*.yml`, `*.toml`, `*.json`) into a [`DeploymentContent`].
 //!
-//! Raw then validated, as for the config: [`RawDeployment`] mirrors the file and refuses unknown
+//! Raw then validated, as for the config: `RawDeployment` mirrors the file and refuses unknown
 //! keys; [`parse`] then checks what serde cannot (model and provider present, provider
 //! configured, at least one message, every template compiles). Every error is a [`LoadError`]
 //! naming the file, the line where one is known, and what is wrong.

@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - Readers ([`Registry::get`], [`Registry::status`]) never block: the live set is one
-//!   immutable [`Snapshot`] behind an `ArcSwap`, replaced whole by a reload.
+//!   immutable `Snapshot` behind an `ArcSwap`, replaced whole by a reload.
 //! - Reloads are serialized by one mutex and always re-read the whole directory (the watcher,
 //!   SIGHUP and `promptd validate` share [`Registry::reload_all`]); unchanged files are not
 //!   re-parsed (their bytes hash the same).

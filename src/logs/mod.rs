@@ -1,13 +1,15 @@
 //! Log records, the durable spool they wait in, and the flusher that ships them upstream.
 //!
 //! ```text
-//! engine / POST /trace_log ─▶ record::LogRecord ─▶ entry::SpoolEntry::encode
+//! engine ─▶ record::LogRecord<CallConfiguration> ─▶ entry::encode_trace_log ─┐
+//! POST /trace_log, PUT /trace_log, /feedback ─▶ entry::SpoolEntry::encode ────┤
 //!        ─▶ Spool::append (queue; group commit + fsync by the writer thread) ─▶ segment files
 //!        ─▶ Spool::read_batch ─▶ Flusher (reqwest, retries) ─▶ collector ─▶ Spool::ack
 //! ```
 //!
-//! - [`record`] — [`LogRecord`] (Parea's TraceLog), built from a completion; omit rules and
-//!   trace-wide sampling.
+//! - [`record`] — [`LogRecord`] (Parea's TraceLog), built from a completion with its
+//!   configuration borrowed from the call ([`CallConfiguration`]); omit rules and trace-wide
+//!   sampling.
 //! - [`entry`] — [`SpoolEntry`] (trace log, update, feedback) and its versioned encoding.
 //! - [`spool`] — the public spool API; its header holds the on-disk design.
 //! - `segment` (frames, scanning), `ledger` (ledger and lock files), `recovery` (start-up

@@ -24,7 +24,7 @@
 //! bit anywhere but in `len` fails the check, and a bad `len` makes the check fail too. Ids start
 //! at 1 and grow by one per written record across all segments and restarts (a record that was
 //! dropped never got an id; a batch whose write failed leaves a gap). The payload is opaque here
-//! (the caller encodes it, see [`super::entry`]); it is at most [`MAX_PAYLOAD`] bytes. The
+//! (the caller encodes it, see [`super::entry`]); it is at most `MAX_PAYLOAD` bytes. The
 //! append time is in the frame so that the age of the oldest waiting record survives a restart.
 //!
 //! **Group commit.** [`Spool::append`] only pushes the payload onto an in-memory queue and
