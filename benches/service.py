@@ -3,7 +3,8 @@
 
 - time from process start to READY=1 (sd_notify) with an empty prompts directory and with
   1,000 prompt files;
-- resident memory (VmRSS) when idle, and with 1,000 idle connections open on the socket.
+- resident memory (VmRSS) when idle, and with 1,000 idle connections open on the socket;
+- how often an idle daemon wakes up (voluntary context switches of all its threads).
 
 Usage: benches/service.py [path/to/promptd]   (default target/release/promptd; build it with
 `cargo build --release`). Everything runs in a temp dir, on a Unix socket; no network.
@@ -17,6 +18,7 @@ import time
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/promptd"
 RUNS = 5
+IDLE_SECONDS = 10
 
 
 def rss_kib(pid):
@@ -25,6 +27,17 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return -1
+
+
+def wakeups(pid):
+    """Voluntary context switches of every thread of `pid` so far."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
 
 
 def write_prompts(dir, n):
@@ -94,6 +107,11 @@ def main():
         proc, sock, _ = start(tmp, os.path.join(tmp, "prompts"))
         time.sleep(0.5)
         idle = rss_kib(proc.pid)
+        w0 = wakeups(proc.pid)
+        time.sleep(IDLE_SECONDS)
+        rate = (wakeups(proc.pid) - w0) / IDLE_SECONDS
+        print(f"idle wakeups: {rate:.1f}/s (voluntary context switches of all threads over "
+              f"{IDLE_SECONDS} s with nothing to do)")
         conns = []
         for _ in range(1000):
             c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -96,21 +96,24 @@ impl LogQueue {
     }
 }
 
-/// How often the queue is drained into the spool. Draining on a tick instead of on every
-/// record keeps requests from waking the writer task one by one (a context switch each); it
-/// adds at most this much to the crash-loss window of completion records.
+/// How long records gather before they are built and appended: waking the writer task once per
+/// batch instead of once per record keeps requests from paying a context switch each. It adds
+/// at most this much to the crash-loss window of completion records.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
-/// Records built between yields to the runtime: a tick's backlog (hundreds of records under
-/// load) must not hold a worker thread, and the requests queued on it, for milliseconds.
+/// Records built between yields to the runtime: a batch (hundreds of records under load) must
+/// not hold a worker thread, and the requests queued on it, for milliseconds.
 const RECORDS_PER_YIELD: usize = 32;
 
+/// Build and append records in batches. An idle daemon does not wake for this at all: the task
+/// waits for a first record, lets more gather for [`DRAIN_EVERY`], then takes all of them.
 async fn write_records(spool: Spool, mut rx: mpsc::Receiver<LogMsg>) {
-    let mut tick = tokio::time::interval(DRAIN_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let mut built = 0;
+    while let Some(first) = rx.recv().await {
+        if matches!(first, LogMsg::Record(_)) {
+            tokio::time::sleep(DRAIN_EVERY).await;
+        }
+        write_record(&spool, first);
+        let mut built = 1;
         loop {
             match rx.try_recv() {
                 Ok(msg) => write_record(&spool, msg),
