@@ -36,6 +36,10 @@ pub struct Queue {
     pub first_at: Option<Instant>,
     pub flush: bool,
     pub shutdown: bool,
+    /// Acknowledgements moved `acked_through` since the writer last looked: the ledger may be
+    /// behind. Set by [`Shared::ack`] (which wakes the writer), cleared when the writer takes
+    /// work.
+    pub acks: bool,
 }
 
 /// What the writer takes from the queue in one go.
@@ -322,7 +326,11 @@ impl Shared {
 
     /// Writer side: wait until a batch is due (or `flush_interval` passed idle, so that
     /// acknowledgements get persisted), then take it.
-    pub fn wait_for_work(&self) -> Work {
+    /// Block until the writer has something to do: a batch that is due, a flush, shutdown,
+    /// or (within `flush_interval`) acknowledgements the ledger does not hold yet;
+    /// `acks_outstanding` says the writer already knows of some. With none of these it sleeps
+    /// until woken: an idle spool does not wake up.
+    pub fn wait_for_work(&self, acks_outstanding: bool) -> Work {
         let interval = self.opts.flush_interval;
         let mut queue = lock(&self.queue);
         let idle_deadline = Instant::now() + interval;
@@ -332,10 +340,12 @@ impl Shared {
                 || queue.flush
                 || queue.items.len() >= self.opts.max_batch
                 || queue.first_at.is_some_and(|t| now >= t + interval);
-            if due || (queue.first_at.is_none() && now >= idle_deadline) {
+            let acks = acks_outstanding || queue.acks;
+            if due || (acks && queue.first_at.is_none() && now >= idle_deadline) {
                 queue.flush = false;
                 queue.first_at = None;
                 queue.bytes = 0;
+                queue.acks = false;
                 return Work {
                     items: std::mem::take(&mut queue.items),
                     shutdown: queue.shutdown,
@@ -343,7 +353,14 @@ impl Shared {
             }
             let deadline = match queue.first_at {
                 Some(t) => t + interval,
-                None => idle_deadline,
+                None if acks => idle_deadline,
+                None => {
+                    queue = self
+                        .wake
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    continue;
+                }
             };
             let timeout = deadline.saturating_duration_since(now);
             queue = self
@@ -352,6 +369,21 @@ impl Shared {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+
+    /// `acked_through` moved: make sure the writer will persist it (the state lock must not be
+    /// held: the writer takes the queue lock first).
+    fn note_acks(&self) {
+        let mut queue = lock(&self.queue);
+        if !queue.acks {
+            queue.acks = true;
+            self.wake.notify_one();
+        }
+    }
+
+    /// The acknowledged position in memory (the ledger may be behind it).
+    pub fn acked_through(&self) -> u64 {
+        lock(&self.state).acks.acked_through
     }
 
     /// Run `f` on the published state.
@@ -389,19 +421,24 @@ impl Shared {
     /// Acknowledge a handed-out record.
     pub fn ack(&self, id: u64) -> bool {
         let mut state = lock(&self.state);
-        match state.acks.ack(id) {
-            None => false,
-            Some(advanced) => {
-                state.waiting = state.waiting.saturating_sub(advanced);
-                state.prune_ages();
-                true
-            }
+        let before = state.acks.acked_through;
+        let Some(advanced) = state.acks.ack(id) else {
+            return false;
+        };
+        state.waiting = state.waiting.saturating_sub(advanced);
+        state.prune_ages();
+        let moved = state.acks.acked_through != before;
+        drop(state);
+        if moved {
+            self.note_acks();
         }
+        true
     }
 
     /// Enter records handed out (and runs of ids skipped as corrupt) into the ack window.
     pub fn hand_out(&self, items: impl IntoIterator<Item = Handed>) {
         let mut state = lock(&self.state);
+        let before = state.acks.acked_through;
         let mut skipped_any = false;
         for item in items {
             match item {
@@ -417,6 +454,11 @@ impl Shared {
             let advanced = state.acks.advance();
             state.waiting = state.waiting.saturating_sub(advanced);
             state.prune_ages();
+        }
+        let moved = state.acks.acked_through != before;
+        drop(state);
+        if moved {
+            self.note_acks();
         }
     }
 

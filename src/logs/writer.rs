@@ -88,7 +88,7 @@ impl Drop for ExitGuard {
 fn run(shared: Arc<Shared>, mut w: WriterState) {
     let _guard = ExitGuard(shared.clone());
     loop {
-        let work = shared.wait_for_work();
+        let work = shared.wait_for_work(shared.acked_through() > w.persisted_acked);
         if !work.items.is_empty() {
             w.commit(&shared, work.items);
         }
