@@ -1,9 +1,10 @@
 //! The spool's writer thread: group commit, rotation, ledger persistence, segment deletion.
 //!
 //! The only code that changes files in the spool directory (recovery aside, which runs before
-//! it starts). One loop: wait for a due batch (or the idle tick), write it with one `write` per
-//! segment touched and one `fdatasync` each, resolve its [`super::spool::Durable`]s, then persist
-//! the acknowledged position and delete segments that are fully acknowledged.
+//! it starts). One loop: wait for a due batch (or for acknowledgements the ledger does not hold
+//! yet; with neither, the thread sleeps until woken), write it with one `write` per segment
+//! touched and one `fdatasync` each, resolve its [`super::spool::Durable`]s, then persist the
+//! acknowledged position and delete segments that are fully acknowledged.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
