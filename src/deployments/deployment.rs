@@ -80,21 +80,22 @@ impl fmt::Display for ContentHash {
     }
 }
 
-/// A deployed prompt.
+/// A deployed prompt: its content (fields read through `Deref`), with the version, source and
+/// hash the registry gave it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deployment {
-    pub id: String,
-    pub name: String,
-    pub provider: String,
-    pub model: String,
-    pub model_params: ModelParams,
-    pub messages: Vec<DeploymentMessage>,
-    /// JSON-schema function definitions offered to the model; empty when none.
-    pub functions: Vec<Value>,
-    pub function_call: Option<FunctionCallSpec>,
+    pub content: DeploymentContent,
     pub version: u64,
     pub source: Source,
     pub content_hash: ContentHash,
+}
+
+impl std::ops::Deref for Deployment {
+    type Target = DeploymentContent;
+
+    fn deref(&self) -> &DeploymentContent {
+        &self.content
+    }
 }
 
 /// Everything a deployment is made of except its version, source and hash: what a loader
@@ -107,6 +108,7 @@ pub struct DeploymentContent {
     pub model: String,
     pub model_params: ModelParams,
     pub messages: Vec<DeploymentMessage>,
+    /// JSON-schema function definitions offered to the model; empty when none.
     pub functions: Vec<Value>,
     pub function_call: Option<FunctionCallSpec>,
 }
@@ -152,14 +154,7 @@ impl DeploymentContent {
     pub fn into_deployment(self, version: u64, source: Source) -> Deployment {
         let content_hash = self.content_hash();
         Deployment {
-            id: self.id,
-            name: self.name,
-            provider: self.provider,
-            model: self.model,
-            model_params: self.model_params,
-            messages: self.messages,
-            functions: self.functions,
-            function_call: self.function_call,
+            content: self,
             version,
             source,
             content_hash,

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::deployment::{ContentHash, Deployment, DeploymentMessage, Source};
+use super::deployment::{ContentHash, Deployment, DeploymentContent, DeploymentMessage, Source};
 use crate::api::Role;
 
 /// The format byte of every value written by this version of promptd.
@@ -169,19 +169,21 @@ fn from_stored(s: StoredV1) -> Result<(Deployment, Option<SystemTime>), String> 
         .map_err(|e| format!("stored template no longer compiles: {e}"))?;
     let bad = |what: &str, e: serde_json::Error| format!("stored {what} is not valid: {e}");
     let deployment = Deployment {
-        model_params: serde_json::from_str(&s.model_params_json)
-            .map_err(|e| bad("model_params", e))?,
-        functions: serde_json::from_str(&s.functions_json).map_err(|e| bad("functions", e))?,
-        function_call: s
-            .function_call_json
-            .map(|f| serde_json::from_str(&f))
-            .transpose()
-            .map_err(|e| bad("function_call", e))?,
-        id: s.id,
-        name: s.name,
-        provider: s.provider,
-        model: s.model,
-        messages,
+        content: DeploymentContent {
+            model_params: serde_json::from_str(&s.model_params_json)
+                .map_err(|e| bad("model_params", e))?,
+            functions: serde_json::from_str(&s.functions_json).map_err(|e| bad("functions", e))?,
+            function_call: s
+                .function_call_json
+                .map(|f| serde_json::from_str(&f))
+                .transpose()
+                .map_err(|e| bad("function_call", e))?,
+            id: s.id,
+            name: s.name,
+            provider: s.provider,
+            model: s.model,
+            messages,
+        },
         version: s.version,
         source: match s.source {
             StoredSource::File(bytes) => {
