@@ -169,22 +169,11 @@ async fn serve_answers_the_cli_clients() {
     let setup = Setup::new("", &providers);
     let _daemon = tokio::task::block_in_place(|| setup.serve("serve"));
 
-    let mut cmd = setup.client("complete");
-    cmd.args(["--model", "gpt-4o-mini", "--provider", "openai", "Hello"]);
-    let out = run_blocking(cmd);
+    let out = setup.ask("complete", "openai", &[], "Hello");
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out), format!("{}\n", fixtures::HELLO));
 
-    let mut cmd = setup.client("complete");
-    cmd.args([
-        "--json",
-        "--model",
-        "gpt-4o-mini",
-        "--provider",
-        "openai",
-        "Hello",
-    ]);
-    let out = run_blocking(cmd);
+    let out = setup.ask("complete", "openai", &["--json"], "Hello");
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let value: Value = serde_json::from_slice(&out.stdout).expect("complete --json prints JSON");
     assert_eq!(value["content"], fixtures::HELLO, "{value}");
@@ -195,16 +184,7 @@ async fn serve_answers_the_cli_clients() {
     );
     assert_eq!(chat.calls(), 1);
 
-    let mut cmd = setup.client("complete");
-    cmd.args([
-        "--no-cache",
-        "--model",
-        "gpt-4o-mini",
-        "--provider",
-        "openai",
-        "Hello",
-    ]);
-    let out = run_blocking(cmd);
+    let out = setup.ask("complete", "openai", &["--no-cache"], "Hello");
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out), format!("{}\n", fixtures::HELLO));
     assert_eq!(chat.calls(), 2, "--no-cache calls the provider");
@@ -212,9 +192,7 @@ async fn serve_answers_the_cli_clients() {
     assert_eq!(sent.body["model"], "gpt-4o-mini");
     assert_eq!(sent.body["messages"][0]["content"], "Hello");
 
-    let mut cmd = setup.client("stream");
-    cmd.args(["--model", "gpt-4o-mini", "--provider", "streamer", "Hello"]);
-    let out = run_blocking(cmd);
+    let out = setup.ask("stream", "streamer", &[], "Hello");
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out), format!("{}\n", fixtures::HELLO));
     assert_eq!(stream.calls(), 1);
@@ -228,9 +206,7 @@ async fn serve_answers_the_cli_clients() {
     let value: Value = serde_json::from_slice(&out.stdout).expect("health prints JSON");
     assert_eq!(value["status"], "ok", "{value}");
 
-    let mut cmd = setup.client("complete");
-    cmd.args(["--model", "gpt-4o-mini", "--provider", "nope", "Hello"]);
-    let out = run_blocking(cmd);
+    let out = setup.ask("complete", "nope", &[], "Hello");
     assert_eq!(out.status.code(), Some(1), "stdout: {}", stdout(&out));
     let err = stderr(&out);
     assert!(err.contains("nope"), "{err}");
@@ -419,16 +395,7 @@ async fn cache_entries_survive_sigkill_and_sigterm() {
     let chat = FakeUpstream::always(fixtures::openai_chat()).await;
     let setup = Setup::new("", &providers_toml(&chat.base_url(), &refused_base_url()));
     let ask = |setup: &Setup, text: &str| {
-        let mut cmd = setup.client("complete");
-        cmd.args([
-            "--json",
-            "--model",
-            "gpt-4o-mini",
-            "--provider",
-            "openai",
-            text,
-        ]);
-        let out = run_blocking(cmd);
+        let out = setup.ask("complete", "openai", &["--json"], text);
         assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
         let value: Value = serde_json::from_slice(&out.stdout).expect("JSON");
         assert_eq!(value["content"], fixtures::HELLO);
@@ -487,18 +454,7 @@ async fn sighup_reloads_the_config_and_keeps_the_old_one_when_broken() {
     let after = FakeUpstream::always(fixtures::openai_chat()).await;
     let setup = Setup::new("", &providers_toml(&before.base_url(), &refused_base_url()));
     let mut daemon = tokio::task::block_in_place(|| setup.serve("serve"));
-    let ask = |setup: &Setup| {
-        let mut cmd = setup.client("complete");
-        cmd.args([
-            "--no-cache",
-            "--model",
-            "gpt-4o-mini",
-            "--provider",
-            "openai",
-            "Hello",
-        ]);
-        run_blocking(cmd)
-    };
+    let ask = |setup: &Setup| setup.ask("complete", "openai", &["--no-cache"], "Hello");
     assert_eq!(ask(&setup).status.code(), Some(0));
     assert_eq!(before.calls(), 1);
 

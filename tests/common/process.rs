@@ -174,6 +174,15 @@ impl Setup {
         daemon
     }
 
+    /// `promptd SUBCOMMAND [extra...] --model gpt-4o-mini --provider PROVIDER TEXT` against this
+    /// setup's daemon, run to completion from an async test.
+    pub fn ask(&self, subcommand: &str, provider: &str, extra: &[&str], text: &str) -> Output {
+        let mut cmd = self.client(subcommand);
+        cmd.args(extra)
+            .args(["--model", "gpt-4o-mini", "--provider", provider, text]);
+        run_blocking(cmd)
+    }
+
     /// A client subcommand aimed at this setup's socket.
     pub fn client(&self, subcommand: &str) -> Command {
         let mut cmd = promptd();
