@@ -261,6 +261,31 @@ async fn retries_500s_and_429_honouring_retry_after_then_succeeds() {
 }
 
 #[tokio::test]
+async fn a_wrong_key_or_url_keeps_the_records_instead_of_dropping_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(spool_options(dir.path())).expect("spool");
+    let fake = FakeUpstream::start(|_, call| match call {
+        0 => Behavior::json(401, r#"{"detail": "invalid api key"}"#),
+        1 => Behavior::json(404, r#"{"detail": "not found"}"#),
+        2 => Behavior::Json {
+            status: 307,
+            headers: vec![("location".into(), "http://127.0.0.1:9/elsewhere".into())],
+            body: String::new(),
+        },
+        _ => ok(),
+    })
+    .await;
+    let ids = spool_entries(&spool, &[trace_log("t-k", "x")]).await;
+    let flusher = Running::start(&spool, upstream(collector_url(&fake), 1));
+    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+
+    assert_eq!(fake.requests().len(), 4);
+    let stats = flusher.handle.stats();
+    assert_eq!((stats.sent, stats.retries, stats.rejected), (1, 3, 0));
+    flusher.stop().await;
+}
+
+#[tokio::test]
 async fn retry_after_is_waited_for() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spool = Spool::open(spool_options(dir.path())).expect("spool");

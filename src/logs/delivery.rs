@@ -116,9 +116,21 @@ fn headers(key: &Secret, idempotency: &str) -> HeaderMap {
     headers
 }
 
+/// Whether to send again rather than drop the entry. Besides the transient statuses, answers
+/// that say the collector or our credentials are wrong (a redirect, 401, 403, 404) are not a
+/// verdict on the entry: dropping the backlog over a rotated key or a wrong `base_url` would
+/// lose every record, so they are retried (and shown as the last upstream error) until the
+/// config is fixed. Only other 4xx reject the entry itself.
 fn retryable(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
+    status.is_redirection()
+        || matches!(
+            status,
+            StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::NOT_FOUND
+                | StatusCode::REQUEST_TIMEOUT
+                | StatusCode::TOO_MANY_REQUESTS
+        )
         || status.is_server_error()
 }
 
@@ -205,13 +217,13 @@ mod tests {
 
     #[test]
     fn which_statuses_are_retried() {
-        for code in [408, 429, 500, 502, 503, 529] {
+        for code in [301, 307, 401, 403, 404, 408, 429, 500, 502, 503, 529] {
             assert!(
                 retryable(StatusCode::from_u16(code).expect("status")),
                 "{code}"
             );
         }
-        for code in [400, 401, 403, 404, 409, 413, 422] {
+        for code in [400, 409, 413, 422] {
             assert!(
                 !retryable(StatusCode::from_u16(code).expect("status")),
                 "{code}"

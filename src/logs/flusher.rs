@@ -190,6 +190,9 @@ impl Flusher {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(90))
+            // reqwest would carry `x-api-key` to wherever `Location` points, and turn a POST
+            // into a GET whose 2xx would acknowledge the entry: a redirect is an upstream error.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| FlusherError(crate::error_chain(&e)))?;
         Ok(Flusher {
