@@ -302,10 +302,15 @@ pub async fn run_with_reload(
                 Err(e) => accept_failed(e).await,
             },
             Some(new) = reloads.recv() => {
-                policy = PeerPolicy::new(&new.allowed_uids);
+                // Nothing of a refused config takes effect, the peer allow-list included.
+                let new_policy = PeerPolicy::new(&new.allowed_uids);
                 let upstream = new.upstream.clone();
                 let changed = !same_upstream(&state.config.load().upstream, &upstream);
-                if apply_reload(&state, new) && changed {
+                let applied = apply_reload(&state, new);
+                if applied {
+                    policy = new_policy;
+                }
+                if applied && changed {
                     match Flusher::new(state.engine.spool().clone(), upstream) {
                         Ok(next) => {
                             flusher.stop().await;
