@@ -549,7 +549,13 @@ async fn cache(command: CacheCommand) -> anyhow::Result<i32> {
         CacheCommand::Purge {
             target,
             key: Some(key),
-        } => (target, Method::DELETE, format!("/cache/{key}")),
+        } => {
+            // Checked here: anything else would not even make a valid request path.
+            let Some(key) = promptd::cache::CacheKey::from_hex(key) else {
+                bail!("`{key}` is not a cache key (64 hex digits, as in x-promptd-cache-key)");
+            };
+            (target, Method::DELETE, format!("/cache/{}", key.to_hex()))
+        }
     };
     let client = DaemonClient::new(&socket_of(target)?);
     let (status, body) = client.call(method, &path, None).await?;
@@ -590,6 +596,10 @@ fn request_body(args: &CompleteArgs) -> anyhow::Result<Value> {
     if !params.is_empty() {
         config.insert("model_params".into(), Value::Object(params));
     }
+    // Before reading stdin: a request that cannot be sent must not wait for input first.
+    if args.deployment.is_none() && (args.model.is_none() || args.provider.is_none()) {
+        bail!("give --model and --provider, or --deployment");
+    }
     let text = match args.text.as_deref() {
         Some("-") => Some(read_stdin()?),
         Some(t) => Some(t.to_owned()),
@@ -605,9 +615,6 @@ fn request_body(args: &CompleteArgs) -> anyhow::Result<Value> {
     }
     if !messages.is_empty() {
         config.insert("messages".into(), Value::Array(messages));
-    }
-    if args.deployment.is_none() && (args.model.is_none() || args.provider.is_none()) {
-        bail!("give --model and --provider, or --deployment");
     }
     let mut body = Map::new();
     body.insert("llm_configuration".into(), Value::Object(config));

@@ -682,3 +682,26 @@ struct RecordedDelivery {
     trace_id: String,
     key: String,
 }
+
+/// Client input that cannot make a request is refused before anything is sent (or read).
+#[test]
+fn client_input_errors_are_named_before_any_request() {
+    let setup = Setup::offline();
+    let mut cmd = promptd();
+    cmd.args(["cache", "purge", "not a key", "--socket"])
+        .arg(&setup.socket);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", stdout(&out));
+    assert!(
+        stderr(&out).contains("`not a key` is not a cache key"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(setup.client("complete"));
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", stdout(&out));
+    assert!(
+        stderr(&out).contains("give --model and --provider, or --deployment"),
+        "{}",
+        stderr(&out)
+    );
+}
