@@ -511,3 +511,36 @@ async fn entries_survive_a_restart_and_corrupt_values_are_misses() {
     assert_eq!(openai.calls(), 2);
     daemon.stop().await;
 }
+
+/// A request with its own provider key does not share a call (nor its failure) with a request
+/// without one: a 401 for the caller's key answers that caller only.
+#[tokio::test]
+async fn a_callers_own_key_does_not_answer_other_callers() {
+    let openai = FakeUpstream::start(|req, _| {
+        let delay = Duration::from_millis(300);
+        if req.header("authorization") == Some("Bearer sk-revoked") {
+            Behavior::json(
+                401,
+                r#"{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}"#,
+            )
+            .after(delay)
+        } else {
+            fixtures::openai_chat().after(delay)
+        }
+    })
+    .await;
+    let daemon =
+        Arc::new(TestDaemon::start(&providers_toml(&openai.base_url(), &openai.base_url())).await);
+    let mut own_key = openai_hello();
+    own_key["provider_api_key"] = json!("sk-revoked");
+    let first = {
+        let daemon = Arc::clone(&daemon);
+        tokio::spawn(async move { daemon.post("/completion", &own_key).await.status })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = daemon.post("/completion", &openai_hello()).await;
+    assert_eq!(second.status, 200, "{:?}", second.body);
+    assert_eq!(second.json()["content"], fixtures::HELLO);
+    assert_eq!(first.await.expect("task"), 401);
+    assert_eq!(openai.calls(), 2);
+}

@@ -33,7 +33,7 @@ pub use prepare::Prepared;
 use crate::api::{ApiError, CompletionRequest, CompletionResponse};
 use crate::cache::coalesce::{Joined, Subscription};
 use crate::cache::{cache_key, Cache, CacheEntry, CacheKey, CacheStatus};
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::deployments::{
     Deployment, LookupError, Registry, Upstream as DeploymentUpstream, UpstreamError,
 };
@@ -279,7 +279,7 @@ impl Engine {
             .then(|| cache_key(prepared.provider.name(), &prepared.chat))
     }
 
-    /// Join (or lead) the flight of `key`; whether this request leads it.
+    /// Join (or lead) the flight of `key` (see [`flight_key`]); whether this request leads it.
     fn join_flight(
         self: &Arc<Self>,
         key: CacheKey,
@@ -287,7 +287,11 @@ impl Engine {
         stream: bool,
         stale: Option<CacheEntry>,
     ) -> (Subscription, bool) {
-        match self.cache.flights().join(key) {
+        match self
+            .cache
+            .flights()
+            .join(flight_key(key, prepared.api_key.as_ref()))
+        {
             Joined::Leader(leader) => {
                 let sub = leader.flight().subscribe();
                 tokio::spawn(flight::drive(
@@ -365,4 +369,19 @@ fn provider_error(provider: &Provider, err: ProviderError) -> ApiError {
         ProviderError::Protocol(message) => ApiError::ProviderProtocol { provider, message },
         ProviderError::Stream(message) => ApiError::ProviderStream { provider, message },
     }
+}
+
+/// The flight a request joins. Requests that bring their own `provider_api_key` share a
+/// provider call only with requests bringing the same key: the call is made with the leader's
+/// key, and a failure caused by it (401, 429 on that account) must not answer someone else. The
+/// cache key itself leaves the key out, so the answer is still stored for everyone.
+fn flight_key(key: CacheKey, api_key: Option<&Secret>) -> CacheKey {
+    let Some(api_key) = api_key else {
+        return key;
+    };
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"promptd flight with a request key\0");
+    hasher.update(&key.0);
+    hasher.update(api_key.expose().as_bytes());
+    CacheKey(*hasher.finalize().as_bytes())
 }
