@@ -423,3 +423,21 @@ async fn rewind_hands_out_the_unacknowledged_records_again() {
     assert_nothing_to_read(&spool).await;
     spool.close().await;
 }
+
+/// A segment that cannot be read stops the start-up with its path, rather than being passed
+/// over (its records would then be acknowledged past and deleted by a later start).
+#[tokio::test]
+async fn an_unreadable_segment_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = five_records_closed(dir.path()).await;
+    // Root reads any file: a directory in the segment's place cannot be read by anyone.
+    std::fs::remove_file(&file).expect("remove");
+    std::fs::create_dir(&file).expect("dir in its place");
+    let err = Spool::open(options(dir.path())).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains(&file.display().to_string()) && text.contains("reading a segment"),
+        "{text}"
+    );
+    assert!(file.exists(), "left for the operator");
+}

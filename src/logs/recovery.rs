@@ -71,7 +71,7 @@ pub fn recover(opts: &SpoolOptions) -> Result<Recovered, SpoolError> {
     };
     let count = files.len();
     for (i, (first_id, path)) in files.into_iter().enumerate() {
-        scan.segment(first_id, path, i + 1 == count);
+        scan.segment(first_id, path, i + 1 == count)?;
     }
     let mut out = scan.out;
     out.next_id = scan.last_id.max(acked_through) + 1;
@@ -110,14 +110,11 @@ struct Scan {
 }
 
 impl Scan {
-    fn segment(&mut self, first_id: u64, path: PathBuf, is_last: bool) {
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read log spool segment; leaving it alone");
-                return;
-            }
-        };
+    /// Take in one segment. One that cannot be read stops the start-up: skipping it would let
+    /// acknowledgements pass its records, and a later start would delete it as spent.
+    fn segment(&mut self, first_id: u64, path: PathBuf, is_last: bool) -> Result<(), SpoolError> {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| SpoolError::io(&path, "reading a segment at start-up", e))?;
         let mut valid_end = 0;
         let mut seg_last = 0;
         for piece in segment::scan(&bytes, self.last_id) {
@@ -162,7 +159,7 @@ impl Scan {
             if let Err(e) = std::fs::remove_file(&path) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove a spent log spool segment");
             }
-            return;
+            return Ok(());
         }
         let file_bytes = std::fs::metadata(&path)
             .map(|m| m.len())
@@ -176,6 +173,7 @@ impl Scan {
                 last_id: seg_last,
             },
         );
+        Ok(())
     }
 
     /// Cut the torn tail `from..len` off the last segment.
