@@ -29,13 +29,16 @@ pub struct ProjectStore {
 }
 
 impl ProjectStore {
-    /// Open the store in `state_dir`; an unreadable file is logged and started afresh (the uuids
-    /// do not depend on it).
+    /// Open the store in `state_dir`. A file that does not parse is moved aside to
+    /// `projects.json.corrupt` (not overwritten by the next save) and the store starts afresh;
+    /// the uuids do not depend on it, only the remembered creation times.
     pub fn open(state_dir: &Path) -> ProjectStore {
         let path = state_dir.join("projects.json");
         let projects = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(path = %path.display(), error = %e, "projects file unreadable; starting with none");
+                let aside = path.with_extension("json.corrupt");
+                let moved = std::fs::rename(&path, &aside);
+                tracing::warn!(path = %path.display(), error = %e, kept_as = %aside.display(), moved = moved.is_ok(), "projects file unreadable; starting with none");
                 BTreeMap::new()
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
@@ -94,6 +97,18 @@ impl ProjectStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_corrupt_file_is_kept_aside_not_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("projects.json"), b"{not json").expect("write");
+        let store = ProjectStore::open(dir.path());
+        store.get_or_create("p").expect("created");
+        assert_eq!(
+            std::fs::read(dir.path().join("projects.json.corrupt")).expect("kept"),
+            b"{not json"
+        );
+    }
 
     #[test]
     fn uuid_is_stable_and_creation_is_remembered_across_reopen() {
