@@ -223,13 +223,7 @@ impl Cache {
         match self.tree.insert(key.0, value) {
             Ok(old) => {
                 match old {
-                    Some(old) => {
-                        self.bytes.fetch_sub(
-                            ((key.0.len() + old.len()) as u64)
-                                .min(self.bytes.load(Ordering::Relaxed)),
-                            Ordering::Relaxed,
-                        );
-                    }
+                    Some(old) => self.sub_bytes((key.0.len() + old.len()) as u64),
                     None => {
                         self.entries.fetch_add(1, Ordering::Relaxed);
                     }
@@ -253,15 +247,15 @@ impl Cache {
 
     /// Remove `key`; whether it was there.
     pub fn remove(&self, key: &CacheKey) -> bool {
-        match self.tree.remove(key.0) {
+        self.remove_raw(&key.0)
+    }
+
+    /// Remove whatever is stored under `key` (a foreign one too), keeping the counters true.
+    fn remove_raw(&self, key: &[u8]) -> bool {
+        match self.tree.remove(key) {
             Ok(Some(old)) => {
                 self.entries.fetch_sub(1, Ordering::Relaxed);
-                let size = (key.0.len() + old.len()) as u64;
-                let _ = self
-                    .bytes
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                        Some(b.saturating_sub(size))
-                    });
+                self.sub_bytes((key.len() + old.len()) as u64);
                 true
             }
             Ok(None) => false,
@@ -277,13 +271,7 @@ impl Cache {
         let keys: Vec<sled::IVec> = self.tree.iter().keys().flatten().collect();
         let mut removed = 0;
         for k in keys {
-            if let Ok(bytes) = <[u8; 32]>::try_from(k.as_ref()) {
-                if self.remove(&CacheKey(bytes)) {
-                    removed += 1;
-                }
-            } else if self.tree.remove(k).ok().flatten().is_some() {
-                removed += 1;
-            }
+            removed += u64::from(self.remove_raw(&k));
         }
         self.access.lock().clear();
         removed
@@ -308,6 +296,15 @@ impl Cache {
         }
     }
 
+    /// Take `size` off the byte count, never below zero.
+    fn sub_bytes(&self, size: u64) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(size))
+            });
+    }
+
     /// One maintenance pass: write hit counts back, then evict down to `max_bytes`.
     pub fn maintain(&self) {
         self.write_back_access();
@@ -317,12 +314,29 @@ impl Cache {
     fn write_back_access(&self) {
         let access = std::mem::take(&mut *self.access.lock());
         for (key, a) in access {
-            let _ = self.tree.fetch_and_update(key.0, |old| {
-                let mut entry = CacheEntry::decode(old?).ok()?;
-                entry.hits += a.hits;
-                entry.last_used_ms = entry.last_used_ms.max(a.last_used_ms);
-                Some(entry.encode())
+            // The closure may run more than once (sled retries on a race): the last run's size
+            // is the one written.
+            let mut written = 0;
+            let updated = self.tree.fetch_and_update(key.0, |old| {
+                let old = old?;
+                // An unreadable value stays as it is (returning None would delete it behind the
+                // counters' back); the next lookup counts it as corrupt and replaces it.
+                let value = match CacheEntry::decode(old) {
+                    Ok(mut entry) => {
+                        entry.hits += a.hits;
+                        entry.last_used_ms = entry.last_used_ms.max(a.last_used_ms);
+                        entry.encode()
+                    }
+                    Err(_) => old.to_vec(),
+                };
+                written = value.len();
+                Some(value)
             });
+            if let Ok(Some(old)) = updated {
+                // The varint hit count can change the entry's size.
+                self.bytes.fetch_add(written as u64, Ordering::Relaxed);
+                self.sub_bytes(old.len() as u64);
+            }
         }
     }
 
@@ -349,11 +363,7 @@ impl Cache {
             if self.bytes.load(Ordering::Relaxed) <= target {
                 break;
             }
-            let removed = match <[u8; 32]>::try_from(k.as_ref()) {
-                Ok(bytes) => self.remove(&CacheKey(bytes)),
-                Err(_) => self.tree.remove(k).ok().flatten().is_some(),
-            };
-            if removed {
+            if self.remove_raw(&k) {
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -470,5 +480,35 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(cache.stats().bytes <= one * 3);
+    }
+
+    #[test]
+    fn write_back_keeps_the_counters_true() {
+        let (_d, cache) = cache(1 << 20);
+        cache.store(&key(1), &entry(u64::MAX, 0));
+        cache
+            .tree
+            .insert(key(2).0, &b"\x01garbage"[..])
+            .expect("insert");
+        let reopened = Cache::open(cache.tree.clone(), (**cache.config()).clone());
+        let before = reopened.stats();
+        for _ in 0..200 {
+            reopened.record_hit(&key(1)); // 200 hits: a longer varint
+        }
+        reopened.record_hit(&key(2));
+        reopened.maintain();
+        let after = reopened.stats();
+        assert_eq!(
+            after.entries, 2,
+            "an unreadable value is not deleted behind the counters"
+        );
+        let stored: u64 = reopened
+            .tree
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
+        assert_eq!(after.bytes, stored);
+        assert!(after.bytes > before.bytes, "the hit count grew the entry");
     }
 }
