@@ -4,7 +4,7 @@
 //!
 //! - [`config`] — TOML file and flags to one validated [`config::Config`].
 //! - [`server`] — listeners (Unix socket with peer credentials, loopback TCP), HTTP routing,
-//!   graceful shutdown; [`server::run`] is the one entry point.
+//!   graceful shutdown; [`server::run_with_reload`] is the one entry point.
 //! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body.
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
@@ -32,7 +32,7 @@ pub mod store;
 pub mod telemetry;
 
 pub use config::Config;
-pub use server::{run, Listeners, StartupError};
+pub use server::{run_with_reload, Listeners, StartupError};
 
 /// An error and its causes on one line, each cause once (`a: b: c`), skipping a cause whose
 /// text the message already carries.

@@ -40,10 +40,6 @@ impl Store {
         Ok(Store { db, path })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         self.db.open_tree(name).map_err(|source| StoreError {
             path: self.path.clone(),

@@ -104,23 +104,6 @@ fn bincode_config() -> impl bincode::config::Config {
 }
 
 impl SpoolEntry {
-    pub fn kind(&self) -> EntryKind {
-        match self {
-            SpoolEntry::TraceLog(_) => EntryKind::TraceLog,
-            SpoolEntry::TraceLogUpdate(_) => EntryKind::TraceLogUpdate,
-            SpoolEntry::Feedback(_) => EntryKind::Feedback,
-        }
-    }
-
-    /// The trace this entry is about (`""` for a trace log without one).
-    pub fn trace_id(&self) -> &str {
-        match self {
-            SpoolEntry::TraceLog(r) => r.trace_id.as_deref().unwrap_or(""),
-            SpoolEntry::TraceLogUpdate(u) => &u.trace_id,
-            SpoolEntry::Feedback(f) => &f.trace_id,
-        }
-    }
-
     /// The spool payload: version byte + bincode envelope.
     pub fn encode(&self) -> Result<Vec<u8>, EntryError> {
         match self {

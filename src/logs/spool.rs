@@ -104,14 +104,6 @@ pub struct SpoolOptions {
     pub max_batch: usize,
 }
 
-impl SpoolOptions {
-    /// Options with the defaults of `[spool]` for `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> SpoolOptions {
-        let defaults = super::config::SpoolConfig::default();
-        defaults.options(dir.into())
-    }
-}
-
 /// A spool that cannot be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -255,11 +247,6 @@ impl Spool {
                 writer: StdMutex::new(Some(handle)),
             }),
         })
-    }
-
-    /// The spool's directory.
-    pub fn dir(&self) -> &Path {
-        &self.inner.shared.opts.dir
     }
 
     /// Queue `payload` for the next group commit. Never blocks, never touches the disk. The

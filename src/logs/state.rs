@@ -324,9 +324,7 @@ impl Shared {
         std::mem::take(&mut queue.items)
     }
 
-    /// Writer side: wait until a batch is due (or `flush_interval` passed idle, so that
-    /// acknowledgements get persisted), then take it.
-    /// Block until the writer has something to do: a batch that is due, a flush, shutdown,
+    /// Writer side: block until the writer has something to do: a batch that is due, a flush, shutdown,
     /// or (within `flush_interval`) acknowledgements the ledger does not hold yet;
     /// `acks_outstanding` says the writer already knows of some. With none of these it sleeps
     /// until woken: an idle spool does not wake up.

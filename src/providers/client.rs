@@ -88,14 +88,6 @@ impl Provider {
         &self.name
     }
 
-    pub fn kind(&self) -> ProviderKind {
-        self.config.kind
-    }
-
-    pub fn config(&self) -> &ProviderConfig {
-        &self.config
-    }
-
     /// Ask for a whole answer.
     pub async fn complete(
         &self,

@@ -212,7 +212,7 @@ async fn spool_durably(state: &State, entry: SpoolEntry) -> Result<u64, ApiError
         .map_err(|e| ApiError::LogNotAccepted(format!("{e}; try again later")))?;
     durable
         .await
-        .map_err(|e| ApiError::LogNotAccepted(format!("log record not stored: {e}")))
+        .map_err(|e| ApiError::LogNotAccepted(e.to_string()))
 }
 
 /// The answer to a record that is now durable.

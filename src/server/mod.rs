@@ -196,17 +196,8 @@ enum Access {
     Denied(String),
 }
 
-/// Serve on `listeners` until `shutdown` resolves, then drain and return.
-pub async fn run(
-    config: Config,
-    listeners: Listeners,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartupError> {
-    let (_keep, reloads) = mpsc::channel(1);
-    run_with_reload(config, listeners, shutdown, reloads).await
-}
-
-/// [`run`], also applying every config received on `reloads` (SIGHUP): providers, keys,
+/// Serve on `listeners` until `shutdown` resolves, then drain and return; meanwhile apply
+/// every config received on `reloads` (SIGHUP): providers, keys,
 /// prices, cache settings, allowed uids, body limit, log level. Listener addresses, the state
 /// directory and timeouts of the HTTP server need a restart; a change to them is logged.
 pub async fn run_with_reload(

@@ -1,4 +1,4 @@
-//! Test harness: the real daemon (`promptd::run`) on a socket in a temp dir, with a real state
+//! Test harness: the real daemon (`promptd::run_with_reload`) on a socket in a temp dir, with a real state
 //! directory, driven over real HTTP; fake providers from [`fake_upstream`].
 
 #![allow(dead_code)]
