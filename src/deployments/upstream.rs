@@ -36,6 +36,30 @@ pub struct Upstream {
     pub ttl: Duration,
 }
 
+impl Upstream {
+    /// The upstream `[upstream]` describes, when it has both a `base_url` and a key.
+    pub fn from_config(config: &crate::logs::UpstreamConfig) -> Option<Upstream> {
+        let (Some(base_url), Some(api_key)) = (&config.base_url, &config.api_key) else {
+            return None;
+        };
+        // Not following redirects: reqwest would carry `x-api-key` to wherever they point.
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("promptd/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .inspect_err(|e| {
+                tracing::error!(error = %crate::error_chain(e), "cannot build the client for deployments upstream; not fetching");
+            })
+            .ok()?;
+        Some(Upstream {
+            client,
+            base_url: base_url.clone(),
+            api_key: api_key.clone(),
+            ttl: super::DEFAULT_UPSTREAM_TTL,
+        })
+    }
+}
+
 /// A failed upstream fetch.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {

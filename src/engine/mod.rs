@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
@@ -77,7 +77,7 @@ pub struct Engine {
     upstreams: ArcSwap<Upstreams>,
     deployments: Arc<Registry>,
     /// Where deployments that are not local are fetched (`[upstream]`), if anywhere.
-    deployment_upstream: Option<DeploymentUpstream>,
+    deployment_upstream: ArcSwapOption<DeploymentUpstream>,
     /// Where every log record waits for the flusher.
     spool: Spool,
     /// Completion records on their way to the spool.
@@ -152,15 +152,8 @@ impl Engine {
             config.provider_names(),
             store.deployments_tree()?,
         ));
-        let deployment_upstream = match (&config.upstream.base_url, &config.upstream.api_key) {
-            (Some(base_url), Some(api_key)) => Some(DeploymentUpstream {
-                client: reqwest::Client::new(),
-                base_url: base_url.clone(),
-                api_key: api_key.clone(),
-                ttl: crate::deployments::DEFAULT_UPSTREAM_TTL,
-            }),
-            _ => None,
-        };
+        let deployment_upstream =
+            ArcSwapOption::from(DeploymentUpstream::from_config(&config.upstream).map(Arc::new));
         let spool = Spool::open(config.spool.options(config.state_dir.join("spool")))?;
         let logs = log::LogQueue::start(spool.clone());
         Ok(Engine {
@@ -183,6 +176,8 @@ impl Engine {
         self.cache.set_config(config.cache.clone());
         self.deployments.set_providers(config.provider_names());
         self.spool.set_max_bytes(config.spool.max_bytes);
+        self.deployment_upstream
+            .store(DeploymentUpstream::from_config(&config.upstream).map(Arc::new));
         Ok(())
     }
 
@@ -244,8 +239,9 @@ impl Engine {
 
     /// Deployment `id`: from the prompts directory, else (with `[upstream]`) fetched.
     pub async fn deployment(&self, id: &str) -> Result<Arc<Deployment>, ApiError> {
+        let upstream = self.deployment_upstream.load_full();
         self.deployments
-            .get_or_fetch(id, self.deployment_upstream.as_ref())
+            .get_or_fetch(id, upstream.as_deref())
             .await
             .map_err(|e| match e {
                 LookupError::Unknown(id) => ApiError::UnknownDeployment(id),
