@@ -201,6 +201,10 @@ impl Registry {
     /// Replace the configured provider names (after SIGHUP re-read the config); takes effect
     /// at the next reload, which re-validates every file.
     pub fn set_providers(&self, providers: Vec<String>) {
+        // Unchanged (most reloads): every parsed file is still valid, nothing to re-parse.
+        if **self.providers.load() == providers {
+            return;
+        }
         self.providers.store(Arc::new(providers));
         self.lock_reload().files.clear();
     }
