@@ -68,6 +68,26 @@ pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Con
     }
 }
 
+/// `log_level`: a level, or a `tracing` filter (`promptd=debug,info`). A lone word that is not
+/// a level would be read as a target name and silence nearly everything, so it is refused.
+fn log_level(raw: Option<String>) -> Result<String, ConfigError> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let level = raw.unwrap_or_else(|| "info".to_owned());
+    let lone_word = !level.contains(['=', ',']);
+    if lone_word && !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+        return Err(invalid(
+            "log_level",
+            format!(
+                "`{level}` is not a level ({}) nor a filter like `promptd=debug,info`",
+                LEVELS.join(", ")
+            ),
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(&level)
+        .map_err(|e| invalid("log_level", format!("`{level}` is not a filter: {e}")))?;
+    Ok(level)
+}
+
 /// A secret that never shows up in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
@@ -210,7 +230,7 @@ impl Config {
                 raw.shutdown_grace,
                 DEFAULT_SHUTDOWN_GRACE,
             )?,
-            log_level: raw.log_level.unwrap_or_else(|| "info".to_owned()),
+            log_level: log_level(raw.log_level)?,
             providers: providers
                 .into_iter()
                 .map(|(name, p)| provider_config(&name, p).map(|p| (name, p)))
@@ -417,6 +437,16 @@ mod tests {
         assert!(err.contains("sockett"), "{err}");
         let err = load("[providers.x]\nkind = \"openai\"\nbase_ur = \"http://a\"").unwrap_err();
         assert!(err.to_string().contains("base_ur"), "{err}");
+    }
+
+    #[test]
+    fn log_level_is_a_level_or_a_filter() {
+        for good in ["warn", "DEBUG", "promptd=debug,info", "info,sled=warn"] {
+            let text = format!("log_level = \"{good}\"");
+            assert_eq!(load(&text).expect(good).log_level, good);
+        }
+        let err = load("log_level = \"debgu\"").unwrap_err().to_string();
+        assert!(err.contains("log_level") && err.contains("debgu"), "{err}");
     }
 
     #[test]
