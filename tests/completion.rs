@@ -404,6 +404,11 @@ async fn health_and_route_errors() {
     let reply = daemon.get("/api/parea/v1/completion").await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.error_type(), "method_not_allowed");
+    let reply = daemon.get("/cache").await;
+    assert_eq!(reply.status, 405, "only DELETE purges the cache");
+    let reply = daemon.get("/api/parea/v1/trace_log/abc").await;
+    assert_eq!(reply.status, 501);
+    assert_eq!(reply.error_type(), "not_implemented");
     let reply = daemon.post("/experiment", &json!({})).await;
     assert_eq!(reply.status, 501);
     assert_eq!(reply.error_type(), "not_implemented");

@@ -377,7 +377,7 @@ fn serve_connection<I>(
         async move {
             state.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
-            let route = router::route_name(req.method(), req.uri().path());
+            let route = router::route_name(req.uri().path());
             let response = match access {
                 Access::Allowed => router::route(req, &state).await,
                 Access::Denied(why) => body::error(&ApiError::Forbidden(why)),

@@ -29,87 +29,135 @@ const UNSUPPORTED: &[&str] = &[
     "evaluations",
 ];
 
+/// A path promptd serves (under any method), resolved once: the router pairs it with the
+/// method, and request metrics label by it. Adding a route here gives it its 405 and its
+/// metrics label without a second list to keep in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    Health,
+    Completion,
+    CompletionStream,
+    Project,
+    DeployedPrompt,
+    Deployments,
+    TraceLog,
+    /// `/trace_log/{id}`: reading a record back, which promptd does not offer.
+    TraceLogEntry,
+    Feedback,
+    LogsStatus,
+    LogsFlush,
+    CacheStats,
+    Metrics,
+    Status,
+    Cache,
+    /// `/cache/{key}`, the key still as the caller wrote it.
+    CacheEntry(&'a str),
+    /// A route of Parea's hosted API that promptd does not serve.
+    Unsupported,
+}
+
+impl<'a> Route<'a> {
+    /// The route a path names, or `None` for a path promptd does not know.
+    pub fn resolve(path: &'a str) -> Option<Route<'a>> {
+        let route = match path {
+            "/health" => Route::Health,
+            paths::COMPLETION => Route::Completion,
+            paths::STREAM => Route::CompletionStream,
+            paths::PROJECT => Route::Project,
+            paths::DEPLOYED_PROMPT => Route::DeployedPrompt,
+            "/deployments" => Route::Deployments,
+            paths::TRACE_LOG => Route::TraceLog,
+            paths::FEEDBACK => Route::Feedback,
+            "/logs/status" => Route::LogsStatus,
+            "/logs/flush" => Route::LogsFlush,
+            "/cache/stats" => Route::CacheStats,
+            "/metrics" => Route::Metrics,
+            "/status" => Route::Status,
+            "/cache" => Route::Cache,
+            p => {
+                if let Some(key) = p.strip_prefix("/cache/") {
+                    Route::CacheEntry(key)
+                } else if p
+                    .strip_prefix(paths::TRACE_LOG)
+                    .is_some_and(|rest| rest.starts_with('/'))
+                {
+                    Route::TraceLogEntry
+                } else if is_unsupported_hosted_route(p) {
+                    Route::Unsupported
+                } else {
+                    return None;
+                }
+            }
+        };
+        Some(route)
+    }
+
+    /// The `route` label of request metrics: a fixed name per route, never the raw path.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Completion => "completion",
+            Route::CompletionStream => "completion_stream",
+            Route::Project => "project",
+            Route::DeployedPrompt => "deployed_prompt",
+            Route::Deployments => "deployments",
+            Route::TraceLog | Route::TraceLogEntry => "trace_log",
+            Route::Feedback => "feedback",
+            Route::LogsStatus | Route::LogsFlush => "logs",
+            Route::CacheStats => "cache_stats",
+            Route::Metrics => "metrics",
+            Route::Status => "status",
+            Route::Cache => "cache",
+            Route::CacheEntry(_) => "cache_entry",
+            Route::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// The metrics label of a request: its route's name, or `other` for an unknown path.
+pub fn route_name(path: &str) -> &'static str {
+    Route::resolve(path).map_or("other", Route::name)
+}
+
 /// Route one request of a connection whose peer is allowed.
 pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBody> {
-    let path = req.uri().path();
-    let method = req.method();
-    let outcome = match (method, path) {
-        (&Method::GET | &Method::HEAD, "/health") => Ok(handlers::health(state)),
-        (&Method::POST, p) if p == paths::COMPLETION => handlers::completion(req, state).await,
-        (&Method::POST, p) if p == paths::STREAM => handlers::completion_stream(req, state).await,
-        (&Method::POST, p) if p == paths::PROJECT => handlers::project(req, state).await,
-        (&Method::POST, p) if p == paths::DEPLOYED_PROMPT => {
-            handlers::deployed_prompt(req, state).await
-        }
-        (&Method::GET, "/deployments") => Ok(handlers::deployments(state)),
-        (&Method::POST, p) if p == paths::TRACE_LOG => handlers::trace_log(req, state).await,
-        (&Method::PUT, p) if p == paths::TRACE_LOG => handlers::trace_log_update(req, state).await,
-        (&Method::POST, p) if p == paths::FEEDBACK => handlers::feedback(req, state).await,
-        (&Method::GET, p) if p.starts_with(paths::TRACE_LOG) => Err(ApiError::NotImplemented(
-            format!("{method} {p} (records are shipped upstream, not kept for reading)"),
+    // Cheap clones (reference counts), so the request itself can move into its handler.
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let path = uri.path();
+    let Some(route) = Route::resolve(path) else {
+        return body::error(&ApiError::NotFound {
+            method: method.to_string(),
+            path: path.to_owned(),
+        });
+    };
+    let outcome = match (&method, route) {
+        (&Method::GET | &Method::HEAD, Route::Health) => Ok(handlers::health(state)),
+        (&Method::POST, Route::Completion) => handlers::completion(req, state).await,
+        (&Method::POST, Route::CompletionStream) => handlers::completion_stream(req, state).await,
+        (&Method::POST, Route::Project) => handlers::project(req, state).await,
+        (&Method::POST, Route::DeployedPrompt) => handlers::deployed_prompt(req, state).await,
+        (&Method::GET, Route::Deployments) => Ok(handlers::deployments(state)),
+        (&Method::POST, Route::TraceLog) => handlers::trace_log(req, state).await,
+        (&Method::PUT, Route::TraceLog) => handlers::trace_log_update(req, state).await,
+        (&Method::GET, Route::TraceLog | Route::TraceLogEntry) => Err(ApiError::NotImplemented(
+            format!("{method} {path} (records are shipped upstream, not kept for reading)"),
         )),
-        (&Method::GET, "/logs/status") => Ok(handlers::logs_status(state)),
-        (&Method::POST, "/logs/flush") => Ok(handlers::logs_flush(state)),
-        (&Method::GET, "/cache/stats") => Ok(handlers::cache_stats(state)),
-        (&Method::GET, "/metrics") => Ok(handlers::metrics(state)),
-        (&Method::GET, "/status") => Ok(handlers::status(state)),
-        (&Method::DELETE, "/cache") => handlers::cache_purge(state).await,
-        (&Method::DELETE, p) if p.starts_with("/cache/") => {
-            handlers::cache_delete(state, &p["/cache/".len()..])
-        }
-        (_, p)
-            if p == "/health"
-                || p == "/metrics"
-                || p == "/deployments"
-                || p == "/logs/status"
-                || p == "/logs/flush"
-                || p == paths::TRACE_LOG
-                || p == paths::FEEDBACK
-                || p == paths::DEPLOYED_PROMPT
-                || p == "/status"
-                || p == "/cache"
-                || p == "/cache/stats"
-                || p == paths::COMPLETION
-                || p == paths::STREAM
-                || p == paths::PROJECT =>
-        {
-            Err(ApiError::MethodNotAllowed {
-                method: method.to_string(),
-                path: path.to_owned(),
-            })
-        }
-        (_, p) if is_unsupported_hosted_route(p) => {
-            Err(ApiError::NotImplemented(format!("{method} {p}")))
-        }
-        _ => Err(ApiError::NotFound {
+        (&Method::POST, Route::Feedback) => handlers::feedback(req, state).await,
+        (&Method::GET, Route::LogsStatus) => Ok(handlers::logs_status(state)),
+        (&Method::POST, Route::LogsFlush) => Ok(handlers::logs_flush(state)),
+        (&Method::GET, Route::CacheStats) => Ok(handlers::cache_stats(state)),
+        (&Method::GET, Route::Metrics) => Ok(handlers::metrics(state)),
+        (&Method::GET, Route::Status) => Ok(handlers::status(state)),
+        (&Method::DELETE, Route::Cache) => handlers::cache_purge(state).await,
+        (&Method::DELETE, Route::CacheEntry(key)) => handlers::cache_delete(state, key),
+        (_, Route::Unsupported) => Err(ApiError::NotImplemented(format!("{method} {path}"))),
+        _ => Err(ApiError::MethodNotAllowed {
             method: method.to_string(),
             path: path.to_owned(),
         }),
     };
     outcome.unwrap_or_else(|e| body::error(&e))
-}
-
-/// The `route` label of request metrics: a fixed name per route, never the raw path.
-pub fn route_name(method: &Method, path: &str) -> &'static str {
-    match path {
-        paths::COMPLETION => "completion",
-        paths::STREAM => "completion_stream",
-        paths::PROJECT => "project",
-        paths::DEPLOYED_PROMPT => "deployed_prompt",
-        "/deployments" => "deployments",
-        paths::TRACE_LOG => "trace_log",
-        paths::FEEDBACK => "feedback",
-        "/logs/status" | "/logs/flush" => "logs",
-        "/health" => "health",
-        "/metrics" => "metrics",
-        "/status" => "status",
-        "/cache/stats" => "cache_stats",
-        p if p == "/cache" || (p.starts_with("/cache/") && method == Method::DELETE) => {
-            "cache_delete"
-        }
-        p if is_unsupported_hosted_route(p) => "unsupported",
-        _ => "other",
-    }
 }
 
 fn is_unsupported_hosted_route(path: &str) -> bool {
@@ -144,5 +192,21 @@ mod tests {
         assert_eq!(paths::COMPLETION, format!("{PAREA_PREFIX}/completion"));
         assert_eq!(paths::STREAM, format!("{PAREA_PREFIX}/completion/stream"));
         assert_eq!(paths::PROJECT, format!("{PAREA_PREFIX}/project"));
+    }
+
+    #[test]
+    fn every_path_has_one_route_and_label() {
+        assert_eq!(route_name("/cache"), "cache");
+        assert_eq!(route_name("/cache/stats"), "cache_stats");
+        assert_eq!(route_name("/cache/00ab"), "cache_entry");
+        assert_eq!(
+            Route::resolve("/cache/00ab"),
+            Some(Route::CacheEntry("00ab"))
+        );
+        assert_eq!(route_name("/api/parea/v1/trace_log/abc"), "trace_log");
+        assert_eq!(route_name("/api/parea/v1/trace_logs"), "other");
+        assert_eq!(route_name("/api/parea/v1/experiment/1"), "unsupported");
+        assert_eq!(route_name("/nope"), "other");
+        assert_eq!(route_name(paths::STREAM), "completion_stream");
     }
 }
