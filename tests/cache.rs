@@ -442,12 +442,14 @@ async fn admin_routes_delete_entries_and_report_errors() {
         .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["deleted"], 1);
+    let reply = daemon
+        .request(Method::DELETE, &format!("/cache/{key}"), None)
+        .await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.error_type(), "not_found");
     assert_eq!(
-        daemon
-            .request(Method::DELETE, &format!("/cache/{key}"), None)
-            .await
-            .status,
-        404
+        reply.error_message(),
+        format!("no cache entry with key {key}")
     );
     let reply = daemon
         .request(Method::DELETE, "/cache/not-a-key", None)

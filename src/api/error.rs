@@ -4,6 +4,8 @@
 //! The mapping from error to HTTP status is one exhaustive `match`, so a new error kind cannot
 //! ship without a decided status.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use hyper::StatusCode;
 use serde::Serialize;
@@ -13,16 +15,17 @@ use serde::Serialize;
 pub enum ApiError {
     #[error("request body is not valid JSON: {0}")]
     InvalidJson(String),
-    #[error("{message}")]
-    InvalidField {
-        field: Option<String>,
-        message: String,
-    },
+    /// A request that parses but asks for something wrong; `field` names where, when known
+    /// (a fixed name, or the JSON path serde reported).
     #[error("{message}")]
     InvalidRequest {
-        field: &'static str,
+        field: Option<Cow<'static, str>>,
         message: String,
     },
+    /// The request body could not be read to its end (the client went away, or sent broken
+    /// chunked framing): nothing is wrong with its JSON, there is none.
+    #[error("cannot read the request body: {0}")]
+    BodyUnreadable(String),
     #[error("unknown provider `{requested}`; configured providers: {}", configured.join(", "))]
     UnknownProvider {
         requested: String,
@@ -40,6 +43,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("no route {method} {path}")]
     NotFound { method: String, path: String },
+    #[error("no cache entry with key {0}")]
+    NoCacheEntry(String),
     #[error("method {method} not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
     #[error("{0} is a hosted Parea route that promptd does not serve")]
@@ -65,19 +70,27 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// An invalid request, naming the field at fault.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError::InvalidRequest {
+            field: Some(Cow::Borrowed(field)),
+            message: message.into(),
+        }
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
-            ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownProvider { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnknownDeployment(_) => StatusCode::NOT_FOUND,
             ApiError::DeploymentUnavailable { .. } => StatusCode::BAD_GATEWAY,
             ApiError::MissingInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             // Upstream client errors pass through; upstream server errors are a bad gateway.
@@ -98,14 +111,15 @@ impl ApiError {
     pub fn kind(&self) -> &'static str {
         match self {
             ApiError::InvalidJson(_) => "invalid_json",
-            ApiError::InvalidField { .. } | ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::BodyUnreadable(_) => "unreadable_body",
             ApiError::UnknownProvider { .. } => "unknown_provider",
             ApiError::UnknownDeployment(_) => "unknown_deployment",
             ApiError::DeploymentUnavailable { .. } => "deployment_unavailable",
             ApiError::MissingInput(_) => "missing_input",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound { .. } => "not_found",
+            ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotImplemented(_) => "not_implemented",
             ApiError::ProviderStatus { .. }
@@ -120,8 +134,7 @@ impl ApiError {
 
     fn field(&self) -> Option<&str> {
         match self {
-            ApiError::InvalidField { field, .. } => field.as_deref(),
-            ApiError::InvalidRequest { field, .. } => Some(field),
+            ApiError::InvalidRequest { field, .. } => field.as_deref(),
             _ => None,
         }
     }
@@ -171,10 +184,7 @@ mod tests {
 
     #[test]
     fn body_has_type_message_and_field() {
-        let err = ApiError::InvalidRequest {
-            field: "llm_configuration.model",
-            message: "model is required".into(),
-        };
+        let err = ApiError::invalid("llm_configuration.model", "model is required");
         let body: serde_json::Value = serde_json::from_slice(&err.body()).expect("json");
         assert_eq!(body["error"]["type"], "invalid_request");
         assert_eq!(body["error"]["field"], "llm_configuration.model");

@@ -46,8 +46,8 @@ fn invalid(err: serde_json::Error, path: &str) -> ApiError {
     if err.is_syntax() || err.is_eof() {
         ApiError::InvalidJson(err.to_string())
     } else {
-        ApiError::InvalidField {
-            field: (path != ".").then(|| path.to_owned()),
+        ApiError::InvalidRequest {
+            field: (path != ".").then(|| path.to_owned().into()),
             message: err.to_string(),
         }
     }
@@ -69,14 +69,14 @@ mod tests {
     fn wrong_type_names_the_field() {
         let body = br#"{"llm_configuration": {"messages": [{"role": "wizard", "content": "x"}]}}"#;
         match decode_json::<CompletionRequest>(body).unwrap_err() {
-            ApiError::InvalidField { field, .. } => {
+            ApiError::InvalidRequest { field, .. } => {
                 assert_eq!(field.as_deref(), Some("llm_configuration.messages[0].role"))
             }
             other => panic!("unexpected {other:?}"),
         }
         let body = br#"{"cache": "yes"}"#;
         match decode_json::<CompletionRequest>(body).unwrap_err() {
-            ApiError::InvalidField { field, .. } => assert_eq!(field.as_deref(), Some("cache")),
+            ApiError::InvalidRequest { field, .. } => assert_eq!(field.as_deref(), Some("cache")),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -37,10 +37,10 @@ pub fn prepare(
 ) -> Result<Prepared, ApiError> {
     if let Some(rate) = req.log_sample_rate {
         if !(0.0..=1.0).contains(&rate) {
-            return Err(ApiError::InvalidRequest {
-                field: "log_sample_rate",
-                message: format!("log_sample_rate must be between 0 and 1, got {rate}"),
-            });
+            return Err(ApiError::invalid(
+                "log_sample_rate",
+                format!("log_sample_rate must be between 0 and 1, got {rate}"),
+            ));
         }
     }
     let trace_id = req
@@ -74,28 +74,28 @@ pub fn prepare(
         functions,
         function_call,
     } = config;
-    let provider_name = provider
-        .filter(|p| !p.is_empty())
-        .ok_or(ApiError::InvalidRequest {
-            field: "llm_configuration.provider",
-            message: "llm_configuration.provider is required (or a deployment_id)".into(),
-        })?;
-    let model = model
-        .filter(|m| !m.is_empty())
-        .ok_or(ApiError::InvalidRequest {
-            field: "llm_configuration.model",
-            message: "llm_configuration.model is required (or a deployment_id)".into(),
-        })?;
+    let provider_name = provider.filter(|p| !p.is_empty()).ok_or_else(|| {
+        ApiError::invalid(
+            "llm_configuration.provider",
+            "llm_configuration.provider is required (or a deployment_id)",
+        )
+    })?;
+    let model = model.filter(|m| !m.is_empty()).ok_or_else(|| {
+        ApiError::invalid(
+            "llm_configuration.model",
+            "llm_configuration.model is required (or a deployment_id)",
+        )
+    })?;
     let provider = lookup(&provider_name).ok_or_else(|| ApiError::UnknownProvider {
         requested: provider_name.clone(),
         configured: provider_names(),
     })?;
     let messages = messages.unwrap_or_default();
     if messages.is_empty() {
-        return Err(ApiError::InvalidRequest {
-            field: "llm_configuration.messages",
-            message: "llm_configuration.messages must hold at least one message".into(),
-        });
+        return Err(ApiError::invalid(
+            "llm_configuration.messages",
+            "llm_configuration.messages must hold at least one message",
+        ));
     }
     let messages = place_history(messages, history.unwrap_or_default());
     let chat = ChatRequest {
@@ -196,8 +196,8 @@ fn render_messages(
         if !content.contains("{{") {
             continue;
         }
-        let template = Template::compile(content).map_err(|e| ApiError::InvalidField {
-            field: Some(format!("llm_configuration.messages[{i}].content")),
+        let template = Template::compile(content).map_err(|e| ApiError::InvalidRequest {
+            field: Some(format!("llm_configuration.messages[{i}].content").into()),
             message: format!("template error: {e}"),
         })?;
         match template.render(inputs) {

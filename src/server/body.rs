@@ -173,8 +173,6 @@ pub async fn read_limited(req: hyper::Request<Incoming>, limit: u64) -> Result<B
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::PayloadTooLarge(limit))
         }
-        Err(e) => Err(ApiError::InvalidJson(format!(
-            "cannot read the request body: {e}"
-        ))),
+        Err(e) => Err(ApiError::BodyUnreadable(e.to_string())),
     }
 }

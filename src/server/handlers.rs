@@ -67,10 +67,7 @@ pub async fn project(
     let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let request: ProjectRequest = decode_json(&bytes)?;
     if request.name.trim().is_empty() {
-        return Err(ApiError::InvalidRequest {
-            field: "name",
-            message: "project name must not be empty".into(),
-        });
+        return Err(ApiError::invalid("name", "project name must not be empty"));
     }
     let project = state
         .engine
@@ -123,17 +120,16 @@ pub async fn cache_purge(state: &State) -> Result<Response<ResponseBody>, ApiErr
 
 /// `DELETE /cache/{key}`: drop one entry (its key as sent in `x-promptd-cache-key`).
 pub fn cache_delete(state: &State, hex: &str) -> Result<Response<ResponseBody>, ApiError> {
-    let key = CacheKey::from_hex(hex).ok_or_else(|| ApiError::InvalidRequest {
-        field: "key",
-        message: format!("`{hex}` is not a cache key (64 hex digits, as in x-promptd-cache-key)"),
+    let key = CacheKey::from_hex(hex).ok_or_else(|| {
+        ApiError::invalid(
+            "key",
+            format!("`{hex}` is not a cache key (64 hex digits, as in x-promptd-cache-key)"),
+        )
     })?;
     if state.engine.cache().remove(&key) {
         Ok(body::json(StatusCode::OK, &Deleted { deleted: 1 }))
     } else {
-        Err(ApiError::NotFound {
-            method: "DELETE".into(),
-            path: format!("/cache/{hex} (no such entry)"),
-        })
+        Err(ApiError::NoCacheEntry(hex.to_owned()))
     }
 }
 
@@ -201,10 +197,9 @@ pub fn status(state: &State) -> Response<ResponseBody> {
 
 /// Spool `entry` and wait for its group commit: a 2xx means the record is on disk.
 async fn spool_durably(state: &State, entry: SpoolEntry) -> Result<u64, ApiError> {
-    let bytes = entry.encode().map_err(|e| ApiError::InvalidRequest {
-        field: "body",
-        message: format!("record cannot be spooled: {e}"),
-    })?;
+    let bytes = entry
+        .encode()
+        .map_err(|e| ApiError::invalid("body", format!("record cannot be spooled: {e}")))?;
     let durable = state
         .engine
         .spool()
@@ -242,15 +237,11 @@ pub async fn trace_log(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let record: LogRecord = decode_json(&bytes)?;
-    let trace_id =
-        record
-            .trace_id
-            .clone()
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::InvalidRequest {
-                field: "trace_id",
-                message: "trace_id is required".into(),
-            })?;
+    let trace_id = record
+        .trace_id
+        .clone()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::invalid("trace_id", "trace_id is required"))?;
     if let (Some(rate), Some(key)) = (record.log_sample_rate, record.sampling_key()) {
         if !sampled_in(key, rate) {
             return Ok(body::json(
@@ -287,10 +278,10 @@ pub async fn feedback(
     let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let feedback: Feedback = decode_json(&bytes)?;
     if !(0.0..=1.0).contains(&feedback.score) {
-        return Err(ApiError::InvalidRequest {
-            field: "score",
-            message: format!("score must be between 0 and 1, got {}", feedback.score),
-        });
+        return Err(ApiError::invalid(
+            "score",
+            format!("score must be between 0 and 1, got {}", feedback.score),
+        ));
     }
     let trace_id = feedback.trace_id.clone();
     let id = spool_durably(state, SpoolEntry::Feedback(feedback)).await?;
