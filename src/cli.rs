@@ -250,7 +250,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     runtime.block_on(async move {
         promptd::server::prepare_state_dir(&config.state_dir)?;
         let listeners = match activated {
-            Some(sockets) => Listeners::from_activated(sockets)?,
+            Some(sockets) => {
+                let listeners = Listeners::from_activated(sockets)?;
+                listeners.warn_unused_config(&config);
+                listeners
+            }
             None => Listeners::bind(&config).await?,
         };
         let (reload_tx, reloads) = tokio::sync::mpsc::channel(1);
@@ -314,7 +318,7 @@ fn install_units(args: InstallArgs) -> anyhow::Result<i32> {
         user: args.user,
         prefix: args.prefix,
         binary,
-        home: std::env::var_os("HOME").map(PathBuf::from),
+        config_home: promptd::config::user_config_home(),
     };
     for file in promptd::install::install_units(&opts)? {
         let note = if file.kept_existing {
@@ -395,7 +399,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<i32> {
     let (status, body) = client.call(Method::GET, "/status", None).await?;
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !status.is_success() {
-        eprintln!("promptd: {status}: {}", error_message(&value));
+        eprintln!("promptd: {status}: {}", error_message(&body));
         return Ok(1);
     }
     if args.json {
@@ -473,7 +477,7 @@ async fn deployments(command: DeploymentsCommand) -> anyhow::Result<i32> {
     let (status, bytes) = client.call(method, &path, body).await?;
     let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !status.is_success() {
-        eprintln!("promptd: {status}: {}", error_message(&value));
+        eprintln!("promptd: {status}: {}", error_message(&bytes));
         return Ok(1);
     }
     match command {
@@ -518,7 +522,7 @@ async fn logs(command: LogsCommand) -> anyhow::Result<i32> {
     let (status, body) = client.call(method, path, None).await?;
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !status.is_success() {
-        eprintln!("promptd: {status}: {}", error_message(&value));
+        eprintln!("promptd: {status}: {}", error_message(&body));
         return Ok(1);
     }
     match command {
@@ -561,7 +565,7 @@ async fn cache(command: CacheCommand) -> anyhow::Result<i32> {
     let (status, body) = client.call(method, &path, None).await?;
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !status.is_success() {
-        eprintln!("promptd: {status}: {}", error_message(&value));
+        eprintln!("promptd: {status}: {}", error_message(&body));
         return Ok(1);
     }
     match command {
@@ -657,7 +661,7 @@ async fn complete(args: CompleteArgs, stream: bool) -> anyhow::Result<i32> {
         let value: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
         if !status.is_success() {
-            eprintln!("promptd: {status}: {}", error_message(&value));
+            eprintln!("promptd: {status}: {}", error_message(&bytes));
             return Ok(1);
         }
         if args.json {
@@ -678,8 +682,7 @@ async fn complete(args: CompleteArgs, stream: bool) -> anyhow::Result<i32> {
     let mut body = response.into_body();
     if !status.is_success() {
         let bytes = http_body_util::BodyExt::collect(body).await?.to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        eprintln!("promptd: {status}: {}", error_message(&value));
+        eprintln!("promptd: {status}: {}", error_message(&bytes));
         return Ok(1);
     }
     let mut parser = SseParser::new();
@@ -708,10 +711,33 @@ async fn complete(args: CompleteArgs, stream: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn error_message(value: &Value) -> String {
-    value
-        .pointer("/error/message")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| value.to_string())
+/// What an error answer says: its JSON `error.message`, else its text as sent (a proxy or an
+/// older daemon may answer with something else), else that it was empty.
+fn error_message(body: &[u8]) -> String {
+    let from_json = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|value| {
+            value
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+    from_json.unwrap_or_else(|| match String::from_utf8_lossy(body).trim() {
+        "" => "(empty answer)".to_owned(),
+        text => text.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_message;
+
+    #[test]
+    fn error_message_reads_json_errors_and_falls_back_to_the_text() {
+        let json = br#"{"error":{"type":"not_found","message":"no cache entry with key ab"}}"#;
+        assert_eq!(error_message(json), "no cache entry with key ab");
+        assert_eq!(error_message(b"502 Bad Gateway\n"), "502 Bad Gateway");
+        assert_eq!(error_message(br#"{"detail":"x"}"#), r#"{"detail":"x"}"#);
+        assert_eq!(error_message(b""), "(empty answer)");
+    }
 }

@@ -18,14 +18,15 @@ const USER_SOCKET: &str = include_str!("../systemd/user/promptd.socket");
 /// Where and what to install.
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
-    /// User units (`~/.config/systemd/user`) instead of system units.
+    /// User units (`$XDG_CONFIG_HOME/systemd/user`) instead of system units.
     pub user: bool,
     /// Root prepended to every path (packaging, tests); `/` normally.
     pub prefix: PathBuf,
     /// The promptd binary the units run.
     pub binary: PathBuf,
-    /// The home directory, for user units.
-    pub home: Option<PathBuf>,
+    /// The user's configuration directory (`$XDG_CONFIG_HOME`, else `~/.config`), for user
+    /// units: systemd reads user units from its `systemd/user`, and the unit's `%E` is it.
+    pub config_home: Option<PathBuf>,
 }
 
 /// One file written or kept.
@@ -44,11 +45,13 @@ pub fn install_units(opts: &InstallOptions) -> io::Result<Vec<Installed>> {
     let binary = opts.binary.display().to_string();
     let mut files: Vec<(PathBuf, String, bool)> = Vec::new();
     if opts.user {
-        let home = opts.home.clone().ok_or_else(|| {
-            io::Error::other("HOME is not set; cannot find ~/.config/systemd/user")
+        let config_home = opts.config_home.clone().ok_or_else(|| {
+            io::Error::other(
+                "neither XDG_CONFIG_HOME nor HOME is set; cannot find the user's systemd/user",
+            )
         })?;
-        let units = home.join(".config/systemd/user");
-        let config = home.join(".config/promptd/promptd.toml");
+        let units = config_home.join("systemd/user");
+        let config = config_home.join("promptd/promptd.toml");
         files.push((
             units.join("promptd.service"),
             USER_SERVICE.replace("%h/.cargo/bin/promptd", &binary),
@@ -125,7 +128,7 @@ mod tests {
             user: false,
             prefix: dir.path().to_owned(),
             binary: PathBuf::from("/opt/promptd/bin/promptd"),
-            home: None,
+            config_home: None,
         };
         let files = install_units(&opts).expect("install");
         assert_eq!(files.len(), 4);
@@ -150,19 +153,19 @@ mod tests {
     }
 
     #[test]
-    fn user_units_go_to_the_home_directory() {
+    fn user_units_go_to_the_users_config_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let opts = InstallOptions {
             user: true,
             prefix: PathBuf::from("/"),
             binary: PathBuf::from("/home/u/.cargo/bin/promptd"),
-            home: Some(dir.path().to_owned()),
+            config_home: Some(dir.path().join("xdg-config")),
         };
         install_units(&opts).expect("install");
         let service =
-            std::fs::read_to_string(dir.path().join(".config/systemd/user/promptd.service"))
+            std::fs::read_to_string(dir.path().join("xdg-config/systemd/user/promptd.service"))
                 .expect("service");
         assert!(service.contains("ExecStart=/home/u/.cargo/bin/promptd serve"));
-        assert!(dir.path().join(".config/promptd/promptd.toml").exists());
+        assert!(dir.path().join("xdg-config/promptd/promptd.toml").exists());
     }
 }

@@ -19,6 +19,12 @@ fn home_dir(rest: &str) -> Option<PathBuf> {
     env_dir("HOME").map(|h| h.join(rest))
 }
 
+/// The user's configuration directory, where systemd's `%E` points for user units:
+/// `$XDG_CONFIG_HOME`, else `~/.config`.
+pub fn user_config_home() -> Option<PathBuf> {
+    env_dir("XDG_CONFIG_HOME").or_else(|| home_dir(".config"))
+}
+
 /// `$XDG_RUNTIME_DIR/promptd.sock`, else `/run/promptd/promptd.sock` for root, else a
 /// per-user directory under `/tmp`.
 pub fn default_socket() -> PathBuf {

@@ -73,6 +73,44 @@ impl Listeners {
         })
     }
 
+    /// Under socket activation the unit's `ListenStream=` and `SocketMode=` decide where and how
+    /// promptd listens; say so when the config asks for something else, rather than ignore
+    /// `socket`, `tcp` or `socket_mode` without a word.
+    pub fn warn_unused_config(&self, config: &Config) {
+        let unix_path = self
+            .unix
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_owned));
+        if let Some(path) = &unix_path {
+            if *path != config.socket {
+                tracing::warn!(
+                    activated = %path.display(),
+                    configured = %config.socket.display(),
+                    "socket activation: serving on the socket systemd passed; the config's `socket` is not used"
+                );
+            }
+            if let Ok(meta) = std::fs::metadata(path) {
+                let mode = meta.permissions().mode() & 0o7777;
+                if mode != config.socket_mode {
+                    tracing::warn!(
+                        mode = %format!("{mode:04o}"),
+                        configured = %format!("{:04o}", config.socket_mode),
+                        "socket activation: the socket's mode is the unit's SocketMode=; the config's `socket_mode` is not applied"
+                    );
+                }
+            }
+        }
+        let activated_tcp = self.tcp.as_ref().and_then(|t| t.local_addr().ok());
+        if config.tcp.is_some() && config.tcp != activated_tcp {
+            tracing::warn!(
+                activated = ?activated_tcp,
+                configured = ?config.tcp,
+                "socket activation: TCP comes from the unit's ListenStream= only; the config's `tcp` is not used"
+            );
+        }
+    }
+
     /// Where the listeners are, for logs and status.
     pub fn describe(&self) -> String {
         let unix = self
