@@ -256,7 +256,8 @@ async fn client_records_updates_and_feedback_arrive_in_order_with_unknown_fields
     let reply = daemon.post("/trace_log", &record).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(reply.json()["status"], "ok");
-    let update = json!({"trace_id": "c-1", "field_name_to_value_map": {"output": "y"}});
+    let update = json!({"trace_id": "c-1", "field_name_to_value_map": {"output": "y"},
+        "a_field_promptd_does_not_model": true});
     assert_eq!(
         daemon
             .request(
@@ -289,6 +290,12 @@ async fn client_records_updates_and_feedback_arrive_in_order_with_unknown_fields
     assert_eq!(requests[1].body, update);
     assert_eq!(requests[2].path, "/v1/feedback");
     assert_eq!(requests[2].body["score"], 0.8);
+
+    // The bytes a client sent are the bytes shipped: nulls, number spellings, order, spacing.
+    const AS_SENT: &[u8] = br#"{"trace_id": "c-2", "output": null, "cost": 1.50, "z": 1, "a": 2}"#;
+    assert_eq!(daemon.post_raw("/trace_log", AS_SENT).await.status, 200);
+    let requests = received(&collector, 4).await;
+    assert_eq!(&requests[3].raw[..], AS_SENT);
 
     // Bad client input is refused clearly and nothing is spooled.
     assert_eq!(

@@ -129,12 +129,24 @@ fn encode<T: Serialize + ?Sized>(
     trace_id: &str,
     body: &T,
 ) -> Result<Vec<u8>, EntryError> {
+    let body = serde_json::to_string(body).map_err(|e| EntryError::Malformed(e.to_string()))?;
+    encode_json_text(kind, trace_id, &body)
+}
+
+/// The spool payload of an entry already held as JSON text: a client's `POST /trace_log`,
+/// `PUT /trace_log` or `POST /feedback` body, checked by decoding it and then stored as the
+/// client sent it, so fields promptd does not model (and their nulls, number spellings and
+/// order) reach upstream unchanged. `body` must be one JSON value.
+pub fn encode_json_text(
+    kind: EntryKind,
+    trace_id: &str,
+    body: &str,
+) -> Result<Vec<u8>, EntryError> {
     let malformed = |e: &dyn std::fmt::Display| EntryError::Malformed(e.to_string());
-    let body = serde_json::to_string(body).map_err(|e| malformed(&e))?;
     let envelope = EnvelopeV1Ref {
         kind,
         trace_id,
-        body: &body,
+        body,
     };
     // The version byte, the envelope's lengths and fixed fields, and the body.
     let mut out = Vec::with_capacity(body.len() + trace_id.len() + 16);

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! engine ─▶ record::LogRecord<CallConfiguration> ─▶ entry::encode_trace_log ─┐
-//! POST /trace_log, PUT /trace_log, /feedback ─▶ entry::SpoolEntry::encode ────┤
+//! POST /trace_log, PUT /trace_log, /feedback ─▶ entry::encode_json_text ────┤
 //!        ─▶ Spool::append (queue; group commit + fsync by the writer thread) ─▶ segment files
 //!        ─▶ Spool::read_batch ─▶ Flusher (reqwest, retries) ─▶ collector ─▶ Spool::ack
 //! ```
@@ -34,7 +34,8 @@ mod writer;
 
 pub use config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
 pub use entry::{
-    encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry, TraceLogUpdate,
+    encode_json_text, encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry,
+    TraceLogUpdate,
 };
 pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, UpstreamError};
 pub use record::{sampled_in, CallConfiguration, CompletionLog, LogRecord, OmitRules};

@@ -11,7 +11,8 @@ use crate::api::project::ProjectRequest;
 use crate::api::{decode_json, ApiError, CompletionRequest};
 use crate::cache::CacheKey;
 use crate::deployments::TemplateError;
-use crate::logs::{sampled_in, Feedback, FlusherState, LogRecord, SpoolEntry, TraceLogUpdate};
+use crate::logs::{encode_json_text, EntryKind};
+use crate::logs::{sampled_in, Feedback, FlusherState, LogRecord, TraceLogUpdate};
 
 /// `GET /health`.
 pub fn health(state: &State) -> Response<ResponseBody> {
@@ -195,10 +196,16 @@ pub fn status(state: &State) -> Response<ResponseBody> {
     )
 }
 
-/// Spool `entry` and wait for its group commit: a 2xx means the record is on disk.
-async fn spool_durably(state: &State, entry: SpoolEntry) -> Result<u64, ApiError> {
-    let bytes = entry
-        .encode()
+/// Spool a client's record as it sent it (its body has been decoded, so it is valid JSON) and
+/// wait for the group commit: a 2xx means the record is on disk.
+async fn spool_as_sent(
+    state: &State,
+    kind: EntryKind,
+    trace_id: &str,
+    body: &[u8],
+) -> Result<u64, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let bytes = encode_json_text(kind, trace_id, text)
         .map_err(|e| ApiError::invalid("body", format!("record cannot be spooled: {e}")))?;
     let durable = state
         .engine
@@ -254,7 +261,7 @@ pub async fn trace_log(
             ));
         }
     }
-    let id = spool_durably(state, SpoolEntry::TraceLog(Box::new(record))).await?;
+    let id = spool_as_sent(state, EntryKind::TraceLog, &trace_id, &bytes).await?;
     Ok(spooled(&trace_id, id))
 }
 
@@ -265,9 +272,8 @@ pub async fn trace_log_update(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let update: TraceLogUpdate = decode_json(&bytes)?;
-    let trace_id = update.trace_id.clone();
-    let id = spool_durably(state, SpoolEntry::TraceLogUpdate(update)).await?;
-    Ok(spooled(&trace_id, id))
+    let id = spool_as_sent(state, EntryKind::TraceLogUpdate, &update.trace_id, &bytes).await?;
+    Ok(spooled(&update.trace_id, id))
 }
 
 /// `POST /feedback`: a score for a trace, spooled like a log.
@@ -283,9 +289,8 @@ pub async fn feedback(
             format!("score must be between 0 and 1, got {}", feedback.score),
         ));
     }
-    let trace_id = feedback.trace_id.clone();
-    let id = spool_durably(state, SpoolEntry::Feedback(feedback)).await?;
-    Ok(spooled(&trace_id, id))
+    let id = spool_as_sent(state, EntryKind::Feedback, &feedback.trace_id, &bytes).await?;
+    Ok(spooled(&feedback.trace_id, id))
 }
 
 /// `GET /logs/status`: what waits on disk, what was shipped, and why nothing ships if so.

@@ -52,6 +52,8 @@ pub struct RecordedRequest {
     pub headers: HeaderMap,
     /// The body parsed as JSON; `Value::Null` if it is empty or not JSON.
     pub body: serde_json::Value,
+    /// The body's bytes as they arrived.
+    pub raw: Bytes,
 }
 
 impl RecordedRequest {
@@ -327,6 +329,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<RespBody> {
         path: parts.uri.path().to_string(),
         headers: parts.headers,
         body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        raw: bytes,
     };
     let index = {
         let mut requests = shared.requests();
