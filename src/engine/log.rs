@@ -4,19 +4,15 @@
 //! commits the batch. A full queue or spool drops (and counts) the record rather than waiting.
 //! At shutdown the queue is drained into the spool before the spool's last commit.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{iso, now_iso, Engine, Prepared};
 use crate::api::{ApiError, CompletionResponse};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
-
-use tokio::sync::{mpsc, oneshot};
-
-use std::sync::Arc;
-
 use crate::logs::{encode_trace_log, CallConfiguration, CompletionLog, LogRecord, Spool};
 use crate::providers::ChatRequest;
 
