@@ -31,12 +31,38 @@ pub(super) struct Ctx {
     pub key: Secret,
     pub config: UpstreamConfig,
     pub shared: Arc<Shared>,
+    /// Runs first in every send task; tests make it panic.
+    #[cfg(test)]
+    pub before_send: Option<BeforeSend>,
 }
 
-/// An entry ready to send.
+/// A test's hook into the start of a send task.
+#[cfg(test)]
+pub(super) type BeforeSend = Arc<dyn Fn(&Outgoing) + Send + Sync>;
+
+/// An entry ready to send. Cheap to clone (the body is shared), so the flusher keeps a copy of
+/// what each task sends and can send it again if the task panics.
+#[derive(Clone)]
 pub(super) struct Outgoing {
     pub id: u64,
-    pub entry: StoredEntry,
+    pub kind: EntryKind,
+    pub trace_id: String,
+    /// The request body, JSON.
+    pub body: Bytes,
+    /// Send tasks that panicked on this entry so far (in this run of the flusher).
+    pub panics: u32,
+}
+
+impl Outgoing {
+    pub fn new(id: u64, entry: StoredEntry) -> Outgoing {
+        Outgoing {
+            id,
+            kind: entry.kind,
+            trace_id: entry.trace_id,
+            body: Bytes::from(entry.body),
+            panics: 0,
+        }
+    }
 }
 
 pub(super) enum Outcome {
@@ -46,21 +72,24 @@ pub(super) enum Outcome {
 
 /// Send one entry until the collector takes it or refuses it for good.
 pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
-    let (method, path) = match out.entry.kind {
+    #[cfg(test)]
+    if let Some(hook) = &ctx.before_send {
+        hook(&out);
+    }
+    let (method, path) = match out.kind {
         EntryKind::TraceLog => (Method::POST, "trace_log"),
         EntryKind::TraceLogUpdate => (Method::PUT, "trace_log"),
         EntryKind::Feedback => (Method::POST, "feedback"),
     };
     let url = format!("{}/{path}", ctx.base_url);
-    let headers = headers(&ctx.key, &idempotency_key(&out.entry.trace_id, out.id));
-    let body = Bytes::from(out.entry.body);
+    let headers = headers(&ctx.key, &idempotency_key(&out.trace_id, out.id));
     let mut attempt: u32 = 0;
     loop {
         let result = ctx
             .http
             .request(method.clone(), &url)
             .headers(headers.clone())
-            .body(body.clone())
+            .body(out.body.clone())
             .send()
             .await;
         let (message, retry_after) = match result {
@@ -75,7 +104,7 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
                 if !retryable(status) {
                     ctx.shared.upstream_ok();
                     let text = format!("{method} {url}: {status}: {reason}");
-                    tracing::warn!(spool_id = out.id, trace_id = %out.entry.trace_id, rejection = %text, "log collector rejected an entry; dropping it");
+                    tracing::warn!(spool_id = out.id, trace_id = %out.trace_id, rejection = %text, "log collector rejected an entry; dropping it");
                     ctx.shared.lock().last_rejection = Some(text);
                     return Outcome::Rejected;
                 }
@@ -161,7 +190,11 @@ async fn reason(response: reqwest::Response) -> String {
 
 /// The wait before retry number `attempt + 1`: the collector's `Retry-After` if it gave one,
 /// else `retry_initial * 2^attempt` capped at `retry_max`, with jitter (half to all of it).
-fn backoff(config: &UpstreamConfig, attempt: u32, retry_after: Option<Duration>) -> Duration {
+pub(super) fn backoff(
+    config: &UpstreamConfig,
+    attempt: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
     if let Some(wait) = retry_after {
         return wait.min(RETRY_AFTER_CAP);
     }
