@@ -8,6 +8,8 @@
 //! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body.
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
+//! - [`retry`] — when to ask an upstream again and how long to wait: shared by provider calls
+//!   and log shipping.
 //! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls.
 //! - [`store`] — the sled database under the state directory.
 //! - [`deployments`] — deployed prompts and the `{{placeholder}}` template engine.
@@ -27,6 +29,7 @@ pub mod install;
 pub mod logs;
 pub mod projects;
 pub mod providers;
+pub mod retry;
 pub mod server;
 pub mod store;
 pub mod telemetry;

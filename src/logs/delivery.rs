@@ -1,23 +1,25 @@
 //! Delivery of one entry to the collector: the request (endpoint, `x-api-key`,
 //! `idempotency-key`), the classification of the answer, and the retry waits.
 //!
-//! 2xx is sent; 408, 429, 5xx and transport errors are retried without limit, after
-//! `Retry-After` when the collector gives one (capped), else after a capped exponential backoff
-//! with jitter, cut short by `flush_now`; any other status is a rejection, final.
+//! 2xx is sent; transport errors and what [`retry::retryable`] calls worth another try for the
+//! backlog ([`Caller::Backlog`]: 408, 429, 5xx, and the redirects, 401, 403 and 404 of a wrong
+//! config) are retried without limit, after `Retry-After` when the collector gives one (capped),
+//! else after a capped exponential backoff with jitter, cut short by `flush_now`; any other
+//! status is a rejection, final.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rand::Rng;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::Method;
 
 use super::config::UpstreamConfig;
 use super::entry::{EntryKind, StoredEntry};
 use super::flusher::Shared;
 use crate::config::Secret;
+use crate::retry::{self, Backoff, Caller};
 
 /// A `Retry-After` longer than this is cut to it: the collector is asked again by then.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
@@ -99,9 +101,9 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
             }
             Ok(response) => {
                 let status = response.status();
-                let retry_after = retry_after(response.headers());
+                let retry_after = retry::retry_after(response.headers());
                 let reason = reason(response).await;
-                if !retryable(status) {
+                if !retry::retryable(status, Caller::Backlog) {
                     ctx.shared.upstream_ok();
                     let text = format!("{method} {url}: {status}: {reason}");
                     tracing::warn!(spool_id = out.id, trace_id = %out.trace_id, rejection = %text, "log collector rejected an entry; dropping it");
@@ -145,35 +147,6 @@ fn headers(key: &Secret, idempotency: &str) -> HeaderMap {
     headers
 }
 
-/// Whether to send again rather than drop the entry. Besides the transient statuses, answers
-/// that say the collector or our credentials are wrong (a redirect, 401, 403, 404) are not a
-/// verdict on the entry: dropping the backlog over a rotated key or a wrong `base_url` would
-/// lose every record, so they are retried (and shown as the last upstream error) until the
-/// config is fixed. Only other 4xx reject the entry itself.
-fn retryable(status: StatusCode) -> bool {
-    status.is_redirection()
-        || matches!(
-            status,
-            StatusCode::UNAUTHORIZED
-                | StatusCode::FORBIDDEN
-                | StatusCode::NOT_FOUND
-                | StatusCode::REQUEST_TIMEOUT
-                | StatusCode::TOO_MANY_REQUESTS
-        )
-        || status.is_server_error()
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let wait = at.signed_duration_since(chrono::Utc::now());
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
 /// The collector's reason: its error body, shortened.
 async fn reason(response: reqwest::Response) -> String {
     let body = response.bytes().await.unwrap_or_default();
@@ -188,21 +161,21 @@ async fn reason(response: reqwest::Response) -> String {
     }
 }
 
-/// The wait before retry number `attempt + 1`: the collector's `Retry-After` if it gave one,
-/// else `retry_initial * 2^attempt` capped at `retry_max`, with jitter (half to all of it).
+/// The wait before retry number `attempt + 1`: the collector's `Retry-After` if it gave one
+/// (at most [`RETRY_AFTER_CAP`]), else the backoff from `retry_initial` up to `retry_max`.
 pub(super) fn backoff(
     config: &UpstreamConfig,
     attempt: u32,
     retry_after: Option<Duration>,
 ) -> Duration {
-    if let Some(wait) = retry_after {
-        return wait.min(RETRY_AFTER_CAP);
+    match retry_after {
+        Some(asked) => asked.min(RETRY_AFTER_CAP),
+        None => Backoff {
+            first: config.retry_initial,
+            cap: config.retry_max,
+        }
+        .wait(attempt),
     }
-    let exp = config
-        .retry_initial
-        .saturating_mul(1 << attempt.min(20))
-        .min(config.retry_max);
-    exp.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
 #[cfg(test)]
@@ -210,16 +183,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_is_capped_and_honours_retry_after() {
+    fn backoff_follows_the_config_and_honours_retry_after_up_to_a_cap() {
         let config = UpstreamConfig::from_raw_with_env(None, |_| None).expect("defaults");
-        let mut last_cap = Duration::ZERO;
         for attempt in 0..30 {
             let wait = backoff(&config, attempt, None);
             assert!(wait <= config.retry_max, "{attempt}: {wait:?}");
             assert!(wait >= config.retry_initial / 2, "{attempt}: {wait:?}");
-            last_cap = last_cap.max(wait);
         }
-        assert!(last_cap > config.retry_max / 2);
         assert_eq!(
             backoff(&config, 0, Some(Duration::from_secs(3))),
             Duration::from_secs(3)
@@ -231,37 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
-        headers.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(
-            retry_after(&headers),
-            Some(Duration::ZERO),
-            "a date in the past"
-        );
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&headers), None);
-    }
-
-    #[test]
-    fn which_statuses_are_retried() {
-        for code in [301, 307, 401, 403, 404, 408, 429, 500, 502, 503, 529] {
-            assert!(
-                retryable(StatusCode::from_u16(code).expect("status")),
-                "{code}"
-            );
-        }
-        for code in [400, 409, 413, 422] {
-            assert!(
-                !retryable(StatusCode::from_u16(code).expect("status")),
-                "{code}"
-            );
-        }
+    fn idempotency_keys() {
         assert_eq!(idempotency_key("t-1", 42), "t-1-42");
         assert_eq!(idempotency_key("", 42), "42");
     }

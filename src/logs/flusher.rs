@@ -8,9 +8,10 @@
 //! the record it updates (the entries behind it wait too: order is kept, throughput is not the
 //! point when that happens).
 //!
-//! Outcomes: 2xx is sent; 408, 429, 5xx and transport errors are retried without limit, with
-//! capped exponential backoff and jitter, or after `Retry-After` when the collector gives one
-//! (logs wait, they are never dropped for being slow); any other status is a rejection,
+//! Outcomes: 2xx is sent; 408, 429, 5xx, the redirects, 401, 403 and 404 that say the config is
+//! wrong (see [`crate::retry::Caller::Backlog`]) and transport errors are retried without limit,
+//! with capped exponential backoff and jitter, or after `Retry-After` when the collector gives
+//! one (logs wait, they are never dropped for being slow); any other status is a rejection,
 //! counted, logged with the collector's reason, and acknowledged so it does not block the
 //! entries after it. The spool acknowledges only over a contiguous prefix, so a crash while an
 //! entry is in flight or retrying means it is sent again (same idempotency key).
@@ -79,7 +80,8 @@ pub struct FlusherStats {
     pub state: FlusherState,
     /// Entries the collector accepted (2xx).
     pub sent: u64,
-    /// Entries the collector refused for good (4xx other than 408/429), acknowledged anyway.
+    /// Entries the collector refused for good (a 4xx other than 401, 403, 404, 408 and 429),
+    /// acknowledged anyway.
     pub rejected: u64,
     /// Attempts that failed in a retryable way and were tried again.
     pub retries: u64,

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::{FunctionCallSpec, Message, ModelParams};
+use crate::retry::{self, Caller};
 pub use client::{Provider, UpstreamStream};
 pub use pricing::{Price, PriceTable};
 
@@ -164,9 +165,8 @@ impl ProviderError {
     /// Worth another try before any byte reached the client.
     fn is_retryable(&self) -> bool {
         match self {
-            ProviderError::Status { status, .. } => {
-                matches!(status, 408 | 429 | 500 | 502 | 503 | 504 | 529)
-            }
+            ProviderError::Status { status, .. } => reqwest::StatusCode::from_u16(*status)
+                .is_ok_and(|status| retry::retryable(status, Caller::ClientWaiting)),
             ProviderError::Unreachable(_) => true,
             ProviderError::Timeout(_) | ProviderError::Protocol(_) | ProviderError::Stream(_) => {
                 false
