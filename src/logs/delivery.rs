@@ -23,8 +23,6 @@ use crate::retry::{self, Backoff, Caller};
 
 /// A `Retry-After` longer than this is cut to it: the collector is asked again by then.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
-/// Longest reason text kept from a collector's error body.
-const REASON_MAX: usize = 300;
 
 /// What a send task needs.
 pub(super) struct Ctx {
@@ -147,18 +145,9 @@ fn headers(key: &Secret, idempotency: &str) -> HeaderMap {
     headers
 }
 
-/// The collector's reason: its error body, shortened.
+/// The collector's reason: an excerpt of its error body.
 async fn reason(response: reqwest::Response) -> String {
-    let body = response.bytes().await.unwrap_or_default();
-    let text = String::from_utf8_lossy(&body);
-    let text = text.trim();
-    if text.chars().count() > REASON_MAX {
-        format!("{}...", text.chars().take(REASON_MAX).collect::<String>())
-    } else if text.is_empty() {
-        "(no body)".to_owned()
-    } else {
-        text.to_owned()
-    }
+    crate::error_body_excerpt(&response.bytes().await.unwrap_or_default())
 }
 
 /// The wait before retry number `attempt + 1`: the collector's `Retry-After` if it gave one

@@ -223,7 +223,7 @@ impl StreamDecoder {
 }
 
 /// The upstream's error message from a non-2xx body: `{"error": {"message"}}` (OpenAI and
-/// Anthropic both nest it so), else the start of the raw text.
+/// Anthropic both nest it so), else an excerpt of the raw text.
 pub(crate) fn upstream_error_message(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         if let Some(m) = v.pointer("/error/message").and_then(Value::as_str) {
@@ -233,11 +233,5 @@ pub(crate) fn upstream_error_message(body: &[u8]) -> String {
             return m.to_owned();
         }
     }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        "(empty body)".to_owned()
-    } else {
-        text.chars().take(500).collect()
-    }
+    crate::error_body_excerpt(body)
 }
