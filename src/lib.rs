@@ -8,6 +8,8 @@
 //! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body.
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
+//! - [`retry`] — when to ask an upstream again and how long to wait: shared by provider calls
+//!   and log shipping.
 //! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls.
 //! - [`store`] — the sled database under the state directory.
 //! - [`deployments`] — deployed prompts and the `{{placeholder}}` template engine.
@@ -27,12 +29,32 @@ pub mod install;
 pub mod logs;
 pub mod projects;
 pub mod providers;
+pub mod retry;
 pub mod server;
 pub mod store;
 pub mod telemetry;
 
 pub use config::Config;
 pub use server::{run_with_reload, Listeners, StartupError};
+
+/// Longest excerpt of an upstream's error body kept in a message, in characters: enough to
+/// recognise a JSON error or an error page, short enough for a log line.
+const ERROR_BODY_MAX_CHARS: usize = 300;
+
+/// An upstream's error body quoted in a message: as text (invalid UTF-8 replaced), trimmed, cut
+/// to [`ERROR_BODY_MAX_CHARS`] characters with `...` marking the cut, and `(empty body)` when
+/// there is nothing to quote.
+pub(crate) fn error_body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    match text.char_indices().nth(ERROR_BODY_MAX_CHARS) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
 
 /// An error and its causes on one line, each cause once (`a: b: c`), skipping a cause whose
 /// text the message already carries.
@@ -48,4 +70,20 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_body_is_quoted_trimmed_and_cut_with_a_mark() {
+        assert_eq!(error_body_excerpt(b"  bad gateway\n"), "bad gateway");
+        assert_eq!(error_body_excerpt(b" \n "), "(empty body)");
+        assert_eq!(error_body_excerpt(b"\xff!"), "\u{fffd}!");
+        let exact = "é".repeat(ERROR_BODY_MAX_CHARS);
+        assert_eq!(error_body_excerpt(exact.as_bytes()), exact, "not cut");
+        let long = format!("{exact}é");
+        assert_eq!(error_body_excerpt(long.as_bytes()), format!("{exact}..."));
+    }
 }

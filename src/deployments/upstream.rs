@@ -143,11 +143,10 @@ pub async fn fetch_upstream(
     let status = response.status();
     let body = response.bytes().await.map_err(unreachable)?;
     if !status.is_success() {
-        let text = String::from_utf8_lossy(&body);
         return Err(UpstreamError::Status {
             url,
             status: status.as_u16(),
-            message: text.chars().take(300).collect(),
+            message: crate::error_body_excerpt(&body),
         });
     }
     let invalid = |message: String| UpstreamError::Invalid {

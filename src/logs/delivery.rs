@@ -1,28 +1,28 @@
 //! Delivery of one entry to the collector: the request (endpoint, `x-api-key`,
 //! `idempotency-key`), the classification of the answer, and the retry waits.
 //!
-//! 2xx is sent; 408, 429, 5xx and transport errors are retried without limit, after
-//! `Retry-After` when the collector gives one (capped), else after a capped exponential backoff
-//! with jitter, cut short by `flush_now`; any other status is a rejection, final.
+//! 2xx is sent; transport errors and what [`retry::retryable`] calls worth another try for the
+//! backlog ([`Caller::Backlog`]: 408, 429, 5xx, and the redirects, 401, 403 and 404 of a wrong
+//! config) are retried without limit, after `Retry-After` when the collector gives one (capped),
+//! else after a capped exponential backoff with jitter, cut short by `flush_now`; any other
+//! status is a rejection, final.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rand::Rng;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::Method;
 
 use super::config::UpstreamConfig;
 use super::entry::{EntryKind, StoredEntry};
 use super::flusher::Shared;
 use crate::config::Secret;
+use crate::retry::{self, Backoff, Caller};
 
 /// A `Retry-After` longer than this is cut to it: the collector is asked again by then.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(600);
-/// Longest reason text kept from a collector's error body.
-const REASON_MAX: usize = 300;
 
 /// What a send task needs.
 pub(super) struct Ctx {
@@ -31,12 +31,38 @@ pub(super) struct Ctx {
     pub key: Secret,
     pub config: UpstreamConfig,
     pub shared: Arc<Shared>,
+    /// Runs first in every send task; tests make it panic.
+    #[cfg(test)]
+    pub before_send: Option<BeforeSend>,
 }
 
-/// An entry ready to send.
+/// A test's hook into the start of a send task.
+#[cfg(test)]
+pub(super) type BeforeSend = Arc<dyn Fn(&Outgoing) + Send + Sync>;
+
+/// An entry ready to send. Cheap to clone (the body is shared), so the flusher keeps a copy of
+/// what each task sends and can send it again if the task panics.
+#[derive(Clone)]
 pub(super) struct Outgoing {
     pub id: u64,
-    pub entry: StoredEntry,
+    pub kind: EntryKind,
+    pub trace_id: String,
+    /// The request body, JSON.
+    pub body: Bytes,
+    /// Send tasks that panicked on this entry so far (in this run of the flusher).
+    pub panics: u32,
+}
+
+impl Outgoing {
+    pub fn new(id: u64, entry: StoredEntry) -> Outgoing {
+        Outgoing {
+            id,
+            kind: entry.kind,
+            trace_id: entry.trace_id,
+            body: Bytes::from(entry.body),
+            panics: 0,
+        }
+    }
 }
 
 pub(super) enum Outcome {
@@ -46,21 +72,24 @@ pub(super) enum Outcome {
 
 /// Send one entry until the collector takes it or refuses it for good.
 pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
-    let (method, path) = match out.entry.kind {
+    #[cfg(test)]
+    if let Some(hook) = &ctx.before_send {
+        hook(&out);
+    }
+    let (method, path) = match out.kind {
         EntryKind::TraceLog => (Method::POST, "trace_log"),
         EntryKind::TraceLogUpdate => (Method::PUT, "trace_log"),
         EntryKind::Feedback => (Method::POST, "feedback"),
     };
     let url = format!("{}/{path}", ctx.base_url);
-    let headers = headers(&ctx.key, &idempotency_key(&out.entry.trace_id, out.id));
-    let body = Bytes::from(out.entry.body);
+    let headers = headers(&ctx.key, &idempotency_key(&out.trace_id, out.id));
     let mut attempt: u32 = 0;
     loop {
         let result = ctx
             .http
             .request(method.clone(), &url)
             .headers(headers.clone())
-            .body(body.clone())
+            .body(out.body.clone())
             .send()
             .await;
         let (message, retry_after) = match result {
@@ -70,12 +99,12 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
             }
             Ok(response) => {
                 let status = response.status();
-                let retry_after = retry_after(response.headers());
+                let retry_after = retry::retry_after(response.headers());
                 let reason = reason(response).await;
-                if !retryable(status) {
+                if !retry::retryable(status, Caller::Backlog) {
                     ctx.shared.upstream_ok();
                     let text = format!("{method} {url}: {status}: {reason}");
-                    tracing::warn!(spool_id = out.id, trace_id = %out.entry.trace_id, rejection = %text, "log collector rejected an entry; dropping it");
+                    tracing::warn!(spool_id = out.id, trace_id = %out.trace_id, rejection = %text, "log collector rejected an entry; dropping it");
                     ctx.shared.lock().last_rejection = Some(text);
                     return Outcome::Rejected;
                 }
@@ -116,60 +145,26 @@ fn headers(key: &Secret, idempotency: &str) -> HeaderMap {
     headers
 }
 
-/// Whether to send again rather than drop the entry. Besides the transient statuses, answers
-/// that say the collector or our credentials are wrong (a redirect, 401, 403, 404) are not a
-/// verdict on the entry: dropping the backlog over a rotated key or a wrong `base_url` would
-/// lose every record, so they are retried (and shown as the last upstream error) until the
-/// config is fixed. Only other 4xx reject the entry itself.
-fn retryable(status: StatusCode) -> bool {
-    status.is_redirection()
-        || matches!(
-            status,
-            StatusCode::UNAUTHORIZED
-                | StatusCode::FORBIDDEN
-                | StatusCode::NOT_FOUND
-                | StatusCode::REQUEST_TIMEOUT
-                | StatusCode::TOO_MANY_REQUESTS
-        )
-        || status.is_server_error()
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let wait = at.signed_duration_since(chrono::Utc::now());
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
-/// The collector's reason: its error body, shortened.
+/// The collector's reason: an excerpt of its error body.
 async fn reason(response: reqwest::Response) -> String {
-    let body = response.bytes().await.unwrap_or_default();
-    let text = String::from_utf8_lossy(&body);
-    let text = text.trim();
-    if text.chars().count() > REASON_MAX {
-        format!("{}...", text.chars().take(REASON_MAX).collect::<String>())
-    } else if text.is_empty() {
-        "(no body)".to_owned()
-    } else {
-        text.to_owned()
-    }
+    crate::error_body_excerpt(&response.bytes().await.unwrap_or_default())
 }
 
-/// The wait before retry number `attempt + 1`: the collector's `Retry-After` if it gave one,
-/// else `retry_initial * 2^attempt` capped at `retry_max`, with jitter (half to all of it).
-fn backoff(config: &UpstreamConfig, attempt: u32, retry_after: Option<Duration>) -> Duration {
-    if let Some(wait) = retry_after {
-        return wait.min(RETRY_AFTER_CAP);
+/// The wait before retry number `attempt + 1`: the collector's `Retry-After` if it gave one
+/// (at most [`RETRY_AFTER_CAP`]), else the backoff from `retry_initial` up to `retry_max`.
+pub(super) fn backoff(
+    config: &UpstreamConfig,
+    attempt: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
+    match retry_after {
+        Some(asked) => asked.min(RETRY_AFTER_CAP),
+        None => Backoff {
+            first: config.retry_initial,
+            cap: config.retry_max,
+        }
+        .wait(attempt),
     }
-    let exp = config
-        .retry_initial
-        .saturating_mul(1 << attempt.min(20))
-        .min(config.retry_max);
-    exp.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
 #[cfg(test)]
@@ -177,16 +172,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_is_capped_and_honours_retry_after() {
+    fn backoff_follows_the_config_and_honours_retry_after_up_to_a_cap() {
         let config = UpstreamConfig::from_raw_with_env(None, |_| None).expect("defaults");
-        let mut last_cap = Duration::ZERO;
         for attempt in 0..30 {
             let wait = backoff(&config, attempt, None);
             assert!(wait <= config.retry_max, "{attempt}: {wait:?}");
             assert!(wait >= config.retry_initial / 2, "{attempt}: {wait:?}");
-            last_cap = last_cap.max(wait);
         }
-        assert!(last_cap > config.retry_max / 2);
         assert_eq!(
             backoff(&config, 0, Some(Duration::from_secs(3))),
             Duration::from_secs(3)
@@ -198,37 +190,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let mut headers = HeaderMap::new();
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
-        headers.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(
-            retry_after(&headers),
-            Some(Duration::ZERO),
-            "a date in the past"
-        );
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&headers), None);
-    }
-
-    #[test]
-    fn which_statuses_are_retried() {
-        for code in [301, 307, 401, 403, 404, 408, 429, 500, 502, 503, 529] {
-            assert!(
-                retryable(StatusCode::from_u16(code).expect("status")),
-                "{code}"
-            );
-        }
-        for code in [400, 409, 413, 422] {
-            assert!(
-                !retryable(StatusCode::from_u16(code).expect("status")),
-                "{code}"
-            );
-        }
+    fn idempotency_keys() {
         assert_eq!(idempotency_key("t-1", 42), "t-1-42");
         assert_eq!(idempotency_key("", 42), "42");
     }

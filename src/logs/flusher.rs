@@ -8,12 +8,25 @@
 //! the record it updates (the entries behind it wait too: order is kept, throughput is not the
 //! point when that happens).
 //!
-//! Outcomes: 2xx is sent; 408, 429, 5xx and transport errors are retried without limit, with
-//! capped exponential backoff and jitter, or after `Retry-After` when the collector gives one
-//! (logs wait, they are never dropped for being slow); any other status is a rejection,
+//! Outcomes: 2xx is sent; 408, 429, 5xx, the redirects, 401, 403 and 404 that say the config is
+//! wrong (see [`crate::retry::Caller::Backlog`]) and transport errors are retried without limit,
+//! with capped exponential backoff and jitter, or after `Retry-After` when the collector gives
+//! one (logs wait, they are never dropped for being slow); any other status is a rejection,
 //! counted, logged with the collector's reason, and acknowledged so it does not block the
 //! entries after it. The spool acknowledges only over a contiguous prefix, so a crash while an
 //! entry is in flight or retrying means it is sent again (same idempotency key).
+//!
+//! A send task that panics (a bug, in promptd or a library) has neither sent nor refused its
+//! entry, and the acknowledged prefix cannot pass an entry that is never finished. So the entry
+//! goes back to the front of the queue and is sent again after a backoff, up to
+//! [`MAX_SEND_PANICS`] times. An entry that panics its task that often is set aside: logged at
+//! error level with its spool id, counted in [`FlusherStats::set_aside`], not tried again in this
+//! run, and never acknowledged. It stays on disk and is sent again after the next start; until
+//! then the spool cannot free space past it, while the entries after it are still shipped.
+//! Retrying it for ever would repeat a panic that has already repeated, holding its trace (and
+//! so the queue behind it) meanwhile; acknowledging it would drop a record over a bug. Its trace
+//! is released, so a later entry of that trace is sent without it (the collector may refuse an
+//! update of a trace log it never got: a counted rejection like any other).
 //!
 //! With no base URL or no API key the flusher does not read the spool at all: records stay on
 //! disk (bounded by `[spool] max_bytes`) and [`FlusherStats::state`] says why.
@@ -29,12 +42,17 @@ use tokio::task::{Id as TaskId, JoinSet};
 
 use super::config::UpstreamConfig;
 pub use super::delivery::idempotency_key;
-use super::delivery::{deliver, Ctx, Outcome, Outgoing};
+#[cfg(test)]
+use super::delivery::BeforeSend;
+use super::delivery::{backoff, deliver, Ctx, Outcome, Outgoing};
 use super::entry::StoredEntry;
 use super::spool::{Spool, SpoolError, SpoolRecord};
 
 /// Wait after a failed spool read before trying again.
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// Send tasks that may panic on one entry before it is set aside until the next start: enough
+/// to ride out a panic that does not repeat, few enough that one that does is not a loop.
+pub const MAX_SEND_PANICS: u32 = 3;
 
 /// Whether the flusher ships anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,12 +80,16 @@ pub struct FlusherStats {
     pub state: FlusherState,
     /// Entries the collector accepted (2xx).
     pub sent: u64,
-    /// Entries the collector refused for good (4xx other than 408/429), acknowledged anyway.
+    /// Entries the collector refused for good (a 4xx other than 401, 403, 404, 408 and 429),
+    /// acknowledged anyway.
     pub rejected: u64,
     /// Attempts that failed in a retryable way and were tried again.
     pub retries: u64,
     /// Payloads that did not decode (unknown format version, damage), skipped and acknowledged.
     pub undecodable: u64,
+    /// Entries whose send task panicked [`MAX_SEND_PANICS`] times: left unacknowledged and not
+    /// sent again until the next start (the error log names their spool ids).
+    pub set_aside: u64,
     pub in_flight: u64,
     pub last_error: Option<UpstreamError>,
     /// The last rejection: status and the collector's reason.
@@ -99,6 +121,7 @@ impl FlusherHandle {
             rejected: s.rejected.load(Ordering::Relaxed),
             retries: s.retries.load(Ordering::Relaxed),
             undecodable: s.undecodable.load(Ordering::Relaxed),
+            set_aside: s.set_aside.load(Ordering::Relaxed),
             in_flight: s.in_flight.load(Ordering::Relaxed),
             last_error: guarded.last_error.clone(),
             last_rejection: guarded.last_rejection.clone(),
@@ -118,6 +141,7 @@ pub(super) struct Shared {
     pub(super) rejected: AtomicU64,
     pub(super) retries: AtomicU64,
     pub(super) undecodable: AtomicU64,
+    pub(super) set_aside: AtomicU64,
     pub(super) in_flight: AtomicU64,
     /// The collector is failing: log the next success, and failures only at debug.
     pub(super) failing: AtomicBool,
@@ -180,6 +204,8 @@ pub struct Flusher {
     config: UpstreamConfig,
     http: reqwest::Client,
     shared: Arc<Shared>,
+    #[cfg(test)]
+    before_send: Option<BeforeSend>,
 }
 
 impl Flusher {
@@ -200,6 +226,8 @@ impl Flusher {
             config,
             http,
             shared: Arc::new(Shared::default()),
+            #[cfg(test)]
+            before_send: None,
         })
     }
 
@@ -239,6 +267,8 @@ impl Flusher {
             key,
             config: self.config,
             shared: shared.clone(),
+            #[cfg(test)]
+            before_send: self.before_send,
         });
         Dispatcher {
             spool: self.spool,
@@ -269,8 +299,8 @@ struct Dispatcher {
     /// Read from the spool, not yet sent; in spool order.
     queue: VecDeque<Outgoing>,
     tasks: JoinSet<Outcome>,
-    /// Task -> (spool id, trace id) of what it sends.
-    running: HashMap<TaskId, (u64, String)>,
+    /// Task -> what it sends, kept to send it again if the task panics.
+    running: HashMap<TaskId, Outgoing>,
     /// Traces with an entry in flight.
     busy: HashSet<String>,
 }
@@ -308,20 +338,30 @@ impl Dispatcher {
             let Some(front) = self.queue.front() else {
                 break;
             };
-            let trace = &front.entry.trace_id;
+            let trace = &front.trace_id;
             if !trace.is_empty() && self.busy.contains(trace) {
                 break;
             }
             let Some(out) = self.queue.pop_front() else {
                 break;
             };
-            let trace = out.entry.trace_id.clone();
-            if !trace.is_empty() {
-                self.busy.insert(trace.clone());
+            if !out.trace_id.is_empty() {
+                self.busy.insert(out.trace_id.clone());
             }
-            let id = out.id;
-            let handle = self.tasks.spawn(deliver(self.ctx.clone(), out));
-            self.running.insert(handle.id(), (id, trace));
+            let ctx = self.ctx.clone();
+            let sending = out.clone();
+            let handle = match out.panics {
+                0 => self.tasks.spawn(deliver(ctx, sending)),
+                panics => {
+                    // Not at once: a panic that repeats must not become a hot loop.
+                    let pause = backoff(&ctx.config, panics - 1, None);
+                    self.tasks.spawn(async move {
+                        tokio::time::sleep(pause).await;
+                        deliver(ctx, sending).await
+                    })
+                }
+            };
+            self.running.insert(handle.id(), out);
         }
         self.ctx
             .shared
@@ -332,7 +372,7 @@ impl Dispatcher {
     fn enqueue(&mut self, records: Vec<SpoolRecord>) {
         for SpoolRecord { id, payload } in records {
             match StoredEntry::decode(&payload) {
-                Ok(entry) => self.queue.push_back(Outgoing { id, entry }),
+                Ok(entry) => self.queue.push_back(Outgoing::new(id, entry)),
                 Err(e) => {
                     tracing::warn!(spool_id = id, error = %e, "skipping a log spool entry that does not decode");
                     self.ctx.shared.undecodable.fetch_add(1, Ordering::Relaxed);
@@ -347,24 +387,56 @@ impl Dispatcher {
             Ok((task, _)) => *task,
             Err(e) => e.id(),
         };
-        let Some((id, trace)) = self.running.remove(&task) else {
+        let Some(out) = self.running.remove(&task) else {
             return;
         };
-        self.busy.remove(&trace);
+        self.busy.remove(&out.trace_id);
         let shared = &self.ctx.shared;
         match done {
             Ok((_, Outcome::Sent)) => {
                 shared.sent.fetch_add(1, Ordering::Relaxed);
-                self.spool.ack(id);
+                self.spool.ack(out.id);
             }
             Ok((_, Outcome::Rejected)) => {
                 shared.rejected.fetch_add(1, Ordering::Relaxed);
-                self.spool.ack(id);
+                self.spool.ack(out.id);
             }
+            Err(e) if e.is_panic() => self.panicked(out, &e),
             Err(e) => {
-                // Not acknowledged: the entry comes again after a restart.
-                tracing::error!(spool_id = id, error = %e, "log send task failed");
+                // Cancelled: only `abort_all` at shutdown does that, and nothing is joined
+                // after it. Not acknowledged: the entry comes again after a restart.
+                tracing::error!(spool_id = out.id, error = %e, "log send task cancelled");
             }
         }
     }
+
+    /// A send task panicked: queue its entry again, in front (it comes before everything
+    /// queued, and its trace's later entries must wait for it), or set it aside.
+    fn panicked(&mut self, mut out: Outgoing, error: &tokio::task::JoinError) {
+        out.panics += 1;
+        if out.panics < MAX_SEND_PANICS {
+            tracing::error!(
+                spool_id = out.id,
+                trace_id = %out.trace_id,
+                panics = out.panics,
+                %error,
+                "log send task panicked; sending the entry again"
+            );
+            self.queue.push_front(out);
+            return;
+        }
+        tracing::error!(
+            spool_id = out.id,
+            trace_id = %out.trace_id,
+            panics = out.panics,
+            %error,
+            "log send task panicked again; setting the entry aside: it stays in the spool, \
+             unacknowledged, and is sent again after the next start (until then the spool \
+             cannot free space past it)"
+        );
+        self.ctx.shared.set_aside.fetch_add(1, Ordering::Relaxed);
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,14 +1,15 @@
 //! The one HTTP path to an upstream: build the request for the provider's kind, send it with a
-//! pooled client, retry 408/429/5xx/connection errors with capped backoff (honouring
-//! `Retry-After`) while no byte has reached the client, enforce timeouts, and hand back either a
-//! whole [`Completion`] or an [`UpstreamStream`] of text deltas.
+//! pooled client, retry connection errors and the statuses that say "not now" (the policy of
+//! [`crate::retry`] for a waiting client: 408, 429, 500, 502, 503, 504, 529) with capped backoff,
+//! honouring `Retry-After` in seconds or as a date, while no byte has reached the client,
+//! enforce timeouts, and hand back either a whole [`Completion`] or an [`UpstreamStream`] of
+//! text deltas.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rand::Rng;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use super::sse::{SseEvent, SseParser};
 use super::{
@@ -16,12 +17,15 @@ use super::{
     ProviderKind, StreamDecoder,
 };
 use crate::config::{ProviderConfig, Secret};
+use crate::retry::{self, Backoff};
 use crate::telemetry::metrics::ProviderMetrics;
 
-/// First retry waits about this long; each further retry doubles it.
-const RETRY_BASE: Duration = Duration::from_millis(250);
-/// No single backoff wait is longer than this.
-const RETRY_CAP: Duration = Duration::from_secs(4);
+/// The first retry waits about 250 ms, each further one twice as long, none more than 4 s: a
+/// client is waiting.
+const BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(250),
+    cap: Duration::from_secs(4),
+};
 /// A `Retry-After` longer than this is not waited for: the error goes back to the client.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
 /// How long an idle pooled connection to an upstream is kept.
@@ -194,23 +198,22 @@ impl Provider {
             .send()
             .await
             .map_err(|e| ProviderError::Unreachable(crate::error_chain(&e)))?;
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(response);
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
-        let body = response.bytes().await.unwrap_or_default();
-        Err(ProviderError::Status {
-            status: status.as_u16(),
-            message: upstream_error_message(&body),
-            retry_after,
-        })
+        Err(status_error(response).await)
+    }
+}
+
+/// The error of a non-2xx answer: its status, the upstream's message, its `Retry-After`.
+async fn status_error(response: reqwest::Response) -> ProviderError {
+    let status = response.status().as_u16();
+    let retry_after = retry::retry_after(response.headers());
+    let body = response.bytes().await.unwrap_or_default();
+    ProviderError::Status {
+        status,
+        message: upstream_error_message(&body),
+        retry_after,
     }
 }
 
@@ -254,12 +257,7 @@ fn backoff(attempt: u32, err: &ProviderError) -> Option<Duration> {
     {
         return (*wait <= RETRY_AFTER_MAX).then_some(*wait);
     }
-    let exp = RETRY_BASE
-        .saturating_mul(1 << attempt.min(16))
-        .min(RETRY_CAP);
-    // Full jitter between half and the whole wait spreads retries of many clients.
-    let jitter = rand::rng().random_range(0.5..=1.0);
-    Some(exp.mul_f64(jitter))
+    Some(BACKOFF.wait(attempt))
 }
 
 /// An open upstream stream: yields text deltas, then the accumulated [`Completion`].
@@ -347,20 +345,65 @@ impl UpstreamStream {
 mod tests {
     use super::*;
 
+    /// A non-2xx answer with `Retry-After: {retry_after}`, as the error `send` retries on.
+    async fn error_of(status: u16, retry_after: &str) -> ProviderError {
+        let response = hyper::Response::builder()
+            .status(status)
+            .header("retry-after", retry_after)
+            .body(r#"{"error": {"message": "slow down"}}"#)
+            .expect("response");
+        status_error(reqwest::Response::from(response)).await
+    }
+
+    /// An HTTP date `secs` from now.
+    fn http_date_in(secs: i64) -> String {
+        (chrono::Utc::now() + chrono::Duration::seconds(secs))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string()
+    }
+
     #[test]
-    fn backoff_grows_is_capped_and_honours_retry_after() {
+    fn backoff_without_retry_after_grows_to_its_cap() {
         let unreachable = ProviderError::Unreachable("x".into());
         for attempt in 0..20 {
             let wait = backoff(attempt, &unreachable).expect("retry");
-            assert!(wait <= RETRY_CAP, "{attempt}: {wait:?}");
-            assert!(wait >= RETRY_BASE / 2, "{attempt}: {wait:?}");
+            assert!(wait <= BACKOFF.cap, "{attempt}: {wait:?}");
+            assert!(wait >= BACKOFF.first / 2, "{attempt}: {wait:?}");
         }
-        let asked = |secs| ProviderError::Status {
-            status: 429,
-            message: String::new(),
-            retry_after: Some(Duration::from_secs(secs)),
+    }
+
+    #[tokio::test]
+    async fn retry_after_in_seconds_is_waited_for_unless_too_long_for_a_client() {
+        let asked = error_of(429, "2").await;
+        assert!(asked.is_retryable());
+        assert_eq!(backoff(0, &asked), Some(Duration::from_secs(2)));
+        let too_long = error_of(503, "60").await;
+        assert_eq!(backoff(0, &too_long), None, "the error goes back at once");
+    }
+
+    #[tokio::test]
+    async fn retry_after_as_an_http_date_is_waited_for_unless_too_long_for_a_client() {
+        let asked = error_of(429, &http_date_in(5)).await;
+        let ProviderError::Status {
+            message,
+            retry_after,
+            ..
+        } = &asked
+        else {
+            panic!("a status error: {asked:?}");
         };
-        assert_eq!(backoff(0, &asked(2)), Some(Duration::from_secs(2)));
-        assert_eq!(backoff(0, &asked(60)), None);
+        assert_eq!(message, "slow down");
+        // The date has whole seconds, and a moment passed since it was written.
+        let wait = retry_after.expect("the date is read");
+        assert!(
+            wait > Duration::from_secs(3) && wait <= Duration::from_secs(5),
+            "{wait:?}"
+        );
+        assert_eq!(backoff(0, &asked), Some(wait));
+
+        let too_long = error_of(503, &http_date_in(60)).await;
+        assert_eq!(backoff(0, &too_long), None, "the error goes back at once");
+        let past = error_of(503, &http_date_in(-60)).await;
+        assert_eq!(backoff(0, &past), Some(Duration::ZERO));
     }
 }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::{FunctionCallSpec, Message, ModelParams};
+use crate::retry::{self, Caller};
 pub use client::{Provider, UpstreamStream};
 pub use pricing::{Price, PriceTable};
 
@@ -164,9 +165,8 @@ impl ProviderError {
     /// Worth another try before any byte reached the client.
     fn is_retryable(&self) -> bool {
         match self {
-            ProviderError::Status { status, .. } => {
-                matches!(status, 408 | 429 | 500 | 502 | 503 | 504 | 529)
-            }
+            ProviderError::Status { status, .. } => reqwest::StatusCode::from_u16(*status)
+                .is_ok_and(|status| retry::retryable(status, Caller::ClientWaiting)),
             ProviderError::Unreachable(_) => true,
             ProviderError::Timeout(_) | ProviderError::Protocol(_) | ProviderError::Stream(_) => {
                 false
@@ -223,7 +223,7 @@ impl StreamDecoder {
 }
 
 /// The upstream's error message from a non-2xx body: `{"error": {"message"}}` (OpenAI and
-/// Anthropic both nest it so), else the start of the raw text.
+/// Anthropic both nest it so), else an excerpt of the raw text.
 pub(crate) fn upstream_error_message(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         if let Some(m) = v.pointer("/error/message").and_then(Value::as_str) {
@@ -233,11 +233,5 @@ pub(crate) fn upstream_error_message(body: &[u8]) -> String {
             return m.to_owned();
         }
     }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        "(empty body)".to_owned()
-    } else {
-        text.chars().take(500).collect()
-    }
+    crate::error_body_excerpt(body)
 }

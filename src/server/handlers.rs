@@ -320,6 +320,7 @@ pub fn logs_status_json(state: &State) -> serde_json::Value {
         "rejected": f.rejected,
         "retries": f.retries,
         "undecodable": f.undecodable,
+        "set_aside": f.set_aside,
         "in_flight": f.in_flight,
         "dropped": s.dropped_full + s.dropped_too_large + state.engine.log_records_dropped(),
         "corrupt_skipped": s.corrupt_skipped,

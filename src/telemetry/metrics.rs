@@ -344,6 +344,12 @@ impl Collector for SourceCollector {
                 "Retried deliveries of log entries",
                 f.retries,
             )?;
+            counter(
+                e,
+                "logs_set_aside",
+                "Log entries whose send task kept panicking, unacknowledged until a restart",
+                f.set_aside,
+            )?;
         }
         let d = self.0.deployments();
         gauge(

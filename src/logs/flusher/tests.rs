@@ -1,0 +1,221 @@
+//! The flusher when a send task panics: the panic is injected through the test-only
+//! `before_send` hook, against a collector (in-process hyper on 127.0.0.1:0) that takes
+//! everything and records the idempotency key of each request.
+
+use std::convert::Infallible;
+use std::sync::atomic::AtomicU32;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::config::Secret;
+use crate::logs::{Feedback, SpoolEntry, SpoolOptions};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A collector that answers 200 to everything; `keys()` lists the idempotency keys it got.
+struct Collector {
+    base_url: String,
+    keys: Arc<Mutex<Vec<String>>>,
+}
+
+impl Collector {
+    async fn start() -> Collector {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+        let keys = Arc::new(Mutex::new(Vec::new()));
+        let seen = keys.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                let service = service_fn(move |req: hyper::Request<Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let key = req.headers().get("idempotency-key").cloned();
+                        let _ = req.into_body().collect().await;
+                        if let Some(key) = key.and_then(|k| k.to_str().ok().map(str::to_owned)) {
+                            seen.lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push(key);
+                        }
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                            b"{}",
+                        ))))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        Collector { base_url, keys }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn config(collector: &Collector) -> UpstreamConfig {
+    let mut config = UpstreamConfig::from_raw_with_env(None, |_| None).expect("defaults");
+    config.base_url = Some(collector.base_url.clone());
+    config.api_key = Some(Secret::new("pk-test"));
+    config.max_in_flight = 1;
+    config.retry_initial = Duration::from_millis(20);
+    config.retry_max = Duration::from_millis(100);
+    config
+}
+
+async fn spool_with_feedback(dir: &std::path::Path, traces: &[&str]) -> (Spool, Vec<u64>) {
+    let spool = Spool::open(SpoolOptions {
+        dir: dir.to_owned(),
+        max_bytes: 1024 * 1024,
+        segment_bytes: 64 * 1024,
+        flush_interval: Duration::from_millis(2),
+        max_batch: 64,
+    })
+    .expect("spool");
+    let mut ids = Vec::new();
+    for trace in traces {
+        let entry = SpoolEntry::Feedback(Feedback {
+            score: 1.0,
+            trace_id: (*trace).to_owned(),
+            name: None,
+            target: None,
+            comment: None,
+            extra: Default::default(),
+        });
+        let durable = spool
+            .append(entry.encode().expect("encode"))
+            .expect("accepted");
+        let id = tokio::time::timeout(WAIT, durable)
+            .await
+            .expect("durable in time")
+            .expect("durable");
+        ids.push(id);
+    }
+    (spool, ids)
+}
+
+/// Start `flusher`; the sender stops it.
+fn start(
+    flusher: Flusher,
+) -> (
+    FlusherHandle,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let handle = flusher.handle();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(flusher.run(async move {
+        let _ = stopped.await;
+    }));
+    (handle, stop, task)
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A hook that panics the first `panics` times a task starts on spool id `victim`; counts
+/// every start on it.
+fn panic_on(victim: u64, panics: u32) -> (BeforeSend, Arc<AtomicU32>) {
+    let starts = Arc::new(AtomicU32::new(0));
+    let counted = starts.clone();
+    let hook: BeforeSend = Arc::new(move |out: &Outgoing| {
+        if out.id == victim && counted.fetch_add(1, Ordering::SeqCst) < panics {
+            panic!("injected panic in the send task of {victim}");
+        }
+    });
+    (hook, starts)
+}
+
+#[tokio::test]
+async fn an_entry_whose_send_task_panicked_is_sent_again_and_acknowledgements_go_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let collector = Collector::start().await;
+    let (spool, ids) = spool_with_feedback(dir.path(), &["t-0", "t-1", "t-2"]).await;
+    let (hook, starts) = panic_on(ids[1], 1);
+    let mut flusher = Flusher::new(spool.clone(), config(&collector)).expect("flusher");
+    flusher.before_send = Some(hook);
+    let (handle, stop, task) = start(flusher);
+
+    wait_for("every entry acknowledged", || {
+        spool.stats().acked_through == ids[2]
+    })
+    .await;
+    assert_eq!(starts.load(Ordering::SeqCst), 2, "one panic, one send");
+    let expected: Vec<String> = ["t-0", "t-1", "t-2"]
+        .iter()
+        .zip(&ids)
+        .map(|(trace, id)| idempotency_key(trace, *id))
+        .collect();
+    assert_eq!(collector.keys(), expected, "each entry once, in order");
+    let stats = handle.stats();
+    assert_eq!((stats.sent, stats.set_aside), (3, 0));
+
+    let _ = stop.send(());
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("stops in time")
+        .expect("flusher did not panic");
+}
+
+#[tokio::test]
+async fn an_entry_that_keeps_panicking_is_set_aside_unacknowledged_until_the_next_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let collector = Collector::start().await;
+    let (spool, ids) = spool_with_feedback(dir.path(), &["t-0", "t-1", "t-2"]).await;
+    let (hook, starts) = panic_on(ids[0], u32::MAX);
+    let mut flusher = Flusher::new(spool.clone(), config(&collector)).expect("flusher");
+    flusher.before_send = Some(hook);
+    let (handle, stop, task) = start(flusher);
+
+    wait_for("the entries after it sent and it set aside", || {
+        let stats = handle.stats();
+        stats.sent == 2 && stats.set_aside == 1
+    })
+    .await;
+    // Well past the retry waits: no further attempt on it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(starts.load(Ordering::SeqCst), MAX_SEND_PANICS);
+    assert!(
+        spool.stats().acked_through < ids[0],
+        "a set-aside entry is never acknowledged"
+    );
+    assert_eq!(handle.stats().state, FlusherState::Running);
+    let _ = stop.send(());
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("stops in time")
+        .expect("flusher did not panic");
+
+    // The next start (no fault now) sends it, and the prefix moves past it.
+    let flusher = Flusher::new(spool.clone(), config(&collector)).expect("flusher");
+    let (_handle, stop, task) = start(flusher);
+    wait_for("every entry acknowledged after a restart", || {
+        spool.stats().acked_through == ids[2]
+    })
+    .await;
+    assert!(collector.keys().contains(&idempotency_key("t-0", ids[0])));
+    let _ = stop.send(());
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("stops in time")
+        .expect("flusher did not panic");
+}
