@@ -126,8 +126,16 @@ async fn a_full_disk_loses_no_answer_and_is_reported_once() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Still serving, the earlier answer from the cache too.
-    assert_eq!(answered(&ask(&socket, "before").await), "hit");
+    // Still serving, the earlier answer from the cache too, unless sled had to write to read it
+    // (it finishes a node split on the way down, which its sticky I/O error refuses): then the
+    // lookup is logged as failed and answered from the provider.
+    let before = answered(&ask(&socket, "before").await).to_owned();
+    assert!(
+        before == "hit" || (before == "miss" && daemon.stderr().contains("cache read failed")),
+        "{before}: {}",
+        daemon.stderr()
+    );
+    let refetched = usize::from(before == "miss");
     assert_eq!(json_of(&socket, "/health").await["status"], "ok");
     let logs = json_of(&socket, "/logs/status").await;
     assert!(logs["write_errors"].as_u64() > Some(0), "{logs}");
@@ -173,5 +181,5 @@ async fn a_full_disk_loses_no_answer_and_is_reported_once() {
     assert_eq!(answered(&ask(&socket, "before").await), "hit");
     assert_eq!(answered(&ask(&socket, "after").await), "miss");
     assert_eq!(answered(&ask(&socket, "after").await), "hit");
-    assert_eq!(chat.calls(), 1 + asked + 1);
+    assert_eq!(chat.calls(), 1 + asked + refetched + 1);
 }

@@ -163,6 +163,8 @@ impl Cache {
         let bytes = match self.tree.get(key.0) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Lookup::Miss,
+            // sled may write on a read (it finishes a node split or merge on the way), so
+            // with a sticky I/O error (a full disk) some lookups fail until the restart.
             Err(e) => {
                 tracing::warn!(error = %e, "cache read failed; treating as a miss");
                 return Lookup::Miss;
@@ -236,9 +238,9 @@ impl Cache {
                     tracing::error!(
                         error = %e,
                         "cannot write to the cache: answers are still served, cached ones \
-                         included, but new ones are not stored (further write errors are only \
-                         counted); sled keeps an I/O error such as a full disk until promptd \
-                         restarts: free space, then restart"
+                         mostly included, but new ones are not stored (further write errors \
+                         are only counted); sled keeps an I/O error such as a full disk until \
+                         promptd restarts: free space, then restart"
                     );
                 }
             }
