@@ -8,8 +8,12 @@
 //!   SIGHUP and `promptd validate` share [`Registry::reload_all`]); unchanged files are not
 //!   re-parsed (their bytes hash the same).
 //! - A file that fails to load never removes a working deployment: the last good version of
-//!   the id that file declared keeps serving, and the error shows in the status (and one
-//!   `warn!` line, once per distinct error).
+//!   that file keeps serving, and the error shows in the status (and one `warn!` line, once
+//!   per distinct error).
+//! - A file's last good version is found by the file's path, not by an id guessed from a
+//!   broken file (which may declare any `id`): it is the deployment whose source is that file,
+//!   in the live set, or at the first load (when nothing is live yet) among the store's copies.
+//!   Every stored value carries its source path, so the store needs no second index.
 //! - The directory is the truth while it can be read: a deleted file's deployment is gone, also
 //!   from the store. When it cannot be read, the last good set keeps serving; at start-up that
 //!   set comes from the sled store (status `from_store`).
@@ -124,8 +128,6 @@ struct CachedParse {
 struct ReloadState {
     loaded_once: bool,
     files: HashMap<PathBuf, CachedParse>,
-    /// The id each file last declared successfully, to know what a broken file stands for.
-    path_ids: HashMap<PathBuf, String>,
     /// The last error logged per file, to log each distinct error once.
     logged: HashMap<PathBuf, String>,
     logged_dir_error: Option<String>,
@@ -350,8 +352,16 @@ impl Registry {
             results.push((file.path, result));
         }
         state.files.retain(|path, _| seen.contains(path));
-        state.path_ids.retain(|path, _| seen.contains(path));
         state.logged.retain(|path, _| seen.contains(path));
+
+        // What served before this reload, by source file: the live set, or at the first load
+        // the store's copies (nothing is live yet).
+        let last_good: Vec<Arc<Deployment>> = if state.loaded_once {
+            previous.deployments.values().cloned().collect()
+        } else {
+            self.store.load_files().into_iter().map(Arc::new).collect()
+        };
+        let last_good_of = by_source(&last_good);
 
         // 2. An id declared by more than one file: every one of them is refused.
         refuse_duplicate_ids(&mut results, |parsed| &parsed.0.content.id);
@@ -397,47 +407,22 @@ impl Registry {
                 serving: true,
                 last_error: None,
             });
-            state.path_ids.insert(path.clone(), id.clone());
             next.insert(id, deployment);
         }
 
         // 4. Broken files: keep their last good version serving where there is one.
-        let mut stored: Option<HashMap<String, Deployment>> = None;
         for (path, result) in &results {
             let Err(error) = result else { continue };
+            let last = last_good_of.get(path.as_path()).copied();
             let id = match &error.problem {
                 Problem::DuplicateId { id, .. } => id.clone(),
-                _ => state
-                    .path_ids
-                    .get(path)
-                    .cloned()
+                _ => last
+                    .map(|d| d.id.clone())
                     .unwrap_or_else(|| loader::default_id(path)),
             };
-            let from_this_file = |d: &Deployment| match &d.source {
-                Source::File(p) => p == path,
-                Source::Upstream { .. } => false,
-            };
-            let mut fallback = previous
-                .deployments
-                .get(&id)
-                .filter(|d| from_this_file(d))
+            let fallback = last
+                .filter(|d| d.id == id && !next.contains_key(&id))
                 .cloned();
-            if fallback.is_none() && !state.loaded_once {
-                // First load: the stored copy of this file is its last good version.
-                let stored = stored.get_or_insert_with(|| {
-                    self.store
-                        .load_files()
-                        .into_iter()
-                        .map(|d| (d.id.clone(), d))
-                        .collect()
-                });
-                fallback = stored
-                    .get(&id)
-                    .filter(|d| from_this_file(d))
-                    .cloned()
-                    .map(Arc::new);
-            }
-            let fallback = fallback.filter(|_| !next.contains_key(&id));
             let message = error.to_string();
             if state.logged.get(path) != Some(&message) {
                 match &fallback {
@@ -533,4 +518,24 @@ fn source_path(d: &Deployment) -> PathBuf {
         Source::File(path) => path.clone(),
         Source::Upstream { base_url, .. } => PathBuf::from(base_url),
     }
+}
+
+/// The deployments of `deployments` that came from a file, by that file.
+fn by_source(deployments: &[Arc<Deployment>]) -> HashMap<&Path, &Arc<Deployment>> {
+    let mut of_file = HashMap::new();
+    for d in deployments {
+        if let Source::File(path) = &d.source {
+            // Two stored copies from one file (its id changed while the daemon was down, and
+            // the old copy stayed): keep the same one every time.
+            of_file
+                .entry(path.as_path())
+                .and_modify(|kept: &mut &Arc<Deployment>| {
+                    if d.id < kept.id {
+                        *kept = d;
+                    }
+                })
+                .or_insert(d);
+        }
+    }
+    of_file
 }

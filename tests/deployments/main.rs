@@ -6,6 +6,7 @@
 mod fake_upstream;
 
 mod bad_input;
+mod first_load;
 mod load;
 mod store;
 mod upstream;
