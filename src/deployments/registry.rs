@@ -15,8 +15,11 @@
 //!   in the live set, or at the first load (when nothing is live yet) among the store's copies.
 //!   Every stored value carries its source path, so the store needs no second index.
 //! - The directory is the truth while it can be read: a deleted file's deployment is gone, also
-//!   from the store. When it cannot be read, the last good set keeps serving; at start-up that
-//!   set comes from the sled store (status `from_store`).
+//!   from the store. At the first load the same holds against the store: copies of files
+//!   deleted while the daemon was down are dropped.
+//! - When the directory itself cannot be read (missing, not mounted, no permission), nothing
+//!   is dropped: the last good set keeps serving; at start-up that set comes from the sled
+//!   store (status `from_store`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -448,14 +451,22 @@ impl Registry {
             report.errors.push(error.clone());
         }
 
-        // 5. Persist, then swap.
-        let mut removed: Vec<String> = previous
-            .deployments
-            .keys()
-            .filter(|id| !next.contains_key(*id))
-            .cloned()
+        // 5. Persist, then swap. What served before and serves no more is dropped from the
+        // store; at the first load that is the stored copies of files deleted meanwhile.
+        let mut removed: Vec<String> = last_good
+            .iter()
+            .map(|d| d.id.clone())
+            .filter(|id| !next.contains_key(id))
             .collect();
         removed.sort();
+        removed.dedup();
+        if !state.loaded_once && !removed.is_empty() {
+            tracing::info!(
+                "stored deployments dropped, their files being gone (or declaring another \
+                 id now): {}",
+                removed.join(", ")
+            );
+        }
         for d in &changed {
             if let Err(e) = batch.put_file(d) {
                 tracing::warn!("{e}; deployment `{}` serves but is not persisted", d.id);
@@ -525,8 +536,9 @@ fn by_source(deployments: &[Arc<Deployment>]) -> HashMap<&Path, &Arc<Deployment>
     let mut of_file = HashMap::new();
     for d in deployments {
         if let Source::File(path) = &d.source {
-            // Two stored copies from one file (its id changed while the daemon was down, and
-            // the old copy stayed): keep the same one every time.
+            // Two copies from one file are only in a store written before start-up dropped
+            // stale copies (the file's id changed while the daemon was down): keep the same
+            // one every time.
             of_file
                 .entry(path.as_path())
                 .and_modify(|kept: &mut &Arc<Deployment>| {
