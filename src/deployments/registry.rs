@@ -17,6 +17,9 @@
 //! - The directory is the truth while it can be read: a deleted file's deployment is gone, also
 //!   from the store. At the first load the same holds against the store: copies of files
 //!   deleted while the daemon was down are dropped.
+//! - A sub-folder that cannot be read is not a deleted one: the deployments last loaded from
+//!   it keep serving (each a broken file whose error names the folder; one `warn!` line for
+//!   the folder), and the rest of the directory loads as usual.
 //! - When the directory itself cannot be read (missing, not mounted, no permission), nothing
 //!   is dropped: the last good set keeps serving; at start-up that set comes from the sled
 //!   store (status `from_store`).
@@ -91,6 +94,8 @@ pub struct RegistryStatus {
     pub prompts_dir: PathBuf,
     /// Why the prompts directory could not be read at the last reload.
     pub dir_error: Option<String>,
+    /// Sub-folders that could not be read at the last reload, each with why.
+    pub folder_errors: Vec<String>,
     /// Sorted by id, then source.
     pub deployments: Vec<DeploymentStatus>,
 }
@@ -104,7 +109,7 @@ pub struct ReloadReport {
     pub changed: Vec<String>,
     /// Ids no longer served (their file is gone).
     pub removed: Vec<String>,
-    /// Files that failed to load.
+    /// Sub-folders that could not be read, then files that failed to load.
     pub errors: Vec<LoadError>,
     /// The prompts directory could not be read: nothing changed.
     pub dir_error: Option<String>,
@@ -133,6 +138,8 @@ struct ReloadState {
     files: HashMap<PathBuf, CachedParse>,
     /// The last error logged per file, to log each distinct error once.
     logged: HashMap<PathBuf, String>,
+    /// The same for sub-folders that cannot be read.
+    logged_folders: HashMap<PathBuf, String>,
     logged_dir_error: Option<String>,
 }
 
@@ -169,6 +176,7 @@ impl Registry {
                 status: RegistryStatus {
                     prompts_dir: prompts_dir.clone(),
                     dir_error: None,
+                    folder_errors: Vec::new(),
                     deployments: Vec::new(),
                 },
             }),
@@ -226,7 +234,7 @@ impl Registry {
         let mut state = self.lock_reload();
         let previous = self.live.load_full();
         let mut report = match scan::scan(&self.prompts_dir) {
-            Ok(files) => self.apply(&mut state, &previous, files),
+            Ok(found) => self.apply(&mut state, &previous, found),
             Err(e) => self.dir_unreadable(&mut state, &previous, e),
         };
         state.loaded_once = true;
@@ -298,6 +306,7 @@ impl Registry {
                 status: RegistryStatus {
                     prompts_dir: self.prompts_dir.clone(),
                     dir_error: Some(message.clone()),
+                    folder_errors: Vec::new(),
                     deployments: rows,
                 },
             }));
@@ -310,9 +319,8 @@ impl Registry {
         &self,
         state: &mut ReloadState,
         previous: &Snapshot,
-        files: Vec<scan::ScannedFile>,
+        found: scan::Scan,
     ) -> ReloadReport {
-        let providers = self.providers.load_full();
         let mut report = ReloadReport::default();
         if state.logged_dir_error.take().is_some() {
             tracing::info!(
@@ -322,40 +330,7 @@ impl Registry {
         }
 
         // 1. Parse what changed; reuse what did not.
-        let mut results: Vec<(PathBuf, ParseResult)> = Vec::with_capacity(files.len());
-        let mut seen = HashSet::new();
-        for file in files {
-            seen.insert(file.path.clone());
-            let result = match file.bytes {
-                Err(e) => {
-                    state.files.remove(&file.path);
-                    Err(e)
-                }
-                Ok(bytes) => {
-                    let bytes_hash = blake3::hash(&bytes);
-                    match state.files.get(&file.path) {
-                        Some(cached) if cached.bytes_hash == bytes_hash => cached.result.clone(),
-                        _ => {
-                            let result = loader::parse(&file.path, &bytes, &providers).map(|p| {
-                                let hash = p.content.content_hash();
-                                Arc::new((p, hash))
-                            });
-                            state.files.insert(
-                                file.path.clone(),
-                                CachedParse {
-                                    bytes_hash,
-                                    result: result.clone(),
-                                },
-                            );
-                            result
-                        }
-                    }
-                }
-            };
-            results.push((file.path, result));
-        }
-        state.files.retain(|path, _| seen.contains(path));
-        state.logged.retain(|path, _| seen.contains(path));
+        let (mut results, seen) = self.parse_files(state, found.files);
 
         // What served before this reload, by source file: the live set, or at the first load
         // the store's copies (nothing is live yet).
@@ -366,10 +341,22 @@ impl Registry {
         };
         let last_good_of = by_source(&last_good);
 
-        // 2. An id declared by more than one file: every one of them is refused.
+        // 2. Files not seen because their folder cannot be read are broken, not deleted.
+        let unseen = keep_unreadable_folders(
+            state,
+            &found.unreadable_folders,
+            &last_good_of,
+            &seen,
+            &mut results,
+        );
+        report
+            .errors
+            .extend(found.unreadable_folders.iter().map(|f| f.to_load_error()));
+
+        // 3. An id declared by more than one file: every one of them is refused.
         refuse_duplicate_ids(&mut results, |parsed| &parsed.0.content.id);
 
-        // 3. Good files first, so a broken file's fallback never shadows a good file's id.
+        // 4. Good files first, so a broken file's fallback never shadows a good file's id.
         let mut next: HashMap<String, Arc<Deployment>> = HashMap::new();
         let mut rows = Vec::with_capacity(results.len());
         let mut changed: Vec<Arc<Deployment>> = Vec::new();
@@ -413,7 +400,7 @@ impl Registry {
             next.insert(id, deployment);
         }
 
-        // 4. Broken files: keep their last good version serving where there is one.
+        // 5. Broken files: keep their last good version serving where there is one.
         for (path, result) in &results {
             let Err(error) = result else { continue };
             let last = last_good_of.get(path.as_path()).copied();
@@ -427,7 +414,8 @@ impl Registry {
                 .filter(|d| d.id == id && !next.contains_key(&id))
                 .cloned();
             let message = error.to_string();
-            if state.logged.get(path) != Some(&message) {
+            // Files in an unreadable folder: the folder's own line says it.
+            if !unseen.contains(path) && state.logged.get(path) != Some(&message) {
                 match &fallback {
                     Some(d) => tracing::warn!(
                         "{message} (deployment `{id}` keeps serving version {})",
@@ -451,7 +439,7 @@ impl Registry {
             report.errors.push(error.clone());
         }
 
-        // 5. Persist, then swap. What served before and serves no more is dropped from the
+        // 6. Persist, then swap. What served before and serves no more is dropped from the
         // store; at the first load that is the stored copies of files deleted meanwhile.
         let mut removed: Vec<String> = last_good
             .iter()
@@ -484,12 +472,62 @@ impl Registry {
             status: RegistryStatus {
                 prompts_dir: self.prompts_dir.clone(),
                 dir_error: None,
+                folder_errors: found
+                    .unreadable_folders
+                    .iter()
+                    .map(|f| f.to_load_error().to_string())
+                    .collect(),
                 deployments: rows,
             },
         }));
         report.changed = changed.iter().map(|d| d.id.clone()).collect();
         report.removed = removed;
         report
+    }
+
+    /// Parse every scanned file whose bytes changed since the last reload, reuse the result of
+    /// the others, and forget files that are gone. Returns the results and the paths seen.
+    fn parse_files(
+        &self,
+        state: &mut ReloadState,
+        files: Vec<scan::ScannedFile>,
+    ) -> (Vec<(PathBuf, ParseResult)>, HashSet<PathBuf>) {
+        let providers = self.providers.load_full();
+        let mut results: Vec<(PathBuf, ParseResult)> = Vec::with_capacity(files.len());
+        let mut seen = HashSet::new();
+        for file in files {
+            seen.insert(file.path.clone());
+            let result = match file.bytes {
+                Err(e) => {
+                    state.files.remove(&file.path);
+                    Err(e)
+                }
+                Ok(bytes) => {
+                    let bytes_hash = blake3::hash(&bytes);
+                    match state.files.get(&file.path) {
+                        Some(cached) if cached.bytes_hash == bytes_hash => cached.result.clone(),
+                        _ => {
+                            let result = loader::parse(&file.path, &bytes, &providers).map(|p| {
+                                let hash = p.content.content_hash();
+                                Arc::new((p, hash))
+                            });
+                            state.files.insert(
+                                file.path.clone(),
+                                CachedParse {
+                                    bytes_hash,
+                                    result: result.clone(),
+                                },
+                            );
+                            result
+                        }
+                    }
+                }
+            };
+            results.push((file.path, result));
+        }
+        state.files.retain(|path, _| seen.contains(path));
+        state.logged.retain(|path, _| seen.contains(path));
+        (results, seen)
     }
 
     /// The version of `id` with content `hash`: the file's own `version` if it sets one, else
@@ -550,4 +588,47 @@ fn by_source(deployments: &[Arc<Deployment>]) -> HashMap<&Path, &Arc<Deployment>
         }
     }
     of_file
+}
+
+/// Files in an unreadable folder are missing from the scan although they may still exist:
+/// each that served before this reload gets a result of its own, an error naming the folder,
+/// so that it keeps its last good version like any broken file. Logs each folder once (per
+/// distinct error) and each folder that can be read again. Returns the files added.
+fn keep_unreadable_folders(
+    state: &mut ReloadState,
+    folders: &[scan::UnreadableFolder],
+    last_good_of: &HashMap<&Path, &Arc<Deployment>>,
+    seen: &HashSet<PathBuf>,
+    results: &mut Vec<(PathBuf, ParseResult)>,
+) -> HashSet<PathBuf> {
+    let mut unseen = HashSet::new();
+    let mut logged = HashMap::new();
+    for folder in folders {
+        let mut files: Vec<&Path> = last_good_of
+            .keys()
+            .copied()
+            .filter(|path| folder.contains(path) && !seen.contains(*path))
+            .collect();
+        files.sort();
+        let message = folder.to_load_error().to_string();
+        if state.logged_folders.get(&folder.path) != Some(&message) {
+            tracing::warn!(
+                "{message}; the {} deployment(s) last loaded from it keep serving until it \
+                 can be read again",
+                files.len()
+            );
+        }
+        logged.insert(folder.path.clone(), message);
+        for path in files {
+            results.push((path.to_owned(), Err(folder.error_of(path))));
+            unseen.insert(path.to_owned());
+        }
+    }
+    for folder in state.logged_folders.keys() {
+        if !logged.contains_key(folder) {
+            tracing::info!("{}: the folder can be read again", folder.display());
+        }
+    }
+    state.logged_folders = logged;
+    unseen
 }

@@ -1,9 +1,11 @@
 //! The first load after a restart, against what the store kept: a broken file that declares its
-//! own id, and files deleted while the daemon was down.
+//! own id, files deleted while the daemon was down, and a sub-folder that cannot be read (at
+//! start-up and on a later reload, the watcher's path).
 
 use promptd::deployments::Status;
 
-use crate::{model_of, row, yaml, Fixture};
+use crate::locked::Locked;
+use crate::{model_of, providers, row, yaml, Fixture};
 
 const BROKEN_YAML: &str = "provider: openai\nmodel: 'unterminated\n";
 
@@ -88,6 +90,82 @@ fn files_deleted_while_the_daemon_was_down_are_dropped_from_the_store() {
     fx.reopen_db();
     let registry = fx.registry();
     assert_eq!(served_ids(&registry), ["broken", "kept"]);
+}
+
+#[test]
+fn an_unreadable_sub_folder_keeps_serving_its_last_good_deployments() {
+    let mut fx = Fixture::new();
+    fx.write("top.yaml", &yaml("top"));
+    let inner = fx.write("team/inner.yaml", &yaml("inner"));
+    fx.write(
+        "team/named.yaml",
+        &format!("id: team-named\n{}", yaml("named")),
+    );
+    drop(fx.registry());
+    fx.reopen_db();
+    fx.write("top.yaml", &yaml("top2"));
+    fx.write("new.yaml", &yaml("new"));
+
+    // At start-up: the folder's deployments serve from the store, the rest loads.
+    let team = fx.path("team");
+    let locked = Locked::new(&fx, &team);
+    let Some(registry) = locked.unprivileged(|| fx.registry()) else {
+        return;
+    };
+    assert_eq!(model_of(&registry, "inner").as_deref(), Some("inner"));
+    assert_eq!(model_of(&registry, "team-named").as_deref(), Some("named"));
+    assert_eq!(model_of(&registry, "top").as_deref(), Some("top2"));
+    assert_eq!(model_of(&registry, "new").as_deref(), Some("new"));
+    let r = row(&registry, &inner).expect("row of a file in the folder");
+    assert_eq!(
+        (r.status, r.serving, r.version),
+        (Status::Error, true, Some(1))
+    );
+    let error = r.last_error.unwrap_or_default();
+    assert!(error.contains(&*team.to_string_lossy()), "{error}");
+    let status = registry.status();
+    assert_eq!(status.folder_errors.len(), 1, "{status:?}");
+    assert!(status.folder_errors[0].contains(&*team.to_string_lossy()));
+    // `promptd validate` names the folder.
+    let validation = locked
+        .unprivileged(|| promptd::deployments::validate_dir(&fx.prompts, &providers()))
+        .expect("locked")
+        .expect("readable directory");
+    let errors: Vec<String> = validation.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errors,
+        [format!(
+            "{}: cannot read the folder: Permission denied (os error 13)",
+            team.display()
+        )]
+    );
+
+    // A reload meanwhile (the watcher's path) keeps them, and so does the next start.
+    let report = locked
+        .unprivileged(|| registry.reload_all())
+        .expect("locked");
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert_eq!(model_of(&registry, "team-named").as_deref(), Some("named"));
+    drop(registry);
+    fx.reopen_db();
+    let registry = locked.unprivileged(|| fx.registry()).expect("locked");
+    assert_eq!(model_of(&registry, "inner").as_deref(), Some("inner"));
+
+    // Readable again: the folder is the truth.
+    drop(locked);
+    std::fs::remove_file(&inner).expect("delete");
+    registry.reload_all();
+    assert!(registry.get("inner").is_none());
+    assert_eq!(model_of(&registry, "team-named").as_deref(), Some("named"));
+    assert!(registry.status().folder_errors.is_empty());
+
+    // A folder that becomes unreadable while running: the same.
+    let locked = Locked::new(&fx, &team);
+    let report = locked
+        .unprivileged(|| registry.reload_all())
+        .expect("locked");
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert_eq!(model_of(&registry, "team-named").as_deref(), Some("named"));
 }
 
 fn served_ids(registry: &promptd::deployments::Registry) -> Vec<String> {

@@ -8,6 +8,7 @@ mod fake_upstream;
 mod bad_input;
 mod first_load;
 mod load;
+mod locked;
 mod store;
 mod upstream;
 mod watch;

@@ -1,10 +1,12 @@
 //! The real watcher: create, edit, atomic save, delete, broken edit then fix, new folders, a
-//! replaced directory, and the save-to-served latency.
+//! replaced directory, an unreadable sub-folder, and the save-to-served latency.
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use promptd::deployments::{spawn_watcher, Status};
 
+use crate::locked::Locked;
 use crate::{model_of, row, row_with, wait_for, yaml, Fixture};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,4 +184,37 @@ async fn a_directory_created_after_start_is_picked_up() {
     wait_for("the directory's first file", || registry.get("late")).await;
     assert_eq!(registry.status().dir_error, None);
     watcher.stop().await;
+}
+
+#[test]
+fn with_an_unreadable_sub_folder_changes_are_followed_and_its_deployments_serve() {
+    let fx = Fixture::new();
+    fx.write("team/inner.yaml", &yaml("inner"));
+    let registry = fx.registry();
+    // The unprivileged thread adds files.
+    std::fs::set_permissions(&fx.prompts, std::fs::Permissions::from_mode(0o777))
+        .expect("open the prompts directory");
+    let locked = Locked::new(&fx, &fx.path("team"));
+    locked.unprivileged(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let watcher = spawn_watcher(registry.clone()).expect("watch");
+            for i in 0..3 {
+                let name = format!("late{i}");
+                fx.write(&format!("{name}.yaml"), &yaml("late"));
+                wait_for("a file added beside the unreadable folder", || {
+                    registry.get(&name)
+                })
+                .await;
+            }
+            assert_eq!(model_of(&registry, "inner").as_deref(), Some("inner"));
+            let r = row(&registry, &fx.path("team/inner.yaml")).expect("row");
+            assert_eq!((r.status, r.serving), (Status::Error, true));
+            watcher.stop().await;
+        });
+    });
 }
