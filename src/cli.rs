@@ -485,6 +485,9 @@ async fn deployments(command: DeploymentsCommand) -> anyhow::Result<i32> {
             if let Some(err) = value["dir_error"].as_str() {
                 println!("prompts directory: {err}");
             }
+            for err in value["folder_errors"].as_array().into_iter().flatten() {
+                println!("folder: {}", err.as_str().unwrap_or("?"));
+            }
             println!("{:<24} {:>7} {:<10} source", "id", "version", "status");
             for d in value["deployments"].as_array().into_iter().flatten() {
                 println!(

@@ -60,6 +60,12 @@ pub struct LoadError {
 pub enum Problem {
     #[error("cannot read the file: {0}")]
     Read(String),
+    /// About a folder: it could not be listed.
+    #[error("cannot read the folder: {0}")]
+    UnreadableFolder(String),
+    /// About a file that could not be seen because its folder could not be listed.
+    #[error("cannot read its folder {}: {reason}", folder.display())]
+    InUnreadableFolder { folder: PathBuf, reason: String },
     #[error(
         "the file is {size} bytes, over the {limit}-byte limit for a prompt file; \
          is it really a prompt?"

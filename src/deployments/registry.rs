@@ -8,11 +8,21 @@
 //!   SIGHUP and `promptd validate` share [`Registry::reload_all`]); unchanged files are not
 //!   re-parsed (their bytes hash the same).
 //! - A file that fails to load never removes a working deployment: the last good version of
-//!   the id that file declared keeps serving, and the error shows in the status (and one
-//!   `warn!` line, once per distinct error).
+//!   that file keeps serving, and the error shows in the status (and one `warn!` line, once
+//!   per distinct error).
+//! - A file's last good version is found by the file's path, not by an id guessed from a
+//!   broken file (which may declare any `id`): it is the deployment whose source is that file,
+//!   in the live set, or at the first load (when nothing is live yet) among the store's copies.
+//!   Every stored value carries its source path, so the store needs no second index.
 //! - The directory is the truth while it can be read: a deleted file's deployment is gone, also
-//!   from the store. When it cannot be read, the last good set keeps serving; at start-up that
-//!   set comes from the sled store (status `from_store`).
+//!   from the store. At the first load the same holds against the store: copies of files
+//!   deleted while the daemon was down are dropped.
+//! - A sub-folder that cannot be read is not a deleted one: the deployments last loaded from
+//!   it keep serving (each a broken file whose error names the folder; one `warn!` line for
+//!   the folder), and the rest of the directory loads as usual.
+//! - When the directory itself cannot be read (missing, not mounted, no permission), nothing
+//!   is dropped: the last good set keeps serving; at start-up that set comes from the sled
+//!   store (status `from_store`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -84,6 +94,8 @@ pub struct RegistryStatus {
     pub prompts_dir: PathBuf,
     /// Why the prompts directory could not be read at the last reload.
     pub dir_error: Option<String>,
+    /// Sub-folders that could not be read at the last reload, each with why.
+    pub folder_errors: Vec<String>,
     /// Sorted by id, then source.
     pub deployments: Vec<DeploymentStatus>,
 }
@@ -97,7 +109,7 @@ pub struct ReloadReport {
     pub changed: Vec<String>,
     /// Ids no longer served (their file is gone).
     pub removed: Vec<String>,
-    /// Files that failed to load.
+    /// Sub-folders that could not be read, then files that failed to load.
     pub errors: Vec<LoadError>,
     /// The prompts directory could not be read: nothing changed.
     pub dir_error: Option<String>,
@@ -124,10 +136,10 @@ struct CachedParse {
 struct ReloadState {
     loaded_once: bool,
     files: HashMap<PathBuf, CachedParse>,
-    /// The id each file last declared successfully, to know what a broken file stands for.
-    path_ids: HashMap<PathBuf, String>,
     /// The last error logged per file, to log each distinct error once.
     logged: HashMap<PathBuf, String>,
+    /// The same for sub-folders that cannot be read.
+    logged_folders: HashMap<PathBuf, String>,
     logged_dir_error: Option<String>,
 }
 
@@ -164,6 +176,7 @@ impl Registry {
                 status: RegistryStatus {
                     prompts_dir: prompts_dir.clone(),
                     dir_error: None,
+                    folder_errors: Vec::new(),
                     deployments: Vec::new(),
                 },
             }),
@@ -221,7 +234,7 @@ impl Registry {
         let mut state = self.lock_reload();
         let previous = self.live.load_full();
         let mut report = match scan::scan(&self.prompts_dir) {
-            Ok(files) => self.apply(&mut state, &previous, files),
+            Ok(found) => self.apply(&mut state, &previous, found),
             Err(e) => self.dir_unreadable(&mut state, &previous, e),
         };
         state.loaded_once = true;
@@ -293,6 +306,7 @@ impl Registry {
                 status: RegistryStatus {
                     prompts_dir: self.prompts_dir.clone(),
                     dir_error: Some(message.clone()),
+                    folder_errors: Vec::new(),
                     deployments: rows,
                 },
             }));
@@ -305,9 +319,8 @@ impl Registry {
         &self,
         state: &mut ReloadState,
         previous: &Snapshot,
-        files: Vec<scan::ScannedFile>,
+        found: scan::Scan,
     ) -> ReloadReport {
-        let providers = self.providers.load_full();
         let mut report = ReloadReport::default();
         if state.logged_dir_error.take().is_some() {
             tracing::info!(
@@ -317,46 +330,33 @@ impl Registry {
         }
 
         // 1. Parse what changed; reuse what did not.
-        let mut results: Vec<(PathBuf, ParseResult)> = Vec::with_capacity(files.len());
-        let mut seen = HashSet::new();
-        for file in files {
-            seen.insert(file.path.clone());
-            let result = match file.bytes {
-                Err(e) => {
-                    state.files.remove(&file.path);
-                    Err(e)
-                }
-                Ok(bytes) => {
-                    let bytes_hash = blake3::hash(&bytes);
-                    match state.files.get(&file.path) {
-                        Some(cached) if cached.bytes_hash == bytes_hash => cached.result.clone(),
-                        _ => {
-                            let result = loader::parse(&file.path, &bytes, &providers).map(|p| {
-                                let hash = p.content.content_hash();
-                                Arc::new((p, hash))
-                            });
-                            state.files.insert(
-                                file.path.clone(),
-                                CachedParse {
-                                    bytes_hash,
-                                    result: result.clone(),
-                                },
-                            );
-                            result
-                        }
-                    }
-                }
-            };
-            results.push((file.path, result));
-        }
-        state.files.retain(|path, _| seen.contains(path));
-        state.path_ids.retain(|path, _| seen.contains(path));
-        state.logged.retain(|path, _| seen.contains(path));
+        let (mut results, seen) = self.parse_files(state, found.files);
 
-        // 2. An id declared by more than one file: every one of them is refused.
+        // What served before this reload, by source file: the live set, or at the first load
+        // the store's copies (nothing is live yet).
+        let last_good: Vec<Arc<Deployment>> = if state.loaded_once {
+            previous.deployments.values().cloned().collect()
+        } else {
+            self.store.load_files().into_iter().map(Arc::new).collect()
+        };
+        let last_good_of = by_source(&last_good);
+
+        // 2. Files not seen because their folder cannot be read are broken, not deleted.
+        let unseen = keep_unreadable_folders(
+            state,
+            &found.unreadable_folders,
+            &last_good_of,
+            &seen,
+            &mut results,
+        );
+        report
+            .errors
+            .extend(found.unreadable_folders.iter().map(|f| f.to_load_error()));
+
+        // 3. An id declared by more than one file: every one of them is refused.
         refuse_duplicate_ids(&mut results, |parsed| &parsed.0.content.id);
 
-        // 3. Good files first, so a broken file's fallback never shadows a good file's id.
+        // 4. Good files first, so a broken file's fallback never shadows a good file's id.
         let mut next: HashMap<String, Arc<Deployment>> = HashMap::new();
         let mut rows = Vec::with_capacity(results.len());
         let mut changed: Vec<Arc<Deployment>> = Vec::new();
@@ -397,49 +397,25 @@ impl Registry {
                 serving: true,
                 last_error: None,
             });
-            state.path_ids.insert(path.clone(), id.clone());
             next.insert(id, deployment);
         }
 
-        // 4. Broken files: keep their last good version serving where there is one.
-        let mut stored: Option<HashMap<String, Deployment>> = None;
+        // 5. Broken files: keep their last good version serving where there is one.
         for (path, result) in &results {
             let Err(error) = result else { continue };
+            let last = last_good_of.get(path.as_path()).copied();
             let id = match &error.problem {
                 Problem::DuplicateId { id, .. } => id.clone(),
-                _ => state
-                    .path_ids
-                    .get(path)
-                    .cloned()
+                _ => last
+                    .map(|d| d.id.clone())
                     .unwrap_or_else(|| loader::default_id(path)),
             };
-            let from_this_file = |d: &Deployment| match &d.source {
-                Source::File(p) => p == path,
-                Source::Upstream { .. } => false,
-            };
-            let mut fallback = previous
-                .deployments
-                .get(&id)
-                .filter(|d| from_this_file(d))
+            let fallback = last
+                .filter(|d| d.id == id && !next.contains_key(&id))
                 .cloned();
-            if fallback.is_none() && !state.loaded_once {
-                // First load: the stored copy of this file is its last good version.
-                let stored = stored.get_or_insert_with(|| {
-                    self.store
-                        .load_files()
-                        .into_iter()
-                        .map(|d| (d.id.clone(), d))
-                        .collect()
-                });
-                fallback = stored
-                    .get(&id)
-                    .filter(|d| from_this_file(d))
-                    .cloned()
-                    .map(Arc::new);
-            }
-            let fallback = fallback.filter(|_| !next.contains_key(&id));
             let message = error.to_string();
-            if state.logged.get(path) != Some(&message) {
+            // Files in an unreadable folder: the folder's own line says it.
+            if !unseen.contains(path) && state.logged.get(path) != Some(&message) {
                 match &fallback {
                     Some(d) => tracing::warn!(
                         "{message} (deployment `{id}` keeps serving version {})",
@@ -463,14 +439,22 @@ impl Registry {
             report.errors.push(error.clone());
         }
 
-        // 5. Persist, then swap.
-        let mut removed: Vec<String> = previous
-            .deployments
-            .keys()
-            .filter(|id| !next.contains_key(*id))
-            .cloned()
+        // 6. Persist, then swap. What served before and serves no more is dropped from the
+        // store; at the first load that is the stored copies of files deleted meanwhile.
+        let mut removed: Vec<String> = last_good
+            .iter()
+            .map(|d| d.id.clone())
+            .filter(|id| !next.contains_key(id))
             .collect();
         removed.sort();
+        removed.dedup();
+        if !state.loaded_once && !removed.is_empty() {
+            tracing::info!(
+                "stored deployments dropped, their files being gone (or declaring another \
+                 id now): {}",
+                removed.join(", ")
+            );
+        }
         for d in &changed {
             if let Err(e) = batch.put_file(d) {
                 tracing::warn!("{e}; deployment `{}` serves but is not persisted", d.id);
@@ -488,12 +472,62 @@ impl Registry {
             status: RegistryStatus {
                 prompts_dir: self.prompts_dir.clone(),
                 dir_error: None,
+                folder_errors: found
+                    .unreadable_folders
+                    .iter()
+                    .map(|f| f.to_load_error().to_string())
+                    .collect(),
                 deployments: rows,
             },
         }));
         report.changed = changed.iter().map(|d| d.id.clone()).collect();
         report.removed = removed;
         report
+    }
+
+    /// Parse every scanned file whose bytes changed since the last reload, reuse the result of
+    /// the others, and forget files that are gone. Returns the results and the paths seen.
+    fn parse_files(
+        &self,
+        state: &mut ReloadState,
+        files: Vec<scan::ScannedFile>,
+    ) -> (Vec<(PathBuf, ParseResult)>, HashSet<PathBuf>) {
+        let providers = self.providers.load_full();
+        let mut results: Vec<(PathBuf, ParseResult)> = Vec::with_capacity(files.len());
+        let mut seen = HashSet::new();
+        for file in files {
+            seen.insert(file.path.clone());
+            let result = match file.bytes {
+                Err(e) => {
+                    state.files.remove(&file.path);
+                    Err(e)
+                }
+                Ok(bytes) => {
+                    let bytes_hash = blake3::hash(&bytes);
+                    match state.files.get(&file.path) {
+                        Some(cached) if cached.bytes_hash == bytes_hash => cached.result.clone(),
+                        _ => {
+                            let result = loader::parse(&file.path, &bytes, &providers).map(|p| {
+                                let hash = p.content.content_hash();
+                                Arc::new((p, hash))
+                            });
+                            state.files.insert(
+                                file.path.clone(),
+                                CachedParse {
+                                    bytes_hash,
+                                    result: result.clone(),
+                                },
+                            );
+                            result
+                        }
+                    }
+                }
+            };
+            results.push((file.path, result));
+        }
+        state.files.retain(|path, _| seen.contains(path));
+        state.logged.retain(|path, _| seen.contains(path));
+        (results, seen)
     }
 
     /// The version of `id` with content `hash`: the file's own `version` if it sets one, else
@@ -533,4 +567,68 @@ fn source_path(d: &Deployment) -> PathBuf {
         Source::File(path) => path.clone(),
         Source::Upstream { base_url, .. } => PathBuf::from(base_url),
     }
+}
+
+/// The deployments of `deployments` that came from a file, by that file.
+fn by_source(deployments: &[Arc<Deployment>]) -> HashMap<&Path, &Arc<Deployment>> {
+    let mut of_file = HashMap::new();
+    for d in deployments {
+        if let Source::File(path) = &d.source {
+            // Two copies from one file are only in a store written before start-up dropped
+            // stale copies (the file's id changed while the daemon was down): keep the same
+            // one every time.
+            of_file
+                .entry(path.as_path())
+                .and_modify(|kept: &mut &Arc<Deployment>| {
+                    if d.id < kept.id {
+                        *kept = d;
+                    }
+                })
+                .or_insert(d);
+        }
+    }
+    of_file
+}
+
+/// Files in an unreadable folder are missing from the scan although they may still exist:
+/// each that served before this reload gets a result of its own, an error naming the folder,
+/// so that it keeps its last good version like any broken file. Logs each folder once (per
+/// distinct error) and each folder that can be read again. Returns the files added.
+fn keep_unreadable_folders(
+    state: &mut ReloadState,
+    folders: &[scan::UnreadableFolder],
+    last_good_of: &HashMap<&Path, &Arc<Deployment>>,
+    seen: &HashSet<PathBuf>,
+    results: &mut Vec<(PathBuf, ParseResult)>,
+) -> HashSet<PathBuf> {
+    let mut unseen = HashSet::new();
+    let mut logged = HashMap::new();
+    for folder in folders {
+        let mut files: Vec<&Path> = last_good_of
+            .keys()
+            .copied()
+            .filter(|path| folder.contains(path) && !seen.contains(*path))
+            .collect();
+        files.sort();
+        let message = folder.to_load_error().to_string();
+        if state.logged_folders.get(&folder.path) != Some(&message) {
+            tracing::warn!(
+                "{message}; the {} deployment(s) last loaded from it keep serving until it \
+                 can be read again",
+                files.len()
+            );
+        }
+        logged.insert(folder.path.clone(), message);
+        for path in files {
+            results.push((path.to_owned(), Err(folder.error_of(path))));
+            unseen.insert(path.to_owned());
+        }
+    }
+    for folder in state.logged_folders.keys() {
+        if !logged.contains_key(folder) {
+            tracing::info!("{}: the folder can be read again", folder.display());
+        }
+    }
+    state.logged_folders = logged;
+    unseen
 }

@@ -7,6 +7,11 @@
 //! Files without a prompt extension are skipped silently. A refused entry becomes a
 //! [`ScannedFile`] whose `bytes` is the error, so it shows in the registry's status like any
 //! other broken file.
+//!
+//! A sub-folder that cannot be listed (permission denied, an I/O error, nested too deep) is an
+//! [`UnreadableFolder`] of the [`Scan`], and the walk goes on with the rest: the files in that
+//! folder are unknown, not deleted, so the registry keeps serving what it last loaded from
+//! there.
 
 use std::fs;
 use std::io::{self, Read};
@@ -29,9 +34,56 @@ pub struct ScannedFile {
     pub bytes: Result<Vec<u8>, LoadError>,
 }
 
+/// What [`scan`] found under the prompts directory.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Every prompt file found, sorted by path.
+    pub files: Vec<ScannedFile>,
+    /// Sub-folders that could not be listed (or not fully), sorted by path: files in them may
+    /// be missing from `files` although they still exist.
+    pub unreadable_folders: Vec<UnreadableFolder>,
+}
+
+/// A sub-folder [`scan`] could not list, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableFolder {
+    /// As reached from the root, links unresolved (like [`ScannedFile::path`]).
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl UnreadableFolder {
+    /// Whether `file` (a path as [`scan`] reports it) lies in this folder, at any depth.
+    pub fn contains(&self, file: &Path) -> bool {
+        file.starts_with(&self.path)
+    }
+
+    /// The folder as an error of its own, for `promptd validate` and reload reports.
+    pub fn to_load_error(&self) -> LoadError {
+        LoadError {
+            path: self.path.clone(),
+            line: None,
+            problem: Problem::UnreadableFolder(self.reason.clone()),
+        }
+    }
+
+    /// The error of `file`, one of the files in this folder that could not be seen.
+    pub fn error_of(&self, file: &Path) -> LoadError {
+        LoadError {
+            path: file.to_owned(),
+            line: None,
+            problem: Problem::InUnreadableFolder {
+                folder: self.path.clone(),
+                reason: self.reason.clone(),
+            },
+        }
+    }
+}
+
 /// Every prompt file under `root`, sorted by path. Fails only when `root` itself cannot be
-/// read; problems with single entries are reported per entry.
-pub fn scan(root: &Path) -> io::Result<Vec<ScannedFile>> {
+/// read; problems with single entries are reported per entry, and sub-folders that cannot be
+/// listed in [`Scan::unreadable_folders`].
+pub fn scan(root: &Path) -> io::Result<Scan> {
     let canonical_root = fs::canonicalize(root)?;
     if !fs::metadata(&canonical_root)?.is_dir() {
         return Err(io::Error::other("not a directory"));
@@ -40,22 +92,34 @@ pub fn scan(root: &Path) -> io::Result<Vec<ScannedFile>> {
     fs::read_dir(root)?;
     let mut walker = Walker {
         canonical_root,
-        found: Vec::new(),
+        found: Scan::default(),
     };
     let ancestors = vec![walker.canonical_root.clone()];
     walker.walk(root, &ancestors);
-    walker.found.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(walker.found)
+    let mut found = walker.found;
+    found.files.sort_by(|a, b| a.path.cmp(&b.path));
+    found.unreadable_folders.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
 }
 
 struct Walker {
     canonical_root: PathBuf,
-    found: Vec<ScannedFile>,
+    found: Scan,
 }
 
 impl Walker {
+    fn unreadable(&mut self, dir: &Path, reason: String) {
+        if self.found.unreadable_folders.iter().any(|f| f.path == dir) {
+            return;
+        }
+        self.found.unreadable_folders.push(UnreadableFolder {
+            path: dir.to_owned(),
+            reason,
+        });
+    }
+
     fn refuse(&mut self, path: PathBuf, problem: Problem) {
-        self.found.push(ScannedFile {
+        self.found.files.push(ScannedFile {
             bytes: Err(LoadError {
                 path: path.clone(),
                 line: None,
@@ -67,25 +131,33 @@ impl Walker {
 
     /// Walk `dir` (as reached from the root), whose canonical path is the last of `ancestors`.
     fn walk(&mut self, dir: &Path, ancestors: &[PathBuf]) {
+        if ancestors.len() > MAX_DEPTH {
+            return self.unreadable(dir, format!("nested deeper than {MAX_DEPTH} directories"));
+        }
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(e) => return self.refuse(dir.to_owned(), Problem::Read(e.to_string())),
+            Err(e) => return self.unreadable(dir, e.to_string()),
         };
-        if ancestors.len() > MAX_DEPTH {
-            return self.refuse(
-                dir.to_owned(),
-                Problem::Read(format!("nested deeper than {MAX_DEPTH} directories")),
-            );
-        }
         let canonical_dir = ancestors.last().cloned().unwrap_or_default();
-        for entry in entries.flatten() {
+        for entry in entries {
+            // Listing stops at an error: the entries after it are unknown, not deleted.
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => return self.unreadable(dir, e.to_string()),
+            };
             let name = entry.file_name();
             if name.to_string_lossy().starts_with('.') {
                 continue;
             }
             let path = entry.path();
-            let Ok(kind) = entry.file_type() else {
-                continue;
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                // Deleted since it was listed.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    self.unreadable(dir, format!("{}: {e}", name.to_string_lossy()));
+                    continue;
+                }
             };
             let is_prompt = Format::of(&path).is_some();
             if kind.is_dir() {
@@ -96,7 +168,7 @@ impl Walker {
                 self.follow_link(path, is_prompt, ancestors);
             } else if kind.is_file() && is_prompt {
                 let bytes = read_limited(&path);
-                self.found.push(ScannedFile { path, bytes });
+                self.found.files.push(ScannedFile { path, bytes });
             }
         }
     }
@@ -110,6 +182,9 @@ impl Walker {
             Err(e) => {
                 if is_prompt {
                     self.refuse(path, Problem::DanglingLink(e.to_string()));
+                } else if e.kind() == io::ErrorKind::PermissionDenied {
+                    // Maybe a linked folder: what it holds is unknown, not deleted.
+                    self.unreadable(&path, e.to_string());
                 }
                 return;
             }
@@ -138,7 +213,7 @@ impl Walker {
             self.walk(&path, &chain);
         } else if meta.is_file() {
             let bytes = read_limited(&path);
-            self.found.push(ScannedFile { path, bytes });
+            self.found.files.push(ScannedFile { path, bytes });
         }
     }
 }

@@ -2,7 +2,10 @@
 //! restart even when the prompts directory is gone, and upstream fetches survive an outage.
 //!
 //! Keys (UTF-8 prefix + id):
-//! - `file/{id}`: a deployment loaded from the prompts directory, removed with its file;
+//! - `file/{id}`: a deployment loaded from the prompts directory, removed with its file (at
+//!   start-up too, when the file was deleted while the daemon was down). The value holds the
+//!   file's path: the registry finds a broken file's last good copy by that path, as a file
+//!   may declare any id;
 //! - `upstream/{id}`: a deployment fetched from the upstream Parea API, with its expiry;
 //! - `version/{id}`: the version counter, `(content hash, version)`: the same content keeps
 //!   its version, new content gets the previous version + 1. Kept when the file is deleted,

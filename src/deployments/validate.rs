@@ -13,14 +13,19 @@ use super::scan;
 pub struct Validation {
     /// Prompt files found (loadable or not).
     pub files: usize,
-    /// Every file that would be refused; empty when the directory is fine.
+    /// Every folder that cannot be read and every file that would be refused; empty when the
+    /// directory is fine.
     pub errors: Vec<LoadError>,
 }
 
 /// Check every prompt file under `dir` as a reload would, without touching any registry or
-/// store. Fails only when `dir` itself cannot be read.
+/// store. Fails only when `dir` itself cannot be read; a sub-folder that cannot be read is an
+/// error of its own (a reload would keep serving what it last loaded from there, but this
+/// check cannot know whether the files in it are fine).
 pub fn validate_dir(dir: &Path, providers: &[String]) -> io::Result<Validation> {
-    let mut results: Vec<(PathBuf, Result<loader::Parsed, LoadError>)> = scan::scan(dir)?
+    let scanned = scan::scan(dir)?;
+    let mut results: Vec<(PathBuf, Result<loader::Parsed, LoadError>)> = scanned
+        .files
         .into_iter()
         .map(|file| {
             let result = file
@@ -30,9 +35,12 @@ pub fn validate_dir(dir: &Path, providers: &[String]) -> io::Result<Validation> 
         })
         .collect();
     refuse_duplicate_ids(&mut results, |parsed| &parsed.content.id);
+    let folder_errors = scanned.unreadable_folders.iter().map(|f| f.to_load_error());
     Ok(Validation {
         files: results.len(),
-        errors: results.into_iter().filter_map(|(_, r)| r.err()).collect(),
+        errors: folder_errors
+            .chain(results.into_iter().filter_map(|(_, r)| r.err()))
+            .collect(),
     })
 }
 

@@ -5,6 +5,10 @@
 //!   prompts directory that is deleted, created or replaced (`mv new prompts`) is noticed, and
 //!   its watch re-added. A once-a-second check of the directory's identity (device, inode)
 //!   re-arms the watch in the cases events cannot tell (parent missing at start, say).
+//! - A watch that cannot be added (inotify needs read access to every folder, so one
+//!   unreadable sub-folder fails the whole recursive watch) is retried at that check, which
+//!   also reloads: the directory is then re-read once a second (folders watched before the
+//!   failure still send events). The failure is logged once, not at every retry.
 //! - Every relevant event leads to the same [`Registry::reload_all`] as SIGHUP: the whole
 //!   directory is re-read, and only files whose bytes changed are re-parsed. That makes
 //!   editors' atomic saves (write a temp file, rename it over the old one), deletes, moves
@@ -98,6 +102,8 @@ struct Armed {
     /// (device, inode) of the watched directory.
     identity: Option<(u64, u64)>,
     parent_watched: bool,
+    /// Why the directory could not be watched at the last try, to log each reason once.
+    watch_error: Option<String>,
 }
 
 fn identity(path: &Path) -> Option<(u64, u64)> {
@@ -126,11 +132,23 @@ impl Armed {
         self.identity = None;
         if now.is_some() {
             match watcher.watch(&self.root, RecursiveMode::Recursive) {
-                Ok(()) => self.identity = now,
-                Err(e) => tracing::warn!(
-                    "cannot watch the prompts directory {}: {e}; retrying every {REARM_EVERY:?}",
-                    self.root.display()
-                ),
+                Ok(()) => {
+                    self.identity = now;
+                    if self.watch_error.take().is_some() {
+                        tracing::info!("watching the prompts directory {}", self.root.display());
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    if self.watch_error.as_ref() != Some(&message) {
+                        tracing::warn!(
+                            "cannot watch the prompts directory {}: {message}; re-reading it \
+                             every {REARM_EVERY:?} until it can be watched",
+                            self.root.display()
+                        );
+                    }
+                    self.watch_error = Some(message);
+                }
             }
         }
         true
@@ -164,6 +182,7 @@ async fn run(
         root: root.clone(),
         identity: None,
         parent_watched: false,
+        watch_error: None,
     };
     if armed.rearm(&mut watcher) {
         // Changes between the registry's first load and the watch being in place.

@@ -6,7 +6,9 @@
 mod fake_upstream;
 
 mod bad_input;
+mod first_load;
 mod load;
+mod locked;
 mod store;
 mod upstream;
 mod watch;

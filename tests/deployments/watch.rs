@@ -1,10 +1,13 @@
 //! The real watcher: create, edit, atomic save, delete, broken edit then fix, new folders, a
-//! replaced directory, and the save-to-served latency.
+//! replaced directory, an unreadable sub-folder, and the save-to-served latency.
 
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use promptd::deployments::{spawn_watcher, Status};
 
+use crate::locked::Locked;
 use crate::{model_of, row, row_with, wait_for, yaml, Fixture};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,4 +185,72 @@ async fn a_directory_created_after_start_is_picked_up() {
     wait_for("the directory's first file", || registry.get("late")).await;
     assert_eq!(registry.status().dir_error, None);
     watcher.stop().await;
+}
+
+#[test]
+fn with_an_unreadable_sub_folder_changes_are_followed_and_its_deployments_serve() {
+    let fx = Fixture::new();
+    fx.write("team/inner.yaml", &yaml("inner"));
+    let registry = fx.registry();
+    // The unprivileged thread adds files.
+    std::fs::set_permissions(&fx.prompts, std::fs::Permissions::from_mode(0o777))
+        .expect("open the prompts directory");
+    let locked = Locked::new(&fx, &fx.path("team"));
+    locked.unprivileged(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let logs = captured_logs();
+            let watcher = spawn_watcher(registry.clone()).expect("watch");
+            for i in 0..3 {
+                let name = format!("late{i}");
+                fx.write(&format!("{name}.yaml"), &yaml("late"));
+                wait_for("a file added beside the unreadable folder", || {
+                    registry.get(&name)
+                })
+                .await;
+            }
+            assert_eq!(model_of(&registry, "inner").as_deref(), Some("inner"));
+            let r = row(&registry, &fx.path("team/inner.yaml")).expect("row");
+            assert_eq!((r.status, r.serving), (Status::Error, true));
+            watcher.stop().await;
+
+            // inotify cannot watch the folder, which fails the recursive watch: logged once,
+            // not at every retry.
+            let logs = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+            let failed_watch = format!(
+                "cannot watch the prompts directory {}:",
+                fx.prompts.display()
+            );
+            assert_eq!(logs.matches(&failed_watch).count(), 1, "{logs}");
+        });
+    });
+}
+
+/// Every log line of this test binary from now on (the subscriber is global: the watcher logs
+/// from the runtime's threads). Tests look for lines naming their own fixture's paths.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    #[derive(Clone)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let mut logs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            logs.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let writer = Captured(logs.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    logs
 }
