@@ -31,11 +31,14 @@ impl Engine {
         timing: &Timing,
     ) -> Result<Answer, ApiError> {
         self.cache.record(CacheStatus::Bypass);
-        let completion = prepared
-            .provider
-            .complete(&prepared.chat, prepared.api_key.as_ref())
-            .await
-            .map_err(|e| provider_error(&prepared.provider, e))?;
+        // Boxed: see `Engine::deployment`.
+        let completion = Box::pin(
+            prepared
+                .provider
+                .complete(&prepared.chat, prepared.api_key.as_ref()),
+        )
+        .await
+        .map_err(|e| provider_error(&prepared.provider, e))?;
         let entry =
             entry_from_completion(prepared, completion, None, &self.upstreams().prices, (0, 0));
         Ok(Answer {

@@ -153,10 +153,11 @@ impl Engine {
         timing: Timing,
     ) -> Result<mpsc::Receiver<StreamItem>, ApiError> {
         let provider = Arc::clone(&prepared.provider);
-        let mut upstream = provider
-            .open_stream(&prepared.chat, prepared.api_key.as_ref())
-            .await
-            .map_err(|e| provider_error(&provider, e))?;
+        // Boxed: see `Engine::deployment`.
+        let mut upstream =
+            Box::pin(provider.open_stream(&prepared.chat, prepared.api_key.as_ref()))
+                .await
+                .map_err(|e| provider_error(&provider, e))?;
         let first = upstream
             .next_delta()
             .await

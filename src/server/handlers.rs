@@ -40,10 +40,13 @@ pub async fn completion(
     let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let request: CompletionRequest = decode_json(&bytes)?;
     if request.stream == Some(true) {
-        let stream = state.engine.stream(request).await?;
+        // Both engine futures are boxed: they hold the request and what is made of it at each
+        // level (kilobytes), and inline they would be copied with every move of the
+        // connection's request future.
+        let stream = Box::pin(state.engine.stream(request)).await?;
         return Ok(body::event_stream(stream));
     }
-    let answer = state.engine.complete(request).await?;
+    let answer = Box::pin(state.engine.complete(request)).await?;
     let mut response = body::json(StatusCode::OK, &answer.response);
     body::cache_headers(&mut response, answer.cache, answer.key.as_ref());
     Ok(response)
@@ -56,7 +59,7 @@ pub async fn completion_stream(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let request: CompletionRequest = decode_json(&bytes)?;
-    let stream = state.engine.stream(request).await?;
+    let stream = Box::pin(state.engine.stream(request)).await?;
     Ok(body::event_stream(stream))
 }
 
