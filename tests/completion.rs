@@ -407,7 +407,10 @@ async fn health_and_route_errors() {
     let reply = daemon.get("/cache").await;
     assert_eq!(reply.status, 405, "only DELETE purges the cache");
     let reply = daemon.get("/api/parea/v1/trace_log/abc").await;
-    assert_eq!(reply.status, 501);
+    assert_eq!(reply.status, 404, "served: no record of `abc` is held");
+    assert_eq!(reply.error_type(), "not_found");
+    let reply = daemon.get("/api/parea/v1/trace_log").await;
+    assert_eq!(reply.status, 501, "listing records is not served");
     assert_eq!(reply.error_type(), "not_implemented");
     let reply = daemon.post("/experiment", &json!({})).await;
     assert_eq!(reply.status, 501);

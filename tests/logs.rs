@@ -1,6 +1,7 @@
 //! Log records through the real daemon to a fake collector: the record of a completion (exact
 //! fields, no key), cache hits, failures and streams, the omit and sample rules, client
-//! records with their updates and feedback in order, and `/logs/status`.
+//! records with their updates and feedback in order, `/logs/status`, and reading a record back
+//! with `GET /trace_log/{trace_id}` while the spool holds it.
 
 mod common;
 
@@ -435,5 +436,125 @@ async fn a_reloaded_upstream_starts_shipping_what_waited() {
     let requests = received(&collector, 1).await;
     assert_eq!(requests[0].body["trace_id"], "waited");
     assert_eq!(requests[0].header("x-api-key"), Some("pk-new"));
+    daemon.stop().await;
+}
+
+/// `GET /trace_log/{trace_id}` (the id as it goes in the path).
+async fn get_trace(daemon: &TestDaemon, id_in_path: &str) -> common::Reply {
+    daemon
+        .get(&format!("{}/trace_log/{id_in_path}", common::PREFIX))
+        .await
+}
+
+#[tokio::test]
+async fn records_waiting_to_be_shipped_can_be_read_back() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let collector = FakeUpstream::always(Behavior::json(503, "{\"error\": \"down\"}")).await;
+    let daemon = daemon(&openai, &collector).await;
+
+    let record = json!({"trace_id": "r-1", "trace_name": "step", "output": "x", "depth": 1,
+        "some_future_field": {"nested": [1, 2]}});
+    assert_eq!(daemon.post("/trace_log", &record).await.status, 200);
+    let reply = get_trace(&daemon, "r-1").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let held = reply.json();
+    assert_eq!(held["trace_id"], "r-1");
+    assert_eq!(held["delivery"], "waiting");
+    assert_eq!(held["updates_applied"], 0);
+    assert!(held["spool_id"].as_u64().is_some(), "{held}");
+    assert_eq!(held["record"], record, "the record as the client sent it");
+
+    let update =
+        json!({"trace_id": "r-1", "field_name_to_value_map": {"output": "y", "score": 0.5}});
+    let put = daemon
+        .request(
+            hyper::Method::PUT,
+            "/api/parea/v1/trace_log",
+            Some(serde_json::to_vec(&update).expect("json").into()),
+        )
+        .await;
+    assert_eq!(put.status, 200);
+    let held = get_trace(&daemon, "r-1").await.json();
+    assert_eq!(held["updates_applied"], 1);
+    assert_eq!(held["record"]["output"], "y");
+    assert_eq!(held["record"]["score"], 0.5);
+    assert_eq!(held["record"]["trace_name"], "step", "other fields stay");
+
+    // The daemon's own record of a completion, under the completion's generated trace id.
+    let answer = daemon.post("/completion", &openai_hello()).await;
+    assert_eq!(answer.status, 200);
+    let id = answer.json()["inference_id"]
+        .as_str()
+        .expect("inference_id")
+        .to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        // Completion records are spooled without waiting for their group commit.
+        let reply = get_trace(&daemon, &id).await;
+        if reply.status == 200 {
+            break reply.json();
+        }
+        assert_eq!(reply.error_type(), "not_found");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "completion record never found"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(held["record"]["trace_id"], id.as_str());
+    assert_eq!(held["record"]["output"], fixtures::HELLO);
+    assert_eq!(held["record"]["status"], "success");
+    assert_eq!(held["delivery"], "waiting");
+
+    // The id in the path is percent-decoded.
+    let spaced = json!({"trace_id": "with space/slash"});
+    assert_eq!(daemon.post("/trace_log", &spaced).await.status, 200);
+    let reply = get_trace(&daemon, "with%20space%2Fslash").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json()["record"], spaced);
+
+    let reply = get_trace(&daemon, "never-sent").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.error_type(), "not_found");
+    assert!(
+        reply.error_message().contains("shipped upstream"),
+        "{}",
+        reply.error_message()
+    );
+    for bad in [String::new(), "x".repeat(257)] {
+        let reply = get_trace(&daemon, &bad).await;
+        assert_eq!(reply.status, 422, "{bad:?}");
+        assert_eq!(reply.error_type(), "invalid_request");
+    }
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_shipped_record_is_no_longer_held() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let collector = FakeUpstream::always(collector_ok()).await;
+    let daemon = daemon(&openai, &collector).await;
+    assert_eq!(
+        daemon
+            .post("/trace_log", &json!({"trace_id": "shipped"}))
+            .await
+            .status,
+        200
+    );
+    received(&collector, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = get_trace(&daemon, "shipped").await;
+        if reply.status == 404 {
+            break;
+        }
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still held after shipping: {}",
+            reply.json()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     daemon.stop().await;
 }

@@ -1,12 +1,17 @@
 //! The log spool against real files in temp dirs: group commit, ordered reads, acknowledgement
 //! over a contiguous prefix, rotation and deletion, the byte bound, the lock, and recovery from
-//! a torn tail, a flipped byte and a lost ledger. Every wait is bounded.
+//! a torn tail, a flipped byte and a lost ledger, and reading a trace back (read-only). Every
+//! wait is bounded.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use promptd::logs::{Dropped, Spool, SpoolError, SpoolOptions, SpoolRecord};
+use promptd::logs::{
+    encode_json_text, Delivery, Dropped, EntryKind, HeldTrace, Spool, SpoolError, SpoolOptions,
+    SpoolRecord,
+};
+use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -440,4 +445,102 @@ async fn an_unreadable_segment_stops_the_start_naming_it() {
         "{text}"
     );
     assert!(file.exists(), "left for the operator");
+}
+
+/// An entry payload whose JSON body is padded to a fixed length, so that (with one-letter trace
+/// ids) every frame has the same size.
+fn padded_entry(kind: EntryKind, trace_id: &str, mut body: Value) -> Vec<u8> {
+    const BODY_LEN: usize = 120;
+    body["pad"] = json!("");
+    let short = BODY_LEN - body.to_string().len();
+    body["pad"] = json!("x".repeat(short));
+    let text = body.to_string();
+    assert_eq!(text.len(), BODY_LEN);
+    encode_json_text(kind, trace_id, &text).expect("encodes")
+}
+
+fn update(trace_id: &str, fields: Value) -> Vec<u8> {
+    let body = json!({"trace_id": trace_id, "field_name_to_value_map": fields});
+    padded_entry(EntryKind::TraceLogUpdate, trace_id, body)
+}
+
+fn trace_log(trace_id: &str, fields: Value) -> Vec<u8> {
+    let mut body = fields;
+    body["trace_id"] = json!(trace_id);
+    padded_entry(EntryKind::TraceLog, trace_id, body)
+}
+
+async fn held(spool: &Spool, trace_id: &str) -> Option<HeldTrace> {
+    bounded("find_trace", spool.find_trace(trace_id))
+        .await
+        .expect("lookup reads the spool")
+}
+
+#[tokio::test]
+async fn find_trace_reads_records_across_segments_without_consuming_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let entries = [
+        trace_log("a", json!({"output": "a0", "tags": ["t"]})), // 1
+        update("b", json!({"output": "before its record"})),    // 2
+        update("a", json!({"output": "a1", "latency": 1.5})),   // 3
+        trace_log("b", json!({"output": "b0"})),                // 4
+        update("a", json!({"output": "a2"})),                   // 5
+        trace_log("c", json!({"output": "c0"})),                // 6
+        trace_log("d", json!({"output": "d0"})),                // 7
+        update("c", json!({"output": "c1"})),                   // 8
+    ];
+    let frame = (24 + entries[0].len()) as u64;
+    assert!(entries.iter().all(|e| e.len() == entries[0].len()));
+    // Two records per segment: [1, 2], [3, 4], [5, 6], [7, 8].
+    let mut opts = options(dir.path());
+    opts.segment_bytes = 2 * frame;
+    let spool = Spool::open(opts).expect("open");
+    for payload in entries {
+        bounded("durable", spool.append(payload).expect("accepted"))
+            .await
+            .expect("durable");
+    }
+    assert_eq!(segments(dir.path()).len(), 4);
+
+    let a = held(&spool, "a").await.expect("a is held");
+    assert_eq!((a.spool_id, a.updates_applied), (1, 2));
+    assert_eq!(a.delivery, Delivery::Waiting);
+    assert_eq!(a.trace_id, "a");
+    assert_eq!(a.record["output"], "a2", "the later update wins");
+    assert_eq!(a.record["latency"], 1.5);
+    assert_eq!(a.record["tags"], json!(["t"]));
+    let b = held(&spool, "b").await.expect("b is held");
+    assert_eq!((b.spool_id, b.updates_applied), (4, 0));
+    assert_eq!(
+        b.record["output"], "b0",
+        "an update before the record is not applied"
+    );
+    let c = held(&spool, "c").await.expect("c is held");
+    assert_eq!((c.spool_id, c.updates_applied), (6, 1));
+    assert_eq!(c.record["output"], "c1");
+    assert_eq!(held(&spool, "nobody").await, None);
+
+    // The lookups consumed nothing: the reader hands out every record, in order.
+    let records = read_n(&spool, 7).await;
+    assert_eq!(
+        records.iter().map(|r| r.id).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<u64>>()
+    );
+    for r in &records {
+        assert!(spool.ack(r.id));
+    }
+    wait_until("acknowledged segments deleted", || {
+        segments(dir.path()).len() == 1
+    })
+    .await;
+    assert_eq!(held(&spool, "a").await, None, "only an update of a is left");
+    assert_eq!(held(&spool, "b").await, None);
+    assert_eq!(held(&spool, "c").await, None, "only an update of c is left");
+    let d = held(&spool, "d")
+        .await
+        .expect("d is held: its segment waits for 8");
+    assert_eq!(d.spool_id, 7);
+    assert_eq!(d.delivery, Delivery::Acknowledged);
+    assert_eq!(spool.stats().waiting_records, 1);
+    spool.close().await;
 }

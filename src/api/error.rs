@@ -45,6 +45,11 @@ pub enum ApiError {
     NotFound { method: String, path: String },
     #[error("no cache entry with key {0}")]
     NoCacheEntry(String),
+    #[error(
+        "no record of trace `{0}` is held locally: records are kept only until they are shipped \
+         upstream and their spool segment is removed (look for it upstream)"
+    )]
+    TraceNotHeld(String),
     #[error("method {method} not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
     #[error("{0} is a hosted Parea route that promptd does not serve")]
@@ -90,7 +95,9 @@ impl ApiError {
             ApiError::MissingInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) | ApiError::TraceNotHeld(_) => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             // Upstream client errors pass through; upstream server errors are a bad gateway.
@@ -119,7 +126,9 @@ impl ApiError {
             ApiError::MissingInput(_) => "missing_input",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) => "not_found",
+            ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) | ApiError::TraceNotHeld(_) => {
+                "not_found"
+            }
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotImplemented(_) => "not_implemented",
             ApiError::ProviderStatus { .. }

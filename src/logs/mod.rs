@@ -15,6 +15,9 @@
 //! - `segment` (frames, scanning), `ledger` (ledger and lock files), `recovery` (start-up
 //!   repair), `writer` (the group-commit thread), `reader` (ordered reads), `state` (what they
 //!   share) — the spool's parts.
+//! - [`held_trace`] — [`HeldTrace`]: a trace's record read back from the spool (its last
+//!   `TraceLog` entry with later updates applied) for `GET /trace_log/{trace_id}`; `lookup`
+//!   finds the entries, read-only, the way the reader reads.
 //! - [`flusher`] — [`Flusher`]: reads the spool in order, sends to the collector with retries,
 //!   acknowledges; `delivery` sends one entry (headers, retry classification, backoff).
 //! - [`config`] — `[spool]` and `[upstream]`, raw and validated.
@@ -23,7 +26,9 @@ pub mod config;
 mod delivery;
 pub mod entry;
 pub mod flusher;
+pub mod held_trace;
 mod ledger;
+mod lookup;
 mod reader;
 pub mod record;
 mod recovery;
@@ -38,6 +43,7 @@ pub use entry::{
     TraceLogUpdate,
 };
 pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, UpstreamError};
+pub use held_trace::{Delivery, HeldTrace};
 pub use record::{sampled_in, CallConfiguration, CompletionLog, LogRecord, OmitRules};
 pub use spool::{
     Dropped, Durable, NotDurable, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStats,

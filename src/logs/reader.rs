@@ -212,7 +212,13 @@ impl Reader {
     }
 }
 
-fn read_at(file: &File, offset: u64, len: u64, meta: &SegmentMeta) -> Result<Vec<u8>, SpoolError> {
+/// Read `len` bytes at `offset` of a segment file (also used by [`super::lookup`]).
+pub fn read_at(
+    file: &File,
+    offset: u64,
+    len: u64,
+    meta: &SegmentMeta,
+) -> Result<Vec<u8>, SpoolError> {
     let mut buf = vec![0; len as usize];
     file.read_exact_at(&mut buf, offset)
         .map_err(|e| SpoolError::io(&meta.path, "reading a segment", e))?;

@@ -58,6 +58,12 @@
 //! `acked_through`. After a restart, reading starts again right after `acked_through`, so every
 //! record not acknowledged before the crash is delivered again.
 //!
+//! **Reading back.** [`Spool::find_trace`] (for `GET /trace_log/{trace_id}`) scans the durable
+//! part of every segment still on disk for one trace's entries, like the reader (a snapshot of
+//! the segment table, `pread` up to each durable length, on the blocking pool). It is
+//! read-only: it moves no position, acknowledges nothing and never touches a file's contents
+//! or existence.
+//!
 //! **Recovery** ([`Spool::open`]) never refuses to start because of damaged data; every repair
 //! is logged with `tracing::warn!`:
 //! - a missing or corrupt ledger counts as `acked_through = 0`: everything still on disk is
@@ -84,10 +90,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::entry::EntryError;
+use super::held_trace::HeldTrace;
 use super::reader::{self, Reader};
 use super::segment::{FRAME_HEADER, MAX_PAYLOAD};
 use super::state::{Pending, Shared};
-use super::{recovery, writer};
+use super::{lookup, recovery, writer};
 
 /// Where the spool lives and how it batches. See the module header for what each bound does.
 #[derive(Debug, Clone)]
@@ -120,6 +128,13 @@ pub enum SpoolError {
     },
     #[error("the log spool is closed")]
     Closed,
+    /// A durable entry found by [`Spool::find_trace`] whose JSON body does not parse (it was
+    /// checked on the way in: the disk changed under it).
+    #[error("log spool: a stored entry of trace `{trace_id}` cannot be read back: {source}")]
+    BadEntry {
+        trace_id: String,
+        source: EntryError,
+    },
 }
 
 impl SpoolError {
@@ -328,6 +343,26 @@ impl Spool {
     /// for an id that is not waiting for an acknowledgement (unknown or already acknowledged).
     pub fn ack(&self, id: u64) -> bool {
         self.inner.shared.ack(id)
+    }
+
+    /// The trace log record of `trace_id` still held on disk (its last durable `TraceLog`
+    /// entry with later updates applied, see [`HeldTrace`]), or `None`: a record is held only
+    /// until its segment is fully acknowledged and deleted. Read-only, O(bytes on disk): it
+    /// runs on the blocking pool and takes the state lock only to copy the segment table.
+    /// Records not yet durable (in the group-commit queue) are not seen.
+    pub async fn find_trace(&self, trace_id: &str) -> Result<Option<HeldTrace>, SpoolError> {
+        let shared = self.inner.shared.clone();
+        let trace_id = trace_id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let found = lookup::find_trace(&shared, &trace_id)?;
+            HeldTrace::from_entries(&trace_id, &found)
+                .map_err(|source| SpoolError::BadEntry { trace_id, source })
+        })
+        .await
+        .map_err(|e| {
+            let dir = &self.inner.shared.opts.dir;
+            SpoolError::io(dir, "looking up a trace", std::io::Error::other(e))
+        })?
     }
 
     /// Counters and sizes, cheap enough for every `/metrics` scrape.

@@ -279,6 +279,52 @@ pub async fn trace_log_update(
     Ok(spooled(&update.trace_id, id))
 }
 
+/// Longest trace id `GET /trace_log/{trace_id}` looks for, in bytes (decoded): far above a
+/// UUID, low enough that nobody scans the spool for a megabyte of path.
+const MAX_TRACE_ID_BYTES: usize = 256;
+
+/// `GET /trace_log/{trace_id}`: the record as the spool still holds it, for debugging.
+///
+/// 200 with `{trace_id, delivery, spool_id, updates_applied, record}` (see
+/// [`crate::logs::HeldTrace`]): `record` is the trace's last durable `TraceLog` with the fields
+/// of later updates applied; `delivery` is `waiting` until the flusher acknowledged it and its
+/// updates, then `acknowledged` (its segment still holds other traces' records). 404
+/// `not_found` once it is no longer held (or was never sent); 422 for an empty or over-long id.
+/// Read-only; it scans the spool on the blocking pool.
+pub async fn trace_log_entry(
+    state: &State,
+    raw_id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let trace_id = percent_encoding::percent_decode_str(raw_id)
+        .decode_utf8()
+        .map_err(|_| ApiError::invalid("trace_id", "trace id is not UTF-8 once decoded"))?;
+    if trace_id.is_empty() {
+        return Err(ApiError::invalid(
+            "trace_id",
+            "trace id is empty: GET /api/parea/v1/trace_log/{trace_id}",
+        ));
+    }
+    if trace_id.len() > MAX_TRACE_ID_BYTES {
+        return Err(ApiError::invalid(
+            "trace_id",
+            format!(
+                "trace id is {} bytes long; the longest looked for is {MAX_TRACE_ID_BYTES}",
+                trace_id.len()
+            ),
+        ));
+    }
+    let held = state
+        .engine
+        .spool()
+        .find_trace(&trace_id)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot look the trace up: {e}")))?;
+    match held {
+        Some(held) => Ok(body::json(StatusCode::OK, &held)),
+        None => Err(ApiError::TraceNotHeld(trace_id.into_owned())),
+    }
+}
+
 /// `POST /feedback`: a score for a trace, spooled like a log.
 pub async fn feedback(
     req: Request<Incoming>,

@@ -41,8 +41,9 @@ pub enum Route<'a> {
     DeployedPrompt,
     Deployments,
     TraceLog,
-    /// `/trace_log/{id}`: reading a record back, which promptd does not offer.
-    TraceLogEntry,
+    /// `/trace_log/{trace_id}`: a record read back while the spool still holds it; the id
+    /// still as the caller wrote it (percent-encoded).
+    TraceLogEntry(&'a str),
     Feedback,
     LogsStatus,
     LogsFlush,
@@ -77,11 +78,11 @@ impl<'a> Route<'a> {
             p => {
                 if let Some(key) = p.strip_prefix("/cache/") {
                     Route::CacheEntry(key)
-                } else if p
+                } else if let Some(id) = p
                     .strip_prefix(paths::TRACE_LOG)
-                    .is_some_and(|rest| rest.starts_with('/'))
+                    .and_then(|rest| rest.strip_prefix('/'))
                 {
-                    Route::TraceLogEntry
+                    Route::TraceLogEntry(id)
                 } else if is_unsupported_hosted_route(p) {
                     Route::Unsupported
                 } else {
@@ -101,7 +102,7 @@ impl<'a> Route<'a> {
             Route::Project => "project",
             Route::DeployedPrompt => "deployed_prompt",
             Route::Deployments => "deployments",
-            Route::TraceLog | Route::TraceLogEntry => "trace_log",
+            Route::TraceLog | Route::TraceLogEntry(_) => "trace_log",
             Route::Feedback => "feedback",
             Route::LogsStatus | Route::LogsFlush => "logs",
             Route::CacheStats => "cache_stats",
@@ -140,9 +141,10 @@ pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBo
         (&Method::GET, Route::Deployments) => Ok(handlers::deployments(state)),
         (&Method::POST, Route::TraceLog) => handlers::trace_log(req, state).await,
         (&Method::PUT, Route::TraceLog) => handlers::trace_log_update(req, state).await,
-        (&Method::GET, Route::TraceLog | Route::TraceLogEntry) => Err(ApiError::NotImplemented(
-            format!("{method} {path} (records are shipped upstream, not kept for reading)"),
-        )),
+        (&Method::GET, Route::TraceLog) => Err(ApiError::NotImplemented(format!(
+            "{method} {path} (records are shipped upstream, not kept for listing)"
+        ))),
+        (&Method::GET, Route::TraceLogEntry(id)) => handlers::trace_log_entry(state, id).await,
         (&Method::POST, Route::Feedback) => handlers::feedback(req, state).await,
         (&Method::GET, Route::LogsStatus) => Ok(handlers::logs_status(state)),
         (&Method::POST, Route::LogsFlush) => Ok(handlers::logs_flush(state)),
@@ -204,6 +206,10 @@ mod tests {
             Some(Route::CacheEntry("00ab"))
         );
         assert_eq!(route_name("/api/parea/v1/trace_log/abc"), "trace_log");
+        assert_eq!(
+            Route::resolve("/api/parea/v1/trace_log/a%20b"),
+            Some(Route::TraceLogEntry("a%20b"))
+        );
         assert_eq!(route_name("/api/parea/v1/trace_logs"), "other");
         assert_eq!(route_name("/api/parea/v1/experiment/1"), "unsupported");
         assert_eq!(route_name("/nope"), "other");
