@@ -11,8 +11,9 @@ use crate::api::project::ProjectRequest;
 use crate::api::{decode_json, ApiError, CompletionRequest};
 use crate::cache::CacheKey;
 use crate::deployments::TemplateError;
-use crate::logs::{encode_json_text, EntryKind};
-use crate::logs::{sampled_in, Feedback, FlusherState, LogRecord, TraceLogUpdate};
+use crate::logs::{
+    encode_json_text, sampled_in, EntryKind, Feedback, FlusherState, LogRecord, TraceLogUpdate,
+};
 
 /// `GET /health`.
 pub fn health(state: &State) -> Response<ResponseBody> {

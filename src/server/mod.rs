@@ -377,14 +377,18 @@ fn serve_connection<I>(
         async move {
             state.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
-            let route = router::route_name(req.uri().path());
+            // The path is resolved once: the router dispatches on it, metrics label by it. (A
+            // clone of the URI is reference counts, and lets the request move to its handler.)
+            let uri = req.uri().clone();
+            let route = router::Route::resolve(uri.path());
+            let label = route.map_or("other", router::Route::name);
             let response = match access {
-                Access::Allowed => router::route(req, &state).await,
+                Access::Allowed => router::route(req, route, &state).await,
                 Access::Denied(why) => body::error(&ApiError::Forbidden(why)),
             };
             state
                 .metrics
-                .request(route, response.status().as_u16(), started.elapsed());
+                .request(label, response.status().as_u16(), started.elapsed());
             Ok::<_, Infallible>(response)
         }
     });

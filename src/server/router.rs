@@ -115,18 +115,18 @@ impl<'a> Route<'a> {
     }
 }
 
-/// The metrics label of a request: its route's name, or `other` for an unknown path.
-pub fn route_name(path: &str) -> &'static str {
-    Route::resolve(path).map_or("other", Route::name)
-}
-
-/// Route one request of a connection whose peer is allowed.
-pub async fn route(req: Request<Incoming>, state: &State) -> Response<ResponseBody> {
+/// Route one request of a connection whose peer is allowed; `route` is what its path resolved
+/// to ([`Route::resolve`]).
+pub async fn route(
+    req: Request<Incoming>,
+    route: Option<Route<'_>>,
+    state: &State,
+) -> Response<ResponseBody> {
     // Cheap clones (reference counts), so the request itself can move into its handler.
     let method = req.method().clone();
     let uri = req.uri().clone();
     let path = uri.path();
-    let Some(route) = Route::resolve(path) else {
+    let Some(route) = route else {
         return body::error(&ApiError::NotFound {
             method: method.to_string(),
             path: path.to_owned(),
@@ -194,6 +194,10 @@ mod tests {
         assert_eq!(paths::COMPLETION, format!("{PAREA_PREFIX}/completion"));
         assert_eq!(paths::STREAM, format!("{PAREA_PREFIX}/completion/stream"));
         assert_eq!(paths::PROJECT, format!("{PAREA_PREFIX}/project"));
+    }
+
+    fn route_name(path: &str) -> &'static str {
+        Route::resolve(path).map_or("other", Route::name)
     }
 
     #[test]
