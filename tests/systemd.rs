@@ -152,6 +152,7 @@ fn serves_on_sockets_passed_by_systemd_socket_activate() {
     let passed = dir.path().join("activated.sock");
     let configured = dir.path().join("configured.sock");
     let config = write_config(dir.path(), &configured);
+    let log = dir.path().join("promptd.log");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -168,12 +169,20 @@ fn serves_on_sockets_passed_by_systemd_socket_activate() {
         .args(["serve", "--config"])
         .arg(&config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("systemd-socket-activate");
     let _guard = Killed(child);
     let answer = health_over(&passed);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The config's `socket` is not applied, and says so; `socket_mode` was not set, so no word
+    // about it (the unit's SocketMode= differing from a default is no news).
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        logged.contains("the config's `socket` is not used"),
+        "{logged}"
+    );
+    assert!(!logged.contains("socket_mode"), "{logged}");
     assert!(
         !configured.exists(),
         "the configured socket is not bound when sockets are passed"

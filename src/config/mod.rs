@@ -146,6 +146,16 @@ pub struct Config {
     pub spool: SpoolConfig,
     /// `[upstream]`: the Parea API that receives logs and serves deployments promptd lacks.
     pub upstream: UpstreamConfig,
+    /// Which listener keys were given rather than defaulted (`tcp` says so itself).
+    pub listen_keys_set: ListenKeysSet,
+}
+
+/// Whether `socket` and `socket_mode` came from the file or a flag: under socket activation
+/// only a key somebody set is worth a warning when the unit's socket overrides it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenKeysSet {
+    pub socket: bool,
+    pub socket_mode: bool,
 }
 
 /// Command-line flags that beat the file.
@@ -208,7 +218,12 @@ impl Config {
             .filter(|t| !t.is_empty())
             .map(|t| parse_tcp(&t, allow_remote))
             .transpose()?;
+        let listen_keys_set = ListenKeysSet {
+            socket: raw.socket.is_some(),
+            socket_mode: raw.socket_mode.is_some(),
+        };
         let config = Config {
+            listen_keys_set,
             socket: raw.socket.unwrap_or_else(default_socket),
             socket_mode: match raw.socket_mode {
                 Some(mode) => parse_mode(&mode)?,

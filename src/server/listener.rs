@@ -82,8 +82,9 @@ impl Listeners {
             .local_addr()
             .ok()
             .and_then(|a| a.as_pathname().map(Path::to_owned));
+        let set = config.listen_keys_set;
         if let Some(path) = &unix_path {
-            if *path != config.socket {
+            if set.socket && *path != config.socket {
                 tracing::warn!(
                     activated = %path.display(),
                     configured = %config.socket.display(),
@@ -92,7 +93,7 @@ impl Listeners {
             }
             if let Ok(meta) = std::fs::metadata(path) {
                 let mode = meta.permissions().mode() & 0o7777;
-                if mode != config.socket_mode {
+                if set.socket_mode && mode != config.socket_mode {
                     tracing::warn!(
                         mode = %format!("{mode:04o}"),
                         configured = %format!("{:04o}", config.socket_mode),
