@@ -241,7 +241,9 @@ impl Registry {
                 return Ok(d.clone());
             }
         }
-        match fetch_upstream(&upstream.client, &upstream.base_url, &upstream.api_key, id).await {
+        // Boxed: see `Engine::complete_uncached` (a local deployment never pays for it).
+        let fetch = fetch_upstream(&upstream.client, &upstream.base_url, &upstream.api_key, id);
+        match Box::pin(fetch).await {
             Ok(d) => {
                 let expires_at = now + upstream.ttl;
                 if let Err(e) = self.store.put_upstream(&d, expires_at) {

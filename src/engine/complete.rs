@@ -31,7 +31,9 @@ impl Engine {
         timing: &Timing,
     ) -> Result<Answer, ApiError> {
         self.cache.record(CacheStatus::Bypass);
-        // Boxed: see `Engine::deployment`.
+        // Boxed, like every HTTP call on a request's path: its state machine (reqwest's
+        // included) is kilobytes, and inline it would make every request's future that big,
+        // cache hits included, and copied whenever the future moves.
         let completion = Box::pin(
             prepared
                 .provider

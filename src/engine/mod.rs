@@ -240,10 +240,8 @@ impl Engine {
     /// Deployment `id`: from the prompts directory, else (with `[upstream]`) fetched.
     pub async fn deployment(&self, id: &str) -> Result<Arc<Deployment>, ApiError> {
         let upstream = self.deployment_upstream.load_full();
-        // Boxed, like every HTTP call on a request's path: the fetch's state machine (reqwest's
-        // included) is kilobytes, and inline it would make every request's future that big,
-        // copied on each move, cache hits included.
-        Box::pin(self.deployments.get_or_fetch(id, upstream.as_deref()))
+        self.deployments
+            .get_or_fetch(id, upstream.as_deref())
             .await
             .map_err(|e| match e {
                 LookupError::Unknown(id) => ApiError::UnknownDeployment(id),

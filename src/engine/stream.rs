@@ -153,7 +153,7 @@ impl Engine {
         timing: Timing,
     ) -> Result<mpsc::Receiver<StreamItem>, ApiError> {
         let provider = Arc::clone(&prepared.provider);
-        // Boxed: see `Engine::deployment`.
+        // Boxed: see `Engine::complete_uncached`.
         let mut upstream =
             Box::pin(provider.open_stream(&prepared.chat, prepared.api_key.as_ref()))
                 .await

@@ -383,7 +383,7 @@ fn serve_connection<I>(
             let route = router::Route::resolve(uri.path());
             let label = route.map_or("other", router::Route::name);
             let response = match access {
-                Access::Allowed => router::route(req, route, &state).await,
+                Access::Allowed => router::route(req, uri.path(), route, &state).await,
                 Access::Denied(why) => body::error(&ApiError::Forbidden(why)),
             };
             state
