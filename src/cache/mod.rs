@@ -83,6 +83,8 @@ pub struct CacheStats {
     pub evictions: u64,
     pub corrupt: u64,
     pub write_errors: u64,
+    /// Lookups sled could not answer (answered as misses).
+    pub read_errors: u64,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +97,7 @@ struct Counters {
     evictions: AtomicU64,
     corrupt: AtomicU64,
     write_errors: AtomicU64,
+    read_errors: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +118,7 @@ pub struct Cache {
     /// Hits since the last maintenance pass, written back to the entries by it.
     access: Mutex<HashMap<CacheKey, Access>>,
     write_error_logged: AtomicBool,
+    read_error_logged: AtomicBool,
     flights: Flights,
 }
 
@@ -141,6 +145,7 @@ impl Cache {
             counters: Counters::default(),
             access: Mutex::new(HashMap::new()),
             write_error_logged: AtomicBool::new(false),
+            read_error_logged: AtomicBool::new(false),
             flights: Flights::default(),
         }
     }
@@ -164,9 +169,17 @@ impl Cache {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Lookup::Miss,
             // sled may write on a read (it finishes a node split or merge on the way), so
-            // with a sticky I/O error (a full disk) some lookups fail until the restart.
+            // with a sticky I/O error (a full disk) some lookups fail until the restart:
+            // counted, and logged once, not on every request.
             Err(e) => {
-                tracing::warn!(error = %e, "cache read failed; treating as a miss");
+                self.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                if !self.read_error_logged.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        error = %e,
+                        "cache read failed; answered as a miss (further read errors are only \
+                         counted: read_errors in /cache/stats)"
+                    );
+                }
                 return Lookup::Miss;
             }
         };
@@ -295,6 +308,7 @@ impl Cache {
             evictions: c.evictions.load(Ordering::Relaxed),
             corrupt: c.corrupt.load(Ordering::Relaxed),
             write_errors: c.write_errors.load(Ordering::Relaxed),
+            read_errors: c.read_errors.load(Ordering::Relaxed),
         }
     }
 

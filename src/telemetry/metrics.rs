@@ -286,6 +286,12 @@ impl Collector for SourceCollector {
             "Failed cache writes",
             c.write_errors,
         )?;
+        counter(
+            e,
+            "cache_read_errors",
+            "Cache lookups sled could not answer (answered as misses)",
+            c.read_errors,
+        )?;
         if let Some(s) = self.0.spool() {
             gauge(
                 e,
