@@ -46,8 +46,9 @@ pub enum ApiError {
     #[error("no cache entry with key {0}")]
     NoCacheEntry(String),
     #[error(
-        "no record of trace `{0}` is held locally: records are kept only until they are shipped \
-         upstream and their spool segment is removed (look for it upstream)"
+        "no record of trace `{0}` is held locally: it was never sent (or only updates of it \
+         were), it is not yet on disk (a completion's record waits up to spool.flush_interval), \
+         or it was shipped upstream and its spool segment removed (look for it there)"
     )]
     TraceNotHeld(String),
     #[error("method {method} not allowed on {path}")]

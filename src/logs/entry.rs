@@ -1,5 +1,7 @@
-//! What one spool record holds: a [`SpoolEntry`] (a trace log, an update of one, or feedback)
-//! in a versioned envelope.
+//! What one spool record holds: a trace log, an update of one, or feedback, as JSON text in a
+//! versioned envelope. The daemon writes completions' records with [`encode_trace_log`] and
+//! clients' records, as they sent them, with [`encode_json_text`]; [`SpoolEntry`] is the typed
+//! view of an entry, for tests and tools.
 //!
 //! Encoding: one format-version byte, then a bincode 2 envelope `{kind, trace_id, body}` whose
 //! `body` is the entry as **JSON text**, exactly the body the flusher will send. Why JSON inside
@@ -81,20 +83,15 @@ pub enum EntryError {
     Malformed(String),
 }
 
-/// The stored form, version 1.
+/// The stored form, version 1, borrowed both ways: encoding writes a record without copying
+/// it, decoding reads the fields in place (a spool scan compares trace ids without copying
+/// every body).
 #[derive(Serialize, Deserialize)]
-struct EnvelopeV1 {
+struct EnvelopeV1<'a> {
     kind: EntryKind,
-    trace_id: String,
-    body: String,
-}
-
-/// [`EnvelopeV1`] borrowed, for encoding without copies (the same bytes: bincode writes a
-/// `&str` as it writes a `String`).
-#[derive(Serialize)]
-struct EnvelopeV1Ref<'a> {
-    kind: EntryKind,
+    #[serde(borrow)]
     trace_id: &'a str,
+    #[serde(borrow)]
     body: &'a str,
 }
 
@@ -143,7 +140,7 @@ pub fn encode_json_text(
     body: &str,
 ) -> Result<Vec<u8>, EntryError> {
     let malformed = |e: &dyn std::fmt::Display| EntryError::Malformed(e.to_string());
-    let envelope = EnvelopeV1Ref {
+    let envelope = EnvelopeV1 {
         kind,
         trace_id,
         body,
@@ -165,15 +162,24 @@ pub struct StoredEntry {
     pub body: String,
 }
 
-impl StoredEntry {
-    /// Decode a spool payload.
-    pub fn decode(payload: &[u8]) -> Result<StoredEntry, EntryError> {
+/// A decoded payload borrowing from it, for reading many payloads and keeping few.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    pub kind: EntryKind,
+    pub trace_id: &'a str,
+    /// The request body, JSON.
+    pub body: &'a str,
+}
+
+impl<'a> EntryRef<'a> {
+    /// Decode a spool payload in place.
+    pub fn decode(payload: &'a [u8]) -> Result<EntryRef<'a>, EntryError> {
         let (&version, rest) = payload.split_first().ok_or(EntryError::Empty)?;
         if version != ENTRY_FORMAT_VERSION {
             return Err(EntryError::UnknownVersion(version));
         }
-        let (envelope, used): (EnvelopeV1, usize) =
-            bincode::serde::decode_from_slice(rest, bincode_config())
+        let (envelope, used): (EnvelopeV1<'a>, usize) =
+            bincode::serde::borrow_decode_from_slice(rest, bincode_config())
                 .map_err(|e| EntryError::Malformed(e.to_string()))?;
         if used != rest.len() {
             return Err(EntryError::Malformed(format!(
@@ -181,10 +187,22 @@ impl StoredEntry {
                 rest.len() - used
             )));
         }
-        Ok(StoredEntry {
+        Ok(EntryRef {
             kind: envelope.kind,
             trace_id: envelope.trace_id,
             body: envelope.body,
+        })
+    }
+}
+
+impl StoredEntry {
+    /// Decode a spool payload.
+    pub fn decode(payload: &[u8]) -> Result<StoredEntry, EntryError> {
+        let entry = EntryRef::decode(payload)?;
+        Ok(StoredEntry {
+            kind: entry.kind,
+            trace_id: entry.trace_id.to_owned(),
+            body: entry.body.to_owned(),
         })
     }
 

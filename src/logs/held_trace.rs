@@ -32,7 +32,8 @@ pub struct HeldTrace {
     pub spool_id: u64,
     /// How many later `TraceLogUpdate` entries were applied to `record`.
     pub updates_applied: usize,
-    /// The record as it will be (or was) shipped, with its updates applied.
+    /// The record with its later updates applied: what the collector ends up holding once it
+    /// has them all (they are shipped one by one, as they came).
     pub record: Map<String, Value>,
 }
 

@@ -18,7 +18,7 @@
 use std::fs::File;
 use std::io::ErrorKind;
 
-use super::entry::{EntryKind, StoredEntry};
+use super::entry::{EntryKind, EntryRef};
 use super::reader::read_at;
 use super::segment::{scan, Piece, FRAME_HEADER};
 use super::spool::SpoolError;
@@ -77,14 +77,15 @@ fn collect_from_segment(
         else {
             continue;
         };
-        let Ok(entry) = StoredEntry::decode(&buf[offset + FRAME_HEADER..offset + len]) else {
+        // In place: only the matching entry's body is copied.
+        let Ok(entry) = EntryRef::decode(&buf[offset + FRAME_HEADER..offset + len]) else {
             continue;
         };
         if entry.trace_id == trace_id {
             out.push(TraceEntry {
                 id,
                 kind: entry.kind,
-                body: entry.body,
+                body: entry.body.to_owned(),
             });
         }
     }

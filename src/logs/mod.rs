@@ -10,7 +10,9 @@
 //! - [`record`] — [`LogRecord`] (Parea's TraceLog), built from a completion with its
 //!   configuration borrowed from the call ([`CallConfiguration`]); omit rules and trace-wide
 //!   sampling.
-//! - [`entry`] — [`SpoolEntry`] (trace log, update, feedback) and its versioned encoding.
+//! - [`entry`] — the versioned encoding of a spool record (`{kind, trace_id, body}` with the
+//!   body as JSON text), and [`SpoolEntry`], the typed view of one (tests and tools build and
+//!   read records with it; the daemon writes through `encode_trace_log`/`encode_json_text`).
 //! - [`spool`] — the public spool API; its header holds the on-disk design.
 //! - `segment` (frames, scanning), `ledger` (ledger and lock files), `recovery` (start-up
 //!   repair), `writer` (the group-commit thread), `reader` (ordered reads), `state` (what they

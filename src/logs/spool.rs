@@ -135,6 +135,9 @@ pub enum SpoolError {
         trace_id: String,
         source: EntryError,
     },
+    /// The lookup's blocking task panicked (a bug, not the disk).
+    #[error("log spool: the trace lookup failed: {0}")]
+    LookupTask(String),
 }
 
 impl SpoolError {
@@ -359,10 +362,7 @@ impl Spool {
                 .map_err(|source| SpoolError::BadEntry { trace_id, source })
         })
         .await
-        .map_err(|e| {
-            let dir = &self.inner.shared.opts.dir;
-            SpoolError::io(dir, "looking up a trace", std::io::Error::other(e))
-        })?
+        .map_err(|e| SpoolError::LookupTask(e.to_string()))?
     }
 
     /// Counters and sizes, cheap enough for every `/metrics` scrape.
