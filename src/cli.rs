@@ -714,8 +714,8 @@ async fn complete(args: CompleteArgs, stream: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// What an error answer says: its JSON `error.message`, else its text as sent (a proxy or an
-/// older daemon may answer with something else), else that it was empty.
+/// What an error answer says: its JSON `error.message`, else an excerpt of its text (a proxy or
+/// an older daemon may answer with something else, an HTML page say).
 fn error_message(body: &[u8]) -> String {
     let from_json = serde_json::from_slice::<Value>(body)
         .ok()
@@ -725,10 +725,7 @@ fn error_message(body: &[u8]) -> String {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         });
-    from_json.unwrap_or_else(|| match String::from_utf8_lossy(body).trim() {
-        "" => "(empty answer)".to_owned(),
-        text => text.to_owned(),
-    })
+    from_json.unwrap_or_else(|| promptd::error_body_excerpt(body))
 }
 
 #[cfg(test)]
@@ -741,6 +738,7 @@ mod tests {
         assert_eq!(error_message(json), "no cache entry with key ab");
         assert_eq!(error_message(b"502 Bad Gateway\n"), "502 Bad Gateway");
         assert_eq!(error_message(br#"{"detail":"x"}"#), r#"{"detail":"x"}"#);
-        assert_eq!(error_message(b""), "(empty answer)");
+        assert_eq!(error_message(b""), "(empty body)");
+        assert!(error_message("x".repeat(5000).as_bytes()).len() < 400);
     }
 }

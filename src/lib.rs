@@ -44,7 +44,7 @@ const ERROR_BODY_MAX_CHARS: usize = 300;
 /// An upstream's error body quoted in a message: as text (invalid UTF-8 replaced), trimmed, cut
 /// to [`ERROR_BODY_MAX_CHARS`] characters with `...` marking the cut, and `(empty body)` when
 /// there is nothing to quote.
-pub(crate) fn error_body_excerpt(body: &[u8]) -> String {
+pub fn error_body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.is_empty() {

@@ -233,6 +233,7 @@ impl Registry {
         let started = Instant::now();
         let mut state = self.lock_reload();
         let previous = self.live.load_full();
+        let first_load = !state.loaded_once;
         let mut report = match scan::scan(&self.prompts_dir) {
             Ok(found) => self.apply(&mut state, &previous, found),
             Err(e) => self.dir_unreadable(&mut state, &previous, e),
@@ -240,7 +241,7 @@ impl Registry {
         state.loaded_once = true;
         report.serving = self.live.load().deployments.len();
         report.elapsed = started.elapsed();
-        if !report.changed.is_empty() || !report.removed.is_empty() {
+        if first_load || !report.changed.is_empty() || !report.removed.is_empty() {
             tracing::info!(
                 "deployments reloaded from {} in {:?}: {} serving, {} changed, {} removed, {} \
                  broken",
@@ -366,9 +367,11 @@ impl Registry {
             let (parsed, hash) = &**parsed;
             let id = parsed.content.id.clone();
             let source = Source::File(path.clone());
-            let kept = previous.deployments.get(&id).filter(|d| {
-                d.content_hash == *hash
-                    && d.source == source
+            // What this file served last (live, or at the first load its stored copy): kept as
+            // it is when unchanged, so a restart does not rewrite the store file by file.
+            let kept = last_good_of.get(path.as_path()).copied().filter(|d| {
+                d.id == id
+                    && d.content_hash == *hash
                     && parsed.version.is_none_or(|v| v == d.version)
             });
             let deployment = match kept {
@@ -613,15 +616,18 @@ fn keep_unreadable_folders(
         let message = folder.to_load_error().to_string();
         if state.logged_folders.get(&folder.path) != Some(&message) {
             tracing::warn!(
-                "{message}; the {} deployment(s) last loaded from it keep serving until it \
-                 can be read again",
+                "{message}; the {} deployment(s) last loaded from it are kept until it can be \
+                 read again",
                 files.len()
             );
         }
         logged.insert(folder.path.clone(), message);
         for path in files {
-            results.push((path.to_owned(), Err(folder.error_of(path))));
-            unseen.insert(path.to_owned());
+            // Once per file, also when it lies in two unreadable folders (one nested in the
+            // other): one status row, one error.
+            if unseen.insert(path.to_owned()) {
+                results.push((path.to_owned(), Err(folder.error_of(path))));
+            }
         }
     }
     for folder in state.logged_folders.keys() {
