@@ -355,10 +355,11 @@ fn validate(args: ValidateArgs) -> anyhow::Result<i32> {
     let bad = match promptd::deployments::validate_dir(dir, &config.provider_names()) {
         Ok(v) => {
             println!(
-                "{}: {} prompt file(s), {} refused",
+                "{}: {} prompt file(s), {} refused, {} unreadable folder(s)",
                 dir.display(),
                 v.files,
-                v.errors.len()
+                v.errors.len() - v.unreadable_folders,
+                v.unreadable_folders
             );
             for e in &v.errors {
                 eprintln!("warning: {e}");

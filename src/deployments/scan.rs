@@ -54,12 +54,12 @@ pub struct UnreadableFolder {
 
 impl UnreadableFolder {
     /// Whether `file` (a path as [`scan`] reports it) lies in this folder, at any depth.
-    pub fn contains(&self, file: &Path) -> bool {
+    pub(crate) fn contains(&self, file: &Path) -> bool {
         file.starts_with(&self.path)
     }
 
     /// The folder as an error of its own, for `promptd validate` and reload reports.
-    pub fn to_load_error(&self) -> LoadError {
+    pub(crate) fn to_load_error(&self) -> LoadError {
         LoadError {
             path: self.path.clone(),
             line: None,
@@ -68,7 +68,7 @@ impl UnreadableFolder {
     }
 
     /// The error of `file`, one of the files in this folder that could not be seen.
-    pub fn error_of(&self, file: &Path) -> LoadError {
+    pub(crate) fn error_of(&self, file: &Path) -> LoadError {
         LoadError {
             path: file.to_owned(),
             line: None,

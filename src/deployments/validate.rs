@@ -13,6 +13,8 @@ use super::scan;
 pub struct Validation {
     /// Prompt files found (loadable or not).
     pub files: usize,
+    /// Sub-folders that cannot be read (the first of `errors`).
+    pub unreadable_folders: usize,
     /// Every folder that cannot be read and every file that would be refused; empty when the
     /// directory is fine.
     pub errors: Vec<LoadError>,
@@ -38,6 +40,7 @@ pub fn validate_dir(dir: &Path, providers: &[String]) -> io::Result<Validation> 
     let folder_errors = scanned.unreadable_folders.iter().map(|f| f.to_load_error());
     Ok(Validation {
         files: results.len(),
+        unreadable_folders: scanned.unreadable_folders.len(),
         errors: folder_errors
             .chain(results.into_iter().filter_map(|(_, r)| r.err()))
             .collect(),

@@ -213,7 +213,7 @@ impl Reader {
 }
 
 /// Read `len` bytes at `offset` of a segment file (also used by [`super::lookup`]).
-pub fn read_at(
+pub(super) fn read_at(
     file: &File,
     offset: u64,
     len: u64,
