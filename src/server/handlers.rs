@@ -208,9 +208,12 @@ async fn spool_as_sent(
     trace_id: &str,
     body: &[u8],
 ) -> Result<u64, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    // Neither can fail on a body serde_json accepted (it is UTF-8, and an envelope of strings
+    // always encodes): were one to, it is promptd's fault, not the client's.
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::Internal(format!("a checked record is not UTF-8: {e}")))?;
     let bytes = encode_json_text(kind, trace_id, text)
-        .map_err(|e| ApiError::invalid("body", format!("record cannot be spooled: {e}")))?;
+        .map_err(|e| ApiError::Internal(format!("record cannot be spooled: {e}")))?;
     let durable = state
         .engine
         .spool()
