@@ -232,6 +232,9 @@ struct Inner {
     shared: Arc<Shared>,
     reader: Arc<tokio::sync::Mutex<Reader>>,
     writer: StdMutex<Option<JoinHandle<()>>>,
+    /// One trace lookup at a time: each reads the whole spool a segment at a time, and many at
+    /// once would only compete for the disk and hold a segment's memory each.
+    lookups: tokio::sync::Semaphore,
 }
 
 impl Drop for Inner {
@@ -263,6 +266,7 @@ impl Spool {
                 shared,
                 reader: Arc::new(tokio::sync::Mutex::new(reader)),
                 writer: StdMutex::new(Some(handle)),
+                lookups: tokio::sync::Semaphore::new(1),
             }),
         })
     }
@@ -351,9 +355,12 @@ impl Spool {
     /// The trace log record of `trace_id` still held on disk (its last durable `TraceLog`
     /// entry with later updates applied, see [`HeldTrace`]), or `None`: a record is held only
     /// until its segment is fully acknowledged and deleted. Read-only, O(bytes on disk): it
-    /// runs on the blocking pool and takes the state lock only to copy the segment table.
+    /// runs on the blocking pool, one lookup at a time, and takes the state lock only to copy
+    /// the segment table.
     /// Records not yet durable (in the group-commit queue) are not seen.
     pub async fn find_trace(&self, trace_id: &str) -> Result<Option<HeldTrace>, SpoolError> {
+        // Never closed, so acquiring only waits.
+        let _turn = self.inner.lookups.acquire().await;
         let shared = self.inner.shared.clone();
         let trace_id = trace_id.to_owned();
         tokio::task::spawn_blocking(move || {
