@@ -37,6 +37,8 @@ pub enum Command {
     Stream(CompleteArgs),
     /// Check that a daemon is up and print its version.
     Health(SocketArg),
+    /// Print the socket path the client commands use (for `curl --unix-socket "$(promptd socket)"`).
+    Socket(SocketArg),
     /// Print a running daemon's state: version, uptime, listeners, providers, cache.
     Status(StatusArgs),
     /// Inspect or empty the completion cache of a running daemon.
@@ -216,6 +218,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Complete(args) => runtime()?.block_on(complete(args, false)),
         Command::Stream(args) => runtime()?.block_on(complete(args, true)),
         Command::Health(args) => runtime()?.block_on(health(args)),
+        Command::Socket(args) => {
+            println!("{}", socket_of(&args)?.display());
+            Ok(0)
+        }
         Command::Status(args) => runtime()?.block_on(status(args)),
         Command::Cache(command) => runtime()?.block_on(cache(command)),
         Command::Deployments(command) => runtime()?.block_on(deployments(command)),
