@@ -193,7 +193,8 @@ pub struct CompleteArgs {
     /// Neither answer from the cache nor store the answer (`cache: false`).
     #[arg(long)]
     pub no_cache: bool,
-    /// The user's message; `-` or nothing reads standard input (unless --deployment).
+    /// The user's message; `-` or nothing reads standard input (unless --deployment), less one
+    /// trailing line end.
     pub text: Option<String>,
 }
 
@@ -643,12 +644,24 @@ fn request_body(args: &CompleteArgs) -> anyhow::Result<Value> {
     Ok(Value::Object(body))
 }
 
+/// The message on standard input, without the line end that `echo` or an editor puts after it.
 fn read_stdin() -> anyhow::Result<String> {
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)
         .context("reading the message from standard input")?;
-    Ok(text)
+    Ok(without_final_line_end(text))
+}
+
+/// `text` without one trailing `\n` or `\r\n`; anything before it (blank lines too) stays.
+fn without_final_line_end(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
 }
 
 async fn complete(args: CompleteArgs, stream: bool) -> anyhow::Result<i32> {
@@ -731,7 +744,29 @@ fn error_message(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::error_message;
+    use super::*;
+
+    #[test]
+    fn one_final_line_end_is_dropped() {
+        let cases = [
+            ("hi\n", "hi"),
+            ("hi\r\n", "hi"),
+            ("hi", "hi"),
+            ("hi\n\n", "hi\n"),
+            ("hi\r\n\r\n", "hi\r\n"),
+            ("hi\r", "hi\r"),
+            (" a\n b \n", " a\n b "),
+            ("\n", ""),
+            ("", ""),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                without_final_line_end(text.to_owned()),
+                expected,
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn error_message_reads_json_errors_and_falls_back_to_the_text() {

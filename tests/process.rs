@@ -705,3 +705,58 @@ fn client_input_errors_are_named_before_any_request() {
         stderr(&out)
     );
 }
+
+/// `echo text | promptd complete` sends `text`: one trailing line end of standard input (`\n`
+/// or `\r\n`, as `echo` and editors add) is dropped, with `complete` and `stream`, with TEXT
+/// absent or `-`; inner and leading whitespace and further blank lines stay, and a TEXT
+/// argument is sent as given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_input_loses_one_trailing_line_end() {
+    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
+    let stream = FakeUpstream::always(fixtures::openai_stream()).await;
+    let providers = format!(
+        "{}\n[providers.streamer]\nkind = \"openai\"\nbase_url = {}\napi_key = \"sk-test-stream\"\nmax_retries = 0\ntimeout = \"5s\"\n",
+        providers_toml(&chat.base_url(), &refused_base_url()),
+        toml_string(&stream.base_url()),
+    );
+    let setup = Setup::new("", &providers);
+    let _daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+    let sent_content = |upstream: &FakeUpstream| {
+        let request = upstream.last_request().expect("a provider request");
+        request.body["messages"][0]["content"].clone()
+    };
+    let ask = |subcommand: &str, provider: &str, text: Option<&str>, input: &str| {
+        let mut cmd = setup.client(subcommand);
+        cmd.args([
+            "--no-cache",
+            "--model",
+            "gpt-4o-mini",
+            "--provider",
+            provider,
+        ]);
+        cmd.args(text);
+        let out = tokio::task::block_in_place(|| run_with_stdin(cmd, input.as_bytes()));
+        assert_eq!(out.status.code(), Some(0), "{input:?}: {}", stderr(&out));
+    };
+
+    let cases = [
+        ("Hello\n", "Hello"),
+        ("Hello\r\n", "Hello"),
+        ("no line end", "no line end"),
+        ("  two\n\n lines \n\n", "  two\n\n lines \n"),
+        ("\n", ""),
+    ];
+    for (input, expected) in cases {
+        ask("complete", "openai", None, input);
+        assert_eq!(sent_content(&chat), expected, "complete, stdin {input:?}");
+    }
+    ask("complete", "openai", Some("-"), "dash\n");
+    assert_eq!(sent_content(&chat), "dash", "complete -");
+    ask("stream", "streamer", None, "streamed\r\n");
+    assert_eq!(sent_content(&stream), "streamed", "stream, stdin");
+    ask("stream", "streamer", Some("-"), "streamed -\n");
+    assert_eq!(sent_content(&stream), "streamed -", "stream -");
+    ask("complete", "openai", Some("argument\n"), "");
+    assert_eq!(sent_content(&chat), "argument\n", "TEXT is sent as given");
+    assert_eq!((chat.calls(), stream.calls()), (7, 2));
+}
