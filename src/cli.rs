@@ -347,20 +347,24 @@ fn validate(args: ValidateArgs) -> anyhow::Result<i32> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "embedded default config".to_owned());
     println!(
-        "{origin}: ok (socket {}, {} provider(s): {})",
+        "{origin}: ok (socket {}, {}: {})",
         config.socket.display(),
-        config.providers.len(),
+        count(config.providers.len() as u64, "provider", "providers"),
         config.provider_names().join(", ")
     );
     let dir = &config.prompts_dir;
     let bad = match promptd::deployments::validate_dir(dir, &config.provider_names()) {
         Ok(v) => {
             println!(
-                "{}: {} prompt file(s), {} refused, {} unreadable folder(s)",
+                "{}: {}, {} refused, {}",
                 dir.display(),
-                v.files,
+                count(v.files as u64, "prompt file", "prompt files"),
                 v.errors.len() - v.unreadable_folders,
-                v.unreadable_folders
+                count(
+                    v.unreadable_folders as u64,
+                    "unreadable folder",
+                    "unreadable folders"
+                )
             );
             for e in &v.errors {
                 eprintln!("warning: {e}");
@@ -439,16 +443,23 @@ async fn status(args: StatusArgs) -> anyhow::Result<i32> {
     let c = &value["cache"];
     println!("cache");
     println!(
-        "  {} entries, {} of {} bytes; {} hits, {} misses, {} stale, {} bypass, {} coalesced, {} evictions",
-        s(&c["entries"]), s(&c["bytes"]), s(&c["max_bytes"]), s(&c["hits"]), s(&c["misses"]),
-        s(&c["stale"]), s(&c["bypass"]), s(&c["coalesced"]), s(&c["evictions"])
+        "  {}, {} of {}; {}, {}, {} stale, {}, {} coalesced, {}",
+        counted(&c["entries"], "entry", "entries"),
+        s(&c["bytes"]),
+        counted(&c["max_bytes"], "byte", "bytes"),
+        counted(&c["hits"], "hit", "hits"),
+        counted(&c["misses"], "miss", "misses"),
+        s(&c["stale"]),
+        counted(&c["bypass"], "bypass", "bypasses"),
+        s(&c["coalesced"]),
+        counted(&c["evictions"], "eviction", "evictions"),
     );
     let d = &value["deployments"];
     println!("deployments");
     println!(
-        "  {} serving, {} refused files, {} from the store",
+        "  {} serving, {}, {} from the store",
         s(&d["serving"]),
-        s(&d["failed"]),
+        counted(&d["failed"], "refused file", "refused files"),
         s(&d["from_store"])
     );
     Ok(0)
@@ -582,7 +593,9 @@ async fn cache(command: CacheCommand) -> anyhow::Result<i32> {
                 println!("{name:<14} {v}");
             }
         }
-        CacheCommand::Purge { .. } => println!("deleted {} entries", value["deleted"]),
+        CacheCommand::Purge { .. } => {
+            println!("deleted {}", counted(&value["deleted"], "entry", "entries"))
+        }
     }
     Ok(0)
 }
@@ -728,6 +741,26 @@ async fn complete(args: CompleteArgs, stream: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `n` with the noun in the number it takes: "1 entry", "0 entries", "2 entries".
+fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// [`count`] of a number in a daemon's answer; a missing one (an older daemon) is `?`.
+fn counted(value: &Value, one: &str, many: &str) -> String {
+    match value {
+        Value::Null => format!("? {many}"),
+        other => match other.as_u64() {
+            Some(n) => count(n, one, many),
+            None => format!("{other} {many}"),
+        },
+    }
+}
+
 /// What an error answer says: its JSON `error.message`, else an excerpt of its text (a proxy or
 /// an older daemon may answer with something else, an HTML page say).
 fn error_message(body: &[u8]) -> String {
@@ -745,6 +778,16 @@ fn error_message(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_take_the_number_of_their_noun() {
+        assert_eq!(count(0, "entry", "entries"), "0 entries");
+        assert_eq!(count(1, "entry", "entries"), "1 entry");
+        assert_eq!(count(2, "entry", "entries"), "2 entries");
+        assert_eq!(counted(&json!(1), "miss", "misses"), "1 miss");
+        assert_eq!(counted(&json!(3), "miss", "misses"), "3 misses");
+        assert_eq!(counted(&Value::Null, "miss", "misses"), "? misses");
+    }
 
     #[test]
     fn one_final_line_end_is_dropped() {

@@ -154,7 +154,7 @@ fn help_works_everywhere_and_default_config_validates() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains(": ok"), "{text}");
-    assert!(text.contains("2 provider(s): anthropic, openai"), "{text}");
+    assert!(text.contains("2 providers: anthropic, openai"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,7 +528,7 @@ async fn deployments_cli_and_validate_of_the_prompts_directory() {
     let out = validate(false);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("2 prompt file(s), 1 refused"),
+        stdout(&out).contains("2 prompt files, 1 refused"),
         "{}",
         stdout(&out)
     );
@@ -759,4 +759,85 @@ async fn stdin_input_loses_one_trailing_line_end() {
     ask("complete", "openai", Some("argument\n"), "");
     assert_eq!(sent_content(&chat), "argument\n", "TEXT is sent as given");
     assert_eq!((chat.calls(), stream.calls()), (7, 2));
+}
+
+/// Counts in CLI messages take the number they count: "deleted 1 entry", "deleted 0 entries",
+/// "deleted 2 entries" (`cache purge`, with and without a key), and the same in `status` and
+/// `validate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_counts_agree_with_their_nouns() {
+    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
+    let one_provider = format!(
+        "[providers.openai]\nkind = \"openai\"\nbase_url = {}\napi_key = \"sk-test-openai\"\nmax_retries = 0\ntimeout = \"5s\"\n",
+        toml_string(&chat.base_url())
+    );
+    let setup = Setup::new("", &one_provider);
+    let prompts = setup.path().join("prompts");
+    std::fs::create_dir_all(&prompts).expect("prompts dir");
+    std::fs::write(
+        prompts.join("greet.toml"),
+        "provider = \"openai\"\nmodel = \"gpt-4o-mini\"\n[[messages]]\nrole = \"user\"\ncontent = \"hi\"\n",
+    )
+    .expect("write prompt");
+    let out = run({
+        let mut cmd = promptd();
+        cmd.arg("validate").arg("--config").arg(&setup.config);
+        cmd
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("1 provider: openai"), "{text}");
+    assert!(
+        text.contains(": 1 prompt file, 0 refused, 0 unreadable folders"),
+        "{text}"
+    );
+
+    let _daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+    let purge = |key: Option<&str>| {
+        let mut cmd = promptd();
+        cmd.args(["cache", "purge"])
+            .args(key)
+            .arg("--socket")
+            .arg(&setup.socket);
+        let out = run_blocking(cmd);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(purge(None), "deleted 0 entries\n");
+
+    let out = setup.ask("complete", "openai", &[], "one");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run_blocking(setup.client("status"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status = stdout(&out);
+    assert!(status.contains("  1 entry, "), "{status}");
+    assert!(status.contains("; 0 hits, 1 miss, "), "{status}");
+    assert!(status.contains(", 0 bypasses, "), "{status}");
+    assert!(status.contains(", 0 evictions"), "{status}");
+    assert!(status.contains("1 serving, 0 refused files, "), "{status}");
+    assert_eq!(purge(None), "deleted 1 entry\n");
+
+    for text in ["one", "two"] {
+        let out = setup.ask("complete", "openai", &[], text);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = run_blocking(setup.client("status"));
+    let status = stdout(&out);
+    assert!(status.contains("  2 entries, "), "{status}");
+    assert!(status.contains("; 0 hits, 3 misses, "), "{status}");
+    assert_eq!(purge(None), "deleted 2 entries\n");
+
+    let mut body = openai_hello();
+    body["messages"] = serde_json::json!([{"role": "user", "content": "keyed"}]);
+    let raw = raw_post(&setup.socket, &format!("{PREFIX}/completion"), &body).await;
+    assert_eq!(raw.status(), 200, "{}", raw.head);
+    let key = raw
+        .head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-promptd-cache-key: "))
+        .expect("cache key header")
+        .trim()
+        .to_owned();
+    assert_eq!(purge(Some(&key)), "deleted 1 entry\n");
+    assert_eq!(chat.calls(), 4);
 }
