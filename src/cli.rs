@@ -76,7 +76,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DeploymentsCommand {
-    /// Every deployment: id, version, status, source file, last error.
+    /// Every deployment: id, version (`-`: none serving), status, whether it serves, source file,
+    /// last error.
     List(SocketArg),
     /// One deployment as `POST /deployed-prompt` answers it (templates unfilled).
     Show {
@@ -494,27 +495,7 @@ async fn deployments(command: DeploymentsCommand) -> anyhow::Result<i32> {
         return Ok(1);
     }
     match command {
-        DeploymentsCommand::List(_) => {
-            if let Some(err) = value["dir_error"].as_str() {
-                println!("prompts directory: {err}");
-            }
-            for err in value["folder_errors"].as_array().into_iter().flatten() {
-                println!("folder: {}", err.as_str().unwrap_or("?"));
-            }
-            println!("{:<24} {:>7} {:<10} source", "id", "version", "status");
-            for d in value["deployments"].as_array().into_iter().flatten() {
-                println!(
-                    "{:<24} {:>7} {:<10} {}",
-                    d["id"].as_str().unwrap_or("?"),
-                    d["version"],
-                    d["status"].as_str().unwrap_or("?"),
-                    d["source"].as_str().unwrap_or("")
-                );
-                if let Some(err) = d["last_error"].as_str() {
-                    println!("    error: {err}");
-                }
-            }
-        }
+        DeploymentsCommand::List(_) => print!("{}", deployment_list(&value)),
         DeploymentsCommand::Show { .. } => println!("{}", serde_json::to_string_pretty(&value)?),
         DeploymentsCommand::Render { .. } => {
             for m in value["prompt"]["messages"].as_array().into_iter().flatten() {
@@ -527,6 +508,110 @@ async fn deployments(command: DeploymentsCommand) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `promptd deployments list`: the directory's and folders' errors, then one row per file
+/// (a file that never loaded has version `-`), each file's error on the line under its row.
+fn deployment_list(value: &Value) -> String {
+    let mut out = String::new();
+    if let Some(err) = value["dir_error"].as_str() {
+        out.push_str(&format!("prompts directory: {err}\n"));
+    }
+    for err in value["folder_errors"].as_array().into_iter().flatten() {
+        out.push_str(&format!("folder: {}\n", err.as_str().unwrap_or("?")));
+    }
+    let deployments: &[Value] = value["deployments"].as_array().map_or(&[], Vec::as_slice);
+    if deployments.is_empty() {
+        let dir = value["prompts_dir"]
+            .as_str()
+            .unwrap_or("the prompts directory");
+        out.push_str(&format!("no deployed prompts in {dir}\n"));
+        return out;
+    }
+    let text = |v: &Value| v.as_str().unwrap_or("?").to_owned();
+    let rows: Vec<Vec<String>> = deployments
+        .iter()
+        .map(|d| {
+            vec![
+                text(&d["id"]),
+                d["version"]
+                    .as_u64()
+                    .map_or("-".to_owned(), |v| v.to_string()),
+                match d["status"].as_str() {
+                    Some("from_store") => "from store".to_owned(),
+                    _ => text(&d["status"]),
+                },
+                match d["serving"].as_bool() {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "?",
+                }
+                .to_owned(),
+                text(&d["source"]),
+            ]
+        })
+        .collect();
+    let columns = [
+        ("id", Align::Left),
+        ("version", Align::Right),
+        ("status", Align::Left),
+        ("serving", Align::Left),
+        ("source", Align::Left),
+    ];
+    let mut lines = table(&columns, &rows).into_iter();
+    if let Some(header) = lines.next() {
+        out.push_str(&format!("{header}\n"));
+    }
+    for (line, d) in lines.zip(deployments) {
+        out.push_str(&format!("{line}\n"));
+        if let Some(err) = d["last_error"].as_str() {
+            out.push_str(&format!(
+                "    error: {}\n",
+                err.replace('\n', "\n           ")
+            ));
+        }
+    }
+    out
+}
+
+/// Where a column's cells sit in its width.
+#[derive(Debug, Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// A header line and one line per row, with each column as wide as its longest cell (header
+/// included; in characters) and two spaces between columns; no trailing spaces.
+fn table(columns: &[(&str, Align)], rows: &[Vec<String>]) -> Vec<String> {
+    let cell_width = |cell: &str| cell.chars().count();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(k, (name, _))| {
+            rows.iter()
+                .filter_map(|row| row.get(k))
+                .map(|cell| cell_width(cell))
+                .fold(cell_width(name), usize::max)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(columns.iter().zip(&widths))
+            .map(|(cell, ((_, align), &width))| match align {
+                Align::Left => format!("{cell:<width$}"),
+                Align::Right => format!("{cell:>width$}"),
+            })
+            .collect();
+        padded.join("  ").trim_end().to_owned()
+    };
+    std::iter::once(line(columns.iter().map(|(name, _)| *name).collect()))
+        .chain(
+            rows.iter()
+                .map(|row| line(row.iter().map(String::as_str).collect())),
+        )
+        .collect()
 }
 
 async fn logs(command: LogsCommand) -> anyhow::Result<i32> {
@@ -778,6 +863,57 @@ fn error_message(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_columns_are_as_wide_as_their_longest_cell() {
+        let columns = [
+            ("id", Align::Left),
+            ("n", Align::Right),
+            ("note", Align::Left),
+        ];
+        let rows = vec![
+            vec!["a".to_owned(), "1".to_owned(), "x".to_owned()],
+            vec!["longer-id".to_owned(), "100".to_owned(), String::new()],
+            vec!["é".to_owned(), "-".to_owned(), "last".to_owned()],
+        ];
+        assert_eq!(
+            table(&columns, &rows),
+            [
+                "id           n  note",
+                "a            1  x",
+                "longer-id  100",
+                "é            -  last",
+            ]
+        );
+    }
+
+    #[test]
+    fn deployment_list_shows_a_file_that_never_loaded_with_its_error() {
+        let value = json!({
+            "prompts_dir": "/p",
+            "dir_error": null,
+            "folder_errors": ["/p/locked: permission denied"],
+            "deployments": [
+                {"id": "greet", "version": 12, "source": "/p/greet.toml", "status": "ok",
+                 "serving": true, "last_error": null},
+                {"id": "bad", "version": null, "source": "/p/bad.yaml", "status": "error",
+                 "serving": false, "last_error": "/p/bad.yaml:1: model: expected a string"},
+                {"id": "kept", "version": 3, "source": "/p/kept.toml", "status": "from_store",
+                 "serving": true, "last_error": null},
+            ],
+        });
+        assert_eq!(
+            deployment_list(&value),
+            "folder: /p/locked: permission denied\n\
+             id     version  status      serving  source\n\
+             greet       12  ok          yes      /p/greet.toml\n\
+             bad          -  error       no       /p/bad.yaml\n    \
+             error: /p/bad.yaml:1: model: expected a string\n\
+             kept         3  from store  yes      /p/kept.toml\n"
+        );
+        let empty = json!({"prompts_dir": "/p", "folder_errors": [], "deployments": []});
+        assert_eq!(deployment_list(&empty), "no deployed prompts in /p\n");
+    }
 
     #[test]
     fn counts_take_the_number_of_their_noun() {

@@ -841,3 +841,110 @@ async fn cli_counts_agree_with_their_nouns() {
     assert_eq!(purge(Some(&key)), "deleted 1 entry\n");
     assert_eq!(chat.calls(), 4);
 }
+
+/// `promptd deployments list` is a table whose columns line up whatever the length of ids and
+/// paths (each column as wide as its longest cell, header included); a file that never loaded
+/// shows version `-` and is not serving, one broken after loading keeps serving its last good
+/// version; each error is on its own line under its row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_list_lines_up_and_shows_broken_files_readably() {
+    let setup = Setup::offline();
+    let prompts = setup.path().join("prompts");
+    std::fs::create_dir_all(&prompts).expect("prompts dir");
+    let good = "provider = \"openai\"\nmodel = \"gpt-4o-mini\"\n[[messages]]\nrole = \"user\"\ncontent = \"hi\"\n";
+    for name in ["a", "a-rather-long-deployment-identifier", "later-broken"] {
+        std::fs::write(prompts.join(format!("{name}.toml")), good).expect("write prompt");
+    }
+    std::fs::write(prompts.join("never-loaded.yaml"), "model: [unclosed").expect("write prompt");
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+    let list = || {
+        let mut cmd = promptd();
+        cmd.args(["deployments", "list", "--socket"])
+            .arg(&setup.socket);
+        let out = run_blocking(cmd);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    // The socket accepts before the first load is done; break the file only after it, and
+    // let the watcher see the change.
+    let errors = |text: &str| text.lines().filter(|l| l.contains(" error ")).count();
+    let text = list();
+    assert_eq!(errors(&text), 1, "{text}");
+    std::fs::write(prompts.join("later-broken.toml"), "model = ").expect("break prompt");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = list();
+        if errors(&text) == 2 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no reload seen:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!text.contains("null"), "{text}");
+
+    let rows: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
+    let spans = |line: &str| -> Vec<(usize, usize, String)> {
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, c) in line.char_indices().chain([(line.len(), ' ')]) {
+            match (c == ' ', start) {
+                (false, None) => start = Some(i),
+                (true, Some(s)) => {
+                    spans.push((s, i, line[s..i].to_owned()));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        spans
+    };
+    let table: Vec<_> = rows.iter().map(|r| spans(r)).collect();
+    let header: Vec<&str> = table[0].iter().map(|(_, _, t)| t.as_str()).collect();
+    assert_eq!(
+        header,
+        ["id", "version", "status", "serving", "source"],
+        "{text}"
+    );
+    assert_eq!(table.len(), 5, "a header and 4 rows:\n{text}");
+    for (k, name) in header.iter().enumerate() {
+        assert!(
+            table.iter().all(|row| row.len() == header.len()),
+            "every row has every cell:\n{text}"
+        );
+        let starts_agree = table.iter().all(|row| row[k].0 == table[0][k].0);
+        let ends_agree = table.iter().all(|row| row[k].1 == table[0][k].1);
+        assert!(
+            starts_agree || ends_agree,
+            "column {name} does not line up:\n{text}"
+        );
+    }
+    let row = |id: &str| -> Vec<String> {
+        let row = table
+            .iter()
+            .find(|row| row[0].2 == id)
+            .unwrap_or_else(|| panic!("no row {id}:\n{text}"));
+        row.iter()
+            .skip(1)
+            .take(3)
+            .map(|(_, _, t)| t.clone())
+            .collect()
+    };
+    assert_eq!(row("a"), ["1", "ok", "yes"], "{text}");
+    assert_eq!(row("never-loaded"), ["-", "error", "no"], "{text}");
+    assert_eq!(row("later-broken"), ["1", "error", "yes"], "{text}");
+
+    let lines: Vec<&str> = text.lines().collect();
+    for id in ["never-loaded", "later-broken"] {
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("{id} ")))
+            .expect("row");
+        let next = lines.get(at + 1).copied().unwrap_or_default();
+        assert!(
+            next.starts_with("    error: ") && next.contains(id),
+            "{id}: the error follows its row:\n{text}"
+        );
+    }
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+}
