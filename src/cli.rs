@@ -98,7 +98,9 @@ pub enum DeploymentsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum LogsCommand {
-    /// Records waiting, bytes on disk, oldest record's age, sent, rejected, dropped, last error.
+    /// Whether shipping is healthy (or failing since when), the last record sent and the last
+    /// error with their times; records waiting, bytes on disk, oldest record's age, sent,
+    /// rejected, dropped.
     Status(SocketArg),
     /// Commit the spool and ship to the collector now.
     Flush(SocketArg),
@@ -629,11 +631,12 @@ async fn logs(command: LogsCommand) -> anyhow::Result<i32> {
     match command {
         LogsCommand::Flush(_) => println!("flush requested"),
         LogsCommand::Status(_) => {
-            let Value::Object(map) = value else {
+            let Value::Object(map) = &value else {
                 bail!("unexpected answer: {}", String::from_utf8_lossy(&body));
             };
+            println!("{}", shipping_summary(&value, chrono::Utc::now()));
             for (name, v) in map {
-                if !v.is_null() {
+                if !v.is_null() && !SHIPPING_KEYS.contains(&name.as_str()) {
                     println!(
                         "{name:<24} {}",
                         v.as_str()
@@ -645,6 +648,86 @@ async fn logs(command: LogsCommand) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The fields of `/logs/status` that [`shipping_summary`] tells; the others are listed as
+/// they come.
+const SHIPPING_KEYS: &[&str] = &[
+    "flusher",
+    "not_flushing_because",
+    "healthy",
+    "failing_since",
+    "last_success_at",
+    "last_error_at",
+    "last_upstream_error",
+];
+
+/// The first line of `promptd logs status`: whether records reach the collector now, since
+/// when they do not, and when the last one was sent and the last attempt failed (a past error
+/// stays in the status after the collector recovered: its time tells it from a current one).
+fn shipping_summary(status: &Value, now: chrono::DateTime<chrono::Utc>) -> String {
+    let when = |field: &str| status[field].as_str().map(|t| moment(t, now));
+    let sent =
+        when("last_success_at").map_or("nothing sent yet".to_owned(), |w| format!("last sent {w}"));
+    let error = status["last_upstream_error"]
+        .as_str()
+        .map(|message| match when("last_error_at") {
+            Some(w) => format!("last error {w}: {message}"),
+            None => format!("last error: {message}"),
+        });
+    match (status["flusher"].as_str(), status["healthy"].as_bool()) {
+        (Some("disabled"), _) => format!(
+            "shipping: disabled: {}",
+            status["not_flushing_because"]
+                .as_str()
+                .unwrap_or("the daemon gives no reason")
+        ),
+        (Some("idle"), _) => "shipping: not started yet".to_owned(),
+        (Some("stopped"), _) => "shipping: stopped (the daemon is shutting down)".to_owned(),
+        (_, Some(true)) => match error {
+            Some(error) => format!("shipping: healthy; {sent}; {error}"),
+            None => format!("shipping: healthy; {sent}"),
+        },
+        (_, Some(false)) => format!(
+            "shipping: failing since {}; {}; {sent}; records wait in the spool and are retried \
+             (`promptd logs flush` retries now)",
+            when("failing_since").unwrap_or_else(|| "?".to_owned()),
+            error.unwrap_or_else(|| "last error: ?".to_owned()),
+        ),
+        // A daemon older than this CLI: it does not say whether the error is past.
+        (state, None) => format!(
+            "shipping: {}; {}",
+            state.unwrap_or("?"),
+            error.unwrap_or_else(|| "no error".to_owned())
+        ),
+    }
+}
+
+/// An RFC 3339 time of the daemon as "3m ago (2025-01-02 03:04:05 UTC)"; as it came if it
+/// does not parse.
+fn moment(time: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    match chrono::DateTime::parse_from_rfc3339(time) {
+        Ok(t) => {
+            let t = t.with_timezone(&chrono::Utc);
+            format!(
+                "{} ago ({})",
+                age((now - t).num_seconds()),
+                t.format("%Y-%m-%d %H:%M:%S UTC")
+            )
+        }
+        Err(_) => time.to_owned(),
+    }
+}
+
+/// A span of seconds in its two largest units: "42s", "3m", "2h 5m", "4d 1h".
+fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
 }
 
 async fn cache(command: CacheCommand) -> anyhow::Result<i32> {
@@ -913,6 +996,78 @@ mod tests {
         );
         let empty = json!({"prompts_dir": "/p", "folder_errors": [], "deployments": []});
         assert_eq!(deployment_list(&empty), "no deployed prompts in /p\n");
+    }
+
+    #[test]
+    fn ages_take_their_two_largest_units() {
+        let cases = [
+            (-5, "0s"),
+            (0, "0s"),
+            (59, "59s"),
+            (60, "1m"),
+            (3599, "59m"),
+            (3600, "1h 0m"),
+            (7500, "2h 5m"),
+            (86400 * 4 + 3700, "4d 1h"),
+        ];
+        for (seconds, expected) in cases {
+            assert_eq!(age(seconds), expected, "{seconds}");
+        }
+    }
+
+    #[test]
+    fn shipping_summary_tells_a_past_error_from_a_current_one() {
+        let now = chrono::DateTime::parse_from_rfc3339("2025-01-02T03:10:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        let error = "POST http://c/trace_log: 503 Service Unavailable: down";
+        let healthy = json!({
+            "flusher": "running",
+            "healthy": true,
+            "failing_since": null,
+            "last_success_at": "2025-01-02T03:09:58.123456Z",
+            "last_error_at": "2025-01-02T03:07:00.5Z",
+            "last_upstream_error": error,
+        });
+        assert_eq!(
+            shipping_summary(&healthy, now),
+            format!(
+                "shipping: healthy; last sent 1s ago (2025-01-02 03:09:58 UTC); \
+                 last error 2m ago (2025-01-02 03:07:00 UTC): {error}"
+            )
+        );
+        let failing = json!({
+            "flusher": "running",
+            "healthy": false,
+            "failing_since": "2025-01-02T01:00:00Z",
+            "last_success_at": null,
+            "last_error_at": "2025-01-02T03:09:00Z",
+            "last_upstream_error": error,
+        });
+        assert_eq!(
+            shipping_summary(&failing, now),
+            format!(
+                "shipping: failing since 2h 10m ago (2025-01-02 01:00:00 UTC); \
+                 last error 1m ago (2025-01-02 03:09:00 UTC): {error}; nothing sent yet; \
+                 records wait in the spool and are retried (`promptd logs flush` retries now)"
+            )
+        );
+        let fresh = json!({"flusher": "running", "healthy": true});
+        assert_eq!(
+            shipping_summary(&fresh, now),
+            "shipping: healthy; nothing sent yet"
+        );
+        let off = json!({"flusher": "disabled", "healthy": false,
+                         "not_flushing_because": "no API key"});
+        assert_eq!(
+            shipping_summary(&off, now),
+            "shipping: disabled: no API key"
+        );
+        let older_daemon = json!({"flusher": "running", "last_upstream_error": error});
+        assert_eq!(
+            shipping_summary(&older_daemon, now),
+            format!("shipping: running; last error: {error}")
+        );
     }
 
     #[test]

@@ -948,3 +948,129 @@ async fn deployments_list_lines_up_and_shows_broken_files_readably() {
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
 }
+
+/// `/logs/status` and `promptd logs status` tell a collector that fails now from one that
+/// failed earlier: while it fails, `healthy` is false and `failing_since` and `last_error_at`
+/// say since when; once it takes the records, `healthy` is true and `last_success_at` follows
+/// the error, which is kept (with its time) and shown as past.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_status_tells_a_recovered_collector_from_a_failing_one() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let up = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let up = Arc::clone(&up);
+        FakeUpstream::start(move |_, _| {
+            if up.load(Ordering::SeqCst) {
+                common::fake_upstream::Behavior::json(200, "{}")
+            } else {
+                common::fake_upstream::Behavior::json(503, "{\"error\": \"collector down\"}")
+            }
+        })
+        .await
+    };
+    let upstream = format!(
+        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = {}\napi_key = \"pk-status\"\n",
+        toml_string(&collector.base_url())
+    );
+    let setup = Setup::new(
+        "",
+        &format!(
+            "{upstream}{}",
+            providers_toml(&refused_base_url(), &refused_base_url())
+        ),
+    );
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+    let status_json = || async {
+        let raw = common::raw_get(&setup.socket, "/logs/status").await;
+        serde_json::from_slice::<Value>(&raw.chunks.concat()).expect("status JSON")
+    };
+    let status_text = || {
+        let mut cmd = promptd();
+        cmd.args(["logs", "status", "--socket"]).arg(&setup.socket);
+        let out = run_blocking(cmd);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let time = |v: &Value, field: &str| {
+        let text = v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} is a time: {v}"));
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{field} is RFC 3339 ({e}): {v}"))
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = status_json().await;
+        if status["flusher"] == "running" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "flusher not running: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status["healthy"], true, "nothing failed yet: {status}");
+    assert_eq!(status["last_success_at"], Value::Null, "{status}");
+    let raw = raw_post(
+        &setup.socket,
+        &format!("{PREFIX}/trace_log"),
+        &serde_json::json!({"trace_id": "t-status"}),
+    )
+    .await;
+    assert_eq!(raw.status(), 200, "{}", raw.head);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failing = loop {
+        let status = status_json().await;
+        if !status["last_upstream_error"].is_null() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no attempt seen: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(failing["healthy"], false, "{failing}");
+    assert!(time(&failing, "failing_since") <= time(&failing, "last_error_at"));
+    assert_eq!(failing["last_success_at"], Value::Null, "{failing}");
+    let text = status_text();
+    assert!(text.contains("shipping: failing since "), "{text}");
+    assert!(text.contains("503"), "{text}");
+    assert!(text.contains("nothing sent yet"), "{text}");
+    assert!(!text.contains("healthy"), "{text}");
+
+    up.store(true, Ordering::SeqCst);
+    let out = run_blocking({
+        let mut cmd = promptd();
+        cmd.args(["logs", "flush", "--socket"]).arg(&setup.socket);
+        cmd
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recovered = loop {
+        let status = status_json().await;
+        if status["sent"] == 1 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "not sent: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(recovered["healthy"], true, "{recovered}");
+    assert_eq!(recovered["failing_since"], Value::Null, "{recovered}");
+    assert!(
+        recovered["last_upstream_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("503")),
+        "the last error is kept: {recovered}"
+    );
+    assert!(time(&recovered, "last_error_at") >= time(&failing, "last_error_at"));
+    assert!(time(&recovered, "last_success_at") >= time(&recovered, "last_error_at"));
+    assert_eq!(recovered["waiting_records"], 0, "{recovered}");
+    let text = status_text();
+    assert!(text.contains("shipping: healthy"), "{text}");
+    assert!(text.contains("last sent "), "{text}");
+    assert!(text.contains("last error "), "{text}");
+    assert!(text.contains(" ago "), "{text}");
+    assert!(text.contains("503"), "{text}");
+    assert!(!text.contains("failing"), "{text}");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+}
