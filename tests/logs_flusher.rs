@@ -255,8 +255,12 @@ async fn retries_500s_and_429_honouring_retry_after_then_succeeds() {
     assert!(requests.iter().all(|r| r.body == requests[0].body));
     let stats = flusher.handle.stats();
     assert_eq!((stats.sent, stats.retries, stats.rejected), (1, 3, 0));
-    let last = stats.last_error.expect("last error kept");
+    assert!(stats.healthy(), "the collector took the entry: {stats:?}");
+    assert_eq!(stats.failing_since, None);
+    let sent_at = stats.last_success_at.expect("time of the success");
+    let last = stats.last_error.as_ref().expect("last error kept");
     assert!(last.message.contains("429"), "{}", last.message);
+    assert!(sent_at >= last.at, "{stats:?}");
     flusher.stop().await;
 }
 
@@ -392,7 +396,12 @@ async fn a_down_collector_keeps_records_then_a_restart_resends_with_the_same_key
     wait_for("a refused attempt", || refused.handle.stats().retries >= 2).await;
     let stats = refused.handle.stats();
     assert_eq!(stats.sent, 0);
-    assert!(stats.last_error.is_some());
+    assert!(!stats.healthy(), "{stats:?}");
+    assert_eq!(stats.last_success_at, None);
+    let since = stats
+        .failing_since
+        .expect("failing since the first attempt");
+    assert!(since <= stats.last_error.expect("last error").at);
     assert_eq!(spool.stats().waiting_records, 2, "nothing acknowledged");
     refused.stop().await;
     spool.close().await;

@@ -154,7 +154,7 @@ fn help_works_everywhere_and_default_config_validates() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains(": ok"), "{text}");
-    assert!(text.contains("2 provider(s): anthropic, openai"), "{text}");
+    assert!(text.contains("2 providers: anthropic, openai"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,7 +528,7 @@ async fn deployments_cli_and_validate_of_the_prompts_directory() {
     let out = validate(false);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("2 prompt file(s), 1 refused"),
+        stdout(&out).contains("2 prompt files, 1 refused"),
         "{}",
         stdout(&out)
     );
@@ -704,4 +704,373 @@ fn client_input_errors_are_named_before_any_request() {
         "{}",
         stderr(&out)
     );
+}
+
+/// `echo text | promptd complete` sends `text`: one trailing line end of standard input (`\n`
+/// or `\r\n`, as `echo` and editors add) is dropped, with `complete` and `stream`, with TEXT
+/// absent or `-`; inner and leading whitespace and further blank lines stay, and a TEXT
+/// argument is sent as given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_input_loses_one_trailing_line_end() {
+    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
+    let stream = FakeUpstream::always(fixtures::openai_stream()).await;
+    let providers = format!(
+        "{}\n[providers.streamer]\nkind = \"openai\"\nbase_url = {}\napi_key = \"sk-test-stream\"\nmax_retries = 0\ntimeout = \"5s\"\n",
+        providers_toml(&chat.base_url(), &refused_base_url()),
+        toml_string(&stream.base_url()),
+    );
+    let setup = Setup::new("", &providers);
+    let _daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+    let sent_content = |upstream: &FakeUpstream| {
+        let request = upstream.last_request().expect("a provider request");
+        request.body["messages"][0]["content"].clone()
+    };
+    let ask = |subcommand: &str, provider: &str, text: Option<&str>, input: &str| {
+        let mut cmd = setup.client(subcommand);
+        cmd.args([
+            "--no-cache",
+            "--model",
+            "gpt-4o-mini",
+            "--provider",
+            provider,
+        ]);
+        cmd.args(text);
+        let out = tokio::task::block_in_place(|| run_with_stdin(cmd, input.as_bytes()));
+        assert_eq!(out.status.code(), Some(0), "{input:?}: {}", stderr(&out));
+    };
+
+    let cases = [
+        ("Hello\n", "Hello"),
+        ("Hello\r\n", "Hello"),
+        ("no line end", "no line end"),
+        ("  two\n\n lines \n\n", "  two\n\n lines \n"),
+        ("\n", ""),
+    ];
+    for (input, expected) in cases {
+        ask("complete", "openai", None, input);
+        assert_eq!(sent_content(&chat), expected, "complete, stdin {input:?}");
+    }
+    ask("complete", "openai", Some("-"), "dash\n");
+    assert_eq!(sent_content(&chat), "dash", "complete -");
+    ask("stream", "streamer", None, "streamed\r\n");
+    assert_eq!(sent_content(&stream), "streamed", "stream, stdin");
+    ask("stream", "streamer", Some("-"), "streamed -\n");
+    assert_eq!(sent_content(&stream), "streamed -", "stream -");
+    ask("complete", "openai", Some("argument\n"), "");
+    assert_eq!(sent_content(&chat), "argument\n", "TEXT is sent as given");
+    assert_eq!((chat.calls(), stream.calls()), (7, 2));
+}
+
+/// Counts in CLI messages take the number they count: "deleted 1 entry", "deleted 0 entries",
+/// "deleted 2 entries" (`cache purge`, with and without a key), and the same in `status` and
+/// `validate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_counts_agree_with_their_nouns() {
+    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
+    let one_provider = format!(
+        "[providers.openai]\nkind = \"openai\"\nbase_url = {}\napi_key = \"sk-test-openai\"\nmax_retries = 0\ntimeout = \"5s\"\n",
+        toml_string(&chat.base_url())
+    );
+    let setup = Setup::new("", &one_provider);
+    let prompts = setup.path().join("prompts");
+    std::fs::create_dir_all(&prompts).expect("prompts dir");
+    std::fs::write(
+        prompts.join("greet.toml"),
+        "provider = \"openai\"\nmodel = \"gpt-4o-mini\"\n[[messages]]\nrole = \"user\"\ncontent = \"hi\"\n",
+    )
+    .expect("write prompt");
+    let out = run({
+        let mut cmd = promptd();
+        cmd.arg("validate").arg("--config").arg(&setup.config);
+        cmd
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("1 provider: openai"), "{text}");
+    assert!(
+        text.contains(": 1 prompt file, 0 refused, 0 unreadable folders"),
+        "{text}"
+    );
+
+    let _daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+    let purge = |key: Option<&str>| {
+        let mut cmd = promptd();
+        cmd.args(["cache", "purge"])
+            .args(key)
+            .arg("--socket")
+            .arg(&setup.socket);
+        let out = run_blocking(cmd);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(purge(None), "deleted 0 entries\n");
+
+    let out = setup.ask("complete", "openai", &[], "one");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run_blocking(setup.client("status"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status = stdout(&out);
+    assert!(status.contains("  1 entry, "), "{status}");
+    assert!(status.contains("; 0 hits, 1 miss, "), "{status}");
+    assert!(status.contains(", 0 bypasses, "), "{status}");
+    assert!(status.contains(", 0 evictions"), "{status}");
+    assert!(status.contains("1 serving, 0 refused files, "), "{status}");
+    assert_eq!(purge(None), "deleted 1 entry\n");
+
+    for text in ["one", "two"] {
+        let out = setup.ask("complete", "openai", &[], text);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = run_blocking(setup.client("status"));
+    let status = stdout(&out);
+    assert!(status.contains("  2 entries, "), "{status}");
+    assert!(status.contains("; 0 hits, 3 misses, "), "{status}");
+    assert_eq!(purge(None), "deleted 2 entries\n");
+
+    let mut body = openai_hello();
+    body["messages"] = serde_json::json!([{"role": "user", "content": "keyed"}]);
+    let raw = raw_post(&setup.socket, &format!("{PREFIX}/completion"), &body).await;
+    assert_eq!(raw.status(), 200, "{}", raw.head);
+    let key = raw
+        .head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-promptd-cache-key: "))
+        .expect("cache key header")
+        .trim()
+        .to_owned();
+    assert_eq!(purge(Some(&key)), "deleted 1 entry\n");
+    assert_eq!(chat.calls(), 4);
+}
+
+/// `promptd deployments list` is a table whose columns line up whatever the length of ids and
+/// paths (each column as wide as its longest cell, header included); a file that never loaded
+/// shows version `-` and is not serving, one broken after loading keeps serving its last good
+/// version; each error is on its own line under its row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_list_lines_up_and_shows_broken_files_readably() {
+    let setup = Setup::offline();
+    let prompts = setup.path().join("prompts");
+    std::fs::create_dir_all(&prompts).expect("prompts dir");
+    let good = "provider = \"openai\"\nmodel = \"gpt-4o-mini\"\n[[messages]]\nrole = \"user\"\ncontent = \"hi\"\n";
+    for name in ["a", "a-rather-long-deployment-identifier", "later-broken"] {
+        std::fs::write(prompts.join(format!("{name}.toml")), good).expect("write prompt");
+    }
+    std::fs::write(prompts.join("never-loaded.yaml"), "model: [unclosed").expect("write prompt");
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+    let list = || {
+        let mut cmd = promptd();
+        cmd.args(["deployments", "list", "--socket"])
+            .arg(&setup.socket);
+        let out = run_blocking(cmd);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    // The socket accepts before the first load is done; break the file only after it, and
+    // let the watcher see the change.
+    let errors = |text: &str| text.lines().filter(|l| l.contains(" error ")).count();
+    let text = list();
+    assert_eq!(errors(&text), 1, "{text}");
+    std::fs::write(prompts.join("later-broken.toml"), "model = ").expect("break prompt");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = list();
+        if errors(&text) == 2 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no reload seen:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!text.contains("null"), "{text}");
+
+    let rows: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
+    let spans = |line: &str| -> Vec<(usize, usize, String)> {
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, c) in line.char_indices().chain([(line.len(), ' ')]) {
+            match (c == ' ', start) {
+                (false, None) => start = Some(i),
+                (true, Some(s)) => {
+                    spans.push((s, i, line[s..i].to_owned()));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        spans
+    };
+    let table: Vec<_> = rows.iter().map(|r| spans(r)).collect();
+    let header: Vec<&str> = table[0].iter().map(|(_, _, t)| t.as_str()).collect();
+    assert_eq!(
+        header,
+        ["id", "version", "status", "serving", "source"],
+        "{text}"
+    );
+    assert_eq!(table.len(), 5, "a header and 4 rows:\n{text}");
+    for (k, name) in header.iter().enumerate() {
+        assert!(
+            table.iter().all(|row| row.len() == header.len()),
+            "every row has every cell:\n{text}"
+        );
+        let starts_agree = table.iter().all(|row| row[k].0 == table[0][k].0);
+        let ends_agree = table.iter().all(|row| row[k].1 == table[0][k].1);
+        assert!(
+            starts_agree || ends_agree,
+            "column {name} does not line up:\n{text}"
+        );
+    }
+    let row = |id: &str| -> Vec<String> {
+        let row = table
+            .iter()
+            .find(|row| row[0].2 == id)
+            .unwrap_or_else(|| panic!("no row {id}:\n{text}"));
+        row.iter()
+            .skip(1)
+            .take(3)
+            .map(|(_, _, t)| t.clone())
+            .collect()
+    };
+    assert_eq!(row("a"), ["1", "ok", "yes"], "{text}");
+    assert_eq!(row("never-loaded"), ["-", "error", "no"], "{text}");
+    assert_eq!(row("later-broken"), ["1", "error", "yes"], "{text}");
+
+    let lines: Vec<&str> = text.lines().collect();
+    for id in ["never-loaded", "later-broken"] {
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("{id} ")))
+            .expect("row");
+        let next = lines.get(at + 1).copied().unwrap_or_default();
+        assert!(
+            next.starts_with("    error: ") && next.contains(id),
+            "{id}: the error follows its row:\n{text}"
+        );
+    }
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+}
+
+/// `/logs/status` and `promptd logs status` tell a collector that fails now from one that
+/// failed earlier: while it fails, `healthy` is false and `failing_since` and `last_error_at`
+/// say since when; once it takes the records, `healthy` is true and `last_success_at` follows
+/// the error, which is kept (with its time) and shown as past.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_status_tells_a_recovered_collector_from_a_failing_one() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let up = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let up = Arc::clone(&up);
+        FakeUpstream::start(move |_, _| {
+            if up.load(Ordering::SeqCst) {
+                common::fake_upstream::Behavior::json(200, "{}")
+            } else {
+                common::fake_upstream::Behavior::json(503, "{\"error\": \"collector down\"}")
+            }
+        })
+        .await
+    };
+    let upstream = format!(
+        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = {}\napi_key = \"pk-status\"\n",
+        toml_string(&collector.base_url())
+    );
+    let setup = Setup::new(
+        "",
+        &format!(
+            "{upstream}{}",
+            providers_toml(&refused_base_url(), &refused_base_url())
+        ),
+    );
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("serve"));
+    let status_json = || async {
+        let raw = common::raw_get(&setup.socket, "/logs/status").await;
+        serde_json::from_slice::<Value>(&raw.chunks.concat()).expect("status JSON")
+    };
+    let status_text = || {
+        let mut cmd = promptd();
+        cmd.args(["logs", "status", "--socket"]).arg(&setup.socket);
+        let out = run_blocking(cmd);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let time = |v: &Value, field: &str| {
+        let text = v[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} is a time: {v}"));
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{field} is RFC 3339 ({e}): {v}"))
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = status_json().await;
+        if status["flusher"] == "running" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "flusher not running: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status["healthy"], true, "nothing failed yet: {status}");
+    assert_eq!(status["last_success_at"], Value::Null, "{status}");
+    let raw = raw_post(
+        &setup.socket,
+        &format!("{PREFIX}/trace_log"),
+        &serde_json::json!({"trace_id": "t-status"}),
+    )
+    .await;
+    assert_eq!(raw.status(), 200, "{}", raw.head);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let failing = loop {
+        let status = status_json().await;
+        if !status["last_upstream_error"].is_null() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no attempt seen: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(failing["healthy"], false, "{failing}");
+    assert!(time(&failing, "failing_since") <= time(&failing, "last_error_at"));
+    assert_eq!(failing["last_success_at"], Value::Null, "{failing}");
+    let text = status_text();
+    assert!(text.contains("shipping: failing since "), "{text}");
+    assert!(text.contains("503"), "{text}");
+    assert!(text.contains("nothing sent yet"), "{text}");
+    assert!(!text.contains("healthy"), "{text}");
+
+    up.store(true, Ordering::SeqCst);
+    let out = run_blocking({
+        let mut cmd = promptd();
+        cmd.args(["logs", "flush", "--socket"]).arg(&setup.socket);
+        cmd
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recovered = loop {
+        let status = status_json().await;
+        if status["sent"] == 1 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "not sent: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(recovered["healthy"], true, "{recovered}");
+    assert_eq!(recovered["failing_since"], Value::Null, "{recovered}");
+    assert!(
+        recovered["last_upstream_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("503")),
+        "the last error is kept: {recovered}"
+    );
+    assert!(time(&recovered, "last_error_at") >= time(&failing, "last_error_at"));
+    assert!(time(&recovered, "last_success_at") >= time(&recovered, "last_error_at"));
+    assert_eq!(recovered["waiting_records"], 0, "{recovered}");
+    let text = status_text();
+    assert!(text.contains("shipping: healthy"), "{text}");
+    assert!(text.contains("last sent "), "{text}");
+    assert!(text.contains("last error "), "{text}");
+    assert!(text.contains(" ago "), "{text}");
+    assert!(text.contains("503"), "{text}");
+    assert!(!text.contains("failing"), "{text}");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
 }

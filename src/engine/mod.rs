@@ -53,6 +53,11 @@ pub fn now_iso() -> String {
     iso(Utc::now())
 }
 
+/// `t` as promptd writes timestamps.
+pub fn system_time_iso(t: std::time::SystemTime) -> String {
+    iso(DateTime::<Utc>::from(t))
+}
+
 fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

@@ -94,7 +94,7 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
             .await;
         let (message, retry_after) = match result {
             Ok(response) if response.status().is_success() => {
-                ctx.shared.upstream_ok();
+                ctx.shared.upstream_answered(&Outcome::Sent);
                 return Outcome::Sent;
             }
             Ok(response) => {
@@ -102,7 +102,7 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
                 let retry_after = retry::retry_after(response.headers());
                 let reason = reason(response).await;
                 if !retry::retryable(status, Caller::Backlog) {
-                    ctx.shared.upstream_ok();
+                    ctx.shared.upstream_answered(&Outcome::Rejected);
                     let text = format!("{method} {url}: {status}: {reason}");
                     tracing::warn!(spool_id = out.id, trace_id = %out.trace_id, rejection = %text, "log collector rejected an entry; dropping it");
                     ctx.shared.lock().last_rejection = Some(text);

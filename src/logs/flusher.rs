@@ -33,7 +33,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -91,9 +91,23 @@ pub struct FlusherStats {
     /// sent again until the next start (the error log names their spool ids).
     pub set_aside: u64,
     pub in_flight: u64,
+    /// The last failed attempt; kept after the collector recovers (see `failing_since`).
     pub last_error: Option<UpstreamError>,
     /// The last rejection: status and the collector's reason.
     pub last_rejection: Option<String>,
+    /// When the collector last accepted an entry.
+    pub last_success_at: Option<SystemTime>,
+    /// When the current run of failed attempts began: `None` before the first failure and
+    /// once the collector answered again (accepting or rejecting an entry).
+    pub failing_since: Option<SystemTime>,
+}
+
+impl FlusherStats {
+    /// Whether records are being shipped: the flusher runs and its last attempt got an answer
+    /// from the collector (or there was none yet).
+    pub fn healthy(&self) -> bool {
+        self.state == FlusherState::Running && self.failing_since.is_none()
+    }
 }
 
 /// A cheap handle for status and `promptd logs flush`.
@@ -125,6 +139,8 @@ impl FlusherHandle {
             in_flight: s.in_flight.load(Ordering::Relaxed),
             last_error: guarded.last_error.clone(),
             last_rejection: guarded.last_rejection.clone(),
+            last_success_at: guarded.last_success_at,
+            failing_since: guarded.failing_since,
         }
     }
 
@@ -143,8 +159,6 @@ pub(super) struct Shared {
     pub(super) undecodable: AtomicU64,
     pub(super) set_aside: AtomicU64,
     pub(super) in_flight: AtomicU64,
-    /// The collector is failing: log the next success, and failures only at debug.
-    pub(super) failing: AtomicBool,
     pub(super) wake: Notify,
     pub(super) guarded: Mutex<Guarded>,
 }
@@ -153,6 +167,10 @@ pub(super) struct Guarded {
     pub(super) state: FlusherState,
     pub(super) last_error: Option<UpstreamError>,
     pub(super) last_rejection: Option<String>,
+    pub(super) last_success_at: Option<SystemTime>,
+    /// Set by the first failure of a run (which is logged as a warning, the others at debug),
+    /// cleared by the next answer (logged as the recovery).
+    pub(super) failing_since: Option<SystemTime>,
 }
 
 impl Default for Guarded {
@@ -161,6 +179,8 @@ impl Default for Guarded {
             state: FlusherState::Idle,
             last_error: None,
             last_rejection: None,
+            last_success_at: None,
+            failing_since: None,
         }
     }
 }
@@ -174,20 +194,38 @@ impl Shared {
         self.lock().state = state;
     }
 
+    /// An attempt failed in a way worth retrying (transport error, 408, 429, 5xx, a config
+    /// the collector refuses).
     pub(super) fn upstream_failed(&self, message: String) {
-        if !self.failing.swap(true, Ordering::Relaxed) {
+        let now = SystemTime::now();
+        let first = {
+            let mut guarded = self.lock();
+            let first = guarded.failing_since.is_none();
+            guarded.failing_since.get_or_insert(now);
+            guarded.last_error = Some(UpstreamError {
+                message: message.clone(),
+                at: now,
+            });
+            first
+        };
+        if first {
             tracing::warn!(error = %message, "log collector failing; retrying with backoff");
         } else {
             tracing::debug!(error = %message, "log collector still failing");
         }
-        self.lock().last_error = Some(UpstreamError {
-            message,
-            at: SystemTime::now(),
-        });
     }
 
-    pub(super) fn upstream_ok(&self) {
-        if self.failing.swap(false, Ordering::Relaxed) {
+    /// The collector answered an attempt for good: it is reachable and the config right, also
+    /// when it refused the entry.
+    pub(super) fn upstream_answered(&self, outcome: &Outcome) {
+        let was_failing = {
+            let mut guarded = self.lock();
+            if let Outcome::Sent = outcome {
+                guarded.last_success_at = Some(SystemTime::now());
+            }
+            guarded.failing_since.take().is_some()
+        };
+        if was_failing {
             tracing::info!("log collector reachable again");
         }
     }

@@ -353,6 +353,7 @@ pub fn logs_status(state: &State) -> Response<ResponseBody> {
 
 /// The logs part of `/logs/status` and `/status`.
 pub fn logs_status_json(state: &State) -> serde_json::Value {
+    use crate::engine::system_time_iso;
     let s = state.engine.spool().stats();
     let f = state.flusher.load().stats();
     let config = state.config.load();
@@ -383,6 +384,10 @@ pub fn logs_status_json(state: &State) -> serde_json::Value {
         "not_flushing_because": why,
         "upstream": config.upstream.base_url,
         "upstream_api_key": config.upstream.api_key_source,
+        "healthy": f.healthy(),
+        "failing_since": f.failing_since.map(system_time_iso),
+        "last_success_at": f.last_success_at.map(system_time_iso),
+        "last_error_at": f.last_error.as_ref().map(|e| system_time_iso(e.at)),
         "last_upstream_error": f.last_error.map(|e| e.message),
         "last_rejection": f.last_rejection,
     })

@@ -2,7 +2,7 @@
 //! ([`Daemon`], killed on drop), one-shot commands bounded in time ([`run`]).
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -36,7 +36,19 @@ pub fn promptd() -> Command {
 }
 
 /// Run `cmd` to completion within [`COMMAND_TIMEOUT`] (killed and panicking otherwise).
-pub fn run(mut cmd: Command) -> Output {
+pub fn run(cmd: Command) -> Output {
+    run_fed(cmd, None)
+}
+
+/// [`run`] with `input` as the command's standard input (closed after it).
+pub fn run_with_stdin(cmd: Command, input: &[u8]) -> Output {
+    run_fed(cmd, Some(input.to_vec()))
+}
+
+fn run_fed(mut cmd: Command, input: Option<Vec<u8>>) -> Output {
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
     let mut child = ChildGuard(Some(
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -44,6 +56,13 @@ pub fn run(mut cmd: Command) -> Output {
             .expect("spawn promptd"),
     ));
     let inner = child.0.as_mut().expect("child");
+    // Written from a thread: a child that does not read its input must not block the test.
+    let writer = input.map(|input| {
+        let mut stdin = inner.stdin.take().expect("stdin pipe");
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        })
+    });
     let mut stdout = inner.stdout.take().expect("stdout pipe");
     let mut stderr = inner.stderr.take().expect("stderr pipe");
     let out_reader = std::thread::spawn(move || {
@@ -59,6 +78,9 @@ pub fn run(mut cmd: Command) -> Output {
     let status = wait_exit(inner, COMMAND_TIMEOUT)
         .unwrap_or_else(|| panic!("{cmd:?} did not finish within {COMMAND_TIMEOUT:?}"));
     child.0 = None;
+    if let Some(writer) = writer {
+        writer.join().expect("stdin writer");
+    }
     Output {
         status,
         stdout: out_reader.join().expect("stdout reader"),
