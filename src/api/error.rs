@@ -61,6 +61,10 @@ pub enum ApiError {
         status: u16,
         message: String,
     },
+    /// The call needs a key nobody gave: promptd's config has none for the provider (its
+    /// variable unset, or no key declared) and the request brought no `provider_api_key`.
+    #[error("provider {provider} has no API key: {remedy}")]
+    ProviderKeyMissing { provider: String, remedy: String },
     #[error("cannot reach provider {provider}: {message}")]
     ProviderUnreachable { provider: String, message: String },
     #[error("provider {provider} did not answer within {seconds} s")]
@@ -106,6 +110,10 @@ impl ApiError {
                 Ok(s) if s.is_client_error() => s,
                 _ => StatusCode::BAD_GATEWAY,
             },
+            // 401 as for a provider's own "no key" answer: clients (the OpenAI SDK among them)
+            // read it as an authentication error and do not retry, which is right, since only
+            // a key fixes it. Not 503: nothing is unavailable, and retrying would not help.
+            ApiError::ProviderKeyMissing { .. } => StatusCode::UNAUTHORIZED,
             ApiError::ProviderUnreachable { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ProviderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ProviderProtocol { .. } => StatusCode::BAD_GATEWAY,
@@ -135,6 +143,7 @@ impl ApiError {
             ApiError::ProviderStatus { .. }
             | ApiError::ProviderProtocol { .. }
             | ApiError::ProviderStream { .. } => "provider_error",
+            ApiError::ProviderKeyMissing { .. } => "provider_key_missing",
             ApiError::ProviderUnreachable { .. } => "provider_unreachable",
             ApiError::ProviderTimeout { .. } => "provider_timeout",
             ApiError::LogNotAccepted(_) => "log_not_accepted",

@@ -1,6 +1,7 @@
 //! Turn a decoded [`CompletionRequest`] into a [`Prepared`] call: trace id chosen, provider
-//! resolved, messages rendered and history placed, defaults applied, every check done before
-//! any upstream is called.
+//! resolved (and its key: a provider that needs one nobody gave is refused here), messages
+//! rendered and history placed, defaults applied, every check done before any upstream is
+//! called.
 
 use std::sync::Arc;
 
@@ -90,6 +91,19 @@ pub fn prepare(
         requested: provider_name.clone(),
         configured: provider_names(),
     })?;
+    // An empty request key is no key: it must not replace the configured one.
+    let api_key = req
+        .provider_api_key
+        .take()
+        .filter(|k| !k.expose().is_empty());
+    if api_key.is_none() {
+        if let Some(remedy) = provider.missing_key_remedy() {
+            return Err(ApiError::ProviderKeyMissing {
+                provider: provider_name,
+                remedy,
+            });
+        }
+    }
     let messages = messages.unwrap_or_default();
     if messages.is_empty() {
         return Err(ApiError::invalid(
@@ -109,7 +123,7 @@ pub fn prepare(
         trace_id,
         provider,
         chat: Arc::new(chat),
-        api_key: req.provider_api_key.take(),
+        api_key,
         cache: req.cache.unwrap_or(true),
         log,
     })

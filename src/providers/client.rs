@@ -92,6 +92,12 @@ impl Provider {
         &self.name
     }
 
+    /// What to do when a call without a request key would go out with no key (see
+    /// [`ProviderConfig::missing_key_remedy`]); `None` when the provider has one or takes none.
+    pub fn missing_key_remedy(&self) -> Option<String> {
+        self.config.missing_key_remedy(&self.name)
+    }
+
     /// Ask for a whole answer.
     pub async fn complete(
         &self,
