@@ -1,10 +1,11 @@
 //! Provider keys through the real daemon: a provider whose key is missing is refused at once
 //! (whole answers, streams, deployments) without calling it, unless the request brings
-//! `provider_api_key` or the provider is declared keyless (`api_key_env = ""`).
+//! `provider_api_key` or the provider is declared keyless (`api_key_env = ""`); a keyless local
+//! server that is not running says so plainly.
 
 mod common;
 
-use common::fake_upstream::{fixtures, FakeUpstream};
+use common::fake_upstream::{fixtures, refused_base_url, FakeUpstream};
 use common::{hello_request, TestDaemon};
 use serde_json::json;
 
@@ -120,5 +121,27 @@ async fn a_keyless_provider_is_called_without_a_key() {
     }
     let status = daemon.get("/status").await.json();
     assert_eq!(status["providers"][0]["api_key"], "none (keyless)");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_local_server_that_is_not_running_is_named_with_its_address() {
+    let base_url = refused_base_url();
+    let daemon = TestDaemon::start(&provider("ollama", &base_url, "api_key_env = \"\"")).await;
+    let expected = format!(
+        "provider ollama at {base_url} is not reachable (connection refused): is the server \
+         running?"
+    );
+    let reply = daemon
+        .post("/completion", &hello_request("ollama", "llama3"))
+        .await;
+    assert_eq!(reply.status, 502, "{:?}", reply.body);
+    assert_eq!(reply.error_type(), "provider_unreachable");
+    assert_eq!(reply.error_message(), expected);
+    let stream = daemon.stream(&hello_request("ollama", "llama3")).await;
+    assert_eq!(stream.status(), 502, "{}", stream.head);
+    let body: serde_json::Value =
+        serde_json::from_slice(&stream.chunks.concat()).expect("a JSON error body");
+    assert_eq!(body["error"]["message"], expected.as_str());
     daemon.stop().await;
 }
