@@ -492,9 +492,17 @@ mod tests {
     }
 
     #[test]
-    fn embedded_default_is_valid_and_has_both_providers() {
+    fn embedded_default_is_valid_and_has_its_three_providers() {
         let config = Config::load(None, &Overrides::default()).expect("default config");
-        assert_eq!(config.provider_names(), vec!["anthropic", "openai"]);
+        assert_eq!(
+            config.provider_names(),
+            vec!["anthropic", "ollama", "openai"]
+        );
+        let ollama = &config.providers["ollama"];
+        assert_eq!(ollama.kind, ProviderKind::OpenAi);
+        assert_eq!(ollama.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(ollama.api_key_source, KeySource::Keyless);
+        assert_eq!(ollama.missing_key_remedy("ollama"), None);
         assert_eq!(
             config.providers["openai"].api_key_source,
             KeySource::Env("OPENAI_API_KEY".into())
