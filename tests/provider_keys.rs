@@ -65,6 +65,14 @@ async fn a_provider_without_its_key_is_refused_at_once_naming_the_variable() {
         .await;
     assert_eq!(reply.status, 401, "{:?}", reply.body);
     assert_eq!(reply.error_type(), "provider_key_missing");
+    let mut empty_key = hello_request("openai", "gpt-4o-mini");
+    empty_key["provider_api_key"] = json!("");
+    let reply = daemon.post("/completion", &empty_key).await;
+    assert_eq!(
+        reply.status, 401,
+        "an empty key is no key: {:?}",
+        reply.body
+    );
     assert_eq!(openai.calls(), 0, "no request reached the provider");
 
     // The request's own key is enough.
