@@ -1,6 +1,7 @@
 //! Deployed prompts through the real daemon: `deployment_id` completions (rendered messages,
-//! field-by-field overrides), missing inputs, `/deployed-prompt`, `/deployments`, a live edit
-//! picked up by the watcher, and restarts without the prompts directory.
+//! field-by-field overrides, the Parea SDK's default parameters), missing inputs,
+//! `/deployed-prompt`, `/deployments`, a live edit picked up by the watcher, and restarts
+//! without the prompts directory.
 
 mod common;
 
@@ -79,6 +80,78 @@ async fn a_deployment_id_request_uses_the_rendered_deployment() {
     assert_eq!(sent["temperature"], 0.9);
     assert_eq!(sent["max_tokens"], 400);
     assert_eq!(sent["messages"][1]["content"], "How do I start?");
+    daemon.stop().await;
+}
+
+/// What the Parea Python SDK (parea-ai 0.2.220) sends for
+/// `Completion(deployment_id='p-abc', llm_inputs={'x': 'y'})`: its `attrs.asdict`, with the
+/// defaults of `ModelParams` (temp 1.0, top_p 1.0, penalties 0.0) although nobody set them.
+const SDK_DEPLOYMENT_BODY: &str = include_str!("fixtures/parea_sdk_completion_deployment.json");
+
+const P_ABC: &str = r#"
+provider: openai
+model: gpt-4o-mini
+model_params:
+  temp: 0
+  top_p: 0.5
+  presence_penalty: 0.2
+messages:
+  - role: user
+    content: "Say {{x}}"
+"#;
+
+fn sdk_deployment_body() -> serde_json::Value {
+    serde_json::from_str(SDK_DEPLOYMENT_BODY).expect("the SDK fixture is JSON")
+}
+
+#[tokio::test]
+async fn the_parea_sdk_defaults_leave_a_deployments_params_alone() {
+    let (daemon, openai) = daemon_with_prompts(&[("p-abc.yaml", P_ABC)]).await;
+
+    // The SDK's literal body: the deployment's sampling settings reach the provider.
+    let mut uncached = sdk_deployment_body();
+    uncached["cache"] = json!(false);
+    let reply = daemon.post("/completion", &uncached).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let sent = openai.last_request().expect("called").body;
+    assert_eq!(sent["temperature"], 0.0, "{sent}");
+    assert_eq!(sent["top_p"], 0.5, "{sent}");
+    assert_eq!(sent["presence_penalty"], 0.2, "{sent}");
+    assert_eq!(sent["messages"][0]["content"], "Say y");
+    assert_eq!(openai.calls(), 1);
+
+    // The deployment's own plain request and the SDK's body are one cache entry.
+    let plain = daemon
+        .post(
+            "/completion",
+            &json!({"deployment_id": "p-abc", "llm_inputs": {"x": "y"}}),
+        )
+        .await;
+    assert_eq!(plain.status, 200, "{:?}", plain.body);
+    assert_eq!(plain.json()["cache_hit"], false);
+    assert_eq!(openai.calls(), 2);
+    let sdk = daemon.post("/completion", &sdk_deployment_body()).await;
+    assert_eq!(sdk.status, 200, "{:?}", sdk.body);
+    assert_eq!(sdk.json()["cache_hit"], true, "{}", sdk.json());
+    assert_eq!(
+        sdk.headers["x-promptd-cache-key"],
+        plain.headers["x-promptd-cache-key"]
+    );
+    assert_eq!(
+        openai.calls(),
+        2,
+        "the SDK's request was answered from the cache"
+    );
+
+    // A value the caller really chose still wins; the defaults beside it still do not.
+    let mut chosen = sdk_deployment_body();
+    chosen["llm_configuration"]["model_params"]["temp"] = json!(0.3);
+    let reply = daemon.post("/completion", &chosen).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(openai.calls(), 3);
+    let sent = openai.last_request().expect("called").body;
+    assert_eq!(sent["temperature"], 0.3, "{sent}");
+    assert_eq!(sent["top_p"], 0.5, "{sent}");
     daemon.stop().await;
 }
 

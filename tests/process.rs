@@ -154,7 +154,10 @@ fn help_works_everywhere_and_default_config_validates() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains(": ok"), "{text}");
-    assert!(text.contains("2 providers: anthropic, openai"), "{text}");
+    assert!(
+        text.contains("3 providers: anthropic, ollama, openai"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,8 +61,23 @@ pub enum ApiError {
         status: u16,
         message: String,
     },
-    #[error("cannot reach provider {provider}: {message}")]
-    ProviderUnreachable { provider: String, message: String },
+    /// The call needs a key nobody gave: promptd's config has none for the provider (its
+    /// variable unset, or no key declared) and the request brought no `provider_api_key`.
+    #[error("provider {provider} has no API key: {remedy}")]
+    ProviderKeyMissing { provider: String, remedy: String },
+    /// Nothing accepts connections at the provider's address: typically a local server
+    /// (Ollama, llama.cpp, vLLM) that is not running.
+    #[error(
+        "provider {provider} at {base_url} is not reachable (connection refused): is the server \
+         running?"
+    )]
+    ProviderRefused { provider: String, base_url: String },
+    #[error("cannot reach provider {provider} at {base_url}: {message}")]
+    ProviderUnreachable {
+        provider: String,
+        base_url: String,
+        message: String,
+    },
     #[error("provider {provider} did not answer within {seconds} s")]
     ProviderTimeout { provider: String, seconds: f64 },
     #[error("provider {provider} sent an answer promptd cannot read: {message}")]
@@ -106,7 +121,13 @@ impl ApiError {
                 Ok(s) if s.is_client_error() => s,
                 _ => StatusCode::BAD_GATEWAY,
             },
-            ApiError::ProviderUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            // 401 as for a provider's own "no key" answer: clients (the OpenAI SDK among them)
+            // read it as an authentication error and do not retry, which is right, since only
+            // a key fixes it. Not 503: nothing is unavailable, and retrying would not help.
+            ApiError::ProviderKeyMissing { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::ProviderRefused { .. } | ApiError::ProviderUnreachable { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             ApiError::ProviderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ProviderProtocol { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ProviderStream { .. } => StatusCode::BAD_GATEWAY,
@@ -135,7 +156,10 @@ impl ApiError {
             ApiError::ProviderStatus { .. }
             | ApiError::ProviderProtocol { .. }
             | ApiError::ProviderStream { .. } => "provider_error",
-            ApiError::ProviderUnreachable { .. } => "provider_unreachable",
+            ApiError::ProviderKeyMissing { .. } => "provider_key_missing",
+            ApiError::ProviderRefused { .. } | ApiError::ProviderUnreachable { .. } => {
+                "provider_unreachable"
+            }
             ApiError::ProviderTimeout { .. } => "provider_timeout",
             ApiError::LogNotAccepted(_) => "log_not_accepted",
             ApiError::Internal(_) => "internal",

@@ -108,15 +108,29 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where a provider's key comes from, as its table declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `api_key = "..."`.
+    Config,
+    /// `api_key_env = "VAR"`, read when the config is loaded.
+    Env(String),
+    /// `api_key_env = ""`: a server that takes no key (llama.cpp, vLLM, Ollama).
+    Keyless,
+    /// Neither key given: calls without a request key are refused, so that a provider is
+    /// keyless only on purpose.
+    Undeclared,
+}
+
 /// One configured model provider.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
+    /// The key, when its source gave one.
     pub api_key: Option<Secret>,
-    /// Where the key comes from, for status output (`env OPENAI_API_KEY`, `config`, `none`).
-    pub api_key_source: String,
+    pub api_key_source: KeySource,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub stream_idle_timeout: Duration,
@@ -165,6 +179,39 @@ pub struct Overrides {
     pub tcp: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub prompts_dir: Option<PathBuf>,
+}
+
+impl ProviderConfig {
+    /// Where the key comes from, for status output: `config`, `env VAR`, `env VAR (not set)`,
+    /// `none (keyless)`, `none (not declared)`.
+    pub fn key_status(&self) -> String {
+        match (&self.api_key_source, &self.api_key) {
+            (KeySource::Config, _) => "config".to_owned(),
+            (KeySource::Env(var), Some(_)) => format!("env {var}"),
+            (KeySource::Env(var), None) => format!("env {var} (not set)"),
+            (KeySource::Keyless, _) => "none (keyless)".to_owned(),
+            (KeySource::Undeclared, _) => "none (not declared)".to_owned(),
+        }
+    }
+
+    /// What to do, when a call to provider `name` without a request key would go out with no
+    /// key; `None` when it has one or takes none.
+    pub fn missing_key_remedy(&self, name: &str) -> Option<String> {
+        if self.api_key.is_some() {
+            return None;
+        }
+        match &self.api_key_source {
+            KeySource::Config | KeySource::Keyless => None,
+            KeySource::Env(var) => Some(format!(
+                "set {var} in promptd's environment and restart it, or pass provider_api_key \
+                 in the request"
+            )),
+            KeySource::Undeclared => Some(format!(
+                "give api_key_env or api_key in [providers.{name}] (api_key_env = \"\" for a \
+                 server that takes no key), or pass provider_api_key in the request"
+            )),
+        }
+    }
 }
 
 impl Config {
@@ -401,12 +448,19 @@ fn provider_config(name: &str, raw: RawProvider) -> Result<ProviderConfig, Confi
         ));
     }
     let (api_key, api_key_source) = match (raw.api_key, raw.api_key_env) {
-        (Some(k), _) => (Some(Secret::new(k)), "config".to_owned()),
-        (None, Some(var)) => match std::env::var(&var) {
-            Ok(v) if !v.is_empty() => (Some(Secret::new(v)), format!("env {var}")),
-            _ => (None, format!("env {var} (not set)")),
-        },
-        (None, None) => (None, "none".to_owned()),
+        (Some(k), _) if k.is_empty() => {
+            return Err(invalid(
+                key("api_key"),
+                "is empty; for a server that takes no key write api_key_env = \"\" instead",
+            ))
+        }
+        (Some(k), _) => (Some(Secret::new(k)), KeySource::Config),
+        (None, Some(var)) if var.is_empty() => (None, KeySource::Keyless),
+        (None, Some(var)) => {
+            let value = std::env::var(&var).ok().filter(|v| !v.is_empty());
+            (value.map(Secret::new), KeySource::Env(var))
+        }
+        (None, None) => (None, KeySource::Undeclared),
     };
     Ok(ProviderConfig {
         kind,
@@ -438,9 +492,21 @@ mod tests {
     }
 
     #[test]
-    fn embedded_default_is_valid_and_has_both_providers() {
+    fn embedded_default_is_valid_and_has_its_three_providers() {
         let config = Config::load(None, &Overrides::default()).expect("default config");
-        assert_eq!(config.provider_names(), vec!["anthropic", "openai"]);
+        assert_eq!(
+            config.provider_names(),
+            vec!["anthropic", "ollama", "openai"]
+        );
+        let ollama = &config.providers["ollama"];
+        assert_eq!(ollama.kind, ProviderKind::OpenAi);
+        assert_eq!(ollama.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(ollama.api_key_source, KeySource::Keyless);
+        assert_eq!(ollama.missing_key_remedy("ollama"), None);
+        assert_eq!(
+            config.providers["openai"].api_key_source,
+            KeySource::Env("OPENAI_API_KEY".into())
+        );
         assert_eq!(config.socket_mode, 0o660);
         assert_eq!(config.max_body, 4 * 1024 * 1024);
         assert!(config.tcp.is_none());
@@ -490,6 +556,43 @@ mod tests {
             let err = load(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_key_source_is_a_key_a_variable_or_none_on_purpose() {
+        let provider = |key_line: &str| {
+            let text = format!("[providers.p]\nkind = \"openai\"\n{key_line}");
+            load(&text).map(|c| c.providers["p"].clone())
+        };
+        let keyless = provider("api_key_env = \"\"").expect("keyless");
+        assert_eq!(keyless.api_key_source, KeySource::Keyless);
+        assert_eq!(keyless.key_status(), "none (keyless)");
+        assert_eq!(keyless.missing_key_remedy("p"), None);
+        let unset = provider("api_key_env = \"PROMPTD_TEST_UNSET_CONFIG_KEY\"").expect("env");
+        assert_eq!(
+            unset.key_status(),
+            "env PROMPTD_TEST_UNSET_CONFIG_KEY (not set)"
+        );
+        let remedy = unset.missing_key_remedy("p").expect("a key is needed");
+        assert!(
+            remedy.contains("set PROMPTD_TEST_UNSET_CONFIG_KEY"),
+            "{remedy}"
+        );
+        let undeclared = provider("").expect("undeclared");
+        assert_eq!(undeclared.api_key_source, KeySource::Undeclared);
+        let remedy = undeclared.missing_key_remedy("p").expect("a key is needed");
+        assert!(remedy.contains("[providers.p]"), "{remedy}");
+        let keyed = provider("api_key = \"sk-x\"").expect("keyed");
+        assert_eq!(keyed.missing_key_remedy("p"), None);
+        let err = provider("api_key = \"\"").unwrap_err().to_string();
+        assert!(
+            err.contains("providers.p.api_key") && err.contains("api_key_env = \"\""),
+            "{err}"
+        );
+        let err = provider("api_key = \"k\"\napi_key_env = \"\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providers.p.api_key"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::providers::{tool_calls_json, ProviderError};
 /// Whether a failure means the provider is down (then an expired entry may answer).
 fn is_outage(err: &ProviderError) -> bool {
     match err {
-        ProviderError::Unreachable(_) | ProviderError::Timeout(_) => true,
+        ProviderError::Refused | ProviderError::Unreachable(_) | ProviderError::Timeout(_) => true,
         ProviderError::Status { status, .. } => *status >= 500,
         ProviderError::Protocol(_) | ProviderError::Stream(_) => false,
     }

@@ -353,6 +353,7 @@ impl StatsSource for EngineStats {
 
 /// Map a provider failure to the request error the client sees.
 fn provider_error(provider: &Provider, err: ProviderError) -> ApiError {
+    let base_url = provider.base_url().to_owned();
     let provider = provider.name().to_owned();
     match err {
         ProviderError::Status {
@@ -362,7 +363,12 @@ fn provider_error(provider: &Provider, err: ProviderError) -> ApiError {
             status,
             message,
         },
-        ProviderError::Unreachable(message) => ApiError::ProviderUnreachable { provider, message },
+        ProviderError::Refused => ApiError::ProviderRefused { provider, base_url },
+        ProviderError::Unreachable(message) => ApiError::ProviderUnreachable {
+            provider,
+            base_url,
+            message,
+        },
         ProviderError::Timeout(d) => ApiError::ProviderTimeout {
             provider,
             seconds: d.as_secs_f64(),

@@ -1,6 +1,7 @@
 //! Turn a decoded [`CompletionRequest`] into a [`Prepared`] call: trace id chosen, provider
-//! resolved, messages rendered and history placed, defaults applied, every check done before
-//! any upstream is called.
+//! resolved (and its key: a provider that needs one nobody gave is refused here), messages
+//! rendered and history placed, defaults applied, every check done before any upstream is
+//! called.
 
 use std::sync::Arc;
 
@@ -90,6 +91,19 @@ pub fn prepare(
         requested: provider_name.clone(),
         configured: provider_names(),
     })?;
+    // An empty request key is no key: it must not replace the configured one.
+    let api_key = req
+        .provider_api_key
+        .take()
+        .filter(|k| !k.expose().is_empty());
+    if api_key.is_none() {
+        if let Some(remedy) = provider.missing_key_remedy() {
+            return Err(ApiError::ProviderKeyMissing {
+                provider: provider_name,
+                remedy,
+            });
+        }
+    }
     let messages = messages.unwrap_or_default();
     if messages.is_empty() {
         return Err(ApiError::invalid(
@@ -109,7 +123,7 @@ pub fn prepare(
         trace_id,
         provider,
         chat: Arc::new(chat),
-        api_key: req.provider_api_key.take(),
+        api_key,
         cache: req.cache.unwrap_or(true),
         log,
     })
@@ -144,8 +158,17 @@ fn merge_deployment(
     })
 }
 
-/// `over`'s parameters where given, else the deployment's. Destructured, so a new parameter
-/// does not compile until it is merged here too.
+/// The Parea Python SDK sends every `model_params` field, unset ones as its `ModelParams`
+/// defaults (`parea/schemas/log.py`), so these values cannot tell "chosen" from "not set".
+const SDK_DEFAULT_TEMP: f64 = 1.0;
+const SDK_DEFAULT_TOP_P: f64 = 1.0;
+const SDK_DEFAULT_FREQUENCY_PENALTY: f64 = 0.0;
+const SDK_DEFAULT_PRESENCE_PENALTY: f64 = 0.0;
+
+/// `over`'s parameters where given, else the deployment's; a value that is exactly the Parea
+/// SDK's default counts as not given when the deployment sets that parameter (the SDK sends
+/// its defaults whether or not the caller set anything). Destructured, so a new parameter does
+/// not compile until it is merged here too.
 fn merge_params(base: &ModelParams, over: Option<ModelParams>) -> ModelParams {
     let Some(ModelParams {
         temp,
@@ -160,13 +183,31 @@ fn merge_params(base: &ModelParams, over: Option<ModelParams>) -> ModelParams {
         return base.clone();
     };
     ModelParams {
-        temp: temp.or(base.temp),
-        top_p: top_p.or(base.top_p),
-        frequency_penalty: frequency_penalty.or(base.frequency_penalty),
-        presence_penalty: presence_penalty.or(base.presence_penalty),
+        temp: unless_sdk_default(temp, SDK_DEFAULT_TEMP, base.temp),
+        top_p: unless_sdk_default(top_p, SDK_DEFAULT_TOP_P, base.top_p),
+        frequency_penalty: unless_sdk_default(
+            frequency_penalty,
+            SDK_DEFAULT_FREQUENCY_PENALTY,
+            base.frequency_penalty,
+        ),
+        presence_penalty: unless_sdk_default(
+            presence_penalty,
+            SDK_DEFAULT_PRESENCE_PENALTY,
+            base.presence_penalty,
+        ),
+        // The SDK's defaults of these are null, which already means "not given".
         max_length: max_length.or(base.max_length),
         response_format: response_format.or_else(|| base.response_format.clone()),
         safe_prompt: safe_prompt.or(base.safe_prompt),
+    }
+}
+
+/// `over`, unless it is absent or exactly `sdk_default` while the deployment has a value.
+fn unless_sdk_default(over: Option<f64>, sdk_default: f64, base: Option<f64>) -> Option<f64> {
+    match (over, base) {
+        (Some(v), Some(b)) if v == sdk_default => Some(b),
+        (Some(v), _) => Some(v),
+        (None, b) => b,
     }
 }
 
@@ -244,6 +285,38 @@ mod tests {
         let placed = place_history(vec![msg(Role::System, "s")], vec![msg(Role::User, "h")]);
         assert_eq!(placed.len(), 2);
         assert_eq!(placed[1].content.as_deref(), Some("h"));
+    }
+
+    #[test]
+    fn the_sdks_default_params_leave_a_deployments_params_alone() {
+        let deployment = ModelParams {
+            temp: Some(0.0),
+            top_p: Some(0.5),
+            max_length: Some(400),
+            ..ModelParams::default()
+        };
+        let sdk_defaults = ModelParams {
+            temp: Some(1.0),
+            top_p: Some(1.0),
+            frequency_penalty: Some(0.0),
+            presence_penalty: Some(0.0),
+            ..ModelParams::default()
+        };
+        let merged = merge_params(&deployment, Some(sdk_defaults.clone()));
+        assert_eq!(merged.temp, Some(0.0));
+        assert_eq!(merged.top_p, Some(0.5));
+        assert_eq!(merged.max_length, Some(400));
+        // Unset in the deployment: the SDK's value is sent, it is the provider's default too.
+        assert_eq!(merged.frequency_penalty, Some(0.0));
+        let chosen = ModelParams {
+            temp: Some(0.3),
+            presence_penalty: Some(0.1),
+            ..sdk_defaults
+        };
+        let merged = merge_params(&deployment, Some(chosen));
+        assert_eq!(merged.temp, Some(0.3));
+        assert_eq!(merged.top_p, Some(0.5));
+        assert_eq!(merged.presence_penalty, Some(0.1));
     }
 
     #[test]

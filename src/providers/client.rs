@@ -92,6 +92,17 @@ impl Provider {
         &self.name
     }
 
+    /// The configured base URL, e.g. `http://127.0.0.1:11434/v1`.
+    pub fn base_url(&self) -> &str {
+        &self.config.base_url
+    }
+
+    /// What to do when a call without a request key would go out with no key (see
+    /// [`ProviderConfig::missing_key_remedy`]); `None` when the provider has one or takes none.
+    pub fn missing_key_remedy(&self) -> Option<String> {
+        self.config.missing_key_remedy(&self.name)
+    }
+
     /// Ask for a whole answer.
     pub async fn complete(
         &self,
@@ -197,12 +208,32 @@ impl Provider {
             .body(body)
             .send()
             .await
-            .map_err(|e| ProviderError::Unreachable(crate::error_chain(&e)))?;
+            .map_err(|e| {
+                if is_refused(&e) {
+                    ProviderError::Refused
+                } else {
+                    ProviderError::Unreachable(crate::error_chain(&e))
+                }
+            })?;
         if response.status().is_success() {
             return Ok(response);
         }
         Err(status_error(response).await)
     }
+}
+
+/// Whether `err` (or one of its causes) is a refused connection: nothing listens there.
+fn is_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// The error of a non-2xx answer: its status, the upstream's message, its `Retry-After`.

@@ -136,7 +136,10 @@ pub enum ProviderError {
         message: String,
         retry_after: Option<Duration>,
     },
-    /// Connection refused, DNS failure, TLS failure, reset before an answer.
+    /// Nothing accepted the connection at the provider's address.
+    #[error("connection refused")]
+    Refused,
+    /// DNS failure, TLS failure, reset before an answer.
     #[error("{0}")]
     Unreachable(String),
     #[error("no answer within {0:?}")]
@@ -155,7 +158,7 @@ impl ProviderError {
         match self {
             ProviderError::Status { status, .. } if *status < 500 => "status_4xx",
             ProviderError::Status { .. } => "status_5xx",
-            ProviderError::Unreachable(_) => "unreachable",
+            ProviderError::Refused | ProviderError::Unreachable(_) => "unreachable",
             ProviderError::Timeout(_) => "timeout",
             ProviderError::Protocol(_) => "protocol",
             ProviderError::Stream(_) => "stream",
@@ -167,7 +170,7 @@ impl ProviderError {
         match self {
             ProviderError::Status { status, .. } => reqwest::StatusCode::from_u16(*status)
                 .is_ok_and(|status| retry::retryable(status, Caller::ClientWaiting)),
-            ProviderError::Unreachable(_) => true,
+            ProviderError::Refused | ProviderError::Unreachable(_) => true,
             ProviderError::Timeout(_) | ProviderError::Protocol(_) | ProviderError::Stream(_) => {
                 false
             }

@@ -154,7 +154,7 @@ pub fn status(state: &State) -> Response<ResponseBody> {
         name: &'a str,
         kind: &'static str,
         base_url: &'a str,
-        api_key: &'a str,
+        api_key: String,
     }
     #[derive(Serialize)]
     struct Status<'a> {
@@ -190,7 +190,7 @@ pub fn status(state: &State) -> Response<ResponseBody> {
                     name,
                     kind: p.kind.as_str(),
                     base_url: &p.base_url,
-                    api_key: &p.api_key_source,
+                    api_key: p.key_status(),
                 })
                 .collect(),
             cache: state.engine.cache().stats(),
