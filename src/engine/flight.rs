@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use super::answer::entry_from_completion;
+use super::read::{read_stream, ReadEnd};
 use super::{provider_error, Engine, Prepared};
 use crate::cache::coalesce::{Leader, Outcome};
 use crate::cache::{CacheEntry, CacheKey};
-use crate::providers::{tool_calls_json, ProviderError};
+use crate::providers::ProviderError;
 
 /// Whether a failure means the provider is down (then an expired entry may answer).
 fn is_outage(err: &ProviderError) -> bool {
@@ -34,27 +35,14 @@ pub async fn drive(
     let result = if stream {
         match provider.open_stream(&prepared.chat, key_override).await {
             Err(e) => Err(e),
-            Ok(mut upstream) => {
-                let mut deltas = Vec::new();
-                loop {
-                    match upstream.next_delta().await {
-                        Ok(Some(delta)) => {
-                            deltas.push(delta.clone());
-                            flight.push_delta(delta);
-                        }
-                        Ok(None) => {
-                            let completion = upstream.into_completion();
-                            if !completion.tool_calls.is_empty() {
-                                let calls = tool_calls_json(&completion.tool_calls);
-                                deltas.push(calls.clone());
-                                flight.push_delta(calls);
-                            }
-                            break Ok((completion, Some(deltas)));
-                        }
-                        Err(e) => break Err(e),
-                    }
-                }
-            }
+            Ok(upstream) => match read_stream(upstream, None, &mut &*flight).await {
+                Ok(ReadEnd::Complete { completion, deltas }) => Ok((completion, Some(deltas))),
+                // A flight never stops wanting deltas.
+                Ok(ReadEnd::Abandoned) => Err(ProviderError::Stream(
+                    "the stream was abandoned before its end".into(),
+                )),
+                Err(e) => Err(e),
+            },
         }
     } else {
         provider

@@ -17,7 +17,9 @@ mod answer;
 mod complete;
 mod flight;
 mod log;
+mod order;
 mod prepare;
+mod read;
 mod stream;
 
 use std::collections::BTreeMap;

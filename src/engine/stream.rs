@@ -9,11 +9,12 @@ use tokio::sync::mpsc;
 
 use super::answer::{entry_from_completion, response_from_entry};
 use super::log::Timing;
+use super::order::{settle, Source};
+use super::read::{read_stream, ReadEnd};
 use super::{provider_error, CompletionStream, Engine, Prepared, StreamItem, STREAM_BUFFER};
 use crate::api::{ApiError, CompletionRequest};
-use crate::cache::coalesce::{Event, Outcome, Subscription};
-use crate::cache::{CacheEntry, CacheStatus, Lookup};
-use crate::providers::tool_calls_json;
+use crate::cache::coalesce::{Event, Subscription};
+use crate::cache::{CacheEntry, CacheStatus};
 
 impl Engine {
     /// Start a streamed completion. Errors before the first delta are returned here (so they
@@ -25,71 +26,56 @@ impl Engine {
         let timing = Timing::now();
         let prepared = self.prepare(req).await?;
         let trace_id = prepared.trace_id.clone();
-        let Some(key) = self.cache_key_of(&prepared) else {
-            self.cache.record(CacheStatus::Bypass);
-            let items = self
-                .stream_uncached(prepared.clone(), timing)
-                .await
-                .inspect_err(|e| self.log_failure(&prepared, e, &timing, None))?;
-            return Ok(CompletionStream {
-                trace_id,
-                items,
-                cache: CacheStatus::Bypass,
-                key: None,
-            });
-        };
-        let stale = match self.cache.lookup(&key) {
-            Lookup::Fresh(entry) => {
-                self.cache.record_hit(&key);
+        let (items, cache, key) = match self.source(&prepared, true) {
+            Source::Bypass => {
+                let items = self
+                    .stream_uncached(prepared.clone(), timing)
+                    .await
+                    .inspect_err(|e| self.log_failure(&prepared, e, &timing, None))?;
+                (items, CacheStatus::Bypass, None)
+            }
+            Source::Fresh { key, entry } => {
                 let items = self.replay_and_log(&prepared, &entry, &timing, true);
-                return Ok(CompletionStream {
-                    trace_id,
-                    items,
-                    cache: CacheStatus::Hit,
-                    key: Some(key),
-                });
+                (items, CacheStatus::Hit, Some(key))
             }
-            Lookup::Expired(entry) => Some(entry),
-            Lookup::Miss => None,
-        };
-        let (mut sub, leader) = self.join_flight(key, &prepared, true, stale);
-        let fresh = if leader {
-            CacheStatus::Miss
-        } else {
-            CacheStatus::Hit
-        };
-        let (items, status) = match sub.next().await {
-            Event::Delta(first) => {
-                let ttft = timing.elapsed();
-                let items = self.forward(
-                    first,
-                    sub,
-                    prepared,
-                    timing,
-                    ttft,
-                    fresh != CacheStatus::Miss,
-                );
-                (items, fresh)
-            }
-            Event::Outcome(Outcome::Done(entry)) => (
-                self.replay_and_log(&prepared, &entry, &timing, fresh != CacheStatus::Miss),
-                fresh,
-            ),
-            Event::Outcome(Outcome::Stale(entry)) => (
-                self.replay_and_log(&prepared, &entry, &timing, true),
-                CacheStatus::Stale,
-            ),
-            Event::Outcome(Outcome::Failed(e)) => {
-                self.log_failure(&prepared, &e, &timing, None);
-                return Err(e);
+            Source::Flight {
+                key,
+                mut sub,
+                leader,
+            } => {
+                let (items, status) = match sub.next().await {
+                    Event::Delta(first) => {
+                        let ttft = timing.elapsed();
+                        let items = self.forward(first, sub, prepared, timing, ttft, !leader);
+                        (
+                            items,
+                            if leader {
+                                CacheStatus::Miss
+                            } else {
+                                CacheStatus::Hit
+                            },
+                        )
+                    }
+                    Event::Outcome(outcome) => match settle(outcome, leader) {
+                        Ok((entry, status)) => {
+                            let hit = status != CacheStatus::Miss;
+                            (self.replay_and_log(&prepared, &entry, &timing, hit), status)
+                        }
+                        Err(e) => {
+                            self.log_failure(&prepared, &e, &timing, None);
+                            return Err(e);
+                        }
+                    },
+                };
+                self.cache.record(status);
+                (items, status, Some(key))
             }
         };
-        self.cache.record(status);
         Ok(CompletionStream {
             trace_id,
             items,
-            cache: status,
-            key: Some(key),
+            cache,
+            key,
         })
     }
 
@@ -129,14 +115,18 @@ impl Engine {
                 }
                 match sub.next().await {
                     Event::Delta(delta) => item = Some(StreamItem::Delta(delta)),
-                    Event::Outcome(Outcome::Done(entry) | Outcome::Stale(entry)) => {
-                        let response = response_from_entry(&prepared, &entry, &timing, cache_hit);
-                        engine.log_answer(&prepared, &response, Some(ttft));
-                        return;
-                    }
-                    Event::Outcome(Outcome::Failed(e)) => {
-                        engine.log_failure(&prepared, &e, &timing, Some(ttft));
-                        let _ = tx.send(StreamItem::Error(e.to_string())).await;
+                    Event::Outcome(outcome) => {
+                        match settle(outcome, false) {
+                            Ok((entry, _)) => {
+                                let response =
+                                    response_from_entry(&prepared, &entry, &timing, cache_hit);
+                                engine.log_answer(&prepared, &response, Some(ttft));
+                            }
+                            Err(e) => {
+                                engine.log_failure(&prepared, &e, &timing, Some(ttft));
+                                let _ = tx.send(StreamItem::Error(e.to_string())).await;
+                            }
+                        }
                         return;
                     }
                 }
@@ -166,51 +156,28 @@ impl Engine {
         let (tx, items) = mpsc::channel(STREAM_BUFFER);
         let engine = Arc::clone(self);
         tokio::spawn(async move {
-            let mut deltas: Vec<String> = Vec::new();
-            let mut next = Ok(first);
-            loop {
-                match next {
-                    Ok(Some(delta)) => {
-                        deltas.push(delta.clone());
-                        if tx.send(StreamItem::Delta(delta)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(None) => {
-                        let completion = upstream.into_completion();
-                        if !completion.tool_calls.is_empty() {
-                            let calls = tool_calls_json(&completion.tool_calls);
-                            deltas.push(calls.clone());
-                            let _ = tx.send(StreamItem::Delta(calls)).await;
-                        }
-                        let prices = &engine.upstreams().prices;
-                        let entry = entry_from_completion(
-                            &prepared,
-                            completion,
-                            Some(deltas),
-                            prices,
-                            (0, 0),
-                        );
-                        let response = response_from_entry(&prepared, &entry, &timing, false);
-                        engine.log_answer(&prepared, &response, Some(ttft));
-                        return;
-                    }
-                    Err(e) => {
-                        let err = provider_error(&provider, e);
-                        tracing::warn!(trace_id = %prepared.trace_id, error = %err, "stream failed after it started");
-                        engine.log_failure(&prepared, &err, &timing, Some(ttft));
-                        let _ = tx.send(StreamItem::Error(err.to_string())).await;
-                        return;
-                    }
+            let mut tx = tx;
+            match read_stream(upstream, Some(first), &mut tx).await {
+                Ok(ReadEnd::Complete { completion, deltas }) => {
+                    let prices = &engine.upstreams().prices;
+                    let entry =
+                        entry_from_completion(&prepared, completion, Some(deltas), prices, (0, 0));
+                    let response = response_from_entry(&prepared, &entry, &timing, false);
+                    engine.log_answer(&prepared, &response, Some(ttft));
                 }
-                next = tokio::select! {
-                    next = upstream.next_delta() => next,
-                    _ = tx.closed() => break,
-                };
+                Ok(ReadEnd::Abandoned) => {
+                    tracing::debug!(trace_id = %prepared.trace_id, "client went away; upstream stream cancelled");
+                    let err =
+                        ApiError::Internal("the client closed the stream before its end".into());
+                    engine.log_failure(&prepared, &err, &timing, Some(ttft));
+                }
+                Err(e) => {
+                    let err = provider_error(&provider, e);
+                    tracing::warn!(trace_id = %prepared.trace_id, error = %err, "stream failed after it started");
+                    engine.log_failure(&prepared, &err, &timing, Some(ttft));
+                    let _ = tx.send(StreamItem::Error(err.to_string())).await;
+                }
             }
-            tracing::debug!(trace_id = %prepared.trace_id, "client went away; upstream stream cancelled");
-            let err = ApiError::Internal("the client closed the stream before its end".into());
-            engine.log_failure(&prepared, &err, &timing, Some(ttft));
         });
         Ok(items)
     }

@@ -1,0 +1,89 @@
+//! The one loop that reads an upstream stream: each delta handed on as it arrives and kept,
+//! the model's tool calls (as one JSON delta) after the last text, the completion at the end.
+//! A flight hands deltas to its subscribers and reads to the end whoever listens; a private
+//! stream hands them to its one client and stops when the client goes away.
+
+use std::future::Future;
+
+use tokio::sync::mpsc;
+
+use super::StreamItem;
+use crate::cache::coalesce::Flight;
+use crate::providers::{tool_calls_json, Completion, ProviderError, UpstreamStream};
+
+/// Where the deltas of an upstream stream go.
+pub(super) trait DeltaSink {
+    /// Hand on one delta; `false` when nobody wants more (the read stops).
+    fn send(&mut self, delta: String) -> impl Future<Output = bool> + Send;
+    /// Resolves when nobody wants more, also while the upstream is silent.
+    fn closed(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// A flight: every subscriber, present and late; read to the end even when all have left.
+impl DeltaSink for &Flight {
+    async fn send(&mut self, delta: String) -> bool {
+        self.push_delta(delta);
+        true
+    }
+
+    async fn closed(&self) {
+        std::future::pending().await
+    }
+}
+
+/// One client's channel: the read stops when it closes.
+impl DeltaSink for mpsc::Sender<StreamItem> {
+    async fn send(&mut self, delta: String) -> bool {
+        mpsc::Sender::send(self, StreamItem::Delta(delta))
+            .await
+            .is_ok()
+    }
+
+    async fn closed(&self) {
+        mpsc::Sender::closed(self).await
+    }
+}
+
+/// How a read ended.
+pub(super) enum ReadEnd {
+    /// The upstream ended cleanly: the completion and every delta handed on.
+    Complete {
+        completion: Completion,
+        deltas: Vec<String>,
+    },
+    /// The sink stopped wanting deltas before the end; the upstream is dropped (cancelled).
+    Abandoned,
+}
+
+/// Read `upstream` to its end into `sink`. `first_read` is what the caller's own first
+/// `next_delta` gave, when it read one already (to fail before committing a response).
+pub(super) async fn read_stream(
+    mut upstream: UpstreamStream,
+    first_read: Option<Option<String>>,
+    sink: &mut impl DeltaSink,
+) -> Result<ReadEnd, ProviderError> {
+    let mut deltas = Vec::new();
+    let mut already_read = first_read;
+    loop {
+        let read = match already_read.take() {
+            Some(read) => read,
+            None => tokio::select! {
+                read = upstream.next_delta() => read?,
+                () = sink.closed() => return Ok(ReadEnd::Abandoned),
+            },
+        };
+        let Some(delta) = read else { break };
+        deltas.push(delta.clone());
+        if !sink.send(delta).await {
+            return Ok(ReadEnd::Abandoned);
+        }
+    }
+    let completion = upstream.into_completion();
+    if !completion.tool_calls.is_empty() {
+        let calls = tool_calls_json(&completion.tool_calls);
+        deltas.push(calls.clone());
+        // The answer is complete: a sink that left now still gets its record from `deltas`.
+        sink.send(calls).await;
+    }
+    Ok(ReadEnd::Complete { completion, deltas })
+}
