@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! engine ─▶ record::LogRecord<CallConfiguration> ─▶ entry::encode_trace_log ─┐
-//! POST /trace_log, PUT /trace_log, /feedback ─▶ entry::encode_json_text ────┤
+//! POST /trace_log, PUT /trace_log, /feedback, /trace_log/{vendor}            │
+//!        ─▶ entry::encode_json_text (the bytes as sent) ─────────────────────┤
 //!        ─▶ Spool::append (queue; group commit + fsync by the writer thread) ─▶ segment files
 //!        ─▶ Spool::read_batch ─▶ Flusher (reqwest, retries) ─▶ collector ─▶ Spool::ack
 //! ```
@@ -10,8 +11,10 @@
 //! - [`record`] — [`LogRecord`] (Parea's TraceLog), built from a completion with its
 //!   configuration borrowed from the call ([`CallConfiguration`]); omit rules and trace-wide
 //!   sampling.
+//! - [`integration`] — [`TraceIntegration`] (the vendors of `POST /trace_log/{vendor}`) and
+//!   [`LangchainRun`], the fields of a LangChain run promptd orders and samples by.
 //! - [`entry`] — the versioned encoding of a spool record (`{kind, trace_id, body}` with the
-//!   body as JSON text), and [`SpoolEntry`], the typed view of one (tests and tools build and
+//!   body as JSON text; the version byte is the format that introduced the kind), and [`SpoolEntry`], the typed view of one (tests and tools build and
 //!   read records with it; the daemon writes through `encode_trace_log`/`encode_json_text`).
 //! - [`spool`] — the public spool API; its header holds the on-disk design.
 //! - `segment` (frames, scanning), `ledger` (ledger and lock files), `recovery` (start-up
@@ -29,6 +32,7 @@ mod delivery;
 pub mod entry;
 pub mod flusher;
 pub mod held_trace;
+pub mod integration;
 mod ledger;
 mod lookup;
 mod reader;
@@ -46,6 +50,7 @@ pub use entry::{
 };
 pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, UpstreamError};
 pub use held_trace::{Delivery, HeldTrace};
+pub use integration::{LangchainRun, TraceIntegration};
 pub use record::{sampled_in, CallConfiguration, CompletionLog, LogRecord, OmitRules};
 pub use spool::{
     Dropped, Durable, NotDurable, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStats,
