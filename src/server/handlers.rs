@@ -12,7 +12,8 @@ use crate::api::{decode_json, ApiError, CompletionRequest};
 use crate::cache::CacheKey;
 use crate::deployments::TemplateError;
 use crate::logs::{
-    encode_json_text, sampled_in, EntryKind, Feedback, FlusherState, LogRecord, TraceLogUpdate,
+    encode_json_text, sampled_in, EntryKind, Feedback, FlusherState, LangchainRun, LogRecord,
+    TraceIntegration, TraceLogUpdate,
 };
 
 /// `GET /health`.
@@ -258,18 +259,65 @@ pub async fn trace_log(
         .ok_or_else(|| ApiError::invalid("trace_id", "trace_id is required"))?;
     if let (Some(rate), Some(key)) = (record.log_sample_rate, record.sampling_key()) {
         if !sampled_in(key, rate) {
-            return Ok(body::json(
-                StatusCode::OK,
-                &Spooled {
-                    status: "sampled_out",
-                    trace_id: &trace_id,
-                    spool_id: None,
-                },
-            ));
+            return Ok(sampled_out(&trace_id));
         }
     }
     let id = spool_as_sent(state, EntryKind::TraceLog, &trace_id, &bytes).await?;
     Ok(spooled(&trace_id, id))
+}
+
+/// The answer to a record dropped by its trace's sample rate: 200, nothing spooled.
+fn sampled_out(trace_id: &str) -> Response<ResponseBody> {
+    body::json(
+        StatusCode::OK,
+        &Spooled {
+            status: "sampled_out",
+            trace_id,
+            spool_id: None,
+        },
+    )
+}
+
+/// `POST /trace_log/{vendor}`: a tracing integration's record (a LangChain run, not a
+/// TraceLog), checked to be a JSON object, sampled like a trace log by the tracer's
+/// `_log_sample_rate`, spooled as sent and shipped to the same path upstream; 2xx once it is
+/// durable (or sampled out).
+pub async fn integration_log(
+    req: Request<Incoming>,
+    state: &State,
+    integration: TraceIntegration,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    require_json_object(&bytes, integration)?;
+    let run: LangchainRun = match integration {
+        TraceIntegration::Langchain => decode_json(&bytes)?,
+    };
+    let trace_id = run.trace_key();
+    if let (Some(rate), Some(key)) = (run.log_sample_rate, run.sampling_key()) {
+        if !sampled_in(key, rate) {
+            return Ok(sampled_out(trace_id));
+        }
+    }
+    let kind = EntryKind::IntegrationLog(integration);
+    let id = spool_as_sent(state, kind, trace_id, &bytes).await?;
+    Ok(spooled(trace_id, id))
+}
+
+/// A 400 for a body that is not JSON, a 422 for JSON that is not an object. Only a body that
+/// does not start like an object is parsed here: the decoding after this checks the rest.
+fn require_json_object(bytes: &[u8], integration: TraceIntegration) -> Result<(), ApiError> {
+    if bytes.trim_ascii_start().first() == Some(&b'{') {
+        return Ok(());
+    }
+    decode_json::<serde::de::IgnoredAny>(bytes)?;
+    Err(ApiError::InvalidRequest {
+        field: None,
+        message: format!(
+            "a {} record must be a JSON object (the tracer's run as a dict); send it as \
+             Parea's SDK does",
+            integration.name()
+        ),
+    })
 }
 
 /// `PUT /trace_log`: an update of an earlier record, spooled (in order) after it.
