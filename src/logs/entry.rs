@@ -1,7 +1,7 @@
-//! What one spool record holds: a trace log, an update of one, feedback, or a tracing
-//! integration's record (a LangChain run), as JSON text in a versioned envelope. The daemon writes completions' records with [`encode_trace_log`] and
-//! clients' records, as they sent them, with [`encode_json_text`]; [`SpoolEntry`] is the typed
-//! view of an entry, for tests and tools.
+//! What one spool record holds: a trace log, an update of one, feedback, or a tracing integration's
+//! record (a LangChain run), as JSON text in a versioned envelope. The daemon writes completions'
+//! records with [`encode_trace_log`] and clients' records, as they sent them, with
+//! [`encode_json_text`]; [`SpoolEntry`] is the typed view of an entry, for tests and tools.
 //!
 //! Encoding: one format-version byte, then a bincode 2 envelope `{kind, trace_id, body}` whose
 //! `body` is the entry as **JSON text**, exactly the body the flusher will send. Why JSON inside
@@ -114,9 +114,9 @@ pub enum EntryError {
     Malformed(String),
 }
 
-/// The stored form of versions 1 and 2, borrowed both ways: encoding writes a record without copying
-/// it, decoding reads the fields in place (a spool scan compares trace ids without copying
-/// every body).
+/// The stored form of versions 1 and 2, borrowed both ways: encoding writes a record without
+/// copying it, decoding reads the fields in place (a spool scan compares trace ids without
+/// copying every body).
 #[derive(Serialize, Deserialize)]
 struct EnvelopeV1<'a> {
     kind: EntryKind,
@@ -167,9 +167,9 @@ fn encode<T: Serialize + ?Sized>(
 }
 
 /// The spool payload of an entry already held as JSON text: a client's `POST /trace_log`,
-/// `PUT /trace_log`, `POST /feedback` or `POST /trace_log/{vendor}` body, checked by decoding it and then stored as the
-/// client sent it, so fields promptd does not model (and their nulls, number spellings and
-/// order) reach upstream unchanged. `body` must be one JSON value.
+/// `PUT /trace_log`, `POST /feedback` or `POST /trace_log/{vendor}` body, checked by decoding
+/// it and then stored as the client sent it, so fields promptd does not model (and their
+/// nulls, number spellings and order) reach upstream unchanged. `body` must be one JSON value.
 pub fn encode_json_text(
     kind: EntryKind,
     trace_id: &str,

@@ -13,16 +13,20 @@
 //!   sampling.
 //! - [`integration`] — [`TraceIntegration`] (the vendors of `POST /trace_log/{vendor}`) and
 //!   [`LangchainRun`], the fields of a LangChain run promptd orders and samples by.
-//! - [`entry`] — the versioned encoding of a spool record (`{kind, trace_id, body}` with the
-//!   body as JSON text; the version byte is the format that introduced the kind), and [`SpoolEntry`], the typed view of one (tests and tools build and
-//!   read records with it; the daemon writes through `encode_trace_log`/`encode_json_text`).
+//! - [`entry`] — the versioned encoding of a spool record (`{kind, trace_id, body}` with the body
+//!   as JSON text; the version byte is the format that introduced the kind), and [`SpoolEntry`],
+//!   the typed view of one (tests and tools build and read records with it; the daemon writes
+//!   through `encode_trace_log`/`encode_json_text`).
 //! - [`spool`] — the public spool API; its header holds the on-disk design.
 //! - `segment` (frames, scanning), `ledger` (ledger and lock files), `recovery` (start-up
 //!   repair), `writer` (the group-commit thread), `reader` (ordered reads), `state` (what they
 //!   share) — the spool's parts.
 //! - [`held_trace`] — [`HeldTrace`]: a trace's record read back from the spool (its last
-//!   `TraceLog` entry with later updates applied) for `GET /trace_log/{trace_id}`; `lookup`
-//!   finds the entries, read-only, the way the reader reads.
+//!   `TraceLog` entry with later updates applied) for `GET /logs/trace/{trace_id}`; `lookup`
+//!   finds the entries of one or many traces in a pass, read-only, the way the reader reads.
+//! - [`trace_tree`] — [`TraceTree`]: a held trace with its held children, gathered one spool
+//!   pass per level, and its answer in Parea's `TraceLogTree` shape for
+//!   `GET /trace_log/{trace_id}`.
 //! - [`flusher`] — [`Flusher`]: reads the spool in order, sends to the collector with retries,
 //!   acknowledges; `delivery` sends one entry (headers, retry classification, backoff).
 //! - [`config`] — `[spool]` and `[upstream]`, raw and validated.
@@ -41,6 +45,7 @@ mod recovery;
 mod segment;
 pub mod spool;
 mod state;
+pub mod trace_tree;
 mod writer;
 
 pub use config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
@@ -55,3 +60,4 @@ pub use record::{sampled_in, CallConfiguration, CompletionLog, LogRecord, OmitRu
 pub use spool::{
     Dropped, Durable, NotDurable, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStats,
 };
+pub use trace_tree::TraceTree;

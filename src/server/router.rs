@@ -52,6 +52,8 @@ pub enum Route<'a> {
     Feedback,
     LogsStatus,
     LogsFlush,
+    /// `/logs/trace/{trace_id}`: promptd's view of a held record, the id percent-encoded.
+    LogsTrace(&'a str),
     CacheStats,
     Metrics,
     Status,
@@ -83,6 +85,8 @@ impl<'a> Route<'a> {
             p => {
                 if let Some(key) = parameter(p, "/cache/") {
                     Route::CacheEntry(key)
+                } else if let Some(id) = parameter(p, "/logs/trace/") {
+                    Route::LogsTrace(id)
                 } else if let Some(segment) = parameter(p, paths::TRACE_LOG_SLASH) {
                     TraceIntegration::from_name(segment)
                         .map_or(Route::TraceLogEntry(segment), Route::IntegrationLog)
@@ -111,6 +115,7 @@ impl<'a> Route<'a> {
             Route::IntegrationLog(_) => "trace_log_integration",
             Route::Feedback => "feedback",
             Route::LogsStatus | Route::LogsFlush => "logs",
+            Route::LogsTrace(_) => "logs_trace",
             Route::CacheStats => "cache_stats",
             Route::Metrics => "metrics",
             Route::Status => "status",
@@ -165,6 +170,7 @@ pub async fn route(
         (&Method::POST, Route::Feedback) => handlers::feedback(req, state).await,
         (&Method::GET, Route::LogsStatus) => Ok(handlers::logs_status(state)),
         (&Method::POST, Route::LogsFlush) => Ok(handlers::logs_flush(state)),
+        (&Method::GET, Route::LogsTrace(id)) => handlers::logs_trace(state, id).await,
         (&Method::GET, Route::CacheStats) => Ok(handlers::cache_stats(state)),
         (&Method::GET, Route::Metrics) => Ok(handlers::metrics(state)),
         (&Method::GET, Route::Status) => Ok(handlers::status(state)),
@@ -261,6 +267,10 @@ mod tests {
             "any other segment is a trace id (POST answers 501)"
         );
         assert_eq!(route_name("/api/parea/v1/get_trace_logs"), "unsupported");
+        assert_eq!(
+            Route::resolve("/logs/trace/a%2Fb"),
+            Some(Route::LogsTrace("a%2Fb"))
+        );
         assert_eq!(route_name("/api/parea/v1/experiment/1"), "unsupported");
         assert_eq!(route_name("/nope"), "other");
         assert_eq!(route_name(paths::STREAM), "completion_stream");
