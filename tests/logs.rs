@@ -1,7 +1,7 @@
 //! Log records through the real daemon to a fake collector: the record of a completion (exact
 //! fields, no key), cache hits, failures and streams, the omit and sample rules, client
 //! records with their updates and feedback in order, `/logs/status`, and reading a record back
-//! with `GET /trace_log/{trace_id}` while the spool holds it.
+//! with `GET /logs/trace/{trace_id}` while the spool holds it.
 
 mod common;
 
@@ -439,11 +439,10 @@ async fn a_reloaded_upstream_starts_shipping_what_waited() {
     daemon.stop().await;
 }
 
-/// `GET /trace_log/{trace_id}` (the id as it goes in the path).
+/// `GET /logs/trace/{trace_id}`, promptd's view of a held record (the id as it goes in the
+/// path). `GET /trace_log/{trace_id}`, the SDK's view, is in `sdk_reads.rs`.
 async fn get_trace(daemon: &TestDaemon, id_in_path: &str) -> common::Reply {
-    daemon
-        .get(&format!("{}/trace_log/{id_in_path}", common::PREFIX))
-        .await
+    daemon.get(&format!("/logs/trace/{id_in_path}")).await
 }
 
 #[tokio::test]

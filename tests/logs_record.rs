@@ -3,9 +3,11 @@
 
 use promptd::api::{CompletionRequest, CompletionResponse};
 use promptd::logs::entry::{
-    encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry, TraceLogUpdate,
+    encode_json_text, encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry,
+    TraceLogUpdate,
 };
 use promptd::logs::record::{sampled_in, CallConfiguration, CompletionLog, LogRecord, OmitRules};
+use promptd::logs::TraceIntegration;
 use serde_json::{json, Value};
 
 fn request(extra: Value) -> CompletionRequest {
@@ -357,4 +359,67 @@ fn unknown_versions_and_garbage_are_errors_not_panics() {
         StoredEntry::decode(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
         Err(EntryError::Malformed(_))
     ));
+}
+
+#[test]
+fn the_kinds_of_format_1_are_written_as_before_byte_for_byte() {
+    // Version 1, then bincode: variant index, length-prefixed trace id, length-prefixed body.
+    // An older promptd reads exactly these bytes; a spool it wrote decodes the same way.
+    let cases = [
+        (EntryKind::TraceLog, 0u8),
+        (EntryKind::TraceLogUpdate, 1),
+        (EntryKind::Feedback, 2),
+    ];
+    for (kind, index) in cases {
+        let bytes = encode_json_text(kind, "t", "{}").expect("encodes");
+        assert_eq!(bytes, [1, index, 1, b't', 2, b'{', b'}'], "{kind:?}");
+        let stored = StoredEntry::decode(&bytes).expect("decodes");
+        assert_eq!((stored.kind, stored.body.as_str()), (kind, "{}"));
+    }
+}
+
+#[test]
+fn an_integration_record_is_format_2_and_round_trips_as_sent() {
+    let body = r#"{"id": "run-1", "trace_id": "lc-1", "outputs": {"x": 1.0}, "_tags": null}"#;
+    let kind = EntryKind::IntegrationLog(TraceIntegration::Langchain);
+    let bytes = encode_json_text(kind, "lc-1", body).expect("encodes");
+    assert_eq!(
+        &bytes[..3],
+        [2, 3, 0],
+        "version 2: an older promptd calls it an unknown version, it cannot misread it"
+    );
+    let stored = StoredEntry::decode(&bytes).expect("decodes");
+    assert_eq!(
+        (stored.kind, stored.trace_id.as_str(), stored.body.as_str()),
+        (kind, "lc-1", body),
+        "the bytes as the tracer sent them"
+    );
+    let typed = stored.to_entry().expect("typed");
+    let SpoolEntry::IntegrationLog {
+        integration,
+        trace_id,
+        record,
+    } = &typed
+    else {
+        panic!("not an integration record: {typed:?}");
+    };
+    assert_eq!(
+        (*integration, trace_id.as_str()),
+        (TraceIntegration::Langchain, "lc-1")
+    );
+    assert_eq!(record["outputs"], json!({"x": 1.0}));
+    let again = StoredEntry::decode(&typed.encode().expect("encodes")).expect("decodes");
+    assert_eq!((again.kind, again.trace_id), (kind, "lc-1".to_owned()));
+
+    let mut old_kind_as_2 = encode_json_text(EntryKind::Feedback, "t", "{}").expect("encodes");
+    old_kind_as_2[0] = 2;
+    assert_eq!(
+        StoredEntry::decode(&old_kind_as_2).map(|e| e.kind),
+        Ok(EntryKind::Feedback),
+        "format 2 has the same envelope"
+    );
+    assert_eq!(
+        StoredEntry::decode(&[3, 0, 1, b't', 2, b'{', b'}']),
+        Err(EntryError::UnknownVersion(3))
+    );
 }

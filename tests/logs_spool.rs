@@ -1,15 +1,15 @@
 //! The log spool against real files in temp dirs: group commit, ordered reads, acknowledgement
 //! over a contiguous prefix, rotation and deletion, the byte bound, the lock, and recovery from
-//! a torn tail, a flipped byte and a lost ledger, and reading a trace back (read-only). Every
-//! wait is bounded.
+//! a torn tail, a flipped byte and a lost ledger, and reading a trace back (read-only), with its
+//! children. Every wait is bounded.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use promptd::logs::{
-    encode_json_text, Delivery, Dropped, EntryKind, HeldTrace, Spool, SpoolError, SpoolOptions,
-    SpoolRecord,
+    encode_json_text, trace_tree, Delivery, Dropped, EntryKind, HeldTrace, Spool, SpoolError,
+    SpoolOptions, SpoolRecord,
 };
 use serde_json::{json, Value};
 
@@ -542,5 +542,54 @@ async fn find_trace_reads_records_across_segments_without_consuming_them() {
     assert_eq!(d.spool_id, 7);
     assert_eq!(d.delivery, Delivery::Acknowledged);
     assert_eq!(spool.stats().waiting_records, 1);
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn a_trace_tree_is_bounded_in_depth_and_passes_over_cycles_and_absent_children() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(options(dir.path())).expect("open");
+    // A chain 0 -> 1 -> ... -> 11, deeper than the tree goes; 0 also lists an absent child
+    // and, from 2, a cycle back to the root.
+    let last = trace_tree::MAX_CHILD_LEVELS + 3;
+    for level in 0..=last {
+        let mut children = vec![json!(format!("n{}", level + 1))];
+        match level {
+            0 => children.push(json!("absent")),
+            2 => children.push(json!("n0")),
+            _ => {}
+        }
+        if level == last {
+            children.clear();
+        }
+        let body = json!({"trace_id": format!("n{level}"), "children": children});
+        let payload =
+            encode_json_text(EntryKind::TraceLog, &format!("n{level}"), &body.to_string())
+                .expect("encodes");
+        bounded("durable", spool.append(payload).expect("accepted"))
+            .await
+            .expect("durable");
+    }
+    let tree = bounded("find_trace_tree", spool.find_trace_tree("n0"))
+        .await
+        .expect("reads the spool")
+        .expect("n0 is held");
+    let mut depth = 0;
+    let mut node = &tree;
+    while let Some(child) = node.children.first() {
+        assert_eq!(node.children.len(), 1, "{}", node.trace.trace_id);
+        depth += 1;
+        node = child;
+        assert_eq!(node.trace.trace_id, format!("n{depth}"));
+    }
+    assert_eq!(depth, trace_tree::MAX_CHILD_LEVELS);
+    assert_eq!(
+        tree.children_missing, 3,
+        "`absent`, the cycle back to n0, and the child below the deepest level"
+    );
+    assert!(bounded("find_trace_tree", spool.find_trace_tree("absent"))
+        .await
+        .expect("reads the spool")
+        .is_none());
     spool.close().await;
 }

@@ -1,4 +1,4 @@
-//! Delivery of one entry to the collector: the request (endpoint, `x-api-key`,
+//! Delivery of one entry to the collector: the request (endpoint by entry kind, `x-api-key`,
 //! `idempotency-key`), the classification of the answer, and the retry waits.
 //!
 //! 2xx is sent; transport errors and what [`retry::retryable`] calls worth another try for the
@@ -76,11 +76,7 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
     if let Some(hook) = &ctx.before_send {
         hook(&out);
     }
-    let (method, path) = match out.kind {
-        EntryKind::TraceLog => (Method::POST, "trace_log"),
-        EntryKind::TraceLogUpdate => (Method::PUT, "trace_log"),
-        EntryKind::Feedback => (Method::POST, "feedback"),
-    };
+    let (method, path) = endpoint(out.kind);
     let url = format!("{}/{path}", ctx.base_url);
     let headers = headers(&ctx.key, &idempotency_key(&out.trace_id, out.id));
     let mut attempt: u32 = 0;
@@ -120,6 +116,17 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
             () = tokio::time::sleep(wait) => {}
             () = ctx.shared.wake.notified() => {}
         }
+    }
+}
+
+/// The collector's method and path (under `base_url`) for an entry of `kind`: the route the
+/// client (or promptd, for a completion's record) sent it to.
+fn endpoint(kind: EntryKind) -> (Method, &'static str) {
+    match kind {
+        EntryKind::TraceLog => (Method::POST, "trace_log"),
+        EntryKind::TraceLogUpdate => (Method::PUT, "trace_log"),
+        EntryKind::Feedback => (Method::POST, "feedback"),
+        EntryKind::IntegrationLog(integration) => (Method::POST, integration.upstream_path()),
     }
 }
 

@@ -1,7 +1,7 @@
-//! What one spool record holds: a trace log, an update of one, or feedback, as JSON text in a
-//! versioned envelope. The daemon writes completions' records with [`encode_trace_log`] and
-//! clients' records, as they sent them, with [`encode_json_text`]; [`SpoolEntry`] is the typed
-//! view of an entry, for tests and tools.
+//! What one spool record holds: a trace log, an update of one, feedback, or a tracing integration's
+//! record (a LangChain run), as JSON text in a versioned envelope. The daemon writes completions'
+//! records with [`encode_trace_log`] and clients' records, as they sent them, with
+//! [`encode_json_text`]; [`SpoolEntry`] is the typed view of an entry, for tests and tools.
 //!
 //! Encoding: one format-version byte, then a bincode 2 envelope `{kind, trace_id, body}` whose
 //! `body` is the entry as **JSON text**, exactly the body the flusher will send. Why JSON inside
@@ -15,17 +15,28 @@
 //! - the envelope's fixed fields let the flusher route and order an entry without parsing the
 //!   JSON.
 //!
-//! A payload with another version byte, or that does not decode, is an [`EntryError`]: the
+//! The version byte is the oldest format a reader must know to read the entry, so a new kind
+//! of entry never makes an older promptd misread one: version 1 for the kinds every promptd
+//! knows (`TraceLog`, `TraceLogUpdate`, `Feedback`), version 2 for the kinds added with format 2
+//! (`IntegrationLog`); both have the same envelope, and an old kind is written as version 1
+//! still, byte for byte as before. So a spool written by an older promptd reads as it always
+//! did, and an older promptd started on a newer spool reads every entry it knows; an entry of a
+//! newer kind is to it an unknown version (its log says so, with the spool id), skipped, counted
+//! as undecodable and acknowledged: after a downgrade, integration records still waiting are
+//! lost, nothing else is.
+//!
+//! A payload with an unknown version byte, or that does not decode, is an [`EntryError`]: the
 //! flusher skips, counts and acknowledges it, never panics.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::integration::TraceIntegration;
 use super::record::LogRecord;
 use super::segment::MAX_PAYLOAD;
 
-/// The version byte written first in every payload.
-pub const ENTRY_FORMAT_VERSION: u8 = 1;
+/// The newest format version this promptd reads (and writes, for the kinds that need it).
+pub const ENTRY_FORMAT_VERSION: u8 = 2;
 
 /// An update of an earlier trace log (`PUT /trace_log`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,14 +73,34 @@ pub enum SpoolEntry {
     TraceLogUpdate(TraceLogUpdate),
     /// `POST /feedback`.
     Feedback(Feedback),
+    /// `POST /trace_log/{vendor}`: the record as the integration sent it (a JSON object).
+    IntegrationLog {
+        integration: TraceIntegration,
+        /// The trace the entry is filed under (see [`super::LangchainRun::trace_key`]).
+        trace_id: String,
+        record: Map<String, Value>,
+    },
 }
 
-/// Which endpoint an entry goes to.
+/// Which endpoint an entry goes to. Stored by variant index: new kinds go at the end, with
+/// the format version that introduced them in [`EntryKind::format_version`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntryKind {
     TraceLog,
     TraceLogUpdate,
     Feedback,
+    /// Since format 2.
+    IntegrationLog(TraceIntegration),
+}
+
+impl EntryKind {
+    /// The version byte of an entry of this kind: the format that introduced the kind.
+    pub fn format_version(self) -> u8 {
+        match self {
+            EntryKind::TraceLog | EntryKind::TraceLogUpdate | EntryKind::Feedback => 1,
+            EntryKind::IntegrationLog(_) => 2,
+        }
+    }
 }
 
 /// A payload that is not a readable entry.
@@ -77,15 +108,15 @@ pub enum EntryKind {
 pub enum EntryError {
     #[error("empty spool payload")]
     Empty,
-    #[error("spool entry format version {0} is not known to this promptd (it reads {ENTRY_FORMAT_VERSION})")]
+    #[error("spool entry format version {0} is not known to this promptd (it reads 1 to {ENTRY_FORMAT_VERSION}): a newer promptd wrote it, or it is damaged")]
     UnknownVersion(u8),
     #[error("malformed spool entry: {0}")]
     Malformed(String),
 }
 
-/// The stored form, version 1, borrowed both ways: encoding writes a record without copying
-/// it, decoding reads the fields in place (a spool scan compares trace ids without copying
-/// every body).
+/// The stored form of versions 1 and 2, borrowed both ways: encoding writes a record without
+/// copying it, decoding reads the fields in place (a spool scan compares trace ids without
+/// copying every body).
 #[derive(Serialize, Deserialize)]
 struct EnvelopeV1<'a> {
     kind: EntryKind,
@@ -107,6 +138,11 @@ impl SpoolEntry {
             SpoolEntry::TraceLog(r) => encode_trace_log(r),
             SpoolEntry::TraceLogUpdate(u) => encode(EntryKind::TraceLogUpdate, &u.trace_id, u),
             SpoolEntry::Feedback(f) => encode(EntryKind::Feedback, &f.trace_id, f),
+            SpoolEntry::IntegrationLog {
+                integration,
+                trace_id,
+                record,
+            } => encode(EntryKind::IntegrationLog(*integration), trace_id, record),
         }
     }
 }
@@ -131,9 +167,9 @@ fn encode<T: Serialize + ?Sized>(
 }
 
 /// The spool payload of an entry already held as JSON text: a client's `POST /trace_log`,
-/// `PUT /trace_log` or `POST /feedback` body, checked by decoding it and then stored as the
-/// client sent it, so fields promptd does not model (and their nulls, number spellings and
-/// order) reach upstream unchanged. `body` must be one JSON value.
+/// `PUT /trace_log`, `POST /feedback` or `POST /trace_log/{vendor}` body, checked by decoding
+/// it and then stored as the client sent it, so fields promptd does not model (and their
+/// nulls, number spellings and order) reach upstream unchanged. `body` must be one JSON value.
 pub fn encode_json_text(
     kind: EntryKind,
     trace_id: &str,
@@ -147,7 +183,7 @@ pub fn encode_json_text(
     };
     // The version byte, the envelope's lengths and fixed fields, and the body.
     let mut out = Vec::with_capacity(body.len() + trace_id.len() + 16);
-    out.push(ENTRY_FORMAT_VERSION);
+    out.push(kind.format_version());
     bincode::serde::encode_into_std_write(&envelope, &mut out, bincode_config())
         .map_err(|e| malformed(&e))?;
     Ok(out)
@@ -175,7 +211,7 @@ impl<'a> EntryRef<'a> {
     /// Decode a spool payload in place.
     pub fn decode(payload: &'a [u8]) -> Result<EntryRef<'a>, EntryError> {
         let (&version, rest) = payload.split_first().ok_or(EntryError::Empty)?;
-        if version != ENTRY_FORMAT_VERSION {
+        if !(1..=ENTRY_FORMAT_VERSION).contains(&version) {
             return Err(EntryError::UnknownVersion(version));
         }
         let (envelope, used): (EnvelopeV1<'a>, usize) =
@@ -219,6 +255,11 @@ impl StoredEntry {
             EntryKind::Feedback => {
                 SpoolEntry::Feedback(serde_json::from_str(&self.body).map_err(malformed)?)
             }
+            EntryKind::IntegrationLog(integration) => SpoolEntry::IntegrationLog {
+                integration,
+                trace_id: self.trace_id.clone(),
+                record: serde_json::from_str(&self.body).map_err(malformed)?,
+            },
         })
     }
 }

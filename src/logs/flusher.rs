@@ -1,7 +1,8 @@
 //! The flusher: ships spooled entries to the collector and acknowledges them.
 //!
 //! Reads batches from the spool in order and sends each entry to its endpoint under
-//! `[upstream] base_url` (`POST /trace_log`, `PUT /trace_log`, `POST /feedback`) with
+//! `[upstream] base_url` (`POST /trace_log`, `PUT /trace_log`, `POST /feedback`,
+//! `POST /trace_log/{vendor}`: the route the entry came in by) with
 //! `x-api-key` and an `idempotency-key: {trace_id}-{spool id}` header, stable across resends and
 //! restarts. Up to `max_in_flight` requests run at once, but two entries of the same trace never
 //! do: an entry waits until the earlier one of its trace is done, so an update never overtakes

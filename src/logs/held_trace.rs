@@ -1,4 +1,5 @@
-//! A trace log record as the spool still holds it: the answer of `GET /trace_log/{trace_id}`.
+//! A trace log record as the spool still holds it: the answer of `GET /logs/trace/{trace_id}`,
+//! and each node of the `TraceLogTree` of `GET /trace_log/{trace_id}` ([`super::trace_tree`]).
 //!
 //! Built from a trace's entries in spool order ([`super::lookup`]): the **last** `TraceLog`
 //! entry is the record; the `field_name_to_value_map` of every `TraceLogUpdate` after it is
@@ -21,6 +22,16 @@ pub enum Delivery {
     /// The record and its updates are acknowledged (sent, or rejected by the collector for
     /// good), but their segment still holds unacknowledged records of other traces.
     Acknowledged,
+}
+
+impl Delivery {
+    /// As serialized (and in `x-promptd-delivery`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Waiting => "waiting",
+            Delivery::Acknowledged => "acknowledged",
+        }
+    }
 }
 
 /// A trace log record read back from the spool.

@@ -1,5 +1,6 @@
-//! Finding a trace's entries among the records the spool still holds, for
-//! `GET /trace_log/{trace_id}`.
+//! Finding traces' entries among the records the spool still holds, for
+//! `GET /logs/trace/{trace_id}` (one trace) and `GET /trace_log/{trace_id}` (a trace and, one
+//! pass per level, its children).
 //!
 //! **Read-only.** Nothing here writes, truncates, deletes or acknowledges, and the reader's
 //! position is not touched: the flusher sees exactly what it would have seen without a lookup.
@@ -13,8 +14,9 @@
 //! an entry is passed over too.
 //!
 //! Cost: every durable byte on disk is read and every payload decoded, one segment in memory at
-//! a time. Callers run it on the blocking pool.
+//! a time, however many traces one pass looks for. Callers run it on the blocking pool.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::ErrorKind;
 
@@ -44,21 +46,40 @@ pub struct TraceEntries {
 
 /// Every durable entry whose envelope names `trace_id`, in id order. Blocking.
 pub fn find_trace(shared: &Shared, trace_id: &str) -> Result<TraceEntries, SpoolError> {
-    let snapshot = shared.snapshot();
-    let mut entries = Vec::new();
-    for (_, meta) in &snapshot.segments {
-        collect_from_segment(meta, trace_id, &mut entries)?;
-    }
-    Ok(TraceEntries {
-        entries,
+    let found = find_traces(shared, &HashSet::from([trace_id]))?.remove(trace_id);
+    Ok(found.unwrap_or_else(|| TraceEntries {
+        entries: Vec::new(),
         acked_through: shared.acked_through(),
-    })
+    }))
+}
+
+/// The entries of each of `trace_ids` that has any, in one pass over the spool. Blocking.
+pub fn find_traces(
+    shared: &Shared,
+    trace_ids: &HashSet<&str>,
+) -> Result<HashMap<String, TraceEntries>, SpoolError> {
+    let snapshot = shared.snapshot();
+    let mut found: HashMap<String, Vec<TraceEntry>> = HashMap::new();
+    for (_, meta) in &snapshot.segments {
+        collect_from_segment(meta, trace_ids, &mut found)?;
+    }
+    let acked_through = shared.acked_through();
+    Ok(found
+        .into_iter()
+        .map(|(id, entries)| {
+            let entries = TraceEntries {
+                entries,
+                acked_through,
+            };
+            (id, entries)
+        })
+        .collect())
 }
 
 fn collect_from_segment(
     meta: &SegmentMeta,
-    trace_id: &str,
-    out: &mut Vec<TraceEntry>,
+    trace_ids: &HashSet<&str>,
+    out: &mut HashMap<String, Vec<TraceEntry>>,
 ) -> Result<(), SpoolError> {
     if meta.durable_len == 0 {
         return Ok(());
@@ -81,12 +102,14 @@ fn collect_from_segment(
         let Ok(entry) = EntryRef::decode(&buf[offset + FRAME_HEADER..offset + len]) else {
             continue;
         };
-        if entry.trace_id == trace_id {
-            out.push(TraceEntry {
-                id,
-                kind: entry.kind,
-                body: entry.body.to_owned(),
-            });
+        if trace_ids.contains(entry.trace_id) {
+            out.entry(entry.trace_id.to_owned())
+                .or_default()
+                .push(TraceEntry {
+                    id,
+                    kind: entry.kind,
+                    body: entry.body.to_owned(),
+                });
         }
     }
     Ok(())

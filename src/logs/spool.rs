@@ -58,8 +58,10 @@
 //! `acked_through`. After a restart, reading starts again right after `acked_through`, so every
 //! record not acknowledged before the crash is delivered again.
 //!
-//! **Reading back.** [`Spool::find_trace`] (for `GET /trace_log/{trace_id}`) scans the durable
-//! part of every segment still on disk for one trace's entries, like the reader (a snapshot of
+//! **Reading back.** [`Spool::find_trace`] (for `GET /logs/trace/{trace_id}`) scans the durable
+//! part of every segment still on disk for one trace's entries, and [`Spool::find_trace_tree`]
+//! (for `GET /trace_log/{trace_id}`) for a trace's and then, a pass per level, its children's,
+//! like the reader (a snapshot of
 //! the segment table, `pread` up to each durable length, on the blocking pool). It is
 //! read-only: it moves no position, acknowledges nothing and never touches a file's contents
 //! or existence.
@@ -95,6 +97,7 @@ use super::held_trace::HeldTrace;
 use super::reader::{self, Reader};
 use super::segment::{FRAME_HEADER, MAX_PAYLOAD};
 use super::state::{Pending, Shared};
+use super::trace_tree::{self, TraceTree};
 use super::{lookup, recovery, writer};
 
 /// Where the spool lives and how it batches. See the module header for what each bound does.
@@ -370,6 +373,19 @@ impl Spool {
         })
         .await
         .map_err(|e| SpoolError::LookupTask(e.to_string()))?
+    }
+
+    /// The trace of `trace_id` as [`Spool::find_trace`] finds it, with the children its record
+    /// lists that are held too, and theirs ([`TraceTree`]; bounded in depth and size), or
+    /// `None` if the trace itself is not held. One pass over the spool per level of the tree,
+    /// all in one turn of the lookups.
+    pub async fn find_trace_tree(&self, trace_id: &str) -> Result<Option<TraceTree>, SpoolError> {
+        let _turn = self.inner.lookups.acquire().await;
+        let shared = self.inner.shared.clone();
+        let trace_id = trace_id.to_owned();
+        tokio::task::spawn_blocking(move || trace_tree::gather(&shared, &trace_id))
+            .await
+            .map_err(|e| SpoolError::LookupTask(e.to_string()))?
     }
 
     /// Counters and sizes, cheap enough for every `/metrics` scrape.

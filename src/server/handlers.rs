@@ -1,6 +1,9 @@
 //! One small function per route: translate HTTP to an engine call and back.
 
+use std::borrow::Cow;
+
 use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 
@@ -12,7 +15,8 @@ use crate::api::{decode_json, ApiError, CompletionRequest};
 use crate::cache::CacheKey;
 use crate::deployments::TemplateError;
 use crate::logs::{
-    encode_json_text, sampled_in, EntryKind, Feedback, FlusherState, LogRecord, TraceLogUpdate,
+    encode_json_text, sampled_in, EntryKind, Feedback, FlusherState, LangchainRun, LogRecord,
+    TraceIntegration, TraceLogUpdate,
 };
 
 /// `GET /health`.
@@ -258,18 +262,65 @@ pub async fn trace_log(
         .ok_or_else(|| ApiError::invalid("trace_id", "trace_id is required"))?;
     if let (Some(rate), Some(key)) = (record.log_sample_rate, record.sampling_key()) {
         if !sampled_in(key, rate) {
-            return Ok(body::json(
-                StatusCode::OK,
-                &Spooled {
-                    status: "sampled_out",
-                    trace_id: &trace_id,
-                    spool_id: None,
-                },
-            ));
+            return Ok(sampled_out(&trace_id));
         }
     }
     let id = spool_as_sent(state, EntryKind::TraceLog, &trace_id, &bytes).await?;
     Ok(spooled(&trace_id, id))
+}
+
+/// The answer to a record dropped by its trace's sample rate: 200, nothing spooled.
+fn sampled_out(trace_id: &str) -> Response<ResponseBody> {
+    body::json(
+        StatusCode::OK,
+        &Spooled {
+            status: "sampled_out",
+            trace_id,
+            spool_id: None,
+        },
+    )
+}
+
+/// `POST /trace_log/{vendor}`: a tracing integration's record (a LangChain run, not a
+/// TraceLog), checked to be a JSON object, sampled like a trace log by the tracer's
+/// `_log_sample_rate`, spooled as sent and shipped to the same path upstream; 2xx once it is
+/// durable (or sampled out).
+pub async fn integration_log(
+    req: Request<Incoming>,
+    state: &State,
+    integration: TraceIntegration,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    require_json_object(&bytes, integration)?;
+    let run: LangchainRun = match integration {
+        TraceIntegration::Langchain => decode_json(&bytes)?,
+    };
+    let trace_id = run.trace_key();
+    if let (Some(rate), Some(key)) = (run.log_sample_rate, run.sampling_key()) {
+        if !sampled_in(key, rate) {
+            return Ok(sampled_out(trace_id));
+        }
+    }
+    let kind = EntryKind::IntegrationLog(integration);
+    let id = spool_as_sent(state, kind, trace_id, &bytes).await?;
+    Ok(spooled(trace_id, id))
+}
+
+/// A 400 for a body that is not JSON, a 422 for JSON that is not an object. Only a body that
+/// does not start like an object is parsed here: the decoding after this checks the rest.
+fn require_json_object(bytes: &[u8], integration: TraceIntegration) -> Result<(), ApiError> {
+    if bytes.trim_ascii_start().first() == Some(&b'{') {
+        return Ok(());
+    }
+    decode_json::<serde::de::IgnoredAny>(bytes)?;
+    Err(ApiError::InvalidRequest {
+        field: None,
+        message: format!(
+            "a {} record must be a JSON object (the tracer's run as a dict); send it as \
+             Parea's SDK does",
+            integration.name()
+        ),
+    })
 }
 
 /// `PUT /trace_log`: an update of an earlier record, spooled (in order) after it.
@@ -283,29 +334,80 @@ pub async fn trace_log_update(
     Ok(spooled(&update.trace_id, id))
 }
 
-/// Longest trace id `GET /trace_log/{trace_id}` looks for, in bytes (decoded): far above a
-/// UUID, low enough that nobody scans the spool for a megabyte of path.
-const MAX_TRACE_ID_BYTES: usize = 256;
-
-/// `GET /trace_log/{trace_id}`: the record as the spool still holds it, for debugging.
-///
-/// 200 with `{trace_id, delivery, spool_id, updates_applied, record}` (see
-/// [`crate::logs::HeldTrace`]): `record` is the trace's last durable `TraceLog` with the fields
-/// of later updates applied; `delivery` is `waiting` until the flusher acknowledged it and its
-/// updates, then `acknowledged` (its segment still holds other traces' records). 404
-/// `not_found` once it is no longer held (or was never sent); 422 for an empty or over-long id.
-/// Read-only; it scans the spool on the blocking pool.
+/// `GET /trace_log/{trace_id}`: Parea's `TraceLogTree` of a record the spool still holds, so
+/// the SDK's `get_trace_log` parses it: the record with its later updates applied, in exactly
+/// the fields of `TraceLogTree`, its `children_logs` the held records of the children it lists
+/// (see [`crate::logs::trace_tree`]). The delivery state goes in headers:
+/// `x-promptd-delivery: waiting|acknowledged`, `x-promptd-spool-id`,
+/// `x-promptd-updates-applied` (of the record itself) and `x-promptd-children-missing` (child
+/// ids listed but not in the answer). 404 `not_found` once the record is no longer held (or was
+/// never sent); 422 for an empty or over-long id. Read-only; it scans the spool once per level
+/// of the tree, on the blocking pool.
 pub async fn trace_log_entry(
     state: &State,
     raw_id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
+    let trace_id = trace_id_in_path(raw_id)?;
+    let tree = state
+        .engine
+        .spool()
+        .find_trace_tree(&trace_id)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot look the trace up: {e}")))?
+        .ok_or_else(|| ApiError::TraceNotHeld(trace_id.into_owned()))?;
+    let mut response = body::json(StatusCode::OK, &tree.to_trace_log_tree());
+    let headers = response.headers_mut();
+    let held = &tree.trace;
+    headers.insert(
+        DELIVERY_HEADER,
+        HeaderValue::from_static(held.delivery.as_str()),
+    );
+    headers.insert(SPOOL_ID_HEADER, HeaderValue::from(held.spool_id));
+    headers.insert(UPDATES_HEADER, HeaderValue::from(held.updates_applied));
+    headers.insert(MISSING_HEADER, HeaderValue::from(tree.children_missing));
+    Ok(response)
+}
+
+const DELIVERY_HEADER: HeaderName = HeaderName::from_static("x-promptd-delivery");
+const SPOOL_ID_HEADER: HeaderName = HeaderName::from_static("x-promptd-spool-id");
+const UPDATES_HEADER: HeaderName = HeaderName::from_static("x-promptd-updates-applied");
+const MISSING_HEADER: HeaderName = HeaderName::from_static("x-promptd-children-missing");
+
+/// `GET /logs/trace/{trace_id}`: the record as the spool still holds it, for debugging.
+///
+/// 200 with `{trace_id, delivery, spool_id, updates_applied, record}` (see
+/// [`crate::logs::HeldTrace`]): `record` is the trace's last durable `TraceLog` with the fields
+/// of later updates applied, whole (fields outside Parea's TraceLog too); `delivery` is
+/// `waiting` until the flusher acknowledged it and its updates, then `acknowledged` (its segment
+/// still holds other traces' records). 404 and 422 as for `GET /trace_log/{trace_id}`.
+/// Read-only; it scans the spool on the blocking pool.
+pub async fn logs_trace(state: &State, raw_id: &str) -> Result<Response<ResponseBody>, ApiError> {
+    let trace_id = trace_id_in_path(raw_id)?;
+    let held = state
+        .engine
+        .spool()
+        .find_trace(&trace_id)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot look the trace up: {e}")))?;
+    match held {
+        Some(held) => Ok(body::json(StatusCode::OK, &held)),
+        None => Err(ApiError::TraceNotHeld(trace_id.into_owned())),
+    }
+}
+
+/// Longest trace id a lookup looks for, in bytes (decoded): far above a UUID, low enough that
+/// nobody scans the spool for a megabyte of path.
+const MAX_TRACE_ID_BYTES: usize = 256;
+
+/// The trace id at the end of a lookup's path, percent-decoded and checked.
+fn trace_id_in_path(raw_id: &str) -> Result<Cow<'_, str>, ApiError> {
     let trace_id = percent_encoding::percent_decode_str(raw_id)
         .decode_utf8()
         .map_err(|_| ApiError::invalid("trace_id", "trace id is not UTF-8 once decoded"))?;
     if trace_id.is_empty() {
         return Err(ApiError::invalid(
             "trace_id",
-            "trace id is empty: GET /api/parea/v1/trace_log/{trace_id}",
+            "trace id is empty: end the path with it, as in GET /api/parea/v1/trace_log/{trace_id}",
         ));
     }
     if trace_id.len() > MAX_TRACE_ID_BYTES {
@@ -317,16 +419,7 @@ pub async fn trace_log_entry(
             ),
         ));
     }
-    let held = state
-        .engine
-        .spool()
-        .find_trace(&trace_id)
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot look the trace up: {e}")))?;
-    match held {
-        Some(held) => Ok(body::json(StatusCode::OK, &held)),
-        None => Err(ApiError::TraceNotHeld(trace_id.into_owned())),
-    }
+    Ok(trace_id)
 }
 
 /// `POST /feedback`: a score for a trace, spooled like a log.

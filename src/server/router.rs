@@ -9,6 +9,7 @@ use super::body::{self, ResponseBody};
 use super::handlers;
 use super::State;
 use crate::api::ApiError;
+use crate::logs::TraceIntegration;
 
 /// Prefix of the Parea-compatible routes.
 pub const PAREA_PREFIX: &str = "/api/parea/v1";
@@ -27,11 +28,13 @@ const UNSUPPORTED: &[&str] = &[
     "dataset",
     "evaluation",
     "evaluations",
+    "get_trace_logs",
 ];
 
 /// A path promptd serves (under any method), resolved once: the router pairs it with the
 /// method, and request metrics label by it. Adding a route here gives it its 405 and its
-/// metrics label without a second list to keep in step.
+/// metrics label without a second list to keep in step. A path parameter is one non-`/`
+/// segment: a longer path is not a route (404), so a 405 always means the path is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
     Health,
@@ -44,9 +47,13 @@ pub enum Route<'a> {
     /// `/trace_log/{trace_id}`: a record read back while the spool still holds it; the id
     /// still as the caller wrote it (percent-encoded).
     TraceLogEntry(&'a str),
+    /// `/trace_log/{vendor}` for a vendor promptd accepts: a tracing integration's record.
+    IntegrationLog(TraceIntegration),
     Feedback,
     LogsStatus,
     LogsFlush,
+    /// `/logs/trace/{trace_id}`: promptd's view of a held record, the id percent-encoded.
+    LogsTrace(&'a str),
     CacheStats,
     Metrics,
     Status,
@@ -76,13 +83,13 @@ impl<'a> Route<'a> {
             "/status" => Route::Status,
             "/cache" => Route::Cache,
             p => {
-                if let Some(key) = p.strip_prefix("/cache/") {
+                if let Some(key) = parameter(p, "/cache/") {
                     Route::CacheEntry(key)
-                } else if let Some(id) = p
-                    .strip_prefix(paths::TRACE_LOG)
-                    .and_then(|rest| rest.strip_prefix('/'))
-                {
-                    Route::TraceLogEntry(id)
+                } else if let Some(id) = parameter(p, "/logs/trace/") {
+                    Route::LogsTrace(id)
+                } else if let Some(segment) = parameter(p, paths::TRACE_LOG_SLASH) {
+                    TraceIntegration::from_name(segment)
+                        .map_or(Route::TraceLogEntry(segment), Route::IntegrationLog)
                 } else if is_unsupported_hosted_route(p) {
                     Route::Unsupported
                 } else {
@@ -105,8 +112,10 @@ impl<'a> Route<'a> {
             Route::TraceLog => "trace_log",
             // A scan of the spool: not mixed into the ingest latency of `trace_log`.
             Route::TraceLogEntry(_) => "trace_log_entry",
+            Route::IntegrationLog(_) => "trace_log_integration",
             Route::Feedback => "feedback",
             Route::LogsStatus | Route::LogsFlush => "logs",
+            Route::LogsTrace(_) => "logs_trace",
             Route::CacheStats => "cache_stats",
             Route::Metrics => "metrics",
             Route::Status => "status",
@@ -146,9 +155,22 @@ pub async fn route(
             "{method} {path} (records are shipped upstream, not kept for listing)"
         ))),
         (&Method::GET, Route::TraceLogEntry(id)) => handlers::trace_log_entry(state, id).await,
+        (&Method::POST, Route::TraceLogEntry(vendor)) => Err(ApiError::NotImplemented(format!(
+            "{method} {path} (records of the tracing integration `{vendor}`; promptd takes \
+             those of: {})",
+            TraceIntegration::names()
+        ))),
+        (&Method::POST, Route::IntegrationLog(integration)) => {
+            handlers::integration_log(req, state, integration).await
+        }
+        // A trace id may spell a vendor's name: reading it back is still a lookup.
+        (&Method::GET, Route::IntegrationLog(integration)) => {
+            handlers::trace_log_entry(state, integration.name()).await
+        }
         (&Method::POST, Route::Feedback) => handlers::feedback(req, state).await,
         (&Method::GET, Route::LogsStatus) => Ok(handlers::logs_status(state)),
         (&Method::POST, Route::LogsFlush) => Ok(handlers::logs_flush(state)),
+        (&Method::GET, Route::LogsTrace(id)) => handlers::logs_trace(state, id).await,
         (&Method::GET, Route::CacheStats) => Ok(handlers::cache_stats(state)),
         (&Method::GET, Route::Metrics) => Ok(handlers::metrics(state)),
         (&Method::GET, Route::Status) => Ok(handlers::status(state)),
@@ -161,6 +183,12 @@ pub async fn route(
         }),
     };
     outcome.unwrap_or_else(|e| body::error(&e))
+}
+
+/// The one path segment after `prefix` (possibly empty), `None` if `path` does not start with
+/// `prefix` or goes on past the segment.
+fn parameter<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    path.strip_prefix(prefix).filter(|rest| !rest.contains('/'))
 }
 
 fn is_unsupported_hosted_route(path: &str) -> bool {
@@ -177,6 +205,7 @@ mod paths {
     pub const PROJECT: &str = "/api/parea/v1/project";
     pub const DEPLOYED_PROMPT: &str = "/api/parea/v1/deployed-prompt";
     pub const TRACE_LOG: &str = "/api/parea/v1/trace_log";
+    pub const TRACE_LOG_SLASH: &str = "/api/parea/v1/trace_log/";
     pub const FEEDBACK: &str = "/api/parea/v1/feedback";
 }
 
@@ -202,6 +231,18 @@ mod tests {
     }
 
     #[test]
+    fn a_path_parameter_is_one_segment() {
+        assert_eq!(Route::resolve("/api/parea/v1/trace_log/a/b"), None);
+        assert_eq!(Route::resolve("/api/parea/v1/trace_log/langchain/x"), None);
+        assert_eq!(Route::resolve("/cache/00ab/x"), None);
+        assert_eq!(
+            Route::resolve("/api/parea/v1/trace_log/"),
+            Some(Route::TraceLogEntry("")),
+            "an empty id is the lookup's 422, which says what to send"
+        );
+    }
+
+    #[test]
     fn every_path_has_one_route_and_label() {
         assert_eq!(route_name("/cache"), "cache");
         assert_eq!(route_name("/cache/stats"), "cache_stats");
@@ -216,6 +257,20 @@ mod tests {
             Some(Route::TraceLogEntry("a%20b"))
         );
         assert_eq!(route_name("/api/parea/v1/trace_logs"), "other");
+        assert_eq!(
+            Route::resolve("/api/parea/v1/trace_log/langchain"),
+            Some(Route::IntegrationLog(TraceIntegration::Langchain))
+        );
+        assert_eq!(
+            Route::resolve("/api/parea/v1/trace_log/llamaindex"),
+            Some(Route::TraceLogEntry("llamaindex")),
+            "any other segment is a trace id (POST answers 501)"
+        );
+        assert_eq!(route_name("/api/parea/v1/get_trace_logs"), "unsupported");
+        assert_eq!(
+            Route::resolve("/logs/trace/a%2Fb"),
+            Some(Route::LogsTrace("a%2Fb"))
+        );
         assert_eq!(route_name("/api/parea/v1/experiment/1"), "unsupported");
         assert_eq!(route_name("/nope"), "other");
         assert_eq!(route_name(paths::STREAM), "completion_stream");
