@@ -1,0 +1,281 @@
+//! The real Parea Python SDK (`tests/sdk/requirements.txt`) against the real daemon over its
+//! loopback TCP listener: completion, cached replay, stream, a deployed prompt, reading a trace
+//! log back and feedback, with fake providers and a fake collector on loopback.
+//!
+//! The SDK is installed from the package registry into `target/tmp/sdk-venv` by the first test
+//! that needs it (once per requirements file; a lock file keeps parallel test binaries from
+//! building it twice). `PROMPTD_TEST_PYTHON` names an interpreter that already has it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use common::fake_upstream::{fixtures, Behavior, FakeUpstream};
+use common::process::{stderr, stdout};
+use common::{providers_toml, TestDaemon, PREFIX};
+use promptd::config::{Config, Overrides};
+use serde_json::{json, Value};
+
+const REQUIREMENTS: &str = include_str!("sdk/requirements.txt");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/parea_calls.py");
+/// Longest a venv build may take (a download of about 80 packages).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The Python interpreter with the SDK installed, building the venv on first use.
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        if let Some(python) = std::env::var_os("PROMPTD_TEST_PYTHON") {
+            return PathBuf::from(python);
+        }
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
+        install_venv(&venv);
+        venv.join("bin/python")
+    })
+}
+
+fn install_venv(venv: &Path) {
+    std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).expect("target tmp dir");
+    let lock_file = std::fs::File::create(venv.with_extension("lock")).expect("venv lock file");
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("lock the venv");
+    let marker = venv.join("promptd-requirements.txt");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(REQUIREMENTS) {
+        return;
+    }
+    let steps: [(&str, Vec<&str>); 2] = [
+        ("python3", vec!["-m", "venv", "--clear"]),
+        (
+            "pip",
+            vec![
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-r",
+            ],
+        ),
+    ];
+    for (program, args) in steps {
+        let mut cmd = match program {
+            "pip" => Command::new(venv.join("bin/pip")),
+            other => Command::new(other),
+        };
+        cmd.args(args);
+        if program == "pip" {
+            cmd.arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/sdk/requirements.txt"
+            ));
+        } else {
+            cmd.arg(venv);
+        }
+        let out = run_for(cmd, INSTALL_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "building the SDK venv ({program}) failed; the tests need the package registry once \
+             (or PROMPTD_TEST_PYTHON): {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    std::fs::write(&marker, REQUIREMENTS).expect("write the venv marker");
+}
+
+fn run_for(mut cmd: Command, timeout: Duration) -> std::process::Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done, waited) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done.send(());
+        out
+    });
+    if waited.recv_timeout(timeout).is_err() {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        panic!("{cmd:?} did not finish within {timeout:?}");
+    }
+    waiter
+        .join()
+        .expect("waiter thread")
+        .expect("wait for the child")
+}
+
+/// A daemon with a TCP listener, providers at `openai`, logs shipped to `collector`, and the
+/// prompt files `prompts` (name, text).
+async fn daemon(
+    openai: &FakeUpstream,
+    collector: &FakeUpstream,
+    prompts: &[(&str, &str)],
+) -> (TestDaemon, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("prompts")).expect("prompts dir");
+    for (name, text) in prompts {
+        std::fs::write(dir.path().join("prompts").join(name), text).expect("prompt file");
+    }
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let overrides = Overrides {
+        socket: Some(dir.path().join("promptd.sock")),
+        tcp: Some(format!("127.0.0.1:{port}")),
+        state_dir: Some(dir.path().join("state")),
+        prompts_dir: Some(dir.path().join("prompts")),
+    };
+    let toml = format!(
+        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"\n{}",
+        collector.base_url(),
+        providers_toml(&openai.base_url(), &openai.base_url())
+    );
+    let config = Config::from_toml(&toml, "sdk test", &overrides).expect("config");
+    let base_url = format!("http://127.0.0.1:{port}{PREFIX}");
+    (TestDaemon::start_with(dir, config).await, base_url)
+}
+
+/// Run one scenario of `tests/sdk/parea_calls.py` with the SDK aimed at `base_url`.
+fn sdk(base_url: &str, scenario: &str, arg: Value) -> Value {
+    let python = tokio::task::block_in_place(python);
+    let mut cmd = Command::new(python);
+    cmd.arg(SCRIPT)
+        .arg(scenario)
+        .arg(arg.to_string())
+        .env("PAREA_BASE_URL", base_url)
+        .env("PAREA_API_KEY", "local");
+    let out = tokio::task::block_in_place(|| run_for(cmd, Duration::from_secs(60)));
+    assert!(
+        out.status.success(),
+        "SDK scenario {scenario} failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let last_line = stdout(&out).lines().last().unwrap_or_default().to_owned();
+    serde_json::from_str(&last_line)
+        .unwrap_or_else(|e| panic!("SDK scenario {scenario} printed no JSON ({e}): {last_line}"))
+}
+
+fn openai_fake_script() -> impl Fn(&common::fake_upstream::RecordedRequest, usize) -> Behavior {
+    |req, _| {
+        if req.body["stream"] == true {
+            fixtures::openai_stream()
+        } else {
+            fixtures::openai_chat()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_completion_is_cached_and_replayed_as_a_stream() {
+    let openai = FakeUpstream::start(openai_fake_script()).await;
+    let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
+    let (daemon, base_url) = daemon(&openai, &collector, &[]).await;
+
+    let got = sdk(&base_url, "completion", json!({"name": "Ada"}));
+    assert_eq!(got["first"]["content"], fixtures::HELLO, "{got}");
+    assert_eq!(got["first"]["cache_hit"], false, "{got}");
+    assert_eq!(got["second"]["content"], fixtures::HELLO, "{got}");
+    assert_eq!(got["second"]["cache_hit"], true, "{got}");
+    assert_ne!(
+        got["first"]["id"], got["second"]["id"],
+        "each call its own trace: {got}"
+    );
+    assert_eq!(got["streamed"], fixtures::HELLO, "{got}");
+    assert_eq!(openai.calls(), 1, "the second call and the stream are hits");
+    let sent = openai.last_request().expect("provider request");
+    assert_eq!(sent.body["messages"][0]["content"], "Say hello to Ada");
+    daemon.stop().await;
+}
+
+/// A deployment's own sampling settings reach the provider, though the SDK sends its defaults
+/// (`temp` 1.0, `top_p` 1.0, penalties 0.0) in every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_deployment_keeps_the_deployments_params() {
+    let openai = FakeUpstream::start(openai_fake_script()).await;
+    let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
+    let prompt = "provider: openai\nmodel: gpt-4o-mini\nmodel_params:\n  temp: 0.2\n  top_p: 0.5\n\
+                  messages:\n  - role: user\n    content: \"Greet {{name}}\"\n";
+    let (daemon, base_url) = daemon(&openai, &collector, &[("greet.yaml", prompt)]).await;
+
+    let got = sdk(
+        &base_url,
+        "deployment",
+        json!({"id": "greet", "inputs": {"name": "Ada"}}),
+    );
+    assert_eq!(got["content"], fixtures::HELLO, "{got}");
+    let sent = openai.last_request().expect("provider request");
+    assert_eq!(sent.body["messages"][0]["content"], "Greet Ada");
+    assert_eq!(sent.body["temperature"], 0.2, "{}", sent.body);
+    assert_eq!(sent.body["top_p"], 0.5, "{}", sent.body);
+    daemon.stop().await;
+}
+
+/// `p.get_trace_log(id)` parses promptd's answer into the SDK's TraceLogTree; feedback on that
+/// trace reaches the collector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_reads_a_trace_log_back_and_sends_feedback() {
+    let openai = FakeUpstream::start(openai_fake_script()).await;
+    // The collector holds back the records (503) until the tree is read, so the spool keeps
+    // them readable; then it takes them, and the feedback after its trace's record.
+    let holding = Arc::new(AtomicBool::new(true));
+    let hold = Arc::clone(&holding);
+    let collector = FakeUpstream::start(move |_, _| {
+        if hold.load(Ordering::SeqCst) {
+            Behavior::json(503, "{}")
+        } else {
+            Behavior::json(200, "{}")
+        }
+    })
+    .await;
+    let (daemon, base_url) = daemon(&openai, &collector, &[]).await;
+
+    let got = sdk(&base_url, "completion", json!({"name": "Grace"}));
+    let trace_id = got["first"]["id"].as_str().expect("trace id").to_owned();
+    let path = format!("{PREFIX}/trace_log/{trace_id}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while daemon.get(&path).await.status != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "record never held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let tree = sdk(&base_url, "trace_log", json!({"trace_id": trace_id}));
+    assert_eq!(tree["trace_id"], trace_id.as_str(), "{tree}");
+    assert_eq!(tree["root_trace_id"], trace_id.as_str(), "{tree}");
+    assert_eq!(tree["parent_trace_id"], trace_id.as_str(), "{tree}");
+    assert_eq!(tree["status"], "success", "{tree}");
+    assert_eq!(tree["output"], fixtures::HELLO, "{tree}");
+
+    holding.store(false, Ordering::SeqCst);
+    sdk(
+        &base_url,
+        "feedback",
+        json!({"trace_id": trace_id, "score": 0.75}),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let feedback = loop {
+        let found = collector
+            .requests()
+            .into_iter()
+            .find(|r| r.path.ends_with("/feedback"));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "feedback never shipped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(feedback.body["trace_id"], trace_id.as_str());
+    assert_eq!(feedback.body["score"], 0.75);
+    daemon.stop().await;
+}
