@@ -2,11 +2,16 @@
 //!
 //! Module map (see `DESIGN.md`):
 //!
+//! - [`daemon`] — the running daemon, the one owner of its parts: builds them in order, reloads
+//!   them on SIGHUP through one path, stops them in reverse on one signal; [`daemon::run`] is
+//!   the entry point (tests give it a bound listener), [`daemon::serve`] the process around it.
+//! - [`tasks`] — task groups with one stop signal and drop guards: how the daemon stops.
 //! - [`config`] — TOML file and flags to one validated [`config::Config`].
-//! - [`server`] — listeners (Unix socket with peer credentials, loopback TCP), HTTP routing,
-//!   graceful shutdown; [`server::run_with_reload`] is the one entry point.
+//! - [`server`] — listeners (Unix socket with peer credentials, loopback TCP), the accept loop
+//!   and connections, HTTP routing and handlers, the drain at shutdown.
 //! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body.
-//! - [`engine`] — the completion pipeline; the one place that knows the order of the steps.
+//! - [`engine`] — the completion pipeline; the one place that knows the order of the steps. It
+//!   holds what a completion needs and hands nothing out.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
 //! - [`retry`] — when to ask an upstream again and how long to wait: shared by provider calls
 //!   and log shipping.
@@ -23,6 +28,7 @@ pub mod api;
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod daemon;
 pub mod deployments;
 pub mod engine;
 pub mod install;
@@ -32,10 +38,11 @@ pub mod providers;
 pub mod retry;
 pub mod server;
 pub mod store;
+pub mod tasks;
 pub mod telemetry;
 
 pub use config::Config;
-pub use server::{run_with_reload, Listeners, StartupError};
+pub use server::{Listeners, StartupError};
 
 /// Longest excerpt of an upstream's error body kept in a message, in characters: enough to
 /// recognise a JSON error or an error page, short enough for a log line.

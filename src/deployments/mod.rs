@@ -36,4 +36,4 @@ pub use registry::{
 pub use template::{Template, TemplateError};
 pub use upstream::{fetch_upstream, LookupError, Upstream, UpstreamError, DEFAULT_UPSTREAM_TTL};
 pub use validate::{validate_dir, Validation};
-pub use watcher::{spawn_watcher, WatchError, WatcherHandle};
+pub use watcher::{spawn_watcher, watch, Watch, WatchError, WatcherHandle};

@@ -76,6 +76,26 @@ impl Drop for WatcherHandle {
 /// Start watching `registry`'s prompts directory in a tokio task (call inside a runtime). A
 /// directory that does not exist yet is picked up when it appears.
 pub fn spawn_watcher(registry: Arc<Registry>) -> Result<WatcherHandle, WatchError> {
+    let watch = watch(registry)?;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(watch.run(async move {
+        let _ = stop_rx.await;
+    }));
+    Ok(WatcherHandle {
+        stop: Some(stop_tx),
+        task: Some(task),
+    })
+}
+
+/// A watch of the prompts directory, set up and ready to [`run`](Watch::run).
+pub struct Watch {
+    registry: Arc<Registry>,
+    watcher: notify::RecommendedWatcher,
+    events: Events,
+}
+
+/// Set up a watch of `registry`'s prompts directory (nothing is read until it runs).
+pub fn watch(registry: Arc<Registry>) -> Result<Watch, WatchError> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let root = registry.prompts_dir().to_owned();
     let watcher = notify::recommended_watcher(move |event| {
@@ -85,12 +105,18 @@ pub fn spawn_watcher(registry: Arc<Registry>) -> Result<WatcherHandle, WatchErro
             let _ = tx.try_send(event);
         }
     })?;
-    let (stop_tx, stop_rx) = oneshot::channel();
-    let task = tokio::spawn(run(registry, watcher, rx, stop_rx));
-    Ok(WatcherHandle {
-        stop: Some(stop_tx),
-        task: Some(task),
+    Ok(Watch {
+        registry,
+        watcher,
+        events: rx,
     })
+}
+
+impl Watch {
+    /// Reload the registry on every relevant change until `stop` resolves.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        run(self.registry, self.watcher, self.events, stop).await;
+    }
 }
 
 /// Relevant events only (see [`relevant`]).
@@ -175,8 +201,9 @@ async fn run(
     registry: Arc<Registry>,
     mut watcher: notify::RecommendedWatcher,
     mut events: Events,
-    mut stop: oneshot::Receiver<()>,
+    stop: impl std::future::Future<Output = ()>,
 ) {
+    tokio::pin!(stop);
     let root = registry.prompts_dir().to_owned();
     let mut armed = Armed {
         root: root.clone(),
@@ -214,12 +241,15 @@ async fn run(
 }
 
 /// Wait out a burst of events. Returns false when asked to stop meanwhile.
-async fn debounce(events: &mut Events, stop: &mut oneshot::Receiver<()>) -> bool {
+async fn debounce(
+    events: &mut Events,
+    stop: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> bool {
     let deadline = Instant::now() + MAX_DELAY;
     loop {
         let wait = (Instant::now() + QUIET).min(deadline);
         tokio::select! {
-            _ = &mut *stop => return false,
+            () = stop.as_mut() => return false,
             event = tokio::time::timeout_at(wait, events.recv()) => match event {
                 Ok(Some(_)) if Instant::now() < deadline => continue,
                 _ => return true,

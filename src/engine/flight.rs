@@ -50,7 +50,7 @@ pub async fn drive(
             .await
             .map(|c| (c, None))
     };
-    let cache = engine.cache();
+    let cache = &engine.cache;
     match result {
         Ok((completion, deltas)) => {
             let entry = entry_from_completion(

@@ -60,31 +60,32 @@ pub(super) enum LogMsg {
 
 /// The request side of the log queue.
 #[derive(Debug)]
-pub(super) struct LogQueue {
+pub struct LogQueue {
     tx: mpsc::Sender<LogMsg>,
     dropped: AtomicU64,
     full_logged: AtomicBool,
 }
 
 impl LogQueue {
-    /// The queue and its consumer, which appends to `spool`. Must run inside a Tokio runtime.
-    pub(super) fn start(spool: Spool) -> LogQueue {
+    /// The queue, and its consumer (for the caller to run) which appends to `spool` and ends
+    /// when the queue is dropped, after the records queued before.
+    pub fn new(spool: Spool) -> (LogQueue, impl std::future::Future<Output = ()> + Send) {
         let (tx, rx) = mpsc::channel(LOG_QUEUE);
-        tokio::spawn(write_records(spool, rx));
-        LogQueue {
+        let queue = LogQueue {
             tx,
             dropped: AtomicU64::new(0),
             full_logged: AtomicBool::new(false),
-        }
+        };
+        (queue, write_records(spool, rx))
     }
 
     /// Records dropped because the queue was full.
-    pub(super) fn dropped(&self) -> u64 {
+    pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
     /// Wait until everything queued so far is appended to the spool.
-    pub(super) async fn drain(&self) {
+    pub async fn drain(&self) {
         let (done, drained) = oneshot::channel();
         if self.tx.send(LogMsg::Drain(done)).await.is_ok() {
             let _ = drained.await;

@@ -24,7 +24,6 @@ mod stream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -39,16 +38,14 @@ use crate::config::{Config, Secret};
 use crate::deployments::{
     Deployment, LookupError, Registry, Upstream as DeploymentUpstream, UpstreamError,
 };
-use crate::logs::{Spool, SpoolError};
-use crate::projects::ProjectStore;
+pub use log::LogQueue;
+
 use crate::providers::{PriceTable, Provider, ProviderError};
-use crate::store::{Store, StoreError};
-use crate::telemetry::metrics::{Metrics, StatsSource};
+use crate::tasks::Tasks;
+use crate::telemetry::metrics::Metrics;
 
 /// Deltas buffered between the upstream reader and a slow client.
 const STREAM_BUFFER: usize = 64;
-/// How often hit counts are written back and the cache is trimmed to `max_bytes`.
-const CACHE_MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
 
 /// The current time as promptd writes timestamps (RFC 3339, UTC, microseconds).
 pub fn now_iso() -> String {
@@ -72,26 +69,32 @@ pub enum EngineError {
         name: String,
         source: crate::providers::client::ProviderSetupError,
     },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Spool(#[from] SpoolError),
 }
 
-/// Shared by every request: providers with their connection pools, prices, the cache.
+/// The pipeline: providers with their connection pools, prices, the cache and the deployments
+/// it reads, the queue its log records go to. It holds what a completion needs and hands none
+/// of it out: the daemon owns the parts and gives the engine its share.
 #[derive(Debug)]
 pub struct Engine {
     upstreams: ArcSwap<Upstreams>,
     deployments: Arc<Registry>,
     /// Where deployments that are not local are fetched (`[upstream]`), if anywhere.
     deployment_upstream: ArcSwapOption<DeploymentUpstream>,
-    /// Where every log record waits for the flusher.
-    spool: Spool,
     /// Completion records on their way to the spool.
-    logs: log::LogQueue,
-    projects: ProjectStore,
-    store: Store,
-    cache: Cache,
+    logs: LogQueue,
+    cache: Arc<Cache>,
+    /// Where the pipeline's own tasks run (shared provider calls, streams being read): stopped
+    /// by the daemon at shutdown.
+    tasks: Tasks,
+}
+
+/// What the daemon gives the engine.
+#[derive(Debug)]
+pub struct EngineParts {
+    pub cache: Arc<Cache>,
+    pub deployments: Arc<Registry>,
+    pub logs: LogQueue,
+    pub tasks: Tasks,
 }
 
 /// A whole answer and what the cache did for it.
@@ -149,40 +152,35 @@ impl Upstreams {
 }
 
 impl Engine {
-    /// Build providers (one pooled HTTP client each), open the store, the cache and projects.
-    pub fn new(config: &Config, metrics: &Metrics) -> Result<Engine, EngineError> {
-        let upstreams = Upstreams::build(config, metrics)?;
-        let store = Store::open(&config.state_dir)?;
-        let cache = Cache::open(store.cache_tree()?, config.cache.clone());
-        let deployments = Arc::new(Registry::open(
-            &config.prompts_dir,
-            config.provider_names(),
-            store.deployments_tree()?,
-        ));
-        let deployment_upstream =
-            ArcSwapOption::from(DeploymentUpstream::from_config(&config.upstream).map(Arc::new));
-        let spool = Spool::open(config.spool.options(config.state_dir.join("spool")))?;
-        let logs = log::LogQueue::start(spool.clone());
-        Ok(Engine {
-            upstreams: ArcSwap::from_pointee(upstreams),
-            deployments,
-            deployment_upstream,
-            spool,
-            logs,
-            projects: ProjectStore::open(&config.state_dir),
-            store,
+    /// Build the providers (one pooled HTTP client each) around the daemon's parts.
+    pub fn new(
+        config: &Config,
+        metrics: &Metrics,
+        parts: EngineParts,
+    ) -> Result<Engine, EngineError> {
+        let EngineParts {
             cache,
+            deployments,
+            logs,
+            tasks,
+        } = parts;
+        Ok(Engine {
+            upstreams: ArcSwap::from_pointee(Upstreams::build(config, metrics)?),
+            deployments,
+            deployment_upstream: ArcSwapOption::from(
+                DeploymentUpstream::from_config(&config.upstream).map(Arc::new),
+            ),
+            logs,
+            cache,
+            tasks,
         })
     }
 
     /// Apply a reloaded config: new providers, keys and prices for the next requests (those in
-    /// flight finish with the old ones), new cache settings.
+    /// flight finish with the old ones), and where deployments are fetched.
     pub fn reconfigure(&self, config: &Config, metrics: &Metrics) -> Result<(), EngineError> {
         let upstreams = Upstreams::build(config, metrics)?;
         self.upstreams.store(Arc::new(upstreams));
-        self.cache.set_config(config.cache.clone());
-        self.deployments.set_providers(config.provider_names());
-        self.spool.set_max_bytes(config.spool.max_bytes);
         self.deployment_upstream
             .store(DeploymentUpstream::from_config(&config.upstream).map(Arc::new));
         Ok(())
@@ -193,55 +191,15 @@ impl Engine {
         self.upstreams.load_full()
     }
 
-    pub fn projects(&self) -> &ProjectStore {
-        &self.projects
-    }
-
-    pub fn cache(&self) -> &Cache {
-        &self.cache
-    }
-
-    /// Background upkeep until `shutdown` resolves: cache hit write-back and eviction.
-    pub async fn maintain(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut tick = tokio::time::interval(CACHE_MAINTENANCE_EVERY);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    let engine = Arc::clone(&self);
-                    let _ = tokio::task::spawn_blocking(move || engine.cache.maintain()).await;
-                }
-                () = &mut shutdown => return,
-            }
-        }
-    }
-
-    /// The log spool.
-    pub fn spool(&self) -> &Spool {
-        &self.spool
-    }
-
     /// Completion records dropped because the log queue was full.
     pub fn log_records_dropped(&self) -> u64 {
         self.logs.dropped()
     }
 
-    /// Clean shutdown: commit the last log batch, write hit counts back, flush the database.
-    pub async fn close(self: &Arc<Self>) {
+    /// Wait until every record queued so far is in the spool (at shutdown, before its last
+    /// commit).
+    pub async fn drain_logs(&self) {
         self.logs.drain().await;
-        self.spool.close().await;
-        let engine = Arc::clone(self);
-        let _ = tokio::task::spawn_blocking(move || {
-            engine.cache.maintain();
-            engine.store.flush();
-        })
-        .await;
-    }
-
-    /// The deployed prompts.
-    pub fn deployments(&self) -> &Arc<Registry> {
-        &self.deployments
     }
 
     /// Deployment `id`: from the prompts directory, else (with `[upstream]`) fetched.
@@ -297,7 +255,7 @@ impl Engine {
         {
             Joined::Leader(leader) => {
                 let sub = leader.flight().subscribe();
-                tokio::spawn(flight::drive(
+                self.tasks.spawn(flight::drive(
                     Arc::clone(self),
                     leader,
                     prepared.clone(),
@@ -312,44 +270,6 @@ impl Engine {
                 (flight.subscribe(), false)
             }
         }
-    }
-}
-
-/// The engine as the metrics registry reads it at scrape time. Weak, so the registry never
-/// keeps a stopped engine (and its database lock) alive.
-#[derive(Debug)]
-pub struct EngineStats {
-    pub engine: std::sync::Weak<Engine>,
-    pub flusher: Arc<ArcSwap<crate::logs::FlusherHandle>>,
-}
-
-impl StatsSource for EngineStats {
-    fn cache_stats(&self) -> crate::cache::CacheStats {
-        self.engine
-            .upgrade()
-            .map(|e| e.cache.stats())
-            .unwrap_or_default()
-    }
-
-    fn flights_in_progress(&self) -> u64 {
-        self.engine
-            .upgrade()
-            .map_or(0, |e| e.cache.flights().len() as u64)
-    }
-
-    fn deployments(&self) -> crate::deployments::DeploymentCounts {
-        self.engine
-            .upgrade()
-            .map(|e| e.deployments.counts())
-            .unwrap_or_default()
-    }
-
-    fn spool(&self) -> Option<crate::logs::SpoolStats> {
-        self.engine.upgrade().map(|e| e.spool.stats())
-    }
-
-    fn flusher(&self) -> Option<crate::logs::FlusherStats> {
-        Some(self.flusher.load().stats())
     }
 }
 

@@ -106,7 +106,7 @@ impl Engine {
     ) -> mpsc::Receiver<StreamItem> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let engine = Arc::clone(self);
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let mut item = Some(StreamItem::Delta(first));
             loop {
                 if let Some(it) = item.take() {
@@ -155,7 +155,7 @@ impl Engine {
         let ttft = timing.elapsed();
         let (tx, items) = mpsc::channel(STREAM_BUFFER);
         let engine = Arc::clone(self);
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let mut tx = tx;
             match read_stream(upstream, Some(first), &mut tx).await {
                 Ok(ReadEnd::Complete { completion, deltas }) => {

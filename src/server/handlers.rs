@@ -79,8 +79,7 @@ pub async fn project(
         return Err(ApiError::invalid("name", "project name must not be empty"));
     }
     let project = state
-        .engine
-        .projects()
+        .projects
         .get_or_create(&request.name)
         .map_err(|e| ApiError::Internal(format!("cannot save the project list: {e}")))?;
     Ok(body::json(StatusCode::OK, &project))
@@ -105,12 +104,12 @@ pub async fn deployed_prompt(
 
 /// `GET /deployments`: every deployment with its version, source, status and last error.
 pub fn deployments(state: &State) -> Response<ResponseBody> {
-    body::json(StatusCode::OK, &state.engine.deployments().status())
+    body::json(StatusCode::OK, &state.deployments.status())
 }
 
 /// `GET /cache/stats`.
 pub fn cache_stats(state: &State) -> Response<ResponseBody> {
-    body::json(StatusCode::OK, &state.engine.cache().stats())
+    body::json(StatusCode::OK, &state.cache.stats())
 }
 
 #[derive(Serialize)]
@@ -120,8 +119,8 @@ struct Deleted {
 
 /// `DELETE /cache`: drop every entry.
 pub async fn cache_purge(state: &State) -> Result<Response<ResponseBody>, ApiError> {
-    let engine = std::sync::Arc::clone(&state.engine);
-    let deleted = tokio::task::spawn_blocking(move || engine.cache().purge())
+    let cache = std::sync::Arc::clone(&state.cache);
+    let deleted = tokio::task::spawn_blocking(move || cache.purge())
         .await
         .map_err(|e| ApiError::Internal(format!("cache purge failed: {e}")))?;
     Ok(body::json(StatusCode::OK, &Deleted { deleted }))
@@ -135,7 +134,7 @@ pub fn cache_delete(state: &State, hex: &str) -> Result<Response<ResponseBody>, 
             format!("`{hex}` is not a cache key (64 hex digits, as in x-promptd-cache-key)"),
         )
     })?;
-    if state.engine.cache().remove(&key) {
+    if state.cache.remove(&key) {
         Ok(body::json(StatusCode::OK, &Deleted { deleted: 1 }))
     } else {
         Err(ApiError::NoCacheEntry(hex.to_owned()))
@@ -197,8 +196,8 @@ pub fn status(state: &State) -> Response<ResponseBody> {
                     api_key: p.key_status(),
                 })
                 .collect(),
-            cache: state.engine.cache().stats(),
-            deployments: state.engine.deployments().counts(),
+            cache: state.cache.stats(),
+            deployments: state.deployments.counts(),
             logs: logs_status_json(state),
         },
     )
@@ -219,8 +218,7 @@ async fn spool_as_sent(
     let bytes = encode_json_text(kind, trace_id, text)
         .map_err(|e| ApiError::Internal(format!("record cannot be spooled: {e}")))?;
     let durable = state
-        .engine
-        .spool()
+        .spool
         .append(bytes)
         .map_err(|e| ApiError::LogNotAccepted(format!("{e}; try again later")))?;
     durable
@@ -349,8 +347,7 @@ pub async fn trace_log_entry(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let trace_id = trace_id_in_path(raw_id)?;
     let tree = state
-        .engine
-        .spool()
+        .spool
         .find_trace_tree(&trace_id)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot look the trace up: {e}")))?
@@ -384,8 +381,7 @@ const MISSING_HEADER: HeaderName = HeaderName::from_static("x-promptd-children-m
 pub async fn logs_trace(state: &State, raw_id: &str) -> Result<Response<ResponseBody>, ApiError> {
     let trace_id = trace_id_in_path(raw_id)?;
     let held = state
-        .engine
-        .spool()
+        .spool
         .find_trace(&trace_id)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot look the trace up: {e}")))?;
@@ -447,7 +443,7 @@ pub fn logs_status(state: &State) -> Response<ResponseBody> {
 /// The logs part of `/logs/status` and `/status`.
 pub fn logs_status_json(state: &State) -> serde_json::Value {
     use crate::engine::system_time_iso;
-    let s = state.engine.spool().stats();
+    let s = state.spool.stats();
     let f = state.flusher.load().stats();
     let config = state.config.load();
     let (flusher_state, why) = match &f.state {

@@ -1,4 +1,4 @@
-//! Test harness: the real daemon (`promptd::run_with_reload`) on a socket in a temp dir, with a real state
+//! Test harness: the real daemon (`promptd::daemon::run`) on a socket in a temp dir, with a real state
 //! directory, driven over real HTTP; fake providers from [`fake_upstream`].
 
 #![allow(dead_code)]
@@ -158,7 +158,7 @@ impl TestDaemon {
         let socket = config.socket.clone();
         let listeners = Listeners::bind(&config).await.expect("bind listeners");
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(promptd::server::run_with_reload(
+        let handle = tokio::spawn(promptd::daemon::run(
             config,
             listeners,
             async move {

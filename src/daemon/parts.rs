@@ -1,0 +1,86 @@
+//! The daemon's parts, built once in order: each takes what the ones before it made.
+
+use std::sync::Arc;
+
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::deployments::Registry;
+use crate::engine::{Engine, EngineParts, LogQueue};
+use crate::logs::{Flusher, Spool};
+use crate::projects::ProjectStore;
+use crate::server::StartupError;
+use crate::store::Store;
+use crate::tasks::Tasks;
+use crate::telemetry::metrics::Metrics;
+
+/// Everything the daemon owns while it runs.
+pub(super) struct Parts {
+    pub store: Store,
+    pub cache: Arc<Cache>,
+    pub spool: Spool,
+    pub deployments: Arc<Registry>,
+    pub projects: ProjectStore,
+    /// Not yet shipping: the daemon starts it in its task group.
+    pub flusher: Flusher,
+    pub engine: Arc<Engine>,
+}
+
+impl Parts {
+    /// Build the parts in order: the state directory, the store and the cache in it, the
+    /// spool with the queue of completion records (its writer spawned into `log_writer`),
+    /// the flusher, the deployments (first load of the prompts directory), the projects, the
+    /// engine (its tasks in `pipeline`). Must run inside a Tokio runtime.
+    pub fn build(
+        config: &Config,
+        metrics: &Metrics,
+        pipeline: &Tasks,
+        log_writer: &Tasks,
+    ) -> Result<Parts, StartupError> {
+        prepare_state_dir(&config.state_dir)?;
+        let store = Store::open(&config.state_dir)?;
+        let cache = Arc::new(Cache::open(store.cache_tree()?, config.cache.clone()));
+        let spool = Spool::open(config.spool.options(config.state_dir.join("spool")))?;
+        let (logs, writer) = LogQueue::new(spool.clone());
+        log_writer.spawn_to_end(writer);
+        let flusher = Flusher::new(spool.clone(), config.upstream.clone())
+            .map_err(|e| StartupError::Flusher(e.to_string()))?;
+        let deployments = Arc::new(Registry::open(
+            &config.prompts_dir,
+            config.provider_names(),
+            store.deployments_tree()?,
+        ));
+        let projects = ProjectStore::open(&config.state_dir);
+        let engine = Arc::new(Engine::new(
+            config,
+            metrics,
+            EngineParts {
+                cache: Arc::clone(&cache),
+                deployments: Arc::clone(&deployments),
+                logs,
+                tasks: pipeline.clone(),
+            },
+        )?);
+        Ok(Parts {
+            store,
+            cache,
+            spool,
+            deployments,
+            projects,
+            flusher,
+            engine,
+        })
+    }
+}
+
+/// Create `state_dir` if needed and check that promptd can write there (also run before
+/// binding, so a bad state directory leaves no socket file behind).
+pub fn prepare_state_dir(path: &std::path::Path) -> Result<(), StartupError> {
+    let err = |source| StartupError::StateDir {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(path).map_err(err)?;
+    let probe = path.join(".promptd-write-check");
+    std::fs::write(&probe, b"ok").map_err(err)?;
+    std::fs::remove_file(&probe).map_err(err)
+}

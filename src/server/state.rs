@@ -1,0 +1,41 @@
+//! What every request handler can reach: the pipeline, and the parts the admin routes read or
+//! change directly (cache, spool, deployments, projects, the flusher). The daemon builds it and
+//! swaps what a reload replaces.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use super::PeerPolicy;
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::deployments::Registry;
+use crate::engine::Engine;
+use crate::logs::{FlusherHandle, Spool};
+use crate::projects::ProjectStore;
+use crate::telemetry::metrics::Metrics;
+
+#[derive(Debug)]
+pub struct State {
+    /// The completion pipeline.
+    pub engine: Arc<Engine>,
+    pub cache: Arc<Cache>,
+    pub spool: Spool,
+    pub deployments: Arc<Registry>,
+    pub projects: ProjectStore,
+    /// The running config; replaced whole by a reload.
+    pub config: ArcSwap<Config>,
+    /// Who may use the Unix socket; replaced by a reload.
+    pub peers: ArcSwap<PeerPolicy>,
+    pub started: Instant,
+    pub started_at: String,
+    /// Requests received (for the systemd status line).
+    pub requests: AtomicU64,
+    pub metrics: Metrics,
+    /// Where the daemon listens, for `/status`.
+    pub listeners: String,
+    /// The log flusher's stats and its flush trigger (replaced when `[upstream]` is reloaded).
+    pub flusher: Arc<ArcSwap<FlusherHandle>>,
+}
