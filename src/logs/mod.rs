@@ -11,6 +11,8 @@
 //! - [`record`] — [`LogRecord`] (Parea's TraceLog), built from a completion with its
 //!   configuration borrowed from the call ([`CallConfiguration`]); omit rules and trace-wide
 //!   sampling.
+//! - [`intake`] — client records on their one way in: checked, sampled, appended as sent,
+//!   answered once durable.
 //! - [`integration`] — [`TraceIntegration`] (the vendors of `POST /trace_log/{vendor}`) and
 //!   [`LangchainRun`], the fields of a LangChain run promptd orders and samples by.
 //! - [`entry`] — the versioned encoding of a spool record (`{kind, trace_id, body}` with the body
@@ -36,6 +38,7 @@ mod delivery;
 pub mod entry;
 pub mod flusher;
 pub mod held_trace;
+pub mod intake;
 pub mod integration;
 mod ledger;
 mod lookup;
@@ -55,6 +58,7 @@ pub use entry::{
 };
 pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, UpstreamError};
 pub use held_trace::{Delivery, HeldTrace};
+pub use intake::{Accepted, ClientRecord, IntakeError};
 pub use integration::{LangchainRun, TraceIntegration};
 pub use record::{sampled_in, CallConfiguration, CompletionLog, LogRecord, OmitRules};
 pub use spool::{

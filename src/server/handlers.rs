@@ -1,4 +1,5 @@
-//! One small function per route: translate HTTP to an engine call and back.
+//! One small function per route: translate HTTP to a call of the engine (completions) or of
+//! the part an admin route reads (cache, spool, deployments, projects), and back.
 
 use std::borrow::Cow;
 
@@ -14,9 +15,9 @@ use crate::api::project::ProjectRequest;
 use crate::api::{decode_json, ApiError, CompletionRequest};
 use crate::cache::CacheKey;
 use crate::deployments::TemplateError;
+use crate::logs::intake::{self, Accepted, ClientRecord, IntakeError};
 use crate::logs::{
-    encode_json_text, sampled_in, EntryKind, Feedback, FlusherState, LangchainRun, LogRecord,
-    TraceIntegration, TraceLogUpdate,
+    Feedback, FlusherState, LangchainRun, LogRecord, TraceIntegration, TraceLogUpdate,
 };
 
 /// `GET /health`.
@@ -203,39 +204,33 @@ pub fn status(state: &State) -> Response<ResponseBody> {
     )
 }
 
-/// Spool a client's record as it sent it (its body has been decoded, so it is valid JSON) and
-/// wait for the group commit: a 2xx means the record is on disk.
-async fn spool_as_sent(
+/// A client record through the log intake ([`crate::logs::intake`]): 200 once durable (with
+/// its spool id) or sampled out.
+async fn accept_record(
     state: &State,
-    kind: EntryKind,
-    trace_id: &str,
-    body: &[u8],
-) -> Result<u64, ApiError> {
-    // Neither can fail on a body serde_json accepted (it is UTF-8, and an envelope of strings
-    // always encodes): were one to, it is promptd's fault, not the client's.
-    let text = std::str::from_utf8(body)
-        .map_err(|e| ApiError::Internal(format!("a checked record is not UTF-8: {e}")))?;
-    let bytes = encode_json_text(kind, trace_id, text)
-        .map_err(|e| ApiError::Internal(format!("record cannot be spooled: {e}")))?;
-    let durable = state
-        .spool
-        .append(bytes)
-        .map_err(|e| ApiError::LogNotAccepted(format!("{e}; try again later")))?;
-    durable
+    record: ClientRecord<'_>,
+    bytes: &[u8],
+) -> Result<Response<ResponseBody>, ApiError> {
+    let accepted = intake::accept(&state.spool, record, bytes)
         .await
-        .map_err(|e| ApiError::LogNotAccepted(e.to_string()))
-}
-
-/// The answer to a record that is now durable.
-fn spooled(trace_id: &str, id: u64) -> Response<ResponseBody> {
-    body::json(
-        StatusCode::OK,
-        &Spooled {
+        .map_err(|e| match e {
+            IntakeError::Invalid { field, message } => ApiError::invalid(field, message),
+            IntakeError::NotAccepted(message) => ApiError::LogNotAccepted(message),
+            IntakeError::Internal(message) => ApiError::Internal(message),
+        })?;
+    let answer = match accepted {
+        Accepted::Durable { trace_id, spool_id } => Spooled {
             status: "ok",
             trace_id,
-            spool_id: Some(id),
+            spool_id: Some(spool_id),
         },
-    )
+        Accepted::SampledOut { trace_id } => Spooled {
+            status: "sampled_out",
+            trace_id,
+            spool_id: None,
+        },
+    };
+    Ok(body::json(StatusCode::OK, &answer))
 }
 
 #[derive(Serialize)]
@@ -253,30 +248,7 @@ pub async fn trace_log(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let record: LogRecord = decode_json(&bytes)?;
-    let trace_id = record
-        .trace_id
-        .clone()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::invalid("trace_id", "trace_id is required"))?;
-    if let (Some(rate), Some(key)) = (record.log_sample_rate, record.sampling_key()) {
-        if !sampled_in(key, rate) {
-            return Ok(sampled_out(&trace_id));
-        }
-    }
-    let id = spool_as_sent(state, EntryKind::TraceLog, &trace_id, &bytes).await?;
-    Ok(spooled(&trace_id, id))
-}
-
-/// The answer to a record dropped by its trace's sample rate: 200, nothing spooled.
-fn sampled_out(trace_id: &str) -> Response<ResponseBody> {
-    body::json(
-        StatusCode::OK,
-        &Spooled {
-            status: "sampled_out",
-            trace_id,
-            spool_id: None,
-        },
-    )
+    accept_record(state, ClientRecord::TraceLog(&record), &bytes).await
 }
 
 /// `POST /trace_log/{vendor}`: a tracing integration's record (a LangChain run, not a
@@ -293,15 +265,7 @@ pub async fn integration_log(
     let run: LangchainRun = match integration {
         TraceIntegration::Langchain => decode_json(&bytes)?,
     };
-    let trace_id = run.trace_key();
-    if let (Some(rate), Some(key)) = (run.log_sample_rate, run.sampling_key()) {
-        if !sampled_in(key, rate) {
-            return Ok(sampled_out(trace_id));
-        }
-    }
-    let kind = EntryKind::IntegrationLog(integration);
-    let id = spool_as_sent(state, kind, trace_id, &bytes).await?;
-    Ok(spooled(trace_id, id))
+    accept_record(state, ClientRecord::Integration(integration, &run), &bytes).await
 }
 
 /// A 400 for a body that is not JSON, a 422 for JSON that is not an object. Only a body that
@@ -328,8 +292,7 @@ pub async fn trace_log_update(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let update: TraceLogUpdate = decode_json(&bytes)?;
-    let id = spool_as_sent(state, EntryKind::TraceLogUpdate, &update.trace_id, &bytes).await?;
-    Ok(spooled(&update.trace_id, id))
+    accept_record(state, ClientRecord::Update(&update), &bytes).await
 }
 
 /// `GET /trace_log/{trace_id}`: Parea's `TraceLogTree` of a record the spool still holds, so
@@ -425,14 +388,7 @@ pub async fn feedback(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes = body::read_limited(req, state.config.load().max_body).await?;
     let feedback: Feedback = decode_json(&bytes)?;
-    if !(0.0..=1.0).contains(&feedback.score) {
-        return Err(ApiError::invalid(
-            "score",
-            format!("score must be between 0 and 1, got {}", feedback.score),
-        ));
-    }
-    let id = spool_as_sent(state, EntryKind::Feedback, &feedback.trace_id, &bytes).await?;
-    Ok(spooled(&feedback.trace_id, id))
+    accept_record(state, ClientRecord::Feedback(&feedback), &bytes).await
 }
 
 /// `GET /logs/status`: what waits on disk, what was shipped, and why nothing ships if so.
