@@ -6,7 +6,8 @@
 # does no work at all reaches on this machine, the baseline for cache hits (same transport).
 #
 # Env: DURATION (default 10s per scenario), CONNS (default "1 32"), DELAY_MS (fake provider
-# delay, default 0), SKIP_BUILD=1 to reuse the existing release binaries.
+# delay, default 0), SKIP_BUILD=1 to reuse the existing release binaries, PROMPTD_BIN=path to
+# measure another promptd binary.
 set -euo pipefail
 
 DURATION="${DURATION:-10s}"
@@ -31,7 +32,8 @@ fi
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     cargo build --release --bin promptd --example fake_provider
 fi
-PROMPTD="$ROOT/target/release/promptd"
+# PROMPTD_BIN: another build of promptd to measure (e.g. an older commit's, for a before/after).
+PROMPTD="${PROMPTD_BIN:-$ROOT/target/release/promptd}"
 FAKE="$ROOT/target/release/examples/fake_provider"
 [[ -x "$PROMPTD" && -x "$FAKE" ]] || die "release binaries missing (run without SKIP_BUILD)"
 
