@@ -24,97 +24,22 @@
 //!   is dropped: the last good set keeps serving; at start-up that set comes from the sled
 //!   store (status `from_store`).
 
+mod report;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use serde::Serialize;
+
+pub use report::{DeploymentCounts, DeploymentStatus, RegistryStatus, ReloadReport, Status};
 
 use super::deployment::{ContentHash, Deployment, Source};
 use super::loader::{self, LoadError, Parsed, Problem};
 use super::scan;
 use super::store::{Store, StoreBatch};
 use super::validate::refuse_duplicate_ids;
-
-/// How a deployment's file is doing, for `GET /deployments`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Loaded from its file, serving the file's content.
-    Ok,
-    /// The file is broken; the last good version serves if there is one (`serving`).
-    Error,
-    /// The prompts directory could not be read at start-up; served from the sled store.
-    FromStore,
-}
-
-/// One row of `GET /deployments`: one prompt file (or one stored deployment).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeploymentStatus {
-    pub id: String,
-    /// Version being served, if any.
-    pub version: Option<u64>,
-    /// The file this row is about.
-    pub source: PathBuf,
-    pub status: Status,
-    /// Whether requests for `id` are answered (by this file's current or last good version).
-    pub serving: bool,
-    /// What is wrong with the file: path, line and problem.
-    pub last_error: Option<String>,
-}
-
-/// Counts for `/status` and `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct DeploymentCounts {
-    /// Deployments answering requests.
-    pub serving: u64,
-    /// Files refused at the last reload.
-    pub failed: u64,
-    /// Deployments served from the store (prompts directory unreadable at start-up).
-    pub from_store: u64,
-}
-
-impl RegistryStatus {
-    pub fn counts(&self) -> DeploymentCounts {
-        let mut c = DeploymentCounts::default();
-        for d in &self.deployments {
-            c.serving += u64::from(d.serving);
-            c.failed += u64::from(d.status == Status::Error);
-            c.from_store += u64::from(d.status == Status::FromStore);
-        }
-        c
-    }
-}
-
-/// The whole status, for `GET /deployments` and `promptd status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RegistryStatus {
-    pub prompts_dir: PathBuf,
-    /// Why the prompts directory could not be read at the last reload.
-    pub dir_error: Option<String>,
-    /// Sub-folders that could not be read at the last reload, each with why.
-    pub folder_errors: Vec<String>,
-    /// Sorted by id, then source.
-    pub deployments: Vec<DeploymentStatus>,
-}
-
-/// What one reload did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReloadReport {
-    /// Deployments serving after the reload.
-    pub serving: usize,
-    /// Ids whose content (or version) changed or that are new.
-    pub changed: Vec<String>,
-    /// Ids no longer served (their file is gone).
-    pub removed: Vec<String>,
-    /// Sub-folders that could not be read, then files that failed to load.
-    pub errors: Vec<LoadError>,
-    /// The prompts directory could not be read: nothing changed.
-    pub dir_error: Option<String>,
-    pub elapsed: Duration,
-}
 
 /// An immutable view of the live set.
 struct Snapshot {
