@@ -26,31 +26,28 @@ pub(super) struct CachedParse {
     result: ParseResult,
 }
 
+/// What a reload builds before it swaps: the deployments that will serve, one status row per
+/// file, the deployments that are new or changed, and the store writes.
+struct Next {
+    deployments: HashMap<String, Arc<Deployment>>,
+    rows: Vec<DeploymentStatus>,
+    changed: Vec<Arc<Deployment>>,
+    batch: StoreBatch,
+}
+
 impl Registry {
+    /// Swap in what the scan `found`; `previous` is the live set before this reload.
     pub(super) fn apply(
         &self,
         state: &mut ReloadState,
         previous: &Snapshot,
         found: scan::Scan,
     ) -> ReloadReport {
-        let mut report = ReloadReport::default();
-        if state.logged_dir_error.take().is_some() {
-            tracing::info!(
-                "prompts directory {} readable again",
-                self.prompts_dir.display()
-            );
-        }
+        self.note_dir_readable_again(state);
 
         // 1. Parse what changed; reuse what did not.
         let (mut results, seen) = self.parse_files(state, found.files);
-
-        // What served before this reload, by source file: the live set, or at the first load
-        // the store's copies (nothing is live yet).
-        let last_good: Vec<Arc<Deployment>> = if state.loaded_once {
-            previous.deployments.values().cloned().collect()
-        } else {
-            self.store.load_files().into_iter().map(Arc::new).collect()
-        };
+        let last_good = self.last_good(state, previous);
         let last_good_of = by_source(&last_good);
 
         // 2. Files not seen because their folder cannot be read are broken, not deleted.
@@ -61,19 +58,76 @@ impl Registry {
             &seen,
             &mut results,
         );
-        report
-            .errors
-            .extend(found.unreadable_folders.iter().map(|f| f.to_load_error()));
+        let mut errors: Vec<LoadError> = found
+            .unreadable_folders
+            .iter()
+            .map(|f| f.to_load_error())
+            .collect();
 
         // 3. An id declared by more than one file: every one of them is refused.
         refuse_duplicate_ids(&mut results, |parsed| &parsed.0.content.id);
 
         // 4. Good files first, so a broken file's fallback never shadows a good file's id.
-        let mut next: HashMap<String, Arc<Deployment>> = HashMap::new();
-        let mut rows = Vec::with_capacity(results.len());
-        let mut changed: Vec<Arc<Deployment>> = Vec::new();
-        let mut batch = StoreBatch::default();
-        for (path, result) in &results {
+        let mut next = Next {
+            deployments: HashMap::new(),
+            rows: Vec::with_capacity(results.len()),
+            changed: Vec::new(),
+            batch: StoreBatch::default(),
+        };
+        self.serve_good_files(state, &results, &last_good_of, previous, &mut next);
+
+        // 5. Broken files: keep their last good version serving where there is one.
+        errors.extend(keep_last_good_of_broken_files(
+            state,
+            &results,
+            &last_good_of,
+            &unseen,
+            &mut next,
+        ));
+
+        // 6. Drop what is gone, persist, then swap.
+        let removed = removed_ids(state, &last_good, &next.deployments);
+        self.persist(next.batch, &next.changed, &removed);
+        self.swap_in(next.deployments, next.rows, &found.unreadable_folders);
+        ReloadReport {
+            changed: next.changed.iter().map(|d| d.id.clone()).collect(),
+            removed,
+            errors,
+            ..ReloadReport::default()
+        }
+    }
+
+    /// The directory could not be read at the last reload and can now: say so, once.
+    fn note_dir_readable_again(&self, state: &mut ReloadState) {
+        if state.logged_dir_error.take().is_some() {
+            tracing::info!(
+                "prompts directory {} readable again",
+                self.prompts_dir.display()
+            );
+        }
+    }
+
+    /// What served before this reload: the live set, or at the first load the store's copies
+    /// (nothing is live yet).
+    fn last_good(&self, state: &ReloadState, previous: &Snapshot) -> Vec<Arc<Deployment>> {
+        if state.loaded_once {
+            previous.deployments.values().cloned().collect()
+        } else {
+            self.store.load_files().into_iter().map(Arc::new).collect()
+        }
+    }
+
+    /// Every file that parsed serves, with a status row: what it served last if unchanged,
+    /// else its content under a newly assigned version (added to `next.changed`).
+    fn serve_good_files(
+        &self,
+        state: &mut ReloadState,
+        results: &[(PathBuf, ParseResult)],
+        last_good_of: &HashMap<&Path, &Arc<Deployment>>,
+        previous: &Snapshot,
+        next: &mut Next,
+    ) {
+        for (path, result) in results {
             let Ok(parsed) = result else { continue };
             let (parsed, hash) = &**parsed;
             let id = parsed.content.id.clone();
@@ -89,21 +143,21 @@ impl Registry {
                 Some(d) => d.clone(),
                 None => {
                     let version = self.assign_version(
-                        &mut batch,
+                        &mut next.batch,
                         &id,
                         *hash,
                         parsed.version,
                         previous.deployments.get(&id),
                     );
                     let d = Arc::new(parsed.content.clone().into_deployment(version, source));
-                    changed.push(d.clone());
+                    next.changed.push(d.clone());
                     d
                 }
             };
             if state.logged.remove(path).is_some() {
                 tracing::info!("{}: loads again (id `{id}`)", path.display());
             }
-            rows.push(DeploymentStatus {
+            next.rows.push(DeploymentStatus {
                 id: id.clone(),
                 version: Some(deployment.version),
                 source: path.clone(),
@@ -111,89 +165,45 @@ impl Registry {
                 serving: true,
                 last_error: None,
             });
-            next.insert(id, deployment);
+            next.deployments.insert(id, deployment);
         }
+    }
 
-        // 5. Broken files: keep their last good version serving where there is one.
-        for (path, result) in &results {
-            let Err(error) = result else { continue };
-            let last = last_good_of.get(path.as_path()).copied();
-            let id = match &error.problem {
-                Problem::DuplicateId { id, .. } => id.clone(),
-                _ => last
-                    .map(|d| d.id.clone())
-                    .unwrap_or_else(|| loader::default_id(path)),
-            };
-            let fallback = last
-                .filter(|d| d.id == id && !next.contains_key(&id))
-                .cloned();
-            let message = error.to_string();
-            // Files in an unreadable folder: the folder's own line says it.
-            if !unseen.contains(path) && state.logged.get(path) != Some(&message) {
-                match &fallback {
-                    Some(d) => tracing::warn!(
-                        "{message} (deployment `{id}` keeps serving version {})",
-                        d.version
-                    ),
-                    None => tracing::warn!("{message} (deployment `{id}` is not served)"),
-                }
-                state.logged.insert(path.clone(), message.clone());
-            }
-            rows.push(DeploymentStatus {
-                id: id.clone(),
-                version: fallback.as_ref().map(|d| d.version),
-                source: path.clone(),
-                status: Status::Error,
-                serving: fallback.is_some(),
-                last_error: Some(message),
-            });
-            if let Some(d) = fallback {
-                next.insert(id, d);
-            }
-            report.errors.push(error.clone());
-        }
-
-        // 6. Persist, then swap. What served before and serves no more is dropped from the
-        // store; at the first load that is the stored copies of files deleted meanwhile.
-        let mut removed: Vec<String> = last_good
-            .iter()
-            .map(|d| d.id.clone())
-            .filter(|id| !next.contains_key(id))
-            .collect();
-        removed.sort();
-        removed.dedup();
-        if !state.loaded_once && !removed.is_empty() {
-            tracing::info!(
-                "stored deployments dropped, their files being gone (or declaring another \
-                 id now): {}",
-                removed.join(", ")
-            );
-        }
-        for d in &changed {
+    /// One store batch for the reload: the new and changed deployments written, the removed
+    /// ones deleted, with the version counters already in `batch`. A failure is logged; the
+    /// deployments serve anyway.
+    fn persist(&self, mut batch: StoreBatch, changed: &[Arc<Deployment>], removed: &[String]) {
+        for d in changed {
             if let Err(e) = batch.put_file(d) {
                 tracing::warn!("{e}; deployment `{}` serves but is not persisted", d.id);
             }
         }
-        for id in &removed {
+        for id in removed {
             batch.remove_file(id);
         }
         if let Err(e) = self.store.apply(batch) {
             tracing::warn!("{e}; the deployments serve but this reload is not persisted");
         }
+    }
+
+    /// The new set goes live in one swap (readers see the old set or the new one), with the
+    /// unreadable sub-folders' errors in its status.
+    fn swap_in(
+        &self,
+        deployments: HashMap<String, Arc<Deployment>>,
+        rows: Vec<DeploymentStatus>,
+        unreadable_folders: &[scan::UnreadableFolder],
+    ) {
         self.live.store(Arc::new(Snapshot::new(
             self.prompts_dir.clone(),
             None,
-            found
-                .unreadable_folders
+            unreadable_folders
                 .iter()
                 .map(|f| f.to_load_error().to_string())
                 .collect(),
-            next,
+            deployments,
             rows,
         )));
-        report.changed = changed.iter().map(|d| d.id.clone()).collect();
-        report.removed = removed;
-        report
     }
 
     /// Parse every scanned file whose bytes changed since the last reload, reuse the result of
@@ -271,6 +281,89 @@ impl Registry {
         }
         version
     }
+}
+
+/// Every file that failed to load gets a status row, and keeps serving its last good version
+/// if it has one whose id no good file took. Logs each file's error once (per distinct error),
+/// except for files in an unreadable folder, whose folder's own line says it. Returns the
+/// files' errors, in order.
+fn keep_last_good_of_broken_files(
+    state: &mut ReloadState,
+    results: &[(PathBuf, ParseResult)],
+    last_good_of: &HashMap<&Path, &Arc<Deployment>>,
+    unseen: &HashSet<PathBuf>,
+    next: &mut Next,
+) -> Vec<LoadError> {
+    let mut errors = Vec::new();
+    for (path, result) in results {
+        let Err(error) = result else { continue };
+        let last = last_good_of.get(path.as_path()).copied();
+        let id = broken_file_id(path, error, last);
+        let fallback = last
+            .filter(|d| d.id == id && !next.deployments.contains_key(&id))
+            .cloned();
+        let message = error.to_string();
+        // Files in an unreadable folder: the folder's own line says it.
+        if !unseen.contains(path) && state.logged.get(path) != Some(&message) {
+            match &fallback {
+                Some(d) => tracing::warn!(
+                    "{message} (deployment `{id}` keeps serving version {})",
+                    d.version
+                ),
+                None => tracing::warn!("{message} (deployment `{id}` is not served)"),
+            }
+            state.logged.insert(path.clone(), message.clone());
+        }
+        next.rows.push(DeploymentStatus {
+            id: id.clone(),
+            version: fallback.as_ref().map(|d| d.version),
+            source: path.clone(),
+            status: Status::Error,
+            serving: fallback.is_some(),
+            last_error: Some(message),
+        });
+        if let Some(d) = fallback {
+            next.deployments.insert(id, d);
+        }
+        errors.push(error.clone());
+    }
+    errors
+}
+
+/// The id a broken file's row is about: the id it shares with another file, else the id of
+/// what it served last, else the one its file name gives.
+fn broken_file_id(path: &Path, error: &LoadError, last: Option<&Arc<Deployment>>) -> String {
+    match &error.problem {
+        Problem::DuplicateId { id, .. } => id.clone(),
+        _ => last
+            .map(|d| d.id.clone())
+            .unwrap_or_else(|| loader::default_id(path)),
+    }
+}
+
+/// The ids that served before this reload and serve no more, sorted. What served before is
+/// dropped from the store too; at the first load that is the stored copies of files deleted
+/// meanwhile, said in one line.
+fn removed_ids(
+    state: &ReloadState,
+    last_good: &[Arc<Deployment>],
+    next: &HashMap<String, Arc<Deployment>>,
+) -> Vec<String> {
+    let mut removed: Vec<String> = last_good
+        .iter()
+        .map(|d| d.id.clone())
+        .filter(|id| !next.contains_key(id))
+        .collect();
+    removed.sort();
+    removed.dedup();
+    if !state.loaded_once && !removed.is_empty() {
+        tracing::info!(
+            "stored deployments dropped, their files being gone (or declaring another \
+             id now): {}",
+            removed.join(", ")
+        );
+    }
+    removed
 }
 
 /// The deployments of `deployments` that came from a file, by that file.
