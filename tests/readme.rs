@@ -130,11 +130,16 @@ impl Environment {
         for sub in ["run", "home", "bin", "state", "prompts"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("create dir");
         }
-        // A copy of the binary that any user can run, wherever the checkout lives.
+        // The binary where any user can run it, wherever the checkout lives: a hard link (a
+        // copy would be a file just written, which a child forked meanwhile by another test
+        // thread holds open for writing until it execs: "Text file busy"); a copy only across
+        // filesystems, made executable for everyone.
         let binary = dir.path().join("bin/promptd");
-        std::fs::copy(env!("CARGO_BIN_EXE_promptd"), &binary).expect("copy promptd");
-        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod promptd");
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_promptd"), &binary).is_err() {
+            std::fs::copy(env!("CARGO_BIN_EXE_promptd"), &binary).expect("copy promptd");
+            std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))
+                .expect("chmod promptd");
+        }
         for entry in std::fs::read_dir("examples/prompts").expect("examples/prompts") {
             let path = entry.expect("entry").path();
             let name = path.file_name().expect("file name");
@@ -167,7 +172,8 @@ impl Environment {
         let config = self.path().join("promptd.toml");
         std::fs::write(&config, text).expect("write config");
         if let Some((uid, gid)) = self.user {
-            chown_tree(self.path(), uid, gid);
+            // Not the binary: a hard link of the build's own.
+            chown_tree(self.path(), &self.path().join("bin/promptd"), uid, gid);
         }
         config
     }
@@ -210,7 +216,11 @@ impl Environment {
     }
 }
 
-fn chown_tree(path: &Path, uid: u32, gid: u32) {
+/// Give `path` and everything under it to `uid`/`gid`, except `skip`.
+fn chown_tree(path: &Path, skip: &Path, uid: u32, gid: u32) {
+    if path == skip {
+        return;
+    }
     let owner = (
         Some(nix::unistd::Uid::from_raw(uid)),
         Some(nix::unistd::Gid::from_raw(gid)),
@@ -218,7 +228,7 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
     nix::unistd::chown(path, owner.0, owner.1).expect("chown");
     if path.is_dir() {
         for entry in std::fs::read_dir(path).expect("read_dir") {
-            chown_tree(&entry.expect("entry").path(), uid, gid);
+            chown_tree(&entry.expect("entry").path(), skip, uid, gid);
         }
     }
 }
