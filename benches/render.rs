@@ -45,7 +45,7 @@ fn bench_render(c: &mut Criterion) {
     });
     let inputs = inputs.as_object().cloned().unwrap_or_default();
     c.bench_function("render 5 messages, 4 inputs", |b| {
-        b.iter(|| black_box(&deployment).render(black_box(&inputs)))
+        b.iter(|| black_box(&deployment).render(black_box(&inputs), u64::MAX))
     });
 }
 

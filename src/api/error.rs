@@ -39,6 +39,11 @@ pub enum ApiError {
     MissingInput(Vec<String>),
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(u64),
+    #[error(
+        "the rendered messages would be {size} bytes, over the limit of {limit} bytes \
+         (max_rendered): placeholders filled with large inputs, or used many times; send less"
+    )]
+    RenderedTooLarge { size: u64, limit: u64 },
     #[error("{0}")]
     Forbidden(String),
     #[error("no route {method} {path}")]
@@ -109,7 +114,9 @@ impl ApiError {
             ApiError::UnknownDeployment(_) => StatusCode::NOT_FOUND,
             ApiError::DeploymentUnavailable { .. } => StatusCode::BAD_GATEWAY,
             ApiError::MissingInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) | ApiError::RenderedTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) | ApiError::TraceNotHeld(_) => {
                 StatusCode::NOT_FOUND
@@ -147,6 +154,7 @@ impl ApiError {
             ApiError::DeploymentUnavailable { .. } => "deployment_unavailable",
             ApiError::MissingInput(_) => "missing_input",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RenderedTooLarge { .. } => "rendered_too_large",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) | ApiError::TraceNotHeld(_) => {
                 "not_found"

@@ -27,6 +27,10 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("default.toml");
 const DEFAULT_SOCKET_MODE: u32 = 0o660;
 /// Large enough for long chat histories with function schemas, small enough to refuse abuse.
 const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
+/// Default `max_rendered`, as a multiple of `max_body`: a request whose inputs fill its
+/// templates may grow this much, no more (placeholders multiply: a few KB of input used 100,000
+/// times would be hundreds of MB).
+const DEFAULT_MAX_RENDERED_PER_BODY: u64 = 4;
 /// A connection whose next request headers have not fully arrived this long after it opened (or
 /// after the previous response) is closed: both the header and the keep-alive idle timeout.
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -149,6 +153,8 @@ pub struct Config {
     pub prompts_dir: PathBuf,
     pub allowed_uids: Vec<u32>,
     pub max_body: u64,
+    /// Largest request after its `{{placeholders}}` are filled (all messages), in bytes.
+    pub max_rendered: u64,
     pub header_timeout: Duration,
     pub shutdown_grace: Duration,
     pub log_level: String,
@@ -269,6 +275,7 @@ impl Config {
             socket: raw.socket.is_some(),
             socket_mode: raw.socket_mode.is_some(),
         };
+        let max_body = size_or("max_body", raw.max_body, DEFAULT_MAX_BODY)?;
         let config = Config {
             listen_keys_set,
             socket: raw.socket.unwrap_or_else(default_socket),
@@ -281,7 +288,12 @@ impl Config {
             state_dir: raw.state_dir.unwrap_or_else(default_state_dir),
             prompts_dir: raw.prompts_dir.unwrap_or_else(default_prompts_dir),
             allowed_uids: raw.allowed_uids.unwrap_or_default(),
-            max_body: size_or("max_body", raw.max_body, DEFAULT_MAX_BODY)?,
+            max_body,
+            max_rendered: size_or(
+                "max_rendered",
+                raw.max_rendered,
+                max_body.saturating_mul(DEFAULT_MAX_RENDERED_PER_BODY),
+            )?,
             header_timeout: duration_or(
                 "header_timeout",
                 raw.header_timeout,
@@ -312,6 +324,9 @@ impl Config {
         }
         if config.max_body == 0 {
             return Err(invalid("max_body", "must be more than 0 bytes"));
+        }
+        if config.max_rendered == 0 {
+            return Err(invalid("max_rendered", "must be more than 0 bytes"));
         }
         Ok(config)
     }
@@ -509,6 +524,11 @@ mod tests {
         );
         assert_eq!(config.socket_mode, 0o660);
         assert_eq!(config.max_body, 4 * 1024 * 1024);
+        assert_eq!(
+            config.max_rendered,
+            4 * config.max_body,
+            "a multiple of max_body"
+        );
         assert!(config.tcp.is_none());
     }
 
@@ -537,6 +557,7 @@ mod tests {
             ("tcp = \"0.0.0.0:1\"", "tcp"),
             ("tcp = \"nonsense\"", "tcp"),
             ("max_body = \"lots\"", "max_body"),
+            ("max_rendered = \"0\"", "max_rendered"),
             ("shutdown_grace = \"soon\"", "shutdown_grace"),
             ("[providers.p]\nkind = \"bard\"", "providers.p.kind"),
             (

@@ -189,7 +189,18 @@ impl Deployment {
     /// The messages with `inputs` filled in. Every missing input of every message is reported
     /// at once (`TemplateError::Missing`, each name once, in order of appearance); extra inputs
     /// are ignored.
-    pub fn render(&self, inputs: &Map<String, Value>) -> Result<Vec<Message>, TemplateError> {
+    /// A rendering over `limit` bytes (all messages together) is refused before it is built.
+    pub fn render(
+        &self,
+        inputs: &Map<String, Value>,
+        limit: u64,
+    ) -> Result<Vec<Message>, TemplateError> {
+        let size = self.messages.iter().fold(0u64, |n, m| {
+            n.saturating_add(m.template.rendered_len(inputs))
+        });
+        if size > limit {
+            return Err(TemplateError::TooLarge { size, limit });
+        }
         let mut missing: Vec<String> = Vec::new();
         let mut out = Vec::with_capacity(self.messages.len());
         for message in &self.messages {
@@ -231,12 +242,13 @@ impl Deployment {
     pub fn llm_configuration(
         &self,
         inputs: &Map<String, Value>,
+        limit: u64,
     ) -> Result<LlmConfiguration, TemplateError> {
         Ok(LlmConfiguration {
             model: Some(self.model.clone()),
             provider: Some(self.provider.clone()),
             model_params: Some(self.model_params.clone()),
-            messages: Some(self.render(inputs)?),
+            messages: Some(self.render(inputs, limit)?),
             history: None,
             functions: (!self.functions.is_empty()).then(|| self.functions.clone()),
             function_call: self.function_call.clone(),
@@ -249,9 +261,10 @@ impl Deployment {
     pub fn prompt_response(
         &self,
         inputs: Option<&Map<String, Value>>,
+        limit: u64,
     ) -> Result<UseDeployedPromptResponse, TemplateError> {
         let messages = match inputs {
-            Some(inputs) => self.render(inputs)?,
+            Some(inputs) => self.render(inputs, limit)?,
             None => self.raw_messages(),
         };
         Ok(UseDeployedPromptResponse {
@@ -326,21 +339,32 @@ mod tests {
     fn renders_all_messages_and_lists_every_missing_input() {
         let d = content().into_deployment(1, Source::File("/p/greet.yaml".into()));
         let out = d
-            .render(&inputs(
-                json!({"who": "Ada", "q": "Hi", "n": 2, "extra": 1}),
-            ))
+            .render(
+                &inputs(json!({"who": "Ada", "q": "Hi", "n": 2, "extra": 1})),
+                u64::MAX,
+            )
             .expect("renders");
         assert_eq!(out[0].content.as_deref(), Some("You help Ada."));
         assert_eq!(out[1].content.as_deref(), Some("Hi (Ada, 2)"));
-        let err = d.render(&inputs(json!({"q": "x"}))).unwrap_err();
+        let err = d.render(&inputs(json!({"q": "x"})), u64::MAX).unwrap_err();
         assert_eq!(err, TemplateError::Missing(vec!["who".into(), "n".into()]));
+        // "You help Ada." + "Hi (Ada, 2)": 24 bytes.
+        let given = inputs(json!({"who": "Ada", "q": "Hi", "n": 2}));
+        assert!(d.render(&given, 24).is_ok());
+        assert_eq!(
+            d.render(&given, 23).unwrap_err(),
+            TemplateError::TooLarge {
+                size: 24,
+                limit: 23
+            }
+        );
     }
 
     #[test]
     fn prompt_response_has_raw_and_rendered_messages() {
         let d = content().into_deployment(3, Source::File("/p/greet.yaml".into()));
         let given = inputs(json!({"who": "Ada", "q": "Hi", "n": 2}));
-        let resp = d.prompt_response(Some(&given)).expect("renders");
+        let resp = d.prompt_response(Some(&given), u64::MAX).expect("renders");
         assert_eq!(resp.version_number, 3);
         assert_eq!(
             resp.prompt.raw_messages[0].content.as_deref(),
@@ -353,7 +377,7 @@ mod tests {
         let body = serde_json::to_value(&resp).expect("serializes");
         assert_eq!(body["deployment_id"], "greet");
         assert_eq!(body["prompt"]["inputs"]["who"], "Ada");
-        let unrendered = d.prompt_response(None).expect("raw");
+        let unrendered = d.prompt_response(None, u64::MAX).expect("raw");
         assert_eq!(unrendered.prompt.messages, unrendered.prompt.raw_messages);
     }
 

@@ -331,7 +331,7 @@ fn validate(
             Err(error) => {
                 let at = match error {
                     TemplateError::Unclosed(at) | TemplateError::Empty(at) => at,
-                    TemplateError::Missing(_) => 0,
+                    TemplateError::Missing(_) | TemplateError::TooLarge { .. } => 0,
                 };
                 let snippet: String = message
                     .content

@@ -30,6 +30,9 @@ pub enum TemplateError {
     Empty(usize),
     #[error("missing inputs: {}", .0.join(", "))]
     Missing(Vec<String>),
+    /// The rendering would be `size` bytes, over `limit`: refused before it is built.
+    #[error("the rendered messages would be {size} bytes, over the limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
 }
 
 impl Template {
@@ -84,6 +87,33 @@ impl Template {
         })
     }
 
+    /// The length in bytes of the rendering with `inputs`, counted without building it (a
+    /// missing input counts 0; a non-string value is measured once per name, however often it
+    /// is used). Saturates instead of overflowing.
+    pub fn rendered_len(&self, inputs: &Map<String, Value>) -> u64 {
+        let mut measured: Vec<(&str, u64)> = Vec::new();
+        let mut total: u64 = 0;
+        for part in &self.parts {
+            let len = match part {
+                Part::Literal(text) => text.len() as u64,
+                Part::Placeholder(name) => match inputs.get(name) {
+                    None => 0,
+                    Some(Value::String(s)) => s.len() as u64,
+                    Some(other) => match measured.iter().find(|(n, _)| n == name) {
+                        Some((_, len)) => *len,
+                        None => {
+                            let len = json_len(other);
+                            measured.push((name, len));
+                            len
+                        }
+                    },
+                },
+            };
+            total = total.saturating_add(len);
+        }
+        total
+    }
+
     /// Render with `inputs`; every missing name is reported at once.
     pub fn render(&self, inputs: &Map<String, Value>) -> Result<String, TemplateError> {
         let mut missing: Vec<String> = Vec::new();
@@ -112,6 +142,24 @@ impl Template {
     }
 }
 
+/// The length of `value`'s JSON text, written to a counter, not a buffer.
+fn json_len(value: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len() as u64);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a Value to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +179,16 @@ mod tests {
             ))
             .expect("renders");
         assert_eq!(out, "Hi Ada, 3 items: [\"a\",1]Ada");
+    }
+
+    #[test]
+    fn rendered_len_matches_the_rendering_without_building_it() {
+        let t = Template::compile("a {{x}} b {{n}} {{x}} {{gone}}").unwrap();
+        let inputs = inputs(json!({"x": "héllo", "n": {"k": [1, 2.5]}}));
+        let rendered = format!("a héllo b {} héllo ", json!({"k": [1, 2.5]}));
+        assert_eq!(t.rendered_len(&inputs), rendered.len() as u64);
+        let t = Template::compile("{{x}}").unwrap();
+        assert_eq!(t.rendered_len(&Map::new()), 0);
     }
 
     #[test]

@@ -128,6 +128,8 @@ pub struct CompletionStream {
 pub struct Upstreams {
     pub providers: BTreeMap<String, Arc<Provider>>,
     pub prices: PriceTable,
+    /// Largest rendered request, in bytes (`max_rendered`).
+    pub max_rendered: u64,
 }
 
 impl Upstreams {
@@ -147,6 +149,7 @@ impl Upstreams {
         Ok(Upstreams {
             providers,
             prices: PriceTable::new(config.prices.clone()),
+            max_rendered: config.max_rendered,
         })
     }
 }
@@ -232,6 +235,7 @@ impl Engine {
             deployment.as_deref(),
             |name| upstreams.providers.get(name).cloned(),
             || upstreams.providers.keys().cloned().collect(),
+            upstreams.max_rendered,
         )
     }
 

@@ -35,6 +35,7 @@ pub fn prepare(
     deployment: Option<&Deployment>,
     lookup: impl Fn(&str) -> Option<Arc<Provider>>,
     provider_names: impl Fn() -> Vec<String>,
+    max_rendered: u64,
 ) -> Result<Prepared, ApiError> {
     if let Some(rate) = req.log_sample_rate {
         if !(0.0..=1.0).contains(&rate) {
@@ -60,10 +61,10 @@ pub fn prepare(
     // Messages of a request are templates only when the request gives inputs: a `{{` in plain
     // text (code, other template languages) is then left alone.
     if let (Some(messages), Some(inputs)) = (&mut overrides.messages, &req.llm_inputs) {
-        render_messages(messages, inputs)?;
+        render_messages(messages, inputs, max_rendered)?;
     }
     let config = match deployment {
-        Some(d) => merge_deployment(d, req.llm_inputs.as_ref(), overrides)?,
+        Some(d) => merge_deployment(d, req.llm_inputs.as_ref(), overrides, max_rendered)?,
         None => overrides,
     };
     let LlmConfiguration {
@@ -135,13 +136,17 @@ fn merge_deployment(
     d: &Deployment,
     inputs: Option<&Map<String, Value>>,
     o: LlmConfiguration,
+    max_rendered: u64,
 ) -> Result<LlmConfiguration, ApiError> {
     let messages = match o.messages {
         Some(messages) => messages,
         None => d
-            .render(inputs.unwrap_or(&Map::new()))
+            .render(inputs.unwrap_or(&Map::new()), max_rendered)
             .map_err(|e| match e {
                 TemplateError::Missing(names) => ApiError::MissingInput(names),
+                TemplateError::TooLarge { size, limit } => {
+                    ApiError::RenderedTooLarge { size, limit }
+                }
                 other => ApiError::Internal(format!("deployment {}: {other}", d.id)),
             })?,
     };
@@ -225,24 +230,40 @@ fn place_history(mut messages: Vec<Message>, history: Vec<Message>) -> Vec<Messa
     messages
 }
 
+/// Fill a request's own templates with `inputs`. The size of every message as rendered is
+/// counted first, and a total over `max_rendered` is refused before anything is built.
 fn render_messages(
     messages: &mut [Message],
     inputs: &serde_json::Map<String, serde_json::Value>,
+    max_rendered: u64,
 ) -> Result<(), ApiError> {
-    let mut missing: Vec<String> = Vec::new();
-    for (i, message) in messages.iter_mut().enumerate() {
+    let mut templates: Vec<(usize, Template)> = Vec::new();
+    let mut size: u64 = 0;
+    for (i, message) in messages.iter().enumerate() {
         let Some(content) = message.content.as_deref() else {
             continue;
         };
         if !content.contains("{{") {
+            size = size.saturating_add(content.len() as u64);
             continue;
         }
         let template = Template::compile(content).map_err(|e| ApiError::InvalidRequest {
             field: Some(format!("llm_configuration.messages[{i}].content").into()),
             message: format!("template error: {e}"),
         })?;
+        size = size.saturating_add(template.rendered_len(inputs));
+        templates.push((i, template));
+    }
+    if size > max_rendered {
+        return Err(ApiError::RenderedTooLarge {
+            size,
+            limit: max_rendered,
+        });
+    }
+    let mut missing: Vec<String> = Vec::new();
+    for (i, template) in templates {
         match template.render(inputs) {
-            Ok(text) => message.content = Some(text),
+            Ok(text) => messages[i].content = Some(text),
             Err(TemplateError::Missing(names)) => {
                 for name in names {
                     if !missing.contains(&name) {
@@ -329,7 +350,7 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap_or_default();
-        match render_messages(&mut messages, &inputs).unwrap_err() {
+        match render_messages(&mut messages, &inputs, u64::MAX).unwrap_err() {
             ApiError::MissingInput(names) => assert_eq!(names, vec!["a", "c"]),
             other => panic!("unexpected {other:?}"),
         }

@@ -95,9 +95,13 @@ pub async fn deployed_prompt(
     let request: DeployedPromptRequest = decode_json(&bytes)?;
     let deployment = state.engine.deployment(&request.deployment_id).await?;
     let response = deployment
-        .prompt_response(request.llm_inputs.as_ref())
+        .prompt_response(
+            request.llm_inputs.as_ref(),
+            state.config.load().max_rendered,
+        )
         .map_err(|e| match e {
             TemplateError::Missing(names) => ApiError::MissingInput(names),
+            TemplateError::TooLarge { size, limit } => ApiError::RenderedTooLarge { size, limit },
             other => ApiError::Internal(other.to_string()),
         })?;
     Ok(body::json(StatusCode::OK, &response))

@@ -124,13 +124,13 @@ fn a_loaded_deployment_renders_and_answers_deployed_prompt() {
     let d = registry.get("greet").expect("served");
     let inputs = json!({"who": "Ada", "question": "Why?", "unused": 1});
     let inputs = inputs.as_object().expect("object");
-    let messages = d.render(inputs).expect("renders");
+    let messages = d.render(inputs, u64::MAX).expect("renders");
     assert_eq!(messages[0].content.as_deref(), Some("You help Ada."));
     assert_eq!(messages[1].content.as_deref(), Some("Why?"));
-    let missing = d.render(&serde_json::Map::new()).unwrap_err();
+    let missing = d.render(&serde_json::Map::new(), u64::MAX).unwrap_err();
     assert_eq!(missing.to_string(), "missing inputs: who, question");
-    let body =
-        serde_json::to_value(d.prompt_response(Some(inputs)).expect("renders")).expect("json");
+    let body = serde_json::to_value(d.prompt_response(Some(inputs), u64::MAX).expect("renders"))
+        .expect("json");
     assert_eq!(body["deployment_id"], "greet");
     assert_eq!(body["version_number"], 1);
     assert_eq!(
@@ -154,7 +154,7 @@ fn the_shipped_examples_load() {
     let support = registry.get("support-reply").expect("yaml example");
     let inputs = json!({"product": "promptd", "language": "English", "question": "Hi?"});
     let messages = support
-        .render(inputs.as_object().expect("object"))
+        .render(inputs.as_object().expect("object"), u64::MAX)
         .expect("renders");
     let system = messages[0].content.as_deref().unwrap_or("");
     assert!(

@@ -35,7 +35,9 @@ fn a_restart_without_the_directory_serves_from_the_store() {
     let b = registry.get("b").expect("served from store");
     assert_eq!(b.model, "mb");
     let x = serde_json::json!({"x": "rendered"});
-    let rendered = b.render(x.as_object().expect("object")).expect("renders");
+    let rendered = b
+        .render(x.as_object().expect("object"), u64::MAX)
+        .expect("renders");
     assert_eq!(rendered[0].content.as_deref(), Some("rendered"));
 
     // A reload while the directory is still missing keeps serving.

@@ -65,7 +65,7 @@ async fn a_fetched_deployment_is_cached_and_served_when_upstream_is_gone() {
     assert!(matches!(d.source, Source::Upstream { .. }));
     let inputs = json!({"company": "ACME", "question": "Hours?"});
     let rendered = d
-        .render(inputs.as_object().expect("object"))
+        .render(inputs.as_object().expect("object"), u64::MAX)
         .expect("renders");
     assert_eq!(rendered[0].content.as_deref(), Some("You answer for ACME."));
 

@@ -1,0 +1,90 @@
+//! Hostile input against the real daemon: requests within `max_body` that would make it build
+//! far more than they weigh are refused, naming the limit, before anything large is built; the
+//! daemon keeps serving.
+
+mod common;
+
+use common::fake_upstream::{fixtures, FakeUpstream};
+use common::{openai_hello, providers_toml, TestDaemon};
+use serde_json::{json, Value};
+
+/// The amplification the hardening issue found: a 505 KB body with `{{x}}` 100,000 times and a
+/// 5,000-character input renders 500 MB.
+fn amplifying_request() -> Value {
+    json!({
+        "llm_configuration": {
+            "model": "gpt-4o-mini",
+            "provider": "openai",
+            "messages": [{"role": "user", "content": "{{x}}".repeat(100_000)}]
+        },
+        "llm_inputs": {"x": "a".repeat(5_000)}
+    })
+}
+
+#[tokio::test]
+async fn a_rendering_over_max_rendered_is_refused_before_it_is_built() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let daemon = TestDaemon::start(&providers_toml(&openai.base_url(), &openai.base_url())).await;
+
+    let reply = daemon.post("/completion", &amplifying_request()).await;
+    assert_eq!(reply.status, 413, "{}", reply.json());
+    assert_eq!(reply.error_type(), "rendered_too_large");
+    let message = reply.error_message();
+    assert!(
+        message.contains("500000000 bytes") && message.contains("16777216 bytes"),
+        "names the size and the limit: {message}"
+    );
+    assert!(message.contains("max_rendered"), "names the key: {message}");
+    assert_eq!(openai.calls(), 0, "the provider is never asked");
+
+    let stream = daemon.stream(&amplifying_request()).await;
+    assert_eq!(stream.status(), 413, "streams are bounded too");
+
+    // Still serving.
+    let reply = daemon.post("/completion", &openai_hello()).await;
+    assert_eq!(reply.status, 200, "{}", reply.json());
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_deployments_rendering_is_bounded_by_the_configured_limit() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("prompts")).expect("prompts dir");
+    let content = "{{x}}".repeat(1_000);
+    std::fs::write(
+        dir.path().join("prompts/echo.json"),
+        json!({"provider": "openai", "model": "gpt-4o-mini",
+               "messages": [{"role": "user", "content": content}]})
+        .to_string(),
+    )
+    .expect("prompt file");
+    let toml = format!(
+        "max_rendered = \"64KiB\"\n{}",
+        providers_toml(&openai.base_url(), &openai.base_url())
+    );
+    let daemon = TestDaemon::start_in(dir, &toml).await;
+
+    // 1,000 uses of 100 bytes: 100,000 bytes, over 64 KiB.
+    let big = json!({"deployment_id": "echo", "llm_inputs": {"x": "b".repeat(100)}});
+    let reply = daemon.post("/completion", &big).await;
+    assert_eq!(reply.status, 413, "{}", reply.json());
+    assert!(
+        reply
+            .error_message()
+            .contains("100000 bytes, over the limit of 65536 bytes"),
+        "{}",
+        reply.error_message()
+    );
+    let reply = daemon.post("/deployed-prompt", &big).await;
+    assert_eq!(reply.status, 413, "{}", reply.json());
+    assert_eq!(openai.calls(), 0);
+
+    // Within the limit it renders and is answered.
+    let small = json!({"deployment_id": "echo", "llm_inputs": {"x": "c"}});
+    let reply = daemon.post("/completion", &small).await;
+    assert_eq!(reply.status, 200, "{}", reply.json());
+    let sent = openai.last_request().expect("provider request");
+    assert_eq!(sent.body["messages"][0]["content"], "c".repeat(1_000));
+    daemon.stop().await;
+}
