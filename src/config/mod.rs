@@ -4,6 +4,7 @@
 //! Raw then validated: [`raw::RawConfig`] mirrors the file (unknown keys refused); [`Config`]
 //! holds checked, typed values with every default applied. Errors name the key that is wrong.
 
+mod logs;
 mod paths;
 pub mod raw;
 
@@ -13,11 +14,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use logs::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
 pub use paths::{default_prompts_dir, default_socket, default_state_dir, user_config_home};
 use raw::{RawConfig, RawProvider};
 
 use crate::cache::CacheConfig;
-use crate::logs::{SpoolConfig, UpstreamConfig};
 use crate::providers::{Price, ProviderKind};
 
 /// The embedded default config (`promptd default-config` prints it).

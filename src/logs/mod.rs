@@ -24,29 +24,19 @@
 //!   acknowledges; `delivery` sends one entry (headers, retry classification, backoff).
 //! - [`config`] — `[spool]` and `[upstream]`, raw and validated.
 
-pub mod config;
-mod delivery;
-pub mod entry;
 pub mod flusher;
-pub mod held_trace;
-mod ledger;
-mod lookup;
-mod reader;
 pub mod record;
-mod recovery;
-mod segment;
 pub mod spool;
-mod state;
-mod writer;
 
-pub use config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
-pub use entry::{
+pub use crate::config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
+pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, UpstreamError};
+pub use record::entry;
+pub use record::entry::{
     encode_json_text, encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry,
     TraceLogUpdate,
 };
-pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, UpstreamError};
-pub use held_trace::{Delivery, HeldTrace};
 pub use record::{sampled_in, CallConfiguration, CompletionLog, LogRecord, OmitRules};
+pub use spool::held_trace::{Delivery, HeldTrace};
 pub use spool::{
     Dropped, Durable, NotDurable, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStats,
 };

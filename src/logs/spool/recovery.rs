@@ -13,8 +13,8 @@ use nix::fcntl::Flock;
 
 use super::ledger::{self, LedgerRead};
 use super::segment::{self, Piece};
-use super::spool::{SpoolError, SpoolOptions};
 use super::state::{note_age, SegmentMeta};
+use super::{SpoolError, SpoolOptions};
 
 /// What recovery found and repaired.
 pub struct Recovered {

@@ -21,8 +21,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::record::LogRecord;
-use super::segment::MAX_PAYLOAD;
+use super::LogRecord;
+use crate::logs::spool::segment::MAX_PAYLOAD;
 
 /// The version byte written first in every payload.
 pub const ENTRY_FORMAT_VERSION: u8 = 1;

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
 use super::recovery::Recovered;
-use super::spool::{NotDurable, SpoolOptions, SpoolStats};
 use super::writer::WriterState;
+use super::{NotDurable, SpoolOptions, SpoolStats};
 
 /// Entries of the age index are at least this far apart: `oldest_waiting_age` is exact to it.
 const AGE_RESOLUTION_MS: u64 = 1000;

@@ -15,6 +15,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+pub mod entry;
+
 use crate::api::{
     CompletionRequest, CompletionResponse, FunctionCallSpec, Message, ModelParams, Role,
 };

@@ -15,10 +15,9 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 
-use super::config::UpstreamConfig;
-use super::entry::{EntryKind, StoredEntry};
-use super::flusher::Shared;
-use crate::config::Secret;
+use super::Shared;
+use crate::config::{Secret, UpstreamConfig};
+use crate::logs::record::entry::{EntryKind, StoredEntry};
 use crate::retry::{self, Backoff, Caller};
 
 /// A `Retry-After` longer than this is cut to it: the collector is asked again by then.

@@ -17,8 +17,8 @@ use nix::fcntl::Flock;
 
 use super::ledger;
 use super::segment::{encode_frame, segment_path, FRAME_HEADER};
-use super::spool::{NotDurable, SpoolError};
 use super::state::{now_ms, Pending, SegmentMeta, Shared};
+use super::{NotDurable, SpoolError};
 
 /// The writer's private state.
 pub struct WriterState {

@@ -40,13 +40,15 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::{Id as TaskId, JoinSet};
 
-use super::config::UpstreamConfig;
-pub use super::delivery::idempotency_key;
-#[cfg(test)]
-use super::delivery::BeforeSend;
-use super::delivery::{backoff, deliver, Ctx, Outcome, Outgoing};
-use super::entry::StoredEntry;
+mod delivery;
+
+use super::record::entry::StoredEntry;
 use super::spool::{Spool, SpoolError, SpoolRecord};
+use crate::config::UpstreamConfig;
+pub use delivery::idempotency_key;
+#[cfg(test)]
+use delivery::BeforeSend;
+use delivery::{backoff, deliver, Ctx, Outcome, Outgoing};
 
 /// Wait after a failed spool read before trying again.
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use tokio::sync::Mutex;
 
 use super::segment::{parse_frame, scan, Parsed, Piece, FRAME_HEADER};
-use super::spool::{SpoolError, SpoolRecord};
 use super::state::{Handed, SegmentMeta, Shared};
+use super::{SpoolError, SpoolRecord};
 
 /// Bytes read from a segment at a time (more when one frame is larger).
 const READ_CHUNK: u64 = 256 * 1024;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::spool::SpoolOptions;
-use crate::config::{duration_or, invalid, size_or, ConfigError, Secret};
+use super::{duration_or, invalid, size_or, ConfigError, Secret};
+use crate::logs::SpoolOptions;
 
 /// Enough for days of logs at a busy sidecar's rate, small next to a model cache.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;

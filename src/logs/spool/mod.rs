@@ -90,12 +90,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::entry::EntryError;
-use super::held_trace::HeldTrace;
-use super::reader::{self, Reader};
-use super::segment::{FRAME_HEADER, MAX_PAYLOAD};
-use super::state::{Pending, Shared};
-use super::{lookup, recovery, writer};
+pub mod held_trace;
+mod ledger;
+mod lookup;
+mod reader;
+mod recovery;
+pub(in crate::logs) mod segment;
+mod state;
+mod writer;
+
+use super::record::entry::EntryError;
+use held_trace::HeldTrace;
+use reader::Reader;
+use segment::{FRAME_HEADER, MAX_PAYLOAD};
+use state::{Pending, Shared};
 
 /// Where the spool lives and how it batches. See the module header for what each bound does.
 #[derive(Debug, Clone)]

@@ -18,11 +18,11 @@
 use std::fs::File;
 use std::io::ErrorKind;
 
-use super::entry::{EntryKind, EntryRef};
 use super::reader::read_at;
 use super::segment::{scan, Piece, FRAME_HEADER};
-use super::spool::SpoolError;
 use super::state::{SegmentMeta, Shared};
+use super::SpoolError;
+use crate::logs::record::entry::{EntryKind, EntryRef};
 
 /// One durable entry of the trace that was looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
