@@ -18,10 +18,10 @@
 use std::fs::File;
 use std::io::ErrorKind;
 
+use super::error::SpoolError;
 use super::reader::read_at;
 use super::segment::{scan, Piece, FRAME_HEADER};
 use super::state::{SegmentMeta, Shared};
-use super::SpoolError;
 use crate::logs::record::entry::{EntryKind, EntryRef};
 
 /// One durable entry of the trace that was looked up.

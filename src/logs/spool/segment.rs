@@ -1,4 +1,4 @@
-//! Segment files and the frame format (see the layout in [`super::spool`]).
+//! Segment files and the frame format (see the layout in the spool's header, [`super`]).
 //!
 //! Pure functions over byte slices: encoding a frame, parsing one, and scanning a whole region
 //! into valid frames and corrupt regions, resynchronising after damage. Nothing here panics on
