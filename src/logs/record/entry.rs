@@ -22,10 +22,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::LogRecord;
-use crate::logs::spool::segment::MAX_PAYLOAD;
 
 /// The version byte written first in every payload.
 pub const ENTRY_FORMAT_VERSION: u8 = 1;
+
+/// Largest payload of one entry, which is the largest payload one spool frame carries (the
+/// spool takes its frame limit from here). Also bounds what a damaged length prefix can make
+/// decoding read.
+pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 /// An update of an earlier trace log (`PUT /trace_log`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

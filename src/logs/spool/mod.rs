@@ -86,7 +86,7 @@ mod lookup;
 mod options;
 mod reader;
 mod recovery;
-pub(in crate::logs) mod segment;
+mod segment;
 mod state;
 mod stats;
 mod writer;
