@@ -15,7 +15,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 
-use super::Shared;
+use super::status::Shared;
 use crate::config::{Secret, UpstreamConfig};
 use crate::logs::record::entry::{EntryKind, StoredEntry};
 use crate::retry::{self, Backoff, Caller};

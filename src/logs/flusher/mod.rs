@@ -31,16 +31,16 @@
 //! With no base URL or no API key the flusher does not read the spool at all: records stay on
 //! disk (bounded by `[spool] max_bytes`) and [`FlusherStats::state`] says why.
 
+mod delivery;
+mod status;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::task::{Id as TaskId, JoinSet};
-
-mod delivery;
 
 use super::record::entry::StoredEntry;
 use super::spool::{Spool, SpoolError, SpoolRecord};
@@ -49,151 +49,14 @@ pub use delivery::idempotency_key;
 #[cfg(test)]
 use delivery::BeforeSend;
 use delivery::{backoff, deliver, Ctx, Outcome, Outgoing};
+use status::Shared;
+pub use status::{FlusherHandle, FlusherState, FlusherStats, UpstreamError};
 
 /// Wait after a failed spool read before trying again.
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Send tasks that may panic on one entry before it is set aside until the next start: enough
 /// to ride out a panic that does not repeat, few enough that one that does is not a loop.
 pub const MAX_SEND_PANICS: u32 = 3;
-
-/// Whether the flusher ships anything.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlusherState {
-    /// Not started yet.
-    Idle,
-    Running,
-    /// Not shipping; records stay in the spool. The reason says what to configure.
-    Disabled {
-        reason: String,
-    },
-    Stopped,
-}
-
-/// The last failed attempt to reach the collector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamError {
-    pub message: String,
-    pub at: SystemTime,
-}
-
-/// Counters since the flusher started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlusherStats {
-    pub state: FlusherState,
-    /// Entries the collector accepted (2xx).
-    pub sent: u64,
-    /// Entries the collector refused for good (a 4xx other than 401, 403, 404, 408 and 429),
-    /// acknowledged anyway.
-    pub rejected: u64,
-    /// Attempts that failed in a retryable way and were tried again.
-    pub retries: u64,
-    /// Payloads that did not decode (unknown format version, damage), skipped and acknowledged.
-    pub undecodable: u64,
-    /// Entries whose send task panicked [`MAX_SEND_PANICS`] times: left unacknowledged and not
-    /// sent again until the next start (the error log names their spool ids).
-    pub set_aside: u64,
-    pub in_flight: u64,
-    pub last_error: Option<UpstreamError>,
-    /// The last rejection: status and the collector's reason.
-    pub last_rejection: Option<String>,
-}
-
-/// A cheap handle for status and `promptd logs flush`.
-#[derive(Clone)]
-pub struct FlusherHandle {
-    shared: Arc<Shared>,
-    spool: Spool,
-}
-
-impl std::fmt::Debug for FlusherHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlusherHandle")
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
-
-impl FlusherHandle {
-    pub fn stats(&self) -> FlusherStats {
-        let s = &self.shared;
-        let guarded = s.lock();
-        FlusherStats {
-            state: guarded.state.clone(),
-            sent: s.sent.load(Ordering::Relaxed),
-            rejected: s.rejected.load(Ordering::Relaxed),
-            retries: s.retries.load(Ordering::Relaxed),
-            undecodable: s.undecodable.load(Ordering::Relaxed),
-            set_aside: s.set_aside.load(Ordering::Relaxed),
-            in_flight: s.in_flight.load(Ordering::Relaxed),
-            last_error: guarded.last_error.clone(),
-            last_rejection: guarded.last_rejection.clone(),
-        }
-    }
-
-    /// Commit the spool's queue now and cut every retry wait short.
-    pub fn flush_now(&self) {
-        self.spool.flush_now();
-        self.shared.wake.notify_waiters();
-    }
-}
-
-#[derive(Default)]
-pub(super) struct Shared {
-    pub(super) sent: AtomicU64,
-    pub(super) rejected: AtomicU64,
-    pub(super) retries: AtomicU64,
-    pub(super) undecodable: AtomicU64,
-    pub(super) set_aside: AtomicU64,
-    pub(super) in_flight: AtomicU64,
-    /// The collector is failing: log the next success, and failures only at debug.
-    pub(super) failing: AtomicBool,
-    pub(super) wake: Notify,
-    pub(super) guarded: Mutex<Guarded>,
-}
-
-pub(super) struct Guarded {
-    pub(super) state: FlusherState,
-    pub(super) last_error: Option<UpstreamError>,
-    pub(super) last_rejection: Option<String>,
-}
-
-impl Default for Guarded {
-    fn default() -> Self {
-        Guarded {
-            state: FlusherState::Idle,
-            last_error: None,
-            last_rejection: None,
-        }
-    }
-}
-
-impl Shared {
-    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Guarded> {
-        self.guarded.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn set_state(&self, state: FlusherState) {
-        self.lock().state = state;
-    }
-
-    pub(super) fn upstream_failed(&self, message: String) {
-        if !self.failing.swap(true, Ordering::Relaxed) {
-            tracing::warn!(error = %message, "log collector failing; retrying with backoff");
-        } else {
-            tracing::debug!(error = %message, "log collector still failing");
-        }
-        self.lock().last_error = Some(UpstreamError {
-            message,
-            at: SystemTime::now(),
-        });
-    }
-
-    pub(super) fn upstream_ok(&self) {
-        if self.failing.swap(false, Ordering::Relaxed) {
-            tracing::info!("log collector reachable again");
-        }
-    }
-}
 
 /// A flusher could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::AtomicU32;
+use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
