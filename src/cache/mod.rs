@@ -14,7 +14,7 @@ pub mod key;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ use arc_swap::{ArcSwap, Guard};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+pub use crate::config::CacheConfig;
 pub use coalesce::Flights;
 pub use entry::{CacheEntry, StoredToolCall};
 pub use key::{cache_key, CacheKey};
@@ -48,15 +49,6 @@ impl CacheStatus {
             CacheStatus::Bypass => "bypass",
         }
     }
-}
-
-/// `[cache]` settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CacheConfig {
-    pub enabled: bool,
-    pub ttl: Duration,
-    pub max_bytes: u64,
-    pub serve_stale_on_error: bool,
 }
 
 /// A lookup's result.
@@ -389,6 +381,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn cache(max_bytes: u64) -> (tempfile::TempDir, Cache) {
         let dir = tempfile::tempdir().expect("tempdir");

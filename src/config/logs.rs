@@ -4,13 +4,11 @@
 //! validated structs have every default applied, and every error names its key
 //! (`spool.max_bytes`, `upstream.base_url`, ...).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{duration_or, invalid, size_or, ConfigError, Secret};
-use crate::logs::SpoolOptions;
 
 /// Enough for days of logs at a busy sidecar's rate, small next to a model cache.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
@@ -120,17 +118,6 @@ impl SpoolConfig {
             return Err(invalid("spool.max_batch", "must be at least 1"));
         }
         Ok(config)
-    }
-
-    /// The spool options for a spool in `dir` (normally `{state_dir}/spool`).
-    pub fn options(&self, dir: PathBuf) -> SpoolOptions {
-        SpoolOptions {
-            dir,
-            max_bytes: self.max_bytes,
-            segment_bytes: self.segment_bytes,
-            flush_interval: self.flush_interval,
-            max_batch: self.max_batch,
-        }
     }
 }
 

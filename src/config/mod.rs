@@ -7,6 +7,7 @@
 mod logs;
 mod paths;
 pub mod raw;
+mod sections;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,9 +18,7 @@ use std::time::Duration;
 pub use logs::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
 pub use paths::{default_prompts_dir, default_socket, default_state_dir, user_config_home};
 use raw::{RawConfig, RawProvider};
-
-use crate::cache::CacheConfig;
-use crate::providers::{Price, ProviderKind};
+pub use sections::{CacheConfig, Price, ProviderConfig, ProviderKind};
 
 /// The embedded default config (`promptd default-config` prints it).
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default.toml");
@@ -107,22 +106,6 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
     }
-}
-
-/// One configured model provider.
-#[derive(Debug, Clone)]
-pub struct ProviderConfig {
-    pub kind: ProviderKind,
-    /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
-    pub base_url: String,
-    pub api_key: Option<Secret>,
-    /// Where the key comes from, for status output (`env OPENAI_API_KEY`, `config`, `none`).
-    pub api_key_source: String,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub stream_idle_timeout: Duration,
-    pub max_retries: u32,
-    pub default_max_tokens: u32,
 }
 
 /// The validated configuration of a daemon.

@@ -37,7 +37,7 @@ use crate::config::{Config, Secret};
 use crate::deployments::{
     Deployment, LookupError, Registry, Upstream as DeploymentUpstream, UpstreamError,
 };
-use crate::logs::{Spool, SpoolError};
+use crate::logs::{Spool, SpoolError, SpoolOptions};
 use crate::projects::ProjectStore;
 use crate::providers::{PriceTable, Provider, ProviderError};
 use crate::store::{Store, StoreError};
@@ -154,7 +154,10 @@ impl Engine {
         ));
         let deployment_upstream =
             ArcSwapOption::from(DeploymentUpstream::from_config(&config.upstream).map(Arc::new));
-        let spool = Spool::open(config.spool.options(config.state_dir.join("spool")))?;
+        let spool = Spool::open(SpoolOptions::from_config(
+            &config.spool,
+            config.state_dir.join("spool"),
+        ))?;
         let logs = log::LogQueue::start(spool.clone());
         Ok(Engine {
             upstreams: ArcSwap::from_pointee(upstreams),

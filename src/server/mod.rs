@@ -34,9 +34,9 @@ pub use peer::PeerPolicy;
 pub use router::PAREA_PREFIX;
 
 use crate::api::ApiError;
-use crate::config::Config;
+use crate::config::{Config, UpstreamConfig};
 use crate::engine::{Engine, EngineError, EngineStats};
-use crate::logs::{Flusher, FlusherHandle, UpstreamConfig};
+use crate::logs::{Flusher, FlusherHandle};
 use crate::telemetry::metrics::Metrics;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
