@@ -33,6 +33,7 @@ pub mod retry;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod timestamp;
 
 pub use config::Config;
 pub use server::{run_with_reload, Listeners, StartupError};

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
 pub use prepare::Prepared;
@@ -47,15 +46,6 @@ use crate::telemetry::metrics::{Metrics, StatsSource};
 const STREAM_BUFFER: usize = 64;
 /// How often hit counts are written back and the cache is trimmed to `max_bytes`.
 const CACHE_MAINTENANCE_EVERY: Duration = Duration::from_secs(10);
-
-/// The current time as promptd writes timestamps (RFC 3339, UTC, microseconds).
-pub fn now_iso() -> String {
-    iso(Utc::now())
-}
-
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
 
 /// An error while building the engine.
 #[derive(Debug, thiserror::Error)]

@@ -233,7 +233,7 @@ pub async fn run_with_reload(
         engine,
         config: ArcSwap::from_pointee(config),
         started: Instant::now(),
-        started_at: crate::engine::now_iso(),
+        started_at: crate::timestamp::now_iso(),
         requests: AtomicU64::new(0),
         metrics,
         listeners: listeners.describe(),
