@@ -111,7 +111,6 @@ pub struct Cache {
     access: Mutex<HashMap<CacheKey, Access>>,
     write_error_logged: AtomicBool,
     read_error_logged: AtomicBool,
-    flights: Flights,
 }
 
 pub fn now_ms() -> u64 {
@@ -138,7 +137,6 @@ impl Cache {
             access: Mutex::new(HashMap::new()),
             write_error_logged: AtomicBool::new(false),
             read_error_logged: AtomicBool::new(false),
-            flights: Flights::default(),
         }
     }
 
@@ -149,10 +147,6 @@ impl Cache {
     /// Apply new settings (config reload): TTL of new entries, bound, stale answers, on/off.
     pub fn set_config(&self, config: CacheConfig) {
         self.config.store(Arc::new(config));
-    }
-
-    pub fn flights(&self) -> &Flights {
-        &self.flights
     }
 
     /// Look `key` up. A value that does not decode is removed, counted and reported as a miss.

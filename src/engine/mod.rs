@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 pub use prepare::Prepared;
 
 use crate::api::{ApiError, CompletionRequest, CompletionResponse};
-use crate::cache::coalesce::{Joined, Subscription};
+use crate::cache::coalesce::{Flights, Joined, Subscription};
 use crate::cache::{cache_key, Cache, CacheEntry, CacheKey, CacheStatus};
 use crate::config::{Config, Secret};
 use crate::deployments::{
@@ -75,6 +75,8 @@ pub struct Engine {
     projects: ProjectStore,
     store: Store,
     cache: Cache,
+    /// Identical cacheable calls in flight, shared (see [`flight`]).
+    flights: Flights<ApiError>,
 }
 
 /// A whole answer and what the cache did for it.
@@ -158,6 +160,7 @@ impl Engine {
             projects: ProjectStore::open(&config.state_dir),
             store,
             cache,
+            flights: Flights::default(),
         })
     }
 
@@ -275,10 +278,9 @@ impl Engine {
         prepared: &Prepared,
         stream: bool,
         stale: Option<CacheEntry>,
-    ) -> (Subscription, bool) {
+    ) -> (Subscription<ApiError>, bool) {
         match self
-            .cache
-            .flights()
+            .flights
             .join(flight_key(key, prepared.api_key.as_ref()))
         {
             Joined::Leader(leader) => {
@@ -318,9 +320,7 @@ impl StatsSource for EngineStats {
     }
 
     fn flights_in_progress(&self) -> u64 {
-        self.engine
-            .upgrade()
-            .map_or(0, |e| e.cache.flights().len() as u64)
+        self.engine.upgrade().map_or(0, |e| e.flights.len() as u64)
     }
 
     fn deployments(&self) -> crate::deployments::DeploymentCounts {
