@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod client;
+pub mod metrics;
 pub mod openai;
 pub mod pricing;
 pub mod sse;
