@@ -29,7 +29,7 @@ pub mod record;
 pub mod spool;
 
 pub use crate::config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
-pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, UpstreamError};
+pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, FlusherTask, UpstreamError};
 pub use record::entry;
 pub use record::entry::{
     encode_json_text, encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry,

@@ -36,7 +36,7 @@ pub use router::PAREA_PREFIX;
 use crate::api::ApiError;
 use crate::config::{Config, UpstreamConfig};
 use crate::engine::{Engine, EngineError, EngineStats};
-use crate::logs::{Flusher, FlusherHandle};
+use crate::logs::{Flusher, FlusherHandle, FlusherTask};
 use crate::telemetry::metrics::Metrics;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -80,29 +80,6 @@ pub struct State {
     pub listeners: String,
     /// The log flusher's stats and its flush trigger (replaced when `[upstream]` is reloaded).
     pub flusher: Arc<ArcSwap<FlusherHandle>>,
-}
-
-/// Apply a reloaded config; the old one keeps serving if the new one cannot be applied.
-/// A running flusher and the means to stop it.
-struct FlusherTask {
-    stop: tokio::sync::oneshot::Sender<()>,
-    join: tokio::task::JoinHandle<()>,
-}
-
-impl FlusherTask {
-    fn start(flusher: Flusher) -> FlusherTask {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let join = tokio::spawn(flusher.run(async move {
-            let _ = stopped.await;
-        }));
-        FlusherTask { stop, join }
-    }
-
-    /// Stop shipping; entries in flight are sent again by the next flusher.
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.join.await;
-    }
 }
 
 /// Whether two `[upstream]` configs ship the same way (same place, key and limits).
@@ -304,7 +281,7 @@ pub async fn run_with_reload(
                 if applied && changed {
                     match Flusher::new(state.engine.spool().clone(), upstream) {
                         Ok(next) => {
-                            flusher.stop().await;
+                            let _ = flusher.stop().await;
                             state.flusher.store(Arc::new(next.handle()));
                             flusher = FlusherTask::start(next);
                             tracing::info!("log shipping restarted with the new [upstream]");
@@ -339,7 +316,7 @@ pub async fn run_with_reload(
     }
     let _ = stop_maintenance.send(());
     let _ = maintenance.await;
-    flusher.stop().await;
+    let _ = flusher.stop().await;
     state.engine.close().await;
     release(state).await;
     Ok(())

@@ -40,7 +40,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::{Id as TaskId, JoinSet};
+use tokio::sync::oneshot;
+use tokio::task::{Id as TaskId, JoinError, JoinHandle, JoinSet};
 
 use super::record::entry::StoredEntry;
 use super::spool::{Spool, SpoolError, SpoolRecord};
@@ -147,6 +148,38 @@ impl Flusher {
         .await;
         shared.in_flight.store(0, Ordering::Relaxed);
         shared.set_state(FlusherState::Stopped);
+    }
+}
+
+/// A flusher running on a task of its own, and the means to stop it: what the daemon keeps
+/// while it ships, and what tests start and stop.
+pub struct FlusherTask {
+    handle: FlusherHandle,
+    stop: oneshot::Sender<()>,
+    join: JoinHandle<()>,
+}
+
+impl FlusherTask {
+    /// Run `flusher` on a new task until [`FlusherTask::stop`].
+    pub fn start(flusher: Flusher) -> FlusherTask {
+        let handle = flusher.handle();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let join = tokio::spawn(flusher.run(async move {
+            let _ = stopped.await;
+        }));
+        FlusherTask { handle, stop, join }
+    }
+
+    /// The running flusher's stats and flush trigger.
+    pub fn handle(&self) -> &FlusherHandle {
+        &self.handle
+    }
+
+    /// Stop shipping and wait until the task has ended (an error if it panicked); entries in
+    /// flight are sent again by the next flusher.
+    pub async fn stop(self) -> Result<(), JoinError> {
+        let _ = self.stop.send(());
+        self.join.await
     }
 }
 

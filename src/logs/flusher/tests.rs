@@ -11,7 +11,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::sync::oneshot;
 
 use super::*;
 use crate::config::Secret;
@@ -109,20 +108,12 @@ async fn spool_with_feedback(dir: &std::path::Path, traces: &[&str]) -> (Spool, 
     (spool, ids)
 }
 
-/// Start `flusher`; the sender stops it.
-fn start(
-    flusher: Flusher,
-) -> (
-    FlusherHandle,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
-    let handle = flusher.handle();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(flusher.run(async move {
-        let _ = stopped.await;
-    }));
-    (handle, stop, task)
+/// Stop `running` within [`WAIT`]; the flusher must not have panicked.
+async fn stop(running: FlusherTask) {
+    tokio::time::timeout(WAIT, running.stop())
+        .await
+        .expect("stops in time")
+        .expect("flusher did not panic");
 }
 
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -154,7 +145,7 @@ async fn an_entry_whose_send_task_panicked_is_sent_again_and_acknowledgements_go
     let (hook, starts) = panic_on(ids[1], 1);
     let mut flusher = Flusher::new(spool.clone(), config(&collector)).expect("flusher");
     flusher.before_send = Some(hook);
-    let (handle, stop, task) = start(flusher);
+    let running = FlusherTask::start(flusher);
 
     wait_for("every entry acknowledged", || {
         spool.stats().acked_through == ids[2]
@@ -167,14 +158,10 @@ async fn an_entry_whose_send_task_panicked_is_sent_again_and_acknowledgements_go
         .map(|(trace, id)| idempotency_key(trace, *id))
         .collect();
     assert_eq!(collector.keys(), expected, "each entry once, in order");
-    let stats = handle.stats();
+    let stats = running.handle().stats();
     assert_eq!((stats.sent, stats.set_aside), (3, 0));
 
-    let _ = stop.send(());
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("stops in time")
-        .expect("flusher did not panic");
+    stop(running).await;
 }
 
 #[tokio::test]
@@ -185,10 +172,10 @@ async fn an_entry_that_keeps_panicking_is_set_aside_unacknowledged_until_the_nex
     let (hook, starts) = panic_on(ids[0], u32::MAX);
     let mut flusher = Flusher::new(spool.clone(), config(&collector)).expect("flusher");
     flusher.before_send = Some(hook);
-    let (handle, stop, task) = start(flusher);
+    let running = FlusherTask::start(flusher);
 
     wait_for("the entries after it sent and it set aside", || {
-        let stats = handle.stats();
+        let stats = running.handle().stats();
         stats.sent == 2 && stats.set_aside == 1
     })
     .await;
@@ -199,24 +186,16 @@ async fn an_entry_that_keeps_panicking_is_set_aside_unacknowledged_until_the_nex
         spool.stats().acked_through < ids[0],
         "a set-aside entry is never acknowledged"
     );
-    assert_eq!(handle.stats().state, FlusherState::Running);
-    let _ = stop.send(());
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("stops in time")
-        .expect("flusher did not panic");
+    assert_eq!(running.handle().stats().state, FlusherState::Running);
+    stop(running).await;
 
     // The next start (no fault now) sends it, and the prefix moves past it.
     let flusher = Flusher::new(spool.clone(), config(&collector)).expect("flusher");
-    let (_handle, stop, task) = start(flusher);
+    let running = FlusherTask::start(flusher);
     wait_for("every entry acknowledged after a restart", || {
         spool.stats().acked_through == ids[2]
     })
     .await;
     assert!(collector.keys().contains(&idempotency_key("t-0", ids[0])));
-    let _ = stop.send(());
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("stops in time")
-        .expect("flusher did not panic");
+    stop(running).await;
 }
