@@ -36,6 +36,10 @@ pub mod telemetry;
 pub mod timestamp;
 
 pub use config::Config;
+// Test helpers shared with tests/ (tests/common/*.rs, included with #[path] by unit tests) name
+// the crate as the integration tests do.
+#[cfg(test)]
+extern crate self as promptd;
 pub use server::{run_with_reload, Listeners, StartupError};
 
 /// Longest excerpt of an upstream's error body kept in a message, in characters: enough to

@@ -5,10 +5,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::fake_upstream::{refused_base_url, Behavior, FakeUpstream, RecordedRequest};
+use common::spool::spool_options;
+use common::wait::wait_until;
 use promptd::config::Secret;
 use promptd::logs::{
     Feedback, Flusher, FlusherState, FlusherTask, LogRecord, Spool, SpoolEntry, SpoolOptions,
@@ -18,16 +19,6 @@ use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(15);
 const KEY: &str = "pk-test-collector";
-
-fn spool_options(dir: &Path) -> SpoolOptions {
-    SpoolOptions {
-        dir: dir.to_owned(),
-        max_bytes: 16 * 1024 * 1024,
-        segment_bytes: 1024 * 1024,
-        flush_interval: Duration::from_millis(2),
-        max_batch: 64,
-    }
-}
 
 fn upstream(base_url: Option<String>, max_in_flight: usize) -> UpstreamConfig {
     let mut config = UpstreamConfig::from_raw_with_env(None, |_| None).expect("defaults");
@@ -112,14 +103,6 @@ async fn spool_entries(spool: &Spool, entries: &[SpoolEntry]) -> Vec<u64> {
     ids
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 fn summary(r: &RecordedRequest) -> (String, String, Option<String>) {
     (
         r.method.clone(),
@@ -145,7 +128,7 @@ async fn ships_exact_payloads_in_order_with_key_and_idempotency_headers() {
     ];
     let ids = spool_entries(&spool, &entries).await;
     let flusher = start(&spool, upstream(collector_url(&fake), 1));
-    wait_for("4 entries acknowledged", || {
+    wait_until("4 entries acknowledged", || {
         spool.stats().acked_through == ids[3]
     })
     .await;
@@ -199,7 +182,7 @@ async fn ships_exact_payloads_in_order_with_key_and_idempotency_headers() {
     let stats = flusher.handle().stats();
     assert_eq!((stats.sent, stats.rejected, stats.retries), (4, 0, 0));
     assert_eq!(stats.state, FlusherState::Running);
-    wait_for("segment freed", || spool.stats().segments == 0).await;
+    wait_until("segment freed", || spool.stats().segments == 0).await;
     stop(flusher).await;
 }
 
@@ -219,7 +202,7 @@ async fn retries_500s_and_429_honouring_retry_after_then_succeeds() {
     .await;
     let ids = spool_entries(&spool, &[trace_log("t-r", "x")]).await;
     let flusher = start(&spool, upstream(collector_url(&fake), 2));
-    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+    wait_until("acknowledged", || spool.stats().acked_through == ids[0]).await;
 
     let requests = fake.requests();
     assert_eq!(requests.len(), 4);
@@ -256,7 +239,7 @@ async fn a_wrong_key_or_url_keeps_the_records_instead_of_dropping_them() {
     .await;
     let ids = spool_entries(&spool, &[trace_log("t-k", "x")]).await;
     let flusher = start(&spool, upstream(collector_url(&fake), 1));
-    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+    wait_until("acknowledged", || spool.stats().acked_through == ids[0]).await;
 
     assert_eq!(fake.requests().len(), 4);
     let stats = flusher.handle().stats();
@@ -280,7 +263,7 @@ async fn retry_after_is_waited_for() {
     let ids = spool_entries(&spool, &[trace_log("t-w", "x")]).await;
     let started = Instant::now();
     let flusher = start(&spool, upstream(collector_url(&fake), 1));
-    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+    wait_until("acknowledged", || spool.stats().acked_through == ids[0]).await;
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(950),
@@ -312,7 +295,7 @@ async fn a_rejected_entry_is_acknowledged_and_does_not_block_the_next() {
     )
     .await;
     let flusher = start(&spool, upstream(collector_url(&fake), 1));
-    wait_for("all acknowledged", || spool.stats().acked_through == ids[2]).await;
+    wait_until("all acknowledged", || spool.stats().acked_through == ids[2]).await;
 
     let traces: Vec<Value> = fake
         .requests()
@@ -350,7 +333,7 @@ async fn a_slow_collector_times_out_and_is_retried() {
     let mut config = upstream(collector_url(&fake), 1);
     config.timeout = Duration::from_millis(300);
     let flusher = start(&spool, config);
-    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+    wait_until("acknowledged", || spool.stats().acked_through == ids[0]).await;
     assert_eq!(fake.calls(), 2);
     let stats = flusher.handle().stats();
     assert_eq!((stats.sent, stats.retries), (1, 1));
@@ -365,10 +348,10 @@ async fn a_down_collector_keeps_records_then_a_restart_resends_with_the_same_key
     let failing = FakeUpstream::always(Behavior::json(503, "{}")).await;
     let ids = spool_entries(&spool, &[trace_log("t-a", "1"), feedback("t-b")]).await;
     let flusher = start(&spool, upstream(collector_url(&failing), 2));
-    wait_for("both tried", || failing.calls() >= 2).await;
+    wait_until("both tried", || failing.calls() >= 2).await;
     stop(flusher).await;
     let refused = start(&spool, upstream(Some(refused_base_url()), 2));
-    wait_for("a refused attempt", || {
+    wait_until("a refused attempt", || {
         refused.handle().stats().retries >= 2
     })
     .await;
@@ -383,7 +366,7 @@ async fn a_down_collector_keeps_records_then_a_restart_resends_with_the_same_key
     let spool = Spool::open(spool_options(dir.path())).expect("reopen");
     let healthy = FakeUpstream::always(ok()).await;
     let flusher = start(&spool, upstream(collector_url(&healthy), 2));
-    wait_for("acknowledged after restart", || {
+    wait_until("acknowledged after restart", || {
         spool.stats().acked_through == ids[1]
     })
     .await;
@@ -416,7 +399,7 @@ async fn several_in_flight_but_a_trace_stays_in_order() {
     let ids = spool_entries(&spool, &entries).await;
     let started = Instant::now();
     let flusher = start(&spool, upstream(collector_url(&fake), 4));
-    wait_for("all acknowledged", || {
+    wait_until("all acknowledged", || {
         spool.stats().acked_through == *ids.last().unwrap_or(&0)
     })
     .await;
@@ -458,10 +441,10 @@ async fn flush_now_cuts_a_backoff_short() {
     config.retry_initial = Duration::from_secs(60);
     config.retry_max = Duration::from_secs(60);
     let flusher = start(&spool, config);
-    wait_for("first attempt", || fake.calls() == 1).await;
+    wait_until("first attempt", || fake.calls() == 1).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     flusher.handle().flush_now();
-    wait_for("acknowledged long before the backoff ends", || {
+    wait_until("acknowledged long before the backoff ends", || {
         spool.stats().acked_through == ids[0]
     })
     .await;
@@ -479,7 +462,7 @@ async fn without_a_key_or_url_nothing_ships_and_stats_say_why() {
     no_key.api_key = None;
     no_key.api_key_source = "env PAREA_API_KEY (not set)".into();
     let flusher = start(&spool, no_key);
-    wait_for("disabled", || {
+    wait_until("disabled", || {
         matches!(
             flusher.handle().stats().state,
             FlusherState::Disabled { .. }
@@ -493,7 +476,7 @@ async fn without_a_key_or_url_nothing_ships_and_stats_say_why() {
     stop(flusher).await;
 
     let flusher = start(&spool, upstream(None, 1));
-    wait_for("disabled", || {
+    wait_until("disabled", || {
         matches!(
             flusher.handle().stats().state,
             FlusherState::Disabled { .. }
@@ -518,7 +501,7 @@ async fn an_undecodable_payload_is_skipped_and_acknowledged() {
         .expect("durable");
     let ids = spool_entries(&spool, &[trace_log("t-u", "x")]).await;
     let flusher = start(&spool, upstream(collector_url(&fake), 1));
-    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+    wait_until("acknowledged", || spool.stats().acked_through == ids[0]).await;
     assert_eq!(fake.calls(), 1);
     let stats = flusher.handle().stats();
     assert_eq!((stats.undecodable, stats.sent), (1, 1));
@@ -559,7 +542,7 @@ async fn flush_throughput() {
         config.batch_size = 100;
         let started = Instant::now();
         let running = start(&spool, config);
-        wait_for("all sent", || collector.calls() >= target).await;
+        wait_until("all sent", || collector.calls() >= target).await;
         let secs = started.elapsed().as_secs_f64();
         println!(
             "flushed {N} records with max_in_flight = {in_flight} in {secs:.2} s: {:.0} records/s",
