@@ -2,7 +2,8 @@
 //!
 //! Module map (see `DESIGN.md`):
 //!
-//! - [`config`] — TOML file and flags to one validated [`config::Config`].
+//! - [`config`] — TOML file and flags to one validated [`config::Config`], and the settings types
+//!   of every section, which the components import (config imports none of them).
 //! - [`server`] — listeners (Unix socket with peer credentials, loopback TCP), HTTP routing,
 //!   graceful shutdown; [`server::run_with_reload`] is the one entry point.
 //! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body.
@@ -10,13 +11,16 @@
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
 //! - [`retry`] — when to ask an upstream again and how long to wait: shared by provider calls
 //!   and log shipping.
-//! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls.
+//! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls
+//!   (generic over the caller's error: the cache knows nothing of HTTP).
 //! - [`store`] — the sled database under the state directory.
 //! - [`deployments`] — deployed prompts and the `{{placeholder}}` template engine.
-//! - [`logs`] — log records, the durable on-disk spool, the flusher that ships them upstream.
+//! - [`logs`] — three rooms: `record` (the format), `spool` (the durable on-disk queue),
+//!   `flusher` (ships it upstream).
 //! - [`projects`] — `POST /project` create-or-get, remembered in the state directory.
 //! - [`client`] — the CLI's HTTP client for a running daemon.
-//! - [`telemetry`] — logging setup.
+//! - [`telemetry`] — logging setup and Prometheus metrics.
+//! - [`timestamp`] — timestamps as promptd writes them (RFC 3339, UTC, microseconds).
 //! - [`install`] — `promptd install-units`: systemd units and a default config.
 
 pub mod api;

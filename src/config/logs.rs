@@ -1,4 +1,6 @@
-//! `[spool]` and `[upstream]`: the raw TOML tables and their validated forms.
+//! `[spool]` and `[upstream]`: the raw TOML tables and their validated forms, which the log
+//! spool (`logs::SpoolOptions::from_config`), the flusher and the deployments' upstream fetch
+//! take.
 //!
 //! Raw then validated, like [`crate::config`]: the `Raw*` structs refuse unknown keys, the
 //! validated structs have every default applied, and every error names its key

@@ -7,27 +7,31 @@
 //!        ─▶ Spool::read_batch ─▶ Flusher (reqwest, retries) ─▶ collector ─▶ Spool::ack
 //! ```
 //!
-//! - [`record`] — [`LogRecord`] (Parea's TraceLog), built from a completion with its
-//!   configuration borrowed from the call ([`CallConfiguration`]); omit rules and trace-wide
-//!   sampling.
-//! - [`entry`] — the versioned encoding of a spool record (`{kind, trace_id, body}` with the
-//!   body as JSON text), and [`SpoolEntry`], the typed view of one (tests and tools build and
-//!   read records with it; the daemon writes through `encode_trace_log`/`encode_json_text`).
-//! - [`spool`] — the public spool API; its header holds the on-disk design.
-//! - `segment` (frames, scanning), `ledger` (ledger and lock files), `recovery` (start-up
-//!   repair), `writer` (the group-commit thread), `reader` (ordered reads), `state` (what they
-//!   share) — the spool's parts.
-//! - [`held_trace`] — [`HeldTrace`]: a trace's record read back from the spool (its last
-//!   `TraceLog` entry with later updates applied) for `GET /trace_log/{trace_id}`; `lookup`
-//!   finds the entries, read-only, the way the reader reads.
+//! Three rooms, each importing only the ones before it (`.ci/import-cycles` checks it):
+//!
+//! - [`record`] — the record format. [`LogRecord`] (Parea's TraceLog), built from a completion
+//!   with its configuration borrowed from the call ([`CallConfiguration`]); omit rules and
+//!   trace-wide sampling. [`entry`] (`record/entry.rs`): the versioned encoding of a spool
+//!   record (`{kind, trace_id, body}` with the body as JSON text) and its size bound, and
+//!   [`SpoolEntry`], the typed view of one (tests and tools build and read records with it; the
+//!   daemon writes through `encode_trace_log`/`encode_json_text`).
+//! - [`spool`] — the durable on-disk queue; its header holds the on-disk design. Its parts:
+//!   `error`, `options`, `stats` (its types), `segment` (frames, scanning), `ledger` (ledger and
+//!   lock files), `state` (what the parts share), `recovery` (start-up repair), `writer` (the
+//!   group-commit thread), `reader` (ordered reads), `lookup` and [`spool::held_trace`]
+//!   ([`HeldTrace`]: a trace's record read back, read-only, for `GET /trace_log/{trace_id}`).
 //! - [`flusher`] — [`Flusher`]: reads the spool in order, sends to the collector with retries,
-//!   acknowledges; `delivery` sends one entry (headers, retry classification, backoff).
-//! - [`config`] — `[spool]` and `[upstream]`, raw and validated.
+//!   acknowledges; `delivery` sends one entry (headers, retry classification, backoff);
+//!   `status` holds its state and counters ([`FlusherStats`], [`FlusherHandle`]);
+//!   [`FlusherTask`] runs one on its own task until stopped.
+//!
+//! The `[spool]` and `[upstream]` settings are [`crate::config`]'s (re-exported here).
 
 pub mod flusher;
 pub mod record;
 pub mod spool;
 
+// The settings live in config; re-exported so promptd::logs::{SpoolConfig, ...} keep working.
 pub use crate::config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
 pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, FlusherTask, UpstreamError};
 pub use record::entry;
