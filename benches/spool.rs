@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use promptd::logs::{Spool, SpoolConfig};
+use promptd::logs::{Spool, SpoolConfig, SpoolOptions};
 use tokio::runtime::Runtime;
 
 const PAYLOAD_BYTES: usize = 300;
@@ -116,7 +116,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = SpoolConfig::default().options(dir.path().join("spool"));
+    let mut options = SpoolOptions::from_config(&SpoolConfig::default(), dir.path().join("spool"));
     options.max_bytes = 2 * 1024 * 1024 * 1024;
     let spool = Spool::open(options).expect("open spool");
     spawn_consumer(&rt, &spool);

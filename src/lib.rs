@@ -6,7 +6,8 @@
 //!   them on SIGHUP through one path, stops them in reverse on one signal; [`daemon::run`] is
 //!   the entry point (tests give it a bound listener), [`daemon::serve`] the process around it.
 //! - [`tasks`] — task groups with one stop signal and drop guards: how the daemon stops.
-//! - [`config`] — TOML file and flags to one validated [`config::Config`].
+//! - [`config`] — TOML file and flags to one validated [`config::Config`], and the settings types
+//!   of every section, which the components import (config imports none of them).
 //! - [`server`] — listeners (Unix socket with peer credentials, loopback TCP), the accept loop
 //!   and connections, HTTP routing and handlers, the drain at shutdown.
 //! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body.
@@ -15,13 +16,16 @@
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
 //! - [`retry`] — when to ask an upstream again and how long to wait: shared by provider calls
 //!   and log shipping.
-//! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls.
+//! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls
+//!   (generic over the caller's error: the cache knows nothing of HTTP).
 //! - [`store`] — the sled database under the state directory.
 //! - [`deployments`] — deployed prompts and the `{{placeholder}}` template engine.
-//! - [`logs`] — log records, the durable on-disk spool, the flusher that ships them upstream.
+//! - [`logs`] — three rooms: `record` (the format), `spool` (the durable on-disk queue),
+//!   `flusher` (ships it upstream).
 //! - [`projects`] — `POST /project` create-or-get, remembered in the state directory.
 //! - [`client`] — the CLI's HTTP client for a running daemon.
-//! - [`telemetry`] — logging setup.
+//! - [`telemetry`] — logging setup and Prometheus metrics.
+//! - [`timestamp`] — timestamps as promptd writes them (RFC 3339, UTC, microseconds).
 //! - [`install`] — `promptd install-units`: systemd units and a default config.
 
 pub mod api;
@@ -40,8 +44,13 @@ pub mod server;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;
+pub mod timestamp;
 
 pub use config::Config;
+// Test helpers shared with tests/ (tests/common/*.rs, included with #[path] by unit tests) name
+// the crate as the integration tests do.
+#[cfg(test)]
+extern crate self as promptd;
 pub use server::{Listeners, StartupError};
 
 /// Longest excerpt of an upstream's error body kept in a message, in characters: enough to

@@ -71,7 +71,7 @@ impl ProjectStore {
         }
         let project = Project {
             uuid: Self::uuid_for(name),
-            created_at: crate::engine::now_iso(),
+            created_at: crate::timestamp::now_iso(),
         };
         projects.insert(name.to_owned(), project.clone());
         if let Err(e) = self.save(&projects) {

@@ -5,31 +5,20 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::fake_upstream::{refused_base_url, Behavior, FakeUpstream, RecordedRequest};
+use common::spool::spool_options;
+use common::wait::wait_until;
 use promptd::config::Secret;
 use promptd::logs::{
-    Feedback, Flusher, FlusherHandle, FlusherState, LogRecord, Spool, SpoolEntry, SpoolOptions,
+    Feedback, Flusher, FlusherState, FlusherTask, LogRecord, Spool, SpoolEntry, SpoolOptions,
     TraceLogUpdate, UpstreamConfig,
 };
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(15);
 const KEY: &str = "pk-test-collector";
-
-fn spool_options(dir: &Path) -> SpoolOptions {
-    SpoolOptions {
-        dir: dir.to_owned(),
-        max_bytes: 16 * 1024 * 1024,
-        segment_bytes: 1024 * 1024,
-        flush_interval: Duration::from_millis(2),
-        max_batch: 64,
-    }
-}
 
 fn upstream(base_url: Option<String>, max_in_flight: usize) -> UpstreamConfig {
     let mut config = UpstreamConfig::from_raw_with_env(None, |_| None).expect("defaults");
@@ -47,38 +36,19 @@ fn collector_url(fake: &FakeUpstream) -> Option<String> {
     Some(format!("http://{}/api/parea/v1", fake.addr()))
 }
 
-/// A running flusher and the means to stop it.
-struct Running {
-    handle: FlusherHandle,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+/// Start a flusher of `spool` with `config`.
+fn start(spool: &Spool, config: UpstreamConfig) -> FlusherTask {
+    FlusherTask::start(Flusher::new(spool.clone(), config).expect("flusher"))
 }
 
-impl Running {
-    fn start(spool: &Spool, config: UpstreamConfig) -> Running {
-        let flusher = Flusher::new(spool.clone(), config).expect("flusher");
-        let handle = flusher.handle();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(flusher.run(async move {
-            let _ = rx.await;
-        }));
-        Running {
-            handle,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(WAIT, &mut self.task)
-            .await
-            .expect("flusher stops in time")
-            .expect("flusher task did not panic");
-        assert_eq!(self.handle.stats().state, FlusherState::Stopped);
-    }
+/// Stop `running` within [`WAIT`]: it must not have panicked, and it says it stopped.
+async fn stop(running: FlusherTask) {
+    let handle = running.handle().clone();
+    tokio::time::timeout(WAIT, running.stop())
+        .await
+        .expect("flusher stops in time")
+        .expect("flusher task did not panic");
+    assert_eq!(handle.stats().state, FlusherState::Stopped);
 }
 
 fn trace_log(trace_id: &str, output: &str) -> SpoolEntry {
@@ -133,14 +103,6 @@ async fn spool_entries(spool: &Spool, entries: &[SpoolEntry]) -> Vec<u64> {
     ids
 }
 
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 fn summary(r: &RecordedRequest) -> (String, String, Option<String>) {
     (
         r.method.clone(),
@@ -165,8 +127,8 @@ async fn ships_exact_payloads_in_order_with_key_and_idempotency_headers() {
         trace_log("t-2", "bye"),
     ];
     let ids = spool_entries(&spool, &entries).await;
-    let flusher = Running::start(&spool, upstream(collector_url(&fake), 1));
-    wait_for("4 entries acknowledged", || {
+    let flusher = start(&spool, upstream(collector_url(&fake), 1));
+    wait_until("4 entries acknowledged", || {
         spool.stats().acked_through == ids[3]
     })
     .await;
@@ -217,11 +179,11 @@ async fn ships_exact_payloads_in_order_with_key_and_idempotency_headers() {
         assert_eq!(r.header("x-api-key"), Some(KEY));
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
-    let stats = flusher.handle.stats();
+    let stats = flusher.handle().stats();
     assert_eq!((stats.sent, stats.rejected, stats.retries), (4, 0, 0));
     assert_eq!(stats.state, FlusherState::Running);
-    wait_for("segment freed", || spool.stats().segments == 0).await;
-    flusher.stop().await;
+    wait_until("segment freed", || spool.stats().segments == 0).await;
+    stop(flusher).await;
 }
 
 #[tokio::test]
@@ -239,8 +201,8 @@ async fn retries_500s_and_429_honouring_retry_after_then_succeeds() {
     })
     .await;
     let ids = spool_entries(&spool, &[trace_log("t-r", "x")]).await;
-    let flusher = Running::start(&spool, upstream(collector_url(&fake), 2));
-    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+    let flusher = start(&spool, upstream(collector_url(&fake), 2));
+    wait_until("acknowledged", || spool.stats().acked_through == ids[0]).await;
 
     let requests = fake.requests();
     assert_eq!(requests.len(), 4);
@@ -253,7 +215,7 @@ async fn retries_500s_and_429_honouring_retry_after_then_succeeds() {
         "{keys:?}"
     );
     assert!(requests.iter().all(|r| r.body == requests[0].body));
-    let stats = flusher.handle.stats();
+    let stats = flusher.handle().stats();
     assert_eq!((stats.sent, stats.retries, stats.rejected), (1, 3, 0));
     assert!(stats.healthy(), "the collector took the entry: {stats:?}");
     assert_eq!(stats.failing_since, None);
@@ -261,7 +223,7 @@ async fn retries_500s_and_429_honouring_retry_after_then_succeeds() {
     let last = stats.last_error.as_ref().expect("last error kept");
     assert!(last.message.contains("429"), "{}", last.message);
     assert!(sent_at >= last.at, "{stats:?}");
-    flusher.stop().await;
+    stop(flusher).await;
 }
 
 #[tokio::test]
@@ -280,13 +242,13 @@ async fn a_wrong_key_or_url_keeps_the_records_instead_of_dropping_them() {
     })
     .await;
     let ids = spool_entries(&spool, &[trace_log("t-k", "x")]).await;
-    let flusher = Running::start(&spool, upstream(collector_url(&fake), 1));
-    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+    let flusher = start(&spool, upstream(collector_url(&fake), 1));
+    wait_until("acknowledged", || spool.stats().acked_through == ids[0]).await;
 
     assert_eq!(fake.requests().len(), 4);
-    let stats = flusher.handle.stats();
+    let stats = flusher.handle().stats();
     assert_eq!((stats.sent, stats.retries, stats.rejected), (1, 3, 0));
-    flusher.stop().await;
+    stop(flusher).await;
 }
 
 #[tokio::test]
@@ -304,15 +266,15 @@ async fn retry_after_is_waited_for() {
     .await;
     let ids = spool_entries(&spool, &[trace_log("t-w", "x")]).await;
     let started = Instant::now();
-    let flusher = Running::start(&spool, upstream(collector_url(&fake), 1));
-    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+    let flusher = start(&spool, upstream(collector_url(&fake), 1));
+    wait_until("acknowledged", || spool.stats().acked_through == ids[0]).await;
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_millis(950),
         "retried after {waited:?}, not after Retry-After: 1"
     );
     assert_eq!(fake.calls(), 2);
-    flusher.stop().await;
+    stop(flusher).await;
 }
 
 #[tokio::test]
@@ -336,8 +298,8 @@ async fn a_rejected_entry_is_acknowledged_and_does_not_block_the_next() {
         ],
     )
     .await;
-    let flusher = Running::start(&spool, upstream(collector_url(&fake), 1));
-    wait_for("all acknowledged", || spool.stats().acked_through == ids[2]).await;
+    let flusher = start(&spool, upstream(collector_url(&fake), 1));
+    wait_until("all acknowledged", || spool.stats().acked_through == ids[2]).await;
 
     let traces: Vec<Value> = fake
         .requests()
@@ -349,14 +311,14 @@ async fn a_rejected_entry_is_acknowledged_and_does_not_block_the_next() {
         vec![json!("good-1"), json!("bad"), json!("good-2")],
         "no retry of a 400"
     );
-    let stats = flusher.handle.stats();
+    let stats = flusher.handle().stats();
     assert_eq!((stats.sent, stats.rejected, stats.retries), (2, 1, 0));
     let rejection = stats.last_rejection.expect("reason kept");
     assert!(
         rejection.contains("400") && rejection.contains("trace_name too long"),
         "{rejection}"
     );
-    flusher.stop().await;
+    stop(flusher).await;
 }
 
 #[tokio::test]
@@ -374,12 +336,12 @@ async fn a_slow_collector_times_out_and_is_retried() {
     let ids = spool_entries(&spool, &[trace_log("t-s", "x")]).await;
     let mut config = upstream(collector_url(&fake), 1);
     config.timeout = Duration::from_millis(300);
-    let flusher = Running::start(&spool, config);
-    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+    let flusher = start(&spool, config);
+    wait_until("acknowledged", || spool.stats().acked_through == ids[0]).await;
     assert_eq!(fake.calls(), 2);
-    let stats = flusher.handle.stats();
+    let stats = flusher.handle().stats();
     assert_eq!((stats.sent, stats.retries), (1, 1));
-    flusher.stop().await;
+    stop(flusher).await;
 }
 
 #[tokio::test]
@@ -389,12 +351,15 @@ async fn a_down_collector_keeps_records_then_a_restart_resends_with_the_same_key
     // First a collector that answers 503 (records what it got), then one that refuses.
     let failing = FakeUpstream::always(Behavior::json(503, "{}")).await;
     let ids = spool_entries(&spool, &[trace_log("t-a", "1"), feedback("t-b")]).await;
-    let flusher = Running::start(&spool, upstream(collector_url(&failing), 2));
-    wait_for("both tried", || failing.calls() >= 2).await;
-    flusher.stop().await;
-    let refused = Running::start(&spool, upstream(Some(refused_base_url()), 2));
-    wait_for("a refused attempt", || refused.handle.stats().retries >= 2).await;
-    let stats = refused.handle.stats();
+    let flusher = start(&spool, upstream(collector_url(&failing), 2));
+    wait_until("both tried", || failing.calls() >= 2).await;
+    stop(flusher).await;
+    let refused = start(&spool, upstream(Some(refused_base_url()), 2));
+    wait_until("a refused attempt", || {
+        refused.handle().stats().retries >= 2
+    })
+    .await;
+    let stats = refused.handle().stats();
     assert_eq!(stats.sent, 0);
     assert!(!stats.healthy(), "{stats:?}");
     assert_eq!(stats.last_success_at, None);
@@ -403,14 +368,14 @@ async fn a_down_collector_keeps_records_then_a_restart_resends_with_the_same_key
         .expect("failing since the first attempt");
     assert!(since <= stats.last_error.expect("last error").at);
     assert_eq!(spool.stats().waiting_records, 2, "nothing acknowledged");
-    refused.stop().await;
+    stop(refused).await;
     spool.close().await;
 
     // Restart: the records are still there and go out with the keys of the first attempt.
     let spool = Spool::open(spool_options(dir.path())).expect("reopen");
     let healthy = FakeUpstream::always(ok()).await;
-    let flusher = Running::start(&spool, upstream(collector_url(&healthy), 2));
-    wait_for("acknowledged after restart", || {
+    let flusher = start(&spool, upstream(collector_url(&healthy), 2));
+    wait_until("acknowledged after restart", || {
         spool.stats().acked_through == ids[1]
     })
     .await;
@@ -429,7 +394,7 @@ async fn a_down_collector_keeps_records_then_a_restart_resends_with_the_same_key
     first_sorted.sort_by(|a, b| a.0.cmp(&b.0));
     again.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(again, first_sorted, "same requests, same idempotency keys");
-    flusher.stop().await;
+    stop(flusher).await;
     spool.close().await;
 }
 
@@ -442,8 +407,8 @@ async fn several_in_flight_but_a_trace_stays_in_order() {
     entries.insert(1, update("p-0"));
     let ids = spool_entries(&spool, &entries).await;
     let started = Instant::now();
-    let flusher = Running::start(&spool, upstream(collector_url(&fake), 4));
-    wait_for("all acknowledged", || {
+    let flusher = start(&spool, upstream(collector_url(&fake), 4));
+    wait_until("all acknowledged", || {
         spool.stats().acked_through == *ids.last().unwrap_or(&0)
     })
     .await;
@@ -465,7 +430,7 @@ async fn several_in_flight_but_a_trace_stays_in_order() {
         position("POST", "p-0") < position("PUT", "p-0"),
         "update overtook its record"
     );
-    flusher.stop().await;
+    stop(flusher).await;
 }
 
 #[tokio::test]
@@ -484,15 +449,15 @@ async fn flush_now_cuts_a_backoff_short() {
     let mut config = upstream(collector_url(&fake), 1);
     config.retry_initial = Duration::from_secs(60);
     config.retry_max = Duration::from_secs(60);
-    let flusher = Running::start(&spool, config);
-    wait_for("first attempt", || fake.calls() == 1).await;
+    let flusher = start(&spool, config);
+    wait_until("first attempt", || fake.calls() == 1).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    flusher.handle.flush_now();
-    wait_for("acknowledged long before the backoff ends", || {
+    flusher.handle().flush_now();
+    wait_until("acknowledged long before the backoff ends", || {
         spool.stats().acked_through == ids[0]
     })
     .await;
-    flusher.stop().await;
+    stop(flusher).await;
 }
 
 #[tokio::test]
@@ -505,24 +470,30 @@ async fn without_a_key_or_url_nothing_ships_and_stats_say_why() {
     let mut no_key = upstream(collector_url(&fake), 1);
     no_key.api_key = None;
     no_key.api_key_source = "env PAREA_API_KEY (not set)".into();
-    let flusher = Running::start(&spool, no_key);
-    wait_for("disabled", || {
-        matches!(flusher.handle.stats().state, FlusherState::Disabled { .. })
+    let flusher = start(&spool, no_key);
+    wait_until("disabled", || {
+        matches!(
+            flusher.handle().stats().state,
+            FlusherState::Disabled { .. }
+        )
     })
     .await;
-    let FlusherState::Disabled { reason } = flusher.handle.stats().state else {
+    let FlusherState::Disabled { reason } = flusher.handle().stats().state else {
         unreachable!("checked above")
     };
     assert!(reason.contains("PAREA_API_KEY"), "{reason}");
-    flusher.stop().await;
+    stop(flusher).await;
 
-    let flusher = Running::start(&spool, upstream(None, 1));
-    wait_for("disabled", || {
-        matches!(flusher.handle.stats().state, FlusherState::Disabled { .. })
+    let flusher = start(&spool, upstream(None, 1));
+    wait_until("disabled", || {
+        matches!(
+            flusher.handle().stats().state,
+            FlusherState::Disabled { .. }
+        )
     })
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    flusher.stop().await;
+    stop(flusher).await;
     assert_eq!(fake.calls(), 0);
     assert_eq!(spool.stats().waiting_records, 1, "the record stays on disk");
 }
@@ -538,12 +509,12 @@ async fn an_undecodable_payload_is_skipped_and_acknowledged() {
         .expect("in time")
         .expect("durable");
     let ids = spool_entries(&spool, &[trace_log("t-u", "x")]).await;
-    let flusher = Running::start(&spool, upstream(collector_url(&fake), 1));
-    wait_for("acknowledged", || spool.stats().acked_through == ids[0]).await;
+    let flusher = start(&spool, upstream(collector_url(&fake), 1));
+    wait_until("acknowledged", || spool.stats().acked_through == ids[0]).await;
     assert_eq!(fake.calls(), 1);
-    let stats = flusher.handle.stats();
+    let stats = flusher.handle().stats();
     assert_eq!((stats.undecodable, stats.sent), (1, 1));
-    flusher.stop().await;
+    stop(flusher).await;
 }
 
 /// Flush throughput against the in-process fake collector (a measurement, not a check):
@@ -579,13 +550,13 @@ async fn flush_throughput() {
         let mut config = upstream(collector_url(&collector), in_flight);
         config.batch_size = 100;
         let started = Instant::now();
-        let running = Running::start(&spool, config);
-        wait_for("all sent", || collector.calls() >= target).await;
+        let running = start(&spool, config);
+        wait_until("all sent", || collector.calls() >= target).await;
         let secs = started.elapsed().as_secs_f64();
         println!(
             "flushed {N} records with max_in_flight = {in_flight} in {secs:.2} s: {:.0} records/s",
             N as f64 / secs
         );
-        running.stop().await;
+        stop(running).await;
     }
 }

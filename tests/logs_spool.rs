@@ -3,6 +3,11 @@
 //! a torn tail, a flipped byte and a lost ledger, and reading a trace back (read-only), with its
 //! children. Every wait is bounded.
 
+#[path = "common/spool.rs"]
+mod test_spool;
+#[path = "common/wait.rs"]
+mod wait;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,18 +17,10 @@ use promptd::logs::{
     SpoolOptions, SpoolRecord,
 };
 use serde_json::{json, Value};
+use test_spool::spool_options;
+use wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn options(dir: &Path) -> SpoolOptions {
-    SpoolOptions {
-        dir: dir.to_owned(),
-        max_bytes: 64 * 1024 * 1024,
-        segment_bytes: 1024 * 1024,
-        flush_interval: Duration::from_millis(5),
-        max_batch: 64,
-    }
-}
 
 async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, fut)
@@ -88,19 +85,10 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    bounded(what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-}
-
 #[tokio::test]
 async fn append_durable_read_ack_then_segment_is_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
+    let spool = Spool::open(spool_options(dir.path())).expect("open");
     let ids = append_durably(&spool, 0..10).await;
     assert_eq!(ids, (1..=10).collect::<Vec<u64>>());
     let stats = spool.stats();
@@ -132,7 +120,7 @@ async fn append_durable_read_ack_then_segment_is_deleted() {
 #[tokio::test]
 async fn out_of_order_acks_advance_only_the_contiguous_prefix() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
+    let spool = Spool::open(spool_options(dir.path())).expect("open");
     append_durably(&spool, 0..6).await;
     read_n(&spool, 6).await;
     for id in [2, 3, 5] {
@@ -148,7 +136,7 @@ async fn out_of_order_acks_advance_only_the_contiguous_prefix() {
     spool.close().await;
 
     // Only record 6 comes back after a restart.
-    let spool = Spool::open(options(dir.path())).expect("reopen");
+    let spool = Spool::open(spool_options(dir.path())).expect("reopen");
     let again = read_n(&spool, 1).await;
     assert_eq!(again[0].id, 6);
     assert_eq!(texts(&again), expected([5]));
@@ -159,7 +147,7 @@ async fn out_of_order_acks_advance_only_the_contiguous_prefix() {
 #[tokio::test]
 async fn restart_redelivers_exactly_the_unacked_records_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
+    let spool = Spool::open(spool_options(dir.path())).expect("open");
     append_durably(&spool, 0..20).await;
     let first = read_n(&spool, 15).await;
     for r in first.iter().take(8) {
@@ -172,7 +160,7 @@ async fn restart_redelivers_exactly_the_unacked_records_in_order() {
         Err(Dropped::Closed)
     ));
 
-    let spool = Spool::open(options(dir.path())).expect("reopen");
+    let spool = Spool::open(spool_options(dir.path())).expect("reopen");
     assert_eq!(spool.stats().waiting_records, 12);
     let again = read_n(&spool, 12).await;
     assert_eq!(texts(&again), expected(8..20));
@@ -189,7 +177,7 @@ async fn segments_rotate_at_segment_bytes_and_go_when_acknowledged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = SpoolOptions {
         segment_bytes: 1000,
-        ..options(dir.path())
+        ..spool_options(dir.path())
     };
     let spool = Spool::open(opts).expect("open");
     // 24-byte header + 56-byte payload = 80 bytes a frame: 12 fit in 1000.
@@ -223,7 +211,7 @@ async fn a_full_spool_drops_and_counts_without_blocking() {
     let opts = SpoolOptions {
         max_bytes: 800, // ten 80-byte frames
         segment_bytes: 400,
-        ..options(dir.path())
+        ..spool_options(dir.path())
     };
     let spool = Spool::open(opts).expect("open");
     let mut accepted = Vec::new();
@@ -265,7 +253,7 @@ async fn a_full_spool_drops_and_counts_without_blocking() {
 
 /// A closed spool in `dir` holding records 0..5 (80 bytes each) in one segment, returned.
 async fn five_records_closed(dir: &Path) -> PathBuf {
-    let spool = Spool::open(options(dir)).expect("open");
+    let spool = Spool::open(spool_options(dir)).expect("open");
     append_durably(&spool, 0..5).await;
     spool.close().await;
     segments(dir).pop().expect("a segment")
@@ -290,7 +278,7 @@ async fn a_torn_tail_is_truncated_and_earlier_records_survive() {
         .and_then(|f| f.set_len(len - 30))
         .expect("truncate");
 
-    let spool = Spool::open(options(dir.path())).expect("reopen despite damage");
+    let spool = Spool::open(spool_options(dir.path())).expect("reopen despite damage");
     let stats = spool.stats();
     assert_eq!(stats.torn_bytes, 80 - 30);
     assert_eq!(stats.waiting_records, 4);
@@ -308,7 +296,7 @@ async fn a_flipped_byte_skips_that_record_only() {
     let file = five_records_closed(dir.path()).await;
     flip(&file, 2 * 80 + 40, 0x20); // inside the payload of the third record
 
-    let spool = Spool::open(options(dir.path())).expect("reopen despite damage");
+    let spool = Spool::open(spool_options(dir.path())).expect("reopen despite damage");
     assert_eq!(spool.stats().corrupt_skipped, 1);
     let records = read_n(&spool, 4).await;
     assert_eq!(texts(&records), expected([0, 1, 3, 4]));
@@ -326,7 +314,7 @@ async fn a_flipped_length_byte_is_resynchronised() {
     let file = five_records_closed(dir.path()).await;
     flip(&file, 80 + 1, 0x01); // the length field of the second record
 
-    let spool = Spool::open(options(dir.path())).expect("reopen");
+    let spool = Spool::open(spool_options(dir.path())).expect("reopen");
     assert_eq!(spool.stats().corrupt_skipped, 1);
     assert_eq!(texts(&read_n(&spool, 4).await), expected([0, 2, 3, 4]));
     spool.close().await;
@@ -335,14 +323,14 @@ async fn a_flipped_length_byte_is_resynchronised() {
 #[tokio::test]
 async fn a_second_open_fails_while_the_first_holds_the_lock() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
-    let err = Spool::open(options(dir.path())).expect_err("second open must fail");
+    let spool = Spool::open(spool_options(dir.path())).expect("open");
+    let err = Spool::open(spool_options(dir.path())).expect_err("second open must fail");
     assert!(matches!(err, SpoolError::Locked { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains(&dir.path().display().to_string()), "{text}");
     assert!(text.contains("in use"), "{text}");
     spool.close().await;
-    Spool::open(options(dir.path()))
+    Spool::open(spool_options(dir.path()))
         .expect("free after close")
         .close()
         .await;
@@ -351,7 +339,7 @@ async fn a_second_open_fails_while_the_first_holds_the_lock() {
 #[tokio::test]
 async fn a_lost_or_damaged_ledger_means_redelivery_not_loss() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
+    let spool = Spool::open(spool_options(dir.path())).expect("open");
     append_durably(&spool, 0..6).await;
     for r in read_n(&spool, 3).await {
         spool.ack(r.id);
@@ -361,12 +349,12 @@ async fn a_lost_or_damaged_ledger_means_redelivery_not_loss() {
     assert!(ledger.exists());
 
     std::fs::write(&ledger, b"garbage").expect("damage ledger");
-    let spool = Spool::open(options(dir.path())).expect("reopen with a damaged ledger");
+    let spool = Spool::open(spool_options(dir.path())).expect("reopen with a damaged ledger");
     assert_eq!(texts(&read_n(&spool, 6).await), expected(0..6));
     spool.close().await;
 
     std::fs::remove_file(&ledger).expect("remove ledger");
-    let spool = Spool::open(options(dir.path())).expect("reopen without a ledger");
+    let spool = Spool::open(spool_options(dir.path())).expect("reopen without a ledger");
     let all = read_n(&spool, 6).await;
     assert_eq!(texts(&all), expected(0..6));
     // And new ids still do not collide with ids on disk.
@@ -377,7 +365,7 @@ async fn a_lost_or_damaged_ledger_means_redelivery_not_loss() {
 #[tokio::test]
 async fn read_batch_waits_for_new_records_and_is_cancel_safe() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
+    let spool = Spool::open(spool_options(dir.path())).expect("open");
     let reader = {
         let spool = spool.clone();
         tokio::spawn(async move { spool.read_batch(10).await })
@@ -417,7 +405,7 @@ async fn read_batch_waits_for_new_records_and_is_cancel_safe() {
 #[tokio::test]
 async fn rewind_hands_out_the_unacknowledged_records_again() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
+    let spool = Spool::open(spool_options(dir.path())).expect("open");
     append_durably(&spool, 0..4).await;
     let first = read_n(&spool, 3).await;
     spool.ack(first[0].id);
@@ -438,7 +426,7 @@ async fn an_unreadable_segment_stops_the_start_naming_it() {
     // Root reads any file: a directory in the segment's place cannot be read by anyone.
     std::fs::remove_file(&file).expect("remove");
     std::fs::create_dir(&file).expect("dir in its place");
-    let err = Spool::open(options(dir.path())).expect_err("refused");
+    let err = Spool::open(spool_options(dir.path())).expect_err("refused");
     let text = err.to_string();
     assert!(
         text.contains(&file.display().to_string()) && text.contains("reading a segment"),
@@ -492,7 +480,7 @@ async fn find_trace_reads_records_across_segments_without_consuming_them() {
     let frame = (24 + entries[0].len()) as u64;
     assert!(entries.iter().all(|e| e.len() == entries[0].len()));
     // Two records per segment: [1, 2], [3, 4], [5, 6], [7, 8].
-    let mut opts = options(dir.path());
+    let mut opts = spool_options(dir.path());
     opts.segment_bytes = 2 * frame;
     let spool = Spool::open(opts).expect("open");
     for payload in entries {
@@ -548,7 +536,7 @@ async fn find_trace_reads_records_across_segments_without_consuming_them() {
 #[tokio::test]
 async fn a_trace_tree_is_bounded_in_depth_and_passes_over_cycles_and_absent_children() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let spool = Spool::open(options(dir.path())).expect("open");
+    let spool = Spool::open(spool_options(dir.path())).expect("open");
     // A chain 0 -> 1 -> ... -> 11, deeper than the tree goes; 0 also lists an absent child
     // and, from 2, a cycle back to the root.
     let last = trace_tree::MAX_CHILD_LEVELS + 3;

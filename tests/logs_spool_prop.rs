@@ -3,12 +3,16 @@
 //! delivers exactly the records the model still counts as unacknowledged (everything above the
 //! contiguous acknowledged prefix), in order; within one life, reads never skip or repeat.
 
+#[path = "common/spool.rs"]
+mod test_spool;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use promptd::logs::{Spool, SpoolOptions};
 use proptest::prelude::*;
+use test_spool::spool_options;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -69,12 +73,11 @@ impl Model {
 
 fn options(dir: &Path) -> SpoolOptions {
     SpoolOptions {
-        dir: dir.to_owned(),
-        max_bytes: 16 * 1024 * 1024,
         // Small segments: rotation and deletion happen often.
         segment_bytes: 400,
         flush_interval: Duration::from_millis(1),
         max_batch: 4,
+        ..spool_options(dir)
     }
 }
 

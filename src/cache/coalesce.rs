@@ -3,6 +3,10 @@
 //! even if every client leaves); later identical requests join as followers. Everyone
 //! subscribes to the same flight: a stream subscriber gets the deltas so far, then the rest
 //! live; a whole-answer subscriber waits for the outcome.
+//!
+//! A failed flight carries the caller's error type `E` (the engine's request error): the cache
+//! knows nothing of HTTP. `E` says, through `From<`[`Abandoned`]`>`, how it tells a flight whose
+//! driver went away without an outcome.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,35 +15,42 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::{CacheEntry, CacheKey};
-use crate::api::ApiError;
 
 /// How a flight ended.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub enum Outcome<E> {
     /// A fresh, complete answer (already stored in the cache when cacheable).
     Done(Arc<CacheEntry>),
     /// The provider failed and an expired entry answered instead.
     Stale(Arc<CacheEntry>),
-    Failed(ApiError),
+    Failed(E),
 }
 
-#[derive(Debug, Default)]
-struct FlightState {
+/// A flight whose driver went away (panicked, cancelled) without publishing an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the provider call was abandoned")]
+pub struct Abandoned;
+
+#[derive(Debug)]
+struct FlightState<E> {
     deltas: Vec<String>,
-    outcome: Option<Outcome>,
+    outcome: Option<Outcome<E>>,
 }
 
 /// One provider call shared by every identical request.
 #[derive(Debug)]
-pub struct Flight {
-    state: Mutex<FlightState>,
+pub struct Flight<E> {
+    state: Mutex<FlightState<E>>,
     version: watch::Sender<u64>,
 }
 
-impl Flight {
+impl<E> Flight<E> {
     fn new() -> Self {
         Flight {
-            state: Mutex::new(FlightState::default()),
+            state: Mutex::new(FlightState {
+                deltas: Vec::new(),
+                outcome: None,
+            }),
             version: watch::Sender::new(0),
         }
     }
@@ -60,7 +71,7 @@ impl Flight {
     }
 
     /// Publish the outcome (the first one wins).
-    pub fn complete(&self, outcome: Outcome) {
+    pub fn complete(&self, outcome: Outcome<E>) {
         {
             let mut state = self.state.lock();
             if state.outcome.is_some() {
@@ -71,7 +82,7 @@ impl Flight {
         self.bump();
     }
 
-    pub fn subscribe(self: &Arc<Self>) -> Subscription {
+    pub fn subscribe(self: &Arc<Self>) -> Subscription<E> {
         Subscription {
             flight: Arc::clone(self),
             next: 0,
@@ -82,22 +93,22 @@ impl Flight {
 
 /// What a subscriber sees next.
 #[derive(Debug, Clone)]
-pub enum Event {
+pub enum Event<E> {
     Delta(String),
-    Outcome(Outcome),
+    Outcome(Outcome<E>),
 }
 
 /// One request's view of a flight.
 #[derive(Debug)]
-pub struct Subscription {
-    flight: Arc<Flight>,
+pub struct Subscription<E> {
+    flight: Arc<Flight<E>>,
     next: usize,
     rx: watch::Receiver<u64>,
 }
 
-impl Subscription {
+impl<E: Clone + From<Abandoned>> Subscription<E> {
     /// The next delta, or the outcome once every delta was seen.
-    pub async fn next(&mut self) -> Event {
+    pub async fn next(&mut self) -> Event<E> {
         loop {
             // Mark the current version seen *before* reading the state, so a change made after
             // the read wakes `changed()` below.
@@ -113,15 +124,13 @@ impl Subscription {
                 }
             }
             if self.rx.changed().await.is_err() {
-                return Event::Outcome(Outcome::Failed(ApiError::Internal(
-                    "the provider call was abandoned".into(),
-                )));
+                return Event::Outcome(Outcome::Failed(E::from(Abandoned)));
             }
         }
     }
 
     /// Skip to the outcome (for whole-answer requests).
-    pub async fn outcome(&mut self) -> Outcome {
+    pub async fn outcome(&mut self) -> Outcome<E> {
         loop {
             if let Event::Outcome(outcome) = self.next().await {
                 return outcome;
@@ -131,20 +140,36 @@ impl Subscription {
 }
 
 /// The flights in progress, by cache key.
-#[derive(Debug, Default, Clone)]
-pub struct Flights {
-    map: Arc<Mutex<HashMap<CacheKey, Arc<Flight>>>>,
+#[derive(Debug)]
+pub struct Flights<E> {
+    map: Arc<Mutex<HashMap<CacheKey, Arc<Flight<E>>>>>,
+}
+
+impl<E> Default for Flights<E> {
+    fn default() -> Self {
+        Flights {
+            map: Arc::default(),
+        }
+    }
+}
+
+impl<E> Clone for Flights<E> {
+    fn clone(&self) -> Self {
+        Flights {
+            map: Arc::clone(&self.map),
+        }
+    }
 }
 
 /// Joining a flight: lead a new one or follow the one in progress.
 #[derive(Debug)]
-pub enum Joined {
-    Leader(Leader),
-    Follower(Arc<Flight>),
+pub enum Joined<E: From<Abandoned>> {
+    Leader(Leader<E>),
+    Follower(Arc<Flight<E>>),
 }
 
-impl Flights {
-    pub fn join(&self, key: CacheKey) -> Joined {
+impl<E: From<Abandoned>> Flights<E> {
+    pub fn join(&self, key: CacheKey) -> Joined<E> {
         let mut map = self.map.lock();
         if let Some(flight) = map.get(&key) {
             return Joined::Follower(Arc::clone(flight));
@@ -157,7 +182,9 @@ impl Flights {
             flight,
         })
     }
+}
 
+impl<E> Flights<E> {
     /// Flights in progress.
     pub fn len(&self) -> usize {
         self.map.lock().len()
@@ -172,19 +199,19 @@ impl Flights {
 /// flight — with `Failed` if no outcome was published (a panicked or cancelled driver never
 /// leaves followers waiting) — and removes it, so the next request starts afresh.
 #[derive(Debug)]
-pub struct Leader {
-    flights: Flights,
+pub struct Leader<E: From<Abandoned>> {
+    flights: Flights<E>,
     key: CacheKey,
-    flight: Arc<Flight>,
+    flight: Arc<Flight<E>>,
 }
 
-impl Leader {
-    pub fn flight(&self) -> &Arc<Flight> {
+impl<E: From<Abandoned>> Leader<E> {
+    pub fn flight(&self) -> &Arc<Flight<E>> {
         &self.flight
     }
 }
 
-impl Drop for Leader {
+impl<E: From<Abandoned>> Drop for Leader<E> {
     fn drop(&mut self) {
         {
             let mut map = self.flights.map.lock();
@@ -195,9 +222,7 @@ impl Drop for Leader {
                 map.remove(&self.key);
             }
         }
-        self.flight.complete(Outcome::Failed(ApiError::Internal(
-            "the provider call was abandoned".into(),
-        )));
+        self.flight.complete(Outcome::Failed(E::from(Abandoned)));
     }
 }
 
@@ -212,7 +237,7 @@ mod tests {
 
     #[tokio::test]
     async fn late_followers_get_the_deltas_so_far_then_the_rest() {
-        let flights = Flights::default();
+        let flights = Flights::<Abandoned>::default();
         let key = CacheKey([1; 32]);
         let Joined::Leader(leader) = flights.join(key) else {
             panic!("first is leader")
@@ -251,17 +276,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_leader_fails_its_followers() {
-        let flights = Flights::default();
+        let flights = Flights::<Abandoned>::default();
         let key = CacheKey([2; 32]);
         let Joined::Leader(leader) = flights.join(key) else {
             panic!("leader")
         };
         let mut sub = leader.flight().subscribe();
         drop(leader);
-        assert!(matches!(
-            sub.outcome().await,
-            Outcome::Failed(ApiError::Internal(_))
-        ));
+        assert!(matches!(sub.outcome().await, Outcome::Failed(Abandoned)));
         assert!(flights.is_empty());
     }
 }

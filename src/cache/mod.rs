@@ -14,7 +14,7 @@ pub mod key;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ use arc_swap::{ArcSwap, Guard};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+pub use crate::config::CacheConfig;
 pub use coalesce::Flights;
 pub use entry::{CacheEntry, StoredToolCall};
 pub use key::{cache_key, CacheKey};
@@ -48,15 +49,6 @@ impl CacheStatus {
             CacheStatus::Bypass => "bypass",
         }
     }
-}
-
-/// `[cache]` settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CacheConfig {
-    pub enabled: bool,
-    pub ttl: Duration,
-    pub max_bytes: u64,
-    pub serve_stale_on_error: bool,
 }
 
 /// A lookup's result.
@@ -119,7 +111,6 @@ pub struct Cache {
     access: Mutex<HashMap<CacheKey, Access>>,
     write_error_logged: AtomicBool,
     read_error_logged: AtomicBool,
-    flights: Flights,
 }
 
 pub fn now_ms() -> u64 {
@@ -146,7 +137,6 @@ impl Cache {
             access: Mutex::new(HashMap::new()),
             write_error_logged: AtomicBool::new(false),
             read_error_logged: AtomicBool::new(false),
-            flights: Flights::default(),
         }
     }
 
@@ -157,10 +147,6 @@ impl Cache {
     /// Apply new settings (config reload): TTL of new entries, bound, stale answers, on/off.
     pub fn set_config(&self, config: CacheConfig) {
         self.config.store(Arc::new(config));
-    }
-
-    pub fn flights(&self) -> &Flights {
-        &self.flights
     }
 
     /// Look `key` up. A value that does not decode is removed, counted and reported as a miss.
@@ -389,6 +375,7 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn cache(max_bytes: u64) -> (tempfile::TempDir, Cache) {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -4,8 +4,10 @@
 //! Raw then validated: [`raw::RawConfig`] mirrors the file (unknown keys refused); [`Config`]
 //! holds checked, typed values with every default applied. Errors name the key that is wrong.
 
+mod logs;
 mod paths;
 pub mod raw;
+mod sections;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,12 +15,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use logs::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
 pub use paths::{default_prompts_dir, default_socket, default_state_dir, user_config_home};
 use raw::{RawConfig, RawProvider};
-
-use crate::cache::CacheConfig;
-use crate::logs::{SpoolConfig, UpstreamConfig};
-use crate::providers::{Price, ProviderKind};
+pub use sections::{CacheConfig, KeySource, Price, ProviderConfig, ProviderKind};
 
 /// The embedded default config (`promptd default-config` prints it).
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default.toml");
@@ -110,36 +110,6 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
     }
-}
-
-/// Where a provider's key comes from, as its table declares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    /// `api_key = "..."`.
-    Config,
-    /// `api_key_env = "VAR"`, read when the config is loaded.
-    Env(String),
-    /// `api_key_env = ""`: a server that takes no key (llama.cpp, vLLM, Ollama).
-    Keyless,
-    /// Neither key given: calls without a request key are refused, so that a provider is
-    /// keyless only on purpose.
-    Undeclared,
-}
-
-/// One configured model provider.
-#[derive(Debug, Clone)]
-pub struct ProviderConfig {
-    pub kind: ProviderKind,
-    /// Without a trailing slash, e.g. `https://api.openai.com/v1`.
-    pub base_url: String,
-    /// The key, when its source gave one.
-    pub api_key: Option<Secret>,
-    pub api_key_source: KeySource,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub stream_idle_timeout: Duration,
-    pub max_retries: u32,
-    pub default_max_tokens: u32,
 }
 
 /// The validated configuration of a daemon.

@@ -28,8 +28,8 @@ pub struct RawConfig {
     pub providers: Option<BTreeMap<String, RawProvider>>,
     pub prices: Option<BTreeMap<String, RawPrice>>,
     pub cache: Option<RawCache>,
-    pub spool: Option<crate::logs::RawSpool>,
-    pub upstream: Option<crate::logs::RawUpstream>,
+    pub spool: Option<super::RawSpool>,
+    pub upstream: Option<super::RawUpstream>,
 }
 
 /// The `[cache]` table.

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::cache::{Cache, CacheStats};
 use crate::deployments::{DeploymentCounts, Registry};
+use crate::engine::Engine;
 use crate::logs::{FlusherHandle, FlusherStats, Spool, SpoolStats};
 use crate::server::{systemd, State};
 use crate::tasks::Tasks;
@@ -71,6 +72,7 @@ async fn report_to_systemd(state: Arc<State>) {
 /// The parts as the metrics registry reads them at scrape time.
 #[derive(Debug)]
 pub(super) struct PartsStats {
+    pub engine: Arc<Engine>,
     pub cache: Arc<Cache>,
     pub deployments: Arc<Registry>,
     pub spool: Spool,
@@ -83,7 +85,7 @@ impl StatsSource for PartsStats {
     }
 
     fn flights_in_progress(&self) -> u64 {
-        self.cache.flights().len() as u64
+        self.engine.flights_in_progress()
     }
 
     fn deployments(&self) -> DeploymentCounts {

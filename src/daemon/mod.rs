@@ -96,6 +96,7 @@ pub async fn run(
     } = parts;
     let flusher_handle = Arc::new(ArcSwap::from_pointee(flusher.handle()));
     metrics.register_source(Arc::new(background::PartsStats {
+        engine: Arc::clone(&engine),
         cache: Arc::clone(&cache),
         deployments: Arc::clone(&deployments),
         spool: spool.clone(),
@@ -111,7 +112,7 @@ pub async fn run(
         peers: ArcSwap::from_pointee(PeerPolicy::new(&config.allowed_uids)),
         config: ArcSwap::from_pointee(config),
         started: Instant::now(),
-        started_at: crate::engine::now_iso(),
+        started_at: crate::timestamp::now_iso(),
         requests: AtomicU64::new(0),
         metrics,
         listeners: where_.clone(),

@@ -6,7 +6,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::deployments::Registry;
 use crate::engine::{Engine, EngineParts, LogQueue};
-use crate::logs::{Flusher, Spool};
+use crate::logs::{Flusher, Spool, SpoolOptions};
 use crate::projects::ProjectStore;
 use crate::server::StartupError;
 use crate::store::Store;
@@ -39,7 +39,10 @@ impl Parts {
         prepare_state_dir(&config.state_dir)?;
         let store = Store::open(&config.state_dir)?;
         let cache = Arc::new(Cache::open(store.cache_tree()?, config.cache.clone()));
-        let spool = Spool::open(config.spool.options(config.state_dir.join("spool")))?;
+        let spool = Spool::open(SpoolOptions::from_config(
+            &config.spool,
+            config.state_dir.join("spool"),
+        ))?;
         let (logs, writer) = LogQueue::new(spool.clone());
         log_writer.spawn_to_end(writer);
         let flusher = Flusher::new(spool.clone(), config.upstream.clone())

@@ -38,7 +38,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// The upstream `[upstream]` describes, when it has both a `base_url` and a key.
-    pub fn from_config(config: &crate::logs::UpstreamConfig) -> Option<Upstream> {
+    pub fn from_config(config: &crate::config::UpstreamConfig) -> Option<Upstream> {
         let (Some(base_url), Some(api_key)) = (&config.base_url, &config.api_key) else {
             return None;
         };

@@ -3,10 +3,11 @@
 //! request (its own trace id, latency and timestamps).
 
 use super::log::Timing;
-use super::{iso, now_iso, Prepared};
+use super::Prepared;
 use crate::api::CompletionResponse;
 use crate::cache::{CacheEntry, StoredToolCall};
 use crate::providers::{tool_calls_json, Completion, PriceTable};
+use crate::timestamp::{iso, now_iso};
 
 /// Turn a finished completion into an entry. `deltas` are the stream's deltas, or `None` for a
 /// whole answer (then the replay deltas are the text and the tool calls).

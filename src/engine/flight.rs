@@ -7,9 +7,17 @@ use std::sync::Arc;
 use super::answer::entry_from_completion;
 use super::read::{read_stream, ReadEnd};
 use super::{provider_error, Engine, Prepared};
-use crate::cache::coalesce::{Leader, Outcome};
+use crate::api::ApiError;
+use crate::cache::coalesce::{Abandoned, Leader, Outcome};
 use crate::cache::{CacheEntry, CacheKey};
 use crate::providers::ProviderError;
+
+/// A flight that ended without an outcome answers its requests with a 500.
+impl From<Abandoned> for ApiError {
+    fn from(abandoned: Abandoned) -> ApiError {
+        ApiError::Internal(abandoned.to_string())
+    }
+}
 
 /// Whether a failure means the provider is down (then an expired entry may answer).
 fn is_outage(err: &ProviderError) -> bool {
@@ -23,7 +31,7 @@ fn is_outage(err: &ProviderError) -> bool {
 /// Drive the provider call of `leader`'s flight to its outcome.
 pub async fn drive(
     engine: Arc<Engine>,
-    leader: Leader,
+    leader: Leader<ApiError>,
     prepared: Prepared,
     key: CacheKey,
     stream: bool,
@@ -84,4 +92,17 @@ pub async fn drive(
         }
     }
     drop(leader);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_abandoned_flight_is_an_internal_error() {
+        match ApiError::from(Abandoned) {
+            ApiError::Internal(message) => assert_eq!(message, "the provider call was abandoned"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{iso, now_iso, Engine, Prepared};
+use super::{Engine, Prepared};
 use crate::api::{ApiError, CompletionResponse};
 use crate::logs::{encode_trace_log, CallConfiguration, CompletionLog, LogRecord, Spool};
 use crate::providers::ChatRequest;
+use crate::timestamp::{iso, now_iso};
 
 /// When a request started, for latency and timestamps.
 #[derive(Debug, Clone, Copy)]

@@ -26,13 +26,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
 pub use prepare::Prepared;
 
 use crate::api::{ApiError, CompletionRequest, CompletionResponse};
-use crate::cache::coalesce::{Joined, Subscription};
+use crate::cache::coalesce::{Flights, Joined, Subscription};
 use crate::cache::{cache_key, Cache, CacheEntry, CacheKey, CacheStatus};
 use crate::config::{Config, Secret};
 use crate::deployments::{
@@ -46,20 +45,6 @@ use crate::telemetry::metrics::Metrics;
 
 /// Deltas buffered between the upstream reader and a slow client.
 const STREAM_BUFFER: usize = 64;
-
-/// The current time as promptd writes timestamps (RFC 3339, UTC, microseconds).
-pub fn now_iso() -> String {
-    iso(Utc::now())
-}
-
-/// `t` as promptd writes timestamps.
-pub fn system_time_iso(t: std::time::SystemTime) -> String {
-    iso(DateTime::<Utc>::from(t))
-}
-
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
 
 /// An error while building the engine.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +71,8 @@ pub struct Engine {
     /// Where the pipeline's own tasks run (shared provider calls, streams being read): stopped
     /// by the daemon at shutdown.
     tasks: Tasks,
+    /// Identical cacheable calls in flight, shared (see [`flight`]).
+    flights: Flights<ApiError>,
 }
 
 /// What the daemon gives the engine.
@@ -176,6 +163,7 @@ impl Engine {
             logs,
             cache,
             tasks,
+            flights: Flights::default(),
         })
     }
 
@@ -192,6 +180,11 @@ impl Engine {
     /// The current providers and prices.
     pub fn upstreams(&self) -> Arc<Upstreams> {
         self.upstreams.load_full()
+    }
+
+    /// Identical calls in flight now (each shared by one or more requests).
+    pub fn flights_in_progress(&self) -> u64 {
+        self.flights.len() as u64
     }
 
     /// Completion records dropped because the log queue was full.
@@ -251,10 +244,9 @@ impl Engine {
         prepared: &Prepared,
         stream: bool,
         stale: Option<CacheEntry>,
-    ) -> (Subscription, bool) {
+    ) -> (Subscription<ApiError>, bool) {
         match self
-            .cache
-            .flights()
+            .flights
             .join(flight_key(key, prepared.api_key.as_ref()))
         {
             Joined::Leader(leader) => {

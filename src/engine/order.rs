@@ -18,7 +18,7 @@ pub(super) enum Source {
     /// The shared provider call of `key`, led by this request when `leader`.
     Flight {
         key: CacheKey,
-        sub: Subscription,
+        sub: Subscription<ApiError>,
         leader: bool,
     },
 }
@@ -46,7 +46,7 @@ impl Engine {
 /// What a flight's outcome is for one of its requests: the entry and how the cache served it
 /// (the leader's fresh answer is a miss, a follower's a hit), or the failure.
 pub(super) fn settle(
-    outcome: Outcome,
+    outcome: Outcome<ApiError>,
     leader: bool,
 ) -> Result<(Arc<CacheEntry>, CacheStatus), ApiError> {
     match outcome {

@@ -8,6 +8,7 @@ use std::future::Future;
 use tokio::sync::mpsc;
 
 use super::StreamItem;
+use crate::api::ApiError;
 use crate::cache::coalesce::Flight;
 use crate::providers::{tool_calls_json, Completion, ProviderError, UpstreamStream};
 
@@ -20,7 +21,7 @@ pub(super) trait DeltaSink {
 }
 
 /// A flight: every subscriber, present and late; read to the end even when all have left.
-impl DeltaSink for &Flight {
+impl DeltaSink for &Flight<ApiError> {
     async fn send(&mut self, delta: String) -> bool {
         self.push_delta(delta);
         true

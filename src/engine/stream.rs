@@ -98,7 +98,7 @@ impl Engine {
     fn forward(
         self: &Arc<Self>,
         first: String,
-        mut sub: Subscription,
+        mut sub: Subscription<ApiError>,
         prepared: Prepared,
         timing: Timing,
         ttft: f64,

@@ -4,10 +4,10 @@
 //! only once durable. The routes decode the body and call [`accept`]; nothing else of the
 //! spool's encoding reaches them.
 
-use super::{
-    encode_json_text, sampled_in, EntryKind, Feedback, LangchainRun, LogRecord, Spool,
-    TraceIntegration, TraceLogUpdate,
-};
+use super::record::entry::{encode_json_text, EntryKind, Feedback, TraceLogUpdate};
+use super::record::integration::{LangchainRun, TraceIntegration};
+use super::record::{sampled_in, LogRecord};
+use super::spool::Spool;
 
 /// A decoded client record, borrowed from what the route decoded.
 #[derive(Debug, Clone, Copy)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
+use super::metrics::ProviderMetrics;
 use super::sse::{SseEvent, SseParser};
 use super::{
     anthropic, openai, upstream_error_message, ChatRequest, Completion, ProviderError,
@@ -18,7 +19,6 @@ use super::{
 };
 use crate::config::{ProviderConfig, Secret};
 use crate::retry::{self, Backoff};
-use crate::telemetry::metrics::ProviderMetrics;
 
 /// The first retry waits about 250 ms, each further one twice as long, none more than 4 s: a
 /// client is waiting.

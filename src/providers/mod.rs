@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod client;
+pub mod metrics;
 pub mod openai;
 pub mod pricing;
 pub mod sse;
@@ -19,34 +20,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::{FunctionCallSpec, Message, ModelParams};
+pub use crate::config::{Price, ProviderKind};
 use crate::retry::{self, Caller};
 pub use client::{Provider, UpstreamStream};
-pub use pricing::{Price, PriceTable};
-
-/// The kinds of upstream API promptd speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    /// OpenAI chat completions, and every OpenAI-compatible server (vLLM, Ollama, ...).
-    OpenAi,
-    /// Anthropic messages API.
-    Anthropic,
-}
-
-impl ProviderKind {
-    pub fn default_base_url(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "https://api.openai.com/v1",
-            ProviderKind::Anthropic => "https://api.anthropic.com/v1",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::OpenAi => "openai",
-            ProviderKind::Anthropic => "anthropic",
-        }
-    }
-}
+pub use pricing::PriceTable;
 
 /// A provider-neutral chat request: messages already rendered, history already placed.
 #[derive(Debug, Clone, PartialEq)]

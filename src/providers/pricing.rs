@@ -4,12 +4,7 @@
 
 use std::collections::BTreeMap;
 
-/// USD per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Price {
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
-}
+use crate::config::Price;
 
 /// Built-in list prices (USD per million input / output tokens).
 const BUILTIN: &[(&str, f64, f64)] = &[

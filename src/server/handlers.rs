@@ -402,7 +402,7 @@ pub fn logs_status(state: &State) -> Response<ResponseBody> {
 
 /// The logs part of `/logs/status` and `/status`.
 pub fn logs_status_json(state: &State) -> serde_json::Value {
-    use crate::engine::system_time_iso;
+    use crate::timestamp::system_time_iso;
     let s = state.spool.stats();
     let f = state.flusher.load().stats();
     let config = state.config.load();

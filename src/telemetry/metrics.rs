@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use crate::cache::CacheStats;
 use crate::deployments::DeploymentCounts;
 use crate::logs::{FlusherStats, SpoolStats};
+use crate::providers::metrics::{ProviderErrorLabels, ProviderMetrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -35,34 +36,6 @@ pub struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
     pub provider: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProviderErrorLabels {
-    pub provider: String,
-    pub kind: &'static str,
-}
-
-/// Counters of one provider, handed to it at construction.
-#[derive(Debug, Clone, Default)]
-pub struct ProviderMetrics {
-    pub calls: Counter,
-    pub retries: Counter,
-    errors: Family<ProviderErrorLabels, Counter>,
-    name: String,
-}
-
-impl ProviderMetrics {
-    /// Count one failed call of kind `kind` (`status_4xx`, `status_5xx`, `unreachable`,
-    /// `timeout`, `protocol`, `stream`).
-    pub fn error(&self, kind: &'static str) {
-        self.errors
-            .get_or_create(&ProviderErrorLabels {
-                provider: self.name.clone(),
-                kind,
-            })
-            .inc();
-    }
 }
 
 /// Snapshots read at scrape time.
@@ -155,12 +128,12 @@ impl Metrics {
         let labels = ProviderLabels {
             provider: name.to_owned(),
         };
-        ProviderMetrics {
-            calls: self.provider_calls.get_or_create(&labels).clone(),
-            retries: self.provider_retries.get_or_create(&labels).clone(),
-            errors: self.provider_errors.clone(),
-            name: name.to_owned(),
-        }
+        ProviderMetrics::new(
+            name,
+            self.provider_calls.get_or_create(&labels).clone(),
+            self.provider_retries.get_or_create(&labels).clone(),
+            self.provider_errors.clone(),
+        )
     }
 
     /// Read `source` at every scrape.

@@ -5,6 +5,8 @@
 
 pub mod fake_upstream;
 pub mod process;
+pub mod spool;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,6 +4,8 @@
 
 #[path = "../common/fake_upstream.rs"]
 mod fake_upstream;
+#[path = "../common/wait.rs"]
+mod wait;
 
 mod bad_input;
 mod first_load;
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use promptd::deployments::{DeploymentStatus, Registry, Status};
 use tempfile::TempDir;
+pub use wait::wait_for;
 
 /// Generous bound for anything the watcher must do; the latency test checks the 500 ms goal.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -120,20 +123,6 @@ pub fn yaml(model: &str) -> String {
     format!(
         "provider: openai\nmodel: {model}\nmessages:\n  - role: system\n    content: You help {{{{who}}}}.\n  - role: user\n    content: \"{{{{question}}}}\"\n"
     )
-}
-
-/// Poll `check` every 5 ms until it returns `Some`, or panic after [`DEADLINE`] with `what`.
-pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {DEADLINE:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// The status row for the file at `path`.

@@ -1,75 +1,43 @@
 //! The flusher when a send task panics: the panic is injected through the test-only
-//! `before_send` hook, against a collector (in-process hyper on 127.0.0.1:0) that takes
-//! everything and records the idempotency key of each request.
+//! `before_send` hook, against the fake collector of the integration tests (in-process hyper on
+//! 127.0.0.1:0), which takes everything and records each request's idempotency key.
 
-use std::convert::Infallible;
 use std::sync::atomic::AtomicU32;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::sync::oneshot;
+#[path = "../../../tests/common/fake_upstream.rs"]
+mod fake_upstream;
+#[path = "../../../tests/common/spool.rs"]
+mod spool;
+#[path = "../../../tests/common/wait.rs"]
+mod wait;
+
+use fake_upstream::{Behavior, FakeUpstream};
+use spool::spool_options;
+use wait::wait_until;
 
 use super::*;
 use crate::config::Secret;
-use crate::logs::{Feedback, SpoolEntry, SpoolOptions};
+use crate::logs::{Feedback, SpoolEntry};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// A collector that answers 200 to everything; `keys()` lists the idempotency keys it got.
-struct Collector {
-    base_url: String,
-    keys: Arc<Mutex<Vec<String>>>,
+/// A collector that answers 200 to everything.
+async fn collector() -> FakeUpstream {
+    FakeUpstream::always(Behavior::json(200, "{}")).await
 }
 
-impl Collector {
-    async fn start() -> Collector {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let keys = Arc::new(Mutex::new(Vec::new()));
-        let seen = keys.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let seen = seen.clone();
-                let service = service_fn(move |req: hyper::Request<Incoming>| {
-                    let seen = seen.clone();
-                    async move {
-                        let key = req.headers().get("idempotency-key").cloned();
-                        let _ = req.into_body().collect().await;
-                        if let Some(key) = key.and_then(|k| k.to_str().ok().map(str::to_owned)) {
-                            seen.lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .push(key);
-                        }
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                            b"{}",
-                        ))))
-                    }
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service),
-                );
-            }
-        });
-        Collector { base_url, keys }
-    }
-
-    fn keys(&self) -> Vec<String> {
-        self.keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
+/// The idempotency keys the collector got, in order.
+fn keys(collector: &FakeUpstream) -> Vec<String> {
+    collector
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("idempotency-key").map(str::to_owned))
+        .collect()
 }
 
-fn config(collector: &Collector) -> UpstreamConfig {
+fn config(collector: &FakeUpstream) -> UpstreamConfig {
     let mut config = UpstreamConfig::from_raw_with_env(None, |_| None).expect("defaults");
-    config.base_url = Some(collector.base_url.clone());
+    config.base_url = Some(format!("http://{}", collector.addr()));
     config.api_key = Some(Secret::new("pk-test"));
     config.max_in_flight = 1;
     config.retry_initial = Duration::from_millis(20);
@@ -78,14 +46,7 @@ fn config(collector: &Collector) -> UpstreamConfig {
 }
 
 async fn spool_with_feedback(dir: &std::path::Path, traces: &[&str]) -> (Spool, Vec<u64>) {
-    let spool = Spool::open(SpoolOptions {
-        dir: dir.to_owned(),
-        max_bytes: 1024 * 1024,
-        segment_bytes: 64 * 1024,
-        flush_interval: Duration::from_millis(2),
-        max_batch: 64,
-    })
-    .expect("spool");
+    let spool = Spool::open(spool_options(dir)).expect("spool");
     let mut ids = Vec::new();
     for trace in traces {
         let entry = SpoolEntry::Feedback(Feedback {
@@ -108,28 +69,12 @@ async fn spool_with_feedback(dir: &std::path::Path, traces: &[&str]) -> (Spool, 
     (spool, ids)
 }
 
-/// Start `flusher`; the sender stops it.
-fn start(
-    flusher: Flusher,
-) -> (
-    FlusherHandle,
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
-    let handle = flusher.handle();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(flusher.run(async move {
-        let _ = stopped.await;
-    }));
-    (handle, stop, task)
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let started = std::time::Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// Stop `running` within [`WAIT`]; the flusher must not have panicked.
+async fn stop(running: FlusherTask) {
+    tokio::time::timeout(WAIT, running.stop())
+        .await
+        .expect("stops in time")
+        .expect("flusher did not panic");
 }
 
 /// A hook that panics the first `panics` times a task starts on spool id `victim`; counts
@@ -148,14 +93,14 @@ fn panic_on(victim: u64, panics: u32) -> (BeforeSend, Arc<AtomicU32>) {
 #[tokio::test]
 async fn an_entry_whose_send_task_panicked_is_sent_again_and_acknowledgements_go_on() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let collector = Collector::start().await;
+    let collector = collector().await;
     let (spool, ids) = spool_with_feedback(dir.path(), &["t-0", "t-1", "t-2"]).await;
     let (hook, starts) = panic_on(ids[1], 1);
     let mut flusher = Flusher::new(spool.clone(), config(&collector)).expect("flusher");
     flusher.before_send = Some(hook);
-    let (handle, stop, task) = start(flusher);
+    let running = FlusherTask::start(flusher);
 
-    wait_for("every entry acknowledged", || {
+    wait_until("every entry acknowledged", || {
         spool.stats().acked_through == ids[2]
     })
     .await;
@@ -165,57 +110,47 @@ async fn an_entry_whose_send_task_panicked_is_sent_again_and_acknowledgements_go
         .zip(&ids)
         .map(|(trace, id)| idempotency_key(trace, *id))
         .collect();
-    assert_eq!(collector.keys(), expected, "each entry once, in order");
-    let stats = handle.stats();
+    assert_eq!(keys(&collector), expected, "each entry once, in order");
+    let stats = running.handle().stats();
     assert_eq!((stats.sent, stats.set_aside), (3, 0));
 
-    let _ = stop.send(());
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("stops in time")
-        .expect("flusher did not panic");
+    stop(running).await;
 }
 
 #[tokio::test]
 async fn an_entry_that_keeps_panicking_is_set_aside_unacknowledged_until_the_next_start() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let collector = Collector::start().await;
+    let collector = collector().await;
     let (spool, ids) = spool_with_feedback(dir.path(), &["t-0", "t-1", "t-2"]).await;
     let (hook, starts) = panic_on(ids[0], u32::MAX);
     let mut flusher = Flusher::new(spool.clone(), config(&collector)).expect("flusher");
     flusher.before_send = Some(hook);
-    let (handle, stop, task) = start(flusher);
+    let running = FlusherTask::start(flusher);
 
-    wait_for("the entries after it sent and it set aside", || {
-        let stats = handle.stats();
+    wait_until("the entries after it sent and it set aside", || {
+        let stats = running.handle().stats();
         stats.sent == 2 && stats.set_aside == 1
     })
     .await;
-    // Well past the retry waits: no further attempt on it.
+    // Well past the retry waits: no further attempt on it. (Real time: the spool's writer
+    // thread and the collector's socket are real, so a paused tokio clock would jump past the
+    // test's own timeouts while waiting on them.)
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(starts.load(Ordering::SeqCst), MAX_SEND_PANICS);
     assert!(
         spool.stats().acked_through < ids[0],
         "a set-aside entry is never acknowledged"
     );
-    assert_eq!(handle.stats().state, FlusherState::Running);
-    let _ = stop.send(());
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("stops in time")
-        .expect("flusher did not panic");
+    assert_eq!(running.handle().stats().state, FlusherState::Running);
+    stop(running).await;
 
     // The next start (no fault now) sends it, and the prefix moves past it.
     let flusher = Flusher::new(spool.clone(), config(&collector)).expect("flusher");
-    let (_handle, stop, task) = start(flusher);
-    wait_for("every entry acknowledged after a restart", || {
+    let running = FlusherTask::start(flusher);
+    wait_until("every entry acknowledged after a restart", || {
         spool.stats().acked_through == ids[2]
     })
     .await;
-    assert!(collector.keys().contains(&idempotency_key("t-0", ids[0])));
-    let _ = stop.send(());
-    tokio::time::timeout(WAIT, task)
-        .await
-        .expect("stops in time")
-        .expect("flusher did not panic");
+    assert!(keys(&collector).contains(&idempotency_key("t-0", ids[0])));
+    stop(running).await;
 }

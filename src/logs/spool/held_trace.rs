@@ -10,8 +10,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::entry::{EntryError, EntryKind, TraceLogUpdate};
 use super::lookup::TraceEntries;
+use crate::logs::record::entry::{EntryError, EntryKind, TraceLogUpdate};
 
 /// Whether the entries a [`HeldTrace`] was built from are acknowledged by the flusher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,8 +93,8 @@ impl HeldTrace {
 
 #[cfg(test)]
 mod tests {
+    use super::super::lookup::TraceEntry;
     use super::*;
-    use crate::logs::lookup::TraceEntry;
     use serde_json::json;
 
     fn entry(id: u64, kind: EntryKind, body: Value) -> TraceEntry {

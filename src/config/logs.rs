@@ -1,16 +1,16 @@
-//! `[spool]` and `[upstream]`: the raw TOML tables and their validated forms.
+//! `[spool]` and `[upstream]`: the raw TOML tables and their validated forms, which the log
+//! spool (`logs::SpoolOptions::from_config`), the flusher and the deployments' upstream fetch
+//! take.
 //!
 //! Raw then validated, like [`crate::config`]: the `Raw*` structs refuse unknown keys, the
 //! validated structs have every default applied, and every error names its key
 //! (`spool.max_bytes`, `upstream.base_url`, ...).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::spool::SpoolOptions;
-use crate::config::{duration_or, invalid, size_or, ConfigError, Secret};
+use super::{duration_or, invalid, size_or, ConfigError, Secret};
 
 /// Enough for days of logs at a busy sidecar's rate, small next to a model cache.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
@@ -120,17 +120,6 @@ impl SpoolConfig {
             return Err(invalid("spool.max_batch", "must be at least 1"));
         }
         Ok(config)
-    }
-
-    /// The spool options for a spool in `dir` (normally `{state_dir}/spool`).
-    pub fn options(&self, dir: PathBuf) -> SpoolOptions {
-        SpoolOptions {
-            dir,
-            max_bytes: self.max_bytes,
-            segment_bytes: self.segment_bytes,
-            flush_interval: self.flush_interval,
-            max_batch: self.max_batch,
-        }
     }
 }
 

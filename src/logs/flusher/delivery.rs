@@ -15,10 +15,9 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 
-use super::config::UpstreamConfig;
-use super::entry::{EntryKind, StoredEntry};
-use super::flusher::Shared;
-use crate::config::Secret;
+use super::status::Shared;
+use crate::config::{Secret, UpstreamConfig};
+use crate::logs::record::entry::{EntryKind, StoredEntry};
 use crate::retry::{self, Backoff, Caller};
 
 /// A `Retry-After` longer than this is cut to it: the collector is asked again by then.
@@ -90,7 +89,7 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
             .await;
         let (message, retry_after) = match result {
             Ok(response) if response.status().is_success() => {
-                ctx.shared.upstream_answered(&Outcome::Sent);
+                ctx.shared.upstream_answered(true);
                 return Outcome::Sent;
             }
             Ok(response) => {
@@ -98,7 +97,7 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
                 let retry_after = retry::retry_after(response.headers());
                 let reason = reason(response).await;
                 if !retry::retryable(status, Caller::Backlog) {
-                    ctx.shared.upstream_answered(&Outcome::Rejected);
+                    ctx.shared.upstream_answered(false);
                     let text = format!("{method} {url}: {status}: {reason}");
                     tracing::warn!(spool_id = out.id, trace_id = %out.trace_id, rejection = %text, "log collector rejected an entry; dropping it");
                     ctx.shared.lock().last_rejection = Some(text);

@@ -1,4 +1,4 @@
-//! Segment files and the frame format (see the layout in [`super::spool`]).
+//! Segment files and the frame format (see the layout in the spool's header, [`super`]).
 //!
 //! Pure functions over byte slices: encoding a frame, parsing one, and scanning a whole region
 //! into valid frames and corrupt regions, resynchronising after damage. Nothing here panics on
@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// `len` (4) + `crc` (4) + `id` (8) + `appended_at_ms` (8).
 pub const FRAME_HEADER: usize = 24;
-/// Largest payload one frame carries. Also bounds what a damaged `len` field can make the reader
-/// try to read.
-pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+/// Largest payload one frame carries: the largest entry (the record format sets it). Also
+/// bounds what a damaged `len` field can make the reader try to read.
+pub use crate::logs::record::entry::MAX_PAYLOAD;
 
 const SEGMENT_SUFFIX: &str = ".seg";
 

@@ -24,11 +24,11 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::entry::EntryError;
+use super::error::SpoolError;
 use super::held_trace::HeldTrace;
 use super::lookup;
-use super::spool::SpoolError;
 use super::state::Shared;
+use crate::logs::record::entry::EntryError;
 
 /// Levels of children looked up below a trace: each is one pass over the spool.
 pub const MAX_CHILD_LEVELS: usize = 8;

@@ -3,7 +3,7 @@
 //! The only code that changes files in the spool directory (recovery aside, which runs before
 //! it starts). One loop: wait for a due batch (or for acknowledgements the ledger does not hold
 //! yet; with neither, the thread sleeps until woken), write it with one `write` per segment
-//! touched and one `fdatasync` each, resolve its [`super::spool::Durable`]s, then persist the
+//! touched and one `fdatasync` each, resolve its [`super::Durable`]s, then persist the
 //! acknowledged position and delete segments that are fully acknowledged.
 
 use std::fs::{File, OpenOptions};
@@ -15,9 +15,9 @@ use std::time::Instant;
 
 use nix::fcntl::Flock;
 
+use super::error::{NotDurable, SpoolError};
 use super::ledger;
 use super::segment::{encode_frame, segment_path, FRAME_HEADER};
-use super::spool::{NotDurable, SpoolError};
 use super::state::{now_ms, Pending, SegmentMeta, Shared};
 
 /// The writer's private state.

@@ -32,11 +32,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::integration::TraceIntegration;
-use super::record::LogRecord;
-use super::segment::MAX_PAYLOAD;
+use super::LogRecord;
 
 /// The newest format version this promptd reads (and writes, for the kinds that need it).
 pub const ENTRY_FORMAT_VERSION: u8 = 2;
+
+/// Largest payload of one entry, which is the largest payload one spool frame carries (the
+/// spool takes its frame limit from here). Also bounds what a damaged length prefix can make
+/// decoding read.
+pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
 /// An update of an earlier trace log (`PUT /trace_log`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

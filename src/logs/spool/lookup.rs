@@ -20,11 +20,11 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::ErrorKind;
 
-use super::entry::{EntryKind, EntryRef};
+use super::error::SpoolError;
 use super::reader::read_at;
 use super::segment::{scan, Piece, FRAME_HEADER};
-use super::spool::SpoolError;
 use super::state::{SegmentMeta, Shared};
+use crate::logs::record::entry::{EntryKind, EntryRef};
 
 /// One durable entry of the trace that was looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,10 +10,15 @@
 //!   trace, in this process or another, on this machine or another, is kept or dropped together.
 //! - Records from clients (`POST /trace_log`) keep fields promptd does not know
 //!   ([`LogRecord::extra`]): they are forwarded unchanged in content.
+//!
+//! [`entry`] is how a record (or an update, or feedback) is encoded for the spool.
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+pub mod entry;
+pub mod integration;
 
 use crate::api::{
     CompletionRequest, CompletionResponse, FunctionCallSpec, Message, ModelParams, Role,

@@ -32,205 +32,33 @@
 //! With no base URL or no API key the flusher does not read the spool at all: records stay on
 //! disk (bounded by `[spool] max_bytes`) and [`FlusherStats::state`] says why.
 
+mod delivery;
+mod status;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::Notify;
-use tokio::task::{Id as TaskId, JoinSet};
+use tokio::sync::oneshot;
+use tokio::task::{Id as TaskId, JoinError, JoinHandle, JoinSet};
 
-use super::config::UpstreamConfig;
-pub use super::delivery::idempotency_key;
-#[cfg(test)]
-use super::delivery::BeforeSend;
-use super::delivery::{backoff, deliver, Ctx, Outcome, Outgoing};
-use super::entry::StoredEntry;
+use super::record::entry::StoredEntry;
 use super::spool::{Spool, SpoolError, SpoolRecord};
+use crate::config::UpstreamConfig;
+pub use delivery::idempotency_key;
+#[cfg(test)]
+use delivery::BeforeSend;
+use delivery::{backoff, deliver, Ctx, Outcome, Outgoing};
+use status::Shared;
+pub use status::{FlusherHandle, FlusherState, FlusherStats, UpstreamError};
 
 /// Wait after a failed spool read before trying again.
 const READ_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Send tasks that may panic on one entry before it is set aside until the next start: enough
 /// to ride out a panic that does not repeat, few enough that one that does is not a loop.
 pub const MAX_SEND_PANICS: u32 = 3;
-
-/// Whether the flusher ships anything.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FlusherState {
-    /// Not started yet.
-    Idle,
-    Running,
-    /// Not shipping; records stay in the spool. The reason says what to configure.
-    Disabled {
-        reason: String,
-    },
-    Stopped,
-}
-
-/// The last failed attempt to reach the collector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamError {
-    pub message: String,
-    pub at: SystemTime,
-}
-
-/// Counters since the flusher started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlusherStats {
-    pub state: FlusherState,
-    /// Entries the collector accepted (2xx).
-    pub sent: u64,
-    /// Entries the collector refused for good (a 4xx other than 401, 403, 404, 408 and 429),
-    /// acknowledged anyway.
-    pub rejected: u64,
-    /// Attempts that failed in a retryable way and were tried again.
-    pub retries: u64,
-    /// Payloads that did not decode (unknown format version, damage), skipped and acknowledged.
-    pub undecodable: u64,
-    /// Entries whose send task panicked [`MAX_SEND_PANICS`] times: left unacknowledged and not
-    /// sent again until the next start (the error log names their spool ids).
-    pub set_aside: u64,
-    pub in_flight: u64,
-    /// The last failed attempt; kept after the collector recovers (see `failing_since`).
-    pub last_error: Option<UpstreamError>,
-    /// The last rejection: status and the collector's reason.
-    pub last_rejection: Option<String>,
-    /// When the collector last accepted an entry.
-    pub last_success_at: Option<SystemTime>,
-    /// When the current run of failed attempts began: `None` before the first failure and
-    /// once the collector answered again (accepting or rejecting an entry).
-    pub failing_since: Option<SystemTime>,
-}
-
-impl FlusherStats {
-    /// Whether records are being shipped: the flusher runs and its last attempt got an answer
-    /// from the collector (or there was none yet).
-    pub fn healthy(&self) -> bool {
-        self.state == FlusherState::Running && self.failing_since.is_none()
-    }
-}
-
-/// A cheap handle for status and `promptd logs flush`.
-#[derive(Clone)]
-pub struct FlusherHandle {
-    shared: Arc<Shared>,
-    spool: Spool,
-}
-
-impl std::fmt::Debug for FlusherHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlusherHandle")
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
-
-impl FlusherHandle {
-    pub fn stats(&self) -> FlusherStats {
-        let s = &self.shared;
-        let guarded = s.lock();
-        FlusherStats {
-            state: guarded.state.clone(),
-            sent: s.sent.load(Ordering::Relaxed),
-            rejected: s.rejected.load(Ordering::Relaxed),
-            retries: s.retries.load(Ordering::Relaxed),
-            undecodable: s.undecodable.load(Ordering::Relaxed),
-            set_aside: s.set_aside.load(Ordering::Relaxed),
-            in_flight: s.in_flight.load(Ordering::Relaxed),
-            last_error: guarded.last_error.clone(),
-            last_rejection: guarded.last_rejection.clone(),
-            last_success_at: guarded.last_success_at,
-            failing_since: guarded.failing_since,
-        }
-    }
-
-    /// Commit the spool's queue now and cut every retry wait short.
-    pub fn flush_now(&self) {
-        self.spool.flush_now();
-        self.shared.wake.notify_waiters();
-    }
-}
-
-#[derive(Default)]
-pub(super) struct Shared {
-    pub(super) sent: AtomicU64,
-    pub(super) rejected: AtomicU64,
-    pub(super) retries: AtomicU64,
-    pub(super) undecodable: AtomicU64,
-    pub(super) set_aside: AtomicU64,
-    pub(super) in_flight: AtomicU64,
-    pub(super) wake: Notify,
-    pub(super) guarded: Mutex<Guarded>,
-}
-
-pub(super) struct Guarded {
-    pub(super) state: FlusherState,
-    pub(super) last_error: Option<UpstreamError>,
-    pub(super) last_rejection: Option<String>,
-    pub(super) last_success_at: Option<SystemTime>,
-    /// Set by the first failure of a run (which is logged as a warning, the others at debug),
-    /// cleared by the next answer (logged as the recovery).
-    pub(super) failing_since: Option<SystemTime>,
-}
-
-impl Default for Guarded {
-    fn default() -> Self {
-        Guarded {
-            state: FlusherState::Idle,
-            last_error: None,
-            last_rejection: None,
-            last_success_at: None,
-            failing_since: None,
-        }
-    }
-}
-
-impl Shared {
-    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Guarded> {
-        self.guarded.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn set_state(&self, state: FlusherState) {
-        self.lock().state = state;
-    }
-
-    /// An attempt failed in a way worth retrying (transport error, 408, 429, 5xx, a config
-    /// the collector refuses).
-    pub(super) fn upstream_failed(&self, message: String) {
-        let now = SystemTime::now();
-        let first = {
-            let mut guarded = self.lock();
-            let first = guarded.failing_since.is_none();
-            guarded.failing_since.get_or_insert(now);
-            guarded.last_error = Some(UpstreamError {
-                message: message.clone(),
-                at: now,
-            });
-            first
-        };
-        if first {
-            tracing::warn!(error = %message, "log collector failing; retrying with backoff");
-        } else {
-            tracing::debug!(error = %message, "log collector still failing");
-        }
-    }
-
-    /// The collector answered an attempt for good: it is reachable and the config right, also
-    /// when it refused the entry.
-    pub(super) fn upstream_answered(&self, outcome: &Outcome) {
-        let was_failing = {
-            let mut guarded = self.lock();
-            if let Outcome::Sent = outcome {
-                guarded.last_success_at = Some(SystemTime::now());
-            }
-            guarded.failing_since.take().is_some()
-        };
-        if was_failing {
-            tracing::info!("log collector reachable again");
-        }
-    }
-}
 
 /// A flusher could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -321,6 +149,38 @@ impl Flusher {
         .await;
         shared.in_flight.store(0, Ordering::Relaxed);
         shared.set_state(FlusherState::Stopped);
+    }
+}
+
+/// A flusher running on a task of its own, and the means to stop it: what the daemon keeps
+/// while it ships, and what tests start and stop.
+pub struct FlusherTask {
+    handle: FlusherHandle,
+    stop: oneshot::Sender<()>,
+    join: JoinHandle<()>,
+}
+
+impl FlusherTask {
+    /// Run `flusher` on a new task until [`FlusherTask::stop`].
+    pub fn start(flusher: Flusher) -> FlusherTask {
+        let handle = flusher.handle();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let join = tokio::spawn(flusher.run(async move {
+            let _ = stopped.await;
+        }));
+        FlusherTask { handle, stop, join }
+    }
+
+    /// The running flusher's stats and flush trigger.
+    pub fn handle(&self) -> &FlusherHandle {
+        &self.handle
+    }
+
+    /// Stop shipping and wait until the task has ended (an error if it panicked); entries in
+    /// flight are sent again by the next flusher.
+    pub async fn stop(self) -> Result<(), JoinError> {
+        let _ = self.stop.send(());
+        self.join.await
     }
 }
 

@@ -1,34 +1,19 @@
 //! Start-up recovery of a spool directory: lock, read the ledger, scan every segment, repair.
 //!
-//! The rules are in [`super::spool`]'s header. Recovery only refuses to go on when the directory
-//! itself cannot be used (cannot be created, listed or locked); damaged data is repaired, logged
-//! and counted.
+//! The rules are in the spool's header ([`super`]). Recovery only refuses to go on when the
+//! directory itself cannot be used (cannot be created, listed or locked); damaged data is
+//! repaired, logged and counted.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::Flock;
-
+use super::error::SpoolError;
 use super::ledger::{self, LedgerRead};
+use super::options::SpoolOptions;
 use super::segment::{self, Piece};
-use super::spool::{SpoolError, SpoolOptions};
-use super::state::{note_age, SegmentMeta};
-
-/// What recovery found and repaired.
-pub struct Recovered {
-    pub lock: Flock<File>,
-    pub acked_through: u64,
-    /// Id for the next record written.
-    pub next_id: u64,
-    pub segments: BTreeMap<u64, SegmentMeta>,
-    /// Valid records above `acked_through`.
-    pub waiting: u64,
-    pub ages: VecDeque<(u64, u64)>,
-    pub corrupt_skipped: u64,
-    pub torn_bytes: u64,
-}
+use super::state::{note_age, Recovered, SegmentMeta};
 
 /// Lock and recover `opts.dir` (creating it, mode 0700, if missing).
 pub fn recover(opts: &SpoolOptions) -> Result<Recovered, SpoolError> {

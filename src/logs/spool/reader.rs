@@ -14,9 +14,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
+use super::error::SpoolError;
 use super::segment::{parse_frame, scan, Parsed, Piece, FRAME_HEADER};
-use super::spool::{SpoolError, SpoolRecord};
 use super::state::{Handed, SegmentMeta, Shared};
+
+/// One durable record handed to the reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolRecord {
+    /// Monotonic spool id: pass it to [`super::Spool::ack`]; stable across restarts.
+    pub id: u64,
+    pub payload: Bytes,
+}
 
 /// Bytes read from a segment at a time (more when one frame is larger).
 const READ_CHUNK: u64 = 256 * 1024;

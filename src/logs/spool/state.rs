@@ -6,20 +6,36 @@
 //! `ack` read). The byte bound is an atomic reservation so `append` never waits for the writer.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use nix::fcntl::Flock;
 use tokio::sync::{oneshot, watch};
 
-use super::recovery::Recovered;
-use super::spool::{NotDurable, SpoolOptions, SpoolStats};
-use super::writer::WriterState;
+use super::error::NotDurable;
+use super::options::SpoolOptions;
+use super::stats::SpoolStats;
 
 /// Entries of the age index are at least this far apart: `oldest_waiting_age` is exact to it.
 const AGE_RESOLUTION_MS: u64 = 1000;
+
+/// What recovery ([`super::recovery`]) found and repaired: what the spool starts from.
+pub struct Recovered {
+    pub lock: Flock<File>,
+    pub acked_through: u64,
+    /// Id for the next record written.
+    pub next_id: u64,
+    pub segments: BTreeMap<u64, SegmentMeta>,
+    /// Valid records above `acked_through`.
+    pub waiting: u64,
+    pub ages: VecDeque<(u64, u64)>,
+    pub corrupt_skipped: u64,
+    pub torn_bytes: u64,
+}
 
 /// A record waiting for its group commit.
 pub struct Pending {
@@ -217,8 +233,8 @@ pub fn now_ms() -> u64 {
 }
 
 impl Shared {
-    /// Build the shared state from what recovery found.
-    pub fn new(opts: SpoolOptions, recovered: Recovered) -> (Shared, WriterState) {
+    /// Build the shared state from what recovery found; the lock goes to the writer thread.
+    pub fn new(opts: SpoolOptions, recovered: Recovered) -> (Shared, Flock<File>) {
         let Recovered {
             lock: file_lock,
             acked_through,
@@ -259,8 +275,7 @@ impl Shared {
             max_bytes: AtomicU64::new(max_bytes),
             full: AtomicBool::new(false),
         };
-        let writer = WriterState::new(file_lock, next_id, acked_through);
-        (shared, writer)
+        (shared, file_lock)
     }
 
     /// Reserve `size` bytes against `max_bytes`; `false` if they do not fit.

@@ -81,93 +81,38 @@
 //! thread, so a second daemon (or a second [`Spool::open`] in the same process) on the same
 //! directory fails with [`SpoolError::Locked`] naming the directory and the holder's pid.
 
-use std::path::{Path, PathBuf};
+mod error;
+pub mod held_trace;
+mod ledger;
+mod lookup;
+mod options;
+mod reader;
+mod recovery;
+mod segment;
+mod state;
+mod stats;
+pub mod trace_tree;
+mod writer;
+
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::entry::EntryError;
-use super::held_trace::HeldTrace;
-use super::reader::{self, Reader};
-use super::segment::{FRAME_HEADER, MAX_PAYLOAD};
-use super::state::{Pending, Shared};
-use super::trace_tree::{self, TraceTree};
-use super::{lookup, recovery, writer};
-
-/// Where the spool lives and how it batches. See the module header for what each bound does.
-#[derive(Debug, Clone)]
-pub struct SpoolOptions {
-    /// The spool's own directory (created if missing, mode 0700).
-    pub dir: PathBuf,
-    /// Bound on segment bytes on disk plus bytes queued for disk.
-    pub max_bytes: u64,
-    /// A segment is rotated before it would grow past this.
-    pub segment_bytes: u64,
-    /// Longest time a queued record waits for its group commit.
-    pub flush_interval: Duration,
-    /// A group commit starts as soon as this many records are queued.
-    pub max_batch: usize,
-}
-
-/// A spool that cannot be opened or read.
-#[derive(Debug, thiserror::Error)]
-pub enum SpoolError {
-    #[error(
-        "log spool {dir} is in use by another promptd{}; each daemon needs its own state_dir",
-        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
-    )]
-    Locked { dir: PathBuf, holder: Option<u32> },
-    #[error("log spool {path}: {action}: {source}")]
-    Io {
-        path: PathBuf,
-        action: &'static str,
-        source: std::io::Error,
-    },
-    #[error("the log spool is closed")]
-    Closed,
-    /// A durable entry found by [`Spool::find_trace`] whose JSON body does not parse (it was
-    /// checked on the way in: the disk changed under it).
-    #[error("log spool: a stored entry of trace `{trace_id}` cannot be read back: {source}")]
-    BadEntry {
-        trace_id: String,
-        source: EntryError,
-    },
-    /// The lookup's blocking task panicked (a bug, not the disk).
-    #[error("log spool: the trace lookup failed: {0}")]
-    LookupTask(String),
-}
-
-impl SpoolError {
-    pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> SpoolError {
-        SpoolError::Io {
-            path: path.to_owned(),
-            action,
-            source,
-        }
-    }
-}
-
-/// Why [`Spool::append`] did not take a record. The record is gone; it was counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Dropped {
-    #[error("log spool is full (max_bytes reached); record dropped")]
-    Full,
-    #[error("log record larger than {MAX_PAYLOAD} bytes; record dropped")]
-    TooLarge,
-    #[error("log spool is closed; record dropped")]
-    Closed,
-}
-
-/// A record that was queued but could not be made durable (disk error, spool shut down early).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("log record not written to the spool: {0}")]
-pub struct NotDurable(pub String);
+pub use error::{Dropped, NotDurable, SpoolError};
+use held_trace::HeldTrace;
+pub use options::SpoolOptions;
+use reader::Reader;
+pub use reader::SpoolRecord;
+use segment::{FRAME_HEADER, MAX_PAYLOAD};
+use state::{Pending, Shared};
+pub use stats::SpoolStats;
+use trace_tree::TraceTree;
+use writer::WriterState;
 
 /// Resolves once the appended record's batch is fsynced, to the record's spool id.
 ///
@@ -183,45 +128,6 @@ impl std::future::Future for Durable {
             .poll(cx)
             .map(|r| r.unwrap_or_else(|_| Err(NotDurable("the spool writer stopped first".into()))))
     }
-}
-
-/// One durable record handed to the reader.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpoolRecord {
-    /// Monotonic spool id: pass it to [`Spool::ack`]; stable across restarts.
-    pub id: u64,
-    pub payload: Bytes,
-}
-
-/// A snapshot of the spool's state and counters (counters since this process opened it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SpoolStats {
-    /// Durable records not yet acknowledged (handed out or not).
-    pub waiting_records: u64,
-    /// Bytes of segment files on disk.
-    pub bytes_on_disk: u64,
-    /// Bytes accepted but not yet written (in the group-commit queue).
-    pub bytes_queued: u64,
-    /// Age of the oldest waiting record (1 s resolution), `None` when nothing waits.
-    pub oldest_waiting_age: Option<Duration>,
-    /// Every record up to this id is acknowledged.
-    pub acked_through: u64,
-    pub segments: u64,
-    /// Records accepted by `append`.
-    pub appended: u64,
-    /// Records made durable.
-    pub committed: u64,
-    /// Records refused because the spool was at `max_bytes`.
-    pub dropped_full: u64,
-    /// Records refused because they were larger than the frame limit.
-    pub dropped_too_large: u64,
-    /// Complete records skipped because their checksum failed (at start-up or when read).
-    pub corrupt_skipped: u64,
-    /// Bytes of torn tail truncated at start-up.
-    pub torn_bytes: u64,
-    /// Group commits that failed (the records' `Durable` resolved to an error).
-    pub write_errors: u64,
-    pub last_write_error: Option<String>,
 }
 
 /// A handle to an open spool; clones share it. The writer thread stops when the last handle is
@@ -261,8 +167,10 @@ impl Spool {
     pub fn open(opts: SpoolOptions) -> Result<Spool, SpoolError> {
         let recovered = recovery::recover(&opts)?;
         let reader = Reader::new(recovered.acked_through);
-        let (shared, writer_state) = Shared::new(opts, recovered);
+        let (next_id, acked_through) = (recovered.next_id, recovered.acked_through);
+        let (shared, file_lock) = Shared::new(opts, recovered);
         let shared = Arc::new(shared);
+        let writer_state = WriterState::new(file_lock, next_id, acked_through);
         let handle = writer::spawn(shared.clone(), writer_state)?;
         Ok(Spool {
             inner: Arc::new(Inner {

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::spool::SpoolError;
+use super::error::SpoolError;
 
 const LEDGER: &str = "ledger";
 const LEDGER_TMP: &str = "ledger.tmp";
