@@ -88,3 +88,63 @@ async fn a_deployments_rendering_is_bounded_by_the_configured_limit() {
     assert_eq!(sent.body["messages"][0]["content"], "c".repeat(1_000));
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_provider_api_key_that_is_no_header_value_is_refused_by_name() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let daemon = TestDaemon::start(&providers_toml(&openai.base_url(), &openai.base_url())).await;
+    let mut request = openai_hello();
+    request["provider_api_key"] = json!("sk-one\r\nx-injected: yes");
+    let reply = daemon.post("/completion", &request).await;
+    assert_eq!(reply.status, 422, "{}", reply.json());
+    assert_eq!(reply.json()["error"]["field"], "provider_api_key");
+    assert!(
+        !reply.json().to_string().contains("sk-one"),
+        "the key is not echoed: {}",
+        reply.json()
+    );
+    assert_eq!(openai.calls(), 0);
+    daemon.stop().await;
+}
+
+/// A client's trace id with a line break and an ANSI escape, logged when its stream fails:
+/// the daemon's log shows it escaped, on the one line of its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_text_cannot_forge_a_log_line() {
+    use common::process::{Setup, POLL};
+    let openai = FakeUpstream::always(fixtures::openai_stream_cut()).await;
+    let setup = Setup::new("", &providers_toml(&openai.base_url(), &openai.base_url()));
+    let daemon = tokio::task::block_in_place(|| setup.serve("forge"));
+    let forged = "t1\n2026-12-01T00:00:00.000000Z ERROR promptd: forged \u{1b}[31mred\u{0}";
+    let mut request = openai_hello();
+    request["cache"] = json!(false);
+    request["trace_id"] = json!(forged);
+    let client = promptd::client::DaemonClient::new(&setup.socket);
+    let body = bytes::Bytes::from(request.to_string());
+    let _ = client
+        .call(
+            hyper::Method::POST,
+            "/api/parea/v1/completion/stream",
+            Some(body),
+        )
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        let log = daemon.stderr();
+        if log.contains("stream failed after it started") {
+            break log;
+        }
+        assert!(std::time::Instant::now() < deadline, "no log line: {log}");
+        tokio::time::sleep(POLL).await;
+    };
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("2026-12-01T00:00:00.000000Z ERROR")),
+        "a forged line: {log}"
+    );
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{0}'),
+        "raw controls: {log:?}"
+    );
+    assert!(log.contains("t1\\n2026-12-01"), "escaped in place: {log}");
+}

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Engine, Prepared};
 use crate::api::{ApiError, CompletionResponse};
-use crate::logs::{encode_trace_log, CallConfiguration, CompletionLog, LogRecord, Spool};
+use crate::logs::{encode_trace_log, CallConfiguration, CompletionLog, Dropped, LogRecord, Spool};
 use crate::providers::ChatRequest;
 use crate::timestamp::{iso, now_iso};
 
@@ -140,8 +140,14 @@ fn write_record(spool: &Spool, msg: LogMsg) {
                 LogRecord::from_completion(log, configuration(&chat, &provider), response);
             record.time_to_first_token = ttft;
             match encode_trace_log(&record) {
-                // A full or closed spool counts the drop itself.
-                Ok(bytes) => drop(spool.append(bytes)),
+                // A full or closed spool counts the drop itself; an oversized record is also
+                // worth a line, naming its trace (it is the request's doing, not the disk's).
+                Ok(bytes) => {
+                    let size = bytes.len();
+                    if let Err(Dropped::TooLarge) = spool.append(bytes) {
+                        tracing::warn!(trace_id = ?record.trace_id, bytes = size, "log record over the spool's record limit; dropped (counted in dropped)");
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(trace_id = ?record.trace_id, error = %e, "log record not spooled")
                 }

@@ -97,6 +97,17 @@ pub fn prepare(
         .provider_api_key
         .take()
         .filter(|k| !k.expose().is_empty());
+    // It goes into a header: a key that cannot be one (CR, LF, other control characters) would
+    // otherwise be left out of the call, unseen.
+    if let Some(key) = &api_key {
+        if hyper::header::HeaderValue::from_str(key.expose()).is_err() {
+            return Err(ApiError::invalid(
+                "provider_api_key",
+                "provider_api_key holds characters an HTTP header cannot carry (a line break or \
+                 another control character); send the key alone",
+            ));
+        }
+    }
     if api_key.is_none() {
         if let Some(remedy) = provider.missing_key_remedy() {
             return Err(ApiError::ProviderKeyMissing {
