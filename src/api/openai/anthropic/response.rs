@@ -62,3 +62,31 @@ pub fn response_from_anthropic(anthropic: &Value, id: &str, created: u64, model:
         "system_fingerprint": null,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tool_calls_give_null_content_and_nothing_gives_empty_text() {
+        let body = json!({"content": [{"type": "thinking", "thinking": "t", "signature": "s"},
+            {"type": "tool_use", "id": "a", "name": "f", "input": {}}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 2}});
+        let c = response_from_anthropic(&body, "id", 7, "m");
+        assert_eq!(c["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(
+            c["choices"][0]["message"]["tool_calls"][0]["function"],
+            json!({"name": "f", "arguments": "{}"})
+        );
+        let c = response_from_anthropic(
+            &json!({"content": [], "stop_reason": "max_tokens"}),
+            "id",
+            7,
+            "m",
+        );
+        assert_eq!(c["choices"][0]["message"]["content"], "");
+        assert!(c["choices"][0]["message"].get("tool_calls").is_none());
+        assert_eq!(c["choices"][0]["finish_reason"], "length");
+        assert_eq!(c["created"], 7);
+    }
+}

@@ -269,3 +269,98 @@ fn merge_call(call: &mut Map<String, Value>, delta: &Value) {
         function["arguments"] = Value::from(arguments);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deltas(chunks: &[Value]) -> Vec<Value> {
+        chunks
+            .iter()
+            .map(|c| c["choices"][0]["delta"].clone())
+            .collect()
+    }
+
+    #[test]
+    fn thinking_is_skipped_and_tool_indexes_count_tool_blocks_only() {
+        let mut t = StreamTranslator::new("id", 1, "m", false);
+        let mut chunks = Vec::new();
+        let events = [
+            json!({"type": "message_start", "message": {"usage": {"input_tokens": 3, "output_tokens": 1}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "s"}}),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "a", "name": "f", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
+            json!({"type": "some_future_event"}),
+        ];
+        for data in &events {
+            // No `event:` name: the data's `type` says what it is.
+            chunks.extend(t.event("", data).unwrap());
+        }
+        chunks.extend(t.finish());
+        assert_eq!(
+            deltas(&chunks),
+            [
+                json!({"role": "assistant", "content": ""}),
+                json!({"tool_calls": [{"index": 0, "id": "a", "type": "function",
+                    "function": {"name": "f", "arguments": ""}}]}),
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}),
+                json!({}),
+            ]
+        );
+        // No message_delta came: the stream still ends with a finish_reason.
+        assert_eq!(chunks[3]["choices"][0]["finish_reason"], "stop");
+        assert!(chunks.iter().all(|c| c.get("usage").is_none()));
+    }
+
+    #[test]
+    fn arguments_for_a_block_that_never_started_end_the_stream() {
+        let mut t = StreamTranslator::new("id", 1, "m", true);
+        let delta = json!({"type": "content_block_delta", "index": 4,
+            "delta": {"type": "input_json_delta", "partial_json": "{"}});
+        let err = t.event("content_block_delta", &delta).unwrap_err();
+        assert_eq!(err["error"]["code"], "provider_protocol_error");
+    }
+
+    #[test]
+    fn usage_takes_the_largest_input_and_the_last_output() {
+        let mut t = StreamTranslator::new("id", 1, "m", true);
+        let start = json!({"message": {"usage": {"input_tokens": 10, "cache_creation_input_tokens": 5, "output_tokens": 1}}});
+        t.event("message_start", &start).unwrap();
+        let delta = json!({"delta": {"stop_reason": "max_tokens"},
+            "usage": {"input_tokens": 10, "output_tokens": 8}});
+        let chunks = t.event("message_delta", &delta).unwrap();
+        assert_eq!(chunks[0]["choices"][0]["finish_reason"], "length");
+        let delta = json!({"delta": {}, "usage": {"output_tokens": 9}});
+        assert!(t.event("message_delta", &delta).unwrap().is_empty());
+        let end = t.finish();
+        assert_eq!(end.len(), 1, "finish_reason went out on message_delta");
+        assert_eq!(
+            end[0]["usage"],
+            json!({"prompt_tokens": 15, "completion_tokens": 9, "total_tokens": 24})
+        );
+    }
+
+    #[test]
+    fn assemble_of_only_tool_calls_has_null_content() {
+        let chunks = [
+            json!({"id": "i", "created": 1, "model": "m", "choices": [{"delta":
+                {"role": "assistant", "content": ""}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "a", "type": "function",
+                "function": {"name": "f", "arguments": ""}}]}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0,
+                "function": {"arguments": "{\"x\":"}}]}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0,
+                "function": {"arguments": "1}"}}]}}]}),
+            json!({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}),
+        ];
+        let whole = assemble(&chunks);
+        assert_eq!(whole["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(
+            whole["choices"][0]["message"]["tool_calls"],
+            json!([{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{\"x\":1}"}}])
+        );
+        assert_eq!(whole["choices"][0]["finish_reason"], "tool_calls");
+    }
+}
