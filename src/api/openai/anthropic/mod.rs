@@ -23,6 +23,8 @@
 //! | `assistant` `content` (string, `text` or `refusal` parts) and `tool_calls` | `text` blocks, then `tool_use` blocks (`arguments` parsed into the `input` object; `""` is `{}`) |
 //! | `tool` messages | `tool_result` blocks (`tool_call_id` -> `tool_use_id`) in a user turn |
 //! | consecutive turns of one role (e.g. several `tool` results, or `tool` then `user`) | merged into one turn; a merged turn is a block list |
+//! | a merged user turn holding tool results and text | the `tool_result` blocks first (Anthropic's order) |
+//! | a message with no text and no tool calls | left out (Anthropic rejects empty turns) |
 //! | a conversation that starts with `assistant` | a `"."` user turn is put first (Anthropic starts with user) |
 //! | `tools` (`type: function`) | `{name, description, input_schema}` (`parameters`, default an empty object schema) |
 //! | `tool_choice`: `auto`, `none`, `required`, `{type: function, function: {name}}` | `{type: auto}`, `{type: none}` (tools are kept: the history may hold `tool_use` blocks), `{type: any}`, `{type: tool, name}` |
