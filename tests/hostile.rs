@@ -148,3 +148,70 @@ async fn client_text_cannot_forge_a_log_line() {
     );
     assert!(log.contains("t1\\n2026-12-01"), "escaped in place: {log}");
 }
+
+/// An upstream that quotes the key it got in its error (as OpenAI-compatible servers do):
+/// neither the configured key nor a request's own reaches the client, the log record or the
+/// log status; nor does the collector's key when the collector does the same.
+#[tokio::test]
+async fn no_api_key_leaves_through_an_error() {
+    use common::fake_upstream::Behavior;
+    let echo = |req: &common::fake_upstream::RecordedRequest, _: usize| {
+        let got = req
+            .header("authorization")
+            .or_else(|| req.header("x-api-key"))
+            .unwrap_or("")
+            .to_owned();
+        Behavior::json(
+            401,
+            json!({"error": {"message": format!("Incorrect API key provided: {got}."),
+                             "type": "invalid_request_error", "code": "invalid_api_key"}})
+            .to_string(),
+        )
+    };
+    let openai = FakeUpstream::start(echo).await;
+    let collector = FakeUpstream::start(echo).await;
+    let toml = format!(
+        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-collector-key-1\"\n{}",
+        collector.base_url(),
+        providers_toml(&openai.base_url(), &openai.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+
+    let reply = daemon.post("/completion", &openai_hello()).await;
+    assert_eq!(reply.status, 401, "{}", reply.json());
+    let text = reply.json().to_string();
+    assert!(!text.contains("sk-test-openai"), "configured key: {text}");
+    assert!(text.contains("[redacted key]"), "{text}");
+
+    let mut own_key = openai_hello();
+    own_key["provider_api_key"] = json!("sk-request-key-42");
+    let reply = daemon.post("/completion", &own_key).await;
+    assert_eq!(reply.status, 401);
+    assert!(
+        !reply.json().to_string().contains("sk-request-key-42"),
+        "{}",
+        reply.json()
+    );
+
+    // The log records of both failures, as shipped (the collector refuses them, echoing its
+    // own key), and the log status showing that refusal.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while collector.calls() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "records never shipped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for sent in collector.requests() {
+        let record = String::from_utf8_lossy(&sent.raw).into_owned();
+        assert!(
+            !record.contains("sk-test-openai") && !record.contains("sk-request-key-42"),
+            "{record}"
+        );
+    }
+    let status = daemon.get("/logs/status").await.json().to_string();
+    assert!(status.contains("redacted key"), "{status}");
+    assert!(!status.contains("pk-collector-key-1"), "{status}");
+    daemon.stop().await;
+}

@@ -104,6 +104,31 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// `text` with every occurrence of this key replaced by [`MASK`]: for any text that leaves
+    /// the daemon and may quote the key (an upstream that echoes the key it got in its error).
+    /// Keys shorter than [`MIN_MASKED_KEY`] are left alone (they would mask ordinary words).
+    pub fn mask_in<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.0.len() < MIN_MASKED_KEY || !text.contains(self.0.as_str()) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        std::borrow::Cow::Owned(text.replace(self.0.as_str(), MASK))
+    }
+}
+
+/// What a key quoted in a message becomes.
+pub const MASK: &str = "[redacted key]";
+/// Shortest key [`Secret::mask_in`] masks: real API keys are far longer; a shorter one (a test
+/// value, `x`) would turn common words into the mask.
+const MIN_MASKED_KEY: usize = 6;
+
+/// `text` with each of `keys` masked ([`Secret::mask_in`]).
+pub fn mask_keys<'a>(text: String, keys: impl IntoIterator<Item = &'a Secret>) -> String {
+    keys.into_iter()
+        .fold(text, |text, key| match key.mask_in(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(masked) => masked,
+        })
 }
 
 impl fmt::Debug for Secret {

@@ -146,7 +146,10 @@ pub async fn fetch_upstream(
         return Err(UpstreamError::Status {
             url,
             status: status.as_u16(),
-            message: crate::error_body_excerpt(&body),
+            // A collector may quote the key it got: masked before the text is cut.
+            message: crate::error_body_excerpt(
+                api_key.mask_in(&String::from_utf8_lossy(&body)).as_bytes(),
+            ),
         });
     }
     let invalid = |message: String| UpstreamError::Invalid {

@@ -60,7 +60,7 @@ impl Engine {
                 .complete(&prepared.chat, prepared.api_key.as_ref()),
         )
         .await
-        .map_err(|e| provider_error(&prepared.provider, e))?;
+        .map_err(|e| provider_error(&prepared.provider, e, prepared.api_key.as_ref()))?;
         let entry =
             entry_from_completion(prepared, completion, None, &self.upstreams().prices, (0, 0));
         Ok(Answer {

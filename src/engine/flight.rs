@@ -86,7 +86,11 @@ pub async fn drive(
                     if flight.deltas_published() > 0 {
                         tracing::warn!(trace_id = %prepared.trace_id, error = %e, "stream failed after it started");
                     }
-                    flight.complete(Outcome::Failed(provider_error(&provider, e)));
+                    flight.complete(Outcome::Failed(provider_error(
+                        &provider,
+                        e,
+                        prepared.api_key.as_ref(),
+                    )));
                 }
             }
         }

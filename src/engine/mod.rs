@@ -270,7 +270,32 @@ impl Engine {
 }
 
 /// Map a provider failure to the request error the client sees.
-fn provider_error(provider: &Provider, err: ProviderError) -> ApiError {
+/// Every key the call could have carried is masked in the upstream's text (the provider's own and the request's `provider_api_key`): OpenAI-compatible servers
+/// echo the key they got ("Incorrect API key provided: sk-..."), and the message goes to the
+/// client, the log record and the daemon's log.
+fn provider_error(
+    provider: &Provider,
+    err: ProviderError,
+    request_key: Option<&Secret>,
+) -> ApiError {
+    let mask = |text: String| {
+        crate::config::mask_keys(text, provider.api_key().into_iter().chain(request_key))
+    };
+    let err = match err {
+        ProviderError::Status {
+            status,
+            message,
+            retry_after,
+        } => ProviderError::Status {
+            status,
+            message: mask(message),
+            retry_after,
+        },
+        ProviderError::Unreachable(message) => ProviderError::Unreachable(mask(message)),
+        ProviderError::Protocol(message) => ProviderError::Protocol(mask(message)),
+        ProviderError::Stream(message) => ProviderError::Stream(mask(message)),
+        other @ (ProviderError::Refused | ProviderError::Timeout(_)) => other,
+    };
     let base_url = provider.base_url().to_owned();
     let provider = provider.name().to_owned();
     match err {

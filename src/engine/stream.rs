@@ -147,11 +147,11 @@ impl Engine {
         let mut upstream =
             Box::pin(provider.open_stream(&prepared.chat, prepared.api_key.as_ref()))
                 .await
-                .map_err(|e| provider_error(&provider, e))?;
+                .map_err(|e| provider_error(&provider, e, prepared.api_key.as_ref()))?;
         let first = upstream
             .next_delta()
             .await
-            .map_err(|e| provider_error(&provider, e))?;
+            .map_err(|e| provider_error(&provider, e, prepared.api_key.as_ref()))?;
         let ttft = timing.elapsed();
         let (tx, items) = mpsc::channel(STREAM_BUFFER);
         let engine = Arc::clone(self);
@@ -172,7 +172,7 @@ impl Engine {
                     engine.log_failure(&prepared, &err, &timing, Some(ttft));
                 }
                 Err(e) => {
-                    let err = provider_error(&provider, e);
+                    let err = provider_error(&provider, e, prepared.api_key.as_ref());
                     tracing::warn!(trace_id = %prepared.trace_id, error = %err, "stream failed after it started");
                     engine.log_failure(&prepared, &err, &timing, Some(ttft));
                     let _ = tx.send(StreamItem::Error(err.to_string())).await;

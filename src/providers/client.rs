@@ -97,6 +97,11 @@ impl Provider {
         &self.config.base_url
     }
 
+    /// The configured key, when there is one (to mask it in text that leaves the daemon).
+    pub fn api_key(&self) -> Option<&Secret> {
+        self.config.api_key.as_ref()
+    }
+
     /// What to do when a call without a request key would go out with no key (see
     /// [`ProviderConfig::missing_key_remedy`]); `None` when the provider has one or takes none.
     pub fn missing_key_remedy(&self) -> Option<String> {

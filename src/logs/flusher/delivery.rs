@@ -95,7 +95,8 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
             Ok(response) => {
                 let status = response.status();
                 let retry_after = retry::retry_after(response.headers());
-                let reason = reason(response).await;
+                // A collector may quote the key it got: it is never shown or logged.
+                let reason = ctx.key.mask_in(&reason(response).await).into_owned();
                 if !retry::retryable(status, Caller::Backlog) {
                     ctx.shared.upstream_answered(false);
                     let text = format!("{method} {url}: {status}: {reason}");
@@ -105,7 +106,10 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
                 }
                 (format!("{method} {url}: {status}: {reason}"), retry_after)
             }
-            Err(e) => (format!("{method} {url}: {}", crate::error_chain(&e)), None),
+            Err(e) => {
+                let text = format!("{method} {url}: {}", crate::error_chain(&e));
+                (ctx.key.mask_in(&text).into_owned(), None)
+            }
         };
         ctx.shared.upstream_failed(message);
         ctx.shared.retries.fetch_add(1, Ordering::Relaxed);
