@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::{CacheEntry, CacheKey};
 use crate::api::ApiError;
+use crate::providers::Piece;
 
 /// How a flight ended.
 #[derive(Debug, Clone)]
@@ -25,7 +26,7 @@ pub enum Outcome {
 
 #[derive(Debug, Default)]
 struct FlightState {
-    deltas: Vec<String>,
+    deltas: Vec<Piece>,
     outcome: Option<Outcome>,
 }
 
@@ -49,7 +50,7 @@ impl Flight {
     }
 
     /// Publish a stream delta to every subscriber.
-    pub fn push_delta(&self, delta: String) {
+    pub fn push_delta(&self, delta: Piece) {
         self.state.lock().deltas.push(delta);
         self.bump();
     }
@@ -83,7 +84,7 @@ impl Flight {
 /// What a subscriber sees next.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Delta(String),
+    Delta(Piece),
     Outcome(Outcome),
 }
 
@@ -234,7 +235,7 @@ mod tests {
             let mut seen = Vec::new();
             loop {
                 match sub.next().await {
-                    Event::Delta(d) => seen.push(d),
+                    Event::Delta(d) => seen.push(d.text.unwrap_or_default()),
                     Event::Outcome(Outcome::Done(_)) => break,
                     Event::Outcome(other) => panic!("{other:?}"),
                 }

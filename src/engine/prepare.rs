@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::api::{ApiError, CompletionRequest, LlmConfiguration, Message, ModelParams, Role};
+use crate::api::{
+    ApiError, CompletionRequest, Dialect, LlmConfiguration, Message, ModelParams, Role,
+};
 use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
 use crate::projects::ProjectStore;
-use crate::providers::{ChatRequest, Provider};
+use crate::providers::{ChatRequest, Provider, ProviderKind};
 
 /// A request ready for the provider.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub struct Prepared {
     pub cache: bool,
     /// What the log record of this completion takes from the request (no key).
     pub log: CompletionLog,
+    /// The API the request came by: what its stream starts with, how a replay is rendered.
+    pub dialect: Dialect,
 }
 
 /// Resolve `req` (with its deployment, when it names one) against the configured providers.
@@ -91,6 +95,7 @@ pub fn prepare(
         requested: provider_name.clone(),
         configured: provider_names(),
     })?;
+    check_dialect(req.dialect, &provider)?;
     // An empty request key is no key: it must not replace the configured one.
     let api_key = req
         .provider_api_key
@@ -118,6 +123,7 @@ pub fn prepare(
         params: model_params.unwrap_or_default(),
         functions: functions.unwrap_or_default(),
         function_call,
+        passthrough: req.passthrough.take().filter(|p| !p.is_empty()),
     };
     Ok(Prepared {
         trace_id,
@@ -126,7 +132,21 @@ pub fn prepare(
         api_key,
         cache: req.cache.unwrap_or(true),
         log,
+        dialect: req.dialect,
     })
+}
+
+/// Whether a request of `dialect` can go to `provider` as it is. An OpenAI-format request to an
+/// Anthropic provider needs a translation of its body and answer that is not in yet: refused
+/// here, the one place to switch to it.
+fn check_dialect(dialect: Dialect, provider: &Provider) -> Result<(), ApiError> {
+    match (dialect, provider.kind()) {
+        (Dialect::Parea, _) | (Dialect::OpenAi, ProviderKind::OpenAi) => Ok(()),
+        (Dialect::OpenAi, ProviderKind::Anthropic) => Err(ApiError::DialectUnsupported {
+            provider: provider.name().to_owned(),
+            route: "/api/parea/v1/completion",
+        }),
+    }
 }
 
 /// A deployment with the request's `llm_configuration` laid over it field by field (model

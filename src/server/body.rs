@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::api::{stream, ApiError};
 use crate::cache::{CacheKey, CacheStatus};
 use crate::engine::{CompletionStream, StreamItem};
+use crate::providers::Piece;
 
 /// The body of every response promptd sends.
 #[derive(Debug)]
@@ -40,16 +41,26 @@ impl EventStream {
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(first));
         }
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        self.items.poll_recv(cx).map(|item| match item? {
-            StreamItem::Delta(text) => Some(stream::chunk_event(&text)),
-            StreamItem::Error(message) => {
-                self.ended = true;
-                Some(stream::error_event(&message))
+        loop {
+            if self.ended {
+                return Poll::Ready(None);
             }
-        })
+            let Some(item) = std::task::ready!(self.items.poll_recv(cx)) else {
+                return Poll::Ready(None);
+            };
+            match item {
+                StreamItem::Piece(Piece {
+                    text: Some(text), ..
+                }) => return Poll::Ready(Some(stream::chunk_event(&text))),
+                // A chunk with no text (a role, a tool call fragment) and the end carry
+                // nothing a Parea stream shows.
+                StreamItem::Piece(_) | StreamItem::End(_) => continue,
+                StreamItem::Error(message) => {
+                    self.ended = true;
+                    return Poll::Ready(Some(stream::error_event(&message)));
+                }
+            }
+        }
     }
 }
 
