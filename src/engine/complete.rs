@@ -19,7 +19,7 @@ impl Engine {
             Source::Bypass => self.complete_uncached(&prepared, &timing).await,
             Source::Fresh { key, entry } => Ok(Answer {
                 response: response_from_entry(&prepared, &entry, &timing, true),
-                entry: Arc::new(entry),
+                entry: Arc::from(entry),
                 cache: CacheStatus::Hit,
                 key: Some(key),
                 provider_wait: Duration::ZERO,

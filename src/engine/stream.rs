@@ -43,7 +43,7 @@ impl Engine {
                 (items, CacheStatus::Bypass, None)
             }
             Source::Fresh { key, entry } => {
-                let items = self.replay_and_log(&prepared, Arc::new(entry), &timing, true);
+                let items = self.replay_and_log(&prepared, Arc::from(entry), &timing, true);
                 (items, CacheStatus::Hit, Some(key))
             }
             Source::Flight {
