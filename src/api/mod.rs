@@ -6,6 +6,7 @@
 //! are accepted and ignored (the SDKs add fields over time).
 
 pub mod error;
+pub mod openai;
 pub mod project;
 pub mod request;
 pub mod response;

@@ -38,6 +38,10 @@ pub struct CompletionRequest {
     pub log_sample_rate: Option<f64>,
     /// Deprecated: use `/completion/stream`.
     pub stream: Option<bool>,
+    /// `x-promptd-cache: refresh`: ask the provider even when a fresh entry exists, and store
+    /// the new answer (not a body field).
+    #[serde(skip)]
+    pub cache_refresh: bool,
     /// Which API the request came by (not a body field: set by the route's handler).
     #[serde(skip)]
     pub dialect: Dialect,
@@ -117,11 +121,14 @@ pub struct Passthrough {
     pub messages: Option<Vec<Value>>,
     /// Body fields promptd does not know (`seed`, `logit_bias`, `reasoning_effort`, ...).
     pub fields: Map<String, Value>,
+    /// Fields forwarded as sent that do not change the answer (`user`, `metadata`): not in the
+    /// cache key.
+    pub unkeyed: Map<String, Value>,
 }
 
 impl Passthrough {
     /// Nothing to forward: a request with this is the same as one without.
     pub fn is_empty(&self) -> bool {
-        self.messages.is_none() && self.fields.is_empty()
+        self.messages.is_none() && self.fields.is_empty() && self.unkeyed.is_empty()
     }
 }

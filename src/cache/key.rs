@@ -113,7 +113,15 @@ pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
         }
     };
     h.field(b"function_call", call.as_bytes());
-    if let Some(Passthrough { messages, fields }) = passthrough.as_ref().filter(|p| !p.is_empty()) {
+    // `unkeyed` (`user`, `metadata`) reaches the provider but does not change the answer.
+    if let Some(Passthrough {
+        messages,
+        fields,
+        unkeyed: _,
+    }) = passthrough
+        .as_ref()
+        .filter(|p| p.messages.is_some() || !p.fields.is_empty())
+    {
         // Only ever appended, and tagged: no key without these bytes can equal one with them.
         if let Some(messages) = messages {
             h.count(b"openai_messages", messages.len());
@@ -282,6 +290,7 @@ mod tests {
             r.passthrough = Some(Passthrough {
                 messages,
                 fields: fields.as_object().cloned().unwrap_or_default(),
+                unkeyed: Default::default(),
             });
             cache_key("openai", &r)
         };
@@ -293,6 +302,15 @@ mod tests {
             with(json!({"logprobs": true, "seed": 1.0}), None)
         );
         assert_ne!(with(json!({}), Some(vec![json!({"role": "user"})])), key);
+        let mut user = base.clone();
+        user.passthrough = Some(Passthrough {
+            unkeyed: json!({"user": "u"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            ..Passthrough::default()
+        });
+        assert_eq!(cache_key("openai", &user), key, "user is not in the key");
     }
 
     #[test]

@@ -33,7 +33,12 @@ impl Engine {
             self.cache.record(CacheStatus::Bypass);
             return Source::Bypass;
         };
-        let stale = match self.cache.lookup(&key) {
+        let lookup = if prepared.refresh {
+            Lookup::Miss
+        } else {
+            self.cache.lookup(&key)
+        };
+        let stale = match lookup {
             Lookup::Fresh(entry) => {
                 self.cache.record_hit(&key);
                 return Source::Fresh {

@@ -27,6 +27,8 @@ pub struct Prepared {
     pub api_key: Option<Secret>,
     /// `cache` (default true): read and write the completion cache.
     pub cache: bool,
+    /// Ask the provider even when a fresh entry answers, and store the new answer.
+    pub refresh: bool,
     /// What the log record of this completion takes from the request (no key).
     pub log: CompletionLog,
     /// The API the request came by: what its stream starts with, how a replay is rendered.
@@ -131,6 +133,7 @@ pub fn prepare(
         chat: Arc::new(chat),
         api_key,
         cache: req.cache.unwrap_or(true),
+        refresh: req.cache_refresh,
         log,
         dialect: req.dialect,
     })

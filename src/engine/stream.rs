@@ -220,8 +220,8 @@ async fn first_piece(sub: &mut Subscription, dialect: Dialect) -> Result<Piece, 
 }
 
 /// A channel already holding a cached answer's replay, then its end: for Parea the stored text
-/// deltas; for OpenAI the stored chunks when the upstream streamed them, else the text deltas
-/// (the renderer makes chunks of them and of the end).
+/// deltas; for OpenAI the stored chunks when the upstream streamed them, else only the end (the
+/// renderer makes the chunks from the whole answer).
 fn replay(entry: Arc<CacheEntry>, dialect: Dialect) -> mpsc::Receiver<StreamItem> {
     let pieces: Vec<Piece> = match dialect {
         Dialect::OpenAi if !entry.chunks.is_empty() => entry
@@ -232,10 +232,7 @@ fn replay(entry: Arc<CacheEntry>, dialect: Dialect) -> mpsc::Receiver<StreamItem
                 chunk: Some(c.clone()),
             })
             .collect(),
-        Dialect::OpenAi => text_deltas(&entry)
-            .iter()
-            .map(|t| t.as_str().into())
-            .collect(),
+        Dialect::OpenAi => Vec::new(),
         Dialect::Parea => entry.deltas.iter().map(|t| t.as_str().into()).collect(),
     };
     let (tx, rx) = mpsc::channel(pieces.len() + 1);
@@ -245,13 +242,4 @@ fn replay(entry: Arc<CacheEntry>, dialect: Dialect) -> mpsc::Receiver<StreamItem
     }
     let _ = tx.try_send(StreamItem::End(entry));
     rx
-}
-
-/// The text deltas of an entry: its deltas without the tool calls' JSON, which is the last one
-/// when the model called tools (Parea's `content`).
-fn text_deltas(entry: &CacheEntry) -> &[String] {
-    match entry.deltas.split_last() {
-        Some((_, texts)) if !entry.tool_calls.is_empty() => texts,
-        _ => &entry.deltas,
-    }
 }

@@ -401,6 +401,7 @@ impl CompletionLog {
             // part of the call, not of the log's own fields.
             dialect: _,
             passthrough: _,
+            cache_refresh: _,
         } = req;
         CompletionLog {
             trace_id: trace_id.into(),

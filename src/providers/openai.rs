@@ -39,6 +39,8 @@ pub struct RequestBody<'a> {
     /// An OpenAI-route request's fields promptd does not know, forwarded as sent.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     passthrough: Option<&'a Map<String, Value>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    unkeyed: Option<&'a Map<String, Value>>,
 }
 
 /// The messages: promptd's turns, or an OpenAI-route request's own, as sent.
@@ -102,6 +104,7 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> RequestBody<'_> {
             include_usage: true,
         }),
         passthrough: passthrough.map(|p| &p.fields).filter(|f| !f.is_empty()),
+        unkeyed: passthrough.map(|p| &p.unkeyed).filter(|f| !f.is_empty()),
     }
 }
 
@@ -462,6 +465,7 @@ mod tests {
             passthrough: Some(super::super::Passthrough {
                 messages: Some(sent.clone()),
                 fields,
+                unkeyed: Map::new(),
             }),
         };
         let body = serde_json::to_value(request_body(&req, false)).expect("encodes");

@@ -16,6 +16,7 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::openai_events::OpenAiEvents;
 use crate::api::{stream, ApiError};
 use crate::cache::{CacheKey, CacheStatus};
 use crate::engine::{CompletionStream, StreamItem};
@@ -26,6 +27,8 @@ use crate::providers::Piece;
 pub enum ResponseBody {
     Full(Option<Bytes>),
     Events(EventStream),
+    /// An OpenAI-route stream.
+    OpenAi(OpenAiEvents),
 }
 
 /// A completion stream rendered as Parea events: the `ID_START` event, then one event per item.
@@ -77,6 +80,9 @@ impl Body for ResponseBody {
             ResponseBody::Events(events) => {
                 events.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
             }
+            ResponseBody::OpenAi(events) => {
+                events.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+            }
         }
     }
 
@@ -88,7 +94,7 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ResponseBody::Full(None) => SizeHint::with_exact(0),
-            ResponseBody::Events(_) => SizeHint::default(),
+            ResponseBody::Events(_) | ResponseBody::OpenAi(_) => SizeHint::default(),
         }
     }
 }

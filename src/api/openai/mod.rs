@@ -1,0 +1,16 @@
+//! OpenAI's chat completions API as promptd speaks it on `/v1`: the request body decoded into
+//! a Parea [`CompletionRequest`](crate::api::CompletionRequest) plus what is forwarded unread
+//! ([`request`]), the answer and its stream chunks ([`response`]), model routing and the model
+//! list ([`models`]), the error body ([`error`]).
+//!
+//! Pure wire code: no HTTP, no cache, no engine. The server renders cache entries through the
+//! borrowed views of [`response`].
+
+pub mod error;
+pub mod models;
+pub mod request;
+pub mod response;
+
+pub use error::{error_body, stream_error_event};
+pub use models::{resolve_model, Target};
+pub use request::{decode_chat, ChatCall, RequestHeaders};
