@@ -34,6 +34,7 @@ fn request_of_about_2kb() -> ChatRequest {
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["city"]}}),
         ],
         function_call: None,
+        passthrough: None,
     }
 }
 
@@ -48,6 +49,9 @@ fn entry_of_about_4kb() -> CacheEntry {
         cost: 0.001,
         model: "gpt-4o-mini-2024-07-18".into(),
         provider: "openai".into(),
+        finish_reason: Some("stop".into()),
+        raw_response: None,
+        chunks: vec![],
         created_ms: 1,
         expires_ms: u64::MAX,
         last_used_ms: 1,

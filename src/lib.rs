@@ -10,7 +10,9 @@
 //!   of every section, which the components import (config imports none of them).
 //! - [`server`] — listeners (Unix socket with peer credentials, loopback TCP), the accept loop
 //!   and connections, HTTP routing and handlers, the drain at shutdown.
-//! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body.
+//! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body; and
+//!   [`api::openai`], OpenAI's chat completions (request decoding, answers and chunks, model
+//!   routing, error body) for the `/v1` routes.
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps. It
 //!   holds what a completion needs and hands nothing out.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.

@@ -14,7 +14,8 @@ pub mod stream;
 
 pub use error::ApiError;
 pub use request::{
-    CompletionRequest, FunctionCallSpec, LlmConfiguration, Message, ModelParams, Role,
+    CompletionRequest, Dialect, FunctionCallSpec, LlmConfiguration, Message, ModelParams,
+    Passthrough, Role,
 };
 pub use response::CompletionResponse;
 

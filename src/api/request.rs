@@ -38,6 +38,26 @@ pub struct CompletionRequest {
     pub log_sample_rate: Option<f64>,
     /// Deprecated: use `/completion/stream`.
     pub stream: Option<bool>,
+    /// `x-promptd-cache: refresh`: ask the provider even when a fresh entry exists, and store
+    /// the new answer (not a body field).
+    #[serde(skip)]
+    pub cache_refresh: bool,
+    /// Which API the request came by (not a body field: set by the route's handler).
+    #[serde(skip)]
+    pub dialect: Dialect,
+    /// What an OpenAI-route request forwards unread (not a Parea body field).
+    #[serde(skip)]
+    pub passthrough: Option<Passthrough>,
+}
+
+/// The API a completion request came by, and so the shape its answer takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// Parea's `/api/parea/v1/completion` routes.
+    #[default]
+    Parea,
+    /// The OpenAI-compatible `/v1/chat/completions`.
+    OpenAi,
 }
 
 /// `llm_configuration`: what to ask which model.
@@ -90,4 +110,25 @@ pub struct ModelParams {
 pub enum FunctionCallSpec {
     Named { name: String },
     Mode(String),
+}
+
+/// The parts of an OpenAI-route request that promptd forwards without reading them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Passthrough {
+    /// The messages exactly as the client sent them, when some are more than a plain text turn
+    /// (parts, tool calls, `tool_call_id`, `name`, the `developer` role): then these are sent
+    /// and the request's neutral `messages` only describe them for the log.
+    pub messages: Option<Vec<Value>>,
+    /// Body fields promptd does not know (`seed`, `logit_bias`, `reasoning_effort`, ...).
+    pub fields: Map<String, Value>,
+    /// Fields forwarded as sent that do not change the answer (`user`, `metadata`): not in the
+    /// cache key.
+    pub unkeyed: Map<String, Value>,
+}
+
+impl Passthrough {
+    /// Nothing to forward: a request with this is the same as one without.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_none() && self.fields.is_empty() && self.unkeyed.is_empty()
+    }
 }

@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::{CacheEntry, CacheKey};
+use crate::providers::Piece;
 
 /// How a flight ended.
 #[derive(Debug, Clone)]
@@ -33,7 +34,7 @@ pub struct Abandoned;
 
 #[derive(Debug)]
 struct FlightState<E> {
-    deltas: Vec<String>,
+    deltas: Vec<Piece>,
     outcome: Option<Outcome<E>>,
 }
 
@@ -60,7 +61,7 @@ impl<E> Flight<E> {
     }
 
     /// Publish a stream delta to every subscriber.
-    pub fn push_delta(&self, delta: String) {
+    pub fn push_delta(&self, delta: Piece) {
         self.state.lock().deltas.push(delta);
         self.bump();
     }
@@ -94,7 +95,7 @@ impl<E> Flight<E> {
 /// What a subscriber sees next.
 #[derive(Debug, Clone)]
 pub enum Event<E> {
-    Delta(String),
+    Delta(Piece),
     Outcome(Outcome<E>),
 }
 
@@ -259,7 +260,7 @@ mod tests {
             let mut seen = Vec::new();
             loop {
                 match sub.next().await {
-                    Event::Delta(d) => seen.push(d),
+                    Event::Delta(d) => seen.push(d.text.unwrap_or_default()),
                     Event::Outcome(Outcome::Done(_)) => break,
                     Event::Outcome(other) => panic!("{other:?}"),
                 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bump when [`CacheEntry`] changes shape.
-pub const ENTRY_FORMAT: u8 = 1;
+pub const ENTRY_FORMAT: u8 = 2;
 
 /// A complete, successful answer as the cache keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +22,14 @@ pub struct CacheEntry {
     pub cost: f64,
     pub model: String,
     pub provider: String,
+    /// Why the model stopped (`stop`, `tool_calls`, `length`, ...), when the upstream said.
+    pub finish_reason: Option<String>,
+    /// An OpenAI-kind upstream's whole answer body as received (non-stream calls): an
+    /// OpenAI-route client gets it back as it was, unknown fields included.
+    pub raw_response: Option<String>,
+    /// An OpenAI-kind upstream's stream chunks (the JSON of each event) as received: replayed
+    /// as they were to OpenAI-route stream clients.
+    pub chunks: Vec<String>,
     /// Unix milliseconds.
     pub created_ms: u64,
     pub expires_ms: u64,
@@ -101,6 +109,9 @@ pub(crate) mod tests {
             cost: 0.5,
             model: "m".into(),
             provider: "p".into(),
+            finish_reason: Some("stop".into()),
+            raw_response: Some("{}".into()),
+            chunks: vec!["{}".into()],
             created_ms: 1,
             expires_ms: 2,
             last_used_ms: 1,

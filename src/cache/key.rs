@@ -2,9 +2,11 @@
 //! completion, in a canonical form.
 //!
 //! In the key: the provider name, the model, the messages as sent (after templates are rendered
-//! and history is placed), the functions, the function call and every model parameter. Not in the
-//! key: trace ids, metadata, tags, end user, log flags, the API key — none of them reach the
-//! provider. The inputs are taken from a destructured [`ChatRequest`], so a new request field
+//! and history is placed), the functions, the function call and every model parameter, and what
+//! an OpenAI-route request forwards unread (its own messages, fields like `seed`), which is
+//! written only when there is some: a plain OpenAI request and the same Parea request have one
+//! key and share one entry. Not in the key: trace ids, metadata, tags, end user (`user`), log
+//! flags, the API key, `stream` and `stream_options` — none of them change the answer. The inputs are taken from a destructured [`ChatRequest`], so a new request field
 //! does not compile until someone decides whether it belongs here.
 //!
 //! Canonical: each field is written with a tag and a length prefix (no two inputs can run into
@@ -17,7 +19,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::api::{FunctionCallSpec, Message, ModelParams, Role};
-use crate::providers::ChatRequest;
+use crate::providers::{ChatRequest, Passthrough};
 
 /// Bump when the key layout changes: old entries then simply stop matching.
 const KEY_VERSION: &[u8] = b"promptd-cache-key/1";
@@ -58,6 +60,7 @@ pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
         params,
         functions,
         function_call,
+        passthrough,
     } = request;
     let mut h = KeyHasher::new();
     h.field(b"provider", provider.as_bytes());
@@ -110,6 +113,30 @@ pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
         }
     };
     h.field(b"function_call", call.as_bytes());
+    // `unkeyed` (`user`, `metadata`) reaches the provider but does not change the answer.
+    if let Some(Passthrough {
+        messages,
+        fields,
+        unkeyed: _,
+    }) = passthrough
+        .as_ref()
+        .filter(|p| p.messages.is_some() || !p.fields.is_empty())
+    {
+        // Only ever appended, and tagged: no key without these bytes can equal one with them.
+        if let Some(messages) = messages {
+            h.count(b"openai_messages", messages.len());
+            for m in messages {
+                h.json(b"openai_message", m);
+            }
+        }
+        let mut names: Vec<&String> = fields.keys().collect();
+        names.sort();
+        h.count(b"openai_fields", names.len());
+        for name in names {
+            h.field(b"openai_field", name.as_bytes());
+            h.json(b"openai_value", &fields[name]);
+        }
+    }
     h.finish()
 }
 
@@ -237,6 +264,7 @@ mod tests {
                 json!({"name": "f", "parameters": {"type": "object", "properties": {}}}),
             ],
             function_call: None,
+            passthrough: None,
         }
     }
 
@@ -248,6 +276,41 @@ mod tests {
             cache_key("openai", &request()).to_hex(),
             "cd6d14bc9190db1cd423251db1fd3b71aa572726af9e110163097b25e1eeda8e"
         );
+    }
+
+    #[test]
+    fn passthrough_is_in_the_key_only_when_there_is_some() {
+        let base = request();
+        let key = cache_key("openai", &base);
+        let mut empty = base.clone();
+        empty.passthrough = Some(Passthrough::default());
+        assert_eq!(cache_key("openai", &empty), key);
+        let with = |fields: Value, messages: Option<Vec<Value>>| {
+            let mut r = base.clone();
+            r.passthrough = Some(Passthrough {
+                messages,
+                fields: fields.as_object().cloned().unwrap_or_default(),
+                unkeyed: Default::default(),
+            });
+            cache_key("openai", &r)
+        };
+        let seed = with(json!({"seed": 1}), None);
+        assert_ne!(seed, key);
+        assert_ne!(seed, with(json!({"seed": 2}), None));
+        assert_eq!(
+            with(json!({"seed": 1, "logprobs": true}), None),
+            with(json!({"logprobs": true, "seed": 1.0}), None)
+        );
+        assert_ne!(with(json!({}), Some(vec![json!({"role": "user"})])), key);
+        let mut user = base.clone();
+        user.passthrough = Some(Passthrough {
+            unkeyed: json!({"user": "u"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            ..Passthrough::default()
+        });
+        assert_eq!(cache_key("openai", &user), key, "user is not in the key");
     }
 
     #[test]

@@ -154,6 +154,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub log_level: String,
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// `[models]`: a bare model name of the OpenAI-compatible routes -> its provider.
+    pub models: BTreeMap<String, String>,
+    /// `default_provider`: where a bare model name goes when no other rule places it.
+    pub default_provider: Option<String>,
     /// Price overrides by model name (prefix match), USD per million tokens.
     pub prices: BTreeMap<String, Price>,
     pub cache: CacheConfig,
@@ -304,6 +308,8 @@ impl Config {
                 .into_iter()
                 .map(|(name, p)| provider_config(&name, p).map(|p| (name, p)))
                 .collect::<Result<_, _>>()?,
+            models: raw.models.unwrap_or_default(),
+            default_provider: raw.default_provider,
             prices: raw
                 .prices
                 .unwrap_or_default()
@@ -323,6 +329,7 @@ impl Config {
         if config.max_rendered == 0 {
             return Err(invalid("max_rendered", "must be more than 0 bytes"));
         }
+        check_model_routing(&config)?;
         Ok(config)
     }
 
@@ -330,6 +337,55 @@ impl Config {
     pub fn provider_names(&self) -> Vec<String> {
         self.providers.keys().cloned().collect()
     }
+}
+
+/// `default_provider` and every `[models]` value name a configured provider; model names are
+/// not empty and have no surrounding spaces.
+fn check_model_routing(config: &Config) -> Result<(), ConfigError> {
+    let known = |name: &str| config.providers.contains_key(name);
+    let names = || config.provider_names().join(", ");
+    if let Some(p) = &config.default_provider {
+        if !known(p) {
+            return Err(invalid(
+                "default_provider",
+                format!(
+                    "`{p}` is not a configured provider; configured: {}",
+                    names()
+                ),
+            ));
+        }
+    }
+    for (model, provider) in &config.models {
+        let key = format!("models.\"{model}\"");
+        if model.is_empty() || model.trim() != model {
+            return Err(invalid(
+                key,
+                "a model name must be non-empty, without spaces around",
+            ));
+        }
+        if !known(provider) {
+            return Err(invalid(
+                key,
+                format!(
+                    "`{provider}` is not a configured provider; configured: {}",
+                    names()
+                ),
+            ));
+        }
+    }
+    for (name, p) in &config.providers {
+        if let Some(bad) = p
+            .models
+            .iter()
+            .find(|m| m.is_empty() || m.trim() != m.as_str())
+        {
+            return Err(invalid(
+                format!("providers.{name}.models"),
+                format!("`{bad}` is not a model name (non-empty, without spaces around)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_toml(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
@@ -490,6 +546,7 @@ fn provider_config(name: &str, raw: RawProvider) -> Result<ProviderConfig, Confi
         )?,
         max_retries: raw.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        models: raw.models.unwrap_or_default(),
     })
 }
 
@@ -567,6 +624,13 @@ mod tests {
             ("[cache]\nttl = \"forever\"", "cache.ttl"),
             ("[cache]\nmax_bytes = \"0\"", "cache.max_bytes"),
             ("[cache]\nsize = 1", "size"),
+            ("default_provider = \"nope\"", "default_provider"),
+            ("[models]\n\"gpt-x\" = \"nope\"", "models.\"gpt-x\""),
+            ("[models]\n\" \" = \"openai\"", "models.\" \""),
+            (
+                "[providers.p]\nkind = \"openai\"\nmodels = [\"\"]",
+                "providers.p.models",
+            ),
         ];
         for (text, key) in cases {
             let err = load(text).unwrap_err().to_string();
@@ -609,6 +673,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("providers.p.api_key"), "{err}");
+    }
+
+    #[test]
+    fn model_routing_keys_are_read() {
+        let config = load(
+            "default_provider = \"local\"\n[models]\n\"m1\" = \"local\"\n\
+             [providers.local]\nkind = \"openai\"\nmodels = [\"a\", \"b\"]",
+        )
+        .expect("valid");
+        assert_eq!(config.default_provider.as_deref(), Some("local"));
+        assert_eq!(config.models["m1"], "local");
+        assert_eq!(config.providers["local"].models, vec!["a", "b"]);
     }
 
     #[test]

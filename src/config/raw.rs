@@ -25,6 +25,10 @@ pub struct RawConfig {
     pub header_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
     pub log_level: Option<String>,
+    /// The provider of an OpenAI-route model that no other rule places.
+    pub default_provider: Option<String>,
+    /// `[models]`: bare model name -> provider name, for the OpenAI-compatible routes.
+    pub models: Option<BTreeMap<String, String>>,
     pub providers: Option<BTreeMap<String, RawProvider>>,
     pub prices: Option<BTreeMap<String, RawPrice>>,
     pub cache: Option<RawCache>,
@@ -55,6 +59,9 @@ pub struct RawProvider {
     pub stream_idle_timeout: Option<String>,
     pub max_retries: Option<u32>,
     pub default_max_tokens: Option<u32>,
+    /// Models this provider serves: listed by `GET /v1/models`, and a bare model name among
+    /// them is sent here.
+    pub models: Option<Vec<String>>,
 }
 
 /// One `[prices."MODEL"]` table: USD per million tokens.

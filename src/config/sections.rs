@@ -69,6 +69,9 @@ pub struct ProviderConfig {
     pub stream_idle_timeout: Duration,
     pub max_retries: u32,
     pub default_max_tokens: u32,
+    /// `models = [...]`: what `GET /v1/models` lists for it; a bare model name among them is
+    /// routed here.
+    pub models: Vec<String>,
 }
 
 /// USD per million tokens.

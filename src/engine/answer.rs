@@ -6,15 +6,16 @@ use super::log::Timing;
 use super::Prepared;
 use crate::api::CompletionResponse;
 use crate::cache::{CacheEntry, StoredToolCall};
-use crate::providers::{tool_calls_json, Completion, PriceTable};
+use crate::providers::{tool_calls_json, Completion, Piece, PriceTable};
 use crate::timestamp::{iso, now_iso};
 
-/// Turn a finished completion into an entry. `deltas` are the stream's deltas, or `None` for a
-/// whole answer (then the replay deltas are the text and the tool calls).
+/// Turn a finished completion into an entry. `pieces` are the stream's pieces, or `None` for a
+/// whole answer (then the replay deltas are the text and the tool calls): their texts are the
+/// replay deltas, their chunks (OpenAI kind) kept for OpenAI-route replays.
 pub fn entry_from_completion(
     prepared: &Prepared,
     completion: Completion,
-    deltas: Option<Vec<String>>,
+    pieces: Option<Vec<Piece>>,
     prices: &PriceTable,
     times: (u64, u64),
 ) -> CacheEntry {
@@ -33,16 +34,26 @@ pub fn entry_from_completion(
         &prepared.chat.model
     };
     let cost = prices.cost(price_model, input, output);
-    let deltas = deltas.unwrap_or_else(|| {
-        let mut d = Vec::new();
-        if !completion.text.is_empty() {
-            d.push(completion.text.clone());
+    let mut chunks = Vec::new();
+    let deltas = match pieces {
+        Some(pieces) => pieces
+            .into_iter()
+            .filter_map(|Piece { text, chunk }| {
+                chunks.extend(chunk);
+                text
+            })
+            .collect(),
+        None => {
+            let mut d = Vec::new();
+            if !completion.text.is_empty() {
+                d.push(completion.text.clone());
+            }
+            if !completion.tool_calls.is_empty() {
+                d.push(tool_calls_json(&completion.tool_calls));
+            }
+            d
         }
-        if !completion.tool_calls.is_empty() {
-            d.push(tool_calls_json(&completion.tool_calls));
-        }
-        d
-    });
+    };
     CacheEntry {
         content,
         deltas,
@@ -60,6 +71,9 @@ pub fn entry_from_completion(
         cost,
         model,
         provider: prepared.provider.name().to_owned(),
+        finish_reason: completion.finish_reason,
+        raw_response: completion.raw,
+        chunks,
         created_ms: times.0,
         expires_ms: times.1,
         last_used_ms: times.0,

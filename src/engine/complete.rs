@@ -1,6 +1,7 @@
 //! Whole answers: bypass, hit, or a (shared) provider call; every outcome logged.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::answer::{entry_from_completion, response_from_entry};
 use super::log::Timing;
@@ -18,26 +19,35 @@ impl Engine {
             Source::Bypass => self.complete_uncached(&prepared, &timing).await,
             Source::Fresh { key, entry } => Ok(Answer {
                 response: response_from_entry(&prepared, &entry, &timing, true),
+                entry: Arc::from(entry),
                 cache: CacheStatus::Hit,
                 key: Some(key),
+                provider_wait: Duration::ZERO,
             }),
             Source::Flight {
                 key,
                 mut sub,
                 leader,
-            } => settle(sub.outcome().await, leader).map(|(entry, status)| {
-                self.cache.record(status);
-                Answer {
-                    response: response_from_entry(
-                        &prepared,
-                        &entry,
-                        &timing,
-                        status != CacheStatus::Miss,
-                    ),
-                    cache: status,
-                    key: Some(key),
-                }
-            }),
+            } => {
+                let waited = Instant::now();
+                let outcome = sub.outcome().await;
+                let provider_wait = waited.elapsed();
+                settle(outcome, leader).map(|(entry, status)| {
+                    self.cache.record(status);
+                    Answer {
+                        response: response_from_entry(
+                            &prepared,
+                            &entry,
+                            &timing,
+                            status != CacheStatus::Miss,
+                        ),
+                        entry,
+                        cache: status,
+                        key: Some(key),
+                        provider_wait,
+                    }
+                })
+            }
         };
         match &result {
             Ok(answer) => self.log_answer(&prepared, &answer.response, None),
@@ -54,6 +64,7 @@ impl Engine {
         // Boxed, like every HTTP call on a request's path: its state machine (reqwest's
         // included) is kilobytes, and inline it would make every request's future that big,
         // cache hits included, and copied whenever the future moves.
+        let waited = Instant::now();
         let completion = Box::pin(
             prepared
                 .provider
@@ -61,12 +72,15 @@ impl Engine {
         )
         .await
         .map_err(|e| provider_error(&prepared.provider, e, prepared.api_key.as_ref()))?;
+        let provider_wait = waited.elapsed();
         let entry =
             entry_from_completion(prepared, completion, None, &self.upstreams().prices, (0, 0));
         Ok(Answer {
             response: response_from_entry(prepared, &entry, timing, false),
+            entry: Arc::new(entry),
             cache: CacheStatus::Bypass,
             key: None,
+            provider_wait,
         })
     }
 }

@@ -24,13 +24,14 @@ mod stream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::mpsc;
 
 pub use prepare::Prepared;
 
-use crate::api::{ApiError, CompletionRequest, CompletionResponse};
+use crate::api::{ApiError, CompletionRequest, CompletionResponse, Dialect};
 use crate::cache::coalesce::{Flights, Joined, Subscription};
 use crate::cache::{cache_key, Cache, CacheEntry, CacheKey, CacheStatus};
 use crate::config::{Config, Secret};
@@ -39,7 +40,7 @@ use crate::deployments::{
 };
 pub use log::LogQueue;
 
-use crate::providers::{PriceTable, Provider, ProviderError};
+use crate::providers::{Piece, PriceTable, Provider, ProviderError};
 use crate::tasks::Tasks;
 use crate::telemetry::metrics::Metrics;
 
@@ -87,26 +88,45 @@ pub struct EngineParts {
 /// A whole answer and what the cache did for it.
 #[derive(Debug)]
 pub struct Answer {
+    /// Parea's response of this request.
     pub response: CompletionResponse,
+    /// The answer as the cache keeps it (what an OpenAI response is rendered from).
+    pub entry: Arc<CacheEntry>,
     pub cache: CacheStatus,
     pub key: Option<CacheKey>,
+    /// How long this request waited for the provider (zero for a cache hit).
+    pub provider_wait: Duration,
 }
 
 /// One item of a completion stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
-    Delta(String),
+    /// A piece as it arrived (or replayed): its text, and an OpenAI-kind upstream's chunk.
+    Piece(Piece),
+    /// The stream ended cleanly: the whole answer (for what a client's format sends last).
+    End(Arc<CacheEntry>),
     /// The stream failed after it started; nothing follows.
     Error(String),
 }
 
-/// A started stream: the answer is under way (its first delta read) or replayed from the cache.
+/// A started stream: the answer is under way (its first piece read) or replayed from the cache.
 #[derive(Debug)]
 pub struct CompletionStream {
     pub trace_id: String,
     pub items: mpsc::Receiver<StreamItem>,
     pub cache: CacheStatus,
     pub key: Option<CacheKey>,
+    /// How long this request waited for the provider's first piece (zero for a replay).
+    pub provider_wait: Duration,
+}
+
+/// Whether `piece` starts the answer for a client of `dialect`: Parea's stream begins with text;
+/// an OpenAI client takes every chunk (the first carries the role).
+fn opens_stream(dialect: Dialect, piece: &Piece) -> bool {
+    match dialect {
+        Dialect::Parea => piece.text.is_some(),
+        Dialect::OpenAi => piece.text.is_some() || piece.chunk.is_some(),
+    }
 }
 
 /// What a config reload can replace while requests run: the providers (with their keys and

@@ -14,7 +14,10 @@ pub(super) enum Source {
     /// Not cached (`cache: false`, or the cache is off): a private provider call.
     Bypass,
     /// A fresh cache entry answers; no provider call.
-    Fresh { key: CacheKey, entry: CacheEntry },
+    Fresh {
+        key: CacheKey,
+        entry: Box<CacheEntry>,
+    },
     /// The shared provider call of `key`, led by this request when `leader`.
     Flight {
         key: CacheKey,
@@ -30,10 +33,18 @@ impl Engine {
             self.cache.record(CacheStatus::Bypass);
             return Source::Bypass;
         };
-        let stale = match self.cache.lookup(&key) {
+        let lookup = if prepared.refresh {
+            Lookup::Miss
+        } else {
+            self.cache.lookup(&key)
+        };
+        let stale = match lookup {
             Lookup::Fresh(entry) => {
                 self.cache.record_hit(&key);
-                return Source::Fresh { key, entry };
+                return Source::Fresh {
+                    key,
+                    entry: Box::new(entry),
+                };
             }
             Lookup::Expired(entry) => Some(entry),
             Lookup::Miss => None,

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::api::{ApiError, CompletionRequest, LlmConfiguration, Message, ModelParams, Role};
+use crate::api::{
+    ApiError, CompletionRequest, Dialect, LlmConfiguration, Message, ModelParams, Role,
+};
 use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
 use crate::projects::ProjectStore;
-use crate::providers::{ChatRequest, Provider};
+use crate::providers::{ChatRequest, Provider, ProviderKind};
 
 /// A request ready for the provider.
 #[derive(Debug, Clone)]
@@ -25,8 +27,12 @@ pub struct Prepared {
     pub api_key: Option<Secret>,
     /// `cache` (default true): read and write the completion cache.
     pub cache: bool,
+    /// Ask the provider even when a fresh entry answers, and store the new answer.
+    pub refresh: bool,
     /// What the log record of this completion takes from the request (no key).
     pub log: CompletionLog,
+    /// The API the request came by: what its stream starts with, how a replay is rendered.
+    pub dialect: Dialect,
 }
 
 /// Resolve `req` (with its deployment, when it names one) against the configured providers.
@@ -92,6 +98,7 @@ pub fn prepare(
         requested: provider_name.clone(),
         configured: provider_names(),
     })?;
+    check_dialect(req.dialect, &provider)?;
     // An empty request key is no key: it must not replace the configured one.
     let api_key = req
         .provider_api_key
@@ -130,6 +137,7 @@ pub fn prepare(
         params: model_params.unwrap_or_default(),
         functions: functions.unwrap_or_default(),
         function_call,
+        passthrough: req.passthrough.take().filter(|p| !p.is_empty()),
     };
     Ok(Prepared {
         trace_id,
@@ -137,8 +145,23 @@ pub fn prepare(
         chat: Arc::new(chat),
         api_key,
         cache: req.cache.unwrap_or(true),
+        refresh: req.cache_refresh,
         log,
+        dialect: req.dialect,
     })
+}
+
+/// Whether a request of `dialect` can go to `provider` as it is. An OpenAI-format request to an
+/// Anthropic provider needs a translation of its body and answer that is not in yet: refused
+/// here, the one place to switch to it.
+fn check_dialect(dialect: Dialect, provider: &Provider) -> Result<(), ApiError> {
+    match (dialect, provider.kind()) {
+        (Dialect::Parea, _) | (Dialect::OpenAi, ProviderKind::OpenAi) => Ok(()),
+        (Dialect::OpenAi, ProviderKind::Anthropic) => Err(ApiError::DialectUnsupported {
+            provider: provider.name().to_owned(),
+            route: "/api/parea/v1/completion",
+        }),
+    }
 }
 
 /// A deployment with the request's `llm_configuration` laid over it field by field (model

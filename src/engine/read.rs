@@ -1,5 +1,6 @@
-//! The one loop that reads an upstream stream: each delta handed on as it arrives and kept,
-//! the model's tool calls (as one JSON delta) after the last text, the completion at the end.
+//! The one loop that reads an upstream stream: each piece handed on as it arrives and kept,
+//! the model's tool calls (as one JSON text piece, Parea's `content`) after the last, the
+//! completion at the end.
 //! A flight hands deltas to its subscribers and reads to the end whoever listens; a private
 //! stream hands them to its one client and stops when the client goes away.
 
@@ -10,19 +11,19 @@ use tokio::sync::mpsc;
 use super::StreamItem;
 use crate::api::ApiError;
 use crate::cache::coalesce::Flight;
-use crate::providers::{tool_calls_json, Completion, ProviderError, UpstreamStream};
+use crate::providers::{tool_calls_json, Completion, Piece, ProviderError, UpstreamStream};
 
 /// Where the deltas of an upstream stream go.
 pub(super) trait DeltaSink {
     /// Hand on one delta; `false` when nobody wants more (the read stops).
-    fn send(&mut self, delta: String) -> impl Future<Output = bool> + Send;
+    fn send(&mut self, delta: Piece) -> impl Future<Output = bool> + Send;
     /// Resolves when nobody wants more, also while the upstream is silent.
     fn closed(&self) -> impl Future<Output = ()> + Send;
 }
 
 /// A flight: every subscriber, present and late; read to the end even when all have left.
 impl DeltaSink for &Flight<ApiError> {
-    async fn send(&mut self, delta: String) -> bool {
+    async fn send(&mut self, delta: Piece) -> bool {
         self.push_delta(delta);
         true
     }
@@ -34,8 +35,8 @@ impl DeltaSink for &Flight<ApiError> {
 
 /// One client's channel: the read stops when it closes.
 impl DeltaSink for mpsc::Sender<StreamItem> {
-    async fn send(&mut self, delta: String) -> bool {
-        mpsc::Sender::send(self, StreamItem::Delta(delta))
+    async fn send(&mut self, delta: Piece) -> bool {
+        mpsc::Sender::send(self, StreamItem::Piece(delta))
             .await
             .is_ok()
     }
@@ -50,17 +51,17 @@ pub(super) enum ReadEnd {
     /// The upstream ended cleanly: the completion and every delta handed on.
     Complete {
         completion: Completion,
-        deltas: Vec<String>,
+        deltas: Vec<Piece>,
     },
     /// The sink stopped wanting deltas before the end; the upstream is dropped (cancelled).
     Abandoned,
 }
 
 /// Read `upstream` to its end into `sink`. `first_read` is what the caller's own first
-/// `next_delta` gave, when it read one already (to fail before committing a response).
+/// `next_piece` gave, when it read one already (to fail before committing a response).
 pub(super) async fn read_stream(
     mut upstream: UpstreamStream,
-    first_read: Option<Option<String>>,
+    first_read: Option<Option<Piece>>,
     sink: &mut impl DeltaSink,
 ) -> Result<ReadEnd, ProviderError> {
     let mut deltas = Vec::new();
@@ -69,7 +70,7 @@ pub(super) async fn read_stream(
         let read = match already_read.take() {
             Some(read) => read,
             None => tokio::select! {
-                read = upstream.next_delta() => read?,
+                read = upstream.next_piece() => read?,
                 () = sink.closed() => return Ok(ReadEnd::Abandoned),
             },
         };
@@ -81,7 +82,10 @@ pub(super) async fn read_stream(
     }
     let completion = upstream.into_completion();
     if !completion.tool_calls.is_empty() {
-        let calls = tool_calls_json(&completion.tool_calls);
+        let calls = Piece {
+            text: Some(tool_calls_json(&completion.tool_calls)),
+            chunk: None,
+        };
         deltas.push(calls.clone());
         // The answer is complete: a sink that left now still gets its record from `deltas`.
         sink.send(calls).await;

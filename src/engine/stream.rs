@@ -1,9 +1,11 @@
 //! Streamed answers: replayed from the cache, shared with identical requests in flight, or
 //! (with `cache: false`) a private upstream stream that is cancelled when the client leaves.
-//! The first delta is read before the response is committed; the record of a stream is
-//! logged when it ends, with its time to first token.
+//! The first piece the client's dialect starts with is read before the response is committed;
+//! the record of a stream is logged when it ends, with its time to first token. A stream that
+//! ends cleanly ends with [`StreamItem::End`].
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -11,13 +13,16 @@ use super::answer::{entry_from_completion, response_from_entry};
 use super::log::Timing;
 use super::order::{settle, Source};
 use super::read::{read_stream, ReadEnd};
-use super::{provider_error, CompletionStream, Engine, Prepared, StreamItem, STREAM_BUFFER};
-use crate::api::{ApiError, CompletionRequest};
-use crate::cache::coalesce::{Event, Subscription};
+use super::{
+    opens_stream, provider_error, CompletionStream, Engine, Prepared, StreamItem, STREAM_BUFFER,
+};
+use crate::api::{ApiError, CompletionRequest, Dialect};
+use crate::cache::coalesce::{Event, Outcome, Subscription};
 use crate::cache::{CacheEntry, CacheStatus};
+use crate::providers::Piece;
 
 impl Engine {
-    /// Start a streamed completion. Errors before the first delta are returned here (so they
+    /// Start a streamed completion. Errors before the first piece are returned here (so they
     /// become HTTP errors); later ones arrive as [`StreamItem::Error`].
     pub async fn stream(
         self: &Arc<Self>,
@@ -26,7 +31,10 @@ impl Engine {
         let timing = Timing::now();
         let prepared = self.prepare(req).await?;
         let trace_id = prepared.trace_id.clone();
-        let (items, cache, key) = match self.source(&prepared, true) {
+        let waited = Instant::now();
+        let source = self.source(&prepared, true);
+        let replayed_fresh = matches!(source, Source::Fresh { .. });
+        let (items, cache, key) = match source {
             Source::Bypass => {
                 let items = self
                     .stream_uncached(prepared.clone(), timing)
@@ -35,7 +43,7 @@ impl Engine {
                 (items, CacheStatus::Bypass, None)
             }
             Source::Fresh { key, entry } => {
-                let items = self.replay_and_log(&prepared, &entry, &timing, true);
+                let items = self.replay_and_log(&prepared, Arc::from(entry), &timing, true);
                 (items, CacheStatus::Hit, Some(key))
             }
             Source::Flight {
@@ -43,8 +51,8 @@ impl Engine {
                 mut sub,
                 leader,
             } => {
-                let (items, status) = match sub.next().await {
-                    Event::Delta(first) => {
+                let (items, status) = match first_piece(&mut sub, prepared.dialect).await {
+                    Ok(first) => {
                         let ttft = timing.elapsed();
                         let items = self.forward(first, sub, prepared, timing, ttft, !leader);
                         (
@@ -56,10 +64,10 @@ impl Engine {
                             },
                         )
                     }
-                    Event::Outcome(outcome) => match settle(outcome, leader) {
+                    Err(outcome) => match settle(outcome, leader) {
                         Ok((entry, status)) => {
                             let hit = status != CacheStatus::Miss;
-                            (self.replay_and_log(&prepared, &entry, &timing, hit), status)
+                            (self.replay_and_log(&prepared, entry, &timing, hit), status)
                         }
                         Err(e) => {
                             self.log_failure(&prepared, &e, &timing, None);
@@ -71,33 +79,40 @@ impl Engine {
                 (items, status, Some(key))
             }
         };
+        // A replay of a stored entry waited for no provider; anything else waited here.
+        let provider_wait = if replayed_fresh {
+            Duration::ZERO
+        } else {
+            waited.elapsed()
+        };
         Ok(CompletionStream {
             trace_id,
             items,
             cache,
             key,
+            provider_wait,
         })
     }
 
-    /// A complete answer replayed as a stream (one event per stored delta), logged at once.
+    /// A complete answer replayed as a stream (one event per stored piece), logged at once.
     fn replay_and_log(
         &self,
         prepared: &Prepared,
-        entry: &CacheEntry,
+        entry: Arc<CacheEntry>,
         timing: &Timing,
         cache_hit: bool,
     ) -> mpsc::Receiver<StreamItem> {
-        let response = response_from_entry(prepared, entry, timing, cache_hit);
+        let response = response_from_entry(prepared, &entry, timing, cache_hit);
         self.log_answer(prepared, &response, Some(response.latency));
-        replay(&entry.deltas)
+        replay(entry, prepared.dialect)
     }
 
-    /// Forward a flight's deltas to one client and log its record when the flight ends. When
+    /// Forward a flight's pieces to one client and log its record when the flight ends. When
     /// the client leaves, the flight goes on (and is cached); this request's record is still
     /// logged.
     fn forward(
         self: &Arc<Self>,
-        first: String,
+        first: Piece,
         mut sub: Subscription<ApiError>,
         prepared: Prepared,
         timing: Timing,
@@ -107,20 +122,21 @@ impl Engine {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let engine = Arc::clone(self);
         self.tasks.spawn(async move {
-            let mut item = Some(StreamItem::Delta(first));
+            let mut item = Some(StreamItem::Piece(first));
             loop {
                 if let Some(it) = item.take() {
                     // A client that left only stops the forwarding, not the record.
                     let _ = tx.send(it).await;
                 }
                 match sub.next().await {
-                    Event::Delta(delta) => item = Some(StreamItem::Delta(delta)),
+                    Event::Delta(piece) => item = Some(StreamItem::Piece(piece)),
                     Event::Outcome(outcome) => {
                         match settle(outcome, false) {
                             Ok((entry, _)) => {
                                 let response =
                                     response_from_entry(&prepared, &entry, &timing, cache_hit);
                                 engine.log_answer(&prepared, &response, Some(ttft));
+                                let _ = tx.send(StreamItem::End(entry)).await;
                             }
                             Err(e) => {
                                 engine.log_failure(&prepared, &e, &timing, Some(ttft));
@@ -148,10 +164,17 @@ impl Engine {
             Box::pin(provider.open_stream(&prepared.chat, prepared.api_key.as_ref()))
                 .await
                 .map_err(|e| provider_error(&provider, e, prepared.api_key.as_ref()))?;
-        let first = upstream
-            .next_delta()
-            .await
-            .map_err(|e| provider_error(&provider, e, prepared.api_key.as_ref()))?;
+        // Pieces before the first this client's stream starts with are not for it.
+        let first = loop {
+            match upstream
+                .next_piece()
+                .await
+                .map_err(|e| provider_error(&provider, e, prepared.api_key.as_ref()))?
+            {
+                Some(piece) if !opens_stream(prepared.dialect, &piece) => continue,
+                read => break read,
+            }
+        };
         let ttft = timing.elapsed();
         let (tx, items) = mpsc::channel(STREAM_BUFFER);
         let engine = Arc::clone(self);
@@ -164,6 +187,7 @@ impl Engine {
                         entry_from_completion(&prepared, completion, Some(deltas), prices, (0, 0));
                     let response = response_from_entry(&prepared, &entry, &timing, false);
                     engine.log_answer(&prepared, &response, Some(ttft));
+                    let _ = tx.send(StreamItem::End(Arc::new(entry))).await;
                 }
                 Ok(ReadEnd::Abandoned) => {
                     tracing::debug!(trace_id = %prepared.trace_id, "client went away; upstream stream cancelled");
@@ -183,12 +207,42 @@ impl Engine {
     }
 }
 
-/// A channel already holding `deltas` (a cached answer's replay).
-fn replay(deltas: &[String]) -> mpsc::Receiver<StreamItem> {
-    let (tx, rx) = mpsc::channel(deltas.len().max(1));
-    for delta in deltas {
-        // Capacity is exactly the number of deltas.
-        let _ = tx.try_send(StreamItem::Delta(delta.clone()));
+/// The first piece of a flight that starts `dialect`'s stream, or the flight's outcome when it
+/// ends first.
+async fn first_piece(
+    sub: &mut Subscription<ApiError>,
+    dialect: Dialect,
+) -> Result<Piece, Outcome<ApiError>> {
+    loop {
+        match sub.next().await {
+            Event::Delta(piece) if opens_stream(dialect, &piece) => return Ok(piece),
+            Event::Delta(_) => continue,
+            Event::Outcome(outcome) => return Err(outcome),
+        }
     }
+}
+
+/// A channel already holding a cached answer's replay, then its end: for Parea the stored text
+/// deltas; for OpenAI the stored chunks when the upstream streamed them, else only the end (the
+/// renderer makes the chunks from the whole answer).
+fn replay(entry: Arc<CacheEntry>, dialect: Dialect) -> mpsc::Receiver<StreamItem> {
+    let pieces: Vec<Piece> = match dialect {
+        Dialect::OpenAi if !entry.chunks.is_empty() => entry
+            .chunks
+            .iter()
+            .map(|c| Piece {
+                text: None,
+                chunk: Some(c.clone()),
+            })
+            .collect(),
+        Dialect::OpenAi => Vec::new(),
+        Dialect::Parea => entry.deltas.iter().map(|t| t.as_str().into()).collect(),
+    };
+    let (tx, rx) = mpsc::channel(pieces.len() + 1);
+    // Capacity is exactly the number of items.
+    for piece in pieces {
+        let _ = tx.try_send(StreamItem::Piece(piece));
+    }
+    let _ = tx.try_send(StreamItem::End(entry));
     rx
 }

@@ -301,6 +301,7 @@ impl StreamState {
             usage: self.usage,
             model: self.model,
             finish_reason: self.stop_reason,
+            raw: None,
         }
     }
 }
@@ -342,6 +343,7 @@ mod tests {
                 json!({"name": "f", "description": "d", "parameters": {"type": "object"}}),
             ],
             function_call: Some(FunctionCallSpec::Mode("f".into())),
+            passthrough: None,
         };
         let body = request_body(&req, true, 1024);
         assert_eq!(body["system"], "be brief\n\nanswer in digits");
@@ -375,6 +377,7 @@ mod tests {
             },
             functions: vec![],
             function_call: Some(FunctionCallSpec::Mode("required".into())),
+            passthrough: None,
         };
         let body = request_body(&req, false, 4096);
         assert_eq!(body["max_tokens"], 7);

@@ -14,7 +14,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use super::metrics::ProviderMetrics;
 use super::sse::{SseEvent, SseParser};
 use super::{
-    anthropic, openai, upstream_error_message, ChatRequest, Completion, ProviderError,
+    anthropic, openai, upstream_error_message, ChatRequest, Completion, Piece, ProviderError,
     ProviderKind, StreamDecoder,
 };
 use crate::config::{ProviderConfig, Secret};
@@ -90,6 +90,11 @@ impl Provider {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The kind of API the provider speaks.
+    pub fn kind(&self) -> ProviderKind {
+        self.config.kind
     }
 
     /// The configured base URL, e.g. `http://127.0.0.1:11434/v1`.
@@ -296,7 +301,7 @@ fn backoff(attempt: u32, err: &ProviderError) -> Option<Duration> {
     Some(BACKOFF.wait(attempt))
 }
 
-/// An open upstream stream: yields text deltas, then the accumulated [`Completion`].
+/// An open upstream stream: yields [`Piece`]s, then the accumulated [`Completion`].
 #[derive(Debug)]
 pub struct UpstreamStream {
     response: reqwest::Response,
@@ -311,17 +316,18 @@ pub struct UpstreamStream {
 }
 
 impl UpstreamStream {
-    /// The next text delta; `Ok(None)` once the answer ended cleanly. A failure after the start
-    /// (error event, cut connection, idle timeout, a body that ends too early) is an error.
-    pub async fn next_delta(&mut self) -> Result<Option<String>, ProviderError> {
-        let result = self.read_delta().await;
+    /// The next piece (an event with text, or an OpenAI chunk); `Ok(None)` once the answer
+    /// ended cleanly. A failure after the start (error event, cut connection, idle timeout, a
+    /// body that ends too early) is an error.
+    pub async fn next_piece(&mut self) -> Result<Option<Piece>, ProviderError> {
+        let result = self.read_piece().await;
         if let Err(e) = &result {
             self.metrics.error(e.kind());
         }
         result
     }
 
-    async fn read_delta(&mut self) -> Result<Option<String>, ProviderError> {
+    async fn read_piece(&mut self) -> Result<Option<Piece>, ProviderError> {
         loop {
             while let Some(event) = self.pending.pop_front() {
                 let decoded = self.decoder.on_event(&event)?;
@@ -329,8 +335,11 @@ impl UpstreamStream {
                     self.finished = true;
                     self.pending.clear();
                 }
-                if decoded.delta.is_some() {
-                    return Ok(decoded.delta);
+                if decoded.delta.is_some() || decoded.chunk.is_some() {
+                    return Ok(Some(Piece {
+                        text: decoded.delta,
+                        chunk: decoded.chunk,
+                    }));
                 }
                 if self.finished {
                     return Ok(None);

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::api::Passthrough;
 use crate::api::{FunctionCallSpec, Message, ModelParams};
 pub use crate::config::{Price, ProviderKind};
 use crate::retry::{self, Caller};
@@ -33,6 +34,27 @@ pub struct ChatRequest {
     pub params: ModelParams,
     pub functions: Vec<Value>,
     pub function_call: Option<FunctionCallSpec>,
+    /// What an OpenAI-route request carries beyond the neutral fields, sent as it came to an
+    /// OpenAI-kind provider; `None` for Parea requests and plain OpenAI ones.
+    pub passthrough: Option<Passthrough>,
+}
+
+impl From<&str> for Piece {
+    /// A piece of text only.
+    fn from(text: &str) -> Piece {
+        Piece {
+            text: Some(text.to_owned()),
+            chunk: None,
+        }
+    }
+}
+
+/// One piece of an upstream stream as it arrives: the text it adds (if any) and, from an
+/// OpenAI-kind upstream, the event's JSON as received, for OpenAI-route clients.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Piece {
+    pub text: Option<String>,
+    pub chunk: Option<String>,
 }
 
 /// Token counts as the upstream reported them.
@@ -60,6 +82,9 @@ pub struct Completion {
     /// The model the upstream says answered (may be a dated snapshot of the requested one).
     pub model: Option<String>,
     pub finish_reason: Option<String>,
+    /// The upstream's whole answer body as received (OpenAI kind, non-stream): returned as it
+    /// is to OpenAI-route clients, so fields promptd does not know reach them.
+    pub raw: Option<String>,
 }
 
 impl Completion {
@@ -160,6 +185,8 @@ impl ProviderError {
 pub struct Decoded {
     /// Text to forward to the client now.
     pub delta: Option<String>,
+    /// The event's JSON as received, when the upstream speaks OpenAI's chunk format.
+    pub chunk: Option<String>,
     /// The upstream signalled the end of the answer.
     pub done: bool,
 }

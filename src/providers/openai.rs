@@ -2,7 +2,7 @@
 //! OpenAI-compatible servers: request body, whole-answer parse, stream decoder.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::sse::SseEvent;
 use super::{ChatRequest, Completion, Decoded, ProviderError, ToolCall, Usage};
@@ -13,7 +13,7 @@ use crate::api::{FunctionCallSpec, ModelParams, Role};
 #[derive(Debug, Serialize)]
 pub struct RequestBody<'a> {
     model: &'a str,
-    messages: Vec<Turn<'a>>,
+    messages: Messages<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +36,19 @@ pub struct RequestBody<'a> {
     stream: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
+    /// An OpenAI-route request's fields promptd does not know, forwarded as sent.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    passthrough: Option<&'a Map<String, Value>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    unkeyed: Option<&'a Map<String, Value>>,
+}
+
+/// The messages: promptd's turns, or an OpenAI-route request's own, as sent.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Messages<'a> {
+    Turns(Vec<Turn<'a>>),
+    AsSent(&'a [Value]),
 }
 
 /// One message as OpenAI names roles.
@@ -61,16 +74,22 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> RequestBody<'_> {
         response_format,
         safe_prompt,
     } = &req.params;
+    let passthrough = req.passthrough.as_ref();
+    let messages = match passthrough.and_then(|p| p.messages.as_deref()) {
+        Some(sent) => Messages::AsSent(sent),
+        None => Messages::Turns(
+            req.messages
+                .iter()
+                .map(|m| Turn {
+                    role: role_name(m.role),
+                    content: m.content.as_deref().unwrap_or(""),
+                })
+                .collect(),
+        ),
+    };
     RequestBody {
         model: &req.model,
-        messages: req
-            .messages
-            .iter()
-            .map(|m| Turn {
-                role: role_name(m.role),
-                content: m.content.as_deref().unwrap_or(""),
-            })
-            .collect(),
+        messages,
         temperature: *temp,
         top_p: *top_p,
         frequency_penalty: *frequency_penalty,
@@ -84,6 +103,8 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> RequestBody<'_> {
         stream_options: stream.then_some(StreamOptions {
             include_usage: true,
         }),
+        passthrough: passthrough.map(|p| &p.fields).filter(|f| !f.is_empty()),
+        unkeyed: passthrough.map(|p| &p.unkeyed).filter(|f| !f.is_empty()),
     }
 }
 
@@ -199,6 +220,7 @@ pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
         usage: parsed.usage.map(Usage::from).unwrap_or_default(),
         model: parsed.model,
         finish_reason: choice.finish_reason,
+        raw: std::str::from_utf8(body).ok().map(str::to_owned),
     })
 }
 
@@ -263,8 +285,8 @@ impl StreamState {
         let data = event.data.trim();
         if data == "[DONE]" {
             return Ok(Decoded {
-                delta: None,
                 done: true,
+                ..Decoded::default()
             });
         }
         if data.is_empty() {
@@ -304,6 +326,7 @@ impl StreamState {
         }
         Ok(Decoded {
             delta: delta_text,
+            chunk: Some(data.to_owned()),
             done: false,
         })
     }
@@ -333,6 +356,7 @@ impl StreamState {
             usage: self.usage,
             model: self.model,
             finish_reason: self.finish_reason,
+            raw: None,
         }
     }
 }
@@ -370,6 +394,7 @@ mod tests {
             },
             functions: vec![json!({"name": "f", "parameters": {"type": "object"}})],
             function_call: Some(FunctionCallSpec::Named { name: "f".into() }),
+            passthrough: None,
         };
         let body = serde_json::to_value(request_body(&req, true)).expect("encodes");
         assert_eq!(
@@ -408,6 +433,7 @@ mod tests {
             params: ModelParams::default(),
             functions: vec![],
             function_call: Some(FunctionCallSpec::Mode("auto".into())),
+            passthrough: None,
         };
         let body = serde_json::to_value(request_body(&req, false)).expect("encodes");
         assert_eq!(body["tool_choice"], "auto");
@@ -423,6 +449,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn passthrough_fields_and_messages_are_sent_as_they_came() {
+        let fields = json!({"seed": 7, "logit_bias": {"50256": -100}})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let sent = vec![json!({"role": "user", "content": [{"type": "text", "text": "hi"}]})];
+        let req = ChatRequest {
+            model: "m".into(),
+            messages: vec![msg(Role::User, "hi")],
+            params: ModelParams::default(),
+            functions: vec![],
+            function_call: None,
+            passthrough: Some(super::super::Passthrough {
+                messages: Some(sent.clone()),
+                fields,
+                unkeyed: Map::new(),
+            }),
+        };
+        let body = serde_json::to_value(request_body(&req, false)).expect("encodes");
+        assert_eq!(body["seed"], 7);
+        assert_eq!(body["logit_bias"], json!({"50256": -100}));
+        assert_eq!(body["messages"], Value::Array(sent));
+    }
+
     fn event(data: &str) -> SseEvent {
         SseEvent {
             event: None,
@@ -436,7 +487,11 @@ mod tests {
         let d = s
             .on_event(&event(r#"{"model":"gpt-x","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#))
             .expect("ok");
-        assert_eq!(d, Decoded::default());
+        assert_eq!(d.delta, None, "no text yet");
+        assert!(
+            d.chunk.is_some_and(|c| c.contains("\"role\"")),
+            "the chunk as received"
+        );
         let d = s
             .on_event(&event(
                 r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#,

@@ -16,15 +16,19 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::openai_events::OpenAiEvents;
 use crate::api::{stream, ApiError};
 use crate::cache::{CacheKey, CacheStatus};
 use crate::engine::{CompletionStream, StreamItem};
+use crate::providers::Piece;
 
 /// The body of every response promptd sends.
 #[derive(Debug)]
 pub enum ResponseBody {
     Full(Option<Bytes>),
     Events(EventStream),
+    /// An OpenAI-route stream.
+    OpenAi(OpenAiEvents),
 }
 
 /// A completion stream rendered as Parea events: the `ID_START` event, then one event per item.
@@ -40,16 +44,26 @@ impl EventStream {
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(first));
         }
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        self.items.poll_recv(cx).map(|item| match item? {
-            StreamItem::Delta(text) => Some(stream::chunk_event(&text)),
-            StreamItem::Error(message) => {
-                self.ended = true;
-                Some(stream::error_event(&message))
+        loop {
+            if self.ended {
+                return Poll::Ready(None);
             }
-        })
+            let Some(item) = std::task::ready!(self.items.poll_recv(cx)) else {
+                return Poll::Ready(None);
+            };
+            match item {
+                StreamItem::Piece(Piece {
+                    text: Some(text), ..
+                }) => return Poll::Ready(Some(stream::chunk_event(&text))),
+                // A chunk with no text (a role, a tool call fragment) and the end carry
+                // nothing a Parea stream shows.
+                StreamItem::Piece(_) | StreamItem::End(_) => continue,
+                StreamItem::Error(message) => {
+                    self.ended = true;
+                    return Poll::Ready(Some(stream::error_event(&message)));
+                }
+            }
+        }
     }
 }
 
@@ -66,6 +80,9 @@ impl Body for ResponseBody {
             ResponseBody::Events(events) => {
                 events.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
             }
+            ResponseBody::OpenAi(events) => {
+                events.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+            }
         }
     }
 
@@ -77,7 +94,7 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ResponseBody::Full(None) => SizeHint::with_exact(0),
-            ResponseBody::Events(_) => SizeHint::default(),
+            ResponseBody::Events(_) | ResponseBody::OpenAi(_) => SizeHint::default(),
         }
     }
 }

@@ -7,6 +7,8 @@ mod accept;
 mod body;
 mod handlers;
 mod listener;
+mod openai;
+mod openai_events;
 mod peer;
 mod router;
 mod state;

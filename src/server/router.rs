@@ -7,6 +7,7 @@ use hyper::{Method, Request, Response};
 
 use super::body::{self, ResponseBody};
 use super::handlers;
+use super::openai;
 use super::State;
 use crate::api::ApiError;
 use crate::logs::TraceIntegration;
@@ -62,6 +63,12 @@ pub enum Route<'a> {
     CacheEntry(&'a str),
     /// A route of Parea's hosted API that promptd does not serve.
     Unsupported,
+    /// `/v1/chat/completions`, OpenAI's API.
+    OpenAiChat,
+    /// `/v1/models`.
+    OpenAiModels,
+    /// `/v1/models/{id}`, the id as the caller wrote it.
+    OpenAiModel(&'a str),
 }
 
 impl<'a> Route<'a> {
@@ -82,8 +89,13 @@ impl<'a> Route<'a> {
             "/metrics" => Route::Metrics,
             "/status" => Route::Status,
             "/cache" => Route::Cache,
+            "/v1/chat/completions" => Route::OpenAiChat,
+            "/v1/models" => Route::OpenAiModels,
             p => {
-                if let Some(key) = parameter(p, "/cache/") {
+                if let Some(id) = p.strip_prefix("/v1/models/") {
+                    // A model id may hold a `/` (`deployment/ID`, `provider/model`).
+                    Route::OpenAiModel(id)
+                } else if let Some(key) = parameter(p, "/cache/") {
                     Route::CacheEntry(key)
                 } else if let Some(id) = parameter(p, "/logs/trace/") {
                     Route::LogsTrace(id)
@@ -122,6 +134,8 @@ impl<'a> Route<'a> {
             Route::Cache => "cache",
             Route::CacheEntry(_) => "cache_entry",
             Route::Unsupported => "unsupported",
+            Route::OpenAiChat => "openai_chat_completions",
+            Route::OpenAiModels | Route::OpenAiModel(_) => "openai_models",
         }
     }
 }
@@ -137,10 +151,15 @@ pub async fn route(
 ) -> Response<ResponseBody> {
     let method = req.method().clone();
     let Some(route) = route else {
-        return body::error(&ApiError::NotFound {
+        let err = ApiError::NotFound {
             method: method.to_string(),
             path: path.to_owned(),
-        });
+        };
+        return if path.starts_with("/v1/") {
+            openai::error(&err)
+        } else {
+            body::error(&err)
+        };
     };
     let outcome = match (&method, route) {
         (&Method::GET | &Method::HEAD, Route::Health) => Ok(handlers::health(state)),
@@ -177,12 +196,21 @@ pub async fn route(
         (&Method::DELETE, Route::Cache) => handlers::cache_purge(state).await,
         (&Method::DELETE, Route::CacheEntry(key)) => handlers::cache_delete(state, key),
         (_, Route::Unsupported) => Err(ApiError::NotImplemented(format!("{method} {path}"))),
+        (&Method::POST, Route::OpenAiChat) => Ok(openai::chat_completions(req, state).await),
+        (&Method::GET, Route::OpenAiModels) => Ok(openai::list_models(state)),
+        (&Method::GET, Route::OpenAiModel(id)) => Ok(openai::get_model(state, id)),
         _ => Err(ApiError::MethodNotAllowed {
             method: method.to_string(),
             path: path.to_owned(),
         }),
     };
-    outcome.unwrap_or_else(|e| body::error(&e))
+    outcome.unwrap_or_else(|e| {
+        if path.starts_with("/v1/") {
+            openai::error(&e)
+        } else {
+            body::error(&e)
+        }
+    })
 }
 
 /// The one path segment after `prefix` (possibly empty), `None` if `path` does not start with

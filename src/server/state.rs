@@ -39,3 +39,11 @@ pub struct State {
     /// The log flusher's stats and its flush trigger (replaced when `[upstream]` is reloaded).
     pub flusher: Arc<ArcSwap<FlusherHandle>>,
 }
+
+impl State {
+    /// When the daemon started, in Unix seconds (the `created` of listed models).
+    pub fn started_unix(&self) -> i64 {
+        let since = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
+        (chrono::Utc::now() - since).timestamp()
+    }
+}

@@ -1,9 +1,20 @@
-//! The OpenAI-compatible API (`/v1/chat/completions`): what promptd needs to answer OpenAI
-//! clients from providers that speak another wire format.
+//! The OpenAI-compatible API (`/v1`), as promptd speaks it: the request body decoded into a
+//! Parea [`CompletionRequest`](crate::api::CompletionRequest) plus what is forwarded unread
+//! ([`request`]), the answer and its stream chunks ([`response`]), model routing and the model
+//! list ([`models`]), the error body ([`error`]); and [`anthropic`], the translation between
+//! OpenAI chat bodies and Anthropic Messages bodies (requests, whole answers, streams) for
+//! Anthropic-kind providers.
 //!
-//! [`anthropic`] is the pure translation between OpenAI chat bodies and Anthropic Messages
-//! bodies (requests, whole answers, streams). It works on `serde_json::Value` and knows nothing
-//! of routes, engines or HTTP, so the `/v1` handlers can call it for every Anthropic-kind
-//! provider and the golden tests can drive it with recorded bodies alone.
+//! Pure wire code: no HTTP, no cache, no engine. The server renders cache entries through the
+//! borrowed views of [`response`]; the translation works on `serde_json::Value`, so golden tests
+//! drive it with recorded bodies alone.
 
 pub mod anthropic;
+pub mod error;
+pub mod models;
+pub mod request;
+pub mod response;
+
+pub use error::{error_body, stream_error_event};
+pub use models::{resolve_model, Target};
+pub use request::{decode_chat, ChatCall, RequestHeaders};

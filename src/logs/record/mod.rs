@@ -402,6 +402,11 @@ impl CompletionLog {
             log_omit_outputs,
             log_sample_rate,
             stream: _,
+            // The route is noted in `metadata` by its handler; what is forwarded unread is
+            // part of the call, not of the log's own fields.
+            dialect: _,
+            passthrough: _,
+            cache_refresh: _,
         } = req;
         CompletionLog {
             trace_id: trace_id.into(),

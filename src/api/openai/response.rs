@@ -1,0 +1,260 @@
+//! OpenAI's answers: the `chat.completion` object and the `chat.completion.chunk` events of a
+//! stream. An OpenAI-kind upstream's own body and chunks go back as received (fields promptd
+//! does not know included); an answer promptd only has in parts (from a stream, a Parea-made
+//! entry) is rendered from them, taking `id`, `created` and `system_fingerprint` from the
+//! upstream's first chunk when there is one.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The end of an OpenAI stream.
+pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
+
+/// A tool call of an answer.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolCallView<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub arguments: &'a str,
+}
+
+/// What an answer is rendered from.
+#[derive(Debug, Clone)]
+pub struct AnswerView<'a> {
+    /// The upstream's whole body as received, when it answered whole.
+    pub raw_response: Option<&'a str>,
+    /// The upstream's first stream chunk, when it streamed.
+    pub first_chunk: Option<&'a str>,
+    /// The id when the upstream gave none (`chatcmpl-` + the trace id).
+    pub fallback_id: String,
+    /// Unix seconds when the upstream gave none.
+    pub created: i64,
+    pub model: &'a str,
+    pub text: String,
+    pub tool_calls: Vec<ToolCallView<'a>>,
+    pub finish_reason: Option<&'a str>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+#[derive(Deserialize, Default)]
+struct Ids {
+    id: Option<String>,
+    created: Option<i64>,
+    system_fingerprint: Option<String>,
+}
+
+/// The fields every rendered object carries: `id`, `created`, `model`, `system_fingerprint`.
+#[derive(Debug, Clone)]
+pub struct Header {
+    id: String,
+    created: i64,
+    model: String,
+    system_fingerprint: Option<String>,
+}
+
+impl Header {
+    pub fn of(view: &AnswerView<'_>) -> Header {
+        let ids: Ids = view
+            .first_chunk
+            .or(view.raw_response)
+            .and_then(|c| serde_json::from_str(c).ok())
+            .unwrap_or_default();
+        Header {
+            id: ids.id.unwrap_or_else(|| view.fallback_id.clone()),
+            created: ids.created.unwrap_or(view.created),
+            model: view.model.to_owned(),
+            system_fingerprint: ids.system_fingerprint,
+        }
+    }
+
+    /// The header of a rendered stream before its end is known (the model comes with it).
+    pub fn placeholder(trace_id: &str, created: i64) -> Header {
+        Header {
+            id: format!("chatcmpl-{trace_id}"),
+            created,
+            model: String::new(),
+            system_fingerprint: None,
+        }
+    }
+
+    fn object(&self, object: &str, choices: Value) -> Value {
+        let mut v = json!({
+            "id": self.id, "object": object, "created": self.created, "model": self.model,
+            "choices": choices,
+        });
+        if let Some(fp) = &self.system_fingerprint {
+            v["system_fingerprint"] = Value::from(fp.as_str());
+        }
+        v
+    }
+}
+
+fn usage(input: u64, output: u64) -> Value {
+    json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output})
+}
+
+fn tool_calls(calls: &[ToolCallView<'_>], indexed: bool) -> Value {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut call = json!({"id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments}});
+            if indexed {
+                call["index"] = Value::from(i);
+            }
+            call
+        })
+        .collect()
+}
+
+/// The `chat.completion` body of an answer.
+pub fn completion(view: &AnswerView<'_>) -> Bytes {
+    if let Some(raw) = view.raw_response {
+        return Bytes::from(raw.to_owned());
+    }
+    let mut message = json!({"role": "assistant", "content": null});
+    if !view.text.is_empty() || view.tool_calls.is_empty() {
+        message["content"] = Value::from(view.text.as_str());
+    }
+    if !view.tool_calls.is_empty() {
+        message["tool_calls"] = tool_calls(&view.tool_calls, false);
+    }
+    let mut body = Header::of(view).object(
+        "chat.completion",
+        json!([{"index": 0, "message": message, "logprobs": null,
+            "finish_reason": view.finish_reason.unwrap_or("stop")}]),
+    );
+    body["usage"] = usage(view.input_tokens, view.output_tokens);
+    Bytes::from(body.to_string())
+}
+
+/// One SSE event of a chunk's JSON text.
+pub fn chunk_event(json_text: &str) -> Bytes {
+    let mut out = Vec::with_capacity(json_text.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(json_text.as_bytes());
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+#[derive(Deserialize)]
+struct UsageProbe {
+    #[serde(default)]
+    choices: Vec<serde::de::IgnoredAny>,
+    #[serde(default)]
+    usage: Option<serde::de::IgnoredAny>,
+}
+
+/// Whether an upstream chunk is the usage chunk (`choices: []` and a usage), which only a
+/// client that asked for `include_usage` gets.
+pub fn is_usage_chunk(json_text: &str) -> bool {
+    serde_json::from_str::<UsageProbe>(json_text)
+        .is_ok_and(|p| p.choices.is_empty() && p.usage.is_some())
+}
+
+/// Chunks rendered from parts: the first text one carries the role.
+pub fn text_chunk(header: &Header, text: &str, first: bool) -> Bytes {
+    let delta = if first {
+        json!({"role": "assistant", "content": text})
+    } else {
+        json!({"content": text})
+    };
+    let chunk = header.object(
+        "chat.completion.chunk",
+        json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]),
+    );
+    chunk_event(&chunk.to_string())
+}
+
+/// The chunks that end a rendered stream: the tool calls (whole), the finish reason, and with
+/// `include_usage` the usage chunk.
+pub fn closing_chunks(
+    header: &Header,
+    view: &AnswerView<'_>,
+    role_sent: bool,
+    include_usage: bool,
+) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let object = "chat.completion.chunk";
+    if !view.tool_calls.is_empty() {
+        let mut delta = json!({"tool_calls": tool_calls(&view.tool_calls, true)});
+        if !role_sent {
+            delta["role"] = Value::from("assistant");
+            delta["content"] = Value::Null;
+        }
+        let chunk = header.object(
+            object,
+            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]),
+        );
+        out.push(chunk_event(&chunk.to_string()));
+    } else if !role_sent {
+        out.push(text_chunk(header, "", true));
+    }
+    let finish = header.object(
+        object,
+        json!([{"index": 0, "delta": {}, "logprobs": null,
+            "finish_reason": view.finish_reason.unwrap_or("stop")}]),
+    );
+    out.push(chunk_event(&finish.to_string()));
+    if include_usage {
+        let mut chunk = header.object(object, json!([]));
+        chunk["usage"] = usage(view.input_tokens, view.output_tokens);
+        out.push(chunk_event(&chunk.to_string()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> AnswerView<'static> {
+        AnswerView {
+            raw_response: None,
+            first_chunk: Some(r#"{"id":"chatcmpl-1","created":5,"system_fingerprint":"fp"}"#),
+            fallback_id: "chatcmpl-t".into(),
+            created: 9,
+            model: "m",
+            text: String::new(),
+            tool_calls: vec![ToolCallView {
+                id: "c",
+                name: "f",
+                arguments: "{}",
+            }],
+            finish_reason: Some("tool_calls"),
+            input_tokens: 3,
+            output_tokens: 2,
+        }
+    }
+
+    #[test]
+    fn a_rendered_completion_has_openais_fields() {
+        let body: Value = serde_json::from_slice(&completion(&view())).unwrap_or_default();
+        assert_eq!(body["id"], "chatcmpl-1");
+        assert_eq!(body["created"], 5);
+        assert_eq!(body["system_fingerprint"], "fp");
+        assert_eq!(body["object"], "chat.completion");
+        assert!(body["choices"][0]["message"]["content"].is_null());
+        assert_eq!(
+            body["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+            "f"
+        );
+        assert_eq!(body["usage"]["total_tokens"], 5);
+    }
+
+    #[test]
+    fn usage_chunks_are_told_apart() {
+        assert!(is_usage_chunk(
+            r#"{"choices":[],"usage":{"prompt_tokens":1}}"#
+        ));
+        assert!(!is_usage_chunk(
+            r#"{"choices":[{"delta":{}}],"usage":null}"#
+        ));
+        let v = view();
+        let closing = closing_chunks(&Header::of(&v), &v, false, true);
+        assert_eq!(closing.len(), 3);
+    }
+}

@@ -1,0 +1,145 @@
+//! The OpenAI-compatible routes: `POST /v1/chat/completions` (whole and streamed) and
+//! `GET /v1/models[/{id}]`. Each translates HTTP to the engine's calls — the same pipeline as
+//! the Parea routes — and answers in OpenAI's shapes, errors included.
+
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+
+use super::body::{self, ResponseBody};
+use super::openai_events::{view_of, OpenAiEvents};
+use super::State;
+use crate::api::openai::{self as wire, models, response, RequestHeaders};
+use crate::api::ApiError;
+use crate::cache::{CacheKey, CacheStatus};
+
+const TRACE_HEADER: HeaderName = HeaderName::from_static("x-promptd-trace-id");
+const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-promptd-overhead-ms");
+
+/// An error in OpenAI's shape.
+pub fn error(err: &ApiError) -> Response<ResponseBody> {
+    let (status, bytes) = wire::error_body(err);
+    let mut response = Response::new(ResponseBody::Full(Some(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(req: Request<Incoming>, state: &State) -> Response<ResponseBody> {
+    let started = Instant::now();
+    match Box::pin(chat(req, state, started)).await {
+        Ok(response) => response,
+        Err(e) => error(&e),
+    }
+}
+
+async fn chat(
+    req: Request<Incoming>,
+    state: &State,
+    started: Instant,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let headers = req.headers().clone();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let promptd_headers = RequestHeaders {
+        cache: header("x-promptd-cache"),
+        trace_id: header("x-promptd-trace-id"),
+        parent_trace_id: header("x-promptd-parent-trace-id"),
+        root_trace_id: header("x-promptd-root-trace-id"),
+        project: header("x-promptd-project"),
+        tags: header("x-promptd-tags"),
+        metadata: header("x-promptd-metadata"),
+        inputs: header("x-promptd-inputs"),
+    };
+    let config = state.config.load_full();
+    let bytes = body::read_limited(req, config.max_body).await?;
+    let call = wire::decode_chat(&bytes, &promptd_headers)?;
+    let target = wire::resolve_model(&call.model, &config)?;
+    let (stream, include_usage) = (call.stream, call.include_usage);
+    let request = call.into_request(target);
+    if stream {
+        let s = Box::pin(state.engine.stream(request)).await?;
+        let (cache, key, wait, trace_id) = (s.cache, s.key, s.provider_wait, s.trace_id.clone());
+        let events = OpenAiEvents::new(s.items, include_usage, s.trace_id);
+        let mut response = Response::new(ResponseBody::OpenAi(events));
+        let h = response.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        promptd_headers_of(&mut response, cache, key, &trace_id, started, wait);
+        return Ok(response);
+    }
+    let answer = Box::pin(state.engine.complete(request)).await?;
+    let trace_id = answer.response.inference_id.clone();
+    let created = chrono::Utc::now().timestamp();
+    let view = view_of(&answer.entry, &trace_id, created);
+    let mut response = Response::new(ResponseBody::Full(Some(response::completion(&view))));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let wait = answer.provider_wait;
+    promptd_headers_of(
+        &mut response,
+        answer.cache,
+        answer.key,
+        &trace_id,
+        started,
+        wait,
+    );
+    Ok(response)
+}
+
+/// `x-promptd-cache`, `x-promptd-cache-key`, `x-promptd-trace-id`, `x-promptd-overhead-ms`
+/// (the time since the request arrived less the time spent waiting for the provider).
+fn promptd_headers_of(
+    response: &mut Response<ResponseBody>,
+    cache: CacheStatus,
+    key: Option<CacheKey>,
+    trace_id: &str,
+    started: Instant,
+    provider_wait: Duration,
+) {
+    body::cache_headers(response, cache, key.as_ref());
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(trace_id) {
+        h.insert(TRACE_HEADER, v);
+    }
+    let overhead = started.elapsed().saturating_sub(provider_wait);
+    if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
+        h.insert(OVERHEAD_HEADER, v);
+    }
+}
+
+/// The model list: configured providers' models, routing aliases, deployments.
+fn model_list(state: &State) -> models::ModelList {
+    let config = state.config.load();
+    let deployments: Vec<String> = state
+        .deployments
+        .status()
+        .deployments
+        .into_iter()
+        .filter(|d| d.serving)
+        .map(|d| d.id)
+        .collect();
+    models::list(&config, &deployments, state.started_unix())
+}
+
+/// `GET /v1/models`.
+pub fn list_models(state: &State) -> Response<ResponseBody> {
+    body::json(StatusCode::OK, &model_list(state))
+}
+
+/// `GET /v1/models/{id}` (the id percent-encoded, as `deployment%2Fgreet`, or not).
+pub fn get_model(state: &State, raw_id: &str) -> Response<ResponseBody> {
+    let id = percent_encoding::percent_decode_str(raw_id).decode_utf8_lossy();
+    let found = model_list(state).data.into_iter().find(|m| m.id == id);
+    match found {
+        Some(model) => body::json(StatusCode::OK, &model),
+        None => error(&ApiError::ModelNotFound(format!(
+            "The model `{id}` does not exist in promptd's model list"
+        ))),
+    }
+}
