@@ -1,6 +1,7 @@
 //! The real Parea Python SDK (`tests/sdk/requirements.txt`) against the real daemon over its
 //! loopback TCP listener: completion, cached replay, stream, a deployed prompt, reading a trace
-//! log back and feedback, with fake providers and a fake collector on loopback.
+//! log back and feedback; and the real OpenAI Python SDK against its `/v1` routes, over TCP and
+//! over the Unix socket; with fake providers and a fake collector on loopback.
 //!
 //! The SDK is installed from the package registry into `target/tmp/sdk-venv` by the first test
 //! that needs it (once per requirements file; a lock file keeps parallel test binaries from
@@ -22,6 +23,7 @@ use serde_json::{json, Value};
 
 const REQUIREMENTS: &str = include_str!("sdk/requirements.txt");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/parea_calls.py");
+const OPENAI_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_calls.py");
 /// Longest a venv build may take (a download of about 80 packages).
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -134,7 +136,7 @@ async fn daemon(
         prompts_dir: Some(dir.path().join("prompts")),
     };
     let toml = format!(
-        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"\n{}",
+        "default_provider = \"openai\"\n[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"\n{}",
         collector.base_url(),
         providers_toml(&openai.base_url(), &openai.base_url())
     );
@@ -145,13 +147,23 @@ async fn daemon(
 
 /// Run one scenario of `tests/sdk/parea_calls.py` with the SDK aimed at `base_url`.
 fn sdk(base_url: &str, scenario: &str, arg: Value) -> Value {
-    let python = tokio::task::block_in_place(python);
-    let mut cmd = Command::new(python);
+    let mut cmd = Command::new(tokio::task::block_in_place(python));
     cmd.arg(SCRIPT)
-        .arg(scenario)
-        .arg(arg.to_string())
         .env("PAREA_BASE_URL", base_url)
         .env("PAREA_API_KEY", "local");
+    run_scenario(cmd, scenario, arg)
+}
+
+/// Run one scenario of `tests/sdk/openai_calls.py` (`arg` names the daemon: `base_url` or
+/// `socket`).
+fn openai_sdk(scenario: &str, arg: Value) -> Value {
+    let mut cmd = Command::new(tokio::task::block_in_place(python));
+    cmd.arg(OPENAI_SCRIPT);
+    run_scenario(cmd, scenario, arg)
+}
+
+fn run_scenario(mut cmd: Command, scenario: &str, arg: Value) -> Value {
+    cmd.arg(scenario).arg(arg.to_string());
     let out = tokio::task::block_in_place(|| run_for(cmd, Duration::from_secs(60)));
     assert!(
         out.status.success(),
@@ -277,5 +289,44 @@ async fn sdk_reads_a_trace_log_back_and_sends_feedback() {
     };
     assert_eq!(feedback.body["trace_id"], trace_id.as_str());
     assert_eq!(feedback.body["score"], 0.75);
+    daemon.stop().await;
+}
+
+/// The OpenAI SDK over TCP and over the Unix socket: a whole answer, its cached replay (the
+/// raw response's `x-promptd-cache` header), a stream with the usage chunk, the model list, and
+/// an empty `messages` as the SDK's own `BadRequestError` naming the parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_sdk_chat_stream_models_and_errors() {
+    let openai = FakeUpstream::start(openai_fake_script()).await;
+    let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
+    let (daemon, base_url) = daemon(&openai, &collector, &[]).await;
+    let tcp = base_url.replace(PREFIX, "/v1");
+    let socket = daemon.socket.display().to_string();
+
+    for (i, target) in [json!({"base_url": tcp}), json!({"socket": socket})]
+        .into_iter()
+        .enumerate()
+    {
+        let mut arg = target.clone();
+        arg["text"] = json!(format!("Hello {i}"));
+        let got = openai_sdk("chat", arg);
+        assert_eq!(got["content"], fixtures::HELLO, "{got}");
+        assert_eq!(got["finish_reason"], "stop", "{got}");
+        assert!(got["total_tokens"].as_u64() > Some(0), "{got}");
+        assert_eq!(got["again_content"], fixtures::HELLO, "{got}");
+        assert_eq!(got["again_cache"], "hit", "{got}");
+        assert_eq!(got["streamed"], fixtures::HELLO, "{got}");
+        assert_eq!(
+            got["stream_usage"].as_array().map(Vec::len),
+            Some(1),
+            "{got}"
+        );
+    }
+    let models = openai_sdk("models", json!({"base_url": tcp}));
+    assert!(models["ids"].as_array().is_some(), "{models}");
+    let error = openai_sdk("error", json!({"socket": socket}));
+    assert_eq!(error["type"], "BadRequestError", "{error}");
+    assert_eq!(error["status"], 400, "{error}");
+    assert_eq!(error["param"], "messages", "{error}");
     daemon.stop().await;
 }

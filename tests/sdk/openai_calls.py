@@ -1,0 +1,69 @@
+"""Calls of the real OpenAI Python SDK against promptd's /v1 routes, one scenario per run.
+
+Usage: python openai_calls.py SCENARIO ARG_JSON. ARG_JSON has "base_url" (TCP) or "socket"
+(the Unix socket, through httpx's uds transport). Prints one JSON object with what the SDK
+returned; any exception fails the run (exit 1, traceback on stderr).
+"""
+
+import json
+import sys
+
+import httpx
+from openai import OpenAI
+
+
+def client(arg):
+    if "socket" in arg:
+        transport = httpx.HTTPTransport(uds=arg["socket"])
+        return OpenAI(
+            base_url="http://localhost/v1",
+            api_key="unused",
+            http_client=httpx.Client(transport=transport),
+        )
+    return OpenAI(base_url=arg["base_url"], api_key="unused")
+
+
+def chat(c, arg):
+    messages = [{"role": "user", "content": arg.get("text", "Hello")}]
+    whole = c.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    again = c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=messages)
+    parsed = again.parse()
+    chunks = list(
+        c.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    usage = [ch.usage.total_tokens for ch in chunks if not ch.choices and ch.usage]
+    return {
+        "content": whole.choices[0].message.content,
+        "finish_reason": whole.choices[0].finish_reason,
+        "total_tokens": whole.usage.total_tokens,
+        "again_content": parsed.choices[0].message.content,
+        "again_cache": again.headers.get("x-promptd-cache"),
+        "streamed": text,
+        "stream_usage": usage,
+    }
+
+
+def models(c, arg):
+    return {"ids": [m.id for m in c.models.list()]}
+
+
+def error(c, arg):
+    try:
+        c.chat.completions.create(model="gpt-4o-mini", messages=[])
+    except Exception as e:  # the SDK's own exception type and fields
+        return {"type": type(e).__name__, "status": getattr(e, "status_code", None),
+                "code": getattr(e, "code", None), "param": getattr(e, "param", None)}
+    return {"type": None}
+
+
+SCENARIOS = {f.__name__: f for f in (chat, models, error)}
+
+if __name__ == "__main__":
+    scenario, arg = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(SCENARIOS[scenario](client(arg), arg)))
