@@ -179,11 +179,82 @@ pub fn parse(path: &Path, bytes: &[u8], providers: &[String]) -> Result<Parsed, 
         )
     })?;
     let text = std::str::from_utf8(bytes).map_err(|_| fail(None, Problem::NotUtf8))?;
+    // Before any parser sees it: YAML parsing is quadratic in nesting depth (a 400 KB file of
+    // `[` took minutes of CPU), and a prompt file never needs more than a few levels.
+    if let Some((line, depth)) = too_deep(text, MAX_NESTING) {
+        return Err(fail(
+            Some(line),
+            Problem::Syntax {
+                format,
+                message: format!(
+                    "nested more than {MAX_NESTING} levels deep (at least {depth} here): a prompt \
+                     file needs a few levels; refused without parsing it"
+                ),
+            },
+        ));
+    }
     let raw = deserialize(format, text).map_err(|(line, problem)| fail(line, problem))?;
     validate(raw, path, text, providers).map_err(|(line, problem)| fail(line, problem))
 }
 
 type Located = (Option<usize>, Problem);
+
+/// Deepest nesting a prompt file may have (collections inside collections, flow or block).
+pub const MAX_NESTING: usize = 64;
+
+/// The first line (1-based) where `text` nests deeper than `limit`, and the depth reached
+/// there; `None` when it stays within. Counts `[`/`{` outside quotes and comments, block
+/// indentation levels and `- ` sequence markers: an upper bound of the parsed depth, found in
+/// one pass over the text, whatever the format.
+fn too_deep(text: &str, limit: usize) -> Option<(usize, usize)> {
+    let mut flow: usize = 0;
+    let mut indents: Vec<usize> = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start_matches(' ');
+        if flow == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            let indent = line.len() - trimmed.len();
+            while indents.last().is_some_and(|&top| top >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        let mut dashes = 0;
+        let mut rest = trimmed;
+        while let Some(after) = rest.strip_prefix("- ") {
+            dashes += 1;
+            rest = after.trim_start_matches(' ');
+        }
+        let mut quote: Option<char> = None;
+        let mut escaped = false;
+        let mut previous = ' ';
+        for c in line.chars() {
+            match quote {
+                Some(q) => {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' && q == '"' {
+                        escaped = true;
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None => match c {
+                    '"' | '\'' => quote = Some(c),
+                    '#' if previous.is_whitespace() => break,
+                    '[' | '{' => flow += 1,
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            previous = c;
+        }
+        let depth = flow + indents.len().saturating_sub(1) + dashes;
+        if depth > limit {
+            return Some((index + 1, depth));
+        }
+    }
+    None
+}
 
 fn deserialize(format: Format, text: &str) -> Result<RawDeployment, Located> {
     match format {

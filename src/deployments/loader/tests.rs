@@ -227,3 +227,46 @@ fn escaped_braces_are_literal() {
         .expect("renders");
     assert_eq!(rendered, "say {{x}} to 1");
 }
+
+#[test]
+fn deep_nesting_is_refused_before_parsing_in_every_format() {
+    // 200,000 levels: the hostile file the hardening issue found took ~90 s of CPU to refuse.
+    for (name, text) in [
+        (
+            "deep.yaml",
+            format!("provider: openai\nmessages: {}", "[".repeat(200_000)),
+        ),
+        (
+            "deep.json",
+            format!("{{\"messages\": {}", "[".repeat(200_000)),
+        ),
+        ("deep.toml", format!("messages = {}", "[".repeat(200_000))),
+        (
+            "block.yaml",
+            (0..100)
+                .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+                .collect::<String>(),
+        ),
+        ("dashes.yaml", format!("messages:\n{}x\n", "- ".repeat(100))),
+    ] {
+        let started = std::time::Instant::now();
+        let e = err(name, &text);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{name}: {:?}",
+            started.elapsed()
+        );
+        let message = e.to_string();
+        assert!(message.contains(name), "names the file: {message}");
+        assert!(message.contains("nested more than 64 levels"), "{message}");
+    }
+}
+
+#[test]
+fn ordinary_nesting_and_brackets_in_text_are_fine() {
+    let text = "provider: openai\nmodel: m\nmessages:\n  - role: user\n    content: \"[[[{{x}}]]] # not a comment\"\n  - role: assistant\n    content: 'it''s [fine'\n";
+    assert_eq!(too_deep(text, MAX_NESTING), None);
+    assert!(load("a.yaml", text).is_ok());
+    assert_eq!(too_deep(&"[".repeat(65), 64), Some((1, 65)));
+    assert_eq!(too_deep(&"[".repeat(64), 64), None);
+}
