@@ -46,7 +46,7 @@ pub async fn drive(
             Ok(upstream) => match read_stream(upstream, None, &mut &*flight).await {
                 Ok(ReadEnd::Complete { completion, deltas }) => Ok((completion, Some(deltas))),
                 // A flight never stops wanting deltas.
-                Ok(ReadEnd::Abandoned) => Err(ProviderError::Stream(
+                Ok(ReadEnd::Abandoned { .. }) => Err(ProviderError::Stream(
                     "the stream was abandoned before its end".into(),
                 )),
                 Err(e) => Err(e),

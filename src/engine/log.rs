@@ -230,4 +230,33 @@ impl Engine {
         };
         self.log_answer(prepared, &response, ttft);
     }
+
+    /// Spool the record of a stream whose client went away before its end: what it had been
+    /// sent (`content`), the tokens the upstream had reported so far, status `cancelled`.
+    pub(super) fn log_cancelled(
+        &self,
+        prepared: &Prepared,
+        content: String,
+        (input_tokens, output_tokens): (u64, u64),
+        timing: &Timing,
+        ttft: f64,
+    ) {
+        let response = CompletionResponse {
+            inference_id: prepared.trace_id.clone(),
+            content,
+            latency: timing.elapsed(),
+            input_tokens,
+            output_tokens,
+            total_tokens: input_tokens + output_tokens,
+            cost: 0.0,
+            model: prepared.chat.model.clone(),
+            provider: prepared.provider.name().to_owned(),
+            cache_hit: false,
+            status: "cancelled".to_owned(),
+            start_timestamp: iso(timing.start_ts),
+            end_timestamp: now_iso(),
+            error: Some("the client closed the stream before its end".to_owned()),
+        };
+        self.log_answer(prepared, &response, Some(ttft));
+    }
 }

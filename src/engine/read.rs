@@ -54,7 +54,8 @@ pub(super) enum ReadEnd {
         deltas: Vec<Piece>,
     },
     /// The sink stopped wanting deltas before the end; the upstream is dropped (cancelled).
-    Abandoned,
+    /// `partial` is what the upstream had said so far (its text and any usage it reported).
+    Abandoned { partial: Completion },
 }
 
 /// Read `upstream` to its end into `sink`. `first_read` is what the caller's own first
@@ -71,13 +72,17 @@ pub(super) async fn read_stream(
             Some(read) => read,
             None => tokio::select! {
                 read = upstream.next_piece() => read?,
-                () = sink.closed() => return Ok(ReadEnd::Abandoned),
+                () = sink.closed() => return Ok(ReadEnd::Abandoned {
+                    partial: upstream.into_completion(),
+                }),
             },
         };
         let Some(delta) = read else { break };
         deltas.push(delta.clone());
         if !sink.send(delta).await {
-            return Ok(ReadEnd::Abandoned);
+            return Ok(ReadEnd::Abandoned {
+                partial: upstream.into_completion(),
+            });
         }
     }
     let completion = upstream.into_completion();

@@ -108,8 +108,8 @@ impl Engine {
     }
 
     /// Forward a flight's pieces to one client and log its record when the flight ends. When
-    /// the client leaves, the flight goes on (and is cached); this request's record is still
-    /// logged.
+    /// the client leaves, the flight goes on (and is cached), and this request's record says
+    /// `cancelled`, with the text the client had been sent.
     fn forward(
         self: &Arc<Self>,
         first: Piece,
@@ -123,10 +123,19 @@ impl Engine {
         let engine = Arc::clone(self);
         self.tasks.spawn(async move {
             let mut item = Some(StreamItem::Piece(first));
+            let mut sent = String::new();
             loop {
                 if let Some(it) = item.take() {
-                    // A client that left only stops the forwarding, not the record.
-                    let _ = tx.send(it).await;
+                    let text = match &it {
+                        StreamItem::Piece(piece) => piece.text.clone(),
+                        _ => None,
+                    };
+                    if tx.send(it).await.is_err() {
+                        // The client left: its record now; the flight goes on for the cache.
+                        engine.log_cancelled(&prepared, sent, (0, 0), &timing, ttft);
+                        return;
+                    }
+                    sent.push_str(text.as_deref().unwrap_or_default());
                 }
                 match sub.next().await {
                     Event::Delta(piece) => item = Some(StreamItem::Piece(piece)),
@@ -189,11 +198,10 @@ impl Engine {
                     engine.log_answer(&prepared, &response, Some(ttft));
                     let _ = tx.send(StreamItem::End(Arc::new(entry))).await;
                 }
-                Ok(ReadEnd::Abandoned) => {
+                Ok(ReadEnd::Abandoned { partial }) => {
                     tracing::debug!(trace_id = %prepared.trace_id, "client went away; upstream stream cancelled");
-                    let err =
-                        ApiError::Internal("the client closed the stream before its end".into());
-                    engine.log_failure(&prepared, &err, &timing, Some(ttft));
+                    let usage = (partial.usage.input_tokens, partial.usage.output_tokens);
+                    engine.log_cancelled(&prepared, partial.content(), usage, &timing, ttft);
                 }
                 Err(e) => {
                     let err = provider_error(&provider, e, prepared.api_key.as_ref());
