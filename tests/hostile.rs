@@ -274,3 +274,52 @@ async fn a_client_leaving_mid_stream_is_logged_as_cancelled() {
     }
     daemon.stop().await;
 }
+
+/// Beyond `max_connections`, a connection waits in the kernel's backlog (not refused, not an
+/// error) until one closes; then it is served.
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let toml = format!(
+        "max_connections = 2\n{}",
+        providers_toml(&openai.base_url(), &openai.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    let idle_a = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("a");
+    let idle_b = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("b");
+    // Let the daemon accept both.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("the kernel takes it into the backlog");
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let waited =
+        tokio::time::timeout(Duration::from_millis(300), third.read_to_end(&mut answer)).await;
+    assert!(
+        waited.is_err(),
+        "served beyond the limit: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(idle_a);
+    tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer))
+        .await
+        .expect("served once a slot is free")
+        .expect("read");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(idle_b);
+    daemon.stop().await;
+}

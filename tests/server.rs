@@ -35,6 +35,11 @@ async fn a_uid_not_in_allowed_uids_gets_403_on_every_route() {
     ] {
         assert_eq!(reply.status, 403);
         assert_eq!(reply.error_type(), "forbidden");
+        assert_eq!(
+            reply.headers.get("connection").map(|v| v.as_bytes()),
+            Some(&b"close"[..]),
+            "a refused peer's connection is closed after its 403"
+        );
         assert!(
             reply.error_message().contains(&format!("uid {me}")),
             "{}",

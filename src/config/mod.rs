@@ -27,6 +27,10 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("default.toml");
 const DEFAULT_SOCKET_MODE: u32 = 0o660;
 /// Large enough for long chat histories with function schemas, small enough to refuse abuse.
 const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
+/// Connections served at once; more wait in the kernel's listen backlog. Far above what local
+/// apps open, low enough to stay clear of a default file descriptor limit of 1024 with room for
+/// the store, the spool and provider connections.
+const DEFAULT_MAX_CONNECTIONS: usize = 768;
 /// Default `max_rendered`, as a multiple of `max_body`: a request whose inputs fill its
 /// templates may grow this much, no more (placeholders multiply: a few KB of input used 100,000
 /// times would be hundreds of MB).
@@ -150,6 +154,8 @@ pub struct Config {
     pub max_body: u64,
     /// Largest request after its `{{placeholders}}` are filled (all messages), in bytes.
     pub max_rendered: u64,
+    /// Connections served at once (both listeners); more wait in the kernel's backlog.
+    pub max_connections: usize,
     pub header_timeout: Duration,
     pub shutdown_grace: Duration,
     pub log_level: String,
@@ -288,6 +294,7 @@ impl Config {
             prompts_dir: raw.prompts_dir.unwrap_or_else(default_prompts_dir),
             allowed_uids: raw.allowed_uids.unwrap_or_default(),
             max_body,
+            max_connections: raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
             max_rendered: size_or(
                 "max_rendered",
                 raw.max_rendered,
@@ -325,6 +332,9 @@ impl Config {
         }
         if config.max_body == 0 {
             return Err(invalid("max_body", "must be more than 0 bytes"));
+        }
+        if config.max_connections == 0 {
+            return Err(invalid("max_connections", "must be at least 1"));
         }
         if config.max_rendered == 0 {
             return Err(invalid("max_rendered", "must be more than 0 bytes"));
@@ -610,6 +620,7 @@ mod tests {
             ("tcp = \"nonsense\"", "tcp"),
             ("max_body = \"lots\"", "max_body"),
             ("max_rendered = \"0\"", "max_rendered"),
+            ("max_connections = 0", "max_connections"),
             ("shutdown_grace = \"soon\"", "shutdown_grace"),
             ("[providers.p]\nkind = \"bard\"", "providers.p.kind"),
             (

@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub prompts_dir: Option<PathBuf>,
     pub allowed_uids: Option<Vec<u32>>,
     pub max_body: Option<String>,
+    pub max_connections: Option<usize>,
     pub max_rendered: Option<String>,
     pub header_timeout: Option<String>,
     pub shutdown_grace: Option<String>,

@@ -1,6 +1,12 @@
 //! The accept loops (Unix socket with its peer check, optional TCP) and the connections they
 //! serve, HTTP/1.1 with keep-alive, until the stop signal; then the drain.
 //!
+//! Limits: at most `max_connections` are served at once (lowered to fit the file descriptor
+//! limit); the next connection is accepted only when one closes, so the rest wait in the
+//! kernel's backlog and a flood of idle connections never makes `accept` fail. A peer whose uid
+//! is not allowed gets one 403 and the connection is closed; it is logged once per uid and
+//! minute. A failing `accept` is logged once per minute.
+//!
 //! Drain: the listeners close (no new connections) and the socket file is removed; every open
 //! connection finishes its in-flight request (streams too) and closes; after `shutdown_grace`
 //! the rest are closed. [`serve`] returns once every connection task has ended.
@@ -24,6 +30,56 @@ use crate::tasks::Tasks;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// A repeated log line (a refused uid, a failing accept) is written once per this period.
+const REPEAT_LOG_EVERY: Duration = Duration::from_secs(60);
+/// File descriptors kept free of connections: the store, the spool, the prompts watcher,
+/// provider and collector connections.
+const RESERVED_FDS: u64 = 128;
+
+/// `configured`, lowered so that connections leave [`RESERVED_FDS`] of the process's file
+/// descriptor limit free.
+fn connection_limit(configured: usize) -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return configured;
+    };
+    let fits = usize::try_from(soft.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX);
+    if fits < configured {
+        tracing::warn!(max_connections = configured, serving = fits, fd_limit = soft, "max_connections lowered to fit the file descriptor limit (raise ulimit -n / LimitNOFILE= for more)");
+        fits
+    } else {
+        configured
+    }
+}
+
+/// Whether a line about `what` is due: true the first time and once per [`REPEAT_LOG_EVERY`].
+struct Repeats<K> {
+    last: std::collections::HashMap<K, Instant>,
+}
+
+impl<K: std::hash::Hash + Eq> Repeats<K> {
+    fn new() -> Self {
+        Repeats {
+            last: std::collections::HashMap::new(),
+        }
+    }
+
+    fn due(&mut self, what: K) -> bool {
+        let now = Instant::now();
+        // Bounded: entries older than the period are forgotten when the map grows.
+        if self.last.len() > 1024 {
+            self.last
+                .retain(|_, t| now.duration_since(*t) < REPEAT_LOG_EVERY);
+        }
+        match self.last.get(&what) {
+            Some(t) if now.duration_since(*t) < REPEAT_LOG_EVERY => false,
+            _ => {
+                self.last.insert(what, now);
+                true
+            }
+        }
+    }
+}
 
 /// Whether the peer of a connection may use the daemon.
 #[derive(Debug, Clone)]
@@ -39,9 +95,16 @@ pub async fn serve(listeners: Listeners, state: Arc<State>, stop: impl Future<Ou
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
         .keep_alive(true);
+    let mut refused_once = http1::Builder::new();
+    refused_once.timer(TokioTimer::new()).keep_alive(false);
     let graceful = GracefulShutdown::new();
     // Connection tasks: the stop signal of this group closes those still open after the grace.
     let connections = Tasks::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(connection_limit(
+        config.max_connections,
+    )));
+    let mut refused_uids = Repeats::new();
+    let mut accept_errors = Repeats::new();
     let Listeners {
         unix,
         unix_path,
@@ -49,27 +112,47 @@ pub async fn serve(listeners: Listeners, state: Arc<State>, stop: impl Future<Ou
     } = listeners;
     tokio::pin!(stop);
     loop {
+        // A slot first: beyond max_connections, nothing is accepted until one closes.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut stop => break,
+        };
         tokio::select! {
             accepted = unix.accept() => match accepted {
                 Ok((stream, _)) => {
                     let access = match peer::peer_uid(&stream) {
                         Some(uid) if state.peers.load().allows(uid) => Access::Allowed,
-                        Some(uid) => Access::Denied(format!("uid {uid} is not allowed on this socket (see allowed_uids)")),
-                        None => Access::Denied("cannot read the peer's credentials".to_owned()),
+                        Some(uid) => {
+                            if refused_uids.due(Some(uid)) {
+                                tracing::warn!(uid, "refusing a peer on the unix socket: uid not in allowed_uids (logged once a minute per uid)");
+                            }
+                            Access::Denied(format!("uid {uid} is not allowed on this socket (see allowed_uids)"))
+                        }
+                        None => {
+                            if refused_uids.due(None) {
+                                tracing::warn!("refusing a peer on the unix socket: cannot read its credentials");
+                            }
+                            Access::Denied("cannot read the peer's credentials".to_owned())
+                        }
                     };
-                    if let Access::Denied(why) = &access {
-                        tracing::warn!(reason = %why, "refusing a peer on the unix socket");
-                    }
-                    serve_connection(stream, access, &state, &http, &graceful, &connections);
+                    // A refused peer gets its one 403, then the connection closes.
+                    let http = match access {
+                        Access::Allowed => &http,
+                        Access::Denied(_) => &refused_once,
+                    };
+                    serve_connection(stream, access, &state, http, &graceful, &connections, slot);
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => accept_failed(e, &mut accept_errors).await,
             },
             accepted = accept_tcp(tcp.as_ref()) => match accepted {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    serve_connection(stream, Access::Allowed, &state, &http, &graceful, &connections);
+                    serve_connection(stream, Access::Allowed, &state, &http, &graceful, &connections, slot);
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => accept_failed(e, &mut accept_errors).await,
             },
             () = &mut stop => break,
         }
@@ -99,6 +182,7 @@ fn serve_connection<I>(
     http: &http1::Builder,
     graceful: &GracefulShutdown,
     connections: &Tasks,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -129,6 +213,7 @@ fn serve_connection<I>(
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "connection ended with an error");
         }
+        drop(slot);
     });
 }
 
@@ -139,7 +224,9 @@ async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<tokio::ne
     }
 }
 
-async fn accept_failed(e: std::io::Error) {
-    tracing::warn!(error = %e, "accept failed");
+async fn accept_failed(e: std::io::Error, repeats: &mut Repeats<std::io::ErrorKind>) {
+    if repeats.due(e.kind()) {
+        tracing::warn!(error = %e, "accept failed (logged once a minute); retrying");
+    }
     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
 }
