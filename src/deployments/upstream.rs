@@ -119,6 +119,12 @@ struct WirePrompt {
     raw_messages: Option<Vec<Message>>,
 }
 
+/// How long an id upstream does not know (404) is answered as unknown without asking again:
+/// short, so a deployment published upstream is found soon.
+pub const UNKNOWN_TTL: Duration = Duration::from_secs(30);
+/// Most unknown ids remembered at once (clients can make up any number).
+const MAX_UNKNOWN_IDS: usize = 4096;
+
 /// Fetch deployment `id` from `base_url` (the Parea API prefix) and build a [`Deployment`]
 /// from the answer's raw (template) messages.
 pub async fn fetch_upstream(
@@ -238,6 +244,9 @@ impl Registry {
             return Err(LookupError::Unknown(id.to_owned()));
         };
         let now = SystemTime::now();
+        if self.known_unknown(id, now) {
+            return Err(LookupError::Unknown(id.to_owned()));
+        }
         let cached = self.cached_upstream(id);
         if let Some((d, expires_at)) = &cached {
             if *expires_at > now {
@@ -267,11 +276,41 @@ impl Registry {
                     source: e,
                 }),
             },
-            Err(e) => Err(LookupError::Upstream {
-                id: id.to_owned(),
-                source: e,
-            }),
+            Err(e) => {
+                if let UpstreamError::Status { status: 404, .. } = e {
+                    self.remember_unknown(id, now + UNKNOWN_TTL);
+                }
+                Err(LookupError::Upstream {
+                    id: id.to_owned(),
+                    source: e,
+                })
+            }
         }
+    }
+
+    /// Whether upstream said lately that it does not know `id`.
+    fn known_unknown(&self, id: &str, now: SystemTime) -> bool {
+        let unknown = self
+            .unknown_upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        unknown.get(id).is_some_and(|until| *until > now)
+    }
+
+    fn remember_unknown(&self, id: &str, until: SystemTime) {
+        let mut unknown = self
+            .unknown_upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if unknown.len() >= MAX_UNKNOWN_IDS {
+            let now = SystemTime::now();
+            unknown.retain(|_, t| *t > now);
+            if unknown.len() >= MAX_UNKNOWN_IDS {
+                // Still full of live entries: forget them all rather than grow without bound.
+                unknown.clear();
+            }
+        }
+        unknown.insert(id.to_owned(), until);
     }
 
     fn upstream_cache(

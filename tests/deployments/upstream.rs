@@ -89,6 +89,19 @@ async fn a_fetched_deployment_is_cached_and_served_when_upstream_is_gone() {
         }
         other => panic!("expected an upstream error, got {other:?}"),
     }
+    // ... and remembered for a while: asking again is no upstream call.
+    let calls = server.calls();
+    for _ in 0..5 {
+        assert!(matches!(
+            registry.get_or_fetch("p-missing", Some(&up)).await,
+            Err(LookupError::Unknown(_))
+        ));
+    }
+    assert_eq!(
+        server.calls(),
+        calls,
+        "unknown ids are cached, not fetched each time"
+    );
     // Without an upstream, an unknown id is unknown.
     assert!(matches!(
         registry.get_or_fetch("p-remote-2", None).await,

@@ -69,6 +69,9 @@ pub struct Registry {
     pub(super) store: Store,
     /// Upstream deployments in memory, mirroring the store's `upstream/` entries.
     pub(super) upstream: Mutex<HashMap<String, (Arc<Deployment>, SystemTime)>>,
+    /// Ids upstream answered 404 for, until when: a request for an unknown id is one upstream
+    /// call per [`super::upstream::UNKNOWN_TTL`], not one per request.
+    pub(super) unknown_upstream: Mutex<HashMap<String, SystemTime>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -94,6 +97,7 @@ impl Registry {
             reload: Mutex::new(ReloadState::default()),
             store: Store::new(tree),
             upstream: Mutex::new(HashMap::new()),
+            unknown_upstream: Mutex::new(HashMap::new()),
         };
         registry.reload_all();
         registry
