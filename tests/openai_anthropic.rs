@@ -254,3 +254,32 @@ async fn an_error_event_mid_stream_is_the_streams_error_event() {
     assert!(last["error"]["message"].is_string(), "{last}");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn the_entry_serves_the_parea_route_with_its_text_and_usage() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let (daemon, _openai) = daemon_with(&anthropic).await;
+    let model = "claude-3-5-sonnet-20241022";
+    let reply = chat(
+        &daemon,
+        &json!({"model": format!("anthropic/{model}"),
+            "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let key = reply.headers["x-promptd-cache-key"].clone();
+    // The same plain request by the Parea route: the same entry, rendered from the completion.
+    let parea = daemon
+        .post("/completion", &common::hello_request("anthropic", model))
+        .await;
+    assert_eq!(parea.status, 200);
+    assert_eq!(parea.headers["x-promptd-cache"], "hit");
+    assert_eq!(parea.headers["x-promptd-cache-key"], key);
+    let v = parea.json();
+    assert_eq!(v["content"], fixtures::HELLO);
+    let (input, output) = fixtures::ANTHROPIC_USAGE;
+    assert_eq!(v["input_tokens"], input);
+    assert_eq!(v["output_tokens"], output);
+    assert_eq!(anthropic.calls(), 1);
+    daemon.stop().await;
+}
