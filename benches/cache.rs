@@ -35,6 +35,7 @@ fn request_of_about_2kb() -> ChatRequest {
         ],
         function_call: None,
         passthrough: None,
+        translated: None,
     }
 }
 

@@ -60,15 +60,6 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("{0} is a hosted Parea route that promptd does not serve")]
     NotImplemented(String),
-    /// An OpenAI-format request for a provider whose API it cannot be sent to as it is.
-    #[error(
-        "provider {provider} speaks Anthropic's API: OpenAI-format requests to it are not yet \
-         supported; use an OpenAI-kind provider, or Parea's route {route}"
-    )]
-    DialectUnsupported {
-        provider: String,
-        route: &'static str,
-    },
     /// A model of an OpenAI-route request that no provider or deployment serves.
     #[error("{0}")]
     ModelNotFound(String),
@@ -135,7 +126,6 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::DialectUnsupported { .. } => StatusCode::NOT_IMPLEMENTED,
             ApiError::ModelNotFound(_) => StatusCode::NOT_FOUND,
             // Upstream client errors pass through; upstream server errors are a bad gateway.
             ApiError::ProviderStatus { status, .. } => match StatusCode::from_u16(*status) {
@@ -174,7 +164,7 @@ impl ApiError {
                 "not_found"
             }
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::NotImplemented(_) | ApiError::DialectUnsupported { .. } => "not_implemented",
+            ApiError::NotImplemented(_) => "not_implemented",
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::ProviderStatus { .. }
             | ApiError::ProviderProtocol { .. }

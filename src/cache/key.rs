@@ -61,6 +61,8 @@ pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
         functions,
         function_call,
         passthrough,
+        // Derived from the fields above (the same request translated for Anthropic).
+        translated: _,
     } = request;
     let mut h = KeyHasher::new();
     h.field(b"provider", provider.as_bytes());
@@ -265,6 +267,7 @@ mod tests {
             ],
             function_call: None,
             passthrough: None,
+            translated: None,
         }
     }
 

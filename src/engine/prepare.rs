@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::api::openai::anthropic;
 use crate::api::{
     ApiError, CompletionRequest, Dialect, LlmConfiguration, Message, ModelParams, Role,
 };
@@ -14,7 +15,7 @@ use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
 use crate::projects::ProjectStore;
-use crate::providers::{ChatRequest, Provider, ProviderKind};
+use crate::providers::{openai, ChatRequest, Provider, ProviderKind};
 
 /// A request ready for the provider.
 #[derive(Debug, Clone)]
@@ -98,7 +99,6 @@ pub fn prepare(
         requested: provider_name.clone(),
         configured: provider_names(),
     })?;
-    check_dialect(req.dialect, &provider)?;
     // An empty request key is no key: it must not replace the configured one.
     let api_key = req
         .provider_api_key
@@ -131,14 +131,16 @@ pub fn prepare(
         ));
     }
     let messages = place_history(messages, history.unwrap_or_default());
-    let chat = ChatRequest {
+    let mut chat = ChatRequest {
         model,
         messages,
         params: model_params.unwrap_or_default(),
         functions: functions.unwrap_or_default(),
         function_call,
         passthrough: req.passthrough.take().filter(|p| !p.is_empty()),
+        translated: None,
     };
+    chat.translated = translate(req.dialect, &provider, &chat)?;
     Ok(Prepared {
         trace_id,
         provider,
@@ -151,16 +153,32 @@ pub fn prepare(
     })
 }
 
-/// Whether a request of `dialect` can go to `provider` as it is. An OpenAI-format request to an
-/// Anthropic provider needs a translation of its body and answer that is not in yet: refused
-/// here, the one place to switch to it.
-fn check_dialect(dialect: Dialect, provider: &Provider) -> Result<(), ApiError> {
+/// What a request of `dialect` needs to go to `provider`: nothing (`None`) when the provider
+/// speaks the request's API; for an OpenAI-format request to an Anthropic provider, the
+/// Anthropic body, translated here from the OpenAI body the request stands for (see
+/// [`crate::api::openai::anthropic`]), so a field with no translation is a 400 naming it before
+/// any upstream call. The provider sends that body and translates the answer back.
+fn translate(
+    dialect: Dialect,
+    provider: &Provider,
+    chat: &ChatRequest,
+) -> Result<Option<Value>, ApiError> {
     match (dialect, provider.kind()) {
-        (Dialect::Parea, _) | (Dialect::OpenAi, ProviderKind::OpenAi) => Ok(()),
-        (Dialect::OpenAi, ProviderKind::Anthropic) => Err(ApiError::DialectUnsupported {
-            provider: provider.name().to_owned(),
-            route: "/api/parea/v1/completion",
-        }),
+        (Dialect::Parea, _) | (Dialect::OpenAi, ProviderKind::OpenAi) => Ok(None),
+        (Dialect::OpenAi, ProviderKind::Anthropic) => {
+            let openai = serde_json::to_value(openai::request_body(chat, false))
+                .map_err(|e| ApiError::Internal(format!("the request as OpenAI JSON: {e}")))?;
+            anthropic::request_to_anthropic(
+                &openai,
+                &chat.model,
+                u64::from(provider.default_max_tokens()),
+            )
+            .map(Some)
+            .map_err(|e| ApiError::InvalidRequest {
+                message: e.to_string(),
+                field: Some(e.param.into()),
+            })
+        }
     }
 }
 

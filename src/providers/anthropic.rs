@@ -344,6 +344,7 @@ mod tests {
             ],
             function_call: Some(FunctionCallSpec::Mode("f".into())),
             passthrough: None,
+            translated: None,
         };
         let body = request_body(&req, true, 1024);
         assert_eq!(body["system"], "be brief\n\nanswer in digits");
@@ -378,6 +379,7 @@ mod tests {
             functions: vec![],
             function_call: Some(FunctionCallSpec::Mode("required".into())),
             passthrough: None,
+            translated: None,
         };
         let body = request_body(&req, false, 4096);
         assert_eq!(body["max_tokens"], 7);

@@ -14,8 +14,8 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use super::metrics::ProviderMetrics;
 use super::sse::{SseEvent, SseParser};
 use super::{
-    anthropic, openai, upstream_error_message, ChatRequest, Completion, Piece, ProviderError,
-    ProviderKind, StreamDecoder,
+    anthropic, openai, translated, upstream_error_message, ChatRequest, Completion, Piece,
+    ProviderError, ProviderKind, StreamDecoder,
 };
 use crate::config::{ProviderConfig, Secret};
 use crate::retry::{self, Backoff};
@@ -102,6 +102,11 @@ impl Provider {
         &self.config.base_url
     }
 
+    /// The `max_tokens` of an Anthropic request that sets none.
+    pub fn default_max_tokens(&self) -> u32 {
+        self.config.default_max_tokens
+    }
+
     /// The configured key, when there is one (to mask it in text that leaves the daemon).
     pub fn api_key(&self) -> Option<&Secret> {
         self.config.api_key.as_ref()
@@ -127,9 +132,10 @@ impl Provider {
                 .bytes()
                 .await
                 .map_err(|e| ProviderError::Unreachable(format!("reading the answer: {e}")))?;
-            match self.config.kind {
-                ProviderKind::OpenAi => openai::parse_response(&body),
-                ProviderKind::Anthropic => anthropic::parse_response(&body),
+            match (self.config.kind, &req.translated) {
+                (ProviderKind::OpenAi, _) => openai::parse_response(&body),
+                (ProviderKind::Anthropic, None) => anthropic::parse_response(&body),
+                (ProviderKind::Anthropic, Some(_)) => translated::parse_response(&body, &req.model),
             }
         };
         let result = tokio::time::timeout(timeout, work)
@@ -160,7 +166,8 @@ impl Provider {
             response,
             parser: SseParser::new(),
             pending: VecDeque::new(),
-            decoder: StreamDecoder::new(self.config.kind),
+            ready: VecDeque::new(),
+            decoder: StreamDecoder::for_request(self.config.kind, req),
             idle_timeout: self.config.stream_idle_timeout,
             first_timeout: Some(timeout),
             finished: false,
@@ -175,9 +182,16 @@ impl Provider {
         stream: bool,
         key: Option<&Secret>,
     ) -> Result<reqwest::Response, ProviderError> {
-        let body = match self.config.kind {
-            ProviderKind::OpenAi => serde_json::to_vec(&openai::request_body(req, stream)),
-            ProviderKind::Anthropic => serde_json::to_vec(&anthropic::request_body(
+        let body = match (self.config.kind, &req.translated) {
+            (ProviderKind::OpenAi, _) => serde_json::to_vec(&openai::request_body(req, stream)),
+            (ProviderKind::Anthropic, Some(translated)) => {
+                let mut body = translated.clone();
+                if stream {
+                    body["stream"] = serde_json::Value::Bool(true);
+                }
+                serde_json::to_vec(&body)
+            }
+            (ProviderKind::Anthropic, None) => serde_json::to_vec(&anthropic::request_body(
                 req,
                 stream,
                 self.config.default_max_tokens,
@@ -307,6 +321,8 @@ pub struct UpstreamStream {
     response: reqwest::Response,
     parser: SseParser,
     pending: VecDeque<SseEvent>,
+    /// Pieces decoded and not yet handed on (a translated event can give several).
+    ready: VecDeque<Piece>,
     decoder: StreamDecoder,
     idle_timeout: Duration,
     /// Timeout for the first read (the whole provider timeout), then `idle_timeout`.
@@ -329,21 +345,23 @@ impl UpstreamStream {
 
     async fn read_piece(&mut self) -> Result<Option<Piece>, ProviderError> {
         loop {
-            while let Some(event) = self.pending.pop_front() {
-                let decoded = self.decoder.on_event(&event)?;
-                if decoded.done {
-                    self.finished = true;
-                    self.pending.clear();
+            if let Some(piece) = self.ready.pop_front() {
+                return Ok(Some(piece));
+            }
+            if let Some(event) = self.pending.pop_front() {
+                for decoded in self.decoder.on_event(&event)? {
+                    if decoded.done {
+                        self.finished = true;
+                        self.pending.clear();
+                    }
+                    if decoded.delta.is_some() || decoded.chunk.is_some() {
+                        self.ready.push_back(Piece {
+                            text: decoded.delta,
+                            chunk: decoded.chunk,
+                        });
+                    }
                 }
-                if decoded.delta.is_some() || decoded.chunk.is_some() {
-                    return Ok(Some(Piece {
-                        text: decoded.delta,
-                        chunk: decoded.chunk,
-                    }));
-                }
-                if self.finished {
-                    return Ok(None);
-                }
+                continue;
             }
             if self.finished {
                 return Ok(None);

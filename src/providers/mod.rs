@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openai;
 pub mod pricing;
 pub mod sse;
+pub mod translated;
 
 use std::time::Duration;
 
@@ -37,6 +38,10 @@ pub struct ChatRequest {
     /// What an OpenAI-route request carries beyond the neutral fields, sent as it came to an
     /// OpenAI-kind provider; `None` for Parea requests and plain OpenAI ones.
     pub passthrough: Option<Passthrough>,
+    /// The Anthropic body (without `stream`) of an OpenAI-route request to an Anthropic-kind
+    /// provider, translated before any upstream call; its answer is translated back
+    /// ([`translated`]). Derived from the fields above: not in the cache key.
+    pub translated: Option<Value>,
 }
 
 impl From<&str> for Piece {
@@ -196,6 +201,8 @@ pub struct Decoded {
 pub enum StreamDecoder {
     OpenAi(openai::StreamState),
     Anthropic(anthropic::StreamState),
+    /// An Anthropic stream translated into OpenAI chunks for an OpenAI-route request.
+    Translated(Box<translated::StreamState>),
 }
 
 impl StreamDecoder {
@@ -206,10 +213,22 @@ impl StreamDecoder {
         }
     }
 
-    pub fn on_event(&mut self, event: &sse::SseEvent) -> Result<Decoded, ProviderError> {
+    /// The decoder of a stream for `req` from a provider of `kind`.
+    pub fn for_request(kind: ProviderKind, req: &ChatRequest) -> Self {
+        match (kind, &req.translated) {
+            (ProviderKind::Anthropic, Some(_)) => {
+                StreamDecoder::Translated(Box::new(translated::StreamState::new(&req.model)))
+            }
+            _ => StreamDecoder::new(kind),
+        }
+    }
+
+    /// What one event gives: one [`Decoded`], or several for a translated stream.
+    pub fn on_event(&mut self, event: &sse::SseEvent) -> Result<Vec<Decoded>, ProviderError> {
         match self {
-            StreamDecoder::OpenAi(s) => s.on_event(event),
-            StreamDecoder::Anthropic(s) => s.on_event(event),
+            StreamDecoder::OpenAi(s) => s.on_event(event).map(|d| vec![d]),
+            StreamDecoder::Anthropic(s) => s.on_event(event).map(|d| vec![d]),
+            StreamDecoder::Translated(s) => s.on_event(event),
         }
     }
 
@@ -218,6 +237,7 @@ impl StreamDecoder {
         match self {
             StreamDecoder::OpenAi(s) => s.finish_reason.is_some(),
             StreamDecoder::Anthropic(s) => s.stop_reason.is_some(),
+            StreamDecoder::Translated(s) => s.ended_cleanly(),
         }
     }
 
@@ -225,6 +245,7 @@ impl StreamDecoder {
         match self {
             StreamDecoder::OpenAi(s) => s.into_completion(),
             StreamDecoder::Anthropic(s) => s.into_completion(),
+            StreamDecoder::Translated(s) => s.into_completion(),
         }
     }
 }

@@ -395,6 +395,7 @@ mod tests {
             functions: vec![json!({"name": "f", "parameters": {"type": "object"}})],
             function_call: Some(FunctionCallSpec::Named { name: "f".into() }),
             passthrough: None,
+            translated: None,
         };
         let body = serde_json::to_value(request_body(&req, true)).expect("encodes");
         assert_eq!(
@@ -434,6 +435,7 @@ mod tests {
             functions: vec![],
             function_call: Some(FunctionCallSpec::Mode("auto".into())),
             passthrough: None,
+            translated: None,
         };
         let body = serde_json::to_value(request_body(&req, false)).expect("encodes");
         assert_eq!(body["tool_choice"], "auto");
@@ -467,6 +469,7 @@ mod tests {
                 fields,
                 unkeyed: Map::new(),
             }),
+            translated: None,
         };
         let body = serde_json::to_value(request_body(&req, false)).expect("encodes");
         assert_eq!(body["seed"], 7);

@@ -1,0 +1,181 @@
+//! An OpenAI-route request answered by an Anthropic-kind provider: the answer and the stream
+//! translated into OpenAI's shapes with [`crate::api::openai::anthropic`].
+//!
+//! The request body was translated once, before any upstream call (`engine::prepare`, kept in
+//! [`ChatRequest::translated`](super::ChatRequest)). Here a whole Anthropic answer becomes a
+//! `chat.completion` body, read back with [`openai::parse_response`] so the [`Completion`]'s
+//! `raw` is that OpenAI body (replayed as it is by the OpenAI route) and its text, tool calls,
+//! usage and finish reason are filled for the Parea rendering and the log record. A stream's
+//! events go through a [`StreamTranslator`]; each chunk it yields is one piece, decoded by
+//! [`openai::StreamState`] as an OpenAI-kind upstream's chunk would be. The translator always
+//! adds the usage chunk (as promptd asks OpenAI-kind upstreams for it): the route drops it for
+//! a client that did not ask.
+
+use serde_json::Value;
+
+use super::openai;
+use super::sse::SseEvent;
+use super::{Completion, Decoded, ProviderError};
+use crate::api::openai::anthropic::{response_from_anthropic, StreamTranslator};
+
+fn now_unix() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
+}
+
+/// An id for an answer: `chatcmpl-` and the Anthropic message id, or a fresh one.
+fn answer_id(anthropic_id: Option<&str>) -> String {
+    match anthropic_id {
+        Some(id) if !id.is_empty() => format!("chatcmpl-{id}"),
+        _ => format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+    }
+}
+
+/// A whole Anthropic answer as a [`Completion`] whose `raw` is the `chat.completion` body.
+/// `model` is shown when the answer names none.
+pub fn parse_response(body: &[u8], model: &str) -> Result<Completion, ProviderError> {
+    let anthropic: Value = serde_json::from_slice(body)
+        .map_err(|e| ProviderError::Protocol(format!("messages body: {e}")))?;
+    if !anthropic.is_object() {
+        return Err(ProviderError::Protocol(
+            "messages body is not a JSON object".into(),
+        ));
+    }
+    let id = answer_id(anthropic.get("id").and_then(Value::as_str));
+    let model = anthropic
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or(model);
+    let openai_body = response_from_anthropic(&anthropic, &id, now_unix(), model);
+    openai::parse_response(openai_body.to_string().as_bytes())
+}
+
+/// The state of one translated stream.
+#[derive(Debug)]
+pub struct StreamState {
+    translator: StreamTranslator,
+    /// Accumulates the completion from the chunks, as for an OpenAI-kind upstream.
+    chunks: openai::StreamState,
+    done: bool,
+}
+
+impl StreamState {
+    /// `model` goes into every chunk.
+    pub fn new(model: &str) -> Self {
+        StreamState {
+            translator: StreamTranslator::new(&answer_id(None), now_unix(), model, true),
+            chunks: openai::StreamState::default(),
+            done: false,
+        }
+    }
+
+    /// One Anthropic event: a [`Decoded`] per chunk it yields, then one with `done` after
+    /// `message_stop`. An `error` event is a stream error with its message.
+    pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Decoded>, ProviderError> {
+        let data: Value = serde_json::from_str(&event.data)
+            .map_err(|e| ProviderError::Stream(format!("unreadable stream event: {e}")))?;
+        let name = event.event.as_deref().unwrap_or("");
+        let mut chunks = self.translator.event(name, &data).map_err(|body| {
+            ProviderError::Stream(
+                body.pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the provider's stream failed")
+                    .to_owned(),
+            )
+        })?;
+        let kind = match name {
+            "" => data.get("type").and_then(Value::as_str).unwrap_or(""),
+            name => name,
+        };
+        let stop = kind == "message_stop";
+        if stop {
+            chunks.extend(self.translator.finish());
+        }
+        let mut out = Vec::with_capacity(chunks.len() + 1);
+        for chunk in chunks {
+            let piece = SseEvent {
+                event: None,
+                data: chunk.to_string(),
+            };
+            out.push(self.chunks.on_event(&piece)?);
+        }
+        if stop {
+            self.done = true;
+            out.push(Decoded {
+                done: true,
+                ..Decoded::default()
+            });
+        }
+        Ok(out)
+    }
+
+    /// `message_stop` was seen.
+    pub fn ended_cleanly(&self) -> bool {
+        self.done
+    }
+
+    pub fn into_completion(self) -> Completion {
+        self.chunks.into_completion()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str, data: &str) -> SseEvent {
+        SseEvent {
+            event: Some(name.into()),
+            data: data.into(),
+        }
+    }
+
+    #[test]
+    fn a_whole_answer_is_an_openai_body_with_the_completion_filled() {
+        let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
+            "content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn",
+            "usage":{"input_tokens":3,"output_tokens":1}}"#;
+        let c = parse_response(body, "asked").expect("parses");
+        assert_eq!(c.text, "Hi");
+        assert_eq!(c.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(c.usage.input_tokens, 3);
+        let raw: Value = serde_json::from_str(c.raw.as_deref().unwrap_or("")).expect("json");
+        assert_eq!(raw["object"], "chat.completion");
+        assert_eq!(raw["id"], "chatcmpl-msg_1");
+        assert!(parse_response(b"[1]", "m").is_err());
+    }
+
+    #[test]
+    fn a_stream_yields_chunks_then_done_and_errors_carry_the_message() {
+        let mut s = StreamState::new("m");
+        let d = s
+            .on_event(&event(
+                "message_start",
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":2}}}"#,
+            ))
+            .expect("ok");
+        assert!(d.iter().all(|d| !d.done));
+        let d = s
+            .on_event(&event(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Yo"}}"#,
+            ))
+            .expect("ok");
+        assert!(d.iter().any(|d| d.delta.as_deref() == Some("Yo")));
+        let d = s
+            .on_event(&event("message_stop", r#"{"type":"message_stop"}"#))
+            .expect("ok");
+        assert!(d.last().is_some_and(|d| d.done));
+        assert!(s.ended_cleanly());
+        let c = s.into_completion();
+        assert_eq!(c.text, "Yo");
+        assert_eq!(c.usage.input_tokens, 2);
+        let mut s = StreamState::new("m");
+        let err = s
+            .on_event(&event(
+                "error",
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            ))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "Overloaded");
+    }
+}

@@ -1,0 +1,285 @@
+//! `/v1/chat/completions` for a model routed to an Anthropic-kind provider, through the real
+//! daemon against a fake Anthropic: the request translated (what the fake received), the answer
+//! and the stream in OpenAI's shapes, tool calls, the cache, a field with no translation refused
+//! before any call, Anthropic's own errors passed through.
+
+mod common;
+
+use bytes::Bytes;
+use common::fake_upstream::{fixtures, Behavior, FakeUpstream};
+use common::{providers_toml, raw_post, RawResponse, TestDaemon};
+use hyper::Method;
+use serde_json::{json, Value};
+
+const MODEL: &str = "anthropic/claude-3-5-haiku-latest";
+
+async fn daemon_with(anthropic: &FakeUpstream) -> (TestDaemon, FakeUpstream) {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let toml = providers_toml(&openai.base_url(), &anthropic.base_url());
+    (TestDaemon::start(&toml).await, openai)
+}
+
+async fn chat(daemon: &TestDaemon, body: &Value) -> common::Reply {
+    let bytes = Bytes::from(serde_json::to_vec(body).expect("encode"));
+    daemon
+        .request(Method::POST, "/v1/chat/completions", Some(bytes))
+        .await
+}
+
+/// The JSON of each `data:` event, and whether the stream ended with `[DONE]`.
+fn events(raw: &RawResponse) -> (Vec<Value>, bool) {
+    let mut values = Vec::new();
+    let mut done = false;
+    for chunk in raw.chunk_strings() {
+        let data = chunk
+            .strip_prefix("data: ")
+            .and_then(|c| c.strip_suffix("\n\n"))
+            .unwrap_or_else(|| panic!("one event per frame: {chunk:?}"));
+        assert!(!done, "nothing after [DONE]");
+        if data == "[DONE]" {
+            done = true;
+        } else {
+            values.push(serde_json::from_str(data).expect("event is JSON"));
+        }
+    }
+    (values, done)
+}
+
+fn weather_tool() -> Value {
+    json!([{"type": "function", "function": {"name": fixtures::TOOL_NAME,
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])
+}
+
+#[tokio::test]
+async fn a_whole_answer_is_translated_both_ways_and_cached() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let (daemon, _openai) = daemon_with(&anthropic).await;
+    let body = json!({"model": MODEL, "max_tokens": 50, "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello"}]});
+    let reply = chat(&daemon, &body).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.json());
+    let v = reply.json();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(v["choices"][0]["message"]["content"], fixtures::HELLO);
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    let (input, output) = fixtures::ANTHROPIC_USAGE;
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output})
+    );
+    let sent = anthropic.last_request().expect("called");
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.header("x-api-key"), Some("sk-ant-test"));
+    assert!(sent.header("anthropic-version").is_some());
+    assert_eq!(sent.body["system"], "Be brief.");
+    assert_eq!(sent.body["max_tokens"], 50);
+    assert_eq!(sent.body["model"], "claude-3-5-haiku-latest");
+    assert_eq!(
+        sent.body["messages"],
+        json!([{"role": "user", "content": "Hello"}])
+    );
+    assert!(sent.body.get("stream").is_none());
+    // The same request again: a cache hit, the fake called once.
+    let again = chat(&daemon, &body).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.headers["x-promptd-cache"], "hit");
+    assert_eq!(
+        again.json()["choices"][0]["message"]["content"],
+        fixtures::HELLO
+    );
+    assert_eq!(anthropic.calls(), 1);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_with_include_usage_ends_with_the_usage_chunk_and_done() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_stream()).await;
+    let (daemon, _openai) = daemon_with(&anthropic).await;
+    let body = json!({"model": MODEL, "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Hello"}]});
+    let raw = raw_post(&daemon.socket, "/v1/chat/completions", &body).await;
+    assert_eq!(raw.status(), 200);
+    let (chunks, done) = events(&raw);
+    assert!(done, "ends with [DONE]");
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk"));
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, fixtures::HELLO);
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .map(|c| &c["choices"][0]["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
+    assert_eq!(finish, vec!["stop"]);
+    let last = chunks.last().expect("chunks");
+    assert_eq!(last["choices"], json!([]));
+    let (input, output) = fixtures::ANTHROPIC_USAGE;
+    assert_eq!(last["usage"]["prompt_tokens"], input);
+    assert_eq!(last["usage"]["completion_tokens"], output);
+    assert_eq!(
+        anthropic.last_request().expect("called").body["stream"],
+        true
+    );
+    // Without include_usage: no usage chunk.
+    let body = json!({"model": MODEL, "stream": true,
+        "messages": [{"role": "user", "content": "Hello again"}]});
+    let raw = raw_post(&daemon.socket, "/v1/chat/completions", &body).await;
+    let (chunks, done) = events(&raw);
+    assert!(done);
+    assert!(chunks
+        .iter()
+        .all(|c| c.get("usage").is_none_or(Value::is_null)
+            || !c["choices"].as_array().is_some_and(Vec::is_empty)));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_tool_call_carries_index_id_name_and_its_argument_fragments() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_tool_use_stream()).await;
+    let (daemon, _openai) = daemon_with(&anthropic).await;
+    let body = json!({"model": MODEL, "stream": true, "tools": weather_tool(),
+        "tool_choice": "auto",
+        "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+    let raw = raw_post(&daemon.socket, "/v1/chat/completions", &body).await;
+    assert_eq!(raw.status(), 200);
+    let sent = anthropic.last_request().expect("called").body;
+    assert_eq!(sent["tools"][0]["name"], fixtures::TOOL_NAME);
+    assert_eq!(sent["tools"][0]["input_schema"]["type"], "object");
+    assert_eq!(sent["tool_choice"], json!({"type": "auto"}));
+    let (chunks, done) = events(&raw);
+    assert!(done);
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+        .collect();
+    let first = calls.first().expect("a tool call delta");
+    assert_eq!(first["index"], 0);
+    assert_eq!(first["id"], fixtures::ANTHROPIC_TOOL_USE_ID);
+    assert_eq!(first["function"]["name"], fixtures::TOOL_NAME);
+    assert!(calls.iter().all(|c| c["index"] == 0));
+    let args: String = calls
+        .iter()
+        .filter_map(|c| c["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(args, fixtures::ANTHROPIC_TOOL_INPUT_JSON);
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .map(|c| &c["choices"][0]["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
+    assert_eq!(finish, vec!["tool_calls"]);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_whole_tool_call_answer_has_tool_calls() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_tool_use()).await;
+    let (daemon, _openai) = daemon_with(&anthropic).await;
+    let body = json!({"model": MODEL, "tools": weather_tool(),
+        "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+    let reply = chat(&daemon, &body).await;
+    assert_eq!(reply.status, 200);
+    let v = reply.json();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let call = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["id"], fixtures::ANTHROPIC_TOOL_USE_ID);
+    assert_eq!(call["function"]["name"], fixtures::TOOL_NAME);
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap_or("")).expect("json");
+    assert_eq!(args, json!({"city": "Paris", "unit": "c"}));
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_untranslatable_field_is_a_400_naming_it_before_any_call() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let (daemon, _openai) = daemon_with(&anthropic).await;
+    for (field, value) in [("n", json!(2)), ("logprobs", json!(true))] {
+        let mut body = json!({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]});
+        body[field] = value;
+        let reply = chat(&daemon, &body).await;
+        assert_eq!(reply.status, 400, "{field}");
+        let v = reply.json();
+        assert_eq!(v["error"]["param"], field);
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(field)));
+    }
+    assert_eq!(anthropic.calls(), 0);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn anthropics_own_errors_pass_through() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_400()).await;
+    let (daemon, _openai) = daemon_with(&anthropic).await;
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]});
+    let reply = chat(&daemon, &body).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.json()["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("max_tokens: Field required")));
+    let overloaded =
+        FakeUpstream::always(Behavior::json(529, fixtures::ANTHROPIC_ERROR_529_JSON)).await;
+    let (daemon2, _openai2) = daemon_with(&overloaded).await;
+    // A provider's server error (Anthropic's 529 overloaded) is a bad gateway, as on every
+    // route, with Anthropic's message.
+    let reply = chat(&daemon2, &body).await;
+    assert_eq!(reply.status, 502);
+    assert!(reply.json()["error"]["message"].is_string());
+    daemon.stop().await;
+    daemon2.stop().await;
+}
+
+#[tokio::test]
+async fn an_error_event_mid_stream_is_the_streams_error_event() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_overloaded_midstream()).await;
+    let (daemon, _openai) = daemon_with(&anthropic).await;
+    let body = json!({"model": MODEL, "stream": true,
+        "messages": [{"role": "user", "content": "Hello"}]});
+    let raw = raw_post(&daemon.socket, "/v1/chat/completions", &body).await;
+    let (chunks, done) = events(&raw);
+    assert!(!done, "no [DONE] after a failure");
+    let last = chunks.last().expect("events");
+    assert!(last["error"]["message"].is_string(), "{last}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn the_entry_serves_the_parea_route_with_its_text_and_usage() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let (daemon, _openai) = daemon_with(&anthropic).await;
+    let model = "claude-3-5-sonnet-20241022";
+    let reply = chat(
+        &daemon,
+        &json!({"model": format!("anthropic/{model}"),
+            "messages": [{"role": "user", "content": "Hello"}]}),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let key = reply.headers["x-promptd-cache-key"].clone();
+    // The same plain request by the Parea route: the same entry, rendered from the completion.
+    let parea = daemon
+        .post("/completion", &common::hello_request("anthropic", model))
+        .await;
+    assert_eq!(parea.status, 200);
+    assert_eq!(parea.headers["x-promptd-cache"], "hit");
+    assert_eq!(parea.headers["x-promptd-cache-key"], key);
+    let v = parea.json();
+    assert_eq!(v["content"], fixtures::HELLO);
+    let (input, output) = fixtures::ANTHROPIC_USAGE;
+    assert_eq!(v["input_tokens"], input);
+    assert_eq!(v["output_tokens"], output);
+    assert_eq!(anthropic.calls(), 1);
+    daemon.stop().await;
+}
