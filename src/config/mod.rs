@@ -27,6 +27,8 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("default.toml");
 const DEFAULT_SOCKET_MODE: u32 = 0o660;
 /// Large enough for long chat histories with function schemas, small enough to refuse abuse.
 const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
+/// Default `max_embedding_inputs`: OpenAI's own limit of inputs per embeddings request.
+const DEFAULT_MAX_EMBEDDING_INPUTS: usize = 2048;
 /// Default `max_rendered`, as a multiple of `max_body`: a request whose inputs fill its
 /// templates may grow this much, no more (placeholders multiply: a few KB of input used 100,000
 /// times would be hundreds of MB).
@@ -150,6 +152,8 @@ pub struct Config {
     pub max_body: u64,
     /// Largest request after its `{{placeholders}}` are filled (all messages), in bytes.
     pub max_rendered: u64,
+    /// Most `input` items of one `POST /v1/embeddings` (`max_embedding_inputs`).
+    pub max_embedding_inputs: usize,
     pub header_timeout: Duration,
     pub shutdown_grace: Duration,
     pub log_level: String,
@@ -293,6 +297,10 @@ impl Config {
                 raw.max_rendered,
                 max_body.saturating_mul(DEFAULT_MAX_RENDERED_PER_BODY),
             )?,
+            max_embedding_inputs: raw
+                .max_embedding_inputs
+                .map_or(Ok(DEFAULT_MAX_EMBEDDING_INPUTS), usize::try_from)
+                .map_err(|_| invalid("max_embedding_inputs", "is too large"))?,
             header_timeout: duration_or(
                 "header_timeout",
                 raw.header_timeout,
@@ -328,6 +336,9 @@ impl Config {
         }
         if config.max_rendered == 0 {
             return Err(invalid("max_rendered", "must be more than 0 bytes"));
+        }
+        if config.max_embedding_inputs == 0 {
+            return Err(invalid("max_embedding_inputs", "must be at least 1"));
         }
         check_model_routing(&config)?;
         Ok(config)
@@ -576,6 +587,7 @@ mod tests {
         );
         assert_eq!(config.socket_mode, 0o660);
         assert_eq!(config.max_body, 4 * 1024 * 1024);
+        assert_eq!(config.max_embedding_inputs, 2048);
         assert_eq!(
             config.max_rendered,
             4 * config.max_body,
@@ -610,6 +622,7 @@ mod tests {
             ("tcp = \"nonsense\"", "tcp"),
             ("max_body = \"lots\"", "max_body"),
             ("max_rendered = \"0\"", "max_rendered"),
+            ("max_embedding_inputs = 0", "max_embedding_inputs"),
             ("shutdown_grace = \"soon\"", "shutdown_grace"),
             ("[providers.p]\nkind = \"bard\"", "providers.p.kind"),
             (

@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub allowed_uids: Option<Vec<u32>>,
     pub max_body: Option<String>,
     pub max_rendered: Option<String>,
+    /// Most `input` items of one `POST /v1/embeddings`.
+    pub max_embedding_inputs: Option<u64>,
     pub header_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
     pub log_level: Option<String>,
