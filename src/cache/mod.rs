@@ -9,6 +9,7 @@
 //! The cache knows nothing of HTTP.
 
 pub mod coalesce;
+pub mod embed_key;
 pub mod entry;
 pub mod key;
 

@@ -31,6 +31,8 @@ const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 /// apps open, low enough to stay clear of a default file descriptor limit of 1024 with room for
 /// the store, the spool and provider connections.
 const DEFAULT_MAX_CONNECTIONS: usize = 768;
+/// Default `max_embedding_inputs`: OpenAI's own limit of inputs per embeddings request.
+const DEFAULT_MAX_EMBEDDING_INPUTS: usize = 2048;
 /// Default `max_rendered`, as a multiple of `max_body`: a request whose inputs fill its
 /// templates may grow this much, no more (placeholders multiply: a few KB of input used 100,000
 /// times would be hundreds of MB).
@@ -156,6 +158,8 @@ pub struct Config {
     pub max_rendered: u64,
     /// Connections served at once (both listeners); more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Most `input` items of one `POST /v1/embeddings` (`max_embedding_inputs`).
+    pub max_embedding_inputs: usize,
     pub header_timeout: Duration,
     pub shutdown_grace: Duration,
     pub log_level: String,
@@ -300,6 +304,10 @@ impl Config {
                 raw.max_rendered,
                 max_body.saturating_mul(DEFAULT_MAX_RENDERED_PER_BODY),
             )?,
+            max_embedding_inputs: raw
+                .max_embedding_inputs
+                .map_or(Ok(DEFAULT_MAX_EMBEDDING_INPUTS), usize::try_from)
+                .map_err(|_| invalid("max_embedding_inputs", "is too large"))?,
             header_timeout: duration_or(
                 "header_timeout",
                 raw.header_timeout,
@@ -338,6 +346,9 @@ impl Config {
         }
         if config.max_rendered == 0 {
             return Err(invalid("max_rendered", "must be more than 0 bytes"));
+        }
+        if config.max_embedding_inputs == 0 {
+            return Err(invalid("max_embedding_inputs", "must be at least 1"));
         }
         check_model_routing(&config)?;
         Ok(config)
@@ -586,6 +597,7 @@ mod tests {
         );
         assert_eq!(config.socket_mode, 0o660);
         assert_eq!(config.max_body, 4 * 1024 * 1024);
+        assert_eq!(config.max_embedding_inputs, 2048);
         assert_eq!(
             config.max_rendered,
             4 * config.max_body,
@@ -621,6 +633,7 @@ mod tests {
             ("max_body = \"lots\"", "max_body"),
             ("max_rendered = \"0\"", "max_rendered"),
             ("max_connections = 0", "max_connections"),
+            ("max_embedding_inputs = 0", "max_embedding_inputs"),
             ("shutdown_grace = \"soon\"", "shutdown_grace"),
             ("[providers.p]\nkind = \"bard\"", "providers.p.kind"),
             (

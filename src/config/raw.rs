@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub max_body: Option<String>,
     pub max_connections: Option<usize>,
     pub max_rendered: Option<String>,
+    /// Most `input` items of one `POST /v1/embeddings`.
+    pub max_embedding_inputs: Option<u64>,
     pub header_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
     pub log_level: Option<String>,

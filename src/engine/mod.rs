@@ -15,6 +15,7 @@
 
 mod answer;
 mod complete;
+mod embed;
 mod flight;
 mod log;
 mod order;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::mpsc;
 
+pub use embed::{EmbedCacheMode, EmbedCacheStatus, Embedded};
 pub use prepare::Prepared;
 
 use crate::api::{ApiError, CompletionRequest, CompletionResponse, Dialect};

@@ -20,6 +20,8 @@ use super::{
 use crate::config::{ProviderConfig, Secret};
 use crate::retry::{self, Backoff};
 
+mod embeddings;
+
 /// The first retry waits about 250 ms, each further one twice as long, none more than 4 s: a
 /// client is waiting.
 const BACKOFF: Backoff = Backoff {

@@ -8,6 +8,7 @@ mod body;
 mod handlers;
 mod listener;
 mod openai;
+mod openai_embeddings;
 mod openai_events;
 mod peer;
 mod router;

@@ -65,6 +65,8 @@ pub enum Route<'a> {
     Unsupported,
     /// `/v1/chat/completions`, OpenAI's API.
     OpenAiChat,
+    /// `/v1/embeddings`.
+    OpenAiEmbeddings,
     /// `/v1/models`.
     OpenAiModels,
     /// `/v1/models/{id}`, the id as the caller wrote it.
@@ -90,6 +92,7 @@ impl<'a> Route<'a> {
             "/status" => Route::Status,
             "/cache" => Route::Cache,
             "/v1/chat/completions" => Route::OpenAiChat,
+            "/v1/embeddings" => Route::OpenAiEmbeddings,
             "/v1/models" => Route::OpenAiModels,
             p => {
                 if let Some(id) = p.strip_prefix("/v1/models/") {
@@ -135,6 +138,7 @@ impl<'a> Route<'a> {
             Route::CacheEntry(_) => "cache_entry",
             Route::Unsupported => "unsupported",
             Route::OpenAiChat => "openai_chat_completions",
+            Route::OpenAiEmbeddings => "openai_embeddings",
             Route::OpenAiModels | Route::OpenAiModel(_) => "openai_models",
         }
     }
@@ -197,6 +201,9 @@ pub async fn route(
         (&Method::DELETE, Route::CacheEntry(key)) => handlers::cache_delete(state, key),
         (_, Route::Unsupported) => Err(ApiError::NotImplemented(format!("{method} {path}"))),
         (&Method::POST, Route::OpenAiChat) => Ok(openai::chat_completions(req, state).await),
+        (&Method::POST, Route::OpenAiEmbeddings) => {
+            Ok(super::openai_embeddings::embeddings(req, state).await)
+        }
         (&Method::GET, Route::OpenAiModels) => Ok(openai::list_models(state)),
         (&Method::GET, Route::OpenAiModel(id)) => Ok(openai::get_model(state, id)),
         _ => Err(ApiError::MethodNotAllowed {
@@ -302,5 +309,6 @@ mod tests {
         assert_eq!(route_name("/api/parea/v1/experiment/1"), "unsupported");
         assert_eq!(route_name("/nope"), "other");
         assert_eq!(route_name(paths::STREAM), "completion_stream");
+        assert_eq!(route_name("/v1/embeddings"), "openai_embeddings");
     }
 }

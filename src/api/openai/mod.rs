@@ -10,6 +10,7 @@
 //! drive it with recorded bodies alone.
 
 pub mod anthropic;
+pub mod embeddings;
 pub mod error;
 pub mod models;
 pub mod request;

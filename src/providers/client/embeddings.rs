@@ -1,0 +1,94 @@
+//! `POST {base_url}/embeddings` for OpenAI-kind providers: the same pooled client, headers,
+//! timeout, retries and metrics as a chat call, the body sent as the caller built it and the
+//! answer handed back as JSON.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::{backoff, headers, is_refused, status_error, Provider};
+use crate::config::Secret;
+use crate::providers::{ProviderError, ProviderKind};
+
+impl Provider {
+    /// Ask for embeddings with `body` (an OpenAI embeddings request); the answer's JSON. Only
+    /// for OpenAI-kind providers (the caller checks the kind first).
+    pub async fn embed(&self, body: &Value, key: Option<&Secret>) -> Result<Value, ProviderError> {
+        self.metrics.calls.inc();
+        let timeout = self.config.timeout;
+        let result = tokio::time::timeout(timeout, self.embed_with_retries(body, key))
+            .await
+            .map_err(|_| ProviderError::Timeout(timeout))
+            .and_then(|r| r);
+        if let Err(e) = &result {
+            self.metrics.error(e.kind());
+        }
+        result
+    }
+
+    async fn embed_with_retries(
+        &self,
+        body: &Value,
+        key: Option<&Secret>,
+    ) -> Result<Value, ProviderError> {
+        if self.config.kind != ProviderKind::OpenAi {
+            return Err(ProviderError::Protocol(
+                "embeddings need an OpenAI-kind provider".into(),
+            ));
+        }
+        let url = format!("{}/embeddings", self.config.base_url);
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| ProviderError::Protocol(format!("{url}: {e}")))?;
+        let body = Bytes::from(
+            serde_json::to_vec(body).map_err(|e| ProviderError::Protocol(e.to_string()))?,
+        );
+        let headers = match key {
+            Some(key) => headers(self.config.kind, Some(key)),
+            None => self.headers.clone(),
+        };
+        let mut attempt = 0;
+        loop {
+            match self.embed_once(&url, body.clone(), headers.clone()).await {
+                Err(err) if err.is_retryable() && attempt < self.config.max_retries => {
+                    let Some(wait) = backoff(attempt, &err) else {
+                        return Err(err);
+                    };
+                    self.metrics.retries.inc();
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn embed_once(
+        &self,
+        url: &reqwest::Url,
+        body: Bytes,
+        headers: reqwest::header::HeaderMap,
+    ) -> Result<Value, ProviderError> {
+        let response = self
+            .http
+            .post(url.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if is_refused(&e) {
+                    ProviderError::Refused
+                } else {
+                    ProviderError::Unreachable(crate::error_chain(&e))
+                }
+            })?;
+        if !response.status().is_success() {
+            return Err(status_error(response).await);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Unreachable(format!("reading the answer: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ProviderError::Protocol(format!("the embeddings answer is not JSON: {e}")))
+    }
+}
