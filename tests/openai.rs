@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::fake_upstream::{fixtures, FakeUpstream};
+use common::fake_upstream::{fixtures, Behavior, FakeUpstream};
 use common::{openai_hello, providers_toml, raw_post, RawResponse, TestDaemon};
 use hyper::Method;
 use serde_json::{json, Value};
@@ -415,5 +415,51 @@ async fn a_deployment_model_renders_its_prompt_with_inputs() {
         .expect("data")
         .iter()
         .any(|m| m["id"] == "deployment/greet"));
+    daemon.stop().await;
+}
+
+/// A provider whose table lists no models is asked for its own (`GET {base_url}/models`), once
+/// per five minutes; those are listed as `PROVIDER/ID` and routable.
+#[tokio::test]
+async fn a_provider_without_a_models_list_is_asked_for_its_own() {
+    let openai = FakeUpstream::start(|req, _| {
+        if req.method == "GET" && req.path == "/v1/models" {
+            Behavior::json(
+                200,
+                json!({"object": "list", "data": [
+                    {"id": "own-a", "object": "model", "owned_by": "x"},
+                    {"id": "own-b", "object": "model", "owned_by": "x"}]})
+                .to_string(),
+            )
+        } else {
+            fixtures::openai_chat()
+        }
+    })
+    .await;
+    let daemon = daemon_with(&openai, "").await;
+    let list = daemon.get("/v1/models").await.json();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec!["openai/own-a", "openai/own-b"], "{list}");
+    let asked = openai
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/models")
+        .count();
+    assert_eq!(asked, 1);
+    let sent = openai.last_request().expect("models request");
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-test-openai"));
+    assert_eq!(daemon.get("/v1/models/openai/own-b").await.status, 200);
+    let asked = openai
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/models")
+        .count();
+    assert_eq!(asked, 1, "the list is kept, not asked for again");
+    assert_eq!(chat(&daemon, &hello("openai/own-a")).await.status, 200);
     daemon.stop().await;
 }

@@ -18,6 +18,7 @@ mod complete;
 mod embed;
 mod flight;
 mod log;
+mod models;
 mod order;
 mod prepare;
 mod read;
@@ -76,6 +77,8 @@ pub struct Engine {
     tasks: Tasks,
     /// Identical cacheable calls in flight, shared (see [`flight`]).
     flights: Flights<ApiError>,
+    /// Providers' own model lists, as last asked ([`models`]).
+    discovered: models::Discovered,
 }
 
 /// What the daemon gives the engine.
@@ -186,6 +189,7 @@ impl Engine {
             cache,
             tasks,
             flights: Flights::default(),
+            discovered: Default::default(),
         })
     }
 

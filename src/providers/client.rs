@@ -21,6 +21,7 @@ use crate::config::{ProviderConfig, Secret};
 use crate::retry::{self, Backoff};
 
 mod embeddings;
+mod models;
 
 /// The first retry waits about 250 ms, each further one twice as long, none more than 4 s: a
 /// client is waiting.

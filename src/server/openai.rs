@@ -114,7 +114,8 @@ fn promptd_headers_of(
 }
 
 /// The model list: configured providers' models, routing aliases, deployments.
-fn model_list(state: &State) -> models::ModelList {
+async fn model_list(state: &State) -> models::ModelList {
+    let discovered = state.engine.discovered_models().await;
     let config = state.config.load();
     let deployments: Vec<String> = state
         .deployments
@@ -124,18 +125,22 @@ fn model_list(state: &State) -> models::ModelList {
         .filter(|d| d.serving)
         .map(|d| d.id)
         .collect();
-    models::list(&config, &deployments, state.started_unix())
+    models::list(&config, &discovered, &deployments, state.started_unix())
 }
 
 /// `GET /v1/models`.
-pub fn list_models(state: &State) -> Response<ResponseBody> {
-    body::json(StatusCode::OK, &model_list(state))
+pub async fn list_models(state: &State) -> Response<ResponseBody> {
+    body::json(StatusCode::OK, &model_list(state).await)
 }
 
 /// `GET /v1/models/{id}` (the id percent-encoded, as `deployment%2Fgreet`, or not).
-pub fn get_model(state: &State, raw_id: &str) -> Response<ResponseBody> {
+pub async fn get_model(state: &State, raw_id: &str) -> Response<ResponseBody> {
     let id = percent_encoding::percent_decode_str(raw_id).decode_utf8_lossy();
-    let found = model_list(state).data.into_iter().find(|m| m.id == id);
+    let found = model_list(state)
+        .await
+        .data
+        .into_iter()
+        .find(|m| m.id == id);
     match found {
         Some(model) => body::json(StatusCode::OK, &model),
         None => error(&ApiError::ModelNotFound(format!(

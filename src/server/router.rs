@@ -204,8 +204,8 @@ pub async fn route(
         (&Method::POST, Route::OpenAiEmbeddings) => {
             Ok(super::openai_embeddings::embeddings(req, state).await)
         }
-        (&Method::GET, Route::OpenAiModels) => Ok(openai::list_models(state)),
-        (&Method::GET, Route::OpenAiModel(id)) => Ok(openai::get_model(state, id)),
+        (&Method::GET, Route::OpenAiModels) => Ok(openai::list_models(state).await),
+        (&Method::GET, Route::OpenAiModel(id)) => Ok(openai::get_model(state, id).await),
         _ => Err(ApiError::MethodNotAllowed {
             method: method.to_string(),
             path: path.to_owned(),

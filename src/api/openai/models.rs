@@ -77,9 +77,15 @@ pub struct ModelList {
     pub data: Vec<ModelEntry>,
 }
 
-/// Every model promptd serves by name: each provider's `models` as `PROVIDER/MODEL`, the bare
-/// names of `[models]` and of `models` lists, every deployment as `deployment/ID`.
-pub fn list(config: &Config, deployments: &[String], created: i64) -> ModelList {
+/// Every model promptd serves by name: each provider's `models` (or, when its table lists none,
+/// the `discovered` ids it reported itself) as `PROVIDER/MODEL`, the bare names of `[models]`
+/// and of `models` lists, every deployment as `deployment/ID`.
+pub fn list(
+    config: &Config,
+    discovered: &std::collections::BTreeMap<String, Vec<String>>,
+    deployments: &[String],
+    created: i64,
+) -> ModelList {
     let entry = |id: String, owned_by: &str| ModelEntry {
         id,
         object: "model",
@@ -91,6 +97,11 @@ pub fn list(config: &Config, deployments: &[String], created: i64) -> ModelList 
     for (name, p) in &config.providers {
         for m in &p.models {
             data.push(entry(format!("{name}/{m}"), name));
+        }
+        if p.models.is_empty() {
+            for m in discovered.get(name).into_iter().flatten() {
+                data.push(entry(format!("{name}/{m}"), name));
+            }
         }
     }
     for (model, provider) in &config.models {
@@ -171,7 +182,7 @@ mod tests {
 
     #[test]
     fn the_list_has_providers_models_aliases_and_deployments() {
-        let ids: Vec<String> = list(&config(), &["greet".into()], 0)
+        let ids: Vec<String> = list(&config(), &Default::default(), &["greet".into()], 0)
             .data
             .into_iter()
             .map(|m| m.id)
