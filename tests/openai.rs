@@ -463,3 +463,54 @@ async fn a_provider_without_a_models_list_is_asked_for_its_own() {
     assert_eq!(chat(&daemon, &hello("openai/own-a")).await.status, 200);
     daemon.stop().await;
 }
+
+/// The `x-promptd-*` request headers place the completion in a trace and a project and carry
+/// tags and metadata into its log record (what OpenAI's body has no place for); the answer
+/// names the trace.
+#[tokio::test]
+async fn promptd_headers_reach_the_log_record() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
+    let extra = format!(
+        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"",
+        collector.base_url()
+    );
+    let daemon = daemon_with(&openai, &extra).await;
+    let headers = "x-promptd-trace-id: t-child\r\nx-promptd-parent-trace-id: t-parent\r\n\
+                   x-promptd-root-trace-id: t-root\r\nx-promptd-project: my-app\r\n\
+                   x-promptd-tags: [\"a\", \"b\"]\r\nx-promptd-metadata: {\"team\": \"ml\"}";
+    let raw = with_header(&daemon, &hello("openai/gpt-4o-mini"), headers).await;
+    assert_eq!(raw.status(), 200, "{}", raw.head);
+    assert!(
+        raw.head
+            .to_ascii_lowercase()
+            .contains("x-promptd-trace-id: t-child"),
+        "{}",
+        raw.head
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while collector.calls() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no record shipped");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let record = collector.requests()[0].body.clone();
+    assert_eq!(record["trace_id"], "t-child", "{record}");
+    assert_eq!(record["parent_trace_id"], "t-parent", "{record}");
+    assert_eq!(record["root_trace_id"], "t-root", "{record}");
+    assert_eq!(record["tags"], json!(["a", "b"]), "{record}");
+    assert_eq!(record["metadata"]["team"], "ml", "{record}");
+    assert_eq!(
+        record["project_uuid"],
+        promptd::projects::ProjectStore::uuid_for("my-app"),
+        "{record}"
+    );
+
+    let bad = with_header(
+        &daemon,
+        &hello("openai/gpt-4o-mini"),
+        "x-promptd-tags: nope",
+    )
+    .await;
+    assert_eq!(bad.status(), 400, "{}", bad.head);
+    daemon.stop().await;
+}
