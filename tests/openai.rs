@@ -514,3 +514,22 @@ async fn promptd_headers_reach_the_log_record() {
     assert_eq!(bad.status(), 400, "{}", bad.head);
     daemon.stop().await;
 }
+
+/// `x-promptd-cache: refresh` asks the provider again and stores the new answer; the next
+/// plain request is a hit.
+#[tokio::test]
+async fn cache_refresh_asks_again_and_stores() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let daemon = daemon_with(&openai, "").await;
+    let body = hello("openai/gpt-4o-mini");
+    assert_eq!(
+        chat(&daemon, &body).await.headers["x-promptd-cache"],
+        "miss"
+    );
+    let refreshed = with_header(&daemon, &body, "x-promptd-cache: refresh").await;
+    assert_eq!(refreshed.status(), 200, "{}", refreshed.head);
+    assert_eq!(openai.calls(), 2, "refresh asks the provider again");
+    assert_eq!(chat(&daemon, &body).await.headers["x-promptd-cache"], "hit");
+    assert_eq!(openai.calls(), 2);
+    daemon.stop().await;
+}
