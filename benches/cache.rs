@@ -84,6 +84,7 @@ fn bench(c: &mut Criterion) {
             ttl: Duration::from_secs(3600),
             max_bytes: 1 << 30,
             serve_stale_on_error: true,
+            max_entry_bytes: u64::MAX,
         },
     );
     let entry = entry_of_about_4kb();

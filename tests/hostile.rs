@@ -323,3 +323,25 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     drop(idle_b);
     daemon.stop().await;
 }
+
+/// An answer over `cache.max_entry_bytes` is served but not stored (counted), so one huge
+/// answer cannot push the rest of the cache out.
+#[tokio::test]
+async fn an_answer_over_the_entry_limit_is_served_not_cached() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let toml = format!(
+        "[cache]\nmax_entry_bytes = \"100B\"\n{}",
+        providers_toml(&openai.base_url(), &openai.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    for _ in 0..2 {
+        let reply = daemon.post("/completion", &openai_hello()).await;
+        assert_eq!(reply.status, 200, "{}", reply.json());
+        assert_eq!(reply.json()["cache_hit"], false);
+    }
+    assert_eq!(openai.calls(), 2, "nothing was stored");
+    let stats = daemon.get("/cache/stats").await.json();
+    assert_eq!(stats["too_large"], 2, "{stats}");
+    assert_eq!(stats["entries"], 0, "{stats}");
+    daemon.stop().await;
+}

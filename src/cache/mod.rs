@@ -78,6 +78,8 @@ pub struct CacheStats {
     pub write_errors: u64,
     /// Lookups sled could not answer (answered as misses).
     pub read_errors: u64,
+    /// Answers not stored because they were over `cache.max_entry_bytes`.
+    pub too_large: u64,
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +93,7 @@ struct Counters {
     corrupt: AtomicU64,
     write_errors: AtomicU64,
     read_errors: AtomicU64,
+    too_large: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -221,6 +224,10 @@ impl Cache {
     /// the answer still reaches the client.
     pub fn store(&self, key: &CacheKey, entry: &CacheEntry) {
         let value = entry.encode();
+        if value.len() as u64 > self.config.load().max_entry_bytes {
+            self.counters.too_large.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let new_size = (key.0.len() + value.len()) as u64;
         match self.tree.insert(key.0, value) {
             Ok(old) => {
@@ -296,6 +303,7 @@ impl Cache {
             corrupt: c.corrupt.load(Ordering::Relaxed),
             write_errors: c.write_errors.load(Ordering::Relaxed),
             read_errors: c.read_errors.load(Ordering::Relaxed),
+            too_large: c.too_large.load(Ordering::Relaxed),
         }
     }
 
@@ -391,6 +399,7 @@ mod tests {
             ttl: Duration::from_secs(60),
             max_bytes,
             serve_stale_on_error: true,
+            max_entry_bytes: u64::MAX,
         };
         (dir, Cache::open(tree, config))
     }

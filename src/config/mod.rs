@@ -31,6 +31,9 @@ const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 /// apps open, low enough to stay clear of a default file descriptor limit of 1024 with room for
 /// the store, the spool and provider connections.
 const DEFAULT_MAX_CONNECTIONS: usize = 768;
+/// Largest answer the cache stores: far above any chat answer, small enough that one huge
+/// answer (a runaway stream, a giant embedding batch) cannot push the rest of the cache out.
+const DEFAULT_CACHE_MAX_ENTRY_BYTES: u64 = 8 * 1024 * 1024;
 /// Default `max_embedding_inputs`: OpenAI's own limit of inputs per embeddings request.
 const DEFAULT_MAX_EMBEDDING_INPUTS: usize = 2048;
 /// Default `max_rendered`, as a multiple of `max_body`: a request whose inputs fill its
@@ -494,11 +497,17 @@ fn cache_config(raw: raw::RawCache) -> Result<CacheConfig, ConfigError> {
             "must be more than 0 bytes (use enabled = false to turn the cache off)",
         ));
     }
+    let max_entry_bytes = size_or(
+        "cache.max_entry_bytes",
+        raw.max_entry_bytes,
+        DEFAULT_CACHE_MAX_ENTRY_BYTES,
+    )?;
     Ok(CacheConfig {
         enabled: raw.enabled.unwrap_or(true),
         ttl,
         max_bytes,
         serve_stale_on_error: raw.serve_stale_on_error.unwrap_or(true),
+        max_entry_bytes,
     })
 }
 

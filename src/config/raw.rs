@@ -47,6 +47,7 @@ pub struct RawCache {
     pub ttl: Option<String>,
     pub max_bytes: Option<String>,
     pub serve_stale_on_error: Option<bool>,
+    pub max_entry_bytes: Option<String>,
 }
 
 /// One `[providers.NAME]` table.

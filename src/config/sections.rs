@@ -14,6 +14,8 @@ pub struct CacheConfig {
     pub ttl: Duration,
     pub max_bytes: u64,
     pub serve_stale_on_error: bool,
+    /// Largest answer stored (its encoded entry); a larger one is served, not stored.
+    pub max_entry_bytes: u64,
 }
 
 /// The kinds of upstream API promptd speaks.

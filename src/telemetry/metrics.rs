@@ -265,6 +265,12 @@ impl Collector for SourceCollector {
             "Cache lookups sled could not answer (answered as misses)",
             c.read_errors,
         )?;
+        counter(
+            e,
+            "cache_too_large",
+            "Answers not cached because they were over cache.max_entry_bytes",
+            c.too_large,
+        )?;
         if let Some(s) = self.0.spool() {
             gauge(
                 e,
