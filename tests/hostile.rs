@@ -345,3 +345,32 @@ async fn an_answer_over_the_entry_limit_is_served_not_cached() {
     assert_eq!(stats["entries"], 0, "{stats}");
     daemon.stop().await;
 }
+
+/// A stream that runs over its provider's `max_stream_duration` is cut with an error event
+/// (and not stored), however lively it is.
+#[tokio::test]
+async fn a_stream_over_max_stream_duration_is_cut() {
+    use std::time::Duration;
+    let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(150));
+    let openai = FakeUpstream::always(slow).await;
+    let toml = providers_toml(&openai.base_url(), &openai.base_url()).replace(
+        "timeout = \"5s\"",
+        "timeout = \"5s\"\nmax_stream_duration = \"350ms\"",
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    let started = std::time::Instant::now();
+    let raw = daemon.stream(&openai_hello()).await;
+    let text = raw.chunk_strings().concat();
+    assert!(
+        text.contains("max_stream_duration"),
+        "ends with an error naming the limit: {text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = daemon.get("/cache/stats").await.json();
+    assert_eq!(stats["entries"], 0, "a cut stream is not stored: {stats}");
+    daemon.stop().await;
+}

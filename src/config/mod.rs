@@ -50,6 +50,9 @@ const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest silence between two events of a stream before it is treated as failed.
 const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest a stream may run, first event to last: far above any real answer (a long answer at
+/// a slow model's speed is minutes), short enough that a stream that never ends is cut.
+const DEFAULT_MAX_STREAM_DURATION: Duration = Duration::from_secs(30 * 60);
 /// Retries of 429/5xx/connection errors before the first byte of an answer.
 const DEFAULT_MAX_RETRIES: u32 = 2;
 /// Anthropic requires `max_tokens`; used when a request gives no `max_length`.
@@ -573,6 +576,11 @@ fn provider_config(name: &str, raw: RawProvider) -> Result<ProviderConfig, Confi
             &key("stream_idle_timeout"),
             raw.stream_idle_timeout,
             DEFAULT_STREAM_IDLE_TIMEOUT,
+        )?,
+        max_stream_duration: duration_or(
+            &key("max_stream_duration"),
+            raw.max_stream_duration,
+            DEFAULT_MAX_STREAM_DURATION,
         )?,
         max_retries: raw.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),

@@ -69,6 +69,8 @@ pub struct ProviderConfig {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub stream_idle_timeout: Duration,
+    /// Longest a stream may run before it is cut (ends with an error, not stored).
+    pub max_stream_duration: Duration,
     pub max_retries: u32,
     pub default_max_tokens: u32,
     /// `models = [...]`: what `GET /v1/models` lists for it; a bare model name among them is

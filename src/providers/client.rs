@@ -173,6 +173,8 @@ impl Provider {
             decoder: StreamDecoder::for_request(self.config.kind, req),
             idle_timeout: self.config.stream_idle_timeout,
             first_timeout: Some(timeout),
+            cut_at: tokio::time::Instant::now() + self.config.max_stream_duration,
+            max_duration: self.config.max_stream_duration,
             finished: false,
             metrics: self.metrics.clone(),
         })
@@ -330,6 +332,9 @@ pub struct UpstreamStream {
     idle_timeout: Duration,
     /// Timeout for the first read (the whole provider timeout), then `idle_timeout`.
     first_timeout: Option<Duration>,
+    /// When the stream is cut, however lively (`max_stream_duration` after it opened).
+    cut_at: tokio::time::Instant,
+    max_duration: Duration,
     finished: bool,
     metrics: ProviderMetrics,
 }
@@ -370,8 +375,17 @@ impl UpstreamStream {
                 return Ok(None);
             }
             let timeout = self.first_timeout.take().unwrap_or(self.idle_timeout);
+            let left = self
+                .cut_at
+                .saturating_duration_since(tokio::time::Instant::now());
             let mut events = Vec::new();
-            match tokio::time::timeout(timeout, self.response.chunk()).await {
+            match tokio::time::timeout(timeout.min(left), self.response.chunk()).await {
+                Err(_) if left <= timeout => {
+                    return Err(ProviderError::Stream(format!(
+                        "the stream ran over max_stream_duration ({:?}) and was cut",
+                        self.max_duration
+                    )))
+                }
                 Err(_) => {
                     return Err(ProviderError::Stream(format!(
                         "no stream event within {timeout:?}"
