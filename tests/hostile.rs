@@ -374,3 +374,46 @@ async fn a_stream_over_max_stream_duration_is_cut() {
     assert_eq!(stats["entries"], 0, "a cut stream is not stored: {stats}");
     daemon.stop().await;
 }
+
+/// Beyond a provider's `max_concurrent` calls in flight, a call waits `queue_timeout` for a
+/// slot, then answers 503 `provider_busy` with `Retry-After`; the daemon keeps serving.
+#[tokio::test]
+async fn calls_beyond_max_concurrent_wait_then_get_503_with_retry_after() {
+    use std::time::Duration;
+    let slow = fixtures::openai_chat().after(Duration::from_millis(600));
+    let openai = FakeUpstream::always(slow).await;
+    let toml = providers_toml(&openai.base_url(), &openai.base_url()).replace(
+        "timeout = \"5s\"",
+        "timeout = \"5s\"\nmax_concurrent = 1\nqueue_timeout = \"100ms\"",
+    );
+    let daemon = std::sync::Arc::new(TestDaemon::start(&toml).await);
+    let mut first = openai_hello();
+    first["cache"] = json!(false);
+    let holder = {
+        let daemon = std::sync::Arc::clone(&daemon);
+        let first = first.clone();
+        tokio::spawn(async move { daemon.post("/completion", &first).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reply = daemon.post("/completion", &first).await;
+    assert_eq!(reply.status, 503, "{}", reply.json());
+    assert_eq!(reply.error_type(), "provider_busy");
+    assert_eq!(
+        reply.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    assert!(
+        reply.error_message().contains("max_concurrent"),
+        "{}",
+        reply.error_message()
+    );
+    let held = holder.await.expect("first call");
+    assert_eq!(held.status, 200, "the call holding the slot is answered");
+    // A freed slot serves the next call.
+    assert_eq!(daemon.post("/completion", &first).await.status, 200);
+    assert_eq!(
+        openai.calls(),
+        2,
+        "the refused call never reached the provider"
+    );
+}

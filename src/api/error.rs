@@ -92,6 +92,15 @@ pub enum ApiError {
     ProviderProtocol { provider: String, message: String },
     #[error("provider {provider} stream failed: {message}")]
     ProviderStream { provider: String, message: String },
+    #[error(
+        "provider {provider} is busy: {limit} calls in flight (its max_concurrent) and none \
+         finished within {waited_seconds}s; try again shortly"
+    )]
+    ProviderBusy {
+        provider: String,
+        limit: usize,
+        waited_seconds: f64,
+    },
     #[error("{0}")]
     LogNotAccepted(String),
     #[error("internal error: {0}")]
@@ -104,6 +113,15 @@ impl ApiError {
         ApiError::InvalidRequest {
             field: Some(Cow::Borrowed(field)),
             message: message.into(),
+        }
+    }
+
+    /// Seconds a client should wait before trying again (`Retry-After`), for errors that say
+    /// "not now" rather than "no".
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::ProviderBusy { .. } => Some(1),
+            _ => None,
         }
     }
 
@@ -140,6 +158,7 @@ impl ApiError {
                 StatusCode::BAD_GATEWAY
             }
             ApiError::ProviderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::ProviderBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::ProviderProtocol { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ProviderStream { .. } => StatusCode::BAD_GATEWAY,
             ApiError::LogNotAccepted(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -174,6 +193,7 @@ impl ApiError {
                 "provider_unreachable"
             }
             ApiError::ProviderTimeout { .. } => "provider_timeout",
+            ApiError::ProviderBusy { .. } => "provider_busy",
             ApiError::LogNotAccepted(_) => "log_not_accepted",
             ApiError::Internal(_) => "internal",
         }

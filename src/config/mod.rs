@@ -53,6 +53,11 @@ const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest a stream may run, first event to last: far above any real answer (a long answer at
 /// a slow model's speed is minutes), short enough that a stream that never ends is cut.
 const DEFAULT_MAX_STREAM_DURATION: Duration = Duration::from_secs(30 * 60);
+/// Calls in flight to one provider: far above what local apps need, low enough that a burst
+/// cannot open thousands of upstream connections (and hit the provider's rate limit at once).
+const DEFAULT_MAX_CONCURRENT: usize = 256;
+/// How long a call waits for a free slot before it is a 503 with `Retry-After`.
+const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Retries of 429/5xx/connection errors before the first byte of an answer.
 const DEFAULT_MAX_RETRIES: u32 = 2;
 /// Anthropic requires `max_tokens`; used when a request gives no `max_length`.
@@ -581,6 +586,16 @@ fn provider_config(name: &str, raw: RawProvider) -> Result<ProviderConfig, Confi
             &key("max_stream_duration"),
             raw.max_stream_duration,
             DEFAULT_MAX_STREAM_DURATION,
+        )?,
+        max_concurrent: match raw.max_concurrent {
+            Some(0) => return Err(invalid(key("max_concurrent"), "must be at least 1")),
+            Some(n) => n,
+            None => DEFAULT_MAX_CONCURRENT,
+        },
+        queue_timeout: duration_or(
+            &key("queue_timeout"),
+            raw.queue_timeout,
+            DEFAULT_QUEUE_TIMEOUT,
         )?,
         max_retries: raw.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),

@@ -62,6 +62,8 @@ pub struct RawProvider {
     pub connect_timeout: Option<String>,
     pub stream_idle_timeout: Option<String>,
     pub max_stream_duration: Option<String>,
+    pub max_concurrent: Option<usize>,
+    pub queue_timeout: Option<String>,
     pub max_retries: Option<u32>,
     pub default_max_tokens: Option<u32>,
     /// Models this provider serves: listed by `GET /v1/models`, and a bare model name among

@@ -71,6 +71,9 @@ pub struct ProviderConfig {
     pub stream_idle_timeout: Duration,
     /// Longest a stream may run before it is cut (ends with an error, not stored).
     pub max_stream_duration: Duration,
+    /// Calls in flight to this provider at once; more wait up to `queue_timeout`.
+    pub max_concurrent: usize,
+    pub queue_timeout: Duration,
     pub max_retries: u32,
     pub default_max_tokens: u32,
     /// `models = [...]`: what `GET /v1/models` lists for it; a bare model name among them is

@@ -24,6 +24,8 @@ fn is_outage(err: &ProviderError) -> bool {
     match err {
         ProviderError::Refused | ProviderError::Unreachable(_) | ProviderError::Timeout(_) => true,
         ProviderError::Status { status, .. } => *status >= 500,
+        // Saturated by promptd's own limit: an expired answer beats a 503.
+        ProviderError::Busy { .. } => true,
         ProviderError::Protocol(_) | ProviderError::Stream(_) => false,
     }
 }

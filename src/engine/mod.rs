@@ -320,7 +320,9 @@ fn provider_error(
         ProviderError::Unreachable(message) => ProviderError::Unreachable(mask(message)),
         ProviderError::Protocol(message) => ProviderError::Protocol(mask(message)),
         ProviderError::Stream(message) => ProviderError::Stream(mask(message)),
-        other @ (ProviderError::Refused | ProviderError::Timeout(_)) => other,
+        other @ (ProviderError::Refused
+        | ProviderError::Timeout(_)
+        | ProviderError::Busy { .. }) => other,
     };
     let base_url = provider.base_url().to_owned();
     let provider = provider.name().to_owned();
@@ -337,6 +339,11 @@ fn provider_error(
             provider,
             base_url,
             message,
+        },
+        ProviderError::Busy { limit, waited } => ApiError::ProviderBusy {
+            provider,
+            limit,
+            waited_seconds: waited.as_secs_f64(),
         },
         ProviderError::Timeout(d) => ApiError::ProviderTimeout {
             provider,

@@ -6,6 +6,7 @@
 //! text deltas.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,6 +55,8 @@ pub struct Provider {
     /// The headers of a request with the configured key, built once.
     headers: HeaderMap,
     metrics: ProviderMetrics,
+    /// One permit per call in flight (`max_concurrent`).
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Provider {
@@ -64,6 +67,7 @@ impl Provider {
         config: ProviderConfig,
         metrics: ProviderMetrics,
     ) -> Result<Self, ProviderSetupError> {
+        let config_slots = config.max_concurrent;
         let http = reqwest::Client::builder()
             .user_agent(concat!("promptd/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
@@ -88,6 +92,7 @@ impl Provider {
             endpoint,
             headers,
             metrics,
+            slots: Arc::new(tokio::sync::Semaphore::new(config_slots)),
         })
     }
 
@@ -115,6 +120,30 @@ impl Provider {
         self.config.api_key.as_ref()
     }
 
+    /// A call slot: at once while fewer than `max_concurrent` calls are in flight, else the
+    /// first to free within `queue_timeout`, else [`ProviderError::Busy`].
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ProviderError> {
+        let busy = || ProviderError::Busy {
+            limit: self.config.max_concurrent,
+            waited: self.config.queue_timeout,
+        };
+        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Ok(slot);
+        }
+        match tokio::time::timeout(
+            self.config.queue_timeout,
+            Arc::clone(&self.slots).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(slot)) => Ok(slot),
+            Ok(Err(_)) | Err(_) => {
+                self.metrics.error("busy");
+                Err(busy())
+            }
+        }
+    }
+
     /// What to do when a call without a request key would go out with no key (see
     /// [`ProviderConfig::missing_key_remedy`]); `None` when the provider has one or takes none.
     pub fn missing_key_remedy(&self) -> Option<String> {
@@ -128,6 +157,7 @@ impl Provider {
         key: Option<&Secret>,
     ) -> Result<Completion, ProviderError> {
         self.metrics.calls.inc();
+        let _slot = self.slot().await?;
         let timeout = self.config.timeout;
         let work = async {
             let response = self.send(req, false, key).await?;
@@ -159,6 +189,7 @@ impl Provider {
         key: Option<&Secret>,
     ) -> Result<UpstreamStream, ProviderError> {
         self.metrics.calls.inc();
+        let slot = self.slot().await?;
         let timeout = self.config.timeout;
         let response = tokio::time::timeout(timeout, self.send(req, true, key))
             .await
@@ -174,6 +205,7 @@ impl Provider {
             idle_timeout: self.config.stream_idle_timeout,
             first_timeout: Some(timeout),
             cut_at: tokio::time::Instant::now() + self.config.max_stream_duration,
+            _slot: slot,
             max_duration: self.config.max_stream_duration,
             finished: false,
             metrics: self.metrics.clone(),
@@ -335,6 +367,8 @@ pub struct UpstreamStream {
     /// When the stream is cut, however lively (`max_stream_duration` after it opened).
     cut_at: tokio::time::Instant,
     max_duration: Duration,
+    /// The provider's call slot, held until the stream is dropped.
+    _slot: tokio::sync::OwnedSemaphorePermit,
     finished: bool,
     metrics: ProviderMetrics,
 }

@@ -157,6 +157,9 @@ pub enum ProviderError {
     /// The stream failed after it started (error event, cut connection, idle timeout).
     #[error("{0}")]
     Stream(String),
+    /// `limit` calls were in flight to the provider and no slot freed within `waited`.
+    #[error("{limit} calls in flight (max_concurrent); none finished within {waited:?}")]
+    Busy { limit: usize, waited: Duration },
 }
 
 impl ProviderError {
@@ -169,6 +172,7 @@ impl ProviderError {
             ProviderError::Timeout(_) => "timeout",
             ProviderError::Protocol(_) => "protocol",
             ProviderError::Stream(_) => "stream",
+            ProviderError::Busy { .. } => "busy",
         }
     }
 
@@ -178,9 +182,10 @@ impl ProviderError {
             ProviderError::Status { status, .. } => reqwest::StatusCode::from_u16(*status)
                 .is_ok_and(|status| retry::retryable(status, Caller::ClientWaiting)),
             ProviderError::Refused | ProviderError::Unreachable(_) => true,
-            ProviderError::Timeout(_) | ProviderError::Protocol(_) | ProviderError::Stream(_) => {
-                false
-            }
+            ProviderError::Timeout(_)
+            | ProviderError::Protocol(_)
+            | ProviderError::Stream(_)
+            | ProviderError::Busy { .. } => false,
         }
     }
 }

@@ -136,7 +136,18 @@ pub fn text(
 
 /// The JSON error response of `err`.
 pub fn error(err: &ApiError) -> Response<ResponseBody> {
-    json_bytes(err.status(), err.body())
+    let mut response = json_bytes(err.status(), err.body());
+    retry_after(&mut response, err);
+    response
+}
+
+/// `Retry-After` on an error that says "not now" ([`ApiError::retry_after`]).
+pub fn retry_after(response: &mut Response<ResponseBody>, err: &ApiError) {
+    if let Some(seconds) = err.retry_after() {
+        response
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
 }
 
 /// `x-promptd-cache: hit|miss|stale|bypass` and, when the answer has one, its

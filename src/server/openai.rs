@@ -26,6 +26,7 @@ pub fn error(err: &ApiError) -> Response<ResponseBody> {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    body::retry_after(&mut response, err);
     response
 }
 

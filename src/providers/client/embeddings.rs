@@ -14,6 +14,7 @@ impl Provider {
     /// for OpenAI-kind providers (the caller checks the kind first).
     pub async fn embed(&self, body: &Value, key: Option<&Secret>) -> Result<Value, ProviderError> {
         self.metrics.calls.inc();
+        let _slot = self.slot().await?;
         let timeout = self.config.timeout;
         let result = tokio::time::timeout(timeout, self.embed_with_retries(body, key))
             .await
