@@ -417,3 +417,43 @@ async fn calls_beyond_max_concurrent_wait_then_get_503_with_retry_after() {
         "the refused call never reached the provider"
     );
 }
+
+/// Over `rate_limit` requests per second (bursts of `rate_limit_burst`), a peer gets 429 with
+/// `Retry-After`; health checks are not counted.
+#[tokio::test]
+async fn a_peer_over_its_rate_gets_429_with_retry_after() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let toml = format!(
+        "rate_limit = 1\nrate_limit_burst = 2\n{}",
+        providers_toml(&openai.base_url(), &openai.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    assert_eq!(
+        daemon.post("/completion", &openai_hello()).await.status,
+        200
+    );
+    assert_eq!(
+        daemon.post("/completion", &openai_hello()).await.status,
+        200
+    );
+    let reply = daemon.post("/completion", &openai_hello()).await;
+    assert_eq!(reply.status, 429, "{}", reply.json());
+    assert_eq!(reply.error_type(), "rate_limited");
+    assert_eq!(
+        reply.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            daemon.get("/health").await.status,
+            200,
+            "health is not counted"
+        );
+    }
+    assert_eq!(
+        openai.calls(),
+        1,
+        "the second was a cache hit, the third never ran"
+    );
+    daemon.stop().await;
+}

@@ -101,6 +101,8 @@ pub enum ApiError {
         limit: usize,
         waited_seconds: f64,
     },
+    #[error("too many requests from this peer (rate_limit per uid); try again in {retry_after}s")]
+    RateLimited { retry_after: u64 },
     #[error("{0}")]
     LogNotAccepted(String),
     #[error("internal error: {0}")]
@@ -121,6 +123,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::ProviderBusy { .. } => Some(1),
+            ApiError::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -159,6 +162,7 @@ impl ApiError {
             }
             ApiError::ProviderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ProviderBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ProviderProtocol { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ProviderStream { .. } => StatusCode::BAD_GATEWAY,
             ApiError::LogNotAccepted(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -194,6 +198,7 @@ impl ApiError {
             }
             ApiError::ProviderTimeout { .. } => "provider_timeout",
             ApiError::ProviderBusy { .. } => "provider_busy",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::LogNotAccepted(_) => "log_not_accepted",
             ApiError::Internal(_) => "internal",
         }

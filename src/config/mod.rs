@@ -169,6 +169,9 @@ pub struct Config {
     pub max_rendered: u64,
     /// Connections served at once (both listeners); more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Requests per second per peer uid (0: not limited), and the bucket's burst.
+    pub rate_limit: u32,
+    pub rate_limit_burst: u32,
     /// Most `input` items of one `POST /v1/embeddings` (`max_embedding_inputs`).
     pub max_embedding_inputs: usize,
     pub header_timeout: Duration,
@@ -310,6 +313,10 @@ impl Config {
             allowed_uids: raw.allowed_uids.unwrap_or_default(),
             max_body,
             max_connections: raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            rate_limit: raw.rate_limit.unwrap_or(0),
+            rate_limit_burst: raw
+                .rate_limit_burst
+                .unwrap_or_else(|| raw.rate_limit.unwrap_or(0).saturating_mul(2)),
             max_rendered: size_or(
                 "max_rendered",
                 raw.max_rendered,

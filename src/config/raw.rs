@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub allowed_uids: Option<Vec<u32>>,
     pub max_body: Option<String>,
     pub max_connections: Option<usize>,
+    pub rate_limit: Option<u32>,
+    pub rate_limit_burst: Option<u32>,
     pub max_rendered: Option<String>,
     /// Most `input` items of one `POST /v1/embeddings`.
     pub max_embedding_inputs: Option<u64>,

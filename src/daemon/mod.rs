@@ -34,7 +34,7 @@ pub use signals::{reload_on_sighup, shutdown_signal, ConfigSource};
 
 use crate::config::Config;
 use crate::server::systemd::{self, ActivatedSockets};
-use crate::server::{Listeners, PeerPolicy, StartupError, State};
+use crate::server::{Listeners, PeerPolicy, PeerRate, StartupError, State};
 use crate::tasks::Tasks;
 use crate::telemetry::metrics::Metrics;
 use parts::Parts;
@@ -110,6 +110,9 @@ pub async fn run(
         deployments,
         projects,
         peers: ArcSwap::from_pointee(PeerPolicy::new(&config.allowed_uids)),
+        rate: arc_swap::ArcSwapOption::from(
+            PeerRate::new(config.rate_limit, config.rate_limit_burst).map(Arc::new),
+        ),
         config: ArcSwap::from_pointee(config),
         started: Instant::now(),
         started_at: crate::timestamp::now_iso(),

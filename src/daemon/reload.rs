@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::logs::{Flusher, UpstreamConfig};
-use crate::server::{systemd, PeerPolicy, State};
+use crate::server::{systemd, PeerPolicy, PeerRate, State};
 use crate::tasks::Tasks;
 
 /// Apply `new` to the running daemon; `shipping` is the flusher's group, replaced when
@@ -30,6 +30,11 @@ pub(super) async fn apply(
     state
         .peers
         .store(Arc::new(PeerPolicy::new(&new.allowed_uids)));
+    if (old.rate_limit, old.rate_limit_burst) != (new.rate_limit, new.rate_limit_burst) {
+        state
+            .rate
+            .store(PeerRate::new(new.rate_limit, new.rate_limit_burst).map(Arc::new));
+    }
     crate::telemetry::set_level(&new.log_level);
     let restart_needed = keys_needing_a_restart(&old, &new);
     if !restart_needed.is_empty() {

@@ -24,7 +24,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
-use super::{body, peer, router, Listeners, State};
+use super::{body, peer, rate, router, Listeners, State};
 use crate::api::ApiError;
 use crate::tasks::Tasks;
 
@@ -84,7 +84,8 @@ impl<K: std::hash::Hash + Eq> Repeats<K> {
 /// Whether the peer of a connection may use the daemon.
 #[derive(Debug, Clone)]
 enum Access {
-    Allowed,
+    /// The peer's uid ([`rate::TCP_PEER`] for the TCP listener's clients).
+    Allowed(u32),
     Denied(String),
 }
 
@@ -124,7 +125,7 @@ pub async fn serve(listeners: Listeners, state: Arc<State>, stop: impl Future<Ou
             accepted = unix.accept() => match accepted {
                 Ok((stream, _)) => {
                     let access = match peer::peer_uid(&stream) {
-                        Some(uid) if state.peers.load().allows(uid) => Access::Allowed,
+                        Some(uid) if state.peers.load().allows(uid) => Access::Allowed(uid),
                         Some(uid) => {
                             if refused_uids.due(Some(uid)) {
                                 tracing::warn!(uid, "refusing a peer on the unix socket: uid not in allowed_uids (logged once a minute per uid)");
@@ -140,7 +141,7 @@ pub async fn serve(listeners: Listeners, state: Arc<State>, stop: impl Future<Ou
                     };
                     // A refused peer gets its one 403, then the connection closes.
                     let http = match access {
-                        Access::Allowed => &http,
+                        Access::Allowed(_) => &http,
                         Access::Denied(_) => &refused_once,
                     };
                     serve_connection(stream, access, &state, http, &graceful, &connections, slot);
@@ -150,7 +151,7 @@ pub async fn serve(listeners: Listeners, state: Arc<State>, stop: impl Future<Ou
             accepted = accept_tcp(tcp.as_ref()) => match accepted {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
-                    serve_connection(stream, Access::Allowed, &state, &http, &graceful, &connections, slot);
+                    serve_connection(stream, Access::Allowed(rate::TCP_PEER), &state, &http, &graceful, &connections, slot);
                 }
                 Err(e) => accept_failed(e, &mut accept_errors).await,
             },
@@ -199,7 +200,10 @@ fn serve_connection<I>(
             let route = router::Route::resolve(uri.path());
             let label = route.map_or("other", router::Route::name);
             let response = match access {
-                Access::Allowed => router::route(req, uri.path(), route, &state).await,
+                Access::Allowed(peer) => match over_rate(&state, peer, route) {
+                    Some(err) => body::error(&err),
+                    None => router::route(req, uri.path(), route, &state).await,
+                },
                 Access::Denied(why) => body::error(&ApiError::Forbidden(why)),
             };
             state
@@ -215,6 +219,19 @@ fn serve_connection<I>(
         }
         drop(slot);
     });
+}
+
+/// The 429 of a peer over its request rate; `None` when it may go on (or nothing is limited).
+/// Health checks and metrics scrapes are not counted.
+fn over_rate(state: &State, peer: u32, route: Option<router::Route<'_>>) -> Option<ApiError> {
+    if matches!(route, Some(router::Route::Health | router::Route::Metrics)) {
+        return None;
+    }
+    let rate = state.rate.load();
+    let wait = rate.as_ref()?.check(peer).err()?;
+    Some(ApiError::RateLimited {
+        retry_after: wait.as_secs().max(1),
+    })
 }
 
 async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {

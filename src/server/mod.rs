@@ -11,6 +11,7 @@ mod openai;
 mod openai_embeddings;
 mod openai_events;
 mod peer;
+mod rate;
 mod router;
 mod state;
 pub mod systemd;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 pub use accept::serve;
 pub use listener::{bind_unix, Listeners};
 pub use peer::PeerPolicy;
+pub use rate::PeerRate;
 pub use router::PAREA_PREFIX;
 pub use state::State;
 

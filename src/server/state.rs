@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use super::PeerPolicy;
+use super::{PeerPolicy, PeerRate};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::deployments::Registry;
@@ -29,6 +29,8 @@ pub struct State {
     pub config: ArcSwap<Config>,
     /// Who may use the Unix socket; replaced by a reload.
     pub peers: ArcSwap<PeerPolicy>,
+    /// Requests per second per peer uid, when limited; replaced by a reload.
+    pub rate: arc_swap::ArcSwapOption<PeerRate>,
     pub started: Instant,
     pub started_at: String,
     /// Requests received (for the systemd status line).
