@@ -235,13 +235,25 @@ impl Provider {
             )),
         };
         let body = Bytes::from(body.map_err(|e| ProviderError::Protocol(e.to_string()))?);
+        self.post_with_retries(&self.endpoint, body, key).await
+    }
+
+    /// POST `body` to `url` with the provider's headers (or `key`'s), retrying what
+    /// [`ProviderError::is_retryable`] allows up to `max_retries` times; `Ok` only for a 2xx
+    /// answer.
+    async fn post_with_retries(
+        &self,
+        url: &reqwest::Url,
+        body: Bytes,
+        key: Option<&Secret>,
+    ) -> Result<reqwest::Response, ProviderError> {
         let headers = match key {
             Some(key) => headers(self.config.kind, Some(key)),
             None => self.headers.clone(),
         };
         let mut attempt = 0;
         loop {
-            let result = self.send_once(body.clone(), headers.clone()).await;
+            let result = self.post_once(url, body.clone(), headers.clone()).await;
             match result {
                 Err(err) if err.is_retryable() && attempt < self.config.max_retries => {
                     let Some(wait) = backoff(attempt, &err) else {
@@ -257,14 +269,15 @@ impl Provider {
         }
     }
 
-    async fn send_once(
+    async fn post_once(
         &self,
+        url: &reqwest::Url,
         body: Bytes,
         headers: HeaderMap,
     ) -> Result<reqwest::Response, ProviderError> {
         let response = self
             .http
-            .post(self.endpoint.clone())
+            .post(url.clone())
             .headers(headers)
             .body(body)
             .send()

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{backoff, headers, is_refused, status_error, Provider};
+use super::Provider;
 use crate::config::Secret;
 use crate::providers::{ProviderError, ProviderKind};
 
@@ -42,49 +42,7 @@ impl Provider {
         let body = Bytes::from(
             serde_json::to_vec(body).map_err(|e| ProviderError::Protocol(e.to_string()))?,
         );
-        let headers = match key {
-            Some(key) => headers(self.config.kind, Some(key)),
-            None => self.headers.clone(),
-        };
-        let mut attempt = 0;
-        loop {
-            match self.embed_once(&url, body.clone(), headers.clone()).await {
-                Err(err) if err.is_retryable() && attempt < self.config.max_retries => {
-                    let Some(wait) = backoff(attempt, &err) else {
-                        return Err(err);
-                    };
-                    self.metrics.retries.inc();
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn embed_once(
-        &self,
-        url: &reqwest::Url,
-        body: Bytes,
-        headers: reqwest::header::HeaderMap,
-    ) -> Result<Value, ProviderError> {
-        let response = self
-            .http
-            .post(url.clone())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                if is_refused(&e) {
-                    ProviderError::Refused
-                } else {
-                    ProviderError::Unreachable(crate::error_chain(&e))
-                }
-            })?;
-        if !response.status().is_success() {
-            return Err(status_error(response).await);
-        }
+        let response = self.post_with_retries(&url, body, key).await?;
         let bytes = response
             .bytes()
             .await
