@@ -34,23 +34,8 @@ async fn stream(daemon: &TestDaemon, body: &Value) -> RawResponse {
     raw_post(&daemon.socket, "/v1/chat/completions", body).await
 }
 
-/// The JSON of each `data:` event, and whether the stream ended with `[DONE]`.
 fn events(raw: &RawResponse) -> (Vec<Value>, bool) {
-    let mut values = Vec::new();
-    let mut done = false;
-    for chunk in raw.chunk_strings() {
-        let data = chunk
-            .strip_prefix("data: ")
-            .and_then(|c| c.strip_suffix("\n\n"))
-            .unwrap_or_else(|| panic!("one event per frame: {chunk:?}"));
-        assert!(!done, "nothing after [DONE]");
-        if data == "[DONE]" {
-            done = true;
-        } else {
-            values.push(serde_json::from_str(data).expect("event is JSON"));
-        }
-    }
-    (values, done)
+    common::openai_events(raw)
 }
 
 /// POST `body` with one more header line over a fresh connection.
