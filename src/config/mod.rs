@@ -28,9 +28,9 @@ const DEFAULT_SOCKET_MODE: u32 = 0o660;
 /// Large enough for long chat histories with function schemas, small enough to refuse abuse.
 const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 /// Connections served at once; more wait in the kernel's listen backlog. Far above what local
-/// apps open, low enough to stay clear of a default file descriptor limit of 1024 with room for
-/// the store, the spool and provider connections.
-const DEFAULT_MAX_CONNECTIONS: usize = 768;
+/// apps open; the daemon raises its file descriptor limit to the hard one at start, and lowers
+/// this to fit when the limit is smaller.
+const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Largest answer the cache stores: far above any chat answer, small enough that one huge
 /// answer (a runaway stream, a giant embedding batch) cannot push the rest of the cache out.
 const DEFAULT_CACHE_MAX_ENTRY_BYTES: u64 = 8 * 1024 * 1024;

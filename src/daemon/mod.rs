@@ -48,6 +48,7 @@ pub async fn serve(
     reload_from: ConfigSource,
 ) -> Result<(), StartupError> {
     prepare_state_dir(&config.state_dir)?;
+    raise_fd_limit();
     let listeners = match activated {
         Some(sockets) => {
             let listeners = Listeners::from_activated(sockets)?;
@@ -61,6 +62,20 @@ pub async fn serve(
     let served = run(config, listeners, shutdown_signal(), reloads).await;
     sighup.abort();
     served
+}
+
+/// Raise the soft file descriptor limit to the hard one, as daemons do (the soft default of
+/// 1024 would cap connections far below what the hard limit allows); connections are then
+/// bounded by `max_connections`.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::debug!(error = %e, soft, hard, "cannot raise the file descriptor limit");
+            }
+        }
+    }
 }
 
 /// Serve on `listeners` until `shutdown` resolves, then stop in reverse order and return;
