@@ -178,6 +178,25 @@ fn run_scenario(mut cmd: Command, scenario: &str, arg: Value) -> Value {
 
 fn openai_fake_script() -> impl Fn(&common::fake_upstream::RecordedRequest, usize) -> Behavior {
     |req, _| {
+        if req.path.ends_with("/embeddings") {
+            // One vector per input item, from its length: order is checkable.
+            let data: Vec<Value> = req.body["input"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, item)| {
+                    let n = item.as_str().map_or(0, str::len) as f64;
+                    json!({"object": "embedding", "index": i, "embedding": [n, n / 2.0]})
+                })
+                .collect();
+            return Behavior::json(
+                200,
+                json!({"object": "list", "data": data, "model": "text-embedding-3-small",
+                       "usage": {"prompt_tokens": 2, "total_tokens": 2}})
+                .to_string(),
+            );
+        }
         if req.body["stream"] == true {
             fixtures::openai_stream()
         } else {
@@ -322,6 +341,15 @@ async fn openai_sdk_chat_stream_models_and_errors() {
             "{got}"
         );
     }
+    let embedded = openai_sdk("embeddings", json!({"socket": socket}));
+    assert_eq!(embedded["indices"], json!([0, 1]), "{embedded}");
+    assert_eq!(
+        embedded["vectors"],
+        json!([[5.0, 2.5], [4.0, 2.0]]),
+        "{embedded}"
+    );
+    assert_eq!(embedded["again"], json!([[4.0, 2.0]]), "{embedded}");
+    assert_eq!(embedded["again_cache"], "hit", "a known item: {embedded}");
     let models = openai_sdk("models", json!({"base_url": tcp}));
     assert!(models["ids"].as_array().is_some(), "{models}");
     let error = openai_sdk("error", json!({"socket": socket}));

@@ -49,6 +49,17 @@ def chat(c, arg):
     }
 
 
+def embeddings(c, arg):
+    first = c.embeddings.create(model="text-embedding-3-small", input=["alpha", "beta"])
+    again = c.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["beta"])
+    return {
+        "indices": [d.index for d in first.data],
+        "vectors": [d.embedding for d in first.data],
+        "again": [d.embedding for d in again.parse().data],
+        "again_cache": again.headers.get("x-promptd-cache"),
+    }
+
+
 def models(c, arg):
     return {"ids": [m.id for m in c.models.list()]}
 
@@ -62,7 +73,7 @@ def error(c, arg):
     return {"type": None}
 
 
-SCENARIOS = {f.__name__: f for f in (chat, models, error)}
+SCENARIOS = {f.__name__: f for f in (chat, embeddings, models, error)}
 
 if __name__ == "__main__":
     scenario, arg = sys.argv[1], json.loads(sys.argv[2])
