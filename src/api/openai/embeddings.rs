@@ -5,10 +5,9 @@
 //! `input`, `encoding_format` (`float` or `base64`), `dimensions`. Everything else is
 //! forwarded as sent; `user` is left out of the cache key, other unknown fields are in it.
 
-use std::borrow::Cow;
-
 use serde_json::{json, Map, Value};
 
+use super::request::{bad, object_with_model};
 use crate::api::ApiError;
 
 /// The route's path.
@@ -55,30 +54,9 @@ impl EmbeddingsCall {
     }
 }
 
-fn bad(param: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidRequest {
-        field: Some(param.into()),
-        message: message.into(),
-    }
-}
-
 /// Decode an embeddings body; more than `max_inputs` items is a 400 naming `input`.
 pub fn decode_embeddings(body: &[u8], max_inputs: usize) -> Result<EmbeddingsCall, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::InvalidJson(format!("{e} (send the request as a JSON object)")))?;
-    let Value::Object(mut body) = value else {
-        return Err(ApiError::InvalidRequest {
-            field: None,
-            message: "the request body must be a JSON object".into(),
-        });
-    };
-    let model = match body.remove("model") {
-        Some(Value::String(m)) if !m.is_empty() => m,
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            return Err(bad("model", "you must provide a model parameter"))
-        }
-        Some(_) => return Err(bad("model", "model must be a string")),
-    };
+    let (model, mut body) = object_with_model(body)?;
     let (items, single) = match body.remove("input") {
         None | Some(Value::Null) => {
             return Err(bad("input", "you must provide an input parameter"))

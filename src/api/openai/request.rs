@@ -96,15 +96,16 @@ const READ: &[&str] = &[
 /// Forwarded, but they do not change the answer: not in the cache key.
 const UNKEYED: &[&str] = &["user", "metadata"];
 
-fn bad(param: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ApiError {
+pub(super) fn bad(param: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ApiError {
     ApiError::InvalidRequest {
         field: Some(param.into()),
         message: message.into(),
     }
 }
 
-/// Decode a chat completion body and promptd's headers.
-pub fn decode_chat(body: &[u8], headers: &RequestHeaders<'_>) -> Result<ChatCall, ApiError> {
+/// The start of every `/v1` body: a JSON object with a non-empty string `model`; the model and
+/// the rest of the object.
+pub(super) fn object_with_model(body: &[u8]) -> Result<(String, Map<String, Value>), ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::InvalidJson(format!("{e} (send the request as a JSON object)")))?;
     let Value::Object(mut body) = value else {
@@ -120,6 +121,12 @@ pub fn decode_chat(body: &[u8], headers: &RequestHeaders<'_>) -> Result<ChatCall
         }
         Some(_) => return Err(bad("model", "model must be a string")),
     };
+    Ok((model, body))
+}
+
+/// Decode a chat completion body and promptd's headers.
+pub fn decode_chat(body: &[u8], headers: &RequestHeaders<'_>) -> Result<ChatCall, ApiError> {
+    let (model, mut body) = object_with_model(body)?;
     let is_deployment = model.starts_with(super::models::DEPLOYMENT_PREFIX);
     let sent = match body.remove("messages") {
         Some(Value::Array(m)) => m,
