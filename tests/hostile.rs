@@ -216,23 +216,6 @@ async fn no_api_key_leaves_through_an_error() {
     daemon.stop().await;
 }
 
-/// Open a stream, read its first bytes, hang up.
-async fn leave_mid_stream(daemon: &TestDaemon, request: &Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = serde_json::to_vec(request).expect("encode");
-    let mut stream = tokio::net::UnixStream::connect(&daemon.socket)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST /api/parea/v1/completion/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(&body).await.expect("write");
-    let mut buf = [0u8; 512];
-    assert!(stream.read(&mut buf).await.expect("read") > 0);
-}
-
 /// A client that leaves mid-stream still gets its log record: status `cancelled`, the text so
 /// far, its time to first token; with the cache on (the shared call goes on and is cached)
 /// and off (the upstream call is cancelled).
@@ -243,17 +226,21 @@ async fn a_client_leaving_mid_stream_is_logged_as_cancelled() {
     let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(80));
     let openai = FakeUpstream::always(slow).await;
     let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
-    let toml = format!(
-        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"\n{}",
-        collector.base_url(),
-        providers_toml(&openai.base_url(), &openai.base_url())
+    let toml = common::shipping_to(
+        &collector,
+        &providers_toml(&openai.base_url(), &openai.base_url()),
     );
     let daemon = TestDaemon::start(&toml).await;
     for (n, cache) in [(1, false), (2, true)] {
         let mut request = openai_hello();
         request["cache"] = json!(cache);
         request["trace_id"] = json!(format!("leaver-{cache}"));
-        leave_mid_stream(&daemon, &request).await;
+        common::leave_after_first_bytes(
+            &daemon.socket,
+            "/api/parea/v1/completion/stream",
+            &request,
+        )
+        .await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while collector.calls() < n {
             assert!(

@@ -19,10 +19,9 @@ fn collector_ok() -> Behavior {
 
 /// A daemon whose logs go to `collector`, committing every 20 ms.
 async fn daemon(openai: &FakeUpstream, collector: &FakeUpstream) -> TestDaemon {
-    let toml = format!(
-        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"\n{}",
-        collector.base_url(),
-        providers_toml(&openai.base_url(), &openai.base_url())
+    let toml = common::shipping_to(
+        collector,
+        &providers_toml(&openai.base_url(), &openai.base_url()),
     );
     TestDaemon::start(&toml).await
 }

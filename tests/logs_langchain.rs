@@ -16,10 +16,9 @@ use serde_json::json;
 /// A daemon whose logs go to `collector`, committing every 20 ms.
 async fn daemon(collector: &FakeUpstream) -> (FakeUpstream, TestDaemon) {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
-    let toml = format!(
-        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"\n{}",
-        collector.base_url(),
-        providers_toml(&openai.base_url(), &openai.base_url())
+    let toml = common::shipping_to(
+        collector,
+        &providers_toml(&openai.base_url(), &openai.base_url()),
     );
     let daemon = TestDaemon::start(&toml).await;
     (openai, daemon)

@@ -456,10 +456,7 @@ async fn a_provider_without_a_models_list_is_asked_for_its_own() {
 async fn promptd_headers_reach_the_log_record() {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
     let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
-    let extra = format!(
-        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"",
-        collector.base_url()
-    );
+    let extra = common::shipping_to(&collector, "");
     let daemon = daemon_with(&openai, &extra).await;
     let headers = "x-promptd-trace-id: t-child\r\nx-promptd-parent-trace-id: t-parent\r\n\
                    x-promptd-root-trace-id: t-root\r\nx-promptd-project: my-app\r\n\

@@ -228,25 +228,12 @@ async fn deprecated_stream_flag_on_completion_streams() {
 
 #[tokio::test]
 async fn a_client_leaving_mid_stream_cancels_the_upstream_call() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(100));
     let (daemon, openai, _a) = daemon(slow, fixtures::anthropic_stream()).await;
     let mut request = openai_hello();
     request["cache"] = json!(false);
-    let body = serde_json::to_vec(&request).expect("encode");
-    let mut stream = tokio::net::UnixStream::connect(&daemon.socket)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST /api/parea/v1/completion/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(&body).await.expect("write");
-    let mut buf = [0u8; 256];
-    let n = stream.read(&mut buf).await.expect("read");
-    assert!(n > 0);
-    drop(stream);
+    common::leave_after_first_bytes(&daemon.socket, "/api/parea/v1/completion/stream", &request)
+        .await;
     // The daemon hangs up on the provider too, long before the 1.3 s stream would end.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(900);
     while openai.abandoned_streams() == 0 {
@@ -267,23 +254,11 @@ async fn a_client_leaving_mid_stream_cancels_the_upstream_call() {
 
 #[tokio::test]
 async fn a_cacheable_stream_is_read_to_the_end_and_stored_when_the_client_leaves() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(30));
     let (daemon, openai, _a) = daemon(slow, fixtures::anthropic_stream()).await;
     let request = openai_hello();
-    let body = serde_json::to_vec(&request).expect("encode");
-    let mut stream = tokio::net::UnixStream::connect(&daemon.socket)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST /api/parea/v1/completion/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(&body).await.expect("write");
-    let mut buf = [0u8; 256];
-    assert!(stream.read(&mut buf).await.expect("read") > 0);
-    drop(stream);
+    common::leave_after_first_bytes(&daemon.socket, "/api/parea/v1/completion/stream", &request)
+        .await;
     // The upstream stream runs to its end and the answer is cached: the same request is then a
     // hit, replayed event by event, with no second provider call.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -376,3 +376,29 @@ pub fn openai_events(raw: &RawResponse) -> (Vec<Value>, bool) {
     }
     (values, done)
 }
+
+/// Config that ships logs to `collector` (key `pk-test`), committing every 20 ms, before
+/// `rest` (providers, other keys).
+pub fn shipping_to(collector: &fake_upstream::FakeUpstream, rest: &str) -> String {
+    format!(
+        "[spool]\nflush_interval = \"20ms\"\n[upstream]\nbase_url = \"{}\"\napi_key = \"pk-test\"\n{rest}",
+        collector.base_url()
+    )
+}
+
+/// POST `body` to `path` over a fresh connection, read the answer's first bytes, hang up: a
+/// client that leaves mid-stream.
+pub async fn leave_after_first_bytes(socket: &Path, path: &str, body: &Value) {
+    let body = serde_json::to_vec(body).expect("encode");
+    let mut stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(&body).await.expect("write");
+    let mut buf = [0u8; 512];
+    assert!(stream.read(&mut buf).await.expect("read") > 0);
+}
