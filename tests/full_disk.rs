@@ -148,9 +148,9 @@ async fn a_full_disk_loses_no_answer_and_is_reported_once() {
         1,
         "{stderr}"
     );
-    // Once per failure run, not per failed commit: a commit can slip into the room a failed
+    // Once per failure run, not per failed write: a write can slip into the room a failed
     // one freed, which ends the run (and says so) before the next failure starts another.
-    let failure_runs = occurrences(&stderr, "log spool group commit failed");
+    let failure_runs = occurrences(&stderr, "log spool write failed");
     let recoveries = occurrences(&stderr, "log spool writes again");
     assert!(
         failure_runs >= 1 && failure_runs.checked_sub(recoveries).is_some_and(|d| d <= 1),

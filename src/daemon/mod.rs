@@ -1,13 +1,13 @@
 //! The running daemon: the one owner of its parts and of their life.
 //!
 //! ```text
-//! start    state dir -> store -> cache -> spool + log queue -> flusher -> registry + watcher
+//! start    state dir -> store -> cache -> spool -> flusher -> registry + watcher
 //!          -> engine -> listeners served                                      (parts.rs)
 //! reload   SIGHUP (or a config on `reloads`) -> one path: config checked, then each part
 //!          takes its share; the running config stays when the new one is refused (reload.rs)
 //! stop     one signal, in reverse: listeners closed and connections drained (within
 //!          shutdown_grace) -> the pipeline's tasks -> watcher, maintenance, flusher ->
-//!          the last log records into the spool, its last commit -> cache hit counts and the
+//!          the spool's last commit (every record is written when answered) -> cache hit counts and the
 //!          database flushed -> every task has let go (drop guards, no polling)
 //! ```
 //!
@@ -87,10 +87,9 @@ pub async fn run(
     mut reloads: mpsc::Receiver<Config>,
 ) -> Result<(), StartupError> {
     let mut metrics = Metrics::new();
-    // The pipeline's tasks, and the log queue's writer, which ends after the pipeline.
+    // The pipeline's tasks: shared provider calls, streams being read.
     let pipeline = Tasks::new();
-    let log_writer = Tasks::new();
-    let parts = match Parts::build(&config, &metrics, &pipeline, &log_writer) {
+    let parts = match Parts::build(&config, &metrics, &pipeline) {
         Ok(parts) => parts,
         Err(e) => {
             // Leave no socket file behind for a daemon that never served.
@@ -161,7 +160,6 @@ pub async fn run(
     pipeline.stop().await;
     background.stop().await;
     shipping.wait().await;
-    state.engine.drain_logs().await;
     state.spool.close().await;
     let cache = Arc::clone(&state.cache);
     let _ = tokio::task::spawn_blocking(move || {
@@ -169,9 +167,6 @@ pub async fn run(
         store.flush();
     })
     .await;
-    // Nothing else holds the state now; dropping it closes the log queue, whose writer then
-    // ends, letting go of the spool.
     drop(state);
-    log_writer.wait().await;
     Ok(())
 }

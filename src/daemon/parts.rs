@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::deployments::Registry;
-use crate::engine::{Engine, EngineParts, LogQueue};
+use crate::engine::{CompletionRecords, Engine, EngineParts};
 use crate::logs::{Flusher, Spool, SpoolOptions};
 use crate::projects::ProjectStore;
 use crate::server::StartupError;
@@ -27,14 +27,13 @@ pub(super) struct Parts {
 
 impl Parts {
     /// Build the parts in order: the state directory, the store and the cache in it, the
-    /// spool with the queue of completion records (its writer spawned into `log_writer`),
+    /// spool (where the engine writes completion records),
     /// the flusher, the deployments (first load of the prompts directory), the projects, the
     /// engine (its tasks in `pipeline`). Must run inside a Tokio runtime.
     pub fn build(
         config: &Config,
         metrics: &Metrics,
         pipeline: &Tasks,
-        log_writer: &Tasks,
     ) -> Result<Parts, StartupError> {
         prepare_state_dir(&config.state_dir)?;
         let store = Store::open(&config.state_dir)?;
@@ -43,8 +42,7 @@ impl Parts {
             &config.spool,
             config.state_dir.join("spool"),
         ))?;
-        let (logs, writer) = LogQueue::new(spool.clone());
-        log_writer.spawn_to_end(writer);
+        let logs = CompletionRecords::new(spool.clone());
         let flusher = Flusher::new(spool.clone(), config.upstream.clone())
             .map_err(|e| StartupError::Flusher(e.to_string()))?;
         let deployments = Arc::new(Registry::open(

@@ -41,7 +41,7 @@ use crate::config::{Config, Secret};
 use crate::deployments::{
     Deployment, LookupError, Registry, Upstream as DeploymentUpstream, UpstreamError,
 };
-pub use log::LogQueue;
+pub use log::CompletionRecords;
 
 use crate::providers::{Piece, PriceTable, Provider, ProviderError};
 use crate::tasks::Tasks;
@@ -69,8 +69,8 @@ pub struct Engine {
     deployments: Arc<Registry>,
     /// Where deployments that are not local are fetched (`[upstream]`), if anywhere.
     deployment_upstream: ArcSwapOption<DeploymentUpstream>,
-    /// Completion records on their way to the spool.
-    logs: LogQueue,
+    /// Where completion records are written.
+    logs: CompletionRecords,
     cache: Arc<Cache>,
     /// Where the pipeline's own tasks run (shared provider calls, streams being read): stopped
     /// by the daemon at shutdown.
@@ -86,7 +86,7 @@ pub struct Engine {
 pub struct EngineParts {
     pub cache: Arc<Cache>,
     pub deployments: Arc<Registry>,
-    pub logs: LogQueue,
+    pub logs: CompletionRecords,
     pub tasks: Tasks,
 }
 
@@ -211,17 +211,6 @@ impl Engine {
     /// Identical calls in flight now (each shared by one or more requests).
     pub fn flights_in_progress(&self) -> u64 {
         self.flights.len() as u64
-    }
-
-    /// Completion records dropped because the log queue was full.
-    pub fn log_records_dropped(&self) -> u64 {
-        self.logs.dropped()
-    }
-
-    /// Wait until every record queued so far is in the spool (at shutdown, before its last
-    /// commit).
-    pub async fn drain_logs(&self) {
-        self.logs.drain().await;
     }
 
     /// Deployment `id`: from the prompts directory, else (with `[upstream]`) fetched.

@@ -425,7 +425,7 @@ pub fn logs_status_json(state: &State) -> serde_json::Value {
         "undecodable": f.undecodable,
         "set_aside": f.set_aside,
         "in_flight": f.in_flight,
-        "dropped": s.dropped_full + s.dropped_too_large + state.engine.log_records_dropped(),
+        "dropped": s.dropped_full + s.dropped_too_large,
         "corrupt_skipped": s.corrupt_skipped,
         "write_errors": s.write_errors,
         "last_write_error": s.last_write_error,

@@ -55,7 +55,7 @@ pub enum Dropped {
     Closed,
 }
 
-/// A record that was queued but could not be made durable (disk error, spool shut down early).
+/// A record that was taken but could not be made durable (disk error, spool shut down early).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("log record not written to the spool: {0}")]
 pub struct NotDurable(pub String);

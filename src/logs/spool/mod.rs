@@ -27,25 +27,30 @@
 //! (the caller encodes it, see [`super::entry`]); it is at most `MAX_PAYLOAD` bytes. The
 //! append time is in the frame so that the age of the oldest waiting record survives a restart.
 //!
-//! **Group commit.** [`Spool::append`] only pushes the payload onto an in-memory queue and
-//! returns a [`Durable`] future; it never touches the disk and never waits. One dedicated writer
-//! thread takes the whole queue every `flush_interval` (default 100 ms, counted from the first
-//! queued record) or as soon as `max_batch` records are queued, writes their frames with one
-//! `write` per segment touched, calls `fdatasync` once, and only then resolves the batch's
-//! [`Durable`]s. It is a thread and not a tokio task: it blocks in `fsync` for milliseconds at a
-//! time and lives as long as the spool, which is what a dedicated thread is for (a
-//! `spawn_blocking` task would pin a blocking-pool thread forever); it also works under any
-//! runtime flavour. The writer is the only code that creates, writes, truncates or deletes files.
+//! **Write, then group commit.** [`Spool::append`] frames the record and writes it to the
+//! active segment itself, under the append lock ([`appender`]): when it returns, the record is
+//! in the page cache and survives a SIGKILL, an OOM kill or a panic, whatever the disk does
+//! next. It never waits for the disk. One dedicated writer thread makes written records
+//! durable: every `flush_interval` (default 100 ms, counted from the first record written
+//! since the last commit) or as soon as `max_batch` records are waiting, it calls `fdatasync`
+//! once per segment touched (and fsyncs the directory after a new segment), and only then
+//! resolves the batch's [`Durable`]s and lets the reader see the records. It is a thread and not
+//! a tokio task: it blocks in `fsync` for milliseconds at a time and lives as long as the spool,
+//! which is what a dedicated thread is for (a `spawn_blocking` task would pin a blocking-pool
+//! thread forever); it also works under any runtime flavour. Appenders create and write
+//! segments; the writer thread alone truncates (after a failed commit) or deletes them.
 //!
-//! **Crash-loss window.** A record is on disk once its [`Durable`] resolved. Records appended
-//! after the last group commit, at most `flush_interval` (or `max_batch` records) worth, are lost
-//! by a crash: callers that must not lose a record (`POST /trace_log`) await the [`Durable`]
-//! before answering. Acknowledgements are persisted on the same cadence, so a crash can at worst
-//! make the flusher send records again (at-least-once), never skip one.
+//! **Loss window.** A record appended before an answer is sent survives the end of the
+//! process: the completion path appends before the answer's last byte. Only what a power loss
+//! or a kernel crash takes, the page cache, can lose records appended since the last group
+//! commit, at most `flush_interval` (or `max_batch` records) worth: callers that must not lose
+//! a record even then (`POST /trace_log`) await the [`Durable`] before answering.
+//! Acknowledgements are persisted on the same cadence, so a crash can at worst make the
+//! flusher send records again (at-least-once), never skip one.
 //!
 //! **Rotation and the byte bound.** A new segment starts when the next frame would take the
 //! current one past `segment_bytes` (a single record larger than that gets a segment of its
-//! own). Every byte on disk or queued for it is reserved against `max_bytes` at append time; when
+//! own). Every byte written is reserved against `max_bytes` at append time; when
 //! the reservation would pass the bound the record is dropped on the spot, counted in
 //! [`SpoolStats::dropped_full`], and the caller gets [`Dropped::Full`]: no unbounded disk, no
 //! blocked request. Space comes back when a whole segment is deleted.
@@ -81,6 +86,7 @@
 //! thread, so a second daemon (or a second [`Spool::open`] in the same process) on the same
 //! directory fails with [`SpoolError::Locked`] naming the directory and the holder's pid.
 
+mod appender;
 mod error;
 pub mod held_trace;
 mod ledger;
@@ -100,7 +106,6 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use tokio::sync::oneshot;
 
 pub use error::{Dropped, NotDurable, SpoolError};
@@ -109,7 +114,7 @@ pub use options::SpoolOptions;
 use reader::Reader;
 pub use reader::SpoolRecord;
 use segment::{FRAME_HEADER, MAX_PAYLOAD};
-use state::{Pending, Shared};
+use state::Shared;
 pub use stats::SpoolStats;
 use trace_tree::TraceTree;
 use writer::WriterState;
@@ -131,7 +136,7 @@ impl std::future::Future for Durable {
 }
 
 /// A handle to an open spool; clones share it. The writer thread stops when the last handle is
-/// dropped (after committing what is queued) or at [`Spool::close`].
+/// dropped (after committing what is written) or at [`Spool::close`].
 #[derive(Clone)]
 pub struct Spool {
     inner: Arc<Inner>,
@@ -167,10 +172,10 @@ impl Spool {
     pub fn open(opts: SpoolOptions) -> Result<Spool, SpoolError> {
         let recovered = recovery::recover(&opts)?;
         let reader = Reader::new(recovered.acked_through);
-        let (next_id, acked_through) = (recovered.next_id, recovered.acked_through);
+        let acked_through = recovered.acked_through;
         let (shared, file_lock) = Shared::new(opts, recovered);
         let shared = Arc::new(shared);
-        let writer_state = WriterState::new(file_lock, next_id, acked_through);
+        let writer_state = WriterState::new(file_lock, acked_through);
         let handle = writer::spawn(shared.clone(), writer_state)?;
         Ok(Spool {
             inner: Arc::new(Inner {
@@ -182,11 +187,13 @@ impl Spool {
         })
     }
 
-    /// Queue `payload` for the next group commit. Never blocks, never touches the disk. The
-    /// returned [`Durable`] resolves once the record is fsynced; drop it if you don't need to
-    /// know.
-    pub fn append(&self, payload: impl Into<Bytes>) -> Result<Durable, Dropped> {
-        let payload = payload.into();
+    /// Write `payload` as the next record: when this returns `Ok`, the record is in the
+    /// segment file (the page cache), so it outlives the process whatever kills it. Never
+    /// waits for the disk (one `write(2)`, microseconds). The returned [`Durable`] resolves
+    /// once the record is fsynced by the next group commit, or with why it could not be
+    /// written; drop it if you don't need to know.
+    pub fn append(&self, payload: impl AsRef<[u8]>) -> Result<Durable, Dropped> {
+        let payload = payload.as_ref();
         let shared = &self.inner.shared;
         if payload.len() > MAX_PAYLOAD {
             shared
@@ -211,16 +218,19 @@ impl Spool {
             tracing::info!(dir = %shared.opts.dir.display(), "log spool has room again");
         }
         let (tx, rx) = oneshot::channel();
-        match shared.enqueue(Pending { payload, done: tx }) {
-            Ok(()) => {
-                shared.counters.appended.fetch_add(1, Ordering::Relaxed);
-                Ok(Durable(rx))
-            }
-            Err(_) => {
-                shared.release(size);
-                Err(Dropped::Closed)
-            }
+        let mut appender = shared.appender();
+        if appender.shutdown {
+            drop(appender);
+            shared.release(size);
+            return Err(Dropped::Closed);
         }
+        let wake = appender.write(shared, payload, size, tx);
+        drop(appender);
+        if wake {
+            shared.wake_writer();
+        }
+        shared.counters.appended.fetch_add(1, Ordering::Relaxed);
+        Ok(Durable(rx))
     }
 
     /// Change the disk bound (config reload). Records already on disk stay; a lower bound only
@@ -268,7 +278,7 @@ impl Spool {
     /// until its segment is fully acknowledged and deleted. Read-only, O(bytes on disk): it
     /// runs on the blocking pool, one lookup at a time, and takes the state lock only to copy
     /// the segment table.
-    /// Records not yet durable (in the group-commit queue) are not seen.
+    /// Records not yet durable (written, waiting for their group commit) are not seen.
     pub async fn find_trace(&self, trace_id: &str) -> Result<Option<HeldTrace>, SpoolError> {
         // Never closed, so acquiring only waits.
         let _turn = self.inner.lookups.acquire().await;
@@ -301,7 +311,7 @@ impl Spool {
         self.inner.shared.stats()
     }
 
-    /// Commit what is queued, persist the acknowledged position, stop the writer thread and
+    /// Commit what is written, persist the acknowledged position, stop the writer thread and
     /// release the lock. Later appends return [`Dropped::Closed`]. Idempotent.
     pub async fn close(&self) {
         self.inner.shared.request_shutdown();

@@ -12,13 +12,13 @@ use crate::config::SpoolConfig;
 pub struct SpoolOptions {
     /// The spool's own directory (created if missing, mode 0700).
     pub dir: PathBuf,
-    /// Bound on segment bytes on disk plus bytes queued for disk.
+    /// Bound on the bytes of segment files, fsynced or not.
     pub max_bytes: u64,
     /// A segment is rotated before it would grow past this.
     pub segment_bytes: u64,
-    /// Longest time a queued record waits for its group commit.
+    /// Longest time a written record waits for its group commit (fsync).
     pub flush_interval: Duration,
-    /// A group commit starts as soon as this many records are queued.
+    /// A group commit starts as soon as this many records wait for it.
     pub max_batch: usize,
 }
 

@@ -1,9 +1,10 @@
-//! State shared by the spool's handles, its writer thread and its reader: the group-commit queue,
+//! State shared by the spool's handles, its writer thread and its reader: the write side,
 //! the segment table, the acknowledgement window and the counters.
 //!
-//! Two locks, never held together: `queue` (appenders and the writer, held for a push or a
-//! swap) and `state` (everything the writer publishes after a commit and what the reader and
-//! `ack` read). The byte bound is an atomic reservation so `append` never waits for the writer.
+//! Two locks: `appender` (appenders writing a record, the writer taking a batch; see
+//! [`super::appender`]) and `state` (the segment table and what the writer publishes after a
+//! commit, which the reader and `ack` read). When both are held, `appender` is taken first.
+//! The byte bound is an atomic reservation so `append` never waits for the writer.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -12,11 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use nix::fcntl::Flock;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
-use super::error::NotDurable;
+use super::appender::{Appender, Batch};
 use super::options::SpoolOptions;
 use super::stats::SpoolStats;
 
@@ -37,30 +37,9 @@ pub struct Recovered {
     pub torn_bytes: u64,
 }
 
-/// A record waiting for its group commit.
-pub struct Pending {
-    pub payload: Bytes,
-    pub done: oneshot::Sender<Result<u64, NotDurable>>,
-}
-
-/// The group-commit queue.
-#[derive(Default)]
-pub struct Queue {
-    pub items: Vec<Pending>,
-    pub bytes: u64,
-    /// When the oldest queued record arrived: the batch is due `flush_interval` later.
-    pub first_at: Option<Instant>,
-    pub flush: bool,
-    pub shutdown: bool,
-    /// Acknowledgements moved `acked_through` since the writer last looked: the ledger may be
-    /// behind. Set by [`Shared::ack`] (which wakes the writer), cleared when the writer takes
-    /// work.
-    pub acks: bool,
-}
-
-/// What the writer takes from the queue in one go.
+/// What the writer takes in one go: a batch to make durable, and whether to stop after it.
 pub struct Work {
-    pub items: Vec<Pending>,
+    pub batch: Option<Batch>,
     pub shutdown: bool,
 }
 
@@ -70,8 +49,9 @@ pub struct SegmentMeta {
     pub path: PathBuf,
     /// Bytes the reader may read: whole, fsynced frames.
     pub durable_len: u64,
-    /// Size of the file (counted against `max_bytes`); more than `durable_len` only after a
-    /// failed write could not be truncated away.
+    /// Bytes of the file counted against `max_bytes` as on disk: `durable_len`, or more after
+    /// a failed write could not be truncated away. Frames written and not yet fsynced are
+    /// counted by their records' reservations until their commit.
     pub file_bytes: u64,
     /// Id of the last record in it, 0 if none.
     pub last_id: u64,
@@ -152,7 +132,7 @@ pub enum Handed {
 pub struct State {
     pub segments: BTreeMap<u64, SegmentMeta>,
     pub acks: AckWindow,
-    /// Highest id made durable (or consumed by a failed batch).
+    /// Highest id made durable (or spent by a failed commit).
     pub committed_id: u64,
     pub closed: bool,
     /// Durable records above `acked_through`.
@@ -205,13 +185,14 @@ pub struct Snapshot {
 /// Everything the spool's parts share.
 pub struct Shared {
     pub opts: SpoolOptions,
-    queue: Mutex<Queue>,
+    appender: Mutex<Appender>,
+    /// Wakes the writer thread (waiting with the `appender` lock).
     wake: Condvar,
     state: Mutex<State>,
     /// Bumped after every commit (and at close) to wake a waiting reader.
     pub commits: watch::Sender<u64>,
     pub counters: Counters,
-    /// Bytes on disk plus bytes queued: what `max_bytes` bounds.
+    /// Bytes on disk, fsynced or not: what `max_bytes` bounds.
     reserved: AtomicU64,
     /// The bound, changeable while running (config reload).
     pub max_bytes: AtomicU64,
@@ -266,7 +247,7 @@ impl Shared {
         };
         let shared = Shared {
             opts,
-            queue: Mutex::new(Queue::default()),
+            appender: Mutex::new(Appender::new(next_id)),
             wake: Condvar::new(),
             state: Mutex::new(state),
             commits: watch::Sender::new(next_id - 1),
@@ -302,94 +283,72 @@ impl Shared {
             });
     }
 
-    /// Queue a record; gives it back if the spool is shutting down.
-    pub fn enqueue(&self, pending: Pending) -> Result<(), Pending> {
-        let mut queue = lock(&self.queue);
-        if queue.shutdown {
-            return Err(pending);
-        }
-        queue.bytes += (super::segment::FRAME_HEADER + pending.payload.len()) as u64;
-        queue.items.push(pending);
-        let first = queue.first_at.is_none();
-        if first {
-            queue.first_at = Some(Instant::now());
-        }
-        // Wake the writer to start the interval, or to commit a full batch; not on every push.
-        if first || queue.items.len() == self.opts.max_batch {
-            self.wake.notify_one();
-        }
-        Ok(())
+    /// The write side (see the lock order in the header).
+    pub fn appender(&self) -> MutexGuard<'_, Appender> {
+        lock(&self.appender)
+    }
+
+    /// Wake the writer thread (a batch's interval starts, or a batch is full).
+    pub fn wake_writer(&self) {
+        self.wake.notify_one();
     }
 
     pub fn request_flush(&self) {
-        lock(&self.queue).flush = true;
+        self.appender().flush = true;
         self.wake.notify_one();
     }
 
     pub fn request_shutdown(&self) {
-        lock(&self.queue).shutdown = true;
+        self.appender().shutdown = true;
         self.wake.notify_one();
     }
 
-    /// Take everything queued (the writer is gone: dropping them fails their `Durable`s).
-    pub fn take_queue(&self) -> Vec<Pending> {
-        let mut queue = lock(&self.queue);
-        queue.first_at = None;
-        queue.bytes = 0;
-        std::mem::take(&mut queue.items)
-    }
-
-    /// Writer side: block until the writer has something to do: a batch that is due, a flush, shutdown,
-    /// or (within `flush_interval`) acknowledgements the ledger does not hold yet;
+    /// Writer side: block until the writer has something to do: a batch that is due, a flush,
+    /// shutdown, or (within `flush_interval`) acknowledgements the ledger does not hold yet;
     /// `acks_outstanding` says the writer already knows of some. With none of these it sleeps
     /// until woken: an idle spool does not wake up.
     pub fn wait_for_work(&self, acks_outstanding: bool) -> Work {
         let interval = self.opts.flush_interval;
-        let mut queue = lock(&self.queue);
+        let mut ap = self.appender();
         let idle_deadline = Instant::now() + interval;
         loop {
             let now = Instant::now();
-            let due = queue.shutdown
-                || queue.flush
-                || queue.items.len() >= self.opts.max_batch
-                || queue.first_at.is_some_and(|t| now >= t + interval);
-            let acks = acks_outstanding || queue.acks;
-            if due || (acks && queue.first_at.is_none() && now >= idle_deadline) {
-                queue.flush = false;
-                queue.first_at = None;
-                queue.bytes = 0;
-                queue.acks = false;
+            let due = ap.shutdown
+                || ap.flush
+                || ap.unsynced_len() >= self.opts.max_batch
+                || ap.first_at.is_some_and(|t| now >= t + interval);
+            let acks = acks_outstanding || ap.acks;
+            if due || (acks && ap.first_at.is_none() && now >= idle_deadline) {
+                ap.flush = false;
+                ap.acks = false;
                 return Work {
-                    items: std::mem::take(&mut queue.items),
-                    shutdown: queue.shutdown,
+                    batch: Some(ap.take_batch()),
+                    shutdown: ap.shutdown,
                 };
             }
-            let deadline = match queue.first_at {
+            let deadline = match ap.first_at {
                 Some(t) => t + interval,
                 None if acks => idle_deadline,
                 None => {
-                    queue = self
-                        .wake
-                        .wait(queue)
-                        .unwrap_or_else(PoisonError::into_inner);
+                    ap = self.wake.wait(ap).unwrap_or_else(PoisonError::into_inner);
                     continue;
                 }
             };
             let timeout = deadline.saturating_duration_since(now);
-            queue = self
+            ap = self
                 .wake
-                .wait_timeout(queue, timeout.max(Duration::from_micros(100)))
+                .wait_timeout(ap, timeout.max(Duration::from_micros(100)))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
     }
 
     /// `acked_through` moved: make sure the writer will persist it (the state lock must not be
-    /// held: the writer takes the queue lock first).
+    /// held: it comes after the append lock).
     fn note_acks(&self) {
-        let mut queue = lock(&self.queue);
-        if !queue.acks {
-            queue.acks = true;
+        let mut ap = self.appender();
+        if !ap.acks {
+            ap.acks = true;
             self.wake.notify_one();
         }
     }
@@ -476,7 +435,7 @@ impl Shared {
     }
 
     pub fn stats(&self) -> SpoolStats {
-        let bytes_queued = lock(&self.queue).bytes;
+        let bytes_queued = self.appender().unsynced_bytes;
         let state = lock(&self.state);
         let c = &self.counters;
         let now = now_ms();

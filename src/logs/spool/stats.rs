@@ -9,7 +9,7 @@ pub struct SpoolStats {
     pub waiting_records: u64,
     /// Bytes of segment files on disk.
     pub bytes_on_disk: u64,
-    /// Bytes accepted but not yet written (in the group-commit queue).
+    /// Bytes written but not yet fsynced (waiting for their group commit).
     pub bytes_queued: u64,
     /// Age of the oldest waiting record (1 s resolution), `None` when nothing waits.
     pub oldest_waiting_age: Option<Duration>,
