@@ -42,6 +42,53 @@ async fn metrics_count_requests_providers_and_the_cache() {
     daemon.stop().await;
 }
 
+/// The value of the first line of `text` that starts with `name` (labels included).
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// `promptd_overhead_seconds` is promptd's own time: a slow provider's wait is in the request's
+/// duration, not in the overhead; a hit and a stream are counted under their own labels.
+#[tokio::test]
+async fn overhead_histogram_leaves_out_the_provider_wait() {
+    let openai = FakeUpstream::start(|request, _| {
+        let answer = if request.body["stream"] == true {
+            fixtures::openai_stream()
+        } else {
+            fixtures::openai_chat()
+        };
+        answer.after(std::time::Duration::from_millis(300))
+    })
+    .await;
+    let daemon = TestDaemon::start(&providers_toml(&openai.base_url(), &openai.base_url())).await;
+    let req = openai_hello();
+    assert_eq!(daemon.post("/completion", &req).await.status, 200);
+    assert_eq!(daemon.post("/completion", &req).await.status, 200); // hit
+    let mut streamed = req.clone();
+    streamed["llm_configuration"]["model"] = serde_json::json!("gpt-4o");
+    assert_eq!(daemon.stream(&streamed).await.status(), 200);
+
+    let text = String::from_utf8_lossy(&daemon.get("/metrics").await.body).into_owned();
+    let miss = "promptd_overhead_seconds_sum{route=\"completion\",cache=\"miss\"}";
+    let total = "promptd_request_duration_seconds_sum{route=\"completion\"}";
+    assert!(sample(&text, total) >= 0.3, "{text}");
+    assert!(
+        sample(&text, miss) < 0.25,
+        "the provider's 300 ms are not overhead: {text}"
+    );
+    for line in [
+        "promptd_overhead_seconds_count{route=\"completion\",cache=\"miss\"} 1",
+        "promptd_overhead_seconds_count{route=\"completion\",cache=\"hit\"} 1",
+        "promptd_overhead_seconds_count{route=\"completion_stream\",cache=\"miss\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    daemon.stop().await;
+}
+
 #[tokio::test]
 async fn status_describes_the_daemon_without_secrets() {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;

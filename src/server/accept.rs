@@ -206,9 +206,13 @@ fn serve_connection<I>(
                 },
                 Access::Denied(why) => body::error(&ApiError::Forbidden(why)),
             };
-            state
-                .metrics
-                .request(label, response.status().as_u16(), started.elapsed());
+            let served = response.extensions().get::<body::Served>();
+            state.metrics.request(
+                label,
+                response.status().as_u16(),
+                started.elapsed(),
+                served.map(|s| (s.cache.as_str(), s.provider_wait)),
+            );
             Ok::<_, Infallible>(response)
         }
     });

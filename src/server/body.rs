@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -152,16 +153,30 @@ pub fn retry_after(response: &mut Response<ResponseBody>, err: &ApiError) {
 
 /// `x-promptd-cache: hit|miss|stale|bypass` and, when the answer has one, its
 /// `x-promptd-cache-key`.
-pub fn cache_headers(
+pub fn completion_headers(
     response: &mut Response<ResponseBody>,
     status: CacheStatus,
     key: Option<&CacheKey>,
+    provider_wait: Duration,
 ) {
     let headers = response.headers_mut();
     headers.insert(CACHE_HEADER, HeaderValue::from_static(status.as_str()));
     if let Some(value) = key.and_then(|k| HeaderValue::from_str(&k.hex()).ok()) {
         headers.insert(CACHE_KEY_HEADER, value);
     }
+    response.extensions_mut().insert(Served {
+        cache: status,
+        provider_wait,
+    });
+}
+
+/// What a completion's response tells the connection that sends it: the cache outcome and the
+/// time spent waiting for the provider, so the overhead metric is measured in one place (see
+/// [`crate::telemetry::metrics::Metrics::request`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Served {
+    pub cache: CacheStatus,
+    pub provider_wait: Duration,
 }
 
 // Names built once, not parsed (and allocated) on every answer.
@@ -170,7 +185,7 @@ const CACHE_KEY_HEADER: HeaderName = HeaderName::from_static("x-promptd-cache-ke
 
 /// The `text/event-stream` response of a started completion stream.
 pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
-    let (status, key) = (stream.cache, stream.key);
+    let (status, key, wait) = (stream.cache, stream.key, stream.provider_wait);
     let events = EventStream {
         first: Some(stream::id_event(&stream.trace_id)),
         items: stream.items,
@@ -180,7 +195,7 @@ pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    cache_headers(&mut response, status, key.as_ref());
+    completion_headers(&mut response, status, key.as_ref(), wait);
     response
 }
 

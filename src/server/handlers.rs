@@ -54,7 +54,12 @@ pub async fn completion(
     }
     let answer = Box::pin(state.engine.complete(request)).await?;
     let mut response = body::json(StatusCode::OK, &answer.response);
-    body::cache_headers(&mut response, answer.cache, answer.key.as_ref());
+    body::completion_headers(
+        &mut response,
+        answer.cache,
+        answer.key.as_ref(),
+        answer.provider_wait,
+    );
     Ok(response)
 }
 

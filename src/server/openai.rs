@@ -103,7 +103,7 @@ fn promptd_headers_of(
     started: Instant,
     provider_wait: Duration,
 ) {
-    body::cache_headers(response, cache, key.as_ref());
+    body::completion_headers(response, cache, key.as_ref(), provider_wait);
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(trace_id) {
         h.insert(TRACE_HEADER, v);

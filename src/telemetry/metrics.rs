@@ -34,6 +34,12 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OverheadLabels {
+    pub route: &'static str,
+    pub cache: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
     pub provider: String,
 }
@@ -57,6 +63,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    overhead: Family<OverheadLabels, Histogram>,
     provider_calls: Family<ProviderLabels, Counter>,
     provider_retries: Family<ProviderLabels, Counter>,
     provider_errors: Family<ProviderErrorLabels, Counter>,
@@ -65,6 +72,12 @@ pub struct Metrics {
 /// Latency buckets: 50 µs to ~100 s.
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.5, 16))
+}
+
+/// Overhead buckets: 5 µs to ~160 ms (promptd's own work is microseconds; a cache hit is
+/// answered in tens of them).
+fn overhead_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000005, 2.0, 16))
 }
 
 impl Default for Metrics {
@@ -80,6 +93,9 @@ impl Metrics {
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
+        let overhead = Family::<OverheadLabels, Histogram>::new_with_constructor(
+            overhead_histogram as fn() -> Histogram,
+        );
         let provider_calls = Family::<ProviderLabels, Counter>::default();
         let provider_retries = Family::<ProviderLabels, Counter>::default();
         let provider_errors = Family::<ProviderErrorLabels, Counter>::default();
@@ -92,6 +108,13 @@ impl Metrics {
             "request_duration_seconds",
             "Time to the response headers (a stream's first event), by route",
             latency.clone(),
+        );
+        registry.register(
+            "overhead_seconds",
+            "promptd's own time per completion until its response headers (a stream's first \
+             event): the request's time less the time spent waiting for the provider, by route \
+             and cache outcome",
+            overhead.clone(),
         );
         registry.register(
             "provider_calls",
@@ -117,6 +140,7 @@ impl Metrics {
             registry,
             requests,
             latency,
+            overhead,
             provider_calls,
             provider_retries,
             provider_errors,
@@ -142,14 +166,26 @@ impl Metrics {
             .register_collector(Box::new(SourceCollector(source)));
     }
 
-    /// Count one answered request.
-    pub fn request(&self, route: &'static str, status: u16, elapsed: Duration) {
+    /// Count one answered request; for a completion, `served` is its cache outcome and the
+    /// time it waited for the provider, the rest of `elapsed` being promptd's own overhead.
+    pub fn request(
+        &self,
+        route: &'static str,
+        status: u16,
+        elapsed: Duration,
+        served: Option<(&'static str, Duration)>,
+    ) {
         self.requests
             .get_or_create(&RequestLabels { route, status })
             .inc();
         self.latency
             .get_or_create(&RouteLabels { route })
             .observe(elapsed.as_secs_f64());
+        if let Some((cache, provider_wait)) = served {
+            self.overhead
+                .get_or_create(&OverheadLabels { route, cache })
+                .observe(elapsed.saturating_sub(provider_wait).as_secs_f64());
+        }
     }
 
     /// The OpenMetrics text of every metric.
@@ -395,14 +431,18 @@ mod tests {
     fn text_has_requests_latency_providers_cache_and_build_info() {
         let mut metrics = Metrics::new();
         metrics.register_source(Arc::new(Fixed));
-        metrics.request("completion", 200, Duration::from_millis(3));
+        metrics.request("completion", 200, Duration::from_millis(3), None);
+        let waited = Some(("miss", Duration::from_millis(2)));
+        metrics.request("completion", 200, Duration::from_millis(3), waited);
         let provider = metrics.provider("openai");
         provider.calls.inc();
         provider.error("timeout");
         let text = metrics.encode();
         for line in [
-            "promptd_requests_total{route=\"completion\",status=\"200\"} 1",
-            "promptd_request_duration_seconds_count{route=\"completion\"} 1",
+            "promptd_requests_total{route=\"completion\",status=\"200\"} 2",
+            "promptd_request_duration_seconds_count{route=\"completion\"} 2",
+            "promptd_overhead_seconds_count{route=\"completion\",cache=\"miss\"} 1",
+            "promptd_overhead_seconds_sum{route=\"completion\",cache=\"miss\"} 0.001",
             "promptd_provider_calls_total{provider=\"openai\"} 1",
             "promptd_provider_errors_total{provider=\"openai\",kind=\"timeout\"} 1",
             "promptd_cache_entries 3",
