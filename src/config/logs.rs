@@ -16,7 +16,7 @@ use super::{duration_or, invalid, size_or, ConfigError, Secret};
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// Small enough that acknowledged records free disk soon, large enough for few files.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
-/// The crash-loss window and the wait of `POST /trace_log` for durability.
+/// The fsync interval: what a power loss can take of records, and the wait of `POST /trace_log`.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// Commit early when this many records queue up: bounds the work of one fsync.
 pub const DEFAULT_MAX_BATCH: usize = 4096;
