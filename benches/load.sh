@@ -18,7 +18,8 @@
 # it answers, default 0), PIN=0 (no pinning), ROUTE=parea (hits and pass-through on
 # /api/parea/v1/completion instead of /v1/chat/completions), PEERS=1 (also noveum-ai-gateway,
 # installed into PEERS_CACHE, default ~/.cache/promptd-bench/peers), SKIP_BUILD=1 (reuse
-# target/release), PROMPTD_BIN=path (measure another promptd binary).
+# target/release), PROMPTD_BIN=path (measure another promptd binary), KEEP=1 (keep the temp
+# directory with the run files and the logs).
 set -euo pipefail
 
 DURATION="${DURATION:-5s}"
@@ -120,7 +121,11 @@ cleanup() {
             wait "$pid" 2>/dev/null || true
         fi
     done
-    rm -rf "$TMP"
+    if [[ "${KEEP:-0}" == 1 ]]; then
+        note "run files kept in $TMP"
+    else
+        rm -rf "$TMP"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -134,7 +139,7 @@ reset_peak() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || echo "no-reset" >"$R
 cpu() {
     local pid="$1" ticks ns tids
     ticks="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
-    ns="$(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}')"
+    ns="$(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}')"
     tids="$(ls "/proc/$pid/task" | paste -sd, -)"
     echo "$ticks ${ns:-0} $tids"
 }

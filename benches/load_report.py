@@ -48,12 +48,13 @@ def read(path):
 
 def cpu_seconds(run, which):
     """CPU seconds the process used during the run: the schedstat ns of its threads when no
-    thread ended meanwhile (the clock ticks agree with it to a tick), else the ticks."""
+    thread ended meanwhile and the clock ticks agree with them to within two ticks, else the
+    ticks (which count the threads that ended too)."""
     a, b = read(f"{RUNS}/{run}.{which}0").split(), read(f"{RUNS}/{run}.{which}1").split()
     ticks = (int(b[0]) - int(a[0])) / CLK_TCK
     ns = (int(b[1]) - int(a[1])) / 1e9
     same_threads = set(a[2].split(",")) <= set(b[2].split(","))
-    if same_threads and ticks - ns < 2.0 / CLK_TCK:
+    if same_threads and abs(ticks - ns) < 2.0 / CLK_TCK:
         return ns
     return ticks
 
@@ -106,6 +107,7 @@ def load(target, kind, conns, rep):
         n = sum(codes.values())
         r = {
             "rps": d["summary"]["requestsPerSec"],
+            "seconds": d["summary"]["total"],
             "p50": (pct.get("p50") or math.nan) * 1000.0,
             "p99": (pct.get("p99") or math.nan) * 1000.0,
             "codes": codes,
@@ -116,6 +118,7 @@ def load(target, kind, conns, rep):
         n = d["requests"]
         r = {
             "rps": d["rps"],
+            "seconds": d["seconds"],
             "p50": d["ttfb_p50_ms"],
             "p99": d["ttfb_p99_ms"],
             "total50": d["total_p50_ms"],
@@ -126,7 +129,11 @@ def load(target, kind, conns, rep):
         }
     r["run"] = run
     r["n"] = n
-    r["cpu"] = cpu_seconds(run, "cpu") / max(n, 1) * 1e6
+    cpu = cpu_seconds(run, "cpu")
+    r["cpu"] = cpu / max(n, 1) * 1e6
+    # How busy the measured process's core was: near 100 % it is the bottleneck; well below,
+    # the load generator's core (or other work on the machine) is.
+    r["busy"] = cpu / r["seconds"] * 100.0 if r["seconds"] else math.nan
     r["mock"] = cpu_seconds(run, "mock") / max(n, 1) * 1e6
     if target in ("hit", "pass") and kind == "oha":
         r["own"] = overhead_quantiles(run)
@@ -167,10 +174,11 @@ print(f"# {DURATION} per run, {REPS} repetition(s), medians; streams: {CHUNKS} c
 print(f"# load average before: {read(f'{RUNS}/load-before').split('load average:')[-1].strip()}; "
       f"after: {read(f'{RUNS}/load-after').split('load average:')[-1].strip()}")
 print()
-print("oha runs (cpu: the measured process's user+system CPU per request; mock: the mock "
-      "provider's; own: promptd's own time per completion, its histogram's bucket bound)")
-print(f"{'run':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu us':>8} {'mock us':>8} "
-      f"{'own p50/p99 us':>15}  status")
+print("oha runs (cpu: the measured process's user+system CPU per request; busy: that CPU over "
+      "the run's time; mock: the mock provider's CPU per request; own: promptd's own time per "
+      "completion, its histogram's bucket bound)")
+print(f"{'run':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu us':>8} {'busy':>5} "
+      f"{'mock us':>8} {'own p50/p99 us':>15}  status")
 for target in TARGETS:
     for c in CONNS:
         for r in results[(target, "oha", c)]:
@@ -182,13 +190,13 @@ for target in TARGETS:
             mock = fmt(r["mock"], ".1f") if target in ("pass", "noveum") else "-"
             codes = ",".join(f"{k}:{v}" for k, v in sorted(r["codes"].items()))
             print(f"{r['run']:<22} {r['rps']:>9.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
-                  f"{r['cpu']:>8.1f} {mock:>8} {own_s:>15}  {codes}"
+                  f"{r['cpu']:>8.1f} {r['busy']:>4.0f}% {mock:>8} {own_s:>15}  {codes}"
                   + (f" errors {r['errors']}" if r["errors"] else ""))
 print()
 print("sse_load runs (TTFB: request sent to the first data: event; total: to the answer's end; "
       "cpu per stream)")
 print(f"{'run':<22} {'streams/s':>9} {'TTFB p50':>9} {'TTFB p99':>9} {'total p50':>9} "
-      f"{'total p99':>9} {'cpu us':>8} {'mock us':>8} {'events':>7}  status")
+      f"{'total p99':>9} {'cpu us':>8} {'busy':>5} {'mock us':>8} {'events':>7}  status")
 for target in TARGETS:
     for r in results.get((target, "sse", SC), []):
         if "failed" in r:
@@ -198,7 +206,8 @@ for target in TARGETS:
         codes = ",".join(f"{k}:{v}" for k, v in sorted(r["codes"].items()))
         ev = f"{r['events'][0]}..{r['events'][1]}"
         print(f"{r['run']:<22} {r['rps']:>9.0f} {r['p50']:>9.3f} {r['p99']:>9.3f} "
-              f"{r['total50']:>9.3f} {r['total99']:>9.3f} {r['cpu']:>8.1f} {mock:>8} {ev:>7}  {codes}"
+              f"{r['total50']:>9.3f} {r['total99']:>9.3f} {r['cpu']:>8.1f} {r['busy']:>4.0f}% "
+              f"{mock:>8} {ev:>7}  {codes}"
               + (f" errors {r['errors']}" if r["errors"] else ""))
 print()
 
