@@ -1,72 +1,177 @@
 #!/usr/bin/env bash
-# Whole-daemon load test: the fake OpenAI server (examples/fake_provider.rs, zero delay) hit
-# directly over loopback TCP, and through promptd over its Unix socket, at 1 and 32 connections,
-# in the same run. Prints req/s, p50, p99 and the ratios promptd vs direct. See benches/README.md.
-# `floor` is the fake answering its static body over a Unix socket: what a hyper server that
-# does no work at all reaches on this machine, the baseline for cache hits (same transport).
+# Whole-daemon load test. The measured process (promptd, the floor, or a peer gateway) is pinned
+# to core 1; the load generators (oha, examples/sse_load.rs) and the mock provider
+# (examples/fake_provider.rs) to core 0. Targets, each loaded at 32 and 1 connections with oha
+# and with 8 streaming connections with sse_load:
+#   floor        the fake answering static bytes over a Unix socket, pinned like promptd
+#   hit          promptd over its Unix socket, answered from its cache
+#   pass         promptd over its Unix socket, calling the mock over loopback TCP (cache off)
+#   floor-tcp    the floor over loopback TCP                              (PEERS=1 only)
+#   noveum       noveum-ai-gateway 2.0.1 over TCP, calling the mock       (PEERS=1 only)
+# REPS repetitions, interleaved; every cell is the median of its repetitions. Prints the raw
+# lines, then one table with req/s, p50/p99, the measured process's CPU µs per request, stream
+# TTFB, RSS, the ratios to the floor of the same transport and the targets. See benches/README.md.
 #
-# Env: DURATION (default 10s per scenario), CONNS (default "1 32"), DELAY_MS (fake provider
-# delay, default 0), SKIP_BUILD=1 to reuse the existing release binaries, PROMPTD_BIN=path to
-# measure another promptd binary.
+# Env: DURATION (per run, default 5s), REPS (default 3), CONNS (oha connection counts, default
+# "1 32"), STREAM_CONNS (default 8), STREAM_CHUNKS (chunks per streamed answer, default 21),
+# CHUNK_GAP_MS (between the chunks, default 0: all at once), DELAY_MS (the mock's delay before
+# it answers, default 0), PIN=0 (no pinning), ROUTE=parea (hits and pass-through on
+# /api/parea/v1/completion instead of /v1/chat/completions), PEERS=1 (also noveum-ai-gateway,
+# installed into PEERS_CACHE, default ~/.cache/promptd-bench/peers), SKIP_BUILD=1 (reuse
+# target/release), PROMPTD_BIN=path (measure another promptd binary), KEEP=1 (keep the temp
+# directory with the run files and the logs).
 set -euo pipefail
 
-DURATION="${DURATION:-10s}"
+DURATION="${DURATION:-5s}"
+REPS="${REPS:-3}"
 CONNS="${CONNS:-1 32}"
+STREAM_CONNS="${STREAM_CONNS:-8}"
+STREAM_CHUNKS="${STREAM_CHUNKS:-21}"
+CHUNK_GAP_MS="${CHUNK_GAP_MS:-0}"
 DELAY_MS="${DELAY_MS:-0}"
+PIN="${PIN:-1}"
+ROUTE="${ROUTE:-openai}"
+PEERS="${PEERS:-0}"
+PEERS_CACHE="${PEERS_CACHE:-$HOME/.cache/promptd-bench/peers}"
+NOVEUM_VERSION=2.0.1
 
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
 die() { echo "load.sh: $*" >&2; exit 1; }
+note() { echo "load.sh: $*" >&2; }
 need() { command -v "$1" >/dev/null 2>&1 || die "needs $1"; }
 need cargo
 need curl
 need python3
+[[ "$ROUTE" == openai || "$ROUTE" == parea ]] || die "ROUTE is openai or parea, not $ROUTE"
+[[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "REPS is a positive number, not $REPS"
 
 if ! command -v oha >/dev/null 2>&1; then
-    echo "oha not found; installing it with cargo (takes a few minutes)..." >&2
-    cargo install oha --locked
     export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v oha >/dev/null 2>&1; then
+    note "oha not found; installing it with cargo (takes a few minutes)..."
+    cargo install oha --locked
 fi
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    cargo build --release --bin promptd --example fake_provider
+    cargo build --release --bin promptd --example fake_provider --example sse_load
 fi
 # PROMPTD_BIN: another build of promptd to measure (e.g. an older commit's, for a before/after).
 PROMPTD="${PROMPTD_BIN:-$ROOT/target/release/promptd}"
 FAKE="$ROOT/target/release/examples/fake_provider"
-[[ -x "$PROMPTD" && -x "$FAKE" ]] || die "release binaries missing (run without SKIP_BUILD)"
+SSE="$ROOT/target/release/examples/sse_load"
+for bin in "$PROMPTD" "$FAKE" "$SSE"; do
+    [[ -x "$bin" ]] || die "$bin missing (run without SKIP_BUILD=1)"
+done
+
+# --- the peer: installed before anything is started, so its build does not overlap the load ----
+NOVEUM=""
+if [[ "$PEERS" == 1 ]]; then
+    NOVEUM_BIN="$PEERS_CACHE/bin/noveum-ai-gateway"
+    if [[ -x "$NOVEUM_BIN" ]] &&
+        grep -qF "noveum-ai-gateway $NOVEUM_VERSION " "$PEERS_CACHE/.crates.toml" 2>/dev/null; then
+        NOVEUM="$NOVEUM_BIN"
+    else
+        mkdir -p "$PEERS_CACHE"
+        note "installing noveum-ai-gateway $NOVEUM_VERSION into $PEERS_CACHE" \
+            "(a release build: 10-20 minutes on 2 cores)..."
+        if cargo install noveum-ai-gateway --version "$NOVEUM_VERSION" --locked \
+            --root "$PEERS_CACHE" >"$PEERS_CACHE/install.log" 2>&1; then
+            NOVEUM="$NOVEUM_BIN"
+        else
+            note "cargo install noveum-ai-gateway failed; going on without the peer." \
+                "The end of $PEERS_CACHE/install.log:"
+            tail -n 15 "$PEERS_CACHE/install.log" >&2
+        fi
+    fi
+fi
+
+# --- pinning -----------------------------------------------------------------------------------
+GW_CORE=1
+LOAD_CORE=0
+PIN_GW=()
+PIN_LOAD=()
+PINNING="off (PIN=0)"
+if [[ "$PIN" != 0 ]]; then
+    if ! command -v taskset >/dev/null 2>&1; then
+        PINNING="off: no taskset (Debian package util-linux)"
+    elif (($(getconf _NPROCESSORS_ONLN) < 2)); then
+        PINNING="off: $(getconf _NPROCESSORS_ONLN) CPU online, pinning needs 2"
+    elif ! taskset -c "$LOAD_CORE,$GW_CORE" true 2>/dev/null; then
+        PINNING="off: this shell may not run on CPUs $LOAD_CORE and $GW_CORE ($(taskset -pc $$ 2>&1))"
+    else
+        PIN_GW=(taskset -c "$GW_CORE")
+        PIN_LOAD=(taskset -c "$LOAD_CORE")
+        PINNING="measured process on CPU $GW_CORE; oha, sse_load and the mock provider on CPU $LOAD_CORE"
+    fi
+    [[ ${#PIN_GW[@]} -gt 0 ]] || note "pinning $PINNING; running unpinned"
+fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/promptd-bench.XXXXXX")"
-FAKE_PID=""
-PROMPTD_PID=""
+RUNS="$TMP/runs"
+mkdir -p "$RUNS"
+PIDS=()
 cleanup() {
     local pid
-    for pid in "$PROMPTD_PID" "$FAKE_PID"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    for pid in "${PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true
         fi
     done
-    rm -rf "$TMP"
+    if [[ "${KEEP:-0}" == 1 ]]; then
+        note "run files kept in $TMP"
+    else
+        rm -rf "$TMP"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- fake provider -----------------------------------------------------------------------------
-"$FAKE" --addr 127.0.0.1:0 --delay-ms "$DELAY_MS" --unix "$TMP/fake.sock" >"$TMP/fake.out" 2>"$TMP/fake.err" &
-FAKE_PID=$!
-for _ in $(seq 100); do
-    grep -q '^listening on ' "$TMP/fake.out" 2>/dev/null && break
-    kill -0 "$FAKE_PID" 2>/dev/null || die "fake_provider exited: $(cat "$TMP/fake.err")"
-    sleep 0.05
-done
-FAKE_ADDR="$(sed -n 's/^listening on //p' "$TMP/fake.out" | head -n1)"
-[[ -n "$FAKE_ADDR" ]] || die "fake_provider did not report its address"
-DIRECT_URL="http://$FAKE_ADDR/v1/chat/completions"
-FLOOR_URL="http://localhost/v1/chat/completions"
+# RSS of a process in KiB: rss PID VmRSS|VmHWM
+rss() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+# Forget a process's peak RSS, so the next VmHWM is the peak of what follows (Linux >= 4.0).
+reset_peak() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || echo "no-reset" >"$RUNS/peak-not-reset"; }
+# CPU a process used so far: "TICKS NS TIDS": user+system clock ticks (threads that exited
+# included), the sum of its live threads' run time in ns (schedstat), and their ids.
+cpu() {
+    local pid="$1" ticks ns tids
+    ticks="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
+    ns="$(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}')"
+    tids="$(ls "/proc/$pid/task" | paste -sd, -)"
+    echo "$ticks ${ns:-0} $tids"
+}
+wait_line() { # file, pid, what
+    for _ in $(seq 200); do
+        grep -q '^listening on ' "$1" 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || die "$3 exited: $(cat "$1" "$1.err" 2>/dev/null)"
+        sleep 0.05
+    done
+    die "$3 did not report its address"
+}
 
-# --- promptd -----------------------------------------------------------------------------------
+# --- the mock provider (core 0) and the floor (pinned like the measured process) ---------------
+FAKE_ARGS=(--delay-ms "$DELAY_MS" --stream-chunks "$STREAM_CHUNKS" --chunk-gap-ms "$CHUNK_GAP_MS")
+"${PIN_LOAD[@]}" "$FAKE" --addr 127.0.0.1:0 "${FAKE_ARGS[@]}" >"$TMP/mock.out" 2>"$TMP/mock.out.err" &
+MOCK_PID=$!
+PIDS+=("$MOCK_PID")
+wait_line "$TMP/mock.out" "$MOCK_PID" "the mock provider"
+MOCK_ADDR="$(sed -n 's/^listening on //p' "$TMP/mock.out" | head -n1)"
+
+FLOOR_SOCK="$TMP/floor.sock"
+"${PIN_GW[@]}" "$FAKE" --addr 127.0.0.1:0 --unix "$FLOOR_SOCK" "${FAKE_ARGS[@]}" \
+    >"$TMP/floor.out" 2>"$TMP/floor.out.err" &
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
+wait_line "$TMP/floor.out" "$FLOOR_PID" "the floor fake"
+FLOOR_ADDR="$(sed -n 's/^listening on //p' "$TMP/floor.out" | head -n1)"
+sleep 0.5
+rss "$FLOOR_PID" VmRSS >"$RUNS/floor.idle"
+cp "$RUNS/floor.idle" "$RUNS/floor-tcp.idle"
+
+# --- promptd (pinned) --------------------------------------------------------------------------
 SOCK="$TMP/promptd.sock"
 mkdir -p "$TMP/state" "$TMP/prompts"
 cat >"$TMP/promptd.toml" <<EOF
@@ -74,178 +179,211 @@ socket = "$SOCK"
 state_dir = "$TMP/state"
 prompts_dir = "$TMP/prompts"
 log_level = "warn"
+default_provider = "openai"
 
 [providers.openai]
 kind = "openai"
-base_url = "http://$FAKE_ADDR/v1"
+base_url = "http://$MOCK_ADDR/v1"
 api_key = "sk-bench"
 max_retries = 0
 EOF
-"$PROMPTD" serve --config "$TMP/promptd.toml" >"$TMP/promptd.log" 2>&1 &
+"${PIN_GW[@]}" "$PROMPTD" serve --config "$TMP/promptd.toml" >"$TMP/promptd.log" 2>&1 &
 PROMPTD_PID=$!
+PIDS+=("$PROMPTD_PID")
 for _ in $(seq 200); do
     [[ -S "$SOCK" ]] && break
     kill -0 "$PROMPTD_PID" 2>/dev/null || die "promptd exited: $(cat "$TMP/promptd.log")"
     sleep 0.05
 done
 [[ -S "$SOCK" ]] || die "promptd socket $SOCK did not appear"
-PROMPTD_URL="http://localhost/api/parea/v1/completion"
+sleep 0.5
+rss "$PROMPTD_PID" VmRSS >"$RUNS/hit.idle"
+cp "$RUNS/hit.idle" "$RUNS/pass.idle"
 
-OPENAI_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
-PAREA_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]},"cache":false}'
-# The same request with the cache on: after one priming call, every request is a cache hit.
-HIT_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]}}'
-
-# --- smoke checks: both paths must answer 200 with the content -----------------------------------
-check() { # name, body file, status
-    local name="$1" out="$2" status="$3"
-    if [[ "$status" != 200 ]] || ! grep -q 'Hello! How can I help you today?' "$out"; then
-        echo "load.sh: $name smoke request failed: HTTP $status" >&2
-        cat "$out" >&2; echo >&2
-        [[ "$name" == promptd ]] && tail -n 20 "$TMP/promptd.log" >&2
-        exit 1
+# --- noveum-ai-gateway (pinned), a transparent proxy of x-provider: openai to the mock ---------
+NOVEUM_PID=""
+if [[ -n "$NOVEUM" ]]; then
+    NOVEUM_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')"
+    mkdir -p "$TMP/noveum" # its working directory: it reads a .env from there, and there is none
+    (cd "$TMP/noveum" && exec "${PIN_GW[@]}" env HOST=127.0.0.1 PORT="$NOVEUM_PORT" \
+        OPENAI_BASE_URL="http://$MOCK_ADDR" NOVEUM_GUARD_ENABLED=false RUST_LOG=warn \
+        "$NOVEUM") >"$TMP/noveum.log" 2>&1 &
+    NOVEUM_PID=$!
+    PIDS+=("$NOVEUM_PID")
+    for _ in $(seq 200); do
+        curl -fsS -o /dev/null "http://127.0.0.1:$NOVEUM_PORT/health" 2>/dev/null && break
+        if ! kill -0 "$NOVEUM_PID" 2>/dev/null; then
+            note "noveum-ai-gateway exited: $(tail -n 20 "$TMP/noveum.log")"
+            NOVEUM_PID=""
+            break
+        fi
+        sleep 0.05
+    done
+    if [[ -n "$NOVEUM_PID" ]]; then
+        sleep 0.5
+        rss "$NOVEUM_PID" VmRSS >"$RUNS/noveum.idle"
     fi
-}
-status="$(curl -sS -o "$TMP/direct.smoke" -w '%{http_code}' -X POST \
-    -H 'content-type: application/json' -d "$OPENAI_BODY" "$DIRECT_URL")"
-check direct "$TMP/direct.smoke" "$status"
-status="$(curl -sS -o "$TMP/promptd.smoke" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
-    -H 'content-type: application/json' -d "$PAREA_BODY" "$PROMPTD_URL")"
-check promptd "$TMP/promptd.smoke" "$status"
-status="$(curl -sS -o "$TMP/hit.smoke" -w '%{http_code}' --unix-socket "$SOCK" -X POST \
-    -H 'content-type: application/json' -d "$HIT_BODY" "$PROMPTD_URL")"
-check promptd "$TMP/hit.smoke" "$status"
-
-# --- load --------------------------------------------------------------------------------------
-# -w: wait for in-flight requests at the deadline instead of counting them as errors.
-# Older oha spells the JSON flag -j/--json; newer ones --output-format json.
-if oha --help 2>&1 | grep -q -- '--output-format'; then
-    OHA_JSON=(--output-format json)
-else
-    OHA_JSON=(--json)
 fi
 
-# CPU time (user + system, clock ticks) a process has used so far.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-run() { # name, conns, extra args...
-    local name="$1" conns="$2"; shift 2
-    echo "running $name at $conns connection(s) for $DURATION..." >&2
-    local p0 f0
-    metrics >"$TMP/$name-$conns.metrics0"
-    p0="$(ticks "$PROMPTD_PID")"; f0="$(ticks "$FAKE_PID")"
-    oha -z "$DURATION" -w -c "$conns" --no-tui "${OHA_JSON[@]}" -m POST \
-        -H 'content-type: application/json' "$@" >"$TMP/$name-$conns.json"
-    echo "$(( $(ticks "$PROMPTD_PID") - p0 )) $(( $(ticks "$FAKE_PID") - f0 ))" >"$TMP/$name-$conns.cpu"
-    metrics >"$TMP/$name-$conns.metrics1"
+# --- requests ----------------------------------------------------------------------------------
+OPENAI_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
+STREAM_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}],"stream":true}'
+OPENAI_PATH=/v1/chat/completions
+BYPASS=(-H 'x-promptd-cache: bypass')
+if [[ "$ROUTE" == openai ]]; then
+    PROMPTD_PATH="$OPENAI_PATH"
+    PASS_BODY="$OPENAI_BODY"
+    PASS_HEADERS=("${BYPASS[@]}")
+    HIT_BODY="$OPENAI_BODY"
+else
+    PROMPTD_PATH=/api/parea/v1/completion
+    PASS_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]},"cache":false}'
+    PASS_HEADERS=()
+    HIT_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]}}'
+fi
+NOVEUM_HEADERS=(-H 'authorization: Bearer sk-bench' -H 'x-provider: openai')
+
+# --- smoke checks: every path answers 200 with the content, streams end with [DONE] ------------
+smoke() { # name, expect (cache header value or -), curl args...
+    local name="$1" expect="$2" out="$TMP/$1.smoke" status
+    shift 2
+    status="$(curl -sS -D "$out.headers" -o "$out" -w '%{http_code}' -X POST \
+        -H 'content-type: application/json' "$@")" || status="curl failed"
+    if [[ "$status" != 200 ]] || ! grep -q 'Hello!' "$out"; then
+        note "$name smoke request failed: HTTP $status"
+        cat "$out" >&2 2>/dev/null; echo >&2
+        [[ "$name" == noveum* ]] && tail -n 20 "$TMP/noveum.log" >&2
+        [[ "$name" == noveum* ]] || tail -n 20 "$TMP/promptd.log" >&2
+        return 1
+    fi
+    if [[ "$expect" != - ]] && ! grep -qi "^x-promptd-cache: $expect" "$out.headers"; then
+        note "$name smoke request: expected x-promptd-cache: $expect," \
+            "got: $(grep -i '^x-promptd-cache:' "$out.headers")"
+        return 1
+    fi
+    if grep -q '^data:' "$out" && ! grep -q '^data: \[DONE\]' "$out"; then
+        note "$name smoke stream did not end with data: [DONE]"
+        return 1
+    fi
 }
-# promptd's own request-duration histogram (request read -> response headers), completions only.
+FLOOR_SMOKE=(--unix-socket "$FLOOR_SOCK" "http://localhost$OPENAI_PATH")
+smoke floor - -d "$OPENAI_BODY" "${FLOOR_SMOKE[@]}" || exit 1
+smoke floor-stream - -d "$STREAM_BODY" "${FLOOR_SMOKE[@]}" || exit 1
+got="$(grep -c '^data: {' "$TMP/floor-stream.smoke")"
+[[ "$got" == "$STREAM_CHUNKS" ]] || die "the floor streamed $got chunks, not $STREAM_CHUNKS"
+P_SMOKE=(--unix-socket "$SOCK" "http://localhost$PROMPTD_PATH")
+smoke pass bypass -d "$PASS_BODY" "${PASS_HEADERS[@]}" "${P_SMOKE[@]}" || exit 1
+smoke hit-prime - -d "$HIT_BODY" "${P_SMOKE[@]}" || exit 1
+smoke hit hit -d "$HIT_BODY" "${P_SMOKE[@]}" || exit 1
+smoke pass-stream bypass -d "$STREAM_BODY" "${BYPASS[@]}" \
+    --unix-socket "$SOCK" "http://localhost$OPENAI_PATH" || exit 1
+if [[ -n "$NOVEUM_PID" ]]; then
+    smoke floor-tcp - -d "$OPENAI_BODY" "http://$FLOOR_ADDR$OPENAI_PATH" || exit 1
+    N_URL="http://127.0.0.1:$NOVEUM_PORT$OPENAI_PATH"
+    if ! smoke noveum - -d "$OPENAI_BODY" "${NOVEUM_HEADERS[@]}" "$N_URL" ||
+        ! smoke noveum-stream - -d "$STREAM_BODY" "${NOVEUM_HEADERS[@]}" "$N_URL"; then
+        note "noveum-ai-gateway does not answer like the floor; going on without it"
+        kill "$NOVEUM_PID" 2>/dev/null || true
+        wait "$NOVEUM_PID" 2>/dev/null || true
+        NOVEUM_PID=""
+    fi
+fi
+
+# --- load --------------------------------------------------------------------------------------
+# promptd's own time per completion: the buckets of its promptd_overhead_seconds histogram.
 metrics() {
     curl -sS --unix-socket "$SOCK" http://localhost/metrics |
-        grep '^promptd_request_duration_seconds_bucket{.*route="completion"' || true
+        grep '^promptd_overhead_seconds_bucket' || true
 }
-for c in $CONNS; do
-    run direct "$c" -d "$OPENAI_BODY" "$DIRECT_URL"
-    run floor "$c" -d "$OPENAI_BODY" --unix-socket "$TMP/fake.sock" "$FLOOR_URL"
-    run promptd "$c" -d "$PAREA_BODY" --unix-socket "$SOCK" "$PROMPTD_URL"
-    run hit "$c" -d "$HIT_BODY" --unix-socket "$SOCK" "$PROMPTD_URL"
+# measure RUN PID CMD...: CPU of the measured process and of the mock around one load command.
+measure() {
+    local run="$1" pid="$2"
+    shift 2
+    [[ "$pid" == "$PROMPTD_PID" ]] && metrics >"$RUNS/$run.metrics0"
+    cpu "$pid" >"$RUNS/$run.cpu0"
+    cpu "$MOCK_PID" >"$RUNS/$run.mock0"
+    "$@" >"$RUNS/$run.json" 2>"$RUNS/$run.err" ||
+        note "$run: load command failed: $(head -c 500 "$RUNS/$run.err")"
+    cpu "$pid" >"$RUNS/$run.cpu1"
+    cpu "$MOCK_PID" >"$RUNS/$run.mock1"
+    [[ "$pid" == "$PROMPTD_PID" ]] && metrics >"$RUNS/$run.metrics1"
+    return 0
+}
+oha_run() { # target, pid, rep, conns, oha args...
+    local target="$1" pid="$2" rep="$3" c="$4"
+    shift 4
+    note "rep $rep/$REPS: $target, $c connection(s), $DURATION"
+    # -w: wait for in-flight requests at the deadline instead of counting them as errors.
+    measure "$target.oha.c$c.r$rep" "$pid" "${PIN_LOAD[@]}" oha -z "$DURATION" -w -c "$c" --no-tui \
+        --output-format json -m POST -H 'content-type: application/json' "$@"
+}
+sse_run() { # target, pid, rep, sse_load args...
+    local target="$1" pid="$2" rep="$3"
+    shift 3
+    note "rep $rep/$REPS: $target, $STREAM_CONNS streaming connection(s), $DURATION"
+    measure "$target.sse.c$STREAM_CONNS.r$rep" "$pid" "${PIN_LOAD[@]}" "$SSE" -c "$STREAM_CONNS" \
+        -z "$DURATION" -d "$STREAM_BODY" --json "$@"
+}
+# target, pid, rep: forget the peak RSS now, record it after the target's runs.
+peak_begin() { reset_peak "$2"; }
+peak_end() { rss "$2" VmHWM >"$RUNS/$1.peak.r$3"; }
+
+uptime >"$RUNS/load-before"
+for rep in $(seq "$REPS"); do
+    peak_begin floor "$FLOOR_PID"
+    for c in $CONNS; do
+        oha_run floor "$FLOOR_PID" "$rep" "$c" -d "$OPENAI_BODY" --unix-socket "$FLOOR_SOCK" \
+            "http://localhost$OPENAI_PATH"
+    done
+    sse_run floor "$FLOOR_PID" "$rep" --unix "$FLOOR_SOCK" --path "$OPENAI_PATH"
+    peak_end floor "$FLOOR_PID" "$rep"
+
+    peak_begin hit "$PROMPTD_PID"
+    for c in $CONNS; do
+        oha_run hit "$PROMPTD_PID" "$rep" "$c" -d "$HIT_BODY" --unix-socket "$SOCK" \
+            "http://localhost$PROMPTD_PATH"
+    done
+    peak_end hit "$PROMPTD_PID" "$rep"
+
+    peak_begin pass "$PROMPTD_PID"
+    for c in $CONNS; do
+        oha_run pass "$PROMPTD_PID" "$rep" "$c" -d "$PASS_BODY" "${PASS_HEADERS[@]}" \
+            --unix-socket "$SOCK" "http://localhost$PROMPTD_PATH"
+    done
+    sse_run pass "$PROMPTD_PID" "$rep" --unix "$SOCK" --path "$OPENAI_PATH" -H 'x-promptd-cache: bypass'
+    peak_end pass "$PROMPTD_PID" "$rep"
+
+    if [[ -n "$NOVEUM_PID" ]]; then
+        peak_begin floor-tcp "$FLOOR_PID"
+        for c in $CONNS; do
+            oha_run floor-tcp "$FLOOR_PID" "$rep" "$c" -d "$OPENAI_BODY" "http://$FLOOR_ADDR$OPENAI_PATH"
+        done
+        sse_run floor-tcp "$FLOOR_PID" "$rep" --url "http://$FLOOR_ADDR$OPENAI_PATH"
+        peak_end floor-tcp "$FLOOR_PID" "$rep"
+
+        peak_begin noveum "$NOVEUM_PID"
+        for c in $CONNS; do
+            oha_run noveum "$NOVEUM_PID" "$rep" "$c" -d "$OPENAI_BODY" "${NOVEUM_HEADERS[@]}" "$N_URL"
+        done
+        sse_run noveum "$NOVEUM_PID" "$rep" --url "$N_URL" -H 'authorization: Bearer sk-bench' \
+            -H 'x-provider: openai'
+        peak_end noveum "$NOVEUM_PID" "$rep"
+    fi
 done
-RSS_KB="$(awk '/^VmRSS:/ {print $2}' "/proc/$PROMPTD_PID/status")"
-HWM_KB="$(awk '/^VmHWM:/ {print $2}' "/proc/$PROMPTD_PID/status")"
+uptime >"$RUNS/load-after"
 
 # --- report ------------------------------------------------------------------------------------
-python3 - "$TMP" "$CONNS" "$RSS_KB" "$HWM_KB" "$(getconf CLK_TCK)" <<'EOF'
-import json, sys
-
-tmp, conns, rss_kb, hwm_kb = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
-clk_tck = int(sys.argv[5])
-
-def load(name, c):
-    with open(f"{tmp}/{name}-{c}.json") as f:
-        d = json.load(f)
-    s = d["summary"]
-    pct = d.get("latencyPercentiles") or d.get("latency_percentiles") or {}
-    codes = d.get("statusCodeDistribution", {})
-    errors = d.get("errorDistribution", {})
-    n = max(sum(codes.values()), 1)
-    with open(f"{tmp}/{name}-{c}.cpu") as f:
-        promptd_ticks, fake_ticks = (int(x) for x in f.read().split())
-    handler = {}
-    for q in (0.5, 0.99):
-        handler[q] = handler_quantile(f"{tmp}/{name}-{c}.metrics0", f"{tmp}/{name}-{c}.metrics1", q)
-    return {
-        "promptd_us": promptd_ticks / clk_tck / n * 1e6,
-        "fake_us": fake_ticks / clk_tck / n * 1e6,
-        "rps": s["requestsPerSec"],
-        "p50": pct["p50"] * 1000.0,
-        "p99": pct["p99"] * 1000.0,
-        "ok": s.get("successRate", 0.0),
-        "codes": codes,
-        "errors": errors,
-        "handler": handler,
-    }
-
-def buckets(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            out[float(le)] = float(line.rsplit(" ", 1)[1])
-    return out
-
-def handler_quantile(before, after, q):
-    """Upper bound (ms) of the histogram bucket holding quantile q of the scenario's requests."""
-    b0, b1 = buckets(before), buckets(after)
-    total = b1.get(float("inf"), 0) - b0.get(float("inf"), 0)
-    if total <= 0:
-        return None
-    for le in sorted(b1):
-        if b1[le] - b0.get(le, 0) >= q * total:
-            return le * 1000.0
-    return None
-
-bad = False
-print(f"{'scenario':<9} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-      f"{'promptd cpu':>12} {'fake cpu':>9}  status codes")
-rows = {}
-for c in conns:
-    for name in ("direct", "floor", "promptd", "hit"):
-        r = load(name, c)
-        rows[(name, c)] = r
-        codes = ",".join(f"{k}:{v}" for k, v in sorted(r["codes"].items()))
-        extra = f"  errors {r['errors']}" if r["errors"] else ""
-        pcpu = f"{r['promptd_us']:.1f} us" if name in ("promptd", "hit") else "-"
-        print(f"{name:<9} {c:>5} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
-              f"{pcpu:>12} {r['fake_us']:>6.1f} us  {codes}{extra}")
-        if r["errors"] or any(k != "200" for k in r["codes"]):
-            bad = True
-print()
-print(f"{'conns':>5} {'added p50 ms':>12} {'added p99 ms':>12} {'promptd/direct req/s':>21}")
-for c in conns:
-    d, p = rows[("direct", c)], rows[("promptd", c)]
-    print(f"{c:>5} {p['p50'] - d['p50']:>12.3f} {p['p99'] - d['p99']:>12.3f} {p['rps'] / d['rps']:>21.2f}")
-print()
-print(f"{'conns':>5} {'hit/floor req/s':>16} {'hit p99 - floor p99 ms':>23}")
-for c in conns:
-    f, h = rows[("floor", c)], rows[("hit", c)]
-    print(f"{c:>5} {h['rps'] / f['rps']:>16.2f} {h['p99'] - f['p99']:>23.3f}")
-print("(floor: the fake's static answer over a Unix socket, a server doing no work at all)")
-print()
-print("promptd's own time per completion, request read to response headers (its histogram:")
-print("the upper bound of the bucket that holds the percentile); the rest of the end-to-end")
-print("latency is the socket, the scheduler and oha")
-print(f"{'scenario':<9} {'conns':>5} {'handler p50 <= ms':>18} {'handler p99 <= ms':>18}")
-fmt = lambda v: f"{v:.3f}" if v is not None else "-"
-for c in conns:
-    for name in ("promptd", "hit"):
-        h = rows[(name, c)]["handler"]
-        print(f"{name:<9} {c:>5} {fmt(h[0.5]):>18} {fmt(h[0.99]):>18}")
-print("(hit: the same request with the cache on, answered from sled without a provider call)")
-print("(cpu: user+system CPU time of the process per request during the scenario)")
-print("(targets: promptd >= 20000 req/s at 32 connections; < 0.3 ms added p50 at 1;")
-print("          hits >= 50000 req/s and p99 < 1 ms at 32 connections, p50 < 0.1 ms at 1)")
-print()
-print(f"promptd RSS after the run: {rss_kb / 1024:.1f} MiB (peak {hwm_kb / 1024:.1f} MiB)")
-if bad:
-    print("load.sh: some requests failed (non-200 or errors above)", file=sys.stderr)
-    sys.exit(1)
-EOF
+{
+    echo "cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "cpus=$(getconf _NPROCESSORS_ONLN)"
+    echo "kernel=$(uname -r)"
+    echo "oha=$(oha --version 2>/dev/null | head -n1)"
+    echo "pinning=$PINNING"
+    echo "promptd=$PROMPTD"
+    echo "noveum=${NOVEUM_PID:+noveum-ai-gateway $NOVEUM_VERSION ($NOVEUM)}"
+    echo "route=$ROUTE"
+    echo "promptd_path=$PROMPTD_PATH"
+} >"$RUNS/about"
+python3 "$ROOT/benches/load_report.py" "$RUNS" "$(getconf CLK_TCK)" "$DURATION" "$REPS" \
+    "$CONNS" "$STREAM_CONNS" "$STREAM_CHUNKS" "$CHUNK_GAP_MS" "$DELAY_MS"
