@@ -88,6 +88,7 @@
 
 mod appender;
 mod error;
+pub mod fs;
 pub mod held_trace;
 mod ledger;
 mod lookup;
@@ -109,6 +110,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 pub use error::{Dropped, NotDurable, SpoolError};
+use fs::{RealFs, SpoolFs};
 use held_trace::HeldTrace;
 pub use options::SpoolOptions;
 use reader::Reader;
@@ -170,10 +172,16 @@ impl Spool {
     /// thread. Blocking (it scans every segment): call it at start-up or from `spawn_blocking`.
     /// Fails only when the directory cannot be used at all or is locked by another process.
     pub fn open(opts: SpoolOptions) -> Result<Spool, SpoolError> {
-        let recovered = recovery::recover(&opts)?;
+        Spool::open_with(opts, Arc::new(RealFs))
+    }
+
+    /// [`Spool::open`] on another file system than the machine's ([`fs`]): for tests that
+    /// simulate what a power loss does to it.
+    pub fn open_with(opts: SpoolOptions, fs: Arc<dyn SpoolFs>) -> Result<Spool, SpoolError> {
+        let recovered = recovery::recover(&*fs, &opts)?;
         let reader = Reader::new(recovered.acked_through);
         let acked_through = recovered.acked_through;
-        let (shared, file_lock) = Shared::new(opts, recovered);
+        let (shared, file_lock) = Shared::new(opts, fs, recovered);
         let shared = Arc::new(shared);
         let writer_state = WriterState::new(file_lock, acked_through);
         let handle = writer::spawn(shared.clone(), writer_state)?;

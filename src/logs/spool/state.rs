@@ -7,16 +7,15 @@
 //! The byte bound is an atomic reservation so `append` never waits for the writer.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::fcntl::Flock;
 use tokio::sync::watch;
 
 use super::appender::{Appender, Batch};
+use super::fs::{FileLock, SpoolFs};
 use super::options::SpoolOptions;
 use super::stats::SpoolStats;
 
@@ -25,7 +24,7 @@ const AGE_RESOLUTION_MS: u64 = 1000;
 
 /// What recovery ([`super::recovery`]) found and repaired: what the spool starts from.
 pub struct Recovered {
-    pub lock: Flock<File>,
+    pub lock: FileLock,
     pub acked_through: u64,
     /// Id for the next record written.
     pub next_id: u64,
@@ -185,6 +184,8 @@ pub struct Snapshot {
 /// Everything the spool's parts share.
 pub struct Shared {
     pub opts: SpoolOptions,
+    /// Every file operation goes through it ([`super::fs`]).
+    pub fs: Arc<dyn SpoolFs>,
     appender: Mutex<Appender>,
     /// Wakes the writer thread (waiting with the `appender` lock).
     wake: Condvar,
@@ -215,7 +216,11 @@ pub fn now_ms() -> u64 {
 
 impl Shared {
     /// Build the shared state from what recovery found; the lock goes to the writer thread.
-    pub fn new(opts: SpoolOptions, recovered: Recovered) -> (Shared, Flock<File>) {
+    pub fn new(
+        opts: SpoolOptions,
+        fs: Arc<dyn SpoolFs>,
+        recovered: Recovered,
+    ) -> (Shared, FileLock) {
         let Recovered {
             lock: file_lock,
             acked_through,
@@ -247,6 +252,7 @@ impl Shared {
         };
         let shared = Shared {
             opts,
+            fs,
             appender: Mutex::new(Appender::new(next_id)),
             wake: Condvar::new(),
             state: Mutex::new(state),

@@ -6,29 +6,27 @@
 //! the directory, for a new segment), resolve its [`super::Durable`]s, then persist the
 //! acknowledged position and delete segments that are fully acknowledged.
 
-use std::fs::File;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use nix::fcntl::Flock;
-
 use super::appender;
 use super::error::SpoolError;
+use super::fs::FileLock;
 use super::ledger;
 use super::state::{SegmentMeta, Shared};
 
 /// The writer's private state.
 pub struct WriterState {
     /// Held (and so the directory locked) until the thread ends.
-    _lock: Flock<File>,
+    _lock: FileLock,
     persisted_acked: u64,
     /// When the ledger was last written: at most once per `flush_interval` (and at shutdown).
     ledger_written: Option<Instant>,
 }
 
 impl WriterState {
-    pub fn new(lock: Flock<File>, acked_through: u64) -> WriterState {
+    pub fn new(lock: FileLock, acked_through: u64) -> WriterState {
         WriterState {
             _lock: lock,
             persisted_acked: acked_through,
@@ -93,7 +91,7 @@ impl WriterState {
         if acked == self.persisted_acked {
             return;
         }
-        if let Err(e) = ledger::write(&shared.opts.dir, acked) {
+        if let Err(e) = ledger::write(&*shared.fs, &shared.opts.dir, acked) {
             tracing::warn!(dir = %shared.opts.dir.display(), error = %e, "cannot persist the log spool ledger; will retry");
             return;
         }
@@ -115,7 +113,7 @@ impl WriterState {
                 .collect()
         };
         for (first_id, meta) in spent {
-            match std::fs::remove_file(&meta.path) {
+            match shared.fs.remove_file(&meta.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
