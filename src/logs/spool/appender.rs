@@ -46,6 +46,8 @@ pub struct Appender {
     pub flush: bool,
     /// Refuse new records; the writer commits what is written and stops.
     pub shutdown: bool,
+    /// Waiting for the next commit and ledger write ([`super::Spool::sync`]).
+    pub sync_waiters: Vec<oneshot::Sender<()>>,
     /// Acknowledgements moved `acked_through` since the writer last looked: the ledger may be
     /// behind. Set by [`Shared::ack`] (which wakes the writer), cleared when the writer takes
     /// work.
@@ -117,6 +119,7 @@ impl Appender {
             first_at: None,
             flush: false,
             shutdown: false,
+            sync_waiters: Vec::new(),
             acks: false,
             buf: Vec::new(),
             failing: None,
@@ -286,8 +289,10 @@ impl Appender {
         shared.notify_commit(spent);
     }
 
-    /// Every record not yet durable fails (the writer is gone).
+    /// Every record not yet durable fails (the writer is gone); who waits in
+    /// [`super::Spool::sync`] stops waiting.
     pub fn fail_unsynced(&mut self, message: &str) {
+        self.sync_waiters.clear();
         for record in self.unsynced.drain(..) {
             let _ = record.done.send(Err(NotDurable(message.to_owned())));
         }

@@ -255,6 +255,18 @@ impl Spool {
         self.inner.shared.request_flush();
     }
 
+    /// Commit what is written and persist the acknowledged position now, and wait until both
+    /// are done (either may have failed: see the [`Durable`]s and the log). Returns at once if
+    /// the spool is closing. For tests and tools that need to know what is on disk; the
+    /// request path uses [`Spool::flush_now`] and the [`Durable`]s.
+    pub async fn sync(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.inner.shared.request_sync(done) {
+            // An error means the writer stopped first: nothing more will happen either way.
+            let _ = wait.await;
+        }
+    }
+
     /// Up to `max` durable records after those already handed out, in id order; waits until
     /// there is at least one. Cancel-safe: records read by a cancelled call are handed out by
     /// the next one. Meant for one consumer (the flusher). Returns [`SpoolError::Closed`] once

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::appender::{Appender, Batch};
 use super::fs::{FileLock, SpoolFs};
@@ -36,10 +36,12 @@ pub struct Recovered {
     pub torn_bytes: u64,
 }
 
-/// What the writer takes in one go: a batch to make durable, and whether to stop after it.
+/// What the writer takes in one go: a batch to make durable, whether to stop after it, and
+/// who waits for it and for the ledger ([`super::Spool::sync`]).
 pub struct Work {
     pub batch: Option<Batch>,
     pub shutdown: bool,
+    pub sync_waiters: Vec<oneshot::Sender<()>>,
 }
 
 /// One segment file as the writer last published it.
@@ -304,6 +306,18 @@ impl Shared {
         self.wake.notify_one();
     }
 
+    /// Have the writer commit now and persist the ledger, then answer `done`; `false` (and
+    /// nothing to wait for) once the spool is closing.
+    pub fn request_sync(&self, done: oneshot::Sender<()>) -> bool {
+        let mut ap = self.appender();
+        if ap.shutdown {
+            return false;
+        }
+        ap.sync_waiters.push(done);
+        self.wake.notify_one();
+        true
+    }
+
     pub fn request_shutdown(&self) {
         self.appender().shutdown = true;
         self.wake.notify_one();
@@ -321,6 +335,7 @@ impl Shared {
             let now = Instant::now();
             let due = ap.shutdown
                 || ap.flush
+                || !ap.sync_waiters.is_empty()
                 || ap.unsynced_len() >= self.opts.max_batch
                 || ap.first_at.is_some_and(|t| now >= t + interval);
             let acks = acks_outstanding || ap.acks;
@@ -330,6 +345,7 @@ impl Shared {
                 return Work {
                     batch: Some(ap.take_batch()),
                     shutdown: ap.shutdown,
+                    sync_waiters: std::mem::take(&mut ap.sync_waiters),
                 };
             }
             let deadline = match ap.first_at {

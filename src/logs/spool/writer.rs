@@ -5,6 +5,8 @@
 //! not hold yet; with neither, the thread sleeps until woken), fsync the files it touched (and
 //! the directory, for a new segment), resolve its [`super::Durable`]s, then persist the
 //! acknowledged position and delete segments that are fully acknowledged.
+//! [`super::Spool::sync`] asks for one turn of that loop now, with the ledger written whatever
+//! the interval, and is answered at its end.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -66,7 +68,10 @@ fn run(shared: Arc<Shared>, mut w: WriterState) {
         if let Some(batch) = work.batch {
             appender::commit(&shared, batch);
         }
-        w.apply_acks(&shared, work.shutdown);
+        w.apply_acks(&shared, work.shutdown || !work.sync_waiters.is_empty());
+        for done in work.sync_waiters {
+            let _ = done.send(());
+        }
         if work.shutdown {
             break;
         }
