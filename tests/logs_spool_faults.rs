@@ -512,6 +512,40 @@ proptest! {
     }
 }
 
+/// Found by the proptest: a segment recovery could not delete (it held nothing to deliver)
+/// kept its name, which was also the name of the next segment to create: every append failed
+/// ("File exists") until a restart managed the deletion.
+#[tokio::test]
+async fn a_segment_recovery_cannot_delete_does_not_block_appends() {
+    let fs = FaultFs::new();
+    let spool = Case::open(fs.life()).expect("open");
+    drop(spool.append(b"never durable").expect("accepted"));
+    // The segment's entry survives, its data does not.
+    fs.crash(Fault {
+        data: DataFault::LoseUnsynced,
+        dir: DirFault::KeepAll,
+        seed: 0,
+    });
+    spool.close().await;
+    // The recovery's changes: removing a leftover ledger.tmp, then the empty segment.
+    fs.fail_after(1);
+    let spool = Case::open(fs.life()).expect("opens anyway");
+    assert!(fs.failed(), "a change failed");
+    let names = fs.life().list_dir(&options().dir).expect("list");
+    assert!(
+        names.iter().any(|n| n == "00000000000000000001.seg"),
+        "the empty segment is still there: {names:?}"
+    );
+    let durable = spool.append(b"after").expect("accepted");
+    bounded("sync", spool.sync()).await.expect("synced");
+    let id = bounded("durable", durable).await.expect("resolved");
+    assert!(
+        matches!(id, Ok(id) if id > 1),
+        "written past the taken name: {id:?}"
+    );
+    spool.close().await;
+}
+
 /// The fault file system itself: what a crash keeps, so the property above means something.
 mod fault_fs_checks {
     use std::path::Path;

@@ -19,7 +19,9 @@
 //! opened fail with EIO from then on, as if its process were gone, so a spool still running on
 //! it can do no more harm; its lock is free again. [`FaultFs::crash_after`] arms a crash for a
 //! later change (a create, write, truncation, fsync, rename or removal): the power fails in
-//! the middle of a group commit or a ledger write.
+//! the middle of a group commit or a ledger write. [`FaultFs::fail_after`] makes one later
+//! change fail with ENOSPC instead, and nothing else happens (a write writes half its bytes
+//! first, as on a full disk): the spool lives on and must recover from the error itself.
 //!
 //! Simplifications, none of which the spool relies on: a directory is created durably at once;
 //! `sync_data` and `sync_all` are the same; a file truncated since its last fsync (so what it
@@ -88,6 +90,8 @@ struct World {
     locks: BTreeSet<PathBuf>,
     /// Changes left before an armed crash, and its fault.
     armed: Option<(u64, Fault)>,
+    /// Changes left before one fails.
+    failing: Option<u64>,
     /// What the last crash did, for failure messages.
     last_crash: Vec<String>,
 }
@@ -110,6 +114,11 @@ fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
 
 fn eio() -> io::Error {
     io::Error::other("simulated power loss: this process is gone")
+}
+
+/// The error of [`FaultFs::fail_after`].
+fn enospc() -> io::Error {
+    io::Error::from(io::ErrorKind::StorageFull)
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -142,6 +151,16 @@ impl FaultFs {
     /// Take back an armed crash: its fault if it has not happened.
     pub fn disarm(&self) -> Option<Fault> {
         lock(&self.world).armed.take().map(|(_, fault)| fault)
+    }
+
+    /// Make the change after the next `changes` ones fail (ENOSPC), once.
+    pub fn fail_after(&self, changes: u64) {
+        lock(&self.world).failing = Some(changes);
+    }
+
+    /// Take back a failure to come: whether it had happened.
+    pub fn failed(&self) -> bool {
+        lock(&self.world).failing.take().is_none()
     }
 
     /// What the last crash did to each file and entry it changed.
@@ -186,11 +205,18 @@ impl World {
         match &mut self.armed {
             Some((0, fault)) => {
                 let fault = *fault;
-                self.armed = None;
                 self.crash(fault);
-                Err(eio())
+                return Err(eio());
             }
-            Some((left, _)) => {
+            Some((left, _)) => *left -= 1,
+            None => {}
+        }
+        match &mut self.failing {
+            Some(0) => {
+                self.failing = None;
+                Err(enospc())
+            }
+            Some(left) => {
                 *left -= 1;
                 Ok(())
             }
@@ -225,6 +251,7 @@ impl World {
         self.life += 1;
         self.locks.clear();
         self.armed = None;
+        self.failing = None;
         let mut rng = Rng(fault.seed);
         let mut report = Vec::new();
         for (path, dir) in &mut self.dirs {
@@ -425,10 +452,7 @@ impl SpoolFs for Life {
         w.change(self.life)?;
         let (dir, name) = w.dir(path)?;
         if dir.live.contains_key(&name) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{}", path.display()),
-            ));
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
         let inode = w.new_inode();
         w.dir(path)?.0.live.insert(name, inode);
@@ -552,10 +576,18 @@ impl FaultFile {
 
 impl SpoolFile for FaultFile {
     fn write_all(&self, buf: &[u8]) -> io::Result<()> {
-        self.with(Access::Write, |file| {
-            file.data.extend_from_slice(buf);
-            Ok(())
-        })
+        let mut w = lock(&self.world);
+        if !self.writable {
+            return Err(io::Error::other("file not open for writing"));
+        }
+        let changed = w.change(self.life);
+        let failed = matches!(&changed, Err(e) if e.kind() == io::ErrorKind::StorageFull);
+        if changed.is_ok() || failed {
+            // A failed write is a short one.
+            let len = if failed { buf.len() / 2 } else { buf.len() };
+            w.inode(self.inode)?.data.extend_from_slice(&buf[..len]);
+        }
+        changed
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {

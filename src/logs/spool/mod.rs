@@ -80,7 +80,9 @@
 //!   such a region are skipped and counted ([`SpoolStats::corrupt_skipped`], by the id gap);
 //! - a corrupt or incomplete region at the end of the *last* segment is a torn tail from a crash
 //!   mid-write: the file is truncated to its last valid frame ([`SpoolStats::torn_bytes`]);
-//! - segments fully at or below `acked_through`, and segments with no valid frame, are deleted.
+//! - segments fully at or below `acked_through`, and segments with no valid frame, are deleted;
+//!   one that cannot be deleted keeps its name, so the next id starts past it (segments are
+//!   named by their first id: the next segment would otherwise collide with it).
 //!
 //! **Lock.** `LOCK` is held with an exclusive, non-blocking `flock` for the life of the writer
 //! thread, so a second daemon (or a second [`Spool::open`] in the same process) on the same

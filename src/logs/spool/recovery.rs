@@ -39,6 +39,7 @@ pub fn recover(fs: &dyn SpoolFs, opts: &SpoolOptions) -> Result<Recovered, Spool
         fs,
         acked_through,
         last_id: 0,
+        name_taken: 0,
         gap_open: false,
         out: Recovered {
             lock,
@@ -56,7 +57,7 @@ pub fn recover(fs: &dyn SpoolFs, opts: &SpoolOptions) -> Result<Recovered, Spool
         scan.segment(first_id, path, i + 1 == count)?;
     }
     let mut out = scan.out;
-    out.next_id = scan.last_id.max(acked_through) + 1;
+    out.next_id = scan.last_id.max(acked_through).max(scan.name_taken) + 1;
     if out.corrupt_skipped > 0 || out.torn_bytes > 0 {
         tracing::warn!(
             dir = %dir.display(),
@@ -87,6 +88,9 @@ struct Scan<'a> {
     acked_through: u64,
     /// Highest valid id seen so far, across segments.
     last_id: u64,
+    /// The first id of the last segment that could not be deleted: new segments are named
+    /// past it.
+    name_taken: u64,
     /// A corrupt region was seen and the next valid frame tells how many records it held.
     gap_open: bool,
     out: Recovered,
@@ -143,6 +147,8 @@ impl Scan<'_> {
             // Nothing left to deliver from this file.
             if let Err(e) = self.fs.remove_file(&path) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove a spent log spool segment");
+                // Its name stays taken (it may be the next id's, for a file of torn records).
+                self.name_taken = first_id;
             }
             return Ok(());
         }
