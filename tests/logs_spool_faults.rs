@@ -3,7 +3,8 @@
 //! (`Spool::sync`), read, ack, clean restart, and power loss: while idle, in the middle of a
 //! commit (its fsyncs, the ledger's tmp + rename, deletions) or in the middle of the recovery
 //! after one, each with its own fault (torn writes at 512 B or 4 KiB, garbage tails, holes,
-//! lost creations, renames and removals).
+//! lost creations, renames and removals); and single I/O errors (ENOSPC, a short write) in an
+//! append, a commit or a recovery, which the spool lives through.
 //!
 //! After every reopen the spool is read dry at once and checked:
 //! - it opens: damage is repaired, never a reason to refuse;
@@ -17,7 +18,10 @@
 //! - no `Durable` resolves `Ok` for a record the crash took.
 //!
 //! Within a life, reads hand out the committed records in order, never one twice, never one
-//! not committed, and the next record appended gets the id the model expects.
+//! not committed, and the next record appended gets the id the model expects. An I/O error
+//! fails at most the records it concerns: a failed write fails its record at once (it gets
+//! no id), a failed commit at most its batch (whose failed records never come back, in this
+//! life or after a crash), and every later append and commit succeeds.
 //!
 //! The writer thread only works when asked (`flush_interval` is an hour, batches unbounded), so
 //! every case is deterministic: the same ops and faults give the same files.
@@ -30,7 +34,9 @@ mod test_spool;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use fault_fs::{DataFault, DirFault, Fault, FaultFs};
@@ -83,6 +89,35 @@ enum Op {
         after: u64,
         again: Fault,
     },
+    /// Append with the change after `after` more failing (ENOSPC), once.
+    FailInAppend {
+        after: u64,
+        count: usize,
+        size: usize,
+    },
+    /// Commit with the change after `after` more failing.
+    FailInCommit {
+        after: u64,
+    },
+    /// Lose power, then recover with the change after `after` more failing.
+    FailInRecovery {
+        fault: Fault,
+        after: u64,
+    },
+}
+
+/// How the pending `Durable`s must resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// `Ok`: the commit went through.
+    Durable,
+    /// `Err`, the record in doubt: the power went first.
+    Lost,
+    /// Either; after an `Err` the record is in doubt (the power went during the commit).
+    EitherInDoubt,
+    /// Either; after an `Err` the record is gone for good (the commit failed and the spool
+    /// cut it off).
+    EitherGone,
 }
 
 fn fault() -> impl Strategy<Value = Fault> {
@@ -114,6 +149,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u64..12, fault()).prop_map(|(after, fault)| Op::CrashInCommit { after, fault }),
         1 => (fault(), 0u64..4, fault())
             .prop_map(|(fault, after, again)| Op::CrashInRecovery { fault, after, again }),
+        1 => (0u64..3, 1usize..6, 0usize..1500)
+            .prop_map(|(after, count, size)| Op::FailInAppend { after, count, size }),
+        1 => (0u64..12).prop_map(|after| Op::FailInCommit { after }),
+        1 => (fault(), 0u64..4).prop_map(|(fault, after)| Op::FailInRecovery { fault, after }),
     ]
 }
 
@@ -192,14 +231,26 @@ impl Case {
             .map_err(|e| TestCaseError::fail(format!("the spool must open: {e}")))
     }
 
-    fn append(&mut self, count: usize, size: usize) -> Result<(), TestCaseError> {
+    /// Append `count` records; returns how many the spool could not write (their `Durable`
+    /// failed at once: they got no id).
+    fn append(&mut self, count: usize, size: usize) -> Result<usize, TestCaseError> {
+        let mut failed = 0;
         for _ in 0..count {
             let payload = payload(self.seq, size);
             self.seq += 1;
-            let durable = self
+            let mut durable = self
                 .spool
                 .append(&payload)
                 .map_err(|e| TestCaseError::fail(format!("append refused: {e}")))?;
+            let mut cx = Context::from_waker(Waker::noop());
+            match Pin::new(&mut durable).poll(&mut cx) {
+                Poll::Pending => {}
+                Poll::Ready(Err(_)) => {
+                    failed += 1;
+                    continue;
+                }
+                Poll::Ready(Ok(id)) => prop_assert!(false, "record {} durable before a commit", id),
+            }
             let id = self.model.next_id;
             self.model.next_id += 1;
             self.model.records.insert(
@@ -211,22 +262,30 @@ impl Case {
             );
             self.model.pending.push((id, durable));
         }
-        Ok(())
+        Ok(failed)
     }
 
-    /// Wait for every pending `Durable`; `must` says how each has to resolve (`None`: either
-    /// way). A record that resolves `Ok` is durable from then on.
-    async fn settle(&mut self, must: Option<bool>) -> Result<(), TestCaseError> {
+    /// Wait for every pending `Durable`, which must resolve as `expect` says. A record that
+    /// resolves `Ok` is durable from then on.
+    async fn settle(&mut self, expect: Expect) -> Result<(), TestCaseError> {
         for (id, durable) in std::mem::take(&mut self.model.pending) {
             let result = bounded("a Durable", durable).await?;
-            if let Some(ok) = must {
-                prop_assert_eq!(result.is_ok(), ok, "record {}: {:?}", id, result);
+            match expect {
+                Expect::Durable => prop_assert!(result.is_ok(), "record {}: {:?}", id, result),
+                Expect::Lost => prop_assert!(result.is_err(), "record {}: {:?}", id, result),
+                Expect::EitherInDoubt | Expect::EitherGone => {}
             }
-            if let Ok(got) = result {
-                prop_assert_eq!(got, id, "the record's id");
-                if let Some(record) = self.model.records.get_mut(&id) {
-                    record.durable = true;
+            match result {
+                Ok(got) => {
+                    prop_assert_eq!(got, id, "the record's id");
+                    if let Some(record) = self.model.records.get_mut(&id) {
+                        record.durable = true;
+                    }
                 }
+                Err(_) if expect == Expect::EitherGone => {
+                    self.model.records.remove(&id);
+                }
+                Err(_) => {}
             }
         }
         Ok(())
@@ -234,7 +293,7 @@ impl Case {
 
     async fn commit(&mut self) -> Result<(), TestCaseError> {
         bounded("sync", self.spool.sync()).await?;
-        self.settle(Some(true)).await?;
+        self.settle(Expect::Durable).await?;
         self.model.persisted = self.model.acked_through;
         Ok(())
     }
@@ -301,7 +360,7 @@ impl Case {
 
     async fn restart(&mut self) -> Result<(), TestCaseError> {
         self.spool.close().await;
-        self.settle(Some(true)).await?;
+        self.settle(Expect::Durable).await?;
         // So the position must come back exactly.
         self.model.persisted = self.model.acked_through;
         self.reopen().await
@@ -312,7 +371,7 @@ impl Case {
         self.fs.crash(fault);
         self.crashes.push(self.fs.last_crash());
         self.spool.close().await;
-        self.settle(Some(false)).await
+        self.settle(Expect::Lost).await
     }
 
     async fn crash(&mut self, fault: Fault) -> Result<(), TestCaseError> {
@@ -352,16 +411,60 @@ impl Case {
         match self.fs.disarm() {
             Some(fault) => {
                 // The commit finished first.
-                self.settle(Some(true)).await?;
+                self.settle(Expect::Durable).await?;
                 self.model.persisted = self.model.acked_through;
                 self.fs.crash(fault);
             }
-            None => self.settle(None).await?,
+            None => self.settle(Expect::EitherInDoubt).await?,
         }
         self.crashes
             .push(format!("in a commit: {}", self.fs.last_crash()));
         self.spool.close().await;
         self.reopen().await
+    }
+
+    /// Append with a failing change among the next ones (creating the next segment, a
+    /// write): at most one record fails, at once, and the next gets its id.
+    fn fail_in_append(
+        &mut self,
+        after: u64,
+        count: usize,
+        size: usize,
+    ) -> Result<(), TestCaseError> {
+        self.fs.fail_after(after);
+        let failed = self.append(count, size)?;
+        prop_assert_eq!(
+            failed,
+            usize::from(self.fs.failed()),
+            "records failed at once"
+        );
+        Ok(())
+    }
+
+    /// Commit with a failing change among the next ones (an fsync, the ledger, a deletion):
+    /// the records of a failed commit are cut off and never come back; the spool goes on.
+    async fn fail_in_commit(&mut self, after: u64) -> Result<(), TestCaseError> {
+        self.fs.fail_after(after);
+        bounded("sync", self.spool.sync()).await?;
+        self.settle(Expect::EitherGone).await?;
+        if !self.fs.failed() {
+            self.model.persisted = self.model.acked_through;
+        }
+        Ok(())
+    }
+
+    /// Lose power, then fail a change of the recovery (removing a leftover or a spent
+    /// segment, cutting a torn tail): it opens anyway.
+    async fn fail_in_recovery(&mut self, fault: Fault, after: u64) -> Result<(), TestCaseError> {
+        self.power_loss(fault).await?;
+        self.fs.fail_after(after);
+        let opened = Case::open(self.fs.life());
+        if self.fs.failed() {
+            self.crashes
+                .push(format!("a change of the recovery failed (after {after})"));
+        }
+        self.spool = opened?;
+        self.check_recovered().await
     }
 
     /// Open the next life and check it.
@@ -441,7 +544,15 @@ impl Case {
             back_ids,
             crash
         );
-        model.next_id = last.max(at) + 1;
+        // Ids go on after the last record and the position, and past the name of a segment
+        // file recovery could not delete.
+        let names = self.fs.life().list_dir(&options().dir).unwrap_or_default();
+        let last_name = names
+            .iter()
+            .filter_map(|n| n.to_str()?.strip_suffix(".seg")?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        model.next_id = last.max(at).max(last_name) + 1;
         model.acked_through = passed;
         model.acked.clear();
         model.persisted = at;
@@ -463,7 +574,13 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     };
     for op in ops {
         match op {
-            Op::Append { count, size } => case.append(count, size)?,
+            Op::Append { count, size } => {
+                let failed = case.append(count, size)?;
+                prop_assert_eq!(failed, 0, "records failed with no fault");
+            }
+            Op::FailInAppend { after, count, size } => case.fail_in_append(after, count, size)?,
+            Op::FailInCommit { after } => case.fail_in_commit(after).await?,
+            Op::FailInRecovery { fault, after } => case.fail_in_recovery(fault, after).await?,
             Op::Commit => case.commit().await?,
             Op::Read(max) => case.read(max).await?,
             Op::Ack(pick) => case.ack(pick)?,
@@ -481,7 +598,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     // records the model does not know.
     case.restart().await?;
     let sentinel = case.model.next_id;
-    case.append(1, 0)?;
+    prop_assert_eq!(case.append(1, 0)?, 0, "the sentinel failed");
     case.commit().await?;
     let next = bounded("read_batch", case.spool.read_batch(1))
         .await?
