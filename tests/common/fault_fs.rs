@@ -19,7 +19,7 @@
 //! opened fail with EIO from then on, as if its process were gone, so a spool still running on
 //! it can do no more harm; its lock is free again. [`FaultFs::crash_after`] arms a crash for a
 //! later change (a create, write, truncation, fsync, rename or removal): the power fails in
-//! the middle of a group commit or a ledger write. [`FaultFs::fail_after`] makes one later
+//! the middle of a group commit or a ledger write. [`FaultFs::fail_after`] makes a later
 //! change fail with ENOSPC instead, and nothing else happens (a write writes half its bytes
 //! first, as on a full disk): the spool lives on and must recover from the error itself.
 //!
@@ -90,8 +90,11 @@ struct World {
     locks: BTreeSet<PathBuf>,
     /// Changes left before an armed crash, and its fault.
     armed: Option<(u64, Fault)>,
-    /// Changes left before one fails.
-    failing: Option<u64>,
+    /// Changes made in this life, counted from 0.
+    changes: u64,
+    /// The changes (by count) that fail, and how many did.
+    failing: BTreeSet<u64>,
+    failed: usize,
     /// What the last crash did, for failure messages.
     last_crash: Vec<String>,
 }
@@ -143,6 +146,17 @@ impl FaultFs {
         lock(&self.world).crash(fault);
     }
 
+    /// End the life without a crash, as a SIGKILL does: its handles fail from now on and its
+    /// lock is free, but everything written stays, durable or not (the page cache lives on).
+    pub fn kill(&self) {
+        let mut w = lock(&self.world);
+        w.life += 1;
+        w.locks.clear();
+        w.armed = None;
+        w.failing.clear();
+        w.last_crash = vec!["killed: the page cache stays".into()];
+    }
+
     /// Lose power just before the change after the next `changes` ones.
     pub fn crash_after(&self, changes: u64, fault: Fault) {
         lock(&self.world).armed = Some((changes, fault));
@@ -153,14 +167,18 @@ impl FaultFs {
         lock(&self.world).armed.take().map(|(_, fault)| fault)
     }
 
-    /// Make the change after the next `changes` ones fail (ENOSPC), once.
+    /// Make the change after the next `changes` ones fail (ENOSPC). Several may be set.
     pub fn fail_after(&self, changes: u64) {
-        lock(&self.world).failing = Some(changes);
+        let mut w = lock(&self.world);
+        let at = w.changes + changes;
+        w.failing.insert(at);
     }
 
-    /// Take back a failure to come: whether it had happened.
-    pub fn failed(&self) -> bool {
-        lock(&self.world).failing.take().is_none()
+    /// Take back the failures to come: how many happened since the last call.
+    pub fn failed(&self) -> usize {
+        let mut w = lock(&self.world);
+        w.failing.clear();
+        std::mem::take(&mut w.failed)
     }
 
     /// What the last crash did to each file and entry it changed.
@@ -211,17 +229,13 @@ impl World {
             Some((left, _)) => *left -= 1,
             None => {}
         }
-        match &mut self.failing {
-            Some(0) => {
-                self.failing = None;
-                Err(enospc())
-            }
-            Some(left) => {
-                *left -= 1;
-                Ok(())
-            }
-            None => Ok(()),
+        let at = self.changes;
+        self.changes += 1;
+        if self.failing.remove(&at) {
+            self.failed += 1;
+            return Err(enospc());
         }
+        Ok(())
     }
 
     fn dir(&mut self, path: &Path) -> io::Result<(&mut Dir, OsString)> {
@@ -251,7 +265,7 @@ impl World {
         self.life += 1;
         self.locks.clear();
         self.armed = None;
-        self.failing = None;
+        self.failing.clear();
         let mut rng = Rng(fault.seed);
         let mut report = Vec::new();
         for (path, dir) in &mut self.dirs {

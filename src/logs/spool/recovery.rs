@@ -57,6 +57,12 @@ pub fn recover(fs: &dyn SpoolFs, opts: &SpoolOptions) -> Result<Recovered, Spool
         scan.segment(first_id, path, i + 1 == count)?;
     }
     let mut out = scan.out;
+    // And the entries of the segments kept (one may have been created and not synced yet).
+    if !out.segments.is_empty() {
+        if let Err(e) = fs.sync_dir(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot fsync the log spool directory at start-up: a power loss may still take a new segment");
+        }
+    }
     out.next_id = scan.last_id.max(acked_through).max(scan.name_taken) + 1;
     if out.corrupt_skipped > 0 || out.torn_bytes > 0 {
         tracing::warn!(
@@ -151,6 +157,12 @@ impl Scan<'_> {
                 self.name_taken = first_id;
             }
             return Ok(());
+        }
+        // After a restart without a power loss (a SIGKILL, a crash of the process) what the
+        // last life wrote may still be only in the page cache: it is handed out as durable
+        // from now on, so it must be.
+        if let Err(e) = self.fs.open_read(&path).and_then(|f| f.sync_data()) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot fsync a log spool segment at start-up: a power loss may still take its last records");
         }
         let file_bytes = self.fs.size(&path).unwrap_or(bytes.len() as u64);
         self.out.segments.insert(
