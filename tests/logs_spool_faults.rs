@@ -690,6 +690,34 @@ async fn records_found_after_a_sigkill_are_made_durable_by_the_recovery() {
     spool.close().await;
 }
 
+/// Found by the proptest: a write failed on the first record of a new segment and so did
+/// cutting its half frame off; the file stayed, with the name of the next id, which the failed
+/// record had not spent: every later append tried to create that file again and failed.
+#[tokio::test]
+async fn a_new_segment_left_behind_by_a_failed_write_does_not_block_appends() {
+    let fs = FaultFs::new();
+    let spool = Case::open(fs.life()).expect("open");
+    // Creating the segment works; the write fails, then truncating what it left.
+    fs.fail_after(1);
+    fs.fail_after(2);
+    let failed = spool.append(b"first").expect("accepted");
+    assert!(bounded("failed", failed).await.expect("at once").is_err());
+    assert_eq!(fs.failed(), 2, "the write and the cut failed");
+    let names = fs.life().list_dir(&options().dir).expect("list");
+    assert!(
+        names.iter().any(|n| n == "00000000000000000001.seg"),
+        "the half-written segment is still there: {names:?}"
+    );
+    let next = spool.append(b"second").expect("accepted");
+    bounded("sync", spool.sync()).await.expect("synced");
+    let id = bounded("durable", next).await.expect("resolved");
+    assert!(
+        matches!(id, Ok(id) if id > 1),
+        "written past the taken name: {id:?}"
+    );
+    spool.close().await;
+}
+
 /// The fault file system itself: what a crash keeps, so the property above means something.
 mod fault_fs_checks {
     use std::path::Path;

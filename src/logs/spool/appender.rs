@@ -218,16 +218,19 @@ impl Appender {
 
     /// A write to the active segment failed: whatever it left after the last whole frame is
     /// cut off if possible, and the file gets no more records (its frames already written
-    /// still become durable with the next group commit).
+    /// still become durable with the next group commit). A file left with no record is
+    /// deleted; if it stays, its name is that of the next id, which is then spent (ids may
+    /// have gaps), or the next record would try to create the same file again, and so would
+    /// every one after it.
     fn give_up_active(&mut self, shared: &Shared) {
         let Some(active) = self.active.take() else {
             return;
         };
         let left = cut_back(shared, &*active.file, active.first_id, active.written);
-        if active.last_id == 0 && left == 0 {
-            forget_segment(shared, active.first_id);
-        } else {
+        if active.last_id != 0 {
             self.seal(active);
+        } else if left != 0 || !forget_segment(shared, active.first_id) {
+            self.next_id = self.next_id.max(active.first_id + 1);
         }
     }
 
@@ -422,15 +425,17 @@ fn cut_back(shared: &Shared, file: &dyn SpoolFile, first_id: u64, len: u64) -> u
     file_len
 }
 
-/// Delete a segment file that holds no record, and its entry.
-fn forget_segment(shared: &Shared, first_id: u64) {
+/// Delete a segment file that holds no record, and its entry; whether the file is gone.
+fn forget_segment(shared: &Shared, first_id: u64) -> bool {
     let path = segment_path(&shared.opts.dir, first_id);
     let removed = shared.with_state(|s| s.segments.remove(&first_id));
-    if shared.fs.remove_file(&path).is_ok() {
-        if let Some(meta) = removed {
-            shared.release(meta.file_bytes);
-        }
+    if shared.fs.remove_file(&path).is_err() {
+        return false;
     }
+    if let Some(meta) = removed {
+        shared.release(meta.file_bytes);
+    }
+    true
 }
 
 /// Make `batch` durable: fsync its files (and the directory, for a new segment), then publish

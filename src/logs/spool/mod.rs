@@ -23,9 +23,10 @@
 //! `crc` is CRC-32 (IEEE, `crc32fast`) over `id`, `appended_at_ms` and the payload, so a flipped
 //! bit anywhere but in `len` fails the check, and a bad `len` makes the check fail too. Ids start
 //! at 1 and grow by one per written record across all segments and restarts (a record that was
-//! dropped never got an id; a batch whose write failed leaves a gap). The payload is opaque here
-//! (the caller encodes it, see [`super::entry`]); it is at most `MAX_PAYLOAD` bytes. The
-//! append time is in the frame so that the age of the oldest waiting record survives a restart.
+//! dropped never got an id; a batch whose write failed leaves a gap, and so does a segment file
+//! left behind with no record: its name stays taken). The payload is opaque here (the caller
+//! encodes it, see [`super::entry`]); it is at most `MAX_PAYLOAD` bytes. The append time is in
+//! the frame so that the age of the oldest waiting record survives a restart.
 //!
 //! **Write, then group commit.** [`Spool::append`] frames the record and writes it to the
 //! active segment itself, under the append lock ([`appender`]): when it returns, the record is
