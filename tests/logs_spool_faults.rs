@@ -640,8 +640,9 @@ async fn a_segment_recovery_cannot_delete_does_not_block_appends() {
         seed: 0,
     });
     spool.close().await;
-    // The recovery's changes: removing a leftover ledger.tmp, then the empty segment.
-    fs.fail_after(1);
+    // The recovery's changes: removing a leftover ledger.tmp, fsyncing the directory, then
+    // removing the empty segment.
+    fs.fail_after(2);
     let spool = Case::open(fs.life()).expect("opens anyway");
     assert_eq!(fs.failed(), 1, "a change failed");
     let names = fs.life().list_dir(&options().dir).expect("list");
@@ -687,6 +688,39 @@ async fn records_found_after_a_sigkill_are_made_durable_by_the_recovery() {
         1,
         "the record handed out survives"
     );
+    spool.close().await;
+}
+
+/// Found by the proptest: a life was killed after renaming a new ledger into place and before
+/// the directory fsync made it durable (it failed); recovery read the new position, reported
+/// it and deleted the segments it covered, and a power loss then brought the old ledger back.
+#[tokio::test]
+async fn a_ledger_read_at_start_up_is_made_durable_first() {
+    let fs = FaultFs::new();
+    let spool = Case::open(fs.life()).expect("open");
+    drop(spool.append(b"one").expect("accepted"));
+    bounded("sync", spool.sync()).await.expect("synced");
+    let records = bounded("read", spool.read_batch(1))
+        .await
+        .expect("read in time")
+        .expect("read");
+    assert!(spool.ack(records[0].id));
+    // The ledger's changes: create ledger.tmp, write, fsync, rename, fsync the directory.
+    fs.fail_after(4);
+    bounded("sync", spool.sync()).await.expect("synced");
+    assert_eq!(fs.failed(), 1, "the directory fsync failed");
+    fs.kill();
+    spool.close().await;
+    let spool = Case::open(fs.life()).expect("reopen");
+    assert_eq!(spool.stats().acked_through, 1, "the new ledger is read");
+    spool.close().await;
+    fs.crash(Fault {
+        data: DataFault::LoseUnsynced,
+        dir: DirFault::LoseUnsynced,
+        seed: 0,
+    });
+    let spool = Case::open(fs.life()).expect("reopen after the power loss");
+    assert_eq!(spool.stats().acked_through, 1, "and it stays");
     spool.close().await;
 }
 

@@ -84,9 +84,10 @@
 //! - segments fully at or below `acked_through`, and segments with no valid frame, are deleted;
 //!   one that cannot be deleted keeps its name, so the next id starts past it (segments are
 //!   named by their first id: the next segment would otherwise collide with it).
-//! - every segment kept is fsynced, and then the directory: after a restart without a power
-//!   loss (a SIGKILL, say) what the last life wrote may be in the page cache only, and it is
-//!   handed out as durable from now on.
+//! - what recovery reads is made durable first: the directory is fsynced before the ledger and
+//!   the segments are read, and every segment kept is fsynced. After a restart without a power
+//!   loss (a SIGKILL, say) what the last life wrote may be in the page cache only (records, a
+//!   new segment's entry, the ledger's rename), and it is handed out or acted on from now on.
 //!
 //! **Lock.** `LOCK` is held with an exclusive, non-blocking `flock` for the life of the writer
 //! thread, so a second daemon (or a second [`Spool::open`] in the same process) on the same

@@ -21,6 +21,13 @@ pub fn recover(fs: &dyn SpoolFs, opts: &SpoolOptions) -> Result<Recovered, Spool
         .map_err(|e| SpoolError::io(dir, "creating the directory", e))?;
     let lock = ledger::lock(fs, dir)?;
     ledger::remove_leftovers(fs, dir);
+    // What is about to be read must be durable before anything is done on it: after a restart
+    // without a power loss (a SIGKILL, say) a segment created since the last commit, or the
+    // ledger renamed into place by a life killed before its directory fsync, may be an entry
+    // in memory only.
+    if let Err(e) = fs.sync_dir(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot fsync the log spool directory at start-up: a power loss may still undo its last changes");
+    }
     let files = list_segments(fs, dir)?;
     let acked_through = match ledger::read(fs, dir) {
         LedgerRead::Ok(acked) => acked,
@@ -57,12 +64,6 @@ pub fn recover(fs: &dyn SpoolFs, opts: &SpoolOptions) -> Result<Recovered, Spool
         scan.segment(first_id, path, i + 1 == count)?;
     }
     let mut out = scan.out;
-    // And the entries of the segments kept (one may have been created and not synced yet).
-    if !out.segments.is_empty() {
-        if let Err(e) = fs.sync_dir(dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot fsync the log spool directory at start-up: a power loss may still take a new segment");
-        }
-    }
     out.next_id = scan.last_id.max(acked_through).max(scan.name_taken) + 1;
     if out.corrupt_skipped > 0 || out.torn_bytes > 0 {
         tracing::warn!(
