@@ -22,8 +22,12 @@
 //! the middle of a group commit or a ledger write. [`FaultFs::fail_after`] makes a later
 //! change fail with ENOSPC instead, and nothing else happens (a write writes half its bytes
 //! first, as on a full disk): the spool lives on and must recover from the error itself.
+//! [`FaultFs::kill`] ends a life as a SIGKILL does: the page cache stays, durable or not.
 //!
-//! Simplifications, none of which the spool relies on: a directory is created durably at once;
+//! Directory entries are kept or lost each on its own, more harshly than a journaling file
+//! system, which keeps metadata changes in order; the spool fsyncs the directory wherever
+//! order matters, so it must not care. Simplifications, none of which the spool relies on: a
+//! directory is created durably at once;
 //! `sync_data` and `sync_all` are the same; a file truncated since its last fsync (so what it
 //! holds does not extend its durable content) comes back as durable or as written, not torn.
 
