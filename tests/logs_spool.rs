@@ -1,4 +1,4 @@
-//! The log spool against real files in temp dirs: group commit, ordered reads, acknowledgement
+//! The log spool against real files in temp dirs: group commit (and `sync`), ordered reads, acknowledgement
 //! over a contiguous prefix, rotation and deletion, the byte bound, the lock, and recovery from
 //! a torn tail, a flipped byte and a lost ledger, and reading a trace back (read-only), with its
 //! children. Every wait is bounded.
@@ -115,6 +115,42 @@ async fn append_durable_read_ack_then_segment_is_deleted() {
     wait_until("segment deletion", || segments(dir.path()).is_empty()).await;
     wait_until("bytes freed", || spool.stats().bytes_on_disk == 0).await;
     spool.close().await;
+}
+
+#[tokio::test]
+async fn sync_commits_and_persists_acknowledgements_without_waiting_for_the_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = SpoolOptions {
+        flush_interval: Duration::from_secs(3600),
+        ..spool_options(dir.path())
+    };
+    let spool = Spool::open(opts).expect("open");
+    // Twice: the second ledger write is one the interval alone would hold back for an hour.
+    for id in 1..=2u64 {
+        let handle = spool.append(payload(id as usize)).expect("accepted");
+        bounded("sync", spool.sync()).await;
+        assert_eq!(bounded("durable", handle).await, Ok(id));
+        let records = read_n(&spool, 1).await;
+        assert!(spool.ack(records[0].id));
+        assert_eq!(
+            segments(dir.path()).len(),
+            1,
+            "not deleted before the ledger says so"
+        );
+        bounded("sync", spool.sync()).await;
+        let ledger = std::fs::read(dir.path().join("ledger")).expect("ledger written");
+        assert_eq!(
+            ledger[8..16],
+            id.to_le_bytes(),
+            "ledger holds acked_through"
+        );
+        assert!(
+            segments(dir.path()).is_empty(),
+            "the spent segment is deleted"
+        );
+    }
+    spool.close().await;
+    bounded("sync after close", spool.sync()).await;
 }
 
 #[tokio::test]

@@ -19,8 +19,9 @@
 //!   `POST /trace_log/{vendor}`) and [`LangchainRun`], the fields of a LangChain run promptd
 //!   orders and samples by.
 //! - [`spool`] — the durable on-disk queue; its header holds the on-disk design. Its parts:
-//!   `error`, `options`, `stats` (its types), `segment` (frames, scanning), `ledger` (ledger and
-//!   lock files), `state` (what the parts share), `recovery` (start-up repair), `writer` (the
+//!   `error`, `options`, `stats` (its types), `fs` (the file system seam: every file operation,
+//!   real or simulated in tests), `segment` (frames, scanning), `ledger` (ledger and lock
+//!   files), `state` (what the parts share), `recovery` (start-up repair), `writer` (the
 //!   group-commit thread), `reader` (ordered reads), `lookup`, [`spool::held_trace`]
 //!   ([`HeldTrace`]: a trace's record read back, read-only, for `GET /logs/trace/{trace_id}`) and
 //!   [`spool::trace_tree`] ([`TraceTree`]: a held trace with its held children, in Parea's

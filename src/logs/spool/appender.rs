@@ -12,8 +12,6 @@
 //! the next group commit, before any of its records counts as durable.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +19,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::error::NotDurable;
+use super::fs::SpoolFile;
 use super::segment::{encode_frame, segment_path, FRAME_HEADER};
 use super::state::{now_ms, SegmentMeta, Shared};
 
@@ -47,6 +46,8 @@ pub struct Appender {
     pub flush: bool,
     /// Refuse new records; the writer commits what is written and stops.
     pub shutdown: bool,
+    /// Waiting for the next commit and ledger write ([`super::Spool::sync`]).
+    pub sync_waiters: Vec<oneshot::Sender<()>>,
     /// Acknowledgements moved `acked_through` since the writer last looked: the ledger may be
     /// behind. Set by [`Shared::ack`] (which wakes the writer), cleared when the writer takes
     /// work.
@@ -60,7 +61,7 @@ pub struct Appender {
 /// A segment file with records not yet fsynced (or the active one).
 struct Segment {
     first_id: u64,
-    file: Arc<File>,
+    file: Arc<dyn SpoolFile>,
     /// Whole frames written.
     written: u64,
     /// Of which fsynced.
@@ -94,7 +95,7 @@ pub struct Batch {
 /// A file of a [`Batch`], as it was when the batch was taken.
 struct BatchFile {
     first_id: u64,
-    file: Arc<File>,
+    file: Arc<dyn SpoolFile>,
     written: u64,
     synced: u64,
     last_id: u64,
@@ -118,6 +119,7 @@ impl Appender {
             first_at: None,
             flush: false,
             shutdown: false,
+            sync_waiters: Vec::new(),
             acks: false,
             buf: Vec::new(),
             failing: None,
@@ -189,7 +191,7 @@ impl Appender {
         };
         self.buf.clear();
         encode_frame(&mut self.buf, id, at_ms, payload);
-        let written = (&*active.file).write_all(&self.buf);
+        let written = active.file.write_all(&self.buf);
         let frame_len = self.buf.len() as u64;
         if self.buf.capacity() > KEEP_BUFFER {
             self.buf = Vec::new();
@@ -216,16 +218,19 @@ impl Appender {
 
     /// A write to the active segment failed: whatever it left after the last whole frame is
     /// cut off if possible, and the file gets no more records (its frames already written
-    /// still become durable with the next group commit).
+    /// still become durable with the next group commit). A file left with no record is
+    /// deleted; if it stays, its name is that of the next id, which is then spent (ids may
+    /// have gaps), or the next record would try to create the same file again, and so would
+    /// every one after it.
     fn give_up_active(&mut self, shared: &Shared) {
         let Some(active) = self.active.take() else {
             return;
         };
-        let left = cut_back(shared, &active.file, active.first_id, active.written);
-        if active.last_id == 0 && left == 0 {
-            forget_segment(shared, active.first_id);
-        } else {
+        let left = cut_back(shared, &*active.file, active.first_id, active.written);
+        if active.last_id != 0 {
             self.seal(active);
+        } else if left != 0 || !forget_segment(shared, active.first_id) {
+            self.next_id = self.next_id.max(active.first_id + 1);
         }
     }
 
@@ -258,7 +263,7 @@ impl Appender {
     /// disk. Every file is cut back to what was fsynced, and every record written since, in
     /// `batch` or after it, fails. Their ids are spent (the reader passes them).
     fn lose_unsynced(&mut self, shared: &Shared, batch: Batch, message: &str) {
-        let mut cut: BTreeMap<u64, (Arc<File>, u64, u64)> = BTreeMap::new();
+        let mut cut: BTreeMap<u64, (Arc<dyn SpoolFile>, u64, u64)> = BTreeMap::new();
         for f in batch.files {
             cut.insert(f.first_id, (f.file, f.synced, f.last_id));
         }
@@ -267,7 +272,7 @@ impl Appender {
                 .or_insert((s.file, s.synced, s.last_id));
         }
         for (first_id, (file, synced, _)) in cut {
-            let left = cut_back(shared, &file, first_id, synced);
+            let left = cut_back(shared, &*file, first_id, synced);
             let durable = shared.with_state(|s| s.segments.get(&first_id).map_or(0, |m| m.last_id));
             if durable == 0 && left == 0 {
                 forget_segment(shared, first_id);
@@ -287,8 +292,10 @@ impl Appender {
         shared.notify_commit(spent);
     }
 
-    /// Every record not yet durable fails (the writer is gone).
+    /// Every record not yet durable fails (the writer is gone); who waits in
+    /// [`super::Spool::sync`] stops waiting.
     pub fn fail_unsynced(&mut self, message: &str) {
+        self.sync_waiters.clear();
         for record in self.unsynced.drain(..) {
             let _ = record.done.send(Err(NotDurable(message.to_owned())));
         }
@@ -377,10 +384,9 @@ impl Segment {
 /// Create the segment file for records from `first_id` and enter it in the segment table.
 fn open_segment(shared: &Shared, first_id: u64) -> Result<Segment, String> {
     let path = segment_path(&shared.opts.dir, first_id);
-    let file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(&path)
+    let file = shared
+        .fs
+        .create_new(&path)
         .map_err(|e| format!("creating {}: {e}", path.display()))?;
     shared.with_state(|s| {
         s.segments.insert(
@@ -395,7 +401,7 @@ fn open_segment(shared: &Shared, first_id: u64) -> Result<Segment, String> {
     });
     Ok(Segment {
         first_id,
-        file: Arc::new(file),
+        file,
         written: 0,
         synced: 0,
         last_id: 0,
@@ -404,10 +410,10 @@ fn open_segment(shared: &Shared, first_id: u64) -> Result<Segment, String> {
 
 /// Truncate a segment file to `len` (whole frames). What cannot be cut off stays counted
 /// against the bound. Returns the file's length after.
-fn cut_back(shared: &Shared, file: &File, first_id: u64, len: u64) -> u64 {
+fn cut_back(shared: &Shared, file: &dyn SpoolFile, first_id: u64, len: u64) -> u64 {
     let file_len = match file.set_len(len).and_then(|()| file.sync_all()) {
         Ok(()) => len,
-        Err(_) => file.metadata().map(|m| m.len()).unwrap_or(len),
+        Err(_) => file.size().unwrap_or(len),
     };
     let extra = file_len.saturating_sub(len);
     shared.add_reserved(extra);
@@ -419,15 +425,17 @@ fn cut_back(shared: &Shared, file: &File, first_id: u64, len: u64) -> u64 {
     file_len
 }
 
-/// Delete a segment file that holds no record, and its entry.
-fn forget_segment(shared: &Shared, first_id: u64) {
+/// Delete a segment file that holds no record, and its entry; whether the file is gone.
+fn forget_segment(shared: &Shared, first_id: u64) -> bool {
     let path = segment_path(&shared.opts.dir, first_id);
     let removed = shared.with_state(|s| s.segments.remove(&first_id));
-    if std::fs::remove_file(&path).is_ok() {
-        if let Some(meta) = removed {
-            shared.release(meta.file_bytes);
-        }
+    if shared.fs.remove_file(&path).is_err() {
+        return false;
     }
+    if let Some(meta) = removed {
+        shared.release(meta.file_bytes);
+    }
+    true
 }
 
 /// Make `batch` durable: fsync its files (and the directory, for a new segment), then publish
@@ -449,7 +457,9 @@ pub fn commit(shared: &Shared, batch: Batch) {
         })
         .and_then(|()| {
             if batch.dir {
-                super::ledger::sync_dir(&shared.opts.dir)
+                shared
+                    .fs
+                    .sync_dir(&shared.opts.dir)
                     .map_err(|e| format!("syncing {}: {e}", shared.opts.dir.display()))
             } else {
                 Ok(())

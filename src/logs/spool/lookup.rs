@@ -17,10 +17,10 @@
 //! a time, however many traces one pass looks for. Callers run it on the blocking pool.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::ErrorKind;
 
 use super::error::SpoolError;
+use super::fs::SpoolFs;
 use super::reader::read_at;
 use super::segment::{scan, Piece, FRAME_HEADER};
 use super::state::{SegmentMeta, Shared};
@@ -61,7 +61,7 @@ pub fn find_traces(
     let snapshot = shared.snapshot();
     let mut found: HashMap<String, Vec<TraceEntry>> = HashMap::new();
     for (_, meta) in &snapshot.segments {
-        collect_from_segment(meta, trace_ids, &mut found)?;
+        collect_from_segment(&*shared.fs, meta, trace_ids, &mut found)?;
     }
     let acked_through = shared.acked_through();
     Ok(found
@@ -77,6 +77,7 @@ pub fn find_traces(
 }
 
 fn collect_from_segment(
+    fs: &dyn SpoolFs,
     meta: &SegmentMeta,
     trace_ids: &HashSet<&str>,
     out: &mut HashMap<String, Vec<TraceEntry>>,
@@ -84,13 +85,13 @@ fn collect_from_segment(
     if meta.durable_len == 0 {
         return Ok(());
     }
-    let file = match File::open(&meta.path) {
+    let file = match fs.open_read(&meta.path) {
         Ok(file) => file,
         // Deleted since the snapshot: every record in it was acknowledged.
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(SpoolError::io(&meta.path, "opening a segment", e)),
     };
-    let buf = read_at(&file, 0, meta.durable_len, meta)?;
+    let buf = read_at(&*file, 0, meta.durable_len, meta)?;
     for piece in scan(&buf, 0) {
         let Piece::Frame {
             offset, len, id, ..

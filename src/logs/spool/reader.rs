@@ -6,8 +6,6 @@
 //! after the write) is skipped and counted like at start-up.
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -15,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::Mutex;
 
 use super::error::SpoolError;
+use super::fs::SpoolFile;
 use super::segment::{parse_frame, scan, Parsed, Piece, FRAME_HEADER};
 use super::state::{Handed, SegmentMeta, Shared};
 
@@ -40,7 +39,7 @@ pub struct Reader {
 
 struct Cursor {
     first_id: u64,
-    file: File,
+    file: Arc<dyn SpoolFile>,
     offset: u64,
 }
 
@@ -112,7 +111,9 @@ impl Reader {
         max: usize,
     ) -> Result<(), SpoolError> {
         if self.cursor.as_ref().map(|c| c.first_id) != Some(first_id) {
-            let file = File::open(&meta.path)
+            let file = shared
+                .fs
+                .open_read(&meta.path)
                 .map_err(|e| SpoolError::io(&meta.path, "opening a segment", e))?;
             self.cursor = Some(Cursor {
                 first_id,
@@ -139,7 +140,7 @@ impl Reader {
         let mut want = READ_CHUNK;
         while cursor.offset < end && self.ready_records < max {
             let len = want.min(end - cursor.offset);
-            let buf = read_at(&cursor.file, cursor.offset, len, meta)?;
+            let buf = read_at(&*cursor.file, cursor.offset, len, meta)?;
             let mut at = 0;
             while at < buf.len() && self.ready_records < max {
                 match parse_frame(&buf[at..]) {
@@ -173,7 +174,7 @@ impl Reader {
         meta: &SegmentMeta,
     ) -> Result<(), SpoolError> {
         let end = meta.durable_len;
-        let buf = read_at(&cursor.file, cursor.offset, end - cursor.offset, meta)?;
+        let buf = read_at(&*cursor.file, cursor.offset, end - cursor.offset, meta)?;
         let mut damaged = false;
         for piece in scan(&buf, self.position) {
             match piece {
@@ -222,7 +223,7 @@ impl Reader {
 
 /// Read `len` bytes at `offset` of a segment file (also used by [`super::lookup`]).
 pub(super) fn read_at(
-    file: &File,
+    file: &dyn SpoolFile,
     offset: u64,
     len: u64,
     meta: &SegmentMeta,

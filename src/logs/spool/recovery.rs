@@ -5,28 +5,31 @@
 //! repaired, logged and counted.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::OpenOptions;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::error::SpoolError;
+use super::fs::SpoolFs;
 use super::ledger::{self, LedgerRead};
 use super::options::SpoolOptions;
 use super::segment::{self, Piece};
 use super::state::{note_age, Recovered, SegmentMeta};
 
 /// Lock and recover `opts.dir` (creating it, mode 0700, if missing).
-pub fn recover(opts: &SpoolOptions) -> Result<Recovered, SpoolError> {
+pub fn recover(fs: &dyn SpoolFs, opts: &SpoolOptions) -> Result<Recovered, SpoolError> {
     let dir = &opts.dir;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    fs.create_dir_all(dir)
         .map_err(|e| SpoolError::io(dir, "creating the directory", e))?;
-    let lock = ledger::lock(dir)?;
-    ledger::remove_leftovers(dir);
-    let files = list_segments(dir)?;
-    let acked_through = match ledger::read(dir) {
+    let lock = ledger::lock(fs, dir)?;
+    ledger::remove_leftovers(fs, dir);
+    // What is about to be read must be durable before anything is done on it: after a restart
+    // without a power loss (a SIGKILL, say) a segment created since the last commit, or the
+    // ledger renamed into place by a life killed before its directory fsync, may be an entry
+    // in memory only.
+    if let Err(e) = fs.sync_dir(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot fsync the log spool directory at start-up: a power loss may still undo its last changes");
+    }
+    let files = list_segments(fs, dir)?;
+    let acked_through = match ledger::read(fs, dir) {
         LedgerRead::Ok(acked) => acked,
         LedgerRead::Missing => {
             if !files.is_empty() {
@@ -40,8 +43,10 @@ pub fn recover(opts: &SpoolOptions) -> Result<Recovered, SpoolError> {
         }
     };
     let mut scan = Scan {
+        fs,
         acked_through,
         last_id: 0,
+        name_taken: 0,
         gap_open: false,
         out: Recovered {
             lock,
@@ -59,7 +64,7 @@ pub fn recover(opts: &SpoolOptions) -> Result<Recovered, SpoolError> {
         scan.segment(first_id, path, i + 1 == count)?;
     }
     let mut out = scan.out;
-    out.next_id = scan.last_id.max(acked_through) + 1;
+    out.next_id = scan.last_id.max(acked_through).max(scan.name_taken) + 1;
     if out.corrupt_skipped > 0 || out.torn_bytes > 0 {
         tracing::warn!(
             dir = %dir.display(),
@@ -72,33 +77,39 @@ pub fn recover(opts: &SpoolOptions) -> Result<Recovered, SpoolError> {
 }
 
 /// Segment files by first id, in order.
-fn list_segments(dir: &Path) -> Result<BTreeMap<u64, PathBuf>, SpoolError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| SpoolError::io(dir, "listing", e))?;
+fn list_segments(fs: &dyn SpoolFs, dir: &Path) -> Result<BTreeMap<u64, PathBuf>, SpoolError> {
+    let names = fs
+        .list_dir(dir)
+        .map_err(|e| SpoolError::io(dir, "listing", e))?;
     let mut files = BTreeMap::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| SpoolError::io(dir, "listing", e))?;
-        let name = entry.file_name();
+    for name in names {
         if let Some(first_id) = name.to_str().and_then(segment::parse_segment_name) {
-            files.insert(first_id, entry.path());
+            files.insert(first_id, dir.join(&name));
         }
     }
     Ok(files)
 }
 
-struct Scan {
+struct Scan<'a> {
+    fs: &'a dyn SpoolFs,
     acked_through: u64,
     /// Highest valid id seen so far, across segments.
     last_id: u64,
+    /// The first id of the last segment that could not be deleted: new segments are named
+    /// past it.
+    name_taken: u64,
     /// A corrupt region was seen and the next valid frame tells how many records it held.
     gap_open: bool,
     out: Recovered,
 }
 
-impl Scan {
+impl Scan<'_> {
     /// Take in one segment. One that cannot be read stops the start-up: skipping it would let
     /// acknowledgements pass its records, and a later start would delete it as spent.
     fn segment(&mut self, first_id: u64, path: PathBuf, is_last: bool) -> Result<(), SpoolError> {
-        let bytes = std::fs::read(&path)
+        let bytes = self
+            .fs
+            .read(&path)
             .map_err(|e| SpoolError::io(&path, "reading a segment at start-up", e))?;
         let mut valid_end = 0;
         let mut seg_last = 0;
@@ -141,14 +152,20 @@ impl Scan {
         }
         if seg_last == 0 || seg_last <= self.acked_through {
             // Nothing left to deliver from this file.
-            if let Err(e) = std::fs::remove_file(&path) {
+            if let Err(e) = self.fs.remove_file(&path) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove a spent log spool segment");
+                // Its name stays taken (it may be the next id's, for a file of torn records).
+                self.name_taken = first_id;
             }
             return Ok(());
         }
-        let file_bytes = std::fs::metadata(&path)
-            .map(|m| m.len())
-            .unwrap_or(bytes.len() as u64);
+        // After a restart without a power loss (a SIGKILL, a crash of the process) what the
+        // last life wrote may still be only in the page cache: it is handed out as durable
+        // from now on, so it must be.
+        if let Err(e) = self.fs.open_read(&path).and_then(|f| f.sync_data()) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot fsync a log spool segment at start-up: a power loss may still take its last records");
+        }
+        let file_bytes = self.fs.size(&path).unwrap_or(bytes.len() as u64);
         self.out.segments.insert(
             first_id,
             SegmentMeta {
@@ -164,9 +181,9 @@ impl Scan {
     /// Cut the torn tail `from..len` off the last segment.
     fn torn_tail(&mut self, path: &Path, from: usize, len: usize) {
         tracing::warn!(path = %path.display(), offset = from, bytes = len - from, "truncating a torn tail of the log spool");
-        let truncated = OpenOptions::new()
-            .write(true)
-            .open(path)
+        let truncated = self
+            .fs
+            .open_write(path)
             .and_then(|f| f.set_len(from as u64).and_then(|()| f.sync_all()));
         match truncated {
             Ok(()) => self.out.torn_bytes += (len - from) as u64,

@@ -7,16 +7,15 @@
 //! The byte bound is an atomic reservation so `append` never waits for the writer.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::fcntl::Flock;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::appender::{Appender, Batch};
+use super::fs::{FileLock, SpoolFs};
 use super::options::SpoolOptions;
 use super::stats::SpoolStats;
 
@@ -25,7 +24,7 @@ const AGE_RESOLUTION_MS: u64 = 1000;
 
 /// What recovery ([`super::recovery`]) found and repaired: what the spool starts from.
 pub struct Recovered {
-    pub lock: Flock<File>,
+    pub lock: FileLock,
     pub acked_through: u64,
     /// Id for the next record written.
     pub next_id: u64,
@@ -37,10 +36,12 @@ pub struct Recovered {
     pub torn_bytes: u64,
 }
 
-/// What the writer takes in one go: a batch to make durable, and whether to stop after it.
+/// What the writer takes in one go: a batch to make durable, whether to stop after it, and
+/// who waits for it and for the ledger ([`super::Spool::sync`]).
 pub struct Work {
     pub batch: Option<Batch>,
     pub shutdown: bool,
+    pub sync_waiters: Vec<oneshot::Sender<()>>,
 }
 
 /// One segment file as the writer last published it.
@@ -185,6 +186,8 @@ pub struct Snapshot {
 /// Everything the spool's parts share.
 pub struct Shared {
     pub opts: SpoolOptions,
+    /// Every file operation goes through it ([`super::fs`]).
+    pub fs: Arc<dyn SpoolFs>,
     appender: Mutex<Appender>,
     /// Wakes the writer thread (waiting with the `appender` lock).
     wake: Condvar,
@@ -215,7 +218,11 @@ pub fn now_ms() -> u64 {
 
 impl Shared {
     /// Build the shared state from what recovery found; the lock goes to the writer thread.
-    pub fn new(opts: SpoolOptions, recovered: Recovered) -> (Shared, Flock<File>) {
+    pub fn new(
+        opts: SpoolOptions,
+        fs: Arc<dyn SpoolFs>,
+        recovered: Recovered,
+    ) -> (Shared, FileLock) {
         let Recovered {
             lock: file_lock,
             acked_through,
@@ -247,6 +254,7 @@ impl Shared {
         };
         let shared = Shared {
             opts,
+            fs,
             appender: Mutex::new(Appender::new(next_id)),
             wake: Condvar::new(),
             state: Mutex::new(state),
@@ -298,6 +306,18 @@ impl Shared {
         self.wake.notify_one();
     }
 
+    /// Have the writer commit now and persist the ledger, then answer `done`; `false` (and
+    /// nothing to wait for) once the spool is closing.
+    pub fn request_sync(&self, done: oneshot::Sender<()>) -> bool {
+        let mut ap = self.appender();
+        if ap.shutdown {
+            return false;
+        }
+        ap.sync_waiters.push(done);
+        self.wake.notify_one();
+        true
+    }
+
     pub fn request_shutdown(&self) {
         self.appender().shutdown = true;
         self.wake.notify_one();
@@ -315,6 +335,7 @@ impl Shared {
             let now = Instant::now();
             let due = ap.shutdown
                 || ap.flush
+                || !ap.sync_waiters.is_empty()
                 || ap.unsynced_len() >= self.opts.max_batch
                 || ap.first_at.is_some_and(|t| now >= t + interval);
             let acks = acks_outstanding || ap.acks;
@@ -324,6 +345,7 @@ impl Shared {
                 return Work {
                     batch: Some(ap.take_batch()),
                     shutdown: ap.shutdown,
+                    sync_waiters: std::mem::take(&mut ap.sync_waiters),
                 };
             }
             let deadline = match ap.first_at {

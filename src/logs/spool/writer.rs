@@ -5,30 +5,30 @@
 //! not hold yet; with neither, the thread sleeps until woken), fsync the files it touched (and
 //! the directory, for a new segment), resolve its [`super::Durable`]s, then persist the
 //! acknowledged position and delete segments that are fully acknowledged.
+//! [`super::Spool::sync`] asks for one turn of that loop now, with the ledger written whatever
+//! the interval, and is answered at its end.
 
-use std::fs::File;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use nix::fcntl::Flock;
-
 use super::appender;
 use super::error::SpoolError;
+use super::fs::FileLock;
 use super::ledger;
 use super::state::{SegmentMeta, Shared};
 
 /// The writer's private state.
 pub struct WriterState {
     /// Held (and so the directory locked) until the thread ends.
-    _lock: Flock<File>,
+    _lock: FileLock,
     persisted_acked: u64,
     /// When the ledger was last written: at most once per `flush_interval` (and at shutdown).
     ledger_written: Option<Instant>,
 }
 
 impl WriterState {
-    pub fn new(lock: Flock<File>, acked_through: u64) -> WriterState {
+    pub fn new(lock: FileLock, acked_through: u64) -> WriterState {
         WriterState {
             _lock: lock,
             persisted_acked: acked_through,
@@ -68,7 +68,10 @@ fn run(shared: Arc<Shared>, mut w: WriterState) {
         if let Some(batch) = work.batch {
             appender::commit(&shared, batch);
         }
-        w.apply_acks(&shared, work.shutdown);
+        w.apply_acks(&shared, work.shutdown || !work.sync_waiters.is_empty());
+        for done in work.sync_waiters {
+            let _ = done.send(());
+        }
         if work.shutdown {
             break;
         }
@@ -93,7 +96,7 @@ impl WriterState {
         if acked == self.persisted_acked {
             return;
         }
-        if let Err(e) = ledger::write(&shared.opts.dir, acked) {
+        if let Err(e) = ledger::write(&*shared.fs, &shared.opts.dir, acked) {
             tracing::warn!(dir = %shared.opts.dir.display(), error = %e, "cannot persist the log spool ledger; will retry");
             return;
         }
@@ -115,7 +118,7 @@ impl WriterState {
                 .collect()
         };
         for (first_id, meta) in spent {
-            match std::fs::remove_file(&meta.path) {
+            match shared.fs.remove_file(&meta.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
