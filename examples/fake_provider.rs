@@ -1,27 +1,34 @@
 //! A small, fast stand-in for OpenAI's chat completions endpoint, for load tests.
 //!
 //! `cargo run --release --example fake_provider -- --addr 127.0.0.1:0 [--delay-ms N]
-//! [--unix PATH]` (`--port N` is short for `--addr 127.0.0.1:N`). The first stdout line is
-//! `listening on 127.0.0.1:PORT`, so a script can read the bound port. With `--unix PATH` it
-//! also serves the same routes on a Unix socket at PATH: the load test's floor for "a hyper
-//! server answering static bytes over a Unix socket", beside promptd on the same transport.
+//! [--unix PATH] [--stream-chunks N] [--chunk-gap-ms N]` (`--port N` is short for
+//! `--addr 127.0.0.1:N`). The first stdout line is `listening on 127.0.0.1:PORT`, so a script
+//! can read the bound port. With `--unix PATH` it also serves the same routes on a Unix socket
+//! at PATH: the load test's floor for "a hyper server answering static bytes over a Unix
+//! socket", beside promptd on the same transport.
 //!
 //! `POST /v1/chat/completions` (any path ending in `/chat/completions`) reads the request body
 //! fully and answers a fixed `chat.completion` ("Hello! How can I help you today?", usage
 //! 12/9/21, model `gpt-4o-mini-2024-07-18`). With `"stream": true` in the body it answers an SSE
-//! stream instead: role chunk, content deltas, finish chunk, usage chunk with `choices: []`,
-//! `data: [DONE]`. Anything else is a 404. The bodies are static bytes, keep-alive is on and the
-//! runtime is multi-threaded, so the fake costs as little as possible next to what it measures.
-//! It only ever binds where `--addr` says (loopback by default).
+//! stream instead: `--stream-chunks` (default 21) `chat.completion.chunk` events — a role
+//! chunk, content deltas, a finish chunk and a usage chunk with `choices: []` — then
+//! `data: [DONE]`. Each event is its own body frame, `--chunk-gap-ms` apart (default 0: all
+//! at once, which hyper usually writes in one go); a gap makes each event its own write, as
+//! a real provider's tokens are. Anything else is a 404. The bodies are built once at start,
+//! keep-alive is on and the runtime is multi-threaded, so the fake costs as little as possible
+//! next to what it measures. It only ever binds where `--addr` says (loopback by default).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Body, Frame, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -29,30 +36,92 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::time::Sleep;
 
-const USAGE: &str =
-    "usage: fake_provider [--addr HOST:PORT | --port PORT] [--delay-ms N] [--unix PATH]";
+const USAGE: &str = "usage: fake_provider [--addr HOST:PORT | --port PORT] [--delay-ms N] \
+                     [--unix PATH] [--stream-chunks N] [--chunk-gap-ms N]";
+
+/// `chat.completion.chunk` events of a streamed answer unless `--stream-chunks` says otherwise:
+/// role, 18 content deltas, finish, usage.
+const DEFAULT_STREAM_CHUNKS: usize = 21;
+
+/// The words the content deltas cycle through.
+const WORDS: &[&str] = &["Hello!", " How", " can", " I", " help", " you", " today?"];
 
 static COMPLETION: &[u8] = br#"{"id":"chatcmpl-fake123","object":"chat.completion","created":1741569952,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_b8bc95a0ac"}"#;
 
-static STREAM: &[u8] = concat!(
-    r#"data: {"id":"chatcmpl-fake123","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_b8bc95a0ac","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#,
-    "\n\n",
-    r#"data: {"id":"chatcmpl-fake123","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_b8bc95a0ac","choices":[{"index":0,"delta":{"content":"Hello!"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
-    "\n\n",
-    r#"data: {"id":"chatcmpl-fake123","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_b8bc95a0ac","choices":[{"index":0,"delta":{"content":" How can"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
-    "\n\n",
-    r#"data: {"id":"chatcmpl-fake123","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_b8bc95a0ac","choices":[{"index":0,"delta":{"content":" I help you"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
-    "\n\n",
-    r#"data: {"id":"chatcmpl-fake123","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_b8bc95a0ac","choices":[{"index":0,"delta":{"content":" today?"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
-    "\n\n",
-    r#"data: {"id":"chatcmpl-fake123","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_b8bc95a0ac","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}"#,
-    "\n\n",
-    r#"data: {"id":"chatcmpl-fake123","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_b8bc95a0ac","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}"#,
-    "\n\n",
-    "data: [DONE]\n\n",
-)
-.as_bytes();
+/// The SSE events of a streamed answer, one `Bytes` per event: `chunks` JSON chunks (role,
+/// `chunks - 3` content deltas, finish, usage), then `data: [DONE]`.
+fn stream_events(chunks: usize) -> Vec<Bytes> {
+    const HEAD: &str = r#"{"id":"chatcmpl-fake123","object":"chat.completion.chunk","created":1741569952,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_b8bc95a0ac","choices":"#;
+    let deltas = chunks.saturating_sub(3);
+    let event = |choices: &str, usage: &str| {
+        Bytes::from(format!("data: {HEAD}{choices},\"usage\":{usage}}}\n\n"))
+    };
+    let mut events = Vec::with_capacity(chunks + 1);
+    events.push(event(
+        r#"[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]"#,
+        "null",
+    ));
+    for i in 0..deltas {
+        let word = WORDS[i % WORDS.len()];
+        events.push(event(
+            &format!(
+                r#"[{{"index":0,"delta":{{"content":"{word}"}},"logprobs":null,"finish_reason":null}}]"#
+            ),
+            "null",
+        ));
+    }
+    events.push(event(
+        r#"[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]"#,
+        "null",
+    ));
+    events.push(event(
+        "[]",
+        &format!(
+            r#"{{"prompt_tokens":12,"completion_tokens":{deltas},"total_tokens":{},"prompt_tokens_details":{{"cached_tokens":0,"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}"#,
+            12 + deltas
+        ),
+    ));
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events
+}
+
+/// A streamed answer's body: one frame per SSE event, `gap` apart.
+struct Events {
+    events: &'static [Bytes],
+    next: usize,
+    gap: Option<Duration>,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Body for Events {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        let Some(event) = this.events.get(this.next) else {
+            return Poll::Ready(None);
+        };
+        if let (Some(gap), true) = (this.gap, this.next > 0) {
+            let sleep = this
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
+            ready!(sleep.as_mut().poll(cx));
+            this.sleep = None;
+        }
+        this.next += 1;
+        Poll::Ready(Some(Ok(Frame::data(event.clone()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.next >= self.events.len()
+    }
+}
 
 static NOT_FOUND: &[u8] =
     br#"{"error":{"message":"fake_provider: unknown route","type":"invalid_request_error","param":null,"code":null}}"#;
@@ -62,31 +131,50 @@ struct Options {
     addr: SocketAddr,
     delay: Option<Duration>,
     unix: Option<PathBuf>,
+    stream_chunks: usize,
+    chunk_gap: Option<Duration>,
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut addr: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let mut delay = None;
-    let mut unix = None;
+    let mut opts = Options {
+        addr: ([127, 0, 0, 1], 0).into(),
+        delay: None,
+        unix: None,
+        stream_chunks: DEFAULT_STREAM_CHUNKS,
+        chunk_gap: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        let millis = |name: &str, v: String| {
+            let ms: u64 = v.parse().map_err(|e| format!("{name} {v}: {e}"))?;
+            Ok::<_, String>((ms > 0).then(|| Duration::from_millis(ms)))
+        };
         match arg.as_str() {
             "--addr" => {
                 let v = value("--addr")?;
-                addr = v.parse().map_err(|e| format!("--addr {v}: {e}"))?;
+                opts.addr = v.parse().map_err(|e| format!("--addr {v}: {e}"))?;
             }
             "--port" => {
                 let v = value("--port")?;
                 let port: u16 = v.parse().map_err(|e| format!("--port {v}: {e}"))?;
-                addr.set_port(port);
+                opts.addr.set_port(port);
             }
-            "--delay-ms" => {
-                let v = value("--delay-ms")?;
-                let ms: u64 = v.parse().map_err(|e| format!("--delay-ms {v}: {e}"))?;
-                delay = (ms > 0).then(|| Duration::from_millis(ms));
+            "--delay-ms" => opts.delay = millis("--delay-ms", value("--delay-ms")?)?,
+            "--chunk-gap-ms" => {
+                opts.chunk_gap = millis("--chunk-gap-ms", value("--chunk-gap-ms")?)?
             }
-            "--unix" => unix = Some(PathBuf::from(value("--unix")?)),
+            "--stream-chunks" => {
+                let v = value("--stream-chunks")?;
+                let n: usize = v.parse().map_err(|e| format!("--stream-chunks {v}: {e}"))?;
+                if n < 3 {
+                    return Err(format!(
+                        "--stream-chunks {n}: a stream has at least 3 chunks (role, finish, usage)"
+                    ));
+                }
+                opts.stream_chunks = n;
+            }
+            "--unix" => opts.unix = Some(PathBuf::from(value("--unix")?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -94,8 +182,17 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    Ok(Options { addr, delay, unix })
+    Ok(opts)
 }
+
+/// What every connection's handler reads: built once at start and never freed.
+struct Shared {
+    delay: Option<Duration>,
+    chunk_gap: Option<Duration>,
+    events: Vec<Bytes>,
+}
+
+type AnswerBody = Either<Full<Bytes>, Events>;
 
 /// Whether a request body asks for streaming: a cheap byte scan for `"stream"` followed by
 /// `true`, so the hot path never builds a JSON tree.
@@ -119,8 +216,8 @@ fn respond(
     status: StatusCode,
     content_type: &'static str,
     body: &'static [u8],
-) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body)));
+) -> Response<AnswerBody> {
+    let mut resp = Response::new(Either::Left(Full::new(Bytes::from_static(body))));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -129,8 +226,8 @@ fn respond(
 
 async fn handle(
     req: Request<Incoming>,
-    delay: Option<Duration>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+    shared: &'static Shared,
+) -> Result<Response<AnswerBody>, Infallible> {
     let is_chat = req.method() == Method::POST && req.uri().path().ends_with("/chat/completions");
     // Always drain the body, so the connection stays reusable.
     let body = match req.into_body().collect().await {
@@ -144,13 +241,19 @@ async fn handle(
             NOT_FOUND,
         ));
     }
-    if let Some(d) = delay {
+    if let Some(d) = shared.delay {
         tokio::time::sleep(d).await;
     }
     Ok(if wants_stream(&body) {
-        let mut resp = respond(StatusCode::OK, "text/event-stream", STREAM);
-        resp.headers_mut()
-            .insert("cache-control", HeaderValue::from_static("no-cache"));
+        let mut resp = Response::new(Either::Right(Events {
+            events: &shared.events,
+            next: 0,
+            gap: shared.chunk_gap,
+            sleep: None,
+        }));
+        let headers = resp.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        headers.insert("cache-control", HeaderValue::from_static("no-cache"));
         resp
     } else {
         respond(StatusCode::OK, "application/json", COMPLETION)
@@ -178,7 +281,11 @@ async fn main() {
     // The reading script may close its end of the pipe; ignore a failed flush.
     let _ = std::io::Write::flush(&mut std::io::stdout());
 
-    let delay = opts.delay;
+    let shared: &'static Shared = Box::leak(Box::new(Shared {
+        delay: opts.delay,
+        chunk_gap: opts.chunk_gap,
+        events: stream_events(opts.stream_chunks),
+    }));
     if let Some(path) = opts.unix {
         let _ = std::fs::remove_file(&path);
         let unix = match UnixListener::bind(&path) {
@@ -191,7 +298,7 @@ async fn main() {
         tokio::spawn(async move {
             loop {
                 match unix.accept().await {
-                    Ok((stream, _)) => serve(stream, delay),
+                    Ok((stream, _)) => serve(stream, shared),
                     Err(e) => accept_failed(e).await,
                 }
             }
@@ -201,7 +308,7 @@ async fn main() {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                serve(stream, delay);
+                serve(stream, shared);
             }
             Err(e) => accept_failed(e).await,
         }
@@ -209,12 +316,12 @@ async fn main() {
 }
 
 /// Serve one connection on its own task.
-fn serve<S>(stream: S, delay: Option<Duration>)
+fn serve<S>(stream: S, shared: &'static Shared)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
-        let service = service_fn(move |req| handle(req, delay));
+        let service = service_fn(move |req| handle(req, shared));
         let _ = http1::Builder::new()
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service)
@@ -230,7 +337,7 @@ async fn accept_failed(e: std::io::Error) {
 
 #[cfg(test)]
 mod tests {
-    use super::wants_stream;
+    use super::{stream_events, wants_stream};
 
     #[test]
     fn detects_stream_flag() {
@@ -238,5 +345,25 @@ mod tests {
         assert!(wants_stream(br#"{"stream" : true,"model":"x"}"#));
         assert!(!wants_stream(br#"{"model":"x","stream":false}"#));
         assert!(!wants_stream(br#"{"model":"x"}"#));
+    }
+
+    #[test]
+    fn streams_the_asked_number_of_chunks() {
+        let events = stream_events(21);
+        assert_eq!(events.len(), 22, "21 chunks and [DONE]");
+        for event in &events[..21] {
+            let text = std::str::from_utf8(event).unwrap();
+            let json = text
+                .strip_prefix("data: ")
+                .unwrap()
+                .strip_suffix("\n\n")
+                .unwrap();
+            let value: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(value["object"], "chat.completion.chunk");
+        }
+        assert_eq!(&events[21][..], b"data: [DONE]\n\n");
+        let usage: serde_json::Value =
+            serde_json::from_slice(&events[20][6..events[20].len() - 2]).unwrap();
+        assert_eq!(usage["usage"]["completion_tokens"], 18);
     }
 }
