@@ -202,3 +202,93 @@ async fn idle_and_streaming_connections_leave_nothing_behind() {
     }
     health_answers(&socket).await;
 }
+
+fn peak_rss_bytes(pid: i32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kb * 1024
+}
+
+/// An OpenAI stream of `events` one-letter deltas, each event padded (as OpenAI's
+/// `obfuscation` field pads them) to about `pad` bytes.
+fn padded_stream(events: usize, pad: usize) -> Vec<String> {
+    let chunk = |delta: &str, finish: &str| {
+        format!(
+            r#"data: {{"id":"chatcmpl-big","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}],"obfuscation":"{}"}}"#,
+            "p".repeat(pad)
+        ) + "\n\n"
+    };
+    let mut frames = vec![chunk(r#"{"role":"assistant","content":""}"#, "null")];
+    frames.extend((0..events).map(|_| chunk(r#"{"content":"x"}"#, "null")));
+    frames.push(chunk("{}", r#""stop""#));
+    frames.push("data: [DONE]\n\n".to_owned());
+    frames
+}
+
+/// A stream that is not cached keeps no copy of the events it has forwarded (the answer's
+/// text is all its record needs), so its memory does not grow with its length: four
+/// concurrent streams of 8.5 MB of upstream events each raise the daemon's peak RSS by less
+/// than one of them weighs (about 3 MB here; 30 MB when every event was kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncached_stream_keeps_no_copy_of_its_events() {
+    use common::fake_upstream::Behavior;
+    const EVENTS: usize = 4_000;
+    const STREAMS: usize = 4;
+    let frames = padded_stream(EVENTS, 2_000);
+    let one_stream: usize = frames.iter().map(String::len).sum();
+    let big = Behavior::Sse {
+        frames,
+        delay: Duration::ZERO,
+    };
+    // The first call is a small stream, so that what the daemon builds on its first one counts
+    // in the baseline.
+    let openai = FakeUpstream::start(move |_, i| {
+        if i == 0 {
+            fixtures::openai_stream()
+        } else {
+            big.clone()
+        }
+    })
+    .await;
+    let setup = Setup::new("", &providers_toml(&openai.base_url(), &openai.base_url()));
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("big-streams"));
+    let pid = daemon.pid().as_raw();
+    let request = json!({
+        "llm_configuration": {"model": "gpt-4o-mini", "provider": "openai",
+                              "messages": [{"role": "user", "content": "Hello"}]},
+        "cache": false
+    });
+    let path = format!("{PREFIX}/completion/stream");
+    let first = common::raw_post(&setup.socket, &path, &request).await;
+    assert_eq!(first.status(), 200, "{}", first.head);
+    let baseline = peak_rss_bytes(pid);
+
+    let streams: Vec<_> = (0..STREAMS)
+        .map(|_| {
+            let (socket, path, request) = (setup.socket.clone(), path.clone(), request.clone());
+            tokio::spawn(async move { common::raw_post(&socket, &path, &request).await })
+        })
+        .collect();
+    for stream in streams {
+        let answer = stream.await.expect("stream task");
+        assert_eq!(answer.status(), 200, "{}", answer.head);
+        let xs = answer
+            .chunk_strings()
+            .iter()
+            .filter(|c| c.contains(r#"{"chunk": "x"}"#))
+            .count();
+        assert_eq!(xs, EVENTS, "every delta forwarded");
+    }
+    let grew = peak_rss_bytes(pid).saturating_sub(baseline);
+    assert!(
+        grew < one_stream,
+        "the daemon's peak RSS grew by {} KiB over {STREAMS} streams of {} KiB each",
+        grew / 1024,
+        one_stream / 1024
+    );
+}
