@@ -311,6 +311,72 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
     daemon.stop().await;
 }
 
+/// A connection at rest, after an answer or before its first request, is closed once
+/// `header_timeout` passes without a request head, so idle clients cannot hold every slot:
+/// the connection waiting beyond `max_connections` is then served.
+#[tokio::test]
+async fn idle_connections_are_closed_after_header_timeout_freeing_their_slots() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let toml = format!(
+        "max_connections = 2\nheader_timeout = \"300ms\"\n{}",
+        providers_toml(&openai.base_url(), &openai.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    // One answered, then silent (keep-alive); one that never sends a byte.
+    let mut answered = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("a");
+    answered
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 1024];
+    let n = answered.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let mut silent = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("b");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let mut third = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("the kernel takes it into the backlog");
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer))
+        .await
+        .expect("served once the idle connections timed out")
+        .expect("read");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "it waited for a slot: {:?}",
+        started.elapsed()
+    );
+    for (name, idle) in [("answered", &mut answered), ("silent", &mut silent)] {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(1), idle.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("the {name} connection is still open"));
+        // A connection that never sent a request may get a 408 before the close.
+        assert!(
+            read.is_err() || rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"),
+            "{name}: {}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+    daemon.stop().await;
+}
+
 /// An answer over `cache.max_entry_bytes` is served but not stored (counted), so one huge
 /// answer cannot push the rest of the cache out.
 #[tokio::test]

@@ -46,7 +46,7 @@ pub async fn drive(
         match provider.open_stream(&prepared.chat, key_override).await {
             Err(e) => Err(e),
             Ok(upstream) => match read_stream(upstream, None, &mut &*flight).await {
-                Ok(ReadEnd::Complete { completion, deltas }) => Ok((completion, Some(deltas))),
+                Ok(ReadEnd::Complete { completion, deltas }) => Ok((completion, deltas)),
                 // A flight never stops wanting deltas.
                 Ok(ReadEnd::Abandoned { .. }) => Err(ProviderError::Stream(
                     "the stream was abandoned before its end".into(),

@@ -192,8 +192,9 @@ impl Engine {
             match read_stream(upstream, Some(first), &mut tx).await {
                 Ok(ReadEnd::Complete { completion, deltas }) => {
                     let prices = &engine.upstreams().prices;
+                    // No deltas kept: the entry is built from the completion (its text).
                     let entry =
-                        entry_from_completion(&prepared, completion, Some(deltas), prices, (0, 0));
+                        entry_from_completion(&prepared, completion, deltas, prices, (0, 0));
                     let response = response_from_entry(&prepared, &entry, &timing, false);
                     engine.log_answer(&prepared, &response, Some(ttft));
                     let _ = tx.send(StreamItem::End(Arc::new(entry))).await;
