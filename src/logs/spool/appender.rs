@@ -22,90 +22,10 @@ use super::error::NotDurable;
 use super::fs::SpoolFile;
 use super::segment::{encode_frame, segment_path, FRAME_HEADER};
 use super::state::{now_ms, SegmentMeta, Shared};
+use super::write_state::{Appender, Batch, BatchFile, FailureRun, Segment, Unsynced};
 
 /// A frame buffer grown past this by one large record is given back after it.
 const KEEP_BUFFER: usize = 256 * 1024;
-
-/// What [`Shared`]'s append lock guards: the segments being written, the records written and
-/// not yet fsynced, and the writer thread's signals.
-pub struct Appender {
-    next_id: u64,
-    /// The segment new records go to.
-    active: Option<Segment>,
-    /// Segments rotated away from (or given up after a failed write) with records not fsynced.
-    sealed: Vec<Segment>,
-    /// A segment file was created since the directory was last fsynced.
-    dir_dirty: bool,
-    /// Written, not yet fsynced, in id order.
-    unsynced: Vec<Unsynced>,
-    pub unsynced_bytes: u64,
-    /// When the oldest unsynced record was written: the group commit is due `flush_interval`
-    /// later.
-    pub first_at: Option<Instant>,
-    /// Commit now ([`super::Spool::flush_now`]).
-    pub flush: bool,
-    /// Refuse new records; the writer commits what is written and stops.
-    pub shutdown: bool,
-    /// Waiting for the next commit and ledger write ([`super::Spool::sync`]).
-    pub sync_waiters: Vec<oneshot::Sender<()>>,
-    /// Acknowledgements moved `acked_through` since the writer last looked: the ledger may be
-    /// behind. Set by [`Shared::ack`] (which wakes the writer), cleared when the writer takes
-    /// work.
-    pub acks: bool,
-    buf: Vec<u8>,
-    /// Writes or fsyncs failing in a row (a full disk, say): logged when it starts and when it
-    /// ends, counted in between.
-    failing: Option<FailureRun>,
-}
-
-/// A segment file with records not yet fsynced (or the active one).
-struct Segment {
-    first_id: u64,
-    file: Arc<dyn SpoolFile>,
-    /// Whole frames written.
-    written: u64,
-    /// Of which fsynced.
-    synced: u64,
-    /// Last id written to it, 0 if none.
-    last_id: u64,
-}
-
-/// A record written and waiting for its group commit.
-struct Unsynced {
-    id: u64,
-    at_ms: u64,
-    size: u64,
-    done: oneshot::Sender<Result<u64, NotDurable>>,
-}
-
-/// Consecutive failed writes or group commits.
-struct FailureRun {
-    since: Instant,
-    failures: u64,
-    records: u64,
-}
-
-/// What one group commit makes durable: taken under the lock, fsynced outside it.
-pub struct Batch {
-    files: Vec<BatchFile>,
-    dir: bool,
-    records: Vec<Unsynced>,
-}
-
-/// A file of a [`Batch`], as it was when the batch was taken.
-struct BatchFile {
-    first_id: u64,
-    file: Arc<dyn SpoolFile>,
-    written: u64,
-    synced: u64,
-    last_id: u64,
-}
-
-impl Batch {
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.files.is_empty() && !self.dir
-    }
-}
 
 impl Appender {
     pub fn new(next_id: u64) -> Appender {

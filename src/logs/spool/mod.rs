@@ -114,6 +114,7 @@ mod segment;
 mod state;
 mod stats;
 pub mod trace_tree;
+mod write_state;
 mod writer;
 
 use std::pin::Pin;

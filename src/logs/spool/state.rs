@@ -14,10 +14,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{oneshot, watch};
 
-use super::appender::{Appender, Batch};
 use super::fs::{FileLock, SpoolFs};
 use super::options::SpoolOptions;
 use super::stats::SpoolStats;
+use super::write_state::{Appender, Batch};
 
 /// Entries of the age index are at least this far apart: `oldest_waiting_age` is exact to it.
 const AGE_RESOLUTION_MS: u64 = 1000;
