@@ -53,8 +53,8 @@ impl Tasks {
             .spawn(start(self.stop.clone().cancelled_owned()));
     }
 
-    /// Run `task` to its own end, tracked but deaf to the stop signal (the log queue's writer,
-    /// which ends when its queue closes, after the last records are in the spool).
+    /// Run `task` to its own end, tracked but deaf to the stop signal (a reload's re-read of
+    /// the prompts directory, which must finish and say READY even when a stop comes first).
     pub fn spawn_to_end(&self, task: impl Future<Output = ()> + Send + 'static) {
         self.tracker.spawn(task);
     }

@@ -61,7 +61,7 @@ pub enum EngineError {
 }
 
 /// The pipeline: providers with their connection pools, prices, the cache and the deployments
-/// it reads, the queue its log records go to. It holds what a completion needs and hands none
+/// it reads, the spool its log records are written to. It holds what a completion needs and hands none
 /// of it out: the daemon owns the parts and gives the engine its share.
 #[derive(Debug)]
 pub struct Engine {
