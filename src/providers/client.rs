@@ -29,6 +29,9 @@ use crate::retry::{self, Backoff};
 
 mod embeddings;
 mod models;
+mod proxy;
+
+pub use proxy::ProxyEnv;
 
 /// The first retry waits about 250 ms, each further one twice as long, none more than 4 s: a
 /// client is waiting.
@@ -51,6 +54,29 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// HTTP/2 where the server offers it through ALPN). Lighter per call than reqwest's, which wraps
 /// this same client in layers (redirects, URL parsing) a provider call does not use.
 type HttpClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The pooled client of a provider whose calls go through a proxy (see [`proxy`]).
+type ProxiedClient = hyper_util::client::legacy::Client<proxy::ProxyConnector, Full<Bytes>>;
+
+/// A provider's client: direct, or through the proxy the environment named when it was built.
+#[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per provider, built once; neither variant boxed, no indirection per call"
+)]
+enum Http {
+    Direct(HttpClient),
+    Proxied(Proxied),
+}
+
+#[derive(Debug, Clone)]
+struct Proxied {
+    client: ProxiedClient,
+    /// The `Proxy-Authorization` of each request (requests in absolute-form to the proxy).
+    auth: Option<HeaderValue>,
+}
+
+/// The user agent of provider calls (and of a proxy's `CONNECT`).
+const USER_AGENT_VALUE: &str = concat!("promptd/", env!("CARGO_PKG_VERSION"));
 
 /// A provider that cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +92,7 @@ pub enum ProviderSetupError {
 pub struct Provider {
     name: String,
     config: ProviderConfig,
-    http: HttpClient,
+    http: Http,
     /// Parsed once.
     endpoint: Uri,
     /// The headers of a request with the configured key, built once.
@@ -78,19 +104,47 @@ pub struct Provider {
 
 impl Provider {
     /// Build the provider and its HTTP client (connection pool, HTTP/2 where the server offers
-    /// it through ALPN).
+    /// it through ALPN), through the proxy the process's environment names for its base URL,
+    /// if any.
     pub fn new(
         name: &str,
         config: ProviderConfig,
         metrics: ProviderMetrics,
     ) -> Result<Self, ProviderSetupError> {
+        Self::with_proxy_env(name, config, metrics, &ProxyEnv::from_env())
+    }
+
+    /// [`Provider::new`] with the proxy variables of `env`.
+    pub fn with_proxy_env(
+        name: &str,
+        config: ProviderConfig,
+        metrics: ProviderMetrics,
+        env: &ProxyEnv,
+    ) -> Result<Self, ProviderSetupError> {
         let config_slots = config.max_concurrent;
-        let http = http_client(config.connect_timeout)?;
         let endpoint = match config.kind {
             ProviderKind::OpenAi => format!("{}/chat/completions", config.base_url),
             ProviderKind::Anthropic => format!("{}/messages", config.base_url),
         };
         let endpoint = parse_uri(&endpoint).map_err(ProviderSetupError::Endpoint)?;
+        let http = match env.intercept(&endpoint) {
+            None => Http::Direct(http_client(config.connect_timeout)?),
+            Some(via) => {
+                tracing::info!(provider = %name, proxy = %via.uri(), "provider calls go through a proxy");
+                let (connector, auth) = proxy::connector(
+                    &endpoint,
+                    &via,
+                    tcp_connector(config.connect_timeout),
+                    tls_builder,
+                    &HeaderValue::from_static(USER_AGENT_VALUE),
+                )
+                .map_err(ProviderSetupError::Client)?;
+                Http::Proxied(Proxied {
+                    client: pool_builder().build(connector),
+                    auth,
+                })
+            }
+        };
         let headers = headers(config.kind, config.api_key.as_ref());
         Ok(Provider {
             name: name.to_owned(),
@@ -302,7 +356,18 @@ impl Provider {
         *request.method_mut() = method;
         *request.uri_mut() = url.clone();
         *request.headers_mut() = headers;
-        self.http.request(request).await.map_err(|e| {
+        let response = match &self.http {
+            Http::Direct(client) => client.request(request).await,
+            Http::Proxied(proxied) => {
+                if let Some(auth) = &proxied.auth {
+                    request
+                        .headers_mut()
+                        .insert(hyper::header::PROXY_AUTHORIZATION, auth.clone());
+                }
+                proxied.client.request(request).await
+            }
+        };
+        response.map_err(|e| {
             if is_refused(&e) {
                 ProviderError::Refused
             } else {
@@ -318,6 +383,15 @@ impl Provider {
 /// The pooled client of one provider: connect timeout `connect_timeout`, `TCP_NODELAY`, idle
 /// connections kept `POOL_IDLE_TIMEOUT`, https checked against the platform's roots.
 fn http_client(connect_timeout: Duration) -> Result<HttpClient, ProviderSetupError> {
+    let connector = tls_builder()
+        .map_err(ProviderSetupError::Client)?
+        .enable_all_versions()
+        .wrap_connector(tcp_connector(connect_timeout));
+    Ok(pool_builder().build(connector))
+}
+
+/// The TCP side of a provider's connections.
+fn tcp_connector(connect_timeout: Duration) -> HttpConnector {
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
@@ -326,19 +400,25 @@ fn http_client(connect_timeout: Duration) -> Result<HttpClient, ProviderSetupErr
     tcp.set_keepalive_interval(Some(TCP_KEEPALIVE));
     tcp.set_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
     tcp.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
-    let connector = HttpsConnectorBuilder::new()
+    tcp
+}
+
+/// The TLS side: the platform's roots, aws-lc-rs, https or plain http.
+fn tls_builder() -> Result<proxy::TlsBuilder, String> {
+    Ok(HttpsConnectorBuilder::new()
         .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
-        .map_err(|e| ProviderSetupError::Client(format!("TLS: {e}")))?
-        .https_or_http()
-        .enable_all_versions()
-        .wrap_connector(tcp);
-    Ok(
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector),
-    )
+        .map_err(|e| format!("TLS: {e}"))?
+        .https_or_http())
+}
+
+/// The pool: idle connections kept `POOL_IDLE_TIMEOUT`.
+fn pool_builder() -> hyper_util::client::legacy::Builder {
+    let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
+    builder
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new());
+    builder
 }
 
 /// `url` as a request target: checked and normalised as a URL (as the config checks a
@@ -409,10 +489,7 @@ where
 /// The headers of a call to a provider of `kind` with `key`.
 fn headers(kind: ProviderKind, key: Option<&Secret>) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(
-        USER_AGENT,
-        HeaderValue::from_static(concat!("promptd/", env!("CARGO_PKG_VERSION"))),
-    );
+    headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     match kind {
