@@ -791,6 +791,38 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn an_https_provider_behind_a_proxy_opens_a_connect_tunnel_with_the_credentials() {
+        let (port, proxy) =
+            one_shot(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        let config = provider("https://api.example.test/v1").config;
+        let env = ProxyEnv::from_vars([("HTTPS_PROXY", format!("http://u:pw@127.0.0.1:{port}"))]);
+        let metrics = crate::telemetry::metrics::Metrics::new().provider("p");
+        let p = Provider::with_proxy_env("p", config, metrics, &env).expect("provider");
+        let err = p
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None)
+            .await
+            .expect_err("the proxy refuses");
+        assert!(matches!(err, ProviderError::Unreachable(_)), "{err:?}");
+        let head = proxy.await.expect("proxy").to_ascii_lowercase();
+        assert!(
+            head.starts_with("connect api.example.test:443 http/1.1\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("\r\nproxy-authorization: basic dtpwdw==\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(concat!(
+                "\r\nuser-agent: promptd/",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{head}"
+        );
+    }
+
     #[test]
     fn backoff_without_retry_after_grows_to_its_cap() {
         let unreachable = ProviderError::Unreachable("x".into());
