@@ -61,7 +61,7 @@ impl Engine {
         prepared: &Prepared,
         timing: &Timing,
     ) -> Result<Answer, ApiError> {
-        // Boxed, like every HTTP call on a request's path: its state machine (reqwest's
+        // Boxed, like every HTTP call on a request's path: its state machine (the HTTP client's
         // included) is kilobytes, and inline it would make every request's future that big,
         // cache hits included, and copied whenever the future moves.
         let waited = Instant::now();

@@ -10,7 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use hyper::{Method, Request, Response, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::metrics::ProviderMetrics;
 use super::sse::{SseEvent, SseParser};
@@ -23,6 +29,9 @@ use crate::retry::{self, Backoff};
 
 mod embeddings;
 mod models;
+mod proxy;
+
+pub use proxy::ProxyEnv;
 
 /// The first retry waits about 250 ms, each further one twice as long, none more than 4 s: a
 /// client is waiting.
@@ -34,12 +43,46 @@ const BACKOFF: Backoff = Backoff {
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
 /// How long an idle pooled connection to an upstream is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// TCP keepalive on upstream connections: the first probe after 15 s idle, then every 15 s, 3
+/// unanswered probes drop it; unacknowledged data drops it after 30 s (reqwest's defaults, kept
+/// when the provider path moved off reqwest).
+const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
+const TCP_KEEPALIVE_RETRIES: u32 = 3;
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pooled client of a provider's calls: hyper-util's, over TCP or rustls (HTTP/1.1, or
+/// HTTP/2 where the server offers it through ALPN). Lighter per call than reqwest's, which wraps
+/// this same client in layers (redirects, URL parsing) a provider call does not use.
+type HttpClient = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The pooled client of a provider whose calls go through a proxy (see [`proxy`]).
+type ProxiedClient = hyper_util::client::legacy::Client<proxy::ProxyConnector, Full<Bytes>>;
+
+/// A provider's client: direct, or through the proxy the environment named when it was built.
+#[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per provider, built once; neither variant boxed, no indirection per call"
+)]
+enum Http {
+    Direct(HttpClient),
+    Proxied(Proxied),
+}
+
+#[derive(Debug, Clone)]
+struct Proxied {
+    client: ProxiedClient,
+    /// The `Proxy-Authorization` of each request (requests in absolute-form to the proxy).
+    auth: Option<HeaderValue>,
+}
+
+/// The user agent of provider calls (and of a proxy's `CONNECT`).
+const USER_AGENT_VALUE: &str = concat!("promptd/", env!("CARGO_PKG_VERSION"));
 
 /// A provider that cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderSetupError {
     #[error("cannot build its HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    Client(String),
     #[error("its endpoint is not a URL: {0}")]
     Endpoint(String),
 }
@@ -49,9 +92,9 @@ pub enum ProviderSetupError {
 pub struct Provider {
     name: String,
     config: ProviderConfig,
-    http: reqwest::Client,
-    /// Parsed once: reqwest would parse a string again on every request.
-    endpoint: reqwest::Url,
+    http: Http,
+    /// Parsed once.
+    endpoint: Uri,
     /// The headers of a request with the configured key, built once.
     headers: HeaderMap,
     metrics: ProviderMetrics,
@@ -61,29 +104,47 @@ pub struct Provider {
 
 impl Provider {
     /// Build the provider and its HTTP client (connection pool, HTTP/2 where the server offers
-    /// it through ALPN).
+    /// it through ALPN), through the proxy the process's environment names for its base URL,
+    /// if any.
     pub fn new(
         name: &str,
         config: ProviderConfig,
         metrics: ProviderMetrics,
     ) -> Result<Self, ProviderSetupError> {
+        Self::with_proxy_env(name, config, metrics, &ProxyEnv::from_env())
+    }
+
+    /// [`Provider::new`] with the proxy variables of `env`.
+    pub fn with_proxy_env(
+        name: &str,
+        config: ProviderConfig,
+        metrics: ProviderMetrics,
+        env: &ProxyEnv,
+    ) -> Result<Self, ProviderSetupError> {
         let config_slots = config.max_concurrent;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("promptd/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            // A provider API does not redirect. Following one would send the request, and
-            // Anthropic's `x-api-key` (which reqwest does not treat as a credential), to
-            // wherever `Location` points; a 3xx is answered as an upstream error instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
         let endpoint = match config.kind {
             ProviderKind::OpenAi => format!("{}/chat/completions", config.base_url),
             ProviderKind::Anthropic => format!("{}/messages", config.base_url),
         };
-        let endpoint = reqwest::Url::parse(&endpoint)
-            .map_err(|e| ProviderSetupError::Endpoint(format!("{endpoint}: {e}")))?;
+        let endpoint = parse_uri(&endpoint).map_err(ProviderSetupError::Endpoint)?;
+        let http = match env.intercept(&endpoint) {
+            None => Http::Direct(http_client(config.connect_timeout)?),
+            Some(via) => {
+                tracing::info!(provider = %name, proxy = %via.uri(), "provider calls go through a proxy");
+                let (connector, auth) = proxy::connector(
+                    &endpoint,
+                    &via,
+                    tcp_connector(config.connect_timeout),
+                    tls_builder,
+                    &HeaderValue::from_static(USER_AGENT_VALUE),
+                )
+                .map_err(ProviderSetupError::Client)?;
+                Http::Proxied(Proxied {
+                    client: pool_builder().build(connector),
+                    auth,
+                })
+            }
+        };
         let headers = headers(config.kind, config.api_key.as_ref());
         Ok(Provider {
             name: name.to_owned(),
@@ -161,10 +222,7 @@ impl Provider {
         let timeout = self.config.timeout;
         let work = async {
             let response = self.send(req, false, key).await?;
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| ProviderError::Unreachable(format!("reading the answer: {e}")))?;
+            let body = read_body(response).await?;
             match (self.config.kind, &req.translated) {
                 (ProviderKind::OpenAi, _) => openai::parse_response(&body),
                 (ProviderKind::Anthropic, None) => anthropic::parse_response(&body),
@@ -197,7 +255,7 @@ impl Provider {
             .and_then(|r| r)
             .inspect_err(|e| self.metrics.error(e.kind()))?;
         Ok(UpstreamStream {
-            response,
+            body: response.into_body(),
             parser: SseParser::new(),
             pending: VecDeque::new(),
             ready: VecDeque::new(),
@@ -218,7 +276,7 @@ impl Provider {
         req: &ChatRequest,
         stream: bool,
         key: Option<&Secret>,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<Response<Incoming>, ProviderError> {
         let body = match (self.config.kind, &req.translated) {
             (ProviderKind::OpenAi, _) => serde_json::to_vec(&openai::request_body(req, stream)),
             (ProviderKind::Anthropic, Some(translated)) => {
@@ -243,10 +301,10 @@ impl Provider {
     /// answer.
     async fn post_with_retries(
         &self,
-        url: &reqwest::Url,
+        url: &Uri,
         body: Bytes,
         key: Option<&Secret>,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<Response<Incoming>, ProviderError> {
         let headers = match key {
             Some(key) => headers(self.config.kind, Some(key)),
             None => self.headers.clone(),
@@ -271,29 +329,129 @@ impl Provider {
 
     async fn post_once(
         &self,
-        url: &reqwest::Url,
+        url: &Uri,
         body: Bytes,
         headers: HeaderMap,
-    ) -> Result<reqwest::Response, ProviderError> {
+    ) -> Result<Response<Incoming>, ProviderError> {
         let response = self
-            .http
-            .post(url.clone())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                if is_refused(&e) {
-                    ProviderError::Refused
-                } else {
-                    ProviderError::Unreachable(crate::error_chain(&e))
-                }
-            })?;
+            .request(Method::POST, url, headers, Full::new(body))
+            .await?;
         if response.status().is_success() {
             return Ok(response);
         }
         Err(status_error(response).await)
     }
+
+    /// One request, no retries; any status is `Ok`. A provider API does not redirect, and a
+    /// 3xx is not followed: following one would send the request and its key to wherever
+    /// `Location` points; it is answered as an upstream error instead.
+    async fn request(
+        &self,
+        method: Method,
+        url: &Uri,
+        headers: HeaderMap,
+        body: Full<Bytes>,
+    ) -> Result<Response<Incoming>, ProviderError> {
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = url.clone();
+        *request.headers_mut() = headers;
+        let response = match &self.http {
+            Http::Direct(client) => client.request(request).await,
+            Http::Proxied(proxied) => {
+                if let Some(auth) = &proxied.auth {
+                    request
+                        .headers_mut()
+                        .insert(hyper::header::PROXY_AUTHORIZATION, auth.clone());
+                }
+                proxied.client.request(request).await
+            }
+        };
+        response.map_err(|e| {
+            if is_refused(&e) {
+                ProviderError::Refused
+            } else {
+                ProviderError::Unreachable(format!(
+                    "error sending request for url ({url}): {}",
+                    crate::error_chain(&e)
+                ))
+            }
+        })
+    }
+}
+
+/// The pooled client of one provider: connect timeout `connect_timeout`, `TCP_NODELAY`, idle
+/// connections kept `POOL_IDLE_TIMEOUT`, https checked against the platform's roots.
+fn http_client(connect_timeout: Duration) -> Result<HttpClient, ProviderSetupError> {
+    let connector = tls_builder()
+        .map_err(ProviderSetupError::Client)?
+        .enable_all_versions()
+        .wrap_connector(tcp_connector(connect_timeout));
+    Ok(pool_builder().build(connector))
+}
+
+/// The TCP side of a provider's connections.
+fn tcp_connector(connect_timeout: Duration) -> HttpConnector {
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(connect_timeout));
+    tcp.set_keepalive(Some(TCP_KEEPALIVE));
+    tcp.set_keepalive_interval(Some(TCP_KEEPALIVE));
+    tcp.set_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
+    tcp.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
+    tcp
+}
+
+/// The TLS side: the platform's roots, aws-lc-rs, https or plain http.
+fn tls_builder() -> Result<proxy::TlsBuilder, String> {
+    Ok(HttpsConnectorBuilder::new()
+        .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
+        .map_err(|e| format!("TLS: {e}"))?
+        .https_or_http())
+}
+
+/// The pool: idle connections kept `POOL_IDLE_TIMEOUT`.
+fn pool_builder() -> hyper_util::client::legacy::Builder {
+    let mut builder = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
+    builder
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new());
+    builder
+}
+
+/// `url` as a request target: checked and normalised as a URL (as the config checks a
+/// `base_url`), then an http or https URI with a host.
+fn parse_uri(url: &str) -> Result<Uri, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() {
+        return Err(format!("{url}: not an http or https URL"));
+    }
+    parsed
+        .as_str()
+        .parse::<Uri>()
+        .map_err(|e| format!("{url}: {e}"))
+}
+
+/// The whole body of an answer.
+async fn read_body(response: Response<Incoming>) -> Result<Bytes, ProviderError> {
+    Ok(response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ProviderError::Unreachable(format!("reading the answer: {e}")))?
+        .to_bytes())
+}
+
+/// The next data frame of `body` (trailers skipped); `None` at its end.
+async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether `err` (or one of its causes) is a refused connection: nothing listens there.
@@ -311,10 +469,16 @@ fn is_refused(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// The error of a non-2xx answer: its status, the upstream's message, its `Retry-After`.
-async fn status_error(response: reqwest::Response) -> ProviderError {
+async fn status_error<B>(response: Response<B>) -> ProviderError
+where
+    B: hyper::body::Body<Data = Bytes>,
+{
     let status = response.status().as_u16();
     let retry_after = retry::retry_after(response.headers());
-    let body = response.bytes().await.unwrap_or_default();
+    let body = match response.into_body().collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
     ProviderError::Status {
         status,
         message: upstream_error_message(&body),
@@ -325,6 +489,8 @@ async fn status_error(response: reqwest::Response) -> ProviderError {
 /// The headers of a call to a provider of `kind` with `key`.
 fn headers(kind: ProviderKind, key: Option<&Secret>) -> HeaderMap {
     let mut headers = HeaderMap::new();
+    headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     match kind {
         ProviderKind::OpenAi => {
@@ -368,7 +534,7 @@ fn backoff(attempt: u32, err: &ProviderError) -> Option<Duration> {
 /// An open upstream stream: yields [`Piece`]s, then the accumulated [`Completion`].
 #[derive(Debug)]
 pub struct UpstreamStream {
-    response: reqwest::Response,
+    body: Incoming,
     parser: SseParser,
     pending: VecDeque<SseEvent>,
     /// Pieces decoded and not yet handed on (a translated event can give several).
@@ -426,7 +592,7 @@ impl UpstreamStream {
                 .cut_at
                 .saturating_duration_since(tokio::time::Instant::now());
             let mut events = Vec::new();
-            match tokio::time::timeout(timeout.min(left), self.response.chunk()).await {
+            match tokio::time::timeout(timeout.min(left), next_chunk(&mut self.body)).await {
                 Err(_) if left <= timeout => {
                     return Err(ProviderError::Stream(format!(
                         "the stream ran over max_stream_duration ({:?}) and was cut",
@@ -477,9 +643,11 @@ mod tests {
         let response = hyper::Response::builder()
             .status(status)
             .header("retry-after", retry_after)
-            .body(r#"{"error": {"message": "slow down"}}"#)
+            .body(Full::new(Bytes::from_static(
+                br#"{"error": {"message": "slow down"}}"#,
+            )))
             .expect("response");
-        status_error(reqwest::Response::from(response)).await
+        status_error(response).await
     }
 
     /// An HTTP date `secs` from now.
@@ -487,6 +655,172 @@ mod tests {
         (chrono::Utc::now() + chrono::Duration::seconds(secs))
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string()
+    }
+
+    /// A provider `p` of OpenAI kind at `base_url` with key `sk-test`, no retries.
+    fn provider(base_url: &str) -> Provider {
+        let config = crate::config::Config::from_toml(
+            &format!(
+                "[providers.p]\nkind = \"openai\"\nbase_url = \"{base_url}\"\n\
+                 api_key = \"sk-test\"\nmax_retries = 0\n"
+            ),
+            "t",
+            &crate::config::Overrides::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let metrics = crate::telemetry::metrics::Metrics::new().provider("p");
+        Provider::new("p", config.providers["p"].clone(), metrics).expect("provider")
+    }
+
+    /// A local port nothing listens on.
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_told_apart() {
+        let p = provider(&format!("http://127.0.0.1:{}/v1", closed_port()));
+        let err = p
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None)
+            .await
+            .expect_err("nothing listens");
+        assert!(matches!(err, ProviderError::Refused), "{err:?}");
+    }
+
+    /// A server that reads one request head, answers `answer` and closes; the head it read.
+    async fn one_shot(answer: &'static [u8]) -> (u16, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut head = Vec::new();
+            let mut buf = [0; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf).await.expect("read") {
+                    0 => break,
+                    n => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            conn.write_all(answer).await.expect("write");
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        (port, server)
+    }
+
+    #[tokio::test]
+    async fn a_call_carries_the_agent_the_key_and_the_body_length() {
+        let (port, server) = one_shot(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+        )
+        .await;
+        let p = provider(&format!("http://127.0.0.1:{port}/v1"));
+        let response = p
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{\"a\":1}"), None)
+            .await
+            .expect("a 200");
+        assert_eq!(read_body(response).await.expect("body"), "{}");
+        let head = server.await.expect("server").to_ascii_lowercase();
+        assert!(
+            head.starts_with("post /v1/chat/completions http/1.1\r\n"),
+            "{head}"
+        );
+        for line in [
+            concat!("user-agent: promptd/", env!("CARGO_PKG_VERSION")),
+            "authorization: bearer sk-test",
+            "content-type: application/json",
+            "content-length: 7",
+            &format!("host: 127.0.0.1:{port}"),
+        ] {
+            assert!(
+                head.contains(&format!("\r\n{line}\r\n")),
+                "{line} in {head}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        let (port, _server) = one_shot(
+            b"HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:9/\r\n\
+              content-length: 0\r\n\r\n",
+        )
+        .await;
+        let p = provider(&format!("http://127.0.0.1:{port}/v1"));
+        let err = p
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None)
+            .await
+            .expect_err("a 3xx is an error");
+        assert!(
+            matches!(err, ProviderError::Status { status: 307, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_tcp_port_fails_with_a_tls_error() {
+        use tokio::io::AsyncWriteExt;
+        // A plain HTTP server, answering what it takes for a request as soon as it connects.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let _server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let answer = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+            conn.write_all(answer).await.expect("write");
+        });
+        let p = provider(&format!("https://127.0.0.1:{port}/v1"));
+        let err = p
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None)
+            .await
+            .expect_err("no TLS there");
+        let ProviderError::Unreachable(message) = &err else {
+            panic!("unreachable: {err:?}");
+        };
+        // "...: client error (Connect): received corrupt message of type InvalidContentType"
+        assert!(
+            message.starts_with(&format!(
+                "error sending request for url (https://127.0.0.1:{port}/v1/chat/completions): \
+                 client error (Connect): "
+            )),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_https_provider_behind_a_proxy_opens_a_connect_tunnel_with_the_credentials() {
+        let (port, proxy) =
+            one_shot(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        let config = provider("https://api.example.test/v1").config;
+        let env = ProxyEnv::from_vars([("HTTPS_PROXY", format!("http://u:pw@127.0.0.1:{port}"))]);
+        let metrics = crate::telemetry::metrics::Metrics::new().provider("p");
+        let p = Provider::with_proxy_env("p", config, metrics, &env).expect("provider");
+        let err = p
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None)
+            .await
+            .expect_err("the proxy refuses");
+        assert!(matches!(err, ProviderError::Unreachable(_)), "{err:?}");
+        let head = proxy.await.expect("proxy").to_ascii_lowercase();
+        assert!(
+            head.starts_with("connect api.example.test:443 http/1.1\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("\r\nproxy-authorization: basic dtpwdw==\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains(concat!(
+                "\r\nuser-agent: promptd/",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{head}"
+        );
     }
 
     #[test]

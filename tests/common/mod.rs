@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_upstream;
+pub mod forward_proxy;
 pub mod process;
 pub mod spool;
 pub mod wait;

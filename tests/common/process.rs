@@ -32,6 +32,19 @@ pub fn promptd() -> Command {
         .env_remove("PROMPTD_SOCKET")
         .env_remove("PROMPTD_CONFIG")
         .stdin(Stdio::null());
+    // No proxy from the test runner's environment: a test that wants one sets it.
+    for name in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        cmd.env_remove(name);
+    }
     cmd
 }
 
@@ -178,8 +191,14 @@ impl Setup {
     /// `promptd serve --config FILE`, stderr to a file in the temp dir; waits until the socket
     /// accepts connections.
     pub fn serve(&self, name: &str) -> Daemon {
+        self.serve_with_env(name, &[])
+    }
+
+    /// [`Setup::serve`] with `env` set in the daemon's environment.
+    pub fn serve_with_env(&self, name: &str, env: &[(&str, &str)]) -> Daemon {
         let stderr_path = self.path().join(format!("{name}.stderr"));
         let child = promptd()
+            .envs(env.iter().copied())
             .arg("serve")
             .arg("--config")
             .arg(&self.config)

@@ -37,16 +37,12 @@ impl Provider {
             ));
         }
         let url = format!("{}/embeddings", self.config.base_url);
-        let url = reqwest::Url::parse(&url)
-            .map_err(|e| ProviderError::Protocol(format!("{url}: {e}")))?;
+        let url = super::parse_uri(&url).map_err(ProviderError::Protocol)?;
         let body = Bytes::from(
             serde_json::to_vec(body).map_err(|e| ProviderError::Protocol(e.to_string()))?,
         );
         let response = self.post_with_retries(&url, body, key).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::Unreachable(format!("reading the answer: {e}")))?;
+        let bytes = super::read_body(response).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::Protocol(format!("the embeddings answer is not JSON: {e}")))
     }

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Method;
 use serde_json::Value;
 
 use super::Provider;
@@ -22,20 +25,28 @@ impl Provider {
             ));
         }
         let url = format!("{}/models", self.config.base_url);
-        let request = self.http.get(&url).headers(self.headers.clone()).send();
+        let uri = super::parse_uri(&url).map_err(ProviderError::Protocol)?;
+        let request = self.request(
+            Method::GET,
+            &uri,
+            self.headers.clone(),
+            Full::new(Bytes::new()),
+        );
         let response = tokio::time::timeout(LIST_TIMEOUT, request)
             .await
-            .map_err(|_| ProviderError::Timeout(LIST_TIMEOUT))?
-            .map_err(|e| ProviderError::Unreachable(format!("{url}: {e}")))?;
+            .map_err(|_| ProviderError::Timeout(LIST_TIMEOUT))??;
         if !response.status().is_success() {
             return Err(ProviderError::Protocol(format!(
                 "{url}: {}",
                 response.status()
             )));
         }
-        let body: Value = tokio::time::timeout(LIST_TIMEOUT, response.json())
+        let body = tokio::time::timeout(LIST_TIMEOUT, response.into_body().collect())
             .await
             .map_err(|_| ProviderError::Timeout(LIST_TIMEOUT))?
+            .map_err(|e| ProviderError::Protocol(format!("{url}: {e}")))?
+            .to_bytes();
+        let body: Value = serde_json::from_slice(&body)
             .map_err(|e| ProviderError::Protocol(format!("{url}: {e}")))?;
         let ids = body
             .get("data")
