@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::fake_upstream::{fixtures, refused_base_url, Behavior, FakeUpstream};
 use common::process::{Setup, EXIT_TIMEOUT};
-use common::{providers_toml, PREFIX};
+use common::{header_in, providers_toml, status_in, PREFIX};
 use nix::sys::signal::Signal;
 use rand::Rng;
 use serde_json::{json, Value};
@@ -53,16 +53,9 @@ async fn exchange(socket: &Path, path: &str, body: &Value) -> Option<(String, Ve
     Some((head, bytes[split + 4..].to_vec()))
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.eq_ignore_ascii_case(name).then(|| value.trim())
-    })
-}
-
 /// The body of a complete response: all `Content-Length` bytes, or every chunk up to the last.
 fn complete_body(head: &str, body: &[u8]) -> Option<Vec<u8>> {
-    if let Some(len) = header(head, "content-length") {
+    if let Some(len) = header_in(head, "content-length") {
         let len: usize = len.parse().ok()?;
         return (body.len() == len).then(|| body.to_vec());
     }
@@ -78,13 +71,6 @@ fn complete_body(head: &str, body: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(rest.get(..size)?);
         rest = rest.get(size + 2..)?;
     }
-}
-
-fn status(head: &str) -> u16 {
-    head.split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Request `n` of a client: a Parea answer, a Parea stream or an OpenAI answer, in turn.
@@ -108,7 +94,7 @@ async fn ask(socket: &Path, trace: &str, n: usize) -> Exchange {
     let Some(body) = complete_body(&head, &raw) else {
         return Exchange::Gone;
     };
-    if status(&head) != 200 {
+    if status_in(&head) != 200 {
         return Exchange::Other;
     }
     let text = String::from_utf8_lossy(&body);
@@ -134,7 +120,7 @@ async fn ask(socket: &Path, trace: &str, n: usize) -> Exchange {
                 fixtures::HELLO,
                 "{text}"
             );
-            let id = header(&head, "x-promptd-trace-id").expect("x-promptd-trace-id");
+            let id = header_in(&head, "x-promptd-trace-id").expect("x-promptd-trace-id");
             Exchange::Answered(id.to_owned())
         }
     }

@@ -64,19 +64,14 @@ async fn ask(socket: &Path, text: &str) -> RawResponse {
     raw_post(socket, &format!("{PREFIX}/completion"), &body).await
 }
 
-fn header<'a>(response: &'a RawResponse, name: &str) -> Option<&'a str> {
-    response.head.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.eq_ignore_ascii_case(name).then(|| value.trim())
-    })
-}
-
 /// Answered, with the provider's content, and whether the cache had it.
 fn answered(response: &RawResponse) -> &str {
     assert_eq!(response.status(), 200, "{}", response.head);
     let body: Value = serde_json::from_slice(&response.chunks.concat()).expect("JSON body");
     assert_eq!(body["content"], fixtures::HELLO);
-    header(response, "x-promptd-cache").expect("x-promptd-cache header")
+    response
+        .header("x-promptd-cache")
+        .expect("x-promptd-cache header")
 }
 
 async fn json_of(socket: &Path, path: &str) -> Value {

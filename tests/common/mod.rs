@@ -90,6 +90,22 @@ impl Reply {
     }
 }
 
+/// The status code of a response head (`HTTP/1.1 200 OK`), 0 if it has none.
+pub fn status_in(head: &str) -> u16 {
+    head.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The value of header `name` (any case) in a response head.
+pub fn header_in<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
 /// A response read off a raw connection, with its chunked body kept chunk by chunk.
 #[derive(Debug)]
 pub struct RawResponse {
@@ -99,11 +115,12 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn status(&self) -> u16 {
-        self.head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        status_in(&self.head)
+    }
+
+    /// The value of header `name` (any case), if the head has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_in(&self.head, name)
     }
 
     pub fn chunk_strings(&self) -> Vec<String> {
