@@ -400,7 +400,7 @@ async fn an_answer_over_the_entry_limit_is_served_not_cached() {
 }
 
 /// A stream that runs over its provider's `max_stream_duration` is cut with an error event
-/// (and not stored), however lively it is.
+/// (and not stored), however lively it is: shared and cached, or private (`cache: false`).
 #[tokio::test]
 async fn a_stream_over_max_stream_duration_is_cut() {
     use std::time::Duration;
@@ -411,21 +411,61 @@ async fn a_stream_over_max_stream_duration_is_cut() {
         "timeout = \"5s\"\nmax_stream_duration = \"350ms\"",
     );
     let daemon = TestDaemon::start(&toml).await;
-    let started = std::time::Instant::now();
-    let raw = daemon.stream(&openai_hello()).await;
-    let text = raw.chunk_strings().concat();
-    assert!(
-        text.contains("max_stream_duration"),
-        "ends with an error naming the limit: {text}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "{:?}",
-        started.elapsed()
-    );
+    for cache in [true, false] {
+        let mut request = openai_hello();
+        request["cache"] = cache.into();
+        let started = std::time::Instant::now();
+        let raw = daemon.stream(&request).await;
+        let text = raw.chunk_strings().concat();
+        assert!(
+            text.contains("max_stream_duration"),
+            "cache {cache}: ends with an error naming the limit: {text}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "cache {cache}: {:?}",
+            started.elapsed()
+        );
+    }
     let stats = daemon.get("/cache/stats").await.json();
     assert_eq!(stats["entries"], 0, "a cut stream is not stored: {stats}");
     daemon.stop().await;
+}
+
+/// An upstream that goes silent mid-stream for longer than `stream_idle_timeout` is cut with
+/// an error event naming the wait; a lively stream that lasts longer than the wait in all is
+/// not (the clock starts again at every event). Shared and private streams alike.
+#[tokio::test]
+async fn a_stream_silent_past_stream_idle_timeout_is_cut() {
+    use std::time::Duration;
+    for (gap, cut) in [(400, true), (60, false)] {
+        let frames = fixtures::openai_stream().with_frame_delay(Duration::from_millis(gap));
+        let openai = FakeUpstream::always(frames).await;
+        let toml = providers_toml(&openai.base_url(), &openai.base_url()).replace(
+            "timeout = \"5s\"",
+            "timeout = \"5s\"\nstream_idle_timeout = \"200ms\"",
+        );
+        let daemon = TestDaemon::start(&toml).await;
+        for cache in [true, false] {
+            let mut request = openai_hello();
+            request["cache"] = cache.into();
+            let started = std::time::Instant::now();
+            let text = daemon.stream(&request).await.chunk_strings().concat();
+            let elapsed = started.elapsed();
+            if cut {
+                assert!(
+                    text.contains("no stream event within 200ms"),
+                    "cache {cache}: cut with an error naming the wait: {text}"
+                );
+            } else {
+                assert!(
+                    !text.contains("error") && elapsed > Duration::from_millis(200),
+                    "cache {cache}: whole after {elapsed:?}: {text}"
+                );
+            }
+        }
+        daemon.stop().await;
+    }
 }
 
 /// Beyond a provider's `max_concurrent` calls in flight, a call waits `queue_timeout` for a

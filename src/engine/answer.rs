@@ -38,7 +38,7 @@ pub fn entry_from_completion(
     let deltas = match pieces {
         Some(pieces) => pieces
             .into_iter()
-            .filter_map(|Piece { text, chunk }| {
+            .filter_map(|Piece { text, chunk, .. }| {
                 chunks.extend(chunk);
                 text
             })

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::answer::entry_from_completion;
-use super::read::{read_stream, ReadEnd};
+use super::read::read_into_flight;
 use super::{provider_error, Engine, Prepared};
 use crate::api::ApiError;
 use crate::cache::coalesce::{Abandoned, Leader, Outcome};
@@ -45,14 +45,9 @@ pub async fn drive(
     let result = if stream {
         match provider.open_stream(&prepared.chat, key_override).await {
             Err(e) => Err(e),
-            Ok(upstream) => match read_stream(upstream, None, &mut &*flight).await {
-                Ok(ReadEnd::Complete { completion, deltas }) => Ok((completion, deltas)),
-                // A flight never stops wanting deltas.
-                Ok(ReadEnd::Abandoned { .. }) => Err(ProviderError::Stream(
-                    "the stream was abandoned before its end".into(),
-                )),
-                Err(e) => Err(e),
-            },
+            Ok(upstream) => read_into_flight(upstream, &flight)
+                .await
+                .map(|(completion, deltas)| (completion, Some(deltas))),
         }
     } else {
         provider

@@ -21,6 +21,7 @@ mod log;
 mod models;
 mod order;
 mod prepare;
+mod private;
 mod read;
 mod stream;
 
@@ -114,11 +115,48 @@ pub enum StreamItem {
     Error(String),
 }
 
+/// The items of a started stream, as its response body takes them: from a channel (a replay,
+/// or a flight's pieces forwarded by a task), or read from a private upstream stream in the
+/// body's own poll.
+#[derive(Debug)]
+pub struct StreamItems(Items);
+
+#[derive(Debug)]
+enum Items {
+    Queued(mpsc::Receiver<StreamItem>),
+    Private(Box<private::PrivateStream>),
+}
+
+impl StreamItems {
+    /// The next item; `None` after the last.
+    pub fn poll_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<StreamItem>> {
+        match &mut self.0 {
+            Items::Queued(items) => items.poll_recv(cx),
+            Items::Private(stream) => stream.poll_next(cx),
+        }
+    }
+}
+
+impl StreamItems {
+    fn private(stream: private::PrivateStream) -> Self {
+        StreamItems(Items::Private(Box::new(stream)))
+    }
+}
+
+impl From<mpsc::Receiver<StreamItem>> for StreamItems {
+    fn from(items: mpsc::Receiver<StreamItem>) -> Self {
+        StreamItems(Items::Queued(items))
+    }
+}
+
 /// A started stream: the answer is under way (its first piece read) or replayed from the cache.
 #[derive(Debug)]
 pub struct CompletionStream {
     pub trace_id: String,
-    pub items: mpsc::Receiver<StreamItem>,
+    pub items: StreamItems,
     pub cache: CacheStatus,
     pub key: Option<CacheKey>,
     /// How long this request waited for the provider's first piece (zero for a replay).

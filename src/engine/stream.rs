@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::answer::{entry_from_completion, response_from_entry};
+use super::answer::response_from_entry;
 use super::log::Timing;
 use super::order::{settle, Source};
-use super::read::{read_stream, ReadEnd};
+use super::private::PrivateStream;
 use super::{
-    opens_stream, provider_error, CompletionStream, Engine, Prepared, StreamItem, STREAM_BUFFER,
+    opens_stream, provider_error, CompletionStream, Engine, Prepared, StreamItem, StreamItems,
+    STREAM_BUFFER,
 };
+use crate::api::openai::response::is_usage_chunk;
 use crate::api::{ApiError, CompletionRequest, Dialect};
 use crate::cache::coalesce::{Event, Outcome, Subscription};
 use crate::cache::{CacheEntry, CacheStatus};
@@ -101,10 +103,10 @@ impl Engine {
         entry: Arc<CacheEntry>,
         timing: &Timing,
         cache_hit: bool,
-    ) -> mpsc::Receiver<StreamItem> {
+    ) -> StreamItems {
         let response = response_from_entry(prepared, &entry, timing, cache_hit);
         self.log_answer(prepared, &response, Some(response.latency));
-        replay(entry, prepared.dialect)
+        replay(entry, prepared.dialect).into()
     }
 
     /// Forward a flight's pieces to one client and log its record when the flight ends. When
@@ -118,7 +120,7 @@ impl Engine {
         timing: Timing,
         ttft: f64,
         cache_hit: bool,
-    ) -> mpsc::Receiver<StreamItem> {
+    ) -> StreamItems {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let engine = Arc::clone(self);
         self.tasks.spawn(async move {
@@ -157,16 +159,16 @@ impl Engine {
                 }
             }
         });
-        rx
+        rx.into()
     }
 
-    /// A stream that is not shared or cached: the upstream call is cancelled when the client
-    /// goes away (and the record says so).
+    /// A stream that is not shared or cached, read by the client's response body (see
+    /// [`PrivateStream`]).
     async fn stream_uncached(
         self: &Arc<Self>,
         prepared: Prepared,
         timing: Timing,
-    ) -> Result<mpsc::Receiver<StreamItem>, ApiError> {
+    ) -> Result<StreamItems, ApiError> {
         let provider = Arc::clone(&prepared.provider);
         // Boxed: see `Engine::complete_uncached`.
         let mut upstream =
@@ -185,34 +187,8 @@ impl Engine {
             }
         };
         let ttft = timing.elapsed();
-        let (tx, items) = mpsc::channel(STREAM_BUFFER);
-        let engine = Arc::clone(self);
-        self.tasks.spawn(async move {
-            let mut tx = tx;
-            match read_stream(upstream, Some(first), &mut tx).await {
-                Ok(ReadEnd::Complete { completion, deltas }) => {
-                    let prices = &engine.upstreams().prices;
-                    // No deltas kept: the entry is built from the completion (its text).
-                    let entry =
-                        entry_from_completion(&prepared, completion, deltas, prices, (0, 0));
-                    let response = response_from_entry(&prepared, &entry, &timing, false);
-                    engine.log_answer(&prepared, &response, Some(ttft));
-                    let _ = tx.send(StreamItem::End(Arc::new(entry))).await;
-                }
-                Ok(ReadEnd::Abandoned { partial }) => {
-                    tracing::debug!(trace_id = %prepared.trace_id, "client went away; upstream stream cancelled");
-                    let usage = (partial.usage.input_tokens, partial.usage.output_tokens);
-                    engine.log_cancelled(&prepared, partial.content(), usage, &timing, ttft);
-                }
-                Err(e) => {
-                    let err = provider_error(&provider, e, prepared.api_key.as_ref());
-                    tracing::warn!(trace_id = %prepared.trace_id, error = %err, "stream failed after it started");
-                    engine.log_failure(&prepared, &err, &timing, Some(ttft));
-                    let _ = tx.send(StreamItem::Error(err.to_string())).await;
-                }
-            }
-        });
-        Ok(items)
+        let stream = PrivateStream::new(Arc::clone(self), prepared, timing, ttft, first, upstream);
+        Ok(StreamItems::private(stream))
     }
 }
 
@@ -242,6 +218,7 @@ fn replay(entry: Arc<CacheEntry>, dialect: Dialect) -> mpsc::Receiver<StreamItem
             .map(|c| Piece {
                 text: None,
                 chunk: Some(c.clone()),
+                usage_only: is_usage_chunk(c),
             })
             .collect(),
         Dialect::OpenAi => Vec::new(),

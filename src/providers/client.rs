@@ -5,7 +5,6 @@
 //! enforce timeouts, and hand back either a whole [`Completion`] or an [`UpstreamStream`] of
 //! text deltas.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +18,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::metrics::ProviderMetrics;
-use super::sse::{SseEvent, SseParser};
 use super::{
-    anthropic, openai, translated, upstream_error_message, ChatRequest, Completion, Piece,
-    ProviderError, ProviderKind, StreamDecoder,
+    anthropic, openai, translated, upstream_error_message, ChatRequest, Completion, ProviderError,
+    ProviderKind, StreamDecoder,
 };
 use crate::config::{ProviderConfig, Secret};
 use crate::retry::{self, Backoff};
@@ -30,8 +28,11 @@ use crate::retry::{self, Backoff};
 mod embeddings;
 mod models;
 mod proxy;
+mod stream;
 
 pub use proxy::ProxyEnv;
+use stream::StreamClocks;
+pub use stream::UpstreamStream;
 
 /// The first retry waits about 250 ms, each further one twice as long, none more than 4 s: a
 /// client is waiting.
@@ -254,20 +255,18 @@ impl Provider {
             .map_err(|_| ProviderError::Timeout(timeout))
             .and_then(|r| r)
             .inspect_err(|e| self.metrics.error(e.kind()))?;
-        Ok(UpstreamStream {
-            body: response.into_body(),
-            parser: SseParser::new(),
-            pending: VecDeque::new(),
-            ready: VecDeque::new(),
-            decoder: StreamDecoder::for_request(self.config.kind, req),
-            idle_timeout: self.config.stream_idle_timeout,
-            first_timeout: Some(timeout),
-            cut_at: tokio::time::Instant::now() + self.config.max_stream_duration,
-            _slot: slot,
-            max_duration: self.config.max_stream_duration,
-            finished: false,
-            metrics: self.metrics.clone(),
-        })
+        let clocks = StreamClocks {
+            first: timeout,
+            idle: self.config.stream_idle_timeout,
+            max: self.config.max_stream_duration,
+        };
+        Ok(UpstreamStream::new(
+            response.into_body(),
+            StreamDecoder::for_request(self.config.kind, req),
+            clocks,
+            slot,
+            self.metrics.clone(),
+        ))
     }
 
     /// Send with retries; `Ok` only for a 2xx answer.
@@ -444,16 +443,6 @@ async fn read_body(response: Response<Incoming>) -> Result<Bytes, ProviderError>
         .to_bytes())
 }
 
-/// The next data frame of `body` (trailers skipped); `None` at its end.
-async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
-            return Ok(Some(data));
-        }
-    }
-    Ok(None)
-}
-
 /// Whether `err` (or one of its causes) is a refused connection: nothing listens there.
 fn is_refused(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(err);
@@ -529,109 +518,6 @@ fn backoff(attempt: u32, err: &ProviderError) -> Option<Duration> {
         return (*wait <= RETRY_AFTER_MAX).then_some(*wait);
     }
     Some(BACKOFF.wait(attempt))
-}
-
-/// An open upstream stream: yields [`Piece`]s, then the accumulated [`Completion`].
-#[derive(Debug)]
-pub struct UpstreamStream {
-    body: Incoming,
-    parser: SseParser,
-    pending: VecDeque<SseEvent>,
-    /// Pieces decoded and not yet handed on (a translated event can give several).
-    ready: VecDeque<Piece>,
-    decoder: StreamDecoder,
-    idle_timeout: Duration,
-    /// Timeout for the first read (the whole provider timeout), then `idle_timeout`.
-    first_timeout: Option<Duration>,
-    /// When the stream is cut, however lively (`max_stream_duration` after it opened).
-    cut_at: tokio::time::Instant,
-    max_duration: Duration,
-    /// The provider's call slot, held until the stream is dropped.
-    _slot: tokio::sync::OwnedSemaphorePermit,
-    finished: bool,
-    metrics: ProviderMetrics,
-}
-
-impl UpstreamStream {
-    /// The next piece (an event with text, or an OpenAI chunk); `Ok(None)` once the answer
-    /// ended cleanly. A failure after the start (error event, cut connection, idle timeout, a
-    /// body that ends too early) is an error.
-    pub async fn next_piece(&mut self) -> Result<Option<Piece>, ProviderError> {
-        let result = self.read_piece().await;
-        if let Err(e) = &result {
-            self.metrics.error(e.kind());
-        }
-        result
-    }
-
-    async fn read_piece(&mut self) -> Result<Option<Piece>, ProviderError> {
-        loop {
-            if let Some(piece) = self.ready.pop_front() {
-                return Ok(Some(piece));
-            }
-            if let Some(event) = self.pending.pop_front() {
-                for decoded in self.decoder.on_event(&event)? {
-                    if decoded.done {
-                        self.finished = true;
-                        self.pending.clear();
-                    }
-                    if decoded.delta.is_some() || decoded.chunk.is_some() {
-                        self.ready.push_back(Piece {
-                            text: decoded.delta,
-                            chunk: decoded.chunk,
-                        });
-                    }
-                }
-                continue;
-            }
-            if self.finished {
-                return Ok(None);
-            }
-            let timeout = self.first_timeout.take().unwrap_or(self.idle_timeout);
-            let left = self
-                .cut_at
-                .saturating_duration_since(tokio::time::Instant::now());
-            let mut events = Vec::new();
-            match tokio::time::timeout(timeout.min(left), next_chunk(&mut self.body)).await {
-                Err(_) if left <= timeout => {
-                    return Err(ProviderError::Stream(format!(
-                        "the stream ran over max_stream_duration ({:?}) and was cut",
-                        self.max_duration
-                    )))
-                }
-                Err(_) => {
-                    return Err(ProviderError::Stream(format!(
-                        "no stream event within {timeout:?}"
-                    )))
-                }
-                Ok(Err(e)) => {
-                    return Err(ProviderError::Stream(format!(
-                        "stream cut: {}",
-                        crate::error_chain(&e)
-                    )))
-                }
-                Ok(Ok(Some(bytes))) => self.parser.feed(&bytes, &mut events),
-                Ok(Ok(None)) => {
-                    self.parser.finish(&mut events);
-                    if events.is_empty() {
-                        if self.decoder.ended_cleanly() {
-                            self.finished = true;
-                            return Ok(None);
-                        }
-                        return Err(ProviderError::Stream(
-                            "stream ended before the answer was complete".into(),
-                        ));
-                    }
-                }
-            }
-            self.pending.extend(events);
-        }
-    }
-
-    /// The whole answer as accumulated from the stream.
-    pub fn into_completion(self) -> Completion {
-        self.decoder.into_completion()
-    }
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ impl From<&str> for Piece {
     fn from(text: &str) -> Piece {
         Piece {
             text: Some(text.to_owned()),
-            chunk: None,
+            ..Piece::default()
         }
     }
 }
@@ -60,6 +60,9 @@ impl From<&str> for Piece {
 pub struct Piece {
     pub text: Option<String>,
     pub chunk: Option<String>,
+    /// `chunk` only reports usage (no choices): sent only to OpenAI-route clients that asked
+    /// for it (`stream_options.include_usage`).
+    pub usage_only: bool,
 }
 
 /// Token counts as the upstream reported them.
@@ -197,6 +200,8 @@ pub struct Decoded {
     pub delta: Option<String>,
     /// The event's JSON as received, when the upstream speaks OpenAI's chunk format.
     pub chunk: Option<String>,
+    /// `chunk` only reports usage (see [`Piece::usage_only`]).
+    pub usage_only: bool,
     /// The upstream signalled the end of the answer.
     pub done: bool,
 }

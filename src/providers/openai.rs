@@ -302,6 +302,7 @@ impl StreamState {
                 .unwrap_or_else(|| error.to_string());
             return Err(ProviderError::Stream(message));
         }
+        let usage_only = chunk.usage.is_some() && chunk.choices.is_empty();
         if chunk.model.is_some() && self.model.is_none() {
             self.model = chunk.model;
         }
@@ -327,6 +328,7 @@ impl StreamState {
         Ok(Decoded {
             delta: delta_text,
             chunk: Some(data.to_owned()),
+            usage_only,
             done: false,
         })
     }

@@ -15,12 +15,11 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use super::openai_events::OpenAiEvents;
 use crate::api::{stream, ApiError};
 use crate::cache::{CacheKey, CacheStatus};
-use crate::engine::{CompletionStream, StreamItem};
+use crate::engine::{CompletionStream, StreamItem, StreamItems};
 use crate::providers::Piece;
 
 /// The body of every response promptd sends.
@@ -36,7 +35,7 @@ pub enum ResponseBody {
 #[derive(Debug)]
 pub struct EventStream {
     first: Option<Bytes>,
-    items: mpsc::Receiver<StreamItem>,
+    items: StreamItems,
     ended: bool,
 }
 
@@ -49,7 +48,7 @@ impl EventStream {
             if self.ended {
                 return Poll::Ready(None);
             }
-            let Some(item) = std::task::ready!(self.items.poll_recv(cx)) else {
+            let Some(item) = std::task::ready!(self.items.poll_next(cx)) else {
                 return Poll::Ready(None);
             };
             match item {

@@ -8,21 +8,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use crate::api::openai::response::{
-    chunk_event, closing_chunks, is_usage_chunk, text_chunk, AnswerView, Header, ToolCallView,
-    DONE_EVENT,
+    chunk_event, closing_chunks, text_chunk, AnswerView, Header, ToolCallView, DONE_EVENT,
 };
 use crate::api::openai::stream_error_event;
 use crate::cache::CacheEntry;
-use crate::engine::StreamItem;
+use crate::engine::{StreamItem, StreamItems};
 use crate::providers::Piece;
 
 /// An OpenAI-route stream being sent.
 #[derive(Debug)]
 pub struct OpenAiEvents {
-    items: mpsc::Receiver<StreamItem>,
+    items: StreamItems,
     include_usage: bool,
     trace_id: String,
     created: i64,
@@ -37,7 +35,7 @@ pub struct OpenAiEvents {
 }
 
 impl OpenAiEvents {
-    pub fn new(items: mpsc::Receiver<StreamItem>, include_usage: bool, trace_id: String) -> Self {
+    pub fn new(items: StreamItems, include_usage: bool, trace_id: String) -> Self {
         OpenAiEvents {
             items,
             include_usage,
@@ -59,7 +57,7 @@ impl OpenAiEvents {
             if self.ended {
                 return Poll::Ready(None);
             }
-            let Some(item) = std::task::ready!(self.items.poll_recv(cx)) else {
+            let Some(item) = std::task::ready!(self.items.poll_next(cx)) else {
                 // The engine ends every stream with End or Error; a channel closed without
                 // either is a stream that did not finish.
                 self.ended = true;
@@ -69,16 +67,19 @@ impl OpenAiEvents {
             };
             match item {
                 StreamItem::Piece(Piece {
-                    chunk: Some(chunk), ..
+                    chunk: Some(chunk),
+                    usage_only,
+                    ..
                 }) => {
                     self.saw_chunk = true;
-                    if self.include_usage || !is_usage_chunk(&chunk) {
+                    if self.include_usage || !usage_only {
                         return Poll::Ready(Some(chunk_event(&chunk)));
                     }
                 }
                 StreamItem::Piece(Piece {
                     text: Some(text),
                     chunk: None,
+                    ..
                 }) if !self.saw_chunk => {
                     let header = self
                         .header

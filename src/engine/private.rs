@@ -1,0 +1,130 @@
+//! A stream nobody shares (`cache: false`, `x-promptd-cache: bypass`): the client's response
+//! body polls the upstream itself, in the connection's task, with no task or channel between
+//! them, so a piece goes out in the same poll it arrives in. Its record is written when the
+//! upstream ends, before the last item; when the body is dropped first (the client left, or
+//! the drain closed the connection) the upstream call is dropped with it — cancelled — and the
+//! record says `cancelled`, with the text the upstream had sent.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use super::answer::{entry_from_completion, response_from_entry};
+use super::log::Timing;
+use super::read::tool_calls_piece;
+use super::{provider_error, Engine, Prepared, StreamItem};
+use crate::providers::{Piece, UpstreamStream};
+
+/// A private stream being read by its client's response body.
+pub(super) struct PrivateStream {
+    engine: Arc<Engine>,
+    prepared: Prepared,
+    timing: Timing,
+    /// Seconds to the first piece.
+    ttft: f64,
+    /// The piece read before the response was committed.
+    first: Option<Piece>,
+    /// `None` once the upstream ended (or failed).
+    upstream: Option<UpstreamStream>,
+    /// What follows the upstream's end: the tool calls' piece, then [`StreamItem::End`].
+    ending: VecDeque<StreamItem>,
+}
+
+impl PrivateStream {
+    pub(super) fn new(
+        engine: Arc<Engine>,
+        prepared: Prepared,
+        timing: Timing,
+        ttft: f64,
+        first: Option<Piece>,
+        upstream: UpstreamStream,
+    ) -> Self {
+        PrivateStream {
+            engine,
+            prepared,
+            timing,
+            ttft,
+            first,
+            upstream: Some(upstream),
+            ending: VecDeque::new(),
+        }
+    }
+
+    /// The next item; `None` after the last.
+    pub(super) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<StreamItem>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(StreamItem::Piece(first)));
+        }
+        if let Some(item) = self.ending.pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        let Some(upstream) = self.upstream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let read = ready!(upstream.poll_next_piece(cx));
+        Poll::Ready(Some(match read {
+            Ok(Some(piece)) => StreamItem::Piece(piece),
+            Ok(None) => self.end(),
+            Err(e) => {
+                self.upstream = None;
+                let prepared = &self.prepared;
+                let err = provider_error(&prepared.provider, e, prepared.api_key.as_ref());
+                tracing::warn!(trace_id = %prepared.trace_id, error = %err, "stream failed after it started");
+                self.engine
+                    .log_failure(prepared, &err, &self.timing, Some(self.ttft));
+                StreamItem::Error(err.to_string())
+            }
+        }))
+    }
+
+    /// The upstream ended cleanly: the record, then the items that end the stream (the first
+    /// returned, the others queued).
+    fn end(&mut self) -> StreamItem {
+        let Some(upstream) = self.upstream.take() else {
+            return StreamItem::Error("the stream already ended".into());
+        };
+        let completion = upstream.into_completion();
+        let calls = tool_calls_piece(&completion);
+        let prepared = &self.prepared;
+        let prices = &self.engine.upstreams().prices;
+        // No deltas kept: the entry is built from the completion (its text).
+        let entry = entry_from_completion(prepared, completion, None, prices, (0, 0));
+        let response = response_from_entry(prepared, &entry, &self.timing, false);
+        self.engine.log_answer(prepared, &response, Some(self.ttft));
+        let end = StreamItem::End(Arc::new(entry));
+        match calls {
+            Some(calls) => {
+                self.ending.push_back(end);
+                StreamItem::Piece(calls)
+            }
+            None => end,
+        }
+    }
+}
+
+/// A body dropped before the upstream ended: the call is cancelled, and its record says so.
+impl Drop for PrivateStream {
+    fn drop(&mut self) {
+        if let Some(upstream) = self.upstream.take() {
+            tracing::debug!(trace_id = %self.prepared.trace_id, "client went away; upstream stream cancelled");
+            let partial = upstream.into_completion();
+            let usage = (partial.usage.input_tokens, partial.usage.output_tokens);
+            self.engine.log_cancelled(
+                &self.prepared,
+                partial.content(),
+                usage,
+                &self.timing,
+                self.ttft,
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for PrivateStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateStream")
+            .field("trace_id", &self.prepared.trace_id)
+            .field("ended", &self.upstream.is_none())
+            .finish_non_exhaustive()
+    }
+}
