@@ -1,7 +1,8 @@
 //! Response bodies and request-body reading.
 //!
-//! [`ResponseBody`] is either one buffer (JSON answers) or a stream of pre-framed events, each
-//! sent as its own HTTP body frame (one chunk per event, as the Parea SDK expects).
+//! [`ResponseBody`] is one buffer (JSON answers) or a stream of events: Parea's each sent as its
+//! own HTTP body frame (one chunk per event, as the Parea SDK expects); OpenAI's batched, the
+//! events ready together in one frame (SSE clients read lines, not chunks).
 
 use std::convert::Infallible;
 use std::pin::Pin;

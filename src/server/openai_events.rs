@@ -1,7 +1,7 @@
 //! The body of an OpenAI-route stream: each upstream chunk as its own SSE event (the usage
 //! chunk only for a client that asked for it), or — for an answer promptd holds only in parts —
 //! chunks rendered from its text and its end; `data: [DONE]` after a clean end, an error event
-//! and no `[DONE]` after a failure.
+//! and no `[DONE]` after a failure. Events ready together are sent as one frame ([`Batch`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
+use super::batch::Batch;
 use crate::api::openai::response::{
     chunk_event, closing_chunks, text_chunk, AnswerView, Header, ToolCallView, DONE_EVENT,
 };
@@ -32,6 +33,7 @@ pub struct OpenAiEvents {
     header: Option<Header>,
     queued: VecDeque<Bytes>,
     ended: bool,
+    batch: Batch,
 }
 
 impl OpenAiEvents {
@@ -46,10 +48,20 @@ impl OpenAiEvents {
             header: None,
             queued: VecDeque::new(),
             ended: false,
+            batch: Batch::default(),
         }
     }
 
+    /// The next body frame: the events ready together, batched (see [`Batch`]).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let mut batch = std::mem::take(&mut self.batch);
+        let next = batch.poll_next(cx, |cx| self.poll_event(cx));
+        self.batch = batch;
+        next
+    }
+
+    /// The next event.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         loop {
             if let Some(event) = self.queued.pop_front() {
                 return Poll::Ready(Some(event));

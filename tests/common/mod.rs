@@ -375,21 +375,26 @@ pub fn hello_request(provider: &str, model: &str) -> Value {
     })
 }
 
-/// The JSON of each `data:` event of an OpenAI-shaped stream (one event per frame), and
-/// whether it ended with `[DONE]`.
+/// The JSON of each `data:` event of an OpenAI-shaped stream, and whether it ended with
+/// `[DONE]`. Events ready together may share a frame (promptd batches them): each frame holds
+/// whole events.
 pub fn openai_events(raw: &RawResponse) -> (Vec<Value>, bool) {
     let mut values = Vec::new();
     let mut done = false;
     for chunk in raw.chunk_strings() {
-        let data = chunk
-            .strip_prefix("data: ")
-            .and_then(|c| c.strip_suffix("\n\n"))
-            .unwrap_or_else(|| panic!("one event per frame: {chunk:?}"));
-        assert!(!done, "nothing after [DONE]");
-        if data == "[DONE]" {
-            done = true;
-        } else {
-            values.push(serde_json::from_str(data).expect("event is JSON"));
+        let events = chunk
+            .strip_suffix("\n\n")
+            .unwrap_or_else(|| panic!("a frame holds whole events: {chunk:?}"));
+        for event in events.split("\n\n") {
+            let data = event
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("one data line per event: {event:?}"));
+            assert!(!done, "nothing after [DONE]");
+            if data == "[DONE]" {
+                done = true;
+            } else {
+                values.push(serde_json::from_str(data).expect("event is JSON"));
+            }
         }
     }
     (values, done)
