@@ -180,6 +180,30 @@ async fn out_of_order_acks_advance_only_the_contiguous_prefix() {
     spool.close().await;
 }
 
+/// Records appended detached (nobody waits for their fsync) are written, committed, read and
+/// recovered like any other, in order among awaited ones; a closed spool refuses them too.
+#[tokio::test]
+async fn detached_records_are_committed_read_and_recovered_like_awaited_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(spool_options(dir.path())).expect("open");
+    for i in 0..6 {
+        if i % 2 == 0 {
+            spool.append_detached(payload(i)).expect("accepted");
+        } else {
+            drop(spool.append(payload(i)).expect("accepted"));
+        }
+    }
+    bounded("sync", spool.sync()).await;
+    assert_eq!(spool.stats().waiting_records, 6);
+    assert_eq!(texts(&read_n(&spool, 6).await), expected(0..6));
+    spool.close().await;
+    assert_eq!(spool.append_detached(payload(9)), Err(Dropped::Closed));
+
+    let spool = Spool::open(spool_options(dir.path())).expect("reopen");
+    assert_eq!(texts(&read_n(&spool, 6).await), expected(0..6));
+    spool.close().await;
+}
+
 #[tokio::test]
 async fn restart_redelivers_exactly_the_unacked_records_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -52,7 +52,7 @@ impl CompletionRecords {
     fn append<C: serde::Serialize>(&self, record: &LogRecord<C>) {
         match encode_trace_log(record) {
             Ok(bytes) => {
-                if let Err(Dropped::TooLarge) = self.spool.append(&bytes) {
+                if let Err(Dropped::TooLarge) = self.spool.append_detached(&bytes) {
                     tracing::warn!(trace_id = ?record.trace_id, bytes = bytes.len(), "log record over the spool's record limit; dropped (counted in dropped)");
                 }
             }

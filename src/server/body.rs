@@ -202,8 +202,18 @@ pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
 /// Read a request body of at most `limit` bytes; larger ones are a 413, announced by
 /// `Content-Length` or discovered while reading.
 pub async fn read_limited(req: hyper::Request<Incoming>, limit: u64) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
+    let (parts, body) = req.into_parts();
+    read_body(&parts.headers, body, limit).await
+}
+
+/// [`read_limited`] of a request already split, for a handler that goes on reading its
+/// headers (borrowed, not copied).
+pub async fn read_body(
+    headers: &hyper::HeaderMap,
+    body: Incoming,
+    limit: u64,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -211,7 +221,7 @@ pub async fn read_limited(req: hyper::Request<Incoming>, limit: u64) -> Result<B
         return Err(ApiError::PayloadTooLarge(limit));
     }
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(req.into_body(), limit_usize).collect().await {
+    match Limited::new(body, limit_usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::PayloadTooLarge(limit))

@@ -9,9 +9,9 @@ use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 
 use super::body::{self, ResponseBody};
-use super::openai_events::{view_of, OpenAiEvents};
+use super::openai_events::{completion_body, OpenAiEvents};
 use super::State;
-use crate::api::openai::{self as wire, models, response, RequestHeaders};
+use crate::api::openai::{self as wire, models, RequestHeaders};
 use crate::api::ApiError;
 use crate::cache::{CacheKey, CacheStatus};
 
@@ -44,7 +44,8 @@ async fn chat(
     state: &State,
     started: Instant,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let headers = req.headers().clone();
+    let (parts, request_body) = req.into_parts();
+    let headers = &parts.headers;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let promptd_headers = RequestHeaders {
         cache: header("x-promptd-cache"),
@@ -57,7 +58,7 @@ async fn chat(
         inputs: header("x-promptd-inputs"),
     };
     let config = state.config.load_full();
-    let bytes = body::read_limited(req, config.max_body).await?;
+    let bytes = body::read_body(headers, request_body, config.max_body).await?;
     let call = wire::decode_chat(&bytes, &promptd_headers)?;
     let target = wire::resolve_model(&call.model, &config)?;
     let (stream, include_usage) = (call.stream, call.include_usage);
@@ -76,8 +77,8 @@ async fn chat(
     let answer = Box::pin(state.engine.complete(request)).await?;
     let trace_id = answer.response.inference_id.clone();
     let created = chrono::Utc::now().timestamp();
-    let view = view_of(&answer.entry, &trace_id, created);
-    let mut response = Response::new(ResponseBody::Full(Some(response::completion(&view))));
+    let body = completion_body(&answer.entry, &trace_id, created);
+    let mut response = Response::new(ResponseBody::Full(Some(body)));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

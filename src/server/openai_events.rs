@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::batch::Batch;
 use crate::api::openai::response::{
-    chunk_event, closing_chunks, text_chunk, AnswerView, Header, ToolCallView, DONE_EVENT,
+    self, chunk_event, closing_chunks, text_chunk, AnswerView, Header, ToolCallView, DONE_EVENT,
 };
 use crate::api::openai::stream_error_event;
 use crate::cache::CacheEntry;
@@ -142,6 +142,28 @@ fn text_deltas(entry: &CacheEntry) -> &[String] {
     match entry.deltas.split_last() {
         Some((_, texts)) if !entry.tool_calls.is_empty() => texts,
         _ => &entry.deltas,
+    }
+}
+
+/// The `chat.completion` body of a whole answer: the upstream's own body when it answered whole
+/// (shared with the cache entry, not copied), else rendered from the entry.
+pub fn completion_body(entry: &Arc<CacheEntry>, trace_id: &str, created: i64) -> Bytes {
+    if entry.raw_response.is_some() {
+        return Bytes::from_owner(RawResponse(Arc::clone(entry)));
+    }
+    response::completion(&view_of(entry, trace_id, created))
+}
+
+/// A cache entry seen as the bytes of its upstream body.
+struct RawResponse(Arc<CacheEntry>);
+
+impl AsRef<[u8]> for RawResponse {
+    fn as_ref(&self) -> &[u8] {
+        self.0
+            .raw_response
+            .as_deref()
+            .unwrap_or_default()
+            .as_bytes()
     }
 }
 

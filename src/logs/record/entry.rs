@@ -166,9 +166,29 @@ fn encode<T: Serialize + ?Sized>(
     trace_id: &str,
     body: &T,
 ) -> Result<Vec<u8>, EntryError> {
-    let body = serde_json::to_string(body).map_err(|e| EntryError::Malformed(e.to_string()))?;
-    encode_json_text(kind, trace_id, &body)
+    let malformed = |e: &dyn std::fmt::Display| EntryError::Malformed(e.to_string());
+    // The JSON is written into a buffer kept per thread, not a new string grown by doubling
+    // for every record (a completion's record is built on the request path).
+    JSON_SCRATCH.with_borrow_mut(|json| {
+        json.clear();
+        let encoded = serde_json::to_writer(&mut *json, body)
+            .map_err(|e| malformed(&e))
+            .and_then(|()| std::str::from_utf8(json).map_err(|e| malformed(&e)))
+            .and_then(|text| encode_json_text(kind, trace_id, text));
+        if json.capacity() > JSON_SCRATCH_KEEP {
+            *json = Vec::new();
+        }
+        encoded
+    })
 }
+
+thread_local! {
+    /// The JSON of the record being encoded on this thread.
+    static JSON_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer grown past this by one large record is given back after it.
+const JSON_SCRATCH_KEEP: usize = 64 * 1024;
 
 /// The spool payload of an entry already held as JSON text: a client's `POST /trace_log`,
 /// `PUT /trace_log`, `POST /feedback` or `POST /trace_log/{vendor}` body, checked by decoding

@@ -52,7 +52,7 @@ impl Appender {
     }
 
     /// Write `payload` as the next record (its `size` already reserved against the bound).
-    /// `done` learns its id once it is durable, or why it is not: a failed write answers it at
+    /// `done` (if any) learns its id once it is durable, or why it is not: a failed write answers it at
     /// once and gives the reservation back. Returns whether the writer must be woken (the
     /// first record of a batch starts its interval; a full batch is due now).
     pub fn write(
@@ -60,14 +60,16 @@ impl Appender {
         shared: &Shared,
         payload: &[u8],
         size: u64,
-        done: oneshot::Sender<Result<u64, NotDurable>>,
+        done: Option<oneshot::Sender<Result<u64, NotDurable>>>,
     ) -> bool {
         let id = self.next_id;
         let at_ms = now_ms();
         if let Err(message) = self.write_frame(shared, id, at_ms, payload) {
             shared.release(size);
             self.note_failure(shared, 1, &message);
-            let _ = done.send(Err(NotDurable(message)));
+            if let Some(done) = done {
+                let _ = done.send(Err(NotDurable(message)));
+            }
             return false;
         }
         self.note_success();
@@ -207,7 +209,7 @@ impl Appender {
         let spent = self.next_id - 1;
         shared.with_state(|s| s.committed_id = s.committed_id.max(spent));
         for record in failed {
-            let _ = record.done.send(Err(NotDurable(message.to_owned())));
+            record.failed(message);
         }
         shared.notify_commit(spent);
     }
@@ -217,7 +219,7 @@ impl Appender {
     pub fn fail_unsynced(&mut self, message: &str) {
         self.sync_waiters.clear();
         for record in self.unsynced.drain(..) {
-            let _ = record.done.send(Err(NotDurable(message.to_owned())));
+            record.failed(message);
         }
         self.unsynced_bytes = 0;
         self.first_at = None;
@@ -413,7 +415,7 @@ pub fn commit(shared: &Shared, batch: Batch) {
         .committed
         .fetch_add(count, Ordering::Relaxed);
     for r in batch.records {
-        let _ = r.done.send(Ok(r.id));
+        r.durable();
     }
     shared.notify_commit(last);
 }

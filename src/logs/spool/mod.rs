@@ -217,7 +217,22 @@ impl Spool {
     /// once the record is fsynced by the next group commit, or with why it could not be
     /// written; drop it if you don't need to know.
     pub fn append(&self, payload: impl AsRef<[u8]>) -> Result<Durable, Dropped> {
-        let payload = payload.as_ref();
+        let (tx, rx) = oneshot::channel();
+        self.write(payload.as_ref(), Some(tx))?;
+        Ok(Durable(rx))
+    }
+
+    /// [`Spool::append`] for a caller that never waits for the fsync: the same write, no
+    /// [`Durable`] to make and resolve (the completion path's records).
+    pub fn append_detached(&self, payload: impl AsRef<[u8]>) -> Result<(), Dropped> {
+        self.write(payload.as_ref(), None)
+    }
+
+    fn write(
+        &self,
+        payload: &[u8],
+        done: Option<oneshot::Sender<Result<u64, NotDurable>>>,
+    ) -> Result<(), Dropped> {
         let shared = &self.inner.shared;
         if payload.len() > MAX_PAYLOAD {
             shared
@@ -241,20 +256,19 @@ impl Spool {
         if shared.full.swap(false, Ordering::Relaxed) {
             tracing::info!(dir = %shared.opts.dir.display(), "log spool has room again");
         }
-        let (tx, rx) = oneshot::channel();
         let mut appender = shared.appender();
         if appender.shutdown {
             drop(appender);
             shared.release(size);
             return Err(Dropped::Closed);
         }
-        let wake = appender.write(shared, payload, size, tx);
+        let wake = appender.write(shared, payload, size, done);
         drop(appender);
         if wake {
             shared.wake_writer();
         }
         shared.counters.appended.fetch_add(1, Ordering::Relaxed);
-        Ok(Durable(rx))
+        Ok(())
     }
 
     /// Change the disk bound (config reload). Records already on disk stay; a lower bound only

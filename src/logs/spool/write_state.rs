@@ -59,7 +59,24 @@ pub struct Unsynced {
     pub(super) id: u64,
     pub(super) at_ms: u64,
     pub(super) size: u64,
-    pub(super) done: oneshot::Sender<Result<u64, NotDurable>>,
+    /// Who learns when it is durable; `None` for a record nobody waits for.
+    pub(super) done: Option<oneshot::Sender<Result<u64, NotDurable>>>,
+}
+
+impl Unsynced {
+    /// Tell who waits that the record is durable.
+    pub(super) fn durable(self) {
+        if let Some(done) = self.done {
+            let _ = done.send(Ok(self.id));
+        }
+    }
+
+    /// Tell who waits why the record is not durable.
+    pub(super) fn failed(self, message: &str) {
+        if let Some(done) = self.done {
+            let _ = done.send(Err(NotDurable(message.to_owned())));
+        }
+    }
 }
 
 /// Consecutive failed writes or group commits.
