@@ -138,9 +138,7 @@ impl StreamItems {
             Items::Private(stream) => stream.poll_next(cx),
         }
     }
-}
 
-impl StreamItems {
     fn private(stream: private::PrivateStream) -> Self {
         StreamItems(Items::Private(Box::new(stream)))
     }

@@ -38,6 +38,8 @@ pub struct UpstreamStream {
     parser: SseParser,
     /// Events parsed and not yet decoded.
     pending: VecDeque<SseEvent>,
+    /// The parser's output for one frame (kept, so a frame costs no allocation).
+    parsed: Vec<SseEvent>,
     /// Pieces decoded and not yet handed on (a translated event can give several).
     ready: VecDeque<Piece>,
     decoder: StreamDecoder,
@@ -70,6 +72,7 @@ impl UpstreamStream {
             body,
             parser: SseParser::new(),
             pending: VecDeque::new(),
+            parsed: Vec::new(),
             ready: VecDeque::new(),
             decoder,
             clocks,
@@ -116,14 +119,12 @@ impl UpstreamStream {
             }
             match ready!(self.poll_frame(cx))? {
                 Some(bytes) => {
-                    let mut events = Vec::new();
-                    self.parser.feed(&bytes, &mut events);
-                    self.pending.extend(events);
+                    self.parser.feed(&bytes, &mut self.parsed);
+                    self.pending.extend(self.parsed.drain(..));
                 }
                 None => {
-                    let mut events = Vec::new();
-                    self.parser.finish(&mut events);
-                    if events.is_empty() {
+                    self.parser.finish(&mut self.parsed);
+                    if self.parsed.is_empty() {
                         if self.decoder.ended_cleanly() {
                             self.finished = true;
                             return Poll::Ready(Ok(None));
@@ -132,7 +133,7 @@ impl UpstreamStream {
                             "stream ended before the answer was complete".into(),
                         )));
                     }
-                    self.pending.extend(events);
+                    self.pending.extend(self.parsed.drain(..));
                 }
             }
         }
