@@ -21,10 +21,54 @@ fn amplifying_request() -> Value {
     })
 }
 
+/// The config of a daemon in front of `openai` (as both providers): `top` (top-level keys and
+/// sections) first, `provider` (keys) added to each provider.
+fn config(openai: &FakeUpstream, top: &str, provider: &str) -> String {
+    let providers = providers_toml(&openai.base_url(), &openai.base_url());
+    let providers = if provider.is_empty() {
+        providers
+    } else {
+        providers.replace("timeout = \"5s\"", &format!("timeout = \"5s\"\n{provider}"))
+    };
+    format!("{top}\n{providers}")
+}
+
+/// The OpenAI hello request, cached or not.
+fn hello(cache: bool) -> Value {
+    let mut request = openai_hello();
+    request["cache"] = cache.into();
+    request
+}
+
+/// A third connection, beyond `max_connections = 2`: it sends a `/health` request (and
+/// `Connection: close`) that waits in the kernel's backlog until a slot frees.
+async fn health_from_the_backlog(daemon: &TestDaemon) -> tokio::net::UnixStream {
+    use tokio::io::AsyncWriteExt;
+    let mut third = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("the kernel takes it into the backlog");
+    third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    third
+}
+
+/// The answer to [`health_from_the_backlog`]'s request, read to its end within 5 s: a 200.
+async fn served(third: &mut tokio::net::UnixStream, answer: &mut Vec<u8>, why: &str) {
+    use tokio::io::AsyncReadExt;
+    tokio::time::timeout(std::time::Duration::from_secs(5), third.read_to_end(answer))
+        .await
+        .unwrap_or_else(|_| panic!("not {why}"))
+        .expect("read");
+    let text = String::from_utf8_lossy(answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
 #[tokio::test]
 async fn a_rendering_over_max_rendered_is_refused_before_it_is_built() {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
-    let daemon = TestDaemon::start(&providers_toml(&openai.base_url(), &openai.base_url())).await;
+    let daemon = TestDaemon::start(&config(&openai, "", "")).await;
 
     let reply = daemon.post("/completion", &amplifying_request()).await;
     assert_eq!(reply.status, 413, "{}", reply.json());
@@ -59,10 +103,7 @@ async fn a_deployments_rendering_is_bounded_by_the_configured_limit() {
         .to_string(),
     )
     .expect("prompt file");
-    let toml = format!(
-        "max_rendered = \"64KiB\"\n{}",
-        providers_toml(&openai.base_url(), &openai.base_url())
-    );
+    let toml = config(&openai, "max_rendered = \"64KiB\"", "");
     let daemon = TestDaemon::start_in(dir, &toml).await;
 
     // 1,000 uses of 100 bytes: 100,000 bytes, over 64 KiB.
@@ -92,7 +133,7 @@ async fn a_deployments_rendering_is_bounded_by_the_configured_limit() {
 #[tokio::test]
 async fn a_provider_api_key_that_is_no_header_value_is_refused_by_name() {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
-    let daemon = TestDaemon::start(&providers_toml(&openai.base_url(), &openai.base_url())).await;
+    let daemon = TestDaemon::start(&config(&openai, "", "")).await;
     let mut request = openai_hello();
     request["provider_api_key"] = json!("sk-one\r\nx-injected: yes");
     let reply = daemon.post("/completion", &request).await;
@@ -113,11 +154,10 @@ async fn a_provider_api_key_that_is_no_header_value_is_refused_by_name() {
 async fn client_text_cannot_forge_a_log_line() {
     use common::process::{Setup, POLL};
     let openai = FakeUpstream::always(fixtures::openai_stream_cut()).await;
-    let setup = Setup::new("", &providers_toml(&openai.base_url(), &openai.base_url()));
+    let setup = Setup::new("", &config(&openai, "", ""));
     let daemon = tokio::task::block_in_place(|| setup.serve("forge"));
     let forged = "t1\n2026-12-01T00:00:00.000000Z ERROR promptd: forged \u{1b}[31mred\u{0}";
-    let mut request = openai_hello();
-    request["cache"] = json!(false);
+    let mut request = hello(false);
     request["trace_id"] = json!(forged);
     let client = promptd::client::DaemonClient::new(&setup.socket);
     let body = bytes::Bytes::from(request.to_string());
@@ -232,8 +272,7 @@ async fn a_client_leaving_mid_stream_is_logged_as_cancelled() {
     );
     let daemon = TestDaemon::start(&toml).await;
     for (n, cache) in [(1, false), (2, true)] {
-        let mut request = openai_hello();
-        request["cache"] = json!(cache);
+        let mut request = hello(cache);
         request["trace_id"] = json!(format!("leaver-{cache}"));
         common::leave_after_first_bytes(
             &daemon.socket,
@@ -267,13 +306,9 @@ async fn a_client_leaving_mid_stream_is_logged_as_cancelled() {
 #[tokio::test]
 async fn connections_beyond_the_limit_wait_until_one_closes() {
     use std::time::Duration;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
-    let toml = format!(
-        "max_connections = 2\n{}",
-        providers_toml(&openai.base_url(), &openai.base_url())
-    );
-    let daemon = TestDaemon::start(&toml).await;
+    let daemon = TestDaemon::start(&config(&openai, "max_connections = 2", "")).await;
     let idle_a = tokio::net::UnixStream::connect(&daemon.socket)
         .await
         .expect("a");
@@ -282,13 +317,7 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
         .expect("b");
     // Let the daemon accept both.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut third = tokio::net::UnixStream::connect(&daemon.socket)
-        .await
-        .expect("the kernel takes it into the backlog");
-    third
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
+    let mut third = health_from_the_backlog(&daemon).await;
     let mut answer = Vec::new();
     let waited =
         tokio::time::timeout(Duration::from_millis(300), third.read_to_end(&mut answer)).await;
@@ -298,15 +327,7 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
         String::from_utf8_lossy(&answer)
     );
     drop(idle_a);
-    tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer))
-        .await
-        .expect("served once a slot is free")
-        .expect("read");
-    assert!(
-        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    served(&mut third, &mut answer, "served once a slot is free").await;
     drop(idle_b);
     daemon.stop().await;
 }
@@ -319,11 +340,8 @@ async fn idle_connections_are_closed_after_header_timeout_freeing_their_slots() 
     use std::time::{Duration, Instant};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
-    let toml = format!(
-        "max_connections = 2\nheader_timeout = \"300ms\"\n{}",
-        providers_toml(&openai.base_url(), &openai.base_url())
-    );
-    let daemon = TestDaemon::start(&toml).await;
+    let top = "max_connections = 2\nheader_timeout = \"300ms\"";
+    let daemon = TestDaemon::start(&config(&openai, top, "")).await;
     // One answered, then silent (keep-alive); one that never sends a byte.
     let mut answered = tokio::net::UnixStream::connect(&daemon.socket)
         .await
@@ -340,23 +358,14 @@ async fn idle_connections_are_closed_after_header_timeout_freeing_their_slots() 
         .expect("b");
     tokio::time::sleep(Duration::from_millis(50)).await;
     let started = Instant::now();
-    let mut third = tokio::net::UnixStream::connect(&daemon.socket)
-        .await
-        .expect("the kernel takes it into the backlog");
-    third
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
+    let mut third = health_from_the_backlog(&daemon).await;
     let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut answer))
-        .await
-        .expect("served once the idle connections timed out")
-        .expect("read");
-    assert!(
-        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    served(
+        &mut third,
+        &mut answer,
+        "served once the idle connections timed out",
+    )
+    .await;
     assert!(
         started.elapsed() >= Duration::from_millis(200),
         "it waited for a slot: {:?}",
@@ -382,10 +391,7 @@ async fn idle_connections_are_closed_after_header_timeout_freeing_their_slots() 
 #[tokio::test]
 async fn an_answer_over_the_entry_limit_is_served_not_cached() {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
-    let toml = format!(
-        "[cache]\nmax_entry_bytes = \"100B\"\n{}",
-        providers_toml(&openai.base_url(), &openai.base_url())
-    );
+    let toml = config(&openai, "[cache]\nmax_entry_bytes = \"100B\"", "");
     let daemon = TestDaemon::start(&toml).await;
     for _ in 0..2 {
         let reply = daemon.post("/completion", &openai_hello()).await;
@@ -406,16 +412,11 @@ async fn a_stream_over_max_stream_duration_is_cut() {
     use std::time::Duration;
     let slow = fixtures::openai_stream().with_frame_delay(Duration::from_millis(150));
     let openai = FakeUpstream::always(slow).await;
-    let toml = providers_toml(&openai.base_url(), &openai.base_url()).replace(
-        "timeout = \"5s\"",
-        "timeout = \"5s\"\nmax_stream_duration = \"350ms\"",
-    );
+    let toml = config(&openai, "", "max_stream_duration = \"350ms\"");
     let daemon = TestDaemon::start(&toml).await;
     for cache in [true, false] {
-        let mut request = openai_hello();
-        request["cache"] = cache.into();
         let started = std::time::Instant::now();
-        let raw = daemon.stream(&request).await;
+        let raw = daemon.stream(&hello(cache)).await;
         let text = raw.chunk_strings().concat();
         assert!(
             text.contains("max_stream_duration"),
@@ -441,16 +442,11 @@ async fn a_stream_silent_past_stream_idle_timeout_is_cut() {
     for (gap, cut) in [(400, true), (60, false)] {
         let frames = fixtures::openai_stream().with_frame_delay(Duration::from_millis(gap));
         let openai = FakeUpstream::always(frames).await;
-        let toml = providers_toml(&openai.base_url(), &openai.base_url()).replace(
-            "timeout = \"5s\"",
-            "timeout = \"5s\"\nstream_idle_timeout = \"200ms\"",
-        );
+        let toml = config(&openai, "", "stream_idle_timeout = \"200ms\"");
         let daemon = TestDaemon::start(&toml).await;
         for cache in [true, false] {
-            let mut request = openai_hello();
-            request["cache"] = cache.into();
             let started = std::time::Instant::now();
-            let text = daemon.stream(&request).await.chunk_strings().concat();
+            let text = daemon.stream(&hello(cache)).await.chunk_strings().concat();
             let elapsed = started.elapsed();
             if cut {
                 assert!(
@@ -475,13 +471,9 @@ async fn calls_beyond_max_concurrent_wait_then_get_503_with_retry_after() {
     use std::time::Duration;
     let slow = fixtures::openai_chat().after(Duration::from_millis(600));
     let openai = FakeUpstream::always(slow).await;
-    let toml = providers_toml(&openai.base_url(), &openai.base_url()).replace(
-        "timeout = \"5s\"",
-        "timeout = \"5s\"\nmax_concurrent = 1\nqueue_timeout = \"100ms\"",
-    );
+    let toml = config(&openai, "", "max_concurrent = 1\nqueue_timeout = \"100ms\"");
     let daemon = std::sync::Arc::new(TestDaemon::start(&toml).await);
-    let mut first = openai_hello();
-    first["cache"] = json!(false);
+    let first = hello(false);
     let holder = {
         let daemon = std::sync::Arc::clone(&daemon);
         let first = first.clone();
@@ -516,10 +508,7 @@ async fn calls_beyond_max_concurrent_wait_then_get_503_with_retry_after() {
 #[tokio::test]
 async fn a_peer_over_its_rate_gets_429_with_retry_after() {
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
-    let toml = format!(
-        "rate_limit = 1\nrate_limit_burst = 2\n{}",
-        providers_toml(&openai.base_url(), &openai.base_url())
-    );
+    let toml = config(&openai, "rate_limit = 1\nrate_limit_burst = 2", "");
     let daemon = TestDaemon::start(&toml).await;
     assert_eq!(
         daemon.post("/completion", &openai_hello()).await.status,

@@ -7,13 +7,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use super::answer::{entry_from_completion, response_from_entry};
 use super::log::Timing;
 use super::read::tool_calls_piece;
 use super::{provider_error, Engine, Prepared, StreamItem};
-use crate::providers::{Piece, UpstreamStream};
+use crate::providers::{Completion, Piece, ProviderError, UpstreamStream};
 
 /// A private stream being read by its client's response body.
 pub(super) struct PrivateStream {
@@ -24,8 +24,9 @@ pub(super) struct PrivateStream {
     ttft: f64,
     /// The piece read before the response was committed.
     first: Option<Piece>,
-    /// `None` once the upstream ended (or failed).
-    upstream: Option<UpstreamStream>,
+    /// `None` once the upstream ended (or failed). Boxed: it is moved out and back on every
+    /// read.
+    upstream: Option<Box<UpstreamStream>>,
     /// What follows the upstream's end: the tool calls' piece, then [`StreamItem::End`].
     ending: VecDeque<StreamItem>,
 }
@@ -45,7 +46,7 @@ impl PrivateStream {
             timing,
             ttft,
             first,
-            upstream: Some(upstream),
+            upstream: Some(Box::new(upstream)),
             ending: VecDeque::new(),
         }
     }
@@ -58,32 +59,28 @@ impl PrivateStream {
         if let Some(item) = self.ending.pop_front() {
             return Poll::Ready(Some(item));
         }
-        let Some(upstream) = self.upstream.as_mut() else {
+        // Taken while it is read, put back unless it ended or failed: a stream that is done
+        // with holds no upstream (nor its call slot).
+        let Some(mut upstream) = self.upstream.take() else {
             return Poll::Ready(None);
         };
-        let read = ready!(upstream.poll_next_piece(cx));
-        Poll::Ready(Some(match read {
-            Ok(Some(piece)) => StreamItem::Piece(piece),
-            Ok(None) => self.end(),
-            Err(e) => {
-                self.upstream = None;
-                let prepared = &self.prepared;
-                let err = provider_error(&prepared.provider, e, prepared.api_key.as_ref());
-                tracing::warn!(trace_id = %prepared.trace_id, error = %err, "stream failed after it started");
-                self.engine
-                    .log_failure(prepared, &err, &self.timing, Some(self.ttft));
-                StreamItem::Error(err.to_string())
+        match upstream.poll_next_piece(cx) {
+            Poll::Pending => {
+                self.upstream = Some(upstream);
+                Poll::Pending
             }
-        }))
+            Poll::Ready(Ok(Some(piece))) => {
+                self.upstream = Some(upstream);
+                Poll::Ready(Some(StreamItem::Piece(piece)))
+            }
+            Poll::Ready(Ok(None)) => Poll::Ready(Some(self.end(upstream.into_completion()))),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(self.fail(e))),
+        }
     }
 
     /// The upstream ended cleanly: the record, then the items that end the stream (the first
     /// returned, the others queued).
-    fn end(&mut self) -> StreamItem {
-        let Some(upstream) = self.upstream.take() else {
-            return StreamItem::Error("the stream already ended".into());
-        };
-        let completion = upstream.into_completion();
+    fn end(&mut self, completion: Completion) -> StreamItem {
         let calls = tool_calls_piece(&completion);
         let prepared = &self.prepared;
         let prices = &self.engine.upstreams().prices;
@@ -99,6 +96,16 @@ impl PrivateStream {
             }
             None => end,
         }
+    }
+
+    /// The upstream failed after the stream started: the record, and the error event.
+    fn fail(&self, e: ProviderError) -> StreamItem {
+        let prepared = &self.prepared;
+        let err = provider_error(&prepared.provider, e, prepared.api_key.as_ref());
+        tracing::warn!(trace_id = %prepared.trace_id, error = %err, "stream failed after it started");
+        self.engine
+            .log_failure(prepared, &err, &self.timing, Some(self.ttft));
+        StreamItem::Error(err.to_string())
     }
 }
 
