@@ -18,12 +18,14 @@ use std::time::Duration;
 use common::fake_upstream::{fixtures, Behavior, FakeUpstream};
 use common::process::{stderr, stdout};
 use common::{providers_toml, TestDaemon, PREFIX};
-use promptd::config::{Config, Overrides};
+use promptd::config::{Config, Overrides, Secret};
 use serde_json::{json, Value};
 
 const REQUIREMENTS: &str = include_str!("sdk/requirements.txt");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/parea_calls.py");
 const OPENAI_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_calls.py");
+/// The key of the daemons' TCP listener (`tcp_key_env`), given to the SDKs.
+const TCP_KEY: &str = "local-tcp-key-0123456789abcdef";
 /// Longest a venv build may take (a download of about 80 packages).
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -140,7 +142,10 @@ async fn daemon(
         collector.base_url(),
         providers_toml(&openai.base_url(), &openai.base_url())
     );
-    let config = Config::from_toml(&toml, "sdk test", &overrides).expect("config");
+    let mut config = Config::from_toml(&toml, "sdk test", &overrides).expect("config");
+    // The TCP listener asks for a key, as the README tells SDK users to set it up.
+    config.access.tcp_key = Some(Secret::new(TCP_KEY));
+    config.access.tcp_key_env = Some("PROMPTD_TCP_KEY".to_owned());
     let base_url = format!("http://127.0.0.1:{port}{PREFIX}");
     (TestDaemon::start_with(dir, config).await, base_url)
 }
@@ -150,7 +155,7 @@ fn sdk(base_url: &str, scenario: &str, arg: Value) -> Value {
     let mut cmd = Command::new(tokio::task::block_in_place(python));
     cmd.arg(SCRIPT)
         .env("PAREA_BASE_URL", base_url)
-        .env("PAREA_API_KEY", "local");
+        .env("PROMPTD_TCP_KEY", TCP_KEY);
     run_scenario(cmd, scenario, arg)
 }
 
@@ -158,7 +163,7 @@ fn sdk(base_url: &str, scenario: &str, arg: Value) -> Value {
 /// `socket`).
 fn openai_sdk(scenario: &str, arg: Value) -> Value {
     let mut cmd = Command::new(tokio::task::block_in_place(python));
-    cmd.arg(OPENAI_SCRIPT);
+    cmd.arg(OPENAI_SCRIPT).env("PROMPTD_TCP_KEY", TCP_KEY);
     run_scenario(cmd, scenario, arg)
 }
 

@@ -46,6 +46,15 @@ pub enum ApiError {
     RenderedTooLarge { size: u64, limit: u64 },
     #[error("{0}")]
     Forbidden(String),
+    /// A TCP request without the listener's key (`tcp_key_env`), or with another.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A TCP request whose `Host` is not this daemon's (DNS rebinding, a misrouted request).
+    #[error("{0}")]
+    MisdirectedHost(String),
+    /// A TCP request whose body is not declared JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("no route {method} {path}")]
     NotFound { method: String, path: String },
     #[error("no cache entry with key {0}")]
@@ -142,6 +151,9 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) | ApiError::TraceNotHeld(_) => {
                 StatusCode::NOT_FOUND
             }
@@ -183,6 +195,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::RenderedTooLarge { .. } => "rendered_too_large",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::MisdirectedHost(_) => "misdirected_request",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) | ApiError::TraceNotHeld(_) => {
                 "not_found"
             }

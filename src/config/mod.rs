@@ -4,6 +4,7 @@
 //! Raw then validated: [`raw::RawConfig`] mirrors the file (unknown keys refused); [`Config`]
 //! holds checked, typed values with every default applied. Errors name the key that is wrong.
 
+mod access;
 mod logs;
 mod paths;
 pub mod raw;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use access::AccessConfig;
 pub use logs::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
 pub use paths::{default_prompts_dir, default_socket, default_state_dir, user_config_home};
 use raw::{RawConfig, RawProvider};
@@ -164,6 +166,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub prompts_dir: PathBuf,
     pub allowed_uids: Vec<u32>,
+    /// Admin uids and the TCP listener's guards (`admin_uids`, `tcp_hosts`, `tcp_key_env`).
+    pub access: AccessConfig,
     pub max_body: u64,
     /// Largest request after its `{{placeholders}}` are filled (all messages), in bytes.
     pub max_rendered: u64,
@@ -311,6 +315,12 @@ impl Config {
             state_dir: raw.state_dir.unwrap_or_else(default_state_dir),
             prompts_dir: raw.prompts_dir.unwrap_or_else(default_prompts_dir),
             allowed_uids: raw.allowed_uids.unwrap_or_default(),
+            access: AccessConfig::from_raw(
+                raw.admin_uids,
+                raw.tcp_hosts,
+                raw.tcp_key_env,
+                |var| std::env::var(var).ok().filter(|v| !v.is_empty()),
+            )?,
             max_body,
             max_connections: raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
             rate_limit: raw.rate_limit.unwrap_or(0),

@@ -20,6 +20,12 @@ pub struct RawConfig {
     pub state_dir: Option<PathBuf>,
     pub prompts_dir: Option<PathBuf>,
     pub allowed_uids: Option<Vec<u32>>,
+    /// Uids that may use the admin routes (empty: the daemon's own uid and root).
+    pub admin_uids: Option<Vec<u32>>,
+    /// Extra `Host` names the TCP listener accepts besides the loopback ones.
+    pub tcp_hosts: Option<Vec<String>>,
+    /// The variable holding the key TCP clients must send.
+    pub tcp_key_env: Option<String>,
     pub max_body: Option<String>,
     pub max_connections: Option<usize>,
     pub rate_limit: Option<u32>,

@@ -123,7 +123,10 @@ pub async fn run(
         spool,
         deployments,
         projects,
-        peers: ArcSwap::from_pointee(PeerPolicy::new(&config.allowed_uids)),
+        peers: ArcSwap::from_pointee(PeerPolicy::new(
+            &config.allowed_uids,
+            &config.access.admin_uids,
+        )),
         rate: arc_swap::ArcSwapOption::from(
             PeerRate::new(config.rate_limit, config.rate_limit_burst).map(Arc::new),
         ),

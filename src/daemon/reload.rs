@@ -27,9 +27,10 @@ pub(super) async fn apply(
     state.cache.set_config(new.cache.clone());
     state.deployments.set_providers(new.provider_names());
     state.spool.set_max_bytes(new.spool.max_bytes);
-    state
-        .peers
-        .store(Arc::new(PeerPolicy::new(&new.allowed_uids)));
+    state.peers.store(Arc::new(PeerPolicy::new(
+        &new.allowed_uids,
+        &new.access.admin_uids,
+    )));
     if (old.rate_limit, old.rate_limit_burst) != (new.rate_limit, new.rate_limit_burst) {
         state
             .rate

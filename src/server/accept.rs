@@ -24,6 +24,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+use super::guard::{self, Peer};
 use super::{body, peer, rate, router, Listeners, State};
 use crate::api::ApiError;
 use crate::tasks::Tasks;
@@ -84,8 +85,8 @@ impl<K: std::hash::Hash + Eq> Repeats<K> {
 /// Whether the peer of a connection may use the daemon.
 #[derive(Debug, Clone)]
 enum Access {
-    /// The peer's uid ([`rate::TCP_PEER`] for the TCP listener's clients).
-    Allowed(u32),
+    /// Who the peer is; each of its requests still passes [`guard::check`].
+    Allowed(Peer),
     Denied(String),
 }
 
@@ -125,7 +126,7 @@ pub async fn serve(listeners: Listeners, state: Arc<State>, stop: impl Future<Ou
             accepted = unix.accept() => match accepted {
                 Ok((stream, _)) => {
                     let access = match peer::peer_uid(&stream) {
-                        Some(uid) if state.peers.load().allows(uid) => Access::Allowed(uid),
+                        Some(uid) if state.peers.load().allows(uid) => Access::Allowed(Peer::Unix(uid)),
                         Some(uid) => {
                             if refused_uids.due(Some(uid)) {
                                 tracing::warn!(uid, "refusing a peer on the unix socket: uid not in allowed_uids (logged once a minute per uid)");
@@ -149,9 +150,9 @@ pub async fn serve(listeners: Listeners, state: Arc<State>, stop: impl Future<Ou
                 Err(e) => accept_failed(e, &mut accept_errors).await,
             },
             accepted = accept_tcp(tcp.as_ref()) => match accepted {
-                Ok(stream) => {
+                Ok((stream, local)) => {
                     let _ = stream.set_nodelay(true);
-                    serve_connection(stream, Access::Allowed(rate::TCP_PEER), &state, &http, &graceful, &connections, slot);
+                    serve_connection(stream, Access::Allowed(Peer::Tcp { local }), &state, &http, &graceful, &connections, slot);
                 }
                 Err(e) => accept_failed(e, &mut accept_errors).await,
             },
@@ -200,10 +201,15 @@ fn serve_connection<I>(
             let route = router::Route::resolve(uri.path());
             let label = route.map_or("other", router::Route::name);
             let response = match access {
-                Access::Allowed(peer) => match over_rate(&state, peer, route) {
-                    Some(err) => body::error(&err),
-                    None => router::route(req, uri.path(), route, &state).await,
-                },
+                Access::Allowed(peer) => {
+                    let refused = guard::check(peer, req.method(), req.headers(), route, &state)
+                        .err()
+                        .or_else(|| over_rate(&state, peer, route));
+                    match refused {
+                        Some(err) => router::error(uri.path(), &err),
+                        None => router::route(req, uri.path(), route, &state).await,
+                    }
+                }
                 Access::Denied(why) => body::error(&ApiError::Forbidden(why)),
             };
             let served = response.extensions().get::<body::Served>();
@@ -227,20 +233,31 @@ fn serve_connection<I>(
 
 /// The 429 of a peer over its request rate; `None` when it may go on (or nothing is limited).
 /// Health checks and metrics scrapes are not counted.
-fn over_rate(state: &State, peer: u32, route: Option<router::Route<'_>>) -> Option<ApiError> {
+fn over_rate(state: &State, peer: Peer, route: Option<router::Route<'_>>) -> Option<ApiError> {
     if matches!(route, Some(router::Route::Health | router::Route::Metrics)) {
         return None;
     }
     let rate = state.rate.load();
-    let wait = rate.as_ref()?.check(peer).err()?;
+    let uid = match peer {
+        Peer::Unix(uid) => uid,
+        Peer::Tcp { .. } => rate::TCP_PEER,
+    };
+    let wait = rate.as_ref()?.check(uid).err()?;
     Some(ApiError::RateLimited {
         retry_after: wait.as_secs().max(1),
     })
 }
 
-async fn accept_tcp(listener: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
+/// The next TCP connection, with the listener's address it came in on.
+async fn accept_tcp(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
     match listener {
-        Some(l) => l.accept().await.map(|(s, _)| s),
+        Some(l) => {
+            let (stream, _) = l.accept().await?;
+            let local = stream.local_addr()?;
+            Ok((stream, local))
+        }
         None => std::future::pending().await,
     }
 }

@@ -6,6 +6,7 @@
 mod accept;
 mod batch;
 mod body;
+mod guard;
 mod handlers;
 mod listener;
 mod openai;

@@ -159,11 +159,7 @@ pub async fn route(
             method: method.to_string(),
             path: path.to_owned(),
         };
-        return if path.starts_with("/v1/") {
-            openai::error(&err)
-        } else {
-            body::error(&err)
-        };
+        return error(path, &err);
     };
     let outcome = match (&method, route) {
         (&Method::GET | &Method::HEAD, Route::Health) => Ok(handlers::health(state)),
@@ -211,13 +207,16 @@ pub async fn route(
             path: path.to_owned(),
         }),
     };
-    outcome.unwrap_or_else(|e| {
-        if path.starts_with("/v1/") {
-            openai::error(&e)
-        } else {
-            body::error(&e)
-        }
-    })
+    outcome.unwrap_or_else(|e| error(path, &e))
+}
+
+/// The error response of a request to `path`: OpenAI's shape under `/v1/`, promptd's elsewhere.
+pub fn error(path: &str, err: &ApiError) -> Response<ResponseBody> {
+    if path.starts_with("/v1/") {
+        openai::error(err)
+    } else {
+        body::error(err)
+    }
 }
 
 /// The one path segment after `prefix` (possibly empty), `None` if `path` does not start with

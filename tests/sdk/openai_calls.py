@@ -6,6 +6,7 @@ returned; any exception fails the run (exit 1, traceback on stderr).
 """
 
 import json
+import os
 import sys
 
 import httpx
@@ -20,7 +21,8 @@ def client(arg):
             api_key="unused",
             http_client=httpx.Client(transport=transport),
         )
-    return OpenAI(base_url=arg["base_url"], api_key="unused")
+    # Over TCP, the key of promptd's listener (tcp_key_env), sent as a bearer token.
+    return OpenAI(base_url=arg["base_url"], api_key=os.environ["PROMPTD_TCP_KEY"])
 
 
 def chat(c, arg):

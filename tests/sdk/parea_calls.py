@@ -6,6 +6,7 @@ listener. Prints one JSON object with what the SDK returned; any exception fails
 """
 
 import json
+import os
 import sys
 
 from parea import Parea
@@ -70,5 +71,6 @@ SCENARIOS = {f.__name__: f for f in (completion, deployment, trace_log, feedback
 
 if __name__ == "__main__":
     scenario, arg = sys.argv[1], json.loads(sys.argv[2])
-    client = Parea(api_key="local", project_name="sdk-test")
+    # The key of promptd's TCP listener (tcp_key_env): the SDK sends it as x-api-key.
+    client = Parea(api_key=os.environ["PROMPTD_TCP_KEY"], project_name="sdk-test")
     print(json.dumps(SCENARIOS[scenario](client, arg)))
