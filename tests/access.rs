@@ -276,3 +276,109 @@ async fn a_tcp_key_admits_its_holders_only() {
         "{err}"
     );
 }
+
+/// A socket directory another local user made (or can write) is refused by the daemon and the
+/// CLI, with what to do about it.
+#[test]
+fn a_squatted_socket_directory_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Like /tmp: anyone may make a directory here.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let squat = tmp.path().join("promptd-squat");
+    std::fs::create_dir(&squat).expect("mkdir");
+    std::fs::set_permissions(&squat, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let mut expected = vec!["mode 0777", "chmod go-w"];
+    if nix::unistd::geteuid().is_root() {
+        // As the squatter would have it: their own directory.
+        nix::unistd::chown(&squat, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+        expected = vec!["uid 65534", "rm -r"];
+    }
+    let socket = squat.join("promptd.sock");
+    let config = tmp.path().join("promptd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {}\nstate_dir = {}\n",
+            common::process::toml_path(&socket),
+            common::process::toml_path(&tmp.path().join("state"))
+        ),
+    )
+    .expect("config");
+    let serve = common::process::run({
+        let mut cmd = common::process::promptd();
+        cmd.arg("serve").arg("--config").arg(&config);
+        cmd
+    });
+    let err = common::process::stderr(&serve);
+    assert!(!serve.status.success(), "serve in a squatted directory: {err}");
+    assert!(!socket.exists(), "no socket was made there");
+    for text in expected.iter().chain(&["cannot be trusted"]) {
+        assert!(err.contains(text), "serve says {text}: {err}");
+    }
+    let health = common::process::run({
+        let mut cmd = common::process::promptd();
+        cmd.arg("health").arg("--socket").arg(&socket);
+        cmd
+    });
+    let err = common::process::stderr(&health);
+    assert!(!health.status.success(), "the CLI connects through a squatted directory: {err}");
+    for text in expected.iter().chain(&["cannot be trusted"]) {
+        assert!(err.contains(text), "the CLI says {text}: {err}");
+    }
+}
+
+/// The state directory holds cached prompts and answers: 0700, its files 0600, whatever the
+/// umask the daemon was started with, and also when an older promptd left it open.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_state_is_private_whatever_the_umask() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let setup = Setup::new("", &providers_toml(&openai.base_url(), &openai.base_url()));
+    let state = setup.path().join("state");
+    // Left open by an older promptd.
+    std::fs::create_dir_all(state.join("db")).expect("state");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(state.join("projects.json"), "{}").expect("projects");
+    std::fs::set_permissions(state.join("projects.json"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    let mut cmd = common::process::promptd();
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&setup.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: umask is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+            Ok(())
+        });
+    }
+    let mut daemon = common::process::Daemon {
+        child: common::process::ChildGuard(Some(cmd.spawn().expect("spawn"))),
+        socket: setup.socket.clone(),
+        stderr_path: setup.path().join("none"),
+    };
+    tokio::task::block_in_place(|| daemon.wait_ready());
+    let out = tokio::task::block_in_place(|| setup.ask("complete", "openai", &[], "Hello"));
+    assert!(out.status.success(), "{out:?}");
+    // The record is on disk once the spool has it: wait for the flush.
+    let flushed = tokio::task::block_in_place(|| setup.client("logs").arg("flush").output());
+    assert!(flushed.is_ok());
+    let mut open = Vec::new();
+    let mut todo = vec![state.clone()];
+    while let Some(path) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&path).expect("stat");
+        if meta.mode() & 0o077 != 0 {
+            open.push(format!("{} {:o}", path.display(), meta.mode() & 0o7777));
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read_dir") {
+                todo.push(entry.expect("entry").path());
+            }
+        }
+    }
+    assert!(open.is_empty(), "readable by others: {open:?}");
+}

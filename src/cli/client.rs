@@ -21,7 +21,16 @@ use super::args::{
 };
 use super::render::{counted, deployment_list, error_message, shipping_summary, SHIPPING_KEYS};
 
+/// The socket to connect to, refused when its directory is another user's to tamper with
+/// (whoever listens there would read the request and write the answer).
 pub(super) fn socket_of(target: &SocketArg) -> anyhow::Result<PathBuf> {
+    let socket = socket_path(target)?;
+    promptd::server::socket_dir::check(&socket)?;
+    Ok(socket)
+}
+
+/// The socket `target` names, unchecked (what `promptd socket` prints).
+pub(super) fn socket_path(target: &SocketArg) -> anyhow::Result<PathBuf> {
     if let Some(socket) = &target.socket {
         return Ok(socket.clone());
     }

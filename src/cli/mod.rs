@@ -23,7 +23,7 @@ mod serve;
 mod setup;
 
 pub use args::{Cli, Command};
-use client::{cache, complete, deployments, health, logs, socket_of, status};
+use client::{cache, complete, deployments, health, logs, socket_path, status};
 use serve::serve;
 use setup::{install_units, validate};
 
@@ -40,7 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Stream(args) => runtime()?.block_on(complete(args, true)),
         Command::Health(args) => runtime()?.block_on(health(args)),
         Command::Socket(args) => {
-            println!("{}", socket_of(&args)?.display());
+            println!("{}", socket_path(&args)?.display());
             Ok(0)
         }
         Command::Status(args) => runtime()?.block_on(status(args)),

@@ -47,6 +47,9 @@ pub async fn serve(
     activated: Option<ActivatedSockets>,
     reload_from: ConfigSource,
 ) -> Result<(), StartupError> {
+    // Everything the daemon creates (the cache, projects, the spool) is its user's alone,
+    // whatever umask it was started with (the unit sets UMask=0077 too).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     prepare_state_dir(&config.state_dir)?;
     raise_fd_limit();
     let listeners = match activated {

@@ -1,5 +1,6 @@
 //! The daemon's parts, built once in order: each takes what the ones before it made.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 
 use crate::cache::Cache;
@@ -73,15 +74,48 @@ impl Parts {
     }
 }
 
-/// Create `state_dir` if needed and check that promptd can write there (also run before
-/// binding, so a bad state directory leaves no socket file behind).
+/// Create `state_dir` if needed, private to the daemon's user ([`make_private`]), and check that
+/// promptd can write there (also run before binding, so a bad state directory leaves no socket
+/// file behind).
 pub fn prepare_state_dir(path: &std::path::Path) -> Result<(), StartupError> {
     let err = |source| StartupError::StateDir {
         path: path.to_owned(),
         source,
     };
-    std::fs::create_dir_all(path).map_err(err)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(err)?;
+    make_private(path).map_err(err)?;
     let probe = path.join(".promptd-write-check");
     std::fs::write(&probe, b"ok").map_err(err)?;
     std::fs::remove_file(&probe).map_err(err)
+}
+
+/// The state directory holds cached prompts and answers: mode 0700 whatever the umask or an
+/// older promptd left, and the files promptd keeps directly in it and in `db/` (sled's) 0600.
+/// (New files are 0600 by the daemon's umask, see `daemon::serve`.)
+fn make_private(state_dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let restrict = |path: &std::path::Path, mode: u32| -> std::io::Result<()> {
+        let meta = std::fs::symlink_metadata(path)?;
+        let current = meta.permissions().mode() & 0o7777;
+        if !meta.file_type().is_symlink() && current & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode))?;
+        }
+        Ok(())
+    };
+    restrict(state_dir, 0o700)?;
+    for dir in [state_dir.to_owned(), state_dir.join("db")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            restrict(&path, if is_dir { 0o700 } else { 0o600 })?;
+        }
+    }
+    Ok(())
 }

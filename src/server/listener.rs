@@ -133,9 +133,8 @@ pub fn bind_unix(path: &Path, mode: u32) -> Result<UnixListener, StartupError> {
         what: format!("unix socket {}", path.display()),
         source,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(bind_err)?;
-    }
+    // The directory is made when missing, and refused when another user could swap the socket.
+    super::socket_dir::prepare(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             match std::os::unix::net::UnixStream::connect(path) {

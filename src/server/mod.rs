@@ -15,6 +15,7 @@ mod openai_events;
 mod peer;
 mod rate;
 mod router;
+pub mod socket_dir;
 mod state;
 pub mod systemd;
 
@@ -36,6 +37,8 @@ use crate::store::StoreError;
 pub enum StartupError {
     #[error("another promptd is listening on {0}; stop it or choose another `socket`")]
     AlreadyRunning(PathBuf),
+    #[error(transparent)]
+    SocketDir(#[from] socket_dir::UnsafeSocketDir),
     #[error("{0} exists and is not a socket; remove it or choose another `socket`")]
     NotASocket(PathBuf),
     #[error("cannot bind {what}: {source}")]
