@@ -16,6 +16,7 @@
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps. It
 //!   holds what a completion needs and hands nothing out.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
+//! - [`redact`] — credentials out of URLs in any text that leaves the daemon.
 //! - [`retry`] — when to ask an upstream again and how long to wait: shared by provider calls
 //!   and log shipping.
 //! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls
@@ -41,6 +42,7 @@ pub mod install;
 pub mod logs;
 pub mod projects;
 pub mod providers;
+pub mod redact;
 pub mod retry;
 pub mod server;
 pub mod store;
@@ -87,7 +89,11 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         }
         source = cause.source();
     }
-    text
+    // Causes may quote a URL with its credentials (reqwest's do).
+    match redact::urls(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(masked) => masked,
+    }
 }
 
 #[cfg(test)]

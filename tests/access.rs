@@ -311,7 +311,10 @@ fn a_squatted_socket_directory_is_refused() {
         cmd
     });
     let err = common::process::stderr(&serve);
-    assert!(!serve.status.success(), "serve in a squatted directory: {err}");
+    assert!(
+        !serve.status.success(),
+        "serve in a squatted directory: {err}"
+    );
     assert!(!socket.exists(), "no socket was made there");
     for text in expected.iter().chain(&["cannot be trusted"]) {
         assert!(err.contains(text), "serve says {text}: {err}");
@@ -322,7 +325,10 @@ fn a_squatted_socket_directory_is_refused() {
         cmd
     });
     let err = common::process::stderr(&health);
-    assert!(!health.status.success(), "the CLI connects through a squatted directory: {err}");
+    assert!(
+        !health.status.success(),
+        "the CLI connects through a squatted directory: {err}"
+    );
     for text in expected.iter().chain(&["cannot be trusted"]) {
         assert!(err.contains(text), "the CLI says {text}: {err}");
     }
@@ -341,8 +347,11 @@ async fn the_state_is_private_whatever_the_umask() {
     std::fs::create_dir_all(state.join("db")).expect("state");
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::write(state.join("projects.json"), "{}").expect("projects");
-    std::fs::set_permissions(state.join("projects.json"), std::fs::Permissions::from_mode(0o644))
-        .expect("chmod");
+    std::fs::set_permissions(
+        state.join("projects.json"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
     let mut cmd = common::process::promptd();
     cmd.arg("serve")
         .arg("--config")

@@ -134,8 +134,10 @@ pub async fn fetch_upstream(
     id: &str,
 ) -> Result<Deployment, UpstreamError> {
     let url = format!("{}/deployed-prompt", base_url.trim_end_matches('/'));
+    // What errors and the deployment's source show: without credentials in the URL.
+    let shown = crate::redact::urls(&url).into_owned();
     let unreachable = |e: reqwest::Error| UpstreamError::Unreachable {
-        url: url.clone(),
+        url: shown.clone(),
         message: crate::error_chain(&e),
     };
     let response = client
@@ -150,7 +152,7 @@ pub async fn fetch_upstream(
     let body = response.bytes().await.map_err(unreachable)?;
     if !status.is_success() {
         return Err(UpstreamError::Status {
-            url,
+            url: shown,
             status: status.as_u16(),
             // A collector may quote the key it got: masked before the text is cut.
             message: crate::error_body_excerpt(
@@ -159,12 +161,12 @@ pub async fn fetch_upstream(
         });
     }
     let invalid = |message: String| UpstreamError::Invalid {
-        url: url.clone(),
+        url: shown.clone(),
         message,
     };
     let wire: WireResponse =
         serde_json::from_slice(&body).map_err(|e| invalid(format!("not a deployment: {e}")))?;
-    let deployment = from_wire(wire, id, base_url).map_err(invalid)?;
+    let deployment = from_wire(wire, id, &crate::redact::urls(base_url)).map_err(invalid)?;
     Ok(deployment)
 }
 

@@ -74,20 +74,18 @@ pub async fn drive(
                     && flight.deltas_published() == 0
                     && is_outage(&e)
             });
+            // Masked before anything shows it, the daemon's own log included.
+            let err = provider_error(&provider, e, prepared.api_key.as_ref());
             match stale {
                 Some(entry) => {
-                    tracing::warn!(provider = %provider.name(), error = %e, "provider failed; answering from an expired cache entry");
+                    tracing::warn!(provider = %provider.name(), error = %err, "provider failed; answering from an expired cache entry");
                     flight.complete(Outcome::Stale(Arc::new(entry)));
                 }
                 None => {
                     if flight.deltas_published() > 0 {
-                        tracing::warn!(trace_id = %prepared.trace_id, error = %e, "stream failed after it started");
+                        tracing::warn!(trace_id = %prepared.trace_id, error = %err, "stream failed after it started");
                     }
-                    flight.complete(Outcome::Failed(provider_error(
-                        &provider,
-                        e,
-                        prepared.api_key.as_ref(),
-                    )));
+                    flight.complete(Outcome::Failed(err));
                 }
             }
         }

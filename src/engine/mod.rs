@@ -320,17 +320,21 @@ impl Engine {
     }
 }
 
-/// Map a provider failure to the request error the client sees.
-/// Every key the call could have carried is masked in the upstream's text (the provider's own and the request's `provider_api_key`): OpenAI-compatible servers
-/// echo the key they got ("Incorrect API key provided: sk-..."), and the message goes to the
-/// client, the log record and the daemon's log.
+/// Map a provider failure to the request error the client sees: the one place a provider's
+/// failure becomes text for anyone. Every key the call could have carried is masked in the
+/// upstream's text (the provider's own and the request's `provider_api_key`): OpenAI-compatible
+/// servers echo the key they got ("Incorrect API key provided: sk-..."); and credentials in a
+/// `base_url` are masked ([`crate::redact`]). The message goes to the client, the log record
+/// and the daemon's log: log the result, never the [`ProviderError`].
 fn provider_error(
     provider: &Provider,
     err: ProviderError,
     request_key: Option<&Secret>,
 ) -> ApiError {
     let mask = |text: String| {
-        crate::config::mask_keys(text, provider.api_key().into_iter().chain(request_key))
+        let text =
+            crate::config::mask_keys(text, provider.api_key().into_iter().chain(request_key));
+        crate::redact::urls(&text).into_owned()
     };
     let err = match err {
         ProviderError::Status {
@@ -349,7 +353,7 @@ fn provider_error(
         | ProviderError::Timeout(_)
         | ProviderError::Busy { .. }) => other,
     };
-    let base_url = provider.base_url().to_owned();
+    let base_url = crate::redact::urls(provider.base_url()).into_owned();
     let provider = provider.name().to_owned();
     match err {
         ProviderError::Status {

@@ -37,7 +37,9 @@ impl Engine {
         }
         let asked = futures_util::future::join_all(ask.into_iter().map(|(name, p)| async move {
             let ids = p.list_models().await.unwrap_or_else(|e| {
-                tracing::debug!(provider = %name, error = %e, "no model list from the provider");
+                let text = crate::config::mask_keys(e.to_string(), p.api_key());
+                let text = crate::redact::urls(&text);
+                tracing::debug!(provider = %name, error = %text, "no model list from the provider");
                 Vec::new()
             });
             (name, ids)

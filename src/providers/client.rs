@@ -316,7 +316,13 @@ impl Provider {
                     let Some(wait) = backoff(attempt, &err) else {
                         return Err(err);
                     };
-                    tracing::debug!(provider = %self.name, attempt, ?wait, error = %err, "retrying upstream call");
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        // Masked as for anyone: the upstream may quote the key it got.
+                        let keys = key.into_iter().chain(self.api_key());
+                        let text = crate::config::mask_keys(err.to_string(), keys);
+                        let text = crate::redact::urls(&text);
+                        tracing::debug!(provider = %self.name, attempt, ?wait, error = %text, "retrying upstream call");
+                    }
                     self.metrics.retries.inc();
                     tokio::time::sleep(wait).await;
                     attempt += 1;

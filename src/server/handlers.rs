@@ -166,7 +166,7 @@ pub fn status(state: &State) -> Response<ResponseBody> {
     struct Provider<'a> {
         name: &'a str,
         kind: &'static str,
-        base_url: &'a str,
+        base_url: std::borrow::Cow<'a, str>,
         api_key: String,
     }
     #[derive(Serialize)]
@@ -202,7 +202,7 @@ pub fn status(state: &State) -> Response<ResponseBody> {
                 .map(|(name, p)| Provider {
                     name,
                     kind: p.kind.as_str(),
-                    base_url: &p.base_url,
+                    base_url: crate::redact::urls(&p.base_url),
                     api_key: p.key_status(),
                 })
                 .collect(),
@@ -436,7 +436,7 @@ pub fn logs_status_json(state: &State) -> serde_json::Value {
         "last_write_error": s.last_write_error,
         "flusher": flusher_state,
         "not_flushing_because": why,
-        "upstream": config.upstream.base_url,
+        "upstream": config.upstream.base_url.as_deref().map(crate::redact::urls),
         "upstream_api_key": config.upstream.api_key_source,
         "healthy": f.healthy(),
         "failing_since": f.failing_since.map(system_time_iso),

@@ -162,11 +162,17 @@ mod tests {
         assert!(check(&socket).is_ok());
         set_mode(&dir, 0o777);
         let err = check(&socket).expect_err("0777").to_string();
-        assert!(err.contains("mode 0777") && err.contains("chmod go-w"), "{err}");
+        assert!(
+            err.contains("mode 0777") && err.contains("chmod go-w"),
+            "{err}"
+        );
         set_mode(&dir, 0o775);
         assert!(check(&socket).is_err(), "group-writable");
         set_mode(&dir, 0o1777);
-        assert!(check(&socket).is_ok(), "sticky, and the socket is not there yet");
+        assert!(
+            check(&socket).is_ok(),
+            "sticky, and the socket is not there yet"
+        );
     }
 
     #[test]

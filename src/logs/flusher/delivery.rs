@@ -77,6 +77,8 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
     }
     let (method, path) = endpoint(out.kind);
     let url = format!("{}/{path}", ctx.base_url);
+    // What messages show of it: without credentials a base_url may carry.
+    let shown = crate::redact::urls(&url).into_owned();
     let headers = headers(&ctx.key, &idempotency_key(&out.trace_id, out.id));
     let mut attempt: u32 = 0;
     loop {
@@ -99,15 +101,15 @@ pub(super) async fn deliver(ctx: Arc<Ctx>, out: Outgoing) -> Outcome {
                 let reason = ctx.key.mask_in(&reason(response).await).into_owned();
                 if !retry::retryable(status, Caller::Backlog) {
                     ctx.shared.upstream_answered(false);
-                    let text = format!("{method} {url}: {status}: {reason}");
+                    let text = format!("{method} {shown}: {status}: {reason}");
                     tracing::warn!(spool_id = out.id, trace_id = %out.trace_id, rejection = %text, "log collector rejected an entry; dropping it");
                     ctx.shared.lock().last_rejection = Some(text);
                     return Outcome::Rejected;
                 }
-                (format!("{method} {url}: {status}: {reason}"), retry_after)
+                (format!("{method} {shown}: {status}: {reason}"), retry_after)
             }
             Err(e) => {
-                let text = format!("{method} {url}: {}", crate::error_chain(&e));
+                let text = format!("{method} {shown}: {}", crate::error_chain(&e));
                 (ctx.key.mask_in(&text).into_owned(), None)
             }
         };
