@@ -305,33 +305,28 @@ fn a_squatted_socket_directory_is_refused() {
         ),
     )
     .expect("config");
-    let serve = common::process::run({
-        let mut cmd = common::process::promptd();
-        cmd.arg("serve").arg("--config").arg(&config);
-        cmd
-    });
-    let err = common::process::stderr(&serve);
-    assert!(
-        !serve.status.success(),
-        "serve in a squatted directory: {err}"
-    );
+    // The daemon does not bind there, the CLI does not connect; both say why and what to do.
+    let socket_arg = socket.display().to_string();
+    let config_arg = config.display().to_string();
+    for args in [
+        ["serve", "--config", &config_arg],
+        ["health", "--socket", &socket_arg],
+    ] {
+        let out = common::process::run({
+            let mut cmd = common::process::promptd();
+            cmd.args(args);
+            cmd
+        });
+        let err = common::process::stderr(&out);
+        assert!(
+            !out.status.success(),
+            "{args:?} in a squatted directory: {err}"
+        );
+        for text in expected.iter().chain(&["cannot be trusted"]) {
+            assert!(err.contains(text), "{args:?} says {text}: {err}");
+        }
+    }
     assert!(!socket.exists(), "no socket was made there");
-    for text in expected.iter().chain(&["cannot be trusted"]) {
-        assert!(err.contains(text), "serve says {text}: {err}");
-    }
-    let health = common::process::run({
-        let mut cmd = common::process::promptd();
-        cmd.arg("health").arg("--socket").arg(&socket);
-        cmd
-    });
-    let err = common::process::stderr(&health);
-    assert!(
-        !health.status.success(),
-        "the CLI connects through a squatted directory: {err}"
-    );
-    for text in expected.iter().chain(&["cannot be trusted"]) {
-        assert!(err.contains(text), "the CLI says {text}: {err}");
-    }
 }
 
 /// The state directory holds cached prompts and answers: 0700, its files 0600, whatever the
