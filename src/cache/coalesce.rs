@@ -4,11 +4,17 @@
 //! subscribes to the same flight: a stream subscriber gets the deltas so far, then the rest
 //! live; a whole-answer subscriber waits for the outcome.
 //!
+//! A flight holds its deltas for late subscribers and the cache entry only while they fit the
+//! budget its driver gives (`cache.max_entry_bytes`); past it the answer cannot be cached, the
+//! flight stops taking followers (an identical request starts its own call) and keeps only a
+//! window of that many bytes for its subscribers: one that falls further behind fails
+//! ([`FellBehind`]). Its memory is O(budget), not O(answer).
+//!
 //! A failed flight carries the caller's error type `E` (the engine's request error): the cache
 //! knows nothing of HTTP. `E` says, through `From<`[`Abandoned`]`>`, how it tells a flight whose
 //! driver went away without an outcome.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -32,10 +38,29 @@ pub enum Outcome<E> {
 #[error("the provider call was abandoned")]
 pub struct Abandoned;
 
+/// A subscriber that fell more than the flight's budget behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this client read the shared stream more slowly than it came and fell more than \
+     cache.max_entry_bytes behind it"
+)]
+pub struct FellBehind;
+
 #[derive(Debug)]
 struct FlightState<E> {
-    deltas: Vec<Piece>,
+    /// The deltas from number `base` on.
+    deltas: VecDeque<Piece>,
+    base: usize,
+    /// Bytes of `deltas`.
+    bytes: usize,
+    /// The deltas outgrew the budget: some are gone, the answer is not cached.
+    overflowed: bool,
     outcome: Option<Outcome<E>>,
+}
+
+/// The bytes a piece holds.
+fn piece_bytes(piece: &Piece) -> usize {
+    piece.text.as_ref().map_or(0, String::len) + piece.chunk.as_ref().map_or(0, String::len)
 }
 
 /// One provider call shared by every identical request.
@@ -49,7 +74,10 @@ impl<E> Flight<E> {
     fn new() -> Self {
         Flight {
             state: Mutex::new(FlightState {
-                deltas: Vec::new(),
+                deltas: VecDeque::new(),
+                base: 0,
+                bytes: 0,
+                overflowed: false,
                 outcome: None,
             }),
             version: watch::Sender::new(0),
@@ -60,15 +88,46 @@ impl<E> Flight<E> {
         self.version.send_modify(|v| *v += 1);
     }
 
-    /// Publish a stream delta to every subscriber.
-    pub fn push_delta(&self, delta: Piece) {
-        self.state.lock().deltas.push(delta);
+    /// Publish a stream delta to every subscriber, holding at most `budget` bytes of deltas
+    /// once they outgrew it (and at least the newest).
+    pub fn push_delta(&self, delta: Piece, budget: usize) {
+        {
+            let mut state = self.state.lock();
+            state.bytes += piece_bytes(&delta);
+            state.deltas.push_back(delta);
+            if state.bytes > budget {
+                state.overflowed = true;
+                while state.bytes > budget && state.deltas.len() > 1 {
+                    if let Some(old) = state.deltas.pop_front() {
+                        state.bytes -= piece_bytes(&old);
+                        state.base += 1;
+                    }
+                }
+            }
+        }
         self.bump();
     }
 
     /// How many deltas were published so far.
     pub fn deltas_published(&self) -> usize {
-        self.state.lock().deltas.len()
+        let state = self.state.lock();
+        state.base + state.deltas.len()
+    }
+
+    /// The deltas outgrew the budget: the answer is not cached.
+    pub fn overflowed(&self) -> bool {
+        self.state.lock().overflowed
+    }
+
+    /// Subscriptions alive.
+    pub fn subscribers(&self) -> usize {
+        self.version.receiver_count()
+    }
+
+    /// Every delta published, for the cache entry; `None` once they outgrew the budget.
+    pub fn deltas(&self) -> Option<Vec<Piece>> {
+        let state = self.state.lock();
+        (!state.overflowed).then(|| state.deltas.iter().cloned().collect())
     }
 
     /// Publish the outcome (the first one wins).
@@ -107,7 +166,7 @@ pub struct Subscription<E> {
     rx: watch::Receiver<u64>,
 }
 
-impl<E: Clone + From<Abandoned>> Subscription<E> {
+impl<E: Clone + From<Abandoned> + From<FellBehind>> Subscription<E> {
     /// The next delta, or the outcome once every delta was seen.
     pub async fn next(&mut self) -> Event<E> {
         loop {
@@ -116,7 +175,10 @@ impl<E: Clone + From<Abandoned>> Subscription<E> {
             self.rx.borrow_and_update();
             {
                 let state = self.flight.state.lock();
-                if let Some(delta) = state.deltas.get(self.next) {
+                if self.next < state.base {
+                    return Event::Outcome(Outcome::Failed(E::from(FellBehind)));
+                }
+                if let Some(delta) = state.deltas.get(self.next - state.base) {
                     self.next += 1;
                     return Event::Delta(delta.clone());
                 }
@@ -172,7 +234,8 @@ pub enum Joined<E: From<Abandoned>> {
 impl<E: From<Abandoned>> Flights<E> {
     pub fn join(&self, key: CacheKey) -> Joined<E> {
         let mut map = self.map.lock();
-        if let Some(flight) = map.get(&key) {
+        // A flight past its budget cannot replay its start: the request leads a new one.
+        if let Some(flight) = map.get(&key).filter(|f| !f.overflowed()) {
             return Joined::Follower(Arc::clone(flight));
         }
         let flight = Arc::new(Flight::new());
@@ -232,6 +295,12 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    impl From<FellBehind> for Abandoned {
+        fn from(_: FellBehind) -> Abandoned {
+            Abandoned
+        }
+    }
+
     fn entry() -> Arc<CacheEntry> {
         Arc::new(crate::cache::entry::tests::sample())
     }
@@ -244,15 +313,15 @@ mod tests {
             panic!("first is leader")
         };
         let mut early = leader.flight().subscribe();
-        leader.flight().push_delta("a".into());
-        leader.flight().push_delta("b".into());
+        leader.flight().push_delta("a".into(), usize::MAX);
+        leader.flight().push_delta("b".into(), usize::MAX);
         let Joined::Follower(flight) = flights.join(key) else {
             panic!("second follows")
         };
         let mut late = flight.subscribe();
         let driver = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            leader.flight().push_delta("c".into());
+            leader.flight().push_delta("c".into(), usize::MAX);
             leader.flight().complete(Outcome::Done(entry()));
             drop(leader);
         });
@@ -286,5 +355,30 @@ mod tests {
         drop(leader);
         assert!(matches!(sub.outcome().await, Outcome::Failed(Abandoned)));
         assert!(flights.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_flight_past_its_budget_keeps_a_window_and_takes_no_followers() {
+        let flights = Flights::<Abandoned>::default();
+        let key = CacheKey([3; 32]);
+        let Joined::Leader(leader) = flights.join(key) else {
+            panic!("leader")
+        };
+        let mut slow = leader.flight().subscribe();
+        for _ in 0..100 {
+            leader.flight().push_delta("0123456789".into(), 50);
+        }
+        assert!(leader.flight().overflowed());
+        assert_eq!(leader.flight().deltas_published(), 100);
+        assert!(leader.flight().deltas().is_none(), "not for the cache");
+        assert!(leader.flight().state.lock().bytes <= 50);
+        assert!(matches!(
+            slow.next().await,
+            Event::Outcome(Outcome::Failed(Abandoned))
+        ));
+        assert!(
+            matches!(flights.join(key), Joined::Leader(_)),
+            "an identical request leads its own call"
+        );
     }
 }
