@@ -245,10 +245,8 @@ async fn read_stream(
 
 #[tokio::test]
 async fn an_endless_stream_keeps_the_daemons_memory_bounded() {
-    // 1 KiB deltas without end, as fast as the fake writes them, on the Parea and OpenAI
-    // routes, cached (shared) and private. A shared stream's client that falls more than
-    // cache.max_entry_bytes behind the upstream gets an error event (this fake is far faster
-    // than the client): it must end with one, not hold the answer.
+    // 1 KiB deltas without end, as fast as the fake writes them (far faster than the client
+    // reads), on the Parea and OpenAI routes, cached (shared) and private.
     let delta = format!(
         "data: {}\n\n",
         json!({"choices": [{"index": 0, "delta": {"content": "a".repeat(1000)}}]})
@@ -275,7 +273,7 @@ async fn an_endless_stream_keeps_the_daemons_memory_bounded() {
         parea["cache"] = cache.into();
         let path = "/api/parea/v1/completion/stream";
         let got = read_stream(&setup.socket, path, "", &parea, STREAMED).await;
-        assert!(cache || got >= STREAMED, "{got}");
+        assert!(got >= STREAMED, "{got}");
         let request = json!({"model": "openai/gpt-4o-mini", "stream": true,
             "messages": [{"role": "user", "content": format!("hi {n}")}]});
         let header = if cache {
@@ -285,7 +283,7 @@ async fn an_endless_stream_keeps_the_daemons_memory_bounded() {
         };
         let path = "/v1/chat/completions";
         let got = read_stream(&setup.socket, path, header, &request, STREAMED).await;
-        assert!(cache || got >= STREAMED, "{got}");
+        assert!(got >= STREAMED, "{got}");
     }
     let peak = peak_kib(pid);
     // Before the bounds: several times what was streamed (each stream held whole, twice).

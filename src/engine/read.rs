@@ -6,9 +6,15 @@
 //! client's response body and keeps none (`private.rs`), so its memory does not grow with its
 //! length.
 
+use std::time::Duration;
+
 use crate::api::ApiError;
 use crate::cache::coalesce::Flight;
 use crate::providers::{tool_calls_json, Completion, Piece, ProviderError, UpstreamStream};
+
+/// How long a shared stream past `cache.max_entry_bytes` waits for its slowest client to read
+/// before that client is left behind (and fails): longer than any live client pauses.
+const SLOW_CLIENT_GRACE: Duration = Duration::from_secs(30);
 
 /// The piece that follows the last of a stream whose model called tools: their JSON as text.
 pub(super) fn tool_calls_piece(completion: &Completion) -> Option<Piece> {
@@ -20,7 +26,8 @@ pub(super) fn tool_calls_piece(completion: &Completion) -> Option<Piece> {
 
 /// Read `upstream` to its end into `flight`, whoever listens: the completion and every delta
 /// handed on (`None` when they outgrew `budget`, the flight's hold: then the answer is not
-/// cached). A stream past its budget that nobody listens to any more is not read on.
+/// cached). Past its budget it is read at the pace of its slowest client (see
+/// [`Flight::make_room`]); and not read on when nobody listens any more.
 pub(super) async fn read_into_flight(
     mut upstream: UpstreamStream,
     flight: &Flight<ApiError>,
@@ -28,10 +35,13 @@ pub(super) async fn read_into_flight(
 ) -> Result<(Completion, Option<Vec<Piece>>), ProviderError> {
     while let Some(delta) = upstream.next_piece().await? {
         flight.push_delta(delta, budget);
-        if flight.overflowed() && flight.subscribers() == 0 {
-            return Err(ProviderError::Stream(
-                "every client left a stream too long to cache: not read on".into(),
-            ));
+        if flight.overflowed() {
+            if flight.subscribers() == 0 {
+                return Err(ProviderError::Stream(
+                    "every client left a stream too long to cache: not read on".into(),
+                ));
+            }
+            flight.make_room(budget, SLOW_CLIENT_GRACE).await;
         }
     }
     let completion = upstream.into_completion();
