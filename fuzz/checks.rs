@@ -34,9 +34,9 @@ pub fn sse_parser(data: &[u8]) {
     let mut parser = SseParser::new();
     let mut events = Vec::new();
     for chunk in body.chunks(size) {
-        parser.feed(chunk, &mut events);
+        let _ = parser.feed(chunk, &mut events);
     }
-    parser.finish(&mut events);
+    let _ = parser.finish(&mut events);
 }
 
 /// `{{placeholder}}` templates: any text compiles or is an error; a compiled one renders with

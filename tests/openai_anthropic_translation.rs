@@ -55,8 +55,8 @@ fn golden(name: &str, actual: &Value) {
 fn events(sse: &str) -> Vec<(String, Value)> {
     let mut parser = SseParser::new();
     let mut out = Vec::new();
-    parser.feed(sse.as_bytes(), &mut out);
-    parser.finish(&mut out);
+    parser.feed(sse.as_bytes(), &mut out).expect("no limit");
+    parser.finish(&mut out).expect("no limit");
     out.into_iter()
         .map(|e| {
             let data = serde_json::from_str(&e.data).unwrap_or_else(|err| panic!("{e:?}: {err}"));

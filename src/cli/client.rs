@@ -85,7 +85,7 @@ pub(super) async fn complete(args: CompleteArgs, stream: bool) -> anyhow::Result
         let Ok(data) = frame?.into_data() else {
             continue;
         };
-        parser.feed(&data, &mut events);
+        parser.feed(&data, &mut events)?;
         for event in events.drain(..) {
             if event.data.starts_with("ID_START") {
                 continue;

@@ -58,6 +58,13 @@ const DEFAULT_MAX_STREAM_DURATION: Duration = Duration::from_secs(30 * 60);
 /// Calls in flight to one provider: far above what local apps need, low enough that a burst
 /// cannot open thousands of upstream connections (and hit the provider's rate limit at once).
 const DEFAULT_MAX_CONCURRENT: usize = 256;
+/// A whole answer held at once, and what a stream holds of its answer: 32 MiB is hundreds of
+/// thousands of tokens, beyond any model's output, and bounds what a provider makes promptd
+/// hold per call.
+const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+/// One stream event (or line): 4 MiB passes a large tool call's arguments in one event, and
+/// is what a provider can make one stream's parser hold.
+const DEFAULT_MAX_EVENT_BYTES: u64 = 4 * 1024 * 1024;
 /// How long a call waits for a free slot before it is a 503 with `Retry-After`.
 const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Retries of 429/5xx/connection errors before the first byte of an answer.
@@ -487,6 +494,15 @@ pub(crate) fn size_or(key: &str, value: Option<String>, default: u64) -> Result<
     }
 }
 
+/// A size at `key` (at least one byte, at most what an address holds), or `default`.
+fn positive_size(key: &str, value: Option<String>, default: u64) -> Result<usize, ConfigError> {
+    match usize::try_from(size_or(key, value, default)?) {
+        Ok(0) => Err(invalid(key, "must be at least 1 byte")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(invalid(key, "is larger than this machine can address")),
+    }
+}
+
 /// A duration like "30s" at `key`, or `default` when absent.
 pub(crate) fn duration_or(
     key: &str,
@@ -614,6 +630,16 @@ fn provider_config(name: &str, raw: RawProvider) -> Result<ProviderConfig, Confi
             raw.queue_timeout,
             DEFAULT_QUEUE_TIMEOUT,
         )?,
+        max_response_bytes: positive_size(
+            &key("max_response_bytes"),
+            raw.max_response_bytes,
+            DEFAULT_MAX_RESPONSE_BYTES,
+        )?,
+        max_event_bytes: positive_size(
+            &key("max_event_bytes"),
+            raw.max_event_bytes,
+            DEFAULT_MAX_EVENT_BYTES,
+        )?,
         max_retries: raw.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         models: raw.models.unwrap_or_default(),
@@ -692,6 +718,14 @@ mod tests {
             (
                 "[providers.p]\nkind = \"openai\"\ntimeout = \"x\"",
                 "providers.p.timeout",
+            ),
+            (
+                "[providers.p]\nkind = \"openai\"\nmax_response_bytes = \"0\"",
+                "providers.p.max_response_bytes",
+            ),
+            (
+                "[providers.p]\nkind = \"openai\"\nmax_event_bytes = \"big\"",
+                "providers.p.max_event_bytes",
             ),
             ("[prices.m]\ninput = -1.0\noutput = 1.0", "prices.\"m\""),
             ("[cache]\nttl = \"forever\"", "cache.ttl"),

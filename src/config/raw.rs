@@ -73,6 +73,8 @@ pub struct RawProvider {
     pub max_concurrent: Option<usize>,
     pub queue_timeout: Option<String>,
     pub max_retries: Option<u32>,
+    pub max_response_bytes: Option<String>,
+    pub max_event_bytes: Option<String>,
     pub default_max_tokens: Option<u32>,
     /// Models this provider serves: listed by `GET /v1/models`, and a bare model name among
     /// them is sent here.

@@ -75,6 +75,11 @@ pub struct ProviderConfig {
     pub max_concurrent: usize,
     pub queue_timeout: Duration,
     pub max_retries: u32,
+    /// Largest whole answer read (over it: a 502 naming the provider); also what a stream
+    /// holds of its answer (past it the stream is forwarded but not cached).
+    pub max_response_bytes: usize,
+    /// Largest stream event or line (over it the stream fails).
+    pub max_event_bytes: usize,
     pub default_max_tokens: u32,
     /// `models = [...]`: what `GET /v1/models` lists for it; a bare model name among them is
     /// routed here.

@@ -8,7 +8,7 @@ use super::answer::entry_from_completion;
 use super::read::read_into_flight;
 use super::{provider_error, Engine, Prepared};
 use crate::api::ApiError;
-use crate::cache::coalesce::{Abandoned, Leader, Outcome};
+use crate::cache::coalesce::{Abandoned, FellBehind, Leader, Outcome};
 use crate::cache::{CacheEntry, CacheKey};
 use crate::providers::ProviderError;
 
@@ -16,6 +16,13 @@ use crate::providers::ProviderError;
 impl From<Abandoned> for ApiError {
     fn from(abandoned: Abandoned) -> ApiError {
         ApiError::Internal(abandoned.to_string())
+    }
+}
+
+/// A client that fell behind a shared stream past the flight's budget.
+impl From<FellBehind> for ApiError {
+    fn from(behind: FellBehind) -> ApiError {
+        ApiError::Internal(behind.to_string())
     }
 }
 
@@ -45,9 +52,13 @@ pub async fn drive(
     let result = if stream {
         match provider.open_stream(&prepared.chat, key_override).await {
             Err(e) => Err(e),
-            Ok(upstream) => read_into_flight(upstream, &flight)
-                .await
-                .map(|(completion, deltas)| (completion, Some(deltas))),
+            Ok(upstream) => {
+                let budget =
+                    usize::try_from(engine.cache.config().max_entry_bytes).unwrap_or(usize::MAX);
+                read_into_flight(upstream, &flight, budget)
+                    .await
+                    .map(|(completion, deltas)| (completion, Some(deltas)))
+            }
         }
     } else {
         provider
@@ -58,14 +69,20 @@ pub async fn drive(
     let cache = &engine.cache;
     match result {
         Ok((completion, deltas)) => {
+            // A stream whose deltas or text outgrew what is held is answered, not stored.
+            let whole = !completion.truncated && deltas.as_ref().is_none_or(Option::is_some);
             let entry = entry_from_completion(
                 &prepared,
                 completion,
-                deltas,
+                deltas.map(Option::unwrap_or_default),
                 &engine.upstreams().prices,
                 cache.new_entry_times(),
             );
-            cache.store(&key, &entry);
+            if whole {
+                cache.store(&key, &entry);
+            } else {
+                tracing::debug!(trace_id = %prepared.trace_id, "stream longer than what is held: answered, not cached");
+            }
             flight.complete(Outcome::Done(Arc::new(entry)));
         }
         Err(e) => {

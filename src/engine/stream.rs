@@ -23,6 +23,10 @@ use crate::cache::coalesce::{Event, Outcome, Subscription};
 use crate::cache::{CacheEntry, CacheStatus};
 use crate::providers::Piece;
 
+/// What a shared stream's forwarder keeps of the text it sent, for a cancelled request's
+/// record: a head, as the record keeps one (the spool bounds a record anyway).
+const SENT_HEAD_BYTES: usize = 1024 * 1024;
+
 impl Engine {
     /// Start a streamed completion. Errors before the first piece are returned here (so they
     /// become HTTP errors); later ones arrive as [`StreamItem::Error`].
@@ -137,7 +141,11 @@ impl Engine {
                         engine.log_cancelled(&prepared, sent, (0, 0), &timing, ttft);
                         return;
                     }
-                    sent.push_str(text.as_deref().unwrap_or_default());
+                    crate::providers::push_within(
+                        &mut sent,
+                        text.as_deref().unwrap_or_default(),
+                        SENT_HEAD_BYTES,
+                    );
                 }
                 match sub.next().await {
                     Event::Delta(piece) => item = Some(StreamItem::Piece(piece)),

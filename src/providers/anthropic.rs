@@ -181,18 +181,53 @@ fn str_field(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or("").to_owned()
 }
 
-/// Accumulated state of an Anthropic stream.
-#[derive(Debug, Default)]
+/// Accumulated state of an Anthropic stream: at most `held` bytes of text (its head) and of
+/// tool calls, which are kept with their content-block index, never at it.
+#[derive(Debug)]
 pub struct StreamState {
     text: String,
-    /// Tool calls by content-block index (text blocks leave `None`).
-    blocks: Vec<Option<ToolCall>>,
+    truncated: bool,
+    /// Each `tool_use` block's index and call, in order.
+    blocks: Vec<(u64, ToolCall)>,
+    /// Bytes of the tool calls' ids, names and arguments.
+    tool_bytes: usize,
+    held: usize,
     usage: Usage,
     model: Option<String>,
     pub(super) stop_reason: Option<String>,
 }
 
+impl Default for StreamState {
+    /// Holding everything: for tests.
+    fn default() -> Self {
+        StreamState::new(usize::MAX)
+    }
+}
+
 impl StreamState {
+    /// A stream's state, holding at most `held` bytes of the answer.
+    pub fn new(held: usize) -> Self {
+        StreamState {
+            text: String::new(),
+            truncated: false,
+            blocks: Vec::new(),
+            tool_bytes: 0,
+            held,
+            usage: Usage::default(),
+            model: None,
+            stop_reason: None,
+        }
+    }
+
+    /// Count `added` bytes of tool calls against `held`.
+    fn hold_tool_bytes(&mut self, added: usize) -> Result<(), ProviderError> {
+        self.tool_bytes = self.tool_bytes.saturating_add(added);
+        if self.tool_bytes > self.held {
+            return Err(super::tool_calls_too_long(self.held));
+        }
+        Ok(())
+    }
+
     pub fn on_event(&mut self, event: &SseEvent) -> Result<Decoded, ProviderError> {
         let data: Value = serde_json::from_str(&event.data)
             .map_err(|e| ProviderError::Stream(format!("unreadable stream event: {e}")))?;
@@ -215,18 +250,23 @@ impl StreamState {
                 }
             }
             "content_block_start" => {
-                let index = index_of(&data);
+                let index = index_of(&data)?;
                 let block = &data["content_block"];
-                while self.blocks.len() <= index {
-                    self.blocks.push(None);
-                }
                 match block.get("type").and_then(Value::as_str) {
                     Some("tool_use") => {
-                        self.blocks[index] = Some(ToolCall {
+                        if self.blocks.len() >= super::MAX_TOOL_CALLS {
+                            return Err(super::too_many_tool_calls(index));
+                        }
+                        let call = ToolCall {
                             id: str_field(block, "id"),
                             name: str_field(block, "name"),
                             arguments: String::new(),
-                        })
+                        };
+                        self.hold_tool_bytes(call.id.len() + call.name.len())?;
+                        match self.blocks.iter_mut().find(|(i, _)| *i == index) {
+                            Some((_, slot)) => *slot = call,
+                            None => self.blocks.push((index, call)),
+                        }
                     }
                     Some("text") => decoded.delta = self.push_text(block.get("text")),
                     _ => {}
@@ -237,14 +277,14 @@ impl StreamState {
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => decoded.delta = self.push_text(delta.get("text")),
                     Some("input_json_delta") => {
-                        let index = index_of(&data);
-                        if let Some(Some(call)) = self.blocks.get_mut(index) {
-                            call.arguments.push_str(
-                                delta
-                                    .get("partial_json")
-                                    .and_then(Value::as_str)
-                                    .unwrap_or(""),
-                            );
+                        let index = index_of(&data)?;
+                        let piece = delta
+                            .get("partial_json")
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
+                        self.hold_tool_bytes(piece.len())?;
+                        if let Some((_, call)) = self.blocks.iter_mut().find(|(i, _)| *i == index) {
+                            call.arguments.push_str(piece);
                         }
                     }
                     _ => {} // thinking / signature deltas are not answer text
@@ -280,7 +320,9 @@ impl StreamState {
 
     fn push_text(&mut self, text: Option<&Value>) -> Option<String> {
         let text = text.and_then(Value::as_str).filter(|t| !t.is_empty())?;
-        self.text.push_str(text);
+        if !self.truncated && !super::push_within(&mut self.text, text, self.held) {
+            self.truncated = true;
+        }
         Some(text.to_owned())
     }
 
@@ -290,8 +332,7 @@ impl StreamState {
             tool_calls: self
                 .blocks
                 .into_iter()
-                .flatten()
-                .map(|mut c| {
+                .map(|(_, mut c)| {
                     if c.arguments.is_empty() {
                         c.arguments = "{}".into();
                     }
@@ -302,12 +343,21 @@ impl StreamState {
             model: self.model,
             finish_reason: self.stop_reason,
             raw: None,
+            truncated: self.truncated,
         }
     }
 }
 
-fn index_of(data: &Value) -> usize {
-    data.get("index").and_then(Value::as_u64).unwrap_or(0) as usize
+/// A content block's `index`, refused at or beyond [`MAX_CONTENT_BLOCKS`](super::MAX_CONTENT_BLOCKS).
+fn index_of(data: &Value) -> Result<u64, ProviderError> {
+    let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
+    if index >= super::MAX_CONTENT_BLOCKS {
+        return Err(ProviderError::Stream(format!(
+            "content block index {index} is beyond the limit of {} blocks in one answer",
+            super::MAX_CONTENT_BLOCKS
+        )));
+    }
+    Ok(index)
 }
 
 #[cfg(test)]

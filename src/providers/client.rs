@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use hyper::{Method, Request, Response, Uri};
@@ -19,20 +19,22 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::metrics::ProviderMetrics;
 use super::{
-    anthropic, openai, translated, upstream_error_message, ChatRequest, Completion, ProviderError,
-    ProviderKind, StreamDecoder,
+    anthropic, openai, translated, ChatRequest, Completion, ProviderError, ProviderKind,
+    StreamDecoder,
 };
 use crate::config::{ProviderConfig, Secret};
-use crate::retry::{self, Backoff};
+use crate::retry::Backoff;
 
+mod body;
 mod embeddings;
 mod models;
 mod proxy;
 mod stream;
 
+use body::{read_body, status_error};
 pub use proxy::ProxyEnv;
-use stream::StreamClocks;
 pub use stream::UpstreamStream;
+use stream::{StreamClocks, StreamLimits};
 
 /// The first retry waits about 250 ms, each further one twice as long, none more than 4 s: a
 /// client is waiting.
@@ -223,7 +225,7 @@ impl Provider {
         let timeout = self.config.timeout;
         let work = async {
             let response = self.send(req, false, key).await?;
-            let body = read_body(response).await?;
+            let body = read_body(response, self.config.max_response_bytes).await?;
             match (self.config.kind, &req.translated) {
                 (ProviderKind::OpenAi, _) => openai::parse_response(&body),
                 (ProviderKind::Anthropic, None) => anthropic::parse_response(&body),
@@ -262,8 +264,11 @@ impl Provider {
         };
         Ok(UpstreamStream::new(
             response.into_body(),
-            StreamDecoder::for_request(self.config.kind, req),
+            StreamDecoder::for_request(self.config.kind, req, self.config.max_response_bytes),
             clocks,
+            StreamLimits {
+                event: self.config.max_event_bytes,
+            },
             slot,
             self.metrics.clone(),
         ))
@@ -439,16 +444,6 @@ fn parse_uri(url: &str) -> Result<Uri, String> {
         .map_err(|e| format!("{url}: {e}"))
 }
 
-/// The whole body of an answer.
-async fn read_body(response: Response<Incoming>) -> Result<Bytes, ProviderError> {
-    Ok(response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| ProviderError::Unreachable(format!("reading the answer: {e}")))?
-        .to_bytes())
-}
-
 /// Whether `err` (or one of its causes) is a refused connection: nothing listens there.
 fn is_refused(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(err);
@@ -461,24 +456,6 @@ fn is_refused(err: &(dyn std::error::Error + 'static)) -> bool {
         cause = e.source();
     }
     false
-}
-
-/// The error of a non-2xx answer: its status, the upstream's message, its `Retry-After`.
-async fn status_error<B>(response: Response<B>) -> ProviderError
-where
-    B: hyper::body::Body<Data = Bytes>,
-{
-    let status = response.status().as_u16();
-    let retry_after = retry::retry_after(response.headers());
-    let body = match response.into_body().collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
-    ProviderError::Status {
-        status,
-        message: upstream_error_message(&body),
-        retry_after,
-    }
 }
 
 /// The headers of a call to a provider of `kind` with `key`.
@@ -614,7 +591,7 @@ mod tests {
             .post_with_retries(&p.endpoint, Bytes::from_static(b"{\"a\":1}"), None)
             .await
             .expect("a 200");
-        assert_eq!(read_body(response).await.expect("body"), "{}");
+        assert_eq!(read_body(response, 2).await.expect("body"), "{}");
         let head = server.await.expect("server").to_ascii_lowercase();
         assert!(
             head.starts_with("post /v1/chat/completions http/1.1\r\n"),

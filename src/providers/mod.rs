@@ -27,6 +27,14 @@ use crate::retry::{self, Caller};
 pub use client::{Provider, UpstreamStream};
 pub use pricing::PriceTable;
 
+/// Most tool calls one answer may make (OpenAI `tool_calls`, Anthropic `tool_use` blocks), and
+/// the bound of an OpenAI tool call's `index`: far more than a model makes, few enough that an
+/// upstream's count or index can never size an allocation.
+pub const MAX_TOOL_CALLS: usize = 128;
+/// The bound of an Anthropic content block's `index`: above [`MAX_TOOL_CALLS`], as citations
+/// split one answer into many text blocks; blocks are kept by index, never by position.
+pub const MAX_CONTENT_BLOCKS: u64 = 1024;
+
 /// A provider-neutral chat request: messages already rendered, history already placed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
@@ -93,6 +101,39 @@ pub struct Completion {
     /// The upstream's whole answer body as received (OpenAI kind, non-stream): returned as it
     /// is to OpenAI-route clients, so fields promptd does not know reach them.
     pub raw: Option<String>,
+    /// A stream's text was longer than what is held of it (`max_response_bytes`): `text` is its
+    /// head. Such an answer was forwarded whole but is not cached.
+    pub truncated: bool,
+}
+
+/// Append `piece` to `text` while `text` stays within `limit` bytes (cut at a character
+/// boundary); `false` once something was left out.
+pub(crate) fn push_within(text: &mut String, piece: &str, limit: usize) -> bool {
+    let room = limit.saturating_sub(text.len());
+    if piece.len() <= room {
+        text.push_str(piece);
+        return true;
+    }
+    let mut end = room;
+    while !piece.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.push_str(&piece[..end]);
+    false
+}
+
+/// The error of a stream whose tool calls go past [`MAX_TOOL_CALLS`] (by count or by index).
+pub(crate) fn too_many_tool_calls(index: u64) -> ProviderError {
+    ProviderError::Stream(format!(
+        "tool call index {index} is beyond the limit of {MAX_TOOL_CALLS} tool calls in one answer"
+    ))
+}
+
+/// The error of a stream whose tool calls' names and arguments go past what is held.
+pub(crate) fn tool_calls_too_long(limit: usize) -> ProviderError {
+    ProviderError::Stream(format!(
+        "the answer's tool calls are longer than max_response_bytes ({limit} bytes)"
+    ))
 }
 
 impl Completion {
@@ -216,20 +257,23 @@ pub enum StreamDecoder {
 }
 
 impl StreamDecoder {
-    pub fn new(kind: ProviderKind) -> Self {
+    /// A decoder that holds at most `held` bytes of the answer (its text's head; tool calls
+    /// longer than that are an error).
+    pub fn new(kind: ProviderKind, held: usize) -> Self {
         match kind {
-            ProviderKind::OpenAi => StreamDecoder::OpenAi(openai::StreamState::default()),
-            ProviderKind::Anthropic => StreamDecoder::Anthropic(anthropic::StreamState::default()),
+            ProviderKind::OpenAi => StreamDecoder::OpenAi(openai::StreamState::new(held)),
+            ProviderKind::Anthropic => StreamDecoder::Anthropic(anthropic::StreamState::new(held)),
         }
     }
 
-    /// The decoder of a stream for `req` from a provider of `kind`.
-    pub fn for_request(kind: ProviderKind, req: &ChatRequest) -> Self {
+    /// The decoder of a stream for `req` from a provider of `kind`, holding at most `held`
+    /// bytes.
+    pub fn for_request(kind: ProviderKind, req: &ChatRequest, held: usize) -> Self {
         match (kind, &req.translated) {
             (ProviderKind::Anthropic, Some(_)) => {
-                StreamDecoder::Translated(Box::new(translated::StreamState::new(&req.model)))
+                StreamDecoder::Translated(Box::new(translated::StreamState::new(&req.model, held)))
             }
-            _ => StreamDecoder::new(kind),
+            _ => StreamDecoder::new(kind, held),
         }
     }
 

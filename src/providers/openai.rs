@@ -221,17 +221,31 @@ pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
         model: parsed.model,
         finish_reason: choice.finish_reason,
         raw: std::str::from_utf8(body).ok().map(str::to_owned),
+        truncated: false,
     })
 }
 
-/// Accumulated state of an OpenAI stream.
-#[derive(Debug, Default)]
+/// Accumulated state of an OpenAI stream: at most `held` bytes of text (its head) and of tool
+/// calls, which are kept by order of first appearance, never by the upstream's `index`.
+#[derive(Debug)]
 pub struct StreamState {
     text: String,
-    tool_calls: Vec<ToolCall>,
+    truncated: bool,
+    /// The upstream's index of each call, and the call.
+    tool_calls: Vec<(u64, ToolCall)>,
+    /// Bytes of the tool calls' names and arguments.
+    tool_bytes: usize,
+    held: usize,
     usage: Usage,
     model: Option<String>,
     pub(super) finish_reason: Option<String>,
+}
+
+impl Default for StreamState {
+    /// Holding everything: for tests.
+    fn default() -> Self {
+        StreamState::new(usize::MAX)
+    }
 }
 
 #[derive(Deserialize)]
@@ -265,7 +279,7 @@ struct Delta {
 #[derive(Deserialize)]
 struct ToolCallDelta {
     #[serde(default)]
-    index: usize,
+    index: u64,
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
@@ -281,6 +295,20 @@ struct FunctionDelta {
 }
 
 impl StreamState {
+    /// A stream's state, holding at most `held` bytes of the answer.
+    pub fn new(held: usize) -> Self {
+        StreamState {
+            text: String::new(),
+            truncated: false,
+            tool_calls: Vec::new(),
+            tool_bytes: 0,
+            held,
+            usage: Usage::default(),
+            model: None,
+            finish_reason: None,
+        }
+    }
+
     pub fn on_event(&mut self, event: &SseEvent) -> Result<Decoded, ProviderError> {
         let data = event.data.trim();
         if data == "[DONE]" {
@@ -317,10 +345,12 @@ impl StreamState {
             }
             if let Some(delta) = choice.delta {
                 for call in delta.tool_calls.unwrap_or_default() {
-                    self.merge_tool_call(call);
+                    self.merge_tool_call(call)?;
                 }
                 if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
-                    self.text.push_str(&text);
+                    if !self.truncated && !super::push_within(&mut self.text, &text, self.held) {
+                        self.truncated = true;
+                    }
                     delta_text = Some(text);
                 }
             }
@@ -333,11 +363,28 @@ impl StreamState {
         })
     }
 
-    fn merge_tool_call(&mut self, call: ToolCallDelta) {
-        while self.tool_calls.len() <= call.index {
-            self.tool_calls.push(ToolCall::default());
+    /// Add a fragment to the call with its `index` (a new call at its first appearance): an
+    /// index at or beyond [`MAX_TOOL_CALLS`](super::MAX_TOOL_CALLS), or calls longer than
+    /// `held`, fail the stream.
+    fn merge_tool_call(&mut self, call: ToolCallDelta) -> Result<(), ProviderError> {
+        if call.index >= super::MAX_TOOL_CALLS as u64 {
+            return Err(super::too_many_tool_calls(call.index));
         }
-        let slot = &mut self.tool_calls[call.index];
+        let added = call.function.as_ref().map_or(0, |f| {
+            f.name.as_ref().map_or(0, String::len) + f.arguments.as_ref().map_or(0, String::len)
+        }) + call.id.as_ref().map_or(0, String::len);
+        self.tool_bytes = self.tool_bytes.saturating_add(added);
+        if self.tool_bytes > self.held {
+            return Err(super::tool_calls_too_long(self.held));
+        }
+        let at = match self.tool_calls.iter().position(|(i, _)| *i == call.index) {
+            Some(at) => at,
+            None => {
+                self.tool_calls.push((call.index, ToolCall::default()));
+                self.tool_calls.len() - 1
+            }
+        };
+        let slot = &mut self.tool_calls[at].1;
         if let Some(id) = call.id {
             slot.id = id;
         }
@@ -349,16 +396,18 @@ impl StreamState {
                 slot.arguments.push_str(&args);
             }
         }
+        Ok(())
     }
 
     pub fn into_completion(self) -> Completion {
         Completion {
             text: self.text,
-            tool_calls: self.tool_calls,
+            tool_calls: self.tool_calls.into_iter().map(|(_, c)| c).collect(),
             usage: self.usage,
             model: self.model,
             finish_reason: self.finish_reason,
             raw: None,
+            truncated: self.truncated,
         }
     }
 }

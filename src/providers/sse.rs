@@ -3,7 +3,9 @@
 //! Upstreams frame events arbitrarily across reads, end lines with `\r\n`, `\n` or `\r`, send
 //! `:` comment lines as keep-alives and may spread one event's data over several `data:` lines.
 //! The parser keeps only the incomplete last line between reads; complete events are pushed to
-//! the caller's vector as soon as their terminating blank line arrives.
+//! the caller's vector as soon as their terminating blank line arrives. A line, or an event's
+//! data, longer than the parser's limit is an [`EventTooLarge`] error before it is held: the
+//! parser's memory never grows past its limit.
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -14,9 +16,18 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// A line or an event's data over the parser's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a stream event is larger than max_event_bytes ({limit} bytes)")]
+pub struct EventTooLarge {
+    pub limit: usize,
+}
+
 /// Streaming SSE parser: feed it bytes as they arrive.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseParser {
+    /// Most bytes of one line, and of one event's data.
+    limit: usize,
     line: Vec<u8>,
     /// The previous read ended in `\r`: a `\n` starting the next read belongs to that line end.
     skip_lf: bool,
@@ -25,13 +36,33 @@ pub struct SseParser {
     has_data: bool,
 }
 
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::with_limit(usize::MAX)
+    }
+}
+
 impl SseParser {
+    /// A parser without a limit (for promptd's own, trusted streams).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Parse `chunk`, pushing every event it completes onto `out`.
-    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) {
+    /// A parser that refuses a line or an event's data over `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        SseParser {
+            limit,
+            line: Vec::new(),
+            skip_lf: false,
+            event: None,
+            data: String::new(),
+            has_data: false,
+        }
+    }
+
+    /// Parse `chunk`, pushing every event it completes onto `out`; an error once a line or an
+    /// event's data passes the limit (the parser is then of no further use).
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), EventTooLarge> {
         if self.skip_lf {
             self.skip_lf = false;
             if chunk.first() == Some(&b'\n') {
@@ -39,12 +70,13 @@ impl SseParser {
             }
         }
         while let Some(end) = chunk.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            self.check(self.line.len().saturating_add(end))?;
             if self.line.is_empty() {
-                self.process_line(&chunk[..end], out);
+                self.process_line(&chunk[..end], out)?;
             } else {
                 let mut line = std::mem::take(&mut self.line);
                 line.extend_from_slice(&chunk[..end]);
-                self.process_line(&line, out);
+                self.process_line(&line, out)?;
                 line.clear();
                 self.line = line;
             }
@@ -59,26 +91,36 @@ impl SseParser {
                 [] => &[],
             };
         }
+        self.check(self.line.len().saturating_add(chunk.len()))?;
         self.line.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn check(&self, len: usize) -> Result<(), EventTooLarge> {
+        if len > self.limit {
+            return Err(EventTooLarge { limit: self.limit });
+        }
+        Ok(())
     }
 
     /// The body ended: dispatch an event whose blank line never came (lenient, as some
     /// OpenAI-compatible servers end the body right after the last `data:` line).
-    pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
+    pub fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), EventTooLarge> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            self.process_line(&line, out);
+            self.process_line(&line, out)?;
         }
         self.dispatch(out);
+        Ok(())
     }
 
-    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
+    fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), EventTooLarge> {
         if line.is_empty() {
             self.dispatch(out);
-            return;
+            return Ok(());
         }
         if line[0] == b':' {
-            return; // comment / keep-alive
+            return Ok(()); // comment / keep-alive
         }
         let (name, value) = match line.iter().position(|b| *b == b':') {
             Some(i) => {
@@ -90,6 +132,7 @@ impl SseParser {
         let value = String::from_utf8_lossy(value);
         match name {
             b"data" => {
+                self.check(self.data.len().saturating_add(value.len() + 1))?;
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -99,6 +142,7 @@ impl SseParser {
             b"event" => self.event = Some(value.into_owned()),
             _ => {} // `id`, `retry` and unknown fields are not used
         }
+        Ok(())
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
@@ -122,10 +166,30 @@ mod tests {
         let mut parser = SseParser::new();
         let mut out = Vec::new();
         for chunk in text.as_bytes().chunks(piece) {
-            parser.feed(chunk, &mut out);
+            parser.feed(chunk, &mut out).expect("no limit");
         }
-        parser.finish(&mut out);
+        parser.finish(&mut out).expect("no limit");
         out
+    }
+
+    #[test]
+    fn a_line_or_an_events_data_over_the_limit_is_refused_before_it_is_held() {
+        for piece in [1, 7, 64, 10_000] {
+            let mut parser = SseParser::with_limit(16);
+            let mut out = Vec::new();
+            let text = format!("data: ok\n\ndata: {}", "x".repeat(1000));
+            let result = text
+                .as_bytes()
+                .chunks(piece)
+                .try_for_each(|c| parser.feed(c, &mut out));
+            assert_eq!(result, Err(EventTooLarge { limit: 16 }), "piece {piece}");
+            assert_eq!(out, vec![ev(None, "ok")]);
+            assert!(parser.line.len() <= 16);
+        }
+        // Many short data lines of one event add up.
+        let mut parser = SseParser::with_limit(16);
+        let result = parser.feed(b"data: 12345\ndata: 12345\ndata: 12345\n", &mut Vec::new());
+        assert!(result.is_err());
     }
 
     fn ev(event: Option<&str>, data: &str) -> SseEvent {

@@ -59,11 +59,11 @@ pub struct StreamState {
 }
 
 impl StreamState {
-    /// `model` goes into every chunk.
-    pub fn new(model: &str) -> Self {
+    /// `model` goes into every chunk; at most `held` bytes of the answer are held.
+    pub fn new(model: &str, held: usize) -> Self {
         StreamState {
             translator: StreamTranslator::new(&answer_id(None), now_unix(), model, true),
-            chunks: openai::StreamState::default(),
+            chunks: openai::StreamState::new(held),
             done: false,
         }
     }
@@ -73,6 +73,13 @@ impl StreamState {
     pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Decoded>, ProviderError> {
         let data: Value = serde_json::from_str(&event.data)
             .map_err(|e| ProviderError::Stream(format!("unreadable stream event: {e}")))?;
+        let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
+        if index >= super::MAX_CONTENT_BLOCKS {
+            return Err(ProviderError::Stream(format!(
+                "content block index {index} is beyond the limit of {} blocks in one answer",
+                super::MAX_CONTENT_BLOCKS
+            )));
+        }
         let name = event.event.as_deref().unwrap_or("");
         let mut chunks = self.translator.event(name, &data).map_err(|body| {
             ProviderError::Stream(
@@ -146,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_stream_yields_chunks_then_done_and_errors_carry_the_message() {
-        let mut s = StreamState::new("m");
+        let mut s = StreamState::new("m", usize::MAX);
         let d = s
             .on_event(&event(
                 "message_start",
@@ -169,7 +176,7 @@ mod tests {
         let c = s.into_completion();
         assert_eq!(c.text, "Yo");
         assert_eq!(c.usage.input_tokens, 2);
-        let mut s = StreamState::new("m");
+        let mut s = StreamState::new("m", usize::MAX);
         let err = s
             .on_event(&event(
                 "error",

@@ -22,6 +22,9 @@
 
 #![allow(dead_code)]
 
+#[path = "repeat_body.rs"]
+mod repeat_body;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
@@ -82,6 +85,15 @@ pub enum Behavior {
     SseCut {
         frames: Vec<String>,
         delay: Duration,
+    },
+    /// A generated answer ([`repeat_body`]): `head`, `piece` `times` times, `tail`.
+    Repeat {
+        status: u16,
+        content_type: &'static str,
+        head: Bytes,
+        piece: Bytes,
+        times: u64,
+        tail: Bytes,
     },
     /// Wait `delay` before answering with `then`.
     Slow {
@@ -353,6 +365,22 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<RespBody> {
             }
             Behavior::SseCut { frames, delay } => {
                 return sse_response(frames, delay, true, &shared.abandoned)
+            }
+            Behavior::Repeat {
+                status,
+                content_type,
+                head,
+                piece,
+                times,
+                tail,
+            } => {
+                let body = repeat_body::RepeatBody::new(head, piece, times, tail);
+                let mut resp =
+                    Response::new(body.map_err(|never: Infallible| match never {}).boxed());
+                *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                resp.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                return resp;
             }
         }
     }

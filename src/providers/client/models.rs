@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::Method;
 use serde_json::Value;
 
@@ -41,11 +41,11 @@ impl Provider {
                 response.status()
             )));
         }
-        let body = tokio::time::timeout(LIST_TIMEOUT, response.into_body().collect())
+        let limit = self.config.max_response_bytes;
+        let body = tokio::time::timeout(LIST_TIMEOUT, super::read_body(response, limit))
             .await
             .map_err(|_| ProviderError::Timeout(LIST_TIMEOUT))?
-            .map_err(|e| ProviderError::Protocol(format!("{url}: {e}")))?
-            .to_bytes();
+            .map_err(|e| ProviderError::Protocol(format!("{url}: {e}")))?;
         let body: Value = serde_json::from_slice(&body)
             .map_err(|e| ProviderError::Protocol(format!("{url}: {e}")))?;
         let ids = body

@@ -31,6 +31,13 @@ pub(super) struct StreamClocks {
     pub max: Duration,
 }
 
+/// The sizes an [`UpstreamStream`] is read under.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StreamLimits {
+    /// One line or event (`max_event_bytes`).
+    pub event: usize,
+}
+
 /// An open upstream stream: yields [`Piece`]s, then the accumulated [`Completion`].
 #[derive(Debug)]
 pub struct UpstreamStream {
@@ -64,13 +71,14 @@ impl UpstreamStream {
         body: Incoming,
         decoder: StreamDecoder,
         clocks: StreamClocks,
+        limits: StreamLimits,
         slot: tokio::sync::OwnedSemaphorePermit,
         metrics: ProviderMetrics,
     ) -> Self {
         let cut_at = Instant::now() + clocks.max;
         UpstreamStream {
             body,
-            parser: SseParser::new(),
+            parser: SseParser::with_limit(limits.event),
             pending: VecDeque::new(),
             parsed: Vec::new(),
             ready: VecDeque::new(),
@@ -119,11 +127,13 @@ impl UpstreamStream {
             }
             match ready!(self.poll_frame(cx))? {
                 Some(bytes) => {
-                    self.parser.feed(&bytes, &mut self.parsed);
+                    self.parser
+                        .feed(&bytes, &mut self.parsed)
+                        .map_err(too_large)?;
                     self.pending.extend(self.parsed.drain(..));
                 }
                 None => {
-                    self.parser.finish(&mut self.parsed);
+                    self.parser.finish(&mut self.parsed).map_err(too_large)?;
                     if self.parsed.is_empty() {
                         if self.decoder.ended_cleanly() {
                             self.finished = true;
@@ -200,8 +210,13 @@ impl UpstreamStream {
         })))
     }
 
-    /// The whole answer as accumulated from the stream.
+    /// The whole answer as accumulated from the stream (its head, past what is held).
     pub fn into_completion(self) -> Completion {
         self.decoder.into_completion()
     }
+}
+
+/// A stream event over `max_event_bytes`: the stream fails.
+fn too_large(e: super::super::sse::EventTooLarge) -> ProviderError {
+    ProviderError::Stream(e.to_string())
 }

@@ -68,6 +68,14 @@ impl StreamTranslator {
                     Some("text") => self.text(block.get("text"), &mut out),
                     Some("tool_use") => {
                         let index = self.tools.len();
+                        if index >= crate::providers::MAX_TOOL_CALLS {
+                            return Err(protocol(&format!(
+                                "tool_use block at index {} is beyond the limit of {} tool \
+                                 calls in one answer",
+                                block_index(data),
+                                crate::providers::MAX_TOOL_CALLS
+                            )));
+                        }
                         self.tools.push((block_index(data), index));
                         let str_of = |k| block.get(k).and_then(Value::as_str).unwrap_or("");
                         out.push(self.chunk(
@@ -205,7 +213,8 @@ fn protocol(message: &str) -> Value {
 pub fn assemble(chunks: &[Value]) -> Value {
     let first = chunks.first().unwrap_or(&Value::Null);
     let mut content = String::new();
-    let mut calls: Vec<Map<String, Value>> = Vec::new();
+    // By order of first appearance, never at the chunk's index.
+    let mut calls: Vec<(u64, Map<String, Value>)> = Vec::new();
     let mut reason = Value::Null;
     let mut usage = Value::Null;
     for chunk in chunks {
@@ -223,11 +232,15 @@ pub fn assemble(chunks: &[Value]) -> Value {
             }
             let tool_deltas = delta.get("tool_calls").and_then(Value::as_array);
             for call in tool_deltas.map(Vec::as_slice).unwrap_or_default() {
-                let index = call.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-                while calls.len() <= index {
-                    calls.push(Map::new());
-                }
-                merge_call(&mut calls[index], call);
+                let index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let at = match calls.iter().position(|(i, _)| *i == index) {
+                    Some(at) => at,
+                    None => {
+                        calls.push((index, Map::new()));
+                        calls.len() - 1
+                    }
+                };
+                merge_call(&mut calls[at].1, call);
             }
         }
     }
@@ -237,7 +250,7 @@ pub fn assemble(chunks: &[Value]) -> Value {
     };
     let mut message = json!({"role": "assistant", "content": content, "refusal": null});
     if !calls.is_empty() {
-        message["tool_calls"] = calls.into_iter().map(Value::Object).collect();
+        message["tool_calls"] = calls.into_iter().map(|(_, c)| Value::Object(c)).collect();
     }
     json!({
         "id": first.get("id").cloned().unwrap_or(Value::Null),
