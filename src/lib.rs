@@ -16,6 +16,8 @@
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps. It
 //!   holds what a completion needs and hands nothing out.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
+//! - [`memory`] — the daemon-wide budget of bytes held for requests (`max_request_memory`):
+//!   bodies being read and rendered prompts reserve it first; over it, 503 `server_busy`.
 //! - [`retry`] — when to ask an upstream again and how long to wait: shared by provider calls
 //!   and log shipping.
 //! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls
@@ -39,6 +41,7 @@ pub mod deployments;
 pub mod engine;
 pub mod install;
 pub mod logs;
+pub mod memory;
 pub mod projects;
 pub mod providers;
 pub mod retry;
