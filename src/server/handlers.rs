@@ -187,6 +187,13 @@ pub fn status(state: &State) -> Response<ResponseBody> {
         cache: crate::cache::CacheStats,
         deployments: crate::deployments::DeploymentCounts,
         logs: serde_json::Value,
+        /// `max_request_memory` and what requests hold of it now.
+        request_memory: RequestMemory,
+    }
+    #[derive(Serialize)]
+    struct RequestMemory {
+        limit_bytes: u64,
+        held_bytes: u64,
     }
     let config = state.config.load();
     body::json(
@@ -213,6 +220,10 @@ pub fn status(state: &State) -> Response<ResponseBody> {
             cache: state.cache.stats(),
             deployments: state.deployments.counts(),
             logs: logs_status_json(state),
+            request_memory: RequestMemory {
+                limit_bytes: state.engine.memory().limit(),
+                held_bytes: state.engine.memory().held(),
+            },
         },
     )
 }

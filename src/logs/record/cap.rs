@@ -263,12 +263,21 @@ fn head_length(mut lengths: Vec<usize>, over: usize) -> usize {
 fn cut_texts(value: &mut Value, head: usize) -> bool {
     match value {
         Value::String(s) => cut(s, head),
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |any, v| cut_texts(v, head) || any),
-        Value::Object(map) => map
-            .values_mut()
-            .fold(false, |any, v| cut_texts(v, head) || any),
+        // Every text is cut (no short circuit), and whether any was is kept.
+        Value::Array(items) => {
+            let mut any = false;
+            for v in items {
+                any |= cut_texts(v, head);
+            }
+            any
+        }
+        Value::Object(map) => {
+            let mut any = false;
+            for v in map.values_mut() {
+                any |= cut_texts(v, head);
+            }
+            any
+        }
         Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
