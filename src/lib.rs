@@ -17,6 +17,8 @@
 //!   holds what a completion needs and hands nothing out.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
 //! - [`redact`] — credentials out of URLs in any text that leaves the daemon.
+//! - [`memory`] — the daemon-wide budget of bytes held for requests (`max_request_memory`):
+//!   bodies being read and rendered prompts reserve it first; over it, 503 `server_busy`.
 //! - [`retry`] — when to ask an upstream again and how long to wait: shared by provider calls
 //!   and log shipping.
 //! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls
@@ -40,6 +42,7 @@ pub mod deployments;
 pub mod engine;
 pub mod install;
 pub mod logs;
+pub mod memory;
 pub mod projects;
 pub mod providers;
 pub mod redact;

@@ -292,3 +292,154 @@ async fn an_uncached_stream_keeps_no_copy_of_its_events() {
         one_stream / 1024
     );
 }
+
+const HOLDERS: usize = 64;
+/// Each holder's declared body: just under `max_body`.
+const HELD_BODY: usize = 1_000_000;
+/// What a holder sends of it before it waits.
+const HELD_SENT: usize = 900_000;
+/// `max_request_memory` below: room for 16 declared bodies (977 KiB each), not 17.
+const BUDGET_MIB: usize = 16;
+const ADMITTED: usize = BUDGET_MIB * 1024 / HELD_BODY.div_ceil(1024);
+/// Generous: the debug daemon idles near 50 MiB; the holders' bodies (61 MB) and more would
+/// pass it, the budget's 16 MiB do not.
+const HELD_PEAK_BOUND: usize = 100 * 1024 * 1024;
+
+/// A client that sends a request head declaring `HELD_BODY` bytes and `HELD_SENT` of them, then
+/// waits; sends the answer's head on `answers` if one comes (a refusal). The connection stays
+/// open until the returned task is aborted.
+fn holder(
+    socket: &Path,
+    answers: tokio::sync::mpsc::UnboundedSender<String>,
+) -> tokio::task::JoinHandle<()> {
+    let socket = socket.to_path_buf();
+    tokio::spawn(async move {
+        let stream = UnixStream::connect(&socket).await.expect("connect holder");
+        let (mut read, mut write) = stream.into_split();
+        let head = format!(
+            "POST {PREFIX}/completion HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {HELD_BODY}\r\n\r\n"
+        );
+        // The daemon may refuse before reading the body: a failed write is not the test's.
+        // The body is held open (not shut down) until the task is aborted.
+        let send = async {
+            if write.write_all(head.as_bytes()).await.is_ok() {
+                let _ = write.write_all(&vec![b' '; HELD_SENT]).await;
+            }
+            std::future::pending::<()>().await
+        };
+        let answer = async {
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                match read.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+            }
+            String::from_utf8_lossy(&answer).into_owned()
+        };
+        // A refused client has its answer and leaves (both halves dropped); a held one waits.
+        tokio::select! {
+            () = send => {}
+            answer = answer => { let _ = answers.send(answer); }
+        }
+    })
+}
+
+/// `request_memory.held_bytes` of `/status`.
+async fn request_memory_held(socket: &Path) -> u64 {
+    let status = common::raw_get(socket, "/status").await;
+    let body: serde_json::Value =
+        serde_json::from_slice(&status.chunks.concat()).expect("status json");
+    body["request_memory"]["held_bytes"]
+        .as_u64()
+        .expect("held_bytes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_holding_bodies_past_the_memory_budget_are_refused_and_the_rest_served() {
+    raise_fd_limit();
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let setup = Setup::new(
+        &format!("max_body = \"1MiB\"\nmax_rendered = \"1MiB\"\nmax_request_memory = \"{BUDGET_MIB}MiB\""),
+        &providers_toml(&openai.base_url(), &openai.base_url()),
+    );
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("memory-budget"));
+    let pid = daemon.pid().as_raw();
+    let socket = setup.socket.clone();
+    health_answers(&socket).await;
+
+    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let holders: Vec<_> = (0..HOLDERS)
+        .map(|_| holder(&socket, answers_tx.clone()))
+        .collect();
+    // Every client past the budget is refused at once, with a way to come back.
+    for _ in 0..HOLDERS - ADMITTED {
+        let head = answers.recv().await.expect("an answer");
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+        assert!(
+            common::header_in(&head, "retry-after") == Some("1"),
+            "{head}"
+        );
+    }
+    // The admitted ones hold their share; the daemon serves others beside them.
+    let share = (ADMITTED * HELD_BODY.div_ceil(1024) * 1024) as u64;
+    let deadline = Instant::now() + common::wait::DEADLINE;
+    while request_memory_held(&socket).await < share {
+        assert!(
+            Instant::now() < deadline,
+            "the admitted bodies were never reserved"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    health_answers(&socket).await;
+    let small = json!({
+        "llm_configuration": {"model": "gpt-4o-mini", "provider": "openai",
+                              "messages": [{"role": "user", "content": "Hello"}]},
+        "cache": false
+    });
+    let reply = common::raw_post(&socket, &format!("{PREFIX}/completion"), &small).await;
+    assert_eq!(reply.status(), 200, "{}", reply.head);
+    assert!(
+        answers.try_recv().is_err(),
+        "an admitted holder was answered"
+    );
+    assert_eq!(
+        request_memory_held(&socket).await,
+        share,
+        "no more than the budget"
+    );
+    let peak = peak_rss_bytes(pid);
+    assert!(
+        peak < HELD_PEAK_BOUND,
+        "peak RSS {} MiB with {HOLDERS} clients holding {HELD_SENT} bytes each",
+        peak / (1024 * 1024)
+    );
+
+    // They leave; their bytes come back, and full-size requests are served again.
+    for h in &holders {
+        h.abort();
+    }
+    for h in holders {
+        let _ = h.await;
+    }
+    let deadline = Instant::now() + common::wait::DEADLINE;
+    while request_memory_held(&socket).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the holders' bytes never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut full = small.clone();
+    full["metadata"] = json!({"pad": "p".repeat(HELD_BODY - 300)});
+    let path = format!("{PREFIX}/completion");
+    let replies = futures_util::future::join_all(
+        (0..ADMITTED).map(|_| common::raw_post(&socket, &path, &full)),
+    )
+    .await;
+    for reply in replies {
+        assert_eq!(reply.status(), 200, "{}", reply.head);
+    }
+    drop(daemon);
+}

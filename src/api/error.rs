@@ -112,6 +112,10 @@ pub enum ApiError {
     },
     #[error("too many requests from this peer (rate_limit per uid); try again in {retry_after}s")]
     RateLimited { retry_after: u64 },
+    /// The requests in flight hold all of `max_request_memory`: this one's body or rendered
+    /// messages do not fit now.
+    #[error("promptd is busy: {0}; try again shortly")]
+    ServerBusy(crate::memory::OverBudget),
     #[error("{0}")]
     LogNotAccepted(String),
     #[error("internal error: {0}")]
@@ -131,7 +135,7 @@ impl ApiError {
     /// "not now" rather than "no".
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::ProviderBusy { .. } => Some(1),
+            ApiError::ProviderBusy { .. } | ApiError::ServerBusy(_) => Some(1),
             ApiError::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
@@ -177,7 +181,9 @@ impl ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ProviderProtocol { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ProviderStream { .. } => StatusCode::BAD_GATEWAY,
-            ApiError::LogNotAccepted(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::LogNotAccepted(_) | ApiError::ServerBusy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -215,6 +221,7 @@ impl ApiError {
             ApiError::ProviderBusy { .. } => "provider_busy",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::LogNotAccepted(_) => "log_not_accepted",
+            ApiError::ServerBusy(_) => "server_busy",
             ApiError::Internal(_) => "internal",
         }
     }

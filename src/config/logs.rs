@@ -14,6 +14,16 @@ use super::{duration_or, invalid, size_or, ConfigError, Secret};
 
 /// Enough for days of logs at a busy sidecar's rate, small next to a model cache.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest completion record: thousands of times a normal one (a few KB), so only records with
+/// huge prompts or answers are cut; small enough that one client's huge requests take 1/256 of
+/// the default spool each, not all of it (records over it keep a head of each long text, marked).
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1024 * 1024;
+/// The smallest `spool.max_record_bytes`: room for a record's fixed fields and a `truncated`
+/// mark for each of its fields.
+pub const MIN_RECORD_BYTES: u64 = 16 * 1024;
+/// The largest `spool.max_record_bytes`: the spool's frame limit (`logs::entry::MAX_PAYLOAD`,
+/// which config cannot name: logs builds on config; a test in `logs::record::cap` ties them).
+pub const MAX_RECORD_BYTES: u64 = 64 * 1024 * 1024;
 /// Small enough that acknowledged records free disk soon, large enough for few files.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// The fsync interval: what a power loss can take of records, and the wait of `POST /trace_log`.
@@ -45,6 +55,7 @@ pub struct RawSpool {
     pub segment_bytes: Option<String>,
     pub flush_interval: Option<String>,
     pub max_batch: Option<usize>,
+    pub max_record_bytes: Option<String>,
 }
 
 /// The `[upstream]` table as written.
@@ -67,6 +78,8 @@ pub struct SpoolConfig {
     pub segment_bytes: u64,
     pub flush_interval: Duration,
     pub max_batch: usize,
+    /// Largest completion record (`spool.max_record_bytes`); longer texts are cut to a head.
+    pub max_record_bytes: u64,
 }
 
 impl Default for SpoolConfig {
@@ -76,6 +89,7 @@ impl Default for SpoolConfig {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             max_batch: DEFAULT_MAX_BATCH,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
@@ -97,6 +111,11 @@ impl SpoolConfig {
                 DEFAULT_FLUSH_INTERVAL,
             )?,
             max_batch: raw.max_batch.unwrap_or(DEFAULT_MAX_BATCH),
+            max_record_bytes: size_or(
+                "spool.max_record_bytes",
+                raw.max_record_bytes,
+                DEFAULT_MAX_RECORD_BYTES,
+            )?,
         };
         if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&config.segment_bytes) {
             return Err(invalid(
@@ -118,6 +137,17 @@ impl SpoolConfig {
         }
         if config.max_batch == 0 {
             return Err(invalid("spool.max_batch", "must be at least 1"));
+        }
+        let min_record = MIN_RECORD_BYTES;
+        let max_record = MAX_RECORD_BYTES.min(config.max_bytes);
+        if !(min_record..=max_record).contains(&config.max_record_bytes) {
+            return Err(invalid(
+                "spool.max_record_bytes",
+                format!(
+                    "must be between {min_record} bytes and {max_record} (the smaller of 64MiB, \
+                     the spool's frame limit, and spool.max_bytes)"
+                ),
+            ));
         }
         Ok(config)
     }
@@ -266,6 +296,7 @@ mod tests {
             spool("max_bytes = \"1MiB\"\nsegment_bytes = \"2MiB\"").map(|_| ()),
             spool("flush_interval = \"0s\"").map(|_| ()),
             spool("max_batch = 0").map(|_| ()),
+            spool("max_record_bytes = \"1KiB\"").map(|_| ()),
             upstream("base_url = \"ftp://x\"", &[]).map(|_| ()),
             upstream("api_key = \"a\"\napi_key_env = \"B\"", &[]).map(|_| ()),
             upstream("max_in_flight = 0", &[]).map(|_| ()),
@@ -277,6 +308,7 @@ mod tests {
             "spool.max_bytes",
             "spool.flush_interval",
             "spool.max_batch",
+            "spool.max_record_bytes",
             "upstream.base_url",
             "upstream.api_key",
             "upstream.max_in_flight",

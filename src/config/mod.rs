@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use access::AccessConfig;
-pub use logs::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
+pub use logs::{
+    RawSpool, RawUpstream, SpoolConfig, UpstreamConfig, MAX_RECORD_BYTES, MIN_RECORD_BYTES,
+};
 pub use paths::{default_prompts_dir, default_socket, default_state_dir, user_config_home};
 use raw::{RawConfig, RawProvider};
 pub use sections::{CacheConfig, KeySource, Price, ProviderConfig, ProviderKind};
@@ -42,6 +44,12 @@ const DEFAULT_MAX_EMBEDDING_INPUTS: usize = 2048;
 /// templates may grow this much, no more (placeholders multiply: a few KB of input used 100,000
 /// times would be hundreds of MB).
 const DEFAULT_MAX_RENDERED_PER_BODY: u64 = 4;
+/// Default `max_request_memory`: what requests may make the daemon hold at once (bodies being
+/// read, rendered messages). Sixty-four full default bodies, or a dozen requests rendering the
+/// default `max_rendered`: far above what local apps send together, while a flood of clients
+/// holding unfinished bodies (1.26 GiB at 300 of them before this bound) or amplifying templates
+/// cannot take the machine's memory; past it a request is 503 `server_busy`, `Retry-After: 1`.
+const DEFAULT_MAX_REQUEST_MEMORY: u64 = 256 * 1024 * 1024;
 /// A connection whose next request headers have not fully arrived this long after it opened (or
 /// after the previous response) is closed: both the header and the keep-alive idle timeout.
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -178,6 +186,8 @@ pub struct Config {
     pub max_body: u64,
     /// Largest request after its `{{placeholders}}` are filled (all messages), in bytes.
     pub max_rendered: u64,
+    /// Bytes all requests together may make the daemon hold (`max_request_memory`).
+    pub max_request_memory: u64,
     /// Connections served at once (both listeners); more wait in the kernel's backlog.
     pub max_connections: usize,
     /// Requests per second per peer uid (0: not limited), and the bucket's burst.
@@ -339,6 +349,11 @@ impl Config {
                 raw.max_rendered,
                 max_body.saturating_mul(DEFAULT_MAX_RENDERED_PER_BODY),
             )?,
+            max_request_memory: size_or(
+                "max_request_memory",
+                raw.max_request_memory,
+                DEFAULT_MAX_REQUEST_MEMORY,
+            )?,
             max_embedding_inputs: raw
                 .max_embedding_inputs
                 .map_or(Ok(DEFAULT_MAX_EMBEDDING_INPUTS), usize::try_from)
@@ -381,6 +396,16 @@ impl Config {
         }
         if config.max_rendered == 0 {
             return Err(invalid("max_rendered", "must be more than 0 bytes"));
+        }
+        let one_request = config.max_body.saturating_add(config.max_rendered);
+        if config.max_request_memory < one_request {
+            return Err(invalid(
+                "max_request_memory",
+                format!(
+                    "must be at least max_body + max_rendered ({one_request} bytes): one request \
+                     of each largest size must fit"
+                ),
+            ));
         }
         if config.max_embedding_inputs == 0 {
             return Err(invalid("max_embedding_inputs", "must be at least 1"));
@@ -707,6 +732,7 @@ mod tests {
             ("tcp = \"nonsense\"", "tcp"),
             ("max_body = \"lots\"", "max_body"),
             ("max_rendered = \"0\"", "max_rendered"),
+            ("max_request_memory = \"1MiB\"", "max_request_memory"),
             ("max_connections = 0", "max_connections"),
             ("max_embedding_inputs = 0", "max_embedding_inputs"),
             ("shutdown_grace = \"soon\"", "shutdown_grace"),

@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub rate_limit: Option<u32>,
     pub rate_limit_burst: Option<u32>,
     pub max_rendered: Option<String>,
+    /// Daemon-wide budget of bytes held for requests (bodies, rendered messages).
+    pub max_request_memory: Option<String>,
     /// Most `input` items of one `POST /v1/embeddings`.
     pub max_embedding_inputs: Option<u64>,
     pub header_timeout: Option<String>,

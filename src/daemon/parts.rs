@@ -43,7 +43,7 @@ impl Parts {
             &config.spool,
             config.state_dir.join("spool"),
         ))?;
-        let logs = CompletionRecords::new(spool.clone());
+        let logs = CompletionRecords::new(spool.clone(), config.spool.max_record_bytes);
         let flusher = Flusher::new(spool.clone(), config.upstream.clone())
             .map_err(|e| StartupError::Flusher(e.to_string()))?;
         let deployments = Arc::new(Registry::open(

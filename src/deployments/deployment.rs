@@ -186,6 +186,13 @@ fn canonical_json(value: &Value) -> String {
 }
 
 impl Deployment {
+    /// The bytes of the messages with `inputs` filled in, counted without building them.
+    pub fn rendered_len(&self, inputs: &Map<String, Value>) -> u64 {
+        self.messages.iter().fold(0u64, |n, m| {
+            n.saturating_add(m.template.rendered_len(inputs))
+        })
+    }
+
     /// The messages with `inputs` filled in. Every missing input of every message is reported
     /// at once (`TemplateError::Missing`, each name once, in order of appearance); extra inputs
     /// are ignored.
@@ -195,9 +202,7 @@ impl Deployment {
         inputs: &Map<String, Value>,
         limit: u64,
     ) -> Result<Vec<Message>, TemplateError> {
-        let size = self.messages.iter().fold(0u64, |n, m| {
-            n.saturating_add(m.template.rendered_len(inputs))
-        });
+        let size = self.rendered_len(inputs);
         if size > limit {
             return Err(TemplateError::TooLarge { size, limit });
         }

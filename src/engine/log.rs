@@ -2,7 +2,9 @@
 //! on the request path and written to the spool before the answer's last byte is sent (the
 //! spool's append is one `write(2)`; its writer thread fsyncs on the group-commit cadence). So
 //! an answer a client received always has its record in the spool file, whatever kills the
-//! daemon after. A full spool drops (and counts) the record rather than waiting.
+//! daemon after. A record is at most `spool.max_record_bytes`: longer texts in it are cut to a
+//! head and marked (`logs::record::cap`), never dropped for their size. A full spool drops (and
+//! counts) the record rather than waiting.
 
 use std::time::Instant;
 
@@ -10,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Engine, Prepared};
 use crate::api::{ApiError, CompletionResponse};
-use crate::logs::{encode_trace_log, CallConfiguration, Dropped, LogRecord, Spool};
+use crate::logs::{encode_trace_log_capped, CallConfiguration, Dropped, LogRecord, Spool};
 use crate::providers::ChatRequest;
 use crate::timestamp::{iso, now_iso};
 
@@ -39,25 +41,38 @@ impl Timing {
 #[derive(Debug)]
 pub struct CompletionRecords {
     spool: Spool,
+    /// `spool.max_record_bytes`.
+    max_record_bytes: usize,
 }
 
 impl CompletionRecords {
-    pub fn new(spool: Spool) -> CompletionRecords {
-        CompletionRecords { spool }
+    pub fn new(spool: Spool, max_record_bytes: u64) -> CompletionRecords {
+        CompletionRecords {
+            spool,
+            max_record_bytes: usize::try_from(max_record_bytes).unwrap_or(usize::MAX),
+        }
     }
 
-    /// Encode `record` and write it to the spool. A full or closed spool counts the drop
-    /// itself; an oversized record is also worth a line, naming its trace (it is the request's
-    /// doing, not the disk's).
-    fn append<C: serde::Serialize>(&self, record: &LogRecord<C>) {
-        match encode_trace_log(record) {
-            Ok(bytes) => {
-                if let Err(Dropped::TooLarge) = self.spool.append_detached(&bytes) {
-                    tracing::warn!(trace_id = ?record.trace_id, bytes = bytes.len(), "log record over the spool's record limit; dropped (counted in dropped)");
+    /// Encode `record` under the record cap and write it to the spool. A full or closed spool
+    /// counts the drop itself; a record cut to fit is worth a line, naming its trace and what
+    /// was cut (it is the request's doing, not the disk's).
+    fn append<C: serde::Serialize>(&self, record: LogRecord<C>) {
+        let trace_id = record.trace_id.clone();
+        match encode_trace_log_capped(record, self.max_record_bytes) {
+            Ok(entry) => {
+                if !entry.truncated.is_empty() {
+                    tracing::info!(?trace_id, fields = ?entry.truncated, limit = self.max_record_bytes, "log record over spool.max_record_bytes; long fields cut to a head (marked in `truncated`)");
+                }
+                if let Err(Dropped::TooLarge) = self.spool.append_detached(&entry.payload) {
+                    tracing::warn!(
+                        ?trace_id,
+                        bytes = entry.payload.len(),
+                        "log record over the spool's frame limit; dropped (counted in dropped)"
+                    );
                 }
             }
             Err(e) => {
-                tracing::warn!(trace_id = ?record.trace_id, error = %e, "log record not spooled")
+                tracing::warn!(?trace_id, error = %e, "log record not spooled")
             }
         }
     }
@@ -94,7 +109,7 @@ impl Engine {
             response.clone(),
         );
         record.time_to_first_token = ttft;
-        self.logs.append(&record);
+        self.logs.append(record);
     }
 
     /// Spool the record of a completion that failed at the provider.

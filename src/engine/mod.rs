@@ -44,6 +44,7 @@ use crate::deployments::{
 };
 pub use log::CompletionRecords;
 
+use crate::memory::MemoryBudget;
 use crate::providers::{Piece, PriceTable, Provider, ProviderError};
 use crate::tasks::Tasks;
 use crate::telemetry::metrics::Metrics;
@@ -80,6 +81,8 @@ pub struct Engine {
     flights: Flights<ApiError>,
     /// Providers' own model lists, as last asked ([`models`]).
     discovered: models::Discovered,
+    /// `max_request_memory`: rendered messages reserve from it (bodies too, in the server).
+    memory: MemoryBudget,
 }
 
 /// What the daemon gives the engine.
@@ -226,6 +229,7 @@ impl Engine {
             tasks,
             flights: Flights::default(),
             discovered: Default::default(),
+            memory: MemoryBudget::new(config.max_request_memory),
         })
     }
 
@@ -237,6 +241,12 @@ impl Engine {
         self.deployment_upstream
             .store(DeploymentUpstream::from_config(&config.upstream).map(Arc::new));
         Ok(())
+    }
+
+    /// The daemon-wide budget of bytes held for requests (`max_request_memory`), which request
+    /// bodies are read against too.
+    pub fn memory(&self) -> &MemoryBudget {
+        &self.memory
     }
 
     /// The current providers and prices.
@@ -280,6 +290,7 @@ impl Engine {
             |name| upstreams.providers.get(name).cloned(),
             || upstreams.providers.keys().cloned().collect(),
             upstreams.max_rendered,
+            &self.memory,
         )
     }
 

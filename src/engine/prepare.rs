@@ -14,6 +14,7 @@ use crate::api::{
 use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
+use crate::memory::{MemoryBudget, Reservation};
 use crate::projects::ProjectStore;
 use crate::providers::{openai, ChatRequest, Provider, ProviderKind};
 
@@ -34,6 +35,9 @@ pub struct Prepared {
     pub log: CompletionLog,
     /// The API the request came by: what its stream starts with, how a replay is rendered.
     pub dialect: Dialect,
+    /// The rendered messages' share of `max_request_memory`, held while the call is (clones
+    /// share it; the last one gives it back).
+    pub memory: Arc<Reservation>,
 }
 
 /// Resolve `req` (with its deployment, when it names one) against the configured providers.
@@ -43,6 +47,7 @@ pub fn prepare(
     lookup: impl Fn(&str) -> Option<Arc<Provider>>,
     provider_names: impl Fn() -> Vec<String>,
     max_rendered: u64,
+    budget: &MemoryBudget,
 ) -> Result<Prepared, ApiError> {
     if let Some(rate) = req.log_sample_rate {
         if !(0.0..=1.0).contains(&rate) {
@@ -67,11 +72,17 @@ pub fn prepare(
     }
     // Messages of a request are templates only when the request gives inputs: a `{{` in plain
     // text (code, other template languages) is then left alone.
+    let mut memory = budget.reservation();
     if let (Some(messages), Some(inputs)) = (&mut overrides.messages, &req.llm_inputs) {
-        render_messages(messages, inputs, max_rendered)?;
+        memory.absorb(render_messages(messages, inputs, max_rendered, budget)?);
     }
     let config = match deployment {
-        Some(d) => merge_deployment(d, req.llm_inputs.as_ref(), overrides, max_rendered)?,
+        Some(d) => {
+            let (config, rendered) =
+                merge_deployment(d, req.llm_inputs.as_ref(), overrides, max_rendered, budget)?;
+            memory.absorb(rendered);
+            config
+        }
         None => overrides,
     };
     let LlmConfiguration {
@@ -150,6 +161,7 @@ pub fn prepare(
         refresh: req.cache_refresh,
         log,
         dialect: req.dialect,
+        memory: Arc::new(memory),
     })
 }
 
@@ -183,26 +195,34 @@ fn translate(
 }
 
 /// A deployment with the request's `llm_configuration` laid over it field by field (model
-/// parameters one by one); the deployment's messages rendered with `inputs`.
+/// parameters one by one); the deployment's messages rendered with `inputs`, their bytes
+/// reserved from `budget` before they are built.
 fn merge_deployment(
     d: &Deployment,
     inputs: Option<&Map<String, Value>>,
     o: LlmConfiguration,
     max_rendered: u64,
-) -> Result<LlmConfiguration, ApiError> {
+    budget: &MemoryBudget,
+) -> Result<(LlmConfiguration, Reservation), ApiError> {
+    let mut memory = budget.reservation();
     let messages = match o.messages {
         Some(messages) => messages,
-        None => d
-            .render(inputs.unwrap_or(&Map::new()), max_rendered)
-            .map_err(|e| match e {
-                TemplateError::Missing(names) => ApiError::MissingInput(names),
-                TemplateError::TooLarge { size, limit } => {
-                    ApiError::RenderedTooLarge { size, limit }
-                }
-                other => ApiError::Internal(format!("deployment {}: {other}", d.id)),
-            })?,
+        None => {
+            let size = d.rendered_len(inputs.unwrap_or(&Map::new()));
+            if size <= max_rendered {
+                memory = budget.try_reserve(size).map_err(ApiError::ServerBusy)?;
+            }
+            d.render(inputs.unwrap_or(&Map::new()), max_rendered)
+                .map_err(|e| match e {
+                    TemplateError::Missing(names) => ApiError::MissingInput(names),
+                    TemplateError::TooLarge { size, limit } => {
+                        ApiError::RenderedTooLarge { size, limit }
+                    }
+                    other => ApiError::Internal(format!("deployment {}: {other}", d.id)),
+                })?
+        }
     };
-    Ok(LlmConfiguration {
+    let config = LlmConfiguration {
         model: o.model.or_else(|| Some(d.model.clone())),
         provider: o.provider.or_else(|| Some(d.provider.clone())),
         model_params: Some(merge_params(&d.model_params, o.model_params)),
@@ -212,7 +232,8 @@ fn merge_deployment(
             .functions
             .or_else(|| (!d.functions.is_empty()).then(|| d.functions.clone())),
         function_call: o.function_call.or_else(|| d.function_call.clone()),
-    })
+    };
+    Ok((config, memory))
 }
 
 /// The Parea Python SDK sends every `model_params` field, unset ones as its `ModelParams`
@@ -283,12 +304,15 @@ fn place_history(mut messages: Vec<Message>, history: Vec<Message>) -> Vec<Messa
 }
 
 /// Fill a request's own templates with `inputs`. The size of every message as rendered is
-/// counted first, and a total over `max_rendered` is refused before anything is built.
+/// counted first, and a total over `max_rendered` is refused before anything is built; so is one
+/// that does not fit `budget` now (503 `server_busy`). The reservation of what was rendered is
+/// returned.
 fn render_messages(
     messages: &mut [Message],
     inputs: &serde_json::Map<String, serde_json::Value>,
     max_rendered: u64,
-) -> Result<(), ApiError> {
+    budget: &MemoryBudget,
+) -> Result<Reservation, ApiError> {
     let mut templates: Vec<(usize, Template)> = Vec::new();
     let mut size: u64 = 0;
     for (i, message) in messages.iter().enumerate() {
@@ -312,6 +336,7 @@ fn render_messages(
             limit: max_rendered,
         });
     }
+    let memory = budget.try_reserve(size).map_err(ApiError::ServerBusy)?;
     let mut missing: Vec<String> = Vec::new();
     for (i, template) in templates {
         match template.render(inputs) {
@@ -327,7 +352,7 @@ fn render_messages(
         }
     }
     if missing.is_empty() {
-        Ok(())
+        Ok(memory)
     } else {
         Err(ApiError::MissingInput(missing))
     }
@@ -402,9 +427,31 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap_or_default();
-        match render_messages(&mut messages, &inputs, u64::MAX).unwrap_err() {
+        let budget = MemoryBudget::new(u64::MAX);
+        match render_messages(&mut messages, &inputs, u64::MAX, &budget).unwrap_err() {
             ApiError::MissingInput(names) => assert_eq!(names, vec!["a", "c"]),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn rendering_reserves_its_size_and_is_refused_past_the_budget() {
+        let template = || vec![msg(Role::User, "{{x}}{{x}}{{x}}{{x}}")];
+        let inputs = serde_json::json!({"x": "y".repeat(100 * 1024)})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let budget = MemoryBudget::new(1024 * 1024);
+        let mut first = template();
+        let held = render_messages(&mut first, &inputs, u64::MAX, &budget).expect("fits");
+        assert_eq!(held.bytes(), 400 * 1024);
+        let _second = render_messages(&mut template(), &inputs, u64::MAX, &budget).expect("fits");
+        let mut third = template();
+        let err = render_messages(&mut third, &inputs, u64::MAX, &budget).unwrap_err();
+        assert_eq!(err.kind(), "server_busy");
+        assert_eq!(err.retry_after(), Some(1));
+        assert_eq!(third[0].content.as_deref(), Some("{{x}}{{x}}{{x}}{{x}}"));
+        drop(held);
+        render_messages(&mut third, &inputs, u64::MAX, &budget).expect("fits once freed");
     }
 }

@@ -15,7 +15,8 @@
 //!   trace-wide sampling. [`entry`] (`record/entry.rs`): the versioned encoding of a spool
 //!   record (`{kind, trace_id, body}` with the body as JSON text; the version byte is the
 //!   format that introduced the kind) and its size bound, and [`SpoolEntry`], the typed view of
-//!   one. [`record::integration`]: [`TraceIntegration`] (the vendors of
+//!   one. [`record::cap`]: the record cap, `spool.max_record_bytes` (long texts cut to a head,
+//!   marked in `truncated` with their length and hash). [`record::integration`]: [`TraceIntegration`] (the vendors of
 //!   `POST /trace_log/{vendor}`) and [`LangchainRun`], the fields of a LangChain run promptd
 //!   orders and samples by.
 //! - [`spool`] — the durable on-disk queue; its header holds the on-disk design. Its parts:
@@ -44,6 +45,7 @@ pub mod spool;
 pub use crate::config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
 pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, FlusherTask, UpstreamError};
 pub use intake::{Accepted, ClientRecord, IntakeError};
+pub use record::cap::{encode_trace_log_capped, CappedEntry};
 pub use record::entry;
 pub use record::entry::{
     encode_json_text, encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry,

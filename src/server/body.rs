@@ -1,4 +1,5 @@
-//! Response bodies and request-body reading.
+//! Response bodies and request-body reading (bounded by `max_body` per request and by
+//! `max_request_memory` across them: [`read_limited`]).
 //!
 //! [`ResponseBody`] is one buffer (JSON answers) or a stream of events: Parea's each sent as its
 //! own HTTP body frame (one chunk per event, as the Parea SDK expects); OpenAI's batched, the
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
@@ -21,6 +22,7 @@ use super::openai_events::OpenAiEvents;
 use crate::api::{stream, ApiError};
 use crate::cache::{CacheKey, CacheStatus};
 use crate::engine::{CompletionStream, StreamItem, StreamItems};
+use crate::memory::{MemoryBudget, Reservation};
 use crate::providers::Piece;
 
 /// The body of every response promptd sends.
@@ -199,20 +201,43 @@ pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
     response
 }
 
+/// A request body read whole, and its share of `max_request_memory`, held as long as the body
+/// is (what is decoded from it is about as large, and lives no longer in a handler).
+#[derive(Debug)]
+pub struct HeldBody {
+    bytes: Bytes,
+    _memory: Reservation,
+}
+
+impl std::ops::Deref for HeldBody {
+    type Target = Bytes;
+
+    fn deref(&self) -> &Bytes {
+        &self.bytes
+    }
+}
+
 /// Read a request body of at most `limit` bytes; larger ones are a 413, announced by
-/// `Content-Length` or discovered while reading.
-pub async fn read_limited(req: hyper::Request<Incoming>, limit: u64) -> Result<Bytes, ApiError> {
+/// `Content-Length` or discovered while reading. Its bytes are reserved from `budget` before
+/// they are held (all of a declared length at once, else as the buffer grows): past the budget
+/// the request is 503 `server_busy`, and nothing more of it is read.
+pub async fn read_limited(
+    req: hyper::Request<Incoming>,
+    limit: u64,
+    budget: &MemoryBudget,
+) -> Result<HeldBody, ApiError> {
     let (parts, body) = req.into_parts();
-    read_body(&parts.headers, body, limit).await
+    read_body(&parts.headers, body, limit, budget).await
 }
 
 /// [`read_limited`] of a request already split, for a handler that goes on reading its
 /// headers (borrowed, not copied).
 pub async fn read_body(
     headers: &hyper::HeaderMap,
-    body: Incoming,
+    mut body: Incoming,
     limit: u64,
-) -> Result<Bytes, ApiError> {
+    budget: &MemoryBudget,
+) -> Result<HeldBody, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -220,12 +245,34 @@ pub async fn read_body(
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit_usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::PayloadTooLarge(limit))
+    let busy = ApiError::ServerBusy;
+    // Both at most `limit`, which is at most `max_request_memory`: the casts cannot truncate on
+    // a 64-bit host, and a 32-bit one cannot hold more anyway.
+    let declared = declared.map(|len| usize::try_from(len).unwrap_or(usize::MAX));
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut memory = budget
+        .try_reserve(declared.unwrap_or(0) as u64)
+        .map_err(busy)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BodyUnreadable(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let needed = buf.len().saturating_add(data.len());
+        if needed > limit {
+            return Err(ApiError::PayloadTooLarge(limit as u64));
         }
-        Err(e) => Err(ApiError::BodyUnreadable(e.to_string())),
+        if needed > buf.capacity() {
+            // Grow as a Vec would (doubling, within the limit), reserving first.
+            let target = needed.max(buf.capacity().saturating_mul(2)).min(limit);
+            memory.grow_to(target as u64).map_err(busy)?;
+            buf.reserve_exact(target - buf.len());
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok(HeldBody {
+        bytes: Bytes::from(buf),
+        _memory: memory,
+    })
 }

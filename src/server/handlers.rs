@@ -43,7 +43,8 @@ pub async fn completion(
     req: Request<Incoming>,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let bytes =
+        body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     let request: CompletionRequest = decode_json(&bytes)?;
     if request.stream == Some(true) {
         // Both engine futures are boxed: they hold the request and what is made of it at each
@@ -68,7 +69,8 @@ pub async fn completion_stream(
     req: Request<Incoming>,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let bytes =
+        body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     let request: CompletionRequest = decode_json(&bytes)?;
     let stream = Box::pin(state.engine.stream(request)).await?;
     Ok(body::event_stream(stream))
@@ -79,7 +81,8 @@ pub async fn project(
     req: Request<Incoming>,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let bytes =
+        body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     let request: ProjectRequest = decode_json(&bytes)?;
     if request.name.trim().is_empty() {
         return Err(ApiError::invalid("name", "project name must not be empty"));
@@ -96,7 +99,8 @@ pub async fn deployed_prompt(
     req: Request<Incoming>,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let bytes =
+        body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     let request: DeployedPromptRequest = decode_json(&bytes)?;
     let deployment = state.engine.deployment(&request.deployment_id).await?;
     let response = deployment
@@ -183,6 +187,13 @@ pub fn status(state: &State) -> Response<ResponseBody> {
         cache: crate::cache::CacheStats,
         deployments: crate::deployments::DeploymentCounts,
         logs: serde_json::Value,
+        /// `max_request_memory` and what requests hold of it now.
+        request_memory: RequestMemory,
+    }
+    #[derive(Serialize)]
+    struct RequestMemory {
+        limit_bytes: u64,
+        held_bytes: u64,
     }
     let config = state.config.load();
     body::json(
@@ -209,6 +220,10 @@ pub fn status(state: &State) -> Response<ResponseBody> {
             cache: state.cache.stats(),
             deployments: state.deployments.counts(),
             logs: logs_status_json(state),
+            request_memory: RequestMemory {
+                limit_bytes: state.engine.memory().limit(),
+                held_bytes: state.engine.memory().held(),
+            },
         },
     )
 }
@@ -255,7 +270,8 @@ pub async fn trace_log(
     req: Request<Incoming>,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let bytes =
+        body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     let record: LogRecord = decode_json(&bytes)?;
     accept_record(state, ClientRecord::TraceLog(&record), &bytes).await
 }
@@ -269,7 +285,8 @@ pub async fn integration_log(
     state: &State,
     integration: TraceIntegration,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let bytes =
+        body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     require_json_object(&bytes, integration)?;
     let run: LangchainRun = match integration {
         TraceIntegration::Langchain => decode_json(&bytes)?,
@@ -299,7 +316,8 @@ pub async fn trace_log_update(
     req: Request<Incoming>,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let bytes =
+        body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     let update: TraceLogUpdate = decode_json(&bytes)?;
     accept_record(state, ClientRecord::Update(&update), &bytes).await
 }
@@ -395,7 +413,8 @@ pub async fn feedback(
     req: Request<Incoming>,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = body::read_limited(req, state.config.load().max_body).await?;
+    let bytes =
+        body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     let feedback: Feedback = decode_json(&bytes)?;
     accept_record(state, ClientRecord::Feedback(&feedback), &bytes).await
 }

@@ -58,7 +58,13 @@ async fn chat(
         inputs: header("x-promptd-inputs"),
     };
     let config = state.config.load_full();
-    let bytes = body::read_body(headers, request_body, config.max_body).await?;
+    let bytes = body::read_body(
+        headers,
+        request_body,
+        config.max_body,
+        state.engine.memory(),
+    )
+    .await?;
     let call = wire::decode_chat(&bytes, &promptd_headers)?;
     let target = wire::resolve_model(&call.model, &config)?;
     let (stream, include_usage) = (call.stream, call.include_usage);

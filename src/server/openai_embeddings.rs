@@ -49,7 +49,7 @@ async fn embed(
         }
     };
     let config = state.config.load_full();
-    let bytes = body::read_limited(req, config.max_body).await?;
+    let bytes = body::read_limited(req, config.max_body, state.engine.memory()).await?;
     let call = decode_embeddings(&bytes, config.max_embedding_inputs)?;
     let (provider, model) = match resolve_model(&call.model, &config)? {
         Target::Provider { provider, model } => (provider, model),

@@ -11,12 +11,14 @@
 //! - Records from clients (`POST /trace_log`) keep fields promptd does not know
 //!   ([`LogRecord::extra`]): they are forwarded unchanged in content.
 //!
-//! [`entry`] is how a record (or an update, or feedback) is encoded for the spool.
+//! [`entry`] is how a record (or an update, or feedback) is encoded for the spool; [`cap`] how a
+//! completion's record is kept under `spool.max_record_bytes` (cut, marked, never dropped).
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+pub mod cap;
 pub mod entry;
 pub mod integration;
 
