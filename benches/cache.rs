@@ -85,6 +85,7 @@ fn bench(c: &mut Criterion) {
             max_bytes: 1 << 30,
             serve_stale_on_error: true,
             max_entry_bytes: u64::MAX,
+            page_cache: 1 << 24,
         },
     );
     let entry = entry_of_about_4kb();

@@ -80,6 +80,12 @@ pub struct CacheStats {
     pub read_errors: u64,
     /// Answers not stored because they were over `cache.max_entry_bytes`.
     pub too_large: u64,
+    /// Damaged databases moved aside at this start (0 or 1; see [`crate::store`]).
+    pub db_damaged: u64,
+    /// Where the damaged database was moved, if it was.
+    pub db_damaged_path: Option<String>,
+    /// No room on disk at start: the cache runs in a temporary database until a restart.
+    pub db_in_memory: bool,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +121,8 @@ pub struct Cache {
     access: Mutex<HashMap<CacheKey, Access>>,
     write_error_logged: AtomicBool,
     read_error_logged: AtomicBool,
+    /// What opening the database had to do.
+    opened: Mutex<crate::store::OpenReport>,
 }
 
 pub fn now_ms() -> u64 {
@@ -141,7 +149,13 @@ impl Cache {
             access: Mutex::new(HashMap::new()),
             write_error_logged: AtomicBool::new(false),
             read_error_logged: AtomicBool::new(false),
+            opened: Mutex::new(crate::store::OpenReport::default()),
         }
+    }
+
+    /// Remember what opening the database had to do (shown in the statistics).
+    pub fn note_open(&self, report: &crate::store::OpenReport) {
+        *self.opened.lock() = report.clone();
     }
 
     pub fn config(&self) -> Guard<Arc<CacheConfig>> {
@@ -289,6 +303,7 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
         let config = self.config.load();
+        let opened = self.opened.lock();
         CacheStats {
             enabled: config.enabled,
             entries: self.entries.load(Ordering::Relaxed),
@@ -304,6 +319,9 @@ impl Cache {
             write_errors: c.write_errors.load(Ordering::Relaxed),
             read_errors: c.read_errors.load(Ordering::Relaxed),
             too_large: c.too_large.load(Ordering::Relaxed),
+            db_damaged: u64::from(opened.damaged.is_some()),
+            db_damaged_path: opened.damaged.as_ref().map(|p| p.display().to_string()),
+            db_in_memory: opened.in_memory,
         }
     }
 
@@ -400,6 +418,7 @@ mod tests {
             max_bytes,
             serve_stale_on_error: true,
             max_entry_bytes: u64::MAX,
+            page_cache: 1 << 20,
         };
         (dir, Cache::open(tree, config))
     }
