@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
         .open()
         .expect("db");
     let cache = Cache::open(
-        db.open_tree("cache").expect("tree"),
+        promptd::cache::CacheTrees::open(&db).expect("trees"),
         CacheConfig {
             enabled: true,
             ttl: Duration::from_secs(3600),

@@ -110,17 +110,16 @@ impl Store {
         })
     }
 
-    pub fn cache_tree(&self) -> Result<sled::Tree, StoreError> {
-        self.tree("cache")
+    /// The cache's trees (entries, indexes, counters).
+    pub fn cache_trees(&self) -> Result<crate::cache::CacheTrees, StoreError> {
+        crate::cache::CacheTrees::open(&self.db).map_err(|source| StoreError::Open {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     pub fn deployments_tree(&self) -> Result<sled::Tree, StoreError> {
         self.tree("deployments")
-    }
-
-    /// The database itself (the cache opens its index trees in it).
-    pub fn db(&self) -> &sled::Db {
-        &self.db
     }
 
     /// What the open had to do.

@@ -497,7 +497,7 @@ async fn entries_survive_a_restart_and_corrupt_values_are_misses() {
         };
         let store =
             promptd::store::Store::open(&dir.path().join("state"), options).expect("open store");
-        let tree = store.cache_tree().expect("tree");
+        let tree = store.cache_trees().expect("trees").entries().clone();
         let raw_key = promptd::cache::CacheKey::from_hex(&key).expect("hex");
         tree.insert(raw_key.0, &b"\x01\xff\xff\xff garbage"[..])
             .expect("insert");

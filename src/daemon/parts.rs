@@ -42,7 +42,7 @@ impl Parts {
                 page_cache: config.cache.page_cache,
             },
         )?;
-        let cache = Arc::new(Cache::open(store.cache_tree()?, config.cache.clone()));
+        let cache = Arc::new(Cache::open(store.cache_trees()?, config.cache.clone()));
         cache.note_open(store.report());
         let spool = Spool::open(SpoolOptions::from_config(
             &config.spool,
