@@ -27,10 +27,6 @@ use std::path::{Path, PathBuf};
 /// How often sled flushes its log to disk: the crash-loss window of cache writes.
 pub const FLUSH_EVERY_MS: u64 = 500;
 
-/// sled replays its log since the last snapshot at open: a snapshot every this many
-/// operations (sled's default is 1,000,000) keeps the start short however large the cache.
-const SNAPSHOT_AFTER_OPS: u64 = 100_000;
-
 /// Room kept back for sled's writes at open on a full disk: a few of its 512 KiB segments.
 pub const RESERVE_BYTES: u64 = 2 * 1024 * 1024;
 
@@ -165,7 +161,6 @@ fn config(path: &Path, options: StoreOptions) -> sled::Config {
         .path(path)
         .cache_capacity(options.page_cache)
         .mode(sled::Mode::LowSpace)
-        .snapshot_after_ops(SNAPSHOT_AFTER_OPS)
         .flush_every_ms(Some(FLUSH_EVERY_MS))
 }
 

@@ -85,3 +85,21 @@ fn churn_keeps_the_database_near_its_bound() {
     eprintln!("disk: peak {peak} bytes for at most {MAX} live (bound {bound})");
     assert!(peak <= bound, "peak {peak} bytes on disk for {MAX} live");
 }
+
+/// `cache.page_cache`: a size, 16 MiB by default, at least 1 MiB; errors name the key.
+#[test]
+fn page_cache_is_a_size_with_a_floor() {
+    use promptd::config::{Config, Overrides};
+    let page_cache = |text: &str| {
+        Config::from_toml(text, "t", &Overrides::default()).map(|c| c.cache.page_cache)
+    };
+    assert_eq!(page_cache("").expect("default"), 16 * 1024 * 1024);
+    assert_eq!(
+        page_cache("[cache]\npage_cache = \"64MiB\"").expect("64MiB"),
+        64 * 1024 * 1024
+    );
+    for bad in ["\"100KiB\"", "\"lots\""] {
+        let err = page_cache(&format!("[cache]\npage_cache = {bad}")).expect_err(bad);
+        assert!(err.to_string().contains("cache.page_cache"), "{err}");
+    }
+}
