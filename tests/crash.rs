@@ -200,9 +200,14 @@ async fn answered_completions_survive_sigkill_under_load() {
         // Mid-load: after a random number of answers (several group commits in), so the kill
         // lands at a moment no commit is aligned with, however fast the machine is.
         let target = rand::rng().random_range(CLIENTS..4 * CLIENTS);
-        let reached = tokio::time::timeout(KILL_WAIT, answers.wait_for(|n| *n >= target)).await;
+        // The borrow `wait_for` returns is a read lock on the count: let go of it at once, or
+        // the clients' next `send_modify` blocks their worker threads.
+        let reached = tokio::time::timeout(KILL_WAIT, async {
+            answers.wait_for(|n| *n >= target).await.map(|_| ())
+        })
+        .await;
         assert!(
-            matches!(reached, Ok(Ok(_))),
+            matches!(reached, Ok(Ok(()))),
             "round {round}: fewer than {target} answers in {KILL_WAIT:?}; stderr:\n{}",
             daemon.stderr()
         );
