@@ -78,13 +78,14 @@ fn bench(c: &mut Criterion) {
         .open()
         .expect("db");
     let cache = Cache::open(
-        db.open_tree("cache").expect("tree"),
+        promptd::cache::CacheTrees::open(&db).expect("trees"),
         CacheConfig {
             enabled: true,
             ttl: Duration::from_secs(3600),
             max_bytes: 1 << 30,
             serve_stale_on_error: true,
             max_entry_bytes: u64::MAX,
+            page_cache: 1 << 24,
         },
     );
     let entry = entry_of_about_4kb();

@@ -492,8 +492,12 @@ async fn entries_survive_a_restart_and_corrupt_values_are_misses() {
 
     // Foreign bytes under the key (an old format, a torn write, another program).
     {
-        let store = promptd::store::Store::open(&dir.path().join("state")).expect("open store");
-        let tree = store.cache_tree().expect("tree");
+        let options = promptd::store::StoreOptions {
+            page_cache: 1 << 24,
+        };
+        let store =
+            promptd::store::Store::open(&dir.path().join("state"), options).expect("open store");
+        let tree = store.cache_trees().expect("trees").entries().clone();
         let raw_key = promptd::cache::CacheKey::from_hex(&key).expect("hex");
         tree.insert(raw_key.0, &b"\x01\xff\xff\xff garbage"[..])
             .expect("insert");

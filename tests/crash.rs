@@ -22,6 +22,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ROUNDS: usize = 4;
 const CLIENTS: usize = 48;
+/// Generous: the answers a round waits for take well under a second on an idle machine; this
+/// bound only turns a daemon that stopped answering into a failure instead of a hang.
+const KILL_WAIT: Duration = Duration::from_secs(120);
 
 /// What one exchange gave the client.
 enum Exchange {
@@ -126,11 +129,21 @@ async fn ask(socket: &Path, trace: &str, n: usize) -> Exchange {
     }
 }
 
-/// One client: requests one after another until the daemon is gone.
-async fn client(socket: PathBuf, round: usize, c: usize, answered: Arc<Mutex<Vec<String>>>) {
+/// One client: requests one after another until the daemon is gone. Each answer is counted
+/// in `count`, which the test watches to pick its moment to kill.
+async fn client(
+    socket: PathBuf,
+    round: usize,
+    c: usize,
+    answered: Arc<Mutex<Vec<String>>>,
+    count: Arc<tokio::sync::watch::Sender<usize>>,
+) {
     for n in 0.. {
         match ask(&socket, &format!("kill-{round}-{c}-{n}"), n + c).await {
-            Exchange::Answered(trace) => answered.lock().expect("lock").push(trace),
+            Exchange::Answered(trace) => {
+                answered.lock().expect("lock").push(trace);
+                count.send_modify(|n| *n += 1);
+            }
             Exchange::Other => {}
             Exchange::Gone => return,
         }
@@ -176,12 +189,28 @@ async fn answered_completions_survive_sigkill_under_load() {
     for round in 0..ROUNDS {
         let mut daemon = tokio::task::block_in_place(|| setup.serve(&format!("round-{round}")));
         let got = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(tokio::sync::watch::Sender::new(0usize));
+        let mut answers = count.subscribe();
         let clients: Vec<_> = (0..CLIENTS)
-            .map(|c| tokio::spawn(client(setup.socket.clone(), round, c, Arc::clone(&got))))
+            .map(|c| {
+                let (got, count) = (Arc::clone(&got), Arc::clone(&count));
+                tokio::spawn(client(setup.socket.clone(), round, c, got, count))
+            })
             .collect();
-        // Mid-load: after the first group commits, at a moment no commit is aligned with.
-        let wait = rand::rng().random_range(300..900);
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+        // Mid-load: after a random number of answers (several group commits in), so the kill
+        // lands at a moment no commit is aligned with, however fast the machine is.
+        let target = rand::rng().random_range(CLIENTS..4 * CLIENTS);
+        // The borrow `wait_for` returns is a read lock on the count: let go of it at once, or
+        // the clients' next `send_modify` blocks their worker threads.
+        let reached = tokio::time::timeout(KILL_WAIT, async {
+            answers.wait_for(|n| *n >= target).await.map(|_| ())
+        })
+        .await;
+        assert!(
+            matches!(reached, Ok(Ok(()))),
+            "round {round}: fewer than {target} answers in {KILL_WAIT:?}; stderr:\n{}",
+            daemon.stderr()
+        );
         daemon.signal(Signal::SIGKILL);
         tokio::task::block_in_place(|| daemon.wait_exit(EXIT_TIMEOUT));
         for c in clients {
@@ -189,7 +218,7 @@ async fn answered_completions_survive_sigkill_under_load() {
         }
         let got = std::mem::take(&mut *got.lock().expect("lock"));
         assert!(
-            got.len() >= CLIENTS,
+            got.len() >= target,
             "round {round}: only {} answers before the kill; stderr:\n{}",
             got.len(),
             daemon.stderr()

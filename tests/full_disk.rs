@@ -181,3 +181,72 @@ async fn a_full_disk_loses_no_answer_and_is_reported_once() {
     assert_eq!(answered(&ask(&socket, "after").await), "hit");
     assert_eq!(chat.calls(), 1 + asked + refetched + 1);
 }
+
+/// A restart (or a watchdog kill) on a full disk: the daemon starts and answers, from its
+/// cache (the database's reserve gives sled the room it writes at open) and from the provider,
+/// and writes records again once there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_starts_and_serves_on_a_full_disk() {
+    start_on_a_full_disk(true).await;
+}
+
+/// The same without the reserve (a state dir from before it, or full at the very first start):
+/// the cache runs empty in memory, every answer is still served, the records that find no room
+/// are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_starts_and_serves_on_a_full_disk_without_a_reserve() {
+    start_on_a_full_disk(false).await;
+}
+
+async fn start_on_a_full_disk(reserve: bool) {
+    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
+    let setup = Setup::new("", &providers_toml(&chat.base_url(), &refused_base_url()));
+    let state = setup.path().join("state");
+    let Some(_tmpfs) = Tmpfs::mount(&state, "8m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let socket = setup.socket.clone();
+    let mut daemon = tokio::task::block_in_place(|| setup.serve("before"));
+    assert_eq!(answered(&ask(&socket, "before").await), "miss");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+    if !reserve {
+        std::fs::remove_file(state.join("db.reserve")).expect("the database's reserve");
+    }
+
+    fill(&state.join("filler"));
+    let daemon = tokio::task::block_in_place(|| setup.serve("full"));
+    let cached = if reserve { "hit" } else { "miss" };
+    assert_eq!(answered(&ask(&socket, "before").await), cached);
+    assert_eq!(answered(&ask(&socket, "full").await), "miss");
+    assert_eq!(json_of(&socket, "/health").await["status"], "ok");
+    let stats = json_of(&socket, "/cache/stats").await;
+    assert_eq!(stats["db_in_memory"], !reserve, "{stats}");
+    let logs = json_of(&socket, "/logs/status").await;
+    let appended = logs["appended"].as_u64().expect("appended");
+    let write_errors = logs["write_errors"].as_u64().expect("write_errors");
+    assert!(
+        appended + write_errors >= 2,
+        "every record written or counted: {logs}"
+    );
+    if !reserve {
+        assert!(write_errors > 0, "{logs}");
+    }
+    let stderr = daemon.stderr();
+    assert!(stderr.contains("state_dir has no space left"), "{stderr}");
+
+    // Room again: records are written again.
+    std::fs::remove_file(state.join("filler")).expect("remove filler");
+    let mut asked = 0;
+    loop {
+        answered(&ask(&socket, &format!("room {asked}")).await);
+        asked += 1;
+        let logs = json_of(&socket, "/logs/status").await;
+        if logs["appended"].as_u64() > Some(appended) {
+            break;
+        }
+        assert!(asked < 100, "the spool never wrote again: {logs}");
+    }
+    assert_eq!(chat.calls(), 2 + usize::from(!reserve) + asked);
+}

@@ -415,17 +415,12 @@ async fn a_stream_over_max_stream_duration_is_cut() {
     let toml = config(&openai, "", "max_stream_duration = \"350ms\"");
     let daemon = TestDaemon::start(&toml).await;
     for cache in [true, false] {
-        let started = std::time::Instant::now();
+        // The error event names the limit: the cut came from it (no clock window to race).
         let raw = daemon.stream(&hello(cache)).await;
         let text = raw.chunk_strings().concat();
         assert!(
             text.contains("max_stream_duration"),
             "cache {cache}: ends with an error naming the limit: {text}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_millis(900),
-            "cache {cache}: {:?}",
-            started.elapsed()
         );
     }
     let stats = daemon.get("/cache/stats").await.json();

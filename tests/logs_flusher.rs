@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::fake_upstream::{refused_base_url, Behavior, FakeUpstream, RecordedRequest};
+use common::fake_upstream::{refused_base_url, Behavior, FakeUpstream, Gate, RecordedRequest};
 use common::spool::spool_options;
 use common::wait::wait_until;
 use promptd::config::Secret;
@@ -402,22 +402,28 @@ async fn a_down_collector_keeps_records_then_a_restart_resends_with_the_same_key
 async fn several_in_flight_but_a_trace_stays_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spool = Spool::open(spool_options(dir.path())).expect("spool");
-    let fake = FakeUpstream::always(ok().after(Duration::from_millis(200))).await;
+    let gate = Gate::new();
+    let held = gate.clone();
+    let fake = FakeUpstream::start(move |request, _| {
+        if request.body["trace_id"] == "p-1" {
+            ok().held(&held)
+        } else {
+            ok()
+        }
+    })
+    .await;
     let mut entries: Vec<SpoolEntry> = (0..8).map(|i| trace_log(&format!("p-{i}"), "x")).collect();
     entries.insert(1, update("p-0"));
     let ids = spool_entries(&spool, &entries).await;
-    let started = Instant::now();
     let flusher = start(&spool, upstream(collector_url(&fake), 4));
+    // One record's answer (p-1) is held: the records after it reach the collector meanwhile
+    // only if requests are sent concurrently (one at a time would stop at p-1).
+    wait_until("the others sent while p-1 is held", || fake.calls() >= 9).await;
+    gate.open();
     wait_until("all acknowledged", || {
         spool.stats().acked_through == *ids.last().unwrap_or(&0)
     })
     .await;
-    let took = started.elapsed();
-    // 9 requests of 200 ms: one at a time would take 1.8 s.
-    assert!(
-        took < Duration::from_millis(1300),
-        "not concurrent: {took:?}"
-    );
     let requests = fake.requests();
     assert_eq!(requests.len(), 9);
     let position = |method: &str, trace: &str| {

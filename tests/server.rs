@@ -298,7 +298,8 @@ async fn shutdown_finishes_an_in_flight_stream_and_refuses_new_connections() {
 
 #[tokio::test]
 async fn shutdown_grace_bounds_the_wait() {
-    let stuck = fixtures::openai_stream().with_frame_delay(Duration::from_secs(5));
+    // A stream that would take an hour: only the grace period can end the run in time.
+    let stuck = fixtures::openai_stream().with_frame_delay(Duration::from_secs(3600));
     let openai = FakeUpstream::always(stuck).await;
     let toml = format!(
         "shutdown_grace = \"300ms\"\n{}",
@@ -319,17 +320,11 @@ async fn shutdown_grace_bounds_the_wait() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let started = std::time::Instant::now();
     let done = daemon.begin_shutdown();
-    tokio::time::timeout(Duration::from_secs(10), done)
+    tokio::time::timeout(Duration::from_secs(60), done)
         .await
-        .expect("run returns")
+        .expect("run returns: grace period honoured")
         .expect("no panic")
         .expect("clean exit");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "grace period honoured: {:?}",
-        started.elapsed()
-    );
     let _ = daemon.client.call(Method::GET, "/health", None).await;
 }

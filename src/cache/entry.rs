@@ -1,13 +1,50 @@
 //! A stored completion: versioned bincode (2.x) bytes in the `cache` tree.
 //!
-//! Layout: one format byte, then the bincode encoding of [`CacheEntry`]. A value of another
+//! Layout: one format byte, a fixed header of three little-endian u64 (`created_ms`,
+//! `expires_ms`, `last_used_ms`: what eviction and the indexes need, read by [`Header::read`]
+//! without decoding the rest), then the bincode encoding of [`CacheEntry`]. A value of another
 //! format (older release, foreign bytes, a torn write) decodes to an error that the cache treats
 //! as a miss and then overwrites — never a panic, never a wrong answer.
 
 use serde::{Deserialize, Serialize};
 
-/// Bump when [`CacheEntry`] changes shape.
-pub const ENTRY_FORMAT: u8 = 2;
+/// Bump when [`CacheEntry`] or the header changes shape.
+pub const ENTRY_FORMAT: u8 = 3;
+
+/// Bytes of the fixed header after the format byte.
+const HEADER_LEN: usize = 24;
+
+/// The times of an entry, read from its fixed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub last_used_ms: u64,
+}
+
+impl Header {
+    /// The header of stored bytes of this format; `None` for anything else.
+    pub fn read(bytes: &[u8]) -> Option<Header> {
+        let (&format, rest) = bytes.split_first()?;
+        if format != ENTRY_FORMAT {
+            return None;
+        }
+        let u64_at = |at: usize| -> Option<u64> {
+            let b: [u8; 8] = rest.get(at..at + 8)?.try_into().ok()?;
+            Some(u64::from_le_bytes(b))
+        };
+        Some(Header {
+            created_ms: u64_at(0)?,
+            expires_ms: u64_at(8)?,
+            last_used_ms: u64_at(16)?,
+        })
+    }
+
+    /// When the entry was last wanted: its place in least-recently-used order.
+    pub fn used_ms(&self) -> u64 {
+        self.created_ms.max(self.last_used_ms)
+    }
+}
 
 /// A complete, successful answer as the cache keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,7 +98,11 @@ fn bincode_config() -> impl bincode::config::Config {
 
 impl CacheEntry {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![ENTRY_FORMAT];
+        let mut out = Vec::with_capacity(256);
+        out.push(ENTRY_FORMAT);
+        for t in [self.created_ms, self.expires_ms, self.last_used_ms] {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
         // Encoding plain strings and numbers into a Vec cannot fail.
         if let Ok(body) = bincode::serde::encode_to_vec(self, bincode_config()) {
             out.extend_from_slice(&body);
@@ -74,6 +115,9 @@ impl CacheEntry {
         if format != ENTRY_FORMAT {
             return Err(EntryError::UnknownFormat(format));
         }
+        let body = body
+            .get(HEADER_LEN..)
+            .ok_or_else(|| EntryError::Corrupt("shorter than its header".into()))?;
         let (entry, used): (CacheEntry, usize) =
             bincode::serde::decode_from_slice(body, bincode_config())
                 .map_err(|e| EntryError::Corrupt(e.to_string()))?;
@@ -122,7 +166,17 @@ pub(crate) mod tests {
     #[test]
     fn round_trip() {
         let entry = sample();
-        assert_eq!(CacheEntry::decode(&entry.encode()), Ok(entry));
+        assert_eq!(CacheEntry::decode(&entry.encode()), Ok(entry.clone()));
+        assert_eq!(
+            Header::read(&entry.encode()),
+            Some(Header {
+                created_ms: 1,
+                expires_ms: 2,
+                last_used_ms: 1
+            })
+        );
+        assert_eq!(Header::read(&[ENTRY_FORMAT, 1, 2]), None);
+        assert_eq!(Header::read(&[2; 40]), None, "another format");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! Reads are one sled `get` and a bincode decode. Hits are counted in memory and written back
 //! to the entries by the background [`Cache::maintain`] pass, which also evicts: expired entries
-//! first, then the least recently used, until the stored bytes are under `max_bytes`. Expired
+//! first, then the least recently used, until the stored bytes are under `max_bytes`, walking
+//! the indexes of [`stored`] (no entry is decoded to evict it). The entry count and byte total
+//! are kept with the entries ([`stored`]), so opening reads two numbers, not the tree. Expired
 //! entries stay until evicted so they can answer while the provider is down
 //! (`serve_stale_on_error`). A value that does not decode is a miss and is overwritten.
 //! The cache knows nothing of HTTP.
@@ -12,6 +14,7 @@ pub mod coalesce;
 pub mod embed_key;
 pub mod entry;
 pub mod key;
+pub mod stored;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +30,7 @@ pub use crate::config::CacheConfig;
 pub use coalesce::Flights;
 pub use entry::{CacheEntry, StoredToolCall};
 pub use key::{cache_key, CacheKey};
+pub use stored::CacheTrees;
 
 /// What a request did with the cache; sent as `x-promptd-cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +84,12 @@ pub struct CacheStats {
     pub read_errors: u64,
     /// Answers not stored because they were over `cache.max_entry_bytes`.
     pub too_large: u64,
+    /// Damaged databases moved aside at this start (0 or 1; see [`crate::store`]).
+    pub db_damaged: u64,
+    /// Where the damaged database was moved, if it was.
+    pub db_damaged_path: Option<String>,
+    /// No room on disk at start: the cache runs in a temporary database until a restart.
+    pub db_in_memory: bool,
 }
 
 #[derive(Debug, Default)]
@@ -105,7 +115,7 @@ struct Access {
 /// The cache over one sled tree.
 #[derive(Debug)]
 pub struct Cache {
-    tree: sled::Tree,
+    trees: CacheTrees,
     /// Swapped whole on a config reload.
     config: ArcSwap<CacheConfig>,
     entries: AtomicU64,
@@ -115,6 +125,8 @@ pub struct Cache {
     access: Mutex<HashMap<CacheKey, Access>>,
     write_error_logged: AtomicBool,
     read_error_logged: AtomicBool,
+    /// What opening the database had to do.
+    opened: Mutex<crate::store::OpenReport>,
 }
 
 pub fn now_ms() -> u64 {
@@ -125,15 +137,14 @@ pub fn now_ms() -> u64 {
 }
 
 impl Cache {
-    /// Open the cache over `tree`, counting what it holds.
-    pub fn open(tree: sled::Tree, config: CacheConfig) -> Cache {
-        let (mut entries, mut bytes) = (0u64, 0u64);
-        for (k, v) in tree.iter().flatten() {
-            entries += 1;
-            bytes += (k.len() + v.len()) as u64;
-        }
+    /// Open the cache over `trees`, with the counts they keep (the entries are not read).
+    pub fn open(trees: CacheTrees, config: CacheConfig) -> Cache {
+        let (entries, bytes) = trees.counters().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the cache's counters; counting from zero");
+            (0, 0)
+        });
         Cache {
-            tree,
+            trees,
             config: ArcSwap::from_pointee(config),
             entries: AtomicU64::new(entries),
             bytes: AtomicU64::new(bytes),
@@ -141,7 +152,13 @@ impl Cache {
             access: Mutex::new(HashMap::new()),
             write_error_logged: AtomicBool::new(false),
             read_error_logged: AtomicBool::new(false),
+            opened: Mutex::new(crate::store::OpenReport::default()),
         }
+    }
+
+    /// Remember what opening the database had to do (shown in the statistics).
+    pub fn note_open(&self, report: &crate::store::OpenReport) {
+        *self.opened.lock() = report.clone();
     }
 
     pub fn config(&self) -> Guard<Arc<CacheConfig>> {
@@ -155,7 +172,7 @@ impl Cache {
 
     /// Look `key` up. A value that does not decode is removed, counted and reported as a miss.
     pub fn lookup(&self, key: &CacheKey) -> Lookup {
-        let bytes = match self.tree.get(key.0) {
+        let bytes = match self.trees.entries.get(key.0) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Lookup::Miss,
             // sled may write on a read (it finishes a node split or merge on the way), so
@@ -228,17 +245,8 @@ impl Cache {
             self.counters.too_large.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let new_size = (key.0.len() + value.len()) as u64;
-        match self.tree.insert(key.0, value) {
-            Ok(old) => {
-                match old {
-                    Some(old) => self.sub_bytes((key.0.len() + old.len()) as u64),
-                    None => {
-                        self.entries.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                self.bytes.fetch_add(new_size, Ordering::Relaxed);
-            }
+        match self.trees.insert(&key.0, &value) {
+            Ok(delta) => self.apply(delta),
             Err(e) => {
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 if !self.write_error_logged.swap(true, Ordering::Relaxed) {
@@ -261,13 +269,11 @@ impl Cache {
 
     /// Remove whatever is stored under `key` (a foreign one too), keeping the counters true.
     fn remove_raw(&self, key: &[u8]) -> bool {
-        match self.tree.remove(key) {
-            Ok(Some(old)) => {
-                self.entries.fetch_sub(1, Ordering::Relaxed);
-                self.sub_bytes((key.len() + old.len()) as u64);
-                true
+        match self.trees.remove(key) {
+            Ok(delta) => {
+                self.apply(delta);
+                delta.entries != 0
             }
-            Ok(None) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "cache remove failed");
                 false
@@ -275,12 +281,30 @@ impl Cache {
         }
     }
 
+    /// Apply a committed change to the in-memory counters.
+    fn apply(&self, delta: stored::Delta) {
+        for (counter, d) in [(&self.entries, delta.entries), (&self.bytes, delta.bytes)] {
+            let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(if d >= 0 {
+                    c.saturating_add(d as u64)
+                } else {
+                    c.saturating_sub(d.unsigned_abs())
+                })
+            });
+        }
+    }
+
     /// Remove every entry; how many there were.
     pub fn purge(&self) -> u64 {
-        let keys: Vec<sled::IVec> = self.tree.iter().keys().flatten().collect();
+        let keys: Vec<sled::IVec> = self.trees.entries.iter().keys().flatten().collect();
         let mut removed = 0;
         for k in keys {
-            removed += u64::from(self.remove_raw(&k));
+            // A value the cache did not write is removed too, but was not counted.
+            let counted = self.remove_raw(&k);
+            if !counted {
+                let _ = self.trees.entries.remove(&k);
+            }
+            removed += u64::from(counted);
         }
         self.access.lock().clear();
         removed
@@ -289,6 +313,7 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let c = &self.counters;
         let config = self.config.load();
+        let opened = self.opened.lock();
         CacheStats {
             enabled: config.enabled,
             entries: self.entries.load(Ordering::Relaxed),
@@ -304,16 +329,10 @@ impl Cache {
             write_errors: c.write_errors.load(Ordering::Relaxed),
             read_errors: c.read_errors.load(Ordering::Relaxed),
             too_large: c.too_large.load(Ordering::Relaxed),
+            db_damaged: u64::from(opened.damaged.is_some()),
+            db_damaged_path: opened.damaged.as_ref().map(|p| p.display().to_string()),
+            db_in_memory: opened.in_memory,
         }
-    }
-
-    /// Take `size` off the byte count, never below zero.
-    fn sub_bytes(&self, size: u64) {
-        let _ = self
-            .bytes
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                Some(b.saturating_sub(size))
-            });
     }
 
     /// One maintenance pass: write hit counts back, then evict down to `max_bytes`.
@@ -325,28 +344,17 @@ impl Cache {
     fn write_back_access(&self) {
         let access = std::mem::take(&mut *self.access.lock());
         for (key, a) in access {
-            // The closure may run more than once (sled retries on a race): the last run's size
-            // is the one written.
-            let mut written = 0;
-            let updated = self.tree.fetch_and_update(key.0, |old| {
-                let old = old?;
-                // An unreadable value stays as it is (returning None would delete it behind the
-                // counters' back); the next lookup counts it as corrupt and replaces it.
-                let value = match CacheEntry::decode(old) {
-                    Ok(mut entry) => {
-                        entry.hits += a.hits;
-                        entry.last_used_ms = entry.last_used_ms.max(a.last_used_ms);
-                        entry.encode()
-                    }
-                    Err(_) => old.to_vec(),
-                };
-                written = value.len();
-                Some(value)
+            // An unreadable value stays as it is; the next lookup counts it as corrupt and
+            // replaces it.
+            let updated = self.trees.update(&key.0, |old| {
+                let mut entry = CacheEntry::decode(old).ok()?;
+                entry.hits += a.hits;
+                entry.last_used_ms = entry.last_used_ms.max(a.last_used_ms);
+                Some(entry.encode())
             });
-            if let Ok(Some(old)) = updated {
-                // The varint hit count can change the entry's size.
-                self.bytes.fetch_add(written as u64, Ordering::Relaxed);
-                self.sub_bytes(old.len() as u64);
+            match updated {
+                Ok(delta) => self.apply(delta),
+                Err(e) => tracing::debug!(error = %e, "writing a hit count back failed"),
             }
         }
     }
@@ -358,24 +366,27 @@ impl Cache {
         }
         // Go a little under the bound so eviction does not run on every write.
         let target = max - max / 10;
+        let over = || self.bytes.load(Ordering::Relaxed) > target;
         let now = now_ms();
-        let mut candidates: Vec<(bool, u64, sled::IVec, u64)> = Vec::new();
-        for (k, v) in self.tree.iter().flatten() {
-            let size = (k.len() + v.len()) as u64;
-            match CacheEntry::decode(&v) {
-                // Expired entries go first (oldest expiry first), then least recently used.
-                Ok(e) if e.is_expired(now) => candidates.push((false, e.expires_ms, k, size)),
-                Ok(e) => candidates.push((true, e.last_used_ms.max(e.created_ms), k, size)),
-                Err(_) => candidates.push((false, 0, k, size)),
-            }
-        }
-        candidates.sort_by_key(|c| (c.0, c.1));
-        for (_, _, k, _) in candidates {
-            if self.bytes.load(Ordering::Relaxed) <= target {
+        // Expired entries first (earliest expiry first), then the least recently used.
+        let expired = self
+            .trees
+            .by_expiry()
+            .take_while(|k| stored::index_time(k) <= now);
+        for index_key in expired.chain(self.trees.by_use()) {
+            if !over() {
                 break;
             }
-            if self.remove_raw(&k) {
-                self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+            match self.trees.remove_indexed(&index_key) {
+                Ok(delta) if delta.entries != 0 => {
+                    self.apply(delta);
+                    self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cache eviction failed");
+                    return;
+                }
             }
         }
     }
@@ -393,15 +404,16 @@ mod tests {
             .path(dir.path().join("db"))
             .open()
             .expect("db");
-        let tree = db.open_tree("cache").expect("tree");
+        let trees = CacheTrees::open(&db).expect("trees");
         let config = CacheConfig {
             enabled: true,
             ttl: Duration::from_secs(60),
             max_bytes,
             serve_stale_on_error: true,
             max_entry_bytes: u64::MAX,
+            page_cache: 1 << 20,
         };
-        (dir, Cache::open(tree, config))
+        (dir, Cache::open(trees, config))
     }
 
     fn key(n: u8) -> CacheKey {
@@ -427,22 +439,24 @@ mod tests {
         assert!(matches!(cache.lookup(&key(2)), Lookup::Expired(_)));
         assert_eq!(cache.lookup(&key(3)), Lookup::Miss);
         cache
-            .tree
+            .trees
+            .entries
             .insert(key(4).0, &b"\x01garbage"[..])
             .expect("insert");
         cache
-            .tree
+            .trees
+            .entries
             .insert(key(5).0, &b"\x07future format"[..])
             .expect("insert");
         assert_eq!(cache.lookup(&key(4)), Lookup::Miss);
         assert_eq!(cache.lookup(&key(5)), Lookup::Miss);
         assert_eq!(cache.stats().corrupt, 2);
         assert!(
-            cache.tree.get(key(4).0).expect("get").is_none(),
+            cache.trees.entries.get(key(4).0).expect("get").is_none(),
             "corrupt value removed"
         );
         assert_eq!(
-            Cache::open(cache.tree.clone(), (**cache.config()).clone())
+            Cache::open(cache.trees.clone(), (**cache.config()).clone())
                 .stats()
                 .entries,
             2
@@ -457,7 +471,7 @@ mod tests {
         cache.store(&key(2), &entry(u64::MAX, 0));
         let stats = cache.stats();
         assert_eq!(stats.entries, 2);
-        let reopened = Cache::open(cache.tree.clone(), (**cache.config()).clone());
+        let reopened = Cache::open(cache.trees.clone(), (**cache.config()).clone());
         assert_eq!(reopened.stats().entries, 2);
         assert_eq!(reopened.stats().bytes, stats.bytes);
         assert_eq!(reopened.purge(), 2);
@@ -500,10 +514,11 @@ mod tests {
         let (_d, cache) = cache(1 << 20);
         cache.store(&key(1), &entry(u64::MAX, 0));
         cache
-            .tree
+            .trees
+            .entries
             .insert(key(2).0, &b"\x01garbage"[..])
             .expect("insert");
-        let reopened = Cache::open(cache.tree.clone(), (**cache.config()).clone());
+        let reopened = Cache::open(cache.trees.clone(), (**cache.config()).clone());
         let before = reopened.stats();
         for _ in 0..200 {
             reopened.record_hit(&key(1)); // 200 hits: a longer varint
@@ -512,16 +527,74 @@ mod tests {
         reopened.maintain();
         let after = reopened.stats();
         assert_eq!(
-            after.entries, 2,
-            "an unreadable value is not deleted behind the counters"
+            after.entries, 1,
+            "a value the cache did not write is not counted"
         );
-        let stored: u64 = reopened
-            .tree
+        assert!(
+            reopened.trees.entries.contains_key(key(2).0).expect("get"),
+            "nor deleted by the write-back"
+        );
+        assert_eq!((after.entries, after.bytes), recount(&reopened));
+        assert!(after.bytes > before.bytes, "the hit count grew the entry");
+    }
+
+    /// Entries and bytes of what the cache wrote, read from the tree.
+    fn recount(cache: &Cache) -> (u64, u64) {
+        cache
+            .trees
+            .entries
             .iter()
             .flatten()
-            .map(|(k, v)| (k.len() + v.len()) as u64)
-            .sum();
-        assert_eq!(after.bytes, stored);
-        assert!(after.bytes > before.bytes, "the hit count grew the entry");
+            .filter(|(_, v)| entry::Header::read(v).is_some())
+            .fold((0, 0), |(n, b), (k, v)| {
+                (n + 1, b + (k.len() + v.len()) as u64)
+            })
+    }
+
+    #[test]
+    fn the_counters_are_kept_with_the_entries_and_read_at_open() {
+        let now = now_ms();
+        let one = entry(u64::MAX, now).encode().len() as u64 + 32;
+        let (_d, cache) = cache(one * 20);
+        for n in 0..30u8 {
+            cache.store(&key(n), &entry(u64::MAX, now + u64::from(n)));
+        }
+        cache.store(&key(3), &entry(u64::MAX, now)); // replaced
+        cache.remove(&key(4));
+        cache.record_hit(&key(5));
+        cache.maintain(); // write-back and eviction
+        let stats = cache.stats();
+        assert!(stats.evictions > 0 && stats.bytes <= one * 20, "{stats:?}");
+        assert_eq!((stats.entries, stats.bytes), recount(&cache));
+        let reopened = Cache::open(cache.trees.clone(), (**cache.config()).clone());
+        assert_eq!(
+            (reopened.stats().entries, reopened.stats().bytes),
+            (stats.entries, stats.bytes)
+        );
+        assert!(
+            matches!(reopened.lookup(&key(5)), Lookup::Fresh(_)),
+            "the entry just used is not the one evicted"
+        );
+    }
+
+    #[test]
+    fn an_older_layout_is_emptied_once() {
+        let (_d, cache) = cache(1 << 20);
+        cache.store(&key(1), &entry(u64::MAX, 0));
+        let db_meta = cache.trees.clone();
+        // As a database of the release before: entries, no layout mark.
+        db_meta.clear_layout_for_test();
+        let reopened = Cache::open(
+            CacheTrees::reopen_for_test(&db_meta).expect("trees"),
+            (**cache.config()).clone(),
+        );
+        assert_eq!(reopened.stats().entries, 0);
+        assert_eq!(reopened.lookup(&key(1)), Lookup::Miss);
+        reopened.store(&key(2), &entry(u64::MAX, 0));
+        let again = Cache::open(
+            CacheTrees::reopen_for_test(&db_meta).expect("trees"),
+            (**cache.config()).clone(),
+        );
+        assert_eq!(again.stats().entries, 1, "emptied once, not at every open");
     }
 }

@@ -38,6 +38,9 @@ const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Largest answer the cache stores: far above any chat answer, small enough that one huge
 /// answer (a runaway stream, a giant embedding batch) cannot push the rest of the cache out.
 const DEFAULT_CACHE_MAX_ENTRY_BYTES: u64 = 8 * 1024 * 1024;
+/// sled's page cache: small, so the idle daemon stays small whatever the cache holds (sled's
+/// own default is 1 GiB); hits read from the OS page cache beyond it.
+const DEFAULT_CACHE_PAGE_CACHE: u64 = 16 * 1024 * 1024;
 /// Default `max_embedding_inputs`: OpenAI's own limit of inputs per embeddings request.
 const DEFAULT_MAX_EMBEDDING_INPUTS: usize = 2048;
 /// Default `max_rendered`, as a multiple of `max_body`: a request whose inputs fill its
@@ -568,12 +571,17 @@ fn cache_config(raw: raw::RawCache) -> Result<CacheConfig, ConfigError> {
         raw.max_entry_bytes,
         DEFAULT_CACHE_MAX_ENTRY_BYTES,
     )?;
+    let page_cache = size_or("cache.page_cache", raw.page_cache, DEFAULT_CACHE_PAGE_CACHE)?;
+    if page_cache < 1024 * 1024 {
+        return Err(invalid("cache.page_cache", "must be at least 1MiB"));
+    }
     Ok(CacheConfig {
         enabled: raw.enabled.unwrap_or(true),
         ttl,
         max_bytes,
         serve_stale_on_error: raw.serve_stale_on_error.unwrap_or(true),
         max_entry_bytes,
+        page_cache,
     })
 }
 

@@ -58,6 +58,7 @@ pub struct RawCache {
     pub max_bytes: Option<String>,
     pub serve_stale_on_error: Option<bool>,
     pub max_entry_bytes: Option<String>,
+    pub page_cache: Option<String>,
 }
 
 /// One `[providers.NAME]` table.

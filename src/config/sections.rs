@@ -16,6 +16,8 @@ pub struct CacheConfig {
     pub serve_stale_on_error: bool,
     /// Largest answer stored (its encoded entry); a larger one is served, not stored.
     pub max_entry_bytes: u64,
+    /// sled's page cache (memory for the database's pages), read at start only.
+    pub page_cache: u64,
 }
 
 /// The kinds of upstream API promptd speaks.

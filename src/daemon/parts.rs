@@ -10,7 +10,7 @@ use crate::engine::{CompletionRecords, Engine, EngineParts};
 use crate::logs::{Flusher, Spool, SpoolOptions};
 use crate::projects::ProjectStore;
 use crate::server::StartupError;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 use crate::tasks::Tasks;
 use crate::telemetry::metrics::Metrics;
 
@@ -37,8 +37,14 @@ impl Parts {
         pipeline: &Tasks,
     ) -> Result<Parts, StartupError> {
         prepare_state_dir(&config.state_dir)?;
-        let store = Store::open(&config.state_dir)?;
-        let cache = Arc::new(Cache::open(store.cache_tree()?, config.cache.clone()));
+        let store = Store::open(
+            &config.state_dir,
+            StoreOptions {
+                page_cache: config.cache.page_cache,
+            },
+        )?;
+        let cache = Arc::new(Cache::open(store.cache_trees()?, config.cache.clone()));
+        cache.note_open(store.report());
         let spool = Spool::open(SpoolOptions::from_config(
             &config.spool,
             config.state_dir.join("spool"),
@@ -77,6 +83,10 @@ impl Parts {
 /// Create `state_dir` if needed, private to the daemon's user ([`make_private`]), and check that
 /// promptd can write there (also run before binding, so a bad state directory leaves no socket
 /// file behind).
+///
+/// A full disk (or quota) is not a reason to refuse: the directory is writable, the daemon
+/// serves from its cache and the provider, and counts the records it cannot write until
+/// there is room again, as it does when the disk fills while it runs. It is logged.
 pub fn prepare_state_dir(path: &std::path::Path) -> Result<(), StartupError> {
     let err = |source| StartupError::StateDir {
         path: path.to_owned(),
@@ -87,10 +97,32 @@ pub fn prepare_state_dir(path: &std::path::Path) -> Result<(), StartupError> {
         .mode(0o700)
         .create(path)
         .map_err(err)?;
-    make_private(path).map_err(err)?;
+    if let Err(e) = make_private(path) {
+        // Not a reason to stop serving: said, so the operator can fix the modes.
+        tracing::warn!(state_dir = %path.display(), error = %e, "cannot make the state directory private (mode 0700, files 0600)");
+    }
     let probe = path.join(".promptd-write-check");
-    std::fs::write(&probe, b"ok").map_err(err)?;
-    std::fs::remove_file(&probe).map_err(err)
+    let written = std::fs::write(&probe, b"ok");
+    // The probe may exist (empty) even if writing to it failed.
+    let removed = std::fs::remove_file(&probe);
+    match written {
+        Ok(()) => removed.map_err(err),
+        Err(e) if crate::store::is_out_of_space(&e) => {
+            // prepare_state_dir runs twice at a start (before binding, and in build).
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    state_dir = %path.display(),
+                    error = %e,
+                    "state_dir has no space left: starting anyway; cache writes and log records \
+                     fail (counted) until there is room"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// The state directory holds cached prompts and answers: mode 0700 whatever the umask or an

@@ -307,6 +307,12 @@ impl Collector for SourceCollector {
             "Answers not cached because they were over cache.max_entry_bytes",
             c.too_large,
         )?;
+        counter(
+            e,
+            "cache_db_damaged",
+            "Damaged cache databases moved aside at start (the cache started empty)",
+            c.db_damaged,
+        )?;
         if let Some(s) = self.0.spool() {
             gauge(
                 e,

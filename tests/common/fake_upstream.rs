@@ -100,6 +100,31 @@ pub enum Behavior {
         delay: Duration,
         then: Box<Behavior>,
     },
+    /// Hold the answer until the test opens `gate` ([`Gate::open`]), then answer with `then`:
+    /// a test can see several requests in flight at once without racing a clock.
+    Held { gate: Gate, then: Box<Behavior> },
+}
+
+/// A gate that holds [`Behavior::Held`] answers until it is opened (once, for good).
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<tokio::sync::Semaphore>);
+
+impl Gate {
+    /// A closed gate.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Gate {
+        Gate(Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+
+    /// Let every held answer (and every later one) through.
+    pub fn open(&self) {
+        self.0.close();
+    }
+
+    async fn passed(&self) {
+        // A closed semaphore fails every acquire at once: that is the open gate.
+        let _ = self.0.acquire().await;
+    }
 }
 
 impl Behavior {
@@ -117,6 +142,14 @@ impl Behavior {
         Behavior::Sse {
             frames: sse_frames(text),
             delay: Duration::ZERO,
+        }
+    }
+
+    /// This behavior, answered only once `gate` is open.
+    pub fn held(self, gate: &Gate) -> Behavior {
+        Behavior::Held {
+            gate: gate.clone(),
+            then: Box::new(self),
         }
     }
 
@@ -353,6 +386,10 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<RespBody> {
         match behavior {
             Behavior::Slow { delay, then } => {
                 tokio::time::sleep(delay).await;
+                behavior = *then;
+            }
+            Behavior::Held { gate, then } => {
+                gate.passed().await;
                 behavior = *then;
             }
             Behavior::Json {
