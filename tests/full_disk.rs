@@ -99,7 +99,7 @@ async fn a_full_disk_loses_no_answer_and_is_reported_once() {
     // One answer cached (and flushed) while there is room.
     assert_eq!(answered(&ask(&socket, "before").await), "miss");
     assert_eq!(answered(&ask(&socket, "before").await), "hit");
-    tokio::time::sleep(Duration::from_millis(promptd::store::FLUSH_EVERY_MS * 3)).await;
+    common::wait::sled_has_written(&state, fixtures::HELLO).await;
 
     fill(&state.join("filler"));
     // sled writes in the background: its first failed flush makes later writes fail.

@@ -463,9 +463,9 @@ async fn a_stream_silent_past_stream_idle_timeout_is_cut() {
 /// slot, then answers 503 `provider_busy` with `Retry-After`; the daemon keeps serving.
 #[tokio::test]
 async fn calls_beyond_max_concurrent_wait_then_get_503_with_retry_after() {
-    use std::time::Duration;
-    let slow = fixtures::openai_chat().after(Duration::from_millis(600));
-    let openai = FakeUpstream::always(slow).await;
+    // The first call holds the only slot until the gate opens.
+    let gate = common::fake_upstream::Gate::new();
+    let openai = FakeUpstream::always(fixtures::openai_chat().held(&gate)).await;
     let toml = config(&openai, "", "max_concurrent = 1\nqueue_timeout = \"100ms\"");
     let daemon = std::sync::Arc::new(TestDaemon::start(&toml).await);
     let first = hello(false);
@@ -474,7 +474,7 @@ async fn calls_beyond_max_concurrent_wait_then_get_503_with_retry_after() {
         let first = first.clone();
         tokio::spawn(async move { daemon.post("/completion", &first).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    common::wait::wait_until("the first call at the provider", || openai.calls() == 1).await;
     let reply = daemon.post("/completion", &first).await;
     assert_eq!(reply.status, 503, "{}", reply.json());
     assert_eq!(reply.error_type(), "provider_busy");
@@ -487,6 +487,7 @@ async fn calls_beyond_max_concurrent_wait_then_get_503_with_retry_after() {
         "{}",
         reply.error_message()
     );
+    gate.open();
     let held = holder.await.expect("first call");
     assert_eq!(held.status, 200, "the call holding the slot is answered");
     // A freed slot serves the next call.

@@ -407,8 +407,8 @@ async fn cache_entries_survive_sigkill_and_sigterm() {
 
     let mut daemon = tokio::task::block_in_place(|| setup.serve("first"));
     assert!(!ask(&setup, "one"));
-    // Past sled's flush interval (promptd::store::FLUSH_EVERY_MS), then a hard kill.
-    tokio::time::sleep(Duration::from_millis(promptd::store::FLUSH_EVERY_MS * 3)).await;
+    // Once sled has flushed the entry to its file, a hard kill.
+    common::wait::sled_has_written(&setup.path().join("state"), fixtures::HELLO).await;
     daemon.signal(Signal::SIGKILL);
     daemon.wait_exit(EXIT_TIMEOUT);
 

@@ -32,3 +32,20 @@ pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T 
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     wait_for(what, || cond().then_some(())).await
 }
+
+/// Wait until sled has written `needle` (bytes of a value just stored) into the database file
+/// under `state_dir` (`db/db`): the event a test waits for before a hard kill, instead of sleeping
+/// a few of sled's flush intervals and hoping the machine kept up.
+pub async fn sled_has_written(state_dir: &std::path::Path, needle: &str) {
+    let file = state_dir.join("db").join("db");
+    let needle = needle.as_bytes();
+    wait_until(
+        &format!(
+            "`{}` in {}",
+            String::from_utf8_lossy(needle),
+            file.display()
+        ),
+        || std::fs::read(&file).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle)),
+    )
+    .await
+}
