@@ -110,9 +110,13 @@ impl Store {
         })
     }
 
-    /// The cache's trees (entries, indexes, counters).
-    pub fn cache_trees(&self) -> Result<crate::cache::CacheTrees, StoreError> {
-        crate::cache::CacheTrees::open(&self.db).map_err(|source| StoreError::Open {
+    /// Trees a component opens itself (the cache's: `Store::cache_trees`, in the cache, which
+    /// knows its layout; the store knows none of its users).
+    pub fn open_trees<T>(
+        &self,
+        open: impl FnOnce(&sled::Db) -> sled::Result<T>,
+    ) -> Result<T, StoreError> {
+        open(&self.db).map_err(|source| StoreError::Open {
             path: self.path.clone(),
             source,
         })

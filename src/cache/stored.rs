@@ -42,6 +42,13 @@ pub struct CacheTrees {
     meta: sled::Tree,
 }
 
+impl crate::store::Store {
+    /// The cache's trees (entries, indexes, counters) in this database.
+    pub fn cache_trees(&self) -> Result<CacheTrees, crate::store::StoreError> {
+        self.open_trees(CacheTrees::open)
+    }
+}
+
 /// `time (BE) ++ key`: index keys sort by time.
 fn index_key(time_ms: u64, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + key.len());

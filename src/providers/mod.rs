@@ -27,10 +27,7 @@ use crate::retry::{self, Caller};
 pub use client::{Provider, UpstreamStream};
 pub use pricing::PriceTable;
 
-/// Most tool calls one answer may make (OpenAI `tool_calls`, Anthropic `tool_use` blocks), and
-/// the bound of an OpenAI tool call's `index`: far more than a model makes, few enough that an
-/// upstream's count or index can never size an allocation.
-pub const MAX_TOOL_CALLS: usize = 128;
+pub use crate::api::MAX_TOOL_CALLS;
 /// The bound of an Anthropic content block's `index`: above [`MAX_TOOL_CALLS`], as citations
 /// split one answer into many text blocks; blocks are kept by index, never by position.
 pub const MAX_CONTENT_BLOCKS: u64 = 1024;

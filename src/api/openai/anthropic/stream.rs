@@ -68,12 +68,12 @@ impl StreamTranslator {
                     Some("text") => self.text(block.get("text"), &mut out),
                     Some("tool_use") => {
                         let index = self.tools.len();
-                        if index >= crate::providers::MAX_TOOL_CALLS {
+                        if index >= crate::api::MAX_TOOL_CALLS {
                             return Err(protocol(&format!(
                                 "tool_use block at index {} is beyond the limit of {} tool \
                                  calls in one answer",
                                 block_index(data),
-                                crate::providers::MAX_TOOL_CALLS
+                                crate::api::MAX_TOOL_CALLS
                             )));
                         }
                         self.tools.push((block_index(data), index));
