@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_upstream::{fixtures, refused_base_url, FakeUpstream};
-use common::process::{Setup, EXIT_TIMEOUT};
+use common::process::{Daemon, Setup, EXIT_TIMEOUT};
 use common::{providers_toml, raw_get, raw_post, RawResponse, PREFIX};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
@@ -80,21 +80,54 @@ async fn json_of(socket: &Path, path: &str) -> Value {
     serde_json::from_slice(&response.chunks.concat()).expect("JSON body")
 }
 
+/// A daemon (`name`) whose state directory is an 8 MiB tmpfs, with a fake OpenAI; `None` (the
+/// test skipped) where no tmpfs can be mounted.
+struct OnTmpfs {
+    chat: FakeUpstream,
+    setup: Setup,
+    state: PathBuf,
+    _tmpfs: Tmpfs,
+    socket: PathBuf,
+    daemon: Daemon,
+}
+
+async fn on_a_small_tmpfs(name: &str) -> Option<OnTmpfs> {
+    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
+    let setup = Setup::new("", &providers_toml(&chat.base_url(), &refused_base_url()));
+    let state = setup.path().join("state");
+    let Some(tmpfs) = Tmpfs::mount(&state, "8m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return None;
+    };
+    let socket = setup.socket.clone();
+    let daemon = tokio::task::block_in_place(|| setup.serve(name));
+    Some(OnTmpfs {
+        chat,
+        setup,
+        state,
+        _tmpfs: tmpfs,
+        socket,
+        daemon,
+    })
+}
+
 fn occurrences(text: &str, needle: &str) -> usize {
     text.matches(needle).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_loses_no_answer_and_is_reported_once() {
-    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
-    let setup = Setup::new("", &providers_toml(&chat.base_url(), &refused_base_url()));
-    let state = setup.path().join("state");
-    let Some(_tmpfs) = Tmpfs::mount(&state, "8m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+    let Some(OnTmpfs {
+        chat,
+        setup,
+        state,
+        _tmpfs,
+        socket,
+        mut daemon,
+    }) = on_a_small_tmpfs("full").await
+    else {
         return;
     };
-    let socket = setup.socket.clone();
-    let mut daemon = tokio::task::block_in_place(|| setup.serve("full"));
 
     // One answer cached (and flushed) while there is room.
     assert_eq!(answered(&ask(&socket, "before").await), "miss");
@@ -199,15 +232,17 @@ async fn a_daemon_starts_and_serves_on_a_full_disk_without_a_reserve() {
 }
 
 async fn start_on_a_full_disk(reserve: bool) {
-    let chat = FakeUpstream::always(fixtures::openai_chat()).await;
-    let setup = Setup::new("", &providers_toml(&chat.base_url(), &refused_base_url()));
-    let state = setup.path().join("state");
-    let Some(_tmpfs) = Tmpfs::mount(&state, "8m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+    let Some(OnTmpfs {
+        chat,
+        setup,
+        state,
+        _tmpfs,
+        socket,
+        mut daemon,
+    }) = on_a_small_tmpfs("before").await
+    else {
         return;
     };
-    let socket = setup.socket.clone();
-    let mut daemon = tokio::task::block_in_place(|| setup.serve("before"));
     assert_eq!(answered(&ask(&socket, "before").await), "miss");
     daemon.signal(Signal::SIGTERM);
     assert_eq!(daemon.wait_exit(EXIT_TIMEOUT).code(), Some(0));
