@@ -139,3 +139,43 @@ async fn an_answer_over_the_cap_is_delivered_cut_with_its_length_and_hash() {
     assert_eq!(record["trace_id"], "small-0");
     daemon.stop().await;
 }
+
+/// A client's own record over the cap (`POST /trace_log`, up to `max_body`) is cut the same
+/// way, its unknown fields kept, and delivered.
+#[tokio::test]
+async fn a_clients_record_over_the_cap_is_delivered_cut() {
+    let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
+    let toml = format!(
+        "[spool]\nflush_interval = \"20ms\"\nmax_record_bytes = \"64KiB\"\n[upstream]\n\
+         base_url = \"{}\"\napi_key = \"pk-test\"\n{}",
+        collector.base_url(),
+        providers_toml(&collector.base_url(), &collector.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    let output = "a traced answer ".repeat(131_072); // 2 MiB, within max_body
+    let record = json!({
+        "trace_id": "client-big", "project_name": "p", "status": "success",
+        "output": output, "a_field_promptd_does_not_know": {"kept": true}
+    });
+    let reply = daemon.post("/trace_log", &record).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let sent = wait_for("the record at the collector", || {
+        collector.requests().into_iter().next()
+    })
+    .await;
+    let shipped = &sent.body;
+    assert!(
+        sent.raw.len() <= 64 * 1024,
+        "{} bytes shipped",
+        sent.raw.len()
+    );
+    assert_eq!(shipped["trace_id"], "client-big");
+    assert_eq!(shipped["a_field_promptd_does_not_know"]["kept"], true);
+    assert!(output.starts_with(shipped["output"].as_str().unwrap_or("-")));
+    assert_eq!(shipped["truncated"]["output"]["len"], output.len());
+    assert_eq!(
+        shipped["truncated"]["output"]["blake3"],
+        blake3::hash(output.as_bytes()).to_hex().as_str()
+    );
+    daemon.stop().await;
+}

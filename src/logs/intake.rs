@@ -1,9 +1,12 @@
 //! Client records — a client's TraceLog, an update of one, feedback, a tracing integration's
 //! run — on their one way into the spool: checked, sampled by their trace's rate, appended as
-//! the bytes the client sent (unknown fields, nulls and number spellings kept), and answered
-//! only once durable. The routes decode the body and call [`accept`]; nothing else of the
+//! the bytes the client sent (unknown fields, nulls and number spellings kept) or, when they are
+//! over `spool.max_record_bytes`, cut as promptd's own records are ([`cap_object`]: heads of the
+//! longest texts, each cut field's length and hash in `truncated`), and answered only once
+//! durable. The routes decode the body and call [`accept`]; nothing else of the
 //! spool's encoding reaches them.
 
+use super::record::cap::cap_object;
 use super::record::entry::{encode_json_text, EntryKind, Feedback, TraceLogUpdate};
 use super::record::integration::{LangchainRun, TraceIntegration};
 use super::record::{sampled_in, LogRecord};
@@ -48,12 +51,13 @@ pub enum IntakeError {
     Internal(String),
 }
 
-/// Check `record`, sample it, append `body` (the bytes it was decoded from) and wait until it
-/// is durable.
+/// Check `record`, sample it, append `body` (the bytes it was decoded from; cut to at most
+/// `max_record` bytes) and wait until it is durable.
 pub async fn accept<'a>(
     spool: &Spool,
     record: ClientRecord<'a>,
     body: &[u8],
+    max_record: usize,
 ) -> Result<Accepted<'a>, IntakeError> {
     let (kind, trace_id) = check(record)?;
     if let Some((key, rate)) = sampling(record) {
@@ -65,6 +69,13 @@ pub async fn accept<'a>(
     // always encodes): were one to, it is promptd's fault, not the client's.
     let text = std::str::from_utf8(body)
         .map_err(|e| IntakeError::Internal(format!("a checked record is not UTF-8: {e}")))?;
+    let capped;
+    let text = if text.len() + trace_id.len() > max_record {
+        capped = capped_text(text, max_record)?;
+        capped.as_str()
+    } else {
+        text
+    };
     let bytes = encode_json_text(kind, trace_id, text)
         .map_err(|e| IntakeError::Internal(format!("record cannot be spooled: {e}")))?;
     let durable = spool
@@ -74,6 +85,21 @@ pub async fn accept<'a>(
         .await
         .map_err(|e| IntakeError::NotAccepted(e.to_string()))?;
     Ok(Accepted::Durable { trace_id, spool_id })
+}
+
+/// A client's record (a JSON object: every route checked it decodes as one) cut under
+/// `max_record`, its unknown fields kept.
+fn capped_text(text: &str, max_record: usize) -> Result<String, IntakeError> {
+    let internal = |e: serde_json::Error| IntakeError::Internal(format!("a checked record: {e}"));
+    let serde_json::Value::Object(mut fields) = serde_json::from_str(text).map_err(internal)?
+    else {
+        return Err(IntakeError::Internal(
+            "a checked record is not an object".into(),
+        ));
+    };
+    let cut = cap_object(&mut fields, serde_json::Map::new(), max_record);
+    tracing::info!(fields = %cut.join(", "), max_record, "a client's record over spool.max_record_bytes was cut (marked in its `truncated`)");
+    serde_json::to_string(&fields).map_err(internal)
 }
 
 /// The rules of each kind; its entry kind and the trace it belongs to.

@@ -235,7 +235,9 @@ async fn accept_record(
     record: ClientRecord<'_>,
     bytes: &[u8],
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let accepted = intake::accept(&state.spool, record, bytes)
+    let max_record =
+        usize::try_from(state.config.load().spool.max_record_bytes).unwrap_or(usize::MAX);
+    let accepted = intake::accept(&state.spool, record, bytes, max_record)
         .await
         .map_err(|e| match e {
             IntakeError::Invalid { field, message } => ApiError::invalid(field, message),

@@ -82,6 +82,27 @@ pub fn encode_trace_log_capped<C: Serialize>(
         return Err(EntryError::Malformed("a trace log is not an object".into()));
     };
     drop(record);
+    let truncated = cap_object(&mut fields, marks, max);
+    let trace_id = fields
+        .get("trace_id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let body = serde_json::to_string(&fields).map_err(|e| malformed(&e))?;
+    let payload = encode_json_text(EntryKind::TraceLog, &trace_id, &body)?;
+    Ok(CappedEntry { payload, truncated })
+}
+
+/// Cut a record's top-level JSON object under `max` payload bytes as the module says, `marks`
+/// holding what was already cut; adds the `truncated` object (when anything was cut) and
+/// returns the top-level fields that were cut or removed. Used for promptd's own records and
+/// for clients' (`POST /trace_log` and the other log routes), which keep their unknown fields.
+pub fn cap_object(
+    fields: &mut Map<String, Value>,
+    mut marks: Map<String, Value>,
+    max: usize,
+) -> Vec<String> {
+    let max = max.max(MIN_RECORD_BYTES);
     // Length and hash of every field as it was, for the ones that get cut.
     let originals: Map<String, Value> = fields
         .iter()
@@ -90,7 +111,7 @@ pub fn encode_trace_log_capped<C: Serialize>(
         .collect();
     let mut rounds = 0;
     loop {
-        let over = size_of(&fields, &marks).saturating_sub(max);
+        let over = size_of(fields, &marks).saturating_sub(max);
         if over == 0 {
             break;
         }
@@ -130,15 +151,10 @@ pub fn encode_trace_log_capped<C: Serialize>(
         marks.insert(largest, m);
     }
     let truncated: Vec<String> = marks.keys().cloned().collect();
-    fields.insert(TRUNCATED_FIELD.to_owned(), Value::Object(marks));
-    let trace_id = fields
-        .get("trace_id")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    let body = serde_json::to_string(&fields).map_err(|e| malformed(&e))?;
-    let payload = encode_json_text(EntryKind::TraceLog, &trace_id, &body)?;
-    Ok(CappedEntry { payload, truncated })
+    if !marks.is_empty() {
+        fields.insert(TRUNCATED_FIELD.to_owned(), Value::Object(marks));
+    }
+    truncated
 }
 
 /// `{"len", "blake3"}` of `bytes`.
