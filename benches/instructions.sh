@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Instructions per request of a promptd binary, counted by callgrind: cache hits and
-# pass-through on /v1/chat/completions against examples/fake_provider. Unlike CPU time on a
-# shared machine, the count is repeatable run to run, so two binaries compare within ~1 %
+# Instructions per request of a promptd binary, counted by callgrind, on /v1/chat/completions
+# against examples/fake_provider: cache hits, pass-through (bypass) and stored calls (refresh:
+# the provider called and the answer stored). Unlike CPU time on a shared machine, the count is repeatable run to run, so two binaries compare within ~1 %
 # (user space only: the kernel's share and jemalloc's purging are not counted).
 #
 #   benches/instructions.sh target/release/promptd [N]     # N requests per figure (2000)
@@ -42,5 +42,6 @@ measure() {
 }
 HIT=$(measure)
 PASS=$(measure -H 'x-promptd-cache: bypass')
-echo "$BIN hit_instr_per_req=$((HIT / N)) pass_instr_per_req=$((PASS / N))"
+STORED=$(measure -H 'x-promptd-cache: refresh')
+echo "$BIN hit_instr_per_req=$((HIT / N)) pass_instr_per_req=$((PASS / N)) stored_instr_per_req=$((STORED / N))"
 kill $VG $MOCK; wait 2>/dev/null || true

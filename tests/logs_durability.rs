@@ -94,6 +94,17 @@ async fn spool_settled(daemon: &TestDaemon, n: usize) -> Value {
     }
 }
 
+/// Records shipped to `collector` (committed every 20 ms), capped at 64 KiB; providers at
+/// `provider`.
+fn shipping_with_a_64k_cap(collector: &FakeUpstream, provider: &FakeUpstream) -> String {
+    format!(
+        "[spool]\nflush_interval = \"20ms\"\nmax_record_bytes = \"64KiB\"\n[upstream]\n\
+         base_url = \"{}\"\napi_key = \"pk-test\"\n{}",
+        collector.base_url(),
+        providers_toml(&provider.base_url(), &provider.base_url())
+    )
+}
+
 #[tokio::test]
 async fn an_answer_over_the_cap_is_delivered_cut_with_its_length_and_hash() {
     let output = "long answer ".repeat(20_000);
@@ -106,13 +117,7 @@ async fn an_answer_over_the_cap_is_delivered_cut_with_its_length_and_hash() {
     });
     let openai = FakeUpstream::always(Behavior::json(200, answer.to_string())).await;
     let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
-    let toml = format!(
-        "[spool]\nflush_interval = \"20ms\"\nmax_record_bytes = \"64KiB\"\n[upstream]\n\
-         base_url = \"{}\"\napi_key = \"pk-test\"\n{}",
-        collector.base_url(),
-        providers_toml(&openai.base_url(), &openai.base_url())
-    );
-    let daemon = TestDaemon::start(&toml).await;
+    let daemon = TestDaemon::start(&shipping_with_a_64k_cap(&collector, &openai)).await;
     let reply = daemon.post("/completion", &small_request(0)).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     assert_eq!(
@@ -145,13 +150,7 @@ async fn an_answer_over_the_cap_is_delivered_cut_with_its_length_and_hash() {
 #[tokio::test]
 async fn a_clients_record_over_the_cap_is_delivered_cut() {
     let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
-    let toml = format!(
-        "[spool]\nflush_interval = \"20ms\"\nmax_record_bytes = \"64KiB\"\n[upstream]\n\
-         base_url = \"{}\"\napi_key = \"pk-test\"\n{}",
-        collector.base_url(),
-        providers_toml(&collector.base_url(), &collector.base_url())
-    );
-    let daemon = TestDaemon::start(&toml).await;
+    let daemon = TestDaemon::start(&shipping_with_a_64k_cap(&collector, &collector)).await;
     let output = "a traced answer ".repeat(131_072); // 2 MiB, within max_body
     let record = json!({
         "trace_id": "client-big", "project_name": "p", "status": "success",

@@ -204,22 +204,28 @@ fn merge_deployment(
     max_rendered: u64,
     budget: &MemoryBudget,
 ) -> Result<(LlmConfiguration, Reservation), ApiError> {
-    let mut memory = budget.reservation();
-    let messages = match o.messages {
-        Some(messages) => messages,
+    let (messages, memory) = match o.messages {
+        Some(messages) => (messages, budget.reservation()),
         None => {
-            let size = d.rendered_len(inputs.unwrap_or(&Map::new()));
-            if size <= max_rendered {
-                memory = budget.try_reserve(size).map_err(ApiError::ServerBusy)?;
+            let empty = Map::new();
+            let inputs = inputs.unwrap_or(&empty);
+            // Counted, refused past max_rendered, reserved: then built.
+            let size = d.rendered_len(inputs);
+            if size > max_rendered {
+                return Err(ApiError::RenderedTooLarge {
+                    size,
+                    limit: max_rendered,
+                });
             }
-            d.render(inputs.unwrap_or(&Map::new()), max_rendered)
-                .map_err(|e| match e {
-                    TemplateError::Missing(names) => ApiError::MissingInput(names),
-                    TemplateError::TooLarge { size, limit } => {
-                        ApiError::RenderedTooLarge { size, limit }
-                    }
-                    other => ApiError::Internal(format!("deployment {}: {other}", d.id)),
-                })?
+            let memory = budget.try_reserve(size).map_err(ApiError::ServerBusy)?;
+            let messages = d.render(inputs, max_rendered).map_err(|e| match e {
+                TemplateError::Missing(names) => ApiError::MissingInput(names),
+                TemplateError::TooLarge { size, limit } => {
+                    ApiError::RenderedTooLarge { size, limit }
+                }
+                other => ApiError::Internal(format!("deployment {}: {other}", d.id)),
+            })?;
+            (messages, memory)
         }
     };
     let config = LlmConfiguration {

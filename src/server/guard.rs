@@ -49,15 +49,23 @@ pub fn check(
     if matches!(route, Some(Route::Health)) {
         return Ok(());
     }
-    let admin = match peer {
-        Peer::Unix(uid) => state.peers.load().is_admin(uid),
+    // A TCP client that passed the checks holds the key, if the listener asks for one.
+    let key_holder = match peer {
+        Peer::Unix(_) => false,
         Peer::Tcp { local } => {
             let config = state.config.load();
             check_tcp(&config.access, local, method, headers)?;
             config.access.tcp_key.is_some()
         }
     };
-    if !admin && route.is_some_and(|r| is_admin_route(method, r)) {
+    if !route.is_some_and(|r| is_admin_route(method, r)) {
+        return Ok(());
+    }
+    let admin = match peer {
+        Peer::Unix(uid) => state.peers.load().is_admin(uid),
+        Peer::Tcp { .. } => key_holder,
+    };
+    if !admin {
         return Err(ApiError::Forbidden(match peer {
             Peer::Unix(uid) => format!(
                 "uid {uid} may not use this admin route (cache writes, /logs, /deployments, \
