@@ -129,6 +129,10 @@ pub struct Cache {
     opened: Mutex<crate::store::OpenReport>,
 }
 
+/// The bound of a cache whose database had to be opened in memory (no room on disk at start):
+/// `max_bytes` is a disk budget, far too much RAM; a small cache still answers repeats.
+const IN_MEMORY_MAX_BYTES: u64 = 32 * 1024 * 1024;
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -360,7 +364,11 @@ impl Cache {
     }
 
     fn evict(&self) {
-        let max = self.config.load().max_bytes;
+        let mut max = self.config.load().max_bytes;
+        if self.opened.lock().in_memory {
+            // The temporary database of a full disk lives in RAM (/dev/shm).
+            max = max.min(IN_MEMORY_MAX_BYTES);
+        }
         if self.bytes.load(Ordering::Relaxed) <= max {
             return;
         }
