@@ -1,5 +1,6 @@
-//! The cache at scale (issue 20, item 11): fill a cache of `ENTRIES` entries of about 600
-//! bytes (the size of a short chat answer) in a temp dir, then, in a fresh process, open it
+//! The cache at scale (issue 20, item 11): fill a cache of `ENTRIES` short chat answers (about
+//! 600 characters of English-like text and their deltas; `SHAPE=openai` adds the stream chunks
+//! an OpenAI-route answer keeps) in a temp dir, then, in a fresh process, open it
 //! again and answer hits. Prints RSS, open time, hit CPU, and the database's size on disk
 //! against the live bytes of the entries.
 //!
@@ -8,7 +9,8 @@
 //! MAX_BYTES=33554432 cargo run --example cache_scale # churn under a 32 MiB bound
 //! ```
 //!
-//! Environment: `ENTRIES` (200000), `MAX_BYTES` (1 GiB), `PAGE_CACHE` (promptd's default),
+//! Environment: `ENTRIES` (200000), `SHAPE` (`parea`, or `openai`), `MAX_BYTES` (1 GiB),
+//! `PAGE_CACHE` (promptd's default),
 //! `MAINTAIN_EVERY` (10000 inserts: the daemon's background pass runs every 10 s), `HOT`
 //! (5000: the newest entries the hits go to).
 
@@ -20,6 +22,10 @@ use promptd::cache::{Cache, CacheConfig, CacheEntry, CacheKey, Lookup};
 /// The daemon's allocator (src/main.rs), so that RSS is the daemon's.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+/// ... with the daemon's options (how soon freed memory goes back).
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8; 60] = promptd::memory::JEMALLOC_CONF;
 use promptd::store::{Store, StoreOptions};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -88,12 +94,140 @@ fn key(i: u64) -> CacheKey {
     CacheKey(*blake3::hash(&i.to_le_bytes()).as_bytes())
 }
 
+/// Words an answer is made of: English-like text compresses about as real answers do
+/// (a repeated phrase would compress far better than any answer).
+const WORDS: &[&str] = &[
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "you",
+    "that",
+    "it",
+    "for",
+    "on",
+    "are",
+    "with",
+    "as",
+    "be",
+    "this",
+    "was",
+    "have",
+    "or",
+    "by",
+    "not",
+    "can",
+    "an",
+    "but",
+    "from",
+    "which",
+    "use",
+    "function",
+    "return",
+    "value",
+    "request",
+    "server",
+    "cache",
+    "answer",
+    "model",
+    "token",
+    "error",
+    "file",
+    "data",
+    "example",
+    "because",
+    "should",
+    "would",
+    "first",
+    "then",
+    "when",
+    "each",
+    "other",
+    "number",
+    "string",
+    "list",
+    "map",
+    "thread",
+    "memory",
+    "disk",
+    "time",
+    "client",
+    "provider",
+    "stream",
+    "response",
+    "message",
+    "system",
+    "user",
+    "prompt",
+    "output",
+    "input",
+    "python",
+    "rust",
+    "config",
+    "option",
+    "default",
+    "query",
+    "table",
+    "index",
+    "row",
+    "column",
+    "update",
+    "delete",
+    "create",
+    "simple",
+    "different",
+    "important",
+    "however",
+    "therefore",
+    "instead",
+    "usually",
+    "between",
+    "through",
+    "without",
+    "under",
+    "above",
+];
+
+/// The text of answer `i`: 90 words drawn by a small linear congruential generator.
+fn text(i: u64) -> String {
+    let mut state = i
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut out = format!("Answer {i}:");
+    for _ in 0..90 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        out.push(' ');
+        out.push_str(WORDS[(state >> 33) as usize % WORDS.len()]);
+    }
+    out
+}
+
+/// Entry `i`: a short answer with its stream deltas (one per word); with `SHAPE=openai` also
+/// the OpenAI stream chunks an OpenAI-route answer keeps (one JSON envelope per delta).
 fn entry(i: u64) -> CacheEntry {
     let now = promptd::cache::now_ms();
-    let text = format!("answer {i}: {}", "lorem ipsum dolor sit amet ".repeat(18));
+    let content = text(i);
+    let deltas: Vec<String> = content.split_inclusive(' ').map(str::to_string).collect();
+    let chunks = if std::env::var("SHAPE").as_deref() == Ok("openai") {
+        deltas
+            .iter()
+            .map(|d| {
+                format!(
+                    r#"{{"id":"chatcmpl-{i}","object":"chat.completion.chunk","created":{},"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_0aa8d3e20b","choices":[{{"index":0,"delta":{{"content":{d:?}}},"logprobs":null,"finish_reason":null}}]}}"#,
+                    now / 1000
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     CacheEntry {
-        content: text.clone(),
-        deltas: vec![text],
+        content,
+        deltas,
         tool_calls: Vec::new(),
         input_tokens: 12,
         output_tokens: 90,
@@ -102,7 +236,7 @@ fn entry(i: u64) -> CacheEntry {
         provider: "openai".into(),
         finish_reason: Some("stop".into()),
         raw_response: None,
-        chunks: Vec::new(),
+        chunks,
         created_ms: now,
         expires_ms: now + 3_600_000,
         last_used_ms: now,
@@ -162,8 +296,12 @@ fn reopen(state: &Path) {
         }
     }
     let spent = cpu_seconds() - cpu;
+    let rss_busy = rss_mib();
+    // The daemon's allocator gives freed pages back over about a second.
+    std::thread::sleep(Duration::from_secs(3));
     println!(
-        "hits: {hits} of {lookups} lookups, {:.1} us CPU each; RSS {:.0} MiB",
+        "hits: {hits} of {lookups} lookups, {:.1} us CPU each; RSS {rss_busy:.0} MiB, {:.0} MiB \
+         3 s later",
         spent * 1e6 / lookups as f64,
         rss_mib()
     );

@@ -10,21 +10,11 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options, read at its first allocation (the `malloc_conf` symbol; prefixed
-/// `_rjem_` as tikv-jemalloc-sys builds jemalloc on Linux). Memory freed after a burst goes back
-/// to the OS instead of staying with the daemon (1.1 GiB stayed after 300 clients with large
-/// bodies left):
-/// - `background_thread:true`: a jemalloc thread purges while the daemon is idle; without it
-///   purging only happens on later allocations, so an idle daemon kept its peak;
-/// - `dirty_decay_ms:1000`: freed pages are returned over about a second (jemalloc's default is
-///   10 s) — a burst's memory is back within seconds, and a busy daemon reuses pages before then;
-/// - `muzzy_decay_ms:0`: pages are released outright, not kept lazily freed.
-///
-/// `_RJEM_MALLOC_CONF` in the environment still overrides these.
+/// jemalloc's options ([`promptd::memory::JEMALLOC_CONF`]), read at its first allocation
+/// (the `malloc_conf` symbol; prefixed `_rjem_` as tikv-jemalloc-sys builds jemalloc on Linux).
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
-pub static malloc_conf: &[u8; 60] =
-    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+pub static malloc_conf: &[u8; 60] = promptd::memory::JEMALLOC_CONF;
 
 fn main() {
     let cli = cli::Cli::parse();

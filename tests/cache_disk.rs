@@ -26,10 +26,17 @@ fn disk_bytes(dir: &Path) -> u64 {
 
 fn entry(i: u64) -> CacheEntry {
     let now = now_ms();
-    let text = format!("answer {i}: {}", "lorem ipsum dolor sit amet ".repeat(18));
+    // Hex of hashes: text the cache cannot compress, so the bytes stored are the bytes sent.
+    let text: Vec<String> = (0..9u64)
+        .map(|j| {
+            blake3::hash(&[i, j].map(u64::to_le_bytes).concat())
+                .to_hex()
+                .to_string()
+        })
+        .collect();
     CacheEntry {
-        content: text.clone(),
-        deltas: vec![text],
+        content: text.join(" "),
+        deltas: text,
         tool_calls: Vec::new(),
         input_tokens: 12,
         output_tokens: 90,

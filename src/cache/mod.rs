@@ -244,11 +244,10 @@ impl Cache {
     /// Store `entry` under `key`. A failed write (full disk, ...) is counted and logged once;
     /// the answer still reaches the client.
     pub fn store(&self, key: &CacheKey, entry: &CacheEntry) {
-        let value = entry.encode();
-        if value.len() as u64 > self.config.load().max_entry_bytes {
+        let Some(value) = entry.encode_within(self.config.load().max_entry_bytes) else {
             self.counters.too_large.fetch_add(1, Ordering::Relaxed);
             return;
-        }
+        };
         match self.trees.insert(&key.0, &value) {
             Ok(delta) => self.apply(delta),
             Err(e) => {
