@@ -15,6 +15,9 @@
 //!   routing, error body) for the `/v1` routes.
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps. It
 //!   holds what a completion needs and hands nothing out.
+//! - [`model`] — the internal model every front door and provider kind maps to: requests of
+//!   typed content blocks, responses with a finish reason and usage, stream events and their
+//!   assembler, errors with a kind. No HTTP, no wire serde.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
 //! - [`redact`] — credentials out of URLs in any text that leaves the daemon.
 //! - [`memory`] — the daemon-wide budget of bytes held for requests (`max_request_memory`):
@@ -43,6 +46,7 @@ pub mod engine;
 pub mod install;
 pub mod logs;
 pub mod memory;
+pub mod model;
 pub mod projects;
 pub mod providers;
 pub mod redact;

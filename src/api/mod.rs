@@ -21,12 +21,8 @@ pub use response::CompletionResponse;
 
 use serde::de::DeserializeOwned;
 
-/// Most tool calls one answer may make (OpenAI `tool_calls`, Anthropic `tool_use` blocks), and
-/// the bound of an OpenAI tool call's `index`: far more than a model makes, few enough that an
-/// upstream's count or index can never size an allocation.
-/// (Here, beside the wire types, since both the providers and the Anthropic translation bound
-/// by it; `providers` re-exports it.)
-pub const MAX_TOOL_CALLS: usize = 128;
+/// The bound of tool calls in one answer and of an OpenAI tool call's `index`.
+pub use crate::model::MAX_TOOL_CALLS;
 
 /// Decode a JSON body: malformed JSON is a 400 `invalid_json`, a well-formed body with a field of
 /// the wrong type a 422 `invalid_request` naming the field (`llm_configuration.messages[0].role`).
