@@ -202,16 +202,32 @@ async fn failures_before_the_first_delta_are_http_errors() {
     daemon.stop().await;
 }
 
+/// A stream cut before the upstream's first event is a 502; cut after it (here its role-only
+/// chunk: the client's stream has started) it ends with an error event and no text.
 #[tokio::test]
-async fn an_upstream_cut_before_any_delta_is_a_502() {
-    let cut = Behavior::SseCut {
-        frames: vec![common::fake_upstream::sse_frames(fixtures::OPENAI_STREAM_SSE)[0].clone()],
+async fn an_upstream_cut_before_its_first_event_is_a_502_after_it_an_error_event() {
+    let cut_after = |frames: usize| Behavior::SseCut {
+        frames: common::fake_upstream::sse_frames(fixtures::OPENAI_STREAM_SSE)
+            .into_iter()
+            .take(frames)
+            .collect(),
         delay: Duration::ZERO,
     };
-    let (daemon, _o, _a) = daemon(cut, fixtures::anthropic_stream()).await;
-    let raw = daemon.stream(&openai_hello()).await;
+    let (before, _o, _a) = daemon(cut_after(0), fixtures::anthropic_stream()).await;
+    let raw = before.stream(&openai_hello()).await;
     assert_eq!(raw.status(), 502, "{}", raw.head);
-    daemon.stop().await;
+    before.stop().await;
+
+    let (after, _o, _a) = daemon(cut_after(1), fixtures::anthropic_stream()).await;
+    let raw = after.stream(&openai_hello()).await;
+    assert_eq!(raw.status(), 200, "{}", raw.head);
+    let (texts, error) = deltas(&raw);
+    assert_eq!(texts, Vec::<String>::new());
+    assert!(
+        error.is_some_and(|e| !e.is_empty()),
+        "an error event ends it"
+    );
+    after.stop().await;
 }
 
 #[tokio::test]
@@ -283,4 +299,62 @@ async fn a_cacheable_stream_is_read_to_the_end_and_stored_when_the_client_leaves
     assert_eq!(openai.calls(), 1);
     assert_eq!(openai.abandoned_streams(), 0);
     daemon.stop().await;
+}
+
+/// The stream starts (its head and the id event) as soon as the upstream has answered — here
+/// with OpenAI's role-only first chunk — not with the first text: the fake provider sends its
+/// text only once the client has seen that start (it waited a chunk longer before: 7.7 ms p50
+/// at 5 ms between chunks). The bound below only stops a hang if the stream never starts.
+#[tokio::test]
+async fn parea_stream_starts_when_the_upstream_answers_not_at_its_first_text() {
+    use common::fake_upstream::Gate;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let gate = Gate::new();
+    let (daemon, _openai, _a) = daemon(
+        fixtures::openai_stream().held_after(1, &gate),
+        fixtures::anthropic_stream(),
+    )
+    .await;
+    let mut request = openai_hello();
+    request["trace_id"] = json!("t-early");
+    request["cache"] = json!(false);
+    let body = serde_json::to_vec(&request).expect("encode");
+    let mut conn = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/parea/v1/completion/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    conn.write_all(&body).await.expect("write");
+    let mut seen = Vec::new();
+    let started = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("ID_END") {
+            let n = conn.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before the stream started");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    gate.open();
+    assert!(
+        started.is_ok(),
+        "the stream did not start while the provider held its text: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("ID_STARTt-earlyID_END"), "{text}");
+    assert!(
+        !text.contains("\"chunk\""),
+        "no text before the provider sent it: {text}"
+    );
+    conn.read_to_end(&mut seen).await.expect("read the rest");
+    let raw = common::parse_raw_response(&seen);
+    let (texts, error) = deltas(&raw);
+    assert_eq!(error, None);
+    assert_eq!(texts.concat(), fixtures::OPENAI_DELTAS.concat());
 }

@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 pub use embed::{EmbedCacheMode, EmbedCacheStatus, Embedded};
 pub use prepare::Prepared;
 
-use crate::api::{ApiError, CompletionRequest, CompletionResponse, Dialect};
+use crate::api::{ApiError, CompletionRequest, CompletionResponse};
 use crate::cache::coalesce::{Flights, Joined, Subscription};
 use crate::cache::{cache_key, Cache, CacheEntry, CacheKey, CacheStatus};
 use crate::config::{Config, Secret};
@@ -162,15 +162,6 @@ pub struct CompletionStream {
     pub key: Option<CacheKey>,
     /// How long this request waited for the provider's first piece (zero for a replay).
     pub provider_wait: Duration,
-}
-
-/// Whether `piece` starts the answer for a client of `dialect`: Parea's stream begins with text;
-/// an OpenAI client takes every chunk (the first carries the role).
-fn opens_stream(dialect: Dialect, piece: &Piece) -> bool {
-    match dialect {
-        Dialect::Parea => piece.text.is_some(),
-        Dialect::OpenAi => piece.text.is_some() || piece.chunk.is_some(),
-    }
 }
 
 /// What a config reload can replace while requests run: the providers (with their keys and

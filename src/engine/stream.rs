@@ -1,8 +1,10 @@
 //! Streamed answers: replayed from the cache, shared with identical requests in flight, or
 //! (with `cache: false`) a private upstream stream that is cancelled when the client leaves.
-//! The first piece the client's dialect starts with is read before the response is committed;
-//! the record of a stream is logged when it ends, with its time to first token. A stream that
-//! ends cleanly ends with [`StreamItem::End`].
+//! The upstream's first piece, whatever it holds (OpenAI's carries only the role), is read
+//! before the response is committed: a client's stream starts as soon as the upstream answered,
+//! and an error before that is an HTTP error. The record of a stream is logged when it ends,
+//! with its time to that first piece. A stream that ends cleanly ends with
+//! [`StreamItem::End`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +16,7 @@ use super::log::Timing;
 use super::order::{settle, Source};
 use super::private::PrivateStream;
 use super::{
-    opens_stream, provider_error, CompletionStream, Engine, Prepared, StreamItem, StreamItems,
-    STREAM_BUFFER,
+    provider_error, CompletionStream, Engine, Prepared, StreamItem, StreamItems, STREAM_BUFFER,
 };
 use crate::api::openai::response::is_usage_chunk;
 use crate::api::{ApiError, CompletionRequest, Dialect};
@@ -57,7 +58,7 @@ impl Engine {
                 mut sub,
                 leader,
             } => {
-                let (items, status) = match first_piece(&mut sub, prepared.dialect).await {
+                let (items, status) = match first_piece(&mut sub).await {
                     Ok(first) => {
                         let ttft = timing.elapsed();
                         let items = self.forward(first, sub, prepared, timing, ttft, !leader);
@@ -183,35 +184,21 @@ impl Engine {
             Box::pin(provider.open_stream(&prepared.chat, prepared.api_key.as_ref()))
                 .await
                 .map_err(|e| provider_error(&provider, e, prepared.api_key.as_ref()))?;
-        // Pieces before the first this client's stream starts with are not for it.
-        let first = loop {
-            match upstream
-                .next_piece()
-                .await
-                .map_err(|e| provider_error(&provider, e, prepared.api_key.as_ref()))?
-            {
-                Some(piece) if !opens_stream(prepared.dialect, &piece) => continue,
-                read => break read,
-            }
-        };
+        let first = upstream
+            .next_piece()
+            .await
+            .map_err(|e| provider_error(&provider, e, prepared.api_key.as_ref()))?;
         let ttft = timing.elapsed();
         let stream = PrivateStream::new(Arc::clone(self), prepared, timing, ttft, first, upstream);
         Ok(StreamItems::private(stream))
     }
 }
 
-/// The first piece of a flight that starts `dialect`'s stream, or the flight's outcome when it
-/// ends first.
-async fn first_piece(
-    sub: &mut Subscription<ApiError>,
-    dialect: Dialect,
-) -> Result<Piece, Outcome<ApiError>> {
-    loop {
-        match sub.next().await {
-            Event::Delta(piece) if opens_stream(dialect, &piece) => return Ok(piece),
-            Event::Delta(_) => continue,
-            Event::Outcome(outcome) => return Err(outcome),
-        }
+/// The first piece of a flight, or the flight's outcome when it ends first.
+async fn first_piece(sub: &mut Subscription<ApiError>) -> Result<Piece, Outcome<ApiError>> {
+    match sub.next().await {
+        Event::Delta(piece) => Ok(piece),
+        Event::Outcome(outcome) => Err(outcome),
     }
 }
 

@@ -103,6 +103,13 @@ pub enum Behavior {
     /// Hold the answer until the test opens `gate` ([`Gate::open`]), then answer with `then`:
     /// a test can see several requests in flight at once without racing a clock.
     Held { gate: Gate, then: Box<Behavior> },
+    /// An SSE answer that sends its first `sent` frames, then holds the rest until `gate` opens:
+    /// a test sees what the client got from the start of a stream without racing a clock.
+    SseHeldAfter {
+        frames: Vec<String>,
+        sent: usize,
+        gate: Gate,
+    },
 }
 
 /// A gate that holds [`Behavior::Held`] answers until it is opened (once, for good).
@@ -150,6 +157,18 @@ impl Behavior {
         Behavior::Held {
             gate: gate.clone(),
             then: Box::new(self),
+        }
+    }
+
+    /// For `Sse`: its first `sent` frames at once, the rest once `gate` is open.
+    pub fn held_after(self, sent: usize, gate: &Gate) -> Behavior {
+        match self {
+            Behavior::Sse { frames, .. } => Behavior::SseHeldAfter {
+                frames,
+                sent,
+                gate: gate.clone(),
+            },
+            other => panic!("held_after is for Sse answers, not {other:?}"),
         }
     }
 
@@ -398,10 +417,15 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<RespBody> {
                 body,
             } => return json_response(status, &headers, body),
             Behavior::Sse { frames, delay } => {
-                return sse_response(frames, delay, false, &shared.abandoned)
+                return sse_response(frames, delay, false, None, &shared.abandoned)
+            }
+            Behavior::SseHeldAfter { frames, sent, gate } => {
+                let hold: GateWait = Box::pin(async move { gate.passed().await });
+                let hold = Some((sent, Mutex::new(hold)));
+                return sse_response(frames, Duration::ZERO, false, hold, &shared.abandoned);
             }
             Behavior::SseCut { frames, delay } => {
-                return sse_response(frames, delay, true, &shared.abandoned)
+                return sse_response(frames, delay, true, None, &shared.abandoned)
             }
             Behavior::Repeat {
                 status,
@@ -467,13 +491,19 @@ fn json_response(status: u16, headers: &[(String, String)], body: String) -> Res
     resp
 }
 
+/// A gate's opening, awaited by a held SSE body (in a `Mutex` only so the body is `Sync`).
+type GateWait = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 fn sse_response(
     frames: Vec<String>,
     delay: Duration,
     cut: bool,
+    hold: Option<(usize, Mutex<GateWait>)>,
     abandoned: &Arc<AtomicUsize>,
 ) -> Response<RespBody> {
     let body = ScriptedBody {
+        hold,
+        sent: 0,
         abandoned: Arc::clone(abandoned),
         frames: frames.into_iter().map(Bytes::from).collect(),
         delay,
@@ -492,6 +522,9 @@ fn sse_response(
 /// sleeping `delay` between them; ends cleanly, or with an error if `cut` (hyper then drops
 /// the connection without the terminating zero-length chunk).
 struct ScriptedBody {
+    /// After this many frames, wait for the gate before the rest.
+    hold: Option<(usize, Mutex<GateWait>)>,
+    sent: usize,
     abandoned: Arc<AtomicUsize>,
     frames: VecDeque<Bytes>,
     delay: Duration,
@@ -518,11 +551,21 @@ impl Body for ScriptedBody {
             }
             this.pause = None;
         }
+        if let Some((at, wait)) = this.hold.as_mut() {
+            if this.sent == *at {
+                let wait = wait.get_mut().unwrap_or_else(|e| e.into_inner());
+                if wait.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.hold = None;
+            }
+        }
         // hyper drops an empty data frame silently; skip them so delays stay meaningful.
         while this.frames.front().is_some_and(|f| f.is_empty()) {
             this.frames.pop_front();
         }
         if let Some(frame) = this.frames.pop_front() {
+            this.sent += 1;
             if !this.frames.is_empty() && !this.delay.is_zero() {
                 this.pause = Some(Box::pin(tokio::time::sleep(this.delay)));
             } else if this.frames.is_empty() && this.cut {
