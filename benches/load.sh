@@ -15,8 +15,8 @@
 # Env: DURATION (per run, default 5s), REPS (default 3), CONNS (oha connection counts, default
 # "1 32"), STREAM_CONNS (default 8), STREAM_CHUNKS (chunks per streamed answer, default 21),
 # CHUNK_GAP_MS (between the chunks, default 0: all at once), DELAY_MS (the mock's delay before
-# it answers, default 0), PIN=0 (no pinning), ROUTE=parea (hits and pass-through on
-# /api/parea/v1/completion instead of /v1/chat/completions), PEERS=1 (also noveum-ai-gateway,
+# it answers, default 0), PIN=0 (no pinning), ROUTE=parea (hits, pass-through and promptd's
+# streams on /api/parea/v1/completion[/stream] instead of /v1/chat/completions), PEERS=1 (also noveum-ai-gateway,
 # installed into PEERS_CACHE, default ~/.cache/promptd-bench/peers), SKIP_BUILD=1 (reuse
 # target/release), PROMPTD_BIN=path (measure another promptd binary), KEEP=1 (keep the temp
 # directory with the run files and the logs).
@@ -236,11 +236,16 @@ if [[ "$ROUTE" == openai ]]; then
     PASS_BODY="$OPENAI_BODY"
     PASS_HEADERS=("${BYPASS[@]}")
     HIT_BODY="$OPENAI_BODY"
+    PROMPTD_STREAM_PATH="$OPENAI_PATH"
+    PROMPTD_STREAM_BODY="$STREAM_BODY"
 else
     PROMPTD_PATH=/api/parea/v1/completion
     PASS_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]},"cache":false}'
     PASS_HEADERS=()
     HIT_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]}}'
+    # Parea's stream: an id event, then one event per text delta; no [DONE].
+    PROMPTD_STREAM_PATH=/api/parea/v1/completion/stream
+    PROMPTD_STREAM_BODY="$PASS_BODY"
 fi
 NOVEUM_HEADERS=(-H 'authorization: Bearer sk-bench' -H 'x-provider: openai')
 
@@ -262,7 +267,7 @@ smoke() { # name, expect (cache header value or -), curl args...
             "got: $(grep -i '^x-promptd-cache:' "$out.headers")"
         return 1
     fi
-    if grep -q '^data:' "$out" && ! grep -q '^data: \[DONE\]' "$out"; then
+    if grep -q '^data: {"id"' "$out" && ! grep -q '^data: \[DONE\]' "$out"; then
         note "$name smoke stream did not end with data: [DONE]"
         return 1
     fi
@@ -276,8 +281,8 @@ P_SMOKE=(--unix-socket "$SOCK" "http://localhost$PROMPTD_PATH")
 smoke pass bypass -d "$PASS_BODY" "${PASS_HEADERS[@]}" "${P_SMOKE[@]}" || exit 1
 smoke hit-prime - -d "$HIT_BODY" "${P_SMOKE[@]}" || exit 1
 smoke hit hit -d "$HIT_BODY" "${P_SMOKE[@]}" || exit 1
-smoke pass-stream bypass -d "$STREAM_BODY" "${BYPASS[@]}" \
-    --unix-socket "$SOCK" "http://localhost$OPENAI_PATH" || exit 1
+smoke pass-stream bypass -d "$PROMPTD_STREAM_BODY" "${BYPASS[@]}" \
+    --unix-socket "$SOCK" "http://localhost$PROMPTD_STREAM_PATH" || exit 1
 if [[ -n "$NOVEUM_PID" ]]; then
     smoke floor-tcp - -d "$OPENAI_BODY" "http://$FLOOR_ADDR$OPENAI_PATH" || exit 1
     N_URL="http://127.0.0.1:$NOVEUM_PORT$OPENAI_PATH"
@@ -318,12 +323,12 @@ oha_run() { # target, pid, rep, conns, oha args...
     measure "$target.oha.c$c.r$rep" "$pid" "${PIN_LOAD[@]}" oha -z "$DURATION" -w -c "$c" --no-tui \
         --output-format json -m POST -H 'content-type: application/json' "$@"
 }
-sse_run() { # target, pid, rep, sse_load args...
+sse_run() { # target, pid, rep, sse_load args... (the body: $SSE_BODY, else $STREAM_BODY)
     local target="$1" pid="$2" rep="$3"
     shift 3
     note "rep $rep/$REPS: $target, $STREAM_CONNS streaming connection(s), $DURATION"
     measure "$target.sse.c$STREAM_CONNS.r$rep" "$pid" "${PIN_LOAD[@]}" "$SSE" -c "$STREAM_CONNS" \
-        -z "$DURATION" -d "$STREAM_BODY" --json "$@"
+        -z "$DURATION" -d "${SSE_BODY:-$STREAM_BODY}" --json "$@"
 }
 # target, pid, rep: forget the peak RSS now, record it after the target's runs.
 peak_begin() { reset_peak "$2"; }
@@ -351,7 +356,8 @@ for rep in $(seq "$REPS"); do
         oha_run pass "$PROMPTD_PID" "$rep" "$c" -d "$PASS_BODY" "${PASS_HEADERS[@]}" \
             --unix-socket "$SOCK" "http://localhost$PROMPTD_PATH"
     done
-    sse_run pass "$PROMPTD_PID" "$rep" --unix "$SOCK" --path "$OPENAI_PATH" -H 'x-promptd-cache: bypass'
+    SSE_BODY="$PROMPTD_STREAM_BODY" sse_run pass "$PROMPTD_PID" "$rep" --unix "$SOCK" \
+        --path "$PROMPTD_STREAM_PATH" -H 'x-promptd-cache: bypass'
     peak_end pass "$PROMPTD_PID" "$rep"
 
     if [[ -n "$NOVEUM_PID" ]]; then
