@@ -204,7 +204,8 @@ async fn no_api_key_leaves_through_an_error() {
         Behavior::json(
             401,
             json!({"error": {"message": format!("Incorrect API key provided: {got}."),
-                             "type": "invalid_request_error", "code": "invalid_api_key"}})
+                             "type": "invalid_request_error", "code": "invalid_api_key",
+                             "param": got}})
             .to_string(),
         )
     };
@@ -222,6 +223,24 @@ async fn no_api_key_leaves_through_an_error() {
     let text = reply.json().to_string();
     assert!(!text.contains("sk-test-openai"), "configured key: {text}");
     assert!(text.contains("[redacted key]"), "{text}");
+
+    // The OpenAI route renders the provider's code and param too: masked as the message.
+    let chat =
+        json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]});
+    let bytes = bytes::Bytes::from(chat.to_string());
+    let reply = daemon
+        .request(hyper::Method::POST, "/v1/chat/completions", Some(bytes))
+        .await;
+    assert_eq!(reply.status, 401, "{}", reply.json());
+    let error = &reply.json()["error"];
+    assert_eq!(error["code"], "invalid_api_key");
+    assert!(!error.to_string().contains("sk-test-openai"), "{error}");
+    assert!(
+        error["param"]
+            .as_str()
+            .is_some_and(|p| p.contains("[redacted key]")),
+        "{error}"
+    );
 
     let mut own_key = openai_hello();
     own_key["provider_api_key"] = json!("sk-request-key-42");

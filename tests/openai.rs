@@ -237,7 +237,97 @@ async fn provider_errors_pass_through_in_openais_shape() {
     let daemon = daemon_with(&openai, "").await;
     let reply = chat(&daemon, &hello("openai/gpt-4o-mini")).await;
     assert_eq!(reply.status, 502);
-    assert_eq!(reply.json()["error"]["type"], "api_error");
+    assert_eq!(
+        reply.json()["error"]["type"],
+        "server_error",
+        "the provider's type"
+    );
+    daemon.stop().await;
+}
+
+/// Upstream error bodies as OpenAI sends them, each answered for the model it names.
+fn openai_errors() -> Vec<(&'static str, u16, Value)> {
+    vec![
+        (
+            "gpt-missing",
+            404,
+            json!({"message": "The model `gpt-missing` does not exist or you do not have access to it.",
+            "type": "invalid_request_error", "param": "model", "code": "model_not_found"}),
+        ),
+        (
+            "long-context",
+            400,
+            json!({"message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.",
+            "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}),
+        ),
+        (
+            "no-quota",
+            429,
+            json!({"message": "You exceeded your current quota, please check your plan and billing details.",
+            "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}),
+        ),
+        (
+            "too-fast",
+            429,
+            json!({"message": "Rate limit reached for gpt-4o-mini on requests per min (RPM): Limit 3, Used 3, Requested 1.",
+            "type": "requests", "param": null, "code": "rate_limit_exceeded"}),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_providers_code_param_and_type_reach_the_client_as_sent() {
+    let openai = FakeUpstream::start(|req, _| {
+        let model = req.body["model"].as_str().unwrap_or_default();
+        match openai_errors().into_iter().find(|(m, ..)| *m == model) {
+            Some((_, status, error)) => {
+                Behavior::json(status, json!({ "error": error }).to_string())
+            }
+            // An OpenAI-compatible server that sends neither type nor code.
+            None => Behavior::json(400, r#"{"error": {"message": "bad request"}}"#),
+        }
+    })
+    .await;
+    let daemon = daemon_with(&openai, "").await;
+    for (model, status, error) in openai_errors() {
+        let reply = chat(&daemon, &hello(&format!("openai/{model}"))).await;
+        assert_eq!(reply.status, status, "{model}");
+        assert_eq!(reply.json()["error"], error, "{model}");
+        let mut body = hello(&format!("openai/{model}"));
+        body["stream"] = json!(true);
+        let raw = stream(&daemon, &body).await;
+        assert_eq!(raw.status(), status, "{model} streamed");
+        let sent: Value = serde_json::from_slice(&raw.chunks.concat()).expect("an error body");
+        assert_eq!(sent["error"], error, "{model} streamed");
+    }
+    let bytes = Bytes::from(json!({"model": "openai/gpt-missing", "input": "x"}).to_string());
+    let reply = daemon
+        .request(Method::POST, "/v1/embeddings", Some(bytes))
+        .await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["error"], openai_errors()[0].2, "embeddings");
+    // Neither type nor code from the provider: the type from the status, no code.
+    let reply = chat(&daemon, &hello("openai/plain")).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json()["error"],
+        json!({"message": "bad request", "type": "invalid_request_error", "param": null, "code": null})
+    );
+    // The Parea route keeps its own shape.
+    let parea = daemon
+        .post(
+            "/completion",
+            &common::hello_request("openai", "long-context"),
+        )
+        .await;
+    assert_eq!(parea.status, 400);
+    assert_eq!(parea.error_type(), "provider_error");
+    assert_eq!(
+        parea.json()["error"].as_object().map(|e| e.len()),
+        Some(2),
+        "type and message only: {}",
+        parea.json()
+    );
     daemon.stop().await;
 }
 

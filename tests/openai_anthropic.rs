@@ -214,14 +214,20 @@ async fn anthropics_own_errors_pass_through() {
     assert!(reply.json()["error"]["message"]
         .as_str()
         .is_some_and(|m| m.contains("max_tokens: Field required")));
+    assert_eq!(reply.json()["error"]["code"], "invalid_request_error");
     let overloaded =
         FakeUpstream::always(Behavior::json(529, fixtures::ANTHROPIC_ERROR_529_JSON)).await;
     let (daemon2, _openai2) = daemon_with(&overloaded).await;
     // A provider's server error (Anthropic's 529 overloaded) is a bad gateway, as on every
     // route, with Anthropic's message.
+    // Anthropic's error type is the code an app tells an overload by.
     let reply = chat(&daemon2, &body).await;
     assert_eq!(reply.status, 502);
-    assert!(reply.json()["error"]["message"].is_string());
+    assert_eq!(
+        reply.json()["error"],
+        json!({"message": "Overloaded", "type": "api_error", "param": null,
+            "code": "overloaded_error"})
+    );
     daemon.stop().await;
     daemon2.stop().await;
 }

@@ -72,11 +72,13 @@ pub enum ApiError {
     /// A model of an OpenAI-route request that no provider or deployment serves.
     #[error("{0}")]
     ModelNotFound(String),
-    #[error("{provider} answered {status}: {message}")]
+    /// A provider's non-2xx answer, with what it said (its message masked of keys, its code,
+    /// param and type): the Parea route quotes the message, the OpenAI routes render it all.
+    #[error("{provider} answered {status}: {}", error.message)]
     ProviderStatus {
         provider: String,
         status: u16,
-        message: String,
+        error: Box<crate::model::Error>,
     },
     /// The call needs a key nobody gave: promptd's config has none for the provider (its
     /// variable unset, or no key declared) and the request brought no `provider_api_key`.
@@ -268,7 +270,10 @@ mod tests {
         let e = |status| ApiError::ProviderStatus {
             provider: "openai".into(),
             status,
-            message: "m".into(),
+            error: Box::new(crate::model::Error::new(
+                crate::model::ErrorKind::from_status(status),
+                "m",
+            )),
         };
         assert_eq!(e(429).status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e(400).status(), StatusCode::BAD_REQUEST);

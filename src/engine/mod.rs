@@ -341,13 +341,20 @@ fn provider_error(
     let err = match err {
         ProviderError::Status {
             status,
-            message,
+            mut error,
             retry_after,
-        } => ProviderError::Status {
-            status,
-            message: mask(message),
-            retry_after,
-        },
+        } => {
+            // Every text the upstream wrote: it may quote a key anywhere.
+            error.message = mask(std::mem::take(&mut error.message));
+            for word in [&mut error.code, &mut error.param, &mut error.provider_type] {
+                *word = word.take().map(&mask);
+            }
+            ProviderError::Status {
+                status,
+                error,
+                retry_after,
+            }
+        }
         ProviderError::Unreachable(message) => ProviderError::Unreachable(mask(message)),
         ProviderError::Protocol(message) => ProviderError::Protocol(mask(message)),
         ProviderError::Stream(message) => ProviderError::Stream(mask(message)),
@@ -358,12 +365,10 @@ fn provider_error(
     let base_url = crate::redact::urls(provider.base_url()).into_owned();
     let provider = provider.name().to_owned();
     match err {
-        ProviderError::Status {
-            status, message, ..
-        } => ApiError::ProviderStatus {
+        ProviderError::Status { status, error, .. } => ApiError::ProviderStatus {
             provider,
             status,
-            message,
+            error,
         },
         ProviderError::Refused => ApiError::ProviderRefused { provider, base_url },
         ProviderError::Unreachable(message) => ApiError::ProviderUnreachable {

@@ -66,6 +66,10 @@ pub struct Error {
     pub code: Option<String>,
     /// The request parameter the provider blamed.
     pub param: Option<String>,
+    /// The provider's class of error, where its wire has one beside the code (OpenAI's
+    /// `invalid_request_error` beside `context_length_exceeded`, `insufficient_quota`). Anthropic
+    /// has one word for both, kept as the `code` (`overloaded_error`).
+    pub provider_type: Option<String>,
     /// The provider's HTTP status, when it answered one.
     pub status: Option<u16>,
 }
@@ -77,6 +81,7 @@ impl Error {
             message: message.into(),
             code: None,
             param: None,
+            provider_type: None,
             status: None,
         }
     }

@@ -349,7 +349,7 @@ impl Provider {
         if response.status().is_success() {
             return Ok(response);
         }
-        Err(status_error(response).await)
+        Err(status_error(self.config.kind, response).await)
     }
 
     /// One request, no retries; any status is `Ok`. A provider API does not redirect, and a
@@ -516,7 +516,7 @@ mod tests {
                 br#"{"error": {"message": "slow down"}}"#,
             )))
             .expect("response");
-        status_error(response).await
+        status_error(ProviderKind::OpenAi, response).await
     }
 
     /// An HTTP date `secs` from now.
@@ -715,14 +715,12 @@ mod tests {
     async fn retry_after_as_an_http_date_is_waited_for_unless_too_long_for_a_client() {
         let asked = error_of(429, &http_date_in(5)).await;
         let ProviderError::Status {
-            message,
-            retry_after,
-            ..
+            error, retry_after, ..
         } = &asked
         else {
             panic!("a status error: {asked:?}");
         };
-        assert_eq!(message, "slow down");
+        assert_eq!(error.message, "slow down");
         // The date has whole seconds, and a moment passed since it was written.
         let wait = retry_after.expect("the date is read");
         assert!(

@@ -5,7 +5,7 @@
 //! upstream ([`openai`], [`anthropic`]) contributes three pure pieces — the request body, the
 //! parse of a whole answer, a decoder of stream events — and [`client`] owns the one HTTP path
 //! with its timeouts and retries. [`sse`] parses event-stream framing, [`pricing`] turns usage
-//! into cost.
+//! into cost, [`upstream_error`] reads a non-2xx answer into the model's error.
 
 pub mod anthropic;
 pub mod client;
@@ -14,6 +14,7 @@ pub mod openai;
 pub mod pricing;
 pub mod sse;
 pub mod translated;
+pub mod upstream_error;
 
 use std::time::Duration;
 
@@ -177,11 +178,12 @@ pub fn tool_calls_json(calls: &[ToolCall]) -> String {
 /// What went wrong talking to an upstream.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
-    /// A non-2xx answer, with the upstream's own message.
-    #[error("status {status}: {message}")]
+    /// A non-2xx answer, with what the upstream said: its message (not yet masked of keys:
+    /// `engine::provider_error` does that), code, param and type ([`upstream_error`]).
+    #[error("status {status}: {}", error.message)]
     Status {
         status: u16,
-        message: String,
+        error: Box<crate::model::Error>,
         retry_after: Option<Duration>,
     },
     /// Nothing accepted the connection at the provider's address.
@@ -299,18 +301,4 @@ impl StreamDecoder {
             StreamDecoder::Translated(s) => s.into_completion(),
         }
     }
-}
-
-/// The upstream's error message from a non-2xx body: `{"error": {"message"}}` (OpenAI and
-/// Anthropic both nest it so), else an excerpt of the raw text.
-pub(crate) fn upstream_error_message(body: &[u8]) -> String {
-    if let Ok(v) = serde_json::from_slice::<Value>(body) {
-        if let Some(m) = v.pointer("/error/message").and_then(Value::as_str) {
-            return m.to_owned();
-        }
-        if let Some(m) = v.get("error").and_then(Value::as_str) {
-            return m.to_owned();
-        }
-    }
-    crate::error_body_excerpt(body)
 }

@@ -1,5 +1,8 @@
 //! OpenAI's error body, `{"error": {"message", "type", "param", "code"}}`, and the status each
 //! [`ApiError`] answers with on the `/v1` routes (one exhaustive mapping of the differences).
+//! A provider's own error keeps its message, `code` and `param` as the provider sent them, and
+//! its `type` when it sent one (else the type of the status, as for promptd's own errors), so
+//! an app tells `context_length_exceeded` from `insufficient_quota` as it would upstream.
 
 use bytes::Bytes;
 use hyper::StatusCode;
@@ -16,9 +19,9 @@ struct Body<'a> {
 struct Inner<'a> {
     message: String,
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: &'a str,
     param: Option<&'a str>,
-    code: Option<&'static str>,
+    code: Option<&'a str>,
 }
 
 /// The status of `err` on a `/v1` route: OpenAI answers every bad request with 400.
@@ -46,33 +49,36 @@ fn kind(status: StatusCode) -> &'static str {
 fn param(err: &ApiError) -> Option<&str> {
     match err {
         ApiError::InvalidRequest { field, .. } => field.as_deref(),
+        ApiError::ProviderStatus { error, .. } => error.param.as_deref(),
         ApiError::ModelNotFound(_) | ApiError::UnknownDeployment(_) => Some("model"),
         ApiError::MissingInput(_) => Some("promptd.inputs"),
         _ => None,
     }
 }
 
-fn code(err: &ApiError) -> Option<&'static str> {
+fn code(err: &ApiError) -> Option<&str> {
     match err {
         ApiError::ModelNotFound(_) | ApiError::UnknownDeployment(_) => Some("model_not_found"),
-        // The provider's own error: its status and message are what tell.
-        ApiError::ProviderStatus { .. } => None,
+        // The provider's own code, or none when it sent none.
+        ApiError::ProviderStatus { error, .. } => error.code.as_deref(),
         other => Some(other.kind()),
     }
 }
 
-/// The status and body of `err` in OpenAI's shape. A provider's own error passes its message
-/// through unchanged.
+/// The status and body of `err` in OpenAI's shape. A provider's own error passes its message,
+/// type, code and param through unchanged.
 pub fn error_body(err: &ApiError) -> (StatusCode, Bytes) {
     let status = status(err);
-    let message = match err {
-        ApiError::ProviderStatus { message, .. } => message.clone(),
-        other => other.to_string(),
+    let (message, provider_type) = match err {
+        ApiError::ProviderStatus { error, .. } => {
+            (error.message.clone(), error.provider_type.as_deref())
+        }
+        other => (other.to_string(), None),
     };
     let body = Body {
         error: Inner {
             message,
-            kind: kind(status),
+            kind: provider_type.unwrap_or_else(|| kind(status)),
             param: param(err),
             code: code(err),
         },
@@ -103,6 +109,7 @@ pub fn stream_error_event(message: &str) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Error, ErrorKind};
 
     fn json(err: &ApiError) -> (u16, serde_json::Value) {
         let (status, body) = error_body(err);
@@ -121,14 +128,25 @@ mod tests {
         let (status, body) = json(&ApiError::ModelNotFound("no model x".into()));
         assert_eq!(status, 404);
         assert_eq!(body["error"]["code"], "model_not_found");
-        let (status, body) = json(&ApiError::ProviderStatus {
+        let mut error = Error::new(ErrorKind::RateLimited, "Rate limit reached");
+        let provider = |error: &Error| ApiError::ProviderStatus {
             provider: "openai".into(),
             status: 429,
-            message: "Rate limit reached".into(),
-        });
+            error: Box::new(error.clone()),
+        };
+        let (status, body) = json(&provider(&error));
         assert_eq!(status, 429);
         assert_eq!(body["error"]["message"], "Rate limit reached");
-        assert_eq!(body["error"]["type"], "rate_limit_error");
+        assert_eq!(body["error"]["type"], "rate_limit_error", "from the status");
         assert!(body["error"]["code"].is_null());
+        error.code = Some("insufficient_quota".into());
+        error.provider_type = Some("insufficient_quota".into());
+        error.param = Some("model".into());
+        let (_, body) = json(&provider(&error));
+        assert_eq!(
+            body["error"],
+            serde_json::json!({"message": "Rate limit reached", "type": "insufficient_quota",
+                "param": "model", "code": "insufficient_quota"})
+        );
     }
 }

@@ -7,7 +7,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Body;
 use hyper::Response;
 
-use super::super::{upstream_error_message, ProviderError};
+use super::super::upstream_error::upstream_error;
+use super::super::{ProviderError, ProviderKind};
 use crate::retry;
 
 /// What is read of a non-2xx answer's body: an error message is far shorter; the rest is not
@@ -66,9 +67,9 @@ where
     head.freeze()
 }
 
-/// The error of a non-2xx answer: its status, the upstream's message (from the body's head),
-/// its `Retry-After`.
-pub(super) async fn status_error<B>(response: Response<B>) -> ProviderError
+/// The error of a non-2xx answer from a provider of `kind`: its status, what the upstream said
+/// (from the body's head, in `kind`'s shape), its `Retry-After`.
+pub(super) async fn status_error<B>(kind: ProviderKind, response: Response<B>) -> ProviderError
 where
     B: Body<Data = Bytes> + Unpin,
 {
@@ -77,7 +78,7 @@ where
     let head = read_head(response.into_body(), ERROR_HEAD_BYTES).await;
     ProviderError::Status {
         status,
-        message: upstream_error_message(&head),
+        error: Box::new(upstream_error(kind, status, &head)),
         retry_after,
     }
 }
@@ -126,7 +127,7 @@ mod tests {
         let (body, read) = counted(10_000);
         let mut response = Response::new(body);
         *response.status_mut() = hyper::StatusCode::BAD_GATEWAY;
-        let err = status_error(response).await;
+        let err = status_error(ProviderKind::OpenAi, response).await;
         assert!(matches!(err, ProviderError::Status { status: 502, .. }));
         assert!(read.load(std::sync::atomic::Ordering::SeqCst) <= ERROR_HEAD_BYTES / 1024);
     }
