@@ -50,7 +50,7 @@ fn entry_of_about_4kb() -> CacheEntry {
         cost: 0.001,
         model: "gpt-4o-mini-2024-07-18".into(),
         provider: "openai".into(),
-        finish_reason: Some("stop".into()),
+        finish_reason: Some(promptd::model::FinishReason::Stop),
         raw_response: None,
         chunks: vec![],
         created_ms: 1,

@@ -43,7 +43,7 @@ fn entry(i: u64) -> CacheEntry {
         cost: 0.0001,
         model: "gpt-4o-mini".into(),
         provider: "openai".into(),
-        finish_reason: Some("stop".into()),
+        finish_reason: Some(promptd::model::FinishReason::Stop),
         raw_response: None,
         chunks: Vec::new(),
         created_ms: now,

@@ -274,3 +274,73 @@ async fn the_entry_serves_the_parea_route_with_its_text_and_usage() {
     assert_eq!(anthropic.calls(), 1);
     daemon.stop().await;
 }
+
+/// The non-null `finish_reason`s of a stream's chunks.
+fn finish_reasons(chunks: &[Value]) -> Vec<&Value> {
+    chunks
+        .iter()
+        .map(|c| &c["choices"][0]["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect()
+}
+
+/// `/v1/chat/completions` for the plain "Hello" request (whole, then streamed) answered from the
+/// cache: its `finish_reason`, whole and streamed, is `expected`.
+async fn openai_hits_finish_with(daemon: &TestDaemon, expected: &str) {
+    let body = json!({"model": format!("anthropic/{}", fixtures::ANTHROPIC_MODEL),
+        "messages": [{"role": "user", "content": "Hello"}]});
+    let reply = chat(daemon, &body).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.headers["x-promptd-cache"], "hit");
+    assert_eq!(reply.json()["choices"][0]["finish_reason"], expected);
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let raw = raw_post(&daemon.socket, "/v1/chat/completions", &streamed).await;
+    assert_eq!(raw.status(), 200);
+    assert_eq!(raw.header("x-promptd-cache"), Some("hit"));
+    let (chunks, done) = events(&raw);
+    assert!(done, "ends with [DONE]");
+    assert_eq!(finish_reasons(&chunks), vec![expected]);
+}
+
+/// An entry the Parea route made from an Anthropic answer holds the model's finish reason, not
+/// Anthropic's word for it: OpenAI-route clients answered from it get OpenAI's (issue 21).
+#[tokio::test]
+async fn a_parea_made_entry_answers_openai_clients_with_openais_finish_reasons() {
+    let max_tokens = fixtures::ANTHROPIC_MESSAGE_JSON.replace("\"end_turn\"", "\"max_tokens\"");
+    for (behavior, expected) in [
+        (fixtures::anthropic_message(), "stop"),
+        (fixtures::anthropic_tool_use(), "tool_calls"),
+        (Behavior::json(200, max_tokens), "length"),
+    ] {
+        let anthropic = FakeUpstream::always(behavior).await;
+        let (daemon, _openai) = daemon_with(&anthropic).await;
+        let request = common::hello_request("anthropic", fixtures::ANTHROPIC_MODEL);
+        let parea = daemon.post("/completion", &request).await;
+        assert_eq!(parea.status, 200, "{:?}", parea.body);
+        assert_eq!(parea.headers["x-promptd-cache"], "miss");
+        // Parea's wire has no finish reason: none is rendered, in any vocabulary.
+        assert!(parea.json().get("finish_reason").is_none());
+        openai_hits_finish_with(&daemon, expected).await;
+        assert_eq!(anthropic.calls(), 1);
+        daemon.stop().await;
+    }
+}
+
+/// The same from a stream the Parea route made (`/completion/stream`).
+#[tokio::test]
+async fn a_parea_made_stream_entry_answers_openai_clients_with_openais_finish_reasons() {
+    for (behavior, expected) in [
+        (fixtures::anthropic_stream(), "stop"),
+        (fixtures::anthropic_tool_use_stream(), "tool_calls"),
+    ] {
+        let anthropic = FakeUpstream::always(behavior).await;
+        let (daemon, _openai) = daemon_with(&anthropic).await;
+        let request = common::hello_request("anthropic", fixtures::ANTHROPIC_MODEL);
+        let parea = daemon.post("/completion/stream", &request).await;
+        assert_eq!(parea.status, 200, "{:?}", parea.body);
+        openai_hits_finish_with(&daemon, expected).await;
+        assert_eq!(anthropic.calls(), 1);
+        daemon.stop().await;
+    }
+}

@@ -16,8 +16,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Bump when [`CacheEntry`] or the header changes shape.
-pub const ENTRY_FORMAT: u8 = 4;
+use crate::model::FinishReason;
+
+/// Bump when [`CacheEntry`] or the header changes shape. 5: the finish reason is the model's
+/// ([`FinishReason`]), no longer the provider's word.
+pub const ENTRY_FORMAT: u8 = 5;
 
 /// Bytes of the fixed header after the format byte.
 const HEADER_LEN: usize = 24;
@@ -64,7 +67,7 @@ impl Header {
 }
 
 /// A complete, successful answer as the cache keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CacheEntry {
     /// Parea's `content` of the answer (text, or the tool calls as JSON).
     pub content: String,
@@ -76,8 +79,10 @@ pub struct CacheEntry {
     pub cost: f64,
     pub model: String,
     pub provider: String,
-    /// Why the model stopped (`stop`, `tool_calls`, `length`, ...), when the upstream said.
-    pub finish_reason: Option<String>,
+    /// Why the model stopped, when the upstream said: the model's reason, in no wire's
+    /// vocabulary (each door renders it in its own), so a hit on another door than the one
+    /// that stored the entry answers in that door's words.
+    pub finish_reason: Option<FinishReason>,
     /// An OpenAI-kind upstream's whole answer body as received (non-stream calls): an
     /// OpenAI-route client gets it back as it was, unknown fields included.
     pub raw_response: Option<String>,
@@ -127,6 +132,59 @@ enum Deltas {
     Texts(Vec<String>),
 }
 
+/// A [`FinishReason`] as encoded (borrowed): bincode writes the variant's position, so
+/// variants are only ever added at the end (a reordering is a new [`ENTRY_FORMAT`]).
+#[derive(Serialize)]
+enum FinishRef<'a> {
+    Stop,
+    StopSequence,
+    Length,
+    ToolCalls,
+    ContentFilter,
+    Refusal,
+    Other(&'a str),
+}
+
+/// [`FinishRef`] decoded.
+#[derive(Deserialize)]
+enum Finish {
+    Stop,
+    StopSequence,
+    Length,
+    ToolCalls,
+    ContentFilter,
+    Refusal,
+    Other(String),
+}
+
+impl<'a> FinishRef<'a> {
+    fn of(reason: &'a FinishReason) -> FinishRef<'a> {
+        match reason {
+            FinishReason::Stop => FinishRef::Stop,
+            FinishReason::StopSequence => FinishRef::StopSequence,
+            FinishReason::Length => FinishRef::Length,
+            FinishReason::ToolCalls => FinishRef::ToolCalls,
+            FinishReason::ContentFilter => FinishRef::ContentFilter,
+            FinishReason::Refusal => FinishRef::Refusal,
+            FinishReason::Other(word) => FinishRef::Other(word),
+        }
+    }
+}
+
+impl From<Finish> for FinishReason {
+    fn from(f: Finish) -> FinishReason {
+        match f {
+            Finish::Stop => FinishReason::Stop,
+            Finish::StopSequence => FinishReason::StopSequence,
+            Finish::Length => FinishReason::Length,
+            Finish::ToolCalls => FinishReason::ToolCalls,
+            Finish::ContentFilter => FinishReason::ContentFilter,
+            Finish::Refusal => FinishReason::Refusal,
+            Finish::Other(word) => FinishReason::Other(word),
+        }
+    }
+}
+
 /// [`CacheEntry`] as encoded (borrowed); [`Wire`] is the same fields decoded.
 #[derive(Serialize)]
 struct WireRef<'a> {
@@ -138,7 +196,7 @@ struct WireRef<'a> {
     cost: f64,
     model: &'a str,
     provider: &'a str,
-    finish_reason: Option<&'a str>,
+    finish_reason: Option<FinishRef<'a>>,
     raw_response: Option<&'a str>,
     chunks: &'a [String],
     created_ms: u64,
@@ -157,7 +215,7 @@ struct Wire {
     cost: f64,
     model: String,
     provider: String,
-    finish_reason: Option<String>,
+    finish_reason: Option<Finish>,
     raw_response: Option<String>,
     chunks: Vec<String>,
     created_ms: u64,
@@ -211,7 +269,7 @@ impl<'a> WireRef<'a> {
             cost: e.cost,
             model: &e.model,
             provider: &e.provider,
-            finish_reason: e.finish_reason.as_deref(),
+            finish_reason: e.finish_reason.as_ref().map(FinishRef::of),
             raw_response: e.raw_response.as_deref(),
             chunks: &e.chunks,
             created_ms: e.created_ms,
@@ -237,7 +295,7 @@ impl Wire {
             cost: self.cost,
             model: self.model,
             provider: self.provider,
-            finish_reason: self.finish_reason,
+            finish_reason: self.finish_reason.map(FinishReason::from),
             raw_response: self.raw_response,
             chunks: self.chunks,
             created_ms: self.created_ms,
@@ -361,7 +419,7 @@ pub(crate) mod tests {
             cost: 0.5,
             model: "m".into(),
             provider: "p".into(),
-            finish_reason: Some("stop".into()),
+            finish_reason: Some(FinishReason::Stop),
             raw_response: Some("{}".into()),
             chunks: vec!["{}".into()],
             created_ms: 1,
@@ -385,6 +443,35 @@ pub(crate) mod tests {
         );
         assert_eq!(Header::read(&[ENTRY_FORMAT, 1, 2]), None);
         assert_eq!(Header::read(&[2; 40]), None, "another format");
+    }
+
+    #[test]
+    fn every_finish_reason_round_trips() {
+        for reason in [
+            None,
+            Some(FinishReason::Stop),
+            Some(FinishReason::StopSequence),
+            Some(FinishReason::Length),
+            Some(FinishReason::ToolCalls),
+            Some(FinishReason::ContentFilter),
+            Some(FinishReason::Refusal),
+            Some(FinishReason::Other("pause_turn".into())),
+        ] {
+            let mut entry = sample();
+            entry.finish_reason = reason;
+            assert_eq!(CacheEntry::decode(&entry.encode()), Ok(entry));
+        }
+    }
+
+    #[test]
+    fn an_entry_of_format_4_is_not_read() {
+        let mut bytes = sample().encode();
+        bytes[0] = 4;
+        assert_eq!(
+            CacheEntry::decode(&bytes),
+            Err(EntryError::UnknownFormat(4))
+        );
+        assert_eq!(Header::read(&bytes), None);
     }
 
     /// A stream answer: the same chunk envelope for every token, as OpenAI sends it.

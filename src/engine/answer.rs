@@ -1,6 +1,10 @@
 //! Building answers: a provider's [`Completion`] becomes a [`CacheEntry`] (the one shape of a
 //! complete answer, fresh or stored), and an entry becomes the [`CompletionResponse`] of one
 //! request (its own trace id, latency and timestamps).
+//!
+//! The entry keeps the model's finish reason as the provider kind decoded it (a
+//! [`FinishReason`](crate::model::FinishReason), no wire's word): each door renders it in its
+//! own vocabulary, whichever door stored the entry. Parea's response has no field for it.
 
 use super::log::Timing;
 use super::Prepared;

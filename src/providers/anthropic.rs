@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use super::sse::SseEvent;
 use super::{ChatRequest, Completion, Decoded, ProviderError, ToolCall, Usage};
 use crate::api::{FunctionCallSpec, Role};
+use crate::model::FinishReason;
 
 /// The `anthropic-version` header promptd speaks.
 pub const API_VERSION: &str = "2023-06-01";
@@ -145,13 +146,28 @@ struct Message {
     usage: WireUsage,
 }
 
+/// The model's finish reason of an Anthropic `stop_reason`: the one place this provider kind's
+/// word becomes the model's. `model_context_window_exceeded` (the context, not `max_tokens`,
+/// ran out) is a length stop too; `pause_turn` (a server tool's long turn paused, to be
+/// continued) and any word Anthropic adds later are kept as [`FinishReason::Other`].
+pub fn finish_reason(stop_reason: &str) -> FinishReason {
+    match stop_reason {
+        "end_turn" => FinishReason::Stop,
+        "stop_sequence" => FinishReason::StopSequence,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::Refusal,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
 /// Parse a whole (non-stream) answer.
 pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
     let m: Message = serde_json::from_slice(body)
         .map_err(|e| ProviderError::Protocol(format!("messages body: {e}")))?;
     let mut completion = Completion {
         model: m.model,
-        finish_reason: m.stop_reason,
+        finish_reason: m.stop_reason.as_deref().map(finish_reason),
         usage: Usage {
             input_tokens: m.usage.input().unwrap_or(0),
             output_tokens: m.usage.output_tokens.unwrap_or(0),
@@ -194,7 +210,7 @@ pub struct StreamState {
     held: usize,
     usage: Usage,
     model: Option<String>,
-    pub(super) stop_reason: Option<String>,
+    pub(super) stop_reason: Option<FinishReason>,
 }
 
 impl Default for StreamState {
@@ -292,7 +308,7 @@ impl StreamState {
             }
             "message_delta" => {
                 if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    self.stop_reason = Some(reason.to_owned());
+                    self.stop_reason = Some(finish_reason(reason));
                 }
                 if let Some(out) = data.pointer("/usage/output_tokens").and_then(Value::as_u64) {
                     self.usage.output_tokens = out; // cumulative
@@ -508,7 +524,7 @@ mod tests {
                 arguments: "{\"a\": 1}".into()
             }]
         );
-        assert_eq!(c.finish_reason.as_deref(), Some("tool_use"));
+        assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
     }
 
     #[test]
@@ -537,6 +553,35 @@ mod tests {
                 input_tokens: 7,
                 output_tokens: 6
             }
+        );
+    }
+
+    #[test]
+    fn stop_reasons_become_the_models_finish_reasons() {
+        for (word, reason) in [
+            ("end_turn", FinishReason::Stop),
+            ("stop_sequence", FinishReason::StopSequence),
+            ("max_tokens", FinishReason::Length),
+            ("model_context_window_exceeded", FinishReason::Length),
+            ("tool_use", FinishReason::ToolCalls),
+            ("refusal", FinishReason::Refusal),
+            ("pause_turn", FinishReason::Other("pause_turn".into())),
+            ("something_new", FinishReason::Other("something_new".into())),
+        ] {
+            assert_eq!(finish_reason(word), reason, "{word}");
+        }
+        let body = json!({"content": [], "stop_reason": "max_tokens"});
+        let c = parse_response(body.to_string().as_bytes()).expect("parses");
+        assert_eq!(c.finish_reason, Some(FinishReason::Length));
+        let mut s = StreamState::default();
+        s.on_event(&ev(
+            "message_delta",
+            json!({"type":"message_delta","delta":{"stop_reason":"stop_sequence"}}),
+        ))
+        .expect("ok");
+        assert_eq!(
+            s.into_completion().finish_reason,
+            Some(FinishReason::StopSequence)
         );
     }
 }

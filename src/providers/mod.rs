@@ -24,6 +24,7 @@ use serde_json::Value;
 pub use crate::api::Passthrough;
 use crate::api::{FunctionCallSpec, Message, ModelParams};
 pub use crate::config::{Price, ProviderKind};
+use crate::model::FinishReason;
 use crate::retry::{self, Caller};
 pub use client::{Provider, UpstreamStream};
 pub use pricing::PriceTable;
@@ -95,7 +96,9 @@ pub struct Completion {
     pub usage: Usage,
     /// The model the upstream says answered (may be a dated snapshot of the requested one).
     pub model: Option<String>,
-    pub finish_reason: Option<String>,
+    /// Why the model stopped, decoded by the provider kind's own mapping
+    /// ([`openai::finish_reason`], [`anthropic::finish_reason`]): no wire's word past here.
+    pub finish_reason: Option<FinishReason>,
     /// The upstream's whole answer body as received (OpenAI kind, non-stream): returned as it
     /// is to OpenAI-route clients, so fields promptd does not know reach them.
     pub raw: Option<String>,

@@ -7,6 +7,20 @@ use serde_json::{json, Map, Value};
 use super::sse::SseEvent;
 use super::{ChatRequest, Completion, Decoded, ProviderError, ToolCall, Usage};
 use crate::api::{FunctionCallSpec, ModelParams, Role};
+use crate::model::FinishReason;
+
+/// The model's finish reason of an OpenAI `finish_reason`: the one place this provider kind's
+/// word becomes the model's. `function_call` (the deprecated functions API) is a tool call; a
+/// word OpenAI adds later is kept as [`FinishReason::Other`].
+pub fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
 
 /// The JSON body for `chat/completions`, borrowed from the request and serialized as it is:
 /// unset parameters are left out.
@@ -219,7 +233,7 @@ pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
             .collect(),
         usage: parsed.usage.map(Usage::from).unwrap_or_default(),
         model: parsed.model,
-        finish_reason: choice.finish_reason,
+        finish_reason: choice.finish_reason.as_deref().map(finish_reason),
         raw: std::str::from_utf8(body).ok().map(str::to_owned),
         truncated: false,
     })
@@ -238,7 +252,7 @@ pub struct StreamState {
     held: usize,
     usage: Usage,
     model: Option<String>,
-    pub(super) finish_reason: Option<String>,
+    pub(super) finish_reason: Option<FinishReason>,
 }
 
 impl Default for StreamState {
@@ -341,7 +355,7 @@ impl StreamState {
         // Only the first choice is used (promptd never asks for n > 1); the usage chunk has none.
         if let Some(choice) = chunk.choices.into_iter().next() {
             if let Some(reason) = choice.finish_reason {
-                self.finish_reason = Some(reason);
+                self.finish_reason = Some(finish_reason(&reason));
             }
             if let Some(delta) = choice.delta {
                 for call in delta.tool_calls.unwrap_or_default() {
@@ -571,7 +585,7 @@ mod tests {
             }
         );
         assert_eq!(c.model.as_deref(), Some("gpt-x"));
-        assert_eq!(c.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
     }
 
     #[test]
@@ -621,5 +635,22 @@ mod tests {
         assert_eq!(c.usage.output_tokens, 2);
         assert!(parse_response(b"{\"choices\": []}").is_err());
         assert!(parse_response(b"<html>").is_err());
+    }
+
+    #[test]
+    fn finish_reasons_become_the_models() {
+        for (word, reason) in [
+            ("stop", FinishReason::Stop),
+            ("length", FinishReason::Length),
+            ("tool_calls", FinishReason::ToolCalls),
+            ("function_call", FinishReason::ToolCalls),
+            ("content_filter", FinishReason::ContentFilter),
+            ("something_new", FinishReason::Other("something_new".into())),
+        ] {
+            assert_eq!(finish_reason(word), reason, "{word}");
+        }
+        let body = br#"{"choices":[{"message":{"content":"x"},"finish_reason":"length"}]}"#;
+        let c = parse_response(body).expect("parses");
+        assert_eq!(c.finish_reason, Some(FinishReason::Length));
     }
 }

@@ -10,13 +10,19 @@
 //! [`openai::StreamState`] as an OpenAI-kind upstream's chunk would be. The translator always
 //! adds the usage chunk (as promptd asks OpenAI-kind upstreams for it): the route drops it for
 //! a client that did not ask.
+//!
+//! The finish reason is the exception: it is decoded from Anthropic's own `stop_reason` by
+//! [`anthropic::finish_reason`], not read back from the OpenAI body, whose `stop` says both
+//! `end_turn` and `stop_sequence` (and `content_filter` a `refusal`): the entry keeps what the
+//! model said, for any door to render.
 
 use serde_json::Value;
 
-use super::openai;
 use super::sse::SseEvent;
+use super::{anthropic, openai};
 use super::{Completion, Decoded, ProviderError};
 use crate::api::openai::anthropic::{response_from_anthropic, StreamTranslator};
+use crate::model::FinishReason;
 
 fn now_unix() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
@@ -46,7 +52,11 @@ pub fn parse_response(body: &[u8], model: &str) -> Result<Completion, ProviderEr
         .and_then(Value::as_str)
         .unwrap_or(model);
     let openai_body = response_from_anthropic(&anthropic, &id, now_unix(), model);
-    openai::parse_response(openai_body.to_string().as_bytes())
+    let mut completion = openai::parse_response(openai_body.to_string().as_bytes())?;
+    if let Some(reason) = anthropic.get("stop_reason").and_then(Value::as_str) {
+        completion.finish_reason = Some(anthropic::finish_reason(reason));
+    }
+    Ok(completion)
 }
 
 /// The state of one translated stream.
@@ -55,6 +65,8 @@ pub struct StreamState {
     translator: StreamTranslator,
     /// Accumulates the completion from the chunks, as for an OpenAI-kind upstream.
     chunks: openai::StreamState,
+    /// The `stop_reason` of `message_delta`, decoded as Anthropic's.
+    stop_reason: Option<FinishReason>,
     done: bool,
 }
 
@@ -64,6 +76,7 @@ impl StreamState {
         StreamState {
             translator: StreamTranslator::new(&answer_id(None), now_unix(), model, true),
             chunks: openai::StreamState::new(held),
+            stop_reason: None,
             done: false,
         }
     }
@@ -93,6 +106,9 @@ impl StreamState {
             "" => data.get("type").and_then(Value::as_str).unwrap_or(""),
             name => name,
         };
+        if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
+            self.stop_reason = Some(anthropic::finish_reason(reason));
+        }
         let stop = kind == "message_stop";
         if stop {
             chunks.extend(self.translator.finish());
@@ -120,8 +136,13 @@ impl StreamState {
         self.done
     }
 
+    /// The completion; its finish reason Anthropic's, when `message_delta` gave one.
     pub fn into_completion(self) -> Completion {
-        self.chunks.into_completion()
+        let mut completion = self.chunks.into_completion();
+        if self.stop_reason.is_some() {
+            completion.finish_reason = self.stop_reason;
+        }
+        completion
     }
 }
 
@@ -143,7 +164,7 @@ mod tests {
             "usage":{"input_tokens":3,"output_tokens":1}}"#;
         let c = parse_response(body, "asked").expect("parses");
         assert_eq!(c.text, "Hi");
-        assert_eq!(c.finish_reason.as_deref(), Some("stop"));
+        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
         assert_eq!(c.usage.input_tokens, 3);
         let raw: Value = serde_json::from_str(c.raw.as_deref().unwrap_or("")).expect("json");
         assert_eq!(raw["object"], "chat.completion");
@@ -175,6 +196,11 @@ mod tests {
         assert!(s.ended_cleanly());
         let c = s.into_completion();
         assert_eq!(c.text, "Yo");
+        assert_eq!(
+            c.finish_reason,
+            Some(FinishReason::Stop),
+            "no message_delta"
+        );
         assert_eq!(c.usage.input_tokens, 2);
         let mut s = StreamState::new("m", usize::MAX);
         let err = s
@@ -184,5 +210,31 @@ mod tests {
             ))
             .unwrap_err();
         assert_eq!(err.to_string(), "Overloaded");
+    }
+
+    #[test]
+    fn the_finish_reason_is_anthropics_not_the_openai_bodys() {
+        let body = br#"{"content":[{"type":"text","text":"Hi"}],"stop_reason":"stop_sequence"}"#;
+        let c = parse_response(body, "m").expect("parses");
+        assert_eq!(c.finish_reason, Some(FinishReason::StopSequence));
+        let raw: Value = serde_json::from_str(c.raw.as_deref().unwrap_or("")).expect("json");
+        assert_eq!(
+            raw["choices"][0]["finish_reason"], "stop",
+            "the OpenAI body's word"
+        );
+        let mut s = StreamState::new("m", usize::MAX);
+        for (name, data) in [
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"refusal"}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ] {
+            s.on_event(&event(name, data)).expect("ok");
+        }
+        assert_eq!(
+            s.into_completion().finish_reason,
+            Some(FinishReason::Refusal)
+        );
     }
 }

@@ -191,7 +191,7 @@ pub fn view_of<'a>(entry: &'a Arc<CacheEntry>, trace_id: &str, created: i64) -> 
                 arguments: &c.arguments,
             })
             .collect(),
-        finish_reason: entry.finish_reason.as_deref(),
+        finish_reason: entry.finish_reason.as_ref(),
         input_tokens: entry.input_tokens,
         output_tokens: entry.output_tokens,
     }

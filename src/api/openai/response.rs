@@ -2,11 +2,29 @@
 //! stream. An OpenAI-kind upstream's own body and chunks go back as received (fields promptd
 //! does not know included); an answer promptd only has in parts (from a stream, a Parea-made
 //! entry) is rendered from them, taking `id`, `created` and `system_fingerprint` from the
-//! upstream's first chunk when there is one.
+//! upstream's first chunk when there is one. A rendered answer's `finish_reason` is always one
+//! of OpenAI's four words ([`finish_reason`]), whichever provider kind answered.
 
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use crate::model::FinishReason;
+
+/// OpenAI's `finish_reason` of the model's: one of `stop`, `length`, `tool_calls` and
+/// `content_filter`, the words OpenAI clients know. A stop sequence is OpenAI's `stop`, a
+/// refusal its `content_filter`; a reason no door has a word for, or none, is `stop` (the
+/// answer is whole: promptd answers only complete ones).
+pub fn finish_reason(reason: Option<&FinishReason>) -> &'static str {
+    match reason {
+        None | Some(FinishReason::Stop | FinishReason::StopSequence | FinishReason::Other(_)) => {
+            "stop"
+        }
+        Some(FinishReason::Length) => "length",
+        Some(FinishReason::ToolCalls) => "tool_calls",
+        Some(FinishReason::ContentFilter | FinishReason::Refusal) => "content_filter",
+    }
+}
 
 /// The end of an OpenAI stream.
 pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
@@ -33,7 +51,7 @@ pub struct AnswerView<'a> {
     pub model: &'a str,
     pub text: String,
     pub tool_calls: Vec<ToolCallView<'a>>,
-    pub finish_reason: Option<&'a str>,
+    pub finish_reason: Option<&'a FinishReason>,
     pub input_tokens: u64,
     pub output_tokens: u64,
 }
@@ -125,7 +143,7 @@ pub fn completion(view: &AnswerView<'_>) -> Bytes {
     let mut body = Header::of(view).object(
         "chat.completion",
         json!([{"index": 0, "message": message, "logprobs": null,
-            "finish_reason": view.finish_reason.unwrap_or("stop")}]),
+            "finish_reason": finish_reason(view.finish_reason)}]),
     );
     body["usage"] = usage(view.input_tokens, view.output_tokens);
     Bytes::from(body.to_string())
@@ -196,7 +214,7 @@ pub fn closing_chunks(
     let finish = header.object(
         object,
         json!([{"index": 0, "delta": {}, "logprobs": null,
-            "finish_reason": view.finish_reason.unwrap_or("stop")}]),
+            "finish_reason": finish_reason(view.finish_reason)}]),
     );
     out.push(chunk_event(&finish.to_string()));
     if include_usage {
@@ -224,7 +242,7 @@ mod tests {
                 name: "f",
                 arguments: "{}",
             }],
-            finish_reason: Some("tool_calls"),
+            finish_reason: Some(&FinishReason::ToolCalls),
             input_tokens: 3,
             output_tokens: 2,
         }
@@ -243,6 +261,33 @@ mod tests {
             "f"
         );
         assert_eq!(body["usage"]["total_tokens"], 5);
+        assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn every_finish_reason_is_one_of_openais_words() {
+        let other = FinishReason::Other("pause_turn".into());
+        for (reason, word) in [
+            (None, "stop"),
+            (Some(&FinishReason::Stop), "stop"),
+            (Some(&FinishReason::StopSequence), "stop"),
+            (Some(&FinishReason::Length), "length"),
+            (Some(&FinishReason::ToolCalls), "tool_calls"),
+            (Some(&FinishReason::ContentFilter), "content_filter"),
+            (Some(&FinishReason::Refusal), "content_filter"),
+            (Some(&other), "stop"),
+        ] {
+            assert_eq!(finish_reason(reason), word, "{reason:?}");
+        }
+        let mut v = view();
+        v.finish_reason = Some(&FinishReason::Refusal);
+        let closing = closing_chunks(&Header::of(&v), &v, false, false);
+        let last = closing.last().expect("a finish chunk");
+        let text = std::str::from_utf8(last).unwrap_or_default();
+        assert!(
+            text.contains(r#""finish_reason":"content_filter""#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -81,6 +81,9 @@ mod stream;
 
 use serde_json::{json, Value};
 
+use super::response::finish_reason as openai_finish_reason;
+use crate::providers::anthropic::finish_reason as anthropic_finish_reason;
+
 pub use request::{include_usage, request_to_anthropic};
 pub use response::response_from_anthropic;
 pub use stream::{assemble, StreamTranslator};
@@ -113,15 +116,11 @@ impl TranslateError {
     }
 }
 
-/// The OpenAI `finish_reason` of an Anthropic `stop_reason`. `refusal` (the model declined
-/// under its safety policy) is `content_filter`; a reason this module does not know is `stop`.
+/// The OpenAI `finish_reason` of an Anthropic `stop_reason`, through the model: Anthropic's word
+/// decoded by [`crate::providers::anthropic::finish_reason`], rendered by the OpenAI door's
+/// [`super::response::finish_reason`] (so `refusal` is `content_filter`, an unknown word `stop`).
 pub fn finish_reason(stop_reason: &str) -> &'static str {
-    match stop_reason {
-        "max_tokens" | "model_context_window_exceeded" => "length",
-        "tool_use" => "tool_calls",
-        "refusal" => "content_filter",
-        _ => "stop", // end_turn, stop_sequence, pause_turn
-    }
+    openai_finish_reason(Some(&anthropic_finish_reason(stop_reason)))
 }
 
 /// An Anthropic error body (`{"type": "error", "error": {"type", "message"}}`, the body of a
@@ -183,6 +182,8 @@ mod tests {
         assert_eq!(finish_reason("max_tokens"), "length");
         assert_eq!(finish_reason("tool_use"), "tool_calls");
         assert_eq!(finish_reason("refusal"), "content_filter");
+        assert_eq!(finish_reason("model_context_window_exceeded"), "length");
+        assert_eq!(finish_reason("pause_turn"), "stop");
         assert_eq!(finish_reason("something_new"), "stop");
     }
 
