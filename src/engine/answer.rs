@@ -24,10 +24,9 @@ pub fn entry_from_completion(
         .model
         .clone()
         .unwrap_or_else(|| prepared.chat.model.clone());
-    let (input, output) = (
-        completion.usage.input_tokens,
-        completion.usage.output_tokens,
-    );
+    // The entry (and so the record) counts every prompt token, cached or not.
+    let usage = completion.usage;
+    let (input, output) = (usage.total_input(), usage.output);
     let price_model = if prices.price(&model).is_some() {
         &model
     } else {

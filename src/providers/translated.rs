@@ -10,12 +10,16 @@
 //! [`openai::StreamState`] as an OpenAI-kind upstream's chunk would be. The translator always
 //! adds the usage chunk (as promptd asks OpenAI-kind upstreams for it): the route drops it for
 //! a client that did not ask.
+//!
+//! The usage is read from the Anthropic side, never from the OpenAI rendering: OpenAI's shape
+//! has no field for cache writes (they are part of its `prompt_tokens`), and they are priced
+//! at their own rate.
 
 use serde_json::Value;
 
-use super::openai;
 use super::sse::SseEvent;
-use super::{Completion, Decoded, ProviderError};
+use super::{anthropic, openai};
+use super::{Completion, Decoded, ProviderError, Usage};
 use crate::api::openai::anthropic::{response_from_anthropic, StreamTranslator};
 
 fn now_unix() -> u64 {
@@ -46,7 +50,9 @@ pub fn parse_response(body: &[u8], model: &str) -> Result<Completion, ProviderEr
         .and_then(Value::as_str)
         .unwrap_or(model);
     let openai_body = response_from_anthropic(&anthropic, &id, now_unix(), model);
-    openai::parse_response(openai_body.to_string().as_bytes())
+    let mut completion = openai::parse_response(openai_body.to_string().as_bytes())?;
+    completion.usage = anthropic::usage_of(&anthropic["usage"]);
+    Ok(completion)
 }
 
 /// The state of one translated stream.
@@ -55,6 +61,8 @@ pub struct StreamState {
     translator: StreamTranslator,
     /// Accumulates the completion from the chunks, as for an OpenAI-kind upstream.
     chunks: openai::StreamState,
+    /// The usage as the Anthropic events report it.
+    usage: Usage,
     done: bool,
 }
 
@@ -64,6 +72,7 @@ impl StreamState {
         StreamState {
             translator: StreamTranslator::new(&answer_id(None), now_unix(), model, true),
             chunks: openai::StreamState::new(held),
+            usage: Usage::default(),
             done: false,
         }
     }
@@ -93,6 +102,7 @@ impl StreamState {
             "" => data.get("type").and_then(Value::as_str).unwrap_or(""),
             name => name,
         };
+        anthropic::stream_usage(&mut self.usage, kind, &data);
         let stop = kind == "message_stop";
         if stop {
             chunks.extend(self.translator.finish());
@@ -121,7 +131,9 @@ impl StreamState {
     }
 
     pub fn into_completion(self) -> Completion {
-        self.chunks.into_completion()
+        let mut completion = self.chunks.into_completion();
+        completion.usage = self.usage;
+        completion
     }
 }
 
@@ -140,11 +152,21 @@ mod tests {
     fn a_whole_answer_is_an_openai_body_with_the_completion_filled() {
         let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
             "content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn",
-            "usage":{"input_tokens":3,"output_tokens":1}}"#;
+            "usage":{"input_tokens":3,"output_tokens":1,"cache_creation_input_tokens":5,
+            "cache_read_input_tokens":7}}"#;
         let c = parse_response(body, "asked").expect("parses");
         assert_eq!(c.text, "Hi");
         assert_eq!(c.finish_reason.as_deref(), Some("stop"));
-        assert_eq!(c.usage.input_tokens, 3);
+        assert_eq!(
+            c.usage,
+            Usage {
+                input: 3,
+                output: 1,
+                cache_read: 7,
+                cache_write: 5,
+                reasoning: 0,
+            }
+        );
         let raw: Value = serde_json::from_str(c.raw.as_deref().unwrap_or("")).expect("json");
         assert_eq!(raw["object"], "chat.completion");
         assert_eq!(raw["id"], "chatcmpl-msg_1");
@@ -157,7 +179,7 @@ mod tests {
         let d = s
             .on_event(&event(
                 "message_start",
-                r#"{"type":"message_start","message":{"usage":{"input_tokens":2}}}"#,
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":2,"cache_creation_input_tokens":4}}}"#,
             ))
             .expect("ok");
         assert!(d.iter().all(|d| !d.done));
@@ -175,7 +197,7 @@ mod tests {
         assert!(s.ended_cleanly());
         let c = s.into_completion();
         assert_eq!(c.text, "Yo");
-        assert_eq!(c.usage.input_tokens, 2);
+        assert_eq!((c.usage.input, c.usage.cache_write), (2, 4));
         let mut s = StreamState::new("m", usize::MAX);
         let err = s
             .on_event(&event(
