@@ -382,7 +382,7 @@ impl Config {
                 .prices
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(model, p)| check_price(&model, p.input, p.output).map(|p| (model, p)))
+                .map(|(model, p)| check_price(&model, p).map(|p| (model, p)))
                 .collect::<Result<_, _>>()?,
             cache: cache_config(raw.cache.unwrap_or_default())?,
             spool: SpoolConfig::from_raw(raw.spool)?,
@@ -544,16 +544,23 @@ pub(crate) fn duration_or(
     }
 }
 
-fn check_price(model: &str, input: f64, output: f64) -> Result<Price, ConfigError> {
-    if !(input.is_finite() && output.is_finite() && input >= 0.0 && output >= 0.0) {
+fn check_price(model: &str, p: raw::RawPrice) -> Result<Price, ConfigError> {
+    let rates = [Some(p.input), Some(p.output), p.cache_read, p.cache_write];
+    if !rates
+        .into_iter()
+        .flatten()
+        .all(|r| r.is_finite() && r >= 0.0)
+    {
         return Err(invalid(
             format!("prices.\"{model}\""),
-            "input and output must be non-negative USD per million tokens",
+            "input, output, cache_read and cache_write must be non-negative USD per million tokens",
         ));
     }
     Ok(Price {
-        input_per_mtok: input,
-        output_per_mtok: output,
+        input_per_mtok: p.input,
+        output_per_mtok: p.output,
+        cache_read_per_mtok: p.cache_read,
+        cache_write_per_mtok: p.cache_write,
     })
 }
 

@@ -90,4 +90,6 @@ pub struct RawProvider {
 pub struct RawPrice {
     pub input: f64,
     pub output: f64,
+    pub cache_read: Option<f64>,
+    pub cache_write: Option<f64>,
 }

@@ -88,9 +88,14 @@ pub struct ProviderConfig {
     pub models: Vec<String>,
 }
 
-/// USD per million tokens.
+/// USD per million tokens. A cache rate left unset is the provider kind's ratio of the input
+/// rate ([`crate::providers::pricing`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Price {
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+    /// Prompt tokens read from the provider's prompt cache.
+    pub cache_read_per_mtok: Option<f64>,
+    /// Prompt tokens written to the provider's prompt cache.
+    pub cache_write_per_mtok: Option<f64>,
 }

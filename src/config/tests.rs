@@ -81,6 +81,14 @@ fn bad_values_name_their_key() {
             "providers.p.max_event_bytes",
         ),
         ("[prices.m]\ninput = -1.0\noutput = 1.0", "prices.\"m\""),
+        (
+            "[prices.m]\ninput = 1.0\noutput = 1.0\ncache_read = -0.1",
+            "prices.\"m\"",
+        ),
+        (
+            "[prices.m]\ninput = 1.0\noutput = 1.0\ncache = 1.0",
+            "cache",
+        ),
         ("[cache]\nttl = \"forever\"", "cache.ttl"),
         ("[cache]\nmax_bytes = \"0\"", "cache.max_bytes"),
         ("[cache]\nsize = 1", "size"),
@@ -179,4 +187,12 @@ fn explicit_providers_replace_the_defaults_and_keys_stay_secret() {
         local.api_key.as_ref().map(Secret::expose),
         Some("sk-secret")
     );
+}
+
+#[test]
+fn prices_may_set_cache_rates() {
+    let config = load("[prices.m]\ninput = 1.0\noutput = 2.0\ncache_read = 0.1").expect("valid");
+    let price = config.prices["m"];
+    assert_eq!(price.cache_read_per_mtok, Some(0.1));
+    assert_eq!(price.cache_write_per_mtok, None);
 }

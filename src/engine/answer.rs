@@ -28,16 +28,16 @@ pub fn entry_from_completion(
         .model
         .clone()
         .unwrap_or_else(|| prepared.chat.model.clone());
-    let (input, output) = (
-        completion.usage.input_tokens,
-        completion.usage.output_tokens,
-    );
+    // The entry (and so the record) counts every prompt token, cached or not; the cost prices
+    // the cached ones at their own rates.
+    let usage = completion.usage;
+    let (input, output) = (usage.total_input(), usage.output);
     let price_model = if prices.price(&model).is_some() {
         &model
     } else {
         &prepared.chat.model
     };
-    let cost = prices.cost(price_model, input, output);
+    let cost = prices.cost(price_model, prepared.provider.kind(), &usage);
     let mut chunks = Vec::new();
     let deltas = match pieces {
         Some(pieces) => pieces

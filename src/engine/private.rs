@@ -115,7 +115,7 @@ impl Drop for PrivateStream {
         if let Some(upstream) = self.upstream.take() {
             tracing::debug!(trace_id = %self.prepared.trace_id, "client went away; upstream stream cancelled");
             let partial = upstream.into_completion();
-            let usage = (partial.usage.input_tokens, partial.usage.output_tokens);
+            let usage = (partial.usage.total_input(), partial.usage.output);
             self.engine.log_cancelled(
                 &self.prepared,
                 partial.content(),

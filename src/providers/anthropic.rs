@@ -112,6 +112,8 @@ fn tool_choice(spec: &FunctionCallSpec) -> Value {
     }
 }
 
+/// Anthropic's `usage`: `input_tokens` excludes the prompt tokens read from or written to its
+/// prompt cache, which it counts apart (as [`Usage`] does).
 #[derive(Deserialize, Default, Clone, Copy)]
 struct WireUsage {
     #[serde(default)]
@@ -124,13 +126,37 @@ struct WireUsage {
     cache_read_input_tokens: Option<u64>,
 }
 
-impl WireUsage {
-    /// Prompt tokens including those written to or read from Anthropic's prompt cache.
-    fn input(&self) -> Option<u64> {
-        self.input_tokens.map(|i| {
-            i + self.cache_creation_input_tokens.unwrap_or(0)
-                + self.cache_read_input_tokens.unwrap_or(0)
-        })
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Usage {
+        Usage {
+            input: u.input_tokens.unwrap_or(0),
+            output: u.output_tokens.unwrap_or(0),
+            cache_read: u.cache_read_input_tokens.unwrap_or(0),
+            cache_write: u.cache_creation_input_tokens.unwrap_or(0),
+            // Anthropic counts thinking in `output_tokens` and reports no part of it apart.
+            reasoning: 0,
+        }
+    }
+}
+
+/// The usage of an Anthropic `usage` object (absent or unreadable counts are 0).
+pub(super) fn usage_of(usage: &Value) -> Usage {
+    WireUsage::deserialize(usage)
+        .map(Usage::from)
+        .unwrap_or_default()
+}
+
+/// Fold a stream event's usage into `usage`: `message_start` carries the input counts,
+/// `message_delta` running totals (output always, the input counts in newer API versions), so
+/// each count keeps its largest value.
+pub(super) fn stream_usage(usage: &mut Usage, kind: &str, data: &Value) {
+    let reported = match kind {
+        "message_start" => data.pointer("/message/usage"),
+        "message_delta" => data.get("usage"),
+        _ => None,
+    };
+    if let Some(reported) = reported {
+        usage.max(usage_of(reported));
     }
 }
 
@@ -168,10 +194,7 @@ pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
     let mut completion = Completion {
         model: m.model,
         finish_reason: m.stop_reason.as_deref().map(finish_reason),
-        usage: Usage {
-            input_tokens: m.usage.input().unwrap_or(0),
-            output_tokens: m.usage.output_tokens.unwrap_or(0),
-        },
+        usage: m.usage.into(),
         ..Completion::default()
     };
     for block in m.content {
@@ -253,6 +276,7 @@ impl StreamState {
             .or_else(|| data.get("type").and_then(Value::as_str))
             .unwrap_or("");
         let mut decoded = Decoded::default();
+        stream_usage(&mut self.usage, kind, &data);
         match kind {
             "message_start" => {
                 let message = &data["message"];
@@ -260,10 +284,6 @@ impl StreamState {
                     .get("model")
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                if let Ok(u) = serde_json::from_value::<WireUsage>(message["usage"].clone()) {
-                    self.usage.input_tokens = u.input().unwrap_or(0);
-                    self.usage.output_tokens = u.output_tokens.unwrap_or(0);
-                }
             }
             "content_block_start" => {
                 let index = index_of(&data)?;
@@ -309,12 +329,6 @@ impl StreamState {
             "message_delta" => {
                 if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.stop_reason = Some(finish_reason(reason));
-                }
-                if let Some(out) = data.pointer("/usage/output_tokens").and_then(Value::as_u64) {
-                    self.usage.output_tokens = out; // cumulative
-                }
-                if let Some(input) = data.pointer("/usage/input_tokens").and_then(Value::as_u64) {
-                    self.usage.input_tokens = self.usage.input_tokens.max(input);
                 }
             }
             "message_stop" => decoded.done = true,
@@ -466,7 +480,8 @@ mod tests {
         let events = [
             ev(
                 "message_start",
-                json!({"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":10,"output_tokens":1}}}),
+                json!({"type":"message_start","message":{"model":"claude-x","usage":{"input_tokens":10,
+                    "cache_read_input_tokens":100,"cache_creation_input_tokens":20,"output_tokens":1}}}),
             ),
             ev(
                 "content_block_start",
@@ -512,8 +527,11 @@ mod tests {
         assert_eq!(
             c.usage,
             Usage {
-                input_tokens: 10,
-                output_tokens: 30
+                input: 10,
+                output: 30,
+                cache_read: 100,
+                cache_write: 20,
+                reasoning: 0,
             }
         );
         assert_eq!(
@@ -550,8 +568,10 @@ mod tests {
         assert_eq!(
             c.usage,
             Usage {
-                input_tokens: 7,
-                output_tokens: 6
+                input: 5,
+                output: 6,
+                cache_read: 2,
+                ..Usage::default()
             }
         );
     }

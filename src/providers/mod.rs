@@ -25,6 +25,8 @@ pub use crate::api::Passthrough;
 use crate::api::{FunctionCallSpec, Message, ModelParams};
 pub use crate::config::{Price, ProviderKind};
 use crate::model::FinishReason;
+/// Token counts as the upstream reported them, cached and reasoning parts apart.
+pub use crate::model::Usage;
 use crate::retry::{self, Caller};
 pub use client::{Provider, UpstreamStream};
 pub use pricing::PriceTable;
@@ -70,13 +72,6 @@ pub struct Piece {
     /// `chunk` only reports usage (no choices): sent only to OpenAI-route clients that asked
     /// for it (`stream_options.include_usage`).
     pub usage_only: bool,
-}
-
-/// Token counts as the upstream reported them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
 }
 
 /// A function/tool call the model made. `arguments` is the JSON text of the arguments.

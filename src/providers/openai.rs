@@ -192,19 +192,51 @@ struct WireFunction {
     arguments: String,
 }
 
+/// OpenAI's `usage`: `prompt_tokens` counts every prompt token, the cached ones
+/// (`prompt_tokens_details.cached_tokens`) included; `completion_tokens` counts the reasoning
+/// ones (`completion_tokens_details.reasoning_tokens`). The details may be absent or `null`.
 #[derive(Deserialize, Clone, Copy)]
 struct WireUsage {
     #[serde(default)]
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {
+    /// The cached part is taken out of `input` (never more than the prompt, so the total stays
+    /// `prompt_tokens`); OpenAI reports no cache writes.
     fn from(u: WireUsage) -> Usage {
+        let cached = u
+            .prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0)
+            .min(u.prompt_tokens);
         Usage {
-            input_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
+            input: u.prompt_tokens - cached,
+            output: u.completion_tokens,
+            cache_read: cached,
+            cache_write: 0,
+            reasoning: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
         }
     }
 }
@@ -571,7 +603,9 @@ mod tests {
         ))
         .expect("ok");
         s.on_event(&event(
-            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":30,"completion_tokens":10,"total_tokens":40,
+                "prompt_tokens_details":{"cached_tokens":20},
+                "completion_tokens_details":{"reasoning_tokens":4}}}"#,
         ))
         .expect("ok");
         assert!(s.on_event(&event("[DONE]")).expect("ok").done);
@@ -580,8 +614,11 @@ mod tests {
         assert_eq!(
             c.usage,
             Usage {
-                input_tokens: 3,
-                output_tokens: 1
+                input: 10,
+                output: 10,
+                cache_read: 20,
+                cache_write: 0,
+                reasoning: 4,
             }
         );
         assert_eq!(c.model.as_deref(), Some("gpt-x"));
@@ -628,11 +665,12 @@ mod tests {
     fn whole_answer_with_null_content_and_tool_calls() {
         let body = br#"{"model":"gpt-4o","choices":[{"message":{"role":"assistant","content":null,
             "tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},
-            "finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#;
+            "finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":2,
+            "prompt_tokens_details":null,"completion_tokens_details":null}}"#;
         let c = parse_response(body).expect("parses");
         assert_eq!(c.text, "");
         assert_eq!(c.tool_calls.len(), 1);
-        assert_eq!(c.usage.output_tokens, 2);
+        assert_eq!((c.usage.total_input(), c.usage.output), (5, 2));
         assert!(parse_response(b"{\"choices\": []}").is_err());
         assert!(parse_response(b"<html>").is_err());
     }

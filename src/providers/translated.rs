@@ -11,16 +11,20 @@
 //! adds the usage chunk (as promptd asks OpenAI-kind upstreams for it): the route drops it for
 //! a client that did not ask.
 //!
-//! The finish reason is the exception: it is decoded from Anthropic's own `stop_reason` by
+//! The finish reason and the usage are the exceptions. The finish reason is decoded from Anthropic's own `stop_reason` by
 //! [`anthropic::finish_reason`], not read back from the OpenAI body, whose `stop` says both
 //! `end_turn` and `stop_sequence` (and `content_filter` a `refusal`): the entry keeps what the
 //! model said, for any door to render.
+//!
+//! The usage is read from the Anthropic side, never from the OpenAI rendering: OpenAI's shape
+//! has no field for cache writes (they are part of its `prompt_tokens`), and they are priced
+//! at their own rate.
 
 use serde_json::Value;
 
 use super::sse::SseEvent;
 use super::{anthropic, openai};
-use super::{Completion, Decoded, ProviderError};
+use super::{Completion, Decoded, ProviderError, Usage};
 use crate::api::openai::anthropic::{response_from_anthropic, StreamTranslator};
 use crate::model::FinishReason;
 
@@ -56,6 +60,7 @@ pub fn parse_response(body: &[u8], model: &str) -> Result<Completion, ProviderEr
     if let Some(reason) = anthropic.get("stop_reason").and_then(Value::as_str) {
         completion.finish_reason = Some(anthropic::finish_reason(reason));
     }
+    completion.usage = anthropic::usage_of(&anthropic["usage"]);
     Ok(completion)
 }
 
@@ -67,6 +72,8 @@ pub struct StreamState {
     chunks: openai::StreamState,
     /// The `stop_reason` of `message_delta`, decoded as Anthropic's.
     stop_reason: Option<FinishReason>,
+    /// The usage as the Anthropic events report it.
+    usage: Usage,
     done: bool,
 }
 
@@ -77,6 +84,7 @@ impl StreamState {
             translator: StreamTranslator::new(&answer_id(None), now_unix(), model, true),
             chunks: openai::StreamState::new(held),
             stop_reason: None,
+            usage: Usage::default(),
             done: false,
         }
     }
@@ -109,6 +117,7 @@ impl StreamState {
         if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
             self.stop_reason = Some(anthropic::finish_reason(reason));
         }
+        anthropic::stream_usage(&mut self.usage, kind, &data);
         let stop = kind == "message_stop";
         if stop {
             chunks.extend(self.translator.finish());
@@ -142,6 +151,7 @@ impl StreamState {
         if self.stop_reason.is_some() {
             completion.finish_reason = self.stop_reason;
         }
+        completion.usage = self.usage;
         completion
     }
 }
@@ -161,11 +171,21 @@ mod tests {
     fn a_whole_answer_is_an_openai_body_with_the_completion_filled() {
         let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
             "content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn",
-            "usage":{"input_tokens":3,"output_tokens":1}}"#;
+            "usage":{"input_tokens":3,"output_tokens":1,"cache_creation_input_tokens":5,
+            "cache_read_input_tokens":7}}"#;
         let c = parse_response(body, "asked").expect("parses");
         assert_eq!(c.text, "Hi");
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
-        assert_eq!(c.usage.input_tokens, 3);
+        assert_eq!(
+            c.usage,
+            Usage {
+                input: 3,
+                output: 1,
+                cache_read: 7,
+                cache_write: 5,
+                reasoning: 0,
+            }
+        );
         let raw: Value = serde_json::from_str(c.raw.as_deref().unwrap_or("")).expect("json");
         assert_eq!(raw["object"], "chat.completion");
         assert_eq!(raw["id"], "chatcmpl-msg_1");
@@ -178,7 +198,7 @@ mod tests {
         let d = s
             .on_event(&event(
                 "message_start",
-                r#"{"type":"message_start","message":{"usage":{"input_tokens":2}}}"#,
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":2,"cache_creation_input_tokens":4}}}"#,
             ))
             .expect("ok");
         assert!(d.iter().all(|d| !d.done));
@@ -201,7 +221,7 @@ mod tests {
             Some(FinishReason::Stop),
             "no message_delta"
         );
-        assert_eq!(c.usage.input_tokens, 2);
+        assert_eq!((c.usage.input, c.usage.cache_write), (2, 4));
         let mut s = StreamState::new("m", usize::MAX);
         let err = s
             .on_event(&event(
