@@ -172,20 +172,9 @@ struct Message {
     usage: WireUsage,
 }
 
-/// The model's finish reason of an Anthropic `stop_reason`: the one place this provider kind's
-/// word becomes the model's. `model_context_window_exceeded` (the context, not `max_tokens`,
-/// ran out) is a length stop too; `pause_turn` (a server tool's long turn paused, to be
-/// continued) and any word Anthropic adds later are kept as [`FinishReason::Other`].
-pub fn finish_reason(stop_reason: &str) -> FinishReason {
-    match stop_reason {
-        "end_turn" => FinishReason::Stop,
-        "stop_sequence" => FinishReason::StopSequence,
-        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
-        "tool_use" => FinishReason::ToolCalls,
-        "refusal" => FinishReason::Refusal,
-        other => FinishReason::Other(other.to_owned()),
-    }
-}
+/// The model's finish reason of an Anthropic `stop_reason` (kept beside the Anthropic
+/// translation of the OpenAI routes, which this module's users import already: one mapping).
+pub use crate::api::openai::anthropic::stop_reason as finish_reason;
 
 /// Parse a whole (non-stream) answer.
 pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {

@@ -82,7 +82,7 @@ mod stream;
 use serde_json::{json, Value};
 
 use super::response::finish_reason as openai_finish_reason;
-use crate::providers::anthropic::finish_reason as anthropic_finish_reason;
+use crate::model::FinishReason;
 
 pub use request::{include_usage, request_to_anthropic};
 pub use response::response_from_anthropic;
@@ -116,11 +116,26 @@ impl TranslateError {
     }
 }
 
+/// The model's finish reason of an Anthropic `stop_reason`: the one place this provider kind's
+/// word becomes the model's. `model_context_window_exceeded` (the context, not `max_tokens`,
+/// ran out) is a length stop too; `pause_turn` (a server tool's long turn paused, to be
+/// continued) and any word Anthropic adds later are kept as [`FinishReason::Other`].
+pub fn stop_reason(reason: &str) -> FinishReason {
+    match reason {
+        "end_turn" => FinishReason::Stop,
+        "stop_sequence" => FinishReason::StopSequence,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::Refusal,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
 /// The OpenAI `finish_reason` of an Anthropic `stop_reason`, through the model: Anthropic's word
-/// decoded by [`crate::providers::anthropic::finish_reason`], rendered by the OpenAI door's
+/// decoded by [`stop_reason`], rendered by the OpenAI door's
 /// [`super::response::finish_reason`] (so `refusal` is `content_filter`, an unknown word `stop`).
-pub fn finish_reason(stop_reason: &str) -> &'static str {
-    openai_finish_reason(Some(&anthropic_finish_reason(stop_reason)))
+pub fn finish_reason(reason: &str) -> &'static str {
+    openai_finish_reason(Some(&stop_reason(reason)))
 }
 
 /// An Anthropic error body (`{"type": "error", "error": {"type", "message"}}`, the body of a
