@@ -92,7 +92,14 @@ async fn a_completion_is_logged_with_every_field_and_no_key() {
     assert_eq!(r["status"], "success");
     assert_eq!(r["cache_hit"], false);
     assert_eq!(r["end_user_identifier"], "u-1");
-    assert_eq!(r["metadata"], json!({"k": "v"}));
+    // The client's metadata, and who sent the request by which route (SO_PEERCRED).
+    assert_eq!(
+        r["metadata"],
+        json!({"k": "v",
+            "promptd_uid": nix::unistd::geteuid().as_raw().to_string(),
+            "promptd_gid": nix::unistd::getegid().as_raw().to_string(),
+            "promptd_route": "completion"})
+    );
     assert_eq!(r["tags"], json!(["a"]));
     assert_eq!(r["target"], "Hi");
     assert_eq!(r["experiment_uuid"], "e-1");
@@ -136,7 +143,13 @@ async fn failures_and_streams_are_logged() {
         failed["error"].as_str().unwrap_or("").contains("500"),
         "{failed}"
     );
+    assert_eq!(failed["metadata"]["promptd_route"], "completion");
     let streamed = by_id("streamed").expect("stream logged");
+    assert_eq!(streamed["metadata"]["promptd_route"], "completion_stream");
+    assert!(
+        streamed["metadata"]["promptd_uid"].is_string(),
+        "{streamed}"
+    );
     assert_eq!(streamed["output"], fixtures::HELLO);
     assert_eq!(streamed["output_tokens"], 9);
     assert!(

@@ -572,6 +572,10 @@ async fn promptd_headers_reach_the_log_record() {
     assert_eq!(record["tags"], json!(["a", "b"]), "{record}");
     assert_eq!(record["metadata"]["team"], "ml", "{record}");
     assert_eq!(
+        record["metadata"]["promptd_route"], "openai_chat_completions",
+        "{record}"
+    );
+    assert_eq!(
         record["project_uuid"],
         promptd::projects::ProjectStore::uuid_for("my-app"),
         "{record}"

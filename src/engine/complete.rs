@@ -6,15 +6,19 @@ use std::time::{Duration, Instant};
 use super::answer::{entry_from_completion, response_from_entry};
 use super::log::Timing;
 use super::order::{settle, Source};
-use super::{provider_error, Answer, Engine, Prepared};
+use super::{provider_error, Answer, Engine, Prepared, RequestCtx};
 use crate::api::{ApiError, CompletionRequest};
 use crate::cache::CacheStatus;
 
 impl Engine {
     /// Answer a completion request with a whole answer.
-    pub async fn complete(self: &Arc<Self>, req: CompletionRequest) -> Result<Answer, ApiError> {
+    pub async fn complete(
+        self: &Arc<Self>,
+        req: CompletionRequest,
+        ctx: RequestCtx,
+    ) -> Result<Answer, ApiError> {
         let timing = Timing::now();
-        let prepared = self.prepare(req).await?;
+        let prepared = self.prepare(req, ctx).await?;
         let result = match self.source(&prepared, false) {
             Source::Bypass => self.complete_uncached(&prepared, &timing).await,
             Source::Fresh { key, entry } => Ok(Answer {

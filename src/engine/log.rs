@@ -109,6 +109,9 @@ impl Engine {
             response.clone(),
         );
         record.time_to_first_token = ttft;
+        prepared
+            .ctx
+            .note_in(record.metadata.get_or_insert_with(Default::default));
         self.logs.append(record);
     }
 

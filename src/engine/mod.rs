@@ -15,6 +15,7 @@
 
 mod answer;
 mod complete;
+mod context;
 mod embed;
 mod flight;
 mod log;
@@ -32,6 +33,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::mpsc;
 
+pub use context::{Client, RequestCtx};
 pub use embed::{EmbedCacheMode, EmbedCacheStatus, Embedded};
 pub use prepare::Prepared;
 
@@ -269,7 +271,7 @@ impl Engine {
             })
     }
 
-    async fn prepare(&self, req: CompletionRequest) -> Result<Prepared, ApiError> {
+    async fn prepare(&self, req: CompletionRequest, ctx: RequestCtx) -> Result<Prepared, ApiError> {
         let deployment = match req.deployment_id.as_deref() {
             Some(id) => Some(self.deployment(id).await?),
             None => None,
@@ -282,6 +284,7 @@ impl Engine {
             || upstreams.providers.keys().cloned().collect(),
             upstreams.max_rendered,
             &self.memory,
+            ctx,
         )
     }
 

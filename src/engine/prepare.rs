@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::RequestCtx;
 use crate::api::openai::anthropic;
 use crate::api::{
     ApiError, CompletionRequest, Dialect, LlmConfiguration, Message, ModelParams, Role,
@@ -38,6 +39,8 @@ pub struct Prepared {
     /// The rendered messages' share of `max_request_memory`, held while the call is (clones
     /// share it; the last one gives it back).
     pub memory: Arc<Reservation>,
+    /// Who sent the request, by which route: noted in its log record.
+    pub ctx: RequestCtx,
 }
 
 /// Resolve `req` (with its deployment, when it names one) against the configured providers.
@@ -48,6 +51,7 @@ pub fn prepare(
     provider_names: impl Fn() -> Vec<String>,
     max_rendered: u64,
     budget: &MemoryBudget,
+    ctx: RequestCtx,
 ) -> Result<Prepared, ApiError> {
     if let Some(rate) = req.log_sample_rate {
         if !(0.0..=1.0).contains(&rate) {
@@ -162,6 +166,7 @@ pub fn prepare(
         log,
         dialect: req.dialect,
         memory: Arc::new(memory),
+        ctx,
     })
 }
 

@@ -16,7 +16,8 @@ use super::log::Timing;
 use super::order::{settle, Source};
 use super::private::PrivateStream;
 use super::{
-    provider_error, CompletionStream, Engine, Prepared, StreamItem, StreamItems, STREAM_BUFFER,
+    provider_error, CompletionStream, Engine, Prepared, RequestCtx, StreamItem, StreamItems,
+    STREAM_BUFFER,
 };
 use crate::api::openai::response::is_usage_chunk;
 use crate::api::{ApiError, CompletionRequest, Dialect};
@@ -34,9 +35,10 @@ impl Engine {
     pub async fn stream(
         self: &Arc<Self>,
         req: CompletionRequest,
+        ctx: RequestCtx,
     ) -> Result<CompletionStream, ApiError> {
         let timing = Timing::now();
-        let prepared = self.prepare(req).await?;
+        let prepared = self.prepare(req, ctx).await?;
         let trace_id = prepared.trace_id.clone();
         let waited = Instant::now();
         let source = self.source(&prepared, true);

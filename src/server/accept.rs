@@ -13,6 +13,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 use super::guard::{self, Peer};
 use super::{body, peer, rate, router, Listeners, State};
 use crate::api::ApiError;
+use crate::engine::RequestCtx;
 use crate::tasks::Tasks;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -125,9 +127,9 @@ pub async fn serve(listeners: Listeners, state: Arc<State>, stop: impl Future<Ou
         tokio::select! {
             accepted = unix.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let access = match peer::peer_uid(&stream) {
-                        Some(uid) if state.peers.load().allows(uid) => Access::Allowed(Peer::Unix(uid)),
-                        Some(uid) => {
+                    let access = match peer::peer_credentials(&stream) {
+                        Some((uid, gid)) if state.peers.load().allows(uid) => Access::Allowed(Peer::Unix { uid, gid }),
+                        Some((uid, _)) => {
                             if refused_uids.due(Some(uid)) {
                                 tracing::warn!(uid, "refusing a peer on the unix socket: uid not in allowed_uids (logged once a minute per uid)");
                             }
@@ -150,9 +152,9 @@ pub async fn serve(listeners: Listeners, state: Arc<State>, stop: impl Future<Ou
                 Err(e) => accept_failed(e, &mut accept_errors).await,
             },
             accepted = accept_tcp(tcp.as_ref()) => match accepted {
-                Ok((stream, local)) => {
+                Ok((stream, local, remote)) => {
                     let _ = stream.set_nodelay(true);
-                    serve_connection(stream, Access::Allowed(Peer::Tcp { local }), &state, &http, &graceful, &connections, slot);
+                    serve_connection(stream, Access::Allowed(Peer::Tcp { local, remote }), &state, &http, &graceful, &connections, slot);
                 }
                 Err(e) => accept_failed(e, &mut accept_errors).await,
             },
@@ -206,8 +208,14 @@ fn serve_connection<I>(
                         .err()
                         .or_else(|| over_rate(&state, peer, route));
                     match refused {
-                        Some(err) => router::error(uri.path(), &err),
-                        None => router::route(req, uri.path(), route, &state).await,
+                        Some(err) => router::error(router::ErrorShape::of(route, uri.path()), &err),
+                        None => {
+                            let ctx = RequestCtx {
+                                client: peer.client(),
+                                route: label,
+                            };
+                            router::route(req, uri.path(), route, ctx, &state).await
+                        }
                     }
                 }
                 Access::Denied(why) => body::error(&ApiError::Forbidden(why)),
@@ -239,7 +247,7 @@ fn over_rate(state: &State, peer: Peer, route: Option<router::Route<'_>>) -> Opt
     }
     let rate = state.rate.load();
     let uid = match peer {
-        Peer::Unix(uid) => uid,
+        Peer::Unix { uid, .. } => uid,
         Peer::Tcp { .. } => rate::TCP_PEER,
     };
     let wait = rate.as_ref()?.check(uid).err()?;
@@ -248,15 +256,15 @@ fn over_rate(state: &State, peer: Peer, route: Option<router::Route<'_>>) -> Opt
     })
 }
 
-/// The next TCP connection, with the listener's address it came in on.
+/// The next TCP connection, with the listener's address it came in on and the client's.
 async fn accept_tcp(
     listener: Option<&TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr, SocketAddr)> {
     match listener {
         Some(l) => {
-            let (stream, _) = l.accept().await?;
+            let (stream, remote) = l.accept().await?;
             let local = stream.local_addr()?;
-            Ok((stream, local))
+            Ok((stream, local, remote))
         }
         None => std::future::pending().await,
     }

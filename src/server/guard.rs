@@ -28,14 +28,28 @@ use super::router::Route;
 use super::State;
 use crate::api::ApiError;
 use crate::config::AccessConfig;
+use crate::engine::Client;
 
 /// Who is on the other end of a connection that passed the accept-time check.
 #[derive(Debug, Clone, Copy)]
 pub enum Peer {
-    /// A Unix-socket peer with its uid (from `SO_PEERCRED`).
-    Unix(u32),
-    /// A TCP client; `local` is the listener's address it connected to.
-    Tcp { local: SocketAddr },
+    /// A Unix-socket peer with its uid and gid (from `SO_PEERCRED`).
+    Unix { uid: u32, gid: u32 },
+    /// A TCP client at `remote`; `local` is the listener's address it connected to.
+    Tcp {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+}
+
+impl Peer {
+    /// Who sent a request, as the engine and the log record know it.
+    pub fn client(self) -> Client {
+        match self {
+            Peer::Unix { uid, gid } => Client::Unix { uid, gid },
+            Peer::Tcp { remote, .. } => Client::Tcp { peer: remote },
+        }
+    }
 }
 
 /// Check one request of `peer` for `route` (see the module header for the rules).
@@ -51,8 +65,8 @@ pub fn check(
     }
     // A TCP client that passed the checks holds the key, if the listener asks for one.
     let key_holder = match peer {
-        Peer::Unix(_) => false,
-        Peer::Tcp { local } => {
+        Peer::Unix { .. } => false,
+        Peer::Tcp { local, .. } => {
             let config = state.config.load();
             check_tcp(&config.access, local, method, headers)?;
             config.access.tcp_key.is_some()
@@ -62,12 +76,12 @@ pub fn check(
         return Ok(());
     }
     let admin = match peer {
-        Peer::Unix(uid) => state.peers.load().is_admin(uid),
+        Peer::Unix { uid, .. } => state.peers.load().is_admin(uid),
         Peer::Tcp { .. } => key_holder,
     };
     if !admin {
         return Err(ApiError::Forbidden(match peer {
-            Peer::Unix(uid) => format!(
+            Peer::Unix { uid, .. } => format!(
                 "uid {uid} may not use this admin route (cache writes, /logs, /deployments, \
                  trace reads are for admin_uids: by default the daemon's own user and root)"
             ),

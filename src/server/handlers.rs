@@ -15,6 +15,7 @@ use crate::api::project::ProjectRequest;
 use crate::api::{decode_json, ApiError, CompletionRequest};
 use crate::cache::CacheKey;
 use crate::deployments::TemplateError;
+use crate::engine::RequestCtx;
 use crate::logs::intake::{self, Accepted, ClientRecord, IntakeError};
 use crate::logs::{
     Feedback, FlusherState, LangchainRun, LogRecord, TraceIntegration, TraceLogUpdate,
@@ -41,6 +42,7 @@ pub fn health(state: &State) -> Response<ResponseBody> {
 /// `POST /completion` (or, with the deprecated `stream: true`, the stream answer).
 pub async fn completion(
     req: Request<Incoming>,
+    ctx: RequestCtx,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes =
@@ -50,10 +52,10 @@ pub async fn completion(
         // Both engine futures are boxed: they hold the request and what is made of it at each
         // level (kilobytes), and inline they would be copied with every move of the
         // connection's request future.
-        let stream = Box::pin(state.engine.stream(request)).await?;
+        let stream = Box::pin(state.engine.stream(request, ctx)).await?;
         return Ok(body::event_stream(stream));
     }
-    let answer = Box::pin(state.engine.complete(request)).await?;
+    let answer = Box::pin(state.engine.complete(request, ctx)).await?;
     let mut response = body::json(StatusCode::OK, &answer.response);
     body::completion_headers(
         &mut response,
@@ -67,12 +69,13 @@ pub async fn completion(
 /// `POST /completion/stream`.
 pub async fn completion_stream(
     req: Request<Incoming>,
+    ctx: RequestCtx,
     state: &State,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes =
         body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     let request: CompletionRequest = decode_json(&bytes)?;
-    let stream = Box::pin(state.engine.stream(request)).await?;
+    let stream = Box::pin(state.engine.stream(request, ctx)).await?;
     Ok(body::event_stream(stream))
 }
 

@@ -14,6 +14,7 @@ use super::State;
 use crate::api::openai::{self as wire, models, RequestHeaders};
 use crate::api::ApiError;
 use crate::cache::{CacheKey, CacheStatus};
+use crate::engine::RequestCtx;
 
 const TRACE_HEADER: HeaderName = HeaderName::from_static("x-promptd-trace-id");
 const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-promptd-overhead-ms");
@@ -31,9 +32,13 @@ pub fn error(err: &ApiError) -> Response<ResponseBody> {
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn chat_completions(req: Request<Incoming>, state: &State) -> Response<ResponseBody> {
+pub async fn chat_completions(
+    req: Request<Incoming>,
+    ctx: RequestCtx,
+    state: &State,
+) -> Response<ResponseBody> {
     let started = Instant::now();
-    match Box::pin(chat(req, state, started)).await {
+    match Box::pin(chat(req, ctx, state, started)).await {
         Ok(response) => response,
         Err(e) => error(&e),
     }
@@ -41,6 +46,7 @@ pub async fn chat_completions(req: Request<Incoming>, state: &State) -> Response
 
 async fn chat(
     req: Request<Incoming>,
+    ctx: RequestCtx,
     state: &State,
     started: Instant,
 ) -> Result<Response<ResponseBody>, ApiError> {
@@ -70,7 +76,7 @@ async fn chat(
     let (stream, include_usage) = (call.stream, call.include_usage);
     let request = call.into_request(target);
     if stream {
-        let s = Box::pin(state.engine.stream(request)).await?;
+        let s = Box::pin(state.engine.stream(request, ctx)).await?;
         let (cache, key, wait, trace_id) = (s.cache, s.key, s.provider_wait, s.trace_id.clone());
         let events = OpenAiEvents::new(s.items, include_usage, s.trace_id);
         let mut response = Response::new(ResponseBody::OpenAi(events));
@@ -80,7 +86,7 @@ async fn chat(
         promptd_headers_of(&mut response, cache, key, &trace_id, started, wait);
         return Ok(response);
     }
-    let answer = Box::pin(state.engine.complete(request)).await?;
+    let answer = Box::pin(state.engine.complete(request, ctx)).await?;
     let trace_id = answer.response.inference_id.clone();
     let created = chrono::Utc::now().timestamp();
     let body = completion_body(&answer.entry, &trace_id, created);

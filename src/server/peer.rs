@@ -44,8 +44,10 @@ impl PeerPolicy {
 }
 
 /// The uid of the process that connected, if the kernel tells.
-pub fn peer_uid(stream: &impl AsFd) -> Option<u32> {
-    getsockopt(stream, PeerCredentials).ok().map(|c| c.uid())
+pub fn peer_credentials(stream: &impl AsFd) -> Option<(u32, u32)> {
+    getsockopt(stream, PeerCredentials)
+        .ok()
+        .map(|c| (c.uid(), c.gid()))
 }
 
 #[cfg(test)]
@@ -73,6 +75,10 @@ mod tests {
     #[test]
     fn reads_our_own_uid_from_a_socket_pair() {
         let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
-        assert_eq!(peer_uid(&a), Some(nix::unistd::geteuid().as_raw()));
+        let me = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        assert_eq!(peer_credentials(&a), Some(me));
     }
 }

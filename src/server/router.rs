@@ -10,6 +10,7 @@ use super::handlers;
 use super::openai;
 use super::State;
 use crate::api::ApiError;
+use crate::engine::RequestCtx;
 use crate::logs::TraceIntegration;
 
 /// Prefix of the Parea-compatible routes.
@@ -115,6 +116,17 @@ impl<'a> Route<'a> {
         Some(route)
     }
 
+    /// The shape of this route's errors: its door's.
+    pub fn error_shape(self) -> ErrorShape {
+        match self {
+            Route::OpenAiChat
+            | Route::OpenAiEmbeddings
+            | Route::OpenAiModels
+            | Route::OpenAiModel(_) => ErrorShape::OpenAi,
+            _ => ErrorShape::Promptd,
+        }
+    }
+
     /// The `route` label of request metrics: a fixed name per route, never the raw path.
     pub fn name(self) -> &'static str {
         match self {
@@ -151,6 +163,7 @@ pub async fn route(
     req: Request<Incoming>,
     path: &str,
     route: Option<Route<'_>>,
+    ctx: RequestCtx,
     state: &State,
 ) -> Response<ResponseBody> {
     let method = req.method().clone();
@@ -159,12 +172,14 @@ pub async fn route(
             method: method.to_string(),
             path: path.to_owned(),
         };
-        return error(path, &err);
+        return error(ErrorShape::of(None, path), &err);
     };
     let outcome = match (&method, route) {
         (&Method::GET | &Method::HEAD, Route::Health) => Ok(handlers::health(state)),
-        (&Method::POST, Route::Completion) => handlers::completion(req, state).await,
-        (&Method::POST, Route::CompletionStream) => handlers::completion_stream(req, state).await,
+        (&Method::POST, Route::Completion) => handlers::completion(req, ctx, state).await,
+        (&Method::POST, Route::CompletionStream) => {
+            handlers::completion_stream(req, ctx, state).await
+        }
         (&Method::POST, Route::Project) => handlers::project(req, state).await,
         (&Method::POST, Route::DeployedPrompt) => handlers::deployed_prompt(req, state).await,
         (&Method::GET, Route::Deployments) => Ok(handlers::deployments(state)),
@@ -196,7 +211,7 @@ pub async fn route(
         (&Method::DELETE, Route::Cache) => handlers::cache_purge(state).await,
         (&Method::DELETE, Route::CacheEntry(key)) => handlers::cache_delete(state, key),
         (_, Route::Unsupported) => Err(ApiError::NotImplemented(format!("{method} {path}"))),
-        (&Method::POST, Route::OpenAiChat) => Ok(openai::chat_completions(req, state).await),
+        (&Method::POST, Route::OpenAiChat) => Ok(openai::chat_completions(req, ctx, state).await),
         (&Method::POST, Route::OpenAiEmbeddings) => {
             Ok(super::openai_embeddings::embeddings(req, state).await)
         }
@@ -207,15 +222,36 @@ pub async fn route(
             path: path.to_owned(),
         }),
     };
-    outcome.unwrap_or_else(|e| error(path, &e))
+    outcome.unwrap_or_else(|e| error(route.error_shape(), &e))
 }
 
-/// The error response of a request to `path`: OpenAI's shape under `/v1/`, promptd's elsewhere.
-pub fn error(path: &str, err: &ApiError) -> Response<ResponseBody> {
-    if path.starts_with("/v1/") {
-        openai::error(err)
-    } else {
-        body::error(err)
+/// Which error body a request gets: its door's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{"error": {"type", "message", ...}}` of promptd's own and Parea's routes.
+    Promptd,
+    /// OpenAI's `{"error": {"message", "type", "param", "code"}}`.
+    OpenAi,
+}
+
+impl ErrorShape {
+    /// The shape for a request to `path` that resolved to `route`: the route's own; a path no
+    /// route serves gets OpenAI's under `/v1/` (an OpenAI client calling an endpoint promptd
+    /// does not serve), promptd's elsewhere.
+    pub fn of(route: Option<Route<'_>>, path: &str) -> ErrorShape {
+        match route {
+            Some(route) => route.error_shape(),
+            None if path.starts_with("/v1/") => ErrorShape::OpenAi,
+            None => ErrorShape::Promptd,
+        }
+    }
+}
+
+/// The error response of a request whose door has `shape`.
+pub fn error(shape: ErrorShape, err: &ApiError) -> Response<ResponseBody> {
+    match shape {
+        ErrorShape::OpenAi => openai::error(err),
+        ErrorShape::Promptd => body::error(err),
     }
 }
 
@@ -246,6 +282,17 @@ mod paths {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_chooses_its_error_shape_an_unserved_path_its_prefix() {
+        let shape = |path| ErrorShape::of(Route::resolve(path), path);
+        assert_eq!(shape("/v1/chat/completions"), ErrorShape::OpenAi);
+        assert_eq!(shape("/v1/models/deployment/p-1"), ErrorShape::OpenAi);
+        assert_eq!(shape("/api/parea/v1/completion"), ErrorShape::Promptd);
+        assert_eq!(shape("/cache/stats"), ErrorShape::Promptd);
+        assert_eq!(shape("/v1/completions"), ErrorShape::OpenAi, "not served");
+        assert_eq!(shape("/nope"), ErrorShape::Promptd);
+    }
 
     #[test]
     fn hosted_routes_are_recognised_by_first_segment() {

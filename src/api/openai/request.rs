@@ -19,11 +19,6 @@ use crate::api::{
 
 use super::Target;
 
-/// Where the log notes which route a completion came by (`metadata`).
-pub const ROUTE_METADATA_KEY: &str = "promptd_route";
-/// The route's path, as noted in the log.
-pub const CHAT_PATH: &str = "/v1/chat/completions";
-
 /// promptd's request headers on the `/v1` routes, as sent.
 #[derive(Debug, Clone, Default)]
 pub struct RequestHeaders<'a> {
@@ -383,22 +378,18 @@ fn read_inputs(
     Ok(inputs)
 }
 
-/// The log's metadata: `x-promptd-metadata` and the route it came by.
+/// The log's metadata: `x-promptd-metadata` (the engine notes the client and route).
 fn read_metadata(header: Option<&str>) -> Result<Map<String, Value>, ApiError> {
-    let mut metadata = match header {
-        None => Map::new(),
+    match header {
+        None => Ok(Map::new()),
         Some(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                return Err(bad(
-                    "x-promptd-metadata",
-                    "x-promptd-metadata must be a JSON object",
-                ))
-            }
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(bad(
+                "x-promptd-metadata",
+                "x-promptd-metadata must be a JSON object",
+            )),
         },
-    };
-    metadata.insert(ROUTE_METADATA_KEY.into(), Value::from(CHAT_PATH));
-    Ok(metadata)
+    }
 }
 
 #[cfg(test)]
