@@ -569,3 +569,51 @@ async fn a_shipped_record_is_no_longer_held() {
     }
     daemon.stop().await;
 }
+
+/// Every prepared request writes exactly one record: one whose client leaves while the
+/// provider still holds its whole answer says `cancelled` (before the record phase, it wrote
+/// none), and the answer the provider sends later adds nothing.
+#[tokio::test]
+async fn a_request_its_client_left_is_logged_once_as_cancelled() {
+    use common::fake_upstream::Gate;
+    use tokio::io::AsyncWriteExt;
+
+    let gate = Gate::new();
+    let openai = FakeUpstream::always(fixtures::openai_chat().held(&gate)).await;
+    let collector = FakeUpstream::always(collector_ok()).await;
+    let daemon = daemon(&openai, &collector).await;
+    let mut left = openai_hello();
+    left["trace_id"] = json!("left");
+    left["cache"] = json!(false);
+    let body = serde_json::to_vec(&left).expect("encode");
+    let mut conn = tokio::net::UnixStream::connect(&daemon.socket)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/parea/v1/completion HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    conn.write_all(&body).await.expect("write");
+    common::wait::wait_until("the call at the provider", || openai.calls() == 1).await;
+    drop(conn);
+    let requests = received(&collector, 1).await;
+    let record = &requests[0].body;
+    assert_eq!(record["trace_id"], "left", "{record}");
+    assert_eq!(record["status"], "cancelled", "{record}");
+    assert!(
+        record["error"].as_str().unwrap_or("").contains("went away"),
+        "{record}"
+    );
+
+    // The held answer comes back to nobody; the next request's record is the only other one.
+    gate.open();
+    let mut next = openai_hello();
+    next["trace_id"] = json!("next");
+    assert_eq!(daemon.post("/completion", &next).await.status, 200);
+    let requests = received(&collector, 2).await;
+    let ids: Vec<&Value> = requests.iter().map(|r| &r.body["trace_id"]).collect();
+    assert_eq!(ids.iter().filter(|id| **id == "left").count(), 1, "{ids:?}");
+    assert!(ids.contains(&&json!("next")), "{ids:?}");
+    daemon.stop().await;
+}

@@ -1,10 +1,11 @@
-//! Whole answers: bypass, hit, or a (shared) provider call; every outcome logged.
+//! Whole answers: bypass, hit, or a (shared) provider call; every outcome logged (once: the
+//! request's [`Record`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::answer::{entry_from_completion, response_from_entry};
-use super::log::Timing;
+use super::log::{Record, Timing};
 use super::order::{settle, Source};
 use super::{provider_error, Answer, Engine, Prepared, RequestCtx};
 use crate::api::{ApiError, CompletionRequest};
@@ -19,6 +20,7 @@ impl Engine {
     ) -> Result<Answer, ApiError> {
         let timing = Timing::now();
         let prepared = self.prepare(req, ctx).await?;
+        let record = Record::new(self, &prepared, timing);
         let result = match self.source(&prepared, false) {
             Source::Bypass => self.complete_uncached(&prepared, &timing).await,
             Source::Fresh { key, entry } => Ok(Answer {
@@ -54,8 +56,8 @@ impl Engine {
             }
         };
         match &result {
-            Ok(answer) => self.log_answer(&prepared, &answer.response, None),
-            Err(e) => self.log_failure(&prepared, e, &timing, None),
+            Ok(answer) => record.answered(&answer.response),
+            Err(e) => record.failed(e),
         }
         result
     }

@@ -1,11 +1,12 @@
-//! One log record per answered completion — fresh, cached, stale, failed or cancelled — built
-//! on the request path and written to the spool before the answer's last byte is sent (the
+//! One log record per prepared completion — fresh, cached, stale, failed or cancelled — by
+//! construction ([`Record`]), built on the request path and written to the spool before the answer's last byte is sent (the
 //! spool's append is one `write(2)`; its writer thread fsyncs on the group-commit cadence). So
 //! an answer a client received always has its record in the spool file, whatever kills the
 //! daemon after. A record is at most `spool.max_record_bytes`: longer texts in it are cut to a
 //! head and marked (`logs::record::cap`), never dropped for their size. A full spool drops (and
 //! counts) the record rather than waiting.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -90,16 +91,94 @@ fn configuration<'a>(chat: &'a ChatRequest, provider: &'a str) -> CallConfigurat
     }
 }
 
-impl Engine {
-    /// Write the record of an answered completion (`time_to_first_token` for streams) to the
-    /// spool. Called before the answer's last byte is sent: once a client has its answer, the
-    /// record is in the spool file and outlives a crash of the daemon.
-    pub(super) fn log_answer(
+/// The record phase of one prepared completion: its one log record, written by whichever of
+/// [`answered`](Record::answered), [`failed`](Record::failed) or
+/// [`cancelled`](Record::cancelled) ends the request — each takes the `Record` by value — or,
+/// when the request is dropped before any of them (its client went away while it waited), by
+/// `Drop`, as `cancelled` with nothing sent. So every request that got past its preparation
+/// writes exactly one record, by construction.
+pub(super) struct Record {
+    engine: Arc<Engine>,
+    prepared: Prepared,
+    timing: Timing,
+    /// Seconds to the first piece, for streams.
+    ttft: Option<f64>,
+    written: bool,
+}
+
+impl Record {
+    pub(super) fn new(engine: &Arc<Engine>, prepared: &Prepared, timing: Timing) -> Record {
+        Record {
+            engine: Arc::clone(engine),
+            prepared: prepared.clone(),
+            timing,
+            ttft: None,
+            written: false,
+        }
+    }
+
+    /// When the request started.
+    pub(super) fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    /// The stream's first piece arrived now: its time to first token.
+    pub(super) fn first_piece(&mut self) -> f64 {
+        let ttft = self.timing.elapsed();
+        self.ttft = Some(ttft);
+        ttft
+    }
+
+    /// The request was answered (a fresh, cached or stale answer). Written before the answer's
+    /// last byte is sent: once a client has its answer, the record is in the spool file and
+    /// outlives a crash of the daemon.
+    pub(super) fn answered(mut self, response: &CompletionResponse) {
+        self.write(response);
+    }
+
+    /// The request failed at the provider (before or after its stream started).
+    pub(super) fn failed(mut self, err: &ApiError) {
+        let response = self.response(String::new(), (0, 0), "error", err.to_string());
+        self.write(&response);
+    }
+
+    /// The client went away before the end: what it had been sent (`content`) and the tokens
+    /// the upstream had reported so far.
+    pub(super) fn cancelled(mut self, content: String, tokens: (u64, u64)) {
+        let why = "the client closed the stream before its end".to_owned();
+        let response = self.response(content, tokens, "cancelled", why);
+        self.write(&response);
+    }
+
+    fn response(
         &self,
-        prepared: &Prepared,
-        response: &CompletionResponse,
-        ttft: Option<f64>,
-    ) {
+        content: String,
+        (input_tokens, output_tokens): (u64, u64),
+        status: &str,
+        error: String,
+    ) -> CompletionResponse {
+        let prepared = &self.prepared;
+        CompletionResponse {
+            inference_id: prepared.trace_id.clone(),
+            content,
+            latency: self.timing.elapsed(),
+            input_tokens,
+            output_tokens,
+            total_tokens: input_tokens + output_tokens,
+            cost: 0.0,
+            model: prepared.chat.model.clone(),
+            provider: prepared.provider.name().to_owned(),
+            cache_hit: false,
+            status: status.to_owned(),
+            start_timestamp: iso(self.timing.start_ts),
+            end_timestamp: now_iso(),
+            error: Some(error),
+        }
+    }
+
+    fn write(&mut self, response: &CompletionResponse) {
+        self.written = true;
+        let prepared = &self.prepared;
         if !prepared.log.sampled_in() {
             return;
         }
@@ -108,66 +187,30 @@ impl Engine {
             configuration(&prepared.chat, prepared.provider.name()),
             response.clone(),
         );
-        record.time_to_first_token = ttft;
+        record.time_to_first_token = self.ttft;
         prepared
             .ctx
             .note_in(record.metadata.get_or_insert_with(Default::default));
-        self.logs.append(record);
+        self.engine.logs.append(record);
     }
+}
 
-    /// Spool the record of a completion that failed at the provider.
-    pub(super) fn log_failure(
-        &self,
-        prepared: &Prepared,
-        err: &ApiError,
-        timing: &Timing,
-        ttft: Option<f64>,
-    ) {
-        let response = CompletionResponse {
-            inference_id: prepared.trace_id.clone(),
-            content: String::new(),
-            latency: timing.elapsed(),
-            input_tokens: 0,
-            output_tokens: 0,
-            total_tokens: 0,
-            cost: 0.0,
-            model: prepared.chat.model.clone(),
-            provider: prepared.provider.name().to_owned(),
-            cache_hit: false,
-            status: "error".to_owned(),
-            start_timestamp: iso(timing.start_ts),
-            end_timestamp: now_iso(),
-            error: Some(err.to_string()),
-        };
-        self.log_answer(prepared, &response, ttft);
+/// A request dropped before its end: its client went away while it waited.
+impl Drop for Record {
+    fn drop(&mut self) {
+        if !self.written {
+            let why = "the client went away before the answer".to_owned();
+            let response = self.response(String::new(), (0, 0), "cancelled", why);
+            self.write(&response);
+        }
     }
+}
 
-    /// Spool the record of a stream whose client went away before its end: what it had been
-    /// sent (`content`), the tokens the upstream had reported so far, status `cancelled`.
-    pub(super) fn log_cancelled(
-        &self,
-        prepared: &Prepared,
-        content: String,
-        (input_tokens, output_tokens): (u64, u64),
-        timing: &Timing,
-        ttft: f64,
-    ) {
-        let response = CompletionResponse {
-            inference_id: prepared.trace_id.clone(),
-            content,
-            latency: timing.elapsed(),
-            input_tokens,
-            output_tokens,
-            total_tokens: input_tokens + output_tokens,
-            cost: 0.0,
-            model: prepared.chat.model.clone(),
-            provider: prepared.provider.name().to_owned(),
-            cache_hit: false,
-            status: "cancelled".to_owned(),
-            start_timestamp: iso(timing.start_ts),
-            end_timestamp: now_iso(),
-            error: Some("the client closed the stream before its end".to_owned()),
-        };
-        self.log_answer(prepared, &response, Some(ttft));
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("trace_id", &self.prepared.trace_id)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
     }
 }

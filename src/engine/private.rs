@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::answer::{entry_from_completion, response_from_entry};
-use super::log::Timing;
+use super::log::Record;
 use super::read::tool_calls_piece;
 use super::{provider_error, Engine, Prepared, StreamItem};
 use crate::providers::{Completion, Piece, ProviderError, UpstreamStream};
@@ -19,9 +19,9 @@ use crate::providers::{Completion, Piece, ProviderError, UpstreamStream};
 pub(super) struct PrivateStream {
     engine: Arc<Engine>,
     prepared: Prepared,
-    timing: Timing,
-    /// Seconds to the first piece.
-    ttft: f64,
+    /// The request's record, written when the upstream ends, fails, or is dropped (`None`
+    /// once written).
+    record: Option<Record>,
     /// The piece read before the response was committed.
     first: Option<Piece>,
     /// `None` once the upstream ended (or failed). Boxed: it is moved out and back on every
@@ -35,16 +35,14 @@ impl PrivateStream {
     pub(super) fn new(
         engine: Arc<Engine>,
         prepared: Prepared,
-        timing: Timing,
-        ttft: f64,
+        record: Record,
         first: Option<Piece>,
         upstream: UpstreamStream,
     ) -> Self {
         PrivateStream {
             engine,
             prepared,
-            timing,
-            ttft,
+            record: Some(record),
             first,
             upstream: Some(Box::new(upstream)),
             ending: VecDeque::new(),
@@ -86,8 +84,10 @@ impl PrivateStream {
         let prices = &self.engine.upstreams().prices;
         // No deltas kept: the entry is built from the completion (its text).
         let entry = entry_from_completion(prepared, completion, None, prices, (0, 0));
-        let response = response_from_entry(prepared, &entry, &self.timing, false);
-        self.engine.log_answer(prepared, &response, Some(self.ttft));
+        if let Some(record) = self.record.take() {
+            let response = response_from_entry(prepared, &entry, record.timing(), false);
+            record.answered(&response);
+        }
         let end = StreamItem::End(Arc::new(entry));
         match calls {
             Some(calls) => {
@@ -99,12 +99,13 @@ impl PrivateStream {
     }
 
     /// The upstream failed after the stream started: the record, and the error event.
-    fn fail(&self, e: ProviderError) -> StreamItem {
+    fn fail(&mut self, e: ProviderError) -> StreamItem {
         let prepared = &self.prepared;
         let err = provider_error(&prepared.provider, e, prepared.api_key.as_ref());
         tracing::warn!(trace_id = %prepared.trace_id, error = %err, "stream failed after it started");
-        self.engine
-            .log_failure(prepared, &err, &self.timing, Some(self.ttft));
+        if let Some(record) = self.record.take() {
+            record.failed(&err);
+        }
         StreamItem::Error(err.to_string())
     }
 }
@@ -116,13 +117,9 @@ impl Drop for PrivateStream {
             tracing::debug!(trace_id = %self.prepared.trace_id, "client went away; upstream stream cancelled");
             let partial = upstream.into_completion();
             let usage = (partial.usage.total_input(), partial.usage.output);
-            self.engine.log_cancelled(
-                &self.prepared,
-                partial.content(),
-                usage,
-                &self.timing,
-                self.ttft,
-            );
+            if let Some(record) = self.record.take() {
+                record.cancelled(partial.content(), usage);
+            }
         }
     }
 }

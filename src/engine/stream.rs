@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::answer::response_from_entry;
-use super::log::Timing;
+use super::log::{Record, Timing};
 use super::order::{settle, Source};
 use super::private::PrivateStream;
 use super::{
@@ -39,20 +39,18 @@ impl Engine {
     ) -> Result<CompletionStream, ApiError> {
         let timing = Timing::now();
         let prepared = self.prepare(req, ctx).await?;
+        let mut record = Record::new(self, &prepared, timing);
         let trace_id = prepared.trace_id.clone();
         let waited = Instant::now();
         let source = self.source(&prepared, true);
         let replayed_fresh = matches!(source, Source::Fresh { .. });
         let (items, cache, key) = match source {
             Source::Bypass => {
-                let items = self
-                    .stream_uncached(prepared.clone(), timing)
-                    .await
-                    .inspect_err(|e| self.log_failure(&prepared, e, &timing, None))?;
+                let items = self.stream_uncached(prepared, record).await?;
                 (items, CacheStatus::Bypass, None)
             }
             Source::Fresh { key, entry } => {
-                let items = self.replay_and_log(&prepared, Arc::from(entry), &timing, true);
+                let items = replay_and_log(&prepared, record, Arc::from(entry), true);
                 (items, CacheStatus::Hit, Some(key))
             }
             Source::Flight {
@@ -62,8 +60,8 @@ impl Engine {
             } => {
                 let (items, status) = match first_piece(&mut sub).await {
                     Ok(first) => {
-                        let ttft = timing.elapsed();
-                        let items = self.forward(first, sub, prepared, timing, ttft, !leader);
+                        record.first_piece();
+                        let items = self.forward(first, sub, prepared, record, !leader);
                         (
                             items,
                             if leader {
@@ -76,10 +74,10 @@ impl Engine {
                     Err(outcome) => match settle(outcome, leader) {
                         Ok((entry, status)) => {
                             let hit = status != CacheStatus::Miss;
-                            (self.replay_and_log(&prepared, entry, &timing, hit), status)
+                            (replay_and_log(&prepared, record, entry, hit), status)
                         }
                         Err(e) => {
-                            self.log_failure(&prepared, &e, &timing, None);
+                            record.failed(&e);
                             return Err(e);
                         }
                     },
@@ -103,19 +101,6 @@ impl Engine {
         })
     }
 
-    /// A complete answer replayed as a stream (one event per stored piece), logged at once.
-    fn replay_and_log(
-        &self,
-        prepared: &Prepared,
-        entry: Arc<CacheEntry>,
-        timing: &Timing,
-        cache_hit: bool,
-    ) -> StreamItems {
-        let response = response_from_entry(prepared, &entry, timing, cache_hit);
-        self.log_answer(prepared, &response, Some(response.latency));
-        replay(entry, prepared.dialect).into()
-    }
-
     /// Forward a flight's pieces to one client and log its record when the flight ends. When
     /// the client leaves, the flight goes on (and is cached), and this request's record says
     /// `cancelled`, with the text the client had been sent.
@@ -124,12 +109,10 @@ impl Engine {
         first: Piece,
         mut sub: Subscription<ApiError>,
         prepared: Prepared,
-        timing: Timing,
-        ttft: f64,
+        record: Record,
         cache_hit: bool,
     ) -> StreamItems {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let engine = Arc::clone(self);
         self.tasks.spawn(async move {
             let mut item = Some(StreamItem::Piece(first));
             let mut sent = String::new();
@@ -141,7 +124,7 @@ impl Engine {
                     };
                     if tx.send(it).await.is_err() {
                         // The client left: its record now; the flight goes on for the cache.
-                        engine.log_cancelled(&prepared, sent, (0, 0), &timing, ttft);
+                        record.cancelled(sent, (0, 0));
                         return;
                     }
                     crate::providers::push_within(
@@ -155,13 +138,17 @@ impl Engine {
                     Event::Outcome(outcome) => {
                         match settle(outcome, false) {
                             Ok((entry, _)) => {
-                                let response =
-                                    response_from_entry(&prepared, &entry, &timing, cache_hit);
-                                engine.log_answer(&prepared, &response, Some(ttft));
+                                let response = response_from_entry(
+                                    &prepared,
+                                    &entry,
+                                    record.timing(),
+                                    cache_hit,
+                                );
+                                record.answered(&response);
                                 let _ = tx.send(StreamItem::End(entry)).await;
                             }
                             Err(e) => {
-                                engine.log_failure(&prepared, &e, &timing, Some(ttft));
+                                record.failed(&e);
                                 let _ = tx.send(StreamItem::Error(e.to_string())).await;
                             }
                         }
@@ -178,22 +165,44 @@ impl Engine {
     async fn stream_uncached(
         self: &Arc<Self>,
         prepared: Prepared,
-        timing: Timing,
+        mut record: Record,
     ) -> Result<StreamItems, ApiError> {
         let provider = Arc::clone(&prepared.provider);
+        let key = prepared.api_key.as_ref();
         // Boxed: see `Engine::complete_uncached`.
-        let mut upstream =
-            Box::pin(provider.open_stream(&prepared.chat, prepared.api_key.as_ref()))
-                .await
-                .map_err(|e| provider_error(&provider, e, prepared.api_key.as_ref()))?;
-        let first = upstream
-            .next_piece()
-            .await
-            .map_err(|e| provider_error(&provider, e, prepared.api_key.as_ref()))?;
-        let ttft = timing.elapsed();
-        let stream = PrivateStream::new(Arc::clone(self), prepared, timing, ttft, first, upstream);
+        let opened = Box::pin(provider.open_stream(&prepared.chat, key)).await;
+        let read = match opened {
+            Ok(mut upstream) => match upstream.next_piece().await {
+                Ok(first) => Ok((first, upstream)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let (first, upstream) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                let err = provider_error(&provider, e, key);
+                record.failed(&err);
+                return Err(err);
+            }
+        };
+        record.first_piece();
+        let stream = PrivateStream::new(Arc::clone(self), prepared, record, first, upstream);
         Ok(StreamItems::private(stream))
     }
+}
+
+/// A complete answer replayed as a stream (one event per stored piece), logged at once.
+fn replay_and_log(
+    prepared: &Prepared,
+    mut record: Record,
+    entry: Arc<CacheEntry>,
+    cache_hit: bool,
+) -> StreamItems {
+    let response = response_from_entry(prepared, &entry, record.timing(), cache_hit);
+    record.first_piece();
+    record.answered(&response);
+    replay(entry, prepared.dialect).into()
 }
 
 /// The first piece of a flight, or the flight's outcome when it ends first.
