@@ -45,8 +45,11 @@ fn entry_of_about_4kb() -> CacheEntry {
         content: text.clone(),
         deltas: text.split_inclusive(". ").map(str::to_owned).collect(),
         tool_calls: vec![],
-        input_tokens: 500,
-        output_tokens: 400,
+        usage: promptd::model::Usage {
+            input: 500,
+            output: 400,
+            ..Default::default()
+        },
         cost: 0.001,
         model: "gpt-4o-mini-2024-07-18".into(),
         provider: "openai".into(),
@@ -101,7 +104,7 @@ fn bench(c: &mut Criterion) {
         &format!("sled get + decode of a {encoded} B entry (10k entries)"),
         |b| {
             b.iter(|| match cache.lookup(black_box(&key)) {
-                Lookup::Fresh(e) => e.output_tokens,
+                Lookup::Fresh(e) => e.usage.output,
                 _ => 0,
             })
         },

@@ -38,8 +38,11 @@ fn entry(i: u64) -> CacheEntry {
         content: text.join(" "),
         deltas: text,
         tool_calls: Vec::new(),
-        input_tokens: 12,
-        output_tokens: 90,
+        usage: promptd::model::Usage {
+            input: 12,
+            output: 90,
+            ..Default::default()
+        },
         cost: 0.0001,
         model: "gpt-4o-mini".into(),
         provider: "openai".into(),

@@ -228,3 +228,39 @@ async fn openai_route_usage_counts_every_prompt_token() {
     assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 1000);
     daemon.stop().await;
 }
+
+/// A cache entry keeps the cached prompt tokens apart: an OpenAI client answered from an entry
+/// a Parea request filled (Anthropic kind: no OpenAI body to return as received) is told them
+/// in `prompt_tokens_details`, and `prompt_tokens` still counts every prompt token.
+#[tokio::test]
+async fn an_entry_tells_openai_clients_its_cached_prompt_tokens() {
+    let fakes = Fakes::start().await;
+    let daemon = fakes.daemon("").await;
+    let mut parea = hello_request("anthropic", "claude-sonnet-4-20250514");
+    parea["trace_id"] = json!("filled");
+    let reply = daemon.post("/completion", &parea).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json()["input_tokens"], 1210, "every prompt token");
+    let body = json!({"model": "anthropic/claude-sonnet-4-20250514",
+        "messages": [{"role": "user", "content": "Hello"}]});
+    let reply = daemon
+        .request(
+            Method::POST,
+            "/v1/chat/completions",
+            Some(Bytes::from(serde_json::to_vec(&body).expect("encode"))),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        reply.headers.get("x-promptd-cache").map(|v| v.as_bytes()),
+        Some(&b"hit"[..])
+    );
+    let usage = &reply.json()["usage"];
+    assert_eq!(usage["prompt_tokens"], 1210, "{usage}");
+    assert_eq!(
+        usage["prompt_tokens_details"]["cached_tokens"], 1000,
+        "{usage}"
+    );
+    assert_eq!(usage["completion_tokens"], 20, "{usage}");
+    daemon.stop().await;
+}

@@ -16,11 +16,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::FinishReason;
+use crate::model::{FinishReason, Usage};
 
 /// Bump when [`CacheEntry`] or the header changes shape. 5: the finish reason is the model's
 /// ([`FinishReason`]), no longer the provider's word.
-pub const ENTRY_FORMAT: u8 = 5;
+pub const ENTRY_FORMAT: u8 = 6;
 
 /// Bytes of the fixed header after the format byte.
 const HEADER_LEN: usize = 24;
@@ -74,8 +74,9 @@ pub struct CacheEntry {
     /// The stream deltas, replayed one event each for `/completion/stream`.
     pub deltas: Vec<String>,
     pub tool_calls: Vec<StoredToolCall>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
+    /// Token counts as the provider reported them: cached prompt tokens and reasoning apart
+    /// (`usage.total_input()` is every prompt token).
+    pub usage: Usage,
     pub cost: f64,
     pub model: String,
     pub provider: String,
@@ -185,14 +186,47 @@ impl From<Finish> for FinishReason {
     }
 }
 
+/// [`Usage`] as stored: its five counts, in this order.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+struct StoredUsage {
+    input: u64,
+    output: u64,
+    cache_read: u64,
+    cache_write: u64,
+    reasoning: u64,
+}
+
+impl From<Usage> for StoredUsage {
+    fn from(u: Usage) -> StoredUsage {
+        StoredUsage {
+            input: u.input,
+            output: u.output,
+            cache_read: u.cache_read,
+            cache_write: u.cache_write,
+            reasoning: u.reasoning,
+        }
+    }
+}
+
+impl From<StoredUsage> for Usage {
+    fn from(u: StoredUsage) -> Usage {
+        Usage {
+            input: u.input,
+            output: u.output,
+            cache_read: u.cache_read,
+            cache_write: u.cache_write,
+            reasoning: u.reasoning,
+        }
+    }
+}
+
 /// [`CacheEntry`] as encoded (borrowed); [`Wire`] is the same fields decoded.
 #[derive(Serialize)]
 struct WireRef<'a> {
     content: &'a str,
     deltas: DeltasRef<'a>,
     tool_calls: &'a [StoredToolCall],
-    input_tokens: u64,
-    output_tokens: u64,
+    usage: StoredUsage,
     cost: f64,
     model: &'a str,
     provider: &'a str,
@@ -210,8 +244,7 @@ struct Wire {
     content: String,
     deltas: Deltas,
     tool_calls: Vec<StoredToolCall>,
-    input_tokens: u64,
-    output_tokens: u64,
+    usage: StoredUsage,
     cost: f64,
     model: String,
     provider: String,
@@ -264,8 +297,7 @@ impl<'a> WireRef<'a> {
                 None => DeltasRef::Texts(&e.deltas),
             },
             tool_calls: &e.tool_calls,
-            input_tokens: e.input_tokens,
-            output_tokens: e.output_tokens,
+            usage: e.usage.into(),
             cost: e.cost,
             model: &e.model,
             provider: &e.provider,
@@ -290,8 +322,7 @@ impl Wire {
             content: self.content,
             deltas,
             tool_calls: self.tool_calls,
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
+            usage: self.usage.into(),
             cost: self.cost,
             model: self.model,
             provider: self.provider,
@@ -414,8 +445,13 @@ pub(crate) mod tests {
                 name: "f".into(),
                 arguments: "{}".into(),
             }],
-            input_tokens: 3,
-            output_tokens: 2,
+            usage: Usage {
+                input: 3,
+                output: 2,
+                cache_read: 4,
+                cache_write: 5,
+                reasoning: 1,
+            },
             cost: 0.5,
             model: "m".into(),
             provider: "p".into(),

@@ -28,10 +28,10 @@ pub fn entry_from_completion(
         .model
         .clone()
         .unwrap_or_else(|| prepared.chat.model.clone());
-    // The entry (and so the record) counts every prompt token, cached or not; the cost prices
-    // the cached ones at their own rates.
+    // The entry keeps the cached prompt tokens apart (an OpenAI client sees them in
+    // `prompt_tokens_details`); the record counts every prompt token; the cost prices the
+    // cached ones at their own rates.
     let usage = completion.usage;
-    let (input, output) = (usage.total_input(), usage.output);
     let price_model = if prices.price(&model).is_some() {
         &model
     } else {
@@ -70,8 +70,7 @@ pub fn entry_from_completion(
                 arguments: c.arguments,
             })
             .collect(),
-        input_tokens: input,
-        output_tokens: output,
+        usage,
         cost,
         model,
         provider: prepared.provider.name().to_owned(),
@@ -96,9 +95,9 @@ pub fn response_from_entry(
         inference_id: prepared.trace_id.clone(),
         content: entry.content.clone(),
         latency: timing.elapsed(),
-        input_tokens: entry.input_tokens,
-        output_tokens: entry.output_tokens,
-        total_tokens: entry.input_tokens + entry.output_tokens,
+        input_tokens: entry.usage.total_input(),
+        output_tokens: entry.usage.output,
+        total_tokens: entry.usage.total_input() + entry.usage.output,
         cost: entry.cost,
         model: entry.model.clone(),
         provider: prepared.provider.name().to_owned(),

@@ -21,6 +21,7 @@ use crate::api::openai::embeddings::EmbeddingsCall;
 use crate::api::ApiError;
 use crate::cache::embed_key::{embedding_key, EmbeddingKeyParts};
 use crate::cache::{CacheEntry, CacheKey, CacheStatus, Lookup};
+use crate::model::Usage;
 use crate::providers::{Provider, ProviderKind};
 
 /// What the caller asked of the cache (`x-promptd-cache`).
@@ -170,7 +171,7 @@ impl Engine {
         self.cache.record_hit(key);
         Some(ItemAnswer {
             embedding,
-            tokens: entry.input_tokens,
+            tokens: entry.usage.input,
             model: entry.model,
         })
     }
@@ -181,8 +182,10 @@ impl Engine {
             content: item.embedding.to_string(),
             deltas: Vec::new(),
             tool_calls: Vec::new(),
-            input_tokens: item.tokens,
-            output_tokens: 0,
+            usage: Usage {
+                input: item.tokens,
+                ..Usage::default()
+            },
             cost: 0.0,
             model: item.model.clone(),
             provider: provider.to_owned(),

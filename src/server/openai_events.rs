@@ -192,7 +192,6 @@ pub fn view_of<'a>(entry: &'a Arc<CacheEntry>, trace_id: &str, created: i64) -> 
             })
             .collect(),
         finish_reason: entry.finish_reason.as_ref(),
-        input_tokens: entry.input_tokens,
-        output_tokens: entry.output_tokens,
+        usage: entry.usage,
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::model::FinishReason;
+use crate::model::{FinishReason, Usage};
 
 /// OpenAI's `finish_reason` of the model's: one of `stop`, `length`, `tool_calls` and
 /// `content_filter`, the words OpenAI clients know. A stop sequence is OpenAI's `stop`, a
@@ -52,8 +52,7 @@ pub struct AnswerView<'a> {
     pub text: String,
     pub tool_calls: Vec<ToolCallView<'a>>,
     pub finish_reason: Option<&'a FinishReason>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
+    pub usage: Usage,
 }
 
 #[derive(Deserialize, Default)]
@@ -109,8 +108,18 @@ impl Header {
     }
 }
 
-fn usage(input: u64, output: u64) -> Value {
-    json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output})
+/// OpenAI's `usage`: `prompt_tokens` counts every prompt token; the cached ones and the
+/// reasoning ones are told in the details when there are any.
+fn usage(usage: &Usage) -> Value {
+    let (input, output) = (usage.total_input(), usage.output);
+    let mut body = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
+    if usage.cache_read > 0 {
+        body["prompt_tokens_details"] = json!({"cached_tokens": usage.cache_read});
+    }
+    if usage.reasoning > 0 {
+        body["completion_tokens_details"] = json!({"reasoning_tokens": usage.reasoning});
+    }
+    body
 }
 
 fn tool_calls(calls: &[ToolCallView<'_>], indexed: bool) -> Value {
@@ -145,7 +154,7 @@ pub fn completion(view: &AnswerView<'_>) -> Bytes {
         json!([{"index": 0, "message": message, "logprobs": null,
             "finish_reason": finish_reason(view.finish_reason)}]),
     );
-    body["usage"] = usage(view.input_tokens, view.output_tokens);
+    body["usage"] = usage(&view.usage);
     Bytes::from(body.to_string())
 }
 
@@ -219,7 +228,7 @@ pub fn closing_chunks(
     out.push(chunk_event(&finish.to_string()));
     if include_usage {
         let mut chunk = header.object(object, json!([]));
-        chunk["usage"] = usage(view.input_tokens, view.output_tokens);
+        chunk["usage"] = usage(&view.usage);
         out.push(chunk_event(&chunk.to_string()));
     }
     out
@@ -243,8 +252,12 @@ mod tests {
                 arguments: "{}",
             }],
             finish_reason: Some(&FinishReason::ToolCalls),
-            input_tokens: 3,
-            output_tokens: 2,
+            usage: Usage {
+                input: 1,
+                output: 2,
+                cache_read: 2,
+                ..Usage::default()
+            },
         }
     }
 
@@ -261,6 +274,12 @@ mod tests {
             "f"
         );
         assert_eq!(body["usage"]["total_tokens"], 5);
+        assert_eq!(body["usage"]["prompt_tokens"], 3, "cached ones included");
+        assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
+        assert!(
+            body["usage"]["completion_tokens_details"].is_null(),
+            "no reasoning"
+        );
         assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
     }
 
