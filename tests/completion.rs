@@ -487,3 +487,52 @@ async fn a_provider_redirect_is_an_upstream_error_and_is_not_followed() {
     assert_eq!(redirecting.calls(), 1);
     assert_eq!(elsewhere.calls(), 0, "the key must not follow a redirect");
 }
+
+/// A model parameter an Anthropic-kind provider cannot honour is refused naming it (422
+/// `invalid_request` with its `field`, as every invalid request on this route), before any call
+/// (it was silently left out); the values the Parea SDK sends for unset parameters
+/// (penalties 0, `temp` and `top_p` 1) ask nothing and pass.
+#[tokio::test]
+async fn parameters_anthropic_cannot_honour_are_refused_by_name_not_dropped() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let daemon = daemon_with(&openai, &anthropic).await;
+    let with_params = |params: Value| {
+        let mut body = common::anthropic_hello();
+        body["llm_configuration"]["model_params"] = params;
+        body["cache"] = json!(false);
+        body
+    };
+    for (params, name) in [
+        (json!({"frequency_penalty": 0.5}), "frequency_penalty"),
+        (json!({"presence_penalty": -1.0}), "presence_penalty"),
+        (
+            json!({"response_format": {"type": "json_object"}}),
+            "response_format",
+        ),
+    ] {
+        let reply = daemon.post("/completion", &with_params(params)).await;
+        assert_eq!(reply.status, 422, "{name}: {}", reply.json());
+        assert_eq!(
+            reply.json()["error"]["field"],
+            format!("llm_configuration.model_params.{name}")
+        );
+        let message = reply.error_message();
+        assert!(
+            message.contains(name) && message.contains("anthropic"),
+            "{message}"
+        );
+    }
+    assert_eq!(anthropic.calls(), 0, "nothing refused reached the provider");
+    let sdk_defaults = json!({"temp": 1.0, "top_p": 1.0, "frequency_penalty": 0.0,
+        "presence_penalty": 0.0, "response_format": null});
+    let reply = daemon.post("/completion", &with_params(sdk_defaults)).await;
+    assert_eq!(reply.status, 200, "{}", reply.json());
+    assert_eq!(anthropic.calls(), 1);
+    // An OpenAI-kind provider gets them all.
+    let mut body = openai_hello();
+    body["llm_configuration"]["model_params"] = json!({"frequency_penalty": 0.5,
+        "response_format": {"type": "json_object"}});
+    assert_eq!(daemon.post("/completion", &body).await.status, 200);
+    daemon.stop().await;
+}

@@ -104,6 +104,41 @@ pub struct ModelParams {
     pub safe_prompt: Option<bool>,
 }
 
+impl ModelParams {
+    /// The model's parameters these ask for. A `response_format` is the structure it names:
+    /// `text` none, `json_schema` its schema, any other type a JSON object.
+    pub fn to_model(&self) -> crate::model::Params {
+        use crate::model::ResponseFormat;
+        let response_format = self.response_format.as_ref().map(|format| {
+            match format.get("type").and_then(Value::as_str) {
+                Some("text") => ResponseFormat::Text,
+                Some("json_schema") => {
+                    let spec = format.get("json_schema");
+                    let field = |name: &str| spec.and_then(|s| s.get(name));
+                    ResponseFormat::JsonSchema {
+                        name: field("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        schema: field("schema").cloned().unwrap_or(Value::Null),
+                        strict: field("strict").and_then(Value::as_bool),
+                    }
+                }
+                _ => ResponseFormat::JsonObject,
+            }
+        });
+        crate::model::Params {
+            temperature: self.temp,
+            top_p: self.top_p,
+            max_output_tokens: self.max_length.map(u64::from),
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            response_format,
+            ..crate::model::Params::default()
+        }
+    }
+}
+
 /// `function_call`: a mode (`"auto"`, `"none"`, a function name) or `{"name": ...}`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]

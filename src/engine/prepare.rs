@@ -17,6 +17,7 @@ use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
 use crate::memory::{MemoryBudget, Reservation};
 use crate::projects::ProjectStore;
+use crate::providers::support::{self, Param};
 use crate::providers::{openai, ChatRequest, Provider, ProviderKind};
 
 /// A request ready for the provider.
@@ -156,6 +157,9 @@ pub fn prepare(
         translated: None,
     };
     chat.translated = translate(req.dialect, &provider, &chat)?;
+    if req.dialect == Dialect::Parea {
+        honoured(&provider, &chat.params)?;
+    }
     Ok(Prepared {
         trace_id,
         provider,
@@ -167,6 +171,27 @@ pub fn prepare(
         dialect: req.dialect,
         memory: Arc::new(memory),
         ctx,
+    })
+}
+
+/// A Parea request's model parameters against what `provider`'s kind can honour: one it cannot
+/// is a 400 naming it (refuse, never drop). (The OpenAI route's translation refuses its own.)
+fn honoured(provider: &Provider, params: &ModelParams) -> Result<(), ApiError> {
+    support::check(provider.kind(), &params.to_model()).map_err(|refusal| {
+        let name = match refusal.param {
+            Param::PresencePenalty => "presence_penalty",
+            Param::FrequencyPenalty => "frequency_penalty",
+            Param::ResponseFormat => "response_format",
+            Param::Seed => "seed",
+        };
+        ApiError::InvalidRequest {
+            field: Some(format!("llm_configuration.model_params.{name}").into()),
+            message: format!(
+                "{name} cannot go to provider `{}`: {}",
+                provider.name(),
+                refusal.why
+            ),
+        }
     })
 }
 

@@ -4,8 +4,10 @@
 //! Anthropic wants `system` at the top level, turns that alternate user/assistant, and a
 //! `max_tokens`. Parea's messages are mapped so: every `system` turn (wherever it stands) joins
 //! the top-level system text, `example_*` and `tool` turns become user/assistant turns, and
-//! consecutive turns of the same role are merged. `frequency_penalty`, `presence_penalty`,
-//! `response_format` and `safe_prompt` have no Anthropic equivalent and are not sent.
+//! consecutive turns of the same role are merged. `frequency_penalty`, `presence_penalty` and
+//! `response_format` have no Anthropic equivalent: a request that asks for one (not at its
+//! neutral value) is refused before it gets here ([`super::support`]); `safe_prompt`
+//! (Mistral's) is not sent.
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
