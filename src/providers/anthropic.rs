@@ -261,13 +261,17 @@ impl StreamState {
     pub fn on_event(&mut self, event: &SseEvent) -> Result<Decoded, ProviderError> {
         let data: Value = serde_json::from_str(&event.data)
             .map_err(|e| ProviderError::Stream(format!("unreadable stream event: {e}")))?;
-        let kind = event
-            .event
-            .as_deref()
+        self.on_value(event.event.as_deref(), &data)
+    }
+
+    /// One event already parsed: its name (`event:`, else the data's `type`) and data.
+    pub fn on_value(&mut self, name: Option<&str>, data: &Value) -> Result<Decoded, ProviderError> {
+        let kind = name
+            .filter(|n| !n.is_empty())
             .or_else(|| data.get("type").and_then(Value::as_str))
             .unwrap_or("");
         let mut decoded = Decoded::default();
-        stream_usage(&mut self.usage, kind, &data);
+        stream_usage(&mut self.usage, kind, data);
         match kind {
             "message_start" => {
                 let message = &data["message"];
@@ -277,7 +281,7 @@ impl StreamState {
                     .map(str::to_owned);
             }
             "content_block_start" => {
-                let index = index_of(&data)?;
+                let index = index_of(data)?;
                 let block = &data["content_block"];
                 match block.get("type").and_then(Value::as_str) {
                     Some("tool_use") => {
@@ -304,7 +308,7 @@ impl StreamState {
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => decoded.delta = self.push_text(delta.get("text")),
                     Some("input_json_delta") => {
-                        let index = index_of(&data)?;
+                        let index = index_of(data)?;
                         let piece = delta
                             .get("partial_json")
                             .and_then(Value::as_str)

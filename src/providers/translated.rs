@@ -2,31 +2,21 @@
 //! translated into OpenAI's shapes with [`crate::api::openai::anthropic`].
 //!
 //! The request body was translated once, before any upstream call (`engine::prepare`, kept in
-//! [`ChatRequest::translated`](super::ChatRequest)). Here a whole Anthropic answer becomes a
-//! `chat.completion` body, read back with [`openai::parse_response`] so the [`Completion`]'s
-//! `raw` is that OpenAI body (replayed as it is by the OpenAI route) and its text, tool calls,
-//! usage and finish reason are filled for the Parea rendering and the log record. A stream's
-//! events go through a [`StreamTranslator`]; each chunk it yields is one piece, decoded by
-//! [`openai::StreamState`] as an OpenAI-kind upstream's chunk would be. The translator always
-//! adds the usage chunk (as promptd asks OpenAI-kind upstreams for it): the route drops it for
-//! a client that did not ask.
-//!
-//! The finish reason and the usage are the exceptions. The finish reason is decoded from Anthropic's own `stop_reason` by
-//! [`anthropic::finish_reason`], not read back from the OpenAI body, whose `stop` says both
-//! `end_turn` and `stop_sequence` (and `content_filter` a `refusal`): the entry keeps what the
-//! model said, for any door to render.
-//!
-//! The usage is read from the Anthropic side, never from the OpenAI rendering: OpenAI's shape
-//! has no field for cache writes (they are part of its `prompt_tokens`), and they are priced
-//! at their own rate.
+//! [`ChatRequest::translated`](super::ChatRequest)). Here the answer is decoded as Anthropic's
+//! ([`anthropic`]: text, tool calls, usage with cache reads and writes apart, the finish reason
+//! in Anthropic's own words) for the entry, the Parea rendering and the log record, and rendered
+//! into OpenAI's shapes for the OpenAI-route client: a whole answer's `chat.completion` body (the
+//! [`Completion`]'s `raw`, replayed as it is), a stream's chunks from a [`StreamTranslator`]. No
+//! rendering is read back: each answer and event is parsed once. The translator always adds the
+//! usage chunk (as promptd asks OpenAI-kind upstreams for it): the route drops it for a client
+//! that did not ask.
 
 use serde_json::Value;
 
+use super::anthropic;
 use super::sse::SseEvent;
-use super::{anthropic, openai};
-use super::{Completion, Decoded, ProviderError, Usage};
+use super::{Completion, Decoded, ProviderError};
 use crate::api::openai::anthropic::{response_from_anthropic, StreamTranslator};
-use crate::model::FinishReason;
 
 fn now_unix() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0)
@@ -40,41 +30,40 @@ fn answer_id(anthropic_id: Option<&str>) -> String {
     }
 }
 
-/// A whole Anthropic answer as a [`Completion`] whose `raw` is the `chat.completion` body.
-/// `model` is shown when the answer names none.
+/// A whole Anthropic answer as a [`Completion`] (decoded as Anthropic's, [`anthropic`]) whose
+/// `raw` is the `chat.completion` body rendered from it. `model` is shown when the answer names
+/// none.
 pub fn parse_response(body: &[u8], model: &str) -> Result<Completion, ProviderError> {
+    let mut completion = anthropic::parse_response(body)?;
     let anthropic: Value = serde_json::from_slice(body)
         .map_err(|e| ProviderError::Protocol(format!("messages body: {e}")))?;
-    if !anthropic.is_object() {
-        return Err(ProviderError::Protocol(
-            "messages body is not a JSON object".into(),
-        ));
-    }
     let id = answer_id(anthropic.get("id").and_then(Value::as_str));
     let model = anthropic
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or(model);
     let openai_body = response_from_anthropic(&anthropic, &id, now_unix(), model);
-    let mut completion = openai::parse_response(openai_body.to_string().as_bytes())?;
-    if let Some(reason) = anthropic.get("stop_reason").and_then(Value::as_str) {
-        completion.finish_reason = Some(anthropic::finish_reason(reason));
-    }
-    completion.usage = anthropic::usage_of(&anthropic["usage"]);
+    completion.raw = Some(openai_body.to_string());
     Ok(completion)
 }
 
-/// The state of one translated stream.
+/// The state of one translated stream: each Anthropic event is parsed once, decoded as
+/// Anthropic's (the text, tool calls, usage and finish reason of the completion) and
+/// translated into the OpenAI chunks the client gets, which are not read again.
 #[derive(Debug)]
 pub struct StreamState {
     translator: StreamTranslator,
-    /// Accumulates the completion from the chunks, as for an OpenAI-kind upstream.
-    chunks: openai::StreamState,
-    /// The `stop_reason` of `message_delta`, decoded as Anthropic's.
-    stop_reason: Option<FinishReason>,
-    /// The usage as the Anthropic events report it.
-    usage: Usage,
+    anthropic: anthropic::StreamState,
     done: bool,
+}
+
+/// Whether a chunk only reports usage (`choices: []`): sent only to clients that asked.
+fn is_usage_only(chunk: &Value) -> bool {
+    chunk
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+        && chunk.get("usage").is_some_and(|u| !u.is_null())
 }
 
 impl StreamState {
@@ -82,15 +71,14 @@ impl StreamState {
     pub fn new(model: &str, held: usize) -> Self {
         StreamState {
             translator: StreamTranslator::new(&answer_id(None), now_unix(), model, true),
-            chunks: openai::StreamState::new(held),
-            stop_reason: None,
-            usage: Usage::default(),
+            anthropic: anthropic::StreamState::new(held),
             done: false,
         }
     }
 
-    /// One Anthropic event: a [`Decoded`] per chunk it yields, then one with `done` after
-    /// `message_stop`. An `error` event is a stream error with its message.
+    /// One Anthropic event: a [`Decoded`] per chunk it yields (the event's text on the first),
+    /// then one with `done` after `message_stop`. An `error` event is a stream error with its
+    /// message.
     pub fn on_event(&mut self, event: &SseEvent) -> Result<Vec<Decoded>, ProviderError> {
         let data: Value = serde_json::from_str(&event.data)
             .map_err(|e| ProviderError::Stream(format!("unreadable stream event: {e}")))?;
@@ -110,27 +98,27 @@ impl StreamState {
                     .to_owned(),
             )
         })?;
-        let kind = match name {
-            "" => data.get("type").and_then(Value::as_str).unwrap_or(""),
-            name => name,
-        };
-        if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
-            self.stop_reason = Some(anthropic::finish_reason(reason));
-        }
-        anthropic::stream_usage(&mut self.usage, kind, &data);
-        let stop = kind == "message_stop";
-        if stop {
+        let decoded = self.anthropic.on_value(event.event.as_deref(), &data)?;
+        if decoded.done {
             chunks.extend(self.translator.finish());
         }
-        let mut out = Vec::with_capacity(chunks.len() + 1);
-        for chunk in chunks {
-            let piece = SseEvent {
-                event: None,
-                data: chunk.to_string(),
-            };
-            out.push(self.chunks.on_event(&piece)?);
+        let mut text = decoded.delta;
+        let mut out: Vec<Decoded> = chunks
+            .into_iter()
+            .map(|chunk| Decoded {
+                delta: text.take(),
+                usage_only: is_usage_only(&chunk),
+                chunk: Some(chunk.to_string()),
+                done: false,
+            })
+            .collect();
+        if let Some(text) = text {
+            out.push(Decoded {
+                delta: Some(text),
+                ..Decoded::default()
+            });
         }
-        if stop {
+        if decoded.done {
             self.done = true;
             out.push(Decoded {
                 done: true,
@@ -145,20 +133,16 @@ impl StreamState {
         self.done
     }
 
-    /// The completion; its finish reason Anthropic's, when `message_delta` gave one.
+    /// The completion, as Anthropic's events told it.
     pub fn into_completion(self) -> Completion {
-        let mut completion = self.chunks.into_completion();
-        if self.stop_reason.is_some() {
-            completion.finish_reason = self.stop_reason;
-        }
-        completion.usage = self.usage;
-        completion
+        self.anthropic.into_completion()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{FinishReason, Usage};
 
     fn event(name: &str, data: &str) -> SseEvent {
         SseEvent {
@@ -217,9 +201,8 @@ mod tests {
         let c = s.into_completion();
         assert_eq!(c.text, "Yo");
         assert_eq!(
-            c.finish_reason,
-            Some(FinishReason::Stop),
-            "no message_delta"
+            c.finish_reason, None,
+            "no message_delta: no reason (the OpenAI door renders it `stop`)"
         );
         assert_eq!((c.usage.input, c.usage.cache_write), (2, 4));
         let mut s = StreamState::new("m", usize::MAX);
