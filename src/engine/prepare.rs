@@ -16,8 +16,8 @@ use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
 use crate::memory::{MemoryBudget, Reservation};
+use crate::model::support::{self, Param};
 use crate::projects::ProjectStore;
-use crate::providers::support::{self, Param};
 use crate::providers::{openai, ChatRequest, Provider, ProviderKind};
 
 /// A request ready for the provider.

@@ -16,6 +16,7 @@ pub mod error;
 pub mod request;
 pub mod response;
 pub mod stream;
+pub mod support;
 
 pub use error::{Error, ErrorKind};
 pub use request::{

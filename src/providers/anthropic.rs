@@ -6,7 +6,7 @@
 //! the top-level system text, `example_*` and `tool` turns become user/assistant turns, and
 //! consecutive turns of the same role are merged. `frequency_penalty`, `presence_penalty` and
 //! `response_format` have no Anthropic equivalent: a request that asks for one (not at its
-//! neutral value) is refused before it gets here ([`super::support`]); `safe_prompt`
+//! neutral value) is refused before it gets here ([`crate::model::support`]); `safe_prompt`
 //! (Mistral's) is not sent.
 
 use serde::Deserialize;

@@ -13,7 +13,6 @@ pub mod metrics;
 pub mod openai;
 pub mod pricing;
 pub mod sse;
-pub mod support;
 pub mod translated;
 pub mod upstream_error;
 

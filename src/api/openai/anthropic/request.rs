@@ -3,6 +3,9 @@
 use serde_json::{json, Map, Value};
 
 use super::TranslateError;
+use crate::config::ProviderKind;
+use crate::model::support;
+use crate::model::{Params, ResponseFormat};
 
 /// The text of the user turn put before a conversation that starts with the assistant:
 /// Anthropic wants the user first and rejects empty text, and one character says the least.
@@ -147,14 +150,9 @@ fn check_field(key: &str, value: &Value) -> Result<(), TranslateError> {
         "logprobs" | "top_logprobs" => refuse("Anthropic models do not return log probabilities"),
         "logit_bias" if value.as_object().is_some_and(Map::is_empty) => Ok(()),
         "logit_bias" => refuse("Anthropic models take no logit bias"),
-        "presence_penalty" | "frequency_penalty" if is_zero() => Ok(()),
-        "presence_penalty" | "frequency_penalty" => {
-            refuse("Anthropic models take no presence or frequency penalty; use 0")
+        "presence_penalty" | "frequency_penalty" | "response_format" | "seed" => {
+            honoured(key, value)
         }
-        "response_format" if value.get("type").and_then(Value::as_str) == Some("text") => Ok(()),
-        "response_format" => refuse(
-            "Anthropic models have no JSON mode; only {\"type\": \"text\"} can be translated",
-        ),
         "modalities"
             if value
                 .as_array()
@@ -165,7 +163,6 @@ fn check_field(key: &str, value: &Value) -> Result<(), TranslateError> {
         "modalities" | "audio" => refuse("Anthropic models answer in text only"),
         "verbosity" if value == "medium" => Ok(()),
         "verbosity" => refuse("Anthropic models have no verbosity setting"),
-        "seed" => refuse("Anthropic models have no seed: sampling cannot be made reproducible"),
         "reasoning_effort" => {
             refuse("not translated to Anthropic's extended thinking; leave it unset")
         }
@@ -175,6 +172,24 @@ fn check_field(key: &str, value: &Value) -> Result<(), TranslateError> {
         }
         _ => refuse("unrecognized request argument"),
     }
+}
+
+/// A field the model has a parameter for, asked of what Anthropic-kind providers can honour
+/// ([`support`], the one check every door asks).
+fn honoured(key: &str, value: &Value) -> Result<(), TranslateError> {
+    let mut params = Params::default();
+    match key {
+        "presence_penalty" => params.presence_penalty = value.as_f64().or(Some(f64::NAN)),
+        "frequency_penalty" => params.frequency_penalty = value.as_f64().or(Some(f64::NAN)),
+        "seed" => params.seed = Some(value.as_i64().unwrap_or_default()),
+        _ => {
+            params.response_format = Some(match value.get("type").and_then(Value::as_str) {
+                Some("text") => ResponseFormat::Text,
+                _ => ResponseFormat::JsonObject,
+            })
+        }
+    }
+    support::check(ProviderKind::Anthropic, &params).map_err(|r| TranslateError::new(key, r.why))
 }
 
 /// One Anthropic turn under construction.

@@ -1,5 +1,7 @@
 //! What each provider kind can honour: one check of a request's parameters (the model's
-//! [`Params`]) against its kind, naming the first it cannot — refuse, never drop. A parameter
+//! [`Params`]) against its kind, naming the first it cannot — refuse, never drop. Every door
+//! asks it (the Parea route in `engine::prepare`, the OpenAI route's Anthropic translation) and
+//! names the parameter in its own vocabulary. A parameter
 //! at its neutral value (a penalty of 0, a text response format) asks nothing and passes: the
 //! Parea SDK sends every parameter, unset ones as those values.
 //!
@@ -7,8 +9,8 @@
 //! Ollama, ...), whose parameters differ: it is given everything, and its own error (passed
 //! through with its code and param) says what it does not take.
 
+use super::{Params, ResponseFormat};
 use crate::config::ProviderKind;
-use crate::model::{Params, ResponseFormat};
 
 /// A parameter of the model's [`Params`], for a door to name in its own vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
