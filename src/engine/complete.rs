@@ -19,12 +19,12 @@ impl Engine {
         ctx: RequestCtx,
     ) -> Result<Answer, ApiError> {
         let timing = Timing::now();
-        let prepared = self.prepare(req, ctx).await?;
-        let record = Record::new(self, &prepared, timing);
-        let result = match self.source(&prepared, false) {
-            Source::Bypass => self.complete_uncached(&prepared, &timing).await,
+        let record = Record::new(self, self.prepare(req, ctx).await?, timing);
+        let prepared = record.prepared();
+        let result = match self.source(prepared, false) {
+            Source::Bypass => self.complete_uncached(prepared, &timing).await,
             Source::Fresh { key, entry } => Ok(Answer {
-                response: response_from_entry(&prepared, &entry, &timing, true),
+                response: response_from_entry(prepared, &entry, &timing, true),
                 entry: Arc::from(entry),
                 cache: CacheStatus::Hit,
                 key: Some(key),
@@ -42,7 +42,7 @@ impl Engine {
                     self.cache.record(status);
                     Answer {
                         response: response_from_entry(
-                            &prepared,
+                            prepared,
                             &entry,
                             &timing,
                             status != CacheStatus::Miss,

@@ -107,14 +107,19 @@ pub(super) struct Record {
 }
 
 impl Record {
-    pub(super) fn new(engine: &Arc<Engine>, prepared: &Prepared, timing: Timing) -> Record {
+    pub(super) fn new(engine: &Arc<Engine>, prepared: Prepared, timing: Timing) -> Record {
         Record {
             engine: Arc::clone(engine),
-            prepared: prepared.clone(),
+            prepared,
             timing,
             ttft: None,
             written: false,
         }
+    }
+
+    /// The request the record is of.
+    pub(super) fn prepared(&self) -> &Prepared {
+        &self.prepared
     }
 
     /// When the request started.

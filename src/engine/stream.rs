@@ -39,7 +39,8 @@ impl Engine {
     ) -> Result<CompletionStream, ApiError> {
         let timing = Timing::now();
         let prepared = self.prepare(req, ctx).await?;
-        let mut record = Record::new(self, &prepared, timing);
+        // The record keeps its own copy: a stream's parts outlive this call.
+        let mut record = Record::new(self, prepared.clone(), timing);
         let trace_id = prepared.trace_id.clone();
         let waited = Instant::now();
         let source = self.source(&prepared, true);
