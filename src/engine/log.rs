@@ -200,11 +200,14 @@ impl Record {
     }
 }
 
-/// A request dropped before its end: its client went away while it waited.
+/// A request dropped before its end: its client went away while it waited (or the daemon's
+/// drain closed the connection).
 impl Drop for Record {
     fn drop(&mut self) {
         if !self.written {
-            let why = "the client went away before the answer".to_owned();
+            let why = "the request ended before its answer: the client went away, or the \
+                       daemon stopped"
+                .to_owned();
             let response = self.response(String::new(), (0, 0), "cancelled", why);
             self.write(&response);
         }

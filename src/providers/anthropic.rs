@@ -180,8 +180,19 @@ pub use crate::api::openai::anthropic::stop_reason as finish_reason;
 
 /// Parse a whole (non-stream) answer.
 pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
-    let m: Message = serde_json::from_slice(body)
-        .map_err(|e| ProviderError::Protocol(format!("messages body: {e}")))?;
+    serde_json::from_slice(body)
+        .map(completion_of)
+        .map_err(|e| ProviderError::Protocol(format!("messages body: {e}")))
+}
+
+/// A whole answer already parsed as JSON (the translation renders it too).
+pub fn parse_value(body: &Value) -> Result<Completion, ProviderError> {
+    Message::deserialize(body)
+        .map(completion_of)
+        .map_err(|e| ProviderError::Protocol(format!("messages body: {e}")))
+}
+
+fn completion_of(m: Message) -> Completion {
     let mut completion = Completion {
         model: m.model,
         finish_reason: m.stop_reason.as_deref().map(finish_reason),
@@ -204,7 +215,7 @@ pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
             _ => {} // thinking and other block types carry no answer text
         }
     }
-    Ok(completion)
+    completion
 }
 
 fn str_field(v: &Value, key: &str) -> String {

@@ -34,9 +34,9 @@ fn answer_id(anthropic_id: Option<&str>) -> String {
 /// `raw` is the `chat.completion` body rendered from it. `model` is shown when the answer names
 /// none.
 pub fn parse_response(body: &[u8], model: &str) -> Result<Completion, ProviderError> {
-    let mut completion = anthropic::parse_response(body)?;
     let anthropic: Value = serde_json::from_slice(body)
         .map_err(|e| ProviderError::Protocol(format!("messages body: {e}")))?;
+    let mut completion = anthropic::parse_value(&anthropic)?;
     let id = answer_id(anthropic.get("id").and_then(Value::as_str));
     let model = anthropic
         .get("model")
