@@ -56,6 +56,7 @@ pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod timestamp;
+pub mod wire;
 
 pub use config::Config;
 // Test helpers shared with tests/ (tests/common/*.rs, included with #[path] by unit tests) name

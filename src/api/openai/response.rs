@@ -11,20 +11,7 @@ use serde_json::{json, Value};
 
 use crate::model::{FinishReason, Usage};
 
-/// OpenAI's `finish_reason` of the model's: one of `stop`, `length`, `tool_calls` and
-/// `content_filter`, the words OpenAI clients know. A stop sequence is OpenAI's `stop`, a
-/// refusal its `content_filter`; a reason no door has a word for, or none, is `stop` (the
-/// answer is whole: promptd answers only complete ones).
-pub fn finish_reason(reason: Option<&FinishReason>) -> &'static str {
-    match reason {
-        None | Some(FinishReason::Stop | FinishReason::StopSequence | FinishReason::Other(_)) => {
-            "stop"
-        }
-        Some(FinishReason::Length) => "length",
-        Some(FinishReason::ToolCalls) => "tool_calls",
-        Some(FinishReason::ContentFilter | FinishReason::Refusal) => "content_filter",
-    }
-}
+pub use crate::wire::openai_chat::finish_reason;
 
 /// The end of an OpenAI stream.
 pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
@@ -108,19 +95,7 @@ impl Header {
     }
 }
 
-/// OpenAI's `usage`: `prompt_tokens` counts every prompt token; the cached ones and the
-/// reasoning ones are told in the details when there are any.
-fn usage(usage: &Usage) -> Value {
-    let (input, output) = (usage.total_input(), usage.output);
-    let mut body = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
-    if usage.cache_read > 0 {
-        body["prompt_tokens_details"] = json!({"cached_tokens": usage.cache_read});
-    }
-    if usage.reasoning > 0 {
-        body["completion_tokens_details"] = json!({"reasoning_tokens": usage.reasoning});
-    }
-    body
-}
+use crate::wire::openai_chat::usage_json as usage;
 
 fn tool_calls(calls: &[ToolCallView<'_>], indexed: bool) -> Value {
     calls

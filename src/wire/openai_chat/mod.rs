@@ -1,0 +1,43 @@
+//! OpenAI's chat completions wire and the model: a request decoded into the model
+//! ([`decode_request`]), the model's stream events rendered as chunks ([`EventRenderer`]), and
+//! the words and objects both directions share (the finish reason, `usage`).
+
+mod request;
+mod stream;
+
+use serde_json::{json, Value};
+
+pub use request::{decode_object, decode_request, Decoded};
+pub use stream::EventRenderer;
+
+use crate::model::{FinishReason, Usage};
+
+/// OpenAI's `finish_reason` of the model's: one of `stop`, `length`, `tool_calls` and
+/// `content_filter`, the words OpenAI clients know. A stop sequence is OpenAI's `stop`, a
+/// refusal its `content_filter`; a reason no door has a word for, or none, is `stop` (the
+/// answer is whole: promptd answers only complete ones).
+pub fn finish_reason(reason: Option<&FinishReason>) -> &'static str {
+    match reason {
+        None | Some(FinishReason::Stop | FinishReason::StopSequence | FinishReason::Other(_)) => {
+            "stop"
+        }
+        Some(FinishReason::Length) => "length",
+        Some(FinishReason::ToolCalls) => "tool_calls",
+        Some(FinishReason::ContentFilter | FinishReason::Refusal) => "content_filter",
+    }
+}
+
+/// OpenAI's `usage`: `prompt_tokens` counts every prompt token (cache reads and writes too);
+/// the cached ones and the reasoning ones are told in the details when there are any.
+pub fn usage_json(usage: &Usage) -> Value {
+    let (input, output) = (usage.total_input(), usage.output);
+    let mut body = json!({"prompt_tokens": input, "completion_tokens": output,
+        "total_tokens": input.saturating_add(output)});
+    if usage.cache_read > 0 {
+        body["prompt_tokens_details"] = json!({"cached_tokens": usage.cache_read});
+    }
+    if usage.reasoning > 0 {
+        body["completion_tokens_details"] = json!({"reasoning_tokens": usage.reasoning});
+    }
+    body
+}
