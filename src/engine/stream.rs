@@ -223,9 +223,9 @@ fn replay(entry: Arc<CacheEntry>, dialect: Dialect) -> mpsc::Receiver<StreamItem
             .chunks
             .iter()
             .map(|c| Piece {
-                text: None,
                 chunk: Some(c.clone()),
                 usage_only: is_usage_chunk(c),
+                ..Piece::default()
             })
             .collect(),
         Dialect::OpenAi => Vec::new(),

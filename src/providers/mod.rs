@@ -64,11 +64,14 @@ impl From<&str> for Piece {
 }
 
 /// One piece of an upstream stream as it arrives: the text it adds (if any) and, from an
-/// OpenAI-kind upstream, the event's JSON as received, for OpenAI-route clients.
+/// OpenAI-kind upstream, the event's JSON as received, for OpenAI-route clients; from an
+/// upstream of another wire, the model's events it made, which each door renders in its own.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Piece {
     pub text: Option<String>,
     pub chunk: Option<String>,
+    /// The model's events of this piece (empty when `chunk` carries it as received).
+    pub events: Vec<crate::model::StreamEvent>,
     /// `chunk` only reports usage (no choices): sent only to OpenAI-route clients that asked
     /// for it (`stream_options.include_usage`).
     pub usage_only: bool,
@@ -240,6 +243,8 @@ pub struct Decoded {
     pub chunk: Option<String>,
     /// `chunk` only reports usage (see [`Piece::usage_only`]).
     pub usage_only: bool,
+    /// The model's events of the event, from an upstream whose wire the client may not speak.
+    pub events: Vec<crate::model::StreamEvent>,
     /// The upstream signalled the end of the answer.
     pub done: bool,
 }

@@ -405,6 +405,7 @@ impl StreamState {
             delta: delta_text,
             chunk: Some(data.to_owned()),
             usage_only,
+            events: Vec::new(),
             done: false,
         })
     }

@@ -110,6 +110,7 @@ impl StreamState {
                 usage_only: is_usage_only(&chunk),
                 chunk: Some(chunk.to_string()),
                 done: false,
+                events: Vec::new(),
             })
             .collect();
         if let Some(text) = text {

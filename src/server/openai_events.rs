@@ -1,7 +1,8 @@
 //! The body of an OpenAI-route stream: each upstream chunk as its own SSE event (the usage
-//! chunk only for a client that asked for it), or — for an answer promptd holds only in parts —
-//! chunks rendered from its text and its end; `data: [DONE]` after a clean end, an error event
-//! and no `[DONE]` after a failure. Events ready together are sent as one frame ([`Batch`]).
+//! chunk only for a client that asked for it), or — for an answer from an upstream of another
+//! wire, or one promptd holds only in parts (a cache entry) — chunks rendered from the model's
+//! events ([`EventRenderer`]); `data: [DONE]` after a clean end, an error event and no `[DONE]`
+//! after a failure. Events ready together are sent as one frame ([`Batch`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,12 +12,14 @@ use bytes::Bytes;
 
 use super::batch::Batch;
 use crate::api::openai::response::{
-    self, chunk_event, closing_chunks, text_chunk, AnswerView, Header, ToolCallView, DONE_EVENT,
+    self, chunk_event, chunk_header, AnswerView, ToolCallView, DONE_EVENT,
 };
 use crate::api::openai::stream_error_event;
 use crate::cache::CacheEntry;
 use crate::engine::{StreamItem, StreamItems};
+use crate::model::{BlockKind, StreamEvent};
 use crate::providers::Piece;
+use crate::wire::openai_chat::{ChunkHeader, EventRenderer};
 
 /// An OpenAI-route stream being sent.
 #[derive(Debug)]
@@ -25,12 +28,13 @@ pub struct OpenAiEvents {
     include_usage: bool,
     trace_id: String,
     created: i64,
-    /// Upstream chunks were sent: nothing is rendered from parts.
+    /// Upstream chunks were sent: nothing is rendered.
     saw_chunk: bool,
-    /// Rendered text chunks so far (the first carries the role).
-    rendered: usize,
-    /// Parts seen before the end, to render from.
-    header: Option<Header>,
+    /// The model's events were rendered: the end adds only what closes them.
+    saw_events: bool,
+    /// Renders what is not sent as received (made at the first such piece, or at the end).
+    renderer: Option<Box<EventRenderer>>,
+    rendered: Vec<String>,
     queued: VecDeque<Bytes>,
     ended: bool,
     batch: Batch,
@@ -44,8 +48,9 @@ impl OpenAiEvents {
             trace_id,
             created: chrono::Utc::now().timestamp(),
             saw_chunk: false,
-            rendered: 0,
-            header: None,
+            saw_events: false,
+            renderer: None,
+            rendered: Vec::new(),
             queued: VecDeque::new(),
             ended: false,
             batch: Batch::default(),
@@ -58,6 +63,28 @@ impl OpenAiEvents {
         let next = batch.poll_next(cx, |cx| self.poll_event(cx));
         self.batch = batch;
         next
+    }
+
+    /// The renderer, made with a header of the trace id when the answer's is not known yet.
+    fn renderer(&mut self) -> &mut EventRenderer {
+        let (trace_id, created, include_usage) = (&self.trace_id, self.created, self.include_usage);
+        self.renderer.get_or_insert_with(|| {
+            Box::new(EventRenderer::new(
+                ChunkHeader {
+                    id: format!("chatcmpl-{trace_id}"),
+                    created,
+                    model: String::new(),
+                    system_fingerprint: None,
+                },
+                include_usage,
+            ))
+        })
+    }
+
+    /// Queue what the renderer made.
+    fn flush_rendered(&mut self) {
+        self.queued
+            .extend(self.rendered.drain(..).map(|chunk| chunk_event(&chunk)));
     }
 
     /// The next event.
@@ -88,41 +115,23 @@ impl OpenAiEvents {
                         return Poll::Ready(Some(chunk_event(&chunk)));
                     }
                 }
-                StreamItem::Piece(Piece {
-                    text: Some(text),
-                    chunk: None,
-                    ..
-                }) if !self.saw_chunk => {
-                    let header = self
-                        .header
-                        .get_or_insert_with(|| Header::placeholder(&self.trace_id, self.created));
-                    let event = text_chunk(header, &text, self.rendered == 0);
-                    self.rendered += 1;
-                    return Poll::Ready(Some(event));
+                StreamItem::Piece(Piece { events, .. })
+                    if !self.saw_chunk && !events.is_empty() =>
+                {
+                    self.saw_events = true;
+                    let mut out = std::mem::take(&mut self.rendered);
+                    let renderer = self.renderer();
+                    for event in &events {
+                        renderer.render(event, &mut out);
+                    }
+                    self.rendered = out;
+                    self.flush_rendered();
                 }
-                // Parea's tool-call text of a stream whose chunks already carried the calls.
+                // Parea's tool-call text of a stream whose chunks or events carried the calls.
                 StreamItem::Piece(_) => continue,
                 StreamItem::End(entry) => {
                     if !self.saw_chunk {
-                        let view = view_of(&entry, &self.trace_id, self.created);
-                        let header = self.header.take().unwrap_or_else(|| Header::of(&view));
-                        if self.rendered == 0 {
-                            // A replay: its text deltas first.
-                            for text in text_deltas(&entry) {
-                                self.queued.push_back(text_chunk(
-                                    &header,
-                                    text,
-                                    self.rendered == 0,
-                                ));
-                                self.rendered += 1;
-                            }
-                        }
-                        self.queued.extend(closing_chunks(
-                            &header,
-                            &view,
-                            self.rendered > 0,
-                            self.include_usage,
-                        ));
+                        self.render_end(&entry);
                     }
                     self.queued.push_back(Bytes::from_static(DONE_EVENT));
                     self.ended = true;
@@ -134,6 +143,58 @@ impl OpenAiEvents {
             }
         }
     }
+
+    /// The chunks that end a rendered stream: for an answer whose events were not seen (a
+    /// cache replay), the entry's text, tool calls, usage and finish first.
+    fn render_end(&mut self, entry: &Arc<CacheEntry>) {
+        let mut out = std::mem::take(&mut self.rendered);
+        if !self.saw_events {
+            let view = view_of(entry, &self.trace_id, self.created);
+            let renderer = self.renderer.get_or_insert_with(|| {
+                Box::new(EventRenderer::new(chunk_header(&view), self.include_usage))
+            });
+            for event in entry_events(entry) {
+                renderer.render(&event, &mut out);
+            }
+        }
+        self.renderer().finish(&mut out);
+        self.rendered = out;
+        self.flush_rendered();
+    }
+}
+
+/// The model's events of a whole answer held in a cache entry.
+fn entry_events(entry: &CacheEntry) -> Vec<StreamEvent> {
+    let mut events = vec![StreamEvent::Start {
+        id: None,
+        model: Some(entry.model.clone()),
+    }];
+    events.extend(
+        text_deltas(entry)
+            .iter()
+            .map(|text| StreamEvent::TextDelta {
+                index: 0,
+                text: text.clone(),
+            }),
+    );
+    for (i, call) in entry.tool_calls.iter().enumerate() {
+        events.push(StreamEvent::BlockStart {
+            index: i + 1,
+            kind: BlockKind::ToolCall {
+                id: call.id.clone(),
+                name: call.name.clone(),
+            },
+        });
+        events.push(StreamEvent::ToolArgsDelta {
+            index: i + 1,
+            json: call.arguments.clone(),
+        });
+    }
+    events.push(StreamEvent::Usage(entry.usage));
+    if let Some(reason) = &entry.finish_reason {
+        events.push(StreamEvent::Finish(reason.clone()));
+    }
+    events
 }
 
 /// The text deltas of an entry: its deltas without the tool calls' JSON, which is the last one

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::model::{FinishReason, Usage};
+use crate::wire::openai_chat::ChunkHeader;
 
 pub use crate::wire::openai_chat::finish_reason;
 
@@ -49,50 +50,31 @@ struct Ids {
     system_fingerprint: Option<String>,
 }
 
-/// The fields every rendered object carries: `id`, `created`, `model`, `system_fingerprint`.
-#[derive(Debug, Clone)]
-pub struct Header {
-    id: String,
-    created: i64,
-    model: String,
-    system_fingerprint: Option<String>,
+/// The fields every rendered object carries: `id`, `created`, `model`, `system_fingerprint`
+/// (the upstream's, from its first chunk or its body, when it gave them).
+pub fn chunk_header(view: &AnswerView<'_>) -> ChunkHeader {
+    let ids: Ids = view
+        .first_chunk
+        .or(view.raw_response)
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    ChunkHeader {
+        id: ids.id.unwrap_or_else(|| view.fallback_id.clone()),
+        created: ids.created.unwrap_or(view.created),
+        model: view.model.to_owned(),
+        system_fingerprint: ids.system_fingerprint,
+    }
 }
 
-impl Header {
-    pub fn of(view: &AnswerView<'_>) -> Header {
-        let ids: Ids = view
-            .first_chunk
-            .or(view.raw_response)
-            .and_then(|c| serde_json::from_str(c).ok())
-            .unwrap_or_default();
-        Header {
-            id: ids.id.unwrap_or_else(|| view.fallback_id.clone()),
-            created: ids.created.unwrap_or(view.created),
-            model: view.model.to_owned(),
-            system_fingerprint: ids.system_fingerprint,
-        }
+fn object(header: &ChunkHeader, object: &str, choices: Value) -> Value {
+    let mut v = json!({
+        "id": header.id, "object": object, "created": header.created, "model": header.model,
+        "choices": choices,
+    });
+    if let Some(fp) = &header.system_fingerprint {
+        v["system_fingerprint"] = Value::from(fp.as_str());
     }
-
-    /// The header of a rendered stream before its end is known (the model comes with it).
-    pub fn placeholder(trace_id: &str, created: i64) -> Header {
-        Header {
-            id: format!("chatcmpl-{trace_id}"),
-            created,
-            model: String::new(),
-            system_fingerprint: None,
-        }
-    }
-
-    fn object(&self, object: &str, choices: Value) -> Value {
-        let mut v = json!({
-            "id": self.id, "object": object, "created": self.created, "model": self.model,
-            "choices": choices,
-        });
-        if let Some(fp) = &self.system_fingerprint {
-            v["system_fingerprint"] = Value::from(fp.as_str());
-        }
-        v
-    }
+    v
 }
 
 use crate::wire::openai_chat::usage_json as usage;
@@ -124,7 +106,8 @@ pub fn completion(view: &AnswerView<'_>) -> Bytes {
     if !view.tool_calls.is_empty() {
         message["tool_calls"] = tool_calls(&view.tool_calls, false);
     }
-    let mut body = Header::of(view).object(
+    let mut body = object(
+        &chunk_header(view),
         "chat.completion",
         json!([{"index": 0, "message": message, "logprobs": null,
             "finish_reason": finish_reason(view.finish_reason)}]),
@@ -155,58 +138,6 @@ struct UsageProbe {
 pub fn is_usage_chunk(json_text: &str) -> bool {
     serde_json::from_str::<UsageProbe>(json_text)
         .is_ok_and(|p| p.choices.is_empty() && p.usage.is_some())
-}
-
-/// Chunks rendered from parts: the first text one carries the role.
-pub fn text_chunk(header: &Header, text: &str, first: bool) -> Bytes {
-    let delta = if first {
-        json!({"role": "assistant", "content": text})
-    } else {
-        json!({"content": text})
-    };
-    let chunk = header.object(
-        "chat.completion.chunk",
-        json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]),
-    );
-    chunk_event(&chunk.to_string())
-}
-
-/// The chunks that end a rendered stream: the tool calls (whole), the finish reason, and with
-/// `include_usage` the usage chunk.
-pub fn closing_chunks(
-    header: &Header,
-    view: &AnswerView<'_>,
-    role_sent: bool,
-    include_usage: bool,
-) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let object = "chat.completion.chunk";
-    if !view.tool_calls.is_empty() {
-        let mut delta = json!({"tool_calls": tool_calls(&view.tool_calls, true)});
-        if !role_sent {
-            delta["role"] = Value::from("assistant");
-            delta["content"] = Value::Null;
-        }
-        let chunk = header.object(
-            object,
-            json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": null}]),
-        );
-        out.push(chunk_event(&chunk.to_string()));
-    } else if !role_sent {
-        out.push(text_chunk(header, "", true));
-    }
-    let finish = header.object(
-        object,
-        json!([{"index": 0, "delta": {}, "logprobs": null,
-            "finish_reason": finish_reason(view.finish_reason)}]),
-    );
-    out.push(chunk_event(&finish.to_string()));
-    if include_usage {
-        let mut chunk = header.object(object, json!([]));
-        chunk["usage"] = usage(&view.usage);
-        out.push(chunk_event(&chunk.to_string()));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -273,15 +204,6 @@ mod tests {
         ] {
             assert_eq!(finish_reason(reason), word, "{reason:?}");
         }
-        let mut v = view();
-        v.finish_reason = Some(&FinishReason::Refusal);
-        let closing = closing_chunks(&Header::of(&v), &v, false, false);
-        let last = closing.last().expect("a finish chunk");
-        let text = std::str::from_utf8(last).unwrap_or_default();
-        assert!(
-            text.contains(r#""finish_reason":"content_filter""#),
-            "{text}"
-        );
     }
 
     #[test]
@@ -292,8 +214,5 @@ mod tests {
         assert!(!is_usage_chunk(
             r#"{"choices":[{"delta":{}}],"usage":null}"#
         ));
-        let v = view();
-        let closing = closing_chunks(&Header::of(&v), &v, false, true);
-        assert_eq!(closing.len(), 3);
     }
 }

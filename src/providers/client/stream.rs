@@ -156,10 +156,11 @@ impl UpstreamStream {
                 self.finished = true;
                 self.pending.clear();
             }
-            if decoded.delta.is_some() || decoded.chunk.is_some() {
+            if decoded.delta.is_some() || decoded.chunk.is_some() || !decoded.events.is_empty() {
                 self.ready.push_back(Piece {
                     text: decoded.delta,
                     chunk: decoded.chunk,
+                    events: decoded.events,
                     usage_only: decoded.usage_only,
                 });
             }

@@ -16,12 +16,20 @@ use serde_json::{json, Value};
 use super::{finish_reason, usage_json};
 use crate::model::{BlockKind, FinishReason, StreamEvent, Usage, MAX_TOOL_CALLS};
 
+/// The fields every chunk carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkHeader {
+    pub id: String,
+    pub created: i64,
+    pub model: String,
+    /// `null` in the chunks when `None`.
+    pub system_fingerprint: Option<String>,
+}
+
 /// Renders one stream's events, in order, as chunk JSON texts.
 #[derive(Debug)]
 pub struct EventRenderer {
-    id: String,
-    created: i64,
-    model: String,
+    header: ChunkHeader,
     include_usage: bool,
     /// The role chunk went out.
     started: bool,
@@ -33,13 +41,11 @@ pub struct EventRenderer {
 }
 
 impl EventRenderer {
-    /// `id`, `created` and `model` go into every chunk; `include_usage` is the client's
+    /// `header` goes into every chunk; `include_usage` is the client's
     /// `stream_options.include_usage` (then every chunk has `usage: null` but the last).
-    pub fn new(id: &str, created: i64, model: &str, include_usage: bool) -> Self {
+    pub fn new(header: ChunkHeader, include_usage: bool) -> Self {
         EventRenderer {
-            id: id.to_owned(),
-            created,
-            model: model.to_owned(),
+            header,
             include_usage,
             started: false,
             tools: Vec::new(),
@@ -49,16 +55,23 @@ impl EventRenderer {
         }
     }
 
-    /// The model shown in the chunks (a renderer made before the answer named it).
-    pub fn set_model(&mut self, model: &str) {
-        model.clone_into(&mut self.model);
+    /// Nothing was rendered yet.
+    pub fn is_fresh(&self) -> bool {
+        !self.started
     }
 
     /// The chunks of one event (often none), appended to `out`. An error event renders
     /// nothing: the door ends the stream with its own error event.
     pub fn render(&mut self, event: &StreamEvent, out: &mut Vec<String>) {
         match event {
-            StreamEvent::Start { .. } => self.start(out),
+            StreamEvent::Start { model, .. } => {
+                if let Some(model) = model.as_deref().filter(|m| !m.is_empty()) {
+                    if !self.started {
+                        model.clone_into(&mut self.header.model);
+                    }
+                }
+                self.start(out);
+            }
             StreamEvent::BlockStart {
                 index,
                 kind: BlockKind::ToolCall { id, name },
@@ -133,11 +146,11 @@ impl EventRenderer {
 
     fn object(&self, choices: Value) -> Value {
         json!({
-            "id": self.id,
+            "id": self.header.id,
             "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": null,
+            "created": self.header.created,
+            "model": self.header.model,
+            "system_fingerprint": self.header.system_fingerprint,
             "choices": choices,
         })
     }
@@ -164,14 +177,23 @@ mod tests {
             .collect()
     }
 
+    fn header() -> ChunkHeader {
+        ChunkHeader {
+            id: "chatcmpl-1".into(),
+            created: 7,
+            model: "m".into(),
+            system_fingerprint: None,
+        }
+    }
+
     #[test]
     fn text_then_two_tool_calls_then_finish_and_usage() {
-        let mut r = EventRenderer::new("chatcmpl-1", 7, "m", true);
+        let mut r = EventRenderer::new(header(), true);
         let mut out = Vec::new();
         for event in [
             StreamEvent::Start {
                 id: None,
-                model: None,
+                model: Some("answered".into()),
             },
             StreamEvent::TextDelta {
                 index: 0,
@@ -218,6 +240,7 @@ mod tests {
         let chunks = parse(&out);
         assert_eq!(chunks.len(), 8, "{chunks:#?}");
         assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(chunks[0]["model"], "answered");
         assert!(chunks[0]["usage"].is_null() && chunks[0].get("usage").is_some());
         assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "Hi");
         assert_eq!(
@@ -243,7 +266,7 @@ mod tests {
 
     #[test]
     fn without_a_finish_event_the_stream_stops_and_no_usage_unless_asked() {
-        let mut r = EventRenderer::new("i", 1, "m", false);
+        let mut r = EventRenderer::new(header(), false);
         let mut out = Vec::new();
         r.finish(&mut out);
         let chunks = parse(&out);
