@@ -8,6 +8,7 @@
 //! into cost, [`upstream_error`] reads a non-2xx answer into the model's error.
 
 pub mod anthropic;
+mod chat;
 pub mod client;
 pub mod metrics;
 pub mod openai;

@@ -133,7 +133,7 @@ fn role_name(role: Role) -> &'static str {
 
 /// A Parea function definition (`{name, description, parameters}`) as an OpenAI tool; one
 /// already in tool shape passes unchanged.
-fn tool(function: &Value) -> Value {
+pub(crate) fn tool(function: &Value) -> Value {
     if function.get("type").is_some() && function.get("function").is_some() {
         function.clone()
     } else {
@@ -141,7 +141,7 @@ fn tool(function: &Value) -> Value {
     }
 }
 
-fn tool_choice(spec: &FunctionCallSpec) -> Value {
+pub(crate) fn tool_choice(spec: &FunctionCallSpec) -> Value {
     match spec {
         FunctionCallSpec::Mode(mode) if matches!(mode.as_str(), "auto" | "none" | "required") => {
             Value::from(mode.as_str())

@@ -7,7 +7,7 @@ mod stream;
 
 use serde_json::{json, Value};
 
-pub use request::{decode_object, decode_request, Decoded};
+pub use request::{decode_object, decode_request, Decoded, Decoder};
 pub use stream::{ChunkHeader, EventRenderer};
 
 use crate::model::{FinishReason, Usage};

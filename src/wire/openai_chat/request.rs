@@ -35,9 +35,10 @@ pub struct Decoded {
     pub hints: Vec<String>,
 }
 
-/// Fields kept as extras that cannot change what the answer means.
+/// Fields kept as extras that cannot change what the answer means (`safe_prompt` is Mistral's
+/// prompt guard, which only OpenAI-kind servers of Mistral read).
 const HINTS: &[&str] = &[
-    "model",
+    "safe_prompt",
     "stream_options",
     "metadata",
     "store",
@@ -67,20 +68,61 @@ pub fn decode_request(body: &[u8]) -> Result<Decoded, Error> {
 
 /// [`decode_request`] of a body already parsed.
 pub fn decode_object(object: Map<String, Value>) -> Result<Decoded, Error> {
-    let model = match object.get("model") {
-        Some(Value::String(m)) => m.clone(),
-        _ => String::new(),
-    };
-    let mut request = Request::new(model, Wire::OpenAiChat);
-    let mut hints = Vec::new();
-    let mut max_tokens = None;
-    let mut max_completion_tokens = None;
+    let mut decoder = Decoder::default();
     for (key, value) in object {
-        if value.is_null() {
-            continue;
+        decoder.field(key, value)?;
+    }
+    decoder.finish()
+}
+
+/// Decodes a request field by field: for a request whose fields are not one JSON object (the
+/// OpenAI route keeps the fields it does not read apart from the ones it does).
+#[derive(Debug)]
+pub struct Decoder {
+    decoded: Decoded,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+}
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        Decoder {
+            decoded: Decoded {
+                request: Request::new(String::new(), Wire::OpenAiChat),
+                hints: Vec::new(),
+            },
+            max_tokens: None,
+            max_completion_tokens: None,
         }
+    }
+}
+
+impl Decoder {
+    /// The request so far (its messages and system part, to fill directly).
+    pub fn request(&mut self) -> &mut Request {
+        &mut self.decoded.request
+    }
+
+    /// One top-level field of the body (`null` is absent).
+    pub fn field(&mut self, key: String, value: Value) -> Result<(), Error> {
+        if value.is_null() {
+            return Ok(());
+        }
+        let request = &mut self.decoded.request;
         match key.as_str() {
-            "messages" => messages(&value, &mut request)?,
+            "model" => {
+                if let Value::String(model) = &value {
+                    model.clone_into(&mut request.model);
+                }
+                self.decoded.hints.push(key.clone());
+                request.extras.insert(key, value);
+            }
+            "messages" => {
+                let list = value
+                    .as_array()
+                    .ok_or_else(|| bad("messages", "expected a list of messages"))?;
+                messages(list, request)?;
+            }
             "tools" => request.tools = tools(&value)?,
             "tool_choice" => request.tool_choice = Some(tool_choice(&value)?),
             "parallel_tool_calls" => {
@@ -90,8 +132,8 @@ pub fn decode_object(object: Map<String, Value>) -> Result<Decoded, Error> {
                         .ok_or_else(|| bad(&key, "expected a boolean"))?,
                 )
             }
-            "max_tokens" => max_tokens = Some(positive(&key, &value)?),
-            "max_completion_tokens" => max_completion_tokens = Some(positive(&key, &value)?),
+            "max_tokens" => self.max_tokens = Some(positive(&key, &value)?),
+            "max_completion_tokens" => self.max_completion_tokens = Some(positive(&key, &value)?),
             "temperature" => request.params.temperature = Some(number(&key, &value)?),
             "top_p" => request.params.top_p = Some(number(&key, &value)?),
             "presence_penalty" => request.params.presence_penalty = Some(number(&key, &value)?),
@@ -120,17 +162,28 @@ pub fn decode_object(object: Map<String, Value>) -> Result<Decoded, Error> {
             }
             _ => {
                 if HINTS.contains(&key.as_str()) || at_default(&key, &value) {
-                    hints.push(key.clone());
+                    self.decoded.hints.push(key.clone());
                 }
                 request.extras.insert(key, value);
             }
         }
+        Ok(())
     }
-    request.params.max_output_tokens = max_completion_tokens.or(max_tokens);
-    if request.messages.is_empty() && request.system.is_empty() {
-        return Err(bad("messages", "expected a non-empty list of messages"));
+
+    /// The messages as sent (leading system and developer ones become the system part).
+    pub fn messages(&mut self, list: &[Value]) -> Result<(), Error> {
+        messages(list, &mut self.decoded.request)
     }
-    Ok(Decoded { request, hints })
+
+    /// The request: refused when it holds no message.
+    pub fn finish(mut self) -> Result<Decoded, Error> {
+        let request = &mut self.decoded.request;
+        request.params.max_output_tokens = self.max_completion_tokens.or(self.max_tokens);
+        if request.messages.is_empty() && request.system.is_empty() {
+            return Err(bad("messages", "expected a non-empty list of messages"));
+        }
+        Ok(self.decoded)
+    }
 }
 
 /// A field at its OpenAI default: it asks nothing.
@@ -202,10 +255,7 @@ fn response_format(value: &Value) -> Result<ResponseFormat, Error> {
 }
 
 /// The messages into `request`: leading system and developer messages become its system part.
-fn messages(list: &Value, request: &mut Request) -> Result<(), Error> {
-    let list = list
-        .as_array()
-        .ok_or_else(|| bad("messages", "expected a list of messages"))?;
+fn messages(list: &[Value], request: &mut Request) -> Result<(), Error> {
     for (i, m) in list.iter().enumerate() {
         let at = format!("messages[{i}]");
         let role = m
