@@ -177,6 +177,10 @@ pub struct Request {
     pub tool_choice: Option<ToolChoice>,
     pub params: Params,
     pub stream: bool,
+    /// An opaque id of the end user the request is made for, for the provider's abuse
+    /// monitoring (OpenAI's `user` or `safety_identifier`, Anthropic's `metadata.user_id`). It
+    /// does not change what the answer means: no part of a cache key.
+    pub user: Option<String>,
     /// The wire the request came in on.
     pub wire: Wire,
     /// The fields of that wire the model has no place for, kept verbatim (a same-wire
@@ -196,6 +200,7 @@ impl Request {
             tool_choice: None,
             params: Params::default(),
             stream: false,
+            user: None,
             wire,
             extras: Map::new(),
         }

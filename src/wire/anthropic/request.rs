@@ -1,0 +1,953 @@
+//! Anthropic request bodies <-> the model's [`Request`] (the rules are in the parent's header).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::ProviderKind;
+use crate::model::support::{self, Param};
+use crate::model::{
+    Block, Error, ErrorKind, ImageSource, Message, Params, Request, Role, Tool, ToolChoice, Wire,
+};
+
+/// The text of the user turn put before a conversation that starts with the assistant:
+/// Anthropic wants the user first and rejects empty text, and one character says the least.
+const LEADING_USER_TURN: &str = ".";
+
+/// Image types Anthropic accepts in a `base64` source.
+const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// Top-level fields that are hints: they change cost or speed, not what the answer means.
+/// (`output_config` is one only when it holds nothing but `effort`: see [`is_hint`].)
+const HINTS: [&str; 7] = [
+    "metadata",
+    "thinking",
+    "context_management",
+    "service_tier",
+    "container",
+    "mcp_servers",
+    "cache_control",
+];
+
+/// The hint name of `cache_control` on blocks and tools, which the model has no place for.
+const BLOCK_CACHE_CONTROL: &str = "cache_control";
+
+/// The fields [`encode_request`] writes itself: extras by these names are never sent beside.
+const ENCODED_FIELDS: [&str; 12] = [
+    "model",
+    "max_tokens",
+    "system",
+    "messages",
+    "tools",
+    "tool_choice",
+    "stop_sequences",
+    "temperature",
+    "top_p",
+    "top_k",
+    "metadata",
+    "stream",
+];
+
+/// An InvalidRequest error naming `param`.
+fn invalid(param: impl Into<String>, why: impl fmt::Display) -> Error {
+    let param = param.into();
+    let mut error = Error::new(ErrorKind::InvalidRequest, format!("{param}: {why}"));
+    error.param = Some(param);
+    error
+}
+
+// ------------------------------------------------------------------------------------------
+// Decoding (the Anthropic door).
+
+/// A decoded Anthropic request: the model's request, and which of its extras are hints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub request: Request,
+    /// The names of the hint fields the request carried: the keys of `request.extras` that are
+    /// hints, and `cache_control` when blocks or tools carried one (the model has no place for
+    /// it: it is lost in any re-encoding and listed as dropped). Sorted, each once.
+    pub hints: Vec<String>,
+}
+
+/// An Anthropic Messages request body as the model (see the parent's header for the table).
+/// A wrong shape is an [`ErrorKind::InvalidRequest`] whose `param` is the field's path
+/// (`messages[2].content[0].type`).
+pub fn decode_request(body: &[u8]) -> Result<Decoded, Error> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let wire: InRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let param = if path == "." { "body".to_owned() } else { path };
+        invalid(param, e.into_inner())
+    })?;
+    de.end().map_err(|e| invalid("body", e))?;
+    let mut hints = Vec::new();
+    let mut request = Request::new(wire.model, Wire::AnthropicMessages);
+    let mut cache_control = false;
+    if let Some(system) = wire.system {
+        request.system = match system {
+            OneOrMany::One(text) => vec![Block::Text(text)],
+            OneOrMany::Many(blocks) => blocks
+                .into_iter()
+                .enumerate()
+                .map(|(j, b)| block(b, &format!("system[{j}]"), &mut cache_control))
+                .collect::<Result<_, _>>()?,
+        };
+    }
+    request.messages = wire
+        .messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| message(m, i, &mut cache_control))
+        .collect::<Result<_, _>>()?;
+    if let Some(tools) = wire.tools {
+        request.tools = tools
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                cache_control |= t.cache_control.is_some();
+                tool(t, i)
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(choice) = wire.tool_choice {
+        request.tool_choice = Some(match choice.kind.as_str() {
+            "auto" => ToolChoice::Auto,
+            "any" => ToolChoice::Required,
+            "none" => ToolChoice::None,
+            "tool" => ToolChoice::Tool(
+                choice
+                    .name
+                    .ok_or_else(|| invalid("tool_choice.name", "expected a string"))?,
+            ),
+            other => {
+                return Err(invalid(
+                    "tool_choice.type",
+                    format!("unknown tool choice {other:?}: expected auto, any, tool or none"),
+                ))
+            }
+        });
+        if choice.disable_parallel_tool_use == Some(true) {
+            request.params.parallel_tool_calls = Some(false);
+        }
+    }
+    request.params = Params {
+        temperature: wire.temperature,
+        top_p: wire.top_p,
+        top_k: wire.top_k,
+        max_output_tokens: wire.max_tokens,
+        stop: wire.stop_sequences.unwrap_or_default(),
+        ..request.params
+    };
+    request.stream = wire.stream.unwrap_or(false);
+    request.user = wire
+        .rest
+        .get("metadata")
+        .and_then(|m| m.get("user_id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    for (key, value) in &wire.rest {
+        if is_hint(key, value) {
+            hints.push(key.clone());
+        }
+    }
+    if cache_control && !hints.iter().any(|h| h == BLOCK_CACHE_CONTROL) {
+        hints.push(BLOCK_CACHE_CONTROL.to_owned());
+    }
+    hints.sort();
+    request.extras = wire.rest;
+    Ok(Decoded { request, hints })
+}
+
+/// Whether a top-level field the model has no place for is a hint.
+fn is_hint(key: &str, value: &Value) -> bool {
+    match key {
+        // `effort` is a hint; a `format` asks for the answer's shape.
+        "output_config" => value
+            .as_object()
+            .is_some_and(|o| o.keys().all(|k| k == "effort")),
+        _ => HINTS.contains(&key),
+    }
+}
+
+fn message(m: InMessage, i: usize, cache_control: &mut bool) -> Result<Message, Error> {
+    let role = match m.role.as_str() {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "system" => Role::System,
+        other => {
+            return Err(invalid(
+                format!("messages[{i}].role"),
+                format!("unknown role {other:?}: expected user, assistant or system"),
+            ))
+        }
+    };
+    let content = match m.content {
+        OneOrMany::One(text) => vec![Block::Text(text)],
+        OneOrMany::Many(blocks) => blocks
+            .into_iter()
+            .enumerate()
+            .map(|(j, b)| block(b, &format!("messages[{i}].content[{j}]"), cache_control))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Message {
+        role,
+        content,
+        name: None,
+    })
+}
+
+fn required<T>(value: Option<T>, at: &str, key: &str) -> Result<T, Error> {
+    value.ok_or_else(|| invalid(format!("{at}.{key}"), "required"))
+}
+
+/// One content block at `at`.
+fn block(b: InBlock, at: &str, cache_control: &mut bool) -> Result<Block, Error> {
+    *cache_control |= b.cache_control.is_some();
+    Ok(match b.kind.as_str() {
+        "text" => Block::Text(required(b.text, at, "text")?),
+        "image" => {
+            let source = required(b.source, at, "source")?;
+            let at = format!("{at}.source");
+            let source = match source.kind.as_str() {
+                "base64" => ImageSource::Base64 {
+                    media_type: required(source.media_type, &at, "media_type")?,
+                    data: required(source.data, &at, "data")?,
+                },
+                "url" => ImageSource::Url(required(source.url, &at, "url")?),
+                other => {
+                    return Err(invalid(
+                        format!("{at}.type"),
+                        format!("image sources of type {other:?} are not supported: use base64 or url"),
+                    ))
+                }
+            };
+            Block::Image {
+                source,
+                detail: None,
+            }
+        }
+        "tool_use" => Block::ToolCall {
+            id: required(b.id, at, "id")?,
+            name: required(b.name, at, "name")?,
+            arguments: b.input.map_or_else(|| "{}".to_owned(), |v| v.to_string()),
+        },
+        "tool_result" => {
+            let content = match b.content {
+                None => Vec::new(),
+                Some(OneOrMany::One(text)) if text.is_empty() => Vec::new(),
+                Some(OneOrMany::One(text)) => vec![Block::Text(text)],
+                Some(OneOrMany::Many(parts)) => parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, part)| {
+                        let at = format!("{at}.content[{k}]");
+                        match part.kind.as_str() {
+                            "text" | "image" => block(part, &at, cache_control),
+                            other => Err(invalid(
+                                format!("{at}.type"),
+                                format!("tool results of type {other:?} are not supported: use text or image"),
+                            )),
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            Block::ToolResult {
+                call_id: required(b.tool_use_id, at, "tool_use_id")?,
+                content,
+                is_error: b.is_error.unwrap_or(false),
+            }
+        }
+        "thinking" => Block::Reasoning {
+            text: b.thinking.unwrap_or_default(),
+            signature: b.signature,
+            encrypted: None,
+            redacted: None,
+        },
+        "redacted_thinking" => Block::Reasoning {
+            text: String::new(),
+            signature: None,
+            encrypted: None,
+            redacted: Some(required(b.data, at, "data")?),
+        },
+        other => {
+            return Err(invalid(
+                format!("{at}.type"),
+                format!("content blocks of type {other:?} are not supported by promptd"),
+            ))
+        }
+    })
+}
+
+fn tool(t: InTool, i: usize) -> Result<Tool, Error> {
+    match t.kind.as_deref() {
+        None | Some("custom") => {}
+        Some(other) => {
+            return Err(invalid(
+                format!("tools[{i}].type"),
+                format!("server tools ({other:?}) are not supported by promptd: use custom tools"),
+            ))
+        }
+    }
+    Ok(Tool {
+        name: t.name,
+        description: t.description,
+        parameters: required(t.input_schema, &format!("tools[{i}]"), "input_schema")?,
+        strict: t.strict,
+    })
+}
+
+/// The top-level body: known fields typed, the others kept as they came.
+struct InRequest {
+    model: String,
+    system: Option<OneOrMany<InBlock>>,
+    messages: Vec<InMessage>,
+    max_tokens: Option<u64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<u64>,
+    stop_sequences: Option<Vec<String>>,
+    stream: Option<bool>,
+    tools: Option<Vec<InTool>>,
+    tool_choice: Option<InToolChoice>,
+    rest: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for InRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(InRequestVisitor)
+    }
+}
+
+struct InRequestVisitor;
+
+impl<'de> Visitor<'de> for InRequestVisitor {
+    type Value = InRequest;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an Anthropic Messages request object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<InRequest, A::Error> {
+        let mut model: Option<String> = None;
+        let mut messages: Option<Vec<InMessage>> = None;
+        let mut r = InRequest {
+            model: String::new(),
+            system: None,
+            messages: Vec::new(),
+            max_tokens: None,
+            temperature: None,
+            top_p: None,
+            top_k: None,
+            stop_sequences: None,
+            stream: None,
+            tools: None,
+            tool_choice: None,
+            rest: Map::new(),
+        };
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "model" => model = Some(map.next_value()?),
+                "messages" => messages = Some(map.next_value()?),
+                "system" => r.system = map.next_value()?,
+                "max_tokens" => r.max_tokens = map.next_value()?,
+                "temperature" => r.temperature = map.next_value()?,
+                "top_p" => r.top_p = map.next_value()?,
+                "top_k" => r.top_k = map.next_value()?,
+                "stop_sequences" => r.stop_sequences = map.next_value()?,
+                "stream" => r.stream = map.next_value()?,
+                "tools" => r.tools = map.next_value()?,
+                "tool_choice" => r.tool_choice = map.next_value()?,
+                _ => {
+                    let value: Value = map.next_value()?;
+                    if !value.is_null() {
+                        r.rest.insert(key.into_owned(), value);
+                    }
+                }
+            }
+        }
+        r.model = model.ok_or_else(|| de::Error::missing_field("model"))?;
+        r.messages = messages.ok_or_else(|| de::Error::missing_field("messages"))?;
+        Ok(r)
+    }
+}
+
+/// A content that is a string or a list (`system`, a message's and a tool result's content).
+enum OneOrMany<T> {
+    One(String),
+    Many(Vec<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of content blocks")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(OneOrMany::One(s.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(OneOrMany::One(s))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany::Many(items))
+            }
+        }
+        deserializer.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+struct InMessage {
+    role: String,
+    content: OneOrMany<InBlock>,
+}
+
+/// Any content block: its `type` says which of the fields it has.
+#[derive(Deserialize)]
+struct InBlock {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+    source: Option<InImageSource>,
+    id: Option<String>,
+    name: Option<String>,
+    input: Option<Value>,
+    tool_use_id: Option<String>,
+    content: Option<OneOrMany<InBlock>>,
+    is_error: Option<bool>,
+    thinking: Option<String>,
+    signature: Option<String>,
+    data: Option<String>,
+    cache_control: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct InImageSource {
+    #[serde(rename = "type")]
+    kind: String,
+    media_type: Option<String>,
+    data: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InTool {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: String,
+    description: Option<String>,
+    input_schema: Option<Value>,
+    strict: Option<bool>,
+    cache_control: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct InToolChoice {
+    #[serde(rename = "type")]
+    kind: String,
+    name: Option<String>,
+    disable_parallel_tool_use: Option<bool>,
+}
+
+// ------------------------------------------------------------------------------------------
+// Encoding (an Anthropic-kind provider).
+
+/// How to encode a request for an Anthropic-kind provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Ask for a stream (`stream: true`).
+    pub stream: bool,
+    /// `max_tokens` when the request sets no `max_output_tokens` (Anthropic requires one).
+    pub default_max_tokens: u32,
+}
+
+/// An encoded request: the body, and the hints left out of it (for `x-promptd-dropped`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub body: Vec<u8>,
+    pub dropped: Vec<String>,
+}
+
+/// The body for an Anthropic-kind provider from a model request of any wire (see the parent's
+/// header for the table). `hints` are the names of `req.extras` (and of block-level fields)
+/// that are hints, as the request's door decoded them. Refuses, as an
+/// [`ErrorKind::InvalidRequest`] naming the parameter, what would change the answer and has no
+/// Anthropic translation.
+pub fn encode_request(
+    req: &Request,
+    hints: &[String],
+    opts: &EncodeOptions,
+) -> Result<Encoded, Error> {
+    let params = &req.params;
+    support::check(ProviderKind::Anthropic, params)
+        .map_err(|refusal| invalid(param_name(refusal.param), refusal.why))?;
+    if params.reasoning_effort.is_some() {
+        return Err(invalid(
+            "reasoning_effort",
+            "not translated to Anthropic's extended thinking; leave it unset",
+        ));
+    }
+    let same_wire = req.wire == Wire::AnthropicMessages;
+    let mut extras: BTreeMap<&str, &Value> = BTreeMap::new();
+    let mut dropped: Vec<String> = Vec::new();
+    for (key, value) in &req.extras {
+        if same_wire {
+            if !ENCODED_FIELDS.contains(&key.as_str()) || key == "metadata" {
+                extras.insert(key, value);
+            }
+        } else if hints.iter().any(|h| h == key) {
+            dropped.push(key.clone());
+        } else {
+            return Err(invalid(
+                key.as_str(),
+                "unrecognized request argument: it has no Anthropic translation",
+            ));
+        }
+    }
+    for hint in hints {
+        if !req.extras.contains_key(hint) && !dropped.contains(hint) {
+            dropped.push(hint.clone()); // block-level hints: no place in the model
+        }
+    }
+
+    let max_tokens = match params.max_output_tokens {
+        Some(0) => return Err(invalid("max_tokens", "expected a positive integer")),
+        Some(n) => n,
+        None => u64::from(opts.default_max_tokens),
+    };
+    let temperature = unit("temperature", params.temperature)?;
+    let top_p = unit("top_p", params.top_p)?;
+
+    let (system, messages) = turns(req)?;
+    let tools: Vec<OutTool> = req
+        .tools
+        .iter()
+        .map(|t| OutTool {
+            name: &t.name,
+            description: t.description.as_deref(),
+            input_schema: match &t.parameters {
+                Value::Null => Cow::Owned(serde_json::json!({"type": "object", "properties": {}})),
+                schema => Cow::Borrowed(schema),
+            },
+            strict: t.strict.filter(|_| same_wire),
+        })
+        .collect();
+    if !same_wire && req.tools.iter().any(|t| t.strict == Some(true)) {
+        dropped.push("strict".to_owned());
+    }
+    let tool_choice = tool_choice(req, !tools.is_empty())?;
+    let metadata = match (&req.user, extras.contains_key("metadata")) {
+        (Some(user), false) => Some(OutMetadata { user_id: user }),
+        _ => None,
+    };
+    let body = OutBody {
+        model: &req.model,
+        max_tokens,
+        system,
+        messages,
+        tools,
+        tool_choice,
+        stop_sequences: params
+            .stop
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .collect(),
+        temperature,
+        top_p,
+        top_k: params.top_k,
+        metadata,
+        stream: opts.stream.then_some(true),
+        extras,
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| invalid("body", e))?;
+    Ok(Encoded { body, dropped })
+}
+
+/// The name of a model parameter, as OpenAI and Anthropic both call it.
+fn param_name(param: Param) -> &'static str {
+    match param {
+        Param::PresencePenalty => "presence_penalty",
+        Param::FrequencyPenalty => "frequency_penalty",
+        Param::ResponseFormat => "response_format",
+        Param::Seed => "seed",
+    }
+}
+
+/// A number in 0..=1 (Anthropic's range for `temperature` and `top_p`).
+fn unit(param: &str, value: Option<f64>) -> Result<Option<f64>, Error> {
+    match value {
+        Some(x) if !(0.0..=1.0).contains(&x) => {
+            Err(invalid(param, "Anthropic accepts values from 0 to 1"))
+        }
+        other => Ok(other),
+    }
+}
+
+fn tool_choice(req: &Request, have_tools: bool) -> Result<Option<OutToolChoice<'_>>, Error> {
+    let choice = req.tool_choice.as_ref().map(|c| match c {
+        ToolChoice::Auto => OutToolChoice::new("auto", None),
+        ToolChoice::None => OutToolChoice::new("none", None),
+        ToolChoice::Required => OutToolChoice::new("any", None),
+        ToolChoice::Tool(name) => OutToolChoice::new("tool", Some(name.as_str())),
+    });
+    if !have_tools {
+        return match choice {
+            Some(c) if c.kind != "auto" && c.kind != "none" => {
+                Err(invalid("tool_choice", "requires tools to choose from"))
+            }
+            _ => Ok(None), // with no tools there is nothing to choose
+        };
+    }
+    if req.params.parallel_tool_calls != Some(false) {
+        return Ok(choice);
+    }
+    Ok(match choice {
+        Some(c) if c.kind == "none" => Some(c),
+        c => {
+            let mut c = c.unwrap_or_else(|| OutToolChoice::new("auto", None));
+            c.disable_parallel_tool_use = Some(true);
+            Some(c)
+        }
+    })
+}
+
+/// One Anthropic turn under construction.
+struct Turn<'a> {
+    role: &'static str,
+    blocks: Vec<OutBlock<'a>>,
+    /// One message of one text block: sent as a string.
+    plain: bool,
+}
+
+/// The top-level system text and the turns of a request.
+fn turns(req: &Request) -> Result<(Option<String>, Vec<OutTurn<'_>>), Error> {
+    let mut system: Vec<&str> = Vec::new();
+    for (j, b) in req.system.iter().enumerate() {
+        system_text(b, &format!("system[{j}]"), &mut system)?;
+    }
+    let mut turns: Vec<Turn> = Vec::new();
+    for (i, m) in req.messages.iter().enumerate() {
+        let at = format!("messages[{i}]");
+        let role = match m.role {
+            Role::System | Role::Developer => {
+                for (j, b) in m.content.iter().enumerate() {
+                    system_text(b, &format!("{at}.content[{j}]"), &mut system)?;
+                }
+                continue;
+            }
+            Role::User | Role::Tool => "user",
+            Role::Assistant => "assistant",
+        };
+        let mut blocks = Vec::with_capacity(m.content.len());
+        for (j, b) in m.content.iter().enumerate() {
+            if let Some(b) = out_block(b, &format!("{at}.content[{j}]"))? {
+                blocks.push(b);
+            }
+        }
+        if blocks.is_empty() {
+            continue; // Anthropic rejects empty turns; an empty message says nothing
+        }
+        match turns.last_mut() {
+            Some(last) if last.role == role => {
+                last.blocks.extend(blocks);
+                last.plain = false;
+            }
+            _ => {
+                let plain = matches!(blocks.as_slice(), [OutBlock::Text { .. }]);
+                turns.push(Turn {
+                    role,
+                    blocks,
+                    plain,
+                })
+            }
+        }
+    }
+    if turns.is_empty() {
+        return Err(invalid(
+            "messages",
+            "Anthropic needs at least one non-empty user or assistant message",
+        ));
+    }
+    let mut out = Vec::with_capacity(turns.len() + 1);
+    if turns[0].role == "assistant" {
+        out.push(OutTurn {
+            role: "user",
+            content: OutContent::Text(LEADING_USER_TURN),
+        });
+    }
+    for mut turn in turns {
+        let content = match turn.blocks.as_slice() {
+            [OutBlock::Text { text }] if turn.plain => OutContent::Text(text),
+            _ => {
+                // Anthropic wants a turn's tool results before its other content.
+                turn.blocks
+                    .sort_by_key(|b| !matches!(b, OutBlock::ToolResult { .. }));
+                OutContent::Blocks(turn.blocks)
+            }
+        };
+        out.push(OutTurn {
+            role: turn.role,
+            content,
+        });
+    }
+    let system = (!system.is_empty()).then(|| system.join("\n\n"));
+    Ok((system, out))
+}
+
+/// A system block's text (empty texts left out); anything else is refused.
+fn system_text<'a>(b: &'a Block, at: &str, system: &mut Vec<&'a str>) -> Result<(), Error> {
+    match b {
+        Block::Text(text) if text.is_empty() => Ok(()),
+        Block::Text(text) => {
+            system.push(text);
+            Ok(())
+        }
+        _ => Err(invalid(
+            at,
+            "Anthropic's system prompt holds text only; move other content to a user message",
+        )),
+    }
+}
+
+/// A model block as an Anthropic block, or `None` when it is left out.
+fn out_block<'a>(b: &'a Block, at: &str) -> Result<Option<OutBlock<'a>>, Error> {
+    Ok(match b {
+        Block::Text(text) if text.is_empty() => None,
+        Block::Text(text) => Some(OutBlock::Text { text }),
+        Block::Image { source, .. } => Some(OutBlock::Image {
+            source: image(source, at)?,
+        }),
+        Block::ToolCall {
+            id,
+            name,
+            arguments,
+        } => {
+            let input = if arguments.trim().is_empty() {
+                Value::Object(Map::new()) // some clients send "" for a call without arguments
+            } else {
+                serde_json::from_str::<Value>(arguments)
+                    .ok()
+                    .filter(Value::is_object)
+                    .ok_or_else(|| {
+                        invalid(
+                            format!("{at}.arguments"),
+                            "expected the JSON text of an object",
+                        )
+                    })?
+            };
+            Some(OutBlock::ToolUse { id, name, input })
+        }
+        Block::ToolResult {
+            call_id,
+            content,
+            is_error,
+        } => {
+            let mut parts = Vec::with_capacity(content.len());
+            for (k, part) in content.iter().enumerate() {
+                let at = format!("{at}.content[{k}]");
+                match part {
+                    Block::Text(_) | Block::Image { .. } => parts.extend(out_block(part, &at)?),
+                    _ => {
+                        return Err(invalid(
+                            at,
+                            "a tool result holds text and images only for Anthropic",
+                        ))
+                    }
+                }
+            }
+            let content = match parts.as_slice() {
+                [] => None,
+                [OutBlock::Text { text }] => Some(OutContent::Text(text)),
+                _ => Some(OutContent::Blocks(parts)),
+            };
+            Some(OutBlock::ToolResult {
+                tool_use_id: call_id,
+                content,
+                is_error: *is_error,
+            })
+        }
+        Block::Reasoning {
+            redacted: Some(data),
+            ..
+        } => Some(OutBlock::RedactedThinking { data }),
+        Block::Reasoning {
+            text,
+            signature: Some(signature),
+            ..
+        } => Some(OutBlock::Thinking {
+            thinking: text,
+            signature,
+        }),
+        // Thinking Anthropic did not sign is rejected by it; the answer does not depend on it.
+        Block::Reasoning { .. } => None,
+    })
+}
+
+/// An image source as Anthropic takes it.
+fn image<'a>(source: &'a ImageSource, at: &str) -> Result<OutSource<'a>, Error> {
+    let base64 = |media_type: &str, data: &'a str, param: &str| {
+        let media_type = match media_type.to_ascii_lowercase().as_str() {
+            "image/jpg" => "image/jpeg".to_owned(),
+            t => t.to_owned(),
+        };
+        if !IMAGE_TYPES.contains(&media_type.as_str()) {
+            return Err(invalid(
+                param,
+                format!("image type {media_type:?}: Anthropic takes jpeg, png, gif or webp"),
+            ));
+        }
+        Ok(OutSource::Base64 { media_type, data })
+    };
+    match source {
+        ImageSource::Base64 { media_type, data } => {
+            base64(media_type, data, &format!("{at}.media_type"))
+        }
+        ImageSource::Url(url) => {
+            let param = format!("{at}.url");
+            if let Some(rest) = url.strip_prefix("data:") {
+                let (meta, data) = rest
+                    .split_once(',')
+                    .ok_or_else(|| invalid(&*param, "a data: URL without a comma"))?;
+                let media_type = meta
+                    .strip_suffix(";base64")
+                    .ok_or_else(|| invalid(&*param, "only base64 data: URLs are translated"))?;
+                return base64(media_type, data, &param);
+            }
+            if url.starts_with("https://") || url.starts_with("http://") {
+                return Ok(OutSource::Url { url });
+            }
+            Err(invalid(
+                param,
+                "expected an http(s) URL or a base64 data: URL",
+            ))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OutBody<'a> {
+    model: &'a str,
+    max_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<OutTurn<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<OutTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<OutToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stop_sequences: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<OutMetadata<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(flatten)]
+    extras: BTreeMap<&'a str, &'a Value>,
+}
+
+#[derive(Serialize)]
+struct OutMetadata<'a> {
+    user_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct OutTurn<'a> {
+    role: &'static str,
+    content: OutContent<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutContent<'a> {
+    Text(&'a str),
+    Blocks(Vec<OutBlock<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OutBlock<'a> {
+    Text {
+        text: &'a str,
+    },
+    Image {
+        source: OutSource<'a>,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: Value,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content: Option<OutContent<'a>>,
+        #[serde(skip_serializing_if = "is_false")]
+        is_error: bool,
+    },
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
+    RedactedThinking {
+        data: &'a str,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OutSource<'a> {
+    Base64 { media_type: String, data: &'a str },
+    Url { url: &'a str },
+}
+
+#[derive(Serialize)]
+struct OutTool<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    input_schema: Cow<'a, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct OutToolChoice<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disable_parallel_tool_use: Option<bool>,
+}
+
+impl<'a> OutToolChoice<'a> {
+    fn new(kind: &'static str, name: Option<&'a str>) -> Self {
+        OutToolChoice {
+            kind,
+            name,
+            disable_parallel_tool_use: None,
+        }
+    }
+}

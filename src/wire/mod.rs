@@ -1,0 +1,6 @@
+//! The wires promptd speaks, each mapped to and from the internal [`crate::model`] (never to
+//! each other): a front door decodes its wire into the model and renders the model back; a
+//! provider kind encodes the model into its wire and decodes its answers. Pure functions over
+//! bytes: no HTTP, no engine, no configuration but the provider kinds.
+
+pub mod anthropic;
