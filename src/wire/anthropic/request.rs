@@ -951,3 +951,816 @@ impl<'a> OutToolChoice<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ResponseFormat;
+    use serde_json::json;
+
+    fn decode(body: Value) -> Result<Decoded, Error> {
+        decode_request(body.to_string().as_bytes())
+    }
+
+    fn param_of_decode(body: Value) -> String {
+        decode(body).unwrap_err().param.unwrap_or_default()
+    }
+
+    const OPTS: EncodeOptions = EncodeOptions {
+        stream: false,
+        default_max_tokens: 1024,
+    };
+
+    fn encode(req: &Request, hints: &[&str]) -> Result<(Value, Vec<String>), Error> {
+        let hints: Vec<String> = hints.iter().map(|h| h.to_string()).collect();
+        let encoded = encode_request(req, &hints, &OPTS)?;
+        Ok((serde_json::from_slice(&encoded.body).unwrap(), encoded.dropped))
+    }
+
+    fn body_of(req: &Request) -> Value {
+        encode(req, &[]).unwrap().0
+    }
+
+    fn param_of(req: &Request) -> String {
+        encode(req, &[]).unwrap_err().param.unwrap_or_default()
+    }
+
+    /// A request of the OpenAI wire, as its door would decode it.
+    fn openai(messages: Vec<Message>) -> Request {
+        let mut req = Request::new("claude-x", Wire::OpenAiChat);
+        req.messages = messages;
+        req
+    }
+
+    fn text(role: Role, text: &str) -> Message {
+        Message::text(role, text)
+    }
+
+    fn msg(role: Role, content: Vec<Block>) -> Message {
+        Message {
+            role,
+            content,
+            name: None,
+        }
+    }
+
+    fn call(id: &str, name: &str, arguments: &str) -> Block {
+        Block::ToolCall {
+            id: id.into(),
+            name: name.into(),
+            arguments: arguments.into(),
+        }
+    }
+
+    fn result(id: &str, content: &str) -> Block {
+        Block::ToolResult {
+            call_id: id.into(),
+            content: if content.is_empty() {
+                vec![]
+            } else {
+                vec![Block::Text(content.into())]
+            },
+            is_error: false,
+        }
+    }
+
+    fn url_image(url: &str) -> Block {
+        Block::Image {
+            source: ImageSource::Url(url.into()),
+            detail: None,
+        }
+    }
+
+    /// What Claude Code 2.1 sends (API.md, "What coding agents send").
+    fn claude_code_body() -> Value {
+        json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 128000,
+            "stream": true,
+            "thinking": {"type": "adaptive"},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            "output_config": {"effort": "medium"},
+            "metadata": {"user_id": "{\"device_id\":\"d\",\"session_id\":\"s\"}"},
+            "system": [
+                {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1"},
+                {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "Be concise.", "cache_control": {"type": "ephemeral"}}
+            ],
+            "tools": [
+                {"name": "Bash", "description": "Run a command",
+                 "input_schema": {"type": "object", "properties": {"command": {"type": "string"}},
+                    "required": ["command"]}},
+                {"name": "Read", "description": "Read a file", "strict": true,
+                 "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
+                 "cache_control": {"type": "ephemeral"}}
+            ],
+            "tool_choice": {"type": "auto", "disable_parallel_tool_use": true},
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "list the files"}]},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "I should run ls.", "signature": "EqQBCkYIBxgCKkB"},
+                    {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va"},
+                    {"type": "tool_use", "id": "toolu_01", "name": "Bash",
+                        "input": {"command": "ls", "description": "list"}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_01", "content": "a.rs\nb.rs"},
+                    {"type": "tool_result", "tool_use_id": "toolu_02", "is_error": true,
+                        "content": [{"type": "text", "text": "denied"},
+                            {"type": "image", "source": {"type": "url", "url": "https://e/x.png"}}]},
+                    {"type": "text", "text": "go on", "cache_control": {"type": "ephemeral"}}
+                ]},
+                {"role": "system", "content": "The user changed directory."},
+                {"role": "user", "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                    {"type": "text", "text": "and this?"}
+                ]}
+            ],
+            "temperature": 1,
+            "top_k": 40,
+            "stop_sequences": ["\n\nHuman:"],
+            "anthropic_future_field": {"x": 1}
+        })
+    }
+
+    #[test]
+    fn a_claude_code_body_decodes_to_the_model_with_its_hints() {
+        let Decoded { request: r, hints } = decode(claude_code_body()).unwrap();
+        assert_eq!(r.wire, Wire::AnthropicMessages);
+        assert_eq!(r.model, "claude-sonnet-4-5");
+        assert!(r.stream);
+        assert_eq!(
+            r.system,
+            vec![
+                Block::Text("x-anthropic-billing-header: cc_version=2.1".into()),
+                Block::Text("You are Claude Code.".into()),
+                Block::Text("Be concise.".into()),
+            ]
+        );
+        assert_eq!(
+            r.tools[1],
+            Tool {
+                name: "Read".into(),
+                description: Some("Read a file".into()),
+                parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+                strict: Some(true),
+            }
+        );
+        assert_eq!(r.tool_choice, Some(ToolChoice::Auto));
+        assert_eq!(
+            r.params,
+            Params {
+                temperature: Some(1.0),
+                top_k: Some(40),
+                max_output_tokens: Some(128000),
+                stop: vec!["\n\nHuman:".into()],
+                parallel_tool_calls: Some(false),
+                ..Params::default()
+            }
+        );
+        let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [Role::User, Role::Assistant, Role::User, Role::System, Role::User]
+        );
+        assert_eq!(
+            r.messages[1].content,
+            vec![
+                Block::Reasoning {
+                    text: "I should run ls.".into(),
+                    signature: Some("EqQBCkYIBxgCKkB".into()),
+                    encrypted: None,
+                    redacted: None
+                },
+                Block::Reasoning {
+                    text: String::new(),
+                    signature: None,
+                    encrypted: None,
+                    redacted: Some("EmwKAhgBEgy3va".into())
+                },
+                call("toolu_01", "Bash", r#"{"command":"ls","description":"list"}"#),
+            ]
+        );
+        assert_eq!(
+            r.messages[2].content,
+            vec![
+                result("toolu_01", "a.rs\nb.rs"),
+                Block::ToolResult {
+                    call_id: "toolu_02".into(),
+                    content: vec![Block::Text("denied".into()), url_image("https://e/x.png")],
+                    is_error: true
+                },
+                Block::Text("go on".into()),
+            ]
+        );
+        assert_eq!(
+            r.messages[3],
+            text(Role::System, "The user changed directory.")
+        );
+        assert_eq!(
+            r.messages[4].content[0],
+            Block::Image {
+                source: ImageSource::Base64 {
+                    media_type: "image/png".into(),
+                    data: "iVBORw0KGgo=".into()
+                },
+                detail: None
+            }
+        );
+        assert_eq!(
+            r.user.as_deref(),
+            Some("{\"device_id\":\"d\",\"session_id\":\"s\"}")
+        );
+        assert_eq!(
+            hints,
+            [
+                "cache_control",
+                "context_management",
+                "metadata",
+                "output_config",
+                "thinking"
+            ]
+        );
+        let keys: Vec<&str> = r.extras.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "anthropic_future_field",
+                "context_management",
+                "metadata",
+                "output_config",
+                "thinking"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_decoded_body_encodes_back_for_an_anthropic_provider() {
+        let Decoded { request, hints } = decode(claude_code_body()).unwrap();
+        let hints: Vec<&str> = hints.iter().map(String::as_str).collect();
+        let (body, dropped) = encode(&request, &hints).unwrap();
+        // Block-level cache_control has no place in the model: listed as dropped.
+        assert_eq!(dropped, ["cache_control"]);
+        let original = claude_code_body();
+        for same in [
+            "model",
+            "max_tokens",
+            "thinking",
+            "context_management",
+            "output_config",
+            "metadata",
+            "tools",
+            "tool_choice",
+            "stop_sequences",
+            "top_k",
+            "anthropic_future_field",
+        ] {
+            let mut expected = original[same].clone();
+            if same == "tools" {
+                expected[1].as_object_mut().unwrap().remove("cache_control");
+            }
+            assert_eq!(body[same], expected, "{same}");
+        }
+        assert_eq!(body["temperature"].as_f64(), Some(1.0));
+        assert!(body.get("stream").is_none(), "only when the options ask");
+        assert_eq!(
+            body["system"],
+            "x-anthropic-billing-header: cc_version=2.1\n\nYou are Claude Code.\n\nBe concise.\n\n\
+             The user changed directory."
+        );
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 3, "the system turn moved up, the user turns around it merged");
+        assert_eq!(messages[1], original["messages"][1]);
+        assert_eq!(
+            messages[2]["content"],
+            json!([
+                {"type": "tool_result", "tool_use_id": "toolu_01", "content": "a.rs\nb.rs"},
+                {"type": "tool_result", "tool_use_id": "toolu_02", "is_error": true,
+                    "content": [{"type": "text", "text": "denied"},
+                        {"type": "image", "source": {"type": "url", "url": "https://e/x.png"}}]},
+                {"type": "text", "text": "go on"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                {"type": "text", "text": "and this?"}
+            ])
+        );
+        // The same request from another wire: its extras are refused unless they are hints.
+        let mut other = request.clone();
+        other.wire = Wire::OpenAiResponses;
+        assert_eq!(param_of(&other), "anthropic_future_field");
+        other.extras.remove("anthropic_future_field");
+        let (body, dropped) = encode(&other, &hints).unwrap();
+        assert_eq!(
+            dropped,
+            [
+                "context_management",
+                "metadata",
+                "output_config",
+                "thinking",
+                "cache_control",
+                "strict"
+            ]
+        );
+        assert!(body.get("thinking").is_none());
+        assert_eq!(body["metadata"], json!({"user_id": request.user.unwrap()}));
+        assert!(body["tools"][1].get("strict").is_none());
+    }
+
+    #[test]
+    fn bad_shapes_name_their_path() {
+        let with_messages = |messages: Value| {
+            param_of_decode(json!({"model": "m", "max_tokens": 1, "messages": messages}))
+        };
+        let ok = json!({"role": "user", "content": "hi"});
+        assert_eq!(
+            with_messages(json!([ok, ok, {"role": "user", "content": [{"type": "document"}]}])),
+            "messages[2].content[0].type"
+        );
+        assert_eq!(
+            with_messages(json!([{"role": "user", "content": [{"type": "text", "text": 5}]}])),
+            "messages[0].content[0].text"
+        );
+        assert_eq!(
+            with_messages(json!([{"role": "user", "content": [{"type": "text"}]}])),
+            "messages[0].content[0].text"
+        );
+        assert_eq!(
+            with_messages(json!([{"role": "tool", "content": "x"}])),
+            "messages[0].role"
+        );
+        assert_eq!(
+            with_messages(json!([{"role": "user", "content": [{"type": "image",
+                "source": {"type": "file", "file_id": "f"}}]}])),
+            "messages[0].content[0].source.type"
+        );
+        assert_eq!(
+            with_messages(json!([{"role": "user", "content": [{"type": "tool_result",
+                "tool_use_id": "t", "content": [{"type": "document"}]}]}])),
+            "messages[0].content[0].content[0].type"
+        );
+        assert_eq!(with_messages(json!("hi")), "messages");
+        assert_eq!(
+            param_of_decode(json!({"max_tokens": 1, "messages": []})),
+            "body"
+        );
+        assert_eq!(
+            param_of_decode(json!({"model": "m", "messages": [], "temperature": "hot"})),
+            "temperature"
+        );
+        assert_eq!(
+            param_of_decode(json!({"model": "m", "messages": [],
+                "tools": [{"type": "web_search_20250305", "name": "web_search"}]})),
+            "tools[0].type"
+        );
+        assert_eq!(
+            param_of_decode(json!({"model": "m", "messages": [], "tool_choice": {"type": "tool"}})),
+            "tool_choice.name"
+        );
+        assert_eq!(decode_request(b"{").unwrap_err().kind, ErrorKind::InvalidRequest);
+        assert_eq!(decode_request(b"{} x").unwrap_err().param.as_deref(), Some("body"));
+        let hints = decode(json!({"model": "m", "messages": [],
+            "output_config": {"effort": "low", "format": {"type": "json_schema"}}}))
+        .unwrap()
+        .hints;
+        assert!(hints.is_empty(), "a format asks for the answer's shape: not a hint");
+    }
+
+    #[test]
+    fn the_openai_tool_loop_encodes_to_the_recorded_anthropic_body() {
+        // tests/fixtures/openai_compat_request_tool_loop.json as the OpenAI door decodes it.
+        let mut req = openai(vec![
+            text(Role::System, "You are a weather assistant."),
+            text(Role::Developer, "Answer in Celsius."),
+            msg(
+                Role::User,
+                vec![
+                    Block::Text("Weather in Paris and Rome? Here is the map.".into()),
+                    Block::Image {
+                        source: ImageSource::Url("data:image/jpeg;base64,/9j/4AAQSkZJRg==".into()),
+                        detail: Some("low".into()),
+                    },
+                ],
+            ),
+            msg(
+                Role::Assistant,
+                vec![
+                    Block::Text("I'll look up both cities at once.".into()),
+                    call(
+                        "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+                        "get_weather",
+                        "{\"city\": \"Paris\", \"unit\": \"c\"}",
+                    ),
+                    call(
+                        "toolu_01XJ3bMh6v9bQ8kZz2Wd4rKf",
+                        "get_weather",
+                        "{\"city\":\"Rome\",\"unit\":\"c\"}",
+                    ),
+                ],
+            ),
+            msg(
+                Role::Tool,
+                vec![result("toolu_01T1x1fJ34qAmk2tNTrN7Up6", "{\"temp\": 18}")],
+            ),
+            msg(
+                Role::Tool,
+                vec![result("toolu_01XJ3bMh6v9bQ8kZz2Wd4rKf", "{\"temp\": 24}")],
+            ),
+        ]);
+        req.model = "claude-sonnet-4-20250514".into();
+        req.tools = vec![Tool {
+            name: "get_weather".into(),
+            description: Some("Current weather of a city".into()),
+            parameters: json!({"type": "object", "properties": {"city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["city"],
+                "additionalProperties": false}),
+            strict: Some(true),
+        }];
+        req.tool_choice = Some(ToolChoice::Auto);
+        req.params = Params {
+            max_output_tokens: Some(512),
+            temperature: Some(0.2),
+            stop: vec!["\n\nHuman:".into()],
+            presence_penalty: Some(0.0),
+            frequency_penalty: Some(0.0),
+            parallel_tool_calls: Some(false),
+            ..Params::default()
+        };
+        req.user = Some("user-1234".into());
+        req.stream = true;
+        req.extras.insert("metadata".into(), json!({"session": "s-1"}));
+        req.extras.insert("store".into(), json!(false));
+        let hints = ["metadata".to_owned(), "store".to_owned()];
+        let encoded = encode_request(
+            &req,
+            &hints,
+            &EncodeOptions {
+                stream: true,
+                default_max_tokens: 4096,
+            },
+        )
+        .unwrap();
+        let body: Value = serde_json::from_slice(&encoded.body).unwrap();
+        let expected: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/openai_compat_request_tool_loop.anthropic.json"
+        ))
+        .unwrap();
+        assert_eq!(body, expected);
+        assert_eq!(encoded.dropped, ["metadata", "store", "strict"]);
+    }
+
+    #[test]
+    fn system_and_developer_move_up_and_same_role_turns_merge() {
+        let body = body_of(&openai(vec![
+            text(Role::System, "be brief"),
+            text(Role::User, "2+2?"),
+            text(Role::Developer, "digits only"),
+            text(Role::User, "really"),
+            text(Role::Assistant, "4"),
+        ]));
+        assert_eq!(
+            body,
+            json!({"model": "claude-x", "max_tokens": 1024,
+            "system": "be brief\n\ndigits only",
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "2+2?"}, {"type": "text", "text": "really"}]},
+                {"role": "assistant", "content": "4"},
+            ]})
+        );
+    }
+
+    #[test]
+    fn a_conversation_starting_with_the_assistant_gets_a_user_turn_first() {
+        let body = body_of(&openai(vec![
+            text(Role::System, "s"),
+            text(Role::Assistant, "Hi! How can I help?"),
+            text(Role::User, "hello"),
+        ]));
+        assert_eq!(body["messages"][0], json!({"role": "user", "content": "."}));
+        assert_eq!(body["messages"][1]["role"], "assistant");
+        assert_eq!(param_of(&openai(vec![text(Role::System, "only")])), "messages");
+        assert_eq!(param_of(&openai(vec![])), "messages");
+        assert_eq!(
+            param_of(&openai(vec![text(Role::User, ""), msg(Role::Assistant, vec![])])),
+            "messages"
+        );
+    }
+
+    #[test]
+    fn images_from_data_and_http_urls() {
+        let body = body_of(&openai(vec![msg(
+            Role::User,
+            vec![
+                Block::Text("what is this?".into()),
+                url_image("data:image/png;base64,iVBORw0KGgo="),
+                url_image("https://example.com/cat.jpg"),
+                Block::Image {
+                    source: ImageSource::Base64 {
+                        media_type: "image/jpg".into(),
+                        data: "AAAA".into(),
+                    },
+                    detail: None,
+                },
+            ],
+        )]));
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "what is this?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "AAAA"}},
+            ])
+        );
+        let image = |url: &str| openai(vec![msg(Role::User, vec![url_image(url)])]);
+        for bad in [
+            "data:image/tiff;base64,AAAA",
+            "data:image/png,rawbytes",
+            "ftp://example.com/a.png",
+        ] {
+            assert_eq!(param_of(&image(bad)), "messages[0].content[0].url", "{bad}");
+        }
+    }
+
+    #[test]
+    fn tool_calls_and_results_round_trip_with_merged_results() {
+        let body = body_of(&openai(vec![
+            text(Role::User, "weather in Paris and Rome?"),
+            msg(
+                Role::Assistant,
+                vec![
+                    call("call_1", "get_weather", "{\"city\":\"Paris\"}"),
+                    call("call_2", "get_weather", "{\"city\":\"Rome\"}"),
+                ],
+            ),
+            msg(Role::Tool, vec![result("call_1", "18C")]),
+            msg(Role::Tool, vec![result("call_2", "21C")]),
+            text(Role::User, "thanks, and which is warmer?"),
+        ]));
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "user", "content": "weather in Paris and Rome?"},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+                    {"type": "tool_use", "id": "call_2", "name": "get_weather", "input": {"city": "Rome"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_1", "content": "18C"},
+                    {"type": "tool_result", "tool_use_id": "call_2", "content": "21C"},
+                    {"type": "text", "text": "thanks, and which is warmer?"},
+                ]},
+            ])
+        );
+    }
+
+    #[test]
+    fn tool_results_go_before_text_in_a_merged_turn() {
+        let body = body_of(&openai(vec![
+            text(Role::User, "q"),
+            msg(
+                Role::Assistant,
+                vec![Block::Text("let me look".into()), call("c", "f", "")],
+            ),
+            text(Role::User, "hurry"),
+            msg(Role::Tool, vec![result("c", "")]),
+        ]));
+        assert_eq!(
+            body["messages"][1]["content"],
+            json!([{"type": "text", "text": "let me look"},
+                {"type": "tool_use", "id": "c", "name": "f", "input": {}}])
+        );
+        assert_eq!(
+            body["messages"][2]["content"],
+            json!([{"type": "tool_result", "tool_use_id": "c"}, {"type": "text", "text": "hurry"}])
+        );
+    }
+
+    #[test]
+    fn unparseable_arguments_name_their_block() {
+        let with = |arguments: &str| {
+            openai(vec![
+                text(Role::User, "q"),
+                msg(
+                    Role::Assistant,
+                    vec![call("a", "f", "{}"), call("b", "f", arguments)],
+                ),
+            ])
+        };
+        assert_eq!(param_of(&with("{\"city\": ")), "messages[1].content[1].arguments");
+        assert_eq!(param_of(&with("[1, 2]")), "messages[1].content[1].arguments");
+    }
+
+    #[test]
+    fn reasoning_is_sent_back_only_when_anthropic_signed_it() {
+        let reasoning = |signature: Option<&str>, redacted: Option<&str>| Block::Reasoning {
+            text: "hmm".into(),
+            signature: signature.map(str::to_owned),
+            encrypted: Some("opaque".into()),
+            redacted: redacted.map(str::to_owned),
+        };
+        let body = body_of(&openai(vec![
+            text(Role::User, "q"),
+            msg(
+                Role::Assistant,
+                vec![
+                    reasoning(Some("sig"), None),
+                    reasoning(None, Some("data")),
+                    reasoning(None, None),
+                    Block::Text("a".into()),
+                ],
+            ),
+        ]));
+        assert_eq!(
+            body["messages"][1]["content"],
+            json!([{"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                {"type": "redacted_thinking", "data": "data"},
+                {"type": "text", "text": "a"}])
+        );
+    }
+
+    #[test]
+    fn tools_and_tool_choice() {
+        let tools = vec![
+            Tool {
+                name: "get_weather".into(),
+                description: Some("Weather of a city".into()),
+                parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+                strict: None,
+            },
+            Tool {
+                name: "now".into(),
+                description: None,
+                parameters: Value::Null,
+                strict: None,
+            },
+        ];
+        let with = |choice: Option<ToolChoice>, parallel: Option<bool>, tools: &[Tool]| {
+            let mut req = openai(vec![text(Role::User, "q")]);
+            req.tools = tools.to_vec();
+            req.tool_choice = choice;
+            req.params.parallel_tool_calls = parallel;
+            encode(&req, &[]).map(|(body, _)| body)
+        };
+        let choice = |c: Option<ToolChoice>, p: Option<bool>| {
+            with(c, p, &tools).unwrap().get("tool_choice").cloned()
+        };
+        let body = with(None, None, &tools).unwrap();
+        assert_eq!(
+            body["tools"],
+            json!([
+                {"name": "get_weather", "description": "Weather of a city",
+                    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}},
+                {"name": "now", "input_schema": {"type": "object", "properties": {}}},
+            ])
+        );
+        assert_eq!(choice(None, None), None);
+        assert_eq!(choice(Some(ToolChoice::Auto), None), Some(json!({"type": "auto"})));
+        assert_eq!(choice(Some(ToolChoice::None), None), Some(json!({"type": "none"})));
+        assert_eq!(
+            choice(Some(ToolChoice::None), Some(false)),
+            Some(json!({"type": "none"}))
+        );
+        assert_eq!(
+            choice(Some(ToolChoice::Required), None),
+            Some(json!({"type": "any"}))
+        );
+        assert_eq!(
+            choice(Some(ToolChoice::Tool("now".into())), Some(false)),
+            Some(json!({"type": "tool", "name": "now", "disable_parallel_tool_use": true}))
+        );
+        assert_eq!(
+            choice(None, Some(false)),
+            Some(json!({"type": "auto", "disable_parallel_tool_use": true}))
+        );
+        assert_eq!(choice(None, Some(true)), None);
+        let none = with(Some(ToolChoice::None), Some(false), &[]).unwrap();
+        assert!(none.get("tool_choice").is_none());
+        let err = with(Some(ToolChoice::Required), None, &[]).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("tool_choice"));
+    }
+
+    #[test]
+    fn sampling_limits_user_and_stream() {
+        let mut req = openai(vec![text(Role::User, "q")]);
+        req.params = Params {
+            max_output_tokens: Some(77),
+            stop: vec!["END".into(), String::new()],
+            temperature: Some(0.5),
+            top_p: Some(0.9),
+            top_k: Some(5),
+            presence_penalty: Some(0.0),
+            frequency_penalty: Some(0.0),
+            response_format: Some(ResponseFormat::Text),
+            ..Params::default()
+        };
+        req.user = Some("u-1".into());
+        let encoded = encode_request(
+            &req,
+            &[],
+            &EncodeOptions {
+                stream: true,
+                default_max_tokens: 4096,
+            },
+        )
+        .unwrap();
+        let body: Value = serde_json::from_slice(&encoded.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"model": "claude-x", "max_tokens": 77,
+                "messages": [{"role": "user", "content": "q"}],
+                "stop_sequences": ["END"], "temperature": 0.5, "top_p": 0.9, "top_k": 5,
+                "metadata": {"user_id": "u-1"}, "stream": true})
+        );
+        req.params.max_output_tokens = None;
+        assert_eq!(body_of(&req)["max_tokens"], 1024, "the default");
+        for (param, params) in [
+            (
+                "temperature",
+                Params {
+                    temperature: Some(1.5),
+                    ..Params::default()
+                },
+            ),
+            (
+                "top_p",
+                Params {
+                    top_p: Some(-0.1),
+                    ..Params::default()
+                },
+            ),
+            (
+                "max_tokens",
+                Params {
+                    max_output_tokens: Some(0),
+                    ..Params::default()
+                },
+            ),
+        ] {
+            req.params = params;
+            assert_eq!(param_of(&req), param);
+        }
+    }
+
+    #[test]
+    fn what_anthropic_cannot_honour_is_refused_by_name() {
+        let refused = [
+            (
+                "presence_penalty",
+                Params {
+                    presence_penalty: Some(0.5),
+                    ..Params::default()
+                },
+            ),
+            (
+                "frequency_penalty",
+                Params {
+                    frequency_penalty: Some(-1.0),
+                    ..Params::default()
+                },
+            ),
+            (
+                "response_format",
+                Params {
+                    response_format: Some(ResponseFormat::JsonObject),
+                    ..Params::default()
+                },
+            ),
+            (
+                "seed",
+                Params {
+                    seed: Some(42),
+                    ..Params::default()
+                },
+            ),
+            (
+                "reasoning_effort",
+                Params {
+                    reasoning_effort: Some("low".into()),
+                    ..Params::default()
+                },
+            ),
+        ];
+        for (param, params) in refused {
+            let mut req = openai(vec![text(Role::User, "q")]);
+            req.params = params;
+            let err = encode(&req, &[]).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidRequest);
+            assert_eq!(err.param.as_deref(), Some(param));
+            assert!(err.message.starts_with(param), "{}", err.message);
+        }
+        let mut req = openai(vec![text(Role::User, "q")]);
+        req.extras.insert("logit_bias".into(), json!({"1": 2}));
+        req.extras.insert("prompt_cache_key".into(), json!("k"));
+        assert_eq!(param_of(&req), "logit_bias");
+        let (_, dropped) = encode(&req, &["logit_bias", "prompt_cache_key"]).unwrap();
+        assert_eq!(dropped, ["logit_bias", "prompt_cache_key"]);
+        let mut req = openai(vec![
+            text(Role::User, "q"),
+            msg(Role::System, vec![url_image("https://e/i.png")]),
+        ]);
+        assert_eq!(param_of(&req), "messages[1].content[0]");
+        req.messages.pop();
+        req.system = vec![url_image("https://e/i.png")];
+        assert_eq!(param_of(&req), "system[0]");
+    }
+}
