@@ -152,10 +152,7 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::InvalidRequest);
         let err = decode_error(502, b"<html>bad gateway</html>");
         assert_eq!((err.kind, err.code), (ErrorKind::Upstream, None));
-        let err = decode_error(
-            429,
-            br#"{"type":"error","error":{"message":"slow down"}}"#,
-        );
+        let err = decode_error(429, br#"{"type":"error","error":{"message":"slow down"}}"#);
         assert_eq!(err.kind, ErrorKind::RateLimited);
         assert_eq!(err.message, "slow down");
 

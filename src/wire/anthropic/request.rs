@@ -212,19 +212,20 @@ fn block(b: InBlock, at: &str, cache_control: &mut bool) -> Result<Block, Error>
         "image" => {
             let source = required(b.source, at, "source")?;
             let at = format!("{at}.source");
-            let source = match source.kind.as_str() {
-                "base64" => ImageSource::Base64 {
-                    media_type: required(source.media_type, &at, "media_type")?,
-                    data: required(source.data, &at, "data")?,
-                },
-                "url" => ImageSource::Url(required(source.url, &at, "url")?),
-                other => {
-                    return Err(invalid(
+            let source =
+                match source.kind.as_str() {
+                    "base64" => ImageSource::Base64 {
+                        media_type: required(source.media_type, &at, "media_type")?,
+                        data: required(source.data, &at, "data")?,
+                    },
+                    "url" => ImageSource::Url(required(source.url, &at, "url")?),
+                    other => return Err(invalid(
                         format!("{at}.type"),
-                        format!("image sources of type {other:?} are not supported: use base64 or url"),
-                    ))
-                }
-            };
+                        format!(
+                            "image sources of type {other:?} are not supported: use base64 or url"
+                        ),
+                    )),
+                };
             Block::Image {
                 source,
                 detail: None,
@@ -974,7 +975,10 @@ mod tests {
     fn encode(req: &Request, hints: &[&str]) -> Result<(Value, Vec<String>), Error> {
         let hints: Vec<String> = hints.iter().map(|h| h.to_string()).collect();
         let encoded = encode_request(req, &hints, &OPTS)?;
-        Ok((serde_json::from_slice(&encoded.body).unwrap(), encoded.dropped))
+        Ok((
+            serde_json::from_slice(&encoded.body).unwrap(),
+            encoded.dropped,
+        ))
     }
 
     fn body_of(req: &Request) -> Value {
@@ -1121,7 +1125,13 @@ mod tests {
         let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
         assert_eq!(
             roles,
-            [Role::User, Role::Assistant, Role::User, Role::System, Role::User]
+            [
+                Role::User,
+                Role::Assistant,
+                Role::User,
+                Role::System,
+                Role::User
+            ]
         );
         assert_eq!(
             r.messages[1].content,
@@ -1138,7 +1148,11 @@ mod tests {
                     encrypted: None,
                     redacted: Some("EmwKAhgBEgy3va".into())
                 },
-                call("toolu_01", "Bash", r#"{"command":"ls","description":"list"}"#),
+                call(
+                    "toolu_01",
+                    "Bash",
+                    r#"{"command":"ls","description":"list"}"#
+                ),
             ]
         );
         assert_eq!(
@@ -1229,7 +1243,11 @@ mod tests {
              The user changed directory."
         );
         let messages = body["messages"].as_array().unwrap();
-        assert_eq!(messages.len(), 3, "the system turn moved up, the user turns around it merged");
+        assert_eq!(
+            messages.len(),
+            3,
+            "the system turn moved up, the user turns around it merged"
+        );
         assert_eq!(messages[1], original["messages"][1]);
         assert_eq!(
             messages[2]["content"],
@@ -1315,13 +1333,22 @@ mod tests {
             param_of_decode(json!({"model": "m", "messages": [], "tool_choice": {"type": "tool"}})),
             "tool_choice.name"
         );
-        assert_eq!(decode_request(b"{").unwrap_err().kind, ErrorKind::InvalidRequest);
-        assert_eq!(decode_request(b"{} x").unwrap_err().param.as_deref(), Some("body"));
+        assert_eq!(
+            decode_request(b"{").unwrap_err().kind,
+            ErrorKind::InvalidRequest
+        );
+        assert_eq!(
+            decode_request(b"{} x").unwrap_err().param.as_deref(),
+            Some("body")
+        );
         let hints = decode(json!({"model": "m", "messages": [],
             "output_config": {"effort": "low", "format": {"type": "json_schema"}}}))
         .unwrap()
         .hints;
-        assert!(hints.is_empty(), "a format asks for the answer's shape: not a hint");
+        assert!(
+            hints.is_empty(),
+            "a format asks for the answer's shape: not a hint"
+        );
     }
 
     #[test]
@@ -1386,7 +1413,8 @@ mod tests {
         };
         req.user = Some("user-1234".into());
         req.stream = true;
-        req.extras.insert("metadata".into(), json!({"session": "s-1"}));
+        req.extras
+            .insert("metadata".into(), json!({"session": "s-1"}));
         req.extras.insert("store".into(), json!(false));
         let hints = ["metadata".to_owned(), "store".to_owned()];
         let encoded = encode_request(
@@ -1437,10 +1465,16 @@ mod tests {
         ]));
         assert_eq!(body["messages"][0], json!({"role": "user", "content": "."}));
         assert_eq!(body["messages"][1]["role"], "assistant");
-        assert_eq!(param_of(&openai(vec![text(Role::System, "only")])), "messages");
+        assert_eq!(
+            param_of(&openai(vec![text(Role::System, "only")])),
+            "messages"
+        );
         assert_eq!(param_of(&openai(vec![])), "messages");
         assert_eq!(
-            param_of(&openai(vec![text(Role::User, ""), msg(Role::Assistant, vec![])])),
+            param_of(&openai(vec![
+                text(Role::User, ""),
+                msg(Role::Assistant, vec![])
+            ])),
             "messages"
         );
     }
@@ -1546,8 +1580,14 @@ mod tests {
                 ),
             ])
         };
-        assert_eq!(param_of(&with("{\"city\": ")), "messages[1].content[1].arguments");
-        assert_eq!(param_of(&with("[1, 2]")), "messages[1].content[1].arguments");
+        assert_eq!(
+            param_of(&with("{\"city\": ")),
+            "messages[1].content[1].arguments"
+        );
+        assert_eq!(
+            param_of(&with("[1, 2]")),
+            "messages[1].content[1].arguments"
+        );
     }
 
     #[test]
@@ -1614,8 +1654,14 @@ mod tests {
             ])
         );
         assert_eq!(choice(None, None), None);
-        assert_eq!(choice(Some(ToolChoice::Auto), None), Some(json!({"type": "auto"})));
-        assert_eq!(choice(Some(ToolChoice::None), None), Some(json!({"type": "none"})));
+        assert_eq!(
+            choice(Some(ToolChoice::Auto), None),
+            Some(json!({"type": "auto"}))
+        );
+        assert_eq!(
+            choice(Some(ToolChoice::None), None),
+            Some(json!({"type": "none"}))
+        );
         assert_eq!(
             choice(Some(ToolChoice::None), Some(false)),
             Some(json!({"type": "none"}))

@@ -87,8 +87,7 @@ impl EventDecoder {
                             kind: BlockKind::ToolCall { id, name },
                         });
                         // The input comes in deltas; a start that carries some is kept.
-                        if let Some(input) = input.filter(|i| i.as_object() != Some(&Map::new()))
-                        {
+                        if let Some(input) = input.filter(|i| i.as_object() != Some(&Map::new())) {
                             out.push(StreamEvent::ToolArgsDelta {
                                 index,
                                 json: input.to_string(),
@@ -130,12 +129,10 @@ impl EventDecoder {
                 }
                 out.extend(match delta.delta {
                     Delta::TextDelta { text } => Some(StreamEvent::TextDelta { index, text }),
-                    Delta::InputJsonDelta { partial_json } => {
-                        Some(StreamEvent::ToolArgsDelta {
-                            index,
-                            json: partial_json,
-                        })
-                    }
+                    Delta::InputJsonDelta { partial_json } => Some(StreamEvent::ToolArgsDelta {
+                        index,
+                        json: partial_json,
+                    }),
                     Delta::ThinkingDelta { thinking } => Some(StreamEvent::ReasoningDelta {
                         index,
                         text: thinking,
@@ -243,11 +240,20 @@ struct BlockDelta {
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // the wire's own words: text_delta, input_json_delta, ...
 enum Delta {
-    TextDelta { text: String },
-    InputJsonDelta { partial_json: String },
-    ThinkingDelta { thinking: String },
-    SignatureDelta { signature: String },
+    TextDelta {
+        text: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
+    },
+    ThinkingDelta {
+        thinking: String,
+    },
+    SignatureDelta {
+        signature: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -500,7 +506,7 @@ impl EventRenderer {
                 return Ok(open);
             }
         }
-        let seen = self.blocks.iter().any(|b| *b == (index, class));
+        let seen = self.blocks.contains(&(index, class));
         let start = match start {
             Some(start) if !(seen && class == Class::Tool) => start,
             _ => {
@@ -595,6 +601,7 @@ struct OutMessageDelta {
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // the wire's own words: text_delta, input_json_delta, ...
 enum OutDelta<'a> {
     TextDelta { text: &'a str },
     InputJsonDelta { partial_json: &'a str },
@@ -618,4 +625,475 @@ struct OutError<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     message: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Assembler, Block, Response};
+    use crate::providers::sse::SseParser;
+    use crate::wire::anthropic::decode_response;
+    use serde_json::json;
+
+    /// A stream with thinking (and its signature), text, redacted thinking, a server tool's
+    /// blocks and a tool call, and a ping between blocks.
+    const THINKING_SSE: &str = r#"event: message_start
+data: {"type":"message_start","message":{"id":"msg_think","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"output_tokens":1}}}
+
+event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me think"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":" about it."}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCkYIBxgCKkBsig=="}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":0}
+
+event: ping
+data: {"type": "ping"}
+
+event: content_block_start
+data: {"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"I'll check."}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":1}
+
+event: content_block_start
+data: {"type":"content_block_start","index":2,"content_block":{"type":"redacted_thinking","data":"EmwKAhgB"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":2}
+
+event: content_block_start
+data: {"type":"content_block_start","index":3,"content_block":{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{\"query\":\"x\"}"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":3}
+
+event: content_block_start
+data: {"type":"content_block_start","index":4,"content_block":{"type":"tool_use","id":"toolu_9","name":"get_weather","input":{}}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":4,"delta":{"type":"input_json_delta","partial_json":""}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":4,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":4,"delta":{"type":"input_json_delta","partial_json":"\"Paris\"}"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":4}
+
+event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":77}}
+
+event: future_event
+data: {"type":"future_event"}
+
+event: message_stop
+data: {"type":"message_stop"}
+
+"#;
+
+    /// The whole answer [`THINKING_SSE`] streams.
+    const THINKING_JSON: &str = r#"{"id":"msg_think","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"Let me think about it.","signature":"EqQBCkYIBxgCKkBsig=="},{"type":"text","text":"I'll check."},{"type":"redacted_thinking","data":"EmwKAhgB"},{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{"query":"x"}},{"type":"tool_use","id":"toolu_9","name":"get_weather","input":{"city":"Paris"}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"output_tokens":77}}"#;
+
+    /// The `(event, data)` frames of an SSE body.
+    fn frames(sse: &[u8]) -> Vec<(Option<String>, String)> {
+        let mut parser = SseParser::new();
+        let mut out = Vec::new();
+        parser.feed(sse, &mut out).unwrap();
+        parser.finish(&mut out).unwrap();
+        out.into_iter().map(|e| (e.event, e.data)).collect()
+    }
+
+    /// Decode a whole SSE body: its model events, and whether `message_stop` came.
+    fn decode(sse: &[u8]) -> Result<(Vec<StreamEvent>, bool), Error> {
+        let mut decoder = EventDecoder::new();
+        let mut events = Vec::new();
+        let mut done = false;
+        for (name, data) in frames(sse) {
+            assert!(!done, "nothing after message_stop");
+            done = decoder.on_event(name.as_deref(), &data, &mut events)?;
+        }
+        Ok((events, done))
+    }
+
+    fn assemble(events: &[StreamEvent]) -> Response {
+        let mut a = Assembler::default();
+        for e in events {
+            a.push(e.clone()).unwrap();
+        }
+        a.finish().unwrap()
+    }
+
+    /// Tool arguments as parsed JSON: a stream's spacing may differ from `input` re-encoded.
+    fn normalized(mut r: Response) -> Response {
+        for b in &mut r.blocks {
+            if let Block::ToolCall { arguments, .. } = b {
+                *arguments = serde_json::from_str::<Value>(arguments)
+                    .unwrap()
+                    .to_string();
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn a_recorded_stream_assembles_to_its_whole_answer() {
+        let fixtures: [(&[u8], &[u8]); 2] = [
+            (
+                include_bytes!("../../../tests/fixtures/anthropic_tool_use_stream.sse"),
+                include_bytes!("../../../tests/fixtures/anthropic_tool_use.json"),
+            ),
+            (THINKING_SSE.as_bytes(), THINKING_JSON.as_bytes()),
+        ];
+        for (sse, json) in fixtures {
+            let (events, done) = decode(sse).unwrap();
+            assert!(done);
+            let streamed = normalized(assemble(&events));
+            assert_eq!(streamed, normalized(decode_response(json).unwrap()));
+        }
+        let (events, _) = decode(THINKING_SSE.as_bytes()).unwrap();
+        assert_eq!(
+            events[..2],
+            [
+                StreamEvent::Start {
+                    id: Some("msg_think".into()),
+                    model: Some("claude-sonnet-4-5".into())
+                },
+                StreamEvent::Usage(Usage {
+                    input: 12,
+                    output: 1,
+                    cache_read: 2000,
+                    cache_write: 100,
+                    reasoning: 0
+                })
+            ]
+        );
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                StreamEvent::BlockStop { index: 3 } | StreamEvent::ToolArgsDelta { index: 3, .. }
+            )),
+            "the server tool's block is skipped"
+        );
+    }
+
+    #[test]
+    fn message_delta_merges_usage_and_input_counts_never_shrink() {
+        let mut d = EventDecoder::new();
+        let mut out = Vec::new();
+        d.on_event(
+            None,
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":10,"cache_read_input_tokens":100,"cache_creation_input_tokens":20,"output_tokens":1}}}"#,
+            &mut out,
+        )
+        .unwrap();
+        d.on_event(
+            Some("message_delta"),
+            r#"{"type":"message_delta","delta":{"stop_reason":"stop_sequence"},"usage":{"output_tokens":30,"input_tokens":0}}"#,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out[2..],
+            [
+                StreamEvent::Usage(Usage {
+                    input: 10,
+                    output: 30,
+                    cache_read: 100,
+                    cache_write: 20,
+                    reasoning: 0
+                }),
+                StreamEvent::Finish(FinishReason::StopSequence)
+            ]
+        );
+    }
+
+    #[test]
+    fn indexes_and_tool_calls_are_bounded() {
+        let mut d = EventDecoder::new();
+        let mut out = Vec::new();
+        for data in [
+            r#"{"type":"content_block_start","index":1000000000000,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_delta","index":1000000000000,"delta":{"type":"text_delta","text":"x"}}"#,
+            r#"{"type":"content_block_stop","index":18446744073709551615}"#,
+            r#"{"type":"content_block_delta","index":1024,"delta":{"type":"text_delta","text":"x"}}"#,
+        ] {
+            let err = d.on_event(None, data, &mut out).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Upstream);
+            assert!(err.message.contains("1024 blocks"), "{err}");
+        }
+        assert!(out.is_empty());
+        let start = |i: usize| {
+            format!(
+                r#"{{"type":"content_block_start","index":{i},"content_block":{{"type":"tool_use","id":"t{i}","name":"f","input":{{}}}}}}"#
+            )
+        };
+        for i in 0..MAX_TOOL_CALLS {
+            d.on_event(Some("content_block_start"), &start(i), &mut out)
+                .unwrap();
+        }
+        let err = d
+            .on_event(
+                Some("content_block_start"),
+                &start(MAX_TOOL_CALLS),
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(err.message.contains("128 tool calls"), "{err}");
+        assert_eq!(out.len(), MAX_TOOL_CALLS);
+        let err = d.on_event(None, "not json", &mut out).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Upstream);
+    }
+
+    #[test]
+    fn error_events_carry_their_kind() {
+        let err = decode(include_bytes!(
+            "../../../tests/fixtures/anthropic_stream_overloaded.sse"
+        ))
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Overloaded);
+        assert_eq!(err.code.as_deref(), Some("overloaded_error"));
+        assert_eq!(err.message, "Overloaded");
+        for (word, kind) in [
+            ("rate_limit_error", ErrorKind::RateLimited),
+            ("api_error", ErrorKind::Upstream),
+            ("invalid_request_error", ErrorKind::InvalidRequest),
+            ("timeout_error", ErrorKind::Timeout),
+            ("brand_new_error", ErrorKind::Upstream),
+        ] {
+            let data = json!({"type": "error", "error": {"type": word, "message": "m"}});
+            let err = EventDecoder::new()
+                .on_event(Some("error"), &data.to_string(), &mut Vec::new())
+                .unwrap_err();
+            assert_eq!(err.kind, kind, "{word}");
+            assert_eq!(err.code.as_deref(), Some(word));
+        }
+    }
+
+    fn render(events: &[StreamEvent], id: &str) -> Vec<u8> {
+        let mut r = EventRenderer::new(id, "claude-x");
+        let mut out = Vec::new();
+        for e in events {
+            r.render(e, &mut out);
+        }
+        r.finish(&mut out);
+        let len = out.len();
+        r.finish(&mut out);
+        assert_eq!(out.len(), len, "finish is idempotent");
+        out
+    }
+
+    fn data_of(sse: &[u8]) -> Vec<Value> {
+        frames(sse)
+            .into_iter()
+            .map(|(name, data)| {
+                let data: Value = serde_json::from_str(&data).unwrap();
+                assert_eq!(Some(data["type"].as_str().unwrap()), name.as_deref());
+                data
+            })
+            .collect()
+    }
+
+    #[test]
+    fn openai_like_events_render_as_a_valid_anthropic_stream() {
+        let tool = |index: usize, id: &str| StreamEvent::BlockStart {
+            index,
+            kind: BlockKind::ToolCall {
+                id: id.into(),
+                name: "get_weather".into(),
+            },
+        };
+        let args = |index: usize, json: &str| StreamEvent::ToolArgsDelta {
+            index,
+            json: json.into(),
+        };
+        let events = vec![
+            StreamEvent::Start {
+                id: Some("msg_1".into()),
+                model: Some("claude-x".into()),
+            },
+            StreamEvent::TextDelta {
+                index: 0,
+                text: "Let me ".into(),
+            },
+            StreamEvent::TextDelta {
+                index: 0,
+                text: "look.".into(),
+            },
+            tool(5, "call_a"),
+            args(5, "{\"city\":"),
+            args(5, "\"Paris\"}"),
+            tool(9, "call_b"),
+            args(9, ""),
+            args(9, "{\"city\":\"Rome\"}"),
+            StreamEvent::Finish(FinishReason::ToolCalls),
+            StreamEvent::Usage(Usage {
+                input: 10,
+                output: 20,
+                cache_read: 3,
+                ..Usage::default()
+            }),
+        ];
+        let sse = render(&events, "msg_1");
+        let data = data_of(&sse);
+        let kinds: Vec<&str> = data.iter().map(|d| d["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "message_start",
+                "ping",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        let starts: Vec<&Value> = data
+            .iter()
+            .filter(|d| d["type"] == "content_block_start")
+            .collect();
+        assert_eq!(
+            starts
+                .iter()
+                .map(|d| d["index"].clone())
+                .collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert_eq!(
+            starts[1]["content_block"],
+            json!({"type": "tool_use", "id": "call_a", "name": "get_weather", "input": {}})
+        );
+        assert_eq!(data[0]["message"]["id"], "msg_1");
+        assert_eq!(data[0]["message"]["content"], json!([]));
+        assert_eq!(
+            data[13],
+            json!({"type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                "usage": {"input_tokens": 10, "output_tokens": 20,
+                    "cache_creation_input_tokens": 0, "cache_read_input_tokens": 3}})
+        );
+        let (decoded, done) = decode(&sse).unwrap();
+        assert!(done);
+        assert_eq!(assemble(&decoded), assemble(&events));
+    }
+
+    #[test]
+    fn a_decoded_stream_renders_back_to_the_same_answer() {
+        let (events, _) = decode(THINKING_SSE.as_bytes()).unwrap();
+        let sse = render(&events, "msg_think");
+        let (again, done) = decode(&sse).unwrap();
+        assert!(done);
+        let original = assemble(&events);
+        assert_eq!(
+            assemble(&again),
+            Response {
+                model: Some("claude-x".into()), // the renderer shows the door's name
+                ..original.clone()
+            }
+        );
+        assert!(matches!(
+            &original.blocks[0],
+            Block::Reasoning { signature: Some(s), .. } if s == "EqQBCkYIBxgCKkBsig=="
+        ));
+    }
+
+    #[test]
+    fn content_switches_close_blocks_and_errors_end_the_stream() {
+        let text = |index: usize, t: &str| StreamEvent::TextDelta {
+            index,
+            text: t.into(),
+        };
+        // Reasoning, text, more reasoning at the same index as before, an empty delta.
+        let events = vec![
+            StreamEvent::ReasoningDelta {
+                index: 0,
+                text: "hm".into(),
+            },
+            text(0, "a"),
+            text(0, ""),
+            StreamEvent::BlockStop { index: 0 },
+            text(0, "b"),
+        ];
+        let data = data_of(&render(&events, "x"));
+        let starts: Vec<(u64, &str)> = data
+            .iter()
+            .filter(|d| d["type"] == "content_block_start")
+            .map(|d| {
+                (
+                    d["index"].as_u64().unwrap(),
+                    d["content_block"]["type"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(starts, [(0, "thinking"), (1, "text"), (2, "text")]);
+        assert!(data[0]["message"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("msg_"));
+        assert_eq!(data.last().unwrap()["type"], "message_stop");
+        assert_eq!(data[data.len() - 2]["delta"]["stop_reason"], "end_turn");
+
+        // Arguments of a tool call that never started: an error event, then nothing.
+        let mut r = EventRenderer::new("msg_e", "m");
+        let mut out = Vec::new();
+        r.render(&text(0, "partial"), &mut out);
+        r.render(
+            &StreamEvent::ToolArgsDelta {
+                index: 1,
+                json: "{}".into(),
+            },
+            &mut out,
+        );
+        r.render(&text(0, "more"), &mut out);
+        r.finish(&mut out);
+        let data = data_of(&out);
+        let last = data.last().unwrap();
+        assert_eq!(last["type"], "error");
+        assert_eq!(last["error"]["type"], "api_error");
+
+        // A model error renders Anthropic's error event with its kind's word.
+        let mut r = EventRenderer::new("msg_e", "m");
+        let mut out = Vec::new();
+        r.render(&text(0, "partial"), &mut out);
+        r.render(
+            &StreamEvent::Error(Error::new(ErrorKind::Overloaded, "busy")),
+            &mut out,
+        );
+        r.finish(&mut out);
+        let data = data_of(&out);
+        assert_eq!(
+            data.last().unwrap(),
+            &json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
+        );
+        let err = decode(&out).unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::Overloaded, "busy")
+        );
+    }
 }
