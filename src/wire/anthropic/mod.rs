@@ -28,9 +28,11 @@
 //! | `tool_use` (`input` an object) | ToolCall, `arguments` the compact JSON text of `input` |
 //! | `tool_result` (content a string or `text`/`image` blocks; `is_error`) | ToolResult, kept in its user message (the model's Tool role is OpenAI's; Anthropic's tool results are user content, and keeping them there keeps a same-wire body's turns as they came) |
 //! | `thinking` (`thinking`, `signature`) and `redacted_thinking` (`data`) | Reasoning with its signature, or with `redacted` |
+//! | other blocks (`document`, `search_result`, server tool use and results, ...) | Opaque, the block's JSON as it came (sent back only to an Anthropic-kind provider) |
 //! | `tools[]` (custom tools: `name`, `description`, `input_schema`, `strict`) | Tool |
+//! | server tools (`web_search_20250305`, `code_execution_...`: a `type` other than `custom`) | `Request::hosted_tools`, as they came |
 //! | `tool_choice` `auto` / `any` / `tool` / `none`; `disable_parallel_tool_use: true` | ToolChoice; `parallel_tool_calls: Some(false)` |
-//! | `max_tokens`, `temperature`, `top_p`, `top_k`, `stop_sequences` | Params |
+//! | `max_tokens` (absent: accepted, a translated call uses its default), `temperature`, `top_p`, `top_k`, `stop_sequences` | Params |
 //! | `stream` | `Request::stream` |
 //! | `metadata.user_id` | `Request::user` (and `metadata` kept as a hint) |
 //!
@@ -41,9 +43,9 @@
 //! `cache_control`; and `cache_control` on blocks and tools (which the model has no place for:
 //! named `cache_control` in the hints, not in the extras). Every other unknown top-level field is
 //! kept in the extras as one that may change the answer (a translated call refuses it).
-//! Unknown fields inside blocks are ignored. Refused with the path of the field: a block type
-//! other than the above (`document`, server tool blocks, ...), an image source other than
-//! `base64` / `url`, a tool of a server type (`web_search_...`, `bash_...`), a wrong JSON type.
+//! Unknown fields inside typed blocks are ignored. Refused with the path of the field: a block
+//! without a `type`, an image source other than `base64` / `url`, a missing required field, a
+//! wrong JSON type.
 //!
 //! # Requests to an Anthropic-kind provider ([`encode_request`])
 //!
@@ -61,7 +63,9 @@
 //! | ToolCall | `tool_use`, `input` parsed from `arguments` (`""` is `{}`; not a JSON object: refused, naming the block) |
 //! | ToolResult | `tool_result`: `tool_use_id`, `content` (one text block as a string; none: left out), `is_error` when true |
 //! | Reasoning with a signature; with `redacted` | `thinking` with its signature; `redacted_thinking`; without either: left out (Anthropic rejects thinking it did not sign) |
+//! | Opaque of the Anthropic wire; of another wire | the block as it came; refused |
 //! | tools | `{name, description, input_schema}` (`parameters`, an empty object schema when null); `strict` only from the Anthropic wire (another wire's `strict` is named in `dropped`) |
+//! | hosted tools | from the Anthropic wire, appended to `tools` as they came; from another, left out and named `tools.<type>` in `dropped` |
 //! | tool choice Auto / None / Required / Tool | `{type: auto}` / `{type: none}` / `{type: any}` / `{type: tool, name}`; with no tools, Auto and None are left out and the others refused |
 //! | `parallel_tool_calls: false` (with tools, choice not None) | `disable_parallel_tool_use: true` on the choice (`auto` if none) |
 //! | `max_output_tokens`, else `EncodeOptions::default_max_tokens` | `max_tokens` (0 refused) |

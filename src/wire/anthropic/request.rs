@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::de::DeserializeOwned;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -103,15 +104,21 @@ pub fn decode_request(body: &[u8]) -> Result<Decoded, Error> {
         .enumerate()
         .map(|(i, m)| message(m, i, &mut cache_control))
         .collect::<Result<_, _>>()?;
-    if let Some(tools) = wire.tools {
-        request.tools = tools
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| {
+    for (i, t) in wire.tools.unwrap_or_default().into_iter().enumerate() {
+        match t.get("type").and_then(Value::as_str) {
+            None | Some("custom") => {
+                let t: InTool = typed(t, &format!("tools[{i}]"))?;
                 cache_control |= t.cache_control.is_some();
-                tool(t, i)
-            })
-            .collect::<Result<_, _>>()?;
+                request.tools.push(Tool {
+                    name: t.name,
+                    description: t.description,
+                    parameters: required(t.input_schema, &format!("tools[{i}]"), "input_schema")?,
+                    strict: t.strict,
+                });
+            }
+            // A server tool (web search, code execution, ...), kept as it came.
+            Some(_) => request.hosted_tools.push(Value::Object(t)),
+        }
     }
     if let Some(choice) = wire.tool_choice {
         request.tool_choice = Some(match choice.kind.as_str() {
@@ -204,28 +211,51 @@ fn required<T>(value: Option<T>, at: &str, key: &str) -> Result<T, Error> {
     value.ok_or_else(|| invalid(format!("{at}.{key}"), "required"))
 }
 
-/// One content block at `at`.
-fn block(b: InBlock, at: &str, cache_control: &mut bool) -> Result<Block, Error> {
+/// Content block types the model has a type for.
+const TYPED_BLOCKS: [&str; 6] = [
+    "text",
+    "image",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "redacted_thinking",
+];
+
+/// One content block at `at`: a block of a type the model has no type for (`document`,
+/// `search_result`, server tool blocks, ...) is kept verbatim as [`Block::Opaque`].
+fn block(raw: RawBlock, at: &str, cache_control: &mut bool) -> Result<Block, Error> {
+    match raw.get("type") {
+        Some(Value::String(kind)) if TYPED_BLOCKS.contains(&kind.as_str()) => {}
+        Some(Value::String(_)) => {
+            return Ok(Block::Opaque {
+                wire: Wire::AnthropicMessages,
+                json: Value::Object(raw),
+            })
+        }
+        _ => return Err(invalid(format!("{at}.type"), "expected a string")),
+    }
+    let b: InBlock = typed(raw, at)?;
     *cache_control |= b.cache_control.is_some();
     Ok(match b.kind.as_str() {
         "text" => Block::Text(required(b.text, at, "text")?),
         "image" => {
             let source = required(b.source, at, "source")?;
             let at = format!("{at}.source");
-            let source =
-                match source.kind.as_str() {
-                    "base64" => ImageSource::Base64 {
-                        media_type: required(source.media_type, &at, "media_type")?,
-                        data: required(source.data, &at, "data")?,
-                    },
-                    "url" => ImageSource::Url(required(source.url, &at, "url")?),
-                    other => return Err(invalid(
+            let source = match source.kind.as_str() {
+                "base64" => ImageSource::Base64 {
+                    media_type: required(source.media_type, &at, "media_type")?,
+                    data: required(source.data, &at, "data")?,
+                },
+                "url" => ImageSource::Url(required(source.url, &at, "url")?),
+                other => {
+                    return Err(invalid(
                         format!("{at}.type"),
                         format!(
                             "image sources of type {other:?} are not supported: use base64 or url"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             Block::Image {
                 source,
                 detail: None,
@@ -246,11 +276,13 @@ fn block(b: InBlock, at: &str, cache_control: &mut bool) -> Result<Block, Error>
                     .enumerate()
                     .map(|(k, part)| {
                         let at = format!("{at}.content[{k}]");
-                        match part.kind.as_str() {
-                            "text" | "image" => block(part, &at, cache_control),
-                            other => Err(invalid(
+                        match block(part, &at, cache_control)? {
+                            b @ (Block::Text(_) | Block::Image { .. } | Block::Opaque { .. }) => {
+                                Ok(b)
+                            }
+                            _ => Err(invalid(
                                 format!("{at}.type"),
-                                format!("tool results of type {other:?} are not supported: use text or image"),
+                                "a tool result holds text, images and documents only",
                             )),
                         }
                     })
@@ -277,34 +309,22 @@ fn block(b: InBlock, at: &str, cache_control: &mut bool) -> Result<Block, Error>
         other => {
             return Err(invalid(
                 format!("{at}.type"),
-                format!("content blocks of type {other:?} are not supported by promptd"),
+                format!("unknown block type {other:?}"),
             ))
         }
     })
 }
 
-fn tool(t: InTool, i: usize) -> Result<Tool, Error> {
-    match t.kind.as_deref() {
-        None | Some("custom") => {}
-        Some(other) => {
-            return Err(invalid(
-                format!("tools[{i}].type"),
-                format!("server tools ({other:?}) are not supported by promptd: use custom tools"),
-            ))
-        }
-    }
-    Ok(Tool {
-        name: t.name,
-        description: t.description,
-        parameters: required(t.input_schema, &format!("tools[{i}]"), "input_schema")?,
-        strict: t.strict,
-    })
+/// A JSON object at `at` as `T`, a wrong shape named by its path under `at`.
+fn typed<T: DeserializeOwned>(object: RawBlock, at: &str) -> Result<T, Error> {
+    serde_path_to_error::deserialize(Value::Object(object))
+        .map_err(|e| invalid(format!("{at}.{}", e.path()), e.into_inner()))
 }
 
 /// The top-level body: known fields typed, the others kept as they came.
 struct InRequest {
     model: String,
-    system: Option<OneOrMany<InBlock>>,
+    system: Option<OneOrMany<RawBlock>>,
     messages: Vec<InMessage>,
     max_tokens: Option<u64>,
     temperature: Option<f64>,
@@ -312,7 +332,7 @@ struct InRequest {
     top_k: Option<u64>,
     stop_sequences: Option<Vec<String>>,
     stream: Option<bool>,
-    tools: Option<Vec<InTool>>,
+    tools: Option<Vec<RawBlock>>,
     tool_choice: Option<InToolChoice>,
     rest: Map<String, Value>,
 }
@@ -411,8 +431,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
 #[derive(Deserialize)]
 struct InMessage {
     role: String,
-    content: OneOrMany<InBlock>,
+    content: OneOrMany<RawBlock>,
 }
+
+/// A content block (or a tool) as it came, before its type is known.
+type RawBlock = Map<String, Value>;
 
 /// Any content block: its `type` says which of the fields it has.
 #[derive(Deserialize)]
@@ -425,7 +448,7 @@ struct InBlock {
     name: Option<String>,
     input: Option<Value>,
     tool_use_id: Option<String>,
-    content: Option<OneOrMany<InBlock>>,
+    content: Option<OneOrMany<RawBlock>>,
     is_error: Option<bool>,
     thinking: Option<String>,
     signature: Option<String>,
@@ -444,8 +467,6 @@ struct InImageSource {
 
 #[derive(Deserialize)]
 struct InTool {
-    #[serde(rename = "type")]
-    kind: Option<String>,
     name: String,
     description: Option<String>,
     input_schema: Option<Value>,
@@ -531,10 +552,10 @@ pub fn encode_request(
     let top_p = unit("top_p", params.top_p)?;
 
     let (system, messages) = turns(req)?;
-    let tools: Vec<OutTool> = req
+    let mut tools: Vec<OutTool> = req
         .tools
         .iter()
-        .map(|t| OutTool {
+        .map(|t| OutTool::Custom {
             name: &t.name,
             description: t.description.as_deref(),
             input_schema: match &t.parameters {
@@ -546,6 +567,17 @@ pub fn encode_request(
         .collect();
     if !same_wire && req.tools.iter().any(|t| t.strict == Some(true)) {
         dropped.push("strict".to_owned());
+    }
+    for hosted in &req.hosted_tools {
+        if same_wire {
+            tools.push(OutTool::Hosted(hosted));
+        } else {
+            let kind = hosted
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("hosted");
+            dropped.push(format!("tools.{kind}"));
+        }
     }
     let tool_choice = tool_choice(req, !tools.is_empty())?;
     let metadata = match (&req.user, extras.contains_key("metadata")) {
@@ -759,11 +791,13 @@ fn out_block<'a>(b: &'a Block, at: &str) -> Result<Option<OutBlock<'a>>, Error> 
             for (k, part) in content.iter().enumerate() {
                 let at = format!("{at}.content[{k}]");
                 match part {
-                    Block::Text(_) | Block::Image { .. } => parts.extend(out_block(part, &at)?),
+                    Block::Text(_) | Block::Image { .. } | Block::Opaque { .. } => {
+                        parts.extend(out_block(part, &at)?)
+                    }
                     _ => {
                         return Err(invalid(
                             at,
-                            "a tool result holds text and images only for Anthropic",
+                            "a tool result holds text, images and documents only for Anthropic",
                         ))
                     }
                 }
@@ -793,6 +827,16 @@ fn out_block<'a>(b: &'a Block, at: &str) -> Result<Option<OutBlock<'a>>, Error> 
         }),
         // Thinking Anthropic did not sign is rejected by it; the answer does not depend on it.
         Block::Reasoning { .. } => None,
+        Block::Opaque {
+            wire: Wire::AnthropicMessages,
+            json,
+        } => Some(OutBlock::Raw(json)),
+        Block::Opaque { wire, .. } => {
+            return Err(invalid(
+                at,
+                format!("a block of the {wire:?} wire that has no Anthropic translation"),
+            ))
+        }
     })
 }
 
@@ -910,6 +954,9 @@ enum OutBlock<'a> {
     RedactedThinking {
         data: &'a str,
     },
+    /// A block of the Anthropic wire the model keeps verbatim.
+    #[serde(untagged)]
+    Raw(&'a Value),
 }
 
 fn is_false(b: &bool) -> bool {
@@ -924,13 +971,18 @@ enum OutSource<'a> {
 }
 
 #[derive(Serialize)]
-struct OutTool<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
-    input_schema: Cow<'a, Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    strict: Option<bool>,
+#[serde(untagged)]
+enum OutTool<'a> {
+    Custom {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        description: Option<&'a str>,
+        input_schema: Cow<'a, Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
+    },
+    /// A server tool of the Anthropic wire, as it came.
+    Hosted(&'a Value),
 }
 
 #[derive(Serialize)]
@@ -1056,7 +1108,8 @@ mod tests {
                     "required": ["command"]}},
                 {"name": "Read", "description": "Read a file", "strict": true,
                  "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
-                 "cache_control": {"type": "ephemeral"}}
+                 "cache_control": {"type": "ephemeral"}},
+                {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
             ],
             "tool_choice": {"type": "auto", "disable_parallel_tool_use": true},
             "messages": [
@@ -1077,6 +1130,8 @@ mod tests {
                 {"role": "system", "content": "The user changed directory."},
                 {"role": "user", "content": [
                     {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                    {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"},
+                        "title": "notes.txt", "citations": {"enabled": true}},
                     {"type": "text", "text": "and this?"}
                 ]}
             ],
@@ -1182,6 +1237,18 @@ mod tests {
             }
         );
         assert_eq!(
+            r.messages[4].content[1],
+            Block::Opaque {
+                wire: Wire::AnthropicMessages,
+                json: claude_code_body()["messages"][4]["content"][1].clone()
+            }
+        );
+        assert_eq!(r.tools.len(), 2);
+        assert_eq!(
+            r.hosted_tools,
+            [json!({"type": "web_search_20250305", "name": "web_search", "max_uses": 5})]
+        );
+        assert_eq!(
             r.user.as_deref(),
             Some("{\"device_id\":\"d\",\"session_id\":\"s\"}")
         );
@@ -1258,14 +1325,23 @@ mod tests {
                         {"type": "image", "source": {"type": "url", "url": "https://e/x.png"}}]},
                 {"type": "text", "text": "go on"},
                 {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                original["messages"][4]["content"][1],
                 {"type": "text", "text": "and this?"}
             ])
         );
         // The same request from another wire: its extras are refused unless they are hints.
         let mut other = request.clone();
         other.wire = Wire::OpenAiResponses;
-        assert_eq!(param_of(&other), "anthropic_future_field");
+        let refused = |req: &Request| encode(req, &hints).unwrap_err().param.unwrap();
+        assert_eq!(refused(&other), "anthropic_future_field");
         other.extras.remove("anthropic_future_field");
+        // A block kept verbatim is sent only to a provider of its own wire.
+        other.messages[4].content[1] = Block::Opaque {
+            wire: Wire::OpenAiResponses,
+            json: json!({"type": "input_file", "file_id": "f"}),
+        };
+        assert_eq!(refused(&other), "messages[4].content[1]");
+        other.messages[4].content.remove(1);
         let (body, dropped) = encode(&other, &hints).unwrap();
         assert_eq!(
             dropped,
@@ -1275,9 +1351,11 @@ mod tests {
                 "output_config",
                 "thinking",
                 "cache_control",
-                "strict"
+                "strict",
+                "tools.web_search_20250305"
             ]
         );
+        assert_eq!(body["tools"].as_array().unwrap().len(), 2);
         assert!(body.get("thinking").is_none());
         assert_eq!(body["metadata"], json!({"user_id": request.user.unwrap()}));
         assert!(body["tools"][1].get("strict").is_none());
@@ -1290,8 +1368,13 @@ mod tests {
         };
         let ok = json!({"role": "user", "content": "hi"});
         assert_eq!(
-            with_messages(json!([ok, ok, {"role": "user", "content": [{"type": "document"}]}])),
+            with_messages(json!([ok, ok, {"role": "user", "content": [{"text": "no type"}]}])),
             "messages[2].content[0].type"
+        );
+        assert_eq!(
+            with_messages(json!([{"role": "user", "content": [{"type": "image",
+                "source": {"type": 7}}]}])),
+            "messages[0].content[0].source.type"
         );
         assert_eq!(
             with_messages(json!([{"role": "user", "content": [{"type": "text", "text": 5}]}])),
@@ -1312,7 +1395,7 @@ mod tests {
         );
         assert_eq!(
             with_messages(json!([{"role": "user", "content": [{"type": "tool_result",
-                "tool_use_id": "t", "content": [{"type": "document"}]}]}])),
+                "tool_use_id": "t", "content": [{"type": "tool_use", "id": "i", "name": "n"}]}]}])),
             "messages[0].content[0].content[0].type"
         );
         assert_eq!(with_messages(json!("hi")), "messages");
@@ -1326,8 +1409,8 @@ mod tests {
         );
         assert_eq!(
             param_of_decode(json!({"model": "m", "messages": [],
-                "tools": [{"type": "web_search_20250305", "name": "web_search"}]})),
-            "tools[0].type"
+                "tools": [{"name": "f", "input_schema": {}, "strict": "yes"}]})),
+            "tools[0].strict"
         );
         assert_eq!(
             param_of_decode(json!({"model": "m", "messages": [], "tool_choice": {"type": "tool"}})),

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::WireUsage;
-use crate::model::{Block, Error, ErrorKind, FinishReason, Response, MAX_TOOL_CALLS};
+use crate::model::{Block, Error, ErrorKind, FinishReason, Response, Wire, MAX_TOOL_CALLS};
 
 /// The model's finish reason of an Anthropic `stop_reason`: the one place this wire's word
 /// becomes the model's. `model_context_window_exceeded` (the context, not `max_tokens`, ran
@@ -200,6 +200,9 @@ pub(super) enum OutBlock<'a> {
     RedactedThinking {
         data: &'a str,
     },
+    /// A block of the Anthropic wire the model keeps verbatim.
+    #[serde(untagged)]
+    Raw(&'a Value),
 }
 
 impl<'a> OutBlock<'a> {
@@ -225,8 +228,16 @@ impl<'a> OutBlock<'a> {
                 thinking: text,
                 signature: signature.as_deref().unwrap_or(""),
             }),
-            // Encrypted reasoning of another wire; images and tool results are no answer.
-            Block::Reasoning { .. } | Block::Image { .. } | Block::ToolResult { .. } => None,
+            Block::Opaque {
+                wire: Wire::AnthropicMessages,
+                json,
+            } => Some(OutBlock::Raw(json)),
+            // Encrypted reasoning and blocks of another wire; images and tool results are no
+            // answer.
+            Block::Reasoning { .. }
+            | Block::Opaque { .. }
+            | Block::Image { .. }
+            | Block::ToolResult { .. } => None,
         }
     }
 }
