@@ -19,6 +19,8 @@
 //!   typed content blocks, responses with a finish reason and usage, stream events and their
 //!   assembler, errors with a kind. No HTTP, no wire serde.
 //! - [`providers`] — OpenAI and Anthropic upstreams, SSE parsing, prices.
+//! - [`wire`] — each wire (Anthropic Messages, ...) to and from the model, in all four
+//!   directions: requests and answers, whole and streamed. Pure; imports only the model.
 //! - [`redact`] — credentials out of URLs in any text that leaves the daemon.
 //! - [`memory`] — the daemon-wide budget of bytes held for requests (`max_request_memory`):
 //!   bodies being read and rendered prompts reserve it first; over it, 503 `server_busy`.

@@ -69,6 +69,14 @@ pub enum Block {
         encrypted: Option<String>,
         redacted: Option<String>,
     },
+    /// A block of one wire that the model has no type for (Anthropic's `document`,
+    /// `search_result`, server tool use and its results), kept verbatim as that wire's JSON: a
+    /// call to a provider of the same wire sends it as it came; a translation to another wire
+    /// refuses it (it may be what the answer is about).
+    Opaque {
+        wire: Wire,
+        json: Value,
+    },
 }
 
 impl Block {
@@ -174,9 +182,18 @@ pub struct Request {
     pub system: Vec<Block>,
     pub messages: Vec<Message>,
     pub tools: Vec<Tool>,
+    /// Tools the provider runs itself (Anthropic's `web_search_20250305`, the Responses API's
+    /// `web_search`), as the request's wire wrote them: a call to a provider of that wire sends
+    /// them; a translation leaves them out and lists them as dropped (a hosted tool the
+    /// upstream cannot run is a hint, DESIGN.md).
+    pub hosted_tools: Vec<Value>,
     pub tool_choice: Option<ToolChoice>,
     pub params: Params,
     pub stream: bool,
+    /// An opaque id of the end user the request is made for, for the provider's abuse
+    /// monitoring (OpenAI's `user` or `safety_identifier`, Anthropic's `metadata.user_id`). It
+    /// does not change what the answer means: no part of a cache key.
+    pub user: Option<String>,
     /// The wire the request came in on.
     pub wire: Wire,
     /// The fields of that wire the model has no place for, kept verbatim (a same-wire
@@ -193,9 +210,11 @@ impl Request {
             system: Vec::new(),
             messages: Vec::new(),
             tools: Vec::new(),
+            hosted_tools: Vec::new(),
             tool_choice: None,
             params: Params::default(),
             stream: false,
+            user: None,
             wire,
             extras: Map::new(),
         }

@@ -171,7 +171,8 @@ mod tests {
         assert_eq!(d.request.messages[0].joined_text(), "hi");
         assert_eq!(d.request.params.seed, Some(7));
         assert!(d.request.extras.contains_key("logprobs"));
-        assert_eq!(d.hints, vec!["user".to_owned()]);
+        assert_eq!(d.request.user.as_deref(), Some("u1"));
+        assert!(d.hints.is_empty());
         c.passthrough = Some(Passthrough {
             messages: Some(vec![json!({"role": "user", "content": 5})]),
             ..Passthrough::default()

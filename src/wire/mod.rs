@@ -1,6 +1,7 @@
-//! The wires promptd speaks, each mapped to and from the internal [`crate::model`]: a front
-//! door decodes its wire's requests and renders the model's answers in it; a provider kind
-//! encodes the model's requests in its wire and decodes its answers. A wire module knows the
-//! model and JSON, nothing of HTTP, the engine or the cache.
+//! The wires promptd speaks, each mapped to and from the internal [`crate::model`] (never to
+//! each other): a front door decodes its wire into the model and renders the model back; a
+//! provider kind encodes the model into its wire and decodes its answers. Pure functions over
+//! bytes and JSON: no HTTP, no engine, no cache, no configuration but the provider kinds.
 
+pub mod anthropic;
 pub mod openai_chat;

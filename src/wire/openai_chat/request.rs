@@ -11,11 +11,12 @@
 //! | `max_completion_tokens`, else `max_tokens` | `max_output_tokens` |
 //! | `temperature`, `top_p`, `stop`, `seed`, penalties, `response_format`, `reasoning_effort` | the same parameters |
 //! | `stream` | [`Request::stream`] |
+//! | `safety_identifier`, else `user` | [`Request::user`] |
 //!
 //! Every other field is kept verbatim in [`Request::extras`]. Those that cannot change what the
 //! answer means are also listed as [`Decoded::hints`] (a translated call leaves them out and
 //! says so): `model`, `stream_options`, `metadata`, `store`, `service_tier`,
-//! `prompt_cache_key`, `prediction`, `user`, `safety_identifier`, and fields at their OpenAI
+//! `prompt_cache_key`, `prediction`, `safe_prompt`, and fields at their OpenAI
 //! default (`n: 1`, `logprobs: false`, `top_logprobs: 0`, `logit_bias: {}`,
 //! `modalities: ["text"]`, `verbosity: "medium"`). The rest (`n: 3`, `logprobs: true`,
 //! `audio`, the deprecated `functions`, a field promptd does not know...) changes the answer:
@@ -45,8 +46,6 @@ const HINTS: &[&str] = &[
     "service_tier",
     "prompt_cache_key",
     "prediction",
-    "user",
-    "safety_identifier",
 ];
 
 fn bad(param: impl Into<String>, message: impl Into<String>) -> Error {
@@ -159,6 +158,16 @@ impl Decoder {
                 request.stream = value
                     .as_bool()
                     .ok_or_else(|| bad(&key, "expected a boolean"))?
+            }
+            // The end user's id; `safety_identifier` is its newer name and wins.
+            "user" | "safety_identifier" => {
+                let user = value
+                    .as_str()
+                    .ok_or_else(|| bad(&key, "expected a string"))?
+                    .to_owned();
+                if key == "safety_identifier" || request.user.is_none() {
+                    request.user = Some(user);
+                }
             }
             _ => {
                 if HINTS.contains(&key.as_str()) || at_default(&key, &value) {
