@@ -146,9 +146,12 @@ async fn anthropic_answer_and_request_mapping() {
     assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
     assert_eq!(sent.body["system"], "Be brief.");
     assert_eq!(sent.body["max_tokens"], 4096);
+    // Consecutive turns of one role are one Anthropic turn of their blocks (one mapper for
+    // every door: wire::anthropic).
     assert_eq!(
         sent.body["messages"],
-        json!([{"role": "user", "content": "Hi\n\nagain"}])
+        json!([{"role": "user", "content": [
+            {"type": "text", "text": "Hi"}, {"type": "text", "text": "again"}]}])
     );
     daemon.stop().await;
 }

@@ -1,5 +1,8 @@
-//! Golden tests of `promptd::api::openai::anthropic` over recorded Anthropic bodies and
-//! streams (`tests/fixtures/anthropic_*`, `tests/fixtures/openai_compat_anthropic_*`).
+//! Golden tests of the OpenAI route to an Anthropic-kind provider, through the internal model:
+//! an OpenAI request decoded by `wire::openai_chat` and encoded by `wire::anthropic`; recorded
+//! Anthropic bodies and streams (`tests/fixtures/anthropic_*`,
+//! `tests/fixtures/openai_compat_anthropic_*`) decoded by `wire::anthropic` and rendered by
+//! `wire::openai_chat`. No wire is translated into another.
 //!
 //! The expected OpenAI bodies are `tests/fixtures/openai_compat_*.{chunks,completion}.json`.
 //! After an intended change of the output, `PROMPTD_BLESS=1 cargo test --test
@@ -10,12 +13,11 @@
 
 use std::path::PathBuf;
 
-use promptd::api::openai::anthropic::{
-    assemble, error_from_anthropic, include_usage, request_to_anthropic, response_from_anthropic,
-    StreamTranslator,
-};
+use promptd::model::{Assembler, ErrorKind, StreamEvent};
 use promptd::providers::sse::SseParser;
-use serde_json::{json, Value};
+use promptd::wire::anthropic::{self, EncodeOptions, EventDecoder};
+use promptd::wire::openai_chat::{self, ChunkHeader, EventRenderer};
+use serde_json::{json, Map, Value};
 
 const ID: &str = "chatcmpl-promptd-1";
 const CREATED: u64 = 1_741_569_952;
@@ -52,32 +54,76 @@ fn golden(name: &str, actual: &Value) {
 }
 
 /// The (name, data) of every event of a recorded SSE body.
-fn events(sse: &str) -> Vec<(String, Value)> {
+fn events(sse: &str) -> Vec<(String, String)> {
     let mut parser = SseParser::new();
     let mut out = Vec::new();
     parser.feed(sse.as_bytes(), &mut out).expect("no limit");
     parser.finish(&mut out).expect("no limit");
     out.into_iter()
-        .map(|e| {
-            let data = serde_json::from_str(&e.data).unwrap_or_else(|err| panic!("{e:?}: {err}"));
-            (e.event.unwrap_or_default(), data)
-        })
+        .map(|e| (e.event.unwrap_or_default(), e.data))
         .collect()
 }
 
-/// Translate a recorded stream: the chunks, and the error that ended it if any.
-fn translate_stream(sse_fixture: &str, include_usage: bool) -> (Vec<Value>, Option<Value>) {
-    let mut t = StreamTranslator::new(ID, CREATED, MODEL, include_usage);
-    let mut chunks = Vec::new();
+fn header() -> ChunkHeader {
+    ChunkHeader {
+        id: ID.into(),
+        created: CREATED as i64,
+        model: MODEL.into(),
+        system_fingerprint: None,
+    }
+}
+
+/// The model's events of a recorded Anthropic stream, and the error that ended it if any.
+fn decode_stream(sse_fixture: &str) -> (Vec<StreamEvent>, Option<promptd::model::Error>) {
+    let mut decoder = EventDecoder::new();
+    let mut out = Vec::new();
     for (name, data) in events(&fixture(sse_fixture)) {
-        match t.event(&name, &data) {
-            Ok(more) => chunks.extend(more),
-            Err(error) => return (chunks, Some(error)),
+        if let Err(e) = decoder.on_event(Some(&name), &data, &mut out) {
+            return (out, Some(e));
         }
     }
-    chunks.extend(t.finish());
-    assert!(t.finish().is_empty(), "finish yields its chunks once");
-    (chunks, None)
+    (out, None)
+}
+
+/// A recorded stream rendered as OpenAI chunks: the chunks, and the error that ended it.
+fn translate_stream(
+    sse_fixture: &str,
+    include_usage: bool,
+) -> (Vec<Value>, Option<promptd::model::Error>) {
+    let (events, error) = decode_stream(sse_fixture);
+    let mut renderer = EventRenderer::new(header(), include_usage);
+    let mut chunks = Vec::new();
+    for event in &events {
+        // The model shown is the one the client asked for (the header's), as in a golden.
+        if !matches!(event, StreamEvent::Start { .. }) {
+            renderer.render(event, &mut chunks);
+        }
+    }
+    if error.is_none() {
+        renderer.finish(&mut chunks);
+        let mut again = Vec::new();
+        renderer.finish(&mut again);
+        assert!(again.is_empty(), "finish yields its chunks once");
+    } else if chunks.is_empty() {
+        renderer.render(
+            &StreamEvent::Start {
+                id: None,
+                model: None,
+            },
+            &mut chunks,
+        );
+    }
+    let chunks = chunks
+        .iter()
+        .map(|c| serde_json::from_str(c).expect("a chunk is JSON"))
+        .collect();
+    (chunks, error)
+}
+
+/// A recorded whole answer as a `chat.completion`.
+fn response_from_anthropic(name: &str) -> Value {
+    let response = anthropic::decode_response(fixture(name).as_bytes()).expect("decodes");
+    openai_chat::render_response(&response, &header())
 }
 
 fn choice(chunk: &Value) -> &Value {
@@ -139,13 +185,35 @@ fn normalized(mut completion: Value) -> Value {
 
 #[test]
 fn request_of_a_tool_loop_is_the_recorded_anthropic_body() {
-    let openai = json_fixture("openai_compat_request_tool_loop.json");
-    let body = request_to_anthropic(&openai, "claude-sonnet-4-20250514", 4096).unwrap();
+    let openai = fixture("openai_compat_request_tool_loop.json");
+    let mut decoded = openai_chat::decode_request(openai.as_bytes()).expect("decodes");
+    decoded.request.model = "claude-sonnet-4-20250514".into();
+    let options = EncodeOptions {
+        stream: decoded.request.stream,
+        default_max_tokens: 4096,
+    };
+    let encoded =
+        anthropic::encode_request(&decoded.request, &decoded.hints, &options).expect("encodes");
+    let body: Value = serde_json::from_slice(&encoded.body).expect("JSON");
     assert_eq!(
         body,
         json_fixture("openai_compat_request_tool_loop.anthropic.json")
     );
-    assert!(include_usage(&openai));
+    // Hints only, none of which changes the answer: OpenAI's metadata and stored-completions
+    // flag, `n: 1`, how usage is reported, the model the client named, a tool's `strict`.
+    let mut dropped = encoded.dropped;
+    dropped.sort();
+    assert_eq!(
+        dropped,
+        [
+            "metadata",
+            "model",
+            "n",
+            "store",
+            "stream_options",
+            "strict"
+        ]
+    );
 }
 
 #[test]
@@ -270,7 +338,7 @@ fn without_include_usage_there_is_no_usage_chunk() {
 }
 
 #[test]
-fn overloaded_mid_stream_ends_with_an_openai_error() {
+fn overloaded_mid_stream_ends_with_the_providers_error() {
     let (chunks, error) = translate_stream("anthropic_stream_overloaded.sse", true);
     let deltas: Vec<&Value> = chunks.iter().map(|c| &choice(c)["delta"]).collect();
     assert_eq!(
@@ -280,23 +348,16 @@ fn overloaded_mid_stream_ends_with_an_openai_error() {
             &json!({"content": "Hello"})
         ]
     );
-    assert_eq!(
-        error,
-        Some(
-            json!({"error": {"message": "Overloaded", "type": "server_error",
-            "param": null, "code": "overloaded_error"}})
-        )
-    );
-    // The same body for a non-2xx answer.
-    assert_eq!(
-        error_from_anthropic(&json_fixture("anthropic_error_529.json")),
-        error.unwrap()
-    );
-    assert_eq!(
-        error_from_anthropic(&json_fixture("anthropic_error_400.json")),
-        json!({"error": {"message": "max_tokens: Field required",
-            "type": "invalid_request_error", "param": null, "code": "invalid_request_error"}})
-    );
+    let error = error.expect("the stream failed");
+    assert_eq!(error.kind, ErrorKind::Overloaded);
+    assert_eq!(error.code.as_deref(), Some("overloaded_error"));
+    assert_eq!(error.message, "Overloaded");
+    // The same error for a non-2xx answer.
+    let whole = anthropic::decode_error(529, fixture("anthropic_error_529.json").as_bytes());
+    assert_eq!((whole.kind, whole.code), (error.kind, error.code));
+    let bad = anthropic::decode_error(400, fixture("anthropic_error_400.json").as_bytes());
+    assert_eq!(bad.kind, ErrorKind::InvalidRequest);
+    assert_eq!(bad.message, "max_tokens: Field required");
 }
 
 #[test]
@@ -316,11 +377,9 @@ fn whole_answers() {
         ),
     ];
     for (anthropic, expected) in cases {
-        let completion = response_from_anthropic(&json_fixture(anthropic), ID, CREATED, MODEL);
-        golden(expected, &completion);
+        golden(expected, &response_from_anthropic(anthropic));
     }
-    let tool =
-        response_from_anthropic(&json_fixture("anthropic_tool_use.json"), ID, CREATED, MODEL);
+    let tool = response_from_anthropic("anthropic_tool_use.json");
     let message = &tool["choices"][0]["message"];
     assert_eq!(message["content"], "I'll check the weather.");
     assert_eq!(
@@ -349,12 +408,100 @@ fn a_stream_assembles_to_its_whole_answer() {
         let (chunks, error) = translate_stream(sse, true);
         assert!(error.is_none());
         let streamed = normalized(assemble(&chunks));
-        let answered = normalized(response_from_anthropic(
-            &json_fixture(whole),
-            ID,
-            CREATED,
-            MODEL,
-        ));
+        let answered = normalized(response_from_anthropic(whole));
         assert_eq!(streamed, answered, "{sse} vs {whole}");
+        // And the model's events assemble to the model's whole answer.
+        let mut assembler = Assembler::default();
+        for event in decode_stream(sse).0 {
+            assembler.push(event).expect("within bounds");
+        }
+        let mut assembled = assembler.finish().expect("no error");
+        let mut decoded = anthropic::decode_response(fixture(whole).as_bytes()).expect("decodes");
+        for r in [&mut assembled, &mut decoded] {
+            for block in &mut r.blocks {
+                if let promptd::model::Block::ToolCall { arguments, .. } = block {
+                    let v: Value = serde_json::from_str(arguments).expect("JSON arguments");
+                    *arguments = v.to_string();
+                }
+            }
+        }
+        assert_eq!(assembled.blocks, decoded.blocks, "{sse} vs {whole}");
+        assert_eq!(assembled.finish, decoded.finish, "{sse} vs {whole}");
+    }
+}
+
+/// Fold `chat.completion.chunk`s into the `chat.completion` they spell (content pieces and
+/// tool call `arguments` concatenated per `index`, the last `finish_reason`, the usage chunk's
+/// `usage`), to check that a stream and its non-stream twin say the same thing.
+fn assemble(chunks: &[Value]) -> Value {
+    let first = chunks.first().unwrap_or(&Value::Null);
+    let mut content = String::new();
+    // By order of first appearance, never at the chunk's index.
+    let mut calls: Vec<(u64, Map<String, Value>)> = Vec::new();
+    let mut reason = Value::Null;
+    let mut usage = Value::Null;
+    for chunk in chunks {
+        if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
+            usage = u.clone();
+        }
+        let choices = chunk.get("choices").and_then(Value::as_array);
+        for choice in choices.map(Vec::as_slice).unwrap_or_default() {
+            if let Some(r) = choice.get("finish_reason").filter(|r| !r.is_null()) {
+                reason = r.clone();
+            }
+            let delta = choice.get("delta").unwrap_or(&Value::Null);
+            if let Some(piece) = delta.get("content").and_then(Value::as_str) {
+                content.push_str(piece);
+            }
+            let tool_deltas = delta.get("tool_calls").and_then(Value::as_array);
+            for call in tool_deltas.map(Vec::as_slice).unwrap_or_default() {
+                let index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let at = match calls.iter().position(|(i, _)| *i == index) {
+                    Some(at) => at,
+                    None => {
+                        calls.push((index, Map::new()));
+                        calls.len() - 1
+                    }
+                };
+                merge_call(&mut calls[at].1, call);
+            }
+        }
+    }
+    let content = match (content.is_empty(), calls.is_empty()) {
+        (true, false) => Value::Null,
+        _ => Value::String(content),
+    };
+    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+    if !calls.is_empty() {
+        message["tool_calls"] = calls.into_iter().map(|(_, c)| Value::Object(c)).collect();
+    }
+    json!({
+        "id": first.get("id").cloned().unwrap_or(Value::Null),
+        "object": "chat.completion",
+        "created": first.get("created").cloned().unwrap_or(Value::Null),
+        "model": first.get("model").cloned().unwrap_or(Value::Null),
+        "system_fingerprint": null,
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": reason}],
+        "usage": usage,
+    })
+}
+
+/// Merge one streamed tool call delta into the call it continues.
+fn merge_call(call: &mut Map<String, Value>, delta: &Value) {
+    for key in ["id", "type"] {
+        if let Some(v) = delta.get(key).filter(|v| !v.is_null()) {
+            call.insert(key.into(), v.clone());
+        }
+    }
+    let function = call
+        .entry("function")
+        .or_insert_with(|| json!({"name": "", "arguments": ""}));
+    if let Some(name) = delta.pointer("/function/name").and_then(Value::as_str) {
+        function["name"] = Value::from(name);
+    }
+    if let Some(piece) = delta.pointer("/function/arguments").and_then(Value::as_str) {
+        let mut arguments = function["arguments"].as_str().unwrap_or("").to_owned();
+        arguments.push_str(piece);
+        function["arguments"] = Value::from(arguments);
     }
 }

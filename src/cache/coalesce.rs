@@ -81,7 +81,13 @@ impl<E> FlightState<E> {
 
 /// The bytes a piece holds.
 fn piece_bytes(piece: &Piece) -> usize {
-    piece.text.as_ref().map_or(0, String::len) + piece.chunk.as_ref().map_or(0, String::len)
+    piece.text.as_ref().map_or(0, String::len)
+        + piece.chunk.as_ref().map_or(0, String::len)
+        + piece
+            .events
+            .iter()
+            .map(crate::model::StreamEvent::held_bytes)
+            .sum::<usize>()
 }
 
 /// One provider call shared by every identical request.

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::RequestCtx;
-use crate::api::openai::anthropic;
 use crate::api::{
     ApiError, CompletionRequest, Dialect, LlmConfiguration, Message, ModelParams, Role,
 };
@@ -16,9 +16,11 @@ use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
 use crate::memory::{MemoryBudget, Reservation};
+use crate::model;
 use crate::model::support::{self, Param};
 use crate::projects::ProjectStore;
-use crate::providers::{openai, ChatRequest, Provider, ProviderKind};
+use crate::providers::{ChatRequest, Provider, ProviderKind};
+use crate::wire::{self, anthropic::EncodeOptions};
 
 /// A request ready for the provider.
 #[derive(Debug, Clone)]
@@ -156,10 +158,10 @@ pub fn prepare(
         passthrough: req.passthrough.take().filter(|p| !p.is_empty()),
         translated: None,
     };
-    chat.translated = translate(req.dialect, &provider, &chat)?;
     if req.dialect == Dialect::Parea {
         honoured(&provider, &chat.params)?;
     }
+    chat.translated = encode(req.dialect, &provider, &chat)?;
     Ok(Prepared {
         trace_id,
         provider,
@@ -195,32 +197,60 @@ fn honoured(provider: &Provider, params: &ModelParams) -> Result<(), ApiError> {
     })
 }
 
-/// What a request of `dialect` needs to go to `provider`: nothing (`None`) when the provider
-/// speaks the request's API; for an OpenAI-format request to an Anthropic provider, the
-/// Anthropic body, translated here from the OpenAI body the request stands for (see
-/// [`crate::api::openai::anthropic`]), so a field with no translation is a 400 naming it before
-/// any upstream call. The provider sends that body and translates the answer back.
-fn translate(
+/// What the call needs to go to `provider`: nothing (`None`) for an OpenAI-kind provider,
+/// which is sent the request's own fields; for an Anthropic-kind one, the body, the call as
+/// the model ([`ChatRequest::to_model`]) encoded by the Anthropic wire here, so what Anthropic
+/// cannot honour is a 400 naming it before any upstream call.
+fn encode(
     dialect: Dialect,
     provider: &Provider,
     chat: &ChatRequest,
-) -> Result<Option<Value>, ApiError> {
-    match (dialect, provider.kind()) {
-        (Dialect::Parea, _) | (Dialect::OpenAi, ProviderKind::OpenAi) => Ok(None),
-        (Dialect::OpenAi, ProviderKind::Anthropic) => {
-            let openai = serde_json::to_value(openai::request_body(chat, false))
-                .map_err(|e| ApiError::Internal(format!("the request as OpenAI JSON: {e}")))?;
-            anthropic::request_to_anthropic(
-                &openai,
-                &chat.model,
-                u64::from(provider.default_max_tokens()),
-            )
-            .map(Some)
-            .map_err(|e| ApiError::InvalidRequest {
-                message: e.to_string(),
-                field: Some(e.param.into()),
-            })
+) -> Result<Option<Bytes>, ApiError> {
+    match provider.kind() {
+        ProviderKind::OpenAi => Ok(None),
+        ProviderKind::Anthropic => {
+            let refused = |e: model::Error| refusal(dialect, e);
+            let decoded = chat.to_model().map_err(refused)?;
+            let options = EncodeOptions {
+                stream: false,
+                default_max_tokens: provider.default_max_tokens(),
+            };
+            let encoded =
+                wire::anthropic::encode_request(&decoded.request, &decoded.hints, &options)
+                    .map_err(refused)?;
+            Ok(Some(Bytes::from(encoded.body)))
         }
+    }
+}
+
+/// A request the provider's wire refuses, as the 400 of the request's door: its parameter by
+/// the OpenAI name, or for a Parea request by its place in `llm_configuration`.
+fn refusal(dialect: Dialect, e: model::Error) -> ApiError {
+    let param = e.param.unwrap_or_default();
+    let field = match dialect {
+        Dialect::OpenAi => param.clone(),
+        Dialect::Parea => {
+            let (head, rest) = param
+                .split_once(['.', '['])
+                .map_or((param.as_str(), ""), |(head, _)| {
+                    (head, &param[head.len()..])
+                });
+            let place = match head {
+                "temperature" => "model_params.temp".to_owned(),
+                "max_tokens" | "max_output_tokens" => "model_params.max_length".to_owned(),
+                "top_p" | "response_format" | "presence_penalty" | "frequency_penalty" => {
+                    format!("model_params.{head}")
+                }
+                "tools" => format!("functions{rest}"),
+                "tool_choice" => "function_call".to_owned(),
+                other => format!("{other}{rest}"),
+            };
+            format!("llm_configuration.{place}")
+        }
+    };
+    ApiError::InvalidRequest {
+        message: format!("{field}: {}", e.message),
+        field: Some(field.into()),
     }
 }
 

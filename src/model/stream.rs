@@ -70,6 +70,32 @@ pub enum StreamEvent {
     Error(Error),
 }
 
+impl StreamEvent {
+    /// About how many bytes the event holds: its strings, and the event itself (for a bound on
+    /// what a stream keeps in memory).
+    pub fn held_bytes(&self) -> usize {
+        let strings = match self {
+            StreamEvent::Start { id, model } => {
+                id.as_ref().map_or(0, String::len) + model.as_ref().map_or(0, String::len)
+            }
+            StreamEvent::BlockStart { kind, .. } => match kind {
+                BlockKind::Text => 0,
+                BlockKind::ToolCall { id, name } => id.len() + name.len(),
+                BlockKind::Reasoning { redacted } => redacted.as_ref().map_or(0, String::len),
+            },
+            StreamEvent::TextDelta { text, .. } | StreamEvent::ReasoningDelta { text, .. } => {
+                text.len()
+            }
+            StreamEvent::ToolArgsDelta { json, .. } => json.len(),
+            StreamEvent::SignatureDelta { signature, .. } => signature.len(),
+            StreamEvent::Encrypted { data, .. } => data.len(),
+            StreamEvent::Error(error) => error.message.len(),
+            StreamEvent::BlockStop { .. } | StreamEvent::Usage(_) | StreamEvent::Finish(_) => 0,
+        };
+        strings + std::mem::size_of::<StreamEvent>()
+    }
+}
+
 /// Builds the [`Response`] of a stream from its events, within bounds: block indexes under
 /// [`MAX_BLOCKS`], at most [`MAX_TOOL_CALLS`] tool calls, and at most `max_bytes` of text,
 /// arguments and reasoning kept (the rest is counted as [`Assembler::truncated`]).

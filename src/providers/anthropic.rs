@@ -1,241 +1,92 @@
-//! Anthropic messages API (`POST {base_url}/messages`): request body, whole-answer parse,
-//! stream decoder.
+//! Anthropic messages API (`POST {base_url}/messages`): the body is the call encoded by the
+//! Anthropic wire ([`crate::wire::anthropic`], once, before any upstream call: it refuses what
+//! Anthropic cannot honour, `engine::prepare`), and its answers are decoded by that wire into the
+//! model: a whole answer into a [`Completion`], a stream's events into the model's events
+//! (which each door renders in its own wire) and, assembled, the completion.
 //!
-//! Anthropic wants `system` at the top level, turns that alternate user/assistant, and a
-//! `max_tokens`. Parea's messages are mapped so: every `system` turn (wherever it stands) joins
-//! the top-level system text, `example_*` and `tool` turns become user/assistant turns, and
-//! consecutive turns of the same role are merged. `frequency_penalty`, `presence_penalty` and
-//! `response_format` have no Anthropic equivalent: a request that asks for one (not at its
-//! neutral value) is refused before it gets here ([`crate::model::support`]); `safe_prompt`
-//! (Mistral's) is not sent.
-
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+//! What is held of a stream is bounded: block indexes and tool calls by the model's bounds, the
+//! answer's text to its head of `held` bytes (a longer answer is forwarded whole but not
+//! cached); tool calls longer than `held` fail the stream.
 
 use super::sse::SseEvent;
-use super::{ChatRequest, Completion, Decoded, ProviderError, ToolCall, Usage};
-use crate::api::{FunctionCallSpec, Role};
-use crate::model::FinishReason;
+use super::{ChatRequest, Completion, Decoded, ProviderError, ToolCall};
+use crate::model::{Assembler, Block, Response, StreamEvent};
+use crate::wire::anthropic::{self as wire, EventDecoder};
+
+/// The model's finish reason of an Anthropic `stop_reason`.
+pub use crate::wire::anthropic::finish_reason;
 
 /// The `anthropic-version` header promptd speaks.
 pub const API_VERSION: &str = "2023-06-01";
 
-/// The JSON body for `messages`. `default_max_tokens` applies when the request has no
-/// `max_length`.
-pub fn request_body(req: &ChatRequest, stream: bool, default_max_tokens: u32) -> Value {
-    let mut system: Vec<&str> = Vec::new();
-    let mut turns: Vec<(&'static str, String)> = Vec::new();
-    for m in &req.messages {
-        let content = m.content.as_deref().unwrap_or("");
-        let role = match m.role {
-            Role::System => {
-                system.push(content);
-                continue;
-            }
-            Role::User | Role::ExampleUser | Role::Tool => "user",
-            Role::Assistant | Role::ExampleAssistant => "assistant",
-        };
-        match turns.last_mut() {
-            Some((last_role, text)) if *last_role == role => {
-                text.push_str("\n\n");
-                text.push_str(content);
-            }
-            _ => turns.push((role, content.to_owned())),
-        }
+/// The body of `req` (encoded when it was prepared), asking for a stream when `stream`.
+pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
+    let body = req.translated.as_deref().ok_or_else(|| {
+        ProviderError::Protocol("the call was not encoded for an Anthropic provider".into())
+    })?;
+    if !stream {
+        return Ok(body.to_vec());
     }
-    let mut body = Map::new();
-    body.insert("model".into(), Value::from(req.model.as_str()));
-    body.insert(
-        "max_tokens".into(),
-        Value::from(req.params.max_length.unwrap_or(default_max_tokens)),
-    );
-    if !system.is_empty() {
-        body.insert("system".into(), Value::from(system.join("\n\n")));
-    }
-    body.insert(
-        "messages".into(),
-        Value::Array(
-            turns
-                .into_iter()
-                .map(|(role, content)| json!({"role": role, "content": content}))
-                .collect(),
-        ),
-    );
-    if let Some(t) = req.params.temp {
-        body.insert("temperature".into(), Value::from(t));
-    }
-    if let Some(p) = req.params.top_p {
-        body.insert("top_p".into(), Value::from(p));
-    }
-    if !req.functions.is_empty() {
-        body.insert(
-            "tools".into(),
-            Value::Array(req.functions.iter().map(tool).collect()),
-        );
-    }
-    if let Some(spec) = &req.function_call {
-        body.insert("tool_choice".into(), tool_choice(spec));
-    }
-    if stream {
-        body.insert("stream".into(), Value::Bool(true));
-    }
-    Value::Object(body)
+    // The encoded body is a JSON object (it has a model): `stream` goes before its last brace.
+    let end = body
+        .iter()
+        .rposition(|b| *b == b'}')
+        .ok_or_else(|| ProviderError::Protocol("the encoded body is not an object".into()))?;
+    let mut out = Vec::with_capacity(body.len() + 16);
+    out.extend_from_slice(&body[..end]);
+    out.extend_from_slice(b",\"stream\":true}");
+    Ok(out)
 }
 
-/// A Parea/OpenAI function definition as an Anthropic tool (`parameters` -> `input_schema`).
-fn tool(function: &Value) -> Value {
-    let f = function.get("function").unwrap_or(function);
-    let mut t = Map::new();
-    if let Some(name) = f.get("name") {
-        t.insert("name".into(), name.clone());
-    }
-    if let Some(d) = f.get("description") {
-        t.insert("description".into(), d.clone());
-    }
-    let schema = f
-        .get("parameters")
-        .or_else(|| f.get("input_schema"))
-        .cloned()
-        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-    t.insert("input_schema".into(), schema);
-    Value::Object(t)
-}
-
-fn tool_choice(spec: &FunctionCallSpec) -> Value {
-    match spec {
-        FunctionCallSpec::Mode(mode) if mode == "auto" => json!({"type": "auto"}),
-        FunctionCallSpec::Mode(mode) if mode == "none" => json!({"type": "none"}),
-        FunctionCallSpec::Mode(mode) if mode == "required" || mode == "any" => {
-            json!({"type": "any"})
-        }
-        FunctionCallSpec::Mode(name) | FunctionCallSpec::Named { name } => {
-            json!({"type": "tool", "name": name})
-        }
-    }
-}
-
-/// Anthropic's `usage`: `input_tokens` excludes the prompt tokens read from or written to its
-/// prompt cache, which it counts apart (as [`Usage`] does).
-#[derive(Deserialize, Default, Clone, Copy)]
-struct WireUsage {
-    #[serde(default)]
-    input_tokens: Option<u64>,
-    #[serde(default)]
-    output_tokens: Option<u64>,
-    #[serde(default)]
-    cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
-    cache_read_input_tokens: Option<u64>,
-}
-
-impl From<WireUsage> for Usage {
-    fn from(u: WireUsage) -> Usage {
-        Usage {
-            input: u.input_tokens.unwrap_or(0),
-            output: u.output_tokens.unwrap_or(0),
-            cache_read: u.cache_read_input_tokens.unwrap_or(0),
-            cache_write: u.cache_creation_input_tokens.unwrap_or(0),
-            // Anthropic counts thinking in `output_tokens` and reports no part of it apart.
-            reasoning: 0,
-        }
+/// The completion of a model response (`truncated` when it is the head of a longer answer).
+fn completion_of(response: Response, truncated: bool) -> Completion {
+    let text = response.text();
+    let tool_calls = response
+        .blocks
+        .into_iter()
+        .filter_map(|block| match block {
+            Block::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Some(ToolCall {
+                id,
+                name,
+                arguments: if arguments.is_empty() {
+                    "{}".into()
+                } else {
+                    arguments
+                },
+            }),
+            _ => None,
+        })
+        .collect();
+    Completion {
+        text,
+        tool_calls,
+        usage: response.usage,
+        model: response.model,
+        finish_reason: response.finish,
+        raw: None,
+        truncated,
     }
 }
-
-/// The usage of an Anthropic `usage` object (absent or unreadable counts are 0).
-pub(super) fn usage_of(usage: &Value) -> Usage {
-    WireUsage::deserialize(usage)
-        .map(Usage::from)
-        .unwrap_or_default()
-}
-
-/// Fold a stream event's usage into `usage`: `message_start` carries the input counts,
-/// `message_delta` running totals (output always, the input counts in newer API versions), so
-/// each count keeps its largest value.
-pub(super) fn stream_usage(usage: &mut Usage, kind: &str, data: &Value) {
-    let reported = match kind {
-        "message_start" => data.pointer("/message/usage"),
-        "message_delta" => data.get("usage"),
-        _ => None,
-    };
-    if let Some(reported) = reported {
-        usage.max(usage_of(reported));
-    }
-}
-
-#[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    content: Vec<Value>,
-    #[serde(default)]
-    stop_reason: Option<String>,
-    #[serde(default)]
-    usage: WireUsage,
-}
-
-/// The model's finish reason of an Anthropic `stop_reason` (kept beside the Anthropic
-/// translation of the OpenAI routes, which this module's users import already: one mapping).
-pub use crate::api::openai::anthropic::stop_reason as finish_reason;
 
 /// Parse a whole (non-stream) answer.
 pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
-    serde_json::from_slice(body)
-        .map(completion_of)
-        .map_err(|e| ProviderError::Protocol(format!("messages body: {e}")))
+    wire::decode_response(body)
+        .map(|response| completion_of(response, false))
+        .map_err(|e| ProviderError::Protocol(format!("messages body: {}", e.message)))
 }
 
-/// A whole answer already parsed as JSON (the translation renders it too).
-pub fn parse_value(body: &Value) -> Result<Completion, ProviderError> {
-    Message::deserialize(body)
-        .map(completion_of)
-        .map_err(|e| ProviderError::Protocol(format!("messages body: {e}")))
-}
-
-fn completion_of(m: Message) -> Completion {
-    let mut completion = Completion {
-        model: m.model,
-        finish_reason: m.stop_reason.as_deref().map(finish_reason),
-        usage: m.usage.into(),
-        ..Completion::default()
-    };
-    for block in m.content {
-        match block.get("type").and_then(Value::as_str) {
-            Some("text") => completion
-                .text
-                .push_str(block.get("text").and_then(Value::as_str).unwrap_or("")),
-            Some("tool_use") => completion.tool_calls.push(ToolCall {
-                id: str_field(&block, "id"),
-                name: str_field(&block, "name"),
-                arguments: block
-                    .get("input")
-                    .map(Value::to_string)
-                    .unwrap_or_else(|| "{}".into()),
-            }),
-            _ => {} // thinking and other block types carry no answer text
-        }
-    }
-    completion
-}
-
-fn str_field(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or("").to_owned()
-}
-
-/// Accumulated state of an Anthropic stream: at most `held` bytes of text (its head) and of
-/// tool calls, which are kept with their content-block index, never at it.
+/// The state of an Anthropic stream: its decoder, and the answer assembled from its events
+/// within `held` bytes.
 #[derive(Debug)]
 pub struct StreamState {
-    text: String,
-    truncated: bool,
-    /// Each `tool_use` block's index and call, in order.
-    blocks: Vec<(u64, ToolCall)>,
-    /// Bytes of the tool calls' ids, names and arguments.
-    tool_bytes: usize,
+    decoder: EventDecoder,
+    assembler: Assembler,
     held: usize,
-    usage: Usage,
-    model: Option<String>,
-    pub(super) stop_reason: Option<FinishReason>,
+    done: bool,
 }
 
 impl Default for StreamState {
@@ -249,229 +100,69 @@ impl StreamState {
     /// A stream's state, holding at most `held` bytes of the answer.
     pub fn new(held: usize) -> Self {
         StreamState {
-            text: String::new(),
-            truncated: false,
-            blocks: Vec::new(),
-            tool_bytes: 0,
+            decoder: EventDecoder::new(),
+            assembler: Assembler::new(held),
             held,
-            usage: Usage::default(),
-            model: None,
-            stop_reason: None,
+            done: false,
         }
     }
 
-    /// Count `added` bytes of tool calls against `held`.
-    fn hold_tool_bytes(&mut self, added: usize) -> Result<(), ProviderError> {
-        self.tool_bytes = self.tool_bytes.saturating_add(added);
-        if self.tool_bytes > self.held {
-            return Err(super::tool_calls_too_long(self.held));
-        }
-        Ok(())
-    }
-
+    /// One event: the text it adds and the model's events it makes. An `error` event fails the
+    /// stream with the provider's word and message.
     pub fn on_event(&mut self, event: &SseEvent) -> Result<Decoded, ProviderError> {
-        let data: Value = serde_json::from_str(&event.data)
-            .map_err(|e| ProviderError::Stream(format!("unreadable stream event: {e}")))?;
-        self.on_value(event.event.as_deref(), &data)
+        let mut events = Vec::new();
+        let done = self
+            .decoder
+            .on_event(event.event.as_deref(), &event.data, &mut events)
+            .map_err(|e| match e.code {
+                Some(code) => ProviderError::Stream(format!("{code}: {}", e.message)),
+                None => ProviderError::Stream(e.message),
+            })?;
+        let mut delta: Option<String> = None;
+        for event in &events {
+            if let StreamEvent::TextDelta { text, .. } = event {
+                if !text.is_empty() {
+                    delta.get_or_insert_with(String::new).push_str(text);
+                }
+            }
+            let tool_args = matches!(event, StreamEvent::ToolArgsDelta { .. });
+            self.assembler
+                .push(event.clone())
+                .map_err(|e| ProviderError::Stream(e.message))?;
+            if tool_args && self.assembler.truncated() {
+                return Err(super::tool_calls_too_long(self.held));
+            }
+        }
+        self.done |= done;
+        Ok(Decoded {
+            delta,
+            events,
+            done,
+            ..Decoded::default()
+        })
     }
 
-    /// One event already parsed: its name (`event:`, else the data's `type`) and data.
-    pub fn on_value(&mut self, name: Option<&str>, data: &Value) -> Result<Decoded, ProviderError> {
-        let kind = name
-            .filter(|n| !n.is_empty())
-            .or_else(|| data.get("type").and_then(Value::as_str))
-            .unwrap_or("");
-        let mut decoded = Decoded::default();
-        stream_usage(&mut self.usage, kind, data);
-        match kind {
-            "message_start" => {
-                let message = &data["message"];
-                self.model = message
-                    .get("model")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-            }
-            "content_block_start" => {
-                let index = index_of(data)?;
-                let block = &data["content_block"];
-                match block.get("type").and_then(Value::as_str) {
-                    Some("tool_use") => {
-                        if self.blocks.len() >= super::MAX_TOOL_CALLS {
-                            return Err(super::too_many_tool_calls(index));
-                        }
-                        let call = ToolCall {
-                            id: str_field(block, "id"),
-                            name: str_field(block, "name"),
-                            arguments: String::new(),
-                        };
-                        self.hold_tool_bytes(call.id.len() + call.name.len())?;
-                        match self.blocks.iter_mut().find(|(i, _)| *i == index) {
-                            Some((_, slot)) => *slot = call,
-                            None => self.blocks.push((index, call)),
-                        }
-                    }
-                    Some("text") => decoded.delta = self.push_text(block.get("text")),
-                    _ => {}
-                }
-            }
-            "content_block_delta" => {
-                let delta = &data["delta"];
-                match delta.get("type").and_then(Value::as_str) {
-                    Some("text_delta") => decoded.delta = self.push_text(delta.get("text")),
-                    Some("input_json_delta") => {
-                        let index = index_of(data)?;
-                        let piece = delta
-                            .get("partial_json")
-                            .and_then(Value::as_str)
-                            .unwrap_or("");
-                        self.hold_tool_bytes(piece.len())?;
-                        if let Some((_, call)) = self.blocks.iter_mut().find(|(i, _)| *i == index) {
-                            call.arguments.push_str(piece);
-                        }
-                    }
-                    _ => {} // thinking / signature deltas are not answer text
-                }
-            }
-            "message_delta" => {
-                if let Some(reason) = data.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    self.stop_reason = Some(finish_reason(reason));
-                }
-            }
-            "message_stop" => decoded.done = true,
-            "error" => {
-                let message = data
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("error event from provider");
-                let kind = data
-                    .pointer("/error/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("error");
-                return Err(ProviderError::Stream(format!("{kind}: {message}")));
-            }
-            _ => {} // ping, content_block_stop, unknown future events
-        }
-        Ok(decoded)
-    }
-
-    fn push_text(&mut self, text: Option<&Value>) -> Option<String> {
-        let text = text.and_then(Value::as_str).filter(|t| !t.is_empty())?;
-        if !self.truncated && !super::push_within(&mut self.text, text, self.held) {
-            self.truncated = true;
-        }
-        Some(text.to_owned())
+    /// `message_delta` gave a stop reason (a body that ends after it, without `message_stop`,
+    /// still holds a whole answer).
+    pub fn ended_cleanly(&self) -> bool {
+        self.done || self.assembler.response().finish.is_some()
     }
 
     pub fn into_completion(self) -> Completion {
-        Completion {
-            text: self.text,
-            tool_calls: self
-                .blocks
-                .into_iter()
-                .map(|(_, mut c)| {
-                    if c.arguments.is_empty() {
-                        c.arguments = "{}".into();
-                    }
-                    c
-                })
-                .collect(),
-            usage: self.usage,
-            model: self.model,
-            finish_reason: self.stop_reason,
-            raw: None,
-            truncated: self.truncated,
+        let truncated = self.assembler.truncated();
+        match self.assembler.finish() {
+            Ok(response) => completion_of(response, truncated),
+            Err(_) => Completion::default(),
         }
     }
-}
-
-/// A content block's `index`, refused at or beyond [`MAX_CONTENT_BLOCKS`](super::MAX_CONTENT_BLOCKS).
-fn index_of(data: &Value) -> Result<u64, ProviderError> {
-    let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
-    if index >= super::MAX_CONTENT_BLOCKS {
-        return Err(ProviderError::Stream(format!(
-            "content block index {index} is beyond the limit of {} blocks in one answer",
-            super::MAX_CONTENT_BLOCKS
-        )));
-    }
-    Ok(index)
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     use super::*;
-    use crate::api::{Message as Turn, ModelParams};
-
-    fn msg(role: Role, content: &str) -> Turn {
-        Turn {
-            role,
-            content: Some(content.to_owned()),
-        }
-    }
-
-    #[test]
-    fn system_moves_up_and_same_role_turns_merge() {
-        let req = ChatRequest {
-            model: "claude-3-5-sonnet-20241022".into(),
-            messages: vec![
-                msg(Role::System, "be brief"),
-                msg(Role::ExampleUser, "2+2?"),
-                msg(Role::ExampleAssistant, "4"),
-                msg(Role::User, "3+3?"),
-                msg(Role::System, "answer in digits"),
-                msg(Role::User, "really"),
-            ],
-            params: ModelParams {
-                temp: Some(0.2),
-                frequency_penalty: Some(1.0),
-                ..ModelParams::default()
-            },
-            functions: vec![
-                json!({"name": "f", "description": "d", "parameters": {"type": "object"}}),
-            ],
-            function_call: Some(FunctionCallSpec::Mode("f".into())),
-            passthrough: None,
-            translated: None,
-        };
-        let body = request_body(&req, true, 1024);
-        assert_eq!(body["system"], "be brief\n\nanswer in digits");
-        assert_eq!(
-            body["messages"],
-            json!([
-                {"role": "user", "content": "2+2?"},
-                {"role": "assistant", "content": "4"},
-                {"role": "user", "content": "3+3?\n\nreally"}
-            ])
-        );
-        assert_eq!(body["max_tokens"], 1024);
-        assert_eq!(body["temperature"], 0.2);
-        assert!(body.get("frequency_penalty").is_none());
-        assert_eq!(
-            body["tools"],
-            json!([{"name": "f", "description": "d", "input_schema": {"type": "object"}}])
-        );
-        assert_eq!(body["tool_choice"], json!({"type": "tool", "name": "f"}));
-        assert_eq!(body["stream"], true);
-    }
-
-    #[test]
-    fn max_length_beats_the_default() {
-        let req = ChatRequest {
-            model: "c".into(),
-            messages: vec![msg(Role::User, "u")],
-            params: ModelParams {
-                max_length: Some(7),
-                ..ModelParams::default()
-            },
-            functions: vec![],
-            function_call: Some(FunctionCallSpec::Mode("required".into())),
-            passthrough: None,
-            translated: None,
-        };
-        let body = request_body(&req, false, 4096);
-        assert_eq!(body["max_tokens"], 7);
-        assert_eq!(body["tool_choice"], json!({"type": "any"}));
-        assert!(body.get("system").is_none());
-    }
+    use crate::model::{FinishReason, Usage};
 
     fn ev(name: &str, data: Value) -> SseEvent {
         SseEvent {
@@ -609,5 +300,42 @@ mod tests {
             s.into_completion().finish_reason,
             Some(FinishReason::StopSequence)
         );
+    }
+
+    #[test]
+    fn what_is_held_is_bounded() {
+        let start = |index: u64| {
+            ev(
+                "content_block_start",
+                json!({"type":"content_block_start","index":index,
+                    "content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}),
+            )
+        };
+        let mut s = StreamState::default();
+        assert!(s.on_event(&start(1_000_000_000_000)).is_err());
+        let mut s = StreamState::default();
+        let failed = (0..200)
+            .map(|i| s.on_event(&start(i)))
+            .position(|r| r.is_err());
+        assert_eq!(failed, Some(crate::model::MAX_TOOL_CALLS));
+        let mut s = StreamState::new(8);
+        s.on_event(&start(0)).expect("a call");
+        let args = ev(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,
+                "delta":{"type":"input_json_delta","partial_json":"{\"long\": 12345}"}}),
+        );
+        let err = s.on_event(&args).unwrap_err();
+        assert!(err.to_string().contains("max_response_bytes"), "{err}");
+        let mut s = StreamState::new(4);
+        let text = ev(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,
+                "delta":{"type":"text_delta","text":"Hello there"}}),
+        );
+        let d = s.on_event(&text).expect("text past the hold is forwarded");
+        assert_eq!(d.delta.as_deref(), Some("Hello there"));
+        let c = s.into_completion();
+        assert_eq!((c.text.as_str(), c.truncated), ("Hell", true));
     }
 }

@@ -19,8 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::metrics::ProviderMetrics;
 use super::{
-    anthropic, openai, translated, ChatRequest, Completion, ProviderError, ProviderKind,
-    StreamDecoder,
+    anthropic, openai, ChatRequest, Completion, ProviderError, ProviderKind, StreamDecoder,
 };
 use crate::config::{ProviderConfig, Secret};
 use crate::retry::Backoff;
@@ -226,10 +225,9 @@ impl Provider {
         let work = async {
             let response = self.send(req, false, key).await?;
             let body = read_body(response, self.config.max_response_bytes).await?;
-            match (self.config.kind, &req.translated) {
-                (ProviderKind::OpenAi, _) => openai::parse_response(&body),
-                (ProviderKind::Anthropic, None) => anthropic::parse_response(&body),
-                (ProviderKind::Anthropic, Some(_)) => translated::parse_response(&body, &req.model),
+            match self.config.kind {
+                ProviderKind::OpenAi => openai::parse_response(&body),
+                ProviderKind::Anthropic => anthropic::parse_response(&body),
             }
         };
         let result = tokio::time::timeout(timeout, work)
@@ -264,7 +262,7 @@ impl Provider {
         };
         Ok(UpstreamStream::new(
             response.into_body(),
-            StreamDecoder::for_request(self.config.kind, req, self.config.max_response_bytes),
+            StreamDecoder::new(self.config.kind, self.config.max_response_bytes),
             clocks,
             StreamLimits {
                 event: self.config.max_event_bytes,
@@ -281,22 +279,12 @@ impl Provider {
         stream: bool,
         key: Option<&Secret>,
     ) -> Result<Response<Incoming>, ProviderError> {
-        let body = match (self.config.kind, &req.translated) {
-            (ProviderKind::OpenAi, _) => serde_json::to_vec(&openai::request_body(req, stream)),
-            (ProviderKind::Anthropic, Some(translated)) => {
-                let mut body = translated.clone();
-                if stream {
-                    body["stream"] = serde_json::Value::Bool(true);
-                }
-                serde_json::to_vec(&body)
-            }
-            (ProviderKind::Anthropic, None) => serde_json::to_vec(&anthropic::request_body(
-                req,
-                stream,
-                self.config.default_max_tokens,
-            )),
+        let body = match self.config.kind {
+            ProviderKind::OpenAi => serde_json::to_vec(&openai::request_body(req, stream))
+                .map_err(|e| ProviderError::Protocol(e.to_string()))?,
+            ProviderKind::Anthropic => anthropic::request_body(req, stream)?,
         };
-        let body = Bytes::from(body.map_err(|e| ProviderError::Protocol(e.to_string()))?);
+        let body = Bytes::from(body);
         self.post_with_retries(&self.endpoint, body, key).await
     }
 

@@ -14,7 +14,6 @@ pub mod metrics;
 pub mod openai;
 pub mod pricing;
 pub mod sse;
-pub mod translated;
 pub mod upstream_error;
 
 use std::time::Duration;
@@ -48,10 +47,10 @@ pub struct ChatRequest {
     /// What an OpenAI-route request carries beyond the neutral fields, sent as it came to an
     /// OpenAI-kind provider; `None` for Parea requests and plain OpenAI ones.
     pub passthrough: Option<Passthrough>,
-    /// The Anthropic body (without `stream`) of an OpenAI-route request to an Anthropic-kind
-    /// provider, translated before any upstream call; its answer is translated back
-    /// ([`translated`]). Derived from the fields above: not in the cache key.
-    pub translated: Option<Value>,
+    /// The body for an Anthropic-kind provider (without `stream`): the call as the model
+    /// ([`ChatRequest::to_model`]) encoded by the Anthropic wire before any upstream call.
+    /// Derived from the fields above: not in the cache key.
+    pub translated: Option<bytes::Bytes>,
 }
 
 impl From<&str> for Piece {
@@ -254,9 +253,7 @@ pub struct Decoded {
 #[derive(Debug)]
 pub enum StreamDecoder {
     OpenAi(openai::StreamState),
-    Anthropic(anthropic::StreamState),
-    /// An Anthropic stream translated into OpenAI chunks for an OpenAI-route request.
-    Translated(Box<translated::StreamState>),
+    Anthropic(Box<anthropic::StreamState>),
 }
 
 impl StreamDecoder {
@@ -265,27 +262,17 @@ impl StreamDecoder {
     pub fn new(kind: ProviderKind, held: usize) -> Self {
         match kind {
             ProviderKind::OpenAi => StreamDecoder::OpenAi(openai::StreamState::new(held)),
-            ProviderKind::Anthropic => StreamDecoder::Anthropic(anthropic::StreamState::new(held)),
-        }
-    }
-
-    /// The decoder of a stream for `req` from a provider of `kind`, holding at most `held`
-    /// bytes.
-    pub fn for_request(kind: ProviderKind, req: &ChatRequest, held: usize) -> Self {
-        match (kind, &req.translated) {
-            (ProviderKind::Anthropic, Some(_)) => {
-                StreamDecoder::Translated(Box::new(translated::StreamState::new(&req.model, held)))
+            ProviderKind::Anthropic => {
+                StreamDecoder::Anthropic(Box::new(anthropic::StreamState::new(held)))
             }
-            _ => StreamDecoder::new(kind, held),
         }
     }
 
-    /// What one event gives: one [`Decoded`], or several for a translated stream.
-    pub fn on_event(&mut self, event: &sse::SseEvent) -> Result<Vec<Decoded>, ProviderError> {
+    /// What one event gives.
+    pub fn on_event(&mut self, event: &sse::SseEvent) -> Result<Decoded, ProviderError> {
         match self {
-            StreamDecoder::OpenAi(s) => s.on_event(event).map(|d| vec![d]),
-            StreamDecoder::Anthropic(s) => s.on_event(event).map(|d| vec![d]),
-            StreamDecoder::Translated(s) => s.on_event(event),
+            StreamDecoder::OpenAi(s) => s.on_event(event),
+            StreamDecoder::Anthropic(s) => s.on_event(event),
         }
     }
 
@@ -293,8 +280,7 @@ impl StreamDecoder {
     pub fn ended_cleanly(&self) -> bool {
         match self {
             StreamDecoder::OpenAi(s) => s.finish_reason.is_some(),
-            StreamDecoder::Anthropic(s) => s.stop_reason.is_some(),
-            StreamDecoder::Translated(s) => s.ended_cleanly(),
+            StreamDecoder::Anthropic(s) => s.ended_cleanly(),
         }
     }
 
@@ -302,7 +288,6 @@ impl StreamDecoder {
         match self {
             StreamDecoder::OpenAi(s) => s.into_completion(),
             StreamDecoder::Anthropic(s) => s.into_completion(),
-            StreamDecoder::Translated(s) => s.into_completion(),
         }
     }
 }

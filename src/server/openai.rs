@@ -74,11 +74,12 @@ async fn chat(
     let call = wire::decode_chat(&bytes, &promptd_headers)?;
     let target = wire::resolve_model(&call.model, &config)?;
     let (stream, include_usage) = (call.stream, call.include_usage);
+    let asked = call.model.clone();
     let request = call.into_request(target);
     if stream {
         let s = Box::pin(state.engine.stream(request, ctx)).await?;
         let (cache, key, wait, trace_id) = (s.cache, s.key, s.provider_wait, s.trace_id.clone());
-        let events = OpenAiEvents::new(s.items, include_usage, s.trace_id);
+        let events = OpenAiEvents::new(s.items, include_usage, s.trace_id, asked);
         let mut response = Response::new(ResponseBody::OpenAi(events));
         let h = response.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -28,6 +28,8 @@ pub struct OpenAiEvents {
     include_usage: bool,
     trace_id: String,
     created: i64,
+    /// The model the client asked for: shown until the answer names the one that answered.
+    asked: String,
     /// Upstream chunks were sent: nothing is rendered.
     saw_chunk: bool,
     /// The model's events were rendered: the end adds only what closes them.
@@ -41,12 +43,13 @@ pub struct OpenAiEvents {
 }
 
 impl OpenAiEvents {
-    pub fn new(items: StreamItems, include_usage: bool, trace_id: String) -> Self {
+    pub fn new(items: StreamItems, include_usage: bool, trace_id: String, asked: String) -> Self {
         OpenAiEvents {
             items,
             include_usage,
             trace_id,
             created: chrono::Utc::now().timestamp(),
+            asked,
             saw_chunk: false,
             saw_events: false,
             renderer: None,
@@ -68,12 +71,13 @@ impl OpenAiEvents {
     /// The renderer, made with a header of the trace id when the answer's is not known yet.
     fn renderer(&mut self) -> &mut EventRenderer {
         let (trace_id, created, include_usage) = (&self.trace_id, self.created, self.include_usage);
+        let asked = &self.asked;
         self.renderer.get_or_insert_with(|| {
             Box::new(EventRenderer::new(
                 ChunkHeader {
                     id: format!("chatcmpl-{trace_id}"),
                     created,
-                    model: String::new(),
+                    model: asked.clone(),
                     system_fingerprint: None,
                 },
                 include_usage,

@@ -1,15 +1,13 @@
 //! The OpenAI-compatible API (`/v1`), as promptd speaks it: the request body decoded into a
 //! Parea [`CompletionRequest`](crate::api::CompletionRequest) plus what is forwarded unread
 //! ([`request`]), the answer and its stream chunks ([`response`]), model routing and the model
-//! list ([`models`]), the error body ([`error`]); and [`anthropic`], the translation between
-//! OpenAI chat bodies and Anthropic Messages bodies (requests, whole answers, streams) for
-//! Anthropic-kind providers.
+//! list ([`models`]), the error body ([`error`]). A call to a provider of another wire goes
+//! through the internal model: the OpenAI chat wire ([`crate::wire::openai_chat`]) decodes
+//! what the client sent and renders the model's answers.
 //!
 //! Pure wire code: no HTTP, no cache, no engine. The server renders cache entries through the
-//! borrowed views of [`response`]; the translation works on `serde_json::Value`, so golden tests
-//! drive it with recorded bodies alone.
+//! borrowed views of [`response`].
 
-pub mod anthropic;
 pub mod embeddings;
 pub mod error;
 pub mod models;

@@ -7,10 +7,9 @@
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
-use crate::model::{FinishReason, Usage};
-use crate::wire::openai_chat::ChunkHeader;
+use crate::model::{Block, FinishReason, Response, Usage};
+use crate::wire::openai_chat::{render_response, ChunkHeader};
 
 pub use crate::wire::openai_chat::finish_reason;
 
@@ -66,54 +65,28 @@ pub fn chunk_header(view: &AnswerView<'_>) -> ChunkHeader {
     }
 }
 
-fn object(header: &ChunkHeader, object: &str, choices: Value) -> Value {
-    let mut v = json!({
-        "id": header.id, "object": object, "created": header.created, "model": header.model,
-        "choices": choices,
-    });
-    if let Some(fp) = &header.system_fingerprint {
-        v["system_fingerprint"] = Value::from(fp.as_str());
-    }
-    v
-}
-
-use crate::wire::openai_chat::usage_json as usage;
-
-fn tool_calls(calls: &[ToolCallView<'_>], indexed: bool) -> Value {
-    calls
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let mut call = json!({"id": c.id, "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments}});
-            if indexed {
-                call["index"] = Value::from(i);
-            }
-            call
-        })
-        .collect()
-}
-
-/// The `chat.completion` body of an answer.
+/// The `chat.completion` body of an answer: the upstream's own when it answered whole, else
+/// rendered from its parts by the OpenAI chat wire.
 pub fn completion(view: &AnswerView<'_>) -> Bytes {
     if let Some(raw) = view.raw_response {
         return Bytes::from(raw.to_owned());
     }
-    let mut message = json!({"role": "assistant", "content": null});
-    if !view.text.is_empty() || view.tool_calls.is_empty() {
-        message["content"] = Value::from(view.text.as_str());
+    let mut blocks = Vec::with_capacity(1 + view.tool_calls.len());
+    if !view.text.is_empty() {
+        blocks.push(Block::Text(view.text.clone()));
     }
-    if !view.tool_calls.is_empty() {
-        message["tool_calls"] = tool_calls(&view.tool_calls, false);
-    }
-    let mut body = object(
-        &chunk_header(view),
-        "chat.completion",
-        json!([{"index": 0, "message": message, "logprobs": null,
-            "finish_reason": finish_reason(view.finish_reason)}]),
-    );
-    body["usage"] = usage(&view.usage);
-    Bytes::from(body.to_string())
+    blocks.extend(view.tool_calls.iter().map(|c| Block::ToolCall {
+        id: c.id.to_owned(),
+        name: c.name.to_owned(),
+        arguments: c.arguments.to_owned(),
+    }));
+    let response = Response {
+        blocks,
+        finish: view.finish_reason.cloned(),
+        usage: view.usage,
+        ..Response::default()
+    };
+    Bytes::from(render_response(&response, &chunk_header(view)).to_string())
 }
 
 /// One SSE event of a chunk's JSON text.
@@ -169,7 +142,8 @@ mod tests {
 
     #[test]
     fn a_rendered_completion_has_openais_fields() {
-        let body: Value = serde_json::from_slice(&completion(&view())).unwrap_or_default();
+        let body: serde_json::Value =
+            serde_json::from_slice(&completion(&view())).unwrap_or_default();
         assert_eq!(body["id"], "chatcmpl-1");
         assert_eq!(body["created"], 5);
         assert_eq!(body["system_fingerprint"], "fp");

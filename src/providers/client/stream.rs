@@ -47,7 +47,7 @@ pub struct UpstreamStream {
     pending: VecDeque<SseEvent>,
     /// The parser's output for one frame (kept, so a frame costs no allocation).
     parsed: Vec<SseEvent>,
-    /// Pieces decoded and not yet handed on (a translated event can give several).
+    /// Pieces decoded and not yet handed on.
     ready: VecDeque<Piece>,
     decoder: StreamDecoder,
     clocks: StreamClocks,
@@ -151,19 +151,18 @@ impl UpstreamStream {
 
     /// Decode one event into [`UpstreamStream::ready`].
     fn decode(&mut self, event: SseEvent) -> Result<(), ProviderError> {
-        for decoded in self.decoder.on_event(&event)? {
-            if decoded.done {
-                self.finished = true;
-                self.pending.clear();
-            }
-            if decoded.delta.is_some() || decoded.chunk.is_some() || !decoded.events.is_empty() {
-                self.ready.push_back(Piece {
-                    text: decoded.delta,
-                    chunk: decoded.chunk,
-                    events: decoded.events,
-                    usage_only: decoded.usage_only,
-                });
-            }
+        let decoded = self.decoder.on_event(&event)?;
+        if decoded.done {
+            self.finished = true;
+            self.pending.clear();
+        }
+        if decoded.delta.is_some() || decoded.chunk.is_some() || !decoded.events.is_empty() {
+            self.ready.push_back(Piece {
+                text: decoded.delta,
+                chunk: decoded.chunk,
+                events: decoded.events,
+                usage_only: decoded.usage_only,
+            });
         }
         Ok(())
     }

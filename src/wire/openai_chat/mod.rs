@@ -1,13 +1,16 @@
 //! OpenAI's chat completions wire and the model: a request decoded into the model
-//! ([`decode_request`]), the model's stream events rendered as chunks ([`EventRenderer`]), and
-//! the words and objects both directions share (the finish reason, `usage`).
+//! ([`decode_request`], [`Decoder`]), the model's answer rendered as a `chat.completion`
+//! ([`render_response`]) and its stream events as chunks ([`EventRenderer`]), and the words and
+//! objects these share (the finish reason, `usage`).
 
 mod request;
+mod response;
 mod stream;
 
 use serde_json::{json, Value};
 
 pub use request::{decode_object, decode_request, Decoded, Decoder};
+pub use response::render_response;
 pub use stream::{ChunkHeader, EventRenderer};
 
 use crate::model::{FinishReason, Usage};
