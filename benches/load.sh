@@ -3,13 +3,13 @@
 # to core 1; the load generators (oha, examples/sse_load.rs) and the mock provider
 # (examples/fake_provider.rs) to core 0. Targets, each loaded at 32 and 1 connections with oha
 # and (all but the hits) with 8 streaming connections with sse_load:
-#   floor        the fake answering static bytes over a Unix socket, pinned like promptd  (uds)
-#   hit          promptd over its Unix socket, answered from its cache                    (uds)
-#   pass         promptd over its Unix socket, calling the mock over loopback TCP (bypass) (uds)
-#   floor-tcp    the floor over loopback TCP                                (tcp, or PEERS=1)
-#   hit-tcp      promptd over its loopback TCP listener, answered from its cache          (tcp)
-#   pass-tcp     promptd over its loopback TCP listener, calling the mock (bypass)        (tcp)
-#   noveum       noveum-ai-gateway 2.0.1 over TCP, calling the mock              (PEERS=1 only)
+#   floor      the fake answering static bytes on a Unix socket, pinned like promptd  (uds)
+#   hit        promptd over its Unix socket, answered from its cache                  (uds)
+#   pass       promptd over its Unix socket, calling the mock over TCP (bypass)       (uds)
+#   floor-tcp  the floor over loopback TCP                                            (tcp; PEERS=1)
+#   hit-tcp    promptd over its loopback TCP listener, answered from its cache        (tcp)
+#   pass-tcp   promptd over its loopback TCP listener, calling the mock (bypass)      (tcp)
+#   noveum     noveum-ai-gateway 2.0.1 over TCP, calling the mock                     (PEERS=1)
 # TRANSPORT=uds|tcp|both (default both) says which of the (uds) and (tcp) targets run; promptd
 # is started with its Unix socket and, for tcp, its loopback TCP listener (requests carry
 # Host: 127.0.0.1:PORT, which the listener accepts). Every promptd row is compared with the floor
