@@ -2,12 +2,22 @@
 # Whole-daemon load test. The measured process (promptd, the floor, or a peer gateway) is pinned
 # to core 1; the load generators (oha, examples/sse_load.rs) and the mock provider
 # (examples/fake_provider.rs) to core 0. Targets, each loaded at 32 and 1 connections with oha
-# and with 8 streaming connections with sse_load:
-#   floor        the fake answering static bytes over a Unix socket, pinned like promptd
-#   hit          promptd over its Unix socket, answered from its cache
-#   pass         promptd over its Unix socket, calling the mock over loopback TCP (cache off)
-#   floor-tcp    the floor over loopback TCP                              (PEERS=1 only)
-#   noveum       noveum-ai-gateway 2.0.1 over TCP, calling the mock       (PEERS=1 only)
+# and (all but the hits) with 8 streaming connections with sse_load:
+#   floor      the fake answering static bytes on a Unix socket, pinned like promptd  (uds)
+#   hit        promptd over its Unix socket, answered from its cache                  (uds)
+#   pass       promptd over its Unix socket, calling the mock over TCP (bypass)       (uds)
+#   floor-tcp  the floor over loopback TCP                                            (tcp; PEERS=1)
+#   hit-tcp    promptd over its loopback TCP listener, answered from its cache        (tcp)
+#   pass-tcp   promptd over its loopback TCP listener, calling the mock (bypass)      (tcp)
+#   noveum     noveum-ai-gateway 2.0.1 over TCP, calling the mock                     (PEERS=1)
+# TRANSPORT=uds|tcp|both (default both) says which of the (uds) and (tcp) targets run; promptd
+# is started with its Unix socket and, for tcp, its loopback TCP listener (requests carry
+# Host: 127.0.0.1:PORT, which the listener accepts). Every promptd row is compared with the floor
+# of its own transport. ROUTE says what promptd is asked: openai (POST /v1/chat/completions to an
+# OpenAI-kind provider), openai-anthropic (the same route and body, the model routed to an
+# Anthropic-kind provider: promptd translates to the mock's POST /v1/messages, and the answer and
+# the stream back) or parea (/api/parea/v1/completion[/stream]). The floor always answers the
+# OpenAI shapes, the wire the client of the two openai routes sees.
 # REPS repetitions, interleaved; every cell is the median of its repetitions. Prints the raw
 # lines, then one table with req/s, p50/p99, the measured process's CPU µs per request, stream
 # TTFB, RSS, the ratios to the floor of the same transport and the targets. See benches/README.md.
@@ -15,8 +25,8 @@
 # Env: DURATION (per run, default 5s), REPS (default 3), CONNS (oha connection counts, default
 # "1 32"), STREAM_CONNS (default 8), STREAM_CHUNKS (chunks per streamed answer, default 21),
 # CHUNK_GAP_MS (between the chunks, default 0: all at once), DELAY_MS (the mock's delay before
-# it answers, default 0), PIN=0 (no pinning), ROUTE=parea (hits, pass-through and promptd's
-# streams on /api/parea/v1/completion[/stream] instead of /v1/chat/completions), PEERS=1 (also noveum-ai-gateway,
+# it answers, default 0), PIN=0 (no pinning), TRANSPORT (uds, tcp or both, default both), ROUTE
+# (openai, openai-anthropic or parea, default openai), PEERS=1 (also noveum-ai-gateway,
 # installed into PEERS_CACHE, default ~/.cache/promptd-bench/peers), SKIP_BUILD=1 (reuse
 # target/release), PROMPTD_BIN=path (measure another promptd binary), KEEP=1 (keep the temp
 # directory with the run files and the logs).
@@ -31,6 +41,7 @@ CHUNK_GAP_MS="${CHUNK_GAP_MS:-0}"
 DELAY_MS="${DELAY_MS:-0}"
 PIN="${PIN:-1}"
 ROUTE="${ROUTE:-openai}"
+TRANSPORT="${TRANSPORT:-both}"
 PEERS="${PEERS:-0}"
 PEERS_CACHE="${PEERS_CACHE:-$HOME/.cache/promptd-bench/peers}"
 NOVEUM_VERSION=2.0.1
@@ -44,7 +55,13 @@ need() { command -v "$1" >/dev/null 2>&1 || die "needs $1"; }
 need cargo
 need curl
 need python3
-[[ "$ROUTE" == openai || "$ROUTE" == parea ]] || die "ROUTE is openai or parea, not $ROUTE"
+[[ "$ROUTE" =~ ^(openai|openai-anthropic|parea)$ ]] ||
+    die "ROUTE is openai, openai-anthropic or parea, not $ROUTE"
+[[ "$TRANSPORT" =~ ^(uds|tcp|both)$ ]] || die "TRANSPORT is uds, tcp or both, not $TRANSPORT"
+UDS=0
+TCP=0
+[[ "$TRANSPORT" == tcp ]] || UDS=1
+[[ "$TRANSPORT" == uds ]] || TCP=1
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "REPS is a positive number, not $REPS"
 
 if ! command -v oha >/dev/null 2>&1; then
@@ -143,6 +160,10 @@ cpu() {
     tids="$(ls "/proc/$pid/task" | paste -sd, -)"
     echo "$ticks ${ns:-0} $tids"
 }
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
 wait_line() { # file, pid, what
     for _ in $(seq 200); do
         grep -q '^listening on ' "$1" 2>/dev/null && return 0
@@ -168,14 +189,20 @@ PIDS+=("$FLOOR_PID")
 wait_line "$TMP/floor.out" "$FLOOR_PID" "the floor fake"
 FLOOR_ADDR="$(sed -n 's/^listening on //p' "$TMP/floor.out" | head -n1)"
 sleep 0.5
-rss "$FLOOR_PID" VmRSS >"$RUNS/floor.idle"
-cp "$RUNS/floor.idle" "$RUNS/floor-tcp.idle"
+FLOOR_IDLE="$(rss "$FLOOR_PID" VmRSS)"
 
 # --- promptd (pinned) --------------------------------------------------------------------------
 SOCK="$TMP/promptd.sock"
 mkdir -p "$TMP/state" "$TMP/prompts"
-cat >"$TMP/promptd.toml" <<EOF
-socket = "$SOCK"
+# With TCP: the loopback listener on a free port (its Host check accepts 127.0.0.1:PORT).
+P_TCP=""
+if [[ "$TCP" == 1 ]]; then
+    P_TCP="127.0.0.1:$(free_port)"
+fi
+{
+    echo "socket = \"$SOCK\""
+    [[ -z "$P_TCP" ]] || echo "tcp = \"$P_TCP\""
+    cat <<EOF
 state_dir = "$TMP/state"
 prompts_dir = "$TMP/prompts"
 log_level = "warn"
@@ -187,6 +214,16 @@ base_url = "http://$MOCK_ADDR/v1"
 api_key = "sk-bench"
 max_retries = 0
 EOF
+    # ROUTE=openai-anthropic: the mock's POST /v1/messages as an Anthropic-kind provider.
+    [[ "$ROUTE" != openai-anthropic ]] || cat <<EOF
+
+[providers.anthropic]
+kind = "anthropic"
+base_url = "http://$MOCK_ADDR/v1"
+api_key = "sk-ant-bench"
+max_retries = 0
+EOF
+} >"$TMP/promptd.toml"
 "${PIN_GW[@]}" "$PROMPTD" serve --config "$TMP/promptd.toml" >"$TMP/promptd.log" 2>&1 &
 PROMPTD_PID=$!
 PIDS+=("$PROMPTD_PID")
@@ -196,15 +233,22 @@ for _ in $(seq 200); do
     sleep 0.05
 done
 [[ -S "$SOCK" ]] || die "promptd socket $SOCK did not appear"
+if [[ -n "$P_TCP" ]]; then
+    for _ in $(seq 200); do
+        curl -fsS -o /dev/null "http://$P_TCP/health" 2>/dev/null && break
+        kill -0 "$PROMPTD_PID" 2>/dev/null || die "promptd exited: $(cat "$TMP/promptd.log")"
+        sleep 0.05
+    done
+    curl -fsS -o /dev/null "http://$P_TCP/health" ||
+        die "promptd's TCP listener $P_TCP does not answer: $(tail -n 20 "$TMP/promptd.log")"
+fi
 sleep 0.5
-rss "$PROMPTD_PID" VmRSS >"$RUNS/hit.idle"
-cp "$RUNS/hit.idle" "$RUNS/pass.idle"
+PROMPTD_IDLE="$(rss "$PROMPTD_PID" VmRSS)"
 
 # --- noveum-ai-gateway (pinned), a transparent proxy of x-provider: openai to the mock ---------
 NOVEUM_PID=""
 if [[ -n "$NOVEUM" ]]; then
-    NOVEUM_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])')"
+    NOVEUM_PORT="$(free_port)"
     mkdir -p "$TMP/noveum" # its working directory: it reads a .env from there, and there is none
     (cd "$TMP/noveum" && exec "${PIN_GW[@]}" env HOST=127.0.0.1 PORT="$NOVEUM_PORT" \
         OPENAI_BASE_URL="http://$MOCK_ADDR" NOVEUM_GUARD_ENABLED=false RUST_LOG=warn \
@@ -238,6 +282,15 @@ if [[ "$ROUTE" == openai ]]; then
     HIT_BODY="$OPENAI_BODY"
     PROMPTD_STREAM_PATH="$OPENAI_PATH"
     PROMPTD_STREAM_BODY="$STREAM_BODY"
+elif [[ "$ROUTE" == openai-anthropic ]]; then
+    # The same OpenAI request, its model routed to the Anthropic-kind provider.
+    ANTHROPIC_MODEL=anthropic/claude-3-5-sonnet-20241022
+    PROMPTD_PATH="$OPENAI_PATH"
+    PASS_BODY="${OPENAI_BODY/gpt-4o-mini/$ANTHROPIC_MODEL}"
+    PASS_HEADERS=("${BYPASS[@]}")
+    HIT_BODY="$PASS_BODY"
+    PROMPTD_STREAM_PATH="$OPENAI_PATH"
+    PROMPTD_STREAM_BODY="${STREAM_BODY/gpt-4o-mini/$ANTHROPIC_MODEL}"
 else
     PROMPTD_PATH=/api/parea/v1/completion
     PASS_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]},"cache":false}'
@@ -272,19 +325,66 @@ smoke() { # name, expect (cache header value or -), curl args...
         return 1
     fi
 }
-FLOOR_SMOKE=(--unix-socket "$FLOOR_SOCK" "http://localhost$OPENAI_PATH")
-smoke floor - -d "$OPENAI_BODY" "${FLOOR_SMOKE[@]}" || exit 1
-smoke floor-stream - -d "$STREAM_BODY" "${FLOOR_SMOKE[@]}" || exit 1
+# Transport arguments, for curl and oha (the URL last) and for sse_load: the floor's and promptd's.
+FLOOR_UDS=(--unix-socket "$FLOOR_SOCK" "http://localhost$OPENAI_PATH")
+FLOOR_UDS_SSE=(--unix "$FLOOR_SOCK" --path "$OPENAI_PATH")
+FLOOR_TCP=("http://$FLOOR_ADDR$OPENAI_PATH")
+FLOOR_TCP_SSE=(--url "http://$FLOOR_ADDR$OPENAI_PATH")
+P_UDS=(--unix-socket "$SOCK" "http://localhost$PROMPTD_PATH")
+P_UDS_SSE=(--unix "$SOCK" --path "$PROMPTD_STREAM_PATH")
+P_TCP_URL=("http://$P_TCP$PROMPTD_PATH")
+P_TCP_SSE=(--url "http://$P_TCP$PROMPTD_STREAM_PATH")
+
+smoke floor - -d "$OPENAI_BODY" "${FLOOR_UDS[@]}" || exit 1
+smoke floor-stream - -d "$STREAM_BODY" "${FLOOR_UDS[@]}" || exit 1
 got="$(grep -c '^data: {' "$TMP/floor-stream.smoke")"
 [[ "$got" == "$STREAM_CHUNKS" ]] || die "the floor streamed $got chunks, not $STREAM_CHUNKS"
-P_SMOKE=(--unix-socket "$SOCK" "http://localhost$PROMPTD_PATH")
-smoke pass bypass -d "$PASS_BODY" "${PASS_HEADERS[@]}" "${P_SMOKE[@]}" || exit 1
-smoke hit-prime - -d "$HIT_BODY" "${P_SMOKE[@]}" || exit 1
-smoke hit hit -d "$HIT_BODY" "${P_SMOKE[@]}" || exit 1
-smoke pass-stream bypass -d "$PROMPTD_STREAM_BODY" "${BYPASS[@]}" \
-    --unix-socket "$SOCK" "http://localhost$PROMPTD_STREAM_PATH" || exit 1
+if [[ "$ROUTE" == openai-anthropic ]]; then
+    # The mock's Anthropic stream, as promptd gets it: every event, STREAM_CHUNKS - 3 deltas.
+    smoke mock-anthropic - -d "$STREAM_BODY" "http://$MOCK_ADDR/v1/messages" || exit 1
+    got="$(grep -c '^event: content_block_delta' "$TMP/mock-anthropic.smoke")"
+    if [[ "$got" != $((STREAM_CHUNKS - 3)) ]] ||
+        ! grep -q '^event: message_stop' "$TMP/mock-anthropic.smoke"; then
+        die "the mock's Anthropic stream has $got text deltas, not $((STREAM_CHUNKS - 3)), or no" \
+            "message_stop: $(cat "$TMP/mock-anthropic.smoke")"
+    fi
+fi
+# promptd, over each transport measured: a pass-through, a hit (primed once: the cache is the
+# same whichever door the request came in by) and a pass-through stream.
+PRIMED=0
+smoke_promptd() { # suffix ("" or -tcp), curl transport arguments...
+    local sfx="$1"
+    shift
+    smoke "pass$sfx" bypass -d "$PASS_BODY" "${PASS_HEADERS[@]}" "$@" || exit 1
+    if [[ "$PRIMED" == 0 ]]; then
+        smoke hit-prime - -d "$HIT_BODY" "$@" || exit 1
+        PRIMED=1
+    fi
+    smoke "hit$sfx" hit -d "$HIT_BODY" "$@" || exit 1
+}
+smoke_promptd_stream() { # suffix, curl transport arguments...
+    local sfx="$1" lines
+    shift
+    smoke "pass$sfx-stream" bypass -d "$PROMPTD_STREAM_BODY" "${BYPASS[@]}" "$@" || exit 1
+    if [[ "$ROUTE" != parea ]]; then
+        # role, the deltas, finish (no usage chunk: not asked for), [DONE]
+        lines="$(grep -c '^data: ' "$TMP/pass$sfx-stream.smoke")"
+        [[ "$lines" == "$STREAM_CHUNKS" ]] ||
+            die "promptd's stream (pass$sfx) had $lines data: lines, not $STREAM_CHUNKS:" \
+                "$(cat "$TMP/pass$sfx-stream.smoke")"
+    fi
+}
+if [[ "$UDS" == 1 ]]; then
+    smoke_promptd "" "${P_UDS[@]}"
+    smoke_promptd_stream "" --unix-socket "$SOCK" "http://localhost$PROMPTD_STREAM_PATH"
+fi
+if [[ "$TCP" == 1 ]]; then
+    smoke floor-tcp - -d "$OPENAI_BODY" "${FLOOR_TCP[@]}" || exit 1
+    smoke_promptd -tcp "${P_TCP_URL[@]}"
+    smoke_promptd_stream -tcp "http://$P_TCP$PROMPTD_STREAM_PATH"
+fi
 if [[ -n "$NOVEUM_PID" ]]; then
-    smoke floor-tcp - -d "$OPENAI_BODY" "http://$FLOOR_ADDR$OPENAI_PATH" || exit 1
+    smoke floor-tcp - -d "$OPENAI_BODY" "${FLOOR_TCP[@]}" || exit 1
     N_URL="http://127.0.0.1:$NOVEUM_PORT$OPENAI_PATH"
     if ! smoke noveum - -d "$OPENAI_BODY" "${NOVEUM_HEADERS[@]}" "$N_URL" ||
         ! smoke noveum-stream - -d "$STREAM_BODY" "${NOVEUM_HEADERS[@]}" "$N_URL"; then
@@ -293,6 +393,20 @@ if [[ -n "$NOVEUM_PID" ]]; then
         wait "$NOVEUM_PID" 2>/dev/null || true
         NOVEUM_PID=""
     fi
+fi
+
+# Which targets run: the report takes those with an idle RSS file.
+FLOOR_TCP_ON=0
+[[ "$TCP" == 1 || -n "$NOVEUM_PID" ]] && FLOOR_TCP_ON=1
+if [[ "$UDS" == 1 ]]; then
+    echo "$FLOOR_IDLE" >"$RUNS/floor.idle"
+    echo "$PROMPTD_IDLE" >"$RUNS/hit.idle"
+    echo "$PROMPTD_IDLE" >"$RUNS/pass.idle"
+fi
+[[ "$FLOOR_TCP_ON" == 0 ]] || echo "$FLOOR_IDLE" >"$RUNS/floor-tcp.idle"
+if [[ "$TCP" == 1 ]]; then
+    echo "$PROMPTD_IDLE" >"$RUNS/hit-tcp.idle"
+    echo "$PROMPTD_IDLE" >"$RUNS/pass-tcp.idle"
 fi
 
 # --- load --------------------------------------------------------------------------------------
@@ -335,39 +449,47 @@ peak_begin() { reset_peak "$2"; }
 peak_end() { rss "$2" VmHWM >"$RUNS/$1.peak.r$3"; }
 
 uptime >"$RUNS/load-before"
+# One transport's floor, hits and pass-through (oha, then streams): suffix ("" or -tcp), then the
+# floor's and promptd's transport arguments are taken from the arrays named for it.
+run_transport() { # rep, suffix
+    local rep="$1" sfx="$2" c
+    local -a f_oha f_sse p_oha p_sse
+    if [[ -z "$sfx" ]]; then
+        f_oha=("${FLOOR_UDS[@]}") f_sse=("${FLOOR_UDS_SSE[@]}")
+        p_oha=("${P_UDS[@]}") p_sse=("${P_UDS_SSE[@]}")
+    else
+        f_oha=("${FLOOR_TCP[@]}") f_sse=("${FLOOR_TCP_SSE[@]}")
+        p_oha=("${P_TCP_URL[@]}") p_sse=("${P_TCP_SSE[@]}")
+    fi
+    peak_begin "floor$sfx" "$FLOOR_PID"
+    for c in $CONNS; do
+        oha_run "floor$sfx" "$FLOOR_PID" "$rep" "$c" -d "$OPENAI_BODY" "${f_oha[@]}"
+    done
+    sse_run "floor$sfx" "$FLOOR_PID" "$rep" "${f_sse[@]}"
+    peak_end "floor$sfx" "$FLOOR_PID" "$rep"
+    # The floor alone over TCP when only the peer needs it (TRANSPORT=uds PEERS=1).
+    [[ -n "$sfx" && "$TCP" == 0 ]] && return 0
+
+    peak_begin "hit$sfx" "$PROMPTD_PID"
+    for c in $CONNS; do
+        oha_run "hit$sfx" "$PROMPTD_PID" "$rep" "$c" -d "$HIT_BODY" "${p_oha[@]}"
+    done
+    peak_end "hit$sfx" "$PROMPTD_PID" "$rep"
+
+    peak_begin "pass$sfx" "$PROMPTD_PID"
+    for c in $CONNS; do
+        oha_run "pass$sfx" "$PROMPTD_PID" "$rep" "$c" -d "$PASS_BODY" "${PASS_HEADERS[@]}" \
+            "${p_oha[@]}"
+    done
+    SSE_BODY="$PROMPTD_STREAM_BODY" sse_run "pass$sfx" "$PROMPTD_PID" "$rep" "${p_sse[@]}" \
+        -H 'x-promptd-cache: bypass'
+    peak_end "pass$sfx" "$PROMPTD_PID" "$rep"
+}
 for rep in $(seq "$REPS"); do
-    peak_begin floor "$FLOOR_PID"
-    for c in $CONNS; do
-        oha_run floor "$FLOOR_PID" "$rep" "$c" -d "$OPENAI_BODY" --unix-socket "$FLOOR_SOCK" \
-            "http://localhost$OPENAI_PATH"
-    done
-    sse_run floor "$FLOOR_PID" "$rep" --unix "$FLOOR_SOCK" --path "$OPENAI_PATH"
-    peak_end floor "$FLOOR_PID" "$rep"
-
-    peak_begin hit "$PROMPTD_PID"
-    for c in $CONNS; do
-        oha_run hit "$PROMPTD_PID" "$rep" "$c" -d "$HIT_BODY" --unix-socket "$SOCK" \
-            "http://localhost$PROMPTD_PATH"
-    done
-    peak_end hit "$PROMPTD_PID" "$rep"
-
-    peak_begin pass "$PROMPTD_PID"
-    for c in $CONNS; do
-        oha_run pass "$PROMPTD_PID" "$rep" "$c" -d "$PASS_BODY" "${PASS_HEADERS[@]}" \
-            --unix-socket "$SOCK" "http://localhost$PROMPTD_PATH"
-    done
-    SSE_BODY="$PROMPTD_STREAM_BODY" sse_run pass "$PROMPTD_PID" "$rep" --unix "$SOCK" \
-        --path "$PROMPTD_STREAM_PATH" -H 'x-promptd-cache: bypass'
-    peak_end pass "$PROMPTD_PID" "$rep"
+    [[ "$UDS" == 0 ]] || run_transport "$rep" ""
+    [[ "$FLOOR_TCP_ON" == 0 ]] || run_transport "$rep" -tcp
 
     if [[ -n "$NOVEUM_PID" ]]; then
-        peak_begin floor-tcp "$FLOOR_PID"
-        for c in $CONNS; do
-            oha_run floor-tcp "$FLOOR_PID" "$rep" "$c" -d "$OPENAI_BODY" "http://$FLOOR_ADDR$OPENAI_PATH"
-        done
-        sse_run floor-tcp "$FLOOR_PID" "$rep" --url "http://$FLOOR_ADDR$OPENAI_PATH"
-        peak_end floor-tcp "$FLOOR_PID" "$rep"
-
         peak_begin noveum "$NOVEUM_PID"
         for c in $CONNS; do
             oha_run noveum "$NOVEUM_PID" "$rep" "$c" -d "$OPENAI_BODY" "${NOVEUM_HEADERS[@]}" "$N_URL"
@@ -389,6 +511,7 @@ uptime >"$RUNS/load-after"
     echo "promptd=$PROMPTD"
     echo "noveum=${NOVEUM_PID:+noveum-ai-gateway $NOVEUM_VERSION ($NOVEUM)}"
     echo "route=$ROUTE"
+    echo "transport=$TRANSPORT"
     echo "promptd_path=$PROMPTD_PATH"
 } >"$RUNS/about"
 python3 "$ROOT/benches/load_report.py" "$RUNS" "$(getconf CLK_TCK)" "$DURATION" "$REPS" \

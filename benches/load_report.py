@@ -23,22 +23,37 @@ CONNS = [int(c) for c in CONNS.split()]
 HI, LO = max(CONNS), min(CONNS)
 SC = int(STREAM_CONNS)
 
-LABELS = {
-    "floor": "mock provider direct (floor), Unix socket",
-    "hit": "promptd, cache hits (Unix socket)",
-    "pass": "promptd, pass-through (Unix socket, mock over TCP)",
-    "floor-tcp": "mock provider direct (floor), TCP",
-    "noveum": "noveum-ai-gateway 2.0.1 (Rust), pass-through (TCP, mock over TCP)",
-}
-FLOOR_OF = {"hit": "floor", "pass": "floor", "noveum": "floor-tcp"}
-TARGETS = [t for t in LABELS if os.path.exists(f"{RUNS}/{t}.idle")]
 about = dict(
     line.rstrip("\n").split("=", 1) for line in open(f"{RUNS}/about") if "=" in line
 )
+# ROUTE=openai-anthropic: promptd's OpenAI route calls an Anthropic-kind provider.
+TO = ", translated to Anthropic" if about.get("route") == "openai-anthropic" else ""
+LABELS = {
+    "floor": "mock provider direct (floor), Unix socket",
+    "hit": "promptd, cache hits (Unix socket)",
+    "pass": f"promptd, pass-through{TO} (Unix socket, mock over TCP)",
+    "floor-tcp": "mock provider direct (floor), TCP",
+    "hit-tcp": "promptd, cache hits (TCP)",
+    "pass-tcp": f"promptd, pass-through{TO} (TCP, mock over TCP)",
+    "noveum": "noveum-ai-gateway 2.0.1 (Rust), pass-through (TCP, mock over TCP)",
+}
+FLOOR_OF = {
+    "hit": "floor",
+    "pass": "floor",
+    "hit-tcp": "floor-tcp",
+    "pass-tcp": "floor-tcp",
+    "noveum": "floor-tcp",
+}
+# The script writes TARGET.idle for every target it ran (the floor over TCP with TRANSPORT=tcp or
+# both, or for the peer).
+TARGETS = [t for t in LABELS if os.path.exists(f"{RUNS}/{t}.idle")]
 if "noveum" in TARGETS and not about.get("noveum"):
     TARGETS.remove("noveum")
-if "noveum" not in TARGETS and "floor-tcp" in TARGETS:
-    TARGETS.remove("floor-tcp")
+
+
+def base(target):
+    """The kind of a target whatever its transport: hit-tcp is a hit."""
+    return target.removesuffix("-tcp")
 
 
 def read(path):
@@ -135,7 +150,7 @@ def load(target, kind, conns, rep):
     # the load generator's core (or other work on the machine) is.
     r["busy"] = cpu / r["seconds"] * 100.0 if r["seconds"] else math.nan
     r["mock"] = cpu_seconds(run, "mock") / max(n, 1) * 1e6
-    if target in ("hit", "pass") and kind == "oha":
+    if base(target) in ("hit", "pass") and kind == "oha":
         r["own"] = overhead_quantiles(run)
     return r
 
@@ -156,7 +171,7 @@ for target in TARGETS:
     for rep in range(1, REPS + 1):
         for c in CONNS:
             results.setdefault((target, "oha", c), []).append(load(target, "oha", c, rep))
-        if target != "hit":
+        if base(target) != "hit":
             results.setdefault((target, "sse", SC), []).append(load(target, "sse", SC, rep))
 for rs in results.values():
     for r in rs:
@@ -170,7 +185,9 @@ for rs in results.values():
 print(f"# benches/load.sh: {about['cpu_model']}, {about['cpus']} CPUs, Linux {about['kernel']}, {about['oha']}")
 print(f"# pinning: {about['pinning']}")
 print(f"# {DURATION} per run, {REPS} repetition(s), medians; streams: {CHUNKS} chunks "
-      f"{GAP_MS} ms apart; mock delay {DELAY_MS} ms; promptd route {about['promptd_path']}")
+      f"{GAP_MS} ms apart; mock delay {DELAY_MS} ms; promptd route {about['promptd_path']}"
+      + (" to an Anthropic-kind provider (the mock's /v1/messages)" if TO else "")
+      + f"; transport {about.get('transport', 'uds')}")
 print(f"# load average before: {read(f'{RUNS}/load-before').split('load average:')[-1].strip()}; "
       f"after: {read(f'{RUNS}/load-after').split('load average:')[-1].strip()}")
 print()
@@ -187,7 +204,7 @@ for target in TARGETS:
                 continue
             own = r.get("own")
             own_s = f"{fmt(own[0], '.0f')}/{fmt(own[1], '.0f')}" if own else "-"
-            mock = fmt(r["mock"], ".1f") if target in ("pass", "noveum") else "-"
+            mock = fmt(r["mock"], ".1f") if base(target) in ("pass", "noveum") else "-"
             codes = ",".join(f"{k}:{v}" for k, v in sorted(r["codes"].items()))
             print(f"{r['run']:<22} {r['rps']:>9.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
                   f"{r['cpu']:>8.1f} {r['busy']:>4.0f}% {mock:>8} {own_s:>15}  {codes}"
@@ -202,7 +219,7 @@ for target in TARGETS:
         if "failed" in r:
             print(f"{r['run']:<22} failed: {r['failed']}")
             continue
-        mock = fmt(r["mock"], ".1f") if target in ("pass", "noveum") else "-"
+        mock = fmt(r["mock"], ".1f") if base(target) in ("pass", "noveum") else "-"
         codes = ",".join(f"{k}:{v}" for k, v in sorted(r["codes"].items()))
         ev = f"{r['events'][0]}..{r['events'][1]}"
         print(f"{r['run']:<22} {r['rps']:>9.0f} {r['p50']:>9.3f} {r['p99']:>9.3f} "
@@ -251,8 +268,8 @@ print(f"| target | req/s c{HI} | p99 c{HI} | p50 c{LO} | CPU µs/req c{HI} (c{LO
 print("|---|---|---|---|---|---|---|---|")
 for target in TARGETS:
     s = summary[target]
-    stream = "-" if target == "hit" else f"{fmt(s['ttfb50'])}/{fmt(s['ttfb99'])} ms"
-    scpu = "-" if target == "hit" else fmt(s["scpu"], ".0f")
+    stream = "-" if base(target) == "hit" else f"{fmt(s['ttfb50'])}/{fmt(s['ttfb99'])} ms"
+    scpu = "-" if base(target) == "hit" else fmt(s["scpu"], ".0f")
     print(f"| {LABELS[target]} | {fmt(s['rps'], ',.0f')} | {fmt(s['p99'])} ms | "
           f"{fmt(s['p50lo'])} ms | {fmt(s['cpu'], '.1f')} ({fmt(s['cpulo'], '.1f')}) | {stream} | "
           f"{scpu} | {fmt(s['idle'], '.1f')}/{fmt(s['peak'], '.1f')} MiB |")
@@ -277,7 +294,7 @@ for target in TARGETS:
     if floor not in summary:
         continue
     s, f = summary[target], summary[floor]
-    streamed = target != "hit"
+    streamed = base(target) != "hit"
     print(f"| {LABELS[target]} | {ratio(s['rps'], f['rps'])} | {ratio(s['p99'], f['p99'])} | "
           f"{ratio(s['p50lo'], f['p50lo'])} | {ratio(s['cpu'], f['cpu'])} | "
           f"{plus(s['ttfb50'], f['ttfb50']) if streamed else '-'} | "
@@ -286,26 +303,42 @@ for target in TARGETS:
 print()
 
 # --- targets -----------------------------------------------------------------------------------
-hit, pas, floor = summary.get("hit", {}), summary.get("pass", {}), summary.get("floor", {})
-overhead = (
-    pas["ttfb50"] - floor["ttfb50"]
-    if pas.get("ttfb50") is not None and floor.get("ttfb50") is not None
-    else None
-)
-goals = [
-    (f"pass-through: promptd CPU per request (c{HI})", pas.get("cpu"), 30.0, "µs", ".1f"),
-    (f"cache hits: promptd CPU per request (c{HI})", hit.get("cpu"), 12.0, "µs", ".1f"),
-    (f"cache hits: p50 at c{LO}", hit.get("p50lo") and hit["p50lo"] * 1000.0, 70.0, "µs", ".0f"),
-    (f"streams: TTFB p50 over the direct stream (c{SC})", overhead, 0.3, "ms", ".3f"),
-    (f"streams: promptd CPU per {CHUNKS}-chunk stream", pas.get("scpu"), 150.0, "µs", ".0f"),
-    ("RSS idle", hit.get("idle"), 15.0, "MiB", ".1f"),
-    ("RSS peak under hit load", hit.get("peak"), 30.0, "MiB", ".1f"),
-]
-print("| target | goal | measured | met |")
-print("|---|---|---|---|")
-for name, value, goal, unit, spec in goals:
-    met = "-" if value is None else ("yes" if value <= goal else "**no**")
-    print(f"| {name} | ≤ {goal:g} {unit} | {fmt(value, spec)} {unit} | {met} |")
+# Issue 15's goals, one column pair for each transport promptd was measured over (the stream TTFB
+# over the floor of the same transport).
+DOORS = [(sfx, door) for sfx, door in (("", "Unix socket"), ("-tcp", "TCP")) if f"hit{sfx}" in summary]
+
+
+def goals(sfx):
+    hit, pas = summary.get(f"hit{sfx}", {}), summary.get(f"pass{sfx}", {})
+    floor = summary.get(f"floor{sfx}", {})
+    overhead = (
+        pas["ttfb50"] - floor["ttfb50"]
+        if pas.get("ttfb50") is not None and floor.get("ttfb50") is not None
+        else None
+    )
+    return [
+        (f"pass-through: promptd CPU per request (c{HI})", pas.get("cpu"), 30.0, "µs", ".1f"),
+        (f"cache hits: promptd CPU per request (c{HI})", hit.get("cpu"), 12.0, "µs", ".1f"),
+        (f"cache hits: p50 at c{LO}", hit.get("p50lo") and hit["p50lo"] * 1000.0, 70.0, "µs",
+         ".0f"),
+        (f"streams: TTFB p50 over the direct stream (c{SC})", overhead, 0.3, "ms", ".3f"),
+        (f"streams: promptd CPU per {CHUNKS}-chunk stream", pas.get("scpu"), 150.0, "µs", ".0f"),
+        ("RSS idle", hit.get("idle"), 15.0, "MiB", ".1f"),
+        ("RSS peak under hit load", hit.get("peak"), 30.0, "MiB", ".1f"),
+    ]
+
+
+if DOORS:
+    print("| target | goal | " + " | ".join(f"{door} | met" for _, door in DOORS) + " |")
+    print("|---|---|" + "---|---|" * len(DOORS))
+    rows = [goals(sfx) for sfx, _ in DOORS]
+    for i, (name, _, goal, unit, spec) in enumerate(rows[0]):
+        cells = []
+        for row in rows:
+            value = row[i][1]
+            met = "-" if value is None else ("yes" if value <= goal else "**no**")
+            cells.append(f"{fmt(value, spec)} {unit} | {met}")
+        print(f"| {name} | ≤ {goal:g} {unit} | " + " | ".join(cells) + " |")
 
 if bad:
     print()

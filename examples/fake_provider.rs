@@ -1,4 +1,5 @@
-//! A small, fast stand-in for OpenAI's chat completions endpoint, for load tests.
+//! A small, fast stand-in for OpenAI's chat completions endpoint and Anthropic's Messages
+//! endpoint, for load tests.
 //!
 //! `cargo run --release --example fake_provider -- --addr 127.0.0.1:0 [--delay-ms N]
 //! [--unix PATH] [--stream-chunks N] [--chunk-gap-ms N]` (`--port N` is short for
@@ -14,9 +15,21 @@
 //! chunk, content deltas, a finish chunk and a usage chunk with `choices: []` — then
 //! `data: [DONE]`. Each event is its own body frame, `--chunk-gap-ms` apart (default 0: all
 //! at once, which hyper usually writes in one go); a gap makes each event its own write, as
-//! a real provider's tokens are. Anything else is a 404. The bodies are built once at start,
-//! keep-alive is on and the runtime is multi-threaded, so the fake costs as little as possible
-//! next to what it measures. It only ever binds where `--addr` says (loopback by default).
+//! a real provider's tokens are.
+//!
+//! `POST /v1/messages` (any path ending in `/messages`) is the Anthropic-kind provider: the
+//! recorded whole `message` of `tests/fixtures/anthropic_message.json`, or with `"stream": true`
+//! Anthropic's events in the shapes of `tests/fixtures/anthropic_stream.sse`, paced like the
+//! OpenAI stream (the same number of body frames, `--chunk-gap-ms` apart, the first at once):
+//! `message_start` with `content_block_start` and `ping` (the role chunk's place), `chunks - 3`
+//! `content_block_delta` `text_delta`s (the content deltas'), `content_block_stop` (the finish
+//! chunk's), `message_delta` with `stop_reason` and `usage` (the usage chunk's) and
+//! `message_stop` (`[DONE]`'s). promptd's OpenAI route translates that into what it passes on
+//! of the OpenAI stream: a role chunk, the content deltas, a finish chunk (on `message_delta`;
+//! the usage chunk only with `stream_options.include_usage`), `[DONE]`.
+//!
+//! Anything else is a 404. The bodies are built once at start, keep-alive is on and the runtime
+//! is multi-threaded, so the fake costs as little as possible next to what it measures. It only ever binds where `--addr` says (loopback by default).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -85,6 +98,53 @@ fn stream_events(chunks: usize) -> Vec<Bytes> {
     ));
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     events
+}
+
+/// Anthropic's whole answer to `POST /v1/messages`: the recorded `tests/fixtures/anthropic_message.json`.
+static ANTHROPIC_MESSAGE: &[u8] = br#"{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-3-5-sonnet-20241022","content":[{"type":"text","text":"Hello! How can I help you today?"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":14,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":12,"service_tier":"standard"}}"#;
+
+/// The body frames of a streamed Anthropic answer, in the event shapes of
+/// `tests/fixtures/anthropic_stream.sse`, as many frames as the OpenAI stream of `chunks` has
+/// (`chunks + 1`), so both are paced alike: `message_start`, `content_block_start` and `ping`
+/// together (sent at once, as the role chunk is), `chunks - 3` text deltas, `content_block_stop`,
+/// `message_delta` (stop reason and usage), `message_stop`.
+fn anthropic_stream_frames(chunks: usize) -> Vec<Bytes> {
+    let deltas = chunks.saturating_sub(3);
+    let event = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n");
+    let mut frames = Vec::with_capacity(chunks + 1);
+    frames.push(Bytes::from(
+        event(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-3-5-sonnet-20241022","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":14,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"}}}"#,
+        ) + &event(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ) + &event("ping", r#"{"type": "ping"}"#),
+    ));
+    for i in 0..deltas {
+        let word = WORDS[i % WORDS.len()];
+        frames.push(Bytes::from(event(
+            "content_block_delta",
+            &format!(
+                r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{word}"}}}}"#
+            ),
+        )));
+    }
+    frames.push(Bytes::from(event(
+        "content_block_stop",
+        r#"{"type":"content_block_stop","index":0}"#,
+    )));
+    frames.push(Bytes::from(event(
+        "message_delta",
+        &format!(
+            r#"{{"type":"message_delta","delta":{{"stop_reason":"end_turn","stop_sequence":null}},"usage":{{"output_tokens":{deltas}}}}}"#
+        ),
+    )));
+    frames.push(Bytes::from(event(
+        "message_stop",
+        r#"{"type":"message_stop"}"#,
+    )));
+    frames
 }
 
 /// A streamed answer's body: one frame per SSE event, `gap` apart.
@@ -190,6 +250,7 @@ struct Shared {
     delay: Option<Duration>,
     chunk_gap: Option<Duration>,
     events: Vec<Bytes>,
+    anthropic_frames: Vec<Bytes>,
 }
 
 type AnswerBody = Either<Full<Bytes>, Events>;
@@ -224,29 +285,49 @@ fn respond(
     resp
 }
 
+/// Which fake provider a request is for.
+#[derive(Clone, Copy)]
+enum Route {
+    OpenAi,
+    Anthropic,
+}
+
 async fn handle(
     req: Request<Incoming>,
     shared: &'static Shared,
 ) -> Result<Response<AnswerBody>, Infallible> {
-    let is_chat = req.method() == Method::POST && req.uri().path().ends_with("/chat/completions");
+    let path = req.uri().path();
+    let route = if req.method() != Method::POST {
+        None
+    } else if path.ends_with("/chat/completions") {
+        Some(Route::OpenAi)
+    } else if path.ends_with("/messages") {
+        Some(Route::Anthropic)
+    } else {
+        None
+    };
     // Always drain the body, so the connection stays reusable.
     let body = match req.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::new(),
     };
-    if !is_chat {
+    let Some(route) = route else {
         return Ok(respond(
             StatusCode::NOT_FOUND,
             "application/json",
             NOT_FOUND,
         ));
-    }
+    };
     if let Some(d) = shared.delay {
         tokio::time::sleep(d).await;
     }
     Ok(if wants_stream(&body) {
+        let events = match route {
+            Route::OpenAi => &shared.events,
+            Route::Anthropic => &shared.anthropic_frames,
+        };
         let mut resp = Response::new(Either::Right(Events {
-            events: &shared.events,
+            events,
             next: 0,
             gap: shared.chunk_gap,
             sleep: None,
@@ -256,7 +337,11 @@ async fn handle(
         headers.insert("cache-control", HeaderValue::from_static("no-cache"));
         resp
     } else {
-        respond(StatusCode::OK, "application/json", COMPLETION)
+        let whole = match route {
+            Route::OpenAi => COMPLETION,
+            Route::Anthropic => ANTHROPIC_MESSAGE,
+        };
+        respond(StatusCode::OK, "application/json", whole)
     })
 }
 
@@ -285,6 +370,7 @@ async fn main() {
         delay: opts.delay,
         chunk_gap: opts.chunk_gap,
         events: stream_events(opts.stream_chunks),
+        anthropic_frames: anthropic_stream_frames(opts.stream_chunks),
     }));
     if let Some(path) = opts.unix {
         let _ = std::fs::remove_file(&path);
@@ -337,7 +423,7 @@ async fn accept_failed(e: std::io::Error) {
 
 #[cfg(test)]
 mod tests {
-    use super::{stream_events, wants_stream};
+    use super::{anthropic_stream_frames, stream_events, wants_stream, ANTHROPIC_MESSAGE};
 
     #[test]
     fn detects_stream_flag() {
@@ -365,5 +451,46 @@ mod tests {
         let usage: serde_json::Value =
             serde_json::from_slice(&events[20][6..events[20].len() - 2]).unwrap();
         assert_eq!(usage["usage"]["completion_tokens"], 18);
+    }
+
+    #[test]
+    fn anthropic_stream_is_paced_like_the_openai_one() {
+        let frames = anthropic_stream_frames(21);
+        assert_eq!(
+            frames.len(),
+            stream_events(21).len(),
+            "the same number of body frames"
+        );
+        let text: String = frames
+            .iter()
+            .map(|f| std::str::from_utf8(f).unwrap())
+            .collect();
+        let mut names = Vec::new();
+        let mut said = String::new();
+        for event in text.split_terminator("\n\n") {
+            let (name, data) = event.split_once('\n').unwrap();
+            let name = name.strip_prefix("event: ").unwrap();
+            let value: serde_json::Value =
+                serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+            assert_eq!(value["type"], name);
+            if name == "content_block_delta" {
+                assert_eq!(value["delta"]["type"], "text_delta");
+                said.push_str(value["delta"]["text"].as_str().unwrap());
+            }
+            if name == "message_delta" {
+                assert_eq!(value["delta"]["stop_reason"], "end_turn");
+                assert_eq!(value["usage"]["output_tokens"], 18);
+            }
+            names.push(name.to_owned());
+        }
+        assert_eq!(names.len(), 3 + 18 + 3);
+        assert_eq!(names[..3], ["message_start", "content_block_start", "ping"]);
+        assert_eq!(
+            names[21..],
+            ["content_block_stop", "message_delta", "message_stop"]
+        );
+        assert!(said.starts_with("Hello! How can I help you today?"));
+        let whole: serde_json::Value = serde_json::from_slice(ANTHROPIC_MESSAGE).unwrap();
+        assert_eq!(whole["type"], "message");
     }
 }
