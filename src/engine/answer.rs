@@ -25,13 +25,14 @@ pub fn entry_from_completion(
 ) -> CacheEntry {
     let content = completion.content();
     let model = completion
+        .response
         .model
         .clone()
         .unwrap_or_else(|| prepared.chat.model.clone());
     // The entry keeps the cached prompt tokens apart (an OpenAI client sees them in
     // `prompt_tokens_details`); the record counts every prompt token; the cost prices the
     // cached ones at their own rates.
-    let usage = completion.usage;
+    let usage = completion.response.usage;
     let price_model = if prices.price(&model).is_some() {
         &model
     } else {
@@ -49,11 +50,12 @@ pub fn entry_from_completion(
             .collect(),
         None => {
             let mut d = Vec::new();
-            if !completion.text.is_empty() {
-                d.push(completion.text.clone());
+            let text = completion.text();
+            if !text.is_empty() {
+                d.push(text);
             }
-            if !completion.tool_calls.is_empty() {
-                d.push(tool_calls_json(&completion.tool_calls));
+            if completion.tool_calls().next().is_some() {
+                d.push(tool_calls_json(completion.tool_calls()));
             }
             d
         }
@@ -62,19 +64,18 @@ pub fn entry_from_completion(
         content,
         deltas,
         tool_calls: completion
-            .tool_calls
-            .into_iter()
-            .map(|c| StoredToolCall {
-                id: c.id,
-                name: c.name,
-                arguments: c.arguments,
+            .tool_calls()
+            .map(|(id, name, arguments)| StoredToolCall {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                arguments: arguments.to_owned(),
             })
             .collect(),
         usage,
         cost,
         model,
         provider: prepared.provider.name().to_owned(),
-        finish_reason: completion.finish_reason,
+        finish_reason: completion.response.finish,
         raw_response: completion.raw,
         chunks,
         created_ms: times.0,

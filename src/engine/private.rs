@@ -116,7 +116,8 @@ impl Drop for PrivateStream {
         if let Some(upstream) = self.upstream.take() {
             tracing::debug!(trace_id = %self.prepared.trace_id, "client went away; upstream stream cancelled");
             let partial = upstream.into_completion();
-            let usage = (partial.usage.total_input(), partial.usage.output);
+            let usage = &partial.response.usage;
+            let usage = (usage.total_input(), usage.output);
             if let Some(record) = self.record.take() {
                 record.cancelled(partial.content(), usage);
             }

@@ -18,8 +18,8 @@ const SLOW_CLIENT_GRACE: Duration = Duration::from_secs(30);
 
 /// The piece that follows the last of a stream whose model called tools: their JSON as text.
 pub(super) fn tool_calls_piece(completion: &Completion) -> Option<Piece> {
-    (!completion.tool_calls.is_empty()).then(|| Piece {
-        text: Some(tool_calls_json(&completion.tool_calls)),
+    completion.tool_calls().next().is_some().then(|| Piece {
+        text: Some(tool_calls_json(completion.tool_calls())),
         ..Piece::default()
     })
 }

@@ -148,48 +148,58 @@ impl Assembler {
     /// Take in one event. An event past the bounds is an error (the stream must fail: its
     /// answer cannot be represented), naming the bound.
     pub fn push(&mut self, event: StreamEvent) -> Result<(), Error> {
+        self.push_ref(&event)
+    }
+
+    /// [`Assembler::push`] of a borrowed event: text is copied in as far as it is kept (the
+    /// caller keeps the event, to forward it or its text).
+    pub fn push_ref(&mut self, event: &StreamEvent) -> Result<(), Error> {
         match event {
             StreamEvent::Start { id, model } => {
-                self.response.id = self.response.id.take().or(id);
-                self.response.model = self.response.model.take().or(model);
+                if self.response.id.is_none() {
+                    self.response.id.clone_from(id);
+                }
+                if self.response.model.is_none() {
+                    self.response.model.clone_from(model);
+                }
             }
             StreamEvent::BlockStart { index, kind } => {
-                self.start(index, kind)?;
+                self.start(*index, kind.clone())?;
             }
             StreamEvent::TextDelta { index, text } => {
-                let at = self.slot_or_start(index, BlockKind::Text)?;
-                self.append(at, &text);
+                let at = self.slot_or_start(*index, BlockKind::Text)?;
+                self.append(at, text);
             }
             StreamEvent::ReasoningDelta { index, text } => {
-                let at = self.slot_or_start(index, BlockKind::Reasoning { redacted: None })?;
-                self.append(at, &text);
+                let at = self.slot_or_start(*index, BlockKind::Reasoning { redacted: None })?;
+                self.append(at, text);
             }
             StreamEvent::ToolArgsDelta { index, json } => {
-                let at = self.slot(index).ok_or_else(|| {
+                let at = self.slot(*index).ok_or_else(|| {
                     bound_error(format!(
                         "tool arguments for block {index}, which did not start as a tool call"
                     ))
                 })?;
-                self.append(at, &json);
+                self.append(at, json);
             }
             StreamEvent::SignatureDelta { index, signature } => {
-                let at = self.slot_or_start(index, BlockKind::Reasoning { redacted: None })?;
+                let at = self.slot_or_start(*index, BlockKind::Reasoning { redacted: None })?;
                 if let Some(Block::Reasoning { signature: s, .. }) =
                     self.response.blocks.get_mut(at)
                 {
-                    s.get_or_insert_with(String::new).push_str(&signature);
+                    s.get_or_insert_with(String::new).push_str(signature);
                 }
             }
             StreamEvent::Encrypted { index, data } => {
-                let at = self.slot_or_start(index, BlockKind::Reasoning { redacted: None })?;
+                let at = self.slot_or_start(*index, BlockKind::Reasoning { redacted: None })?;
                 if let Some(Block::Reasoning { encrypted, .. }) = self.response.blocks.get_mut(at) {
-                    *encrypted = Some(data);
+                    *encrypted = Some(data.clone());
                 }
             }
             StreamEvent::BlockStop { .. } => {}
-            StreamEvent::Usage(usage) => self.response.usage.max(usage),
-            StreamEvent::Finish(reason) => self.response.finish = Some(reason),
-            StreamEvent::Error(error) => self.error = Some(error),
+            StreamEvent::Usage(usage) => self.response.usage.max(*usage),
+            StreamEvent::Finish(reason) => self.response.finish = Some(reason.clone()),
+            StreamEvent::Error(error) => self.error = Some(error.clone()),
         }
         Ok(())
     }

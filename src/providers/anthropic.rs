@@ -9,7 +9,7 @@
 //! cached); tool calls longer than `held` fail the stream.
 
 use super::sse::SseEvent;
-use super::{ChatRequest, Completion, Decoded, ProviderError, ToolCall};
+use super::{ChatRequest, Completion, Decoded, ProviderError};
 use crate::model::{Assembler, Block, Response, StreamEvent};
 use crate::wire::anthropic::{self as wire, EventDecoder};
 
@@ -38,35 +38,18 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, Provider
     Ok(out)
 }
 
-/// The completion of a model response (`truncated` when it is the head of a longer answer).
-fn completion_of(response: Response, truncated: bool) -> Completion {
-    let text = response.text();
-    let tool_calls = response
-        .blocks
-        .into_iter()
-        .filter_map(|block| match block {
-            Block::ToolCall {
-                id,
-                name,
-                arguments,
-            } => Some(ToolCall {
-                id,
-                name,
-                arguments: if arguments.is_empty() {
-                    "{}".into()
-                } else {
-                    arguments
-                },
-            }),
-            _ => None,
-        })
-        .collect();
+/// The completion of a model response (`truncated` when it is the head of a longer answer): a
+/// tool call without arguments has `{}` (its input was an empty object).
+fn completion_of(mut response: Response, truncated: bool) -> Completion {
+    for block in &mut response.blocks {
+        if let Block::ToolCall { arguments, .. } = block {
+            if arguments.is_empty() {
+                "{}".clone_into(arguments);
+            }
+        }
+    }
     Completion {
-        text,
-        tool_calls,
-        usage: response.usage,
-        model: response.model,
-        finish_reason: response.finish,
+        response,
         raw: None,
         truncated,
     }
@@ -127,7 +110,7 @@ impl StreamState {
             }
             let tool_args = matches!(event, StreamEvent::ToolArgsDelta { .. });
             self.assembler
-                .push(event.clone())
+                .push_ref(event)
                 .map_err(|e| ProviderError::Stream(e.message))?;
             if tool_args && self.assembler.truncated() {
                 return Err(super::tool_calls_too_long(self.held));
@@ -222,7 +205,7 @@ mod tests {
         );
         let c = s.into_completion();
         assert_eq!(
-            c.usage,
+            c.response.usage,
             Usage {
                 input: 10,
                 output: 30,
@@ -232,14 +215,10 @@ mod tests {
             }
         );
         assert_eq!(
-            c.tool_calls,
-            vec![ToolCall {
-                id: "t1".into(),
-                name: "f".into(),
-                arguments: "{\"a\": 1}".into()
-            }]
+            c.tool_calls().collect::<Vec<_>>(),
+            [("t1", "f", "{\"a\": 1}")]
         );
-        assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(c.response.finish, Some(FinishReason::ToolCalls));
     }
 
     #[test]
@@ -260,10 +239,13 @@ mod tests {
             {"type":"tool_use","id":"t","name":"f","input":{"city":"Paris"}}],
             "stop_reason":"tool_use","usage":{"input_tokens":5,"output_tokens":6,"cache_read_input_tokens":2}});
         let c = parse_response(body.to_string().as_bytes()).expect("parses");
-        assert_eq!(c.text, "Let me check.");
-        assert_eq!(c.tool_calls[0].arguments, "{\"city\":\"Paris\"}");
+        assert_eq!(c.text(), "Let me check.");
         assert_eq!(
-            c.usage,
+            c.tool_calls().next().map(|(_, _, args)| args),
+            Some("{\"city\":\"Paris\"}")
+        );
+        assert_eq!(
+            c.response.usage,
             Usage {
                 input: 5,
                 output: 6,
@@ -289,7 +271,7 @@ mod tests {
         }
         let body = json!({"content": [], "stop_reason": "max_tokens"});
         let c = parse_response(body.to_string().as_bytes()).expect("parses");
-        assert_eq!(c.finish_reason, Some(FinishReason::Length));
+        assert_eq!(c.response.finish, Some(FinishReason::Length));
         let mut s = StreamState::default();
         s.on_event(&ev(
             "message_delta",
@@ -297,7 +279,7 @@ mod tests {
         ))
         .expect("ok");
         assert_eq!(
-            s.into_completion().finish_reason,
+            s.into_completion().response.finish,
             Some(FinishReason::StopSequence)
         );
     }
@@ -336,6 +318,6 @@ mod tests {
         let d = s.on_event(&text).expect("text past the hold is forwarded");
         assert_eq!(d.delta.as_deref(), Some("Hello there"));
         let c = s.into_completion();
-        assert_eq!((c.text.as_str(), c.truncated), ("Hell", true));
+        assert_eq!((c.text().as_str(), c.truncated), ("Hell", true));
     }
 }

@@ -1,5 +1,6 @@
 //! Model providers: turn a normalised [`ChatRequest`] into an upstream HTTP call and the
-//! upstream's answer (a JSON body or an SSE stream) into a normalised [`Completion`].
+//! upstream's answer (a JSON body or an SSE stream) into a [`Completion`]: the model's
+//! [`Response`], decoded by the kind's wire (`crate::wire`), and the upstream's body as received.
 //!
 //! The provider layer knows nothing of caching, logging or Parea's wire format. Each kind of
 //! upstream ([`openai`], [`anthropic`]) contributes three pure pieces — the request body, the
@@ -24,7 +25,7 @@ use serde_json::Value;
 pub use crate::api::Passthrough;
 use crate::api::{FunctionCallSpec, Message, ModelParams};
 pub use crate::config::{Price, ProviderKind};
-use crate::model::FinishReason;
+use crate::model::Response;
 /// Token counts as the upstream reported them, cached and reasoning parts apart.
 pub use crate::model::Usage;
 use crate::retry::{self, Caller};
@@ -77,31 +78,19 @@ pub struct Piece {
     pub usage_only: bool,
 }
 
-/// A function/tool call the model made. `arguments` is the JSON text of the arguments.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ToolCall {
-    pub id: String,
-    pub name: String,
-    pub arguments: String,
-}
-
-/// A whole answer.
+/// A whole answer: the model's [`Response`] (blocks, finish, usage, model, id), decoded by the
+/// provider kind's wire, and what is not the model's.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Completion {
-    /// The text the model wrote.
-    pub text: String,
-    pub tool_calls: Vec<ToolCall>,
-    pub usage: Usage,
-    /// The model the upstream says answered (may be a dated snapshot of the requested one).
-    pub model: Option<String>,
-    /// Why the model stopped, decoded by the provider kind's own mapping
-    /// ([`openai::finish_reason`], [`anthropic::finish_reason`]): no wire's word past here.
-    pub finish_reason: Option<FinishReason>,
+    /// The answer: text, tool call and reasoning blocks (signatures kept), why the model
+    /// stopped (no wire's word past here), token counts, the model that answered (may be a
+    /// dated snapshot of the requested one) and the provider's id of the answer.
+    pub response: Response,
     /// The upstream's whole answer body as received (OpenAI kind, non-stream): returned as it
     /// is to OpenAI-route clients, so fields promptd does not know reach them.
     pub raw: Option<String>,
-    /// A stream's text was longer than what is held of it (`max_response_bytes`): `text` is its
-    /// head. Such an answer was forwarded whole but is not cached.
+    /// A stream's answer was longer than what is held of it (`max_response_bytes`): `response`
+    /// is its head. Such an answer was forwarded whole but is not cached.
     pub truncated: bool,
 }
 
@@ -121,13 +110,6 @@ pub(crate) fn push_within(text: &mut String, piece: &str, limit: usize) -> bool 
     false
 }
 
-/// The error of a stream whose tool calls go past [`MAX_TOOL_CALLS`] (by count or by index).
-pub(crate) fn too_many_tool_calls(index: u64) -> ProviderError {
-    ProviderError::Stream(format!(
-        "tool call index {index} is beyond the limit of {MAX_TOOL_CALLS} tool calls in one answer"
-    ))
-}
-
 /// The error of a stream whose tool calls' names and arguments go past what is held.
 pub(crate) fn tool_calls_too_long(limit: usize) -> ProviderError {
     ProviderError::Stream(format!(
@@ -136,20 +118,37 @@ pub(crate) fn tool_calls_too_long(limit: usize) -> ProviderError {
 }
 
 impl Completion {
+    /// The text the model wrote (its text blocks joined).
+    pub fn text(&self) -> String {
+        self.response.text()
+    }
+
+    /// The tool calls, in order: `(id, name, arguments)`.
+    pub fn tool_calls(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.response.tool_calls()
+    }
+
     /// Parea's `content`: the text, or — when the model called functions — the calls as a JSON
-    /// array of `{"id", "type": "function", "function": {"name", "arguments"}}` (arguments a
-    /// JSON string, as OpenAI sends them).
+    /// array ([`tool_calls_json`]).
     pub fn content(&self) -> String {
-        if self.tool_calls.is_empty() {
-            self.text.clone()
-        } else {
-            tool_calls_json(&self.tool_calls)
-        }
+        content_of(&self.response)
     }
 }
 
-/// The JSON text of tool calls, as carried in Parea's `content`.
-pub fn tool_calls_json(calls: &[ToolCall]) -> String {
+/// Parea's `content` of an answer: its text, or — when the model called functions — the calls
+/// as a JSON array ([`tool_calls_json`]).
+pub fn content_of(response: &Response) -> String {
+    if response.tool_calls().next().is_none() {
+        response.text()
+    } else {
+        tool_calls_json(response.tool_calls())
+    }
+}
+
+/// The JSON text of tool calls `(id, name, arguments)`, as carried in Parea's `content`: an
+/// array of `{"id", "type": "function", "function": {"name", "arguments"}}` (arguments a JSON
+/// string, as OpenAI sends them).
+pub fn tool_calls_json<'a>(calls: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> String {
     #[derive(Serialize)]
     struct Call<'a> {
         id: &'a str,
@@ -163,14 +162,11 @@ pub fn tool_calls_json(calls: &[ToolCall]) -> String {
         arguments: &'a str,
     }
     let calls: Vec<Call<'_>> = calls
-        .iter()
-        .map(|c| Call {
-            id: &c.id,
+        .into_iter()
+        .map(|(id, name, arguments)| Call {
+            id,
             kind: "function",
-            function: Function {
-                name: &c.name,
-                arguments: &c.arguments,
-            },
+            function: Function { name, arguments },
         })
         .collect();
     serde_json::to_string(&calls).unwrap_or_default()
@@ -249,10 +245,10 @@ pub struct Decoded {
     pub done: bool,
 }
 
-/// Per-kind stream state: accumulates usage, tool calls and the finish reason.
+/// Per-kind stream state: the kind's decoder and the answer assembled from its events.
 #[derive(Debug)]
 pub enum StreamDecoder {
-    OpenAi(openai::StreamState),
+    OpenAi(Box<openai::StreamState>),
     Anthropic(Box<anthropic::StreamState>),
 }
 
@@ -261,7 +257,7 @@ impl StreamDecoder {
     /// longer than that are an error).
     pub fn new(kind: ProviderKind, held: usize) -> Self {
         match kind {
-            ProviderKind::OpenAi => StreamDecoder::OpenAi(openai::StreamState::new(held)),
+            ProviderKind::OpenAi => StreamDecoder::OpenAi(Box::new(openai::StreamState::new(held))),
             ProviderKind::Anthropic => {
                 StreamDecoder::Anthropic(Box::new(anthropic::StreamState::new(held)))
             }
@@ -279,7 +275,7 @@ impl StreamDecoder {
     /// The body ended without an explicit end marker: is what we have a complete answer?
     pub fn ended_cleanly(&self) -> bool {
         match self {
-            StreamDecoder::OpenAi(s) => s.finish_reason.is_some(),
+            StreamDecoder::OpenAi(s) => s.ended_cleanly(),
             StreamDecoder::Anthropic(s) => s.ended_cleanly(),
         }
     }

@@ -1,26 +1,19 @@
 //! OpenAI chat completions (`POST {base_url}/chat/completions`), also spoken by
-//! OpenAI-compatible servers: request body, whole-answer parse, stream decoder.
+//! OpenAI-compatible servers: the request body, and the answers decoded by the OpenAI chat
+//! wire ([`crate::wire::openai_chat`]) into the model — a whole one kept with its body as
+//! received, a stream's chunks assembled within bounds and forwarded as received.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::sse::SseEvent;
-use super::{ChatRequest, Completion, Decoded, ProviderError, ToolCall, Usage};
+use super::{ChatRequest, Completion, Decoded, ProviderError};
 use crate::api::{FunctionCallSpec, ModelParams, Role};
-use crate::model::FinishReason;
+use crate::model::{Assembler, BlockKind, StreamEvent};
+use crate::wire::openai_chat::{self as wire, EventDecoder};
 
-/// The model's finish reason of an OpenAI `finish_reason`: the one place this provider kind's
-/// word becomes the model's. `function_call` (the deprecated functions API) is a tool call; a
-/// word OpenAI adds later is kept as [`FinishReason::Other`].
-pub fn finish_reason(reason: &str) -> FinishReason {
-    match reason {
-        "stop" => FinishReason::Stop,
-        "length" => FinishReason::Length,
-        "tool_calls" | "function_call" => FinishReason::ToolCalls,
-        "content_filter" => FinishReason::ContentFilter,
-        other => FinishReason::Other(other.to_owned()),
-    }
-}
+/// The model's finish reason of an OpenAI `finish_reason` (the wire's mapping).
+pub use crate::wire::openai_chat::finish_reason_of as finish_reason;
 
 /// The JSON body for `chat/completions`, borrowed from the request and serialized as it is:
 /// unset parameters are left out.
@@ -152,139 +145,29 @@ pub(crate) fn tool_choice(spec: &FunctionCallSpec) -> Value {
     }
 }
 
-#[derive(Deserialize)]
-struct ChatCompletion {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<Choice>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    message: WireMessage,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct WireMessage {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<Vec<WireToolCall>>,
-}
-
-#[derive(Deserialize)]
-struct WireToolCall {
-    #[serde(default)]
-    id: String,
-    function: WireFunction,
-}
-
-#[derive(Deserialize)]
-struct WireFunction {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    arguments: String,
-}
-
-/// OpenAI's `usage`: `prompt_tokens` counts every prompt token, the cached ones
-/// (`prompt_tokens_details.cached_tokens`) included; `completion_tokens` counts the reasoning
-/// ones (`completion_tokens_details.reasoning_tokens`). The details may be absent or `null`.
-#[derive(Deserialize, Clone, Copy)]
-struct WireUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<CompletionDetails>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-struct PromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-struct CompletionDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-impl From<WireUsage> for Usage {
-    /// The cached part is taken out of `input` (never more than the prompt, so the total stays
-    /// `prompt_tokens`); OpenAI reports no cache writes.
-    fn from(u: WireUsage) -> Usage {
-        let cached = u
-            .prompt_tokens_details
-            .and_then(|d| d.cached_tokens)
-            .unwrap_or(0)
-            .min(u.prompt_tokens);
-        Usage {
-            input: u.prompt_tokens - cached,
-            output: u.completion_tokens,
-            cache_read: cached,
-            cache_write: 0,
-            reasoning: u
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
-        }
-    }
-}
-
-/// Parse a whole (non-stream) answer.
+/// Parse a whole (non-stream) answer: the model's response, and the body kept as received.
 pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
-    let parsed: ChatCompletion = serde_json::from_slice(body)
-        .map_err(|e| ProviderError::Protocol(format!("chat completion body: {e}")))?;
-    let choice = parsed
-        .choices
-        .into_iter()
-        .next()
-        .ok_or_else(|| ProviderError::Protocol("chat completion has no choices".into()))?;
+    let response = wire::decode_response(body).map_err(|e| ProviderError::Protocol(e.message))?;
     Ok(Completion {
-        text: choice.message.content.unwrap_or_default(),
-        tool_calls: choice
-            .message
-            .tool_calls
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| ToolCall {
-                id: c.id,
-                name: c.function.name,
-                arguments: c.function.arguments,
-            })
-            .collect(),
-        usage: parsed.usage.map(Usage::from).unwrap_or_default(),
-        model: parsed.model,
-        finish_reason: choice.finish_reason.as_deref().map(finish_reason),
+        response,
         raw: std::str::from_utf8(body).ok().map(str::to_owned),
         truncated: false,
     })
 }
 
-/// Accumulated state of an OpenAI stream: at most `held` bytes of text (its head) and of tool
-/// calls, which are kept by order of first appearance, never by the upstream's `index`.
+/// The state of an OpenAI stream: its decoder, and the answer assembled from its events within
+/// `held` bytes (its head; `truncated` when more came). Tool calls whose ids, names and
+/// arguments are longer than `held` fail the stream. Each chunk is parsed once; its JSON goes
+/// on as received (the OpenAI route forwards it), its events only feed the assembler.
 #[derive(Debug)]
 pub struct StreamState {
-    text: String,
-    truncated: bool,
-    /// The upstream's index of each call, and the call.
-    tool_calls: Vec<(u64, ToolCall)>,
-    /// Bytes of the tool calls' names and arguments.
+    decoder: EventDecoder,
+    assembler: Assembler,
+    /// The events of the chunk being read (kept to reuse its allocation).
+    events: Vec<StreamEvent>,
+    /// Bytes of the tool calls' ids, names and arguments.
     tool_bytes: usize,
     held: usize,
-    usage: Usage,
-    model: Option<String>,
-    pub(super) finish_reason: Option<FinishReason>,
 }
 
 impl Default for StreamState {
@@ -294,64 +177,15 @@ impl Default for StreamState {
     }
 }
 
-#[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice {
-    #[serde(default)]
-    delta: Option<Delta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Delta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    tool_calls: Option<Vec<ToolCallDelta>>,
-}
-
-#[derive(Deserialize)]
-struct ToolCallDelta {
-    #[serde(default)]
-    index: u64,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    function: Option<FunctionDelta>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDelta {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    arguments: Option<String>,
-}
-
 impl StreamState {
     /// A stream's state, holding at most `held` bytes of the answer.
     pub fn new(held: usize) -> Self {
         StreamState {
-            text: String::new(),
-            truncated: false,
-            tool_calls: Vec::new(),
+            decoder: EventDecoder::new(),
+            assembler: Assembler::new(held),
+            events: Vec::new(),
             tool_bytes: 0,
             held,
-            usage: Usage::default(),
-            model: None,
-            finish_reason: None,
         }
     }
 
@@ -366,95 +200,53 @@ impl StreamState {
         if data.is_empty() {
             return Ok(Decoded::default());
         }
-        let chunk: Chunk = serde_json::from_str(data)
-            .map_err(|e| ProviderError::Stream(format!("unreadable stream event: {e}")))?;
-        if let Some(error) = chunk.error {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| error.to_string());
-            return Err(ProviderError::Stream(message));
-        }
-        let usage_only = chunk.usage.is_some() && chunk.choices.is_empty();
-        if chunk.model.is_some() && self.model.is_none() {
-            self.model = chunk.model;
-        }
-        if let Some(usage) = chunk.usage {
-            self.usage = usage.into();
-        }
-        let mut delta_text = None;
-        // Only the first choice is used (promptd never asks for n > 1); the usage chunk has none.
-        if let Some(choice) = chunk.choices.into_iter().next() {
-            if let Some(reason) = choice.finish_reason {
-                self.finish_reason = Some(finish_reason(&reason));
+        let facts = self
+            .decoder
+            .on_chunk(data, &mut self.events)
+            .map_err(|e| ProviderError::Stream(e.message))?;
+        let mut delta = None;
+        for event in self.events.drain(..) {
+            let tool_bytes = match &event {
+                StreamEvent::BlockStart {
+                    kind: BlockKind::ToolCall { id, name },
+                    ..
+                } => id.len() + name.len(),
+                StreamEvent::ToolArgsDelta { json, .. } => json.len(),
+                _ => 0,
+            };
+            self.tool_bytes = self.tool_bytes.saturating_add(tool_bytes);
+            if self.tool_bytes > self.held {
+                return Err(super::tool_calls_too_long(self.held));
             }
-            if let Some(delta) = choice.delta {
-                for call in delta.tool_calls.unwrap_or_default() {
-                    self.merge_tool_call(call)?;
-                }
-                if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
-                    if !self.truncated && !super::push_within(&mut self.text, &text, self.held) {
-                        self.truncated = true;
-                    }
-                    delta_text = Some(text);
-                }
+            self.assembler
+                .push_ref(&event)
+                .map_err(|e| ProviderError::Stream(e.message))?;
+            if let StreamEvent::TextDelta { text, .. } = event {
+                delta = Some(text);
             }
         }
         Ok(Decoded {
-            delta: delta_text,
+            delta,
             chunk: Some(data.to_owned()),
-            usage_only,
+            usage_only: facts.usage_only,
             events: Vec::new(),
             done: false,
         })
     }
 
-    /// Add a fragment to the call with its `index` (a new call at its first appearance): an
-    /// index at or beyond [`MAX_TOOL_CALLS`](super::MAX_TOOL_CALLS), or calls longer than
-    /// `held`, fail the stream.
-    fn merge_tool_call(&mut self, call: ToolCallDelta) -> Result<(), ProviderError> {
-        if call.index >= super::MAX_TOOL_CALLS as u64 {
-            return Err(super::too_many_tool_calls(call.index));
-        }
-        let added = call.function.as_ref().map_or(0, |f| {
-            f.name.as_ref().map_or(0, String::len) + f.arguments.as_ref().map_or(0, String::len)
-        }) + call.id.as_ref().map_or(0, String::len);
-        self.tool_bytes = self.tool_bytes.saturating_add(added);
-        if self.tool_bytes > self.held {
-            return Err(super::tool_calls_too_long(self.held));
-        }
-        let at = match self.tool_calls.iter().position(|(i, _)| *i == call.index) {
-            Some(at) => at,
-            None => {
-                self.tool_calls.push((call.index, ToolCall::default()));
-                self.tool_calls.len() - 1
-            }
-        };
-        let slot = &mut self.tool_calls[at].1;
-        if let Some(id) = call.id {
-            slot.id = id;
-        }
-        if let Some(f) = call.function {
-            if let Some(name) = f.name {
-                slot.name.push_str(&name);
-            }
-            if let Some(args) = f.arguments {
-                slot.arguments.push_str(&args);
-            }
-        }
-        Ok(())
+    /// A finish reason came (a body that ends after it, without `[DONE]`, still holds a whole
+    /// answer).
+    pub fn ended_cleanly(&self) -> bool {
+        self.assembler.response().finish.is_some()
     }
 
     pub fn into_completion(self) -> Completion {
+        let truncated = self.assembler.truncated();
         Completion {
-            text: self.text,
-            tool_calls: self.tool_calls.into_iter().map(|(_, c)| c).collect(),
-            usage: self.usage,
-            model: self.model,
-            finish_reason: self.finish_reason,
+            // The decoder makes no error events: its errors fail `on_event`.
+            response: self.assembler.finish().unwrap_or_default(),
             raw: None,
-            truncated: self.truncated,
+            truncated,
         }
     }
 }
@@ -463,6 +255,7 @@ impl StreamState {
 mod tests {
     use super::*;
     use crate::api::{Message, ModelParams};
+    use crate::model::{FinishReason, Usage};
 
     fn msg(role: Role, content: &str) -> Message {
         Message {
@@ -611,9 +404,9 @@ mod tests {
         .expect("ok");
         assert!(s.on_event(&event("[DONE]")).expect("ok").done);
         let c = s.into_completion();
-        assert_eq!(c.text, "Hi");
+        assert_eq!(c.text(), "Hi");
         assert_eq!(
-            c.usage,
+            c.response.usage,
             Usage {
                 input: 10,
                 output: 10,
@@ -622,8 +415,8 @@ mod tests {
                 reasoning: 4,
             }
         );
-        assert_eq!(c.model.as_deref(), Some("gpt-x"));
-        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(c.response.model.as_deref(), Some("gpt-x"));
+        assert_eq!(c.response.finish, Some(FinishReason::Stop));
     }
 
     #[test]
@@ -638,12 +431,8 @@ mod tests {
         }
         let c = s.into_completion();
         assert_eq!(
-            c.tool_calls,
-            vec![ToolCall {
-                id: "c1".into(),
-                name: "f".into(),
-                arguments: "{\"a\":1}".into()
-            }]
+            c.tool_calls().collect::<Vec<_>>(),
+            [("c1", "f", "{\"a\":1}")]
         );
         assert_eq!(
             c.content(),
@@ -669,9 +458,11 @@ mod tests {
             "finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":2,
             "prompt_tokens_details":null,"completion_tokens_details":null}}"#;
         let c = parse_response(body).expect("parses");
-        assert_eq!(c.text, "");
-        assert_eq!(c.tool_calls.len(), 1);
-        assert_eq!((c.usage.total_input(), c.usage.output), (5, 2));
+        assert_eq!(c.text(), "");
+        assert_eq!(c.tool_calls().count(), 1);
+        let usage = c.response.usage;
+        assert_eq!((usage.total_input(), usage.output), (5, 2));
+        assert_eq!(c.raw.as_deref().map(str::as_bytes), Some(&body[..]));
         assert!(parse_response(b"{\"choices\": []}").is_err());
         assert!(parse_response(b"<html>").is_err());
     }
@@ -690,6 +481,36 @@ mod tests {
         }
         let body = br#"{"choices":[{"message":{"content":"x"},"finish_reason":"length"}]}"#;
         let c = parse_response(body).expect("parses");
-        assert_eq!(c.finish_reason, Some(FinishReason::Length));
+        assert_eq!(c.response.finish, Some(FinishReason::Length));
+    }
+
+    #[test]
+    fn what_is_held_is_bounded() {
+        let call = |index: u64, args: &str| {
+            event(&format!(
+                r#"{{"choices":[{{"delta":{{"tool_calls":[{{"index":{index},"id":"c","function":{{"name":"f","arguments":{args:?}}}}}]}}}}]}}"#
+            ))
+        };
+        let mut s = StreamState::default();
+        let err = s.on_event(&call(1_000_000_000_000, "")).unwrap_err();
+        assert!(err.to_string().contains("beyond the limit of 128"), "{err}");
+        let mut s = StreamState::default();
+        let failed = (0..200)
+            .map(|i| s.on_event(&call(i, "{}")))
+            .position(|r| r.is_err());
+        assert_eq!(failed, Some(crate::model::MAX_TOOL_CALLS));
+        let mut s = StreamState::new(8);
+        s.on_event(&call(0, "")).expect("a call");
+        let err = s.on_event(&call(0, "{\"long\": 12345}")).unwrap_err();
+        assert!(err.to_string().contains("max_response_bytes"), "{err}");
+        let mut s = StreamState::new(4);
+        let d = s
+            .on_event(&event(
+                r#"{"choices":[{"delta":{"content":"Hello there"}}]}"#,
+            ))
+            .expect("text past the hold is forwarded");
+        assert_eq!(d.delta.as_deref(), Some("Hello there"));
+        let c = s.into_completion();
+        assert_eq!((c.text().as_str(), c.truncated), ("Hell", true));
     }
 }

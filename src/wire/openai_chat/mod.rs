@@ -1,14 +1,18 @@
 //! OpenAI's chat completions wire and the model: a request decoded into the model
 //! ([`decode_request`], [`Decoder`]), the model's answer rendered as a `chat.completion`
-//! ([`render_response`]) and its stream events as chunks ([`EventRenderer`]), and the words and
-//! objects these share (the finish reason, `usage`).
+//! ([`render_response`]) and its stream events as chunks ([`EventRenderer`]), an OpenAI-kind
+//! provider's answer decoded into the model, whole ([`decode_response`]) or chunk by chunk
+//! ([`EventDecoder`]), and the words and objects these share (the finish reason both ways,
+//! `usage`).
 
+mod decode;
 mod request;
 mod response;
 mod stream;
 
 use serde_json::{json, Value};
 
+pub use decode::{decode_response, ChunkFacts, EventDecoder, REASONING_INDEX};
 pub use request::{decode_object, decode_request, Decoded, Decoder};
 pub use response::render_response;
 pub use stream::{ChunkHeader, EventRenderer};
@@ -27,6 +31,19 @@ pub fn finish_reason(reason: Option<&FinishReason>) -> &'static str {
         Some(FinishReason::Length) => "length",
         Some(FinishReason::ToolCalls) => "tool_calls",
         Some(FinishReason::ContentFilter | FinishReason::Refusal) => "content_filter",
+    }
+}
+
+/// The model's finish reason of an OpenAI `finish_reason`: the one place this wire's word
+/// becomes the model's. `function_call` (the deprecated functions API) is a tool call; a word
+/// OpenAI adds later is kept as [`FinishReason::Other`].
+pub fn finish_reason_of(reason: &str) -> FinishReason {
+    match reason {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
     }
 }
 
