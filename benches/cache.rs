@@ -42,18 +42,20 @@ fn request_of_about_2kb() -> ChatRequest {
 fn entry_of_about_4kb() -> CacheEntry {
     let text = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(35);
     CacheEntry {
-        content: text.clone(),
         deltas: text.split_inclusive(". ").map(str::to_owned).collect(),
-        tool_calls: vec![],
-        usage: promptd::model::Usage {
-            input: 500,
-            output: 400,
+        response: promptd::model::Response {
+            model: Some("gpt-4o-mini-2024-07-18".into()),
+            blocks: vec![promptd::model::Block::Text(text)],
+            finish: Some(promptd::model::FinishReason::Stop),
+            usage: promptd::model::Usage {
+                input: 500,
+                output: 400,
+                ..Default::default()
+            },
             ..Default::default()
         },
         cost: 0.001,
-        model: "gpt-4o-mini-2024-07-18".into(),
         provider: "openai".into(),
-        finish_reason: Some(promptd::model::FinishReason::Stop),
         raw_response: None,
         chunks: vec![],
         created_ms: 1,
@@ -104,7 +106,7 @@ fn bench(c: &mut Criterion) {
         &format!("sled get + decode of a {encoded} B entry (10k entries)"),
         |b| {
             b.iter(|| match cache.lookup(black_box(&key)) {
-                Lookup::Fresh(e) => e.usage.output,
+                Lookup::Fresh(e) => e.response.usage.output,
                 _ => 0,
             })
         },

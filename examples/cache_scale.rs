@@ -226,18 +226,20 @@ fn entry(i: u64) -> CacheEntry {
         Vec::new()
     };
     CacheEntry {
-        content,
-        deltas,
-        tool_calls: Vec::new(),
-        usage: promptd::model::Usage {
-            input: 12,
-            output: 90,
+        response: promptd::model::Response {
+            model: Some("gpt-4o-mini".into()),
+            blocks: vec![promptd::model::Block::Text(content)],
+            finish: Some(promptd::model::FinishReason::Stop),
+            usage: promptd::model::Usage {
+                input: 12,
+                output: 90,
+                ..Default::default()
+            },
             ..Default::default()
         },
+        deltas,
         cost: 0.0001,
-        model: "gpt-4o-mini".into(),
         provider: "openai".into(),
-        finish_reason: Some(promptd::model::FinishReason::Stop),
         raw_response: None,
         chunks,
         created_ms: now,

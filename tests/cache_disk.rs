@@ -35,18 +35,20 @@ fn entry(i: u64) -> CacheEntry {
         })
         .collect();
     CacheEntry {
-        content: text.join(" "),
-        deltas: text,
-        tool_calls: Vec::new(),
-        usage: promptd::model::Usage {
-            input: 12,
-            output: 90,
+        response: promptd::model::Response {
+            model: Some("gpt-4o-mini".into()),
+            blocks: vec![promptd::model::Block::Text(text.join(" "))],
+            finish: Some(promptd::model::FinishReason::Stop),
+            usage: promptd::model::Usage {
+                input: 12,
+                output: 90,
+                ..Default::default()
+            },
             ..Default::default()
         },
+        deltas: text,
         cost: 0.0001,
-        model: "gpt-4o-mini".into(),
         provider: "openai".into(),
-        finish_reason: Some(promptd::model::FinishReason::Stop),
         raw_response: None,
         chunks: Vec::new(),
         created_ms: now,

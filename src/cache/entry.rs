@@ -2,13 +2,21 @@
 //!
 //! Layout: one format byte, a fixed header of three little-endian u64 (`created_ms`,
 //! `expires_ms`, `last_used_ms`: what eviction and the indexes need, read by [`Header::read`]
-//! without decoding the rest), one codec byte, then the bincode encoding of [`CacheEntry`]
-//! (stream deltas that are the content cut in pieces kept as the pieces' lengths):
+//! without decoding the rest), one codec byte, then the bincode encoding of [`CacheEntry`]:
 //! as it is ([`PLAIN`]) or, when that saves at least an eighth, LZ4-compressed after its length
 //! as a little-endian u32 ([`LZ4`]). Compressed bodies keep sled's leaves small, and sled keeps
 //! every leaf a hit touches resident for a while whatever its page-cache bound (its LRU queues
 //! 64 accesses in each of 256 shards before it evicts): the cache's memory under hits is its
 //! leaves' size. Stream answers (the same chunk envelope per token) shrink most.
+//!
+//! The answer is the model's [`Response`], stored through mirror types with serde derives (the
+//! model has none): its id, model, blocks, finish reason and usage. Text, tool call and
+//! reasoning blocks are kept whole (a reasoning block's text, signature, encrypted content and
+//! redacted data, byte for byte: a cache hit replays thinking with its signature); the other
+//! blocks (Opaque, and Image or ToolResult, which no answer holds) are left out. An answer of
+//! one text block — the plain answer — is stored as that text alone, and a stream's deltas that
+//! are the text cut in pieces as the pieces' lengths, so a plain answer costs no more than the
+//! text once.
 //!
 //! A value of another format (older release, foreign bytes, a torn write) decodes to an error
 //! that the cache treats as a miss and then overwrites — never a panic, never a wrong answer;
@@ -16,11 +24,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FinishReason, Usage};
+use crate::model::{Block, FinishReason, Response, Usage};
 
 /// Bump when [`CacheEntry`] or the header changes shape. 5: the finish reason is the model's
-/// ([`FinishReason`]), no longer the provider's word.
-pub const ENTRY_FORMAT: u8 = 6;
+/// ([`FinishReason`]), no longer the provider's word. 7: the answer is the model's
+/// [`Response`] (its blocks, reasoning and signatures included), no longer Parea's content and
+/// tool calls.
+pub const ENTRY_FORMAT: u8 = 7;
 
 /// Bytes of the fixed header after the format byte.
 const HEADER_LEN: usize = 24;
@@ -69,21 +79,16 @@ impl Header {
 /// A complete, successful answer as the cache keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheEntry {
-    /// Parea's `content` of the answer (text, or the tool calls as JSON).
-    pub content: String,
-    /// The stream deltas, replayed one event each for `/completion/stream`.
+    /// The answer as the model holds it, whichever provider kind gave it and whichever door
+    /// asked: each door renders it in its own vocabulary. Its `model` is always set (the model
+    /// that answered, else the one asked); its usage keeps cached prompt tokens and reasoning
+    /// apart (`usage.total_input()` is every prompt token).
+    pub response: Response,
+    /// A stream's text deltas (pieces of the answer's text), replayed one event each for
+    /// `/completion/stream`; a whole answer's text as one delta.
     pub deltas: Vec<String>,
-    pub tool_calls: Vec<StoredToolCall>,
-    /// Token counts as the provider reported them: cached prompt tokens and reasoning apart
-    /// (`usage.total_input()` is every prompt token).
-    pub usage: Usage,
     pub cost: f64,
-    pub model: String,
     pub provider: String,
-    /// Why the model stopped, when the upstream said: the model's reason, in no wire's
-    /// vocabulary (each door renders it in its own), so a hit on another door than the one
-    /// that stored the entry answers in that door's words.
-    pub finish_reason: Option<FinishReason>,
     /// An OpenAI-kind upstream's whole answer body as received (non-stream calls): an
     /// OpenAI-route client gets it back as it was, unknown fields included.
     pub raw_response: Option<String>,
@@ -97,11 +102,21 @@ pub struct CacheEntry {
     pub hits: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredToolCall {
-    pub id: String,
-    pub name: String,
-    pub arguments: String,
+impl CacheEntry {
+    /// The answer's text (its text blocks joined).
+    pub fn text(&self) -> String {
+        self.response.text()
+    }
+
+    /// Parea's `content`: the text, or the tool calls' JSON when the model called tools.
+    pub fn content(&self) -> String {
+        crate::providers::content_of(&self.response)
+    }
+
+    /// The model that answered (else the one asked).
+    pub fn model(&self) -> &str {
+        self.response.model.as_deref().unwrap_or_default()
+    }
 }
 
 /// Why stored bytes are not a usable entry.
@@ -119,7 +134,7 @@ fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard()
 }
 
-/// The deltas as stored: a stream's deltas are its content cut in pieces, so usually only the
+/// The deltas as stored: a stream's deltas are its text cut in pieces, so usually only the
 /// pieces' lengths are kept (the text once, not twice); anything else is kept as it is.
 #[derive(Serialize)]
 enum DeltasRef<'a> {
@@ -133,10 +148,12 @@ enum Deltas {
     Texts(Vec<String>),
 }
 
-/// A [`FinishReason`] as encoded (borrowed): bincode writes the variant's position, so
-/// variants are only ever added at the end (a reordering is a new [`ENTRY_FORMAT`]).
+/// A [`FinishReason`], or none, as encoded (borrowed): bincode writes the variant's position,
+/// so variants are only ever added at the end (a reordering is a new [`ENTRY_FORMAT`]). `None`
+/// is a variant rather than an `Option` around the others: one byte, not two.
 #[derive(Serialize)]
 enum FinishRef<'a> {
+    None,
     Stop,
     StopSequence,
     Length,
@@ -149,6 +166,7 @@ enum FinishRef<'a> {
 /// [`FinishRef`] decoded.
 #[derive(Deserialize)]
 enum Finish {
+    None,
     Stop,
     StopSequence,
     Length,
@@ -159,22 +177,24 @@ enum Finish {
 }
 
 impl<'a> FinishRef<'a> {
-    fn of(reason: &'a FinishReason) -> FinishRef<'a> {
+    fn of(reason: Option<&'a FinishReason>) -> FinishRef<'a> {
         match reason {
-            FinishReason::Stop => FinishRef::Stop,
-            FinishReason::StopSequence => FinishRef::StopSequence,
-            FinishReason::Length => FinishRef::Length,
-            FinishReason::ToolCalls => FinishRef::ToolCalls,
-            FinishReason::ContentFilter => FinishRef::ContentFilter,
-            FinishReason::Refusal => FinishRef::Refusal,
-            FinishReason::Other(word) => FinishRef::Other(word),
+            None => FinishRef::None,
+            Some(FinishReason::Stop) => FinishRef::Stop,
+            Some(FinishReason::StopSequence) => FinishRef::StopSequence,
+            Some(FinishReason::Length) => FinishRef::Length,
+            Some(FinishReason::ToolCalls) => FinishRef::ToolCalls,
+            Some(FinishReason::ContentFilter) => FinishRef::ContentFilter,
+            Some(FinishReason::Refusal) => FinishRef::Refusal,
+            Some(FinishReason::Other(word)) => FinishRef::Other(word),
         }
     }
 }
 
-impl From<Finish> for FinishReason {
-    fn from(f: Finish) -> FinishReason {
-        match f {
+impl Finish {
+    fn into_reason(self) -> Option<FinishReason> {
+        Some(match self {
+            Finish::None => return None,
             Finish::Stop => FinishReason::Stop,
             Finish::StopSequence => FinishReason::StopSequence,
             Finish::Length => FinishReason::Length,
@@ -182,7 +202,7 @@ impl From<Finish> for FinishReason {
             Finish::ContentFilter => FinishReason::ContentFilter,
             Finish::Refusal => FinishReason::Refusal,
             Finish::Other(word) => FinishReason::Other(word),
-        }
+        })
     }
 }
 
@@ -220,17 +240,142 @@ impl From<StoredUsage> for Usage {
     }
 }
 
-/// [`CacheEntry`] as encoded (borrowed); [`Wire`] is the same fields decoded.
+/// A [`Block`] of an answer as stored (borrowed); [`StoredBlock`] decoded. Variants are only
+/// ever added at the end.
+#[derive(Serialize)]
+enum BlockRef<'a> {
+    Text(&'a str),
+    ToolCall {
+        id: &'a str,
+        name: &'a str,
+        arguments: &'a str,
+    },
+    Reasoning {
+        text: &'a str,
+        signature: Option<&'a str>,
+        encrypted: Option<&'a str>,
+        redacted: Option<&'a str>,
+    },
+}
+
+#[derive(Deserialize)]
+enum StoredBlock {
+    Text(String),
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+    Reasoning {
+        text: String,
+        signature: Option<String>,
+        encrypted: Option<String>,
+        redacted: Option<String>,
+    },
+}
+
+impl<'a> BlockRef<'a> {
+    /// The stored form of an answer's block; `None` for the blocks an entry leaves out.
+    fn of(block: &'a Block) -> Option<BlockRef<'a>> {
+        match block {
+            Block::Text(text) => Some(BlockRef::Text(text)),
+            Block::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Some(BlockRef::ToolCall {
+                id,
+                name,
+                arguments,
+            }),
+            Block::Reasoning {
+                text,
+                signature,
+                encrypted,
+                redacted,
+            } => Some(BlockRef::Reasoning {
+                text,
+                signature: signature.as_deref(),
+                encrypted: encrypted.as_deref(),
+                redacted: redacted.as_deref(),
+            }),
+            Block::Image { .. } | Block::ToolResult { .. } | Block::Opaque { .. } => None,
+        }
+    }
+}
+
+impl From<StoredBlock> for Block {
+    fn from(b: StoredBlock) -> Block {
+        match b {
+            StoredBlock::Text(text) => Block::Text(text),
+            StoredBlock::ToolCall {
+                id,
+                name,
+                arguments,
+            } => Block::ToolCall {
+                id,
+                name,
+                arguments,
+            },
+            StoredBlock::Reasoning {
+                text,
+                signature,
+                encrypted,
+                redacted,
+            } => Block::Reasoning {
+                text,
+                signature,
+                encrypted,
+                redacted,
+            },
+        }
+    }
+}
+
+/// The answer's blocks as stored: one text block (the plain answer) as its text alone, any
+/// other answer block by block.
+#[derive(Serialize)]
+enum BlocksRef<'a> {
+    Text(&'a str),
+    Blocks(Vec<BlockRef<'a>>),
+}
+
+#[derive(Deserialize)]
+enum Blocks {
+    Text(String),
+    Blocks(Vec<StoredBlock>),
+}
+
+impl<'a> BlocksRef<'a> {
+    fn of(blocks: &'a [Block]) -> BlocksRef<'a> {
+        match blocks {
+            [Block::Text(text)] => BlocksRef::Text(text),
+            blocks => BlocksRef::Blocks(blocks.iter().filter_map(BlockRef::of).collect()),
+        }
+    }
+}
+
+impl From<Blocks> for Vec<Block> {
+    fn from(b: Blocks) -> Vec<Block> {
+        match b {
+            Blocks::Text(text) => vec![Block::Text(text)],
+            Blocks::Blocks(blocks) => blocks.into_iter().map(Block::from).collect(),
+        }
+    }
+}
+
+/// [`CacheEntry`] as encoded (borrowed); [`Wire`] is the same fields decoded. The response's
+/// model is stored as a string, empty when it has none.
 #[derive(Serialize)]
 struct WireRef<'a> {
-    content: &'a str,
-    deltas: DeltasRef<'a>,
-    tool_calls: &'a [StoredToolCall],
-    usage: StoredUsage,
-    cost: f64,
+    id: Option<&'a str>,
     model: &'a str,
+    blocks: BlocksRef<'a>,
+    finish: FinishRef<'a>,
+    usage: StoredUsage,
+    deltas: DeltasRef<'a>,
+    cost: f64,
     provider: &'a str,
-    finish_reason: Option<FinishRef<'a>>,
     raw_response: Option<&'a str>,
     chunks: &'a [String],
     created_ms: u64,
@@ -241,14 +386,14 @@ struct WireRef<'a> {
 
 #[derive(Deserialize)]
 struct Wire {
-    content: String,
-    deltas: Deltas,
-    tool_calls: Vec<StoredToolCall>,
-    usage: StoredUsage,
-    cost: f64,
+    id: Option<String>,
     model: String,
+    blocks: Blocks,
+    finish: Finish,
+    usage: StoredUsage,
+    deltas: Deltas,
+    cost: f64,
     provider: String,
-    finish_reason: Option<Finish>,
     raw_response: Option<String>,
     chunks: Vec<String>,
     created_ms: u64,
@@ -257,9 +402,9 @@ struct Wire {
     hits: u64,
 }
 
-/// The lengths `deltas` cut `content` into, when they are exactly its pieces in order.
-fn cuts(content: &str, deltas: &[String]) -> Option<Vec<u32>> {
-    let mut rest = content;
+/// The lengths `deltas` cut `text` into, when they are exactly its pieces in order.
+fn cuts(text: &str, deltas: &[String]) -> Option<Vec<u32>> {
+    let mut rest = text;
     let mut out = Vec::with_capacity(deltas.len());
     for delta in deltas {
         rest = rest.strip_prefix(delta.as_str())?;
@@ -268,40 +413,44 @@ fn cuts(content: &str, deltas: &[String]) -> Option<Vec<u32>> {
     (rest.is_empty() && !deltas.is_empty()).then_some(out)
 }
 
-/// `content` cut back into its deltas.
-fn uncut(content: &str, cuts: &[u32]) -> Result<Vec<String>, EntryError> {
+/// `text` cut back into its deltas.
+fn uncut(text: &str, cuts: &[u32]) -> Result<Vec<String>, EntryError> {
     let mut at = 0usize;
     let mut out = Vec::with_capacity(cuts.len());
     for &len in cuts {
         let end = at.saturating_add(len as usize);
-        let piece = content
+        let piece = text
             .get(at..end)
-            .ok_or_else(|| EntryError::Corrupt("a delta outside its content".into()))?;
+            .ok_or_else(|| EntryError::Corrupt("a delta outside its text".into()))?;
         out.push(piece.to_string());
         at = end;
     }
-    if at != content.len() {
-        return Err(EntryError::Corrupt(
-            "deltas shorter than their content".into(),
-        ));
+    if at != text.len() {
+        return Err(EntryError::Corrupt("deltas shorter than their text".into()));
     }
     Ok(out)
 }
 
 impl<'a> WireRef<'a> {
     fn of(e: &'a CacheEntry) -> WireRef<'a> {
+        let r = &e.response;
+        let blocks = BlocksRef::of(&r.blocks);
+        let deltas = match &blocks {
+            BlocksRef::Text(text) => cuts(text, &e.deltas),
+            BlocksRef::Blocks(_) => cuts(&r.text(), &e.deltas),
+        };
         WireRef {
-            content: &e.content,
-            deltas: match cuts(&e.content, &e.deltas) {
+            id: r.id.as_deref(),
+            model: r.model.as_deref().unwrap_or_default(),
+            blocks,
+            finish: FinishRef::of(r.finish.as_ref()),
+            usage: r.usage.into(),
+            deltas: match deltas {
                 Some(cuts) => DeltasRef::Cuts(cuts),
                 None => DeltasRef::Texts(&e.deltas),
             },
-            tool_calls: &e.tool_calls,
-            usage: e.usage.into(),
             cost: e.cost,
-            model: &e.model,
             provider: &e.provider,
-            finish_reason: e.finish_reason.as_ref().map(FinishRef::of),
             raw_response: e.raw_response.as_deref(),
             chunks: &e.chunks,
             created_ms: e.created_ms,
@@ -314,19 +463,25 @@ impl<'a> WireRef<'a> {
 
 impl Wire {
     fn into_entry(self) -> Result<CacheEntry, EntryError> {
+        let response = Response {
+            id: self.id,
+            model: (!self.model.is_empty()).then_some(self.model),
+            blocks: self.blocks.into(),
+            finish: self.finish.into_reason(),
+            usage: self.usage.into(),
+        };
         let deltas = match self.deltas {
-            Deltas::Cuts(cuts) => uncut(&self.content, &cuts)?,
+            Deltas::Cuts(cuts) => match response.blocks.as_slice() {
+                [Block::Text(text)] => uncut(text, &cuts)?,
+                _ => uncut(&response.text(), &cuts)?,
+            },
             Deltas::Texts(texts) => texts,
         };
         Ok(CacheEntry {
-            content: self.content,
+            response,
             deltas,
-            tool_calls: self.tool_calls,
-            usage: self.usage.into(),
             cost: self.cost,
-            model: self.model,
             provider: self.provider,
-            finish_reason: self.finish_reason.map(FinishReason::from),
             raw_response: self.raw_response,
             chunks: self.chunks,
             created_ms: self.created_ms,
@@ -438,24 +593,29 @@ pub(crate) mod tests {
 
     pub(crate) fn sample() -> CacheEntry {
         CacheEntry {
-            content: "Hello!".into(),
-            deltas: vec!["Hel".into(), "lo!".into()],
-            tool_calls: vec![StoredToolCall {
-                id: "c".into(),
-                name: "f".into(),
-                arguments: "{}".into(),
-            }],
-            usage: Usage {
-                input: 3,
-                output: 2,
-                cache_read: 4,
-                cache_write: 5,
-                reasoning: 1,
+            response: Response {
+                id: None,
+                model: Some("m".into()),
+                blocks: vec![
+                    Block::Text("Hello!".into()),
+                    Block::ToolCall {
+                        id: "c".into(),
+                        name: "f".into(),
+                        arguments: "{}".into(),
+                    },
+                ],
+                finish: Some(FinishReason::Stop),
+                usage: Usage {
+                    input: 3,
+                    output: 2,
+                    cache_read: 4,
+                    cache_write: 5,
+                    reasoning: 1,
+                },
             },
+            deltas: vec!["Hel".into(), "lo!".into()],
             cost: 0.5,
-            model: "m".into(),
             provider: "p".into(),
-            finish_reason: Some(FinishReason::Stop),
             raw_response: Some("{}".into()),
             chunks: vec!["{}".into()],
             created_ms: 1,
@@ -463,6 +623,103 @@ pub(crate) mod tests {
             last_used_ms: 1,
             hits: 0,
         }
+    }
+
+    /// A plain answer of a few deltas, as a Parea stream stores it.
+    fn plain() -> CacheEntry {
+        let deltas = [
+            "Hello", "!", " How", " can", " I", " help", " you", " today", "?",
+        ];
+        CacheEntry {
+            response: Response {
+                id: None,
+                model: Some("gpt-4o-mini-2024-07-18".into()),
+                blocks: vec![Block::Text(deltas.concat())],
+                finish: Some(FinishReason::Stop),
+                usage: Usage {
+                    input: 12,
+                    output: 9,
+                    ..Usage::default()
+                },
+            },
+            deltas: deltas.map(str::to_owned).to_vec(),
+            cost: 0.0001,
+            provider: "openai".into(),
+            raw_response: None,
+            chunks: Vec::new(),
+            created_ms: 1_765_000_000_000,
+            expires_ms: 1_765_086_400_000,
+            last_used_ms: 1_765_000_000_000,
+            hits: 0,
+        }
+    }
+
+    #[test]
+    fn a_plain_answer_costs_no_more_than_in_format_6() {
+        // Format 6 stored this answer in 146 bytes (138 as a whole answer, one delta).
+        let entry = plain();
+        let bytes = entry.encode();
+        assert!(bytes.len() <= 146, "{} bytes", bytes.len());
+        assert_eq!(CacheEntry::decode(&bytes), Ok(entry.clone()));
+        let mut whole = entry;
+        whole.deltas = vec![whole.text()];
+        assert!(
+            whole.encode().len() <= 138,
+            "{} bytes",
+            whole.encode().len()
+        );
+    }
+
+    #[test]
+    fn reasoning_blocks_keep_their_signatures_and_the_rest_round_trips() {
+        let mut entry = sample();
+        entry.response.id = Some("msg_1".into());
+        entry.response.blocks = vec![
+            Block::Reasoning {
+                text: "Let me think.".into(),
+                signature: Some("EqQBCkYIBxgCKkDsig==".into()),
+                encrypted: None,
+                redacted: None,
+            },
+            Block::Reasoning {
+                text: String::new(),
+                signature: None,
+                encrypted: Some("gAAAAenc".into()),
+                redacted: Some("EmwKAhgBEgy".into()),
+            },
+            Block::Text("Hel".into()),
+            Block::ToolCall {
+                id: "toolu_1".into(),
+                name: "get".into(),
+                arguments: "{\"a\":1}".into(),
+            },
+            Block::Text("lo!".into()),
+        ];
+        entry.response.finish = Some(FinishReason::ToolCalls);
+        let bytes = entry.encode();
+        assert_eq!(CacheEntry::decode(&bytes), Ok(entry.clone()));
+        assert_eq!(entry.text(), "Hello!");
+        assert!(
+            entry.content().starts_with(r#"[{"id":"toolu_1""#),
+            "Parea's content is the calls"
+        );
+        // The deltas are the text's pieces: kept as cuts, not a second copy.
+        let mut texts = entry.clone();
+        texts.deltas = vec!["other".into()];
+        assert!(texts.encode().len() > bytes.len());
+        assert_eq!(CacheEntry::decode(&texts.encode()), Ok(texts));
+        // An opaque block is left out; an answer without blocks is one.
+        let mut opaque = entry.clone();
+        opaque.response.blocks.push(Block::Opaque {
+            wire: crate::model::Wire::AnthropicMessages,
+            json: serde_json::json!({"type": "server_tool_use"}),
+        });
+        assert_eq!(CacheEntry::decode(&opaque.encode()), Ok(entry));
+        let mut empty = sample();
+        empty.response.blocks.clear();
+        empty.response.model = None;
+        empty.deltas.clear();
+        assert_eq!(CacheEntry::decode(&empty.encode()), Ok(empty));
     }
 
     #[test]
@@ -494,20 +751,69 @@ pub(crate) mod tests {
             Some(FinishReason::Other("pause_turn".into())),
         ] {
             let mut entry = sample();
-            entry.finish_reason = reason;
+            entry.response.finish = reason;
             assert_eq!(CacheEntry::decode(&entry.encode()), Ok(entry));
         }
     }
 
+    /// Format 6's body: Parea's content, its deltas, the flattened tool calls.
+    #[derive(Serialize)]
+    struct Format6<'a> {
+        content: &'a str,
+        deltas: DeltasRef<'a>,
+        tool_calls: Vec<(&'a str, &'a str, &'a str)>,
+        usage: StoredUsage,
+        cost: f64,
+        model: &'a str,
+        provider: &'a str,
+        finish_reason: Option<u8>,
+        raw_response: Option<&'a str>,
+        chunks: &'a [String],
+        created_ms: u64,
+        expires_ms: u64,
+        last_used_ms: u64,
+        hits: u64,
+    }
+
     #[test]
-    fn an_entry_of_format_4_is_not_read() {
-        let mut bytes = sample().encode();
-        bytes[0] = 4;
+    fn an_entry_of_format_6_is_not_read() {
+        let body = bincode::serde::encode_to_vec(
+            Format6 {
+                content: "Hello!",
+                deltas: DeltasRef::Cuts(vec![3, 3]),
+                tool_calls: vec![],
+                usage: Usage::default().into(),
+                cost: 0.0,
+                model: "m",
+                provider: "p",
+                finish_reason: Some(0),
+                raw_response: None,
+                chunks: &[],
+                created_ms: 1,
+                expires_ms: 2,
+                last_used_ms: 1,
+                hits: 0,
+            },
+            bincode_config(),
+        )
+        .expect("encodes");
+        let mut bytes = vec![6];
+        for t in [1u64, 2, 1] {
+            bytes.extend_from_slice(&t.to_le_bytes());
+        }
+        bytes.push(PLAIN);
+        bytes.extend_from_slice(&body);
         assert_eq!(
             CacheEntry::decode(&bytes),
-            Err(EntryError::UnknownFormat(4))
+            Err(EntryError::UnknownFormat(6))
         );
         assert_eq!(Header::read(&bytes), None);
+        // Its body is not this format's either: read as one, it is damage, never an answer.
+        bytes[0] = ENTRY_FORMAT;
+        assert!(matches!(
+            CacheEntry::decode(&bytes),
+            Err(EntryError::Corrupt(_))
+        ));
     }
 
     /// A stream answer: the same chunk envelope for every token, as OpenAI sends it.
@@ -540,9 +846,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn deltas_are_kept_as_cuts_of_the_content_when_they_are_its_pieces() {
+    fn deltas_are_kept_as_cuts_of_the_text_when_they_are_its_pieces() {
         let mut entry = sample();
-        entry.content = "Grüße, 世界! ok".into();
+        entry.response.blocks[0] = Block::Text("Grüße, 世界! ok".into());
         entry.deltas = vec![
             "Grü".into(),
             String::new(),
@@ -556,7 +862,7 @@ pub(crate) mod tests {
         let texts = other.encode();
         assert!(
             texts.len() > cut.len(),
-            "deltas that are not the content's pieces are kept"
+            "deltas that are not the text's pieces are kept"
         );
         assert_eq!(CacheEntry::decode(&texts), Ok(other));
         for deltas in [vec![], vec!["Grü".to_string()]] {
@@ -566,11 +872,8 @@ pub(crate) mod tests {
         }
         assert_eq!(cuts("ab", &["a".into(), "b".into()]), Some(vec![1, 1]));
         assert!(uncut("Grü", &[3]).is_err(), "a cut inside a character");
-        assert!(uncut("ab", &[1]).is_err(), "cuts shorter than the content");
-        assert!(
-            uncut("ab", &[1, u32::MAX]).is_err(),
-            "cuts past the content"
-        );
+        assert!(uncut("ab", &[1]).is_err(), "cuts shorter than the text");
+        assert!(uncut("ab", &[1, u32::MAX]).is_err(), "cuts past the text");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 pub use crate::config::CacheConfig;
 pub use coalesce::Flights;
-pub use entry::{CacheEntry, StoredToolCall};
+pub use entry::CacheEntry;
 pub use key::{cache_key, CacheKey};
 pub use stored::CacheTrees;
 
@@ -603,5 +603,20 @@ mod tests {
             (**cache.config()).clone(),
         );
         assert_eq!(again.stats().entries, 1, "emptied once, not at every open");
+    }
+
+    #[test]
+    fn a_database_of_entry_format_6_is_emptied() {
+        let (_d, cache) = cache(1 << 20);
+        cache.store(&key(1), &entry(u64::MAX, 0));
+        let db_meta = cache.trees.clone();
+        // As the release before this entry format left it: its entries, its mark.
+        db_meta.mark_entry_format_for_test(6);
+        let reopened = Cache::open(
+            CacheTrees::reopen_for_test(&db_meta).expect("trees"),
+            (**cache.config()).clone(),
+        );
+        assert_eq!(reopened.stats().entries, 0);
+        assert_eq!(reopened.lookup(&key(1)), Lookup::Miss);
     }
 }

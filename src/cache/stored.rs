@@ -96,6 +96,12 @@ impl CacheTrees {
         let _ = self.meta.remove(LAYOUT_KEY);
     }
 
+    /// Mark the trees as of this layout with entries of `entry_format` (an older release's).
+    #[cfg(test)]
+    pub(crate) fn mark_entry_format_for_test(&self, entry_format: u8) {
+        let _ = self.meta.insert(LAYOUT_KEY, &[LAYOUT, entry_format]);
+    }
+
     #[cfg(test)]
     pub(crate) fn reopen_for_test(&self) -> sled::Result<CacheTrees> {
         self.clone().checked()

@@ -2,20 +2,24 @@
 //! complete answer, fresh or stored), and an entry becomes the [`CompletionResponse`] of one
 //! request (its own trace id, latency and timestamps).
 //!
-//! The entry keeps the model's finish reason as the provider kind decoded it (a
-//! [`FinishReason`](crate::model::FinishReason), no wire's word): each door renders it in its
-//! own vocabulary, whichever door stored the entry. Parea's response has no field for it.
+//! The entry keeps the model's answer as the provider kind decoded it (its blocks, reasoning
+//! signatures included, and a [`FinishReason`](crate::model::FinishReason), no wire's word):
+//! each door renders it in its own vocabulary, whichever door stored the entry. Parea's
+//! response has no field for the finish reason; its `content` is derived (the text, or the
+//! tool calls' JSON).
 
 use super::log::Timing;
 use super::Prepared;
 use crate::api::CompletionResponse;
-use crate::cache::{CacheEntry, StoredToolCall};
-use crate::providers::{tool_calls_json, Completion, Piece, PriceTable};
+use crate::cache::CacheEntry;
+use crate::providers::{Completion, Piece, PriceTable};
 use crate::timestamp::{iso, now_iso};
 
 /// Turn a finished completion into an entry. `pieces` are the stream's pieces, or `None` for a
-/// whole answer (then the replay deltas are the text and the tool calls): their texts are the
-/// replay deltas, their chunks (OpenAI kind) kept for OpenAI-route replays.
+/// whole answer (then the replay delta is the text): their texts are the replay deltas, their
+/// chunks (OpenAI kind) kept for OpenAI-route replays. The piece the engine adds after a stream
+/// whose model called tools (their JSON, for Parea: it has neither a chunk nor events) is not a
+/// delta: a replay derives it from the entry's blocks.
 pub fn entry_from_completion(
     prepared: &Prepared,
     completion: Completion,
@@ -23,60 +27,46 @@ pub fn entry_from_completion(
     prices: &PriceTable,
     times: (u64, u64),
 ) -> CacheEntry {
-    let content = completion.content();
-    let model = completion
-        .response
+    let Completion {
+        mut response, raw, ..
+    } = completion;
+    let model = response
         .model
-        .clone()
-        .unwrap_or_else(|| prepared.chat.model.clone());
+        .get_or_insert_with(|| prepared.chat.model.clone());
     // The entry keeps the cached prompt tokens apart (an OpenAI client sees them in
     // `prompt_tokens_details`); the record counts every prompt token; the cost prices the
     // cached ones at their own rates.
-    let usage = completion.response.usage;
-    let price_model = if prices.price(&model).is_some() {
-        &model
+    let price_model = if prices.price(model).is_some() {
+        model
     } else {
         &prepared.chat.model
     };
-    let cost = prices.cost(price_model, prepared.provider.kind(), &usage);
+    let cost = prices.cost(price_model, prepared.provider.kind(), &response.usage);
     let mut chunks = Vec::new();
     let deltas = match pieces {
         Some(pieces) => pieces
             .into_iter()
+            .filter(|p| p.chunk.is_some() || !p.events.is_empty())
             .filter_map(|Piece { text, chunk, .. }| {
                 chunks.extend(chunk);
                 text
             })
             .collect(),
         None => {
-            let mut d = Vec::new();
-            let text = completion.text();
-            if !text.is_empty() {
-                d.push(text);
+            let text = response.text();
+            if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![text]
             }
-            if completion.tool_calls().next().is_some() {
-                d.push(tool_calls_json(completion.tool_calls()));
-            }
-            d
         }
     };
     CacheEntry {
-        content,
+        response,
         deltas,
-        tool_calls: completion
-            .tool_calls()
-            .map(|(id, name, arguments)| StoredToolCall {
-                id: id.to_owned(),
-                name: name.to_owned(),
-                arguments: arguments.to_owned(),
-            })
-            .collect(),
-        usage,
         cost,
-        model,
         provider: prepared.provider.name().to_owned(),
-        finish_reason: completion.response.finish,
-        raw_response: completion.raw,
+        raw_response: raw,
         chunks,
         created_ms: times.0,
         expires_ms: times.1,
@@ -92,15 +82,16 @@ pub fn response_from_entry(
     timing: &Timing,
     cache_hit: bool,
 ) -> CompletionResponse {
+    let usage = &entry.response.usage;
     CompletionResponse {
         inference_id: prepared.trace_id.clone(),
-        content: entry.content.clone(),
+        content: entry.content(),
         latency: timing.elapsed(),
-        input_tokens: entry.usage.total_input(),
-        output_tokens: entry.usage.output,
-        total_tokens: entry.usage.total_input() + entry.usage.output,
+        input_tokens: usage.total_input(),
+        output_tokens: usage.output,
+        total_tokens: usage.total_input() + usage.output,
         cost: entry.cost,
-        model: entry.model.clone(),
+        model: entry.model().to_owned(),
         provider: prepared.provider.name().to_owned(),
         cache_hit,
         status: "success".to_owned(),

@@ -21,7 +21,7 @@ use crate::api::openai::embeddings::EmbeddingsCall;
 use crate::api::ApiError;
 use crate::cache::embed_key::{embedding_key, EmbeddingKeyParts};
 use crate::cache::{CacheEntry, CacheKey, CacheStatus, Lookup};
-use crate::model::Usage;
+use crate::model::{Block, Response, Usage};
 use crate::providers::{Provider, ProviderKind};
 
 /// What the caller asked of the cache (`x-promptd-cache`).
@@ -167,29 +167,32 @@ impl Engine {
         let Lookup::Fresh(entry) = self.cache.lookup(key) else {
             return None;
         };
-        let embedding = serde_json::from_str(&entry.content).ok()?;
+        let text = entry.response.blocks.first().and_then(Block::as_text)?;
+        let embedding = serde_json::from_str(text).ok()?;
         self.cache.record_hit(key);
         Some(ItemAnswer {
             embedding,
-            tokens: entry.usage.input,
-            model: entry.model,
+            tokens: entry.response.usage.input,
+            model: entry.model().to_owned(),
         })
     }
 
     fn store_item(&self, key: &CacheKey, provider: &str, item: &ItemAnswer) {
         let (created_ms, expires_ms) = self.cache.new_entry_times();
         let entry = CacheEntry {
-            content: item.embedding.to_string(),
-            deltas: Vec::new(),
-            tool_calls: Vec::new(),
-            usage: Usage {
-                input: item.tokens,
-                ..Usage::default()
+            // The embedding's JSON as the answer's one text block.
+            response: Response {
+                model: Some(item.model.clone()),
+                blocks: vec![Block::Text(item.embedding.to_string())],
+                usage: Usage {
+                    input: item.tokens,
+                    ..Usage::default()
+                },
+                ..Response::default()
             },
+            deltas: Vec::new(),
             cost: 0.0,
-            model: item.model.clone(),
             provider: provider.to_owned(),
-            finish_reason: None,
             raw_response: None,
             chunks: Vec::new(),
             created_ms,

@@ -23,7 +23,7 @@ use crate::api::openai::response::is_usage_chunk;
 use crate::api::{ApiError, CompletionRequest, Dialect};
 use crate::cache::coalesce::{Event, Outcome, Subscription};
 use crate::cache::{CacheEntry, CacheStatus};
-use crate::providers::Piece;
+use crate::providers::{tool_calls_json, Piece};
 
 /// What a shared stream's forwarder keeps of the text it sent, for a cancelled request's
 /// record: a head, as the record keeps one (the spool bounds a record anyway).
@@ -215,7 +215,8 @@ async fn first_piece(sub: &mut Subscription<ApiError>) -> Result<Piece, Outcome<
 }
 
 /// A channel already holding a cached answer's replay, then its end: for Parea the stored text
-/// deltas; for OpenAI the stored chunks when the upstream streamed them, else only the end (the
+/// deltas, then the tool calls' JSON when the model called tools (as a live stream ends); for
+/// OpenAI the stored chunks when the upstream streamed them, else only the end (the
 /// renderer makes the chunks from the whole answer).
 fn replay(entry: Arc<CacheEntry>, dialect: Dialect) -> mpsc::Receiver<StreamItem> {
     let pieces: Vec<Piece> = match dialect {
@@ -229,7 +230,18 @@ fn replay(entry: Arc<CacheEntry>, dialect: Dialect) -> mpsc::Receiver<StreamItem
             })
             .collect(),
         Dialect::OpenAi => Vec::new(),
-        Dialect::Parea => entry.deltas.iter().map(|t| t.as_str().into()).collect(),
+        Dialect::Parea => {
+            let calls = entry.response.tool_calls().next().is_some();
+            entry
+                .deltas
+                .iter()
+                .map(|t| t.as_str().into())
+                .chain(calls.then(|| Piece {
+                    text: Some(tool_calls_json(entry.response.tool_calls())),
+                    ..Piece::default()
+                }))
+                .collect()
+        }
     };
     let (tx, rx) = mpsc::channel(pieces.len() + 1);
     // Capacity is exactly the number of items.

@@ -256,6 +256,21 @@ mod tests {
     }
 
     #[test]
+    fn thinking_blocks_keep_their_signatures_in_the_completion() {
+        let body = json!({"model":"claude-x","content":[
+            {"type":"thinking","thinking":"Let me see.","signature":"EqQBsig"},
+            {"type":"redacted_thinking","data":"EmwKred"},
+            {"type":"text","text":"Yes."}],
+            "stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":6}});
+        let c = parse_response(body.to_string().as_bytes()).expect("parses");
+        assert_eq!(c.text(), "Yes.");
+        assert!(matches!(&c.response.blocks[0],
+            Block::Reasoning { text, signature: Some(sig), .. } if text == "Let me see." && sig == "EqQBsig"));
+        assert!(matches!(&c.response.blocks[1],
+            Block::Reasoning { redacted: Some(data), .. } if data == "EmwKred"));
+    }
+
+    #[test]
     fn stop_reasons_become_the_models_finish_reasons() {
         for (word, reason) in [
             ("end_turn", FinishReason::Stop),

@@ -8,21 +8,13 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::model::{Block, FinishReason, Response, Usage};
+use crate::model::Response;
 use crate::wire::openai_chat::{render_response, ChunkHeader};
 
 pub use crate::wire::openai_chat::finish_reason;
 
 /// The end of an OpenAI stream.
 pub const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
-
-/// A tool call of an answer.
-#[derive(Debug, Clone, Copy)]
-pub struct ToolCallView<'a> {
-    pub id: &'a str,
-    pub name: &'a str,
-    pub arguments: &'a str,
-}
 
 /// What an answer is rendered from.
 #[derive(Debug, Clone)]
@@ -35,11 +27,8 @@ pub struct AnswerView<'a> {
     pub fallback_id: String,
     /// Unix seconds when the upstream gave none.
     pub created: i64,
-    pub model: &'a str,
-    pub text: String,
-    pub tool_calls: Vec<ToolCallView<'a>>,
-    pub finish_reason: Option<&'a FinishReason>,
-    pub usage: Usage,
+    /// The answer as the model holds it (its model the one shown).
+    pub response: &'a Response,
 }
 
 #[derive(Deserialize, Default)]
@@ -60,7 +49,7 @@ pub fn chunk_header(view: &AnswerView<'_>) -> ChunkHeader {
     ChunkHeader {
         id: ids.id.unwrap_or_else(|| view.fallback_id.clone()),
         created: ids.created.unwrap_or(view.created),
-        model: view.model.to_owned(),
+        model: view.response.model.clone().unwrap_or_default(),
         system_fingerprint: ids.system_fingerprint,
     }
 }
@@ -71,22 +60,7 @@ pub fn completion(view: &AnswerView<'_>) -> Bytes {
     if let Some(raw) = view.raw_response {
         return Bytes::from(raw.to_owned());
     }
-    let mut blocks = Vec::with_capacity(1 + view.tool_calls.len());
-    if !view.text.is_empty() {
-        blocks.push(Block::Text(view.text.clone()));
-    }
-    blocks.extend(view.tool_calls.iter().map(|c| Block::ToolCall {
-        id: c.id.to_owned(),
-        name: c.name.to_owned(),
-        arguments: c.arguments.to_owned(),
-    }));
-    let response = Response {
-        blocks,
-        finish: view.finish_reason.cloned(),
-        usage: view.usage,
-        ..Response::default()
-    };
-    Bytes::from(render_response(&response, &chunk_header(view)).to_string())
+    Bytes::from(render_response(view.response, &chunk_header(view)).to_string())
 }
 
 /// One SSE event of a chunk's JSON text.
@@ -116,34 +90,41 @@ pub fn is_usage_chunk(json_text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Block, FinishReason, Usage};
 
-    fn view() -> AnswerView<'static> {
+    fn view(response: &Response) -> AnswerView<'_> {
         AnswerView {
             raw_response: None,
             first_chunk: Some(r#"{"id":"chatcmpl-1","created":5,"system_fingerprint":"fp"}"#),
             fallback_id: "chatcmpl-t".into(),
             created: 9,
-            model: "m",
-            text: String::new(),
-            tool_calls: vec![ToolCallView {
-                id: "c",
-                name: "f",
-                arguments: "{}",
+            response,
+        }
+    }
+
+    fn answer() -> Response {
+        Response {
+            model: Some("m".into()),
+            blocks: vec![Block::ToolCall {
+                id: "c".into(),
+                name: "f".into(),
+                arguments: "{}".into(),
             }],
-            finish_reason: Some(&FinishReason::ToolCalls),
+            finish: Some(FinishReason::ToolCalls),
             usage: Usage {
                 input: 1,
                 output: 2,
                 cache_read: 2,
                 ..Usage::default()
             },
+            ..Response::default()
         }
     }
 
     #[test]
     fn a_rendered_completion_has_openais_fields() {
         let body: serde_json::Value =
-            serde_json::from_slice(&completion(&view())).unwrap_or_default();
+            serde_json::from_slice(&completion(&view(&answer()))).unwrap_or_default();
         assert_eq!(body["id"], "chatcmpl-1");
         assert_eq!(body["created"], 5);
         assert_eq!(body["system_fingerprint"], "fp");
