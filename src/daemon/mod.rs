@@ -60,9 +60,11 @@ pub async fn serve(
         }
         None => Listeners::bind(&config).await?,
     };
+    // Before anything is served: a SIGTERM from now on is a clean stop.
+    let shutdown = shutdown_signal();
     let (reload_tx, reloads) = mpsc::channel(1);
     let sighup = tokio::spawn(reload_on_sighup(reload_from, reload_tx));
-    let served = run(config, listeners, shutdown_signal(), reloads).await;
+    let served = run(config, listeners, shutdown, reloads).await;
     sighup.abort();
     served
 }

@@ -17,18 +17,24 @@ pub struct ConfigSource {
     pub overrides: Overrides,
 }
 
-/// Resolves at the first SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let (Ok(mut term), Ok(mut int)) = (
+/// Resolves at the first SIGTERM or SIGINT. The handlers are installed when this is called,
+/// not when the future is first polled: the daemon serves before its main loop first waits on
+/// it, and a SIGTERM in between must stop it cleanly, not kill it by the default action.
+/// Call it within the runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop promptd with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            tracing::error!("cannot install signal handlers; stop promptd with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }
 
