@@ -18,6 +18,8 @@
 //! [`MAX_TOOL_CALLS`] is an error (so no more calls than that), and calls are remembered in a
 //! fixed bit set, never in a table the upstream's index sizes.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -174,12 +176,14 @@ pub fn decode_response(body: &[u8]) -> Result<Response, Error> {
     })
 }
 
+/// A chunk; its `id` and `model` borrowed from the text (every chunk repeats them, only the
+/// first one's are kept).
 #[derive(Deserialize)]
-struct Chunk {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
     #[serde(default)]
     choices: Vec<ChunkChoice>,
     #[serde(default)]
@@ -264,8 +268,8 @@ impl EventDecoder {
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
-                id: chunk.id,
-                model: chunk.model,
+                id: chunk.id.map(Cow::into_owned),
+                model: chunk.model.map(Cow::into_owned),
             });
         }
         // Only the first choice is used (promptd never asks for n > 1); the usage chunk has none.
