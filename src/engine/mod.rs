@@ -116,6 +116,8 @@ pub enum StreamItem {
     Piece(Piece),
     /// The stream ended cleanly: the whole answer (for what a client's format sends last).
     End(Arc<CacheEntry>),
+    /// A cached answer, the whole stream: the door replays it in its own wire.
+    Replay(Arc<CacheEntry>),
     /// The stream failed after it started; nothing follows.
     Error(String),
 }

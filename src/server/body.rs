@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use serde::Serialize;
 
 use super::openai_events::OpenAiEvents;
 use crate::api::{stream, ApiError};
-use crate::cache::{CacheKey, CacheStatus};
+use crate::cache::{CacheEntry, CacheKey, CacheStatus};
 use crate::engine::{CompletionStream, StreamItem, StreamItems};
 use crate::memory::{MemoryBudget, Reservation};
 use crate::providers::Piece;
@@ -39,6 +40,8 @@ pub enum ResponseBody {
 pub struct EventStream {
     first: Option<Bytes>,
     items: StreamItems,
+    /// A cached answer being replayed, and its next delta.
+    replay: Option<(Arc<CacheEntry>, usize)>,
     ended: bool,
 }
 
@@ -48,6 +51,15 @@ impl EventStream {
             return Poll::Ready(Some(first));
         }
         loop {
+            if let Some((entry, next)) = &mut self.replay {
+                // One event per stored delta, as the answer streamed.
+                if let Some(delta) = entry.deltas.get(*next) {
+                    *next += 1;
+                    return Poll::Ready(Some(stream::chunk_event(delta)));
+                }
+                self.replay = None;
+                self.ended = true;
+            }
             if self.ended {
                 return Poll::Ready(None);
             }
@@ -55,10 +67,11 @@ impl EventStream {
                 return Poll::Ready(None);
             };
             match item {
+                StreamItem::Replay(entry) => self.replay = Some((entry, 0)),
                 StreamItem::Piece(Piece {
                     text: Some(text), ..
                 }) => return Poll::Ready(Some(stream::chunk_event(&text))),
-                // A chunk with no text (a role, a tool call fragment) and the end carry
+                // A piece with no text (a role, a tool call fragment) and the end carry
                 // nothing a Parea stream shows.
                 StreamItem::Piece(_) | StreamItem::End(_) => continue,
                 StreamItem::Error(message) => {
@@ -191,6 +204,7 @@ pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
     let events = EventStream {
         first: Some(stream::id_event(&stream.trace_id)),
         items: stream.items,
+        replay: None,
         ended: false,
     };
     let mut response = Response::new(ResponseBody::Events(events));
