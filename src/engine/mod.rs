@@ -107,6 +107,8 @@ pub struct Answer {
     pub key: Option<CacheKey>,
     /// How long this request waited for the provider (zero for a cache hit).
     pub provider_wait: Duration,
+    /// What a call translated for a provider of another wire left out (hints only).
+    pub dropped: Vec<String>,
 }
 
 /// One item of a completion stream.
@@ -166,6 +168,8 @@ pub struct CompletionStream {
     pub key: Option<CacheKey>,
     /// How long this request waited for the provider's first piece (zero for a replay).
     pub provider_wait: Duration,
+    /// What a call translated for a provider of another wire left out (hints only).
+    pub dropped: Vec<String>,
 }
 
 /// What a config reload can replace while requests run: the providers (with their keys and

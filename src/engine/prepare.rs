@@ -39,6 +39,9 @@ pub struct Prepared {
     pub memory: Arc<Reservation>,
     /// Who sent the request, by which route: noted in its log record.
     pub ctx: RequestCtx,
+    /// What the call's translation for a provider of another wire left out because it does
+    /// not change the answer (`x-promptd-dropped`, and `promptd_dropped` in the record).
+    pub dropped: Vec<String>,
 }
 
 /// Resolve `req` (with its deployment, when it names one) against the configured providers.
@@ -153,7 +156,8 @@ pub fn prepare(
         passthrough: req.passthrough.take().filter(|p| !p.is_empty()),
         translated: None,
     };
-    chat.translated = encode(&provider, &chat)?;
+    let (translated, dropped) = encode(&provider, &chat)?;
+    chat.translated = translated;
     Ok(Prepared {
         trace_id,
         provider,
@@ -164,6 +168,7 @@ pub fn prepare(
         log,
         memory: Arc::new(memory),
         ctx,
+        dropped,
     })
 }
 
@@ -171,9 +176,12 @@ pub fn prepare(
 /// which is sent the request's own fields; for an Anthropic-kind one, the body, the call as
 /// the model ([`ChatRequest::to_model`]) encoded by the Anthropic wire here, so what Anthropic
 /// cannot honour is a 400 naming it before any upstream call.
-fn encode(provider: &Provider, chat: &ChatRequest) -> Result<Option<Bytes>, ApiError> {
+fn encode(
+    provider: &Provider,
+    chat: &ChatRequest,
+) -> Result<(Option<Bytes>, Vec<String>), ApiError> {
     match provider.kind() {
-        ProviderKind::OpenAi => Ok(None),
+        ProviderKind::OpenAi => Ok((None, Vec::new())),
         ProviderKind::Anthropic => {
             // What the client sent that is malformed is its own mistake, not a refusal.
             let decoded = chat.to_model().map_err(|e| ApiError::InvalidRequest {
@@ -188,7 +196,7 @@ fn encode(provider: &Provider, chat: &ChatRequest) -> Result<Option<Bytes>, ApiE
             let encoded =
                 wire::anthropic::encode_request(&decoded.request, &decoded.hints, &options)
                     .map_err(refused)?;
-            Ok(Some(Bytes::from(encoded.body)))
+            Ok((Some(Bytes::from(encoded.body)), encoded.dropped))
         }
     }
 }

@@ -41,6 +41,7 @@ impl Engine {
         // The record keeps its own copy: a stream's parts outlive this call.
         let mut record = Record::new(self, prepared.clone(), timing);
         let trace_id = prepared.trace_id.clone();
+        let dropped = prepared.dropped.clone();
         let waited = Instant::now();
         let source = self.source(&prepared, true);
         let replayed_fresh = matches!(source, Source::Fresh { .. });
@@ -98,6 +99,7 @@ impl Engine {
             cache,
             key,
             provider_wait,
+            dropped,
         })
     }
 

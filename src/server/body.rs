@@ -173,11 +173,17 @@ pub fn completion_headers(
     status: CacheStatus,
     key: Option<&CacheKey>,
     provider_wait: Duration,
+    dropped: &[String],
 ) {
     let headers = response.headers_mut();
     headers.insert(CACHE_HEADER, HeaderValue::from_static(status.as_str()));
     if let Some(value) = key.and_then(|k| HeaderValue::from_str(&k.hex()).ok()) {
         headers.insert(CACHE_KEY_HEADER, value);
+    }
+    if !dropped.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&dropped.join(", ")) {
+            headers.insert(DROPPED_HEADER, value);
+        }
     }
     response.extensions_mut().insert(Served {
         cache: status,
@@ -197,10 +203,14 @@ pub struct Served {
 // Names built once, not parsed (and allocated) on every answer.
 const CACHE_HEADER: HeaderName = HeaderName::from_static("x-promptd-cache");
 const CACHE_KEY_HEADER: HeaderName = HeaderName::from_static("x-promptd-cache-key");
+/// What a call translated for a provider of another wire left out because it does not change
+/// the answer (hints: `metadata`, `store`, `stream_options`, ...), comma-separated.
+const DROPPED_HEADER: HeaderName = HeaderName::from_static("x-promptd-dropped");
 
 /// The `text/event-stream` response of a started completion stream.
 pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
     let (status, key, wait) = (stream.cache, stream.key, stream.provider_wait);
+    let dropped = stream.dropped;
     let events = EventStream {
         first: Some(stream::id_event(&stream.trace_id)),
         items: stream.items,
@@ -211,7 +221,7 @@ pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    completion_headers(&mut response, status, key.as_ref(), wait);
+    completion_headers(&mut response, status, key.as_ref(), wait, &dropped);
     response
 }
 
