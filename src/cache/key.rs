@@ -23,6 +23,8 @@ use crate::providers::{ChatRequest, Passthrough};
 
 /// Bump when the key layout changes: old entries then simply stop matching.
 const KEY_VERSION: &[u8] = b"promptd-cache-key/1";
+/// The layout of keys made from the internal model ([`super::model_key`]).
+const MODEL_KEY_VERSION: &[u8] = b"promptd-cache-key/model-1";
 
 /// A 32-byte cache key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,7 +158,7 @@ fn role_tag(role: Role) -> &'static str {
 /// Gathers the canonical bytes, then hashes them in one call: a blake3 update per small piece
 /// (four per field) cost more than the hashing itself. The bytes hashed, and so the keys, are
 /// the same as hashing piece by piece.
-struct KeyHasher(Vec<u8>);
+pub(super) struct KeyHasher(Vec<u8>);
 
 impl KeyHasher {
     fn new() -> Self {
@@ -165,11 +167,18 @@ impl KeyHasher {
         KeyHasher(bytes)
     }
 
-    fn finish(self) -> CacheKey {
+    /// A hasher of the model's key layout.
+    pub(super) fn new_model() -> Self {
+        let mut bytes = Vec::with_capacity(1024);
+        bytes.extend_from_slice(MODEL_KEY_VERSION);
+        KeyHasher(bytes)
+    }
+
+    pub(super) fn finish(self) -> CacheKey {
         CacheKey(*blake3::hash(&self.0).as_bytes())
     }
 
-    fn field(&mut self, tag: &[u8], bytes: &[u8]) {
+    pub(super) fn field(&mut self, tag: &[u8], bytes: &[u8]) {
         self.0.extend_from_slice(&(tag.len() as u64).to_le_bytes());
         self.0.extend_from_slice(tag);
         self.0
@@ -177,15 +186,15 @@ impl KeyHasher {
         self.0.extend_from_slice(bytes);
     }
 
-    fn count(&mut self, tag: &[u8], n: usize) {
+    pub(super) fn count(&mut self, tag: &[u8], n: usize) {
         self.field(tag, &(n as u64).to_le_bytes());
     }
 
-    fn number(&mut self, tag: &[u8], n: f64) {
+    pub(super) fn number(&mut self, tag: &[u8], n: f64) {
         self.field(tag, &canonical_f64(n).to_le_bytes());
     }
 
-    fn json(&mut self, tag: &[u8], value: &Value) {
+    pub(super) fn json(&mut self, tag: &[u8], value: &Value) {
         let mut text = Vec::with_capacity(128);
         write_canonical(value, &mut text);
         self.field(tag, &text);
