@@ -13,55 +13,102 @@
 use serde_json::Value;
 
 use super::key::{CacheKey, KeyHasher};
-use crate::model::{Block, ImageSource, Request, ResponseFormat, Role, ToolChoice};
+use crate::model::{Block, ImageSource, Params, Request, ResponseFormat, Role, ToolChoice};
 
 /// The key of `request` to provider `provider` (the configured name); `hints` are the keys of
 /// its extras that do not change the answer.
 pub fn model_key(provider: &str, request: &Request, hints: &[String]) -> CacheKey {
-    let mut h = KeyHasher::new_model();
+    let mut h = KeyHasher::new();
+    write_request(&mut h, provider, request, hints);
+    h.finish()
+}
+
+/// The canonical bytes of `request` into `h`.
+fn write_request(h: &mut KeyHasher, provider: &str, request: &Request, hints: &[String]) {
     h.field(b"provider", provider.as_bytes());
     h.field(b"model", request.model.as_bytes());
     h.count(b"messages", request.system.len() + request.messages.len());
     for block in &request.system {
-        h.field(b"role", b"system");
-        h.field(b"name", b"");
-        h.count(b"blocks", 1);
-        write_block(&mut h, block);
+        write_text_message(h, Role::System, block.as_text().unwrap_or(""));
     }
     for m in &request.messages {
         h.field(b"role", role_tag(m.role).as_bytes());
         h.field(b"name", m.name.as_deref().unwrap_or("").as_bytes());
         h.count(b"blocks", m.content.len());
         for block in &m.content {
-            write_block(&mut h, block);
+            write_block(h, block);
         }
     }
     h.count(b"tools", request.tools.len());
     for t in &request.tools {
-        h.field(b"tool", t.name.as_bytes());
-        h.field(
-            b"description",
-            t.description.as_deref().unwrap_or("").as_bytes(),
+        write_tool(
+            h,
+            &t.name,
+            t.description.as_deref(),
+            &t.parameters,
+            t.strict,
         );
-        h.json(b"parameters", &t.parameters);
-        h.field(b"strict", flag(t.strict));
     }
     h.count(b"hosted_tools", request.hosted_tools.len());
     for t in &request.hosted_tools {
         h.json(b"hosted_tool", t);
     }
-    match &request.tool_choice {
+    write_tool_choice(h, request.tool_choice.as_ref());
+    write_params(h, &request.params);
+    let mut extras: Vec<(&String, &Value)> = request
+        .extras
+        .iter()
+        .filter(|(key, _)| !hints.contains(key))
+        .collect();
+    extras.sort_by(|a, b| a.0.cmp(b.0));
+    write_extras(h, &extras);
+}
+
+/// A message of one text block (a system block is a system message).
+pub(super) fn write_text_message(h: &mut KeyHasher, role: Role, text: &str) {
+    h.field(b"role", role_tag(role).as_bytes());
+    h.field(b"name", b"");
+    h.count(b"blocks", 1);
+    h.field(b"text", text.as_bytes());
+}
+
+pub(super) fn write_tool(
+    h: &mut KeyHasher,
+    name: &str,
+    description: Option<&str>,
+    parameters: &Value,
+    strict: Option<bool>,
+) {
+    h.field(b"tool", name.as_bytes());
+    h.field(b"description", description.unwrap_or("").as_bytes());
+    h.json(b"parameters", parameters);
+    h.field(b"strict", flag(strict));
+}
+
+pub(super) fn write_tool_choice(h: &mut KeyHasher, choice: Option<&ToolChoice>) {
+    match choice {
         None | Some(ToolChoice::Auto) => h.field(b"tool_choice", b"auto"),
         Some(ToolChoice::None) => h.field(b"tool_choice", b"none"),
         Some(ToolChoice::Required) => h.field(b"tool_choice", b"required"),
         Some(ToolChoice::Tool(name)) => h.field(b"tool_choice_name", name.as_bytes()),
     }
-    let p = &request.params;
+}
+
+/// The extras in the key, sorted by name.
+pub(super) fn write_extras(h: &mut KeyHasher, extras: &[(&String, &Value)]) {
+    h.count(b"extras", extras.len());
+    for (key, value) in extras {
+        h.field(b"extra", key.as_bytes());
+        h.json(b"extra_value", value);
+    }
+}
+
+pub(super) fn write_params(h: &mut KeyHasher, p: &Params) {
     h.number(b"temperature", p.temperature.unwrap_or(1.0));
     h.number(b"top_p", p.top_p.unwrap_or(1.0));
-    optional(&mut h, b"top_k", p.top_k.map(|k| k as f64));
+    optional(h, b"top_k", p.top_k.map(|k| k as f64));
     optional(
-        &mut h,
+        h,
         b"max_output_tokens",
         p.max_output_tokens.map(|n| n as f64),
     );
@@ -69,7 +116,7 @@ pub fn model_key(provider: &str, request: &Request, hints: &[String]) -> CacheKe
     for s in &p.stop {
         h.field(b"stop_sequence", s.as_bytes());
     }
-    optional(&mut h, b"seed", p.seed.map(|s| s as f64));
+    optional(h, b"seed", p.seed.map(|s| s as f64));
     h.number(b"presence_penalty", p.presence_penalty.unwrap_or(0.0));
     h.number(b"frequency_penalty", p.frequency_penalty.unwrap_or(0.0));
     match &p.response_format {
@@ -94,21 +141,9 @@ pub fn model_key(provider: &str, request: &Request, hints: &[String]) -> CacheKe
         b"parallel_tool_calls",
         flag(Some(p.parallel_tool_calls.unwrap_or(true))),
     );
-    let mut extras: Vec<(&String, &Value)> = request
-        .extras
-        .iter()
-        .filter(|(key, _)| !hints.contains(key))
-        .collect();
-    extras.sort_by(|a, b| a.0.cmp(b.0));
-    h.count(b"extras", extras.len());
-    for (key, value) in extras {
-        h.field(b"extra", key.as_bytes());
-        h.json(b"extra_value", value);
-    }
-    h.finish()
 }
 
-fn role_tag(role: Role) -> &'static str {
+pub(super) fn role_tag(role: Role) -> &'static str {
     match role {
         Role::System => "system",
         Role::Developer => "developer",
