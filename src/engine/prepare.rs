@@ -207,8 +207,12 @@ fn refused(provider: &Provider, e: model::Error) -> ApiError {
     match e.param {
         Some(param) => ApiError::Refused {
             provider: provider.name().to_owned(),
+            // A wire's message may start with the parameter it names.
+            why: e
+                .message
+                .strip_prefix(&format!("{param}: "))
+                .map_or_else(|| e.message.clone(), str::to_owned),
             param,
-            why: e.message,
         },
         None => ApiError::InvalidRequest {
             field: None,

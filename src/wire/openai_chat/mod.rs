@@ -3,12 +3,14 @@
 //! ([`render_response`]) and its stream events as chunks ([`EventRenderer`]), and the words and
 //! objects these share (the finish reason, `usage`).
 
+mod encode;
 mod request;
 mod response;
 mod stream;
 
 use serde_json::{json, Value};
 
+pub use encode::{encode_request, EncodeOptions, Encoded};
 pub use request::{decode_object, decode_request, Decoded, Decoder};
 pub use response::render_response;
 pub use stream::{ChunkHeader, EventRenderer};
