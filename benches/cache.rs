@@ -76,6 +76,10 @@ fn bench(c: &mut Criterion) {
         &format!("cache_key ({size} B of messages + a function)"),
         |b| b.iter(|| cache_key(black_box("openai"), black_box(&request))),
     );
+    c.bench_function(
+        &format!("ChatRequest::to_model ({size} B of messages + a function)"),
+        |b| b.iter(|| black_box(&request).to_model()),
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let db = sled::Config::new()

@@ -344,3 +344,30 @@ async fn a_parea_made_stream_entry_answers_openai_clients_with_openais_finish_re
         daemon.stop().await;
     }
 }
+
+#[tokio::test]
+async fn hints_are_left_out_of_a_translated_call_and_said_so() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let (daemon, _openai) = daemon_with(&anthropic).await;
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "Hello"}],
+        "metadata": {"team": "a"}, "store": false, "n": 1, "user": "u-1"});
+    let reply = chat(&daemon, &body).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.json());
+    let dropped = reply.headers["x-promptd-dropped"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let mut names: Vec<&str> = dropped.split(", ").collect();
+    names.sort_unstable();
+    assert_eq!(names, ["metadata", "n", "store"]);
+    let sent = anthropic.last_request().expect("called");
+    assert!(sent.body.get("store").is_none() && sent.body.get("n").is_none());
+    // The end user's id is translated, not dropped.
+    assert_eq!(sent.body["metadata"], json!({"user_id": "u-1"}));
+    // A request with nothing to leave out says nothing.
+    let plain = json!({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]});
+    let reply = chat(&daemon, &plain).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.headers.get("x-promptd-dropped").is_none());
+    daemon.stop().await;
+}

@@ -80,6 +80,15 @@ pub enum ApiError {
         status: u16,
         error: Box<crate::model::Error>,
     },
+    /// A parameter the provider's wire cannot honour (refuse, never drop). `param` is the
+    /// model's name for it (OpenAI's: `temperature`, `messages[2].content[0]`); each door
+    /// names it in its own vocabulary.
+    #[error("{param} cannot go to provider `{provider}`: {why}")]
+    Refused {
+        provider: String,
+        param: String,
+        why: String,
+    },
     /// The call needs a key nobody gave: promptd's config has none for the provider (its
     /// variable unset, or no key declared) and the request brought no `provider_api_key`.
     #[error("provider {provider} has no API key: {remedy}")]
@@ -147,7 +156,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
-            ApiError::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidRequest { .. } | ApiError::Refused { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownProvider { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnknownDeployment(_) => StatusCode::NOT_FOUND,
@@ -194,7 +205,7 @@ impl ApiError {
     pub fn kind(&self) -> &'static str {
         match self {
             ApiError::InvalidJson(_) => "invalid_json",
-            ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::InvalidRequest { .. } | ApiError::Refused { .. } => "invalid_request",
             ApiError::BodyUnreadable(_) => "unreadable_body",
             ApiError::UnknownProvider { .. } => "unknown_provider",
             ApiError::UnknownDeployment(_) => "unknown_deployment",
@@ -228,10 +239,26 @@ impl ApiError {
         }
     }
 
-    fn field(&self) -> Option<&str> {
+    fn field(&self) -> Option<Cow<'_, str>> {
         match self {
-            ApiError::InvalidRequest { field, .. } => field.as_deref(),
+            ApiError::InvalidRequest { field, .. } => field.as_deref().map(Cow::Borrowed),
+            ApiError::Refused { param, .. } => Some(Cow::Owned(parea_param(param))),
             _ => None,
+        }
+    }
+
+    /// The message of the Parea route's body: a refused parameter by its Parea name.
+    fn parea_message(&self) -> String {
+        match self {
+            ApiError::Refused {
+                provider,
+                param,
+                why,
+            } => format!(
+                "{} cannot go to provider `{provider}`: {why}",
+                parea_param(param)
+            ),
+            other => other.to_string(),
         }
     }
 
@@ -247,12 +274,12 @@ impl ApiError {
             kind: &'static str,
             message: String,
             #[serde(skip_serializing_if = "Option::is_none")]
-            field: Option<&'a str>,
+            field: Option<Cow<'a, str>>,
         }
         let body = Body {
             error: Inner {
                 kind: self.kind(),
-                message: self.to_string(),
+                message: self.parea_message(),
                 field: self.field(),
             },
         };
@@ -261,9 +288,52 @@ impl ApiError {
     }
 }
 
+/// A parameter of the model (by OpenAI's name) where a Parea request sets it, in
+/// `llm_configuration`.
+fn parea_param(param: &str) -> String {
+    let head_len = param.find(['.', '[']).unwrap_or(param.len());
+    let (head, rest) = param.split_at(head_len);
+    let place = match head {
+        "temperature" => "model_params.temp".to_owned(),
+        "max_tokens" | "max_completion_tokens" => "model_params.max_length".to_owned(),
+        "top_p" | "response_format" | "presence_penalty" | "frequency_penalty" | "seed" => {
+            format!("model_params.{head}")
+        }
+        "tools" => format!("functions{rest}"),
+        "tool_choice" => "function_call".to_owned(),
+        other => format!("{other}{rest}"),
+    };
+    format!("llm_configuration.{place}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_parameter_is_named_by_its_parea_place() {
+        let err = ApiError::Refused {
+            provider: "anthropic".into(),
+            param: "temperature".into(),
+            why: "Anthropic accepts values from 0 to 1".into(),
+        };
+        let body: serde_json::Value = serde_json::from_slice(&err.body()).expect("json");
+        assert_eq!(
+            body["error"]["field"],
+            "llm_configuration.model_params.temp"
+        );
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("llm_configuration.model_params.temp cannot go")));
+        assert_eq!(
+            parea_param("messages[2].content"),
+            "llm_configuration.messages[2].content"
+        );
+        assert_eq!(
+            parea_param("tools[0].type"),
+            "llm_configuration.functions[0].type"
+        );
+    }
 
     #[test]
     fn upstream_client_errors_pass_through_and_server_errors_are_bad_gateway() {

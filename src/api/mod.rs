@@ -14,8 +14,7 @@ pub mod stream;
 
 pub use error::ApiError;
 pub use request::{
-    CompletionRequest, Dialect, FunctionCallSpec, LlmConfiguration, Message, ModelParams,
-    Passthrough, Role,
+    CompletionRequest, FunctionCallSpec, LlmConfiguration, Message, ModelParams, Passthrough, Role,
 };
 pub use response::CompletionResponse;
 

@@ -42,22 +42,9 @@ pub struct CompletionRequest {
     /// the new answer (not a body field).
     #[serde(skip)]
     pub cache_refresh: bool,
-    /// Which API the request came by (not a body field: set by the route's handler).
-    #[serde(skip)]
-    pub dialect: Dialect,
     /// What an OpenAI-route request forwards unread (not a Parea body field).
     #[serde(skip)]
     pub passthrough: Option<Passthrough>,
-}
-
-/// The API a completion request came by, and so the shape its answer takes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Dialect {
-    /// Parea's `/api/parea/v1/completion` routes.
-    #[default]
-    Parea,
-    /// The OpenAI-compatible `/v1/chat/completions`.
-    OpenAi,
 }
 
 /// `llm_configuration`: what to ask which model.

@@ -1,28 +1,37 @@
 //! The cache key: a blake3 hash over a key-format version and every input that can change a
-//! completion, in a canonical form.
+//! completion, in a canonical form: the layout of the internal model's request
+//! ([`super::model_key`]), so the same request through any door is one key and one entry.
 //!
 //! In the key: the provider name, the model, the messages as sent (after templates are rendered
-//! and history is placed), the functions, the function call and every model parameter, and what
-//! an OpenAI-route request forwards unread (its own messages, fields like `seed`), which is
-//! written only when there is some: a plain OpenAI request and the same Parea request have one
-//! key and share one entry. Not in the key: trace ids, metadata, tags, end user (`user`), log
-//! flags, the API key, `stream` and `stream_options` — none of them change the answer. The inputs are taken from a destructured [`ChatRequest`], so a new request field
-//! does not compile until someone decides whether it belongs here.
+//! and history is placed; empty turns say nothing and are left out), the tools, the tool choice
+//! and every model parameter, and what an OpenAI-route request forwards unread (its own
+//! messages, fields like `seed`), which is written only when there is some: a plain OpenAI
+//! request, the same Parea request and the same Anthropic Messages request have one key. Not in
+//! the key: trace ids, metadata, tags, end user (`user`), log flags, the API key, `stream` and
+//! `stream_options` — none of them change the answer. The inputs are taken from a destructured
+//! [`ChatRequest`], so a new request field does not compile until someone decides whether it
+//! belongs here.
 //!
 //! Canonical: each field is written with a tag and a length prefix (no two inputs can run into
 //! each other); JSON objects are written with sorted keys; numbers as their `f64` value (`1` and
-//! `1.0` are one number); an absent parameter and its documented default are the same value
-//! (`temp` 1.0, `top_p` 1.0, penalties 0.0, no `function_call` = `"auto"`, no content = `""`).
+//! `1.0` are one number); an absent parameter and its neutral value are the same value
+//! (temperature 1.0, `top_p` 1.0, penalties 0.0, no tool choice = `auto`, a `text` response
+//! format = none).
 
 use std::fmt;
 
 use serde_json::Value;
 
-use crate::api::{FunctionCallSpec, Message, ModelParams, Role};
+use super::model_key::{
+    write_extras, write_params, write_text_message, write_tool, write_tool_choice,
+};
+use crate::api::{FunctionCallSpec, Message, Role};
+use crate::model::{Role as ModelRole, ToolChoice};
 use crate::providers::{ChatRequest, Passthrough};
 
-/// Bump when the key layout changes: old entries then simply stop matching.
-const KEY_VERSION: &[u8] = b"promptd-cache-key/1";
+/// Bump when the key layout changes: old entries then simply stop matching. Version 2 is the
+/// layout of the internal model ([`super::model_key`]).
+const KEY_VERSION: &[u8] = b"promptd-cache-key/2";
 
 /// A 32-byte cache key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,7 +61,10 @@ impl fmt::Debug for CacheKey {
     }
 }
 
-/// The key of a request to provider `provider` (the configured name).
+/// The key of a request to provider `provider` (the configured name): the key of its model
+/// ([`super::model_key`] of [`ChatRequest::to_model`]), written here from the request's own
+/// fields without building the model (the key is on every request's path), then what an
+/// OpenAI-route request forwards unread, as sent. A test holds the two writings equal.
 pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
     let ChatRequest {
         model,
@@ -61,60 +73,62 @@ pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
         functions,
         function_call,
         passthrough,
-        // Derived from the fields above (the same request translated for Anthropic).
+        // Derived from the fields above (the same request encoded for Anthropic).
         translated: _,
     } = request;
     let mut h = KeyHasher::new();
     h.field(b"provider", provider.as_bytes());
     h.field(b"model", model.as_bytes());
-    h.count(b"messages", messages.len());
-    for Message { role, content } in messages {
-        h.field(b"role", role_tag(*role).as_bytes());
-        h.field(b"content", content.as_deref().unwrap_or("").as_bytes());
+    fn text(m: &Message) -> &str {
+        m.content.as_deref().unwrap_or("")
     }
-    let ModelParams {
-        temp,
-        top_p,
-        frequency_penalty,
-        presence_penalty,
-        max_length,
-        response_format,
-        safe_prompt,
-    } = params;
-    h.number(b"temp", temp.unwrap_or(1.0));
-    h.number(b"top_p", top_p.unwrap_or(1.0));
-    h.number(b"frequency_penalty", frequency_penalty.unwrap_or(0.0));
-    h.number(b"presence_penalty", presence_penalty.unwrap_or(0.0));
-    match max_length {
-        Some(n) => h.number(b"max_length", f64::from(*n)),
-        None => h.field(b"max_length", b"none"),
+    // Empty turns say nothing: the model has none.
+    let turns = || messages.iter().filter(|m| !text(m).is_empty());
+    h.count(b"messages", turns().count());
+    for m in turns() {
+        write_text_message(&mut h, model_role(m.role), text(m));
     }
-    match response_format {
-        Some(v) => h.json(b"response_format", v),
-        None => h.field(b"response_format", b"none"),
-    }
-    h.field(
-        b"safe_prompt",
-        match safe_prompt {
-            Some(true) => b"true",
-            Some(false) => b"false",
-            None => b"none",
-        },
-    );
-    h.count(b"functions", functions.len());
+    h.count(b"tools", functions.len());
     for f in functions {
-        h.json(b"function", f);
+        // A Parea function, or one already in OpenAI's tool shape.
+        let f = match (f.get("type"), f.get("function")) {
+            (Some(_), Some(inner)) => inner,
+            _ => f,
+        };
+        let text_of = |key: &str| f.get(key).and_then(Value::as_str);
+        let default_schema;
+        let parameters = match f.get("parameters").filter(|p| !p.is_null()) {
+            Some(p) => p,
+            None => {
+                default_schema = serde_json::json!({"type": "object", "properties": {}});
+                &default_schema
+            }
+        };
+        write_tool(
+            &mut h,
+            text_of("name").unwrap_or(""),
+            text_of("description"),
+            parameters,
+            f.get("strict").and_then(Value::as_bool),
+        );
     }
-    let call = match function_call {
-        None => "mode:auto".to_owned(),
-        Some(FunctionCallSpec::Mode(m)) if matches!(m.as_str(), "auto" | "none" | "required") => {
-            format!("mode:{m}")
+    h.count(b"hosted_tools", 0);
+    let choice = function_call.as_ref().map(|spec| match spec {
+        FunctionCallSpec::Mode(m) if m == "auto" => ToolChoice::Auto,
+        FunctionCallSpec::Mode(m) if m == "none" => ToolChoice::None,
+        FunctionCallSpec::Mode(m) if m == "required" => ToolChoice::Required,
+        FunctionCallSpec::Mode(name) | FunctionCallSpec::Named { name } => {
+            ToolChoice::Tool(name.clone())
         }
-        Some(FunctionCallSpec::Mode(name)) | Some(FunctionCallSpec::Named { name }) => {
-            format!("name:{name}")
-        }
+    });
+    write_tool_choice(&mut h, choice.as_ref());
+    write_params(&mut h, &params.to_model());
+    let safe_prompt = (String::from("safe_prompt"), Value::Bool(true));
+    let extras: &[(&String, &Value)] = match params.safe_prompt {
+        Some(true) => &[(&safe_prompt.0, &safe_prompt.1)],
+        _ => &[],
     };
-    h.field(b"function_call", call.as_bytes());
+    write_extras(&mut h, extras);
     // `unkeyed` (`user`, `metadata`) reaches the provider but does not change the answer.
     if let Some(Passthrough {
         messages,
@@ -142,34 +156,33 @@ pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
     h.finish()
 }
 
-fn role_tag(role: Role) -> &'static str {
+/// The model's role of a Parea turn (as [`ChatRequest::to_model`] maps it).
+fn model_role(role: Role) -> ModelRole {
     match role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-        Role::ExampleUser => "example_user",
-        Role::ExampleAssistant => "example_assistant",
+        Role::System => ModelRole::System,
+        Role::User | Role::ExampleUser => ModelRole::User,
+        Role::Assistant | Role::ExampleAssistant => ModelRole::Assistant,
+        Role::Tool => ModelRole::Tool,
     }
 }
 
 /// Gathers the canonical bytes, then hashes them in one call: a blake3 update per small piece
 /// (four per field) cost more than the hashing itself. The bytes hashed, and so the keys, are
 /// the same as hashing piece by piece.
-struct KeyHasher(Vec<u8>);
+pub(super) struct KeyHasher(Vec<u8>);
 
 impl KeyHasher {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut bytes = Vec::with_capacity(1024);
         bytes.extend_from_slice(KEY_VERSION);
         KeyHasher(bytes)
     }
 
-    fn finish(self) -> CacheKey {
+    pub(super) fn finish(self) -> CacheKey {
         CacheKey(*blake3::hash(&self.0).as_bytes())
     }
 
-    fn field(&mut self, tag: &[u8], bytes: &[u8]) {
+    pub(super) fn field(&mut self, tag: &[u8], bytes: &[u8]) {
         self.0.extend_from_slice(&(tag.len() as u64).to_le_bytes());
         self.0.extend_from_slice(tag);
         self.0
@@ -177,15 +190,15 @@ impl KeyHasher {
         self.0.extend_from_slice(bytes);
     }
 
-    fn count(&mut self, tag: &[u8], n: usize) {
+    pub(super) fn count(&mut self, tag: &[u8], n: usize) {
         self.field(tag, &(n as u64).to_le_bytes());
     }
 
-    fn number(&mut self, tag: &[u8], n: f64) {
+    pub(super) fn number(&mut self, tag: &[u8], n: f64) {
         self.field(tag, &canonical_f64(n).to_le_bytes());
     }
 
-    fn json(&mut self, tag: &[u8], value: &Value) {
+    pub(super) fn json(&mut self, tag: &[u8], value: &Value) {
         let mut text = Vec::with_capacity(128);
         write_canonical(value, &mut text);
         self.field(tag, &text);
@@ -241,6 +254,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ModelParams;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -277,7 +291,7 @@ mod tests {
     fn golden_key() {
         assert_eq!(
             cache_key("openai", &request()).to_hex(),
-            "cd6d14bc9190db1cd423251db1fd3b71aa572726af9e110163097b25e1eeda8e"
+            "8d1acd55f8eb483f76d8c550817058535aa50906230c926e8b658075623bfa6e"
         );
     }
 
@@ -360,11 +374,11 @@ mod tests {
         let variants: Vec<fn(&mut ChatRequest)> = vec![
             |r| r.model.push('x'),
             |r| r.messages[1].content = Some("Hello!".into()),
-            |r| r.messages[1].role = Role::ExampleUser,
+            |r| r.messages[1].role = Role::Assistant,
             |r| {
                 r.messages.push(Message {
                     role: Role::User,
-                    content: None,
+                    content: Some("more".into()),
                 })
             },
             |r| r.params.temp = Some(0.3),
@@ -446,7 +460,91 @@ mod tests {
         }
     }
 
+    fn arb_role() -> impl Strategy<Value = Role> {
+        prop_oneof![
+            Just(Role::System),
+            Just(Role::User),
+            Just(Role::Assistant),
+            Just(Role::Tool),
+            Just(Role::ExampleUser),
+            Just(Role::ExampleAssistant),
+        ]
+    }
+
+    fn arb_request() -> impl Strategy<Value = ChatRequest> {
+        let message = (arb_role(), proptest::option::of(".{0,12}"))
+            .prop_map(|(role, content)| Message { role, content });
+        let params = (
+            proptest::option::of(0.0f64..2.0),
+            proptest::option::of(0.0f64..1.0),
+            proptest::option::of(1u32..500),
+            proptest::option::of(any::<bool>()),
+            prop_oneof![
+                Just(None),
+                Just(Some(json!({"type": "text"}))),
+                Just(Some(json!({"type": "json_object"}))),
+                Just(Some(json!({"type": "json_schema", "json_schema":
+                    {"name": "n", "schema": {"type": "object"}, "strict": true}}))),
+            ],
+        )
+            .prop_map(|(temp, top_p, max_length, safe_prompt, response_format)| {
+                ModelParams {
+                    temp,
+                    top_p,
+                    max_length,
+                    safe_prompt,
+                    response_format,
+                    ..ModelParams::default()
+                }
+            });
+        let function = prop_oneof![
+            Just(json!({"name": "f", "parameters": {"type": "object"}})),
+            Just(json!({"name": "g", "description": "d"})),
+            Just(
+                json!({"type": "function", "function": {"name": "h", "strict": true,
+                "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}})
+            ),
+        ];
+        let call = proptest::option::of(prop_oneof![
+            Just(FunctionCallSpec::Mode("auto".into())),
+            Just(FunctionCallSpec::Mode("none".into())),
+            Just(FunctionCallSpec::Mode("required".into())),
+            Just(FunctionCallSpec::Mode("f".into())),
+            Just(FunctionCallSpec::Named { name: "g".into() }),
+        ]);
+        (
+            proptest::collection::vec(message, 1..6),
+            params,
+            proptest::collection::vec(function, 0..3),
+            call,
+        )
+            .prop_map(|(messages, params, functions, function_call)| ChatRequest {
+                model: "m".into(),
+                messages,
+                params,
+                functions,
+                function_call,
+                passthrough: None,
+                translated: None,
+            })
+    }
+
     proptest! {
+        /// The key written from a request's own fields is the key of its model: a request that
+        /// another door decodes into the same model shares its entry.
+        #[test]
+        fn the_key_is_the_key_of_the_model(request in arb_request()) {
+            let Ok(model) = request.to_model() else {
+                // A request of only empty turns has no model (and is refused before this).
+                prop_assume!(false);
+                unreachable!()
+            };
+            prop_assert_eq!(
+                cache_key("p", &request),
+                super::super::model_key("p", &model.request, &model.hints)
+            );
+        }
+
         #[test]
         fn key_ignores_key_order_and_number_spelling(function in arb_json(), temp in 0.0f64..2.0) {
             let mut a = request();

@@ -14,6 +14,7 @@ pub mod coalesce;
 pub mod embed_key;
 pub mod entry;
 pub mod key;
+mod model_key;
 pub mod stored;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ pub use crate::config::CacheConfig;
 pub use coalesce::Flights;
 pub use entry::CacheEntry;
 pub use key::{cache_key, CacheKey};
+pub use model_key::model_key;
 pub use stored::CacheTrees;
 
 /// What a request did with the cache; sent as `x-promptd-cache`.

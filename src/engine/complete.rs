@@ -29,6 +29,7 @@ impl Engine {
                 cache: CacheStatus::Hit,
                 key: Some(key),
                 provider_wait: Duration::ZERO,
+                dropped: prepared.dropped.clone(),
             }),
             Source::Flight {
                 key,
@@ -51,6 +52,7 @@ impl Engine {
                         cache: status,
                         key: Some(key),
                         provider_wait,
+                        dropped: prepared.dropped.clone(),
                     }
                 })
             }
@@ -87,6 +89,7 @@ impl Engine {
             cache: CacheStatus::Bypass,
             key: None,
             provider_wait,
+            dropped: prepared.dropped.clone(),
         })
     }
 }

@@ -193,9 +193,13 @@ impl Record {
             response.clone(),
         );
         record.time_to_first_token = self.ttft;
-        prepared
-            .ctx
-            .note_in(record.metadata.get_or_insert_with(Default::default));
+        let metadata = record.metadata.get_or_insert_with(Default::default);
+        prepared.ctx.note_in(metadata);
+        if !prepared.dropped.is_empty() {
+            metadata
+                .entry("promptd_dropped")
+                .or_insert_with(|| prepared.dropped.join(", ").into());
+        }
         self.engine.logs.append(record);
     }
 }

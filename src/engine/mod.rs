@@ -107,6 +107,8 @@ pub struct Answer {
     pub key: Option<CacheKey>,
     /// How long this request waited for the provider (zero for a cache hit).
     pub provider_wait: Duration,
+    /// What a call translated for a provider of another wire left out (hints only).
+    pub dropped: Vec<String>,
 }
 
 /// One item of a completion stream.
@@ -116,6 +118,8 @@ pub enum StreamItem {
     Piece(Piece),
     /// The stream ended cleanly: the whole answer (for what a client's format sends last).
     End(Arc<CacheEntry>),
+    /// A cached answer, the whole stream: the door replays it in its own wire.
+    Replay(Arc<CacheEntry>),
     /// The stream failed after it started; nothing follows.
     Error(String),
 }
@@ -164,6 +168,8 @@ pub struct CompletionStream {
     pub key: Option<CacheKey>,
     /// How long this request waited for the provider's first piece (zero for a replay).
     pub provider_wait: Duration,
+    /// What a call translated for a provider of another wire left out (hints only).
+    pub dropped: Vec<String>,
 }
 
 /// What a config reload can replace while requests run: the providers (with their keys and

@@ -9,15 +9,12 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::RequestCtx;
-use crate::api::{
-    ApiError, CompletionRequest, Dialect, LlmConfiguration, Message, ModelParams, Role,
-};
+use crate::api::{ApiError, CompletionRequest, LlmConfiguration, Message, ModelParams, Role};
 use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
 use crate::memory::{MemoryBudget, Reservation};
 use crate::model;
-use crate::model::support::{self, Param};
 use crate::projects::ProjectStore;
 use crate::providers::{ChatRequest, Provider, ProviderKind};
 use crate::wire::{self, anthropic::EncodeOptions};
@@ -37,13 +34,14 @@ pub struct Prepared {
     pub refresh: bool,
     /// What the log record of this completion takes from the request (no key).
     pub log: CompletionLog,
-    /// The API the request came by: what its stream starts with, how a replay is rendered.
-    pub dialect: Dialect,
     /// The rendered messages' share of `max_request_memory`, held while the call is (clones
     /// share it; the last one gives it back).
     pub memory: Arc<Reservation>,
     /// Who sent the request, by which route: noted in its log record.
     pub ctx: RequestCtx,
+    /// What the call's translation for a provider of another wire left out because it does
+    /// not change the answer (`x-promptd-dropped`, and `promptd_dropped` in the record).
+    pub dropped: Vec<String>,
 }
 
 /// Resolve `req` (with its deployment, when it names one) against the configured providers.
@@ -158,10 +156,8 @@ pub fn prepare(
         passthrough: req.passthrough.take().filter(|p| !p.is_empty()),
         translated: None,
     };
-    if req.dialect == Dialect::Parea {
-        honoured(&provider, &chat.params)?;
-    }
-    chat.translated = encode(req.dialect, &provider, &chat)?;
+    let (translated, dropped) = encode(&provider, &chat)?;
+    chat.translated = translated;
     Ok(Prepared {
         trace_id,
         provider,
@@ -170,30 +166,9 @@ pub fn prepare(
         cache: req.cache.unwrap_or(true),
         refresh: req.cache_refresh,
         log,
-        dialect: req.dialect,
         memory: Arc::new(memory),
         ctx,
-    })
-}
-
-/// A Parea request's model parameters against what `provider`'s kind can honour: one it cannot
-/// is a 400 naming it (refuse, never drop). (The OpenAI route's translation refuses its own.)
-fn honoured(provider: &Provider, params: &ModelParams) -> Result<(), ApiError> {
-    support::check(provider.kind(), &params.to_model()).map_err(|refusal| {
-        let name = match refusal.param {
-            Param::PresencePenalty => "presence_penalty",
-            Param::FrequencyPenalty => "frequency_penalty",
-            Param::ResponseFormat => "response_format",
-            Param::Seed => "seed",
-        };
-        ApiError::InvalidRequest {
-            field: Some(format!("llm_configuration.model_params.{name}").into()),
-            message: format!(
-                "{name} cannot go to provider `{}`: {}",
-                provider.name(),
-                refusal.why
-            ),
-        }
+        dropped,
     })
 }
 
@@ -202,15 +177,18 @@ fn honoured(provider: &Provider, params: &ModelParams) -> Result<(), ApiError> {
 /// the model ([`ChatRequest::to_model`]) encoded by the Anthropic wire here, so what Anthropic
 /// cannot honour is a 400 naming it before any upstream call.
 fn encode(
-    dialect: Dialect,
     provider: &Provider,
     chat: &ChatRequest,
-) -> Result<Option<Bytes>, ApiError> {
+) -> Result<(Option<Bytes>, Vec<String>), ApiError> {
     match provider.kind() {
-        ProviderKind::OpenAi => Ok(None),
+        ProviderKind::OpenAi => Ok((None, Vec::new())),
         ProviderKind::Anthropic => {
-            let refused = |e: model::Error| refusal(dialect, e);
-            let decoded = chat.to_model().map_err(refused)?;
+            // What the client sent that is malformed is its own mistake, not a refusal.
+            let decoded = chat.to_model().map_err(|e| ApiError::InvalidRequest {
+                message: e.to_string(),
+                field: e.param.map(Into::into),
+            })?;
+            let refused = |e: model::Error| refused(provider, e);
             let options = EncodeOptions {
                 stream: false,
                 default_max_tokens: provider.default_max_tokens(),
@@ -218,39 +196,28 @@ fn encode(
             let encoded =
                 wire::anthropic::encode_request(&decoded.request, &decoded.hints, &options)
                     .map_err(refused)?;
-            Ok(Some(Bytes::from(encoded.body)))
+            Ok((Some(Bytes::from(encoded.body)), encoded.dropped))
         }
     }
 }
 
-/// A request the provider's wire refuses, as the 400 of the request's door: its parameter by
-/// the OpenAI name, or for a Parea request by its place in `llm_configuration`.
-fn refusal(dialect: Dialect, e: model::Error) -> ApiError {
-    let param = e.param.unwrap_or_default();
-    let field = match dialect {
-        Dialect::OpenAi => param.clone(),
-        Dialect::Parea => {
-            let (head, rest) = param
-                .split_once(['.', '['])
-                .map_or((param.as_str(), ""), |(head, _)| {
-                    (head, &param[head.len()..])
-                });
-            let place = match head {
-                "temperature" => "model_params.temp".to_owned(),
-                "max_tokens" | "max_output_tokens" => "model_params.max_length".to_owned(),
-                "top_p" | "response_format" | "presence_penalty" | "frequency_penalty" => {
-                    format!("model_params.{head}")
-                }
-                "tools" => format!("functions{rest}"),
-                "tool_choice" => "function_call".to_owned(),
-                other => format!("{other}{rest}"),
-            };
-            format!("llm_configuration.{place}")
-        }
-    };
-    ApiError::InvalidRequest {
-        message: format!("{field}: {}", e.message),
-        field: Some(field.into()),
+/// What the provider's wire refuses: a parameter it cannot honour, named by the model (each
+/// door names it in its own words).
+fn refused(provider: &Provider, e: model::Error) -> ApiError {
+    match e.param {
+        Some(param) => ApiError::Refused {
+            provider: provider.name().to_owned(),
+            // A wire's message may start with the parameter it names.
+            why: e
+                .message
+                .strip_prefix(&format!("{param}: "))
+                .map_or_else(|| e.message.clone(), str::to_owned),
+            param,
+        },
+        None => ApiError::InvalidRequest {
+            field: None,
+            message: e.message,
+        },
     }
 }
 

@@ -19,11 +19,10 @@ use super::{
     provider_error, CompletionStream, Engine, Prepared, RequestCtx, StreamItem, StreamItems,
     STREAM_BUFFER,
 };
-use crate::api::openai::response::is_usage_chunk;
-use crate::api::{ApiError, CompletionRequest, Dialect};
+use crate::api::{ApiError, CompletionRequest};
 use crate::cache::coalesce::{Event, Outcome, Subscription};
 use crate::cache::{CacheEntry, CacheStatus};
-use crate::providers::{tool_calls_json, Piece};
+use crate::providers::Piece;
 
 /// What a shared stream's forwarder keeps of the text it sent, for a cancelled request's
 /// record: a head, as the record keeps one (the spool bounds a record anyway).
@@ -42,6 +41,7 @@ impl Engine {
         // The record keeps its own copy: a stream's parts outlive this call.
         let mut record = Record::new(self, prepared.clone(), timing);
         let trace_id = prepared.trace_id.clone();
+        let dropped = prepared.dropped.clone();
         let waited = Instant::now();
         let source = self.source(&prepared, true);
         let replayed_fresh = matches!(source, Source::Fresh { .. });
@@ -99,6 +99,7 @@ impl Engine {
             cache,
             key,
             provider_wait,
+            dropped,
         })
     }
 
@@ -203,7 +204,7 @@ fn replay_and_log(
     let response = response_from_entry(prepared, &entry, record.timing(), cache_hit);
     record.first_piece();
     record.answered(&response);
-    replay(entry, prepared.dialect).into()
+    replay(entry).into()
 }
 
 /// The first piece of a flight, or the flight's outcome when it ends first.
@@ -214,40 +215,11 @@ async fn first_piece(sub: &mut Subscription<ApiError>) -> Result<Piece, Outcome<
     }
 }
 
-/// A channel already holding a cached answer's replay, then its end: for Parea the stored text
-/// deltas, then the tool calls' JSON when the model called tools (as a live stream ends); for
-/// OpenAI the stored chunks when the upstream streamed them, else only the end (the
-/// renderer makes the chunks from the whole answer).
-fn replay(entry: Arc<CacheEntry>, dialect: Dialect) -> mpsc::Receiver<StreamItem> {
-    let pieces: Vec<Piece> = match dialect {
-        Dialect::OpenAi if !entry.chunks.is_empty() => entry
-            .chunks
-            .iter()
-            .map(|c| Piece {
-                chunk: Some(c.clone()),
-                usage_only: is_usage_chunk(c),
-                ..Piece::default()
-            })
-            .collect(),
-        Dialect::OpenAi => Vec::new(),
-        Dialect::Parea => {
-            let calls = entry.response.tool_calls().next().is_some();
-            entry
-                .deltas
-                .iter()
-                .map(|t| t.as_str().into())
-                .chain(calls.then(|| Piece {
-                    text: Some(tool_calls_json(entry.response.tool_calls())),
-                    ..Piece::default()
-                }))
-                .collect()
-        }
-    };
-    let (tx, rx) = mpsc::channel(pieces.len() + 1);
-    // Capacity is exactly the number of items.
-    for piece in pieces {
-        let _ = tx.try_send(StreamItem::Piece(piece));
-    }
-    let _ = tx.try_send(StreamItem::End(entry));
+/// A channel already holding a cached answer, which the request's door replays in its own
+/// wire.
+fn replay(entry: Arc<CacheEntry>) -> mpsc::Receiver<StreamItem> {
+    let (tx, rx) = mpsc::channel(1);
+    // Capacity is exactly the one item.
+    let _ = tx.try_send(StreamItem::Replay(entry));
     rx
 }

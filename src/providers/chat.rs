@@ -6,8 +6,9 @@
 //! ([`crate::wire::openai_chat`]) from the values the route kept, never re-serialised. A Parea
 //! request's messages are plain text turns: a leading `system` turn is the system part,
 //! `example_*` turns are user and assistant turns, and a `tool` turn (Parea's carries no call
-//! id to answer) is a user turn of its text. Its functions and function call are OpenAI tools
-//! and a tool choice.
+//! id to answer) is a tool message of its text (Anthropic's wire makes it a user turn). Its
+//! functions and function call are OpenAI tools and a tool choice. The cache key of a
+//! request is of this model ([`crate::cache::cache_key`]).
 
 use serde_json::Value;
 
@@ -86,7 +87,8 @@ fn parea_messages(messages: &[crate::api::Message], request: &mut Request) {
                 continue;
             }
             PareaRole::System => Role::System,
-            PareaRole::User | PareaRole::ExampleUser | PareaRole::Tool => Role::User,
+            PareaRole::User | PareaRole::ExampleUser => Role::User,
+            PareaRole::Tool => Role::Tool,
             PareaRole::Assistant | PareaRole::ExampleAssistant => Role::Assistant,
         };
         if !text.is_empty() {
@@ -141,7 +143,7 @@ mod tests {
         assert_eq!(r.model, "m");
         assert_eq!(r.system_text().as_deref(), Some("be brief"));
         let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
-        assert_eq!(roles, [Role::User, Role::Assistant, Role::User]);
+        assert_eq!(roles, [Role::User, Role::Assistant, Role::Tool]);
         assert_eq!(r.params.temperature, Some(0.5));
         assert_eq!(r.params.max_output_tokens, Some(9));
         assert_eq!(r.tools[0].name, "f");

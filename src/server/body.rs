@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,10 +21,10 @@ use serde::Serialize;
 
 use super::openai_events::OpenAiEvents;
 use crate::api::{stream, ApiError};
-use crate::cache::{CacheKey, CacheStatus};
+use crate::cache::{CacheEntry, CacheKey, CacheStatus};
 use crate::engine::{CompletionStream, StreamItem, StreamItems};
 use crate::memory::{MemoryBudget, Reservation};
-use crate::providers::Piece;
+use crate::providers::{tool_calls_json, Piece};
 
 /// The body of every response promptd sends.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub enum ResponseBody {
 pub struct EventStream {
     first: Option<Bytes>,
     items: StreamItems,
+    /// A cached answer being replayed, and its next delta.
+    replay: Option<(Arc<CacheEntry>, usize)>,
     ended: bool,
 }
 
@@ -48,6 +51,23 @@ impl EventStream {
             return Poll::Ready(Some(first));
         }
         loop {
+            if let Some((entry, next)) = &mut self.replay {
+                // One event per stored delta, as the answer streamed, then — when the model
+                // called tools — their JSON (Parea's `content`), as a live stream ends.
+                if let Some(delta) = entry.deltas.get(*next) {
+                    *next += 1;
+                    return Poll::Ready(Some(stream::chunk_event(delta)));
+                }
+                let calls =
+                    *next == entry.deltas.len() && entry.response.tool_calls().next().is_some();
+                *next += 1;
+                if calls {
+                    let json = tool_calls_json(entry.response.tool_calls());
+                    return Poll::Ready(Some(stream::chunk_event(&json)));
+                }
+                self.replay = None;
+                self.ended = true;
+            }
             if self.ended {
                 return Poll::Ready(None);
             }
@@ -55,10 +75,11 @@ impl EventStream {
                 return Poll::Ready(None);
             };
             match item {
+                StreamItem::Replay(entry) => self.replay = Some((entry, 0)),
                 StreamItem::Piece(Piece {
                     text: Some(text), ..
                 }) => return Poll::Ready(Some(stream::chunk_event(&text))),
-                // A chunk with no text (a role, a tool call fragment) and the end carry
+                // A piece with no text (a role, a tool call fragment) and the end carry
                 // nothing a Parea stream shows.
                 StreamItem::Piece(_) | StreamItem::End(_) => continue,
                 StreamItem::Error(message) => {
@@ -160,11 +181,17 @@ pub fn completion_headers(
     status: CacheStatus,
     key: Option<&CacheKey>,
     provider_wait: Duration,
+    dropped: &[String],
 ) {
     let headers = response.headers_mut();
     headers.insert(CACHE_HEADER, HeaderValue::from_static(status.as_str()));
     if let Some(value) = key.and_then(|k| HeaderValue::from_str(&k.hex()).ok()) {
         headers.insert(CACHE_KEY_HEADER, value);
+    }
+    if !dropped.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&dropped.join(", ")) {
+            headers.insert(DROPPED_HEADER, value);
+        }
     }
     response.extensions_mut().insert(Served {
         cache: status,
@@ -184,20 +211,25 @@ pub struct Served {
 // Names built once, not parsed (and allocated) on every answer.
 const CACHE_HEADER: HeaderName = HeaderName::from_static("x-promptd-cache");
 const CACHE_KEY_HEADER: HeaderName = HeaderName::from_static("x-promptd-cache-key");
+/// What a call translated for a provider of another wire left out because it does not change
+/// the answer (hints: `metadata`, `store`, `stream_options`, ...), comma-separated.
+const DROPPED_HEADER: HeaderName = HeaderName::from_static("x-promptd-dropped");
 
 /// The `text/event-stream` response of a started completion stream.
 pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
     let (status, key, wait) = (stream.cache, stream.key, stream.provider_wait);
+    let dropped = stream.dropped;
     let events = EventStream {
         first: Some(stream::id_event(&stream.trace_id)),
         items: stream.items,
+        replay: None,
         ended: false,
     };
     let mut response = Response::new(ResponseBody::Events(events));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    completion_headers(&mut response, status, key.as_ref(), wait);
+    completion_headers(&mut response, status, key.as_ref(), wait, &dropped);
     response
 }
 

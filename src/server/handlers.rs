@@ -62,6 +62,7 @@ pub async fn completion(
         answer.cache,
         answer.key.as_ref(),
         answer.provider_wait,
+        &answer.dropped,
     );
     Ok(response)
 }

@@ -79,12 +79,21 @@ async fn chat(
     if stream {
         let s = Box::pin(state.engine.stream(request, ctx)).await?;
         let (cache, key, wait, trace_id) = (s.cache, s.key, s.provider_wait, s.trace_id.clone());
+        let dropped = s.dropped;
         let events = OpenAiEvents::new(s.items, include_usage, s.trace_id, asked);
         let mut response = Response::new(ResponseBody::OpenAi(events));
         let h = response.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        promptd_headers_of(&mut response, cache, key, &trace_id, started, wait);
+        let served = Served {
+            cache,
+            key,
+            trace_id: &trace_id,
+            started,
+            wait,
+            dropped: &dropped,
+        };
+        promptd_headers_of(&mut response, served);
         return Ok(response);
     }
     let answer = Box::pin(state.engine.complete(request, ctx)).await?;
@@ -95,34 +104,38 @@ async fn chat(
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let wait = answer.provider_wait;
-    promptd_headers_of(
-        &mut response,
-        answer.cache,
-        answer.key,
-        &trace_id,
+    let served = Served {
+        cache: answer.cache,
+        key: answer.key,
+        trace_id: &trace_id,
         started,
-        wait,
-    );
+        wait: answer.provider_wait,
+        dropped: &answer.dropped,
+    };
+    promptd_headers_of(&mut response, served);
     Ok(response)
 }
 
 /// `x-promptd-cache`, `x-promptd-cache-key`, `x-promptd-trace-id`, `x-promptd-overhead-ms`
 /// (the time since the request arrived less the time spent waiting for the provider).
-fn promptd_headers_of(
-    response: &mut Response<ResponseBody>,
+/// What the headers of an answer tell.
+struct Served<'a> {
     cache: CacheStatus,
     key: Option<CacheKey>,
-    trace_id: &str,
+    trace_id: &'a str,
     started: Instant,
-    provider_wait: Duration,
-) {
-    body::completion_headers(response, cache, key.as_ref(), provider_wait);
+    wait: Duration,
+    /// Hints a translated call left out (`x-promptd-dropped`).
+    dropped: &'a [String],
+}
+
+fn promptd_headers_of(response: &mut Response<ResponseBody>, s: Served<'_>) {
+    body::completion_headers(response, s.cache, s.key.as_ref(), s.wait, s.dropped);
     let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(trace_id) {
+    if let Ok(v) = HeaderValue::from_str(s.trace_id) {
         h.insert(TRACE_HEADER, v);
     }
-    let overhead = started.elapsed().saturating_sub(provider_wait);
+    let overhead = s.started.elapsed().saturating_sub(s.wait);
     if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
         h.insert(OVERHEAD_HEADER, v);
     }

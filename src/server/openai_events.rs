@@ -11,7 +11,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 
 use super::batch::Batch;
-use crate::api::openai::response::{self, chunk_event, chunk_header, AnswerView, DONE_EVENT};
+use crate::api::openai::response::{
+    self, chunk_event, chunk_header, is_usage_chunk, AnswerView, DONE_EVENT,
+};
 use crate::api::openai::stream_error_event;
 use crate::cache::CacheEntry;
 use crate::engine::{StreamItem, StreamItems};
@@ -134,6 +136,24 @@ impl OpenAiEvents {
                 StreamItem::End(entry) => {
                     if !self.saw_chunk {
                         self.render_end(&entry);
+                    }
+                    self.queued.push_back(Bytes::from_static(DONE_EVENT));
+                    self.ended = true;
+                }
+                // A cached answer: an OpenAI-kind upstream's chunks as it sent them, else
+                // rendered from the entry.
+                StreamItem::Replay(entry) => {
+                    if entry.chunks.is_empty() {
+                        self.render_end(&entry);
+                    } else {
+                        let include_usage = self.include_usage;
+                        self.queued.extend(
+                            entry
+                                .chunks
+                                .iter()
+                                .filter(|c| include_usage || !is_usage_chunk(c))
+                                .map(|c| chunk_event(c)),
+                        );
                     }
                     self.queued.push_back(Bytes::from_static(DONE_EVENT));
                     self.ended = true;

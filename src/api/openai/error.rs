@@ -28,6 +28,7 @@ struct Inner<'a> {
 pub fn status(err: &ApiError) -> StatusCode {
     match err {
         ApiError::InvalidRequest { .. }
+        | ApiError::Refused { .. }
         | ApiError::MissingInput(_)
         | ApiError::PayloadTooLarge(_) => StatusCode::BAD_REQUEST,
         other => other.status(),
@@ -49,6 +50,7 @@ fn kind(status: StatusCode) -> &'static str {
 fn param(err: &ApiError) -> Option<&str> {
     match err {
         ApiError::InvalidRequest { field, .. } => field.as_deref(),
+        ApiError::Refused { param, .. } => Some(param),
         ApiError::ProviderStatus { error, .. } => error.param.as_deref(),
         ApiError::ModelNotFound(_) | ApiError::UnknownDeployment(_) => Some("model"),
         ApiError::MissingInput(_) => Some("promptd.inputs"),

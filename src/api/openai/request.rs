@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use crate::api::{
-    ApiError, CompletionRequest, Dialect, FunctionCallSpec, LlmConfiguration, Message, ModelParams,
+    ApiError, CompletionRequest, FunctionCallSpec, LlmConfiguration, Message, ModelParams,
     Passthrough, Role,
 };
 
@@ -222,7 +222,6 @@ pub fn decode_chat(body: &[u8], headers: &RequestHeaders<'_>) -> Result<ChatCall
             })
             .transpose()?,
         metadata: Some(read_metadata(headers.metadata)?),
-        dialect: Dialect::OpenAi,
         passthrough: Some(passthrough),
         ..CompletionRequest::default()
     };

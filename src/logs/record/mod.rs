@@ -404,9 +404,7 @@ impl CompletionLog {
             log_omit_outputs,
             log_sample_rate,
             stream: _,
-            // The route is noted in `metadata` by its handler; what is forwarded unread is
-            // part of the call, not of the log's own fields.
-            dialect: _,
+            // What is forwarded unread is part of the call, not of the log's own fields.
             passthrough: _,
             cache_refresh: _,
         } = req;

@@ -1,11 +1,13 @@
 //! OpenAI's chat completions wire and the model: a request decoded into the model
-//! ([`decode_request`], [`Decoder`]), the model's answer rendered as a `chat.completion`
+//! ([`decode_request`], [`Decoder`]) and the model encoded as one ([`encode_request`]), the
+//! model's answer rendered as a `chat.completion`
 //! ([`render_response`]) and its stream events as chunks ([`EventRenderer`]), an OpenAI-kind
 //! provider's answer decoded into the model, whole ([`decode_response`]) or chunk by chunk
 //! ([`EventDecoder`]), and the words and objects these share (the finish reason both ways,
 //! `usage`).
 
 mod decode;
+mod encode;
 mod request;
 mod response;
 mod stream;
@@ -13,6 +15,7 @@ mod stream;
 use serde_json::{json, Value};
 
 pub use decode::{decode_response, ChunkFacts, EventDecoder, REASONING_INDEX};
+pub use encode::{encode_request, EncodeOptions, Encoded};
 pub use request::{decode_object, decode_request, Decoded, Decoder};
 pub use response::render_response;
 pub use stream::{ChunkHeader, EventRenderer};

@@ -16,9 +16,9 @@
 //! Every other field is kept verbatim in [`Request::extras`]. Those that cannot change what the
 //! answer means are also listed as [`Decoded::hints`] (a translated call leaves them out and
 //! says so): `model`, `stream_options`, `metadata`, `store`, `service_tier`,
-//! `prompt_cache_key`, `prediction`, `safe_prompt`, and fields at their OpenAI
+//! `prompt_cache_key`, `prediction`, and fields at their OpenAI
 //! default (`n: 1`, `logprobs: false`, `top_logprobs: 0`, `logit_bias: {}`,
-//! `modalities: ["text"]`, `verbosity: "medium"`). The rest (`n: 3`, `logprobs: true`,
+//! `modalities: ["text"]`, `verbosity: "medium"`, `safe_prompt: false`). The rest (`n: 3`, `logprobs: true`,
 //! `audio`, the deprecated `functions`, a field promptd does not know...) changes the answer:
 //! a provider of another wire refuses it by name. `null` is absent for every field.
 
@@ -36,10 +36,8 @@ pub struct Decoded {
     pub hints: Vec<String>,
 }
 
-/// Fields kept as extras that cannot change what the answer means (`safe_prompt` is Mistral's
-/// prompt guard, which only OpenAI-kind servers of Mistral read).
+/// Fields kept as extras that cannot change what the answer means.
 const HINTS: &[&str] = &[
-    "safe_prompt",
     "stream_options",
     "metadata",
     "store",
@@ -206,6 +204,8 @@ fn at_default(key: &str, value: &Value) -> bool {
             .as_array()
             .is_some_and(|m| m.iter().all(|m| m == "text")),
         "verbosity" => value == "medium",
+        // Mistral's prompt guard (a system prompt it adds), off.
+        "safe_prompt" => value == &Value::Bool(false),
         _ => false,
     }
 }
