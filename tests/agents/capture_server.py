@@ -2,6 +2,14 @@
 """A fake Anthropic + OpenAI Responses server that records every request.
 
 Usage: capture_server.py PORT OUT.jsonl [--text "Hello from the fake."]
+         [--drop EVENT]... [--no-seq] [--no-event-line] [--tool-first]
+
+  --drop EVENT     leave that SSE event out of every stream (to find what a client needs)
+  --no-seq         no "sequence_number" in Responses events
+  --no-event-line  SSE frames with "data:" only, no "event:" line
+  --tool-first     a request whose conversation holds no tool result is answered
+                   with a tool call (Claude Code: Bash, Codex: exec_command)
+                   running `echo hi-from-tool`; the next one with the text
 
 Each request is appended to OUT.jsonl as one JSON object:
   {"seq", "time", "method", "path", "headers": [[name, value], ...],
@@ -29,6 +37,13 @@ from urllib.parse import urlsplit
 
 TEXT = "Hello from the fake."
 OUT = None
+# Experiment knobs (see main): events to leave out of SSE streams, whether
+# Responses events carry sequence_number, whether SSE frames carry "event:"
+# lines, and whether a turn without a tool result is answered with a tool call.
+DROP = set()
+NO_SEQ = False
+NO_EVENT_LINE = False
+TOOL_FIRST = False
 LOCK = threading.Lock()
 SEQ = [0]
 
@@ -91,6 +106,49 @@ def anthropic_events(model, text=None):
     yield "message_stop", {"type": "message_stop"}
 
 
+TOOL_CMD = "echo hi-from-tool"
+
+
+def anthropic_has_tool_result(req):
+    for m in req.get("messages") or []:
+        c = m.get("content") if isinstance(m, dict) else None
+        if isinstance(c, list) and any(isinstance(b, dict) and b.get("type") == "tool_result"
+                                       for b in c):
+            return True
+    return False
+
+
+def anthropic_tool_events(model):
+    msg = anthropic_message(model)
+    start = dict(msg, content=[], stop_reason=None,
+                 usage=dict(msg["usage"], output_tokens=1))
+    tool_id = "toolu_fake" + uuid.uuid4().hex[:16]
+    args = json.dumps({"command": TOOL_CMD, "description": "Print a greeting"})
+    yield "message_start", {"type": "message_start", "message": start}
+    yield "content_block_start", {"type": "content_block_start", "index": 0,
+                                  "content_block": {"type": "tool_use", "id": tool_id,
+                                                    "name": "Bash", "input": {}}}
+    yield "ping", {"type": "ping"}
+    yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+                                  "delta": {"type": "input_json_delta", "partial_json": ""}}
+    half = len(args) // 2
+    for piece in (args[:half], args[half:]):
+        yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "input_json_delta",
+                                                "partial_json": piece}}
+    yield "content_block_stop", {"type": "content_block_stop", "index": 0}
+    yield "message_delta", {"type": "message_delta",
+                            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                            "usage": {"output_tokens": 20}}
+    yield "message_stop", {"type": "message_stop"}
+
+
+def responses_has_tool_result(req):
+    inp = req.get("input")
+    return isinstance(inp, list) and any(
+        isinstance(i, dict) and i.get("type") == "function_call_output" for i in inp)
+
+
 def responses_object(req, status, output, usage):
     return {
         "id": req["_resp_id"],
@@ -133,6 +191,9 @@ def responses_events(req, text=None):
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": 48,
     }
+    if TOOL_FIRST and not responses_has_tool_result(req):
+        yield from number(responses_tool_events(req, usage))
+        return
     part_empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
     part_done = dict(part_empty, text=text)
     item_open = {"id": item_id, "type": "message", "status": "in_progress",
@@ -151,8 +212,36 @@ def responses_events(req, text=None):
         ("response.completed",
          {"response": responses_object(req, "completed", [item_done], usage)}),
     ]
+    yield from number(events)
+
+
+def number(events):
     for n, (name, data) in enumerate(events):
-        yield name, dict({"type": name}, **data, sequence_number=n)
+        out = dict({"type": name}, **data)
+        if not NO_SEQ:
+            out["sequence_number"] = n
+        yield name, out
+
+
+def responses_tool_events(req, usage):
+    item_id = "fc_fake" + uuid.uuid4().hex[:24]
+    call_id = "call_fake" + uuid.uuid4().hex[:16]
+    args = json.dumps({"cmd": TOOL_CMD})
+    item_open = {"id": item_id, "type": "function_call", "status": "in_progress",
+                 "name": "exec_command", "call_id": call_id, "arguments": ""}
+    item_done = dict(item_open, status="completed", arguments=args)
+    return [
+        ("response.created", {"response": responses_object(req, "in_progress", [], None)}),
+        ("response.in_progress", {"response": responses_object(req, "in_progress", [], None)}),
+        ("response.output_item.added", {"output_index": 0, "item": item_open}),
+        ("response.function_call_arguments.delta",
+         {"item_id": item_id, "output_index": 0, "delta": args}),
+        ("response.function_call_arguments.done",
+         {"item_id": item_id, "output_index": 0, "arguments": args}),
+        ("response.output_item.done", {"output_index": 0, "item": item_done}),
+        ("response.completed",
+         {"response": responses_object(req, "completed", [item_done], usage)}),
+    ]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -197,7 +286,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("x-request-id", "req_fake" + uuid.uuid4().hex[:16])
         self.end_headers()
         for name, data in events:
-            chunk = ("event: %s\ndata: %s\n\n" % (name, json.dumps(data))).encode()
+            if name in DROP:
+                continue
+            frame = "data: %s\n\n" % json.dumps(data)
+            if not NO_EVENT_LINE:
+                frame = "event: %s\n" % name + frame
+            chunk = frame.encode()
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
@@ -217,6 +311,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"input_tokens": 42})
         if self.command == "POST" and path.endswith("/v1/messages"):
             model = req.get("model", "fake-model")
+            if TOOL_FIRST and not anthropic_has_tool_result(req) \
+                    and not path.endswith("count_tokens") and req.get("tools"):
+                if req.get("stream") is True:
+                    return self.send_sse(anthropic_tool_events(model))
             if req.get("stream") is True:
                 return self.send_sse(anthropic_events(model))
             return self.send_json(200, anthropic_message(model))
@@ -239,8 +337,16 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global OUT, TEXT
+    global OUT, TEXT, NO_SEQ, NO_EVENT_LINE, TOOL_FIRST
     args = sys.argv[1:]
+    while "--drop" in args:
+        i = args.index("--drop")
+        DROP.add(args[i + 1])
+        del args[i:i + 2]
+    for flag in ("--no-seq", "--no-event-line", "--tool-first"):
+        if flag in args:
+            args.remove(flag)
+            globals()[flag[2:].replace("-", "_").upper()] = True
     if "--text" in args:
         i = args.index("--text")
         TEXT = args[i + 1]
