@@ -12,8 +12,8 @@
 //! [`ChatRequest`], so a new request field does not compile until someone decides whether it
 //! belongs here.
 //!
-//! Canonical: each field is written with a tag and a length prefix (no two inputs can run into
-//! each other); JSON objects are written with sorted keys; numbers as their `f64` value (`1` and
+//! Canonical: each field is written with a tag and a length prefix, LEB128 (no two inputs can
+//! run into each other); JSON objects are written with sorted keys; numbers as their `f64` value (`1` and
 //! `1.0` are one number); an absent parameter and its neutral value are the same value
 //! (temperature 1.0, `top_p` 1.0, penalties 0.0, no tool choice = `auto`, a `text` response
 //! format = none).
@@ -29,9 +29,9 @@ use crate::api::{FunctionCallSpec, Message, Role};
 use crate::model::{Role as ModelRole, ToolChoice};
 use crate::providers::{ChatRequest, Passthrough};
 
-/// Bump when the key layout changes: old entries then simply stop matching. Version 2 is the
-/// layout of the internal model ([`super::model_key`]).
-const KEY_VERSION: &[u8] = b"promptd-cache-key/2";
+/// Bump when the key layout changes: old entries then simply stop matching. Version 3 is the
+/// layout of the internal model ([`super::model_key`]), lengths as LEB128.
+const KEY_VERSION: &[u8] = b"promptd-cache-key/3";
 
 /// A 32-byte cache key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -182,16 +182,26 @@ impl KeyHasher {
         CacheKey(*blake3::hash(&self.0).as_bytes())
     }
 
+    /// A tag (a short fixed name) and a value, each length-prefixed: no two inputs can run
+    /// into each other.
     pub(super) fn field(&mut self, tag: &[u8], bytes: &[u8]) {
-        self.0.extend_from_slice(&(tag.len() as u64).to_le_bytes());
+        debug_assert!(tag.len() < 128, "tags are short fixed names");
+        push_len(&mut self.0, tag.len());
         self.0.extend_from_slice(tag);
-        self.0
-            .extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        push_len(&mut self.0, bytes.len());
         self.0.extend_from_slice(bytes);
     }
 
-    pub(super) fn count(&mut self, tag: &[u8], n: usize) {
-        self.field(tag, &(n as u64).to_le_bytes());
+    pub(super) fn count(&mut self, tag: &[u8], mut n: usize) {
+        let mut bytes = [0u8; 10];
+        let mut len = 0;
+        while n >= 0x80 {
+            bytes[len] = (n as u8 & 0x7f) | 0x80;
+            n >>= 7;
+            len += 1;
+        }
+        bytes[len] = n as u8;
+        self.field(tag, &bytes[..=len]);
     }
 
     pub(super) fn number(&mut self, tag: &[u8], n: f64) {
@@ -203,6 +213,15 @@ impl KeyHasher {
         write_canonical(value, &mut text);
         self.field(tag, &text);
     }
+}
+
+/// A length as LEB128: one byte below 128, so short fields cost little to hash.
+fn push_len(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
 }
 
 /// One bit pattern per number: `-0.0` is `0.0`, every NaN is the same NaN.
@@ -227,12 +246,12 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         }
         Value::String(s) => {
             out.push(b's');
-            out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            push_len(out, s.len());
             out.extend_from_slice(s.as_bytes());
         }
         Value::Array(items) => {
             out.push(b'[');
-            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+            push_len(out, items.len());
             for item in items {
                 write_canonical(item, out);
             }
@@ -241,9 +260,9 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');
-            out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+            push_len(out, entries.len());
             for (k, v) in entries {
-                out.extend_from_slice(&(k.len() as u64).to_le_bytes());
+                push_len(out, k.len());
                 out.extend_from_slice(k.as_bytes());
                 write_canonical(v, out);
             }
@@ -291,7 +310,7 @@ mod tests {
     fn golden_key() {
         assert_eq!(
             cache_key("openai", &request()).to_hex(),
-            "8d1acd55f8eb483f76d8c550817058535aa50906230c926e8b658075623bfa6e"
+            "40fb61597fa1d131c41aa2d6833bee31bc7041d1b4869b8961cb6591208012ce"
         );
     }
 
