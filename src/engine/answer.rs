@@ -47,8 +47,9 @@ pub fn entry_from_completion(
         Some(pieces) => pieces
             .into_iter()
             .filter(|p| p.chunk.is_some() || !p.events.is_empty())
-            .filter_map(|Piece { text, chunk, .. }| {
-                chunks.extend(chunk);
+            .filter_map(|piece| {
+                let text = piece.text_ref().map(std::borrow::Cow::into_owned);
+                chunks.extend(piece.chunk);
                 text
             })
             .collect(),

@@ -121,7 +121,9 @@ impl Engine {
             loop {
                 if let Some(it) = item.take() {
                     let text = match &it {
-                        StreamItem::Piece(piece) => piece.text.clone(),
+                        StreamItem::Piece(piece) => {
+                            piece.text_ref().map(std::borrow::Cow::into_owned)
+                        }
                         _ => None,
                     };
                     if tx.send(it).await.is_err() {

@@ -101,13 +101,8 @@ impl StreamState {
                 Some(code) => ProviderError::Stream(format!("{code}: {}", e.message)),
                 None => ProviderError::Stream(e.message),
             })?;
-        let mut delta: Option<String> = None;
+        // The text is in the events (the piece's `text_ref`): not copied beside them.
         for event in &events {
-            if let StreamEvent::TextDelta { text, .. } = event {
-                if !text.is_empty() {
-                    delta.get_or_insert_with(String::new).push_str(text);
-                }
-            }
             let tool_args = matches!(event, StreamEvent::ToolArgsDelta { .. });
             self.assembler
                 .push_ref(event)
@@ -118,7 +113,7 @@ impl StreamState {
         }
         self.done |= done;
         Ok(Decoded {
-            delta,
+            delta: None,
             events,
             done,
             ..Decoded::default()
@@ -146,6 +141,7 @@ mod tests {
 
     use super::*;
     use crate::model::{FinishReason, Usage};
+    use crate::providers::Piece;
 
     fn ev(name: &str, data: Value) -> SseEvent {
         SseEvent {
@@ -195,7 +191,16 @@ mod tests {
         ];
         let deltas: Vec<String> = events
             .iter()
-            .filter_map(|e| s.on_event(e).expect("ok").delta)
+            .filter_map(|e| {
+                let d = s.on_event(e).expect("ok");
+                assert!(d.delta.is_none(), "the text is in the events, once");
+                Piece {
+                    events: d.events,
+                    ..Piece::default()
+                }
+                .text_ref()
+                .map(|t| t.into_owned())
+            })
             .collect();
         assert_eq!(deltas, vec!["Hi"]);
         assert!(
@@ -331,7 +336,11 @@ mod tests {
                 "delta":{"type":"text_delta","text":"Hello there"}}),
         );
         let d = s.on_event(&text).expect("text past the hold is forwarded");
-        assert_eq!(d.delta.as_deref(), Some("Hello there"));
+        let piece = Piece {
+            events: d.events,
+            ..Piece::default()
+        };
+        assert_eq!(piece.text_ref().as_deref(), Some("Hello there"));
         let c = s.into_completion();
         assert_eq!((c.text().as_str(), c.truncated), ("Hell", true));
     }

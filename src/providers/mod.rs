@@ -54,6 +54,33 @@ pub struct ChatRequest {
     pub translated: Option<bytes::Bytes>,
 }
 
+impl Piece {
+    /// The text this piece adds: `text`, else its events' text deltas (borrowed when there is
+    /// one).
+    pub fn text_ref(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        if let Some(text) = &self.text {
+            return Some(Cow::Borrowed(text));
+        }
+        let mut texts = self.events.iter().filter_map(|e| match e {
+            crate::model::StreamEvent::TextDelta { text, .. } if !text.is_empty() => {
+                Some(text.as_str())
+            }
+            _ => None,
+        });
+        let first = texts.next()?;
+        match texts.next() {
+            None => Some(Cow::Borrowed(first)),
+            Some(second) => {
+                let mut joined = String::from(first);
+                joined.push_str(second);
+                texts.for_each(|t| joined.push_str(t));
+                Some(Cow::Owned(joined))
+            }
+        }
+    }
+}
+
 impl From<&str> for Piece {
     /// A piece of text only.
     fn from(text: &str) -> Piece {
@@ -64,11 +91,13 @@ impl From<&str> for Piece {
     }
 }
 
-/// One piece of an upstream stream as it arrives: the text it adds (if any) and, from an
-/// OpenAI-kind upstream, the event's JSON as received, for OpenAI-route clients; from an
-/// upstream of another wire, the model's events it made, which each door renders in its own.
+/// One piece of an upstream stream as it arrives: from an OpenAI-kind upstream, the text it
+/// adds and the event's JSON as received, for OpenAI-route clients; from an upstream of
+/// another wire, the model's events it made (its text among them: [`Piece::text_ref`]), which
+/// each door renders in its own.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Piece {
+    /// The text it adds, when it is not in `events` (held once, not twice).
     pub text: Option<String>,
     pub chunk: Option<String>,
     /// The model's events of this piece (empty when `chunk` carries it as received).

@@ -24,7 +24,7 @@ use crate::api::{stream, ApiError};
 use crate::cache::{CacheEntry, CacheKey, CacheStatus};
 use crate::engine::{CompletionStream, StreamItem, StreamItems};
 use crate::memory::{MemoryBudget, Reservation};
-use crate::providers::{tool_calls_json, Piece};
+use crate::providers::tool_calls_json;
 
 /// The body of every response promptd sends.
 #[derive(Debug)]
@@ -76,12 +76,14 @@ impl EventStream {
             };
             match item {
                 StreamItem::Replay(entry) => self.replay = Some((entry, 0)),
-                StreamItem::Piece(Piece {
-                    text: Some(text), ..
-                }) => return Poll::Ready(Some(stream::chunk_event(&text))),
-                // A piece with no text (a role, a tool call fragment) and the end carry
-                // nothing a Parea stream shows.
-                StreamItem::Piece(_) | StreamItem::End(_) => continue,
+                StreamItem::Piece(piece) => {
+                    if let Some(text) = piece.text_ref() {
+                        return Poll::Ready(Some(stream::chunk_event(&text)));
+                    }
+                    // A piece with no text (a role, a tool call fragment) shows nothing.
+                }
+                // The end carries nothing a Parea stream shows.
+                StreamItem::End(_) => continue,
                 StreamItem::Error(message) => {
                     self.ended = true;
                     return Poll::Ready(Some(stream::error_event(&message)));
