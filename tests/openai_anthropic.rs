@@ -162,6 +162,23 @@ async fn a_streamed_tool_call_carries_index_id_name_and_its_argument_fragments()
         .filter(|f| !f.is_null())
         .collect();
     assert_eq!(finish, vec!["tool_calls"]);
+    // The same request again: a hit, rendered from the entry's blocks, with the same calls.
+    let replay = raw_post(&daemon.socket, "/v1/chat/completions", &body).await;
+    assert_eq!(replay.header("x-promptd-cache"), Some("hit"));
+    let (chunks, done) = events(&replay);
+    assert!(done);
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(calls[0]["id"], fixtures::ANTHROPIC_TOOL_USE_ID);
+    let replayed: String = calls
+        .iter()
+        .filter_map(|c| c["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(replayed, args);
+    assert_eq!(anthropic.calls(), 1);
     daemon.stop().await;
 }
 

@@ -123,6 +123,14 @@ async fn streamed_tool_calls_end_with_the_calls_as_json() {
         json!([{"id": fixtures::OPENAI_TOOL_CALL_ID, "type": "function",
             "function": {"name": fixtures::TOOL_NAME, "arguments": fixtures::OPENAI_TOOL_ARGS}}])
     );
+    // A replay from the cache ends the same way: the text deltas, then the calls.
+    let replay = daemon.stream(&openai_hello()).await;
+    assert!(
+        replay.head.contains("x-promptd-cache: hit"),
+        "{}",
+        replay.head
+    );
+    assert_eq!(deltas(&replay), (texts, None));
 
     let raw = daemon.stream(&anthropic_hello()).await;
     let (texts, error) = deltas(&raw);
@@ -133,6 +141,13 @@ async fn streamed_tool_calls_end_with_the_calls_as_json() {
     );
     let calls: Value = serde_json::from_str(texts.last().expect("a delta")).expect("JSON");
     assert_eq!(calls[0]["id"], fixtures::ANTHROPIC_TOOL_USE_ID);
+    let replay = daemon.stream(&anthropic_hello()).await;
+    assert!(
+        replay.head.contains("x-promptd-cache: hit"),
+        "{}",
+        replay.head
+    );
+    assert_eq!(deltas(&replay), (texts.clone(), None));
     let args: Value =
         serde_json::from_str(calls[0]["function"]["arguments"].as_str().expect("args"))
             .expect("args JSON");
