@@ -403,6 +403,31 @@ async fn a_default_provider_and_a_models_list_route_bare_names_and_are_listed() 
     assert_eq!(one.status, 200);
     assert_eq!(one.json()["id"], "anthropic/listed-model");
     assert_eq!(daemon.get("/v1/models/nope").await.status, 404);
+    // An Anthropic client (its SDKs send anthropic-version) gets Anthropic's shapes.
+    let anthropic_client = [("anthropic-version", "2023-06-01")];
+    let raw = common::raw_get_with(&daemon.socket, "/v1/models", &anthropic_client).await;
+    assert_eq!(raw.status(), 200);
+    let page: Value = serde_json::from_slice(&raw.chunks.concat()).expect("JSON");
+    assert_eq!(page["data"][0]["type"], "model");
+    assert_eq!(page["data"][0]["id"], "anthropic/listed-model");
+    assert!(page["data"][0]["created_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(page["has_more"], false);
+    assert_eq!(page["first_id"], "anthropic/listed-model");
+    assert_eq!(page["last_id"], "listed-model");
+    let raw =
+        common::raw_get_with(&daemon.socket, "/v1/models/listed-model", &anthropic_client).await;
+    let one: Value = serde_json::from_slice(&raw.chunks.concat()).expect("JSON");
+    assert_eq!(
+        (one["type"].as_str(), one["id"].as_str()),
+        (Some("model"), Some("listed-model"))
+    );
+    let raw = common::raw_get_with(&daemon.socket, "/v1/models/nope", &anthropic_client).await;
+    assert_eq!(raw.status(), 404);
+    let error: Value = serde_json::from_slice(&raw.chunks.concat()).expect("JSON");
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["type"], "not_found_error");
     daemon.stop().await;
 }
 

@@ -137,6 +137,11 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<ResponseBod
     }
 }
 
+/// A JSON response of bytes already encoded.
+pub fn raw_json(status: StatusCode, bytes: Vec<u8>) -> Response<ResponseBody> {
+    json_bytes(status, Bytes::from(bytes))
+}
+
 fn json_bytes(status: StatusCode, bytes: Bytes) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Full(Some(bytes)));
     *response.status_mut() = status;

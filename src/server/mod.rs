@@ -4,6 +4,7 @@
 //! it owns nothing of the daemon's life but its listeners and connections.
 
 mod accept;
+mod anthropic_models;
 mod batch;
 mod body;
 mod guard;

@@ -142,7 +142,7 @@ fn promptd_headers_of(response: &mut Response<ResponseBody>, s: Served<'_>) {
 }
 
 /// The model list: configured providers' models, routing aliases, deployments.
-async fn model_list(state: &State) -> models::ModelList {
+pub(super) async fn model_list(state: &State) -> models::ModelList {
     let discovered = state.engine.discovered_models().await;
     let config = state.config.load();
     let deployments: Vec<String> = state

@@ -5,6 +5,7 @@
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
+use super::anthropic_models;
 use super::body::{self, ResponseBody};
 use super::handlers;
 use super::openai;
@@ -174,6 +175,7 @@ pub async fn route(
         };
         return error(ErrorShape::of(None, path), &err);
     };
+    let anthropic_client = req.headers().contains_key(anthropic_models::VERSION_HEADER);
     let outcome = match (&method, route) {
         (&Method::GET | &Method::HEAD, Route::Health) => Ok(handlers::health(state)),
         (&Method::POST, Route::Completion) => handlers::completion(req, ctx, state).await,
@@ -214,6 +216,13 @@ pub async fn route(
         (&Method::POST, Route::OpenAiChat) => Ok(openai::chat_completions(req, ctx, state).await),
         (&Method::POST, Route::OpenAiEmbeddings) => {
             Ok(super::openai_embeddings::embeddings(req, state).await)
+        }
+        // Anthropic's SDKs (and Claude Code) list models too: their own shape.
+        (&Method::GET, Route::OpenAiModels) if anthropic_client => {
+            Ok(anthropic_models::list_models(state).await)
+        }
+        (&Method::GET, Route::OpenAiModel(id)) if anthropic_client => {
+            Ok(anthropic_models::get_model(state, id).await)
         }
         (&Method::GET, Route::OpenAiModels) => Ok(openai::list_models(state).await),
         (&Method::GET, Route::OpenAiModel(id)) => Ok(openai::get_model(state, id).await),

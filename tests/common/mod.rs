@@ -304,10 +304,20 @@ pub async fn raw_post(socket: &Path, path: &str, body: &Value) -> RawResponse {
 
 /// A raw HTTP/1.1 GET over a Unix socket.
 pub async fn raw_get(socket: &Path, path: &str) -> RawResponse {
+    raw_get_with(socket, path, &[]).await
+}
+
+/// A raw HTTP/1.1 GET over a Unix socket with extra headers.
+pub async fn raw_get_with(socket: &Path, path: &str, headers: &[(&str, &str)]) -> RawResponse {
     let mut stream = tokio::net::UnixStream::connect(socket)
         .await
         .expect("connect");
-    let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let head =
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n");
     stream.write_all(head.as_bytes()).await.expect("write head");
     let mut bytes = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut bytes))
