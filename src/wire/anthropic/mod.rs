@@ -49,7 +49,8 @@
 //!
 //! # Requests to an Anthropic-kind provider ([`encode_request`])
 //!
-//! The rules every door's call to an Anthropic-kind provider follows (the Parea route's and the OpenAI route's alike), on the model:
+//! The rules every door's call to an Anthropic-kind provider follows (the Parea route's and
+//! the OpenAI route's alike), on the model:
 //!
 //! | model | Anthropic |
 //! |---|---|
