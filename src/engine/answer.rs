@@ -36,12 +36,12 @@ pub fn entry_from_completion(
     // The entry keeps the cached prompt tokens apart (an OpenAI client sees them in
     // `prompt_tokens_details`); the record counts every prompt token; the cost prices the
     // cached ones at their own rates.
-    let price_model = if prices.price(model).is_some() {
-        model
-    } else {
-        &prepared.chat.model
-    };
-    let cost = prices.cost(price_model, prepared.provider.kind(), &response.usage);
+    let cost = prices.cost_of_either(
+        model,
+        &prepared.chat.model,
+        prepared.provider.kind(),
+        &response.usage,
+    );
     let mut chunks = Vec::new();
     let deltas = match pieces {
         Some(pieces) => pieces

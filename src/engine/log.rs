@@ -183,12 +183,14 @@ impl Record {
 
     fn write(&mut self, response: &CompletionResponse) {
         self.written = true;
-        let prepared = &self.prepared;
-        if !prepared.log.sampled_in() {
+        if !self.prepared.log.sampled_in() {
             return;
         }
+        // The record is written once, last: its log is taken, not copied.
+        let log = std::mem::take(&mut self.prepared.log);
+        let prepared = &self.prepared;
         let mut record = LogRecord::from_completion(
-            prepared.log.clone(),
+            log,
             configuration(&prepared.chat, prepared.provider.name()),
             response.clone(),
         );

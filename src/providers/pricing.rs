@@ -122,10 +122,41 @@ impl PriceTable {
 
     /// USD for `usage` of `model` served by a provider of `kind` (0 when the model is unknown).
     pub fn cost(&self, model: &str, kind: ProviderKind, usage: &Usage) -> f64 {
-        let Some(p) = self.price(model) else {
+        self.cost_of_either(model, model, kind, usage)
+    }
+
+    /// The cost of `usage` at the price of `model`, else (when it has none) of `fallback`: the
+    /// model the provider says answered (a dated snapshot), else the one asked for. One
+    /// look-up of the built-in table per name (it is on every answer's path).
+    pub fn cost_of_either(
+        &self,
+        model: &str,
+        fallback: &str,
+        kind: ProviderKind,
+        usage: &Usage,
+    ) -> f64 {
+        let priced = |model: &str| {
+            let row = builtin(model);
+            let over = self
+                .overrides
+                .iter()
+                .filter(|(name, _)| model.starts_with(name.as_str()))
+                .max_by_key(|(name, _)| name.len())
+                .map(|(_, p)| *p);
+            let ratios = row.map_or(CacheRatios::of_kind(kind), |row| row.3);
+            let price = over.or_else(|| {
+                row.map(|&(_, input, output, cache)| Price {
+                    input_per_mtok: input,
+                    output_per_mtok: output,
+                    cache_read_per_mtok: Some(input * cache.read),
+                    cache_write_per_mtok: Some(input * cache.write),
+                })
+            })?;
+            Some((price, ratios))
+        };
+        let Some((p, ratios)) = priced(model).or_else(|| priced(fallback)) else {
             return 0.0;
         };
-        let ratios = builtin(model).map_or(CacheRatios::of_kind(kind), |row| row.3);
         let read = p
             .cache_read_per_mtok
             .unwrap_or(p.input_per_mtok * ratios.read);
