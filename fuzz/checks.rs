@@ -11,7 +11,9 @@ use promptd::api::openai::{decode_chat, RequestHeaders};
 use promptd::api::{decode_json, CompletionRequest};
 use promptd::deployments::Template;
 use promptd::logs::{Feedback, LogRecord, Spool, SpoolOptions, TraceLogUpdate};
+use promptd::model::{Assembler, StreamEvent};
 use promptd::providers::sse::SseParser;
+use promptd::wire::{anthropic, openai_chat};
 
 /// Every request body promptd decodes: Parea's Completion, TraceLog, update and feedback, the
 /// OpenAI chat and embeddings bodies. Any bytes: an error or a value, never a panic.
@@ -22,6 +24,102 @@ pub fn decode_requests(data: &[u8]) {
     let _ = decode_json::<Feedback>(data);
     let _ = decode_chat(data, &RequestHeaders::default());
     let _ = promptd::api::openai::embeddings::decode_embeddings(data, 2048);
+    // Each wire's request decoded into the model, then keyed and encoded in the other wire
+    // (a translation): an error or a body, never a panic.
+    let decoded = [
+        anthropic::decode_request(data).map(|d| (d.request, d.hints)),
+        openai_chat::decode_request(data).map(|d| (d.request, d.hints)),
+    ];
+    for (request, hints) in decoded.into_iter().flatten() {
+        let _ = promptd::cache::model_key("p", &request, &hints);
+        let options = anthropic::EncodeOptions {
+            stream: true,
+            default_max_tokens: 1024,
+        };
+        let _ = anthropic::encode_request(&request, &hints, &options);
+        let _ = openai_chat::encode_request(
+            &request,
+            &hints,
+            &openai_chat::EncodeOptions { stream: true },
+        );
+    }
+}
+
+/// What a hostile provider can stream: the input (its first byte the chunk size, its second
+/// choosing the provider kind) parsed as SSE and decoded into the model's events, assembled
+/// within a bound and rendered for the other door. Never a panic; the assembled answer never
+/// holds more than its bound.
+pub fn provider_stream(data: &[u8]) {
+    let Some((&size, rest)) = data.split_first() else {
+        return;
+    };
+    let Some((&kind, body)) = rest.split_first() else {
+        return;
+    };
+    let mut parser = SseParser::new();
+    let mut sse = Vec::new();
+    for chunk in body.chunks(usize::from(size).max(1)) {
+        if parser.feed(chunk, &mut sse).is_err() {
+            return;
+        }
+    }
+    let _ = parser.finish(&mut sse);
+    const HELD: usize = 4096;
+    let mut assembler = Assembler::new(HELD);
+    let mut events: Vec<StreamEvent> = Vec::new();
+    let mut openai = openai_chat::EventDecoder::default();
+    let mut anthropic_events = anthropic::EventDecoder::new();
+    for event in &sse {
+        let before = events.len();
+        let decoded = if kind % 2 == 0 {
+            openai.on_chunk(&event.data, &mut events).map(|_| ())
+        } else {
+            anthropic_events
+                .on_event(event.event.as_deref(), &event.data, &mut events)
+                .map(|_| ())
+        };
+        if decoded.is_err() {
+            break;
+        }
+        for e in &events[before..] {
+            if assembler.push(e.clone()).is_err() {
+                return;
+            }
+        }
+    }
+    let mut chat = openai_chat::EventRenderer::new(
+        openai_chat::ChunkHeader {
+            id: "chatcmpl-1".into(),
+            created: 0,
+            model: "m".into(),
+            system_fingerprint: None,
+        },
+        true,
+    );
+    let mut messages = anthropic::EventRenderer::new("msg_1", "m");
+    let (mut chunks, mut bytes) = (Vec::new(), Vec::new());
+    for e in &events {
+        chat.render(e, &mut chunks);
+        messages.render(e, &mut bytes);
+    }
+    chat.finish(&mut chunks);
+    messages.finish(&mut bytes);
+    if let Ok(response) = assembler.finish() {
+        let held: usize = response
+            .blocks
+            .iter()
+            .map(|b| match b {
+                promptd::model::Block::Text(t) => t.len(),
+                promptd::model::Block::ToolCall { arguments, .. } => arguments.len(),
+                promptd::model::Block::Reasoning { text, .. } => text.len(),
+                _ => 0,
+            })
+            .sum();
+        assert!(
+            held <= HELD,
+            "the assembler held {held} bytes past its bound"
+        );
+    }
 }
 
 /// The SSE frame parser, fed the input cut at every byte the input itself chooses (its first

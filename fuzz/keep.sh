@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 KEEP="${1:-20}"
-for target in decode_requests sse_parser template prompt_file spool_segment; do
+for target in decode_requests sse_parser template prompt_file spool_segment provider_stream; do
     mkdir -p "regressions/$target"
     if [[ -d "corpus/$target" ]]; then
         cargo +nightly fuzz cmin "$target" >/dev/null 2>&1 || true

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_EACH="${1:-60}"
-for target in decode_requests sse_parser template prompt_file spool_segment; do
+for target in decode_requests sse_parser template prompt_file spool_segment provider_stream; do
     echo "== $target for ${SECONDS_EACH}s"
     if ! cargo +nightly fuzz run "$target" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048; then
         echo "== $target FAILED: see fuzz/artifacts/$target/"

@@ -57,3 +57,8 @@ fn prompt_file() {
 fn spool_segment() {
     run("spool_segment", checks::spool_segment);
 }
+
+#[test]
+fn provider_stream() {
+    run("provider_stream", checks::provider_stream);
+}
