@@ -192,16 +192,9 @@ impl KeyHasher {
         self.0.extend_from_slice(bytes);
     }
 
-    pub(super) fn count(&mut self, tag: &[u8], mut n: usize) {
-        let mut bytes = [0u8; 10];
-        let mut len = 0;
-        while n >= 0x80 {
-            bytes[len] = (n as u8 & 0x7f) | 0x80;
-            n >>= 7;
-            len += 1;
-        }
-        bytes[len] = n as u8;
-        self.field(tag, &bytes[..=len]);
+    pub(super) fn count(&mut self, tag: &[u8], n: usize) {
+        let (bytes, len) = leb128(n);
+        self.field(tag, &bytes[..len]);
     }
 
     pub(super) fn number(&mut self, tag: &[u8], n: f64) {
@@ -216,12 +209,22 @@ impl KeyHasher {
 }
 
 /// A length as LEB128: one byte below 128, so short fields cost little to hash.
-fn push_len(out: &mut Vec<u8>, mut n: usize) {
+fn push_len(out: &mut Vec<u8>, n: usize) {
+    let (bytes, len) = leb128(n);
+    out.extend_from_slice(&bytes[..len]);
+}
+
+/// `n` as LEB128, and how many of the bytes it takes (no allocation).
+fn leb128(mut n: usize) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut len = 0;
     while n >= 0x80 {
-        out.push((n as u8 & 0x7f) | 0x80);
+        bytes[len] = (n as u8 & 0x7f) | 0x80;
         n >>= 7;
+        len += 1;
     }
-    out.push(n as u8);
+    bytes[len] = n as u8;
+    (bytes, len + 1)
 }
 
 /// One bit pattern per number: `-0.0` is `0.0`, every NaN is the same NaN.

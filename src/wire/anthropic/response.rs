@@ -143,10 +143,12 @@ struct InMessage {
     usage: WireUsage,
 }
 
+/// A content block of an answer, or one a stream starts (whose text begins empty).
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum InBlock {
+pub(super) enum InBlock {
     Text {
+        #[serde(default)]
         text: String,
     },
     ToolUse {

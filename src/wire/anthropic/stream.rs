@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::{error_of, error_type, InError};
-use super::response::{message_id, stop_reason, OutBlock};
+use super::response::{message_id, stop_reason, InBlock, OutBlock};
 use super::{finish_reason, WireUsage};
 use crate::model::{
     BlockKind, Error, ErrorKind, FinishReason, StreamEvent, Usage, MAX_BLOCKS, MAX_TOOL_CALLS,
@@ -66,7 +66,7 @@ impl EventDecoder {
                 let index = bounded(start.index)?;
                 self.skipped.retain(|i| *i != index);
                 match start.content_block {
-                    StartBlock::Text { text } => {
+                    InBlock::Text { text } => {
                         out.push(StreamEvent::BlockStart {
                             index,
                             kind: BlockKind::Text,
@@ -75,7 +75,7 @@ impl EventDecoder {
                             out.push(StreamEvent::TextDelta { index, text });
                         }
                     }
-                    StartBlock::ToolUse { id, name, input } => {
+                    InBlock::ToolUse { id, name, input } => {
                         if self.tool_calls >= MAX_TOOL_CALLS {
                             return Err(upstream(format!(
                                 "more than promptd's bound of {MAX_TOOL_CALLS} tool calls"
@@ -94,7 +94,7 @@ impl EventDecoder {
                             });
                         }
                     }
-                    StartBlock::Thinking {
+                    InBlock::Thinking {
                         thinking,
                         signature,
                     } => {
@@ -112,13 +112,13 @@ impl EventDecoder {
                             out.push(StreamEvent::SignatureDelta { index, signature });
                         }
                     }
-                    StartBlock::RedactedThinking { data } => out.push(StreamEvent::BlockStart {
+                    InBlock::RedactedThinking { data } => out.push(StreamEvent::BlockStart {
                         index,
                         kind: BlockKind::Reasoning {
                             redacted: Some(data),
                         },
                     }),
-                    StartBlock::Other => self.skipped.push(index),
+                    InBlock::Other => self.skipped.push(index),
                 }
             }
             "content_block_delta" => {
@@ -203,33 +203,7 @@ struct StartMessage {
 #[derive(Deserialize)]
 struct BlockStart {
     index: u64,
-    content_block: StartBlock,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum StartBlock {
-    Text {
-        #[serde(default)]
-        text: String,
-    },
-    ToolUse {
-        id: String,
-        name: String,
-        #[serde(default)]
-        input: Option<Value>,
-    },
-    Thinking {
-        #[serde(default)]
-        thinking: String,
-        #[serde(default)]
-        signature: Option<String>,
-    },
-    RedactedThinking {
-        data: String,
-    },
-    #[serde(other)]
-    Other,
+    content_block: InBlock,
 }
 
 #[derive(Deserialize)]

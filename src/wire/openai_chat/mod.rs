@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 pub use decode::{decode_response, ChunkFacts, EventDecoder, REASONING_INDEX};
 pub use encode::{encode_request, EncodeOptions, Encoded};
-pub use request::{decode_object, decode_request, Decoded, Decoder};
+pub use request::{decode_request, Decoded, Decoder};
 pub use response::render_response;
 pub use stream::{ChunkHeader, EventRenderer};
 

@@ -64,7 +64,7 @@ pub fn decode_request(body: &[u8]) -> Result<Decoded, Error> {
 }
 
 /// [`decode_request`] of a body already parsed.
-pub fn decode_object(object: Map<String, Value>) -> Result<Decoded, Error> {
+fn decode_object(object: Map<String, Value>) -> Result<Decoded, Error> {
     let mut decoder = Decoder::default();
     for (key, value) in object {
         decoder.field(key, value)?;
