@@ -36,6 +36,8 @@ fn request_of_about_2kb() -> ChatRequest {
         function_call: None,
         passthrough: None,
         translated: None,
+        modeled: None,
+        forward: Vec::new(),
     }
 }
 

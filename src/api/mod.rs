@@ -5,6 +5,7 @@
 //! SDKs send unset fields as `null`; defaults are applied by the engine, not here. Unknown fields
 //! are accepted and ignored (the SDKs add fields over time).
 
+pub mod anthropic;
 pub mod error;
 pub mod openai;
 pub mod project;
@@ -14,7 +15,8 @@ pub mod stream;
 
 pub use error::ApiError;
 pub use request::{
-    CompletionRequest, FunctionCallSpec, LlmConfiguration, Message, ModelParams, Passthrough, Role,
+    CompletionRequest, FunctionCallSpec, LlmConfiguration, Message, ModelCall, ModelParams,
+    Passthrough, Role,
 };
 pub use response::CompletionResponse;
 

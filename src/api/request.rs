@@ -45,6 +45,10 @@ pub struct CompletionRequest {
     /// What an OpenAI-route request forwards unread (not a Parea body field).
     #[serde(skip)]
     pub passthrough: Option<Passthrough>,
+    /// A request a door decoded into the model whole (Anthropic Messages; not a Parea body
+    /// field): `llm_configuration` is then its Parea view, for the log record.
+    #[serde(skip)]
+    pub modeled: Option<ModelCall>,
 }
 
 /// `llm_configuration`: what to ask which model.
@@ -153,4 +157,19 @@ impl Passthrough {
     pub fn is_empty(&self) -> bool {
         self.messages.is_none() && self.fields.is_empty() && self.unkeyed.is_empty()
     }
+}
+
+/// A request a door decoded into the model whole, and what a provider of the door's own wire
+/// is sent instead of a translation: the client's body and headers as they came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelCall {
+    /// The request; its `model` is the provider's name for it.
+    pub request: crate::model::Request,
+    /// The keys of its extras (and block fields) that are only hints.
+    pub hints: Vec<String>,
+    /// The client's body, its `model` the provider's and without `stream` (the call adds it).
+    pub sent: bytes::Bytes,
+    /// The client's headers of its wire a same-wire call forwards (`anthropic-version`,
+    /// `anthropic-beta`); `anthropic-beta` is part of the cache key.
+    pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
 }

@@ -24,7 +24,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Block, FinishReason, Response, Usage};
+use crate::model::{Block, BlockKind, FinishReason, Response, StreamEvent, Usage};
 
 /// Bump when [`CacheEntry`] or the header changes shape. 5: the finish reason is the model's
 /// ([`FinishReason`]), no longer the provider's word. 7: the answer is the model's
@@ -103,6 +103,94 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
+    /// The model's events of a whole answer held in a cache entry, block by block in the answer's
+    /// order (reasoning with its signature, text, tool calls), then its usage and finish. The text
+    /// goes as the stream's deltas when they are its pieces (a replay cut as the answer came).
+    pub fn events(&self) -> Vec<StreamEvent> {
+        let entry = self;
+        let r = &entry.response;
+        let mut events = vec![StreamEvent::Start {
+            id: r.id.clone(),
+            model: r.model.clone(),
+        }];
+        let mut deltas = (!entry.deltas.is_empty() && entry.deltas.concat() == r.text())
+            .then_some(entry.deltas.as_slice());
+        let text_in_deltas = deltas.is_some();
+        for (index, block) in r.blocks.iter().enumerate() {
+            match block {
+                Block::Text(text) => match deltas.take() {
+                    Some(deltas) => {
+                        events.extend(deltas.iter().map(|text| StreamEvent::TextDelta {
+                            index,
+                            text: text.clone(),
+                        }))
+                    }
+                    None if text_in_deltas => continue,
+                    None => events.push(StreamEvent::TextDelta {
+                        index,
+                        text: text.clone(),
+                    }),
+                },
+                Block::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => {
+                    events.push(StreamEvent::BlockStart {
+                        index,
+                        kind: BlockKind::ToolCall {
+                            id: id.clone(),
+                            name: name.clone(),
+                        },
+                    });
+                    events.push(StreamEvent::ToolArgsDelta {
+                        index,
+                        json: arguments.clone(),
+                    });
+                }
+                Block::Reasoning {
+                    text,
+                    signature,
+                    encrypted,
+                    redacted,
+                } => {
+                    events.push(StreamEvent::BlockStart {
+                        index,
+                        kind: BlockKind::Reasoning {
+                            redacted: redacted.clone(),
+                        },
+                    });
+                    if !text.is_empty() {
+                        events.push(StreamEvent::ReasoningDelta {
+                            index,
+                            text: text.clone(),
+                        });
+                    }
+                    if let Some(signature) = signature {
+                        events.push(StreamEvent::SignatureDelta {
+                            index,
+                            signature: signature.clone(),
+                        });
+                    }
+                    if let Some(data) = encrypted {
+                        events.push(StreamEvent::Encrypted {
+                            index,
+                            data: data.clone(),
+                        });
+                    }
+                }
+                // An entry holds no other blocks (see `cache::entry`).
+                Block::Image { .. } | Block::ToolResult { .. } | Block::Opaque { .. } => continue,
+            }
+            events.push(StreamEvent::BlockStop { index });
+        }
+        events.push(StreamEvent::Usage(r.usage));
+        if let Some(reason) = &r.finish {
+            events.push(StreamEvent::Finish(reason.clone()));
+        }
+        events
+    }
+
     /// The answer's text (its text blocks joined).
     pub fn text(&self) -> String {
         self.response.text()
@@ -925,5 +1013,62 @@ pub(crate) mod tests {
             bytes.extend(garbage);
             let _ = CacheEntry::decode(&bytes);
         }
+    }
+
+    #[test]
+    fn an_entry_replays_its_blocks_in_order_with_the_streams_text_cuts() {
+        let mut entry = sample();
+        entry.response = Response {
+            id: Some("msg_1".into()),
+            model: Some("claude-x".into()),
+            blocks: vec![
+                Block::Reasoning {
+                    text: "hm".into(),
+                    signature: Some("sig".into()),
+                    encrypted: None,
+                    redacted: None,
+                },
+                Block::Text("Hello!".into()),
+                Block::ToolCall {
+                    id: "t".into(),
+                    name: "f".into(),
+                    arguments: "{}".into(),
+                },
+            ],
+            finish: Some(FinishReason::ToolCalls),
+            usage: Usage {
+                input: 1,
+                output: 2,
+                ..Usage::default()
+            },
+        };
+        let events = entry.events();
+        assert!(events.contains(&StreamEvent::SignatureDelta {
+            index: 0,
+            signature: "sig".into()
+        }));
+        let texts: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::TextDelta { index: 1, text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["Hel", "lo!"], "the stream's deltas");
+        let mut assembler = crate::model::Assembler::default();
+        for event in events {
+            assembler.push(event).expect("in bounds");
+        }
+        assert_eq!(assembler.finish(), Ok(entry.response.clone()));
+        entry.deltas = vec!["other".into()];
+        let texts = entry
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, StreamEvent::TextDelta { .. }))
+            .count();
+        assert_eq!(
+            texts, 1,
+            "deltas that are not the text's pieces are not replayed"
+        );
     }
 }

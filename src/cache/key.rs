@@ -27,7 +27,7 @@ use super::model_key::{
 };
 use crate::api::{FunctionCallSpec, Message, Role};
 use crate::model::{Role as ModelRole, ToolChoice};
-use crate::providers::{ChatRequest, Passthrough};
+use crate::providers::{ChatRequest, ModelCall, Passthrough};
 
 /// Bump when the key layout changes: old entries then simply stop matching. Version 3 is the
 /// layout of the internal model ([`super::model_key`]), lengths as LEB128.
@@ -61,6 +61,24 @@ impl fmt::Debug for CacheKey {
     }
 }
 
+/// The key of a request a door decoded into the model: the model's key, and the
+/// `anthropic-beta` header it came with (betas can change the answer: a longer context,
+/// interleaved thinking), when it came with one.
+fn call_key(provider: &str, call: &ModelCall) -> CacheKey {
+    let key = super::model_key(provider, &call.request, &call.hints);
+    let beta = call
+        .headers
+        .iter()
+        .find(|(name, _)| name.as_str() == "anthropic-beta");
+    let Some((_, beta)) = beta else {
+        return key;
+    };
+    let mut h = KeyHasher::new();
+    h.field(b"model key", &key.0);
+    h.field(b"anthropic-beta", beta.as_bytes());
+    h.finish()
+}
+
 /// The key of a request to provider `provider` (the configured name): the key of its model
 /// ([`super::model_key`] of [`ChatRequest::to_model`]), written here from the request's own
 /// fields without building the model (the key is on every request's path), then what an
@@ -75,7 +93,13 @@ pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
         passthrough,
         // Derived from the fields above (the same request encoded for Anthropic).
         translated: _,
+        modeled,
+        // The same-wire call's headers: `anthropic-beta` is in the key, from `modeled`.
+        forward: _,
     } = request;
+    if let Some(call) = modeled {
+        return call_key(provider, call);
+    }
     let mut h = KeyHasher::new();
     h.field(b"provider", provider.as_bytes());
     h.field(b"model", model.as_bytes());
@@ -304,6 +328,8 @@ mod tests {
             function_call: None,
             passthrough: None,
             translated: None,
+            modeled: None,
+            forward: Vec::new(),
         }
     }
 
@@ -548,6 +574,8 @@ mod tests {
                 function_call,
                 passthrough: None,
                 translated: None,
+                modeled: None,
+                forward: Vec::new(),
             })
     }
 

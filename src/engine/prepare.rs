@@ -155,8 +155,10 @@ pub fn prepare(
         function_call,
         passthrough: req.passthrough.take().filter(|p| !p.is_empty()),
         translated: None,
+        modeled: req.modeled.take().map(Arc::new),
+        forward: Vec::new(),
     };
-    let (translated, dropped) = encode(&provider, &chat)?;
+    let (translated, dropped) = encode(&provider, &mut chat)?;
     chat.translated = translated;
     Ok(Prepared {
         trace_id,
@@ -172,33 +174,55 @@ pub fn prepare(
     })
 }
 
-/// What the call needs to go to `provider`: nothing (`None`) for an OpenAI-kind provider,
-/// which is sent the request's own fields; for an Anthropic-kind one, the body, the call as
-/// the model ([`ChatRequest::to_model`]) encoded by the Anthropic wire here, so what Anthropic
-/// cannot honour is a 400 naming it before any upstream call.
+/// What the call needs to go to `provider`, encoded here so that what its wire cannot honour
+/// is a 400 naming it before any upstream call, with the hints the encoding left out:
+///
+/// - a Parea or OpenAI-route request to an OpenAI-kind provider: nothing (it is sent the
+///   request's own fields);
+/// - a request decoded into the model ([`ChatRequest::modeled`]) to a provider of its own
+///   wire: the client's body, and its wire's headers to forward;
+/// - anything else: the model ([`ChatRequest::to_model`], or the decoded one) encoded by the
+///   provider's wire.
 fn encode(
     provider: &Provider,
-    chat: &ChatRequest,
+    chat: &mut ChatRequest,
 ) -> Result<(Option<Bytes>, Vec<String>), ApiError> {
-    match provider.kind() {
-        ProviderKind::OpenAi => Ok((None, Vec::new())),
-        ProviderKind::Anthropic => {
+    let refused = |e: model::Error| refused(provider, e);
+    let modeled = chat.modeled.clone();
+    let to_model;
+    let (request, hints) = match (provider.kind(), &modeled) {
+        (ProviderKind::OpenAi, None) => return Ok((None, Vec::new())),
+        (ProviderKind::Anthropic, Some(call))
+            if call.request.wire == model::Wire::AnthropicMessages =>
+        {
+            chat.forward.clone_from(&call.headers);
+            return Ok((Some(call.sent.clone()), Vec::new()));
+        }
+        (_, Some(call)) => (&call.request, &call.hints),
+        (ProviderKind::Anthropic, None) => {
             // What the client sent that is malformed is its own mistake, not a refusal.
-            let decoded = chat.to_model().map_err(|e| ApiError::InvalidRequest {
+            to_model = chat.to_model().map_err(|e| ApiError::InvalidRequest {
                 message: e.to_string(),
                 field: e.param.map(Into::into),
             })?;
-            let refused = |e: model::Error| refused(provider, e);
+            (&to_model.request, &to_model.hints)
+        }
+    };
+    let encoded = match provider.kind() {
+        ProviderKind::OpenAi => {
+            let options = wire::openai_chat::EncodeOptions { stream: false };
+            wire::openai_chat::encode_request(request, hints, &options).map(|e| (e.body, e.dropped))
+        }
+        ProviderKind::Anthropic => {
             let options = EncodeOptions {
                 stream: false,
                 default_max_tokens: provider.default_max_tokens(),
             };
-            let encoded =
-                wire::anthropic::encode_request(&decoded.request, &decoded.hints, &options)
-                    .map_err(refused)?;
-            Ok((Some(Bytes::from(encoded.body)), encoded.dropped))
+            wire::anthropic::encode_request(request, hints, &options).map(|e| (e.body, e.dropped))
         }
-    }
+    };
+    let (body, dropped) = encoded.map_err(refused)?;
+    Ok((Some(Bytes::from(body)), dropped))
 }
 
 /// What the provider's wire refuses: a parameter it cannot honour, named by the model (each

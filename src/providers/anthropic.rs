@@ -27,15 +27,7 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, Provider
     if !stream {
         return Ok(body.to_vec());
     }
-    // The encoded body is a JSON object (it has a model): `stream` goes before its last brace.
-    let end = body
-        .iter()
-        .rposition(|b| *b == b'}')
-        .ok_or_else(|| ProviderError::Protocol("the encoded body is not an object".into()))?;
-    let mut out = Vec::with_capacity(body.len() + 16);
-    out.extend_from_slice(&body[..end]);
-    out.extend_from_slice(b",\"stream\":true}");
-    Ok(out)
+    super::with_members(body, "\"stream\":true")
 }
 
 /// The completion of a model response (`truncated` when it is the head of a longer answer): a

@@ -121,6 +121,8 @@ mod tests {
             function_call: None,
             passthrough: None,
             translated: None,
+            modeled: None,
+            forward: Vec::new(),
         }
     }
 

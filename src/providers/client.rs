@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT,
+};
 use hyper::{Method, Request, Response, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -279,13 +281,15 @@ impl Provider {
         stream: bool,
         key: Option<&Secret>,
     ) -> Result<Response<Incoming>, ProviderError> {
-        let body = match self.config.kind {
-            ProviderKind::OpenAi => serde_json::to_vec(&openai::request_body(req, stream))
+        let body = match (self.config.kind, &req.translated) {
+            (ProviderKind::OpenAi, None) => serde_json::to_vec(&openai::request_body(req, stream))
                 .map_err(|e| ProviderError::Protocol(e.to_string()))?,
-            ProviderKind::Anthropic => anthropic::request_body(req, stream)?,
+            (ProviderKind::OpenAi, Some(body)) => openai::encoded_body(body, stream)?,
+            (ProviderKind::Anthropic, _) => anthropic::request_body(req, stream)?,
         };
         let body = Bytes::from(body);
-        self.post_with_retries(&self.endpoint, body, key).await
+        self.post_with_retries(&self.endpoint, body, key, &req.forward)
+            .await
     }
 
     /// POST `body` to `url` with the provider's headers (or `key`'s), retrying what
@@ -296,11 +300,15 @@ impl Provider {
         url: &Uri,
         body: Bytes,
         key: Option<&Secret>,
+        forward: &[(HeaderName, HeaderValue)],
     ) -> Result<Response<Incoming>, ProviderError> {
-        let headers = match key {
+        let mut headers = match key {
             Some(key) => headers(self.config.kind, Some(key)),
             None => self.headers.clone(),
         };
+        for (name, value) in forward {
+            headers.insert(name.clone(), value.clone());
+        }
         let mut attempt = 0;
         loop {
             let result = self.post_once(url, body.clone(), headers.clone()).await;
@@ -539,7 +547,7 @@ mod tests {
     async fn a_refused_connection_is_told_apart() {
         let p = provider(&format!("http://127.0.0.1:{}/v1", closed_port()));
         let err = p
-            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None)
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None, &[])
             .await
             .expect_err("nothing listens");
         assert!(matches!(err, ProviderError::Refused), "{err:?}");
@@ -576,7 +584,7 @@ mod tests {
         .await;
         let p = provider(&format!("http://127.0.0.1:{port}/v1"));
         let response = p
-            .post_with_retries(&p.endpoint, Bytes::from_static(b"{\"a\":1}"), None)
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{\"a\":1}"), None, &[])
             .await
             .expect("a 200");
         assert_eq!(read_body(response, 2).await.expect("body"), "{}");
@@ -608,7 +616,7 @@ mod tests {
         .await;
         let p = provider(&format!("http://127.0.0.1:{port}/v1"));
         let err = p
-            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None)
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None, &[])
             .await
             .expect_err("a 3xx is an error");
         assert!(
@@ -632,7 +640,7 @@ mod tests {
         });
         let p = provider(&format!("https://127.0.0.1:{port}/v1"));
         let err = p
-            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None)
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None, &[])
             .await
             .expect_err("no TLS there");
         let ProviderError::Unreachable(message) = &err else {
@@ -658,7 +666,7 @@ mod tests {
         let metrics = crate::telemetry::metrics::Metrics::new().provider("p");
         let p = Provider::with_proxy_env("p", config, metrics, &env).expect("provider");
         let err = p
-            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None)
+            .post_with_retries(&p.endpoint, Bytes::from_static(b"{}"), None, &[])
             .await
             .expect_err("the proxy refuses");
         assert!(matches!(err, ProviderError::Unreachable(_)), "{err:?}");

@@ -22,8 +22,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use crate::api::Passthrough;
 use crate::api::{FunctionCallSpec, Message, ModelParams};
+pub use crate::api::{ModelCall, Passthrough};
 pub use crate::config::{Price, ProviderKind};
 use crate::model::Response;
 /// Token counts as the upstream reported them, cached and reasoning parts apart.
@@ -50,8 +50,41 @@ pub struct ChatRequest {
     pub passthrough: Option<Passthrough>,
     /// The body for an Anthropic-kind provider (without `stream`): the call as the model
     /// ([`ChatRequest::to_model`]) encoded by the Anthropic wire before any upstream call.
-    /// Derived from the fields above: not in the cache key.
+    /// Derived from the fields above: not in the cache key. Also the body of a
+    /// [`ModelCall`] for an OpenAI-kind provider, or as its client sent it for a provider of
+    /// its own wire.
     pub translated: Option<bytes::Bytes>,
+    /// A request a door decoded into the model whole (Anthropic Messages): its cache key and
+    /// every translation are made from it; the fields above are its Parea view (for the log
+    /// record). `None` for Parea and OpenAI-route requests.
+    pub modeled: Option<std::sync::Arc<ModelCall>>,
+    /// Headers of the request's own wire sent with a same-wire call (Anthropic's
+    /// `anthropic-version` and `anthropic-beta`), beating the provider's own.
+    pub forward: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+}
+
+/// `body`, a JSON object, with `members` (`"name":value` pairs, comma-separated) added before
+/// its closing brace: how a body encoded once at prepare asks for a stream.
+pub(crate) fn with_members(body: &[u8], members: &str) -> Result<Vec<u8>, ProviderError> {
+    let not_object = || ProviderError::Protocol("the encoded body is not a JSON object".into());
+    let end = body
+        .iter()
+        .rposition(|b| *b == b'}')
+        .ok_or_else(not_object)?;
+    let empty = body[..end]
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+        .ok_or_else(not_object)?
+        == &b'{';
+    let mut out = Vec::with_capacity(body.len() + members.len() + 2);
+    out.extend_from_slice(&body[..end]);
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(members.as_bytes());
+    out.push(b'}');
+    Ok(out)
 }
 
 impl Piece {

@@ -70,6 +70,19 @@ struct StreamOptions {
     include_usage: bool,
 }
 
+/// The body for `chat/completions` of a call encoded at prepare (a request another door
+/// decoded into the model, [`ChatRequest::modeled`]), asking for a stream with its usage when
+/// `stream`.
+pub fn encoded_body(body: &[u8], stream: bool) -> Result<Vec<u8>, ProviderError> {
+    if !stream {
+        return Ok(body.to_vec());
+    }
+    super::with_members(
+        body,
+        "\"stream\":true,\"stream_options\":{\"include_usage\":true}",
+    )
+}
+
 /// The body for `chat/completions`.
 pub fn request_body(req: &ChatRequest, stream: bool) -> RequestBody<'_> {
     let ModelParams {
@@ -287,6 +300,8 @@ mod tests {
             function_call: Some(FunctionCallSpec::Named { name: "f".into() }),
             passthrough: None,
             translated: None,
+            modeled: None,
+            forward: Vec::new(),
         };
         let body = serde_json::to_value(request_body(&req, true)).expect("encodes");
         assert_eq!(
@@ -327,6 +342,8 @@ mod tests {
             function_call: Some(FunctionCallSpec::Mode("auto".into())),
             passthrough: None,
             translated: None,
+            modeled: None,
+            forward: Vec::new(),
         };
         let body = serde_json::to_value(request_body(&req, false)).expect("encodes");
         assert_eq!(body["tool_choice"], "auto");
@@ -361,6 +378,8 @@ mod tests {
                 unkeyed: Map::new(),
             }),
             translated: None,
+            modeled: None,
+            forward: Vec::new(),
         };
         let body = serde_json::to_value(request_body(&req, false)).expect("encodes");
         assert_eq!(body["seed"], 7);

@@ -19,6 +19,7 @@ use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONT
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
+use super::anthropic_events::AnthropicEvents;
 use super::openai_events::OpenAiEvents;
 use crate::api::{stream, ApiError};
 use crate::cache::{CacheEntry, CacheKey, CacheStatus};
@@ -33,6 +34,8 @@ pub enum ResponseBody {
     Events(EventStream),
     /// An OpenAI-route stream.
     OpenAi(OpenAiEvents),
+    /// A Messages-door stream.
+    Anthropic(AnthropicEvents),
 }
 
 /// A completion stream rendered as Parea events: the `ID_START` event, then one event per item.
@@ -109,6 +112,9 @@ impl Body for ResponseBody {
             ResponseBody::OpenAi(events) => {
                 events.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
             }
+            ResponseBody::Anthropic(events) => {
+                events.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+            }
         }
     }
 
@@ -120,7 +126,9 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ResponseBody::Full(None) => SizeHint::with_exact(0),
-            ResponseBody::Events(_) | ResponseBody::OpenAi(_) => SizeHint::default(),
+            ResponseBody::Events(_) | ResponseBody::OpenAi(_) | ResponseBody::Anthropic(_) => {
+                SizeHint::default()
+            }
         }
     }
 }

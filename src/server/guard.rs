@@ -119,7 +119,8 @@ fn is_admin_route(method: &Method, route: Route<'_>) -> bool {
         | Route::OpenAiChat
         | Route::OpenAiEmbeddings
         | Route::OpenAiModels
-        | Route::OpenAiModel(_) => false,
+        | Route::OpenAiModel(_)
+        | Route::AnthropicMessages => false,
     }
 }
 

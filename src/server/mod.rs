@@ -4,6 +4,8 @@
 //! it owns nothing of the daemon's life but its listeners and connections.
 
 mod accept;
+mod anthropic;
+mod anthropic_events;
 mod anthropic_models;
 mod batch;
 mod body;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 
 use super::body::{self, ResponseBody};
@@ -52,17 +52,7 @@ async fn chat(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let (parts, request_body) = req.into_parts();
     let headers = &parts.headers;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let promptd_headers = RequestHeaders {
-        cache: header("x-promptd-cache"),
-        trace_id: header("x-promptd-trace-id"),
-        parent_trace_id: header("x-promptd-parent-trace-id"),
-        root_trace_id: header("x-promptd-root-trace-id"),
-        project: header("x-promptd-project"),
-        tags: header("x-promptd-tags"),
-        metadata: header("x-promptd-metadata"),
-        inputs: header("x-promptd-inputs"),
-    };
+    let promptd_headers = request_headers(headers);
     let config = state.config.load_full();
     let bytes = body::read_body(
         headers,
@@ -116,20 +106,35 @@ async fn chat(
     Ok(response)
 }
 
-/// `x-promptd-cache`, `x-promptd-cache-key`, `x-promptd-trace-id`, `x-promptd-overhead-ms`
-/// (the time since the request arrived less the time spent waiting for the provider).
-/// What the headers of an answer tell.
-struct Served<'a> {
-    cache: CacheStatus,
-    key: Option<CacheKey>,
-    trace_id: &'a str,
-    started: Instant,
-    wait: Duration,
-    /// Hints a translated call left out (`x-promptd-dropped`).
-    dropped: &'a [String],
+/// promptd's request headers (`x-promptd-*`) of a `/v1` request, as sent.
+pub(super) fn request_headers(headers: &HeaderMap) -> RequestHeaders<'_> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    RequestHeaders {
+        cache: header("x-promptd-cache"),
+        trace_id: header("x-promptd-trace-id"),
+        parent_trace_id: header("x-promptd-parent-trace-id"),
+        root_trace_id: header("x-promptd-root-trace-id"),
+        project: header("x-promptd-project"),
+        tags: header("x-promptd-tags"),
+        metadata: header("x-promptd-metadata"),
+        inputs: header("x-promptd-inputs"),
+    }
 }
 
-fn promptd_headers_of(response: &mut Response<ResponseBody>, s: Served<'_>) {
+/// What the headers of an answer tell.
+pub(super) struct Served<'a> {
+    pub cache: CacheStatus,
+    pub key: Option<CacheKey>,
+    pub trace_id: &'a str,
+    pub started: Instant,
+    pub wait: Duration,
+    /// Hints a translated call left out (`x-promptd-dropped`).
+    pub dropped: &'a [String],
+}
+
+/// `x-promptd-cache`, `x-promptd-cache-key`, `x-promptd-trace-id`, `x-promptd-overhead-ms`
+/// (the time since the request arrived less the time spent waiting for the provider).
+pub(super) fn promptd_headers_of(response: &mut Response<ResponseBody>, s: Served<'_>) {
     body::completion_headers(response, s.cache, s.key.as_ref(), s.wait, s.dropped);
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(s.trace_id) {

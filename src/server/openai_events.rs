@@ -17,7 +17,6 @@ use crate::api::openai::response::{
 use crate::api::openai::stream_error_event;
 use crate::cache::CacheEntry;
 use crate::engine::{StreamItem, StreamItems};
-use crate::model::{Block, BlockKind, StreamEvent};
 use crate::providers::Piece;
 use crate::wire::openai_chat::{ChunkHeader, EventRenderer};
 
@@ -175,7 +174,7 @@ impl OpenAiEvents {
             let renderer = self.renderer.get_or_insert_with(|| {
                 Box::new(EventRenderer::new(chunk_header(&view), self.include_usage))
             });
-            for event in entry_events(entry) {
+            for event in entry.events() {
                 renderer.render(&event, &mut out);
             }
         }
@@ -183,91 +182,6 @@ impl OpenAiEvents {
         self.rendered = out;
         self.flush_rendered();
     }
-}
-
-/// The model's events of a whole answer held in a cache entry, block by block in the answer's
-/// order (reasoning with its signature, text, tool calls), then its usage and finish. The text
-/// goes as the stream's deltas when they are its pieces (a replay cut as the answer came).
-fn entry_events(entry: &CacheEntry) -> Vec<StreamEvent> {
-    let r = &entry.response;
-    let mut events = vec![StreamEvent::Start {
-        id: r.id.clone(),
-        model: r.model.clone(),
-    }];
-    let mut deltas = (!entry.deltas.is_empty() && entry.deltas.concat() == r.text())
-        .then_some(entry.deltas.as_slice());
-    let text_in_deltas = deltas.is_some();
-    for (index, block) in r.blocks.iter().enumerate() {
-        match block {
-            Block::Text(text) => match deltas.take() {
-                Some(deltas) => events.extend(deltas.iter().map(|text| StreamEvent::TextDelta {
-                    index,
-                    text: text.clone(),
-                })),
-                None if text_in_deltas => continue,
-                None => events.push(StreamEvent::TextDelta {
-                    index,
-                    text: text.clone(),
-                }),
-            },
-            Block::ToolCall {
-                id,
-                name,
-                arguments,
-            } => {
-                events.push(StreamEvent::BlockStart {
-                    index,
-                    kind: BlockKind::ToolCall {
-                        id: id.clone(),
-                        name: name.clone(),
-                    },
-                });
-                events.push(StreamEvent::ToolArgsDelta {
-                    index,
-                    json: arguments.clone(),
-                });
-            }
-            Block::Reasoning {
-                text,
-                signature,
-                encrypted,
-                redacted,
-            } => {
-                events.push(StreamEvent::BlockStart {
-                    index,
-                    kind: BlockKind::Reasoning {
-                        redacted: redacted.clone(),
-                    },
-                });
-                if !text.is_empty() {
-                    events.push(StreamEvent::ReasoningDelta {
-                        index,
-                        text: text.clone(),
-                    });
-                }
-                if let Some(signature) = signature {
-                    events.push(StreamEvent::SignatureDelta {
-                        index,
-                        signature: signature.clone(),
-                    });
-                }
-                if let Some(data) = encrypted {
-                    events.push(StreamEvent::Encrypted {
-                        index,
-                        data: data.clone(),
-                    });
-                }
-            }
-            // An entry holds no other blocks (see `cache::entry`).
-            Block::Image { .. } | Block::ToolResult { .. } | Block::Opaque { .. } => continue,
-        }
-        events.push(StreamEvent::BlockStop { index });
-    }
-    events.push(StreamEvent::Usage(r.usage));
-    if let Some(reason) = &r.finish {
-        events.push(StreamEvent::Finish(reason.clone()));
-    }
-    events
 }
 
 /// The `chat.completion` body of a whole answer: the upstream's own body when it answered whole
@@ -300,67 +214,5 @@ pub fn view_of<'a>(entry: &'a Arc<CacheEntry>, trace_id: &str, created: i64) -> 
         fallback_id: format!("chatcmpl-{trace_id}"),
         created,
         response: &entry.response,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{FinishReason, Response, Usage};
-
-    #[test]
-    fn an_entry_replays_its_blocks_in_order_with_the_streams_text_cuts() {
-        let mut entry = crate::cache::entry::tests::sample();
-        entry.response = Response {
-            id: Some("msg_1".into()),
-            model: Some("claude-x".into()),
-            blocks: vec![
-                Block::Reasoning {
-                    text: "hm".into(),
-                    signature: Some("sig".into()),
-                    encrypted: None,
-                    redacted: None,
-                },
-                Block::Text("Hello!".into()),
-                Block::ToolCall {
-                    id: "t".into(),
-                    name: "f".into(),
-                    arguments: "{}".into(),
-                },
-            ],
-            finish: Some(FinishReason::ToolCalls),
-            usage: Usage {
-                input: 1,
-                output: 2,
-                ..Usage::default()
-            },
-        };
-        let events = entry_events(&entry);
-        assert!(events.contains(&StreamEvent::SignatureDelta {
-            index: 0,
-            signature: "sig".into()
-        }));
-        let texts: Vec<_> = events
-            .iter()
-            .filter_map(|e| match e {
-                StreamEvent::TextDelta { index: 1, text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(texts, ["Hel", "lo!"], "the stream's deltas");
-        let mut assembler = crate::model::Assembler::default();
-        for event in events {
-            assembler.push(event).expect("in bounds");
-        }
-        assert_eq!(assembler.finish(), Ok(entry.response.clone()));
-        entry.deltas = vec!["other".into()];
-        let texts = entry_events(&entry)
-            .into_iter()
-            .filter(|e| matches!(e, StreamEvent::TextDelta { .. }))
-            .count();
-        assert_eq!(
-            texts, 1,
-            "deltas that are not the text's pieces are not replayed"
-        );
     }
 }

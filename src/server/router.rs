@@ -5,6 +5,7 @@
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
+use super::anthropic;
 use super::anthropic_models;
 use super::body::{self, ResponseBody};
 use super::handlers;
@@ -73,6 +74,8 @@ pub enum Route<'a> {
     OpenAiModels,
     /// `/v1/models/{id}`, the id as the caller wrote it.
     OpenAiModel(&'a str),
+    /// `/v1/messages`, Anthropic's Messages API.
+    AnthropicMessages,
 }
 
 impl<'a> Route<'a> {
@@ -96,6 +99,7 @@ impl<'a> Route<'a> {
             "/v1/chat/completions" => Route::OpenAiChat,
             "/v1/embeddings" => Route::OpenAiEmbeddings,
             "/v1/models" => Route::OpenAiModels,
+            "/v1/messages" => Route::AnthropicMessages,
             p => {
                 if let Some(id) = p.strip_prefix("/v1/models/") {
                     // A model id may hold a `/` (`deployment/ID`, `provider/model`).
@@ -124,6 +128,7 @@ impl<'a> Route<'a> {
             | Route::OpenAiEmbeddings
             | Route::OpenAiModels
             | Route::OpenAiModel(_) => ErrorShape::OpenAi,
+            Route::AnthropicMessages => ErrorShape::Anthropic,
             _ => ErrorShape::Promptd,
         }
     }
@@ -153,6 +158,7 @@ impl<'a> Route<'a> {
             Route::OpenAiChat => "openai_chat_completions",
             Route::OpenAiEmbeddings => "openai_embeddings",
             Route::OpenAiModels | Route::OpenAiModel(_) => "openai_models",
+            Route::AnthropicMessages => "anthropic_messages",
         }
     }
 }
@@ -214,6 +220,7 @@ pub async fn route(
         (&Method::DELETE, Route::CacheEntry(key)) => handlers::cache_delete(state, key),
         (_, Route::Unsupported) => Err(ApiError::NotImplemented(format!("{method} {path}"))),
         (&Method::POST, Route::OpenAiChat) => Ok(openai::chat_completions(req, ctx, state).await),
+        (&Method::POST, Route::AnthropicMessages) => Ok(anthropic::messages(req, ctx, state).await),
         (&Method::POST, Route::OpenAiEmbeddings) => {
             Ok(super::openai_embeddings::embeddings(req, state).await)
         }
@@ -241,6 +248,8 @@ pub enum ErrorShape {
     Promptd,
     /// OpenAI's `{"error": {"message", "type", "param", "code"}}`.
     OpenAi,
+    /// Anthropic's `{"type": "error", "error": {"type", "message"}}`.
+    Anthropic,
 }
 
 impl ErrorShape {
@@ -260,6 +269,7 @@ impl ErrorShape {
 pub fn error(shape: ErrorShape, err: &ApiError) -> Response<ResponseBody> {
     match shape {
         ErrorShape::OpenAi => openai::error(err),
+        ErrorShape::Anthropic => anthropic::error(err),
         ErrorShape::Promptd => body::error(err),
     }
 }
@@ -297,6 +307,7 @@ mod tests {
         let shape = |path| ErrorShape::of(Route::resolve(path), path);
         assert_eq!(shape("/v1/chat/completions"), ErrorShape::OpenAi);
         assert_eq!(shape("/v1/models/deployment/p-1"), ErrorShape::OpenAi);
+        assert_eq!(shape("/v1/messages"), ErrorShape::Anthropic);
         assert_eq!(shape("/api/parea/v1/completion"), ErrorShape::Promptd);
         assert_eq!(shape("/cache/stats"), ErrorShape::Promptd);
         assert_eq!(shape("/v1/completions"), ErrorShape::OpenAi, "not served");

@@ -4,4 +4,5 @@
 //! bytes and JSON: no HTTP, no engine, no cache, no configuration but the provider kinds.
 
 pub mod anthropic;
+pub mod json;
 pub mod openai_chat;

@@ -284,16 +284,41 @@ impl TestDaemon {
 
 /// A raw HTTP/1.1 POST over a Unix socket, body chunks kept apart.
 pub async fn raw_post(socket: &Path, path: &str, body: &Value) -> RawResponse {
+    raw_post_with(socket, path, body, &[]).await
+}
+
+/// A raw HTTP/1.1 POST over a Unix socket with extra headers, body chunks kept apart.
+pub async fn raw_post_with(
+    socket: &Path,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> RawResponse {
     let body = serde_json::to_vec(body).expect("encode");
+    raw_post_bytes(socket, path, &body, headers).await
+}
+
+/// A raw HTTP/1.1 POST of `body` as given over a Unix socket with extra headers, body chunks
+/// kept apart.
+pub async fn raw_post_bytes(
+    socket: &Path,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> RawResponse {
     let mut stream = tokio::net::UnixStream::connect(socket)
         .await
         .expect("connect");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("write head");
-    stream.write_all(&body).await.expect("write body");
+    stream.write_all(body).await.expect("write body");
     let mut bytes = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut bytes))
         .await

@@ -36,6 +36,44 @@ pub struct RequestHeaders<'a> {
     pub inputs: Option<&'a str>,
 }
 
+impl RequestHeaders<'_> {
+    /// A request of what these headers say (cache mode, trace ids, project, tags, metadata):
+    /// what every `/v1` door's request starts from.
+    pub fn request(&self) -> Result<CompletionRequest, ApiError> {
+        Ok(CompletionRequest {
+            cache: match self.cache {
+                None => None,
+                Some("bypass") => Some(false),
+                Some("refresh") => Some(true),
+                Some(other) => {
+                    return Err(bad(
+                        "x-promptd-cache",
+                        format!("x-promptd-cache is `bypass` or `refresh`, not `{other}`"),
+                    ))
+                }
+            },
+            cache_refresh: self.cache == Some("refresh"),
+            trace_id: self.trace_id.map(str::to_owned),
+            parent_trace_id: self.parent_trace_id.map(str::to_owned),
+            root_trace_id: self.root_trace_id.map(str::to_owned),
+            project_name: self.project.map(str::to_owned),
+            tags: self
+                .tags
+                .map(|t| {
+                    serde_json::from_str(t).map_err(|_| {
+                        bad(
+                            "x-promptd-tags",
+                            "x-promptd-tags must be a JSON array of strings",
+                        )
+                    })
+                })
+                .transpose()?,
+            metadata: Some(read_metadata(self.metadata)?),
+            ..CompletionRequest::default()
+        })
+    }
+}
+
 /// A decoded chat completion call, its model not yet resolved.
 #[derive(Debug)]
 pub struct ChatCall {
@@ -185,18 +223,6 @@ pub fn decode_chat(body: &[u8], headers: &RequestHeaders<'_>) -> Result<ChatCall
         unkeyed,
     };
     let request = CompletionRequest {
-        cache: match headers.cache {
-            None => None,
-            Some("bypass") => Some(false),
-            Some("refresh") => Some(true),
-            Some(other) => {
-                return Err(bad(
-                    "x-promptd-cache",
-                    format!("x-promptd-cache is `bypass` or `refresh`, not `{other}`"),
-                ))
-            }
-        },
-        cache_refresh: headers.cache == Some("refresh"),
         llm_configuration: Some(LlmConfiguration {
             model_params: Some(params),
             messages: Some(messages),
@@ -205,25 +231,9 @@ pub fn decode_chat(body: &[u8], headers: &RequestHeaders<'_>) -> Result<ChatCall
             ..LlmConfiguration::default()
         }),
         llm_inputs: inputs,
-        trace_id: headers.trace_id.map(str::to_owned),
-        parent_trace_id: headers.parent_trace_id.map(str::to_owned),
-        root_trace_id: headers.root_trace_id.map(str::to_owned),
-        project_name: headers.project.map(str::to_owned),
         end_user_identifier: user,
-        tags: headers
-            .tags
-            .map(|t| {
-                serde_json::from_str(t).map_err(|_| {
-                    bad(
-                        "x-promptd-tags",
-                        "x-promptd-tags must be a JSON array of strings",
-                    )
-                })
-            })
-            .transpose()?,
-        metadata: Some(read_metadata(headers.metadata)?),
         passthrough: Some(passthrough),
-        ..CompletionRequest::default()
+        ..headers.request()?
     };
     Ok(ChatCall {
         model,

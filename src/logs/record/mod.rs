@@ -406,6 +406,8 @@ impl CompletionLog {
             stream: _,
             // What is forwarded unread is part of the call, not of the log's own fields.
             passthrough: _,
+            // Its Parea view is the configuration; its hints are noted as dropped by the call.
+            modeled: _,
             cache_refresh: _,
         } = req;
         CompletionLog {

@@ -41,7 +41,7 @@ impl Provider {
         let body = Bytes::from(
             serde_json::to_vec(body).map_err(|e| ProviderError::Protocol(e.to_string()))?,
         );
-        let response = self.post_with_retries(&url, body, key).await?;
+        let response = self.post_with_retries(&url, body, key, &[]).await?;
         let bytes = super::read_body(response, self.config.max_response_bytes).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::Protocol(format!("the embeddings answer is not JSON: {e}")))

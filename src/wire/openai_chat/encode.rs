@@ -163,6 +163,14 @@ pub fn encode_request(
             ));
         }
     }
+    if !same_wire {
+        // Hints of the request's blocks and tools (`cache_control`): no place in the model.
+        for hint in hints {
+            if !req.extras.contains_key(hint) {
+                drop(hint.clone());
+            }
+        }
+    }
     if opts.stream {
         body.insert("stream".into(), Value::Bool(true));
         body.insert("stream_options".into(), json!({"include_usage": true}));

@@ -1,0 +1,163 @@
+//! Anthropic's Messages door: `POST /v1/messages` (whole and streamed; `?beta=true`, as Claude
+//! Code sends it, is the same route). It translates HTTP to the engine's calls — the same
+//! pipeline as the other doors — and answers in Anthropic's shapes, errors included.
+//!
+//! Keys: the provider's configured key is used; a provider configured without one is sent the
+//! credential the client brought (`x-api-key`, or `Authorization: Bearer`), unless that is the
+//! TCP listener's own key. It is never logged, cached or echoed.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE,
+};
+use hyper::{Request, Response};
+
+use super::anthropic_events::AnthropicEvents;
+use super::body::{self, ResponseBody};
+use super::openai::{promptd_headers_of, request_headers, Served};
+use super::State;
+use crate::api::anthropic::{decode_messages, error_body};
+use crate::api::openai::{resolve_model, Target};
+use crate::api::ApiError;
+use crate::config::Secret;
+use crate::engine::RequestCtx;
+use crate::wire::anthropic::render_response;
+
+/// The client's headers a call to an Anthropic-kind provider forwards as they came.
+const FORWARDED: [&str; 2] = ["anthropic-version", "anthropic-beta"];
+
+/// An error in Anthropic's shape.
+pub fn error(err: &ApiError) -> Response<ResponseBody> {
+    let (status, bytes) = error_body(err);
+    let mut response = Response::new(ResponseBody::Full(Some(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    body::retry_after(&mut response, err);
+    response
+}
+
+/// `POST /v1/messages`.
+pub async fn messages(
+    req: Request<Incoming>,
+    ctx: RequestCtx,
+    state: &State,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    match Box::pin(call(req, ctx, state, started)).await {
+        Ok(response) => response,
+        Err(e) => error(&e),
+    }
+}
+
+async fn call(
+    req: Request<Incoming>,
+    ctx: RequestCtx,
+    state: &State,
+    started: Instant,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let (parts, request_body) = req.into_parts();
+    let headers = &parts.headers;
+    let base = request_headers(headers).request()?;
+    let config = state.config.load_full();
+    let bytes = body::read_body(
+        headers,
+        request_body,
+        config.max_body,
+        state.engine.memory(),
+    )
+    .await?;
+    let forwarded = FORWARDED
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name)?;
+            Some((HeaderName::from_static(name), value.clone()))
+        })
+        .collect();
+    let call = decode_messages(Bytes::clone(&bytes), forwarded)?;
+    let target = resolve_model(&call.model, &config)?;
+    let mut base = base;
+    if let Target::Provider { provider, .. } = &target {
+        base.provider_api_key = client_key(headers, provider, state);
+    }
+    let (stream, asked) = (call.stream, call.model.clone());
+    let request = call.into_request(target, base)?;
+    if stream {
+        let s = Box::pin(state.engine.stream(request, ctx)).await?;
+        let trace_id = s.trace_id.clone();
+        let events = AnthropicEvents::new(s.items, &s.trace_id, &asked);
+        let mut response = Response::new(ResponseBody::Anthropic(events));
+        let h = response.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let served = Served {
+            cache: s.cache,
+            key: s.key,
+            trace_id: &trace_id,
+            started,
+            wait: s.provider_wait,
+            dropped: &s.dropped,
+        };
+        promptd_headers_of(&mut response, served);
+        return Ok(response);
+    }
+    let answer = Box::pin(state.engine.complete(request, ctx)).await?;
+    let trace_id = answer.response.inference_id.clone();
+    let mut rendered = answer.entry.response.clone();
+    rendered.id.get_or_insert_with(|| trace_id.clone());
+    let model = rendered.model.clone().unwrap_or(asked);
+    let body = render_response(&rendered, &model);
+    let mut response = Response::new(ResponseBody::Full(Some(body.into())));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let served = Served {
+        cache: answer.cache,
+        key: answer.key,
+        trace_id: &trace_id,
+        started,
+        wait: answer.provider_wait,
+        dropped: &answer.dropped,
+    };
+    promptd_headers_of(&mut response, served);
+    Ok(response)
+}
+
+/// The credential the client sent, for a provider configured without a key: `x-api-key`, else
+/// `Authorization: Bearer`; never the TCP listener's own key (which only admits the client).
+fn client_key(headers: &HeaderMap, provider: &str, state: &State) -> Option<Secret> {
+    let configured = state
+        .engine
+        .upstreams()
+        .providers
+        .get(provider)
+        .is_some_and(|p| p.api_key().is_some());
+    if configured {
+        return None;
+    }
+    let sent = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        })
+        .map(str::trim)
+        .filter(|k| !k.is_empty())?;
+    let config = state.config.load();
+    if config
+        .access
+        .tcp_key
+        .as_ref()
+        .is_some_and(|k| k.expose() == sent)
+    {
+        return None;
+    }
+    Some(Secret::new(sent))
+}
