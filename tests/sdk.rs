@@ -4,116 +4,27 @@
 //! over the Unix socket; with fake providers and a fake collector on loopback.
 //!
 //! The SDK is installed from the package registry into `target/tmp/sdk-venv` by the first test
-//! that needs it (once per requirements file; a lock file keeps parallel test binaries from
-//! building it twice). `PROMPTD_TEST_PYTHON` names an interpreter that already has it.
+//! that needs it (once per requirements file; shared with `tests/anthropic_sdk.rs`, see
+//! `tests/common/external.rs`). `PROMPTD_TEST_PYTHON` names an interpreter that already has it.
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::external::{python_script, run_for};
 use common::fake_upstream::{fixtures, Behavior, FakeUpstream};
 use common::process::{stderr, stdout};
 use common::{providers_toml, TestDaemon, PREFIX};
 use promptd::config::{Config, Overrides, Secret};
 use serde_json::{json, Value};
 
-const REQUIREMENTS: &str = include_str!("sdk/requirements.txt");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/parea_calls.py");
 const OPENAI_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/openai_calls.py");
 /// The key of the daemons' TCP listener (`tcp_key_env`), given to the SDKs.
 const TCP_KEY: &str = "local-tcp-key-0123456789abcdef";
-/// Longest a venv build may take (a download of about 80 packages).
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// The Python interpreter with the SDK installed, building the venv on first use.
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        if let Some(python) = std::env::var_os("PROMPTD_TEST_PYTHON") {
-            return PathBuf::from(python);
-        }
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
-        install_venv(&venv);
-        venv.join("bin/python")
-    })
-}
-
-fn install_venv(venv: &Path) {
-    std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).expect("target tmp dir");
-    let lock_file = std::fs::File::create(venv.with_extension("lock")).expect("venv lock file");
-    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .expect("lock the venv");
-    let marker = venv.join("promptd-requirements.txt");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(REQUIREMENTS) {
-        return;
-    }
-    let steps: [(&str, Vec<&str>); 2] = [
-        ("python3", vec!["-m", "venv", "--clear"]),
-        (
-            "pip",
-            vec![
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-input",
-                "-r",
-            ],
-        ),
-    ];
-    for (program, args) in steps {
-        let mut cmd = match program {
-            "pip" => Command::new(venv.join("bin/pip")),
-            other => Command::new(other),
-        };
-        cmd.args(args);
-        if program == "pip" {
-            cmd.arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/sdk/requirements.txt"
-            ));
-        } else {
-            cmd.arg(venv);
-        }
-        let out = run_for(cmd, INSTALL_TIMEOUT);
-        assert!(
-            out.status.success(),
-            "building the SDK venv ({program}) failed; the tests need the package registry once \
-             (or PROMPTD_TEST_PYTHON): {}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-    }
-    std::fs::write(&marker, REQUIREMENTS).expect("write the venv marker");
-}
-
-fn run_for(mut cmd: Command, timeout: Duration) -> std::process::Output {
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let (done, waited) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let out = child.wait_with_output();
-        let _ = done.send(());
-        out
-    });
-    if waited.recv_timeout(timeout).is_err() {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        panic!("{cmd:?} did not finish within {timeout:?}");
-    }
-    waiter
-        .join()
-        .expect("waiter thread")
-        .expect("wait for the child")
-}
 
 /// A daemon with a TCP listener, providers at `openai`, logs shipped to `collector`, and the
 /// prompt files `prompts` (name, text).
@@ -152,9 +63,8 @@ async fn daemon(
 
 /// Run one scenario of `tests/sdk/parea_calls.py` with the SDK aimed at `base_url`.
 fn sdk(base_url: &str, scenario: &str, arg: Value) -> Value {
-    let mut cmd = Command::new(tokio::task::block_in_place(python));
-    cmd.arg(SCRIPT)
-        .env("PAREA_BASE_URL", base_url)
+    let mut cmd = tokio::task::block_in_place(|| python_script(SCRIPT));
+    cmd.env("PAREA_BASE_URL", base_url)
         .env("PROMPTD_TCP_KEY", TCP_KEY);
     run_scenario(cmd, scenario, arg)
 }
@@ -162,8 +72,8 @@ fn sdk(base_url: &str, scenario: &str, arg: Value) -> Value {
 /// Run one scenario of `tests/sdk/openai_calls.py` (`arg` names the daemon: `base_url` or
 /// `socket`).
 fn openai_sdk(scenario: &str, arg: Value) -> Value {
-    let mut cmd = Command::new(tokio::task::block_in_place(python));
-    cmd.arg(OPENAI_SCRIPT).env("PROMPTD_TCP_KEY", TCP_KEY);
+    let mut cmd = tokio::task::block_in_place(|| python_script(OPENAI_SCRIPT));
+    cmd.env("PROMPTD_TCP_KEY", TCP_KEY);
     run_scenario(cmd, scenario, arg)
 }
 

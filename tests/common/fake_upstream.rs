@@ -52,6 +52,8 @@ pub struct RecordedRequest {
     pub method: String,
     /// Path only (no query string), e.g. `/v1/chat/completions`.
     pub path: String,
+    /// The query string, if any (`beta=true`).
+    pub query: Option<String>,
     pub headers: HeaderMap,
     /// The body parsed as JSON; `Value::Null` if it is empty or not JSON.
     pub body: serde_json::Value,
@@ -391,6 +393,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<RespBody> {
     let recorded = RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
         raw: bytes,
@@ -600,6 +603,7 @@ impl Drop for ScriptedBody {
 /// `tests/fixtures/`.
 pub mod fixtures {
     use super::{fixed_size_frames, sse_frames, Behavior};
+    use serde_json::{json, Value};
     use std::time::Duration;
 
     /// The assistant text of every "hello" fixture.
@@ -784,5 +788,130 @@ pub mod fixtures {
     /// 400 invalid_request_error "max_tokens: Field required".
     pub fn anthropic_400() -> Behavior {
         Behavior::json(400, ANTHROPIC_ERROR_400_JSON)
+    }
+
+    /// `{"input_tokens": n}`: Anthropic's `POST /v1/messages/count_tokens` answer.
+    pub fn anthropic_count_tokens(n: u64) -> Behavior {
+        ok(&serde_json::json!({ "input_tokens": n }).to_string())
+    }
+
+    // ---- Generated answers (any tool, any arguments) ----
+
+    /// Whether a request body's conversation already holds a tool's result: an Anthropic
+    /// `tool_result` block or an OpenAI `tool` message. A fake that answers a tool call first
+    /// answers the text once it has one.
+    pub fn has_tool_result(body: &Value) -> bool {
+        body["messages"].as_array().into_iter().flatten().any(|m| {
+            m["role"] == "tool"
+                || m["content"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|b| b["type"] == "tool_result")
+        })
+    }
+
+    /// `text` cut in two near its middle (on a char boundary).
+    fn halves(text: &str) -> (&str, &str) {
+        let mut at = text.len() / 2;
+        while !text.is_char_boundary(at) {
+            at += 1;
+        }
+        text.split_at(at)
+    }
+
+    /// SSE text from `(event name, data)` pairs, with `event:` lines when `named` (Anthropic)
+    /// and without (OpenAI).
+    fn sse_text(events: &[(&str, Value)], named: bool) -> String {
+        let mut text = String::new();
+        for (name, data) in events {
+            if named {
+                text.push_str(&format!("event: {name}\n"));
+            }
+            text.push_str(&format!("data: {data}\n\n"));
+        }
+        text
+    }
+
+    /// An Anthropic stream calling tool `name` (id `id`) with `input`: message_start,
+    /// content_block_start `tool_use` with `input: {}`, ping, an empty `input_json_delta` then
+    /// the input's JSON in two pieces, content_block_stop, message_delta (`stop_reason:
+    /// tool_use`), message_stop: the shape the real API streams.
+    pub fn anthropic_tool_use_stream_of(id: &str, name: &str, input: &Value) -> Behavior {
+        let args = input.to_string();
+        let (head, tail) = halves(&args);
+        let delta = |piece: &str| {
+            json!({"type": "content_block_delta", "index": 0,
+                   "delta": {"type": "input_json_delta", "partial_json": piece}})
+        };
+        let events = [
+            (
+                "message_start",
+                json!({"type": "message_start", "message": {
+                "id": "msg_fake_tool_use", "type": "message", "role": "assistant",
+                "model": ANTHROPIC_MODEL, "content": [], "stop_reason": null,
+                "stop_sequence": null, "usage": {"input_tokens": 60, "output_tokens": 1}}}),
+            ),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+            ),
+            ("ping", json!({"type": "ping"})),
+            ("content_block_delta", delta("")),
+            ("content_block_delta", delta(head)),
+            ("content_block_delta", delta(tail)),
+            (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ),
+            (
+                "message_delta",
+                json!({"type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                "usage": {"output_tokens": 20}}),
+            ),
+            ("message_stop", json!({"type": "message_stop"})),
+        ];
+        sse(&sse_text(&events, true))
+    }
+
+    /// An OpenAI chat stream calling function `name` (id `id`) with `arguments` (a JSON
+    /// text): the role chunk with the call's id, name and empty arguments, the arguments in
+    /// two pieces, `finish_reason: tool_calls`, a usage chunk, `[DONE]`.
+    pub fn openai_tool_call_stream_of(id: &str, name: &str, arguments: &str) -> Behavior {
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "chatcmpl-fake-tool", "object": "chat.completion.chunk",
+                   "created": 1741569952, "model": OPENAI_MODEL,
+                   "choices": [{"index": 0, "delta": delta, "logprobs": null,
+                                "finish_reason": finish}],
+                   "usage": null})
+        };
+        let args =
+            |piece: &str| json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
+        let (head, tail) = halves(arguments);
+        let (prompt, completion, total) = OPENAI_TOOL_USAGE;
+        let events = [
+            (
+                "",
+                chunk(
+                    json!({"role": "assistant", "content": null, "tool_calls": [
+                {"index": 0, "id": id, "type": "function",
+                 "function": {"name": name, "arguments": ""}}]}),
+                    Value::Null,
+                ),
+            ),
+            ("", chunk(args(head), Value::Null)),
+            ("", chunk(args(tail), Value::Null)),
+            ("", chunk(json!({}), json!("tool_calls"))),
+            (
+                "",
+                json!({"id": "chatcmpl-fake-tool", "object": "chat.completion.chunk",
+                        "created": 1741569952, "model": OPENAI_MODEL, "choices": [],
+                        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                                  "total_tokens": total}}),
+            ),
+        ];
+        sse(&(sse_text(&events, false) + "data: [DONE]\n\n"))
     }
 }

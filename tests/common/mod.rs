@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod external;
 pub mod fake_upstream;
 pub mod forward_proxy;
 pub mod process;
@@ -150,6 +151,29 @@ impl TestDaemon {
         let config =
             Config::from_toml(toml, "test config", &overrides).expect("test config is valid");
         Self::start_with(dir, config).await
+    }
+
+    /// Start a daemon from `toml` that also listens on loopback TCP and asks its clients there
+    /// for `tcp_key` (`Authorization: Bearer KEY` or `x-api-key: KEY`); with the listener's URL,
+    /// `http://127.0.0.1:PORT`.
+    pub async fn start_tcp(toml: &str, tcp_key: &str) -> (TestDaemon, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let overrides = Overrides {
+            socket: Some(dir.path().join("promptd.sock")),
+            tcp: Some(format!("127.0.0.1:{port}")),
+            state_dir: Some(dir.path().join("state")),
+            prompts_dir: Some(dir.path().join("prompts")),
+        };
+        let mut config =
+            Config::from_toml(toml, "test config", &overrides).expect("test config is valid");
+        config.access.tcp_key = Some(promptd::config::Secret::new(tcp_key));
+        config.access.tcp_key_env = Some("PROMPTD_TCP_KEY".to_owned());
+        let url = format!("http://127.0.0.1:{port}");
+        (Self::start_with(dir, config).await, url)
     }
 
     /// Start a daemon with an already validated config.
