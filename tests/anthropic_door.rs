@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::fake_upstream::{fixtures, FakeUpstream};
+use common::fake_upstream::{fixtures, Behavior, FakeUpstream};
 use common::{providers_toml, raw_post_bytes, raw_post_with, RawResponse, TestDaemon};
 use serde_json::{json, Value};
 
@@ -312,5 +312,36 @@ async fn errors_are_anthropics_and_a_keyless_provider_gets_the_clients_key() {
     let sent = local.last_request().expect("called");
     assert_eq!(sent.header("authorization"), Some("Bearer sk-from-client"));
     assert_eq!(sent.body["model"], "claude-opus-4-8");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn count_tokens_is_the_providers_or_a_said_estimate() {
+    let anthropic = FakeUpstream::always(Behavior::json(200, r#"{"input_tokens":17}"#)).await;
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let daemon = daemon(&openai, &anthropic).await;
+    let body = json!({"model": "anthropic/claude-x",
+        "messages": [{"role": "user", "content": "Hello there"}]});
+    let path = "/v1/messages/count_tokens";
+    let raw = raw_post_with(&daemon.socket, path, &body, &[VERSION]).await;
+    assert_eq!(raw.status(), 200);
+    assert_eq!(json_of(&raw), json!({"input_tokens": 17}));
+    assert_eq!(raw.header("x-promptd-estimated"), None);
+    let sent = anthropic.last_request().expect("called");
+    assert_eq!(sent.path, "/v1/messages/count_tokens");
+    assert_eq!(sent.body["model"], "claude-x");
+    // An OpenAI-kind provider cannot count: promptd estimates, and says so.
+    let body = json!({"model": "openai/gpt-x", "system": "s".repeat(400),
+        "messages": [{"role": "user", "content": "Hello there"}]});
+    let raw = raw_post_with(&daemon.socket, path, &body, &[VERSION]).await;
+    assert_eq!(raw.status(), 200);
+    assert_eq!(raw.header("x-promptd-estimated"), Some("chars/4"));
+    let tokens = json_of(&raw)["input_tokens"].as_u64().expect("a count");
+    assert!((100..200).contains(&tokens), "{tokens}");
+    assert_eq!(openai.calls(), 0);
+    // An unserved /v1 path answers an Anthropic client in Anthropic's shape.
+    let raw = raw_post_with(&daemon.socket, "/v1/messages/batches", &body, &[VERSION]).await;
+    assert_eq!(raw.status(), 404);
+    assert_eq!(json_of(&raw)["type"], "error");
     daemon.stop().await;
 }

@@ -16,6 +16,7 @@
 mod answer;
 mod complete;
 mod context;
+mod count_tokens;
 mod embed;
 mod flight;
 mod log;

@@ -27,6 +27,7 @@ use crate::config::{ProviderConfig, Secret};
 use crate::retry::Backoff;
 
 mod body;
+mod count_tokens;
 mod embeddings;
 mod models;
 mod proxy;

@@ -208,7 +208,10 @@ fn serve_connection<I>(
                         .err()
                         .or_else(|| over_rate(&state, peer, route));
                     match refused {
-                        Some(err) => router::error(router::ErrorShape::of(route, uri.path()), &err),
+                        Some(err) => {
+                            let shape = router::ErrorShape::of(route, uri.path(), req.headers());
+                            router::error(shape, &err)
+                        }
                         None => {
                             let ctx = RequestCtx {
                                 client: peer.client(),

@@ -1,5 +1,5 @@
 //! Anthropic's Messages door: `POST /v1/messages` (whole and streamed; `?beta=true`, as Claude
-//! Code sends it, is the same route). It translates HTTP to the engine's calls — the same
+//! Code sends it, is the same route) and `POST /v1/messages/count_tokens`. It translates HTTP to the engine's calls — the same
 //! pipeline as the other doors — and answers in Anthropic's shapes, errors included.
 //!
 //! Keys: the provider's configured key is used; a provider configured without one is sent the
@@ -13,17 +13,19 @@ use hyper::body::Incoming;
 use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE,
 };
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
+use serde_json::json;
 
 use super::anthropic_events::AnthropicEvents;
-use super::body::{self, ResponseBody};
+use super::body::{self, HeldBody, ResponseBody};
 use super::openai::{promptd_headers_of, request_headers, Served};
 use super::State;
-use crate::api::anthropic::{decode_messages, error_body};
+use crate::api::anthropic::{decode_messages, error_body, estimate_tokens, MessagesCall, Routed};
 use crate::api::openai::{resolve_model, Target};
-use crate::api::ApiError;
+use crate::api::{ApiError, CompletionRequest};
 use crate::config::Secret;
 use crate::engine::RequestCtx;
+use crate::providers::ProviderKind;
 use crate::wire::anthropic::render_response;
 
 /// The client's headers a call to an Anthropic-kind provider forwards as they came.
@@ -54,15 +56,20 @@ pub async fn messages(
     }
 }
 
-async fn call(
-    req: Request<Incoming>,
-    ctx: RequestCtx,
-    state: &State,
-    started: Instant,
-) -> Result<Response<ResponseBody>, ApiError> {
+/// A request read and decoded: the call, where it goes, and what the engine's request starts
+/// from (promptd's headers, and the client's key for a provider configured without one).
+struct Decoded {
+    call: MessagesCall,
+    target: Target,
+    base: CompletionRequest,
+    /// The body's bytes, held (and counted against `max_request_memory`) while the call is.
+    _body: HeldBody,
+}
+
+async fn decode(req: Request<Incoming>, state: &State) -> Result<Decoded, ApiError> {
     let (parts, request_body) = req.into_parts();
     let headers = &parts.headers;
-    let base = request_headers(headers).request()?;
+    let mut base = request_headers(headers).request()?;
     let config = state.config.load_full();
     let bytes = body::read_body(
         headers,
@@ -80,10 +87,29 @@ async fn call(
         .collect();
     let call = decode_messages(Bytes::clone(&bytes), forwarded)?;
     let target = resolve_model(&call.model, &config)?;
-    let mut base = base;
     if let Target::Provider { provider, .. } = &target {
         base.provider_api_key = client_key(headers, provider, state);
     }
+    Ok(Decoded {
+        call,
+        target,
+        base,
+        _body: bytes,
+    })
+}
+
+async fn call(
+    req: Request<Incoming>,
+    ctx: RequestCtx,
+    state: &State,
+    started: Instant,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let Decoded {
+        call,
+        target,
+        base,
+        _body,
+    } = decode(req, state).await?;
     let (stream, asked) = (call.stream, call.model.clone());
     let request = call.into_request(target, base)?;
     if stream {
@@ -126,6 +152,50 @@ async fn call(
     promptd_headers_of(&mut response, served);
     Ok(response)
 }
+
+/// `POST /v1/messages/count_tokens`: an Anthropic-kind provider counts (the body and headers
+/// forwarded as for a completion, its answer returned as it came); for any other the count is
+/// promptd's estimate ([`estimate_tokens`]), said so by `x-promptd-estimated`.
+pub async fn count_tokens(req: Request<Incoming>, state: &State) -> Response<ResponseBody> {
+    match Box::pin(count(req, state)).await {
+        Ok(response) => response,
+        Err(e) => error(&e),
+    }
+}
+
+async fn count(req: Request<Incoming>, state: &State) -> Result<Response<ResponseBody>, ApiError> {
+    let Decoded {
+        call, target, base, ..
+    } = decode(req, state).await?;
+    let Routed { provider, call } = call.route(target)?;
+    let body = match state.engine.provider_kind(&provider) {
+        Some(ProviderKind::Anthropic) => {
+            let key = base.provider_api_key;
+            Box::pin(
+                state
+                    .engine
+                    .count_tokens(&provider, call.sent, key, &call.headers),
+            )
+            .await?
+        }
+        _ => {
+            let tokens = estimate_tokens(&call.request);
+            let mut response = body::json(StatusCode::OK, &json!({"input_tokens": tokens}));
+            response
+                .headers_mut()
+                .insert(ESTIMATED, HeaderValue::from_static("chars/4"));
+            return Ok(response);
+        }
+    };
+    let mut response = Response::new(ResponseBody::Full(Some(body)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// Says a token count is promptd's estimate, not the provider's.
+const ESTIMATED: HeaderName = HeaderName::from_static("x-promptd-estimated");
 
 /// The credential the client sent, for a provider configured without a key: `x-api-key`, else
 /// `Authorization: Bearer`; never the TCP listener's own key (which only admits the client).

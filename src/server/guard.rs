@@ -120,7 +120,8 @@ fn is_admin_route(method: &Method, route: Route<'_>) -> bool {
         | Route::OpenAiEmbeddings
         | Route::OpenAiModels
         | Route::OpenAiModel(_)
-        | Route::AnthropicMessages => false,
+        | Route::AnthropicMessages
+        | Route::AnthropicCountTokens => false,
     }
 }
 

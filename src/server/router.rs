@@ -76,6 +76,8 @@ pub enum Route<'a> {
     OpenAiModel(&'a str),
     /// `/v1/messages`, Anthropic's Messages API.
     AnthropicMessages,
+    /// `/v1/messages/count_tokens`.
+    AnthropicCountTokens,
 }
 
 impl<'a> Route<'a> {
@@ -100,6 +102,7 @@ impl<'a> Route<'a> {
             "/v1/embeddings" => Route::OpenAiEmbeddings,
             "/v1/models" => Route::OpenAiModels,
             "/v1/messages" => Route::AnthropicMessages,
+            "/v1/messages/count_tokens" => Route::AnthropicCountTokens,
             p => {
                 if let Some(id) = p.strip_prefix("/v1/models/") {
                     // A model id may hold a `/` (`deployment/ID`, `provider/model`).
@@ -128,7 +131,7 @@ impl<'a> Route<'a> {
             | Route::OpenAiEmbeddings
             | Route::OpenAiModels
             | Route::OpenAiModel(_) => ErrorShape::OpenAi,
-            Route::AnthropicMessages => ErrorShape::Anthropic,
+            Route::AnthropicMessages | Route::AnthropicCountTokens => ErrorShape::Anthropic,
             _ => ErrorShape::Promptd,
         }
     }
@@ -159,6 +162,7 @@ impl<'a> Route<'a> {
             Route::OpenAiEmbeddings => "openai_embeddings",
             Route::OpenAiModels | Route::OpenAiModel(_) => "openai_models",
             Route::AnthropicMessages => "anthropic_messages",
+            Route::AnthropicCountTokens => "anthropic_count_tokens",
         }
     }
 }
@@ -179,7 +183,7 @@ pub async fn route(
             method: method.to_string(),
             path: path.to_owned(),
         };
-        return error(ErrorShape::of(None, path), &err);
+        return error(ErrorShape::of(None, path, req.headers()), &err);
     };
     let anthropic_client = req.headers().contains_key(anthropic_models::VERSION_HEADER);
     let outcome = match (&method, route) {
@@ -221,6 +225,9 @@ pub async fn route(
         (_, Route::Unsupported) => Err(ApiError::NotImplemented(format!("{method} {path}"))),
         (&Method::POST, Route::OpenAiChat) => Ok(openai::chat_completions(req, ctx, state).await),
         (&Method::POST, Route::AnthropicMessages) => Ok(anthropic::messages(req, ctx, state).await),
+        (&Method::POST, Route::AnthropicCountTokens) => {
+            Ok(anthropic::count_tokens(req, state).await)
+        }
         (&Method::POST, Route::OpenAiEmbeddings) => {
             Ok(super::openai_embeddings::embeddings(req, state).await)
         }
@@ -253,13 +260,20 @@ pub enum ErrorShape {
 }
 
 impl ErrorShape {
-    /// The shape for a request to `path` that resolved to `route`: the route's own; a path no
-    /// route serves gets OpenAI's under `/v1/` (an OpenAI client calling an endpoint promptd
-    /// does not serve), promptd's elsewhere.
-    pub fn of(route: Option<Route<'_>>, path: &str) -> ErrorShape {
+    /// The shape for a request to `path` with `headers` that resolved to `route`: the route's
+    /// own; a path no route serves gets, under `/v1/`, Anthropic's for a request carrying
+    /// `anthropic-version` (every Anthropic client sends it) and OpenAI's for any other (an
+    /// OpenAI client calling an endpoint promptd does not serve); promptd's elsewhere.
+    pub fn of(route: Option<Route<'_>>, path: &str, headers: &hyper::HeaderMap) -> ErrorShape {
         match route {
             Some(route) => route.error_shape(),
-            None if path.starts_with("/v1/") => ErrorShape::OpenAi,
+            None if path.starts_with("/v1/") => {
+                if headers.contains_key(anthropic_models::VERSION_HEADER) {
+                    ErrorShape::Anthropic
+                } else {
+                    ErrorShape::OpenAi
+                }
+            }
             None => ErrorShape::Promptd,
         }
     }
@@ -304,7 +318,8 @@ mod tests {
 
     #[test]
     fn a_route_chooses_its_error_shape_an_unserved_path_its_prefix() {
-        let shape = |path| ErrorShape::of(Route::resolve(path), path);
+        let none = hyper::HeaderMap::new();
+        let shape = |path| ErrorShape::of(Route::resolve(path), path, &none);
         assert_eq!(shape("/v1/chat/completions"), ErrorShape::OpenAi);
         assert_eq!(shape("/v1/models/deployment/p-1"), ErrorShape::OpenAi);
         assert_eq!(shape("/v1/messages"), ErrorShape::Anthropic);
@@ -312,6 +327,13 @@ mod tests {
         assert_eq!(shape("/cache/stats"), ErrorShape::Promptd);
         assert_eq!(shape("/v1/completions"), ErrorShape::OpenAi, "not served");
         assert_eq!(shape("/nope"), ErrorShape::Promptd);
+        let mut anthropic = hyper::HeaderMap::new();
+        anthropic.insert("anthropic-version", "2023-06-01".parse().expect("value"));
+        let path = "/v1/messages/batches";
+        assert_eq!(
+            ErrorShape::of(Route::resolve(path), path, &anthropic),
+            ErrorShape::Anthropic
+        );
     }
 
     #[test]

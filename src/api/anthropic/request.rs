@@ -53,36 +53,24 @@ pub fn decode_messages(
 }
 
 impl MessagesCall {
-    /// The engine's request for `target`, starting from `base` (what promptd's own headers
-    /// said). The client's body goes on with `model` set to the provider's name for it and
-    /// without `stream` (each call asks for what it needs).
+    /// The engine's request for `target` ([`MessagesCall::route`]), starting from `base`
+    /// (what promptd's own headers said), with a Parea view of the call for the log record.
     pub fn into_request(
         self,
         target: Target,
         base: CompletionRequest,
     ) -> Result<CompletionRequest, ApiError> {
-        let (provider, model) = match target {
-            Target::Provider { provider, model } => (provider, model),
-            Target::Deployment(id) => {
-                return Err(ApiError::invalid(
-                    "model",
-                    format!(
-                        "deployment/{id}: deployed prompts are served on the Parea route and \
-                         /v1/chat/completions, not on /v1/messages"
-                    ),
-                ))
-            }
-        };
-        let MessagesCall {
-            decoded: Decoded { mut request, hints },
-            body,
-            headers,
-            ..
-        } = self;
-        let model_json = serde_json::to_string(&model).unwrap_or_default();
-        let sent = crate::wire::json::rewrite_members(&body, "stream", ("model", &model_json))
-            .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-        model.clone_into(&mut request.model);
+        let Routed {
+            provider,
+            call:
+                ModelCall {
+                    request,
+                    hints,
+                    sent,
+                    headers,
+                },
+        } = self.route(target)?;
+        let model = request.model.clone();
         let configuration = LlmConfiguration {
             model: Some(model),
             provider: Some(provider),
@@ -120,10 +108,56 @@ impl MessagesCall {
             modeled: Some(ModelCall {
                 request,
                 hints,
-                sent: Bytes::from(sent),
+                sent,
                 headers,
             }),
             ..base
+        })
+    }
+}
+
+/// A call routed to a provider: its name, and the call with the provider's model.
+#[derive(Debug)]
+pub struct Routed {
+    pub provider: String,
+    pub call: ModelCall,
+}
+
+impl MessagesCall {
+    /// The call for `target`, its model the provider's, and the client's body rewritten to
+    /// match: `model` set, `stream` left out (each call asks for what it needs), every other
+    /// member's bytes as sent. A deployment is refused: deployed prompts are not served here.
+    pub fn route(self, target: Target) -> Result<Routed, ApiError> {
+        let (provider, model) = match target {
+            Target::Provider { provider, model } => (provider, model),
+            Target::Deployment(id) => {
+                return Err(ApiError::invalid(
+                    "model",
+                    format!(
+                        "deployment/{id}: deployed prompts are served on the Parea route and \
+                         /v1/chat/completions, not on /v1/messages"
+                    ),
+                ))
+            }
+        };
+        let MessagesCall {
+            decoded: Decoded { mut request, hints },
+            body,
+            headers,
+            ..
+        } = self;
+        let model_json = serde_json::to_string(&model).unwrap_or_default();
+        let sent = crate::wire::json::rewrite_members(&body, "stream", ("model", &model_json))
+            .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        request.model = model;
+        Ok(Routed {
+            provider,
+            call: ModelCall {
+                request,
+                hints,
+                sent: Bytes::from(sent),
+                headers,
+            },
         })
     }
 }
