@@ -60,6 +60,7 @@ fn entry_of_about_4kb() -> CacheEntry {
         provider: "openai".into(),
         raw_response: None,
         chunks: vec![],
+        raw_wire: promptd::cache::entry::RawWire::OpenAiChat,
         created_ms: 1,
         expires_ms: u64::MAX,
         last_used_ms: 1,

@@ -242,6 +242,7 @@ fn entry(i: u64) -> CacheEntry {
         provider: "openai".into(),
         raw_response: None,
         chunks,
+        raw_wire: promptd::cache::entry::RawWire::OpenAiChat,
         created_ms: now,
         expires_ms: now + 3_600_000,
         last_used_ms: now,

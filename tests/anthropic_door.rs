@@ -88,6 +88,11 @@ async fn to_an_anthropic_provider_the_body_and_headers_go_as_they_came() {
     let raw = raw_post_bytes(&daemon.socket, "/v1/messages", text.as_bytes(), &headers).await;
     assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
     let v = json_of(&raw);
+    assert_eq!(
+        raw.chunks.concat(),
+        fixtures::ANTHROPIC_MESSAGE_JSON.as_bytes(),
+        "the provider's answer as it came"
+    );
     assert_eq!(v["type"], "message");
     assert_eq!(v["role"], "assistant");
     assert_eq!(v["content"][0]["type"], "text");
@@ -139,6 +144,22 @@ async fn a_stream_from_an_anthropic_provider_is_anthropics_events() {
     assert_eq!(delta["usage"]["output_tokens"], fixtures::ANTHROPIC_USAGE.1);
     let sent = anthropic.last_request().expect("called");
     assert_eq!(sent.body["stream"], true);
+    // Each event as the provider sent it (its `ping` with its own spacing too).
+    let text: String = raw.chunk_strings().concat();
+    assert_eq!(
+        text.replace("\r\n", "\n").trim_end(),
+        fixtures::ANTHROPIC_STREAM_SSE
+            .replace("\r\n", "\n")
+            .trim_end()
+    );
+    // A hit of it is rendered from the cache entry, in the same shape.
+    let raw = messages(&daemon, &hello("anthropic/claude-x", true), &[VERSION]).await;
+    assert_eq!(raw.header("x-promptd-cache"), Some("hit"));
+    let evs = events(&raw);
+    assert_eq!(names(&evs)[0], "message_start");
+    assert_eq!(text_of(&evs), fixtures::HELLO);
+    assert_eq!(names(&evs).last(), Some(&"message_stop"));
+    assert_eq!(anthropic.calls(), 1);
     daemon.stop().await;
 }
 

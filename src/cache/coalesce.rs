@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::{CacheEntry, CacheKey};
-use crate::providers::Piece;
+use crate::providers::{Piece, RawEvent};
 
 /// How a flight ended.
 #[derive(Debug, Clone)]
@@ -83,6 +83,7 @@ impl<E> FlightState<E> {
 fn piece_bytes(piece: &Piece) -> usize {
     piece.text.as_ref().map_or(0, String::len)
         + piece.chunk.as_ref().map_or(0, String::len)
+        + piece.raw_event.as_ref().map_or(0, RawEvent::len)
         + piece
             .events
             .iter()

@@ -29,8 +29,21 @@ use crate::model::{Block, BlockKind, FinishReason, Response, StreamEvent, Usage}
 /// Bump when [`CacheEntry`] or the header changes shape. 5: the finish reason is the model's
 /// ([`FinishReason`]), no longer the provider's word. 7: the answer is the model's
 /// [`Response`] (its blocks, reasoning and signatures included), no longer Parea's content and
-/// tool calls.
-pub const ENTRY_FORMAT: u8 = 7;
+/// tool calls. 8: the wire of the upstream's bytes ([`RawWire`]): an Anthropic-kind answer's
+/// body is kept too.
+pub const ENTRY_FORMAT: u8 = 8;
+
+/// The wire of an entry's upstream bytes (`raw_response`, `chunks`): only a door of that wire
+/// sends them back as they came; every other renders the entry's model answer. Stored as its
+/// position: variants are only ever added at the end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RawWire {
+    /// OpenAI's chat completions (an OpenAI-kind provider).
+    #[default]
+    OpenAiChat,
+    /// Anthropic's Messages (an Anthropic-kind provider).
+    AnthropicMessages,
+}
 
 /// Bytes of the fixed header after the format byte.
 const HEADER_LEN: usize = 24;
@@ -89,12 +102,14 @@ pub struct CacheEntry {
     pub deltas: Vec<String>,
     pub cost: f64,
     pub provider: String,
-    /// An OpenAI-kind upstream's whole answer body as received (non-stream calls): an
-    /// OpenAI-route client gets it back as it was, unknown fields included.
+    /// The upstream's whole answer body as received (non-stream calls), in the wire of
+    /// `raw_wire`: a client of that wire gets it back as it was, unknown fields included.
     pub raw_response: Option<String>,
     /// An OpenAI-kind upstream's stream chunks (the JSON of each event) as received: replayed
     /// as they were to OpenAI-route stream clients.
     pub chunks: Vec<String>,
+    /// The wire `raw_response` and `chunks` are in: the provider kind's that answered.
+    pub raw_wire: RawWire,
     /// Unix milliseconds.
     pub created_ms: u64,
     pub expires_ms: u64,
@@ -466,6 +481,7 @@ struct WireRef<'a> {
     provider: &'a str,
     raw_response: Option<&'a str>,
     chunks: &'a [String],
+    raw_wire: RawWire,
     created_ms: u64,
     expires_ms: u64,
     last_used_ms: u64,
@@ -484,6 +500,7 @@ struct Wire {
     provider: String,
     raw_response: Option<String>,
     chunks: Vec<String>,
+    raw_wire: RawWire,
     created_ms: u64,
     expires_ms: u64,
     last_used_ms: u64,
@@ -541,6 +558,7 @@ impl<'a> WireRef<'a> {
             provider: &e.provider,
             raw_response: e.raw_response.as_deref(),
             chunks: &e.chunks,
+            raw_wire: e.raw_wire,
             created_ms: e.created_ms,
             expires_ms: e.expires_ms,
             last_used_ms: e.last_used_ms,
@@ -572,6 +590,7 @@ impl Wire {
             provider: self.provider,
             raw_response: self.raw_response,
             chunks: self.chunks,
+            raw_wire: self.raw_wire,
             created_ms: self.created_ms,
             expires_ms: self.expires_ms,
             last_used_ms: self.last_used_ms,
@@ -706,6 +725,7 @@ pub(crate) mod tests {
             provider: "p".into(),
             raw_response: Some("{}".into()),
             chunks: vec!["{}".into()],
+            raw_wire: RawWire::OpenAiChat,
             created_ms: 1,
             expires_ms: 2,
             last_used_ms: 1,
@@ -735,6 +755,7 @@ pub(crate) mod tests {
             provider: "openai".into(),
             raw_response: None,
             chunks: Vec::new(),
+            raw_wire: RawWire::OpenAiChat,
             created_ms: 1_765_000_000_000,
             expires_ms: 1_765_086_400_000,
             last_used_ms: 1_765_000_000_000,

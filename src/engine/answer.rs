@@ -11,8 +11,9 @@
 use super::log::Timing;
 use super::Prepared;
 use crate::api::CompletionResponse;
+use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
-use crate::providers::{Completion, Piece, PriceTable};
+use crate::providers::{Completion, Piece, PriceTable, ProviderKind};
 use crate::timestamp::{iso, now_iso};
 
 /// Turn a finished completion into an entry. `pieces` are the stream's pieces, or `None` for a
@@ -69,6 +70,10 @@ pub fn entry_from_completion(
         provider: prepared.provider.name().to_owned(),
         raw_response: raw,
         chunks,
+        raw_wire: match prepared.provider.kind() {
+            ProviderKind::OpenAi => RawWire::OpenAiChat,
+            ProviderKind::Anthropic => RawWire::AnthropicMessages,
+        },
         created_ms: times.0,
         expires_ms: times.1,
         last_used_ms: times.0,

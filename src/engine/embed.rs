@@ -195,6 +195,7 @@ impl Engine {
             provider: provider.to_owned(),
             raw_response: None,
             chunks: Vec::new(),
+            raw_wire: crate::cache::entry::RawWire::OpenAiChat,
             created_ms,
             expires_ms,
             last_used_ms: created_ms,

@@ -50,7 +50,11 @@ fn completion_of(mut response: Response, truncated: bool) -> Completion {
 /// Parse a whole (non-stream) answer.
 pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
     wire::decode_response(body)
-        .map(|response| completion_of(response, false))
+        .map(|response| Completion {
+            // Returned as it came to a client of Anthropic's wire (the Messages door).
+            raw: std::str::from_utf8(body).ok().map(str::to_owned),
+            ..completion_of(response, false)
+        })
         .map_err(|e| ProviderError::Protocol(format!("messages body: {}", e.message)))
 }
 

@@ -125,9 +125,9 @@ impl From<&str> for Piece {
 }
 
 /// One piece of an upstream stream as it arrives: from an OpenAI-kind upstream, the text it
-/// adds and the event's JSON as received, for OpenAI-route clients; from an upstream of
-/// another wire, the model's events it made (its text among them: [`Piece::text_ref`]), which
-/// each door renders in its own.
+/// adds and the event's JSON as received, for OpenAI-route clients; from an Anthropic-kind
+/// upstream, the model's events it made (its text among them: [`Piece::text_ref`]), which each
+/// door renders in its own, and the event as received, for Messages-door clients.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Piece {
     /// The text it adds, when it is not in `events` (held once, not twice).
@@ -138,6 +138,27 @@ pub struct Piece {
     /// `chunk` only reports usage (no choices): sent only to OpenAI-route clients that asked
     /// for it (`stream_options.include_usage`).
     pub usage_only: bool,
+    /// The event as an Anthropic-kind upstream sent it (`ping`s too, which make no model
+    /// event): the Messages door sends it on as it came.
+    pub raw_event: Option<RawEvent>,
+}
+
+/// An SSE event as the upstream sent it: its name (when it had one) and its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEvent {
+    pub name: Option<String>,
+    pub data: String,
+}
+
+impl RawEvent {
+    /// The bytes it holds.
+    pub fn len(&self) -> usize {
+        self.name.as_ref().map_or(0, String::len) + self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A whole answer: the model's [`Response`] (blocks, finish, usage, model, id), decoded by the
@@ -332,6 +353,12 @@ impl StreamDecoder {
             StreamDecoder::OpenAi(s) => s.on_event(event),
             StreamDecoder::Anthropic(s) => s.on_event(event),
         }
+    }
+
+    /// Whether each event goes on as it came ([`Piece::raw_event`]): an Anthropic-kind
+    /// upstream's, for the Messages door (an OpenAI-kind upstream's chunk already does).
+    pub fn keeps_events(&self) -> bool {
+        matches!(self, StreamDecoder::Anthropic(_))
     }
 
     /// The body ended without an explicit end marker: is what we have a complete answer?

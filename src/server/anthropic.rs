@@ -6,6 +6,7 @@
 //! credential the client brought (`x-api-key`, or `Authorization: Bearer`), unless that is the
 //! TCP listener's own key. It is never logged, cached or echoed.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -23,6 +24,8 @@ use super::State;
 use crate::api::anthropic::{decode_messages, error_body, estimate_tokens, MessagesCall, Routed};
 use crate::api::openai::{resolve_model, Target};
 use crate::api::{ApiError, CompletionRequest};
+use crate::cache::entry::RawWire;
+use crate::cache::CacheEntry;
 use crate::config::Secret;
 use crate::engine::RequestCtx;
 use crate::providers::ProviderKind;
@@ -133,11 +136,8 @@ async fn call(
     }
     let answer = Box::pin(state.engine.complete(request, ctx)).await?;
     let trace_id = answer.response.inference_id.clone();
-    let mut rendered = answer.entry.response.clone();
-    rendered.id.get_or_insert_with(|| trace_id.clone());
-    let model = rendered.model.clone().unwrap_or(asked);
-    let body = render_response(&rendered, &model);
-    let mut response = Response::new(ResponseBody::Full(Some(body.into())));
+    let body = message_body(&answer.entry, &trace_id, asked);
+    let mut response = Response::new(ResponseBody::Full(Some(body)));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -151,6 +151,31 @@ async fn call(
     };
     promptd_headers_of(&mut response, served);
     Ok(response)
+}
+
+/// The `message` body of a whole answer: an Anthropic-kind upstream's own body as it came
+/// (shared with the cache entry, not copied), else rendered from the entry's model answer.
+fn message_body(entry: &Arc<CacheEntry>, trace_id: &str, asked: String) -> Bytes {
+    if entry.raw_response.is_some() && entry.raw_wire == RawWire::AnthropicMessages {
+        return Bytes::from_owner(RawBody(Arc::clone(entry)));
+    }
+    let mut rendered = entry.response.clone();
+    rendered.id.get_or_insert_with(|| trace_id.to_owned());
+    let model = rendered.model.clone().unwrap_or(asked);
+    Bytes::from(render_response(&rendered, &model))
+}
+
+/// A cache entry seen as the bytes of its upstream body.
+struct RawBody(Arc<CacheEntry>);
+
+impl AsRef<[u8]> for RawBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0
+            .raw_response
+            .as_deref()
+            .unwrap_or_default()
+            .as_bytes()
+    }
 }
 
 /// `POST /v1/messages/count_tokens`: an Anthropic-kind provider counts (the body and headers

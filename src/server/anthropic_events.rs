@@ -1,8 +1,9 @@
 //! The body of a Messages-door stream: Anthropic's events (`message_start`, `ping`, content
-//! blocks with their deltas, `message_delta`, `message_stop`) rendered from the model's events
-//! by the Anthropic wire's [`EventRenderer`], whoever answered: an Anthropic-kind upstream's
-//! events are the model's already; an OpenAI-kind upstream's chunks are decoded here by the
-//! OpenAI chat wire; a cached answer replays its entry. A failure after the start is an
+//! blocks with their deltas, `message_delta`, `message_stop`). An Anthropic-kind upstream's
+//! events go on as it sent them (block types promptd has no model for, such as server tool
+//! use, included). Any other answer is rendered from the model's events by the Anthropic
+//! wire's [`EventRenderer`]: an OpenAI-kind upstream's chunks are decoded here by the OpenAI
+//! chat wire; a cached answer replays its entry. A failure after the start is an
 //! `event: error`, and nothing follows it. Events ready together go as one frame ([`Batch`]).
 
 use std::task::{Context, Poll};
@@ -14,9 +15,13 @@ use crate::api::anthropic::error_event;
 use crate::cache::CacheEntry;
 use crate::engine::{StreamItem, StreamItems};
 use crate::model::{Error, ErrorKind, StreamEvent};
-use crate::providers::Piece;
+use crate::providers::{Piece, RawEvent};
 use crate::wire::anthropic::EventRenderer;
 use crate::wire::openai_chat::EventDecoder;
+
+/// The end of a forwarded stream whose upstream did not send it (it stopped after its
+/// `message_delta`).
+const MESSAGE_STOP: &[u8] = b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
 /// A Messages stream being sent.
 #[derive(Debug)]
@@ -29,6 +34,10 @@ pub struct AnthropicEvents {
     events: Vec<StreamEvent>,
     /// Live events were rendered: the end adds only what closes them.
     saw_events: bool,
+    /// The upstream's own events were sent: nothing is rendered.
+    forwarding: bool,
+    /// Its `message_stop` was among them.
+    saw_stop: bool,
     ended: bool,
     batch: Batch,
 }
@@ -42,6 +51,8 @@ impl AnthropicEvents {
             chunks: None,
             events: Vec::new(),
             saw_events: false,
+            forwarding: false,
+            saw_stop: false,
             ended: false,
             batch: Batch::default(),
         }
@@ -71,7 +82,23 @@ impl AnthropicEvents {
                 )));
             };
             match item {
+                StreamItem::Piece(Piece {
+                    raw_event: Some(raw),
+                    ..
+                }) if !self.saw_events => self.forward(&raw, &mut out),
+                // What the engine adds for other doors (Parea's tool-call text).
+                StreamItem::Piece(_) if self.forwarding => continue,
                 StreamItem::Piece(piece) => self.render_piece(piece, &mut out),
+                StreamItem::End(_) if self.forwarding => {
+                    if !self.saw_stop {
+                        out.extend_from_slice(MESSAGE_STOP);
+                    }
+                    self.ended = true;
+                }
+                StreamItem::Error(message) if self.forwarding => {
+                    self.ended = true;
+                    return Poll::Ready(Some(error_event(&message)));
+                }
                 StreamItem::End(entry) => {
                     if !self.saw_events {
                         self.render_entry(&entry, &mut out);
@@ -92,6 +119,24 @@ impl AnthropicEvents {
             }
         }
         Poll::Ready(Some(Bytes::from(out)))
+    }
+
+    /// An upstream event of Anthropic's wire, as it came.
+    fn forward(&mut self, raw: &RawEvent, out: &mut Vec<u8>) {
+        self.forwarding = true;
+        if let Some(name) = &raw.name {
+            self.saw_stop |= name == "message_stop";
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'\n');
+        }
+        // An SSE data field holds no line break: each line of the upstream's data is one.
+        for line in raw.data.split('\n') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+        out.push(b'\n');
     }
 
     /// One live piece: its model events, or its OpenAI chunk decoded into them.

@@ -15,6 +15,7 @@ use crate::api::openai::response::{
     self, chunk_event, chunk_header, is_usage_chunk, AnswerView, DONE_EVENT,
 };
 use crate::api::openai::stream_error_event;
+use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
 use crate::engine::{StreamItem, StreamItems};
 use crate::providers::Piece;
@@ -142,7 +143,7 @@ impl OpenAiEvents {
                 // A cached answer: an OpenAI-kind upstream's chunks as it sent them, else
                 // rendered from the entry.
                 StreamItem::Replay(entry) => {
-                    if entry.chunks.is_empty() {
+                    if entry.chunks.is_empty() || entry.raw_wire != RawWire::OpenAiChat {
                         self.render_end(&entry);
                     } else {
                         let include_usage = self.include_usage;
@@ -187,7 +188,7 @@ impl OpenAiEvents {
 /// The `chat.completion` body of a whole answer: the upstream's own body when it answered whole
 /// (shared with the cache entry, not copied), else rendered from the entry.
 pub fn completion_body(entry: &Arc<CacheEntry>, trace_id: &str, created: i64) -> Bytes {
-    if entry.raw_response.is_some() {
+    if entry.raw_response.is_some() && entry.raw_wire == RawWire::OpenAiChat {
         return Bytes::from_owner(RawResponse(Arc::clone(entry)));
     }
     response::completion(&view_of(entry, trace_id, created))
@@ -208,9 +209,14 @@ impl AsRef<[u8]> for RawResponse {
 
 /// The view of a cache entry an OpenAI answer is rendered from.
 pub fn view_of<'a>(entry: &'a Arc<CacheEntry>, trace_id: &str, created: i64) -> AnswerView<'a> {
+    // The upstream's bytes are shown only when they are OpenAI's.
+    let ours = entry.raw_wire == RawWire::OpenAiChat;
     AnswerView {
-        raw_response: entry.raw_response.as_deref(),
-        first_chunk: entry.chunks.first().map(String::as_str),
+        raw_response: ours.then_some(entry.raw_response.as_deref()).flatten(),
+        first_chunk: ours
+            .then_some(entry.chunks.first())
+            .flatten()
+            .map(String::as_str),
         fallback_id: format!("chatcmpl-{trace_id}"),
         created,
         response: &entry.response,

@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::super::metrics::ProviderMetrics;
 use super::super::sse::{SseEvent, SseParser};
-use super::super::{Completion, Piece, ProviderError, StreamDecoder};
+use super::super::{Completion, Piece, ProviderError, RawEvent, StreamDecoder};
 
 /// The limits an [`UpstreamStream`] is read under.
 #[derive(Debug, Clone, Copy)]
@@ -156,12 +156,22 @@ impl UpstreamStream {
             self.finished = true;
             self.pending.clear();
         }
-        if decoded.delta.is_some() || decoded.chunk.is_some() || !decoded.events.is_empty() {
+        // An Anthropic-kind upstream's events go on as they came (moved, not copied).
+        let raw_event = self.decoder.keeps_events().then_some(RawEvent {
+            name: event.event,
+            data: event.data,
+        });
+        if decoded.delta.is_some()
+            || decoded.chunk.is_some()
+            || !decoded.events.is_empty()
+            || raw_event.is_some()
+        {
             self.ready.push_back(Piece {
                 text: decoded.delta,
                 chunk: decoded.chunk,
                 events: decoded.events,
                 usage_only: decoded.usage_only,
+                raw_event,
             });
         }
         Ok(())
