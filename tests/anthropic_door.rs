@@ -119,6 +119,14 @@ async fn to_an_anthropic_provider_the_body_and_headers_go_as_they_came() {
         "values as sent, not re-encoded: {raw_text}"
     );
     assert_eq!(openai.calls(), 0);
+    // A hit answers the provider's body as it came too (the entry keeps it, with its wire).
+    let again = raw_post_bytes(&daemon.socket, "/v1/messages", text.as_bytes(), &headers).await;
+    assert_eq!(again.header("x-promptd-cache"), Some("hit"));
+    assert_eq!(
+        again.chunks.concat(),
+        fixtures::ANTHROPIC_MESSAGE_JSON.as_bytes()
+    );
+    assert_eq!(anthropic.calls(), 1);
     daemon.stop().await;
 }
 
@@ -364,5 +372,67 @@ async fn count_tokens_is_the_providers_or_a_said_estimate() {
     let raw = raw_post_with(&daemon.socket, "/v1/messages/batches", &body, &[VERSION]).await;
     assert_eq!(raw.status(), 404);
     assert_eq!(json_of(&raw)["type"], "error");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_bare_claude_name_goes_to_the_doors_own_default_provider() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let toml = format!(
+        "default_provider = \"openai\"\nanthropic_default_provider = \"anthropic\"\n{}",
+        providers_toml(&openai.base_url(), &anthropic.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    let body = json!({"model": "claude-opus-4-8", "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}]});
+    let raw = messages(&daemon, &body, &[VERSION]).await;
+    assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+    assert_eq!(anthropic.calls(), 1);
+    assert_eq!(
+        anthropic.last_request().expect("called").body["model"],
+        "claude-opus-4-8"
+    );
+    // The OpenAI route's bare names still go to default_provider.
+    let chat = json!({"model": "gpt-x", "messages": [{"role": "user", "content": "x"}]});
+    let reply = raw_post_with(&daemon.socket, "/v1/chat/completions", &chat, &[]).await;
+    assert_eq!(reply.status(), 200);
+    assert_eq!(openai.calls(), 1);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn metadata_session_headers_and_cache_control_are_not_in_the_key() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let daemon = daemon(&openai, &anthropic).await;
+    let first = json!({"model": "anthropic/claude-x", "max_tokens": 64,
+        "metadata": {"user_id": "{\"session_id\":\"a\"}"},
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "Hello"}]});
+    let raw = messages(
+        &daemon,
+        &first,
+        &[VERSION, ("x-claude-code-session-id", "a")],
+    )
+    .await;
+    assert_eq!(raw.header("x-promptd-cache"), Some("miss"));
+    let second = json!({"model": "anthropic/claude-x", "max_tokens": 64,
+        "metadata": {"user_id": "{\"session_id\":\"b\"}"},
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello",
+            "cache_control": {"type": "ephemeral"}}]}]});
+    let raw = messages(
+        &daemon,
+        &second,
+        &[VERSION, ("x-claude-code-session-id", "b")],
+    )
+    .await;
+    assert_eq!(raw.header("x-promptd-cache"), Some("hit"));
+    // A beta can change the answer: it is in the key.
+    let beta = ("anthropic-beta", "context-1m-2025-08-07");
+    let raw = messages(&daemon, &second, &[VERSION, beta]).await;
+    assert_eq!(raw.header("x-promptd-cache"), Some("miss"));
+    assert_eq!(anthropic.calls(), 2);
     daemon.stop().await;
 }

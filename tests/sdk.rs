@@ -206,7 +206,9 @@ async fn sdk_reads_a_trace_log_back_and_sends_feedback() {
         "feedback",
         json!({"trace_id": trace_id, "score": 0.75}),
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // The flusher backs off after the 503s (for longer on a busy machine): ask it to ship now,
+    // until it has. The deadline only keeps a broken daemon from hanging the suite.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let feedback = loop {
         let found = collector
             .requests()
@@ -219,7 +221,8 @@ async fn sdk_reads_a_trace_log_back_and_sends_feedback() {
             tokio::time::Instant::now() < deadline,
             "feedback never shipped"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        daemon.post("/logs/flush", &json!({})).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(feedback.body["trace_id"], trace_id.as_str());
     assert_eq!(feedback.body["score"], 0.75);

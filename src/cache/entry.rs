@@ -108,7 +108,8 @@ pub struct CacheEntry {
     /// An OpenAI-kind upstream's stream chunks (the JSON of each event) as received: replayed
     /// as they were to OpenAI-route stream clients.
     pub chunks: Vec<String>,
-    /// The wire `raw_response` and `chunks` are in: the provider kind's that answered.
+    /// The wire `raw_response` is in: the provider kind's that answered (`chunks` are only
+    /// ever an OpenAI-kind upstream's).
     pub raw_wire: RawWire,
     /// Unix milliseconds.
     pub created_ms: u64,
@@ -479,9 +480,9 @@ struct WireRef<'a> {
     deltas: DeltasRef<'a>,
     cost: f64,
     provider: &'a str,
-    raw_response: Option<&'a str>,
+    /// With its wire: one byte more only when there is one (`chunks` are always OpenAI's).
+    raw_response: Option<(RawWire, &'a str)>,
     chunks: &'a [String],
-    raw_wire: RawWire,
     created_ms: u64,
     expires_ms: u64,
     last_used_ms: u64,
@@ -498,9 +499,8 @@ struct Wire {
     deltas: Deltas,
     cost: f64,
     provider: String,
-    raw_response: Option<String>,
+    raw_response: Option<(RawWire, String)>,
     chunks: Vec<String>,
-    raw_wire: RawWire,
     created_ms: u64,
     expires_ms: u64,
     last_used_ms: u64,
@@ -556,9 +556,8 @@ impl<'a> WireRef<'a> {
             },
             cost: e.cost,
             provider: &e.provider,
-            raw_response: e.raw_response.as_deref(),
+            raw_response: e.raw_response.as_deref().map(|raw| (e.raw_wire, raw)),
             chunks: &e.chunks,
-            raw_wire: e.raw_wire,
             created_ms: e.created_ms,
             expires_ms: e.expires_ms,
             last_used_ms: e.last_used_ms,
@@ -588,9 +587,12 @@ impl Wire {
             deltas,
             cost: self.cost,
             provider: self.provider,
-            raw_response: self.raw_response,
+            raw_wire: self
+                .raw_response
+                .as_ref()
+                .map_or(RawWire::default(), |r| r.0),
+            raw_response: self.raw_response.map(|r| r.1),
             chunks: self.chunks,
-            raw_wire: self.raw_wire,
             created_ms: self.created_ms,
             expires_ms: self.expires_ms,
             last_used_ms: self.last_used_ms,

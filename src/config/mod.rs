@@ -206,6 +206,9 @@ pub struct Config {
     pub models: BTreeMap<String, String>,
     /// `default_provider`: where a bare model name goes when no other rule places it.
     pub default_provider: Option<String>,
+    /// `anthropic_default_provider`: the same for the Messages door (`/v1/messages`: Claude
+    /// Code, the Anthropic SDKs); unset, `default_provider`.
+    pub anthropic_default_provider: Option<String>,
     /// Price overrides by model name (prefix match), USD per million tokens.
     pub prices: BTreeMap<String, Price>,
     pub cache: CacheConfig,
@@ -378,6 +381,7 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             models: raw.models.unwrap_or_default(),
             default_provider: raw.default_provider,
+            anthropic_default_provider: raw.anthropic_default_provider,
             prices: raw
                 .prices
                 .unwrap_or_default()
@@ -423,20 +427,30 @@ impl Config {
     }
 }
 
-/// `default_provider` and every `[models]` value name a configured provider; model names are
+/// `default_provider`, `anthropic_default_provider` and every `[models]` value name a
+/// configured provider; model names are
 /// not empty and have no surrounding spaces.
 fn check_model_routing(config: &Config) -> Result<(), ConfigError> {
     let known = |name: &str| config.providers.contains_key(name);
     let names = || config.provider_names().join(", ");
-    if let Some(p) = &config.default_provider {
-        if !known(p) {
-            return Err(invalid(
-                "default_provider",
-                format!(
-                    "`{p}` is not a configured provider; configured: {}",
-                    names()
-                ),
-            ));
+    let defaults = [
+        ("default_provider", &config.default_provider),
+        (
+            "anthropic_default_provider",
+            &config.anthropic_default_provider,
+        ),
+    ];
+    for (key, default) in defaults {
+        if let Some(p) = default {
+            if !known(p) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "`{p}` is not a configured provider; configured: {}",
+                        names()
+                    ),
+                ));
+            }
         }
     }
     for (model, provider) in &config.models {

@@ -40,6 +40,8 @@ pub struct RawConfig {
     pub log_level: Option<String>,
     /// The provider of an OpenAI-route model that no other rule places.
     pub default_provider: Option<String>,
+    /// The provider of a Messages-door model that no other rule places.
+    pub anthropic_default_provider: Option<String>,
     /// `[models]`: bare model name -> provider name, for the OpenAI-compatible routes.
     pub models: Option<BTreeMap<String, String>>,
     pub providers: Option<BTreeMap<String, RawProvider>>,

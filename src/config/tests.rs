@@ -93,6 +93,10 @@ fn bad_values_name_their_key() {
         ("[cache]\nmax_bytes = \"0\"", "cache.max_bytes"),
         ("[cache]\nsize = 1", "size"),
         ("default_provider = \"nope\"", "default_provider"),
+        (
+            "anthropic_default_provider = \"nope\"",
+            "anthropic_default_provider",
+        ),
         ("[models]\n\"gpt-x\" = \"nope\"", "models.\"gpt-x\""),
         ("[models]\n\" \" = \"openai\"", "models.\" \""),
         (

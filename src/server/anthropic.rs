@@ -22,7 +22,7 @@ use super::body::{self, HeldBody, ResponseBody};
 use super::openai::{promptd_headers_of, request_headers, Served};
 use super::State;
 use crate::api::anthropic::{decode_messages, error_body, estimate_tokens, MessagesCall, Routed};
-use crate::api::openai::{resolve_model, Target};
+use crate::api::openai::{resolve_model_or, Target};
 use crate::api::{ApiError, CompletionRequest};
 use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
@@ -89,7 +89,11 @@ async fn decode(req: Request<Incoming>, state: &State) -> Result<Decoded, ApiErr
         })
         .collect();
     let call = decode_messages(Bytes::clone(&bytes), forwarded)?;
-    let target = resolve_model(&call.model, &config)?;
+    let default = config
+        .anthropic_default_provider
+        .as_deref()
+        .or(config.default_provider.as_deref());
+    let target = resolve_model_or(&call.model, &config, default)?;
     if let Target::Provider { provider, .. } = &target {
         base.provider_api_key = client_key(headers, provider, state);
     }

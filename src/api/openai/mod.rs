@@ -15,5 +15,5 @@ pub mod request;
 pub mod response;
 
 pub use error::{error_body, stream_error_event};
-pub use models::{resolve_model, Target};
+pub use models::{resolve_model, resolve_model_or, Target};
 pub use request::{decode_chat, ChatCall, RequestHeaders};

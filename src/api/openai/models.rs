@@ -23,6 +23,16 @@ pub enum Target {
 
 /// Resolve `model` against the config's providers and routing keys.
 pub fn resolve_model(model: &str, config: &Config) -> Result<Target, ApiError> {
+    resolve_model_or(model, config, config.default_provider.as_deref())
+}
+
+/// [`resolve_model`] with `default` as the provider of a bare name no other rule places (a
+/// door's own default: the Messages door's `anthropic_default_provider`).
+pub fn resolve_model_or(
+    model: &str,
+    config: &Config,
+    default: Option<&str>,
+) -> Result<Target, ApiError> {
     if let Some(id) = model.strip_prefix(DEPLOYMENT_PREFIX) {
         if !id.is_empty() {
             return Ok(Target::Deployment(id.to_owned()));
@@ -50,7 +60,7 @@ pub fn resolve_model(model: &str, config: &Config) -> Result<Target, ApiError> {
     {
         return Ok(to(name));
     }
-    if let Some(provider) = &config.default_provider {
+    if let Some(provider) = default {
         return Ok(to(provider));
     }
     Err(ApiError::ModelNotFound(format!(
