@@ -143,9 +143,11 @@ pub struct Piece {
     pub raw_event: Option<RawEvent>,
 }
 
-/// An SSE event as the upstream sent it: its name (when it had one) and its data.
+/// An SSE event as the upstream sent it: its name (when it had one) and its data, in the wire
+/// of the upstream's kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEvent {
+    pub wire: crate::model::Wire,
     pub name: Option<String>,
     pub data: String,
 }

@@ -17,19 +17,23 @@ use hyper::header::{
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 
-use super::anthropic_events::AnthropicEvents;
 use super::body::{self, HeldBody, ResponseBody};
+use super::model_events::{ModelEvents, Render};
 use super::openai::{promptd_headers_of, request_headers, Served};
 use super::State;
-use crate::api::anthropic::{decode_messages, error_body, estimate_tokens, MessagesCall, Routed};
+use crate::api::anthropic::{
+    decode_messages, error_body, error_event, estimate_tokens, MessagesCall, Routed,
+};
 use crate::api::openai::{resolve_model_or, Target};
 use crate::api::{ApiError, CompletionRequest};
 use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
 use crate::config::Secret;
 use crate::engine::RequestCtx;
+use crate::model::{StreamEvent, Wire};
 use crate::providers::ProviderKind;
-use crate::wire::anthropic::render_response;
+use crate::providers::RawEvent;
+use crate::wire::anthropic::{render_response, EventRenderer};
 
 /// The client's headers a call to an Anthropic-kind provider forwards as they came.
 const FORWARDED: [&str; 2] = ["anthropic-version", "anthropic-beta"];
@@ -122,7 +126,11 @@ async fn call(
     if stream {
         let s = Box::pin(state.engine.stream(request, ctx)).await?;
         let trace_id = s.trace_id.clone();
-        let events = AnthropicEvents::new(s.items, &s.trace_id, &asked);
+        let renderer = MessagesRender {
+            renderer: EventRenderer::new(&s.trace_id, &asked),
+            saw_stop: false,
+        };
+        let events = ModelEvents::new(s.items, renderer);
         let mut response = Response::new(ResponseBody::Anthropic(events));
         let h = response.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -179,6 +187,44 @@ impl AsRef<[u8]> for RawBody {
             .as_deref()
             .unwrap_or_default()
             .as_bytes()
+    }
+}
+
+/// Anthropic's events: rendered by the wire's [`EventRenderer`], or an Anthropic-kind
+/// upstream's forwarded as they came.
+#[derive(Debug)]
+pub struct MessagesRender {
+    renderer: EventRenderer,
+    /// The forwarded events held the upstream's `message_stop`.
+    saw_stop: bool,
+}
+
+/// The end of a forwarded stream whose upstream did not send it (it stopped after its
+/// `message_delta`).
+const MESSAGE_STOP: &[u8] = b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+impl Render for MessagesRender {
+    fn render(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        self.renderer.render(event, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.renderer.finish(out);
+    }
+
+    fn forwards(&mut self, raw: &RawEvent) -> bool {
+        self.saw_stop |= raw.name.as_deref() == Some("message_stop");
+        raw.wire == Wire::AnthropicMessages
+    }
+
+    fn end_forwarded(&mut self, out: &mut Vec<u8>) {
+        if !self.saw_stop {
+            out.extend_from_slice(MESSAGE_STOP);
+        }
+    }
+
+    fn forwarded_error(&mut self, message: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(&error_event(message));
     }
 }
 

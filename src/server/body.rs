@@ -19,7 +19,8 @@ use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONT
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::anthropic_events::AnthropicEvents;
+use super::anthropic::MessagesRender;
+use super::model_events::ModelEvents;
 use super::openai_events::OpenAiEvents;
 use crate::api::{stream, ApiError};
 use crate::cache::{CacheEntry, CacheKey, CacheStatus};
@@ -35,7 +36,7 @@ pub enum ResponseBody {
     /// An OpenAI-route stream.
     OpenAi(OpenAiEvents),
     /// A Messages-door stream.
-    Anthropic(AnthropicEvents),
+    Anthropic(ModelEvents<MessagesRender>),
 }
 
 /// A completion stream rendered as Parea events: the `ID_START` event, then one event per item.

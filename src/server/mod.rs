@@ -5,13 +5,13 @@
 
 mod accept;
 mod anthropic;
-mod anthropic_events;
 mod anthropic_models;
 mod batch;
 mod body;
 mod guard;
 mod handlers;
 mod listener;
+mod model_events;
 mod openai;
 mod openai_embeddings;
 mod openai_events;

@@ -19,6 +19,7 @@ use tokio::time::{Instant, Sleep};
 use super::super::metrics::ProviderMetrics;
 use super::super::sse::{SseEvent, SseParser};
 use super::super::{Completion, Piece, ProviderError, RawEvent, StreamDecoder};
+use crate::model::Wire;
 
 /// The limits an [`UpstreamStream`] is read under.
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +159,7 @@ impl UpstreamStream {
         }
         // An Anthropic-kind upstream's events go on as they came (moved, not copied).
         let raw_event = self.decoder.keeps_events().then_some(RawEvent {
+            wire: Wire::AnthropicMessages,
             name: event.event,
             data: event.data,
         });

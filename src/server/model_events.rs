@@ -1,33 +1,45 @@
-//! The body of a Messages-door stream: Anthropic's events (`message_start`, `ping`, content
-//! blocks with their deltas, `message_delta`, `message_stop`). An Anthropic-kind upstream's
-//! events go on as it sent them (block types promptd has no model for, such as server tool
-//! use, included). Any other answer is rendered from the model's events by the Anthropic
-//! wire's [`EventRenderer`]: an OpenAI-kind upstream's chunks are decoded here by the OpenAI
-//! chat wire; a cached answer replays its entry. A failure after the start is an
-//! `event: error`, and nothing follows it. Events ready together go as one frame ([`Batch`]).
+//! The body of a stream on a door whose wire promptd renders from the model (Anthropic's
+//! Messages, OpenAI's Responses): each door's [`Render`] turns the model's events into its own
+//! (`message_start`, `content_block_delta`, ... or `response.output_text.delta`, ...), whoever
+//! answered: an Anthropic-kind upstream's events are the model's already; an OpenAI-kind
+//! upstream's chunks are decoded here by the OpenAI chat wire; a cached answer replays its
+//! entry. An upstream of the door's own wire is forwarded instead: each of its events as it
+//! came (block types promptd has no model for included). A failure after the start is the
+//! wire's error event, and nothing follows it. Events ready together go as one frame
+//! ([`Batch`]).
 
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
 use super::batch::Batch;
-use crate::api::anthropic::error_event;
 use crate::cache::CacheEntry;
 use crate::engine::{StreamItem, StreamItems};
 use crate::model::{Error, ErrorKind, StreamEvent};
 use crate::providers::{Piece, RawEvent};
-use crate::wire::anthropic::EventRenderer;
 use crate::wire::openai_chat::EventDecoder;
 
-/// The end of a forwarded stream whose upstream did not send it (it stopped after its
-/// `message_delta`).
-const MESSAGE_STOP: &[u8] = b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+/// A door's rendering of the model's events.
+pub trait Render {
+    /// Append the frames of one model event (often none).
+    fn render(&mut self, event: &StreamEvent, out: &mut Vec<u8>);
+    /// Close what is open and end the answer.
+    fn finish(&mut self, out: &mut Vec<u8>);
+    /// Whether an upstream's event as it came is of this door's wire: it is then forwarded
+    /// (and nothing is rendered), and the renderer may note what it was.
+    fn forwards(&mut self, raw: &RawEvent) -> bool;
+    /// After the upstream's own events: what ends a stream whose upstream stopped without its
+    /// last event.
+    fn end_forwarded(&mut self, out: &mut Vec<u8>);
+    /// After the upstream's own events: the wire's error event, for a failure after them.
+    fn forwarded_error(&mut self, message: &str, out: &mut Vec<u8>);
+}
 
-/// A Messages stream being sent.
+/// A stream being sent.
 #[derive(Debug)]
-pub struct AnthropicEvents {
+pub struct ModelEvents<R> {
     items: StreamItems,
-    renderer: EventRenderer,
+    renderer: R,
     /// Decodes an OpenAI-kind upstream's chunks (made at the first).
     chunks: Option<EventDecoder>,
     /// The model's events of the piece being rendered (kept to reuse its allocation).
@@ -36,23 +48,19 @@ pub struct AnthropicEvents {
     saw_events: bool,
     /// The upstream's own events were sent: nothing is rendered.
     forwarding: bool,
-    /// Its `message_stop` was among them.
-    saw_stop: bool,
     ended: bool,
     batch: Batch,
 }
 
-impl AnthropicEvents {
-    /// The stream of trace `trace_id` (its message id) for a client that asked for `model`.
-    pub fn new(items: StreamItems, trace_id: &str, model: &str) -> Self {
-        AnthropicEvents {
+impl<R: Render> ModelEvents<R> {
+    pub fn new(items: StreamItems, renderer: R) -> Self {
+        ModelEvents {
             items,
-            renderer: EventRenderer::new(trace_id, model),
+            renderer,
             chunks: None,
             events: Vec::new(),
             saw_events: false,
             forwarding: false,
-            saw_stop: false,
             ended: false,
             batch: Batch::default(),
         }
@@ -77,27 +85,23 @@ impl AnthropicEvents {
                 // The engine ends every stream with End or Error; a channel closed without
                 // either is a stream that did not finish.
                 self.ended = true;
-                return Poll::Ready(Some(error_event(
-                    "the stream ended before the answer was complete",
-                )));
+                self.fail("the stream ended before the answer was complete", &mut out);
+                break;
             };
             match item {
                 StreamItem::Piece(Piece {
                     raw_event: Some(raw),
                     ..
-                }) if !self.saw_events => self.forward(&raw, &mut out),
+                }) if !self.saw_events && self.renderer.forwards(&raw) => {
+                    self.forwarding = true;
+                    forward(&raw, &mut out);
+                }
                 // What the engine adds for other doors (Parea's tool-call text).
                 StreamItem::Piece(_) if self.forwarding => continue,
                 StreamItem::Piece(piece) => self.render_piece(piece, &mut out),
                 StreamItem::End(_) if self.forwarding => {
-                    if !self.saw_stop {
-                        out.extend_from_slice(MESSAGE_STOP);
-                    }
+                    self.renderer.end_forwarded(&mut out);
                     self.ended = true;
-                }
-                StreamItem::Error(message) if self.forwarding => {
-                    self.ended = true;
-                    return Poll::Ready(Some(error_event(&message)));
                 }
                 StreamItem::End(entry) => {
                     if !self.saw_events {
@@ -112,8 +116,7 @@ impl AnthropicEvents {
                     self.ended = true;
                 }
                 StreamItem::Error(message) => {
-                    let error = StreamEvent::Error(Error::new(ErrorKind::Upstream, message));
-                    self.renderer.render(&error, &mut out);
+                    self.fail(&message, &mut out);
                     self.ended = true;
                 }
             }
@@ -121,22 +124,14 @@ impl AnthropicEvents {
         Poll::Ready(Some(Bytes::from(out)))
     }
 
-    /// An upstream event of Anthropic's wire, as it came.
-    fn forward(&mut self, raw: &RawEvent, out: &mut Vec<u8>) {
-        self.forwarding = true;
-        if let Some(name) = &raw.name {
-            self.saw_stop |= name == "message_stop";
-            out.extend_from_slice(b"event: ");
-            out.extend_from_slice(name.as_bytes());
-            out.push(b'\n');
+    /// The stream failed after it started: the wire's error event.
+    fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
+        if self.forwarding {
+            self.renderer.forwarded_error(message, out);
+        } else {
+            let error = StreamEvent::Error(Error::new(ErrorKind::Upstream, message));
+            self.renderer.render(&error, out);
         }
-        // An SSE data field holds no line break: each line of the upstream's data is one.
-        for line in raw.data.split('\n') {
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(line.as_bytes());
-            out.push(b'\n');
-        }
-        out.push(b'\n');
     }
 
     /// One live piece: its model events, or its OpenAI chunk decoded into them.
@@ -166,4 +161,20 @@ impl AnthropicEvents {
             self.renderer.render(&event, out);
         }
     }
+}
+
+/// An upstream's event as it came: its name, and its data one `data:` line per line (an SSE
+/// data field holds no line break).
+fn forward(raw: &RawEvent, out: &mut Vec<u8>) {
+    if let Some(name) = &raw.name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    for line in raw.data.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
 }
