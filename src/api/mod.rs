@@ -6,6 +6,7 @@
 //! are accepted and ignored (the SDKs add fields over time).
 
 pub mod anthropic;
+mod door_call;
 pub mod error;
 pub mod openai;
 pub mod project;
@@ -13,6 +14,7 @@ pub mod request;
 pub mod response;
 pub mod stream;
 
+pub use door_call::{DoorCall, Routed};
 pub use error::ApiError;
 pub use request::{
     CompletionRequest, FunctionCallSpec, LlmConfiguration, Message, ModelCall, ModelParams,

@@ -21,11 +21,9 @@ use super::body::{self, HeldBody, ResponseBody};
 use super::model_events::{ModelEvents, Render};
 use super::openai::{promptd_headers_of, request_headers, Served};
 use super::State;
-use crate::api::anthropic::{
-    decode_messages, error_body, error_event, estimate_tokens, MessagesCall, Routed,
-};
+use crate::api::anthropic::{decode_messages, error_body, error_event, estimate_tokens};
 use crate::api::openai::{resolve_model_or, Target};
-use crate::api::{ApiError, CompletionRequest};
+use crate::api::{ApiError, CompletionRequest, DoorCall, Routed};
 use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
 use crate::config::Secret;
@@ -66,7 +64,7 @@ pub async fn messages(
 /// A request read and decoded: the call, where it goes, and what the engine's request starts
 /// from (promptd's headers, and the client's key for a provider configured without one).
 struct Decoded {
-    call: MessagesCall,
+    call: DoorCall,
     target: Target,
     base: CompletionRequest,
     /// The body's bytes, held (and counted against `max_request_memory`) while the call is.

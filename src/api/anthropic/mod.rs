@@ -13,4 +13,4 @@ mod request;
 
 pub use count::estimate_tokens;
 pub use error::{error_body, error_event};
-pub use request::{decode_messages, MessagesCall, Routed};
+pub use request::decode_messages;
