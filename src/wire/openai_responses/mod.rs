@@ -98,14 +98,14 @@
 //!
 //! # Answers
 //!
-//! `status` <-> [`FinishReason`](crate::model::FinishReason): `completed` is Stop, or
+//! `status` <-> [`FinishReason`]: `completed` is Stop, or
 //! ToolCalls when the output holds a `function_call`, or Refusal when its only text is a
 //! refusal; `incomplete` with `incomplete_details.reason` `max_output_tokens` is Length,
 //! `content_filter` ContentFilter; `failed` is the error of its `error.code`. Usage:
 //! `input_tokens` counts every input token, the cached ones
 //! (`input_tokens_details.cached_tokens`, the model's `cache_read`) included; the model's
 //! `input` excludes them. `output_tokens_details.reasoning_tokens` is the model's `reasoning`.
-//! See [`stream`](EventRenderer) for the events.
+//! The stream events, decoded and rendered, are tabled in `stream.rs`.
 
 mod error;
 mod request;

@@ -94,12 +94,10 @@ impl EventDecoder {
             _ => return Err(upstream("a stream event without a type".to_owned())),
         };
         match name {
-            "response.created" | "response.in_progress" | "response.queued" => {
-                if !self.started {
-                    self.started = true;
-                    let (id, model) = e.response.map_or((None, None), |r| (r.id, r.model));
-                    out.push(StreamEvent::Start { id, model });
-                }
+            "response.created" | "response.in_progress" | "response.queued" if !self.started => {
+                self.started = true;
+                let (id, model) = e.response.map_or((None, None), |r| (r.id, r.model));
+                out.push(StreamEvent::Start { id, model });
             }
             "response.output_item.added" => {
                 let index = self.index(e.output_index)?;
@@ -725,4 +723,478 @@ fn merge(mut a: Value, b: Value) -> Value {
         a.extend(b);
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Assembler, Block, Response};
+    use crate::providers::sse::SseParser;
+    use crate::wire::openai_responses::decode_response;
+
+    /// A stream as OpenAI sends one: reasoning (two summary parts, encrypted content), a web
+    /// search the model has no type for, text, and a function call.
+    const STREAM: &str = r#"event: response.created
+data: {"type":"response.created","sequence_number":0,"response":{"id":"resp_up","object":"response","status":"in_progress","model":"gpt-5-2025","output":[],"usage":null}}
+
+event: response.in_progress
+data: {"type":"response.in_progress","sequence_number":1,"response":{"id":"resp_up","status":"in_progress","model":"gpt-5-2025"}}
+
+event: response.output_item.added
+data: {"type":"response.output_item.added","sequence_number":2,"output_index":0,"item":{"id":"rs_1","type":"reasoning","summary":[]}}
+
+event: response.reasoning_summary_part.added
+data: {"type":"response.reasoning_summary_part.added","sequence_number":3,"item_id":"rs_1","output_index":0,"summary_index":0,"part":{"type":"summary_text","text":""}}
+
+event: response.reasoning_summary_text.delta
+data: {"type":"response.reasoning_summary_text.delta","sequence_number":4,"item_id":"rs_1","output_index":0,"summary_index":0,"delta":"First."}
+
+event: response.reasoning_summary_part.added
+data: {"type":"response.reasoning_summary_part.added","sequence_number":5,"item_id":"rs_1","output_index":0,"summary_index":1,"part":{"type":"summary_text","text":""}}
+
+event: response.reasoning_summary_text.delta
+data: {"type":"response.reasoning_summary_text.delta","sequence_number":6,"item_id":"rs_1","output_index":0,"summary_index":1,"delta":"Second."}
+
+event: response.output_item.done
+data: {"type":"response.output_item.done","sequence_number":7,"output_index":0,"item":{"id":"rs_1","type":"reasoning","summary":[{"type":"summary_text","text":"First."},{"type":"summary_text","text":"Second."}],"encrypted_content":"gAAAAB"}}
+
+event: response.output_item.added
+data: {"type":"response.output_item.added","sequence_number":8,"output_index":1,"item":{"id":"ws_1","type":"web_search_call","status":"in_progress"}}
+
+event: response.web_search_call.completed
+data: {"type":"response.web_search_call.completed","sequence_number":9,"output_index":1,"item_id":"ws_1"}
+
+event: response.output_item.done
+data: {"type":"response.output_item.done","sequence_number":10,"output_index":1,"item":{"id":"ws_1","type":"web_search_call","status":"completed"}}
+
+event: response.output_item.added
+data: {"type":"response.output_item.added","sequence_number":11,"output_index":2,"item":{"id":"msg_1","type":"message","status":"in_progress","role":"assistant","content":[]}}
+
+event: response.content_part.added
+data: {"type":"response.content_part.added","sequence_number":12,"item_id":"msg_1","output_index":2,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}}
+
+event: response.output_text.delta
+data: {"type":"response.output_text.delta","sequence_number":13,"item_id":"msg_1","output_index":2,"content_index":0,"delta":"I'll "}
+
+event: response.output_text.delta
+data: {"type":"response.output_text.delta","sequence_number":14,"item_id":"msg_1","output_index":2,"content_index":0,"delta":"check."}
+
+event: response.output_text.done
+data: {"type":"response.output_text.done","sequence_number":15,"item_id":"msg_1","output_index":2,"content_index":0,"text":"I'll check."}
+
+event: response.output_item.done
+data: {"type":"response.output_item.done","sequence_number":16,"output_index":2,"item":{"id":"msg_1","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"I'll check.","annotations":[]}]}}
+
+event: response.output_item.added
+data: {"type":"response.output_item.added","sequence_number":17,"output_index":3,"item":{"id":"fc_1","type":"function_call","status":"in_progress","call_id":"call_9","name":"get_weather","arguments":""}}
+
+event: response.function_call_arguments.delta
+data: {"type":"response.function_call_arguments.delta","sequence_number":18,"item_id":"fc_1","output_index":3,"delta":"{\"city\":"}
+
+event: response.function_call_arguments.delta
+data: {"type":"response.function_call_arguments.delta","sequence_number":19,"item_id":"fc_1","output_index":3,"delta":"\"Paris\"}"}
+
+event: response.function_call_arguments.done
+data: {"type":"response.function_call_arguments.done","sequence_number":20,"item_id":"fc_1","output_index":3,"arguments":"{\"city\":\"Paris\"}"}
+
+event: response.output_item.done
+data: {"type":"response.output_item.done","sequence_number":21,"output_index":3,"item":{"id":"fc_1","type":"function_call","status":"completed","call_id":"call_9","name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}
+
+event: response.completed
+data: {"type":"response.completed","sequence_number":22,"response":{"id":"resp_up","object":"response","status":"completed","model":"gpt-5-2025","output":[{"id":"rs_1","type":"reasoning","summary":[{"type":"summary_text","text":"First."},{"type":"summary_text","text":"Second."}],"encrypted_content":"gAAAAB"},{"id":"ws_1","type":"web_search_call","status":"completed"},{"id":"msg_1","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"I'll check.","annotations":[]}]},{"id":"fc_1","type":"function_call","status":"completed","call_id":"call_9","name":"get_weather","arguments":"{\"city\":\"Paris\"}"}],"usage":{"input_tokens":120,"input_tokens_details":{"cached_tokens":100},"output_tokens":30,"output_tokens_details":{"reasoning_tokens":12},"total_tokens":150}}}
+
+"#;
+
+    fn frames(sse: &[u8]) -> Vec<(Option<String>, String)> {
+        let mut parser = SseParser::new();
+        let mut out = Vec::new();
+        parser.feed(sse, &mut out).unwrap();
+        parser.finish(&mut out).unwrap();
+        out.into_iter().map(|e| (e.event, e.data)).collect()
+    }
+
+    /// Decode a whole SSE body: its model events, and whether the response ended.
+    fn decode(sse: &[u8]) -> Result<(Vec<StreamEvent>, bool), Error> {
+        let mut decoder = EventDecoder::new();
+        let mut events = Vec::new();
+        let mut done = false;
+        for (name, data) in frames(sse) {
+            assert!(!done, "nothing after the end");
+            done = decoder.on_event(name.as_deref(), &data, &mut events)?;
+        }
+        Ok((events, done))
+    }
+
+    fn assemble(events: &[StreamEvent]) -> Response {
+        let mut a = Assembler::default();
+        for e in events {
+            a.push(e.clone()).unwrap();
+        }
+        a.finish().unwrap()
+    }
+
+    fn render(events: &[StreamEvent]) -> Vec<u8> {
+        let mut r = EventRenderer::new(ResponseHeader::new("resp_door", 1_700_000_000, "door-m"));
+        assert!(r.is_fresh());
+        let mut out = Vec::new();
+        for e in events {
+            r.render(e, &mut out);
+        }
+        r.finish(&mut out);
+        let len = out.len();
+        r.finish(&mut out);
+        assert_eq!(out.len(), len, "finish is idempotent");
+        out
+    }
+
+    /// The data of each frame, checked as every Responses client may expect: the event name
+    /// is the data's type, sequence numbers go 0, 1, 2, ..., every item added is done once
+    /// (its `.done` carrying the whole item as the final response holds it), and the stream
+    /// ends with exactly one terminal event.
+    fn checked(sse: &[u8]) -> Vec<Value> {
+        let data: Vec<Value> = frames(sse)
+            .into_iter()
+            .map(|(name, data)| {
+                let data: Value = serde_json::from_str(&data).unwrap();
+                assert_eq!(Some(data["type"].as_str().unwrap()), name.as_deref());
+                data
+            })
+            .collect();
+        for (n, d) in data.iter().enumerate() {
+            assert_eq!(d["sequence_number"], n as u64, "{d}");
+        }
+        assert_eq!(data[0]["type"], "response.created");
+        assert_eq!(data[1]["type"], "response.in_progress");
+        let terminal = [
+            "response.completed",
+            "response.incomplete",
+            "response.failed",
+        ];
+        let last = data.last().unwrap();
+        assert!(terminal.contains(&last["type"].as_str().unwrap()), "{last}");
+        assert_eq!(
+            data.iter()
+                .filter(|d| terminal.contains(&d["type"].as_str().unwrap()))
+                .count(),
+            1
+        );
+        let of =
+            |kind: &str| -> Vec<&Value> { data.iter().filter(|d| d["type"] == kind).collect() };
+        let added = of("response.output_item.added");
+        let done = of("response.output_item.done");
+        let output = last["response"]["output"].as_array().unwrap();
+        if last["type"] != "response.failed" {
+            assert_eq!(added.len(), done.len());
+            assert_eq!(output.len(), done.len());
+        }
+        for (n, (a, d)) in added.iter().zip(&done).enumerate() {
+            assert_eq!(a["output_index"], n);
+            assert_eq!(d["output_index"], n);
+            assert_eq!(a["item"]["id"], d["item"]["id"]);
+            assert_eq!(&d["item"], &output[n]);
+        }
+        data
+    }
+
+    #[test]
+    fn an_upstream_stream_assembles_to_its_whole_answer() {
+        let (events, done) = decode(STREAM.as_bytes()).unwrap();
+        assert!(done);
+        assert_eq!(
+            events[0],
+            StreamEvent::Start {
+                id: Some("resp_up".into()),
+                model: Some("gpt-5-2025".into())
+            }
+        );
+        let streamed = assemble(&events);
+        let last = frames(STREAM.as_bytes()).pop().unwrap().1;
+        let whole: Value = serde_json::from_str(&last).unwrap();
+        let whole = decode_response(whole["response"].to_string().as_bytes()).unwrap();
+        assert_eq!(streamed, whole);
+        assert_eq!(
+            streamed.blocks[0],
+            Block::Reasoning {
+                text: "First.\n\nSecond.".into(),
+                signature: None,
+                encrypted: Some("gAAAAB".into()),
+                redacted: None
+            }
+        );
+        assert_eq!(streamed.usage.cache_read, 100);
+        assert_eq!(streamed.usage.input, 20);
+        assert_eq!(streamed.usage.reasoning, 12);
+        assert_eq!(streamed.finish, Some(FinishReason::ToolCalls));
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                StreamEvent::BlockStart { index: 1, .. } | StreamEvent::BlockStop { index: 1 }
+            )),
+            "the web search is skipped"
+        );
+
+        // Whole items only (as Codex tolerates): the same answer.
+        let sparse: String = STREAM
+            .split("\n\n")
+            .filter(|f| {
+                f.contains("response.output_item.done")
+                    || f.contains("response.completed")
+                    || f.contains("response.created")
+            })
+            .map(|f| format!("{f}\n\n"))
+            .collect();
+        let (events, done) = decode(sparse.as_bytes()).unwrap();
+        assert!(done);
+        assert_eq!(assemble(&events), streamed);
+    }
+
+    #[test]
+    fn openai_like_events_render_as_a_valid_responses_stream() {
+        let tool = |index: usize, id: &str| StreamEvent::BlockStart {
+            index,
+            kind: BlockKind::ToolCall {
+                id: id.into(),
+                name: "get_weather".into(),
+            },
+        };
+        let args = |index: usize, json: &str| StreamEvent::ToolArgsDelta {
+            index,
+            json: json.into(),
+        };
+        let text = |text: &str| StreamEvent::TextDelta {
+            index: 0,
+            text: text.into(),
+        };
+        // As the chat wire's decoder makes them: no BlockStart for text, no BlockStop at all.
+        let events = vec![
+            StreamEvent::Start {
+                id: Some("chatcmpl-1".into()),
+                model: Some("gpt-4o".into()),
+            },
+            StreamEvent::ReasoningDelta {
+                index: 129,
+                text: "hmm".into(),
+            },
+            text("Let me "),
+            text(""),
+            text("look."),
+            tool(1, "call_a"),
+            args(1, "{\"city\":"),
+            args(1, "\"Paris\"}"),
+            tool(2, "call_b"),
+            args(2, "{}"),
+            StreamEvent::Finish(FinishReason::ToolCalls),
+            StreamEvent::Usage(Usage {
+                input: 10,
+                output: 20,
+                cache_read: 3,
+                cache_write: 0,
+                reasoning: 5,
+            }),
+        ];
+        let sse = render(&events);
+        let data = checked(&sse);
+        let kinds: Vec<&str> = data.iter().map(|d| d["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.reasoning_summary_part.added",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.done",
+                "response.reasoning_summary_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let completed = &data.last().unwrap()["response"];
+        assert_eq!(completed["id"], "resp_door");
+        assert_eq!(completed["status"], "completed");
+        assert_eq!(
+            completed["usage"],
+            json!({"input_tokens": 13, "input_tokens_details": {"cached_tokens": 3},
+                "output_tokens": 20, "output_tokens_details": {"reasoning_tokens": 5},
+                "total_tokens": 33})
+        );
+        assert_eq!(
+            completed["output"][1]["content"][0]["text"], "Let me look.",
+            "completed carries the text"
+        );
+        assert_eq!(
+            data[15]["item"],
+            json!({"id": "fc_door_2", "type": "function_call", "status": "in_progress",
+                "call_id": "call_a", "name": "get_weather", "arguments": ""})
+        );
+        assert_eq!(data[19]["item"]["arguments"], "{\"city\":\"Paris\"}");
+
+        // Our own stream decodes back to the same answer.
+        let (decoded, done) = decode(&sse).unwrap();
+        assert!(done);
+        let again = assemble(&decoded);
+        let original = assemble(&events);
+        assert_eq!(again.blocks, original.blocks);
+        assert_eq!(again.usage, original.usage);
+        assert_eq!(again.finish, original.finish);
+        assert_eq!(again.id.as_deref(), Some("resp_door"));
+    }
+
+    #[test]
+    fn a_decoded_stream_renders_back_to_the_same_answer() {
+        let (events, _) = decode(STREAM.as_bytes()).unwrap();
+        let sse = render(&events);
+        checked(&sse);
+        let (again, done) = decode(&sse).unwrap();
+        assert!(done);
+        let original = assemble(&events);
+        let again = assemble(&again);
+        assert_eq!(again.blocks, original.blocks, "encrypted reasoning kept");
+        assert_eq!(again.usage, original.usage);
+    }
+
+    #[test]
+    fn length_stops_are_incomplete_and_errors_fail_the_response() {
+        let text = |index: usize, t: &str| StreamEvent::TextDelta {
+            index,
+            text: t.into(),
+        };
+        let sse = render(&[text(0, "cut"), StreamEvent::Finish(FinishReason::Length)]);
+        let data = checked(&sse);
+        let last = data.last().unwrap();
+        assert_eq!(last["type"], "response.incomplete");
+        assert_eq!(
+            last["response"]["incomplete_details"],
+            json!({"reason": "max_output_tokens"})
+        );
+        let (events, done) = decode(&sse).unwrap();
+        assert!(done);
+        assert_eq!(assemble(&events).finish, Some(FinishReason::Length));
+
+        // A model error: response.failed with the error's code, then nothing.
+        let mut r = EventRenderer::new(ResponseHeader::new("resp_e", 1, "m"));
+        let mut out = Vec::new();
+        r.render(&text(0, "partial"), &mut out);
+        let mut error = Error::new(ErrorKind::RateLimited, "slow down");
+        error.code = Some("rate_limit_exceeded".into());
+        r.render(&StreamEvent::Error(error), &mut out);
+        r.render(&text(0, "more"), &mut out);
+        r.finish(&mut out);
+        let data = checked(&out);
+        let last = data.last().unwrap();
+        assert_eq!(last["type"], "response.failed");
+        assert_eq!(
+            last["response"]["error"],
+            json!({"code": "rate_limit_exceeded", "message": "slow down"})
+        );
+        let err = decode(&out).unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::RateLimited, "slow down")
+        );
+
+        // Arguments of a call that never started cannot be rendered.
+        let mut r = EventRenderer::new(ResponseHeader::new("resp_e", 1, "m"));
+        let mut out = Vec::new();
+        r.render(
+            &StreamEvent::ToolArgsDelta {
+                index: 3,
+                json: "{}".into(),
+            },
+            &mut out,
+        );
+        r.finish(&mut out);
+        let data = checked(&out);
+        assert_eq!(
+            data.last().unwrap()["response"]["error"]["code"],
+            "server_error"
+        );
+
+        // Content switches at one index open new items; a redacted block is not rendered.
+        let events = vec![
+            StreamEvent::BlockStart {
+                index: 0,
+                kind: BlockKind::Reasoning {
+                    redacted: Some("x".into()),
+                },
+            },
+            StreamEvent::ReasoningDelta {
+                index: 1,
+                text: "hm".into(),
+            },
+            text(1, "a"),
+            StreamEvent::BlockStop { index: 1 },
+            text(1, "b"),
+        ];
+        let data = checked(&render(&events));
+        let added: Vec<&str> = data
+            .iter()
+            .filter(|d| d["type"] == "response.output_item.added")
+            .map(|d| d["item"]["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(added, ["reasoning", "message", "message"]);
+    }
+
+    #[test]
+    fn upstream_errors_and_bounds() {
+        for (data, kind) in [
+            (
+                r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_is_overloaded","message":"busy"}}}"#,
+                ErrorKind::Overloaded,
+            ),
+            (
+                r#"{"type":"error","code":"context_length_exceeded","message":"too long","param":"input"}"#,
+                ErrorKind::RequestTooLarge,
+            ),
+            (
+                r#"{"type":"error","error":{"type":"invalid_request_error","code":"invalid_prompt","message":"no"}}"#,
+                ErrorKind::InvalidRequest,
+            ),
+            ("not json", ErrorKind::Upstream),
+            (
+                r#"{"type":"response.output_item.added","output_index":1024,"item":{"type":"message"}}"#,
+                ErrorKind::Upstream,
+            ),
+            (
+                r#"{"type":"response.output_text.delta","output_index":18446744073709551615,"delta":"x"}"#,
+                ErrorKind::Upstream,
+            ),
+        ] {
+            let err = EventDecoder::new()
+                .on_event(None, data, &mut Vec::new())
+                .unwrap_err();
+            assert_eq!(err.kind, kind, "{data}");
+        }
+        let mut d = EventDecoder::new();
+        let mut out = Vec::new();
+        let call = |i: usize| {
+            format!(
+                r#"{{"type":"response.output_item.added","output_index":{i},"item":{{"type":"function_call","call_id":"c{i}","name":"f","arguments":""}}}}"#
+            )
+        };
+        for i in 0..MAX_TOOL_CALLS {
+            d.on_event(None, &call(i), &mut out).unwrap();
+        }
+        let err = d
+            .on_event(None, &call(MAX_TOOL_CALLS), &mut out)
+            .unwrap_err();
+        assert!(err.message.contains("128 tool calls"), "{err}");
+        assert_eq!(out.len(), MAX_TOOL_CALLS);
+    }
 }
