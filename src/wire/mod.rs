@@ -6,3 +6,4 @@
 pub mod anthropic;
 pub mod json;
 pub mod openai_chat;
+pub mod openai_responses;
