@@ -12,6 +12,7 @@ pub mod openai;
 pub mod project;
 pub mod request;
 pub mod response;
+pub mod responses;
 pub mod stream;
 
 pub use door_call::{DoorCall, Routed};

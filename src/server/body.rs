@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::anthropic::MessagesRender;
 use super::model_events::ModelEvents;
 use super::openai_events::OpenAiEvents;
+use super::responses::ResponsesRender;
 use crate::api::{stream, ApiError};
 use crate::cache::{CacheEntry, CacheKey, CacheStatus};
 use crate::engine::{CompletionStream, StreamItem, StreamItems};
@@ -37,6 +38,8 @@ pub enum ResponseBody {
     OpenAi(OpenAiEvents),
     /// A Messages-door stream.
     Anthropic(ModelEvents<MessagesRender>),
+    /// A Responses-door stream.
+    Responses(ModelEvents<ResponsesRender>),
 }
 
 /// A completion stream rendered as Parea events: the `ID_START` event, then one event per item.
@@ -116,6 +119,9 @@ impl Body for ResponseBody {
             ResponseBody::Anthropic(events) => {
                 events.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
             }
+            ResponseBody::Responses(events) => {
+                events.poll_next(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+            }
         }
     }
 
@@ -127,9 +133,10 @@ impl Body for ResponseBody {
         match self {
             ResponseBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ResponseBody::Full(None) => SizeHint::with_exact(0),
-            ResponseBody::Events(_) | ResponseBody::OpenAi(_) | ResponseBody::Anthropic(_) => {
-                SizeHint::default()
-            }
+            ResponseBody::Events(_)
+            | ResponseBody::OpenAi(_)
+            | ResponseBody::Anthropic(_)
+            | ResponseBody::Responses(_) => SizeHint::default(),
         }
     }
 }

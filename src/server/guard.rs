@@ -121,7 +121,8 @@ fn is_admin_route(method: &Method, route: Route<'_>) -> bool {
         | Route::OpenAiModels
         | Route::OpenAiModel(_)
         | Route::AnthropicMessages
-        | Route::AnthropicCountTokens => false,
+        | Route::AnthropicCountTokens
+        | Route::OpenAiResponses => false,
     }
 }
 

@@ -17,6 +17,7 @@ mod openai_embeddings;
 mod openai_events;
 mod peer;
 mod rate;
+mod responses;
 mod router;
 pub mod socket_dir;
 mod state;

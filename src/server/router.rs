@@ -78,6 +78,8 @@ pub enum Route<'a> {
     AnthropicMessages,
     /// `/v1/messages/count_tokens`.
     AnthropicCountTokens,
+    /// `/v1/responses`, OpenAI's Responses API.
+    OpenAiResponses,
 }
 
 impl<'a> Route<'a> {
@@ -103,6 +105,7 @@ impl<'a> Route<'a> {
             "/v1/models" => Route::OpenAiModels,
             "/v1/messages" => Route::AnthropicMessages,
             "/v1/messages/count_tokens" => Route::AnthropicCountTokens,
+            "/v1/responses" => Route::OpenAiResponses,
             p => {
                 if let Some(id) = p.strip_prefix("/v1/models/") {
                     // A model id may hold a `/` (`deployment/ID`, `provider/model`).
@@ -130,7 +133,8 @@ impl<'a> Route<'a> {
             Route::OpenAiChat
             | Route::OpenAiEmbeddings
             | Route::OpenAiModels
-            | Route::OpenAiModel(_) => ErrorShape::OpenAi,
+            | Route::OpenAiModel(_)
+            | Route::OpenAiResponses => ErrorShape::OpenAi,
             Route::AnthropicMessages | Route::AnthropicCountTokens => ErrorShape::Anthropic,
             _ => ErrorShape::Promptd,
         }
@@ -163,6 +167,7 @@ impl<'a> Route<'a> {
             Route::OpenAiModels | Route::OpenAiModel(_) => "openai_models",
             Route::AnthropicMessages => "anthropic_messages",
             Route::AnthropicCountTokens => "anthropic_count_tokens",
+            Route::OpenAiResponses => "openai_responses",
         }
     }
 }
@@ -225,6 +230,9 @@ pub async fn route(
         (_, Route::Unsupported) => Err(ApiError::NotImplemented(format!("{method} {path}"))),
         (&Method::POST, Route::OpenAiChat) => Ok(openai::chat_completions(req, ctx, state).await),
         (&Method::POST, Route::AnthropicMessages) => Ok(anthropic::messages(req, ctx, state).await),
+        (&Method::POST, Route::OpenAiResponses) => {
+            Ok(super::responses::responses(req, ctx, state).await)
+        }
         (&Method::POST, Route::AnthropicCountTokens) => {
             Ok(anthropic::count_tokens(req, state).await)
         }

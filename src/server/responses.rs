@@ -1,0 +1,148 @@
+//! OpenAI's Responses door: `POST /v1/responses` (whole and streamed: Codex, the OpenAI Agents
+//! SDK, `client.responses.create`). It translates HTTP to the engine's calls — the same
+//! pipeline as the other doors — and answers in the Responses API's shapes: the `response`
+//! object, or its typed events with `sequence_number`; errors in OpenAI's shape.
+//!
+//! Every provider is reached through the internal model: chat-completions servers (OpenAI,
+//! vLLM, llama.cpp, Ollama) and Anthropic-kind providers alike. Keys: the provider's own.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Request, Response};
+
+use super::body::{self, ResponseBody};
+use super::model_events::{ModelEvents, Render};
+use super::openai::{error, promptd_headers_of, request_headers, Served};
+use super::State;
+use crate::api::openai::resolve_model;
+use crate::api::responses::decode_responses;
+use crate::api::ApiError;
+use crate::cache::CacheEntry;
+use crate::engine::RequestCtx;
+use crate::model::{StreamEvent, Wire};
+use crate::providers::RawEvent;
+use crate::wire::openai_responses::{render_response, EventRenderer, ResponseHeader};
+
+/// `POST /v1/responses`.
+pub async fn responses(
+    req: Request<Incoming>,
+    ctx: RequestCtx,
+    state: &State,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    match Box::pin(call(req, ctx, state, started)).await {
+        Ok(response) => response,
+        Err(e) => error(&e),
+    }
+}
+
+async fn call(
+    req: Request<Incoming>,
+    ctx: RequestCtx,
+    state: &State,
+    started: Instant,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let (parts, request_body) = req.into_parts();
+    let headers = &parts.headers;
+    let base = request_headers(headers).request()?;
+    let config = state.config.load_full();
+    // Held (and counted against max_request_memory) while the call is.
+    let bytes = body::read_body(
+        headers,
+        request_body,
+        config.max_body,
+        state.engine.memory(),
+    )
+    .await?;
+    let call = decode_responses(Bytes::clone(&bytes))?;
+    let target = resolve_model(&call.model, &config)?;
+    let (stream, asked) = (call.stream, call.model.clone());
+    let request = call.into_request(target, base)?;
+    let created = chrono::Utc::now().timestamp();
+    if stream {
+        let s = Box::pin(state.engine.stream(request, ctx)).await?;
+        let trace_id = s.trace_id.clone();
+        let header = ResponseHeader::new(response_id(&trace_id), created, asked);
+        let renderer = ResponsesRender(EventRenderer::new(header));
+        let events = ModelEvents::new(s.items, renderer);
+        let mut response = Response::new(ResponseBody::Responses(events));
+        let h = response.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let served = Served {
+            cache: s.cache,
+            key: s.key,
+            trace_id: &trace_id,
+            started,
+            wait: s.provider_wait,
+            dropped: &s.dropped,
+        };
+        promptd_headers_of(&mut response, served);
+        return Ok(response);
+    }
+    let answer = Box::pin(state.engine.complete(request, ctx)).await?;
+    let trace_id = answer.response.inference_id.clone();
+    let body = response_body(&answer.entry, &trace_id, created, asked);
+    let mut response = Response::new(ResponseBody::Full(Some(body)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let served = Served {
+        cache: answer.cache,
+        key: answer.key,
+        trace_id: &trace_id,
+        started,
+        wait: answer.provider_wait,
+        dropped: &answer.dropped,
+    };
+    promptd_headers_of(&mut response, served);
+    Ok(response)
+}
+
+/// The response id of trace `trace_id`: `resp_` and its hex digits (one answer, one id).
+fn response_id(trace_id: &str) -> String {
+    let digits: String = trace_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("resp_{digits}")
+}
+
+/// The `response` object of a whole answer, rendered from the entry's model answer.
+fn response_body(entry: &CacheEntry, trace_id: &str, created: i64, asked: String) -> Bytes {
+    let model = entry.response.model.clone().unwrap_or(asked);
+    let header = ResponseHeader::new(response_id(trace_id), created, model);
+    Bytes::from(render_response(&entry.response, &header))
+}
+
+/// The Responses API's typed events, rendered by the wire's [`EventRenderer`].
+#[derive(Debug)]
+pub struct ResponsesRender(EventRenderer);
+
+impl Render for ResponsesRender {
+    fn render(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        self.0.render(event, out);
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.0.finish(out);
+    }
+
+    fn forwards(&mut self, raw: &RawEvent) -> bool {
+        raw.wire == Wire::OpenAiResponses
+    }
+
+    // No provider sends this wire's events yet: nothing is forwarded, so neither is called.
+    fn end_forwarded(&mut self, _out: &mut Vec<u8>) {}
+
+    fn forwarded_error(&mut self, message: &str, out: &mut Vec<u8>) {
+        let event = serde_json::json!({"type": "error", "code": "provider_error",
+            "message": message, "param": null});
+        out.extend_from_slice(b"event: error\ndata: ");
+        out.extend_from_slice(event.to_string().as_bytes());
+        out.extend_from_slice(b"\n\n");
+    }
+}
