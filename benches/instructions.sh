@@ -6,11 +6,26 @@
 #
 #   benches/instructions.sh target/release/promptd [N]     # N requests per figure (2000)
 #
+# DOOR=messages asks Anthropic's Messages door (POST /v1/messages, `max_tokens` in the body and
+# `anthropic-version: 2023-06-01`, as the Anthropic SDK sends) instead of the OpenAI route;
+# MODEL (default gpt-4o-mini: the OpenAI-kind provider) `anthropic/NAME` goes to an
+# Anthropic-kind provider on the same fake. So DOOR=messages MODEL=anthropic/NAME is the Messages
+# door on the same wire (the body forwarded to the fake's /v1/messages), DOOR=messages alone the
+# Messages door translated to chat completions, MODEL=anthropic/NAME alone the OpenAI route
+# translated to Anthropic's. The last line ends with door= and model=. CG_OUT=DIR keeps the three
+# callgrind profiles there (hit.cg, pass.cg, stored.cg), for `callgrind_annotate`.
+#
 # Needs valgrind (callgrind_control), oha, curl, and target/release/examples/fake_provider
 # (cargo build --release --example fake_provider).
 set -euo pipefail
-BIN="$(realpath "$1")"; N="${2:-2000}"
+BIN="$(realpath "$1")"; N="${2:-2000}"; DOOR="${DOOR:-chat}"; MODEL="${MODEL:-gpt-4o-mini}"
+case "$DOOR" in
+  chat) URL=http://localhost/v1/chat/completions; WIRE=(); MAX="" ;;
+  messages) URL=http://localhost/v1/messages; WIRE=(-H 'anthropic-version: 2023-06-01'); MAX='"max_tokens":1024,' ;;
+  *) echo "instructions.sh: DOOR is chat or messages, not $DOOR" >&2; exit 2 ;;
+esac
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CG_OUT="${CG_OUT:+$(realpath -m "$CG_OUT")}"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT; cd "$T"
 $ROOT/target/release/examples/fake_provider --addr 127.0.0.1:0 > mock.out 2>&1 & MOCK=$!
 sleep 0.5; ADDR=$(sed -n 's/^listening on //p' mock.out)
@@ -26,22 +41,32 @@ base_url = "http://$ADDR/v1"
 api_key = "sk-bench"
 max_retries = 0
 EOT
+if [[ "$MODEL" == anthropic/* ]]; then cat >> p.toml <<EOT
+[providers.anthropic]
+kind = "anthropic"
+base_url = "http://$ADDR/v1"
+api_key = "sk-bench"
+max_retries = 0
+EOT
+fi
 valgrind --tool=callgrind --callgrind-out-file=cg.out "$BIN" serve --config p.toml > d.log 2>&1 & VG=$!
 for i in $(seq 600); do [[ -S p.sock ]] && break; sleep 0.1; done
-BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
-curl -s --unix-socket p.sock http://localhost/v1/chat/completions -H 'content-type: application/json' -d "$BODY" >/dev/null
-curl -s --unix-socket p.sock http://localhost/v1/chat/completions -H 'content-type: application/json' -d "$BODY" -H 'x-promptd-cache: bypass' >/dev/null
+BODY="{\"model\":\"$MODEL\",$MAX\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
+curl -s --unix-socket p.sock $URL -H 'content-type: application/json' "${WIRE[@]}" -d "$BODY" > first.out
+curl -s --unix-socket p.sock $URL -H 'content-type: application/json' "${WIRE[@]}" -d "$BODY" -H 'x-promptd-cache: bypass' >/dev/null
+grep -q 'Hello!' first.out || { echo "instructions.sh: the first answer: $(cat first.out)" >&2; exit 1; }
 sleep 1
 measure() {
   callgrind_control -z $VG >/dev/null 2>&1
-  oha --no-tui -n $N -c 4 --unix-socket p.sock -m POST -H 'content-type: application/json' "$@" -d "$BODY" http://localhost/v1/chat/completions > oha.out
+  oha --no-tui -n $N -c 4 --unix-socket p.sock -m POST -H 'content-type: application/json' "${WIRE[@]}" "$@" -d "$BODY" $URL > oha.out
   callgrind_control -d $VG >/dev/null 2>&1; sleep 1
   local f; f=$(ls -t cg.out.* | head -1)
   local ir; ir=$(grep -m1 '^summary:\|^totals:' "$f" | awk '{print $2}')
+  if [[ -n "${CG_OUT:-}" ]]; then mkdir -p "$CG_OUT"; cp "$f" "$CG_OUT/$CG.cg"; fi
   echo "$ir" ; rm -f cg.out.*
 }
-HIT=$(measure)
-PASS=$(measure -H 'x-promptd-cache: bypass')
-STORED=$(measure -H 'x-promptd-cache: refresh')
-echo "$BIN hit_instr_per_req=$((HIT / N)) pass_instr_per_req=$((PASS / N)) stored_instr_per_req=$((STORED / N))"
+HIT=$(CG=hit measure)
+PASS=$(CG=pass measure -H 'x-promptd-cache: bypass')
+STORED=$(CG=stored measure -H 'x-promptd-cache: refresh')
+echo "$BIN hit_instr_per_req=$((HIT / N)) pass_instr_per_req=$((PASS / N)) stored_instr_per_req=$((STORED / N)) door=$DOOR model=$MODEL"
 kill $VG $MOCK; wait 2>/dev/null || true

@@ -16,8 +16,13 @@
 # of its own transport. ROUTE says what promptd is asked: openai (POST /v1/chat/completions to an
 # OpenAI-kind provider), openai-anthropic (the same route and body, the model routed to an
 # Anthropic-kind provider: promptd translates to the mock's POST /v1/messages, and the answer and
-# the stream back) or parea (/api/parea/v1/completion[/stream]). The floor always answers the
-# OpenAI shapes, the wire the client of the two openai routes sees.
+# the stream back), parea (/api/parea/v1/completion[/stream]), messages (Anthropic's Messages
+# door, POST /v1/messages, the model routed to an Anthropic-kind provider: the same wire, the
+# client's body forwarded to the mock's /v1/messages) or messages-openai (the Messages door, the
+# model going to the OpenAI-kind provider: translated to the mock's /chat/completions and back).
+# The floor answers the wire the client sees: the OpenAI shapes for openai, openai-anthropic and
+# parea; for messages and messages-openai the mock's static Anthropic answers (POST /v1/messages:
+# a whole message, or its event stream, done at message_stop).
 # REPS repetitions, interleaved; every cell is the median of its repetitions. Prints the raw
 # lines, then one table with req/s, p50/p99, the measured process's CPU µs per request, stream
 # TTFB, RSS, the ratios to the floor of the same transport and the targets. See benches/README.md.
@@ -26,8 +31,9 @@
 # "1 32"), STREAM_CONNS (default 8), STREAM_CHUNKS (chunks per streamed answer, default 21),
 # CHUNK_GAP_MS (between the chunks, default 0: all at once), DELAY_MS (the mock's delay before
 # it answers, default 0), PIN=0 (no pinning), TRANSPORT (uds, tcp or both, default both), ROUTE
-# (openai, openai-anthropic or parea, default openai), PEERS=1 (also noveum-ai-gateway,
-# installed into PEERS_CACHE, default ~/.cache/promptd-bench/peers), SKIP_BUILD=1 (reuse
+# (openai, openai-anthropic, parea, messages or messages-openai, default openai), PEERS=1 (also
+# noveum-ai-gateway, on the OpenAI routes and parea only, installed into PEERS_CACHE, default
+# ~/.cache/promptd-bench/peers), SKIP_BUILD=1 (reuse
 # target/release), PROMPTD_BIN=path (measure another promptd binary), KEEP=1 (keep the temp
 # directory with the run files and the logs).
 set -euo pipefail
@@ -55,8 +61,11 @@ need() { command -v "$1" >/dev/null 2>&1 || die "needs $1"; }
 need cargo
 need curl
 need python3
-[[ "$ROUTE" =~ ^(openai|openai-anthropic|parea)$ ]] ||
-    die "ROUTE is openai, openai-anthropic or parea, not $ROUTE"
+[[ "$ROUTE" =~ ^(openai|openai-anthropic|parea|messages|messages-openai)$ ]] ||
+    die "ROUTE is openai, openai-anthropic, parea, messages or messages-openai, not $ROUTE"
+# The Messages door's floor answers Anthropic's shapes; noveum is called on OpenAI's.
+[[ "$PEERS" != 1 || "$ROUTE" != messages* ]] ||
+    die "PEERS=1 compares noveum-ai-gateway on the OpenAI wire: not with ROUTE=$ROUTE"
 [[ "$TRANSPORT" =~ ^(uds|tcp|both)$ ]] || die "TRANSPORT is uds, tcp or both, not $TRANSPORT"
 UDS=0
 TCP=0
@@ -214,8 +223,9 @@ base_url = "http://$MOCK_ADDR/v1"
 api_key = "sk-bench"
 max_retries = 0
 EOF
-    # ROUTE=openai-anthropic: the mock's POST /v1/messages as an Anthropic-kind provider.
-    [[ "$ROUTE" != openai-anthropic ]] || cat <<EOF
+    # ROUTE=openai-anthropic or messages: the mock's POST /v1/messages as an Anthropic-kind
+    # provider.
+    [[ "$ROUTE" != openai-anthropic && "$ROUTE" != messages ]] || cat <<EOF
 
 [providers.anthropic]
 kind = "anthropic"
@@ -275,6 +285,13 @@ OPENAI_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"
 STREAM_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}],"stream":true}'
 OPENAI_PATH=/v1/chat/completions
 BYPASS=(-H 'x-promptd-cache: bypass')
+ANTHROPIC_MODEL=anthropic/claude-3-5-sonnet-20241022
+# What the floor is asked: the wire promptd's client speaks (ROUTE=messages* changes it), and the
+# headers of that wire's client (to the floor and to promptd).
+FLOOR_PATH="$OPENAI_PATH"
+FLOOR_BODY="$OPENAI_BODY"
+FLOOR_STREAM_BODY="$STREAM_BODY"
+WIRE_HEADERS=()
 if [[ "$ROUTE" == openai ]]; then
     PROMPTD_PATH="$OPENAI_PATH"
     PASS_BODY="$OPENAI_BODY"
@@ -284,13 +301,28 @@ if [[ "$ROUTE" == openai ]]; then
     PROMPTD_STREAM_BODY="$STREAM_BODY"
 elif [[ "$ROUTE" == openai-anthropic ]]; then
     # The same OpenAI request, its model routed to the Anthropic-kind provider.
-    ANTHROPIC_MODEL=anthropic/claude-3-5-sonnet-20241022
     PROMPTD_PATH="$OPENAI_PATH"
     PASS_BODY="${OPENAI_BODY/gpt-4o-mini/$ANTHROPIC_MODEL}"
     PASS_HEADERS=("${BYPASS[@]}")
     HIT_BODY="$PASS_BODY"
     PROMPTD_STREAM_PATH="$OPENAI_PATH"
     PROMPTD_STREAM_BODY="${STREAM_BODY/gpt-4o-mini/$ANTHROPIC_MODEL}"
+elif [[ "$ROUTE" == messages* ]]; then
+    # Anthropic's Messages door, as the Anthropic SDK calls it (anthropic-version, max_tokens);
+    # messages: the model to the Anthropic-kind provider (same wire); messages-openai: the default
+    # provider, OpenAI-kind (translated). The floor is asked the same request.
+    MODEL="$ANTHROPIC_MODEL"
+    [[ "$ROUTE" == messages ]] || MODEL=gpt-4o-mini
+    FLOOR_PATH=/v1/messages
+    FLOOR_BODY="{\"model\":\"$MODEL\",\"max_tokens\":1024,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
+    FLOOR_STREAM_BODY="${FLOOR_BODY%\}},\"stream\":true}"
+    WIRE_HEADERS=(-H 'anthropic-version: 2023-06-01')
+    PROMPTD_PATH="$FLOOR_PATH"
+    PASS_BODY="$FLOOR_BODY"
+    PASS_HEADERS=("${BYPASS[@]}" "${WIRE_HEADERS[@]}")
+    HIT_BODY="$FLOOR_BODY"
+    PROMPTD_STREAM_PATH="$FLOOR_PATH"
+    PROMPTD_STREAM_BODY="$FLOOR_STREAM_BODY"
 else
     PROMPTD_PATH=/api/parea/v1/completion
     PASS_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]},"cache":false}'
@@ -324,30 +356,43 @@ smoke() { # name, expect (cache header value or -), curl args...
         note "$name smoke stream did not end with data: [DONE]"
         return 1
     fi
+    if grep -q '^event: ' "$out" && ! grep -q '^event: message_stop' "$out"; then
+        note "$name smoke stream (Anthropic's events) did not end with message_stop"
+        cat "$out" >&2
+        return 1
+    fi
+}
+# An Anthropic event stream of STREAM_CHUNKS - 3 text deltas ending with message_stop: name.
+anthropic_stream() {
+    local got
+    got="$(grep -c '^event: content_block_delta' "$TMP/$1.smoke")" || true
+    if [[ "$got" != $((STREAM_CHUNKS - 3)) ]] || ! grep -q '^event: message_stop' "$TMP/$1.smoke"; then
+        die "$1: an Anthropic stream with $got text deltas, not $((STREAM_CHUNKS - 3)), or no" \
+            "message_stop: $(cat "$TMP/$1.smoke")"
+    fi
 }
 # Transport arguments, for curl and oha (the URL last) and for sse_load: the floor's and promptd's.
-FLOOR_UDS=(--unix-socket "$FLOOR_SOCK" "http://localhost$OPENAI_PATH")
-FLOOR_UDS_SSE=(--unix "$FLOOR_SOCK" --path "$OPENAI_PATH")
-FLOOR_TCP=("http://$FLOOR_ADDR$OPENAI_PATH")
-FLOOR_TCP_SSE=(--url "http://$FLOOR_ADDR$OPENAI_PATH")
+FLOOR_UDS=(--unix-socket "$FLOOR_SOCK" "http://localhost$FLOOR_PATH")
+FLOOR_UDS_SSE=(--unix "$FLOOR_SOCK" --path "$FLOOR_PATH")
+FLOOR_TCP=("http://$FLOOR_ADDR$FLOOR_PATH")
+FLOOR_TCP_SSE=(--url "http://$FLOOR_ADDR$FLOOR_PATH")
 P_UDS=(--unix-socket "$SOCK" "http://localhost$PROMPTD_PATH")
 P_UDS_SSE=(--unix "$SOCK" --path "$PROMPTD_STREAM_PATH")
 P_TCP_URL=("http://$P_TCP$PROMPTD_PATH")
 P_TCP_SSE=(--url "http://$P_TCP$PROMPTD_STREAM_PATH")
 
-smoke floor - -d "$OPENAI_BODY" "${FLOOR_UDS[@]}" || exit 1
-smoke floor-stream - -d "$STREAM_BODY" "${FLOOR_UDS[@]}" || exit 1
-got="$(grep -c '^data: {' "$TMP/floor-stream.smoke")"
-[[ "$got" == "$STREAM_CHUNKS" ]] || die "the floor streamed $got chunks, not $STREAM_CHUNKS"
-if [[ "$ROUTE" == openai-anthropic ]]; then
+smoke floor - -d "$FLOOR_BODY" "${WIRE_HEADERS[@]}" "${FLOOR_UDS[@]}" || exit 1
+smoke floor-stream - -d "$FLOOR_STREAM_BODY" "${WIRE_HEADERS[@]}" "${FLOOR_UDS[@]}" || exit 1
+if [[ "$FLOOR_PATH" == "$OPENAI_PATH" ]]; then
+    got="$(grep -c '^data: {' "$TMP/floor-stream.smoke")"
+    [[ "$got" == "$STREAM_CHUNKS" ]] || die "the floor streamed $got chunks, not $STREAM_CHUNKS"
+else
+    anthropic_stream floor-stream
+fi
+if [[ "$ROUTE" == openai-anthropic || "$ROUTE" == messages ]]; then
     # The mock's Anthropic stream, as promptd gets it: every event, STREAM_CHUNKS - 3 deltas.
     smoke mock-anthropic - -d "$STREAM_BODY" "http://$MOCK_ADDR/v1/messages" || exit 1
-    got="$(grep -c '^event: content_block_delta' "$TMP/mock-anthropic.smoke")"
-    if [[ "$got" != $((STREAM_CHUNKS - 3)) ]] ||
-        ! grep -q '^event: message_stop' "$TMP/mock-anthropic.smoke"; then
-        die "the mock's Anthropic stream has $got text deltas, not $((STREAM_CHUNKS - 3)), or no" \
-            "message_stop: $(cat "$TMP/mock-anthropic.smoke")"
-    fi
+    anthropic_stream mock-anthropic
 fi
 # promptd, over each transport measured: a pass-through, a hit (primed once: the cache is the
 # same whichever door the request came in by) and a pass-through stream.
@@ -357,16 +402,21 @@ smoke_promptd() { # suffix ("" or -tcp), curl transport arguments...
     shift
     smoke "pass$sfx" bypass -d "$PASS_BODY" "${PASS_HEADERS[@]}" "$@" || exit 1
     if [[ "$PRIMED" == 0 ]]; then
-        smoke hit-prime - -d "$HIT_BODY" "$@" || exit 1
+        smoke hit-prime - -d "$HIT_BODY" "${WIRE_HEADERS[@]}" "$@" || exit 1
         PRIMED=1
     fi
-    smoke "hit$sfx" hit -d "$HIT_BODY" "$@" || exit 1
+    smoke "hit$sfx" hit -d "$HIT_BODY" "${WIRE_HEADERS[@]}" "$@" || exit 1
 }
 smoke_promptd_stream() { # suffix, curl transport arguments...
     local sfx="$1" lines
     shift
-    smoke "pass$sfx-stream" bypass -d "$PROMPTD_STREAM_BODY" "${BYPASS[@]}" "$@" || exit 1
-    if [[ "$ROUTE" != parea ]]; then
+    smoke "pass$sfx-stream" bypass -d "$PROMPTD_STREAM_BODY" "${BYPASS[@]}" "${WIRE_HEADERS[@]}" \
+        "$@" || exit 1
+    if [[ "$ROUTE" == messages* ]]; then
+        # message_start, ping, the text block (its start, the deltas, its stop), message_delta,
+        # message_stop
+        anthropic_stream "pass$sfx-stream"
+    elif [[ "$ROUTE" != parea ]]; then
         # role, the deltas, finish (no usage chunk: not asked for), [DONE]
         lines="$(grep -c '^data: ' "$TMP/pass$sfx-stream.smoke")"
         [[ "$lines" == "$STREAM_CHUNKS" ]] ||
@@ -379,7 +429,7 @@ if [[ "$UDS" == 1 ]]; then
     smoke_promptd_stream "" --unix-socket "$SOCK" "http://localhost$PROMPTD_STREAM_PATH"
 fi
 if [[ "$TCP" == 1 ]]; then
-    smoke floor-tcp - -d "$OPENAI_BODY" "${FLOOR_TCP[@]}" || exit 1
+    smoke floor-tcp - -d "$FLOOR_BODY" "${WIRE_HEADERS[@]}" "${FLOOR_TCP[@]}" || exit 1
     smoke_promptd -tcp "${P_TCP_URL[@]}"
     smoke_promptd_stream -tcp "http://$P_TCP$PROMPTD_STREAM_PATH"
 fi
@@ -463,16 +513,19 @@ run_transport() { # rep, suffix
     fi
     peak_begin "floor$sfx" "$FLOOR_PID"
     for c in $CONNS; do
-        oha_run "floor$sfx" "$FLOOR_PID" "$rep" "$c" -d "$OPENAI_BODY" "${f_oha[@]}"
+        oha_run "floor$sfx" "$FLOOR_PID" "$rep" "$c" -d "$FLOOR_BODY" "${WIRE_HEADERS[@]}" \
+            "${f_oha[@]}"
     done
-    sse_run "floor$sfx" "$FLOOR_PID" "$rep" "${f_sse[@]}"
+    SSE_BODY="$FLOOR_STREAM_BODY" sse_run "floor$sfx" "$FLOOR_PID" "$rep" "${f_sse[@]}" \
+        "${WIRE_HEADERS[@]}"
     peak_end "floor$sfx" "$FLOOR_PID" "$rep"
     # The floor alone over TCP when only the peer needs it (TRANSPORT=uds PEERS=1).
     [[ -n "$sfx" && "$TCP" == 0 ]] && return 0
 
     peak_begin "hit$sfx" "$PROMPTD_PID"
     for c in $CONNS; do
-        oha_run "hit$sfx" "$PROMPTD_PID" "$rep" "$c" -d "$HIT_BODY" "${p_oha[@]}"
+        oha_run "hit$sfx" "$PROMPTD_PID" "$rep" "$c" -d "$HIT_BODY" "${WIRE_HEADERS[@]}" \
+            "${p_oha[@]}"
     done
     peak_end "hit$sfx" "$PROMPTD_PID" "$rep"
 
@@ -482,7 +535,7 @@ run_transport() { # rep, suffix
             "${p_oha[@]}"
     done
     SSE_BODY="$PROMPTD_STREAM_BODY" sse_run "pass$sfx" "$PROMPTD_PID" "$rep" "${p_sse[@]}" \
-        -H 'x-promptd-cache: bypass'
+        -H 'x-promptd-cache: bypass' "${WIRE_HEADERS[@]}"
     peak_end "pass$sfx" "$PROMPTD_PID" "$rep"
 }
 for rep in $(seq "$REPS"); do

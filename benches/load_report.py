@@ -26,15 +26,23 @@ SC = int(STREAM_CONNS)
 about = dict(
     line.rstrip("\n").split("=", 1) for line in open(f"{RUNS}/about") if "=" in line
 )
-# ROUTE=openai-anthropic: promptd's OpenAI route calls an Anthropic-kind provider.
-TO = ", translated to Anthropic" if about.get("route") == "openai-anthropic" else ""
+# ROUTE=openai-anthropic: promptd's OpenAI route calls an Anthropic-kind provider. ROUTE=messages
+# and messages-openai: Anthropic's Messages door, to an Anthropic-kind provider (the same wire)
+# or translated to an OpenAI-kind one; the floor answers Anthropic's shapes.
+ROUTE = about.get("route")
+TO = {
+    "openai-anthropic": ", translated to Anthropic",
+    "messages-openai": ", translated to OpenAI",
+}.get(ROUTE, "")
+DOOR = ", Messages door" if ROUTE in ("messages", "messages-openai") else ""
+SHAPES = ", Anthropic shapes" if DOOR else ""
 LABELS = {
-    "floor": "mock provider direct (floor), Unix socket",
-    "hit": "promptd, cache hits (Unix socket)",
-    "pass": f"promptd, pass-through{TO} (Unix socket, mock over TCP)",
-    "floor-tcp": "mock provider direct (floor), TCP",
-    "hit-tcp": "promptd, cache hits (TCP)",
-    "pass-tcp": f"promptd, pass-through{TO} (TCP, mock over TCP)",
+    "floor": f"mock provider direct (floor{SHAPES}), Unix socket",
+    "hit": f"promptd, cache hits{DOOR} (Unix socket)",
+    "pass": f"promptd, pass-through{DOOR}{TO} (Unix socket, mock over TCP)",
+    "floor-tcp": f"mock provider direct (floor{SHAPES}), TCP",
+    "hit-tcp": f"promptd, cache hits{DOOR} (TCP)",
+    "pass-tcp": f"promptd, pass-through{DOOR}{TO} (TCP, mock over TCP)",
     "noveum": "noveum-ai-gateway 2.0.1 (Rust), pass-through (TCP, mock over TCP)",
 }
 FLOOR_OF = {
@@ -103,9 +111,10 @@ def overhead_quantiles(run):
     return found[0], found[1]
 
 
-about["route_label"] = (
-    "openai_chat_completions" if about["promptd_path"] == "/v1/chat/completions" else "completion"
-)
+about["route_label"] = {
+    "/v1/chat/completions": "openai_chat_completions",
+    "/v1/messages": "anthropic_messages",
+}.get(about["promptd_path"], "completion")
 
 
 def load(target, kind, conns, rep):
@@ -186,7 +195,11 @@ print(f"# benches/load.sh: {about['cpu_model']}, {about['cpus']} CPUs, Linux {ab
 print(f"# pinning: {about['pinning']}")
 print(f"# {DURATION} per run, {REPS} repetition(s), medians; streams: {CHUNKS} chunks "
       f"{GAP_MS} ms apart; mock delay {DELAY_MS} ms; promptd route {about['promptd_path']}"
-      + (" to an Anthropic-kind provider (the mock's /v1/messages)" if TO else "")
+      + {
+          "openai-anthropic": " to an Anthropic-kind provider (the mock's /v1/messages)",
+          "messages": " to an Anthropic-kind provider (the mock's /v1/messages, the same wire)",
+          "messages-openai": " to an OpenAI-kind provider (the mock's /v1/chat/completions)",
+      }.get(ROUTE, "")
       + f"; transport {about.get('transport', 'uds')}")
 print(f"# load average before: {read(f'{RUNS}/load-before').split('load average:')[-1].strip()}; "
       f"after: {read(f'{RUNS}/load-after').split('load average:')[-1].strip()}")

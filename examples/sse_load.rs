@@ -12,6 +12,13 @@
 //! small next to the server's, and on a machine where the server is pinned to one core the
 //! client stays on the other.
 //!
+//! Anthropic's event stream (`event: NAME` lines before the `data:` lines, as the Messages API
+//! sends) is told by its first `event:` line: TTFB is timed the same way (its first `data:`
+//! line is `message_start`'s), the stream is done at its `event: message_stop` (the total time
+//! is taken when that event arrives; the body is still read to its end), and one that ends
+//! without it (an `event: error`, a cut stream) counts as an error. Other streams are done at
+//! the body's end, as before.
+//!
 //! `--json` prints one JSON object (the load script reads it): `requests`, `seconds`, `rps`,
 //! `ttfb_p50_ms`, `ttfb_p99_ms`, `total_p50_ms`, `total_p99_ms`, `events_min`, `events_max`
 //! (`data:` lines per answer), `errors` and `statuses` (count per HTTP status).
@@ -164,6 +171,19 @@ fn has_data_line(buf: &[u8]) -> bool {
     buf.starts_with(b"data:") || buf.windows(6).any(|w| w == b"\ndata:")
 }
 
+/// The line that ends an Anthropic event stream.
+const MESSAGE_STOP: &[u8] = b"event: message_stop";
+
+/// Whether a line starting with `prefix` ends at or after `from` in `buf` (the bytes before
+/// `from` were looked at already).
+fn has_line_since(buf: &[u8], from: usize, prefix: &[u8]) -> bool {
+    let start = from.saturating_sub(prefix.len());
+    (start == 0 && buf.starts_with(prefix))
+        || buf[start..]
+            .windows(prefix.len() + 1)
+            .any(|w| w[0] == b'\n' && &w[1..] == prefix)
+}
+
 /// One request, read to its end; its TTFB, total time and `data:` lines go into `tally`.
 async fn one(
     sender: &mut SendRequest<Full<Bytes>>,
@@ -187,15 +207,20 @@ async fn one(
     let mut body = response.into_body();
     let mut seen = Vec::new();
     let mut ttfb = None;
+    let mut stopped = None;
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
+            let from = seen.len();
             seen.extend_from_slice(&data);
             if ttfb.is_none() && has_data_line(&seen) {
                 ttfb = Some(started.elapsed());
             }
+            if stopped.is_none() && has_line_since(&seen, from, MESSAGE_STOP) {
+                stopped = Some(started.elapsed());
+            }
         }
     }
-    let total = started.elapsed();
+    let mut total = started.elapsed();
     if status != 200 {
         bail!("HTTP {status}: {}", String::from_utf8_lossy(&seen));
     }
@@ -205,6 +230,15 @@ async fn one(
             String::from_utf8_lossy(&seen)
         );
     };
+    if has_line_since(&seen, 0, b"event:") {
+        let Some(stopped) = stopped else {
+            bail!(
+                "Anthropic event stream without message_stop: {}",
+                String::from_utf8_lossy(&seen)
+            );
+        };
+        total = stopped;
+    }
     let events = usize::from(seen.starts_with(b"data:"))
         + seen.windows(6).filter(|w| w == b"\ndata:").count();
     tally.ttfb.push(ttfb);
@@ -328,7 +362,7 @@ fn main() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{has_data_line, percentile_ms};
+    use super::{has_data_line, has_line_since, percentile_ms, MESSAGE_STOP};
     use std::time::Duration;
 
     #[test]
@@ -337,6 +371,24 @@ mod tests {
         assert!(has_data_line(b": comment\ndata: {}"));
         assert!(!has_data_line(b": comment\n"));
         assert!(!has_data_line(b"event: x\nmetadata: y"));
+    }
+
+    #[test]
+    fn finds_message_stop_across_frames() {
+        let stream = b"event: ping\ndata: {}\n\nevent: message_stop\ndata: {}\n\n";
+        assert!(has_line_since(stream, 0, MESSAGE_STOP));
+        // The line split over two frames: the second starts mid-line.
+        for from in 1..stream.len() - 20 {
+            assert!(has_line_since(stream, from, MESSAGE_STOP), "from {from}");
+        }
+        assert!(!has_line_since(stream, stream.len(), MESSAGE_STOP));
+        assert!(has_line_since(b"event: message_stop\n", 0, MESSAGE_STOP));
+        assert!(!has_line_since(b"data: {}\n\n", 0, b"event:"));
+        assert!(!has_line_since(
+            b"data: {\"x\":\"event: message_stop\"}",
+            0,
+            MESSAGE_STOP
+        ));
     }
 
     #[test]
