@@ -306,6 +306,11 @@ impl EventRenderer {
             return;
         }
         match event {
+            // The model that answered (a dated snapshot of the one asked, a local server's
+            // own name) is shown once the answer names it, as a whole answer shows it.
+            StreamEvent::Start {
+                model: Some(model), ..
+            } if !self.started => model.clone_into(&mut self.model),
             StreamEvent::Start { .. } | StreamEvent::Encrypted { .. } => {}
             StreamEvent::BlockStart { index, kind } => {
                 let (class, start) = match kind {
@@ -983,13 +988,8 @@ data: {"type":"message_stop"}
         let (again, done) = decode(&sse).unwrap();
         assert!(done);
         let original = assemble(&events);
-        assert_eq!(
-            assemble(&again),
-            Response {
-                model: Some("claude-x".into()), // the renderer shows the door's name
-                ..original.clone()
-            }
-        );
+        // The same answer, the model that answered included (named by the stream's start).
+        assert_eq!(assemble(&again), original);
         assert!(matches!(
             &original.blocks[0],
             Block::Reasoning { signature: Some(s), .. } if s == "EqQBCkYIBxgCKkBsig=="
