@@ -262,6 +262,17 @@ async fn a_streamed_tool_call_from_an_openai_provider_is_a_tool_use_block() {
         delta.1["usage"]["output_tokens"].as_u64() > Some(0),
         "usage never zero"
     );
+    // The upstream counts the prompt only at its end: the start shows an estimate, not zero.
+    let start = &evs[0].1;
+    assert!(
+        start["message"]["usage"]["input_tokens"].as_u64() > Some(0),
+        "{start}"
+    );
+    assert_eq!(
+        delta.1["usage"]["input_tokens"],
+        fixtures::OPENAI_TOOL_USAGE.0,
+        "the provider's count at the end"
+    );
     let sent = openai.last_request().expect("called");
     assert_eq!(
         sent.body["tools"][0]["function"]["name"],

@@ -26,6 +26,11 @@ pub struct DoorCall {
 }
 
 impl DoorCall {
+    /// The model's request of the call.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
     /// The call of a body a door's wire decoded into `request` (its `hints` named), with the
     /// client's headers of that wire a same-wire call forwards.
     pub fn new(

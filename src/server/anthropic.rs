@@ -120,12 +120,25 @@ async fn call(
         _body,
     } = decode(req, state).await?;
     let (stream, asked) = (call.stream, call.model.clone());
+    // A translated stream's start shows an estimate of the prompt's tokens (an OpenAI-kind
+    // upstream counts them only at its end).
+    let translated = match &target {
+        Target::Provider { provider, .. } => {
+            state.engine.provider_kind(provider) != Some(ProviderKind::Anthropic)
+        }
+        Target::Deployment(_) => false,
+    };
+    let estimated = if stream && translated {
+        estimate_tokens(call.request())
+    } else {
+        0
+    };
     let request = call.into_request(target, base)?;
     if stream {
         let s = Box::pin(state.engine.stream(request, ctx)).await?;
         let trace_id = s.trace_id.clone();
         let renderer = MessagesRender {
-            renderer: EventRenderer::new(&s.trace_id, &asked),
+            renderer: EventRenderer::new(&s.trace_id, &asked).estimating_input(estimated),
             saw_stop: false,
         };
         let events = ModelEvents::new(s.items, renderer);

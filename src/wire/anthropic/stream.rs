@@ -277,6 +277,9 @@ pub struct EventRenderer {
     started: bool,
     finished: bool,
     usage: Usage,
+    /// The prompt's tokens as estimated, shown at the start when the upstream has not counted
+    /// them yet.
+    estimated_input: u64,
     finish: Option<FinishReason>,
     /// Each rendered block's model index and class; its Anthropic index is its position.
     blocks: Vec<(usize, Class)>,
@@ -294,10 +297,19 @@ impl EventRenderer {
             started: false,
             finished: false,
             usage: Usage::default(),
+            estimated_input: 0,
             finish: None,
             blocks: Vec::new(),
             open: None,
         }
+    }
+
+    /// Show `tokens` as the prompt's at `message_start` when the upstream has not counted them
+    /// by then (its real count comes in `message_delta`): Anthropic's clients budget their
+    /// context from the start's usage, and a zero there misleads them.
+    pub fn estimating_input(mut self, tokens: u64) -> Self {
+        self.estimated_input = tokens;
+        self
     }
 
     /// Append the frames of one model event to `out` (often none).
@@ -405,6 +417,12 @@ impl EventRenderer {
             return;
         }
         self.started = true;
+        // Anthropic's start carries the prompt's tokens; an upstream that counts them only at
+        // its end (OpenAI's usage chunk) is shown the estimate until `message_delta`.
+        let mut usage = self.usage;
+        if usage.total_input() == 0 {
+            usage.input = self.estimated_input;
+        }
         let message = OutEvent::MessageStart {
             message: OutStartMessage {
                 id: &self.id,
@@ -414,7 +432,7 @@ impl EventRenderer {
                 content: [],
                 stop_reason: None,
                 stop_sequence: None,
-                usage: self.usage.into(),
+                usage: usage.into(),
             },
         };
         frame(out, "message_start", &message);
