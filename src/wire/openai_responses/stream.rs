@@ -349,6 +349,23 @@ struct Rendered {
     item: Item,
 }
 
+/// The most a renderer keeps of an answer's text and arguments (what its `.done` events and
+/// `response.completed` repeat): a longer answer streams whole, its items keep their heads.
+/// Memory per stream is bounded, whatever the upstream sends.
+pub const MAX_HELD: usize = 8 << 20;
+
+/// The head of `piece` of at most `room` bytes, cut at a character boundary.
+fn head(piece: &str, room: usize) -> &str {
+    if piece.len() <= room {
+        return piece;
+    }
+    let mut end = room;
+    while !piece.is_char_boundary(end) {
+        end -= 1;
+    }
+    &piece[..end]
+}
+
 /// Renders model events as a Responses SSE stream (`event: NAME\ndata: {...}\n\n` frames, each
 /// with a `sequence_number` from 0 up).
 ///
@@ -368,6 +385,8 @@ struct Rendered {
 #[derive(Debug)]
 pub struct EventRenderer {
     header: ResponseHeader,
+    /// Bytes of text and arguments kept for the `.done` events (at most [`MAX_HELD`]).
+    held: usize,
     sequence: u64,
     started: bool,
     finished: bool,
@@ -384,6 +403,7 @@ impl EventRenderer {
     pub fn new(header: ResponseHeader) -> Self {
         EventRenderer {
             header,
+            held: 0,
             sequence: 0,
             started: false,
             finished: false,
@@ -546,14 +566,19 @@ impl EventRenderer {
             Err(e) => return self.fail(&e, out),
         };
         let id = self.items[at].id.clone();
+        // What is kept for the `.done` events and `response.completed` is bounded: past
+        // [`MAX_HELD`] the deltas still go out, but the items keep only their heads.
+        let room = MAX_HELD.saturating_sub(self.held);
+        let kept = head(piece, room);
+        self.held += kept.len();
         let first = match &mut self.items[at].item {
             Item::Message { text } | Item::Reasoning { text, .. } => {
                 let first = text.is_empty();
-                text.push_str(piece);
+                text.push_str(kept);
                 first
             }
             Item::Call { arguments, .. } => {
-                arguments.push_str(piece);
+                arguments.push_str(kept);
                 false
             }
         };
@@ -1196,5 +1221,39 @@ data: {"type":"response.completed","sequence_number":22,"response":{"id":"resp_u
             .unwrap_err();
         assert!(err.message.contains("128 tool calls"), "{err}");
         assert_eq!(out.len(), MAX_TOOL_CALLS);
+    }
+
+    #[test]
+    fn what_a_stream_keeps_is_bounded_however_long_the_answer() {
+        let mut r = EventRenderer::new(ResponseHeader::new("resp_long", 1, "m"));
+        let piece = "é".repeat(1 << 19); // 1 MiB of two-byte characters
+        let mut sent = 0;
+        for _ in 0..9 {
+            let mut out = Vec::new();
+            r.render(
+                &StreamEvent::TextDelta {
+                    index: 0,
+                    text: piece.clone(),
+                },
+                &mut out,
+            );
+            sent += out.len();
+        }
+        assert!(sent > 9 << 20, "every delta goes out");
+        assert!(r.held <= MAX_HELD);
+        let mut out = Vec::new();
+        r.finish(&mut out);
+        let text = String::from_utf8(out).expect("utf-8");
+        let completed = text
+            .split("\n\n")
+            .filter_map(|e| e.lines().nth(1)?.strip_prefix("data: "))
+            .map(|d| serde_json::from_str::<serde_json::Value>(d).expect("json"))
+            .find(|v| v["type"] == "response.completed")
+            .expect("completed");
+        let kept = completed["response"]["output"][0]["content"][0]["text"]
+            .as_str()
+            .expect("the text")
+            .len();
+        assert_eq!(kept, MAX_HELD, "the head, cut at a character");
     }
 }
