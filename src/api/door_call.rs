@@ -103,12 +103,12 @@ impl DoorCall {
         Ok(CompletionRequest {
             llm_configuration: Some(configuration),
             end_user_identifier: request.user.clone(),
-            modeled: Some(ModelCall {
+            modeled: Some(Box::new(ModelCall {
                 request,
                 hints,
                 sent,
                 headers,
-            }),
+            })),
             ..base
         })
     }

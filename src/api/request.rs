@@ -48,7 +48,7 @@ pub struct CompletionRequest {
     /// A request a door decoded into the model whole (Anthropic Messages; not a Parea body
     /// field): `llm_configuration` is then its Parea view, for the log record.
     #[serde(skip)]
-    pub modeled: Option<ModelCall>,
+    pub modeled: Option<Box<ModelCall>>,
 }
 
 /// `llm_configuration`: what to ask which model.

@@ -155,7 +155,7 @@ pub fn prepare(
         function_call,
         passthrough: req.passthrough.take().filter(|p| !p.is_empty()),
         translated: None,
-        modeled: req.modeled.take().map(Arc::new),
+        modeled: req.modeled.take().map(|call| Arc::new(*call)),
         forward: Vec::new(),
     };
     let (translated, dropped) = encode(&provider, &mut chat)?;
