@@ -233,3 +233,22 @@ async fn codexs_captured_request_is_served() {
     assert!(sent.body["tools"].as_array().is_some_and(|t| !t.is_empty()));
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_keyless_provider_gets_the_clients_bearer() {
+    let local = FakeUpstream::always(fixtures::openai_chat()).await;
+    let toml = format!(
+        "default_provider = \"local\"\n[providers.local]\nkind = \"openai\"\n\
+         base_url = \"{}\"\nmax_retries = 0\n",
+        local.base_url()
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    let body = json!({"model": "qwen3-coder", "input": "Hello"});
+    let auth = ("authorization", "Bearer sk-from-client");
+    let raw = raw_post_with(&daemon.socket, "/v1/responses", &body, &[auth]).await;
+    assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+    let sent = local.last_request().expect("called");
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-from-client"));
+    assert_eq!(sent.body["model"], "qwen3-coder");
+    daemon.stop().await;
+}

@@ -1,23 +1,22 @@
 //! Anthropic's Messages door: `POST /v1/messages` (whole and streamed; `?beta=true`, as Claude
-//! Code sends it, is the same route) and `POST /v1/messages/count_tokens`. It translates HTTP to the engine's calls — the same
-//! pipeline as the other doors — and answers in Anthropic's shapes, errors included.
+//! Code sends it, is the same route) and `POST /v1/messages/count_tokens`. It translates HTTP
+//! to the engine's calls — the same pipeline as the other doors — and answers in Anthropic's
+//! shapes, errors included.
 //!
 //! Keys: the provider's configured key is used; a provider configured without one is sent the
-//! credential the client brought (`x-api-key`, or `Authorization: Bearer`), unless that is the
-//! TCP listener's own key. It is never logged, cached or echoed.
+//! credential the client brought ([`client_key`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE,
-};
+use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 
 use super::body::{self, HeldBody, ResponseBody};
+use super::client_key::client_key;
 use super::model_events::{ModelEvents, Render};
 use super::openai::{promptd_headers_of, request_headers, Served};
 use super::State;
@@ -26,7 +25,6 @@ use crate::api::openai::{resolve_model_or, Target};
 use crate::api::{ApiError, CompletionRequest, DoorCall, Routed};
 use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
-use crate::config::Secret;
 use crate::engine::RequestCtx;
 use crate::model::{StreamEvent, Wire};
 use crate::providers::ProviderKind;
@@ -282,38 +280,3 @@ async fn count(req: Request<Incoming>, state: &State) -> Result<Response<Respons
 
 /// Says a token count is promptd's estimate, not the provider's.
 const ESTIMATED: HeaderName = HeaderName::from_static("x-promptd-estimated");
-
-/// The credential the client sent, for a provider configured without a key: `x-api-key`, else
-/// `Authorization: Bearer`; never the TCP listener's own key (which only admits the client).
-fn client_key(headers: &HeaderMap, provider: &str, state: &State) -> Option<Secret> {
-    let configured = state
-        .engine
-        .upstreams()
-        .providers
-        .get(provider)
-        .is_some_and(|p| p.api_key().is_some());
-    if configured {
-        return None;
-    }
-    let sent = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| {
-            headers
-                .get(AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-        })
-        .map(str::trim)
-        .filter(|k| !k.is_empty())?;
-    let config = state.config.load();
-    if config
-        .access
-        .tcp_key
-        .as_ref()
-        .is_some_and(|k| k.expose() == sent)
-    {
-        return None;
-    }
-    Some(Secret::new(sent))
-}

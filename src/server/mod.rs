@@ -8,6 +8,7 @@ mod anthropic;
 mod anthropic_models;
 mod batch;
 mod body;
+mod client_key;
 mod guard;
 mod handlers;
 mod listener;

@@ -4,7 +4,8 @@
 //! object, or its typed events with `sequence_number`; errors in OpenAI's shape.
 //!
 //! Every provider is reached through the internal model: chat-completions servers (OpenAI,
-//! vLLM, llama.cpp, Ollama) and Anthropic-kind providers alike. Keys: the provider's own.
+//! vLLM, llama.cpp, Ollama) and Anthropic-kind providers alike. Keys: the provider's own; a
+//! provider configured without one gets the client's bearer ([`client_key`]).
 
 use std::time::Instant;
 
@@ -14,10 +15,11 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response};
 
 use super::body::{self, ResponseBody};
+use super::client_key::client_key;
 use super::model_events::{ModelEvents, Render};
 use super::openai::{error, promptd_headers_of, request_headers, Served};
 use super::State;
-use crate::api::openai::resolve_model;
+use crate::api::openai::{resolve_model, Target};
 use crate::api::responses::decode_responses;
 use crate::api::ApiError;
 use crate::cache::CacheEntry;
@@ -59,6 +61,10 @@ async fn call(
     .await?;
     let call = decode_responses(Bytes::clone(&bytes))?;
     let target = resolve_model(&call.model, &config)?;
+    let mut base = base;
+    if let Target::Provider { provider, .. } = &target {
+        base.provider_api_key = client_key(headers, provider, state);
+    }
     let (stream, asked) = (call.stream, call.model.clone());
     let request = call.into_request(target, base)?;
     let created = chrono::Utc::now().timestamp();
