@@ -258,6 +258,25 @@ async fn openai_sdk_chat_stream_models_and_errors() {
             Some(1),
             "{got}"
         );
+        // The Responses API, translated to the chat-completions fake and back.
+        let mut arg = target.clone();
+        arg["text"] = json!(format!("Respond {i}"));
+        let got = openai_sdk("responses", arg);
+        assert_eq!(got["output_text"], fixtures::HELLO, "{got}");
+        assert_eq!(got["status"], "completed", "{got}");
+        assert!(got["total_tokens"].as_u64() > Some(0), "{got}");
+        assert_eq!(got["streamed"], fixtures::HELLO, "{got}");
+        assert_eq!(got["first"], "response.created", "{got}");
+        assert_eq!(got["last"], "response.completed", "{got}");
+        let sequence: Vec<u64> = got["sequence"]
+            .as_array()
+            .expect("sequence numbers")
+            .iter()
+            .filter_map(Value::as_u64)
+            .collect();
+        assert!(sequence.windows(2).all(|w| w[1] == w[0] + 1), "{got}");
+        assert_eq!(got["completed_text"], fixtures::HELLO, "{got}");
+        assert_eq!(got["final_text"], fixtures::HELLO, "{got}");
     }
     let embedded = openai_sdk("embeddings", json!({"socket": socket}));
     assert_eq!(embedded["indices"], json!([0, 1]), "{embedded}");

@@ -62,6 +62,32 @@ def embeddings(c, arg):
     }
 
 
+def responses(c, arg):
+    """The Responses API (translated by promptd to the chat-completions fake): whole, a raw
+    event stream, and the SDK's stream helper with its final response."""
+    text = arg.get("text", "Hello")
+    whole = c.responses.create(model="gpt-4o-mini", instructions="Be brief.", input=text)
+    events = list(c.responses.create(model="gpt-4o-mini", input=text + " again", stream=True))
+    streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    completed = [e for e in events if e.type == "response.completed"]
+    with c.responses.stream(model="gpt-4o-mini", input=text + " once more") as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
+    return {
+        "output_text": whole.output_text,
+        "status": whole.status,
+        "id": whole.id,
+        "total_tokens": whole.usage.total_tokens,
+        "streamed": streamed,
+        "first": events[0].type,
+        "last": events[-1].type,
+        "sequence": [e.sequence_number for e in events],
+        "completed_text": completed[0].response.output_text if completed else None,
+        "final_text": final.output_text,
+    }
+
+
 def models(c, arg):
     return {"ids": [m.id for m in c.models.list()]}
 
@@ -75,7 +101,7 @@ def error(c, arg):
     return {"type": None}
 
 
-SCENARIOS = {f.__name__: f for f in (chat, embeddings, models, error)}
+SCENARIOS = {f.__name__: f for f in (chat, responses, embeddings, models, error)}
 
 if __name__ == "__main__":
     scenario, arg = sys.argv[1], json.loads(sys.argv[2])
