@@ -252,3 +252,21 @@ async fn a_keyless_provider_gets_the_clients_bearer() {
     assert_eq!(sent.body["model"], "qwen3-coder");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn the_legacy_completions_route_says_what_to_use() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let daemon = daemon(&openai, &anthropic).await;
+    let body = json!({"model": "openai/gpt-x", "prompt": "Hello"});
+    let raw = raw_post_with(&daemon.socket, "/v1/completions", &body, &[]).await;
+    assert_eq!(raw.status(), 501);
+    let e = json_of(&raw);
+    let message = e["error"]["message"].as_str().expect("a message");
+    assert!(
+        message.contains("/v1/chat/completions") && message.contains("/v1/responses"),
+        "{message}"
+    );
+    assert_eq!(openai.calls(), 0);
+    daemon.stop().await;
+}

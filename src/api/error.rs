@@ -69,6 +69,9 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("{0} is a hosted Parea route that promptd does not serve")]
     NotImplemented(String),
+    /// A route of another API that promptd does not serve; the message says what to use.
+    #[error("{0}")]
+    NotServed(String),
     /// A model of an OpenAI-route request that no provider or deployment serves.
     #[error("{0}")]
     ModelNotFound(String),
@@ -175,7 +178,7 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::NotImplemented(_) | ApiError::NotServed(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::ModelNotFound(_) => StatusCode::NOT_FOUND,
             // Upstream client errors pass through; upstream server errors are a bad gateway.
             ApiError::ProviderStatus { status, .. } => match StatusCode::from_u16(*status) {
@@ -221,7 +224,7 @@ impl ApiError {
                 "not_found"
             }
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::NotImplemented(_) => "not_implemented",
+            ApiError::NotImplemented(_) | ApiError::NotServed(_) => "not_implemented",
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::ProviderStatus { .. }
             | ApiError::ProviderProtocol { .. }

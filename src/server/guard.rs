@@ -122,7 +122,8 @@ fn is_admin_route(method: &Method, route: Route<'_>) -> bool {
         | Route::OpenAiModel(_)
         | Route::AnthropicMessages
         | Route::AnthropicCountTokens
-        | Route::OpenAiResponses => false,
+        | Route::OpenAiResponses
+        | Route::OpenAiLegacyCompletions => false,
     }
 }
 

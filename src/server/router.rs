@@ -80,6 +80,9 @@ pub enum Route<'a> {
     AnthropicCountTokens,
     /// `/v1/responses`, OpenAI's Responses API.
     OpenAiResponses,
+    /// `/v1/completions`, OpenAI's legacy completions API: not served (a 501 that says what to
+    /// use).
+    OpenAiLegacyCompletions,
 }
 
 impl<'a> Route<'a> {
@@ -106,6 +109,7 @@ impl<'a> Route<'a> {
             "/v1/messages" => Route::AnthropicMessages,
             "/v1/messages/count_tokens" => Route::AnthropicCountTokens,
             "/v1/responses" => Route::OpenAiResponses,
+            "/v1/completions" => Route::OpenAiLegacyCompletions,
             p => {
                 if let Some(id) = p.strip_prefix("/v1/models/") {
                     // A model id may hold a `/` (`deployment/ID`, `provider/model`).
@@ -134,7 +138,8 @@ impl<'a> Route<'a> {
             | Route::OpenAiEmbeddings
             | Route::OpenAiModels
             | Route::OpenAiModel(_)
-            | Route::OpenAiResponses => ErrorShape::OpenAi,
+            | Route::OpenAiResponses
+            | Route::OpenAiLegacyCompletions => ErrorShape::OpenAi,
             Route::AnthropicMessages | Route::AnthropicCountTokens => ErrorShape::Anthropic,
             _ => ErrorShape::Promptd,
         }
@@ -168,6 +173,7 @@ impl<'a> Route<'a> {
             Route::AnthropicMessages => "anthropic_messages",
             Route::AnthropicCountTokens => "anthropic_count_tokens",
             Route::OpenAiResponses => "openai_responses",
+            Route::OpenAiLegacyCompletions => "openai_legacy_completions",
         }
     }
 }
@@ -233,6 +239,12 @@ pub async fn route(
         (&Method::POST, Route::OpenAiResponses) => {
             Ok(super::responses::responses(req, ctx, state).await)
         }
+        (_, Route::OpenAiLegacyCompletions) => Err(ApiError::NotServed(
+            "POST /v1/completions (OpenAI's legacy completions API, a prompt in and text out) is \
+             not served: send the prompt as a user message to /v1/chat/completions, or as \
+             `input` to /v1/responses"
+                .to_owned(),
+        )),
         (&Method::POST, Route::AnthropicCountTokens) => {
             Ok(anthropic::count_tokens(req, state).await)
         }
@@ -334,6 +346,7 @@ mod tests {
         assert_eq!(shape("/api/parea/v1/completion"), ErrorShape::Promptd);
         assert_eq!(shape("/cache/stats"), ErrorShape::Promptd);
         assert_eq!(shape("/v1/completions"), ErrorShape::OpenAi, "not served");
+        assert_eq!(shape("/v1/embeddings/x"), ErrorShape::OpenAi, "no route");
         assert_eq!(shape("/nope"), ErrorShape::Promptd);
         let mut anthropic = hyper::HeaderMap::new();
         anthropic.insert("anthropic-version", "2023-06-01".parse().expect("value"));

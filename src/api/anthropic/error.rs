@@ -45,6 +45,7 @@ fn kind_and_status(err: &ApiError) -> (ErrorKind, u16) {
         | ApiError::ProviderStream { .. }
         | ApiError::Internal(_)
         | ApiError::NotImplemented(_)
+        | ApiError::NotServed(_)
         | ApiError::LogNotAccepted(_) => ErrorKind::Upstream,
         ApiError::InvalidJson(_)
         | ApiError::InvalidRequest { .. }
@@ -63,6 +64,7 @@ fn kind_and_status(err: &ApiError) -> (ErrorKind, u16) {
         | ApiError::UnsupportedMediaType(_)
         | ApiError::MethodNotAllowed { .. }
         | ApiError::NotImplemented(_)
+        | ApiError::NotServed(_)
         | ApiError::Internal(_) => err.status().as_u16(),
         _ => error_type(kind).1,
     };
