@@ -43,6 +43,8 @@ pub enum RawWire {
     OpenAiChat,
     /// Anthropic's Messages (an Anthropic-kind provider).
     AnthropicMessages,
+    /// OpenAI's Responses (a provider that serves it, called by the Responses door).
+    OpenAiResponses,
 }
 
 /// Bytes of the fixed header after the format byte.

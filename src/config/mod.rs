@@ -632,6 +632,20 @@ fn provider_config(name: &str, raw: RawProvider) -> Result<ProviderConfig, Confi
             ))
         }
     }
+    let responses = match (kind, raw.responses) {
+        (ProviderKind::Anthropic, Some(true)) => {
+            return Err(invalid(
+                key("responses"),
+                "only an OpenAI-kind provider serves the Responses API",
+            ))
+        }
+        (_, Some(on)) => on,
+        // OpenAI's own API serves it; a compatible server says so itself.
+        (ProviderKind::OpenAi, None) => {
+            reqwest::Url::parse(&base_url).is_ok_and(|url| url.host_str() == Some("api.openai.com"))
+        }
+        (ProviderKind::Anthropic, None) => false,
+    };
     if raw.api_key.is_some() && raw.api_key_env.is_some() {
         return Err(invalid(
             key("api_key"),
@@ -696,6 +710,7 @@ fn provider_config(name: &str, raw: RawProvider) -> Result<ProviderConfig, Confi
         )?,
         max_retries: raw.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        responses,
         models: raw.models.unwrap_or_default(),
     })
 }

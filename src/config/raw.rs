@@ -81,6 +81,8 @@ pub struct RawProvider {
     pub max_response_bytes: Option<String>,
     pub max_event_bytes: Option<String>,
     pub default_max_tokens: Option<u32>,
+    /// An OpenAI-kind provider serves OpenAI's Responses API (`POST {base_url}/responses`).
+    pub responses: Option<bool>,
     /// Models this provider serves: listed by `GET /v1/models`, and a bare model name among
     /// them is sent here.
     pub models: Option<Vec<String>>,

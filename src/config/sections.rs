@@ -83,6 +83,10 @@ pub struct ProviderConfig {
     /// Largest stream event or line (over it the stream fails).
     pub max_event_bytes: usize,
     pub default_max_tokens: u32,
+    /// `responses = true`: an OpenAI-kind provider that serves OpenAI's Responses API
+    /// (`POST {base_url}/responses`): the Responses door forwards its clients' calls there as
+    /// they came. On by default for OpenAI's own URL only.
+    pub responses: bool,
     /// `models = [...]`: what `GET /v1/models` lists for it; a bare model name among them is
     /// routed here.
     pub models: Vec<String>,

@@ -200,3 +200,25 @@ fn prices_may_set_cache_rates() {
     assert_eq!(price.cache_read_per_mtok, Some(0.1));
     assert_eq!(price.cache_write_per_mtok, None);
 }
+
+#[test]
+fn only_openais_own_url_serves_the_responses_api_unless_a_provider_says_so() {
+    let config = Config::load(None, &Overrides::default()).expect("default config");
+    assert!(config.providers["openai"].responses);
+    assert!(!config.providers["ollama"].responses);
+    assert!(!config.providers["anthropic"].responses);
+    let config = load(
+        "[providers.vllm]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:8000/v1\"\n\
+         responses = true\n[providers.off]\nkind = \"openai\"\nresponses = false",
+    )
+    .expect("valid");
+    assert!(config.providers["vllm"].responses);
+    assert!(
+        !config.providers["off"].responses,
+        "OpenAI's URL, turned off"
+    );
+    let err = load("[providers.a]\nkind = \"anthropic\"\nresponses = true")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("providers.a.responses"), "{err}");
+}

@@ -13,7 +13,8 @@ use super::Prepared;
 use crate::api::CompletionResponse;
 use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
-use crate::providers::{Completion, Piece, PriceTable, ProviderKind};
+use crate::model::Wire;
+use crate::providers::{Completion, Piece, PriceTable};
 use crate::timestamp::{iso, now_iso};
 
 /// Turn a finished completion into an entry. `pieces` are the stream's pieces, or `None` for a
@@ -70,9 +71,10 @@ pub fn entry_from_completion(
         provider: prepared.provider.name().to_owned(),
         raw_response: raw,
         chunks,
-        raw_wire: match prepared.provider.kind() {
-            ProviderKind::OpenAi => RawWire::OpenAiChat,
-            ProviderKind::Anthropic => RawWire::AnthropicMessages,
+        raw_wire: match prepared.provider.call_wire(&prepared.chat) {
+            Wire::OpenAiChat | Wire::Parea => RawWire::OpenAiChat,
+            Wire::AnthropicMessages => RawWire::AnthropicMessages,
+            Wire::OpenAiResponses => RawWire::OpenAiResponses,
         },
         created_ms: times.0,
         expires_ms: times.1,

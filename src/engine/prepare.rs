@@ -179,8 +179,10 @@ pub fn prepare(
 ///
 /// - a Parea or OpenAI-route request to an OpenAI-kind provider: nothing (it is sent the
 ///   request's own fields);
-/// - a request decoded into the model ([`ChatRequest::modeled`]) to a provider of its own
-///   wire: the client's body, and its wire's headers to forward;
+/// - a request decoded into the model ([`ChatRequest::modeled`]) to a provider called in its
+///   own wire ([`Provider::call_wire`]: an Anthropic-kind provider for the Messages door, one
+///   that serves the Responses API for the Responses door): the client's body, and its
+///   wire's headers to forward;
 /// - anything else: the model ([`ChatRequest::to_model`], or the decoded one) encoded by the
 ///   provider's wire.
 fn encode(
@@ -192,9 +194,7 @@ fn encode(
     let to_model;
     let (request, hints) = match (provider.kind(), &modeled) {
         (ProviderKind::OpenAi, None) => return Ok((None, Vec::new())),
-        (ProviderKind::Anthropic, Some(call))
-            if call.request.wire == model::Wire::AnthropicMessages =>
-        {
+        (_, Some(call)) if provider.call_wire(chat) == call.request.wire => {
             chat.forward.clone_from(&call.headers);
             return Ok((Some(call.sent.clone()), Vec::new()));
         }

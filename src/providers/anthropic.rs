@@ -4,13 +4,10 @@
 //! model: a whole answer into a [`Completion`], a stream's events into the model's events
 //! (which each door renders in its own wire) and, assembled, the completion.
 //!
-//! What is held of a stream is bounded: block indexes and tool calls by the model's bounds, the
-//! answer's text to its head of `held` bytes (a longer answer is forwarded whole but not
-//! cached); tool calls longer than `held` fail the stream.
+//! What is held of a stream is bounded ([`EventsState`]).
 
-use super::sse::SseEvent;
-use super::{ChatRequest, Completion, Decoded, ProviderError};
-use crate::model::{Assembler, Block, Response, StreamEvent};
+use super::events::{completion_of, EventsState};
+use super::{ChatRequest, Completion, ProviderError};
 use crate::wire::anthropic::{self as wire, EventDecoder};
 
 /// The model's finish reason of an Anthropic `stop_reason`.
@@ -21,30 +18,7 @@ pub const API_VERSION: &str = "2023-06-01";
 
 /// The body of `req` (encoded when it was prepared), asking for a stream when `stream`.
 pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
-    let body = req.translated.as_deref().ok_or_else(|| {
-        ProviderError::Protocol("the call was not encoded for an Anthropic provider".into())
-    })?;
-    if !stream {
-        return Ok(body.to_vec());
-    }
-    super::with_members(body, "\"stream\":true")
-}
-
-/// The completion of a model response (`truncated` when it is the head of a longer answer): a
-/// tool call without arguments has `{}` (its input was an empty object).
-fn completion_of(mut response: Response, truncated: bool) -> Completion {
-    for block in &mut response.blocks {
-        if let Block::ToolCall { arguments, .. } = block {
-            if arguments.is_empty() {
-                "{}".clone_into(arguments);
-            }
-        }
-    }
-    Completion {
-        response,
-        raw: None,
-        truncated,
-    }
+    super::prepared_body(req, stream)
 }
 
 /// Parse a whole (non-stream) answer.
@@ -59,84 +33,17 @@ pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
 }
 
 /// The state of an Anthropic stream: its decoder, and the answer assembled from its events
-/// within `held` bytes.
-#[derive(Debug)]
-pub struct StreamState {
-    decoder: EventDecoder,
-    assembler: Assembler,
-    held: usize,
-    done: bool,
-}
-
-impl Default for StreamState {
-    /// Holding everything: for tests.
-    fn default() -> Self {
-        StreamState::new(usize::MAX)
-    }
-}
-
-impl StreamState {
-    /// A stream's state, holding at most `held` bytes of the answer.
-    pub fn new(held: usize) -> Self {
-        StreamState {
-            decoder: EventDecoder::new(),
-            assembler: Assembler::new(held),
-            held,
-            done: false,
-        }
-    }
-
-    /// One event: the text it adds and the model's events it makes. An `error` event fails the
-    /// stream with the provider's word and message.
-    pub fn on_event(&mut self, event: &SseEvent) -> Result<Decoded, ProviderError> {
-        let mut events = Vec::new();
-        let done = self
-            .decoder
-            .on_event(event.event.as_deref(), &event.data, &mut events)
-            .map_err(|e| match e.code {
-                Some(code) => ProviderError::Stream(format!("{code}: {}", e.message)),
-                None => ProviderError::Stream(e.message),
-            })?;
-        // The text is in the events (the piece's `text_ref`): not copied beside them.
-        for event in &events {
-            let tool_args = matches!(event, StreamEvent::ToolArgsDelta { .. });
-            self.assembler
-                .push_ref(event)
-                .map_err(|e| ProviderError::Stream(e.message))?;
-            if tool_args && self.assembler.truncated() {
-                return Err(super::tool_calls_too_long(self.held));
-            }
-        }
-        self.done |= done;
-        Ok(Decoded {
-            delta: None,
-            events,
-            done,
-            ..Decoded::default()
-        })
-    }
-
-    /// `message_delta` gave a stop reason (a body that ends after it, without `message_stop`,
-    /// still holds a whole answer).
-    pub fn ended_cleanly(&self) -> bool {
-        self.done || self.assembler.response().finish.is_some()
-    }
-
-    pub fn into_completion(self) -> Completion {
-        let truncated = self.assembler.truncated();
-        match self.assembler.finish() {
-            Ok(response) => completion_of(response, truncated),
-            Err(_) => Completion::default(),
-        }
-    }
-}
+/// within `held` bytes ([`EventsState`]).
+pub type StreamState = EventsState<EventDecoder>;
 
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
 
     use super::*;
+    use crate::model::Block;
     use crate::model::{FinishReason, Usage};
+    use crate::providers::sse::SseEvent;
     use crate::providers::Piece;
 
     fn ev(name: &str, data: Value) -> SseEvent {

@@ -21,9 +21,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::metrics::ProviderMetrics;
 use super::{
-    anthropic, openai, ChatRequest, Completion, ProviderError, ProviderKind, StreamDecoder,
+    anthropic, openai, responses, ChatRequest, Completion, ProviderError, ProviderKind,
+    StreamDecoder,
 };
 use crate::config::{ProviderConfig, Secret};
+use crate::model::Wire;
 use crate::retry::Backoff;
 
 mod body;
@@ -100,6 +102,9 @@ pub struct Provider {
     http: Http,
     /// Parsed once.
     endpoint: Uri,
+    /// `{base_url}/responses`, for a provider that serves the Responses API
+    /// ([`ProviderConfig::responses`]).
+    responses_endpoint: Option<Uri>,
     /// The headers of a request with the configured key, built once.
     headers: HeaderMap,
     metrics: ProviderMetrics,
@@ -132,6 +137,10 @@ impl Provider {
             ProviderKind::Anthropic => format!("{}/messages", config.base_url),
         };
         let endpoint = parse_uri(&endpoint).map_err(ProviderSetupError::Endpoint)?;
+        let responses_endpoint = (config.responses && config.kind == ProviderKind::OpenAi)
+            .then(|| parse_uri(&format!("{}/responses", config.base_url)))
+            .transpose()
+            .map_err(ProviderSetupError::Endpoint)?;
         let http = match env.intercept(&endpoint) {
             None => Http::Direct(http_client(config.connect_timeout)?),
             Some(via) => {
@@ -156,6 +165,7 @@ impl Provider {
             config,
             http,
             endpoint,
+            responses_endpoint,
             headers,
             metrics,
             slots: Arc::new(tokio::sync::Semaphore::new(config_slots)),
@@ -169,6 +179,29 @@ impl Provider {
     /// The kind of API the provider speaks.
     pub fn kind(&self) -> ProviderKind {
         self.config.kind
+    }
+
+    /// The wire `req` is sent in: the provider kind's, or the Responses API's for a call the
+    /// Responses door decoded when the provider serves it (forwarded as it came).
+    pub fn call_wire(&self, req: &ChatRequest) -> Wire {
+        match self.config.kind {
+            ProviderKind::Anthropic => Wire::AnthropicMessages,
+            ProviderKind::OpenAi
+                if self.responses_endpoint.is_some()
+                    && req
+                        .modeled
+                        .as_ref()
+                        .is_some_and(|call| call.request.wire == Wire::OpenAiResponses) =>
+            {
+                Wire::OpenAiResponses
+            }
+            ProviderKind::OpenAi => Wire::OpenAiChat,
+        }
+    }
+
+    /// Whether the provider serves OpenAI's Responses API.
+    pub fn serves_responses(&self) -> bool {
+        self.responses_endpoint.is_some()
     }
 
     /// The configured base URL, e.g. `http://127.0.0.1:11434/v1`.
@@ -228,9 +261,10 @@ impl Provider {
         let work = async {
             let response = self.send(req, false, key).await?;
             let body = read_body(response, self.config.max_response_bytes).await?;
-            match self.config.kind {
-                ProviderKind::OpenAi => openai::parse_response(&body),
-                ProviderKind::Anthropic => anthropic::parse_response(&body),
+            match self.call_wire(req) {
+                Wire::AnthropicMessages => anthropic::parse_response(&body),
+                Wire::OpenAiResponses => responses::parse_response(&body),
+                Wire::OpenAiChat | Wire::Parea => openai::parse_response(&body),
             }
         };
         let result = tokio::time::timeout(timeout, work)
@@ -265,7 +299,7 @@ impl Provider {
         };
         Ok(UpstreamStream::new(
             response.into_body(),
-            StreamDecoder::new(self.config.kind, self.config.max_response_bytes),
+            StreamDecoder::new(self.call_wire(req), self.config.max_response_bytes),
             clocks,
             StreamLimits {
                 event: self.config.max_event_bytes,
@@ -282,15 +316,20 @@ impl Provider {
         stream: bool,
         key: Option<&Secret>,
     ) -> Result<Response<Incoming>, ProviderError> {
-        let body = match (self.config.kind, &req.translated) {
-            (ProviderKind::OpenAi, None) => serde_json::to_vec(&openai::request_body(req, stream))
+        let wire = self.call_wire(req);
+        let body = match (wire, &req.translated) {
+            (Wire::AnthropicMessages, _) => anthropic::request_body(req, stream)?,
+            (Wire::OpenAiResponses, _) => responses::request_body(req, stream)?,
+            (_, None) => serde_json::to_vec(&openai::request_body(req, stream))
                 .map_err(|e| ProviderError::Protocol(e.to_string()))?,
-            (ProviderKind::OpenAi, Some(body)) => openai::encoded_body(body, stream)?,
-            (ProviderKind::Anthropic, _) => anthropic::request_body(req, stream)?,
+            (_, Some(body)) => openai::encoded_body(body, stream)?,
         };
         let body = Bytes::from(body);
-        self.post_with_retries(&self.endpoint, body, key, &req.forward)
-            .await
+        let url = match (wire, &self.responses_endpoint) {
+            (Wire::OpenAiResponses, Some(url)) => url,
+            _ => &self.endpoint,
+        };
+        self.post_with_retries(url, body, key, &req.forward).await
     }
 
     /// POST `body` to `url` with the provider's headers (or `key`'s), retrying what

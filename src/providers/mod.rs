@@ -11,9 +11,11 @@
 pub mod anthropic;
 mod chat;
 pub mod client;
+mod events;
 pub mod metrics;
 pub mod openai;
 pub mod pricing;
+pub mod responses;
 pub mod sse;
 pub mod upstream_error;
 
@@ -25,9 +27,9 @@ use serde_json::Value;
 use crate::api::{FunctionCallSpec, Message, ModelParams};
 pub use crate::api::{ModelCall, Passthrough};
 pub use crate::config::{Price, ProviderKind};
-use crate::model::Response;
 /// Token counts as the upstream reported them, cached and reasoning parts apart.
 pub use crate::model::Usage;
+use crate::model::{Response, Wire};
 use crate::retry::{self, Caller};
 pub use client::{Provider, UpstreamStream};
 pub use pricing::PriceTable;
@@ -61,6 +63,19 @@ pub struct ChatRequest {
     /// Headers of the request's own wire sent with a same-wire call (Anthropic's
     /// `anthropic-version` and `anthropic-beta`), beating the provider's own.
     pub forward: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+}
+
+/// The body of `req` encoded when it was prepared ([`ChatRequest::translated`]: for an
+/// Anthropic-kind provider, or a Responses call to a provider of that wire), asking for a
+/// stream when `stream`.
+pub(crate) fn prepared_body(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
+    let body = req.translated.as_deref().ok_or_else(|| {
+        ProviderError::Protocol("the call was not encoded for its provider".into())
+    })?;
+    if !stream {
+        return Ok(body.to_vec());
+    }
+    with_members(body, "\"stream\":true")
 }
 
 /// `body`, a JSON object, with `members` (`"name":value` pairs, comma-separated) added before
@@ -335,17 +350,32 @@ pub struct Decoded {
 pub enum StreamDecoder {
     OpenAi(Box<openai::StreamState>),
     Anthropic(Box<anthropic::StreamState>),
+    Responses(Box<responses::StreamState>),
 }
 
 impl StreamDecoder {
-    /// A decoder that holds at most `held` bytes of the answer (its text's head; tool calls
-    /// longer than that are an error).
-    pub fn new(kind: ProviderKind, held: usize) -> Self {
-        match kind {
-            ProviderKind::OpenAi => StreamDecoder::OpenAi(Box::new(openai::StreamState::new(held))),
-            ProviderKind::Anthropic => {
+    /// A decoder of a stream in `wire` that holds at most `held` bytes of the answer (its
+    /// text's head; tool calls longer than that are an error).
+    pub fn new(wire: Wire, held: usize) -> Self {
+        match wire {
+            Wire::OpenAiChat | Wire::Parea => {
+                StreamDecoder::OpenAi(Box::new(openai::StreamState::new(held)))
+            }
+            Wire::AnthropicMessages => {
                 StreamDecoder::Anthropic(Box::new(anthropic::StreamState::new(held)))
             }
+            Wire::OpenAiResponses => {
+                StreamDecoder::Responses(Box::new(responses::StreamState::new(held)))
+            }
+        }
+    }
+
+    /// The wire of the stream's events.
+    pub fn wire(&self) -> Wire {
+        match self {
+            StreamDecoder::OpenAi(_) => Wire::OpenAiChat,
+            StreamDecoder::Anthropic(_) => Wire::AnthropicMessages,
+            StreamDecoder::Responses(_) => Wire::OpenAiResponses,
         }
     }
 
@@ -354,13 +384,15 @@ impl StreamDecoder {
         match self {
             StreamDecoder::OpenAi(s) => s.on_event(event),
             StreamDecoder::Anthropic(s) => s.on_event(event),
+            StreamDecoder::Responses(s) => s.on_event(event),
         }
     }
 
     /// Whether each event goes on as it came ([`Piece::raw_event`]): an Anthropic-kind
-    /// upstream's, for the Messages door (an OpenAI-kind upstream's chunk already does).
+    /// upstream's for the Messages door, a Responses upstream's for the Responses door (an
+    /// OpenAI chat upstream's chunk already does).
     pub fn keeps_events(&self) -> bool {
-        matches!(self, StreamDecoder::Anthropic(_))
+        !matches!(self, StreamDecoder::OpenAi(_))
     }
 
     /// The body ended without an explicit end marker: is what we have a complete answer?
@@ -368,6 +400,7 @@ impl StreamDecoder {
         match self {
             StreamDecoder::OpenAi(s) => s.ended_cleanly(),
             StreamDecoder::Anthropic(s) => s.ended_cleanly(),
+            StreamDecoder::Responses(s) => s.ended_cleanly(),
         }
     }
 
@@ -375,6 +408,7 @@ impl StreamDecoder {
         match self {
             StreamDecoder::OpenAi(s) => s.into_completion(),
             StreamDecoder::Anthropic(s) => s.into_completion(),
+            StreamDecoder::Responses(s) => s.into_completion(),
         }
     }
 }

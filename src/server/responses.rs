@@ -3,9 +3,11 @@
 //! pipeline as the other doors — and answers in the Responses API's shapes: the `response`
 //! object, or its typed events with `sequence_number`; errors in OpenAI's shape.
 //!
-//! Every provider is reached through the internal model: chat-completions servers (OpenAI,
-//! vLLM, llama.cpp, Ollama) and Anthropic-kind providers alike. Keys: the provider's own; a
-//! provider configured without one gets the client's bearer ([`client_key`]).
+//! A provider that serves the Responses API (`responses = true`; OpenAI's own URL) is sent the
+//! client's body as it came and its answer and events come back as received; every other —
+//! chat-completions servers (vLLM, llama.cpp, Ollama) and Anthropic-kind providers — is
+//! reached through the internal model, its answer rendered in this wire. Keys: the provider's
+//! own; a provider configured without one gets the client's bearer ([`client_key`]).
 
 use std::time::Instant;
 
@@ -22,9 +24,10 @@ use super::State;
 use crate::api::openai::{resolve_model, Target};
 use crate::api::responses::decode_responses;
 use crate::api::ApiError;
+use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
 use crate::engine::RequestCtx;
-use crate::model::{StreamEvent, Wire};
+use crate::model::{Error, ErrorKind, StreamEvent, Wire};
 use crate::providers::RawEvent;
 use crate::wire::openai_responses::{render_response, EventRenderer, ResponseHeader};
 
@@ -72,7 +75,7 @@ async fn call(
         let s = Box::pin(state.engine.stream(request, ctx)).await?;
         let trace_id = s.trace_id.clone();
         let header = ResponseHeader::new(response_id(&trace_id), created, asked);
-        let renderer = ResponsesRender(EventRenderer::new(header));
+        let renderer = ResponsesRender::new(header);
         let events = ModelEvents::new(s.items, renderer);
         let mut response = Response::new(ResponseBody::Responses(events));
         let h = response.headers_mut();
@@ -117,38 +120,79 @@ fn response_id(trace_id: &str) -> String {
     format!("resp_{digits}")
 }
 
-/// The `response` object of a whole answer, rendered from the entry's model answer.
+/// The `response` object of a whole answer: as the provider sent it when it serves the
+/// Responses API, else rendered from the entry's model answer.
 fn response_body(entry: &CacheEntry, trace_id: &str, created: i64, asked: String) -> Bytes {
+    if let (Some(raw), RawWire::OpenAiResponses) = (&entry.raw_response, entry.raw_wire) {
+        return Bytes::copy_from_slice(raw.as_bytes());
+    }
     let model = entry.response.model.clone().unwrap_or(asked);
     let header = ResponseHeader::new(response_id(trace_id), created, model);
     Bytes::from(render_response(&entry.response, &header))
 }
 
-/// The Responses API's typed events, rendered by the wire's [`EventRenderer`].
+/// The Responses API's typed events, rendered by the wire's [`EventRenderer`], or an upstream's
+/// own, forwarded as they came (counted, its response id noted, for a failure after them).
 #[derive(Debug)]
-pub struct ResponsesRender(EventRenderer);
+pub struct ResponsesRender {
+    renderer: EventRenderer,
+    forwarded: u64,
+    upstream_id: Option<String>,
+}
+
+impl ResponsesRender {
+    pub fn new(header: ResponseHeader) -> Self {
+        ResponsesRender {
+            renderer: EventRenderer::new(header),
+            forwarded: 0,
+            upstream_id: None,
+        }
+    }
+}
+
+/// The response id of an upstream's `response.created` event.
+fn created_id(data: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        response: Id,
+    }
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_str::<Created>(data)
+        .ok()
+        .map(|c| c.response.id)
+}
 
 impl Render for ResponsesRender {
     fn render(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
-        self.0.render(event, out);
+        self.renderer.render(event, out);
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) {
-        self.0.finish(out);
+        self.renderer.finish(out);
     }
 
     fn forwards(&mut self, raw: &RawEvent) -> bool {
-        raw.wire == Wire::OpenAiResponses
+        if raw.wire != Wire::OpenAiResponses {
+            return false;
+        }
+        if self.forwarded == 0 {
+            self.upstream_id = created_id(&raw.data);
+        }
+        self.forwarded += 1;
+        true
     }
 
-    // No provider sends this wire's events yet: nothing is forwarded, so neither is called.
+    // A forwarded stream carries its own end (`response.completed`).
     fn end_forwarded(&mut self, _out: &mut Vec<u8>) {}
 
+    /// `response.failed`, numbered after the upstream's events (Codex reads a failure there).
     fn forwarded_error(&mut self, message: &str, out: &mut Vec<u8>) {
-        let event = serde_json::json!({"type": "error", "code": "provider_error",
-            "message": message, "param": null});
-        out.extend_from_slice(b"event: error\ndata: ");
-        out.extend_from_slice(event.to_string().as_bytes());
-        out.extend_from_slice(b"\n\n");
+        self.renderer
+            .continue_forwarded(self.forwarded, self.upstream_id.take());
+        let error = Error::new(ErrorKind::Upstream, message);
+        self.renderer.render(&StreamEvent::Error(error), out);
     }
 }

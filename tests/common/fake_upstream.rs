@@ -642,6 +642,9 @@ pub mod fixtures {
     pub const ANTHROPIC_TOOL_USAGE: (u64, u64) = (60, 40);
 
     pub const OPENAI_CHAT_JSON: &str = include_str!("../fixtures/openai_chat.json");
+    pub const OPENAI_RESPONSES_JSON: &str = include_str!("../fixtures/openai_responses.json");
+    pub const OPENAI_RESPONSES_STREAM_SSE: &str =
+        include_str!("../fixtures/openai_responses_stream.sse");
     pub const OPENAI_STREAM_SSE: &str = include_str!("../fixtures/openai_stream.sse");
     pub const OPENAI_STREAM_ERROR_EVENT_SSE: &str =
         include_str!("../fixtures/openai_stream_error_event.sse");
@@ -749,6 +752,30 @@ pub mod fixtures {
     /// (no `[DONE]`).
     pub fn openai_stream_error_event() -> Behavior {
         sse(OPENAI_STREAM_ERROR_EVENT_SSE)
+    }
+
+    // ---- OpenAI: POST /v1/responses ----
+
+    /// 200 `response` object: an encrypted reasoning item, then a message with [`HELLO`].
+    pub fn openai_responses() -> Behavior {
+        ok(OPENAI_RESPONSES_JSON)
+    }
+
+    /// The same answer streamed as the Responses API's typed events (text in 4 deltas), one
+    /// event per frame, ending with `response.completed`.
+    pub fn openai_responses_stream() -> Behavior {
+        sse(OPENAI_RESPONSES_STREAM_SSE)
+    }
+
+    /// [`openai_responses_stream`]'s first `n` events, then the connection is cut.
+    pub fn openai_responses_stream_cut(n: usize) -> Behavior {
+        Behavior::SseCut {
+            frames: sse_frames(OPENAI_RESPONSES_STREAM_SSE)
+                .into_iter()
+                .take(n)
+                .collect(),
+            delay: Duration::ZERO,
+        }
     }
 
     // ---- Anthropic: POST /v1/messages ----

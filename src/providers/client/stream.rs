@@ -19,7 +19,6 @@ use tokio::time::{Instant, Sleep};
 use super::super::metrics::ProviderMetrics;
 use super::super::sse::{SseEvent, SseParser};
 use super::super::{Completion, Piece, ProviderError, RawEvent, StreamDecoder};
-use crate::model::Wire;
 
 /// The limits an [`UpstreamStream`] is read under.
 #[derive(Debug, Clone, Copy)]
@@ -157,9 +156,9 @@ impl UpstreamStream {
             self.finished = true;
             self.pending.clear();
         }
-        // An Anthropic-kind upstream's events go on as they came (moved, not copied).
-        let raw_event = self.decoder.keeps_events().then_some(RawEvent {
-            wire: Wire::AnthropicMessages,
+        // An upstream's events of a door's wire go on as they came (moved, not copied).
+        let raw_event = self.decoder.keeps_events().then(|| RawEvent {
+            wire: self.decoder.wire(),
             name: event.event,
             data: event.data,
         });

@@ -414,6 +414,17 @@ impl EventRenderer {
         }
     }
 
+    /// Go on after `sent` events an upstream of this wire sent as they came (its response
+    /// `id`, when its `response.created` named one): what is rendered next (a failure) is
+    /// numbered after them and starts nothing again.
+    pub fn continue_forwarded(&mut self, sent: u64, id: Option<String>) {
+        self.started = true;
+        self.sequence = sent;
+        if let Some(id) = id {
+            self.header.id = id;
+        }
+    }
+
     /// Nothing was rendered yet.
     pub fn is_fresh(&self) -> bool {
         !self.started
