@@ -4,7 +4,9 @@
 //! provider with `wire_api = "responses"` and `base_url` = the listener, its `env_key` holding
 //! the listener's key. Behind promptd a fake chat-completions provider: the call is translated
 //! through the internal model, and the answer streamed back as the Responses API's typed
-//! events; once a plain answer, once an `exec_command` call that Codex runs and answers.
+//! events; once a plain answer, once an `exec_command` call that Codex runs and answers. Then
+//! the same two runs against a fake provider that serves the Responses API (`responses =
+//! true`): Codex's call goes on as it sent it, the provider's events come back as they came.
 //!
 //! What Codex needs of the door (tests/agents/README.md): `response.output_item.done` for each
 //! item (else it prints nothing and still exits 0) and `response.completed` (else it fails).
@@ -155,5 +157,75 @@ async fn codex_runs_a_tool_through_a_chat_completions_provider() {
         other => other.to_string(),
     };
     assert!(text.contains(TOOL_OUTPUT), "{text}");
+    daemon.stop().await;
+}
+
+/// A provider that serves the Responses API, as the default.
+async fn responses_daemon(upstream: &FakeUpstream) -> (TestDaemon, String) {
+    let url = upstream.base_url();
+    let toml = format!(
+        "default_provider = \"openai\"\n\n[providers.openai]\nkind = \"openai\"\n\
+         base_url = \"{url}\"\napi_key = \"sk-test-openai\"\nresponses = true\n\
+         max_retries = 0\ntimeout = \"5s\"\n"
+    );
+    TestDaemon::start_tcp(&toml, TCP_KEY).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_through_a_responses_provider() {
+    let upstream = FakeUpstream::always(fixtures::openai_responses_stream()).await;
+    let (daemon, base_url) = responses_daemon(&upstream).await;
+    let out = run_codex(&base_url, "Say hello");
+    assert_printed(&out, fixtures::HELLO);
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 1, "one model turn");
+    let sent = &requests[0];
+    assert_eq!(sent.path, "/v1/responses");
+    assert_eq!(sent.body["model"], "gpt-5-codex");
+    assert_eq!(sent.body["stream"], true);
+    // Codex's own fields, which a translated call leaves out, go on as it sent them.
+    assert_eq!(sent.body["store"], false);
+    assert_eq!(
+        sent.body["include"],
+        serde_json::json!(["reasoning.encrypted_content"])
+    );
+    assert!(sent.body["prompt_cache_key"].is_string(), "{}", sent.body);
+    let tools = sent.body["tools"].as_array().expect("tools");
+    assert!(
+        tools.iter().any(|t| t["type"] != "function"),
+        "hosted and namespace tools kept: {tools:?}"
+    );
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-test-openai"));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_runs_a_tool_through_a_responses_provider() {
+    let upstream = FakeUpstream::start(|req, _| {
+        if fixtures::has_function_call_output(&req.body) {
+            fixtures::openai_responses_stream()
+        } else {
+            let args = serde_json::json!({"cmd": format!("echo {TOOL_OUTPUT}")}).to_string();
+            fixtures::openai_responses_call_stream_of("call_fake_exec_1", "exec_command", &args)
+        }
+    })
+    .await;
+    let (daemon, base_url) = responses_daemon(&upstream).await;
+    let out = run_codex(&base_url, "Run echo hi-from-tool");
+    assert_printed(&out, fixtures::HELLO);
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 2, "a turn for the call, one for its output");
+    let output = requests[1].body["input"]
+        .as_array()
+        .expect("input")
+        .iter()
+        .find(|item| item["type"] == "function_call_output")
+        .cloned()
+        .expect("the tool's output as a function_call_output item");
+    assert_eq!(output["call_id"], "call_fake_exec_1");
+    assert!(
+        output["output"].to_string().contains(TOOL_OUTPUT),
+        "{output}"
+    );
     daemon.stop().await;
 }

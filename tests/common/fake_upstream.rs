@@ -860,6 +860,75 @@ pub mod fixtures {
         text
     }
 
+    /// A Responses request's input carries a `function_call_output` item.
+    pub fn has_function_call_output(body: &Value) -> bool {
+        body["input"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|item| item["type"] == "function_call_output")
+    }
+
+    /// A Responses stream calling function `name` (call id `call_id`) with `arguments` in two
+    /// deltas: created, in_progress, the `function_call` item added, its argument deltas and
+    /// `.done`, the item done, `response.completed` with the item and usage; numbered from 0, as
+    /// OpenAI streams it.
+    pub fn openai_responses_call_stream_of(call_id: &str, name: &str, arguments: &str) -> Behavior {
+        let (head, tail) = halves(arguments);
+        let id = "resp_fake_call";
+        let response = |status: &str, output: Value, usage: Value| {
+            json!({"id": id, "object": "response", "created_at": 1756315696, "status": status,
+                   "model": "gpt-5-2025-08-07", "output": output, "usage": usage,
+                   "parallel_tool_calls": true, "tool_choice": "auto", "tools": []})
+        };
+        let item = |status: &str, args: &str| {
+            json!({"id": "fc_fake_1", "type": "function_call", "status": status,
+                   "call_id": call_id, "name": name, "arguments": args})
+        };
+        let usage = json!({"input_tokens": 40, "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 12, "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 52});
+        let mut events = vec![
+            (
+                "response.created",
+                json!({"response": response("in_progress", json!([]), Value::Null)}),
+            ),
+            (
+                "response.in_progress",
+                json!({"response": response("in_progress", json!([]), Value::Null)}),
+            ),
+            (
+                "response.output_item.added",
+                json!({"output_index": 0, "item": item("in_progress", "")}),
+            ),
+            (
+                "response.function_call_arguments.delta",
+                json!({"item_id": "fc_fake_1", "output_index": 0, "delta": head}),
+            ),
+            (
+                "response.function_call_arguments.delta",
+                json!({"item_id": "fc_fake_1", "output_index": 0, "delta": tail}),
+            ),
+            (
+                "response.function_call_arguments.done",
+                json!({"item_id": "fc_fake_1", "output_index": 0, "arguments": arguments}),
+            ),
+            (
+                "response.output_item.done",
+                json!({"output_index": 0, "item": item("completed", arguments)}),
+            ),
+            (
+                "response.completed",
+                json!({"response": response("completed", json!([item("completed", arguments)]), usage)}),
+            ),
+        ];
+        for (i, (name, data)) in events.iter_mut().enumerate() {
+            data["type"] = json!(name);
+            data["sequence_number"] = json!(i);
+        }
+        sse(&sse_text(&events, true))
+    }
+
     /// An Anthropic stream calling tool `name` (id `id`) with `input`: message_start,
     /// content_block_start `tool_use` with `input: {}`, ping, an empty `input_json_delta` then
     /// the input's JSON in two pieces, content_block_stop, message_delta (`stop_reason:
