@@ -1,0 +1,122 @@
+//! The Responses door on the same pipeline as the other doors, with a provider that serves the
+//! Responses API: identical streams in flight make one call and each client gets the provider's
+//! events; an expired answer is served (as received) when the provider fails; the log record
+//! names the door and carries the `x-promptd-*` headers; the metrics label the route.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::fake_upstream::{fixtures, Behavior, FakeUpstream, Gate};
+use common::wait::wait_until;
+use common::{raw_post_bytes, raw_post_with, RawResponse, TestDaemon};
+use serde_json::{json, Value};
+
+fn provider(url: &str) -> String {
+    format!(
+        "[providers.openai]\nkind = \"openai\"\nbase_url = \"{url}\"\napi_key = \"sk-test-openai\"\n\
+         responses = true\nmax_retries = 0\ntimeout = \"5s\"\n"
+    )
+}
+
+fn hello(stream: bool) -> Value {
+    json!({"model": "openai/gpt-5", "stream": stream, "instructions": "Be brief.",
+        "input": "Hello", "store": false})
+}
+
+fn text_of(raw: &RawResponse) -> String {
+    raw.chunk_strings().concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_streams_in_flight_make_one_call_and_each_gets_the_providers_events() {
+    const JOINERS: u64 = 3;
+    let gate = Gate::new();
+    let upstream =
+        FakeUpstream::always(fixtures::openai_responses_stream().held_after(1, &gate)).await;
+    let daemon = Arc::new(TestDaemon::start(&provider(&upstream.base_url())).await);
+    let post = |daemon: Arc<TestDaemon>| {
+        tokio::spawn(async move {
+            raw_post_with(&daemon.socket, "/v1/responses", &hello(true), &[]).await
+        })
+    };
+    let mut clients = vec![post(Arc::clone(&daemon))];
+    wait_until("the first call reaches the provider", || {
+        upstream.calls() == 1
+    })
+    .await;
+    clients.extend((0..JOINERS).map(|_| post(Arc::clone(&daemon))));
+    // Bounded only so that a broken build fails instead of hanging.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stats = daemon.get("/cache/stats").await.json();
+        if stats["coalesced"].as_u64() == Some(JOINERS) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "joined: {stats}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    gate.open();
+    for client in clients {
+        let raw = client.await.expect("client");
+        assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+        assert_eq!(text_of(&raw), fixtures::OPENAI_RESPONSES_STREAM_SSE);
+    }
+    assert_eq!(upstream.calls(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_answer_is_served_as_received_when_the_provider_fails() {
+    let upstream =
+        FakeUpstream::first_then(fixtures::openai_responses(), fixtures::openai_500()).await;
+    let toml = format!("[cache]\nttl = \"1ms\"\n{}", provider(&upstream.base_url()));
+    let daemon = TestDaemon::start(&toml).await;
+    let body = serde_json::to_vec(&hello(false)).expect("encode");
+    let first = raw_post_bytes(&daemon.socket, "/v1/responses", &body, &[]).await;
+    assert_eq!(first.status(), 200, "{:?}", first.chunk_strings());
+    // Past the TTL (a slower machine only makes it more expired).
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let stale = raw_post_bytes(&daemon.socket, "/v1/responses", &body, &[]).await;
+    assert_eq!(stale.status(), 200, "{:?}", stale.chunk_strings());
+    assert_eq!(stale.header("x-promptd-cache"), Some("stale"));
+    assert_eq!(text_of(&stale), fixtures::OPENAI_RESPONSES_JSON);
+    assert_eq!(upstream.calls(), 2);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn the_record_names_the_door_and_the_metrics_label_its_route() {
+    let upstream = FakeUpstream::always(fixtures::openai_responses_stream()).await;
+    let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
+    let toml = format!(
+        "{}\n{}",
+        common::shipping_to(&collector, ""),
+        provider(&upstream.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    let body = serde_json::to_vec(&hello(true)).expect("encode");
+    let headers = [
+        ("x-promptd-trace-id", "t-resp"),
+        ("x-promptd-tags", "[\"codex\"]"),
+    ];
+    let raw = raw_post_bytes(&daemon.socket, "/v1/responses", &body, &headers).await;
+    assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+    assert_eq!(raw.header("x-promptd-trace-id"), Some("t-resp"));
+    wait_until("the record is shipped", || collector.calls() > 0).await;
+    let record = collector.requests()[0].body.clone();
+    assert_eq!(record["trace_id"], "t-resp", "{record}");
+    assert_eq!(record["tags"], json!(["codex"]), "{record}");
+    assert_eq!(
+        record["metadata"]["promptd_route"], "openai_responses",
+        "{record}"
+    );
+    assert_eq!(record["output"], fixtures::HELLO, "{record}");
+    let metrics = String::from_utf8_lossy(&daemon.get("/metrics").await.body).into_owned();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("route=\"openai_responses\"") && l.contains("status=\"200\"")),
+        "{metrics}"
+    );
+    daemon.stop().await;
+}
