@@ -39,10 +39,11 @@ use crate::api::responses::{
     continued, decode_responses, input_items, previous_response_id, unknown_previous, wants_store,
     PREVIOUS,
 };
-use crate::api::ApiError;
+use crate::api::{ApiError, DoorCall};
 use crate::cache::CacheEntry;
-use crate::config::ResponsesConfig;
+use crate::config::{Config, ResponsesConfig};
 use crate::engine::{Client, RequestCtx};
+use crate::memory::Reservation;
 use crate::model::{StreamEvent, Wire};
 use crate::providers::RawEvent;
 use crate::response_store::{millis, Owner, ResponseStore, Stored};
@@ -127,21 +128,15 @@ async fn call(
     let owner = owner_of(&ctx);
     let keeps = wants_store(&call) && config.responses.enabled;
     let previous = previous_response_id(&call)?.map(str::to_owned);
-    let (call, input) = match &previous {
-        Some(id) => {
-            let stored = state
-                .responses
-                .get(id, owner, config.responses.max_age, now_ms())
-                .map_err(internal)?
-                .ok_or_else(|| unknown_previous(id))?;
-            let earlier = stored.conversation().map_err(internal)?;
-            drop(call);
-            let (body, input) = continued(&bytes, &earlier)?;
-            (decode_responses(body)?, Some(input))
-        }
-        None if keeps => (call, Some(input_items(&bytes)?)),
-        None => (call, None),
-    };
+    let Conversation { call, input, _held } = conversation(
+        state,
+        &config,
+        owner,
+        &bytes,
+        call,
+        previous.as_deref(),
+        keeps,
+    )?;
     let keep = input.filter(|_| keeps).map(|input| Keep {
         store: Arc::clone(&state.responses),
         owner,
@@ -215,6 +210,55 @@ async fn call(
     };
     promptd_headers_of(&mut response, served);
     Ok(response)
+}
+
+/// A call with its whole conversation: the input to keep with its answer (when it is kept),
+/// and the memory a continuation's expanded body holds while the call is.
+struct Conversation {
+    call: DoorCall,
+    input: Option<String>,
+    _held: Option<Reservation>,
+}
+
+/// `call` (of body `bytes`) as the provider gets it: a continuation of kept response
+/// `previous` decoded from the body holding the whole conversation (reserved from
+/// max_request_memory, like the body it grows from); else as it came.
+fn conversation(
+    state: &State,
+    config: &Config,
+    owner: Owner,
+    bytes: &[u8],
+    call: DoorCall,
+    previous: Option<&str>,
+    keeps: bool,
+) -> Result<Conversation, ApiError> {
+    let Some(id) = previous else {
+        let input = keeps.then(|| input_items(bytes)).transpose()?;
+        return Ok(Conversation {
+            call,
+            input,
+            _held: None,
+        });
+    };
+    let stored = state
+        .responses
+        .get(id, owner, config.responses.max_age, now_ms())
+        .map_err(internal)?
+        .ok_or_else(|| unknown_previous(id))?;
+    let earlier = stored.conversation().map_err(internal)?;
+    drop(call);
+    let grown = earlier.iter().map(String::len).sum::<usize>() + bytes.len();
+    let held = state
+        .engine
+        .memory()
+        .try_reserve(grown as u64)
+        .map_err(ApiError::ServerBusy)?;
+    let (body, input) = continued(bytes, &earlier)?;
+    Ok(Conversation {
+        call: decode_responses(body)?,
+        input: Some(input),
+        _held: Some(held),
+    })
 }
 
 /// The kept response `id` of the request's owner, or a 404 in OpenAI's words.

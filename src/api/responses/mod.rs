@@ -220,6 +220,16 @@ mod tests {
         let call = decode_responses(sent).expect("decodes");
         assert_eq!(call.request().messages.len(), 3);
         assert_eq!(previous_response_id(&call).expect("ok"), None);
+        // What a same-wire call forwards is the expanded body.
+        let target = crate::api::openai::Target::Provider {
+            provider: "openai".into(),
+            model: "gpt-x".into(),
+        };
+        let routed = call.route(target).expect("routed");
+        let forwarded: Value = serde_json::from_slice(&routed.call.sent).expect("json");
+        assert_eq!(forwarded["input"], v["input"]);
+        assert_eq!(forwarded["model"], "gpt-x");
+        assert!(forwarded.get(PREVIOUS).is_none(), "{forwarded}");
         // A list input keeps its items' bytes.
         let body = br#"{"model":"m","input":[ {"role":"user","content":"x\u00e9"} ]}"#;
         let (_, input) = continued(body, &earlier).expect("continued");
