@@ -29,6 +29,8 @@
 //! - [`cache`] — completion cache in sled: canonical keys, entries, coalescing of identical calls
 //!   (generic over the caller's error: the cache knows nothing of HTTP).
 //! - [`store`] — the sled database under the state directory.
+//! - [`response_store`] — what the Responses door keeps of its answers (`previous_response_id`,
+//!   `GET /v1/responses/{id}`): bounded, per owner, in the store's database.
 //! - [`deployments`] — deployed prompts and the `{{placeholder}}` template engine.
 //! - [`logs`] — three rooms: `record` (the format), `spool` (the durable on-disk queue),
 //!   `flusher` (ships it upstream).
@@ -52,6 +54,7 @@ pub mod model;
 pub mod projects;
 pub mod providers;
 pub mod redact;
+pub mod response_store;
 pub mod retry;
 pub mod server;
 pub mod store;

@@ -2,14 +2,21 @@
 //! providers: translated through the internal model to a chat-completions provider and to an
 //! Anthropic-kind one; the answer as a `response` object, the stream as typed events with
 //! increasing `sequence_number`s (every item added and done, `response.completed` last); the
-//! hints Codex sends left out and named; state the door does not keep refused by name; Codex's
-//! captured request served.
+//! hints Codex sends left out and named; Codex's captured request served; kept answers:
+//! conversations continued by `previous_response_id` (the provider gets the whole history),
+//! `GET` / `DELETE /v1/responses/{id}`, `store: false`, another owner's id unknown, an unknown
+//! id and `conversation` refused by name.
 
 mod common;
 
 use common::fake_upstream::{fixtures, FakeUpstream};
-use common::{providers_toml, raw_post_bytes, raw_post_with, RawResponse, TestDaemon};
+use common::{
+    parse_raw_response, providers_toml, raw_get, raw_post_bytes, raw_post_with, RawResponse,
+    TestDaemon,
+};
+use hyper::Method;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn daemon(openai: &FakeUpstream, anthropic: &FakeUpstream) -> TestDaemon {
     TestDaemon::start(&providers_toml(&openai.base_url(), &anthropic.base_url())).await
@@ -185,7 +192,7 @@ async fn to_an_anthropic_provider_the_stream_is_typed_events_too() {
 }
 
 #[tokio::test]
-async fn state_promptd_does_not_keep_is_refused_by_name() {
+async fn an_unknown_previous_response_id_is_a_400_naming_it_and_conversation_is_refused() {
     let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
     let openai = FakeUpstream::always(fixtures::openai_chat()).await;
     let daemon = daemon(&openai, &anthropic).await;
@@ -196,7 +203,249 @@ async fn state_promptd_does_not_keep_is_refused_by_name() {
     let e = json_of(&raw);
     assert_eq!(e["error"]["param"], "previous_response_id");
     assert_eq!(e["error"]["type"], "invalid_request_error");
-    assert_eq!(openai.calls(), 0);
+    let message = e["error"]["message"].as_str().expect("a message");
+    assert!(
+        message.contains("resp_123") && message.contains("unknown"),
+        "{message}"
+    );
+    let body = json!({"model": "openai/gpt-x", "input": "and then?", "conversation": "conv_1"});
+    let raw = responses(&daemon, &body).await;
+    assert_eq!(raw.status(), 400);
+    assert_eq!(json_of(&raw)["error"]["param"], "conversation");
+    assert_eq!(openai.calls(), 0, "never a silent fresh start");
+    daemon.stop().await;
+}
+
+/// A first turn that promptd keeps (no `store: false`).
+fn first_turn(stream: bool) -> Value {
+    json!({"model": "openai/gpt-x", "stream": stream, "instructions": "Be brief.",
+        "input": [{"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Hello"}]}]})
+}
+
+/// The roles and texts of the chat messages a provider got.
+fn turns(sent: &Value) -> Vec<(String, String)> {
+    sent["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            let text = match &m["content"] {
+                Value::String(s) => s.clone(),
+                Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+                other => other.to_string(),
+            };
+            (m["role"].as_str().unwrap_or_default().to_owned(), text)
+        })
+        .collect()
+}
+
+fn turn(role: &str, text: &str) -> (String, String) {
+    (role.to_owned(), text.to_owned())
+}
+
+async fn get(daemon: &TestDaemon, path: &str) -> RawResponse {
+    raw_get(&daemon.socket, path).await
+}
+
+#[tokio::test]
+async fn a_conversation_continues_by_previous_response_id() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let daemon = daemon(&openai, &anthropic).await;
+    let first = responses(&daemon, &first_turn(false)).await;
+    assert_eq!(first.status(), 200, "{:?}", first.chunk_strings());
+    let first = json_of(&first);
+    let id = first["id"].as_str().expect("an id").to_owned();
+    assert_eq!(first["store"], true);
+    // Read back as it was answered.
+    let read = get(&daemon, &format!("/v1/responses/{id}")).await;
+    assert_eq!(read.status(), 200);
+    assert_eq!(json_of(&read), first);
+
+    let second = json!({"model": "openai/gpt-x", "input": "And then?",
+        "previous_response_id": id});
+    let raw = responses(&daemon, &second).await;
+    assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+    let answer = json_of(&raw);
+    assert_eq!(answer["previous_response_id"], id.as_str());
+    assert_ne!(answer["id"], id.as_str());
+    assert_eq!(openai.calls(), 2, "the longer conversation is no cache hit");
+    let sent = openai.last_request().expect("called");
+    // The whole conversation; the first turn's instructions are not carried over.
+    assert_eq!(
+        turns(&sent.body),
+        [
+            turn("user", "Hello"),
+            turn("assistant", fixtures::HELLO),
+            turn("user", "And then?")
+        ]
+    );
+    // Its input items: the whole conversation before its answer, newest first by default.
+    let second_id = answer["id"].as_str().expect("an id").to_owned();
+    let items = json_of(&get(&daemon, &format!("/v1/responses/{second_id}/input_items")).await);
+    assert_eq!(items["object"], "list");
+    let data = items["data"].as_array().expect("data");
+    assert_eq!(data.len(), 3);
+    assert_eq!(data[0]["content"], "And then?");
+    assert_eq!(data[2]["content"][0]["text"], "Hello");
+
+    // A third turn continues the second: everything before it, from one record.
+    let third = json!({"model": "openai/gpt-x", "input": "Thanks.",
+        "previous_response_id": second_id});
+    let raw = responses(&daemon, &third).await;
+    assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+    let sent = openai.last_request().expect("called");
+    assert_eq!(turns(&sent.body).len(), 5, "{}", sent.body);
+    assert_eq!(turns(&sent.body)[4], turn("user", "Thanks."));
+    // The same continuation again is a cache hit: the key covers the whole conversation.
+    let again = responses(&daemon, &third).await;
+    assert_eq!(again.header("x-promptd-cache"), Some("hit"));
+    assert_eq!(openai.calls(), 3);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_answer_is_kept_by_the_end_of_its_stream() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let openai = FakeUpstream::always(fixtures::openai_stream()).await;
+    let daemon = daemon(&openai, &anthropic).await;
+    let raw = responses(&daemon, &first_turn(true)).await;
+    assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+    let evs = events(&raw);
+    let created = &evs[0];
+    assert_eq!(created["type"], "response.created");
+    assert_eq!(created["response"]["store"], true);
+    let id = created["response"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let completed = evs.last().expect("events");
+    assert_eq!(completed["type"], "response.completed");
+    // Kept as response.completed said it, once the stream's end was read.
+    let read = json_of(&get(&daemon, &format!("/v1/responses/{id}")).await);
+    assert_eq!(read["id"], id.as_str());
+    assert_eq!(read["status"], "completed");
+    assert_eq!(read["output"], completed["response"]["output"]);
+    assert_eq!(read["output"][0]["content"][0]["text"], fixtures::HELLO);
+
+    let second = json!({"model": "openai/gpt-x", "stream": true, "input": "And then?",
+        "previous_response_id": id});
+    let raw = responses(&daemon, &second).await;
+    assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+    let evs = events(&raw);
+    assert_eq!(evs[0]["response"]["previous_response_id"], id.as_str());
+    assert_eq!(types(&evs).last(), Some(&"response.completed"));
+    let sent = openai.last_request().expect("called");
+    assert_eq!(
+        turns(&sent.body),
+        [
+            turn("user", "Hello"),
+            turn("assistant", fixtures::HELLO),
+            turn("user", "And then?")
+        ]
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn store_false_keeps_nothing() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let daemon = daemon(&openai, &anthropic).await;
+    let raw = responses(&daemon, &hello("openai/gpt-x", false)).await;
+    assert_eq!(raw.status(), 200);
+    let answer = json_of(&raw);
+    assert_eq!(answer["store"], false);
+    let id = answer["id"].as_str().expect("an id");
+    let read = get(&daemon, &format!("/v1/responses/{id}")).await;
+    assert_eq!(read.status(), 404);
+    let e = json_of(&read);
+    assert_eq!(e["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        e["error"]["message"],
+        format!("Response with id '{id}' not found.")
+    );
+    let next = json!({"model": "openai/gpt-x", "input": "And then?", "previous_response_id": id});
+    let raw = responses(&daemon, &next).await;
+    assert_eq!(raw.status(), 400);
+    assert_eq!(json_of(&raw)["error"]["param"], "previous_response_id");
+    assert_eq!(openai.calls(), 1);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_kept_response_is_read_and_deleted() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let daemon = daemon(&openai, &anthropic).await;
+    let first = json_of(&responses(&daemon, &first_turn(false)).await);
+    let id = first["id"].as_str().expect("an id");
+    let path = format!("/v1/responses/{id}");
+    assert_eq!(get(&daemon, &path).await.status(), 200);
+    let deleted = daemon.request(Method::DELETE, &path, None).await;
+    assert_eq!(deleted.status, 200);
+    assert_eq!(
+        deleted.json(),
+        json!({"id": id, "object": "response.deleted", "deleted": true})
+    );
+    assert_eq!(get(&daemon, &path).await.status(), 404);
+    let again = daemon.request(Method::DELETE, &path, None).await;
+    assert_eq!(again.status, 404);
+    assert_eq!(again.json()["error"]["type"], "invalid_request_error");
+    let items = get(&daemon, &format!("{path}/input_items")).await;
+    assert_eq!(items.status(), 404);
+    daemon.stop().await;
+}
+
+/// One request over the daemon's TCP listener at `url` with its key.
+async fn over_tcp(url: &str, method: &str, path: &str, body: Option<&Value>) -> RawResponse {
+    let addr = url.strip_prefix("http://").expect("an http url");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TCP_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(body.as_bytes()).await.expect("write body");
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await.expect("read");
+    parse_raw_response(&bytes)
+}
+
+const TCP_KEY: &str = "k-tcp-test";
+
+#[tokio::test]
+async fn another_owner_can_neither_read_nor_continue_a_kept_response() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let toml = providers_toml(&openai.base_url(), &anthropic.base_url());
+    let (daemon, url) = TestDaemon::start_tcp(&toml, TCP_KEY).await;
+    // Made by this uid on the Unix socket: unknown to the TCP listener's clients.
+    let mine = json_of(&responses(&daemon, &first_turn(false)).await);
+    let id = mine["id"].as_str().expect("an id");
+    let path = format!("/v1/responses/{id}");
+    assert_eq!(over_tcp(&url, "GET", &path, None).await.status(), 404);
+    assert_eq!(over_tcp(&url, "DELETE", &path, None).await.status(), 404);
+    let next = json!({"model": "openai/gpt-x", "input": "And then?", "previous_response_id": id});
+    let refused = over_tcp(&url, "POST", "/v1/responses", Some(&next)).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(json_of(&refused)["error"]["param"], "previous_response_id");
+    assert_eq!(
+        get(&daemon, &path).await.status(),
+        200,
+        "still there for its owner"
+    );
+    // TCP clients own what they make, the socket's users do not see it.
+    let theirs = over_tcp(&url, "POST", "/v1/responses", Some(&first_turn(false))).await;
+    assert_eq!(theirs.status(), 200, "{:?}", theirs.chunk_strings());
+    let theirs_id = json_of(&theirs)["id"].as_str().expect("an id").to_owned();
+    let their_path = format!("/v1/responses/{theirs_id}");
+    assert_eq!(over_tcp(&url, "GET", &their_path, None).await.status(), 200);
+    assert_eq!(get(&daemon, &their_path).await.status(), 404);
+    assert_eq!(openai.calls(), 1, "the second first turn is a cache hit");
     daemon.stop().await;
 }
 

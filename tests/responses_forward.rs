@@ -203,3 +203,64 @@ async fn a_forwarded_stream_cut_after_its_start_ends_with_response_failed() {
     assert_ne!(again.header("x-promptd-cache"), Some("hit"));
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn an_answer_as_received_is_kept_under_the_providers_id_and_continued_whole() {
+    let upstream = FakeUpstream::always(fixtures::openai_responses()).await;
+    let daemon = daemon(&upstream).await;
+    let first = json!({"model": "openai/gpt-5", "instructions": "Be brief.", "input": "Hello"});
+    let raw = raw_post_with(&daemon.socket, "/v1/responses", &first, &[]).await;
+    assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+    let id = serde_json::from_str::<Value>(&text_of(&raw)).expect("json")["id"].clone();
+    let id = id.as_str().expect("the provider's id");
+    let kept = daemon.get(&format!("/v1/responses/{id}")).await;
+    assert_eq!(kept.status, 200);
+    assert_eq!(kept.body, fixtures::OPENAI_RESPONSES_JSON.as_bytes());
+
+    let next = json!({"model": "openai/gpt-5", "previous_response_id": id,
+        "input": [{"role": "user", "content": "And again"}]});
+    let raw = raw_post_with(&daemon.socket, "/v1/responses", &next, &[]).await;
+    assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+    let sent = upstream.last_request().expect("called");
+    assert!(
+        sent.body.get("previous_response_id").is_none(),
+        "{}",
+        sent.body
+    );
+    let input = sent.body["input"]
+        .as_array()
+        .expect("the whole conversation");
+    let kinds: Vec<&str> = input.iter().filter_map(|i| i["type"].as_str()).collect();
+    assert_eq!(kinds, ["message", "reasoning", "message"], "{input:?}");
+    assert_eq!(input[0]["content"], "Hello");
+    assert_eq!(
+        input[1]["encrypted_content"],
+        "gAAAAABoISQ24OyVRYbkYfukNwkkALqTDJZdaZhw"
+    );
+    assert_eq!(input[2]["content"][0]["text"], fixtures::HELLO);
+    assert_eq!(input[3]["content"], "And again");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_forwarded_stream_is_kept_as_its_response_completed_said() {
+    let upstream = FakeUpstream::always(fixtures::openai_responses_stream()).await;
+    let daemon = daemon(&upstream).await;
+    let raw = post(&daemon, &body(true).replace(r#""store":false,"#, "")).await;
+    assert_eq!(raw.status(), 200, "{:?}", raw.chunk_strings());
+    let events = event_data(&text_of(&raw));
+    let completed = &events.last().expect("events")["response"];
+    let id = completed["id"].as_str().expect("id");
+    let kept = daemon.get(&format!("/v1/responses/{id}")).await;
+    assert_eq!(kept.status, 200);
+    assert_eq!(kept.json(), *completed);
+    daemon.stop().await;
+    // `store: false` keeps nothing.
+    let upstream = FakeUpstream::always(fixtures::openai_responses_stream()).await;
+    let other = self::daemon(&upstream).await;
+    let raw = post(&other, &body(true)).await;
+    assert_eq!(raw.status(), 200);
+    let kept = other.get(&format!("/v1/responses/{id}")).await;
+    assert_eq!(kept.status, 404);
+    other.stop().await;
+}

@@ -277,6 +277,27 @@ async fn openai_sdk_chat_stream_models_and_errors() {
         assert!(sequence.windows(2).all(|w| w[1] == w[0] + 1), "{got}");
         assert_eq!(got["completed_text"], fixtures::HELLO, "{got}");
         assert_eq!(got["final_text"], fixtures::HELLO, "{got}");
+        // Kept: continued, read back, its successor's input listed (newest first), deleted.
+        assert_eq!(got["followed_text"], fixtures::HELLO, "{got}");
+        assert_eq!(got["followed_previous"], got["id"], "{got}");
+        assert_eq!(got["retrieved_id"], got["id"], "{got}");
+        assert_eq!(got["retrieved_text"], fixtures::HELLO, "{got}");
+        assert_eq!(
+            got["followed_items"],
+            json!(["user", "assistant", "user"]),
+            "{got}"
+        );
+        assert_eq!(
+            got["gone"],
+            json!({"type": "NotFoundError", "status": 404}),
+            "{got}"
+        );
+        let continued = openai
+            .requests()
+            .into_iter()
+            .filter(|r| r.body["messages"].as_array().is_some_and(|m| m.len() == 3))
+            .count();
+        assert_eq!(continued, i + 1, "the provider got each whole conversation");
     }
     let embedded = openai_sdk("embeddings", json!({"socket": socket}));
     assert_eq!(embedded["indices"], json!([0, 1]), "{embedded}");

@@ -65,6 +65,9 @@ pub enum ApiError {
          or it was shipped upstream and its spool segment removed (look for it there)"
     )]
     TraceNotHeld(String),
+    /// A response id the Responses door does not hold for this client (OpenAI's wording).
+    #[error("Response with id '{0}' not found.")]
+    ResponseNotFound(String),
     #[error("method {method} not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
     #[error("{0} is a hosted Parea route that promptd does not serve")]
@@ -174,9 +177,10 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) | ApiError::TraceNotHeld(_) => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::NotFound { .. }
+            | ApiError::NoCacheEntry(_)
+            | ApiError::TraceNotHeld(_)
+            | ApiError::ResponseNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotImplemented(_) | ApiError::NotServed(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::ModelNotFound(_) => StatusCode::NOT_FOUND,
@@ -220,9 +224,10 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::MisdirectedHost(_) => "misdirected_request",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::NotFound { .. } | ApiError::NoCacheEntry(_) | ApiError::TraceNotHeld(_) => {
-                "not_found"
-            }
+            ApiError::NotFound { .. }
+            | ApiError::NoCacheEntry(_)
+            | ApiError::TraceNotHeld(_)
+            | ApiError::ResponseNotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotImplemented(_) | ApiError::NotServed(_) => "not_implemented",
             ApiError::ModelNotFound(_) => "model_not_found",

@@ -8,6 +8,7 @@ mod access;
 mod logs;
 mod paths;
 pub mod raw;
+mod responses;
 mod sections;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ pub use logs::{
 };
 pub use paths::{default_prompts_dir, default_socket, default_state_dir, user_config_home};
 use raw::{RawConfig, RawProvider};
+pub use responses::{RawResponses, ResponsesConfig};
 pub use sections::{CacheConfig, KeySource, Price, ProviderConfig, ProviderKind};
 
 /// The embedded default config (`promptd default-config` prints it).
@@ -216,6 +218,8 @@ pub struct Config {
     pub spool: SpoolConfig,
     /// `[upstream]`: the Parea API that receives logs and serves deployments promptd lacks.
     pub upstream: UpstreamConfig,
+    /// `[responses]`: what the Responses door keeps for `previous_response_id`.
+    pub responses: ResponsesConfig,
     /// Which listener keys were given rather than defaulted (`tcp` says so itself).
     pub listen_keys_set: ListenKeysSet,
 }
@@ -391,6 +395,7 @@ impl Config {
             cache: cache_config(raw.cache.unwrap_or_default())?,
             spool: SpoolConfig::from_raw(raw.spool)?,
             upstream: UpstreamConfig::from_raw(raw.upstream)?,
+            responses: ResponsesConfig::from_raw(raw.responses)?,
         };
         if config.socket.as_os_str().is_empty() {
             return Err(invalid("socket", "must not be empty"));

@@ -49,6 +49,7 @@ pub struct RawConfig {
     pub cache: Option<RawCache>,
     pub spool: Option<super::RawSpool>,
     pub upstream: Option<super::RawUpstream>,
+    pub responses: Option<super::RawResponses>,
 }
 
 /// The `[cache]` table.

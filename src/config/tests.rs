@@ -222,3 +222,33 @@ fn only_openais_own_url_serves_the_responses_api_unless_a_provider_says_so() {
         .to_string();
     assert!(err.contains("providers.a.responses"), "{err}");
 }
+
+#[test]
+fn responses_bounds_default_and_name_their_key() {
+    let config = load("").expect("empty config");
+    assert_eq!(config.responses, ResponsesConfig::default());
+    assert!(config.responses.enabled);
+    assert_eq!(config.responses.max_stored, 10_000);
+    assert_eq!(config.responses.max_stored_bytes, 256 * 1024 * 1024);
+    assert_eq!(
+        config.responses.max_age,
+        std::time::Duration::from_secs(30 * 24 * 3600)
+    );
+    let set = load("[responses]\nmax_stored = 5\nmax_stored_bytes = \"1MiB\"\nmax_age = \"1h\"")
+        .expect("set");
+    assert_eq!(set.responses.max_stored, 5);
+    assert_eq!(set.responses.max_stored_bytes, 1024 * 1024);
+    assert_eq!(set.responses.max_age, std::time::Duration::from_secs(3600));
+    for (text, key) in [
+        ("[responses]\nmax_stored = 0", "responses.max_stored"),
+        (
+            "[responses]\nmax_stored_bytes = \"lots\"",
+            "responses.max_stored_bytes",
+        ),
+        ("[responses]\nmax_age = \"0s\"", "responses.max_age"),
+        ("[responses]\nmax_agee = \"1d\"", "max_agee"),
+    ] {
+        let err = load(text).unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}

@@ -110,6 +110,7 @@ pub async fn run(
         spool,
         deployments,
         projects,
+        responses,
         flusher,
         engine,
     } = parts;
@@ -128,6 +129,7 @@ pub async fn run(
         spool,
         deployments,
         projects,
+        responses,
         peers: ArcSwap::from_pointee(PeerPolicy::new(
             &config.allowed_uids,
             &config.access.admin_uids,

@@ -9,6 +9,7 @@ use crate::deployments::Registry;
 use crate::engine::{CompletionRecords, Engine, EngineParts};
 use crate::logs::{Flusher, Spool, SpoolOptions};
 use crate::projects::ProjectStore;
+use crate::response_store::ResponseStore;
 use crate::server::StartupError;
 use crate::store::{Store, StoreOptions};
 use crate::tasks::Tasks;
@@ -21,13 +22,15 @@ pub(super) struct Parts {
     pub spool: Spool,
     pub deployments: Arc<Registry>,
     pub projects: ProjectStore,
+    /// The Responses door's kept answers, in the store's database.
+    pub responses: Arc<ResponseStore>,
     /// Not yet shipping: the daemon starts it in its task group.
     pub flusher: Flusher,
     pub engine: Arc<Engine>,
 }
 
 impl Parts {
-    /// Build the parts in order: the state directory, the store and the cache in it, the
+    /// Build the parts in order: the state directory, the store and the cache and kept responses in it, the
     /// spool (where the engine writes completion records),
     /// the flusher, the deployments (first load of the prompts directory), the projects, the
     /// engine (its tasks in `pipeline`). Must run inside a Tokio runtime.
@@ -45,6 +48,7 @@ impl Parts {
         )?;
         let cache = Arc::new(Cache::open(store.cache_trees()?, config.cache.clone()));
         cache.note_open(store.report());
+        let responses = Arc::new(store.response_store()?);
         let spool = Spool::open(SpoolOptions::from_config(
             &config.spool,
             config.state_dir.join("spool"),
@@ -74,6 +78,7 @@ impl Parts {
             spool,
             deployments,
             projects,
+            responses,
             flusher,
             engine,
         })

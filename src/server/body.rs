@@ -39,7 +39,7 @@ pub enum ResponseBody {
     /// A Messages-door stream.
     Anthropic(ModelEvents<MessagesRender>),
     /// A Responses-door stream.
-    Responses(ModelEvents<ResponsesRender>),
+    Responses(Box<ModelEvents<ResponsesRender>>),
 }
 
 /// A completion stream rendered as Parea events: the `ID_START` event, then one event per item.

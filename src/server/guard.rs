@@ -124,6 +124,8 @@ fn is_admin_route(method: &Method, route: Route<'_>) -> bool {
         | Route::AnthropicCountTokens
         | Route::OpenAiResponses
         | Route::OpenAiLegacyCompletions => false,
+        // A client's own kept responses: the store answers only their owner.
+        Route::OpenAiResponse(_) | Route::OpenAiResponseInputItems(_) => false,
     }
 }
 

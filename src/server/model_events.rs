@@ -33,6 +33,9 @@ pub trait Render {
     fn end_forwarded(&mut self, out: &mut Vec<u8>);
     /// After the upstream's own events: the wire's error event, for a failure after them.
     fn forwarded_error(&mut self, message: &str, out: &mut Vec<u8>);
+    /// The answer rendered whole (a clean end, or a replay), just before
+    /// [`finish`](Self::finish) sends its last event: what the door keeps of it, if anything.
+    fn ended(&mut self, _entry: &CacheEntry) {}
 }
 
 /// A stream being sent.
@@ -107,11 +110,13 @@ impl<R: Render> ModelEvents<R> {
                     if !self.saw_events {
                         self.render_entry(&entry, &mut out);
                     }
+                    self.renderer.ended(&entry);
                     self.renderer.finish(&mut out);
                     self.ended = true;
                 }
                 StreamItem::Replay(entry) => {
                     self.render_entry(&entry, &mut out);
+                    self.renderer.ended(&entry);
                     self.renderer.finish(&mut out);
                     self.ended = true;
                 }

@@ -1,20 +1,37 @@
 //! OpenAI's Responses door: `POST /v1/responses` (whole and streamed: Codex, the OpenAI Agents
-//! SDK, `client.responses.create`). It translates HTTP to the engine's calls — the same
-//! pipeline as the other doors — and answers in the Responses API's shapes: the `response`
-//! object, or its typed events with `sequence_number`; errors in OpenAI's shape.
+//! SDK, `client.responses.create`), and the answers it keeps: `GET` and `DELETE
+//! /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`. It translates HTTP to the
+//! engine's calls — the same pipeline as the other doors — and answers in the Responses API's
+//! shapes: the `response` object, or its typed events with `sequence_number`; errors in
+//! OpenAI's shape.
 //!
 //! A provider that serves the Responses API (`responses = true`; OpenAI's own URL) is sent the
 //! client's body as it came and its answer and events come back as received; every other —
 //! chat-completions servers (vLLM, llama.cpp, Ollama) and Anthropic-kind providers — is
 //! reached through the internal model, its answer rendered in this wire. Keys: the provider's
 //! own; a provider configured without one gets the client's bearer ([`client_key`]).
+//!
+//! **Kept answers** ([`crate::response_store`]). Unless the request says `store: false` (or
+//! `[responses] enabled = false`), each answer is kept under the id the client saw
+//! (`resp_<trace id>`, or the provider's own id for an answer it sent in this wire): the whole
+//! answer's `response` object before it is sent; a stream's, rendered from the whole answer
+//! (or the provider's `response.completed` as it came), before `response.completed` goes out
+//! (so a client that has read the stream's end can continue it at once). A failed answer is
+//! not kept. The owner is the Unix-socket peer's uid, or one shared owner for all TCP clients;
+//! another owner's id is unknown (400 on `previous_response_id`, 404 on `GET`/`DELETE`). A
+//! request naming `previous_response_id` is expanded to the whole conversation before it is
+//! decoded ([`crate::api::responses::continued`]), and so goes to a provider of this wire as
+//! the whole conversation too; a rendered `response` object says `store` and
+//! `previous_response_id` as the request did.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
 
 use super::body::{self, ResponseBody};
 use super::client_key::client_key;
@@ -22,13 +39,19 @@ use super::model_events::{ModelEvents, Render};
 use super::openai::{error, promptd_headers_of, request_headers, Served};
 use super::State;
 use crate::api::openai::{resolve_model, Target};
-use crate::api::responses::decode_responses;
-use crate::api::ApiError;
+use crate::api::responses::{
+    continued, decode_responses, input_items, previous_response_id, unknown_previous, wants_store,
+    PREVIOUS,
+};
+use crate::api::{ApiError, DoorCall};
 use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
-use crate::engine::RequestCtx;
+use crate::config::{Config, ResponsesConfig};
+use crate::engine::{Client, RequestCtx};
+use crate::memory::Reservation;
 use crate::model::{Error, ErrorKind, StreamEvent, Wire};
 use crate::providers::RawEvent;
+use crate::response_store::{millis, Owner, ResponseStore, Stored};
 use crate::wire::openai_responses::{render_response, EventRenderer, ResponseHeader};
 
 /// `POST /v1/responses`.
@@ -41,6 +64,50 @@ pub async fn responses(
     match Box::pin(call(req, ctx, state, started)).await {
         Ok(response) => response,
         Err(e) => error(&e),
+    }
+}
+
+/// Who owns what a request keeps, and may read it back (see the header).
+pub fn owner_of(ctx: &RequestCtx) -> Owner {
+    match ctx.client {
+        Client::Unix { uid, .. } => Owner::Uid(uid),
+        Client::Tcp { .. } => Owner::Tcp,
+    }
+}
+
+fn now_ms() -> u64 {
+    millis(SystemTime::now())
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// What to keep of an answer once it is whole: the record's owner and input, where, and under
+/// which bounds.
+#[derive(Debug)]
+struct Keep {
+    store: Arc<ResponseStore>,
+    owner: Owner,
+    /// The request's input items (the whole conversation), a JSON array.
+    input: String,
+    limits: ResponsesConfig,
+}
+
+impl Keep {
+    /// Keep `response` (the `response` object's bytes) as `id`; a failure is logged: the
+    /// answer is served all the same.
+    fn put(self, id: &str, response: &[u8]) {
+        let now = now_ms();
+        let stored = Stored {
+            owner: self.owner,
+            created_ms: now,
+            input: self.input,
+            response: String::from_utf8_lossy(response).into_owned(),
+        };
+        if let Err(e) = self.store.put(id, &stored, &self.limits, now) {
+            tracing::warn!(id, error = %e, "the answer was not kept for previous_response_id");
+        }
     }
 }
 
@@ -63,6 +130,24 @@ async fn call(
     )
     .await?;
     let call = decode_responses(Bytes::clone(&bytes))?;
+    let owner = owner_of(&ctx);
+    let keeps = wants_store(&call) && config.responses.enabled;
+    let previous = previous_response_id(&call)?.map(str::to_owned);
+    let Conversation { call, input, _held } = conversation(
+        state,
+        &config,
+        owner,
+        &bytes,
+        call,
+        previous.as_deref(),
+        keeps,
+    )?;
+    let keep = input.filter(|_| keeps).map(|input| Keep {
+        store: Arc::clone(&state.responses),
+        owner,
+        input,
+        limits: config.responses,
+    });
     let target = resolve_model(&call.model, &config)?;
     let mut base = base;
     if let Target::Provider { provider, .. } = &target {
@@ -71,13 +156,25 @@ async fn call(
     let (stream, asked) = (call.stream, call.model.clone());
     let request = call.into_request(target, base)?;
     let created = chrono::Utc::now().timestamp();
+    let echo = |header: &mut ResponseHeader| {
+        header
+            .echo
+            .insert("store".into(), Value::Bool(keep.is_some()));
+        if let Some(id) = &previous {
+            header
+                .echo
+                .insert(PREVIOUS.into(), Value::from(id.as_str()));
+        }
+    };
     if stream {
         let s = Box::pin(state.engine.stream(request, ctx)).await?;
         let trace_id = s.trace_id.clone();
-        let header = ResponseHeader::new(response_id(&trace_id), created, asked);
-        let renderer = ResponsesRender::new(header);
+        let mut header = ResponseHeader::new(response_id(&trace_id), created, asked);
+        echo(&mut header);
+        let keep = keep.map(|keep| (keep, header.clone()));
+        let renderer = ResponsesRender::new(header, keep);
         let events = ModelEvents::new(s.items, renderer);
-        let mut response = Response::new(ResponseBody::Responses(events));
+        let mut response = Response::new(ResponseBody::Responses(Box::new(events)));
         let h = response.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -94,7 +191,26 @@ async fn call(
     }
     let answer = Box::pin(state.engine.complete(request, ctx)).await?;
     let trace_id = answer.response.inference_id.clone();
-    let body = response_body(&answer.entry, &trace_id, created, asked);
+    let entry = &answer.entry;
+    let body = match (&entry.raw_response, entry.raw_wire) {
+        // The provider's own answer in this wire, as it came, kept under its own id.
+        (Some(raw), RawWire::OpenAiResponses) => {
+            if let (Some(keep), Some(id)) = (keep, id_of(raw)) {
+                keep.put(&id, raw.as_bytes());
+            }
+            Bytes::copy_from_slice(raw.as_bytes())
+        }
+        _ => {
+            let model = entry.response.model.clone().unwrap_or(asked);
+            let mut header = ResponseHeader::new(response_id(&trace_id), created, model);
+            echo(&mut header);
+            let body = Bytes::from(render_response(&entry.response, &header));
+            if let Some(keep) = keep {
+                keep.put(&header.id, &body);
+            }
+            body
+        }
+    };
     let mut response = Response::new(ResponseBody::Full(Some(body)));
     response
         .headers_mut()
@@ -111,6 +227,109 @@ async fn call(
     Ok(response)
 }
 
+/// A call with its whole conversation: the input to keep with its answer (when it is kept),
+/// and the memory a continuation's expanded body holds while the call is.
+struct Conversation {
+    call: DoorCall,
+    input: Option<String>,
+    _held: Option<Reservation>,
+}
+
+/// `call` (of body `bytes`) as the provider gets it: a continuation of kept response
+/// `previous` decoded from the body holding the whole conversation (reserved from
+/// max_request_memory, like the body it grows from); else as it came.
+fn conversation(
+    state: &State,
+    config: &Config,
+    owner: Owner,
+    bytes: &[u8],
+    call: DoorCall,
+    previous: Option<&str>,
+    keeps: bool,
+) -> Result<Conversation, ApiError> {
+    let Some(id) = previous else {
+        let input = keeps.then(|| input_items(bytes)).transpose()?;
+        return Ok(Conversation {
+            call,
+            input,
+            _held: None,
+        });
+    };
+    let stored = state
+        .responses
+        .get(id, owner, config.responses.max_age, now_ms())
+        .map_err(internal)?
+        .ok_or_else(|| unknown_previous(id))?;
+    let earlier = stored.conversation().map_err(internal)?;
+    drop(call);
+    let grown = earlier.iter().map(String::len).sum::<usize>() + bytes.len();
+    let held = state
+        .engine
+        .memory()
+        .try_reserve(grown as u64)
+        .map_err(ApiError::ServerBusy)?;
+    let (body, input) = continued(bytes, &earlier)?;
+    Ok(Conversation {
+        call: decode_responses(body)?,
+        input: Some(input),
+        _held: Some(held),
+    })
+}
+
+/// The kept response `id` of the request's owner, or a 404 in OpenAI's words.
+fn kept(state: &State, ctx: &RequestCtx, id: &str) -> Result<Stored, ApiError> {
+    let max_age = state.config.load().responses.max_age;
+    state
+        .responses
+        .get(id, owner_of(ctx), max_age, now_ms())
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::ResponseNotFound(id.to_owned()))
+}
+
+/// `GET /v1/responses/{id}`: the `response` object as it was answered.
+pub fn get(state: &State, ctx: &RequestCtx, id: &str) -> Result<Response<ResponseBody>, ApiError> {
+    let stored = kept(state, ctx, id)?;
+    Ok(body::raw_json(StatusCode::OK, stored.response.into_bytes()))
+}
+
+/// `DELETE /v1/responses/{id}`: OpenAI's `response.deleted` object.
+pub fn delete(
+    state: &State,
+    ctx: &RequestCtx,
+    id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    if !state
+        .responses
+        .delete(id, owner_of(ctx), now_ms())
+        .map_err(internal)?
+    {
+        return Err(ApiError::ResponseNotFound(id.to_owned()));
+    }
+    let deleted = json!({"id": id, "object": "response.deleted", "deleted": true});
+    Ok(body::json(StatusCode::OK, &deleted))
+}
+
+/// `GET /v1/responses/{id}/input_items`: the kept input items as OpenAI's list object (the
+/// whole conversation before the answer, `previous_response_id`'s items included), newest
+/// first unless the query says `order=asc`. All in one page (`has_more: false`).
+pub fn input_items_of(
+    state: &State,
+    ctx: &RequestCtx,
+    id: &str,
+    query: Option<&str>,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let stored = kept(state, ctx, id)?;
+    let mut items: Vec<Value> = serde_json::from_str(&stored.input).map_err(internal)?;
+    let ascending = query.is_some_and(|q| q.split('&').any(|pair| pair == "order=asc"));
+    if !ascending {
+        items.reverse();
+    }
+    let item_id = |item: Option<&Value>| item.and_then(|i| i.get("id")).cloned();
+    let list = json!({"object": "list", "first_id": item_id(items.first()),
+        "last_id": item_id(items.last()), "has_more": false, "data": items});
+    Ok(body::json(StatusCode::OK, &list))
+}
+
 /// The response id of trace `trace_id`: `resp_` and its hex digits (one answer, one id).
 fn response_id(trace_id: &str) -> String {
     let digits: String = trace_id
@@ -120,49 +339,48 @@ fn response_id(trace_id: &str) -> String {
     format!("resp_{digits}")
 }
 
-/// The `response` object of a whole answer: as the provider sent it when it serves the
-/// Responses API, else rendered from the entry's model answer.
-fn response_body(entry: &CacheEntry, trace_id: &str, created: i64, asked: String) -> Bytes {
-    if let (Some(raw), RawWire::OpenAiResponses) = (&entry.raw_response, entry.raw_wire) {
-        return Bytes::copy_from_slice(raw.as_bytes());
-    }
-    let model = entry.response.model.clone().unwrap_or(asked);
-    let header = ResponseHeader::new(response_id(trace_id), created, model);
-    Bytes::from(render_response(&entry.response, &header))
-}
-
 /// The Responses API's typed events, rendered by the wire's [`EventRenderer`], or an upstream's
 /// own, forwarded as they came (counted, its response id noted, for a failure after them).
 #[derive(Debug)]
 pub struct ResponsesRender {
     renderer: EventRenderer,
+    /// What to keep of the answer, and the header its `response` object is rendered with.
+    keep: Option<(Keep, ResponseHeader)>,
     forwarded: u64,
     upstream_id: Option<String>,
 }
 
 impl ResponsesRender {
-    pub fn new(header: ResponseHeader) -> Self {
+    fn new(header: ResponseHeader, keep: Option<(Keep, ResponseHeader)>) -> Self {
         ResponsesRender {
             renderer: EventRenderer::new(header),
+            keep,
             forwarded: 0,
             upstream_id: None,
         }
     }
 }
 
-/// The response id of an upstream's `response.created` event.
-fn created_id(data: &str) -> Option<String> {
+/// The `response` object of an upstream's event (`response.created`, `response.completed`),
+/// as it came, and its id.
+fn response_of(data: &str) -> Option<(String, &str)> {
     #[derive(serde::Deserialize)]
-    struct Created {
-        response: Id,
+    struct Event<'a> {
+        #[serde(borrow)]
+        response: &'a serde_json::value::RawValue,
     }
+    let event: Event<'_> = serde_json::from_str(data).ok()?;
+    let raw = event.response.get();
+    Some((id_of(raw)?, raw))
+}
+
+/// The `id` of a `response` object.
+fn id_of(response: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Id {
         id: String,
     }
-    serde_json::from_str::<Created>(data)
-        .ok()
-        .map(|c| c.response.id)
+    serde_json::from_str::<Id>(response).ok().map(|r| r.id)
 }
 
 impl Render for ResponsesRender {
@@ -174,14 +392,32 @@ impl Render for ResponsesRender {
         self.renderer.finish(out);
     }
 
+    fn ended(&mut self, entry: &CacheEntry) {
+        if let Some((keep, header)) = self.keep.take() {
+            keep.put(&header.id, &render_response(&entry.response, &header));
+        }
+    }
+
     fn forwards(&mut self, raw: &RawEvent) -> bool {
         if raw.wire != Wire::OpenAiResponses {
             return false;
         }
         if self.forwarded == 0 {
-            self.upstream_id = created_id(&raw.data);
+            self.upstream_id = response_of(&raw.data).map(|(id, _)| id);
         }
         self.forwarded += 1;
+        // The provider's whole answer is kept as it came, before its end goes out.
+        let completed = match &raw.name {
+            Some(name) => name == "response.completed",
+            None => raw.data.contains("\"response.completed\""),
+        };
+        if completed {
+            if let (Some((keep, _)), Some((id, response))) =
+                (self.keep.take(), response_of(&raw.data))
+            {
+                keep.put(&id, response.as_bytes());
+            }
+        }
         true
     }
 

@@ -80,6 +80,10 @@ pub enum Route<'a> {
     AnthropicCountTokens,
     /// `/v1/responses`, OpenAI's Responses API.
     OpenAiResponses,
+    /// `/v1/responses/{id}`: a kept response (read, delete).
+    OpenAiResponse(&'a str),
+    /// `/v1/responses/{id}/input_items`: a kept response's input items.
+    OpenAiResponseInputItems(&'a str),
     /// `/v1/completions`, OpenAI's legacy completions API: not served (a 501 that says what to
     /// use).
     OpenAiLegacyCompletions,
@@ -114,6 +118,13 @@ impl<'a> Route<'a> {
                 if let Some(id) = p.strip_prefix("/v1/models/") {
                     // A model id may hold a `/` (`deployment/ID`, `provider/model`).
                     Route::OpenAiModel(id)
+                } else if let Some(id) = parameter(p, "/v1/responses/") {
+                    Route::OpenAiResponse(id)
+                } else if let Some(id) = p
+                    .strip_suffix("/input_items")
+                    .and_then(|p| parameter(p, "/v1/responses/"))
+                {
+                    Route::OpenAiResponseInputItems(id)
                 } else if let Some(key) = parameter(p, "/cache/") {
                     Route::CacheEntry(key)
                 } else if let Some(id) = parameter(p, "/logs/trace/") {
@@ -139,6 +150,8 @@ impl<'a> Route<'a> {
             | Route::OpenAiModels
             | Route::OpenAiModel(_)
             | Route::OpenAiResponses
+            | Route::OpenAiResponse(_)
+            | Route::OpenAiResponseInputItems(_)
             | Route::OpenAiLegacyCompletions => ErrorShape::OpenAi,
             Route::AnthropicMessages | Route::AnthropicCountTokens => ErrorShape::Anthropic,
             _ => ErrorShape::Promptd,
@@ -173,6 +186,9 @@ impl<'a> Route<'a> {
             Route::AnthropicMessages => "anthropic_messages",
             Route::AnthropicCountTokens => "anthropic_count_tokens",
             Route::OpenAiResponses => "openai_responses",
+            Route::OpenAiResponse(_) | Route::OpenAiResponseInputItems(_) => {
+                "openai_responses_kept"
+            }
             Route::OpenAiLegacyCompletions => "openai_legacy_completions",
         }
     }
@@ -238,6 +254,11 @@ pub async fn route(
         (&Method::POST, Route::AnthropicMessages) => Ok(anthropic::messages(req, ctx, state).await),
         (&Method::POST, Route::OpenAiResponses) => {
             Ok(super::responses::responses(req, ctx, state).await)
+        }
+        (&Method::GET, Route::OpenAiResponse(id)) => super::responses::get(state, &ctx, id),
+        (&Method::DELETE, Route::OpenAiResponse(id)) => super::responses::delete(state, &ctx, id),
+        (&Method::GET, Route::OpenAiResponseInputItems(id)) => {
+            super::responses::input_items_of(state, &ctx, id, req.uri().query())
         }
         (_, Route::OpenAiLegacyCompletions) => Err(ApiError::NotServed(
             "POST /v1/completions (OpenAI's legacy completions API, a prompt in and text out) is \
@@ -419,5 +440,16 @@ mod tests {
         assert_eq!(route_name("/nope"), "other");
         assert_eq!(route_name(paths::STREAM), "completion_stream");
         assert_eq!(route_name("/v1/embeddings"), "openai_embeddings");
+        assert_eq!(
+            Route::resolve("/v1/responses/resp_1"),
+            Some(Route::OpenAiResponse("resp_1"))
+        );
+        assert_eq!(
+            Route::resolve("/v1/responses/resp_1/input_items"),
+            Some(Route::OpenAiResponseInputItems("resp_1"))
+        );
+        assert_eq!(Route::resolve("/v1/responses/a/b/input_items"), None);
+        assert_eq!(Route::resolve("/v1/responses/resp_1/other"), None);
+        assert_eq!(route_name("/v1/responses/resp_1"), "openai_responses_kept");
     }
 }

@@ -1,5 +1,5 @@
 //! What every request handler can reach: the pipeline, and the parts the admin routes read or
-//! change directly (cache, spool, deployments, projects, the flusher). The daemon builds it and
+//! change directly (cache, spool, deployments, projects, kept responses, the flusher). The daemon builds it and
 //! swaps what a reload replaces.
 
 use std::sync::atomic::AtomicU64;
@@ -15,6 +15,7 @@ use crate::deployments::Registry;
 use crate::engine::Engine;
 use crate::logs::{FlusherHandle, Spool};
 use crate::projects::ProjectStore;
+use crate::response_store::ResponseStore;
 use crate::telemetry::metrics::Metrics;
 
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub struct State {
     pub spool: Spool,
     pub deployments: Arc<Registry>,
     pub projects: ProjectStore,
+    /// What the Responses door keeps of its answers (`previous_response_id`).
+    pub responses: Arc<ResponseStore>,
     /// The running config; replaced whole by a reload.
     pub config: ArcSwap<Config>,
     /// Who may use the Unix socket; replaced by a reload.

@@ -1,5 +1,5 @@
 //! A client's JSON body forwarded as it came, but for the few top-level members a gateway must
-//! set ([`rewrite_members`]): every other member's bytes are copied untouched, in their order,
+//! set ([`rewrite_members`]; [`member`] reads one as it came): every other member's bytes are copied untouched, in their order,
 //! so nothing a provider signs or caches on (thinking signatures, prompt-cache prefixes) is
 //! re-encoded.
 
@@ -75,6 +75,17 @@ pub fn rewrite_members(
     Ok(out)
 }
 
+/// The bytes of top-level member `key` of `body` (a JSON object), as they came: the last one
+/// when the key repeats (as serde reads an object), `None` when absent.
+pub fn member<'a>(body: &'a [u8], key: &str) -> Result<Option<&'a RawValue>, serde_json::Error> {
+    let Members(members) = serde_json::from_slice(body)?;
+    Ok(members
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +113,18 @@ mod tests {
         assert_eq!(rewrite(escaped_key, "m"), r#"{"model":"m"}"#, "one model");
         assert!(rewrite_members(b"[1]", "stream", ("model", "\"m\"")).is_err());
         assert!(rewrite_members(b"{\"a\":", "stream", ("model", "\"m\"")).is_err());
+    }
+
+    #[test]
+    fn a_member_is_found_as_it_came() {
+        let body = br#"{"input" : [ {"a":1} ],"model":"m","model":"n"}"#;
+        let input = member(body, "input").expect("an object").expect("there");
+        assert_eq!(input.get(), r#"[ {"a":1} ]"#);
+        assert_eq!(
+            member(body, "model").expect("ok").map(|v| v.get()),
+            Some(r#""n""#)
+        );
+        assert!(member(body, "stream").expect("ok").is_none());
+        assert!(member(b"[1]", "input").is_err());
     }
 }

@@ -64,7 +64,8 @@ def embeddings(c, arg):
 
 def responses(c, arg):
     """The Responses API (translated by promptd to the chat-completions fake): whole, a raw
-    event stream, and the SDK's stream helper with its final response."""
+    event stream, and the SDK's stream helper with its final response; the whole answer
+    continued by previous_response_id, retrieved, its successor's input items listed, deleted."""
     text = arg.get("text", "Hello")
     whole = c.responses.create(model="gpt-4o-mini", instructions="Be brief.", input=text)
     events = list(c.responses.create(model="gpt-4o-mini", input=text + " again", stream=True))
@@ -74,7 +75,25 @@ def responses(c, arg):
         for _ in stream:
             pass
         final = stream.get_final_response()
+    # promptd kept the whole answer: continue it, read it back, list its input, delete it.
+    followed = c.responses.create(
+        model="gpt-4o-mini", input="And then?", previous_response_id=whole.id
+    )
+    retrieved = c.responses.retrieve(whole.id)
+    items = c.responses.input_items.list(followed.id)
+    c.responses.delete(whole.id)
+    try:
+        c.responses.retrieve(whole.id)
+        gone = None
+    except Exception as e:  # the SDK's own exception type
+        gone = {"type": type(e).__name__, "status": getattr(e, "status_code", None)}
     return {
+        "followed_text": followed.output_text,
+        "followed_previous": followed.previous_response_id,
+        "retrieved_id": retrieved.id,
+        "retrieved_text": retrieved.output_text,
+        "followed_items": [getattr(i, "role", None) for i in items.data],
+        "gone": gone,
         "output_text": whole.output_text,
         "status": whole.status,
         "id": whole.id,

@@ -37,7 +37,8 @@ fn kind_and_status(err: &ApiError) -> (ErrorKind, u16) {
         | ApiError::ModelNotFound(_)
         | ApiError::UnknownDeployment(_)
         | ApiError::NoCacheEntry(_)
-        | ApiError::TraceNotHeld(_) => ErrorKind::NotFound,
+        | ApiError::TraceNotHeld(_)
+        | ApiError::ResponseNotFound(_) => ErrorKind::NotFound,
         ApiError::ProviderRefused { .. }
         | ApiError::ProviderUnreachable { .. }
         | ApiError::DeploymentUnavailable { .. } => ErrorKind::Unreachable,

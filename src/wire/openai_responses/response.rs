@@ -13,8 +13,8 @@
 //! has an id made from the response's (`msg_<id>_<n>`, `fc_...`, `rs_...`: the same on every
 //! rendering of one answer) and `status: completed`. Reasoning that is only an Anthropic
 //! signature, images and tool results are left out. The `response` object has
-//! every field OpenAI's has, at promptd's values (`store: false`: promptd keeps nothing for
-//! `previous_response_id`), overridden by [`ResponseHeader::echo`].
+//! every field OpenAI's has, at promptd's values (`store: false` unless the door says it kept
+//! the answer), overridden by [`ResponseHeader::echo`].
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};

@@ -1,0 +1,467 @@
+//! The kept responses in the store's database (see the parent's header for what a record is):
+//!
+//! - `responses`: response id (`resp_...`) -> record;
+//! - `responses_age`: `created ms (BE) ++ id` -> the record's size (LE u64: id + record bytes),
+//!   so the oldest is the index's first key.
+//!
+//! Both change together in one sled transaction, so they agree after any crash. The count and
+//! bytes are summed from the index at open (a few bytes per record) and kept in memory under
+//! one lock, which every write takes: a write is a few sled operations, no await.
+//!
+//! **Bounds** (`[responses]`, read at each write so a reload applies at the next): after each
+//! write the oldest records go until the count is at most `max_stored` and the bytes at most
+//! `max_stored_bytes`, and every record older than `max_age`; a single record larger than
+//! `max_stored_bytes` is not kept. A lookup treats a record past `max_age` as gone (and
+//! removes it), so an expired response is never served even when no write came since.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::{Owner, Stored};
+use crate::config::ResponsesConfig;
+
+const RECORDS: &str = "responses";
+const AGES: &str = "responses_age";
+
+/// A write that failed; the answer was served, the caller logs it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("response store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("response store: cannot encode {id}: {message}")]
+    Encode { id: String, message: String },
+    #[error(
+        "response store: {id} is {size} bytes, more than responses.max_stored_bytes ({limit}): \
+         answered, not kept"
+    )]
+    TooLarge { id: String, size: u64, limit: u64 },
+}
+
+/// What the store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub count: u64,
+    /// Id and record bytes of every record.
+    pub bytes: u64,
+}
+
+/// The kept responses.
+#[derive(Debug)]
+pub struct ResponseStore {
+    records: sled::Tree,
+    ages: sled::Tree,
+    totals: Mutex<Totals>,
+}
+
+impl crate::store::Store {
+    /// The response store's trees in this database.
+    pub fn response_store(&self) -> Result<ResponseStore, crate::store::StoreError> {
+        self.open_trees(ResponseStore::open)
+    }
+}
+
+/// Milliseconds since the Unix epoch of `t`.
+pub fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn age_key(created_ms: u64, id: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + id.len());
+    key.extend_from_slice(&created_ms.to_be_bytes());
+    key.extend_from_slice(id);
+    key
+}
+
+fn size_of(value: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(value).map_or(0, u64::from_le_bytes)
+}
+
+fn expired(created_ms: u64, max_age: Duration, now_ms: u64) -> bool {
+    let age = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+    now_ms.saturating_sub(created_ms) > age
+}
+
+fn flatten(e: TransactionError<sled::Error>) -> sled::Error {
+    match e {
+        TransactionError::Abort(e) | TransactionError::Storage(e) => e,
+    }
+}
+
+impl ResponseStore {
+    /// Open (or create) the trees in `db` and sum what they hold.
+    pub fn open(db: &sled::Db) -> sled::Result<ResponseStore> {
+        let records = db.open_tree(RECORDS)?;
+        let ages = db.open_tree(AGES)?;
+        let mut totals = Totals::default();
+        for entry in ages.iter() {
+            let (_, size) = entry?;
+            totals.count += 1;
+            totals.bytes = totals.bytes.saturating_add(size_of(&size));
+        }
+        Ok(ResponseStore {
+            records,
+            ages,
+            totals: Mutex::new(totals),
+        })
+    }
+
+    /// What the store holds now.
+    pub fn totals(&self) -> Totals {
+        *self.totals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keep `stored` as response `id`, then evict past the bounds (see the header). Nothing is
+    /// kept when `limits` say not to.
+    pub fn put(
+        &self,
+        id: &str,
+        stored: &Stored,
+        limits: &ResponsesConfig,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        if !limits.enabled {
+            return Ok(());
+        }
+        let bytes = stored.encode().map_err(|message| StoreError::Encode {
+            id: id.to_owned(),
+            message,
+        })?;
+        let size = (id.len() + bytes.len()) as u64;
+        if size > limits.max_stored_bytes {
+            return Err(StoreError::TooLarge {
+                id: id.to_owned(),
+                size,
+                limit: limits.max_stored_bytes,
+            });
+        }
+        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        // An id answered twice (a client's own trace id) keeps the last answer.
+        self.remove_locked(id.as_bytes(), &mut totals)?;
+        let key = age_key(stored.created_ms, id.as_bytes());
+        (&self.records, &self.ages)
+            .transaction(|(records, ages)| {
+                records.insert(id.as_bytes(), bytes.as_slice())?;
+                ages.insert(key.as_slice(), &size.to_le_bytes())?;
+                Ok::<_, ConflictableTransactionError<sled::Error>>(())
+            })
+            .map_err(flatten)?;
+        totals.count += 1;
+        totals.bytes = totals.bytes.saturating_add(size);
+        self.evict_locked(limits, now_ms, &mut totals)?;
+        Ok(())
+    }
+
+    /// The record `id` when `owner` made it and it is not past `max_age`; else `None` (another
+    /// owner's record is as unknown as a missing one). An unusable record is removed.
+    pub fn get(
+        &self,
+        id: &str,
+        owner: Owner,
+        max_age: Duration,
+        now_ms: u64,
+    ) -> Result<Option<Stored>, StoreError> {
+        let Some(bytes) = self.records.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        match Stored::decode(&bytes) {
+            Ok(stored) if expired(stored.created_ms, max_age, now_ms) => {
+                self.remove(id)?;
+                Ok(None)
+            }
+            Ok(stored) => Ok((stored.owner == owner).then_some(stored)),
+            Err(why) => {
+                tracing::warn!(id, %why, "an unusable kept response was removed");
+                self.remove(id)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Delete record `id` if `owner` made it; whether it did (and was there).
+    pub fn delete(&self, id: &str, owner: Owner, now_ms: u64) -> Result<bool, StoreError> {
+        // Any age: an expired record of the owner's is deleted too (and said gone).
+        let mine = self.get(id, owner, Duration::MAX, now_ms)?.is_some();
+        if mine {
+            self.remove(id)?;
+        }
+        Ok(mine)
+    }
+
+    fn remove(&self, id: &str) -> Result<(), StoreError> {
+        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        self.remove_locked(id.as_bytes(), &mut totals)
+    }
+
+    /// Remove record `id` and its index entry, if there.
+    fn remove_locked(&self, id: &[u8], totals: &mut Totals) -> Result<(), StoreError> {
+        let Some(old) = self.records.get(id)? else {
+            return Ok(());
+        };
+        // The index entry is found by the record's time; an undecodable record has none we
+        // can find (it was never counted as this version writes).
+        let key = Stored::decode(&old).ok().map(|s| age_key(s.created_ms, id));
+        let size = (&self.records, &self.ages)
+            .transaction(|(records, ages)| {
+                records.remove(id)?;
+                let size = match &key {
+                    Some(key) => ages.remove(key.as_slice())?.map_or(0, |v| size_of(&v)),
+                    None => 0,
+                };
+                Ok::<_, ConflictableTransactionError<sled::Error>>(size)
+            })
+            .map_err(flatten)?;
+        if size > 0 {
+            totals.count = totals.count.saturating_sub(1);
+            totals.bytes = totals.bytes.saturating_sub(size);
+        }
+        Ok(())
+    }
+
+    /// Remove the oldest records until the bounds hold and none is past `max_age`.
+    fn evict_locked(
+        &self,
+        limits: &ResponsesConfig,
+        now_ms: u64,
+        totals: &mut Totals,
+    ) -> Result<(), StoreError> {
+        while let Some((key, size)) = self.ages.first()? {
+            let created_ms = key
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            let over = totals.count > limits.max_stored || totals.bytes > limits.max_stored_bytes;
+            if !over && !expired(created_ms, limits.max_age, now_ms) {
+                break;
+            }
+            let id = key.get(8..).unwrap_or_default();
+            (&self.records, &self.ages)
+                .transaction(|(records, ages)| {
+                    records.remove(id)?;
+                    ages.remove(&key)?;
+                    Ok::<_, ConflictableTransactionError<sled::Error>>(())
+                })
+                .map_err(flatten)?;
+            totals.count = totals.count.saturating_sub(1);
+            totals.bytes = totals.bytes.saturating_sub(size_of(&size));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR_MS: u64 = 3_600_000;
+
+    fn db() -> sled::Db {
+        sled::Config::new()
+            .temporary(true)
+            .open()
+            .expect("a temporary db")
+    }
+
+    fn record(owner: Owner, created_ms: u64, text: &str) -> Stored {
+        Stored {
+            owner,
+            created_ms,
+            input: format!(r#"[{{"role":"user","content":"{text}"}}]"#),
+            response: r#"{"id":"resp_x","object":"response","output":[]}"#.to_owned(),
+        }
+    }
+
+    fn limits() -> ResponsesConfig {
+        ResponsesConfig::default()
+    }
+
+    const ME: Owner = Owner::Uid(1000);
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[test]
+    fn a_record_is_read_back_by_its_owner_only() {
+        let store = ResponseStore::open(&db()).expect("open");
+        let r = record(ME, 10 * HOUR_MS, "hi");
+        store
+            .put("resp_a", &r, &limits(), 10 * HOUR_MS)
+            .expect("put");
+        let now = 11 * HOUR_MS;
+        assert_eq!(store.get("resp_a", ME, DAY, now).expect("get"), Some(r));
+        assert_eq!(
+            store
+                .get("resp_a", Owner::Uid(1001), DAY, now)
+                .expect("get"),
+            None
+        );
+        assert_eq!(
+            store.get("resp_a", Owner::Tcp, DAY, now).expect("get"),
+            None
+        );
+        assert_eq!(store.get("resp_b", ME, DAY, now).expect("get"), None);
+        assert!(!store
+            .delete("resp_a", Owner::Uid(1001), now)
+            .expect("delete"));
+        assert!(
+            store.get("resp_a", ME, DAY, now).expect("get").is_some(),
+            "not another's to delete"
+        );
+        assert!(store.delete("resp_a", ME, now).expect("delete"));
+        assert_eq!(store.get("resp_a", ME, DAY, now).expect("get"), None);
+        assert!(!store.delete("resp_a", ME, now).expect("delete"), "gone");
+        assert_eq!(store.totals(), Totals::default());
+    }
+
+    #[test]
+    fn past_max_stored_the_oldest_go_first() {
+        let store = ResponseStore::open(&db()).expect("open");
+        let limits = ResponsesConfig {
+            max_stored: 3,
+            ..limits()
+        };
+        for n in 0..5u64 {
+            let r = record(ME, 1000 + n, &format!("turn {n}"));
+            store
+                .put(&format!("resp_{n}"), &r, &limits, 2000)
+                .expect("put");
+        }
+        assert_eq!(store.totals().count, 3);
+        let held: Vec<bool> = (0..5)
+            .map(|n| {
+                store
+                    .get(&format!("resp_{n}"), ME, DAY, 2000)
+                    .expect("get")
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(held, [false, false, true, true, true]);
+    }
+
+    #[test]
+    fn past_max_stored_bytes_the_oldest_go_and_a_record_too_large_is_not_kept() {
+        let store = ResponseStore::open(&db()).expect("open");
+        let one = {
+            let r = record(ME, 1, "x");
+            ("resp_0".len() + r.encode().expect("bytes").len()) as u64
+        };
+        let limits = ResponsesConfig {
+            max_stored_bytes: 2 * one + one / 2,
+            ..limits()
+        };
+        for n in 0..4u64 {
+            store
+                .put(&format!("resp_{n}"), &record(ME, 1 + n, "x"), &limits, 10)
+                .expect("put");
+        }
+        assert_eq!(
+            store.totals(),
+            Totals {
+                count: 2,
+                bytes: 2 * one
+            }
+        );
+        assert!(store.get("resp_1", ME, DAY, 10).expect("get").is_none());
+        assert!(store.get("resp_3", ME, DAY, 10).expect("get").is_some());
+        let huge = record(ME, 20, &"y".repeat(3 * one as usize));
+        let err = store.put("resp_huge", &huge, &limits, 20).unwrap_err();
+        assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+        assert!(store.get("resp_huge", ME, DAY, 20).expect("get").is_none());
+        assert_eq!(store.totals().count, 2, "nothing else evicted for it");
+    }
+
+    #[test]
+    fn a_record_past_max_age_is_gone_on_read_and_evicted_by_the_next_write() {
+        let store = ResponseStore::open(&db()).expect("open");
+        let limits = ResponsesConfig {
+            max_age: Duration::from_secs(3600),
+            ..limits()
+        };
+        store
+            .put("resp_old", &record(ME, 0, "a"), &limits, 0)
+            .expect("put");
+        store
+            .put(
+                "resp_mid",
+                &record(ME, HOUR_MS / 2, "b"),
+                &limits,
+                HOUR_MS / 2,
+            )
+            .expect("put");
+        assert!(store
+            .get("resp_old", ME, limits.max_age, HOUR_MS)
+            .expect("get")
+            .is_some());
+        let later = HOUR_MS + 1;
+        assert!(store
+            .get("resp_old", ME, limits.max_age, later)
+            .expect("get")
+            .is_none());
+        assert_eq!(store.totals().count, 1, "removed when found expired");
+        let much_later = 2 * HOUR_MS;
+        store
+            .put(
+                "resp_new",
+                &record(ME, much_later, "c"),
+                &limits,
+                much_later,
+            )
+            .expect("put");
+        assert_eq!(store.totals().count, 1, "the write evicted the expired one");
+        assert!(store
+            .get("resp_new", ME, limits.max_age, much_later)
+            .expect("get")
+            .is_some());
+    }
+
+    #[test]
+    fn nothing_is_kept_when_disabled_and_totals_survive_a_reopen() {
+        let db = db();
+        let store = ResponseStore::open(&db).expect("open");
+        let off = ResponsesConfig {
+            enabled: false,
+            ..limits()
+        };
+        store
+            .put("resp_off", &record(ME, 1, "x"), &off, 1)
+            .expect("put");
+        assert!(store.get("resp_off", ME, DAY, 1).expect("get").is_none());
+        store
+            .put("resp_on", &record(ME, 1, "x"), &limits(), 1)
+            .expect("put");
+        store
+            .put("resp_on", &record(ME, 2, "xy"), &limits(), 2)
+            .expect("put again");
+        let totals = store.totals();
+        assert_eq!(totals.count, 1, "the same id once");
+        drop(store);
+        let reopened = ResponseStore::open(&db).expect("reopen");
+        assert_eq!(reopened.totals(), totals);
+        assert_eq!(
+            reopened
+                .get("resp_on", ME, DAY, 3)
+                .expect("get")
+                .map(|s| s.created_ms),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn an_unusable_record_is_unknown_and_removed() {
+        let db = db();
+        let store = ResponseStore::open(&db).expect("open");
+        db.open_tree(RECORDS)
+            .expect("tree")
+            .insert("resp_bad", &[7u8, 1, 2][..])
+            .expect("insert");
+        assert!(store.get("resp_bad", ME, DAY, 1).expect("get").is_none());
+        assert!(db
+            .open_tree(RECORDS)
+            .expect("tree")
+            .get("resp_bad")
+            .expect("get")
+            .is_none());
+    }
+}
