@@ -254,6 +254,10 @@ async fn a_forwarded_stream_is_kept_as_its_response_completed_said() {
     let kept = daemon.get(&format!("/v1/responses/{id}")).await;
     assert_eq!(kept.status, 200);
     assert_eq!(kept.json(), *completed);
+    let status = daemon.get("/status").await.json();
+    assert_eq!(status["responses"]["count"], 1, "{status}");
+    let metrics = String::from_utf8_lossy(&daemon.get("/metrics").await.body).into_owned();
+    assert!(metrics.contains("promptd_responses_kept 1"), "{metrics}");
     daemon.stop().await;
     // `store: false` keeps nothing.
     let upstream = FakeUpstream::always(fixtures::openai_responses_stream()).await;

@@ -77,6 +77,7 @@ pub(super) struct PartsStats {
     pub deployments: Arc<Registry>,
     pub spool: Spool,
     pub flusher: Arc<ArcSwap<FlusherHandle>>,
+    pub responses: Arc<crate::response_store::ResponseStore>,
 }
 
 impl StatsSource for PartsStats {
@@ -98,5 +99,9 @@ impl StatsSource for PartsStats {
 
     fn flusher(&self) -> Option<FlusherStats> {
         Some(self.flusher.load().stats())
+    }
+
+    fn kept_responses(&self) -> Option<crate::response_store::Totals> {
+        Some(self.responses.totals())
     }
 }

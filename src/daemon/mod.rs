@@ -121,6 +121,7 @@ pub async fn run(
         deployments: Arc::clone(&deployments),
         spool: spool.clone(),
         flusher: Arc::clone(&flusher_handle),
+        responses: Arc::clone(&responses),
     }));
     let where_ = listeners.describe();
     let state = Arc::new(State {

@@ -41,7 +41,7 @@ pub enum StoreError {
 }
 
 /// What the store holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
     pub count: u64,
     /// Id and record bytes of every record.

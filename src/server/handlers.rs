@@ -191,6 +191,8 @@ pub fn status(state: &State) -> Response<ResponseBody> {
         cache: crate::cache::CacheStats,
         deployments: crate::deployments::DeploymentCounts,
         logs: serde_json::Value,
+        /// What the Responses door keeps for `previous_response_id`.
+        responses: crate::response_store::Totals,
         /// `max_request_memory` and what requests hold of it now.
         request_memory: RequestMemory,
     }
@@ -224,6 +226,7 @@ pub fn status(state: &State) -> Response<ResponseBody> {
             cache: state.cache.stats(),
             deployments: state.deployments.counts(),
             logs: logs_status_json(state),
+            responses: state.responses.totals(),
             request_memory: RequestMemory {
                 limit_bytes: state.engine.memory().limit(),
                 held_bytes: state.engine.memory().held(),

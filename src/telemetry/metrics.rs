@@ -55,6 +55,10 @@ pub trait StatsSource: std::fmt::Debug + Send + Sync + 'static {
     fn flusher(&self) -> Option<FlusherStats> {
         None
     }
+    /// What the Responses door keeps for `previous_response_id`.
+    fn kept_responses(&self) -> Option<crate::response_store::Totals> {
+        None
+    }
 }
 
 /// Every metric of the daemon.
@@ -313,6 +317,20 @@ impl Collector for SourceCollector {
             "Damaged cache databases moved aside at start (the cache started empty)",
             c.db_damaged,
         )?;
+        if let Some(kept) = self.0.kept_responses() {
+            gauge(
+                e,
+                "responses_kept",
+                "Responses kept for previous_response_id",
+                as_i64(kept.count),
+            )?;
+            gauge(
+                e,
+                "responses_kept_bytes",
+                "Bytes of the kept responses",
+                as_i64(kept.bytes),
+            )?;
+        }
         if let Some(s) = self.0.spool() {
             gauge(
                 e,
