@@ -120,3 +120,72 @@ async fn the_record_names_the_door_and_the_metrics_label_its_route() {
     );
     daemon.stop().await;
 }
+
+/// A stream shared by two doors: whichever leads, the other gets its own wire whole (a door
+/// that renders the model decodes the chunks itself when the leader did not keep their events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_shared_across_doors_is_whole_in_each_wire_whichever_leads() {
+    let chat = json!({"model": "chat/gpt-5", "stream": true, "messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]});
+    let responses = json!({"model": "chat/gpt-5", "stream": true, "instructions": "Be brief.",
+        "input": "Hello"});
+    for (leader, joiner) in [
+        (
+            ("/v1/chat/completions", &chat),
+            ("/v1/responses", &responses),
+        ),
+        (
+            ("/v1/responses", &responses),
+            ("/v1/chat/completions", &chat),
+        ),
+    ] {
+        let gate = Gate::new();
+        let upstream = FakeUpstream::always(fixtures::openai_stream().held_after(1, &gate)).await;
+        let toml = format!(
+            "[providers.chat]\nkind = \"openai\"\nbase_url = \"{}\"\napi_key = \"k\"\n\
+             max_retries = 0\ntimeout = \"5s\"\n",
+            upstream.base_url()
+        );
+        let daemon = Arc::new(TestDaemon::start(&toml).await);
+        let post = |(path, body): (&'static str, &Value)| {
+            let (daemon, body) = (Arc::clone(&daemon), body.clone());
+            tokio::spawn(async move { raw_post_with(&daemon.socket, path, &body, &[]).await })
+        };
+        let first = post(leader);
+        wait_until("the leader reaches the provider", || upstream.calls() == 1).await;
+        let second = post(joiner);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let stats = daemon.get("/cache/stats").await.json();
+            if stats["coalesced"].as_u64() == Some(1) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "joined: {stats}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        gate.open();
+        for (client, path) in [(first, leader.0), (second, joiner.0)] {
+            let raw = client.await.expect("client");
+            assert_eq!(raw.status(), 200, "{path}: {:?}", raw.chunk_strings());
+            let text = text_of(&raw);
+            let got: String = text
+                .split("\n\n")
+                .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .filter_map(|v| {
+                    if path == "/v1/responses" {
+                        (v["type"] == "response.output_text.delta")
+                            .then(|| v["delta"].as_str().map(str::to_owned))
+                            .flatten()
+                    } else {
+                        v["choices"][0]["delta"]["content"]
+                            .as_str()
+                            .map(str::to_owned)
+                    }
+                })
+                .collect();
+            assert_eq!(got, fixtures::HELLO, "{path}: {text}");
+        }
+        assert_eq!(upstream.calls(), 1);
+    }
+}

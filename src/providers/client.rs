@@ -299,7 +299,11 @@ impl Provider {
         };
         Ok(UpstreamStream::new(
             response.into_body(),
-            StreamDecoder::new(self.call_wire(req), self.config.max_response_bytes),
+            StreamDecoder::new(
+                self.call_wire(req),
+                self.config.max_response_bytes,
+                req.modeled.is_some(),
+            ),
             clocks,
             StreamLimits {
                 event: self.config.max_event_bytes,

@@ -148,8 +148,12 @@ pub struct Piece {
     /// The text it adds, when it is not in `events` (held once, not twice).
     pub text: Option<String>,
     pub chunk: Option<String>,
-    /// The model's events of this piece (empty when `chunk` carries it as received).
+    /// The model's events of this piece (empty when `chunk` carries it as received, unless
+    /// `chunk_events`).
     pub events: Vec<crate::model::StreamEvent>,
+    /// `events` are `chunk`'s, decoded by the provider's decoder for a door that renders the
+    /// model: it does not decode `chunk` again.
+    pub chunk_events: bool,
     /// `chunk` only reports usage (no choices): sent only to OpenAI-route clients that asked
     /// for it (`stream_options.include_usage`).
     pub usage_only: bool,
@@ -341,6 +345,8 @@ pub struct Decoded {
     pub usage_only: bool,
     /// The model's events of the event, from an upstream whose wire the client may not speak.
     pub events: Vec<crate::model::StreamEvent>,
+    /// `events` are `chunk`'s, decoded once for a door that renders the model.
+    pub chunk_events: bool,
     /// The upstream signalled the end of the answer.
     pub done: bool,
 }
@@ -355,11 +361,19 @@ pub enum StreamDecoder {
 
 impl StreamDecoder {
     /// A decoder of a stream in `wire` that holds at most `held` bytes of the answer (its
-    /// text's head; tool calls longer than that are an error).
-    pub fn new(wire: Wire, held: usize) -> Self {
+    /// text's head; tool calls longer than that are an error). `for_model`: the stream goes to
+    /// a door that renders the model's events, which an OpenAI chat stream then passes on with
+    /// each chunk (each of the other wires' events are the model's already).
+    pub fn new(wire: Wire, held: usize, for_model: bool) -> Self {
         match wire {
             Wire::OpenAiChat | Wire::Parea => {
-                StreamDecoder::OpenAi(Box::new(openai::StreamState::new(held)))
+                let state = openai::StreamState::new(held);
+                let state = if for_model {
+                    state.keeping_events()
+                } else {
+                    state
+                };
+                StreamDecoder::OpenAi(Box::new(state))
             }
             Wire::AnthropicMessages => {
                 StreamDecoder::Anthropic(Box::new(anthropic::StreamState::new(held)))

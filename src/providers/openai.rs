@@ -171,13 +171,16 @@ pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
 /// The state of an OpenAI stream: its decoder, and the answer assembled from its events within
 /// `held` bytes (its head; `truncated` when more came). Tool calls whose ids, names and
 /// arguments are longer than `held` fail the stream. Each chunk is parsed once; its JSON goes
-/// on as received (the OpenAI route forwards it), its events only feed the assembler.
+/// on as received (the OpenAI route forwards it), its events feed the assembler and, for a
+/// door that renders the model ([`StreamState::keeping_events`]), go on with the chunk.
 #[derive(Debug)]
 pub struct StreamState {
     decoder: EventDecoder,
     assembler: Assembler,
     /// The events of the chunk being read (kept to reuse its allocation).
     events: Vec<StreamEvent>,
+    /// Each chunk's events go on with it ([`Decoded::chunk_events`]).
+    keep_events: bool,
     /// Bytes of the tool calls' ids, names and arguments.
     tool_bytes: usize,
     held: usize,
@@ -197,9 +200,17 @@ impl StreamState {
             decoder: EventDecoder::new(),
             assembler: Assembler::new(held),
             events: Vec::new(),
+            keep_events: false,
             tool_bytes: 0,
             held,
         }
+    }
+
+    /// Each chunk's model events go on with it, for a door that renders the model (Anthropic's
+    /// Messages, OpenAI's Responses): decoded here once, not again by the door.
+    pub fn keeping_events(mut self) -> Self {
+        self.keep_events = true;
+        self
     }
 
     pub fn on_event(&mut self, event: &SseEvent) -> Result<Decoded, ProviderError> {
@@ -218,7 +229,7 @@ impl StreamState {
             .on_chunk(data, &mut self.events)
             .map_err(|e| ProviderError::Stream(e.message))?;
         let mut delta = None;
-        for event in self.events.drain(..) {
+        for event in &self.events {
             let tool_bytes = match &event {
                 StreamEvent::BlockStart {
                     kind: BlockKind::ToolCall { id, name },
@@ -232,17 +243,26 @@ impl StreamState {
                 return Err(super::tool_calls_too_long(self.held));
             }
             self.assembler
-                .push_ref(&event)
+                .push_ref(event)
                 .map_err(|e| ProviderError::Stream(e.message))?;
-            if let StreamEvent::TextDelta { text, .. } = event {
-                delta = Some(text);
-            }
         }
+        // The text once: in the events when they go on, else on its own (moved, not copied).
+        let events = if self.keep_events {
+            std::mem::take(&mut self.events)
+        } else {
+            for event in self.events.drain(..) {
+                if let StreamEvent::TextDelta { text, .. } = event {
+                    delta = Some(text);
+                }
+            }
+            Vec::new()
+        };
         Ok(Decoded {
             delta,
             chunk: Some(data.to_owned()),
             usage_only: facts.usage_only,
-            events: Vec::new(),
+            chunk_events: self.keep_events,
+            events,
             done: false,
         })
     }
@@ -436,6 +456,38 @@ mod tests {
         );
         assert_eq!(c.response.model.as_deref(), Some("gpt-x"));
         assert_eq!(c.response.finish, Some(FinishReason::Stop));
+    }
+
+    #[test]
+    fn kept_events_go_on_with_their_chunk_and_hold_its_text_once() {
+        let chunks = [
+            r#"{"model":"gpt-x","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ];
+        let mut kept = StreamState::default().keeping_events();
+        let mut plain = StreamState::default();
+        let mut again = EventDecoder::new();
+        for chunk in chunks {
+            let k = kept.on_event(&event(chunk)).expect("ok");
+            let p = plain.on_event(&event(chunk)).expect("ok");
+            assert!(k.chunk_events && !p.chunk_events);
+            assert_eq!(k.chunk, p.chunk, "the chunk goes on as received either way");
+            assert!(p.events.is_empty());
+            assert_eq!(k.delta, None, "the text is in the events, once");
+            let piece = crate::providers::Piece {
+                text: k.delta.clone(),
+                events: k.events.clone(),
+                ..crate::providers::Piece::default()
+            };
+            assert_eq!(piece.text_ref().map(|t| t.into_owned()), p.delta);
+            // The same events the door would decode from the chunk itself.
+            let mut decoded = Vec::new();
+            again.on_chunk(chunk, &mut decoded).expect("decodes");
+            assert_eq!(k.events, decoded);
+        }
+        assert_eq!(kept.into_completion(), plain.into_completion());
     }
 
     #[test]

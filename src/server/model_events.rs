@@ -2,8 +2,9 @@
 //! Messages, OpenAI's Responses): each door's [`Render`] turns the model's events into its own
 //! (`message_start`, `content_block_delta`, ... or `response.output_text.delta`, ...), whoever
 //! answered: an Anthropic-kind upstream's events are the model's already; an OpenAI-kind
-//! upstream's chunks are decoded here by the OpenAI chat wire; a cached answer replays its
-//! entry. An upstream of the door's own wire is forwarded instead: each of its events as it
+//! upstream's chunks come with their model events (decoded once, by the provider's decoder,
+//! for a call made for a door like this one), or are decoded here by the OpenAI chat wire (a
+//! request of another door that this one joined); a cached answer replays its entry. An upstream of the door's own wire is forwarded instead: each of its events as it
 //! came (block types promptd has no model for included). A failure after the start is the
 //! wire's error event, and nothing follows it. Events ready together go as one frame
 //! ([`Batch`]).
@@ -144,7 +145,9 @@ impl<R: Render> ModelEvents<R> {
         let mut events = std::mem::take(&mut self.events);
         match piece {
             Piece {
-                chunk: Some(chunk), ..
+                chunk: Some(chunk),
+                chunk_events: false,
+                ..
             } => {
                 let decoder = self.chunks.get_or_insert_with(EventDecoder::new);
                 if let Err(e) = decoder.on_chunk(&chunk, &mut events) {

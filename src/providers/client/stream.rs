@@ -172,6 +172,7 @@ impl UpstreamStream {
                 chunk: decoded.chunk,
                 events: decoded.events,
                 usage_only: decoded.usage_only,
+                chunk_events: decoded.chunk_events,
                 raw_event,
             });
         }
