@@ -12,7 +12,10 @@
 # Anthropic-kind provider on the same fake. So DOOR=messages MODEL=anthropic/NAME is the Messages
 # door on the same wire (the body forwarded to the fake's /v1/messages), DOOR=messages alone the
 # Messages door translated to chat completions, MODEL=anthropic/NAME alone the OpenAI route
-# translated to Anthropic's. The last line ends with door= and model=. CG_OUT=DIR keeps the three
+# translated to Anthropic's. DOOR=responses asks OpenAI's Responses door (POST /v1/responses, the
+# conversation as `input` items): with the default MODEL translated to the fake's chat completions
+# (promptd has no same-wire Responses provider yet), with `anthropic/NAME` to its /v1/messages.
+# The last line ends with door= and model=. CG_OUT=DIR keeps the three
 # callgrind profiles there (hit.cg, pass.cg, stored.cg), for `callgrind_annotate`.
 #
 # Needs valgrind (callgrind_control), oha, curl, and target/release/examples/fake_provider
@@ -22,8 +25,11 @@ BIN="$(realpath "$1")"; N="${2:-2000}"; DOOR="${DOOR:-chat}"; MODEL="${MODEL:-gp
 case "$DOOR" in
   chat) URL=http://localhost/v1/chat/completions; WIRE=(); MAX="" ;;
   messages) URL=http://localhost/v1/messages; WIRE=(-H 'anthropic-version: 2023-06-01'); MAX='"max_tokens":1024,' ;;
-  *) echo "instructions.sh: DOOR is chat or messages, not $DOOR" >&2; exit 2 ;;
+  responses) URL=http://localhost/v1/responses; WIRE=(); MAX="" ;;
+  *) echo "instructions.sh: DOOR is chat, messages or responses, not $DOOR" >&2; exit 2 ;;
 esac
+# The conversation's key: the Responses API calls it input (a list of items, here messages).
+LIST=messages; [[ "$DOOR" != responses ]] || LIST=input
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CG_OUT="${CG_OUT:+$(realpath -m "$CG_OUT")}"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT; cd "$T"
@@ -51,7 +57,7 @@ EOT
 fi
 valgrind --tool=callgrind --callgrind-out-file=cg.out "$BIN" serve --config p.toml > d.log 2>&1 & VG=$!
 for i in $(seq 600); do [[ -S p.sock ]] && break; sleep 0.1; done
-BODY="{\"model\":\"$MODEL\",$MAX\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
+BODY="{\"model\":\"$MODEL\",$MAX\"$LIST\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
 curl -s --unix-socket p.sock $URL -H 'content-type: application/json' "${WIRE[@]}" -d "$BODY" > first.out
 curl -s --unix-socket p.sock $URL -H 'content-type: application/json' "${WIRE[@]}" -d "$BODY" -H 'x-promptd-cache: bypass' >/dev/null
 grep -q 'Hello!' first.out || { echo "instructions.sh: the first answer: $(cat first.out)" >&2; exit 1; }

@@ -18,11 +18,18 @@
 # Anthropic-kind provider: promptd translates to the mock's POST /v1/messages, and the answer and
 # the stream back), parea (/api/parea/v1/completion[/stream]), messages (Anthropic's Messages
 # door, POST /v1/messages, the model routed to an Anthropic-kind provider: the same wire, the
-# client's body forwarded to the mock's /v1/messages) or messages-openai (the Messages door, the
-# model going to the OpenAI-kind provider: translated to the mock's /chat/completions and back).
+# client's body forwarded to the mock's /v1/messages), messages-openai (the Messages door, the
+# model going to the OpenAI-kind provider: translated to the mock's /chat/completions and back)
+# or responses-openai (OpenAI's Responses door, POST /v1/responses, the model going to the
+# OpenAI-kind provider: translated to the mock's /chat/completions and back). ROUTE=responses is
+# responses-openai for now (the report says responses-openai): promptd translates every
+# Responses call today; once a provider can be told it serves /responses itself, ROUTE=responses
+# will be that same wire, as ROUTE=messages is for the Messages door.
 # The floor answers the wire the client sees: the OpenAI shapes for openai, openai-anthropic and
 # parea; for messages and messages-openai the mock's static Anthropic answers (POST /v1/messages:
-# a whole message, or its event stream, done at message_stop).
+# a whole message, or its event stream, done at message_stop); for responses-openai the mock's
+# static Responses answers (POST /v1/responses: a whole response object, or its typed events,
+# done at response.completed).
 # REPS repetitions, interleaved; every cell is the median of its repetitions. Prints the raw
 # lines, then one table with req/s, p50/p99, the measured process's CPU µs per request, stream
 # TTFB, RSS, the ratios to the floor of the same transport and the targets. See benches/README.md.
@@ -31,11 +38,11 @@
 # "1 32"), STREAM_CONNS (default 8), STREAM_CHUNKS (chunks per streamed answer, default 21),
 # CHUNK_GAP_MS (between the chunks, default 0: all at once), DELAY_MS (the mock's delay before
 # it answers, default 0), PIN=0 (no pinning), TRANSPORT (uds, tcp or both, default both), ROUTE
-# (openai, openai-anthropic, parea, messages or messages-openai, default openai), PEERS=1 (also
-# noveum-ai-gateway, on the OpenAI routes and parea only, installed into PEERS_CACHE, default
-# ~/.cache/promptd-bench/peers), SKIP_BUILD=1 (reuse
-# target/release), PROMPTD_BIN=path (measure another promptd binary), KEEP=1 (keep the temp
-# directory with the run files and the logs).
+# (openai, openai-anthropic, parea, messages, messages-openai or responses-openai, default
+# openai; responses is responses-openai for now), PEERS=1 (also noveum-ai-gateway, on the
+# OpenAI routes and parea only, installed into PEERS_CACHE, default
+# ~/.cache/promptd-bench/peers), SKIP_BUILD=1 (reuse target/release), PROMPTD_BIN=path (measure
+# another promptd binary), KEEP=1 (keep the temp directory with the run files and the logs).
 set -euo pipefail
 
 DURATION="${DURATION:-5s}"
@@ -61,10 +68,19 @@ need() { command -v "$1" >/dev/null 2>&1 || die "needs $1"; }
 need cargo
 need curl
 need python3
-[[ "$ROUTE" =~ ^(openai|openai-anthropic|parea|messages|messages-openai)$ ]] ||
-    die "ROUTE is openai, openai-anthropic, parea, messages or messages-openai, not $ROUTE"
-# The Messages door's floor answers Anthropic's shapes; noveum is called on OpenAI's.
-[[ "$PEERS" != 1 || "$ROUTE" != messages* ]] ||
+if [[ "$ROUTE" == responses ]]; then
+    # The same wire (a provider serving /responses) is not a provider setting yet: until it is,
+    # the Responses door is measured translated.
+    note "ROUTE=responses is the translated route, responses-openai, until promptd forwards" \
+        "the Responses API to providers that serve it"
+    ROUTE=responses-openai
+fi
+[[ "$ROUTE" =~ ^(openai|openai-anthropic|parea|messages|messages-openai|responses-openai)$ ]] ||
+    die "ROUTE is openai, openai-anthropic, parea, messages, messages-openai or" \
+        "responses-openai, not $ROUTE"
+# The Messages and Responses doors' floors answer their own shapes; noveum is called on the chat
+# completions wire.
+[[ "$PEERS" != 1 || "$ROUTE" != messages* && "$ROUTE" != responses* ]] ||
     die "PEERS=1 compares noveum-ai-gateway on the OpenAI wire: not with ROUTE=$ROUTE"
 [[ "$TRANSPORT" =~ ^(uds|tcp|both)$ ]] || die "TRANSPORT is uds, tcp or both, not $TRANSPORT"
 UDS=0
@@ -323,6 +339,19 @@ elif [[ "$ROUTE" == messages* ]]; then
     HIT_BODY="$FLOOR_BODY"
     PROMPTD_STREAM_PATH="$FLOOR_PATH"
     PROMPTD_STREAM_BODY="$FLOOR_STREAM_BODY"
+elif [[ "$ROUTE" == responses* ]]; then
+    # OpenAI's Responses door, as the OpenAI SDK's responses.create calls it (an input item
+    # list); responses-openai: the default provider, OpenAI-kind (translated to its chat
+    # completions). The floor is asked the same request.
+    FLOOR_PATH=/v1/responses
+    FLOOR_BODY='{"model":"gpt-4o-mini","input":[{"role":"user","content":"Hello"}]}'
+    FLOOR_STREAM_BODY="${FLOOR_BODY%\}},\"stream\":true}"
+    PROMPTD_PATH="$FLOOR_PATH"
+    PASS_BODY="$FLOOR_BODY"
+    PASS_HEADERS=("${BYPASS[@]}")
+    HIT_BODY="$FLOOR_BODY"
+    PROMPTD_STREAM_PATH="$FLOOR_PATH"
+    PROMPTD_STREAM_BODY="$FLOOR_STREAM_BODY"
 else
     PROMPTD_PATH=/api/parea/v1/completion
     PASS_BODY='{"llm_configuration":{"model":"gpt-4o-mini","provider":"openai","messages":[{"role":"user","content":"Hello"}]},"cache":false}'
@@ -356,7 +385,13 @@ smoke() { # name, expect (cache header value or -), curl args...
         note "$name smoke stream did not end with data: [DONE]"
         return 1
     fi
-    if grep -q '^event: ' "$out" && ! grep -q '^event: message_stop' "$out"; then
+    if grep -q '^event: response\.' "$out"; then
+        if ! grep -q '^event: response.completed' "$out"; then
+            note "$name smoke stream (Responses events) did not end with response.completed"
+            cat "$out" >&2
+            return 1
+        fi
+    elif grep -q '^event: ' "$out" && ! grep -q '^event: message_stop' "$out"; then
         note "$name smoke stream (Anthropic's events) did not end with message_stop"
         cat "$out" >&2
         return 1
@@ -369,6 +404,16 @@ anthropic_stream() {
     if [[ "$got" != $((STREAM_CHUNKS - 3)) ]] || ! grep -q '^event: message_stop' "$TMP/$1.smoke"; then
         die "$1: an Anthropic stream with $got text deltas, not $((STREAM_CHUNKS - 3)), or no" \
             "message_stop: $(cat "$TMP/$1.smoke")"
+    fi
+}
+# A Responses event stream of STREAM_CHUNKS - 3 text deltas ending with response.completed: name.
+responses_stream() {
+    local got
+    got="$(grep -c '^event: response.output_text.delta' "$TMP/$1.smoke")" || true
+    if [[ "$got" != $((STREAM_CHUNKS - 3)) ]] ||
+        ! grep -q '^event: response.completed' "$TMP/$1.smoke"; then
+        die "$1: a Responses stream with $got text deltas, not $((STREAM_CHUNKS - 3)), or no" \
+            "response.completed: $(cat "$TMP/$1.smoke")"
     fi
 }
 # Transport arguments, for curl and oha (the URL last) and for sse_load: the floor's and promptd's.
@@ -386,6 +431,8 @@ smoke floor-stream - -d "$FLOOR_STREAM_BODY" "${WIRE_HEADERS[@]}" "${FLOOR_UDS[@
 if [[ "$FLOOR_PATH" == "$OPENAI_PATH" ]]; then
     got="$(grep -c '^data: {' "$TMP/floor-stream.smoke")"
     [[ "$got" == "$STREAM_CHUNKS" ]] || die "the floor streamed $got chunks, not $STREAM_CHUNKS"
+elif [[ "$ROUTE" == responses* ]]; then
+    responses_stream floor-stream
 else
     anthropic_stream floor-stream
 fi
@@ -416,6 +463,10 @@ smoke_promptd_stream() { # suffix, curl transport arguments...
         # message_start, ping, the text block (its start, the deltas, its stop), message_delta,
         # message_stop
         anthropic_stream "pass$sfx-stream"
+    elif [[ "$ROUTE" == responses* ]]; then
+        # response.created, in_progress, the message item (added, its part added, the deltas,
+        # the text and part done, the item done), response.completed
+        responses_stream "pass$sfx-stream"
     elif [[ "$ROUTE" != parea ]]; then
         # role, the deltas, finish (no usage chunk: not asked for), [DONE]
         lines="$(grep -c '^data: ' "$TMP/pass$sfx-stream.smoke")"

@@ -28,14 +28,25 @@ about = dict(
 )
 # ROUTE=openai-anthropic: promptd's OpenAI route calls an Anthropic-kind provider. ROUTE=messages
 # and messages-openai: Anthropic's Messages door, to an Anthropic-kind provider (the same wire)
-# or translated to an OpenAI-kind one; the floor answers Anthropic's shapes.
+# or translated to an OpenAI-kind one; the floor answers Anthropic's shapes. ROUTE=responses-openai:
+# OpenAI's Responses door, translated to an OpenAI-kind provider's chat completions; the floor
+# answers the Responses shapes.
 ROUTE = about.get("route")
 TO = {
     "openai-anthropic": ", translated to Anthropic",
     "messages-openai": ", translated to OpenAI",
+    "responses-openai": ", translated to chat completions",
 }.get(ROUTE, "")
-DOOR = ", Messages door" if ROUTE in ("messages", "messages-openai") else ""
-SHAPES = ", Anthropic shapes" if DOOR else ""
+DOOR = {
+    "messages": ", Messages door",
+    "messages-openai": ", Messages door",
+    "responses-openai": ", Responses door",
+}.get(ROUTE, "")
+SHAPES = {
+    "messages": ", Anthropic shapes",
+    "messages-openai": ", Anthropic shapes",
+    "responses-openai": ", Responses shapes",
+}.get(ROUTE, "")
 LABELS = {
     "floor": f"mock provider direct (floor{SHAPES}), Unix socket",
     "hit": f"promptd, cache hits{DOOR} (Unix socket)",
@@ -114,6 +125,7 @@ def overhead_quantiles(run):
 about["route_label"] = {
     "/v1/chat/completions": "openai_chat_completions",
     "/v1/messages": "anthropic_messages",
+    "/v1/responses": "openai_responses",
 }.get(about["promptd_path"], "completion")
 
 

@@ -10,8 +10,11 @@
 # DOOR=messages streams through Anthropic's Messages door instead (POST /v1/messages,
 # `max_tokens` and `anthropic-version: 2023-06-01`): MODEL `anthropic/<name>` is then the same
 # wire (the fake's Anthropic events decoded and rendered back as Anthropic's), `gpt-4o-mini` the
-# translation from the fake's OpenAI chunks. The line ends with door= and the answer's end
-# (`end=message_stop` or `end=[DONE]` if the first stream had it). CG_OUT=DIR keeps the callgrind
+# translation from the fake's OpenAI chunks. DOOR=responses streams through OpenAI's Responses door
+# (POST /v1/responses, the conversation as `input` items): `gpt-4o-mini` translated from the fake's
+# chat chunks, `anthropic/<name>` from its Anthropic events, rendered as Responses events. The line
+# ends with door= and the answer's end (`end=message_stop`, `end=response.completed` or
+# `end=[DONE]` if the first stream had it); `data_lines` counts the answer's events. CG_OUT=DIR keeps the callgrind
 # profile there (stream.cg), for `callgrind_annotate`.
 #
 # Needs valgrind (callgrind_control), curl, and target/release/examples/fake_provider.
@@ -20,8 +23,11 @@ BIN="$(realpath "$1")"; MODEL="$2"; N="${3:-200}"; DOOR="${DOOR:-chat}"
 case "$DOOR" in
   chat) URL=http://localhost/v1/chat/completions; WIRE=(); MAX="" ;;
   messages) URL=http://localhost/v1/messages; WIRE=(-H 'anthropic-version: 2023-06-01'); MAX='"max_tokens":1024,' ;;
-  *) echo "stream_instructions.sh: DOOR is chat or messages, not $DOOR" >&2; exit 2 ;;
+  responses) URL=http://localhost/v1/responses; WIRE=(); MAX="" ;;
+  *) echo "stream_instructions.sh: DOOR is chat, messages or responses, not $DOOR" >&2; exit 2 ;;
 esac
+# The conversation's key: the Responses API calls it input (a list of items, here messages).
+LIST=messages; [[ "$DOOR" != responses ]] || LIST=input
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CG_OUT="${CG_OUT:+$(realpath -m "$CG_OUT")}"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT; cd "$T"
@@ -46,7 +52,7 @@ max_retries = 0
 EOT
 valgrind --tool=callgrind --callgrind-out-file=cg.out "$BIN" serve --config p.toml > d.log 2>&1 & VG=$!
 for _ in $(seq 600); do [[ -S p.sock ]] && break; sleep 0.1; done
-BODY="{\"model\":\"$MODEL\",$MAX\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
+BODY="{\"model\":\"$MODEL\",$MAX\"stream\":true,\"$LIST\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
 post() {
   curl -s --unix-socket p.sock $URL "${WIRE[@]}" \
     -H 'content-type: application/json' -H 'x-promptd-cache: bypass' -d "$BODY"
@@ -59,6 +65,7 @@ callgrind_control -d $VG >/dev/null 2>&1; sleep 1
 f=$(ls -t cg.out.* | head -1)
 ir=$(grep -m1 '^summary:\|^totals:' "$f" | awk '{print $2}')
 if [[ -n "${CG_OUT:-}" ]]; then mkdir -p "$CG_OUT"; cp "$f" "$CG_OUT/stream.cg"; fi
-END=$(grep -o -m1 '^event: message_stop\|^data: \[DONE\]' first.out | sed 's/^event: //; s/^data: //') || END=none
+END=$(grep -o -m1 '^event: message_stop\|^event: response\.completed\|^data: \[DONE\]' first.out |
+  sed 's/^event: //; s/^data: //') || END=none
 echo "$BIN model=$MODEL per_stream=$((ir / N)) data_lines=$(grep -c '^data:' first.out) door=$DOOR end=$END"
 kill $VG $MOCK 2>/dev/null; wait 2>/dev/null || true

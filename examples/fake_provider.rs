@@ -1,5 +1,5 @@
-//! A small, fast stand-in for OpenAI's chat completions endpoint and Anthropic's Messages
-//! endpoint, for load tests.
+//! A small, fast stand-in for OpenAI's chat completions and Responses endpoints and
+//! Anthropic's Messages endpoint, for load tests.
 //!
 //! `cargo run --release --example fake_provider -- --addr 127.0.0.1:0 [--delay-ms N]
 //! [--unix PATH] [--stream-chunks N] [--chunk-gap-ms N]` (`--port N` is short for
@@ -27,6 +27,16 @@
 //! `message_stop` (`[DONE]`'s). promptd's OpenAI route translates that into what it passes on
 //! of the OpenAI stream: a role chunk, the content deltas, a finish chunk (on `message_delta`;
 //! the usage chunk only with `stream_options.include_usage`), `[DONE]`.
+//!
+//! `POST /v1/responses` (any path ending in `/responses`) is OpenAI's Responses API, for the
+//! floor of the Responses door (and a provider that serves it): a whole `response` object
+//! (one `message` item saying the text above, usage 12/9/21), or with `"stream": true` its typed
+//! events with `sequence_number`s, paced like the chat stream (`chunks + 1` body frames):
+//! `response.created`, `response.in_progress`, `response.output_item.added` and
+//! `response.content_part.added` together (the role chunk's place), `chunks - 3`
+//! `response.output_text.delta`s, `response.output_text.done` with `response.content_part.done`
+//! (the finish chunk's), `response.output_item.done` (the usage chunk's) and
+//! `response.completed` with the whole response and its usage (`[DONE]`'s).
 //!
 //! Anything else is a 404. The bodies are built once at start, keep-alive is on and the runtime
 //! is multi-threaded, so the fake costs as little as possible next to what it measures. It only ever binds where `--addr` says (loopback by default).
@@ -147,6 +157,117 @@ fn anthropic_stream_frames(chunks: usize) -> Vec<Bytes> {
     frames
 }
 
+/// The Responses API's usage object for `input` and `output` tokens.
+fn responses_usage(input: usize, output: usize) -> serde_json::Value {
+    serde_json::json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input + output})
+}
+
+/// A Responses `response` object of `status` with `output` and `usage`.
+fn responses_object(
+    status: &str,
+    output: serde_json::Value,
+    usage: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "id": "resp_fake123", "object": "response", "created_at": 1741569952,
+        "status": status, "background": false, "error": null, "incomplete_details": null,
+        "instructions": null, "max_output_tokens": null, "model": "gpt-4o-mini-2024-07-18",
+        "output": output, "parallel_tool_calls": true, "previous_response_id": null,
+        "reasoning": {"effort": null, "summary": null}, "service_tier": "default",
+        "store": false, "temperature": 1.0, "text": {"format": {"type": "text"}},
+        "tool_choice": "auto", "tools": [], "top_p": 1.0, "truncation": "disabled",
+        "usage": usage, "user": null, "metadata": {}
+    })
+}
+
+/// The assistant's `message` output item saying `text`, `status`.
+fn responses_message(text: Option<&str>, status: &str) -> serde_json::Value {
+    let content = match text {
+        Some(text) => serde_json::json!([{"type": "output_text", "text": text,
+            "annotations": [], "logprobs": []}]),
+        None => serde_json::json!([]),
+    };
+    serde_json::json!({"id": "msg_fake123", "type": "message", "status": status,
+        "role": "assistant", "content": content})
+}
+
+/// The whole answer to `POST /v1/responses`.
+fn responses_whole() -> Vec<u8> {
+    let text = WORDS.concat();
+    let output = serde_json::json!([responses_message(Some(&text), "completed")]);
+    responses_object("completed", output, responses_usage(12, 9))
+        .to_string()
+        .into_bytes()
+}
+
+/// The body frames of a streamed Responses answer (see the module's header): as many as the
+/// OpenAI stream of `chunks` has (`chunks + 1`), each event with its `event:` line and the next
+/// `sequence_number`.
+fn responses_stream_frames(chunks: usize) -> Vec<Bytes> {
+    use serde_json::json;
+    let deltas = chunks.saturating_sub(3);
+    let text: String = (0..deltas).map(|i| WORDS[i % WORDS.len()]).collect();
+    let mut sequence = 0;
+    let mut event = |name: &str, mut data: serde_json::Value| {
+        data["type"] = json!(name);
+        data["sequence_number"] = json!(sequence);
+        sequence += 1;
+        format!("event: {name}\ndata: {data}\n\n")
+    };
+    let at = json!({"item_id": "msg_fake123", "output_index": 0, "content_index": 0});
+    let with = |extra: serde_json::Value| {
+        let mut v = at.clone();
+        if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+            v.extend(extra);
+        }
+        v
+    };
+    let part = |text: &str| json!({"type": "output_text", "text": text, "annotations": []});
+    let started = responses_object("in_progress", json!([]), serde_json::Value::Null);
+    let mut frames = Vec::with_capacity(chunks + 1);
+    frames.push(Bytes::from(
+        event("response.created", json!({"response": started.clone()}))
+            + &event("response.in_progress", json!({"response": started}))
+            + &event(
+                "response.output_item.added",
+                json!({"output_index": 0, "item": responses_message(None, "in_progress")}),
+            )
+            + &event(
+                "response.content_part.added",
+                with(json!({"part": part("")})),
+            ),
+    ));
+    for i in 0..deltas {
+        let word = WORDS[i % WORDS.len()];
+        frames.push(Bytes::from(event(
+            "response.output_text.delta",
+            with(json!({"delta": word, "logprobs": []})),
+        )));
+    }
+    frames.push(Bytes::from(
+        event(
+            "response.output_text.done",
+            with(json!({"text": text, "logprobs": []})),
+        ) + &event(
+            "response.content_part.done",
+            with(json!({"part": part(&text)})),
+        ),
+    ));
+    let done = responses_message(Some(&text), "completed");
+    frames.push(Bytes::from(event(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": done.clone()}),
+    )));
+    let completed = responses_object("completed", json!([done]), responses_usage(12, deltas));
+    frames.push(Bytes::from(event(
+        "response.completed",
+        json!({"response": completed}),
+    )));
+    frames
+}
+
 /// A streamed answer's body: one frame per SSE event, `gap` apart.
 struct Events {
     events: &'static [Bytes],
@@ -251,6 +372,8 @@ struct Shared {
     chunk_gap: Option<Duration>,
     events: Vec<Bytes>,
     anthropic_frames: Vec<Bytes>,
+    responses: &'static [u8],
+    responses_frames: Vec<Bytes>,
 }
 
 type AnswerBody = Either<Full<Bytes>, Events>;
@@ -290,6 +413,7 @@ fn respond(
 enum Route {
     OpenAi,
     Anthropic,
+    Responses,
 }
 
 async fn handle(
@@ -303,6 +427,8 @@ async fn handle(
         Some(Route::OpenAi)
     } else if path.ends_with("/messages") {
         Some(Route::Anthropic)
+    } else if path.ends_with("/responses") {
+        Some(Route::Responses)
     } else {
         None
     };
@@ -325,6 +451,7 @@ async fn handle(
         let events = match route {
             Route::OpenAi => &shared.events,
             Route::Anthropic => &shared.anthropic_frames,
+            Route::Responses => &shared.responses_frames,
         };
         let mut resp = Response::new(Either::Right(Events {
             events,
@@ -340,6 +467,7 @@ async fn handle(
         let whole = match route {
             Route::OpenAi => COMPLETION,
             Route::Anthropic => ANTHROPIC_MESSAGE,
+            Route::Responses => shared.responses,
         };
         respond(StatusCode::OK, "application/json", whole)
     })
@@ -371,6 +499,8 @@ async fn main() {
         chunk_gap: opts.chunk_gap,
         events: stream_events(opts.stream_chunks),
         anthropic_frames: anthropic_stream_frames(opts.stream_chunks),
+        responses: responses_whole().leak(),
+        responses_frames: responses_stream_frames(opts.stream_chunks),
     }));
     if let Some(path) = opts.unix {
         let _ = std::fs::remove_file(&path);
@@ -423,7 +553,10 @@ async fn accept_failed(e: std::io::Error) {
 
 #[cfg(test)]
 mod tests {
-    use super::{anthropic_stream_frames, stream_events, wants_stream, ANTHROPIC_MESSAGE};
+    use super::{
+        anthropic_stream_frames, responses_stream_frames, responses_whole, stream_events,
+        wants_stream, ANTHROPIC_MESSAGE,
+    };
 
     #[test]
     fn detects_stream_flag() {
@@ -492,5 +625,45 @@ mod tests {
         assert!(said.starts_with("Hello! How can I help you today?"));
         let whole: serde_json::Value = serde_json::from_slice(ANTHROPIC_MESSAGE).unwrap();
         assert_eq!(whole["type"], "message");
+    }
+
+    #[test]
+    fn responses_stream_is_paced_like_the_openai_one() {
+        let frames = responses_stream_frames(21);
+        assert_eq!(frames.len(), stream_events(21).len());
+        let text: String = frames
+            .iter()
+            .map(|f| std::str::from_utf8(f).unwrap())
+            .collect();
+        let mut names = Vec::new();
+        let mut said = String::new();
+        for (seq, event) in text.split_terminator("\n\n").enumerate() {
+            let (name, data) = event.split_once('\n').unwrap();
+            let name = name.strip_prefix("event: ").unwrap();
+            let value: serde_json::Value =
+                serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+            assert_eq!(value["type"], name);
+            assert_eq!(value["sequence_number"], seq);
+            if name == "response.output_text.delta" {
+                said.push_str(value["delta"].as_str().unwrap());
+            }
+            if name == "response.completed" {
+                let response = &value["response"];
+                assert_eq!(response["status"], "completed");
+                assert_eq!(response["usage"]["output_tokens"], 18);
+                assert_eq!(response["output"][0]["content"][0]["text"], said.as_str());
+            }
+            names.push(name.to_owned());
+        }
+        assert_eq!(names.len(), 4 + 18 + 4);
+        assert_eq!(names[0], "response.created");
+        assert_eq!(names.last().unwrap(), "response.completed");
+        assert!(said.starts_with("Hello! How can I help you today?"));
+        let whole: serde_json::Value = serde_json::from_slice(&responses_whole()).unwrap();
+        assert_eq!(whole["object"], "response");
+        assert_eq!(
+            whole["output"][0]["content"][0]["text"],
+            "Hello! How can I help you today?"
+        );
     }
 }

@@ -16,8 +16,10 @@
 //! sends) is told by its first `event:` line: TTFB is timed the same way (its first `data:`
 //! line is `message_start`'s), the stream is done at its `event: message_stop` (the total time
 //! is taken when that event arrives; the body is still read to its end), and one that ends
-//! without it (an `event: error`, a cut stream) counts as an error. Other streams are done at
-//! the body's end, as before.
+//! without it (an `event: error`, a cut stream) counts as an error. OpenAI's Responses event
+//! stream (its `event:` lines name `response.*` events) is done at its `event:
+//! response.completed` the same way; one without it (`response.failed`, `response.incomplete`,
+//! a cut stream) is an error. Other streams are done at the body's end, as before.
 //!
 //! `--json` prints one JSON object (the load script reads it): `requests`, `seconds`, `rps`,
 //! `ttfb_p50_ms`, `ttfb_p99_ms`, `total_p50_ms`, `total_p99_ms`, `events_min`, `events_max`
@@ -173,6 +175,9 @@ fn has_data_line(buf: &[u8]) -> bool {
 
 /// The line that ends an Anthropic event stream.
 const MESSAGE_STOP: &[u8] = b"event: message_stop";
+/// The start of every event line of a Responses stream, and the line that ends one.
+const RESPONSES_EVENT: &[u8] = b"event: response.";
+const RESPONSE_COMPLETED: &[u8] = b"event: response.completed";
 
 /// Whether a line starting with `prefix` ends at or after `from` in `buf` (the bytes before
 /// `from` were looked at already).
@@ -208,6 +213,7 @@ async fn one(
     let mut seen = Vec::new();
     let mut ttfb = None;
     let mut stopped = None;
+    let mut completed = None;
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
             let from = seen.len();
@@ -217,6 +223,9 @@ async fn one(
             }
             if stopped.is_none() && has_line_since(&seen, from, MESSAGE_STOP) {
                 stopped = Some(started.elapsed());
+            }
+            if completed.is_none() && has_line_since(&seen, from, RESPONSE_COMPLETED) {
+                completed = Some(started.elapsed());
             }
         }
     }
@@ -230,7 +239,15 @@ async fn one(
             String::from_utf8_lossy(&seen)
         );
     };
-    if has_line_since(&seen, 0, b"event:") {
+    if has_line_since(&seen, 0, RESPONSES_EVENT) {
+        let Some(completed) = completed else {
+            bail!(
+                "Responses event stream without response.completed: {}",
+                String::from_utf8_lossy(&seen)
+            );
+        };
+        total = completed;
+    } else if has_line_since(&seen, 0, b"event:") {
         let Some(stopped) = stopped else {
             bail!(
                 "Anthropic event stream without message_stop: {}",
@@ -362,7 +379,10 @@ fn main() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{has_data_line, has_line_since, percentile_ms, MESSAGE_STOP};
+    use super::{
+        has_data_line, has_line_since, percentile_ms, MESSAGE_STOP, RESPONSES_EVENT,
+        RESPONSE_COMPLETED,
+    };
     use std::time::Duration;
 
     #[test]
@@ -389,6 +409,25 @@ mod tests {
             0,
             MESSAGE_STOP
         ));
+    }
+
+    #[test]
+    fn tells_a_responses_stream_and_its_end() {
+        let stream = b"event: response.created\ndata: {}\n\nevent: response.output_text.delta\n\
+                       data: {}\n\nevent: response.completed\ndata: {}\n\n";
+        assert!(has_line_since(stream, 0, RESPONSES_EVENT));
+        assert!(has_line_since(stream, 0, RESPONSE_COMPLETED));
+        for from in 1..stream.len() - 30 {
+            assert!(
+                has_line_since(stream, from, RESPONSE_COMPLETED),
+                "from {from}"
+            );
+        }
+        let failed = b"event: response.created\ndata: {}\n\nevent: response.failed\ndata: {}\n\n";
+        assert!(has_line_since(failed, 0, RESPONSES_EVENT));
+        assert!(!has_line_since(failed, 0, RESPONSE_COMPLETED));
+        let anthropic = b"event: message_start\ndata: {}\n\nevent: message_stop\ndata: {}\n\n";
+        assert!(!has_line_since(anthropic, 0, RESPONSES_EVENT));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The real Parea Python SDK (`tests/sdk/requirements.txt`) against the real daemon over its
 //! loopback TCP listener: completion, cached replay, stream, a deployed prompt, reading a trace
 //! log back and feedback; and the real OpenAI Python SDK against its `/v1` routes, over TCP and
-//! over the Unix socket; with fake providers and a fake collector on loopback.
+//! over the Unix socket; agent frameworks on its Responses door (the OpenAI Agents SDK and
+//! pydantic-ai, `tests/sdk/agents_calls.py`), each running a tool; with fake providers and a fake
+//! collector on loopback.
 //!
 //! The SDK is installed from the package registry into `target/tmp/sdk-venv` by the first test
 //! that needs it (once per requirements file; shared with `tests/anthropic_sdk.rs`, see
@@ -314,5 +316,189 @@ async fn openai_sdk_chat_stream_models_and_errors() {
     assert_eq!(error["type"], "BadRequestError", "{error}");
     assert_eq!(error["status"], 400, "{error}");
     assert_eq!(error["param"], "messages", "{error}");
+    daemon.stop().await;
+}
+
+const AGENTS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/agents_calls.py");
+
+/// Run one scenario of `tests/sdk/agents_calls.py` (`arg` names the daemon and the user's
+/// text), with every telemetry of the frameworks off.
+fn agents_sdk(scenario: &str, arg: Value) -> Value {
+    let mut cmd = tokio::task::block_in_place(|| python_script(AGENTS_SCRIPT));
+    cmd.env("PROMPTD_TCP_KEY", TCP_KEY)
+        .env("OPENAI_AGENTS_DISABLE_TRACING", "1")
+        .env("PYDANTIC_AI_NO_BANNER", "1")
+        .env("LOGFIRE_SEND_TO_LOGFIRE", "false")
+        .env("DO_NOT_TRACK", "1")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL");
+    run_scenario(cmd, scenario, arg)
+}
+
+/// A chat-completions provider for an agent with the fixtures' `get_weather` tool: a request
+/// that offers tools and holds no tool result yet is answered with the tool call (streamed
+/// when asked), any other with the fixtures' text.
+fn agent_fake_script() -> impl Fn(&common::fake_upstream::RecordedRequest, usize) -> Behavior {
+    |req, _| {
+        let stream = req.body["stream"] == true;
+        let offers_tools = req.body["tools"].as_array().is_some_and(|t| !t.is_empty());
+        match (
+            offers_tools && !fixtures::has_tool_result(&req.body),
+            stream,
+        ) {
+            (true, true) => fixtures::openai_tool_call_stream(),
+            (true, false) => fixtures::openai_tool_call(),
+            (false, true) => fixtures::openai_stream(),
+            (false, false) => fixtures::openai_chat(),
+        }
+    }
+}
+
+/// The provider's calls of one agent run with the tool (`calls`, in order): the first offers
+/// `get_weather` and holds no result; the second carries the assistant's tool call and the
+/// tool's result under the call's id.
+fn assert_tool_round(calls: &[common::fake_upstream::RecordedRequest]) {
+    assert_eq!(calls.len(), 2, "a tool round, then the answer: {calls:#?}");
+    let first = &calls[0].body;
+    assert_eq!(first["tools"][0]["function"]["name"], fixtures::TOOL_NAME);
+    assert!(!fixtures::has_tool_result(first), "{first}");
+    let messages = calls[1].body["messages"].as_array().expect("messages");
+    let call = messages
+        .iter()
+        .find(|m| m["role"] == "assistant" && m["tool_calls"].is_array())
+        .unwrap_or_else(|| panic!("the assistant's tool call: {messages:?}"));
+    assert_eq!(call["tool_calls"][0]["id"], fixtures::OPENAI_TOOL_CALL_ID);
+    assert_eq!(
+        call["tool_calls"][0]["function"]["name"],
+        fixtures::TOOL_NAME
+    );
+    let args: Value = serde_json::from_str(
+        call["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .expect("arguments text"),
+    )
+    .expect("arguments JSON");
+    assert_eq!(args, json!({"city": "Paris", "unit": "c"}));
+    let result = messages
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap_or_else(|| panic!("the tool's result: {messages:?}"));
+    assert_eq!(result["tool_call_id"], fixtures::OPENAI_TOOL_CALL_ID);
+    let content = result["content"].to_string();
+    assert!(
+        content.contains("18 degrees and sunny in Paris"),
+        "{result}"
+    );
+}
+
+/// The OpenAI Agents SDK (a default `Agent`, so `OpenAIResponsesModel`, with a function tool)
+/// on the Responses door over TCP and the Unix socket: `Runner.run_sync` and
+/// `Runner.run_streamed` each run the tool the provider asked for and end with the provider's
+/// text; the provider saw the tool round translated to chat completions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_agents_sdk_runs_a_tool_through_the_responses_door() {
+    let openai = FakeUpstream::start(agent_fake_script()).await;
+    let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
+    let (daemon, base_url) = daemon(&openai, &collector, &[]).await;
+    let tcp = base_url.replace(PREFIX, "/v1");
+    let socket = daemon.socket.display().to_string();
+    let weather = json!([{"city": "Paris", "unit": "c"}]);
+
+    for (i, target) in [json!({"base_url": tcp}), json!({"socket": socket})]
+        .into_iter()
+        .enumerate()
+    {
+        let before = openai.calls();
+        let mut arg = target.clone();
+        arg["text"] = json!(format!("Weather in Paris? ({i})"));
+        let got = agents_sdk("agents_run", arg);
+        assert_eq!(got["final_output"], fixtures::HELLO, "{got}");
+        assert_eq!(got["tool_calls"], weather, "{got}");
+        assert_eq!(
+            got["items"],
+            json!([
+                "tool_call_item",
+                "tool_call_output_item",
+                "message_output_item"
+            ]),
+            "{got}"
+        );
+        let ids = got["response_ids"].as_array().expect("response ids");
+        assert_eq!(ids.len(), 2, "{got}");
+        assert!(
+            ids.iter()
+                .all(|id| id.as_str().is_some_and(|id| id.starts_with("resp_"))),
+            "answers of the Responses door: {got}"
+        );
+        assert_tool_round(&openai.requests()[before..]);
+
+        let before = openai.calls();
+        let mut arg = target.clone();
+        arg["text"] = json!(format!("Weather in Paris, streamed? ({i})"));
+        let got = agents_sdk("agents_stream", arg);
+        assert_eq!(got["final_output"], fixtures::HELLO, "{got}");
+        assert_eq!(got["streamed"], fixtures::HELLO, "{got}");
+        assert_eq!(got["completed"], true, "{got}");
+        assert_eq!(got["tool_calls"], weather, "{got}");
+        assert!(got["run_item_events"].as_u64() >= Some(3), "{got}");
+        let calls = &openai.requests()[before..];
+        assert!(calls.iter().all(|c| c.body["stream"] == true), "{calls:#?}");
+        assert_tool_round(calls);
+    }
+    daemon.stop().await;
+}
+
+/// pydantic-ai's `OpenAIResponsesModel` on the Responses door over TCP and the Unix socket: a
+/// plain run (text and usage back), a run with a tool (the tool round, then the text) and the
+/// same streamed with `run_stream`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pydantic_ai_runs_plain_and_with_a_tool_through_the_responses_door() {
+    let openai = FakeUpstream::start(agent_fake_script()).await;
+    let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
+    let (daemon, base_url) = daemon(&openai, &collector, &[]).await;
+    let tcp = base_url.replace(PREFIX, "/v1");
+    let socket = daemon.socket.display().to_string();
+    let weather = json!([{"city": "Paris", "unit": "c"}]);
+    let (prompt, completion, _) = fixtures::OPENAI_USAGE;
+
+    for (i, target) in [json!({"base_url": tcp}), json!({"socket": socket})]
+        .into_iter()
+        .enumerate()
+    {
+        let before = openai.calls();
+        let mut arg = target.clone();
+        arg["text"] = json!(format!("Hello ({i})"));
+        let got = agents_sdk("pydantic_plain", arg);
+        assert_eq!(got["output"], fixtures::HELLO, "{got}");
+        assert_eq!(got["messages"], json!([["user-prompt"], ["text"]]), "{got}");
+        assert_eq!(got["input_tokens"], prompt, "{got}");
+        assert_eq!(got["output_tokens"], completion, "{got}");
+        assert_eq!(openai.calls(), before + 1);
+        let sent = openai.last_request().expect("provider request");
+        assert_eq!(sent.body["messages"][0]["role"], "system", "{}", sent.body);
+        assert_eq!(sent.body["messages"][0]["content"], "Be brief.");
+
+        let before = openai.calls();
+        let mut arg = target.clone();
+        arg["text"] = json!(format!("Weather in Paris? ({i})"));
+        let got = agents_sdk("pydantic_tool", arg);
+        assert_eq!(got["output"], fixtures::HELLO, "{got}");
+        assert_eq!(got["tool_calls"], weather, "{got}");
+        assert_eq!(got["requests"], 2, "{got}");
+        let round = json!([["user-prompt"], ["tool-call"], ["tool-return"], ["text"]]);
+        assert_eq!(got["messages"], round, "{got}");
+        assert_tool_round(&openai.requests()[before..]);
+
+        let before = openai.calls();
+        let mut arg = target.clone();
+        arg["text"] = json!(format!("Weather in Paris, streamed? ({i})"));
+        let got = agents_sdk("pydantic_stream", arg);
+        assert_eq!(got["streamed"], fixtures::HELLO, "{got}");
+        assert_eq!(got["tool_calls"], weather, "{got}");
+        assert_eq!(got["messages"], round, "{got}");
+        let calls = &openai.requests()[before..];
+        assert!(calls.iter().all(|c| c.body["stream"] == true), "{calls:#?}");
+        assert_tool_round(calls);
+    }
     daemon.stop().await;
 }

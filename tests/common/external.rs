@@ -20,7 +20,7 @@ use super::process::{stderr, stdout};
 /// The Python packages the SDK tests need, pinned.
 pub const REQUIREMENTS: &str = include_str!("../sdk/requirements.txt");
 const REQUIREMENTS_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/requirements.txt");
-/// Longest an install may take (a venv of about 80 packages; an npm package of ~80 MB).
+/// Longest an install may take (a venv of about 100 packages; an npm package of ~80 MB).
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Claude Code's npm package and the version whose requests `tests/fixtures/agents` holds.
