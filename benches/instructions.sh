@@ -13,8 +13,9 @@
 # door on the same wire (the body forwarded to the fake's /v1/messages), DOOR=messages alone the
 # Messages door translated to chat completions, MODEL=anthropic/NAME alone the OpenAI route
 # translated to Anthropic's. DOOR=responses asks OpenAI's Responses door (POST /v1/responses, the
-# conversation as `input` items): with the default MODEL translated to the fake's chat completions
-# (promptd has no same-wire Responses provider yet), with `anthropic/NAME` to its /v1/messages.
+# conversation as `input` items): with the default MODEL translated to the fake's chat completions,
+# with `anthropic/NAME` to its /v1/messages, with `responses/NAME` (a provider marked
+# `responses = true`) on the same wire, the body forwarded to the fake's /v1/responses.
 # The last line ends with door= and model=. CG_OUT=DIR keeps the three
 # callgrind profiles there (hit.cg, pass.cg, stored.cg), for `callgrind_annotate`.
 #
@@ -53,6 +54,16 @@ kind = "anthropic"
 base_url = "http://$ADDR/v1"
 api_key = "sk-bench"
 max_retries = 0
+EOT
+fi
+# MODEL=responses/NAME: a provider that serves the Responses API (the same wire for DOOR=responses).
+if [[ "$MODEL" == responses/* ]]; then cat >> p.toml <<EOT
+[providers.responses]
+kind = "openai"
+base_url = "http://$ADDR/v1"
+api_key = "sk-bench"
+max_retries = 0
+responses = true
 EOT
 fi
 valgrind --tool=callgrind --callgrind-out-file=cg.out "$BIN" serve --config p.toml > d.log 2>&1 & VG=$!

@@ -20,14 +20,13 @@
 # door, POST /v1/messages, the model routed to an Anthropic-kind provider: the same wire, the
 # client's body forwarded to the mock's /v1/messages), messages-openai (the Messages door, the
 # model going to the OpenAI-kind provider: translated to the mock's /chat/completions and back)
-# or responses-openai (OpenAI's Responses door, POST /v1/responses, the model going to the
-# OpenAI-kind provider: translated to the mock's /chat/completions and back). ROUTE=responses is
-# responses-openai for now (the report says responses-openai): promptd translates every
-# Responses call today; once a provider can be told it serves /responses itself, ROUTE=responses
-# will be that same wire, as ROUTE=messages is for the Messages door.
+# responses (OpenAI's Responses door, POST /v1/responses, to the OpenAI-kind provider marked
+# `responses = true`: the same wire, the client's body forwarded to the mock's /v1/responses) or
+# responses-openai (the Responses door to a provider that does not serve it: translated to the
+# mock's /chat/completions and back).
 # The floor answers the wire the client sees: the OpenAI shapes for openai, openai-anthropic and
 # parea; for messages and messages-openai the mock's static Anthropic answers (POST /v1/messages:
-# a whole message, or its event stream, done at message_stop); for responses-openai the mock's
+# a whole message, or its event stream, done at message_stop); for both responses routes the mock's
 # static Responses answers (POST /v1/responses: a whole response object, or its typed events,
 # done at response.completed).
 # REPS repetitions, interleaved; every cell is the median of its repetitions. Prints the raw
@@ -38,8 +37,8 @@
 # "1 32"), STREAM_CONNS (default 8), STREAM_CHUNKS (chunks per streamed answer, default 21),
 # CHUNK_GAP_MS (between the chunks, default 0: all at once), DELAY_MS (the mock's delay before
 # it answers, default 0), PIN=0 (no pinning), TRANSPORT (uds, tcp or both, default both), ROUTE
-# (openai, openai-anthropic, parea, messages, messages-openai or responses-openai, default
-# openai; responses is responses-openai for now), PEERS=1 (also noveum-ai-gateway, on the
+# (openai, openai-anthropic, parea, messages, messages-openai, responses or responses-openai,
+# default openai), PEERS=1 (also noveum-ai-gateway, on the
 # OpenAI routes and parea only, installed into PEERS_CACHE, default
 # ~/.cache/promptd-bench/peers), SKIP_BUILD=1 (reuse target/release), PROMPTD_BIN=path (measure
 # another promptd binary), KEEP=1 (keep the temp directory with the run files and the logs).
@@ -68,15 +67,8 @@ need() { command -v "$1" >/dev/null 2>&1 || die "needs $1"; }
 need cargo
 need curl
 need python3
-if [[ "$ROUTE" == responses ]]; then
-    # The same wire (a provider serving /responses) is not a provider setting yet: until it is,
-    # the Responses door is measured translated.
-    note "ROUTE=responses is the translated route, responses-openai, until promptd forwards" \
-        "the Responses API to providers that serve it"
-    ROUTE=responses-openai
-fi
-[[ "$ROUTE" =~ ^(openai|openai-anthropic|parea|messages|messages-openai|responses-openai)$ ]] ||
-    die "ROUTE is openai, openai-anthropic, parea, messages, messages-openai or" \
+[[ "$ROUTE" =~ ^(openai|openai-anthropic|parea|messages|messages-openai|responses|responses-openai)$ ]] ||
+    die "ROUTE is openai, openai-anthropic, parea, messages, messages-openai, responses or" \
         "responses-openai, not $ROUTE"
 # The Messages and Responses doors' floors answer their own shapes; noveum is called on the chat
 # completions wire.
@@ -239,6 +231,8 @@ base_url = "http://$MOCK_ADDR/v1"
 api_key = "sk-bench"
 max_retries = 0
 EOF
+    # ROUTE=responses: the mock serves the Responses API too.
+    [[ "$ROUTE" != responses ]] || echo 'responses = true'
     # ROUTE=openai-anthropic or messages: the mock's POST /v1/messages as an Anthropic-kind
     # provider.
     [[ "$ROUTE" != openai-anthropic && "$ROUTE" != messages ]] || cat <<EOF
@@ -341,8 +335,9 @@ elif [[ "$ROUTE" == messages* ]]; then
     PROMPTD_STREAM_BODY="$FLOOR_STREAM_BODY"
 elif [[ "$ROUTE" == responses* ]]; then
     # OpenAI's Responses door, as the OpenAI SDK's responses.create calls it (an input item
-    # list); responses-openai: the default provider, OpenAI-kind (translated to its chat
-    # completions). The floor is asked the same request.
+    # list), to the default provider, OpenAI-kind; responses: it serves the Responses API (the
+    # same wire); responses-openai: it does not (translated to its chat completions). The
+    # floor is asked the same request.
     FLOOR_PATH=/v1/responses
     FLOOR_BODY='{"model":"gpt-4o-mini","input":[{"role":"user","content":"Hello"}]}'
     FLOOR_STREAM_BODY="${FLOOR_BODY%\}},\"stream\":true}"

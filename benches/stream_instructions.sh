@@ -12,7 +12,9 @@
 # wire (the fake's Anthropic events decoded and rendered back as Anthropic's), `gpt-4o-mini` the
 # translation from the fake's OpenAI chunks. DOOR=responses streams through OpenAI's Responses door
 # (POST /v1/responses, the conversation as `input` items): `gpt-4o-mini` translated from the fake's
-# chat chunks, `anthropic/<name>` from its Anthropic events, rendered as Responses events. The line
+# chat chunks, `anthropic/<name>` from its Anthropic events, rendered as Responses events;
+# `responses/<name>` (a provider marked `responses = true`) the fake's Responses events forwarded
+# as they came. The line
 # ends with door= and the answer's end (`end=message_stop`, `end=response.completed` or
 # `end=[DONE]` if the first stream had it); `data_lines` counts the answer's events. CG_OUT=DIR keeps the callgrind
 # profile there (stream.cg), for `callgrind_annotate`.
@@ -50,6 +52,16 @@ base_url = "http://$ADDR/v1"
 api_key = "sk-bench"
 max_retries = 0
 EOT
+# MODEL=responses/NAME: a provider that serves the Responses API (the same wire for DOOR=responses).
+if [[ "$MODEL" == responses/* ]]; then cat >> p.toml <<EOT
+[providers.responses]
+kind = "openai"
+base_url = "http://$ADDR/v1"
+api_key = "sk-bench"
+max_retries = 0
+responses = true
+EOT
+fi
 valgrind --tool=callgrind --callgrind-out-file=cg.out "$BIN" serve --config p.toml > d.log 2>&1 & VG=$!
 for _ in $(seq 600); do [[ -S p.sock ]] && break; sleep 0.1; done
 BODY="{\"model\":\"$MODEL\",$MAX\"stream\":true,\"$LIST\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
