@@ -391,6 +391,41 @@ fn assert_tool_round(calls: &[common::fake_upstream::RecordedRequest]) {
     );
 }
 
+/// The OpenAI SDK's own `responses.create` with a function tool, over TCP and the Unix socket:
+/// the call comes back as a `function_call` item, the call and its output go back as input
+/// items and the provider gets them as a tool round; streamed, the arguments come as deltas and
+/// the call's item done whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_sdk_runs_a_function_tool_round_on_the_responses_door() {
+    let openai = FakeUpstream::start(agent_fake_script()).await;
+    let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
+    let (daemon, base_url) = daemon(&openai, &collector, &[]).await;
+    let tcp = base_url.replace(PREFIX, "/v1");
+    let socket = daemon.socket.display().to_string();
+    for (i, target) in [json!({"base_url": tcp}), json!({"socket": socket})]
+        .into_iter()
+        .enumerate()
+    {
+        let before = openai.calls();
+        let mut arg = target;
+        arg["text"] = json!(format!("Weather in Paris? ({i})"));
+        let got = openai_sdk("responses_tool", arg);
+        let call = &got["call"];
+        assert_eq!(call["name"], fixtures::TOOL_NAME, "{got}");
+        assert_eq!(call["call_id"], fixtures::OPENAI_TOOL_CALL_ID, "{got}");
+        let args: Value =
+            serde_json::from_str(call["arguments"].as_str().expect("text")).expect("JSON");
+        assert_eq!(args, json!({"city": "Paris", "unit": "c"}), "{got}");
+        assert_eq!(got["first_status"], "completed", "{got}");
+        assert_eq!(got["answer"], fixtures::HELLO, "{got}");
+        assert_eq!(got["streamed_call"], *call, "{got}");
+        assert_eq!(got["streamed_arguments"], call["arguments"], "{got}");
+        assert_eq!(got["last"], "response.completed", "{got}");
+        assert_tool_round(&openai.requests()[before..before + 2]);
+    }
+    daemon.stop().await;
+}
+
 /// The OpenAI Agents SDK (a default `Agent`, so `OpenAIResponsesModel`, with a function tool)
 /// on the Responses door over TCP and the Unix socket: `Runner.run_sync` and
 /// `Runner.run_streamed` each run the tool the provider asked for and end with the provider's

@@ -107,6 +107,35 @@ def responses(c, arg):
     }
 
 
+def responses_tool(c, arg):
+    """A function tool round trip with responses.create: the model calls get_weather, the
+    call and its output go back as input items; then the same streamed (argument deltas, the
+    call's item done)."""
+    tools = [{"type": "function", "name": "get_weather", "description": "The weather in a city.",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                             "unit": {"type": "string"}}, "required": ["city"]}}]
+    asked = [{"role": "user", "content": arg.get("text", "Weather in Paris?")}]
+    first = c.responses.create(model="gpt-4o-mini", input=asked, tools=tools)
+    call = next(item for item in first.output if item.type == "function_call")
+    output = {"type": "function_call_output", "call_id": call.call_id,
+              "output": "18 degrees and sunny in Paris"}
+    second = c.responses.create(model="gpt-4o-mini", input=asked + [call, output], tools=tools)
+    streamed = asked + [{"role": "user", "content": "And streamed?"}]
+    events = list(c.responses.create(model="gpt-4o-mini", input=streamed, tools=tools, stream=True))
+    deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    done = [e.item for e in events
+            if e.type == "response.output_item.done" and e.item.type == "function_call"]
+    return {
+        "call": {"name": call.name, "call_id": call.call_id, "arguments": call.arguments},
+        "first_status": first.status,
+        "answer": second.output_text,
+        "streamed_arguments": deltas,
+        "streamed_call": {"name": done[0].name, "call_id": done[0].call_id,
+                          "arguments": done[0].arguments} if done else None,
+        "last": events[-1].type,
+    }
+
+
 def models(c, arg):
     return {"ids": [m.id for m in c.models.list()]}
 
@@ -120,7 +149,7 @@ def error(c, arg):
     return {"type": None}
 
 
-SCENARIOS = {f.__name__: f for f in (chat, responses, embeddings, models, error)}
+SCENARIOS = {f.__name__: f for f in (chat, responses, responses_tool, embeddings, models, error)}
 
 if __name__ == "__main__":
     scenario, arg = sys.argv[1], json.loads(sys.argv[2])
