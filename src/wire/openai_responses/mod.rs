@@ -108,6 +108,7 @@
 //! The stream events, decoded and rendered, are tabled in `stream.rs`.
 
 mod error;
+mod render;
 mod request;
 mod response;
 mod stream;
@@ -118,7 +119,6 @@ pub use response::{decode_response, render_response, response_id, ResponseHeader
 pub use stream::{EventDecoder, EventRenderer};
 
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::model::{FinishReason, Usage};
 
@@ -167,19 +167,6 @@ impl From<WireUsage> for Usage {
                 .unwrap_or(0),
         }
     }
-}
-
-/// The Responses API's `usage` of the model's: `input_tokens` counts every input token (cache
-/// reads and writes too), the details are always there (Codex reads them).
-fn usage_json(usage: &Usage) -> Value {
-    let (input, output) = (usage.total_input(), usage.output);
-    json!({
-        "input_tokens": input,
-        "input_tokens_details": {"cached_tokens": usage.cache_read},
-        "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": usage.reasoning},
-        "total_tokens": input.saturating_add(output),
-    })
 }
 
 /// The `status` of a response that ended for `reason`, and its `incomplete_details.reason`:

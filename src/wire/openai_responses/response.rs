@@ -17,10 +17,11 @@
 //! the answer), overridden by [`ResponseHeader::echo`].
 
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::error::error_of;
-use super::{incomplete_reason, status_of, usage_json, WireUsage};
+use super::render::{ItemJson, ResponseObject};
+use super::{incomplete_reason, status_of, WireUsage};
 use crate::model::{Block, Error, ErrorKind, FinishReason, Response, Usage, MAX_TOOL_CALLS};
 
 /// What every rendered `response` object says of itself.
@@ -70,66 +71,6 @@ pub fn response_id(id: Option<&str>) -> String {
     }
 }
 
-/// The fields of a response that are the answer's own: [`ResponseHeader::echo`] never
-/// replaces them.
-const OWN_FIELDS: [&str; 9] = [
-    "id",
-    "object",
-    "created_at",
-    "model",
-    "status",
-    "output",
-    "usage",
-    "error",
-    "incomplete_details",
-];
-
-/// A `response` object.
-pub(super) fn response_json(
-    header: &ResponseHeader,
-    status: &str,
-    output: Vec<Value>,
-    usage: Option<&Usage>,
-    incomplete: Option<&str>,
-    error: Option<Value>,
-) -> Value {
-    let mut object = json!({
-        "id": header.id,
-        "object": "response",
-        "created_at": header.created_at,
-        "status": status,
-        "background": false,
-        "error": error,
-        "incomplete_details": incomplete.map(|reason| json!({"reason": reason})),
-        "instructions": null,
-        "max_output_tokens": null,
-        "model": header.model,
-        "output": output,
-        "parallel_tool_calls": true,
-        "previous_response_id": null,
-        "reasoning": {"effort": null, "summary": null},
-        "service_tier": "default",
-        "store": false,
-        "temperature": null,
-        "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": [],
-        "top_p": null,
-        "truncation": "disabled",
-        "usage": usage.map(usage_json),
-        "user": null,
-        "metadata": {},
-    });
-    if let Value::Object(o) = &mut object {
-        for (key, value) in &header.echo {
-            if !OWN_FIELDS.contains(&key.as_str()) {
-                o.insert(key.clone(), value.clone());
-            }
-        }
-    }
-    object
-}
-
 /// An output item as the renderers hold it.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Item {
@@ -154,41 +95,6 @@ impl Item {
             Item::Message { .. } => "msg",
             Item::Call { .. } => "fc",
             Item::Reasoning { .. } => "rs",
-        }
-    }
-
-    /// The item as `output` holds it (and `response.output_item.done`), with `status`; as
-    /// `response.output_item.added` opens it, with `status: in_progress` and `opening`.
-    pub(super) fn json(&self, id: &str, status: &str, opening: bool) -> Value {
-        match self {
-            Item::Message { text } => {
-                let content = if opening {
-                    json!([])
-                } else {
-                    json!([{"type": "output_text", "text": text, "annotations": []}])
-                };
-                json!({"id": id, "type": "message", "status": status, "role": "assistant",
-                    "content": content})
-            }
-            Item::Call {
-                call_id,
-                name,
-                arguments,
-            } => json!({"id": id, "type": "function_call", "status": status,
-                "call_id": call_id, "name": name,
-                "arguments": if opening { "" } else { arguments.as_str() }}),
-            Item::Reasoning { text, encrypted } => {
-                let summary = if opening || text.is_empty() {
-                    json!([])
-                } else {
-                    json!([{"type": "summary_text", "text": text}])
-                };
-                let mut item = json!({"id": id, "type": "reasoning", "summary": summary});
-                if let (Some(encrypted), false) = (encrypted, opening) {
-                    item["encrypted_content"] = Value::from(encrypted.as_str());
-                }
-                item
-            }
         }
     }
 }
@@ -232,12 +138,29 @@ fn items_of(blocks: &[Block]) -> Vec<Item> {
 /// `completed`, or `incomplete` with its reason for a length stop or a content filter.
 pub fn render_response(resp: &Response, header: &ResponseHeader) -> Vec<u8> {
     let (status, incomplete) = status_of(resp.finish.as_ref());
-    let output = items_of(&resp.blocks)
+    let items = items_of(&resp.blocks);
+    let ids: Vec<String> = items
         .iter()
         .enumerate()
-        .map(|(n, item)| item.json(&header.item_id(item.prefix(), n), "completed", false))
+        .map(|(n, item)| header.item_id(item.prefix(), n))
         .collect();
-    let object = response_json(header, status, output, Some(&resp.usage), incomplete, None);
+    let object = ResponseObject {
+        header,
+        status,
+        output: items
+            .iter()
+            .zip(&ids)
+            .map(|(item, id)| ItemJson {
+                item,
+                id,
+                status: "completed",
+                opening: false,
+            })
+            .collect(),
+        usage: Some(&resp.usage),
+        incomplete,
+        error: None,
+    };
     serde_json::to_vec(&object).unwrap_or_default()
 }
 
@@ -421,6 +344,7 @@ pub(super) struct InSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn answer() -> Response {
         Response {

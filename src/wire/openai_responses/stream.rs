@@ -27,12 +27,16 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::error::{error_of, failure_json};
+use super::render::{
+    ArgumentsDone, At, ContentPart, Delta, Event, ItemEvent, ItemJson, Part, ResponseEvent,
+    ResponseObject, Summary, SummaryPart, TextDelta, TextDone, EMPTY,
+};
 use super::response::{
-    finished, message_text, response_json, summary_text, InItem, InResponse, Item, ResponseHeader,
+    finished, message_text, summary_text, InItem, InResponse, Item, ResponseHeader,
 };
 use super::{incomplete_reason, status_of};
 use crate::model::{
@@ -498,28 +502,20 @@ impl EventRenderer {
         self.close(out);
         self.finished = true;
         let (status, incomplete) = status_of(self.finish.as_ref());
-        let response = response_json(
-            &self.header,
-            status,
-            self.output(),
-            Some(&self.usage),
-            incomplete,
-            None,
-        );
         let name = if status == "completed" {
             "response.completed"
         } else {
             "response.incomplete"
         };
-        self.emit(out, name, json!({ "response": response }));
-    }
-
-    /// The whole items rendered so far.
-    fn output(&self) -> Vec<Value> {
-        self.items
-            .iter()
-            .map(|r| r.item.json(&r.id, "completed", false))
-            .collect()
+        let response = ResponseObject {
+            header: &self.header,
+            status,
+            output: output(&self.items),
+            usage: Some(&self.usage),
+            incomplete,
+            error: None,
+        };
+        emit(&mut self.sequence, out, name, ResponseEvent { response });
     }
 
     fn start(&mut self, out: &mut Vec<u8>) {
@@ -527,13 +523,17 @@ impl EventRenderer {
             return;
         }
         self.started = true;
-        let response = response_json(&self.header, "in_progress", Vec::new(), None, None, None);
-        self.emit(
-            out,
-            "response.created",
-            json!({ "response": response.clone() }),
-        );
-        self.emit(out, "response.in_progress", json!({ "response": response }));
+        for name in ["response.created", "response.in_progress"] {
+            let response = ResponseObject {
+                header: &self.header,
+                status: "in_progress",
+                output: Vec::new(),
+                usage: None,
+                incomplete: None,
+                error: None,
+            };
+            emit(&mut self.sequence, out, name, ResponseEvent { response });
+        }
     }
 
     /// End the stream with `response.failed` (the items so far, as far as they came, as its
@@ -542,29 +542,20 @@ impl EventRenderer {
         self.start(out);
         self.open = None;
         self.finished = true;
-        let done = self.output();
-        let response = response_json(
-            &self.header,
-            "failed",
-            done,
-            Some(&self.usage),
-            None,
-            Some(failure_json(error)),
+        let response = ResponseObject {
+            header: &self.header,
+            status: "failed",
+            output: output(&self.items),
+            usage: Some(&self.usage),
+            incomplete: None,
+            error: Some(failure_json(error)),
+        };
+        emit(
+            &mut self.sequence,
+            out,
+            "response.failed",
+            ResponseEvent { response },
         );
-        self.emit(out, "response.failed", json!({ "response": response }));
-    }
-
-    /// One frame, with the next sequence number.
-    fn emit(&mut self, out: &mut Vec<u8>, name: &str, mut data: Value) {
-        data["type"] = Value::from(name);
-        data["sequence_number"] = Value::from(self.sequence);
-        self.sequence += 1;
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\ndata: ");
-        // A Value always serialises.
-        let _ = serde_json::to_writer(&mut *out, &data);
-        out.extend_from_slice(b"\n\n");
     }
 
     /// Text, arguments or reasoning for model block `index`, opening its item when needed.
@@ -593,38 +584,50 @@ impl EventRenderer {
                 false
             }
         };
-        let loc = json!({"item_id": id, "output_index": at});
+        let at_ = |rest| At {
+            item_id: &id,
+            output_index: at,
+            rest,
+        };
+        let seq = &mut self.sequence;
         match class {
-            Class::Text => self.emit(
-                out,
-                "response.output_text.delta",
-                merge(
-                    loc,
-                    json!({"content_index": 0, "delta": piece, "logprobs": []}),
-                ),
-            ),
-            Class::Call => self.emit(
-                out,
-                "response.function_call_arguments.delta",
-                merge(loc, json!({ "delta": piece })),
-            ),
+            Class::Text => {
+                let delta = TextDelta {
+                    content_index: 0,
+                    delta: piece,
+                    logprobs: EMPTY,
+                };
+                emit(
+                    seq,
+                    out,
+                    "response.output_text.delta",
+                    at_(Rest::Text(delta)),
+                );
+            }
+            Class::Call => {
+                let delta = Delta { delta: piece };
+                let name = "response.function_call_arguments.delta";
+                emit(seq, out, name, at_(Rest::Args(delta)));
+            }
             Class::Reasoning => {
                 if first {
-                    self.emit(
-                        out,
-                        "response.reasoning_summary_part.added",
-                        merge(
-                            loc.clone(),
-                            json!({"summary_index": 0,
-                                "part": {"type": "summary_text", "text": ""}}),
-                        ),
-                    );
+                    let part = SummaryPart {
+                        summary_index: 0,
+                        part: Part {
+                            summary: true,
+                            text: "",
+                        },
+                    };
+                    let name = "response.reasoning_summary_part.added";
+                    emit(seq, out, name, at_(Rest::SummaryPart(part)));
                 }
-                self.emit(
-                    out,
-                    "response.reasoning_summary_text.delta",
-                    merge(loc, json!({"summary_index": 0, "delta": piece})),
-                );
+                let delta = Summary {
+                    summary_index: 0,
+                    delta: Some(piece),
+                    text: None,
+                };
+                let name = "response.reasoning_summary_text.delta";
+                emit(seq, out, name, at_(Rest::Summary(delta)));
             }
         }
     }
@@ -670,27 +673,43 @@ impl EventRenderer {
         self.close(out);
         let at = self.items.len();
         let id = self.header.item_id(item.prefix(), at);
-        let added = item.json(&id, "in_progress", true);
+        let added = ItemEvent {
+            output_index: at,
+            item: ItemJson {
+                item: &item,
+                id: &id,
+                status: "in_progress",
+                opening: true,
+            },
+        };
+        emit(&mut self.sequence, out, "response.output_item.added", added);
+        if class == Class::Text {
+            let part = ContentPart {
+                content_index: 0,
+                part: Part {
+                    summary: false,
+                    text: "",
+                },
+            };
+            let added = At {
+                item_id: &id,
+                output_index: at,
+                rest: part,
+            };
+            emit(
+                &mut self.sequence,
+                out,
+                "response.content_part.added",
+                added,
+            );
+        }
         self.items.push(Rendered {
             index,
             class,
-            id: id.clone(),
+            id,
             item,
         });
         self.open = Some(at);
-        self.emit(
-            out,
-            "response.output_item.added",
-            json!({"output_index": at, "item": added}),
-        );
-        if class == Class::Text {
-            self.emit(
-                out,
-                "response.content_part.added",
-                json!({"item_id": id, "output_index": at, "content_index": 0,
-                    "part": {"type": "output_text", "text": "", "annotations": []}}),
-            );
-        }
         Ok(at)
     }
 
@@ -699,66 +718,118 @@ impl EventRenderer {
         let Some(at) = self.open.take() else {
             return;
         };
-        let id = self.items[at].id.clone();
-        let loc = json!({"item_id": id, "output_index": at});
-        let done = self.items[at].item.json(&id, "completed", false);
-        match self.items[at].item.clone() {
+        let Rendered { id, item, .. } = &self.items[at];
+        let seq = &mut self.sequence;
+        let at_ = |rest| At {
+            item_id: id,
+            output_index: at,
+            rest,
+        };
+        match item {
             Item::Message { text } => {
-                self.emit(
+                let done = TextDone {
+                    content_index: 0,
+                    text,
+                    logprobs: EMPTY,
+                };
+                emit(
+                    seq,
                     out,
                     "response.output_text.done",
-                    merge(
-                        loc.clone(),
-                        json!({"content_index": 0, "text": text, "logprobs": []}),
-                    ),
+                    at_(Rest::TextDone(done)),
                 );
-                self.emit(
+                let part = ContentPart {
+                    content_index: 0,
+                    part: Part {
+                        summary: false,
+                        text,
+                    },
+                };
+                emit(
+                    seq,
                     out,
                     "response.content_part.done",
-                    merge(
-                        loc,
-                        json!({"content_index": 0, "part": {"type": "output_text",
-                            "text": text, "annotations": []}}),
-                    ),
+                    at_(Rest::Part(part)),
                 );
             }
-            Item::Call { arguments, .. } => self.emit(
-                out,
-                "response.function_call_arguments.done",
-                merge(loc, json!({ "arguments": arguments })),
-            ),
+            Item::Call { arguments, .. } => {
+                let done = ArgumentsDone { arguments };
+                let name = "response.function_call_arguments.done";
+                emit(seq, out, name, at_(Rest::ArgsDone(done)));
+            }
             Item::Reasoning { text, .. } if !text.is_empty() => {
-                self.emit(
-                    out,
-                    "response.reasoning_summary_text.done",
-                    merge(loc.clone(), json!({"summary_index": 0, "text": text})),
-                );
-                self.emit(
-                    out,
-                    "response.reasoning_summary_part.done",
-                    merge(
-                        loc,
-                        json!({"summary_index": 0,
-                            "part": {"type": "summary_text", "text": text}}),
-                    ),
-                );
+                let done = Summary {
+                    summary_index: 0,
+                    delta: None,
+                    text: Some(text),
+                };
+                let name = "response.reasoning_summary_text.done";
+                emit(seq, out, name, at_(Rest::Summary(done)));
+                let part = SummaryPart {
+                    summary_index: 0,
+                    part: Part {
+                        summary: true,
+                        text,
+                    },
+                };
+                let name = "response.reasoning_summary_part.done";
+                emit(seq, out, name, at_(Rest::SummaryPart(part)));
             }
             Item::Reasoning { .. } => {}
         }
-        self.emit(
-            out,
-            "response.output_item.done",
-            json!({"output_index": at, "item": done}),
-        );
+        let done = ItemEvent {
+            output_index: at,
+            item: ItemJson {
+                item,
+                id,
+                status: "completed",
+                opening: false,
+            },
+        };
+        emit(seq, out, "response.output_item.done", done);
     }
 }
 
-/// `a`'s members with `b`'s added.
-fn merge(mut a: Value, b: Value) -> Value {
-    if let (Value::Object(a), Value::Object(b)) = (&mut a, b) {
-        a.extend(b);
-    }
-    a
+/// The fields an item's event adds to its place ([`At`]).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Rest<'a> {
+    Text(TextDelta<'a>),
+    TextDone(TextDone<'a>),
+    Args(Delta<'a>),
+    ArgsDone(ArgumentsDone<'a>),
+    Summary(Summary<'a>),
+    SummaryPart(SummaryPart<'a>),
+    Part(ContentPart<'a>),
+}
+
+/// The whole items rendered so far, as `output` holds them.
+fn output(items: &[Rendered]) -> Vec<ItemJson<'_>> {
+    items
+        .iter()
+        .map(|r| ItemJson {
+            item: &r.item,
+            id: &r.id,
+            status: "completed",
+            opening: false,
+        })
+        .collect()
+}
+
+/// One frame (`event: NAME` and its data: `type`, the next sequence number, `body`'s fields).
+fn emit<T: Serialize>(sequence: &mut u64, out: &mut Vec<u8>, name: &str, body: T) {
+    let event = Event {
+        kind: name,
+        sequence_number: *sequence,
+        body,
+    };
+    *sequence += 1;
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    // Strings, numbers and the model's own values: it always serialises.
+    let _ = serde_json::to_writer(&mut *out, &event);
+    out.extend_from_slice(b"\n\n");
 }
 
 #[cfg(test)]
@@ -767,6 +838,7 @@ mod tests {
     use crate::model::{Assembler, Block, Response};
     use crate::providers::sse::SseParser;
     use crate::wire::openai_responses::decode_response;
+    use serde_json::json;
 
     /// A stream as OpenAI sends one: reasoning (two summary parts, encrypted content), a web
     /// search the model has no type for, text, and a function call.
