@@ -22,7 +22,7 @@
 //! `tcp_key`, decide who reaches it at all). A record of another owner is treated as unknown
 //! everywhere: its existence is not disclosed.
 //!
-//! **Format**: one format byte ([`FORMAT_V1`]) then a bincode 2 body (standard config, a
+//! **Format**: one format byte ([`FORMAT_V2`]), the creation time, then a bincode 2 body (standard config, a
 //! size limit so a corrupt length cannot allocate much). A record of another format, or one
 //! that does not decode, is unknown (and removed when found); never a panic. The trees and
 //! their bounds are in [`store`].
@@ -35,8 +35,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-/// The format byte of every record this version writes.
-pub const FORMAT_V1: u8 = 1;
+/// The format byte of every record this version writes. 2: the creation time (8 bytes, little
+/// endian) between the format byte and the bincode body, so that replacing or removing a
+/// record finds its age index entry without decoding it. (1, without it, was never released.)
+pub const FORMAT_V2: u8 = 2;
+
+/// Bytes before the bincode body: the format byte and the creation time.
+const HEADER: usize = 9;
 
 /// Upper bound of a decoded record: past any `max_stored_bytes` one would set for one answer.
 const DECODE_LIMIT: usize = 1 << 30;
@@ -67,22 +72,38 @@ fn config() -> impl bincode::config::Config {
 }
 
 impl Stored {
-    /// The record's bytes: [`FORMAT_V1`], then bincode.
+    /// The record's bytes: [`FORMAT_V2`], the creation time, then bincode.
     pub fn encode(&self) -> Result<Vec<u8>, String> {
-        let mut bytes = vec![FORMAT_V1];
-        let body = bincode::serde::encode_to_vec(self, config()).map_err(|e| e.to_string())?;
-        bytes.extend_from_slice(&body);
+        let mut bytes = Vec::with_capacity(HEADER + self.input.len() + self.response.len() + 16);
+        bytes.push(FORMAT_V2);
+        bytes.extend_from_slice(&self.created_ms.to_le_bytes());
+        bincode::serde::encode_into_std_write(self, &mut bytes, config())
+            .map_err(|e| e.to_string())?;
         Ok(bytes)
     }
 
     /// A record from its bytes; `Err` says why it is unusable.
     pub fn decode(bytes: &[u8]) -> Result<Stored, String> {
         match bytes.split_first() {
-            Some((&FORMAT_V1, body)) => bincode::serde::decode_from_slice(body, config())
-                .map(|(stored, _)| stored)
-                .map_err(|e| format!("undecodable record: {e}")),
+            Some((&FORMAT_V2, _)) => {
+                bincode::serde::decode_from_slice(bytes.get(HEADER..).unwrap_or_default(), config())
+                    .map(|(stored, _)| stored)
+                    .map_err(|e| format!("undecodable record: {e}"))
+            }
             Some((format, _)) => Err(format!("unknown record format {format}")),
             None => Err("empty record".to_owned()),
+        }
+    }
+
+    /// The creation time of a record's bytes, read from its header (`None` for a record of
+    /// another format or a damaged one).
+    pub fn created_ms_of(bytes: &[u8]) -> Option<u64> {
+        match bytes.split_first() {
+            Some((&FORMAT_V2, rest)) => rest
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes),
+            _ => None,
         }
     }
 
@@ -133,8 +154,11 @@ mod tests {
     fn a_record_round_trips_and_a_strange_one_is_refused_not_panicked_on() {
         let r = record();
         let bytes = r.encode().expect("encodes");
-        assert_eq!(bytes[0], FORMAT_V1);
+        assert_eq!(bytes[0], FORMAT_V2);
+        assert_eq!(Stored::created_ms_of(&bytes), Some(r.created_ms));
         assert_eq!(Stored::decode(&bytes), Ok(r));
+        assert_eq!(Stored::created_ms_of(&bytes[..4]), None);
+        assert_eq!(Stored::created_ms_of(&[1, 0, 0, 0, 0, 0, 0, 0, 0]), None);
         assert!(Stored::decode(&[]).is_err());
         assert!(Stored::decode(&[9, 1, 2]).unwrap_err().contains("format 9"));
         assert!(Stored::decode(&bytes[..bytes.len() / 2]).is_err());

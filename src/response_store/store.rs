@@ -140,16 +140,27 @@ impl ResponseStore {
             });
         }
         let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        // An id answered twice (a client's own trace id) keeps the last answer.
-        self.remove_locked(id.as_bytes(), &mut totals)?;
         let key = age_key(stored.created_ms, id.as_bytes());
-        (&self.records, &self.ages)
+        // An id answered twice (a client's own trace id, a provider's cached answer) keeps
+        // the last answer: the one it replaces leaves with its index entry, in the same
+        // transaction.
+        let replaced = (&self.records, &self.ages)
             .transaction(|(records, ages)| {
-                records.insert(id.as_bytes(), bytes.as_slice())?;
+                let old = records.insert(id.as_bytes(), bytes.as_slice())?;
+                let replaced = match old.as_deref().and_then(Stored::created_ms_of) {
+                    Some(created) => ages
+                        .remove(age_key(created, id.as_bytes()))?
+                        .map(|v| size_of(&v)),
+                    None => None,
+                };
                 ages.insert(key.as_slice(), &size.to_le_bytes())?;
-                Ok::<_, ConflictableTransactionError<sled::Error>>(())
+                Ok::<_, ConflictableTransactionError<sled::Error>>(replaced)
             })
             .map_err(flatten)?;
+        if let Some(old) = replaced {
+            totals.count = totals.count.saturating_sub(1);
+            totals.bytes = totals.bytes.saturating_sub(old);
+        }
         totals.count += 1;
         totals.bytes = totals.bytes.saturating_add(size);
         self.evict_locked(limits, now_ms, &mut totals)?;
@@ -199,17 +210,18 @@ impl ResponseStore {
 
     /// Remove record `id` and its index entry, if there.
     fn remove_locked(&self, id: &[u8], totals: &mut Totals) -> Result<(), StoreError> {
-        let Some(old) = self.records.get(id)? else {
-            return Ok(());
-        };
-        // The index entry is found by the record's time; an undecodable record has none we
-        // can find (it was never counted as this version writes).
-        let key = Stored::decode(&old).ok().map(|s| age_key(s.created_ms, id));
+        // The index entry is found by the record's time; a record of another format has none
+        // we can find (it was never counted as this version writes).
         let size = (&self.records, &self.ages)
             .transaction(|(records, ages)| {
-                records.remove(id)?;
-                let size = match &key {
-                    Some(key) => ages.remove(key.as_slice())?.map_or(0, |v| size_of(&v)),
+                let size = match records
+                    .remove(id)?
+                    .as_deref()
+                    .and_then(Stored::created_ms_of)
+                {
+                    Some(created) => ages
+                        .remove(age_key(created, id))?
+                        .map_or(0, |v| size_of(&v)),
                     None => 0,
                 };
                 Ok::<_, ConflictableTransactionError<sled::Error>>(size)
@@ -281,6 +293,36 @@ mod tests {
 
     const ME: Owner = Owner::Uid(1000);
     const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[test]
+    fn an_id_kept_again_holds_the_last_answer_once() {
+        let db = db();
+        let store = ResponseStore::open(&db).expect("open");
+        let first = record(ME, HOUR_MS, "first");
+        let last = record(ME, 2 * HOUR_MS, "the last one");
+        store
+            .put("resp_a", &first, &limits(), HOUR_MS)
+            .expect("put");
+        store
+            .put("resp_a", &last, &limits(), 2 * HOUR_MS)
+            .expect("put");
+        let size = ("resp_a".len() + last.encode().expect("encodes").len()) as u64;
+        let totals = Totals {
+            count: 1,
+            bytes: size,
+        };
+        assert_eq!(store.totals(), totals);
+        assert_eq!(
+            store.get("resp_a", ME, DAY, 3 * HOUR_MS).expect("get"),
+            Some(last)
+        );
+        drop(store);
+        assert_eq!(
+            ResponseStore::open(&db).expect("reopen").totals(),
+            totals,
+            "one index entry"
+        );
+    }
 
     #[test]
     fn a_record_is_read_back_by_its_owner_only() {

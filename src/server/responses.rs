@@ -195,8 +195,8 @@ async fn call(
     let body = match (&entry.raw_response, entry.raw_wire) {
         // The provider's own answer in this wire, as it came, kept under its own id.
         (Some(raw), RawWire::OpenAiResponses) => {
-            if let (Some(keep), Some(id)) = (keep, id_of(raw)) {
-                keep.put(&id, raw.as_bytes());
+            if let (Some(keep), Some(id)) = (keep, entry.response.id.as_deref()) {
+                keep.put(id, raw.as_bytes());
             }
             Bytes::copy_from_slice(raw.as_bytes())
         }
