@@ -254,8 +254,16 @@ async fn a_forwarded_stream_is_kept_as_its_response_completed_said() {
     let kept = daemon.get(&format!("/v1/responses/{id}")).await;
     assert_eq!(kept.status, 200);
     assert_eq!(kept.json(), *completed);
-    let status = daemon.get("/status").await.json();
-    assert_eq!(status["responses"]["count"], 1, "{status}");
+    // Counted once the writer behind the answers has written it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = daemon.get("/status").await.json();
+        if status["responses"]["count"] == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let metrics = String::from_utf8_lossy(&daemon.get("/metrics").await.body).into_owned();
     assert!(metrics.contains("promptd_responses_kept 1"), "{metrics}");
     daemon.stop().await;

@@ -77,7 +77,7 @@ pub(super) struct PartsStats {
     pub deployments: Arc<Registry>,
     pub spool: Spool,
     pub flusher: Arc<ArcSwap<FlusherHandle>>,
-    pub responses: Arc<crate::response_store::ResponseStore>,
+    pub responses: Arc<crate::response_store::Kept>,
 }
 
 impl StatsSource for PartsStats {

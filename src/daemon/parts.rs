@@ -9,7 +9,7 @@ use crate::deployments::Registry;
 use crate::engine::{CompletionRecords, Engine, EngineParts};
 use crate::logs::{Flusher, Spool, SpoolOptions};
 use crate::projects::ProjectStore;
-use crate::response_store::ResponseStore;
+use crate::response_store::Kept;
 use crate::server::StartupError;
 use crate::store::{Store, StoreOptions};
 use crate::tasks::Tasks;
@@ -23,7 +23,7 @@ pub(super) struct Parts {
     pub deployments: Arc<Registry>,
     pub projects: ProjectStore,
     /// The Responses door's kept answers, in the store's database.
-    pub responses: Arc<ResponseStore>,
+    pub responses: Arc<Kept>,
     /// Not yet shipping: the daemon starts it in its task group.
     pub flusher: Flusher,
     pub engine: Arc<Engine>,
@@ -48,7 +48,8 @@ impl Parts {
         )?;
         let cache = Arc::new(Cache::open(store.cache_trees()?, config.cache.clone()));
         cache.note_open(store.report());
-        let responses = Arc::new(store.response_store()?);
+        let responses =
+            Arc::new(Kept::new(store.response_store()?).map_err(StartupError::ResponsesWriter)?);
         let spool = Spool::open(SpoolOptions::from_config(
             &config.spool,
             config.state_dir.join("spool"),

@@ -25,9 +25,12 @@
 //! **Format**: one format byte ([`FORMAT_V2`]), the creation time, then a bincode 2 body (standard config, a
 //! size limit so a corrupt length cannot allocate much). A record of another format, or one
 //! that does not decode, is unknown (and removed when found); never a panic. The trees and
-//! their bounds are in [`store`].
+//! their bounds are in [`store`]; [`Kept`] writes them behind the requests ([`behind`]).
 
+mod behind;
 mod store;
+
+pub use behind::{Kept, MAX_PENDING};
 
 pub use store::{millis, ResponseStore, StoreError, Totals};
 

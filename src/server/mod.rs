@@ -64,4 +64,6 @@ pub enum StartupError {
     Engine(#[from] EngineError),
     #[error("cannot start the log flusher: {0}")]
     Flusher(String),
+    #[error("cannot start the kept responses' writer: {0}")]
+    ResponsesWriter(std::io::Error),
 }

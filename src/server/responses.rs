@@ -51,7 +51,7 @@ use crate::engine::{Client, RequestCtx};
 use crate::memory::Reservation;
 use crate::model::{Error, ErrorKind, StreamEvent, Wire};
 use crate::providers::RawEvent;
-use crate::response_store::{millis, Owner, ResponseStore, Stored};
+use crate::response_store::{millis, Kept, Owner, Stored};
 use crate::wire::openai_responses::{render_response, EventRenderer, ResponseHeader};
 
 /// `POST /v1/responses`.
@@ -87,7 +87,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 /// which bounds.
 #[derive(Debug)]
 struct Keep {
-    store: Arc<ResponseStore>,
+    store: Arc<Kept>,
     owner: Owner,
     /// The request's input items (the whole conversation), a JSON array.
     input: String,
@@ -95,8 +95,8 @@ struct Keep {
 }
 
 impl Keep {
-    /// Keep `response` (the `response` object's bytes) as `id`; a failure is logged: the
-    /// answer is served all the same.
+    /// Keep `response` (the `response` object's bytes) as `id`: readable at once, written
+    /// behind the answer ([`Kept`]); a failure is logged: the answer is served all the same.
     fn put(self, id: &str, response: &[u8]) {
         let now = now_ms();
         let stored = Stored {
@@ -105,9 +105,7 @@ impl Keep {
             input: self.input,
             response: String::from_utf8_lossy(response).into_owned(),
         };
-        if let Err(e) = self.store.put(id, &stored, &self.limits, now) {
-            tracing::warn!(id, error = %e, "the answer was not kept for previous_response_id");
-        }
+        self.store.keep(id, stored, self.limits, now);
     }
 }
 

@@ -15,7 +15,7 @@ use crate::deployments::Registry;
 use crate::engine::Engine;
 use crate::logs::{FlusherHandle, Spool};
 use crate::projects::ProjectStore;
-use crate::response_store::ResponseStore;
+use crate::response_store::Kept;
 use crate::telemetry::metrics::Metrics;
 
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub struct State {
     pub deployments: Arc<Registry>,
     pub projects: ProjectStore,
     /// What the Responses door keeps of its answers (`previous_response_id`).
-    pub responses: Arc<ResponseStore>,
+    pub responses: Arc<Kept>,
     /// The running config; replaced whole by a reload.
     pub config: ArcSwap<Config>,
     /// Who may use the Unix socket; replaced by a reload.
