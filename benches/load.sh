@@ -38,8 +38,8 @@
 # CHUNK_GAP_MS (between the chunks, default 0: all at once), DELAY_MS (the mock's delay before
 # it answers, default 0), PIN=0 (no pinning), TRANSPORT (uds, tcp or both, default both), ROUTE
 # (openai, openai-anthropic, parea, messages, messages-openai, responses or responses-openai,
-# default openai), PEERS=1 (also noveum-ai-gateway, on the
-# OpenAI routes and parea only, installed into PEERS_CACHE, default
+# default openai), STORE=false (the Responses routes' body says store: false), PEERS=1 (also
+# noveum-ai-gateway, on the OpenAI routes and parea only, installed into PEERS_CACHE, default
 # ~/.cache/promptd-bench/peers), SKIP_BUILD=1 (reuse target/release), PROMPTD_BIN=path (measure
 # another promptd binary), KEEP=1 (keep the temp directory with the run files and the logs).
 set -euo pipefail
@@ -338,8 +338,11 @@ elif [[ "$ROUTE" == responses* ]]; then
     # list), to the default provider, OpenAI-kind; responses: it serves the Responses API (the
     # same wire); responses-openai: it does not (translated to its chat completions). The
     # floor is asked the same request.
+    # STORE=false: the client asks promptd to keep nothing (as Codex does); unset, as OpenAI's
+    # default, every answer is kept for previous_response_id.
     FLOOR_PATH=/v1/responses
     FLOOR_BODY='{"model":"gpt-4o-mini","input":[{"role":"user","content":"Hello"}]}'
+    [[ -z "${STORE:-}" ]] || FLOOR_BODY="${FLOOR_BODY%\}},\"store\":$STORE}"
     FLOOR_STREAM_BODY="${FLOOR_BODY%\}},\"stream\":true}"
     PROMPTD_PATH="$FLOOR_PATH"
     PASS_BODY="$FLOOR_BODY"
