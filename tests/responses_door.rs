@@ -442,10 +442,52 @@ async fn another_owner_can_neither_read_nor_continue_a_kept_response() {
     let theirs = over_tcp(&url, "POST", "/v1/responses", Some(&first_turn(false))).await;
     assert_eq!(theirs.status(), 200, "{:?}", theirs.chunk_strings());
     let theirs_id = json_of(&theirs)["id"].as_str().expect("an id").to_owned();
+    assert_ne!(
+        theirs_id, id,
+        "the same cached answer is another response for another owner"
+    );
     let their_path = format!("/v1/responses/{theirs_id}");
     assert_eq!(over_tcp(&url, "GET", &their_path, None).await.status(), 200);
     assert_eq!(get(&daemon, &their_path).await.status(), 404);
     assert_eq!(openai.calls(), 1, "the second first turn is a cache hit");
+    daemon.stop().await;
+}
+
+/// The same cached answer to the same owner is one response: a hit is named as the call that
+/// stored it (whole or streamed), so it is kept once however often it is asked.
+#[tokio::test]
+async fn a_cached_answer_is_one_response_for_its_owner() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let openai = FakeUpstream::start(|req, _| {
+        if req.body["stream"] == true {
+            fixtures::openai_stream()
+        } else {
+            fixtures::openai_chat()
+        }
+    })
+    .await;
+    let daemon = daemon(&openai, &anthropic).await;
+    let id_of = |raw: &RawResponse| json_of(raw)["id"].as_str().expect("an id").to_owned();
+    let first = id_of(&responses(&daemon, &first_turn(false)).await);
+    let again = responses(&daemon, &first_turn(false)).await;
+    assert_eq!(again.header("x-promptd-cache"), Some("hit"));
+    assert_eq!(id_of(&again), first);
+    // A replayed stream names the same answer the same way, in every event.
+    let streamed = responses(&daemon, &first_turn(true)).await;
+    assert_eq!(streamed.header("x-promptd-cache"), Some("hit"));
+    let evs = events(&streamed);
+    assert_eq!(evs[0]["response"]["id"], first.as_str());
+    assert_eq!(
+        evs.last().expect("events")["response"]["id"],
+        first.as_str()
+    );
+    assert_eq!(
+        get(&daemon, &format!("/v1/responses/{first}"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(openai.calls(), 1);
     daemon.stop().await;
 }
 

@@ -4,8 +4,9 @@
 //! written one: `previous_response_id` right after the answer finds it.
 //!
 //! - The writer takes what is pending, writes each (one sled transaction each, with the bounds
-//!   applied as [`ResponseStore::put`] does) and then drops it from `pending`, unless it was
-//!   replaced or deleted meanwhile (compared by identity). Writes and deletes take one lock,
+//!   applied as [`ResponseStore::put`] does; nothing when the same owner's record of that id
+//!   is there already: a cache hit's answer is its entry's, kept again) and then drops it from
+//!   `pending`, unless it was replaced or deleted meanwhile (compared by identity). Writes and deletes take one lock,
 //!   so a delete never races a write of the same id.
 //! - At most [`MAX_PENDING`] answers wait; past that a keep writes in the caller (back
 //!   pressure instead of unbounded memory).
@@ -185,8 +186,13 @@ fn write_pending(store: &ResponseStore, shared: &Shared) {
             if !current(&lock(&shared.pending)) {
                 continue;
             }
-            if let Err(e) = store.put(&id, &p.stored, &p.limits, p.now_ms) {
-                warn(&id, &e);
+            // The same answer kept again (a cache hit's id is its entry's and its owner's):
+            // the record there is the one this would write.
+            let (owner, max_age) = (p.stored.owner, p.limits.max_age);
+            if !store.holds(&id, owner, max_age, p.now_ms) {
+                if let Err(e) = store.put(&id, &p.stored, &p.limits, p.now_ms) {
+                    warn(&id, &e);
+                }
             }
             let mut pending = lock(&shared.pending);
             if current(&pending) {

@@ -193,6 +193,15 @@ impl ResponseStore {
         }
     }
 
+    /// Whether record `id` is there, `owner`'s and not past `max_age` (read, not changed).
+    pub fn holds(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
+        let Ok(Some(bytes)) = self.records.get(id.as_bytes()) else {
+            return false;
+        };
+        Stored::decode(&bytes)
+            .is_ok_and(|s| s.owner == owner && !expired(s.created_ms, max_age, now_ms))
+    }
+
     /// Delete record `id` if `owner` made it; whether it did (and was there).
     pub fn delete(&self, id: &str, owner: Owner, now_ms: u64) -> Result<bool, StoreError> {
         // Any age: an expired record of the owner's is deleted too (and said gone).

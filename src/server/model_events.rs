@@ -37,6 +37,8 @@ pub trait Render {
     /// The answer rendered whole (a clean end, or a replay), just before
     /// [`finish`](Self::finish) sends its last event: what the door keeps of it, if anything.
     fn ended(&mut self, _entry: &CacheEntry) {}
+    /// The answer is a stored entry's, replayed whole: before anything of it is rendered.
+    fn replaying(&mut self, _entry: &CacheEntry) {}
 }
 
 /// A stream being sent.
@@ -116,6 +118,7 @@ impl<R: Render> ModelEvents<R> {
                     self.ended = true;
                 }
                 StreamItem::Replay(entry) => {
+                    self.renderer.replaying(&entry);
                     self.render_entry(&entry, &mut out);
                     self.renderer.ended(&entry);
                     self.renderer.finish(&mut out);

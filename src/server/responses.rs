@@ -13,7 +13,8 @@
 //!
 //! **Kept answers** ([`crate::response_store`]). Unless the request says `store: false` (or
 //! `[responses] enabled = false`), each answer is kept under the id the client saw
-//! (`resp_<trace id>`, or the provider's own id for an answer it sent in this wire): the whole
+//! (`resp_<trace id>`; [`entry_id`] for a cached answer, the same for every hit of its owner;
+//! or the provider's own id for an answer it sent in this wire): the whole
 //! answer's `response` object before it is sent; a stream's, rendered from the whole answer
 //! (or the provider's `response.completed` as it came), before `response.completed` goes out
 //! (so a client that has read the stream's end can continue it at once). A failed answer is
@@ -45,7 +46,7 @@ use crate::api::responses::{
 };
 use crate::api::{ApiError, DoorCall};
 use crate::cache::entry::RawWire;
-use crate::cache::CacheEntry;
+use crate::cache::{CacheEntry, CacheKey, CacheStatus};
 use crate::config::{Config, ResponsesConfig};
 use crate::engine::{Client, RequestCtx};
 use crate::memory::Reservation;
@@ -170,7 +171,8 @@ async fn call(
         let mut header = ResponseHeader::new(response_id(&trace_id), created, asked);
         echo(&mut header);
         let keep = keep.map(|keep| (keep, header.clone()));
-        let renderer = ResponsesRender::new(header, keep);
+        let mut renderer = ResponsesRender::new(header, keep);
+        renderer.entry_id = s.key.map(|key| (key, owner));
         let events = ModelEvents::new(s.items, renderer);
         let mut response = Response::new(ResponseBody::Responses(Box::new(events)));
         let h = response.headers_mut();
@@ -190,6 +192,10 @@ async fn call(
     let answer = Box::pin(state.engine.complete(request, ctx)).await?;
     let trace_id = answer.response.inference_id.clone();
     let entry = &answer.entry;
+    let id = match (answer.cache, &answer.key) {
+        (CacheStatus::Bypass, _) | (_, None) => response_id(&trace_id),
+        (_, Some(key)) => entry_id(key, entry.created_ms, owner),
+    };
     let body = match (&entry.raw_response, entry.raw_wire) {
         // The provider's own answer in this wire, as it came, kept under its own id.
         (Some(raw), RawWire::OpenAiResponses) => {
@@ -200,7 +206,7 @@ async fn call(
         }
         _ => {
             let model = entry.response.model.clone().unwrap_or(asked);
-            let mut header = ResponseHeader::new(response_id(&trace_id), created, model);
+            let mut header = ResponseHeader::new(id, created, model);
             echo(&mut header);
             let body = Bytes::from(render_response(&entry.response, &header));
             if let Some(keep) = keep {
@@ -328,6 +334,21 @@ pub fn input_items_of(
     Ok(body::json(StatusCode::OK, &list))
 }
 
+/// The id of an answer the cache holds (a hit, or the call that stored it), made from its
+/// entry (key and creation time) and its owner: the same answer to the same owner is one
+/// response — one kept record however often it is hit — and never another owner's.
+fn entry_id(key: &CacheKey, created_ms: u64, owner: Owner) -> String {
+    let mut hash = blake3::Hasher::new();
+    hash.update(&key.0);
+    hash.update(&created_ms.to_le_bytes());
+    match owner {
+        Owner::Uid(uid) => hash.update(&[0]).update(&uid.to_le_bytes()),
+        Owner::Tcp => hash.update(&[1]),
+    };
+    let hex = hash.finalize().to_hex();
+    format!("resp_{}", &hex[..32])
+}
+
 /// The response id of trace `trace_id`: `resp_` and its hex digits (one answer, one id).
 fn response_id(trace_id: &str) -> String {
     let digits: String = trace_id
@@ -344,6 +365,8 @@ pub struct ResponsesRender {
     renderer: EventRenderer,
     /// What to keep of the answer, and the header its `response` object is rendered with.
     keep: Option<(Keep, ResponseHeader)>,
+    /// A replayed entry's answer is named by [`entry_id`] of this key and owner.
+    entry_id: Option<(CacheKey, Owner)>,
     forwarded: u64,
     upstream_id: Option<String>,
 }
@@ -353,6 +376,7 @@ impl ResponsesRender {
         ResponsesRender {
             renderer: EventRenderer::new(header),
             keep,
+            entry_id: None,
             forwarded: 0,
             upstream_id: None,
         }
@@ -388,6 +412,17 @@ impl Render for ResponsesRender {
 
     fn finish(&mut self, out: &mut Vec<u8>) {
         self.renderer.finish(out);
+    }
+
+    fn replaying(&mut self, entry: &CacheEntry) {
+        if let Some((key, owner)) = &self.entry_id {
+            let id = entry_id(key, entry.created_ms, *owner);
+            if self.renderer.rename(id.clone()) {
+                if let Some((_, header)) = &mut self.keep {
+                    header.id = id;
+                }
+            }
+        }
     }
 
     fn ended(&mut self, entry: &CacheEntry) {

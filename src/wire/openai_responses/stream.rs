@@ -429,6 +429,16 @@ impl EventRenderer {
         }
     }
 
+    /// The response's id is `id` (and its items' ids are made from it), when nothing was
+    /// rendered yet; `false` (nothing changed) once something was.
+    pub fn rename(&mut self, id: String) -> bool {
+        if self.started {
+            return false;
+        }
+        self.header.id = id;
+        true
+    }
+
     /// Nothing was rendered yet.
     pub fn is_fresh(&self) -> bool {
         !self.started
