@@ -173,7 +173,10 @@ reset_peak() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || echo "no-reset" >"$R
 cpu() {
     local pid="$1" ticks ns tids
     ticks="$(awk '{print $14 + $15}' "/proc/$pid/stat")"
-    ns="$(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}')"
+    # A thread that ends between the glob and the read (sled starts short-lived I/O threads)
+    # fails cat: what the others read still counts.
+    ns="$({ cat /proc/"$pid"/task/*/schedstat 2>/dev/null || true; } |
+        awk '{s += $1} END {printf "%.0f", s}')"
     tids="$(ls "/proc/$pid/task" | paste -sd, -)"
     echo "$ticks ${ns:-0} $tids"
 }
