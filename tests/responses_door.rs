@@ -248,6 +248,37 @@ async fn get(daemon: &TestDaemon, path: &str) -> RawResponse {
     raw_get(&daemon.socket, path).await
 }
 
+/// A continuation whose whole conversation is over `max_rendered` is a 400 naming
+/// `previous_response_id` (retrying would not help), and the provider is not called.
+#[tokio::test]
+async fn a_conversation_too_long_to_continue_is_refused_by_name() {
+    let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let toml = format!(
+        "max_rendered = \"2KiB\"\n{}",
+        providers_toml(&openai.base_url(), &anthropic.base_url())
+    );
+    let daemon = TestDaemon::start(&toml).await;
+    let long = "x".repeat(1500);
+    let first = json!({"model": "openai/gpt-x", "input": long});
+    let first = responses(&daemon, &first).await;
+    assert_eq!(first.status(), 200, "{:?}", first.chunk_strings());
+    let id = json_of(&first)["id"].as_str().expect("an id").to_owned();
+    let next = json!({"model": "openai/gpt-x", "input": long, "previous_response_id": id});
+    let refused = responses(&daemon, &next).await;
+    assert_eq!(refused.status(), 400, "{:?}", refused.chunk_strings());
+    let error = &json_of(&refused)["error"];
+    assert_eq!(error["param"], "previous_response_id", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_rendered")),
+        "{error}"
+    );
+    assert_eq!(openai.calls(), 1);
+    daemon.stop().await;
+}
+
 #[tokio::test]
 async fn a_conversation_continues_by_previous_response_id() {
     let anthropic = FakeUpstream::always(fixtures::anthropic_message()).await;

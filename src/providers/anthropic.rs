@@ -6,7 +6,7 @@
 //!
 //! What is held of a stream is bounded ([`EventsState`]).
 
-use super::events::{completion_of, EventsState};
+use super::events::{whole, EventsState};
 use super::{ChatRequest, Completion, ProviderError};
 use crate::wire::anthropic::{self as wire, EventDecoder};
 
@@ -23,13 +23,8 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, Provider
 
 /// Parse a whole (non-stream) answer.
 pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
-    wire::decode_response(body)
-        .map(|response| Completion {
-            // Returned as it came to a client of Anthropic's wire (the Messages door).
-            raw: std::str::from_utf8(body).ok().map(str::to_owned),
-            ..completion_of(response, false)
-        })
-        .map_err(|e| ProviderError::Protocol(format!("messages body: {}", e.message)))
+    // Returned as it came to a client of Anthropic's wire (the Messages door).
+    whole(body, wire::decode_response(body), "messages")
 }
 
 /// The state of an Anthropic stream: its decoder, and the answer assembled from its events

@@ -199,11 +199,6 @@ impl Provider {
         }
     }
 
-    /// Whether the provider serves OpenAI's Responses API.
-    pub fn serves_responses(&self) -> bool {
-        self.responses_endpoint.is_some()
-    }
-
     /// The configured base URL, e.g. `http://127.0.0.1:11434/v1`.
     pub fn base_url(&self) -> &str {
         &self.config.base_url

@@ -46,7 +46,7 @@ impl EventWire for crate::wire::openai_responses::EventDecoder {
 
 /// The completion of a model response (`truncated` when it is the head of a longer answer): a
 /// tool call without arguments has `{}` (its input was an empty object).
-pub(super) fn completion_of(mut response: Response, truncated: bool) -> Completion {
+fn completion_of(mut response: Response, truncated: bool) -> Completion {
     for block in &mut response.blocks {
         if let Block::ToolCall { arguments, .. } = block {
             if arguments.is_empty() {
@@ -59,6 +59,21 @@ pub(super) fn completion_of(mut response: Response, truncated: bool) -> Completi
         raw: None,
         truncated,
     }
+}
+
+/// A whole answer of a wire decoded into the model (`decoded`, from `body`): the completion,
+/// with the body kept as received for a client of that wire; a decode error names `what`.
+pub(super) fn whole(
+    body: &[u8],
+    decoded: Result<Response, model::Error>,
+    what: &str,
+) -> Result<Completion, ProviderError> {
+    decoded
+        .map(|response| Completion {
+            raw: std::str::from_utf8(body).ok().map(str::to_owned),
+            ..completion_of(response, false)
+        })
+        .map_err(|e| ProviderError::Protocol(format!("{what} body: {}", e.message)))
 }
 
 /// A stream's decoder of wire `W`, and the answer assembled from its events.

@@ -5,7 +5,7 @@
 //! the model: a whole answer kept with its body as received (the door returns it as it came),
 //! a stream's typed events into the model's events, each event kept as received for the door.
 
-use super::events::{completion_of, EventsState};
+use super::events::{whole, EventsState};
 use super::{ChatRequest, Completion, ProviderError};
 use crate::wire::openai_responses::{self as wire, EventDecoder};
 
@@ -16,12 +16,7 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, Provider
 
 /// Parse a whole (non-stream) answer: the model's response, and the body kept as received.
 pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {
-    wire::decode_response(body)
-        .map(|response| Completion {
-            raw: std::str::from_utf8(body).ok().map(str::to_owned),
-            ..completion_of(response, false)
-        })
-        .map_err(|e| ProviderError::Protocol(format!("responses body: {}", e.message)))
+    whole(body, wire::decode_response(body), "responses")
 }
 
 /// The state of a Responses stream: its decoder, and the answer assembled from its events

@@ -18,7 +18,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::store::{ResponseStore, StoreError, Totals};
+use super::store::{expired, ResponseStore, StoreError, Totals};
 use super::{Owner, Stored};
 use crate::config::ResponsesConfig;
 
@@ -116,8 +116,7 @@ impl Kept {
     ) -> Result<Option<Stored>, StoreError> {
         let pending = lock(&self.shared.pending).get(id).map(Arc::clone);
         if let Some(p) = pending {
-            let age = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
-            let fresh = now_ms.saturating_sub(p.stored.created_ms) <= age;
+            let fresh = !expired(p.stored.created_ms, max_age, now_ms);
             return Ok((fresh && p.stored.owner == owner).then(|| p.stored.clone()));
         }
         self.store.get(id, owner, max_age, now_ms)
@@ -138,8 +137,9 @@ impl Kept {
         Ok(pending_mine || written_mine)
     }
 
-    /// Write everything pending now (tests; the writer does it on its own).
-    pub fn flush(&self) {
+    /// Write everything pending now (the writer does it on its own).
+    #[cfg(test)]
+    fn flush(&self) {
         write_pending(&self.store, &self.shared);
     }
 }

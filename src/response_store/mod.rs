@@ -30,7 +30,7 @@
 mod behind;
 mod store;
 
-pub use behind::{Kept, MAX_PENDING};
+pub use behind::Kept;
 
 pub use store::{millis, ResponseStore, StoreError, Totals};
 

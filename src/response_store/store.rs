@@ -81,7 +81,8 @@ fn size_of(value: &[u8]) -> u64 {
     <[u8; 8]>::try_from(value).map_or(0, u64::from_le_bytes)
 }
 
-fn expired(created_ms: u64, max_age: Duration, now_ms: u64) -> bool {
+/// A record made at `created_ms` is past `max_age` at `now_ms`.
+pub(super) fn expired(created_ms: u64, max_age: Duration, now_ms: u64) -> bool {
     let age = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
     now_ms.saturating_sub(created_ms) > age
 }

@@ -267,6 +267,18 @@ fn conversation(
     let earlier = stored.conversation().map_err(internal)?;
     drop(call);
     let grown = earlier.iter().map(String::len).sum::<usize>() + bytes.len();
+    // What the client could not have sent itself is not built for it either: the whole
+    // conversation is bounded as a rendered prompt is. Retrying would not help: a 400, not a
+    // 503.
+    if grown as u64 > config.max_rendered {
+        return Err(ApiError::invalid(
+            PREVIOUS,
+            format!(
+                "previous_response_id: the conversation of `{id}` with this input would be                  {grown} bytes, over max_rendered ({} bytes): send the part of the                  conversation you need in `input` instead",
+                config.max_rendered
+            ),
+        ));
+    }
     let held = state
         .engine
         .memory()
