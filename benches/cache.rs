@@ -5,8 +5,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use promptd::api::{Message, ModelParams, Role};
 use promptd::cache::{cache_key, Cache, CacheConfig, CacheEntry, CacheKey, Lookup};
+use promptd::call::{Message, ModelParams, Role};
 use promptd::providers::ChatRequest;
 use serde_json::json;
 

@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use promptd::api::{ModelParams, Role};
+use promptd::call::{ModelParams, Role};
 use promptd::deployments::{DeploymentContent, DeploymentMessage, Source};
 use serde_json::json;
 

@@ -7,9 +7,10 @@
 
 use std::time::Duration;
 
-use promptd::api::openai::{decode_chat, RequestHeaders};
-use promptd::api::{decode_json, CompletionRequest};
 use promptd::deployments::Template;
+use promptd::frontends::decode_json;
+use promptd::frontends::openai::{decode_chat, RequestHeaders};
+use promptd::frontends::parea::CompletionRequest;
 use promptd::logs::{Feedback, LogRecord, Spool, SpoolOptions, TraceLogUpdate};
 use promptd::model::{Assembler, StreamEvent};
 use promptd::providers::sse::SseParser;
@@ -23,7 +24,7 @@ pub fn decode_requests(data: &[u8]) {
     let _ = decode_json::<TraceLogUpdate>(data);
     let _ = decode_json::<Feedback>(data);
     let _ = decode_chat(data, &RequestHeaders::default());
-    let _ = promptd::api::openai::embeddings::decode_embeddings(data, 2048);
+    let _ = promptd::frontends::openai::embeddings::decode_embeddings(data, 2048);
     // Each wire's request decoded into the model, then keyed and encoded in the other wire
     // (a translation): an error or a body, never a panic.
     let decoded = [

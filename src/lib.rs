@@ -10,9 +10,11 @@
 //!   of every section, which the components import (config imports none of them).
 //! - [`server`] — listeners (Unix socket with peer credentials, loopback TCP), the accept loop
 //!   and connections, HTTP routing and handlers, the drain at shutdown.
-//! - [`api`] — the wire format: Parea request/response bodies, stream framing, error body; and
-//!   [`api::openai`], OpenAI's chat completions (request decoding, answers and chunks, model
-//!   routing, error body) for the `/v1` routes.
+//! - [`frontends`] — the front doors, one room each (Parea, OpenAI chat/embeddings/models,
+//!   Anthropic Messages, OpenAI Responses): a client's wire to the engine's call and back.
+//! - [`call`] — what a door asks the engine ([`call::Call`]), how it fails
+//!   ([`call::ApiError`]), what a completion came to; and the call configuration in Parea's
+//!   words that deployments and log records share.
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps. It
 //!   holds what a completion needs and hands nothing out.
 //! - [`model`] — the internal model every front door and provider kind maps to: requests of
@@ -40,13 +42,14 @@
 //! - [`timestamp`] — timestamps as promptd writes them (RFC 3339, UTC, microseconds).
 //! - [`install`] — `promptd install-units`: systemd units and a default config.
 
-pub mod api;
 pub mod cache;
+pub mod call;
 pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod deployments;
 pub mod engine;
+pub mod frontends;
 pub mod install;
 pub mod logs;
 pub mod memory;

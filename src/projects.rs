@@ -10,7 +10,14 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::project::ProjectResponse;
+/// A project by name, and whether this call created it (`POST /project`'s answer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectResponse {
+    pub name: String,
+    pub uuid: String,
+    pub created_at: String,
+    pub was_created: bool,
+}
 
 /// promptd's UUIDv5 namespace for project names.
 const PROJECT_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a4e_9b7d_4c1e_8a3f_5d2b_7e9c_1a04);

@@ -1,7 +1,8 @@
 //! Log records: built from a completion, the omit rules, trace-wide sampling, no keys, and the
 //! versioned spool entry encoding.
 
-use promptd::api::{CompletionRequest, CompletionResponse};
+use promptd::call::{Call, CompletionResponse};
+use promptd::frontends::parea::CompletionRequest;
 use promptd::logs::entry::{
     encode_json_text, encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry,
     TraceLogUpdate,
@@ -10,7 +11,7 @@ use promptd::logs::record::{sampled_in, CallConfiguration, CompletionLog, LogRec
 use promptd::logs::TraceIntegration;
 use serde_json::{json, Value};
 
-fn request(extra: Value) -> CompletionRequest {
+fn request(extra: Value) -> Call {
     let mut body = json!({
         "llm_configuration": {
             "model": "gpt-4o-mini",
@@ -37,7 +38,9 @@ fn request(extra: Value) -> CompletionRequest {
     if let (Some(base), Value::Object(extra)) = (body.as_object_mut(), extra) {
         base.extend(extra);
     }
-    serde_json::from_value(body).expect("request decodes")
+    serde_json::from_value::<CompletionRequest>(body)
+        .expect("request decodes")
+        .into_call()
 }
 
 fn response() -> CompletionResponse {
@@ -60,8 +63,8 @@ fn response() -> CompletionResponse {
 }
 
 /// The call a request's own `llm_configuration` describes (in the daemon, the resolved call).
-fn call_of(req: &CompletionRequest) -> CallConfiguration<'_> {
-    let c = req.llm_configuration.as_ref().expect("configuration");
+fn call_of(req: &Call) -> CallConfiguration<'_> {
+    let c = req.configuration.as_ref().expect("configuration");
     CallConfiguration {
         model: c.model.as_deref().unwrap_or_default(),
         provider: c.provider.as_deref().unwrap_or_default(),
@@ -72,21 +75,21 @@ fn call_of(req: &CompletionRequest) -> CallConfiguration<'_> {
     }
 }
 
-fn record_of(req: &CompletionRequest, log: CompletionLog) -> Value {
+fn record_of(req: &Call, log: CompletionLog) -> Value {
     serde_json::to_value(LogRecord::from_completion(log, call_of(req), response()))
         .expect("serializes")
 }
 
 fn record_json(extra: Value) -> Value {
     let req = request(extra);
-    let log = CompletionLog::from_request(&req, "trace-1");
+    let log = CompletionLog::from_call(&req, "trace-1");
     record_of(&req, log)
 }
 
 #[test]
 fn a_completion_record_carries_request_and_answer_and_no_nulls() {
     let req = request(json!({}));
-    let mut log = CompletionLog::from_request(&req, "trace-1");
+    let mut log = CompletionLog::from_call(&req, "trace-1");
     log.time_to_first_token = Some(0.05);
     let record = record_of(&req, log);
     let expected = json!({
@@ -153,7 +156,7 @@ fn unset_params_and_contentless_turns_are_left_out_but_caller_json_is_kept() {
 fn a_completion_record_is_spooled_as_the_trace_log_it_reads_back_as() {
     let req = request(json!({}));
     let record = LogRecord::from_completion(
-        CompletionLog::from_request(&req, "trace-1"),
+        CompletionLog::from_call(&req, "trace-1"),
         call_of(&req),
         response(),
     );
@@ -186,7 +189,7 @@ fn no_api_key_reaches_a_record() {
     let text = record_json(json!({})).to_string();
     assert!(!text.contains("sk-live-SECRET"), "{text}");
     assert!(!text.contains("api_key"), "{text}");
-    let log = CompletionLog::from_request(&request(json!({})), "t");
+    let log = CompletionLog::from_call(&request(json!({})), "t");
     assert!(!format!("{log:?}").contains("SECRET"));
 }
 
@@ -236,17 +239,17 @@ fn sampling_keeps_or_drops_a_whole_trace() {
         let root = format!("root-{i}");
         // A 3-record trace: the root and two children, all with the same root id.
         let logs = [
-            CompletionLog::from_request(
+            CompletionLog::from_call(
                 &request(json!({"root_trace_id": null, "log_sample_rate": 0.5})),
                 root.clone(),
             ),
-            CompletionLog::from_request(
+            CompletionLog::from_call(
                 &request(
                     json!({"root_trace_id": root, "parent_trace_id": root, "log_sample_rate": 0.5}),
                 ),
                 format!("{root}-a"),
             ),
-            CompletionLog::from_request(
+            CompletionLog::from_call(
                 &request(
                     json!({"root_trace_id": root, "parent_trace_id": format!("{root}-a"), "log_sample_rate": 0.5}),
                 ),

@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::model_key::{
     write_extras, write_params, write_text_message, write_tool, write_tool_choice,
 };
-use crate::api::{FunctionCallSpec, Message, Role};
+use crate::call::{FunctionCallSpec, Message, Role};
 use crate::model::{Role as ModelRole, ToolChoice};
 use crate::providers::{ChatRequest, ModelCall, Passthrough};
 
@@ -300,7 +300,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ModelParams;
+    use crate::call::ModelParams;
     use proptest::prelude::*;
     use serde_json::json;
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::template::{Template, TemplateError};
-use crate::api::{FunctionCallSpec, LlmConfiguration, Message, ModelParams, Role};
+use crate::call::{FunctionCallSpec, LlmConfiguration, Message, ModelParams, Role};
 
 /// Prefix of every hashed content; bump it only together with a store format change.
 const HASH_TAG: &[u8] = b"promptd-deployment-content-v1\0";

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::deployment::{DeploymentContent, DeploymentMessage};
 use super::template::TemplateError;
-use crate::api::{FunctionCallSpec, ModelParams, Role};
+use crate::call::{FunctionCallSpec, ModelParams, Role};
 
 /// The file syntaxes a prompt file may use, by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::deployment::{ContentHash, Deployment, DeploymentContent, DeploymentMessage, Source};
-use crate::api::Role;
+use crate::call::Role;
 
 /// The format byte of every value written by this version of promptd.
 pub const FORMAT_V1: u8 = 1;
@@ -330,7 +330,7 @@ impl StoreBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ModelParams;
+    use crate::call::ModelParams;
     use crate::deployments::deployment::DeploymentContent;
 
     fn tree() -> (tempfile::TempDir, sled::Tree) {

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::deployment::{Deployment, DeploymentContent, DeploymentMessage, Source};
 use super::registry::Registry;
-use crate::api::{FunctionCallSpec, Message, ModelParams};
+use crate::call::{FunctionCallSpec, Message, ModelParams};
 use crate::config::Secret;
 
 /// How long a fetched deployment serves before upstream is asked again: a redeploy upstream

@@ -10,9 +10,9 @@
 
 use super::log::Timing;
 use super::Prepared;
-use crate::api::CompletionResponse;
 use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
+use crate::call::CompletionResponse;
 use crate::model::Wire;
 use crate::providers::{Completion, Piece, PriceTable};
 use crate::timestamp::{iso, now_iso};

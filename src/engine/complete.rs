@@ -8,14 +8,15 @@ use super::answer::{entry_from_completion, response_from_entry};
 use super::log::{Record, Timing};
 use super::order::{settle, Source};
 use super::{provider_error, Answer, Engine, Prepared, RequestCtx};
-use crate::api::{ApiError, CompletionRequest};
 use crate::cache::CacheStatus;
+use crate::call::ApiError;
+use crate::call::Call;
 
 impl Engine {
     /// Answer a completion request with a whole answer.
     pub async fn complete(
         self: &Arc<Self>,
-        req: CompletionRequest,
+        req: Call,
         ctx: RequestCtx,
     ) -> Result<Answer, ApiError> {
         let timing = Timing::now();

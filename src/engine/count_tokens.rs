@@ -7,7 +7,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 
 use super::{provider_error, Engine};
-use crate::api::ApiError;
+use crate::call::ApiError;
 use crate::config::Secret;
 use crate::providers::ProviderKind;
 

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::Engine;
-use crate::api::openai::embeddings::EmbeddingsCall;
-use crate::api::ApiError;
 use crate::cache::embed_key::{embedding_key, EmbeddingKeyParts};
 use crate::cache::{CacheEntry, CacheKey, CacheStatus, Lookup};
+use crate::call::ApiError;
+use crate::call::EmbeddingsCall;
 use crate::model::{Block, Response, Usage};
 use crate::providers::{Provider, ProviderKind};
 

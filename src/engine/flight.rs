@@ -7,9 +7,9 @@ use std::sync::Arc;
 use super::answer::entry_from_completion;
 use super::read::read_into_flight;
 use super::{provider_error, Engine, Prepared};
-use crate::api::ApiError;
 use crate::cache::coalesce::{Abandoned, FellBehind, Leader, Outcome};
 use crate::cache::{CacheEntry, CacheKey};
+use crate::call::ApiError;
 use crate::providers::ProviderError;
 
 /// A flight that ended without an outcome answers its requests with a 500.

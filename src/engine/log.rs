@@ -12,7 +12,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use super::{Engine, Prepared};
-use crate::api::{ApiError, CompletionResponse};
+use crate::call::{ApiError, CompletionResponse};
 use crate::logs::{encode_trace_log_capped, CallConfiguration, Dropped, LogRecord, Spool};
 use crate::providers::ChatRequest;
 use crate::timestamp::{iso, now_iso};

@@ -38,9 +38,10 @@ pub use context::{Client, RequestCtx};
 pub use embed::{EmbedCacheMode, EmbedCacheStatus, Embedded};
 pub use prepare::Prepared;
 
-use crate::api::{ApiError, CompletionRequest, CompletionResponse};
 use crate::cache::coalesce::{Flights, Joined, Subscription};
 use crate::cache::{cache_key, Cache, CacheEntry, CacheKey, CacheStatus};
+use crate::call::Call;
+use crate::call::{ApiError, CompletionResponse};
 use crate::config::{Config, Secret};
 use crate::deployments::{
     Deployment, LookupError, Registry, Upstream as DeploymentUpstream, UpstreamError,
@@ -278,7 +279,7 @@ impl Engine {
             })
     }
 
-    async fn prepare(&self, req: CompletionRequest, ctx: RequestCtx) -> Result<Prepared, ApiError> {
+    async fn prepare(&self, req: Call, ctx: RequestCtx) -> Result<Prepared, ApiError> {
         let deployment = match req.deployment_id.as_deref() {
             Some(id) => Some(self.deployment(id).await?),
             None => None,

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use super::{Engine, Prepared};
-use crate::api::ApiError;
 use crate::cache::coalesce::{Outcome, Subscription};
 use crate::cache::{CacheEntry, CacheKey, CacheStatus, Lookup};
+use crate::call::ApiError;
 
 /// Where a request's answer comes from.
 pub(super) enum Source {

@@ -1,4 +1,4 @@
-//! Turn a decoded [`CompletionRequest`] into a [`Prepared`] call: trace id chosen, provider
+//! Turn a decoded [`Call`] into a [`Prepared`] call: trace id chosen, provider
 //! resolved (and its key: a provider that needs one nobody gave is refused here), messages
 //! rendered and history placed, defaults applied, every check done before any upstream is
 //! called.
@@ -9,7 +9,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::RequestCtx;
-use crate::api::{ApiError, CompletionRequest, LlmConfiguration, Message, ModelParams, Role};
+use crate::call::Call;
+use crate::call::{ApiError, LlmConfiguration, Message, ModelParams, Role};
 use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
@@ -46,7 +47,7 @@ pub struct Prepared {
 
 /// Resolve `req` (with its deployment, when it names one) against the configured providers.
 pub fn prepare(
-    mut req: CompletionRequest,
+    mut req: Call,
     deployment: Option<&Deployment>,
     lookup: impl Fn(&str) -> Option<Arc<Provider>>,
     provider_names: impl Fn() -> Vec<String>,
@@ -65,26 +66,25 @@ pub fn prepare(
     let trace_id = req
         .trace_id
         .clone()
-        .or_else(|| req.inference_id.clone())
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     // The request's configuration is taken out first: the log records the resolved call
     // (built from `chat` in engine/log.rs), so it need not copy the request's.
-    let mut overrides = req.llm_configuration.take().unwrap_or_default();
-    let mut log = CompletionLog::from_request(&req, trace_id.clone());
+    let mut overrides = req.configuration.take().unwrap_or_default();
+    let mut log = CompletionLog::from_call(&req, trace_id.clone());
     if log.project_uuid.is_none() {
         log.project_uuid = log.project_name.as_deref().map(ProjectStore::uuid_for);
     }
     // Messages of a request are templates only when the request gives inputs: a `{{` in plain
     // text (code, other template languages) is then left alone.
     let mut memory = budget.reservation();
-    if let (Some(messages), Some(inputs)) = (&mut overrides.messages, &req.llm_inputs) {
+    if let (Some(messages), Some(inputs)) = (&mut overrides.messages, &req.inputs) {
         memory.absorb(render_messages(messages, inputs, max_rendered, budget)?);
     }
     let config = match deployment {
         Some(d) => {
             let (config, rendered) =
-                merge_deployment(d, req.llm_inputs.as_ref(), overrides, max_rendered, budget)?;
+                merge_deployment(d, req.inputs.as_ref(), overrides, max_rendered, budget)?;
             memory.absorb(rendered);
             config
         }

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use crate::api::ApiError;
 use crate::cache::coalesce::Flight;
+use crate::call::ApiError;
 use crate::providers::{tool_calls_json, Completion, Piece, ProviderError, UpstreamStream};
 
 /// How long a shared stream past `cache.max_entry_bytes` waits for its slowest client to read

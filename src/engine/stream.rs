@@ -19,9 +19,10 @@ use super::{
     provider_error, CompletionStream, Engine, Prepared, RequestCtx, StreamItem, StreamItems,
     STREAM_BUFFER,
 };
-use crate::api::{ApiError, CompletionRequest};
 use crate::cache::coalesce::{Event, Outcome, Subscription};
 use crate::cache::{CacheEntry, CacheStatus};
+use crate::call::ApiError;
+use crate::call::Call;
 use crate::providers::Piece;
 
 /// What a shared stream's forwarder keeps of the text it sent, for a cancelled request's
@@ -33,7 +34,7 @@ impl Engine {
     /// become HTTP errors); later ones arrive as [`StreamItem::Error`].
     pub async fn stream(
         self: &Arc<Self>,
-        req: CompletionRequest,
+        req: Call,
         ctx: RequestCtx,
     ) -> Result<CompletionStream, ApiError> {
         let timing = Timing::now();

@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use super::{openai, ChatRequest};
-use crate::api::Role as PareaRole;
+use crate::call::Role as PareaRole;
 use crate::model::{Block, Error, Message, Request, Role, Wire};
 use crate::wire::openai_chat::{Decoded, Decoder};
 
@@ -76,7 +76,7 @@ impl ChatRequest {
 }
 
 /// Parea's plain text turns into `request` (empty turns left out).
-fn parea_messages(messages: &[crate::api::Message], request: &mut Request) {
+fn parea_messages(messages: &[crate::call::Message], request: &mut Request) {
     for m in messages {
         let text = m.content.as_deref().unwrap_or("");
         let role = match m.role {
@@ -102,7 +102,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::{FunctionCallSpec, Message as PareaMessage, ModelParams, Passthrough};
+    use crate::call::{FunctionCallSpec, Message as PareaMessage, ModelParams, Passthrough};
     use crate::model::{ToolChoice, Wire};
 
     fn parea(role: PareaRole, text: &str) -> PareaMessage {

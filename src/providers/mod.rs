@@ -24,8 +24,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{FunctionCallSpec, Message, ModelParams};
-pub use crate::api::{ModelCall, Passthrough};
+use crate::call::{FunctionCallSpec, Message, ModelParams};
+pub use crate::call::{ModelCall, Passthrough};
 pub use crate::config::{Price, ProviderKind};
 /// Token counts as the upstream reported them, cached and reasoning parts apart.
 pub use crate::model::Usage;
@@ -34,7 +34,7 @@ use crate::retry::{self, Caller};
 pub use client::{Provider, UpstreamStream};
 pub use pricing::PriceTable;
 
-pub use crate::api::MAX_TOOL_CALLS;
+pub use crate::model::MAX_TOOL_CALLS;
 /// The bound of an Anthropic content block's `index`: above [`MAX_TOOL_CALLS`], as citations
 /// split one answer into many text blocks; blocks are kept by index, never by position.
 pub const MAX_CONTENT_BLOCKS: u64 = 1024;

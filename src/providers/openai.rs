@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::sse::SseEvent;
 use super::{ChatRequest, Completion, Decoded, ProviderError};
-use crate::api::{FunctionCallSpec, ModelParams, Role};
+use crate::call::{FunctionCallSpec, ModelParams, Role};
 use crate::model::{Assembler, BlockKind, StreamEvent};
 use crate::wire::openai_chat::{self as wire, EventDecoder};
 
@@ -287,7 +287,7 @@ impl StreamState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Message, ModelParams};
+    use crate::call::{Message, ModelParams};
     use crate::model::{FinishReason, Usage};
 
     fn msg(role: Role, content: &str) -> Message {

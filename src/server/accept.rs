@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 
 use super::guard::{self, Peer};
 use super::{body, peer, rate, router, Listeners, State};
-use crate::api::ApiError;
+use crate::call::ApiError;
 use crate::engine::RequestCtx;
 use crate::tasks::Tasks;
 

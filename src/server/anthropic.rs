@@ -20,12 +20,13 @@ use super::client_key::client_key;
 use super::model_events::{ModelEvents, Render};
 use super::openai::{promptd_headers_of, request_headers, Served};
 use super::State;
-use crate::api::anthropic::{decode_messages, error_body, error_event, estimate_tokens};
-use crate::api::openai::{resolve_model_or, Target};
-use crate::api::{ApiError, CompletionRequest, DoorCall, Routed};
 use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
+use crate::call::{ApiError, Call};
 use crate::engine::RequestCtx;
+use crate::frontends::anthropic::{decode_messages, error_body, error_event, estimate_tokens};
+use crate::frontends::openai::{resolve_model_or, Target};
+use crate::frontends::{DoorCall, Routed};
 use crate::model::{StreamEvent, Wire};
 use crate::providers::ProviderKind;
 use crate::providers::RawEvent;
@@ -64,7 +65,7 @@ pub async fn messages(
 struct Decoded {
     call: DoorCall,
     target: Target,
-    base: CompletionRequest,
+    base: Call,
     /// The body's bytes, held (and counted against `max_request_memory`) while the call is.
     _body: HeldBody,
 }

@@ -23,9 +23,10 @@ use super::anthropic::MessagesRender;
 use super::model_events::ModelEvents;
 use super::openai_events::OpenAiEvents;
 use super::responses::ResponsesRender;
-use crate::api::{stream, ApiError};
 use crate::cache::{CacheEntry, CacheKey, CacheStatus};
+use crate::call::ApiError;
 use crate::engine::{CompletionStream, StreamItem, StreamItems};
+use crate::frontends::parea::stream;
 use crate::memory::{MemoryBudget, Reservation};
 use crate::providers::tool_calls_json;
 
@@ -183,7 +184,7 @@ pub fn text(
 
 /// The JSON error response of `err`.
 pub fn error(err: &ApiError) -> Response<ResponseBody> {
-    let mut response = json_bytes(err.status(), err.body());
+    let mut response = json_bytes(err.status(), crate::frontends::parea::error_body(err));
     retry_after(&mut response, err);
     response
 }

@@ -26,7 +26,7 @@ use hyper::Method;
 
 use super::router::Route;
 use super::State;
-use crate::api::ApiError;
+use crate::call::ApiError;
 use crate::config::AccessConfig;
 use crate::engine::Client;
 

@@ -10,12 +10,14 @@ use serde::Serialize;
 
 use super::body::{self, ResponseBody};
 use super::State;
-use crate::api::project::DeployedPromptRequest;
-use crate::api::project::ProjectRequest;
-use crate::api::{decode_json, ApiError, CompletionRequest};
 use crate::cache::CacheKey;
+use crate::call::ApiError;
 use crate::deployments::TemplateError;
 use crate::engine::RequestCtx;
+use crate::frontends::decode_json;
+use crate::frontends::parea::project::DeployedPromptRequest;
+use crate::frontends::parea::project::ProjectRequest;
+use crate::frontends::parea::CompletionRequest;
 use crate::logs::intake::{self, Accepted, ClientRecord, IntakeError};
 use crate::logs::{
     Feedback, FlusherState, LangchainRun, LogRecord, TraceIntegration, TraceLogUpdate,
@@ -48,7 +50,9 @@ pub async fn completion(
     let bytes =
         body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     let request: CompletionRequest = decode_json(&bytes)?;
-    if request.stream == Some(true) {
+    let stream = request.stream == Some(true);
+    let request = request.into_call();
+    if stream {
         // Both engine futures are boxed: they hold the request and what is made of it at each
         // level (kilobytes), and inline they would be copied with every move of the
         // connection's request future.
@@ -75,7 +79,7 @@ pub async fn completion_stream(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes =
         body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
-    let request: CompletionRequest = decode_json(&bytes)?;
+    let request = decode_json::<CompletionRequest>(&bytes)?.into_call();
     let stream = Box::pin(state.engine.stream(request, ctx)).await?;
     Ok(body::event_stream(stream))
 }

@@ -11,10 +11,10 @@ use hyper::{Request, Response, StatusCode};
 use super::body::{self, ResponseBody};
 use super::openai_events::{completion_body, OpenAiEvents};
 use super::State;
-use crate::api::openai::{self as wire, models, RequestHeaders};
-use crate::api::ApiError;
 use crate::cache::{CacheKey, CacheStatus};
+use crate::call::ApiError;
 use crate::engine::RequestCtx;
+use crate::frontends::openai::{self as wire, models, RequestHeaders};
 
 const TRACE_HEADER: HeaderName = HeaderName::from_static("x-promptd-trace-id");
 const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-promptd-overhead-ms");

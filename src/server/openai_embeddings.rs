@@ -1,4 +1,4 @@
-//! `POST /v1/embeddings`: the body decoded ([`crate::api::openai::embeddings`]), the model
+//! `POST /v1/embeddings`: the body decoded ([`crate::frontends::openai::embeddings`]), the model
 //! routed as chat's is, the items embedded through the engine's per-item cache, the answer in
 //! OpenAI's shape with `x-promptd-cache: hit|miss|partial|bypass`.
 
@@ -11,10 +11,10 @@ use hyper::{Request, Response, StatusCode};
 use super::body::{self, ResponseBody};
 use super::openai::error;
 use super::State;
-use crate::api::openai::embeddings::{decode_embeddings, embeddings_body};
-use crate::api::openai::{resolve_model, Target};
-use crate::api::ApiError;
+use crate::call::ApiError;
 use crate::engine::EmbedCacheMode;
+use crate::frontends::openai::embeddings::{decode_embeddings, embeddings_body};
+use crate::frontends::openai::{resolve_model, Target};
 
 const CACHE_HEADER: HeaderName = HeaderName::from_static("x-promptd-cache");
 const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-promptd-overhead-ms");

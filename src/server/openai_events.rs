@@ -11,13 +11,13 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 
 use super::batch::Batch;
-use crate::api::openai::response::{
-    self, chunk_event, chunk_header, is_usage_chunk, AnswerView, DONE_EVENT,
-};
-use crate::api::openai::stream_error_event;
 use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
 use crate::engine::{StreamItem, StreamItems};
+use crate::frontends::openai::response::{
+    self, chunk_event, chunk_header, is_usage_chunk, AnswerView, DONE_EVENT,
+};
+use crate::frontends::openai::stream_error_event;
 use crate::providers::Piece;
 use crate::wire::openai_chat::{ChunkHeader, EventRenderer};
 

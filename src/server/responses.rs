@@ -21,7 +21,7 @@
 //! not kept. The owner is the Unix-socket peer's uid, or one shared owner for all TCP clients;
 //! another owner's id is unknown (400 on `previous_response_id`, 404 on `GET`/`DELETE`). A
 //! request naming `previous_response_id` is expanded to the whole conversation before it is
-//! decoded ([`crate::api::responses::continued`]), and so goes to a provider of this wire as
+//! decoded ([`crate::frontends::responses::continued`]), and so goes to a provider of this wire as
 //! the whole conversation too; a rendered `response` object says `store` and
 //! `previous_response_id` as the request did.
 
@@ -39,16 +39,17 @@ use super::client_key::client_key;
 use super::model_events::{ModelEvents, Render};
 use super::openai::{error, promptd_headers_of, request_headers, Served};
 use super::State;
-use crate::api::openai::{resolve_model, Target};
-use crate::api::responses::{
+use crate::cache::entry::RawWire;
+use crate::cache::{CacheEntry, CacheKey, CacheStatus};
+use crate::call::ApiError;
+use crate::config::{Config, ResponsesConfig};
+use crate::engine::{Client, RequestCtx};
+use crate::frontends::openai::{resolve_model, Target};
+use crate::frontends::responses::{
     continued, decode_responses, input_items, previous_response_id, unknown_previous, wants_store,
     PREVIOUS,
 };
-use crate::api::{ApiError, DoorCall};
-use crate::cache::entry::RawWire;
-use crate::cache::{CacheEntry, CacheKey, CacheStatus};
-use crate::config::{Config, ResponsesConfig};
-use crate::engine::{Client, RequestCtx};
+use crate::frontends::DoorCall;
 use crate::memory::Reservation;
 use crate::model::{Error, ErrorKind, StreamEvent, Wire};
 use crate::providers::RawEvent;

@@ -11,7 +11,7 @@ use super::body::{self, ResponseBody};
 use super::handlers;
 use super::openai;
 use super::State;
-use crate::api::ApiError;
+use crate::call::ApiError;
 use crate::engine::RequestCtx;
 use crate::logs::TraceIntegration;
 

@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - No API key can reach a record: [`LogRecord`] has no field for one, and
-//!   [`CompletionLog::from_request`] destructures the request exhaustively, dropping
+//!   [`CompletionLog::from_call`] destructures the call exhaustively, dropping
 //!   `provider_api_key` by name (a new request field breaks the build until someone decides
 //!   whether it belongs in the log).
 //! - Sampling is decided by a stable hash (BLAKE3) of the root trace id, so every record of one
@@ -22,9 +22,8 @@ pub mod cap;
 pub mod entry;
 pub mod integration;
 
-use crate::api::{
-    CompletionRequest, CompletionResponse, FunctionCallSpec, Message, ModelParams, Role,
-};
+use crate::call::Call;
+use crate::call::{CompletionResponse, FunctionCallSpec, Message, ModelParams, Role};
 
 /// Domain separation for the sampling hash; bump it and every trace is re-drawn.
 const SAMPLE_HASH_TAG: &[u8] = b"promptd log sample v1\0";
@@ -375,21 +374,19 @@ pub struct CompletionLog {
 
 impl CompletionLog {
     /// Take what the log needs from `req`; `trace_id` is the id the engine answers with.
-    pub fn from_request(req: &CompletionRequest, trace_id: impl Into<String>) -> CompletionLog {
+    pub fn from_call(req: &Call, trace_id: impl Into<String>) -> CompletionLog {
         // Exhaustive on purpose: every request field is either logged or named here as not.
-        let CompletionRequest {
+        let Call {
             cache: _,
             deployment_id,
             // The record's configuration is the resolved call (deployment merged, templates
             // rendered), given when the record is built: see `LogRecord::from_completion`.
-            llm_configuration: _,
-            llm_inputs,
+            configuration: _,
+            inputs,
             trace_id: _,
-            inference_id: _,
             parent_trace_id,
             root_trace_id,
             trace_name,
-            name: _,
             end_user_identifier,
             eval_metric_ids,
             experiment_uuid,
@@ -403,7 +400,6 @@ impl CompletionLog {
             log_omit_inputs,
             log_omit_outputs,
             log_sample_rate,
-            stream: _,
             // What is forwarded unread is part of the call, not of the log's own fields.
             passthrough: _,
             // Its Parea view is the configuration; its hints are noted as dropped by the call.
@@ -417,7 +413,7 @@ impl CompletionLog {
             trace_name: trace_name.clone().filter(|n| !n.is_empty()),
             project_uuid: project_uuid.clone(),
             project_name: project_name.clone(),
-            inputs: llm_inputs.clone(),
+            inputs: inputs.clone(),
             deployment_id: deployment_id.clone(),
             end_user_identifier: end_user_identifier.clone(),
             eval_metric_ids: eval_metric_ids.clone(),

@@ -5,7 +5,7 @@
 //!   `providers::upstream_error` already reads for the OpenAI kind: nothing here.
 //! - The Responses door answers a model error in the same OpenAI shape ([`render_error`]),
 //!   with the status of its kind. Errors of promptd's own (`ApiError`) are the API layer's:
-//!   `api::openai::error::error_body` renders them in this same shape; the door uses that one
+//!   `frontends::openai::error::error_body` renders them in this same shape; the door uses that one
 //!   for them and [`render_error`] for a model error it holds without an `ApiError`.
 //! - In a stream, `response.failed` carries `response.error: {code, message}` and an `error`
 //!   event `{code, message, param}`: [`error_kind`] reads the code, [`error_code`] writes one.

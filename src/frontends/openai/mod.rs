@@ -1,5 +1,5 @@
 //! The OpenAI-compatible API (`/v1`), as promptd speaks it: the request body decoded into a
-//! Parea [`CompletionRequest`](crate::api::CompletionRequest) plus what is forwarded unread
+//! engine's [`Call`](crate::call::Call) plus what is forwarded unread
 //! ([`request`]), the answer and its stream chunks ([`response`]), model routing and the model
 //! list ([`models`]), the error body ([`error`]). A call to a provider of another wire goes
 //! through the internal model: the OpenAI chat wire ([`crate::wire::openai_chat`]) decodes

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::api::ApiError;
+use crate::call::ApiError;
 use crate::config::Config;
 
 /// The prefix of deployment models.

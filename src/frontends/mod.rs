@@ -1,32 +1,27 @@
-//! The wire format promptd speaks: Parea's completion API (request and response bodies, the
-//! event-stream framing, the error body) and JSON decoding that names the offending field.
+//! The front doors, one room each: the wire a client speaks to the engine's [`Call`] (or, for a
+//! door that decodes into the internal model whole, a [`DoorCall`]) and the model's answers,
+//! events and errors back to that wire.
 //!
-//! These types only describe bytes on the wire. Every optional field is an `Option` because the
-//! SDKs send unset fields as `null`; defaults are applied by the engine, not here. Unknown fields
-//! are accepted and ignored (the SDKs add fields over time).
+//! - [`parea`] — Parea's completion API (`/completion`, `/completion/stream`, `/project`...).
+//! - [`openai`] — OpenAI's chat completions, embeddings and model list (`/v1`).
+//! - [`anthropic`] — Anthropic's Messages API (`/v1/messages`).
+//! - [`responses`] — OpenAI's Responses API (`/v1/responses`).
+//!
+//! Pure wire code: no HTTP server, no cache, no engine. Every optional field of a body is an
+//! `Option` because the SDKs send unset fields as `null`; defaults are applied by the engine,
+//! not here. Unknown fields are accepted (the SDKs add fields over time).
 
 pub mod anthropic;
 mod door_call;
-pub mod error;
 pub mod openai;
-pub mod project;
-pub mod request;
-pub mod response;
+pub mod parea;
 pub mod responses;
-pub mod stream;
 
 pub use door_call::{DoorCall, Routed};
-pub use error::ApiError;
-pub use request::{
-    CompletionRequest, FunctionCallSpec, LlmConfiguration, Message, ModelCall, ModelParams,
-    Passthrough, Role,
-};
-pub use response::CompletionResponse;
 
 use serde::de::DeserializeOwned;
 
-/// The bound of tool calls in one answer and of an OpenAI tool call's `index`.
-pub use crate::model::MAX_TOOL_CALLS;
+use crate::call::ApiError;
 
 /// Decode a JSON body: malformed JSON is a 400 `invalid_json`, a well-formed body with a field of
 /// the wrong type a 422 `invalid_request` naming the field (`llm_configuration.messages[0].role`).
@@ -65,6 +60,7 @@ fn invalid(err: serde_json::Error, path: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frontends::parea::CompletionRequest;
 
     #[test]
     fn malformed_json_is_invalid_json() {

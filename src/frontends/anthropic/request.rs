@@ -4,7 +4,8 @@
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 
-use crate::api::{ApiError, DoorCall};
+use crate::call::ApiError;
+use crate::frontends::DoorCall;
 use crate::wire::anthropic as wire;
 
 /// Decode a Messages body; `headers` are the client's `anthropic-*` headers a call to an
@@ -32,8 +33,8 @@ pub fn decode_messages(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::openai::Target;
-    use crate::api::CompletionRequest;
+    use crate::call::Call;
+    use crate::frontends::openai::Target;
 
     fn call(body: &str) -> DoorCall {
         decode_messages(Bytes::from(body.to_owned()), Vec::new()).expect("a call")
@@ -52,10 +53,8 @@ mod tests {
             provider: "local".into(),
             model: "qwen".into(),
         };
-        let req = c
-            .into_request(target, CompletionRequest::default())
-            .expect("a request");
-        let config = req.llm_configuration.expect("a view");
+        let req = c.into_request(target, Call::default()).expect("a request");
+        let config = req.configuration.expect("a view");
         assert_eq!(config.provider.as_deref(), Some("local"));
         let messages = config.messages.expect("messages");
         assert_eq!(messages[0].content.as_deref(), Some("be brief"));
@@ -97,10 +96,7 @@ mod tests {
             r#"{"model":"deployment/greet","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
         );
         let err = c
-            .into_request(
-                Target::Deployment("greet".into()),
-                CompletionRequest::default(),
-            )
+            .into_request(Target::Deployment("greet".into()), Call::default())
             .unwrap_err();
         assert!(err.to_string().contains("not on this route"));
     }

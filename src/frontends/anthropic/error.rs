@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use hyper::StatusCode;
 
-use crate::api::ApiError;
+use crate::call::ApiError;
 use crate::model::{Error, ErrorKind};
 use crate::wire::anthropic::{error_type, render_error};
 

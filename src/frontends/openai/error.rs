@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use serde::Serialize;
 
-use crate::api::ApiError;
+use crate::call::ApiError;
 
 #[derive(Serialize)]
 struct Body<'a> {

@@ -1,5 +1,5 @@
-//! The body of `POST /v1/chat/completions` (and promptd's `x-promptd-*` request headers) as a
-//! Parea [`CompletionRequest`] plus a [`Passthrough`] of what promptd forwards unread.
+//! The body of `POST /v1/chat/completions` (and promptd's `x-promptd-*` request headers) as the
+//! engine's [`Call`] plus a [`Passthrough`] of what promptd forwards unread.
 //!
 //! Read and mapped: `model`, `messages` (plain text turns become promptd's messages, so a
 //! simple request has the same cache key as the same Parea request), `temperature`, `top_p`,
@@ -12,9 +12,8 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::api::{
-    ApiError, CompletionRequest, FunctionCallSpec, LlmConfiguration, Message, ModelParams,
-    Passthrough, Role,
+use crate::call::{
+    ApiError, Call, FunctionCallSpec, LlmConfiguration, Message, ModelParams, Passthrough, Role,
 };
 
 use super::Target;
@@ -39,8 +38,8 @@ pub struct RequestHeaders<'a> {
 impl RequestHeaders<'_> {
     /// A request of what these headers say (cache mode, trace ids, project, tags, metadata):
     /// what every `/v1` door's request starts from.
-    pub fn request(&self) -> Result<CompletionRequest, ApiError> {
-        Ok(CompletionRequest {
+    pub fn request(&self) -> Result<Call, ApiError> {
+        Ok(Call {
             cache: match self.cache {
                 None => None,
                 Some("bypass") => Some(false),
@@ -69,7 +68,7 @@ impl RequestHeaders<'_> {
                 })
                 .transpose()?,
             metadata: Some(read_metadata(self.metadata)?),
-            ..CompletionRequest::default()
+            ..Call::default()
         })
     }
 }
@@ -82,16 +81,14 @@ pub struct ChatCall {
     /// `stream_options.include_usage`: end the stream with a usage chunk.
     pub include_usage: bool,
     /// Everything but the provider and model.
-    pub request: CompletionRequest,
+    pub request: Call,
 }
 
 impl ChatCall {
     /// The Parea request for `target`.
-    pub fn into_request(self, target: Target) -> CompletionRequest {
+    pub fn into_request(self, target: Target) -> Call {
         let mut request = self.request;
-        let config = request
-            .llm_configuration
-            .get_or_insert_with(Default::default);
+        let config = request.configuration.get_or_insert_with(Default::default);
         match target {
             Target::Provider { provider, model } => {
                 config.provider = Some(provider);
@@ -222,15 +219,15 @@ pub fn decode_chat(body: &[u8], headers: &RequestHeaders<'_>) -> Result<ChatCall
         fields,
         unkeyed,
     };
-    let request = CompletionRequest {
-        llm_configuration: Some(LlmConfiguration {
+    let request = Call {
+        configuration: Some(LlmConfiguration {
             model_params: Some(params),
             messages: Some(messages),
             functions,
             function_call,
             ..LlmConfiguration::default()
         }),
-        llm_inputs: inputs,
+        inputs,
         end_user_identifier: user,
         passthrough: Some(passthrough),
         ..headers.request()?
@@ -429,7 +426,7 @@ mod tests {
         }))
         .expect("decodes");
         assert!(call.stream && call.include_usage);
-        let config = call.request.llm_configuration.as_ref().expect("config");
+        let config = call.request.configuration.as_ref().expect("config");
         assert_eq!(config.model_params.as_ref().and_then(|p| p.temp), Some(0.2));
         assert_eq!(config.functions, Some(vec![json!({"name": "f"})]));
         assert_eq!(
@@ -452,7 +449,7 @@ mod tests {
         let p = call.request.passthrough.as_ref().expect("passthrough");
         assert_eq!(p.fields.get("seed"), Some(&json!(3)));
         assert!(p.messages.is_some());
-        let messages = call.request.llm_configuration.and_then(|c| c.messages);
+        let messages = call.request.configuration.and_then(|c| c.messages);
         assert_eq!(
             messages.map(|m| m[0].content.clone()),
             Some(Some("a".into()))

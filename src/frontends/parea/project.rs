@@ -1,20 +1,15 @@
 //! `POST /project` (create-or-get a project by name; the SDK calls it at start-up) and
 //! `POST /deployed-prompt` bodies.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProjectRequest {
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProjectResponse {
-    pub name: String,
-    pub uuid: String,
-    pub created_at: String,
-    pub was_created: bool,
-}
+/// What `POST /project` answers: the project as the store holds it.
+pub use crate::projects::ProjectResponse;
 
 /// `POST /deployed-prompt` body.
 #[derive(Debug, Clone, Deserialize)]

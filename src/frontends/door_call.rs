@@ -6,11 +6,10 @@
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 
-use crate::api::openai::Target;
-use crate::api::{
-    ApiError, CompletionRequest, FunctionCallSpec, LlmConfiguration, Message, ModelCall,
-    ModelParams, Role,
+use crate::call::{
+    ApiError, Call, FunctionCallSpec, LlmConfiguration, Message, ModelCall, ModelParams, Role,
 };
+use crate::frontends::openai::Target;
 use crate::model::{Block, Request, Role as ModelRole, ToolChoice};
 
 /// A call a door decoded into the model whole, its model not yet resolved.
@@ -53,11 +52,7 @@ impl DoorCall {
 impl DoorCall {
     /// The engine's request for `target` ([`DoorCall::route`]), starting from `base`
     /// (what promptd's own headers said), with a Parea view of the call for the log record.
-    pub fn into_request(
-        self,
-        target: Target,
-        base: CompletionRequest,
-    ) -> Result<CompletionRequest, ApiError> {
+    pub fn into_request(self, target: Target, base: Call) -> Result<Call, ApiError> {
         let Routed {
             provider,
             call:
@@ -100,8 +95,8 @@ impl DoorCall {
                 ToolChoice::Tool(name) => FunctionCallSpec::Named { name: name.clone() },
             }),
         };
-        Ok(CompletionRequest {
-            llm_configuration: Some(configuration),
+        Ok(Call {
+            configuration: Some(configuration),
             end_user_identifier: request.user.clone(),
             modeled: Some(Box::new(ModelCall {
                 request,

@@ -1,6 +1,6 @@
 //! OpenAI's Responses API (`POST /v1/responses`), as promptd's door speaks it: the body decoded
 //! into the internal model by the Responses wire ([`crate::wire::openai_responses`]) as a
-//! [`DoorCall`]. Errors are OpenAI's shape ([`crate::api::openai::error_body`]).
+//! [`DoorCall`]. Errors are OpenAI's shape ([`crate::frontends::openai::error_body`]).
 //!
 //! **Conversation state.** promptd keeps the answers of this door ([`crate::response_store`]),
 //! so a request may continue one by `previous_response_id`: the server looks the id up (for
@@ -18,7 +18,8 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::api::{ApiError, DoorCall};
+use crate::call::ApiError;
+use crate::frontends::DoorCall;
 use crate::wire::json::{member, rewrite_members};
 use crate::wire::openai_responses as wire;
 
@@ -221,7 +222,7 @@ mod tests {
         assert_eq!(call.request().messages.len(), 3);
         assert_eq!(previous_response_id(&call).expect("ok"), None);
         // What a same-wire call forwards is the expanded body.
-        let target = crate::api::openai::Target::Provider {
+        let target = crate::frontends::openai::Target::Provider {
             provider: "openai".into(),
             model: "gpt-x".into(),
         };

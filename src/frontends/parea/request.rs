@@ -1,0 +1,103 @@
+//! The completion request body (`Completion` and `LLMInputs` of Parea's API), and the
+//! engine's [`Call`] of it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::call::{Call, LlmConfiguration};
+use crate::config::Secret;
+
+/// `POST /completion` and `POST /completion/stream` body. Every field may be absent or `null`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct CompletionRequest {
+    pub cache: Option<bool>,
+    pub deployment_id: Option<String>,
+    pub llm_configuration: Option<LlmConfiguration>,
+    #[serde(alias = "inputs")]
+    pub llm_inputs: Option<Map<String, Value>>,
+    pub trace_id: Option<String>,
+    /// Deprecated alias of `trace_id`; the Python SDK still sends it.
+    pub inference_id: Option<String>,
+    pub parent_trace_id: Option<String>,
+    pub root_trace_id: Option<String>,
+    pub trace_name: Option<String>,
+    /// Deprecated; accepted and ignored.
+    pub name: Option<String>,
+    pub end_user_identifier: Option<String>,
+    pub eval_metric_ids: Option<Vec<i64>>,
+    pub experiment_uuid: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub tags: Option<Vec<String>>,
+    pub target: Option<String>,
+    pub project_uuid: Option<String>,
+    pub project_name: Option<String>,
+    /// Beats the configured key for this call; never logged, never cached.
+    #[serde(skip_serializing)]
+    pub provider_api_key: Option<Secret>,
+    pub log_omit: Option<bool>,
+    pub log_omit_inputs: Option<bool>,
+    pub log_omit_outputs: Option<bool>,
+    pub log_sample_rate: Option<f64>,
+    /// Deprecated: use `/completion/stream`.
+    pub stream: Option<bool>,
+}
+
+impl CompletionRequest {
+    /// The engine's call of this body.
+    pub fn into_call(self) -> Call {
+        // Exhaustive on purpose: a new body field does not compile until it is placed.
+        let CompletionRequest {
+            cache,
+            deployment_id,
+            llm_configuration,
+            llm_inputs,
+            trace_id,
+            inference_id,
+            parent_trace_id,
+            root_trace_id,
+            trace_name,
+            name: _,
+            end_user_identifier,
+            eval_metric_ids,
+            experiment_uuid,
+            metadata,
+            tags,
+            target,
+            project_uuid,
+            project_name,
+            provider_api_key,
+            log_omit,
+            log_omit_inputs,
+            log_omit_outputs,
+            log_sample_rate,
+            stream: _,
+        } = self;
+        Call {
+            cache,
+            cache_refresh: false,
+            deployment_id,
+            configuration: llm_configuration,
+            inputs: llm_inputs,
+            // `inference_id` is the deprecated name of the same id.
+            trace_id: trace_id.or(inference_id),
+            parent_trace_id,
+            root_trace_id,
+            trace_name,
+            end_user_identifier,
+            eval_metric_ids,
+            experiment_uuid,
+            metadata,
+            tags,
+            target,
+            project_uuid,
+            project_name,
+            provider_api_key,
+            log_omit,
+            log_omit_inputs,
+            log_omit_outputs,
+            log_sample_rate,
+            passthrough: None,
+            modeled: None,
+        }
+    }
+}
