@@ -7,12 +7,18 @@
 //! - [`anthropic`] — Anthropic's Messages API (`/v1/messages`).
 //! - [`responses`] — OpenAI's Responses API (`/v1/responses`).
 //!
-//! Pure wire code: no HTTP server, no cache, no engine. Every optional field of a body is an
-//! `Option` because the SDKs send unset fields as `null`; defaults are applied by the engine,
-//! not here. Unknown fields are accepted (the SDKs add fields over time).
+//! Each door renders what the engine answers in its own wire: whole answers from the cache
+//! entry, streams as a body source over the engine's stream items ([`model_events`] for the
+//! doors that render the model's events; each batching what is ready together into one frame).
+//! No HTTP server here: the server's handlers read bodies, call the engine and pick these.
+//! Every optional field of a body is an `Option` because the SDKs send unset fields as `null`;
+//! defaults are applied by the engine, not here. Unknown fields are accepted (the SDKs add
+//! fields over time).
 
 pub mod anthropic;
+mod batch;
 mod door_call;
+pub mod model_events;
 pub mod openai;
 pub mod parea;
 pub mod responses;

@@ -6,7 +6,6 @@
 //! Keys: the provider's configured key is used; a provider configured without one is sent the
 //! credential the client brought ([`client_key`]).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -17,20 +16,17 @@ use serde_json::json;
 
 use super::body::{self, HeldBody, ResponseBody};
 use super::client_key::client_key;
-use super::model_events::{ModelEvents, Render};
 use super::openai::{promptd_headers_of, request_headers, Served};
 use super::State;
-use crate::cache::entry::RawWire;
-use crate::cache::CacheEntry;
 use crate::call::{ApiError, Call};
 use crate::engine::RequestCtx;
-use crate::frontends::anthropic::{decode_messages, error_body, error_event, estimate_tokens};
+use crate::frontends::anthropic::{
+    decode_messages, error_body, estimate_tokens, message_body, MessagesRender,
+};
+use crate::frontends::model_events::ModelEvents;
 use crate::frontends::openai::{resolve_model_or, Target};
 use crate::frontends::{DoorCall, Routed};
-use crate::model::{StreamEvent, Wire};
 use crate::providers::ProviderKind;
-use crate::providers::RawEvent;
-use crate::wire::anthropic::{render_response, EventRenderer};
 
 /// The client's headers a call to an Anthropic-kind provider forwards as they came.
 const FORWARDED: [&str; 2] = ["anthropic-version", "anthropic-beta"];
@@ -136,10 +132,7 @@ async fn call(
     if stream {
         let s = Box::pin(state.engine.stream(request, ctx)).await?;
         let trace_id = s.trace_id.clone();
-        let renderer = MessagesRender {
-            renderer: EventRenderer::new(&s.trace_id, &asked).estimating_input(estimated),
-            saw_stop: false,
-        };
+        let renderer = MessagesRender::new(&s.trace_id, &asked, estimated);
         let events = ModelEvents::new(s.items, renderer);
         let mut response = Response::new(ResponseBody::Anthropic(events));
         let h = response.headers_mut();
@@ -173,69 +166,6 @@ async fn call(
     };
     promptd_headers_of(&mut response, served);
     Ok(response)
-}
-
-/// The `message` body of a whole answer: an Anthropic-kind upstream's own body as it came
-/// (shared with the cache entry, not copied), else rendered from the entry's model answer.
-fn message_body(entry: &Arc<CacheEntry>, trace_id: &str, asked: String) -> Bytes {
-    if entry.raw_response.is_some() && entry.raw_wire == RawWire::AnthropicMessages {
-        return Bytes::from_owner(RawBody(Arc::clone(entry)));
-    }
-    let mut rendered = entry.response.clone();
-    rendered.id.get_or_insert_with(|| trace_id.to_owned());
-    let model = rendered.model.clone().unwrap_or(asked);
-    Bytes::from(render_response(&rendered, &model))
-}
-
-/// A cache entry seen as the bytes of its upstream body.
-struct RawBody(Arc<CacheEntry>);
-
-impl AsRef<[u8]> for RawBody {
-    fn as_ref(&self) -> &[u8] {
-        self.0
-            .raw_response
-            .as_deref()
-            .unwrap_or_default()
-            .as_bytes()
-    }
-}
-
-/// Anthropic's events: rendered by the wire's [`EventRenderer`], or an Anthropic-kind
-/// upstream's forwarded as they came.
-#[derive(Debug)]
-pub struct MessagesRender {
-    renderer: EventRenderer,
-    /// The forwarded events held the upstream's `message_stop`.
-    saw_stop: bool,
-}
-
-/// The end of a forwarded stream whose upstream did not send it (it stopped after its
-/// `message_delta`).
-const MESSAGE_STOP: &[u8] = b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
-
-impl Render for MessagesRender {
-    fn render(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
-        self.renderer.render(event, out);
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        self.renderer.finish(out);
-    }
-
-    fn forwards(&mut self, raw: &RawEvent) -> bool {
-        self.saw_stop |= raw.name.as_deref() == Some("message_stop");
-        raw.wire == Wire::AnthropicMessages
-    }
-
-    fn end_forwarded(&mut self, out: &mut Vec<u8>) {
-        if !self.saw_stop {
-            out.extend_from_slice(MESSAGE_STOP);
-        }
-    }
-
-    fn forwarded_error(&mut self, message: &str, out: &mut Vec<u8>) {
-        out.extend_from_slice(&error_event(message));
-    }
 }
 
 /// `POST /v1/messages/count_tokens`: an Anthropic-kind provider counts (the body and headers

@@ -1,64 +1,22 @@
 //! `GET /v1/models` and `/v1/models/{id}` for Anthropic clients: a request carrying
-//! `anthropic-version` (every Anthropic SDK sends it) gets Anthropic's list shape —
-//! `{"data": [{"type": "model", "id", "display_name", "created_at"}], "has_more", "first_id",
-//! "last_id"}` — and Anthropic's error body, over the same models the OpenAI shape lists.
+//! `anthropic-version` (every Anthropic SDK sends it) gets Anthropic's list shape
+//! ([`models`]) and Anthropic's error body, over the same models the OpenAI shape lists.
 
 use hyper::StatusCode;
-use serde::Serialize;
 
 use super::body::{self, ResponseBody};
 use super::openai::model_list;
 use super::state::State;
+use crate::frontends::anthropic::models;
 use crate::model::{Error, ErrorKind};
 use crate::wire::anthropic;
 
 /// The header that tells an Anthropic client.
 pub const VERSION_HEADER: &str = "anthropic-version";
 
-#[derive(Debug, Serialize)]
-struct ModelInfo {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    id: String,
-    display_name: String,
-    created_at: String,
-}
-
-#[derive(Debug, Serialize)]
-struct ModelPage {
-    data: Vec<ModelInfo>,
-    has_more: bool,
-    first_id: Option<String>,
-    last_id: Option<String>,
-}
-
-fn info(id: String, created: i64) -> ModelInfo {
-    let created_at = chrono::DateTime::from_timestamp(created, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    ModelInfo {
-        kind: "model",
-        display_name: id.clone(),
-        id,
-        created_at,
-    }
-}
-
 /// `GET /v1/models` in Anthropic's shape (one page: promptd's list is short).
 pub async fn list_models(state: &State) -> hyper::Response<ResponseBody> {
-    let data: Vec<ModelInfo> = model_list(state)
-        .await
-        .data
-        .into_iter()
-        .map(|m| info(m.id, m.created))
-        .collect();
-    let page = ModelPage {
-        first_id: data.first().map(|m| m.id.clone()),
-        last_id: data.last().map(|m| m.id.clone()),
-        has_more: false,
-        data,
-    };
-    body::json(StatusCode::OK, &page)
+    body::json(StatusCode::OK, &models::page(model_list(state).await))
 }
 
 /// `GET /v1/models/{id}` in Anthropic's shape; an unknown id is Anthropic's `not_found_error`.
@@ -70,7 +28,7 @@ pub async fn get_model(state: &State, raw_id: &str) -> hyper::Response<ResponseB
         .into_iter()
         .find(|m| m.id == id);
     match found {
-        Some(m) => body::json(StatusCode::OK, &info(m.id, m.created)),
+        Some(m) => body::json(StatusCode::OK, &models::info(m.id, m.created)),
         None => {
             let error = Error::new(
                 ErrorKind::NotFound,

@@ -7,7 +7,6 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,16 +18,15 @@ use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONT
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::anthropic::MessagesRender;
-use super::model_events::ModelEvents;
-use super::openai_events::OpenAiEvents;
-use super::responses::ResponsesRender;
-use crate::cache::{CacheEntry, CacheKey, CacheStatus};
+use crate::cache::{CacheKey, CacheStatus};
 use crate::call::ApiError;
-use crate::engine::{CompletionStream, StreamItem, StreamItems};
-use crate::frontends::parea::stream;
+use crate::engine::CompletionStream;
+use crate::frontends::anthropic::MessagesRender;
+use crate::frontends::model_events::ModelEvents;
+use crate::frontends::openai::OpenAiEvents;
+use crate::frontends::parea::EventStream;
+use crate::frontends::responses::ResponsesRender;
 use crate::memory::{MemoryBudget, Reservation};
-use crate::providers::tool_calls_json;
 
 /// The body of every response promptd sends.
 #[derive(Debug)]
@@ -41,64 +39,6 @@ pub enum ResponseBody {
     Anthropic(ModelEvents<MessagesRender>),
     /// A Responses-door stream.
     Responses(Box<ModelEvents<ResponsesRender>>),
-}
-
-/// A completion stream rendered as Parea events: the `ID_START` event, then one event per item.
-#[derive(Debug)]
-pub struct EventStream {
-    first: Option<Bytes>,
-    items: StreamItems,
-    /// A cached answer being replayed, and its next delta.
-    replay: Option<(Arc<CacheEntry>, usize)>,
-    ended: bool,
-}
-
-impl EventStream {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(first));
-        }
-        loop {
-            if let Some((entry, next)) = &mut self.replay {
-                // One event per stored delta, as the answer streamed, then — when the model
-                // called tools — their JSON (Parea's `content`), as a live stream ends.
-                if let Some(delta) = entry.deltas.get(*next) {
-                    *next += 1;
-                    return Poll::Ready(Some(stream::chunk_event(delta)));
-                }
-                let calls =
-                    *next == entry.deltas.len() && entry.response.tool_calls().next().is_some();
-                *next += 1;
-                if calls {
-                    let json = tool_calls_json(entry.response.tool_calls());
-                    return Poll::Ready(Some(stream::chunk_event(&json)));
-                }
-                self.replay = None;
-                self.ended = true;
-            }
-            if self.ended {
-                return Poll::Ready(None);
-            }
-            let Some(item) = std::task::ready!(self.items.poll_next(cx)) else {
-                return Poll::Ready(None);
-            };
-            match item {
-                StreamItem::Replay(entry) => self.replay = Some((entry, 0)),
-                StreamItem::Piece(piece) => {
-                    if let Some(text) = piece.text_ref() {
-                        return Poll::Ready(Some(stream::chunk_event(&text)));
-                    }
-                    // A piece with no text (a role, a tool call fragment) shows nothing.
-                }
-                // The end carries nothing a Parea stream shows.
-                StreamItem::End(_) => continue,
-                StreamItem::Error(message) => {
-                    self.ended = true;
-                    return Poll::Ready(Some(stream::error_event(&message)));
-                }
-            }
-        }
-    }
 }
 
 impl Body for ResponseBody {
@@ -243,12 +183,7 @@ const DROPPED_HEADER: HeaderName = HeaderName::from_static("x-promptd-dropped");
 pub fn event_stream(stream: CompletionStream) -> Response<ResponseBody> {
     let (status, key, wait) = (stream.cache, stream.key, stream.provider_wait);
     let dropped = stream.dropped;
-    let events = EventStream {
-        first: Some(stream::id_event(&stream.trace_id)),
-        items: stream.items,
-        replay: None,
-        ended: false,
-    };
+    let events = EventStream::new(&stream.trace_id, stream.items);
     let mut response = Response::new(ResponseBody::Events(events));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -6,16 +6,13 @@
 mod accept;
 mod anthropic;
 mod anthropic_models;
-mod batch;
 mod body;
 mod client_key;
 mod guard;
 mod handlers;
 mod listener;
-mod model_events;
 mod openai;
 mod openai_embeddings;
-mod openai_events;
 mod peer;
 mod rate;
 mod responses;

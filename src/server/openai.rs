@@ -9,12 +9,13 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_T
 use hyper::{Request, Response, StatusCode};
 
 use super::body::{self, ResponseBody};
-use super::openai_events::{completion_body, OpenAiEvents};
 use super::State;
 use crate::cache::{CacheKey, CacheStatus};
 use crate::call::ApiError;
 use crate::engine::RequestCtx;
-use crate::frontends::openai::{self as wire, models, RequestHeaders};
+use crate::frontends::openai::{
+    self as wire, completion_body, models, OpenAiEvents, RequestHeaders,
+};
 
 const TRACE_HEADER: HeaderName = HeaderName::from_static("x-promptd-trace-id");
 const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-promptd-overhead-ms");

@@ -13,7 +13,7 @@
 //!
 //! **Kept answers** ([`crate::response_store`]). Unless the request says `store: false` (or
 //! `[responses] enabled = false`), each answer is kept under the id the client saw
-//! (`resp_<trace id>`; [`entry_id`] for a cached answer, the same for every hit of its owner;
+//! (`resp_<trace id>`; [`entry_id`](crate::frontends::responses::entry_id) for a cached answer, the same for every hit of its owner;
 //! or the provider's own id for an answer it sent in this wire): the whole
 //! answer's `response` object before it is sent; a stream's, rendered from the whole answer
 //! (or the provider's `response.completed` as it came), before `response.completed` goes out
@@ -26,7 +26,7 @@
 //! `previous_response_id` as the request did.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -36,25 +36,23 @@ use serde_json::{json, Value};
 
 use super::body::{self, ResponseBody};
 use super::client_key::client_key;
-use super::model_events::{ModelEvents, Render};
 use super::openai::{error, promptd_headers_of, request_headers, Served};
 use super::State;
 use crate::cache::entry::RawWire;
-use crate::cache::{CacheEntry, CacheKey, CacheStatus};
+use crate::cache::CacheStatus;
 use crate::call::ApiError;
-use crate::config::{Config, ResponsesConfig};
+use crate::config::Config;
 use crate::engine::{Client, RequestCtx};
+use crate::frontends::model_events::ModelEvents;
 use crate::frontends::openai::{resolve_model, Target};
 use crate::frontends::responses::{
-    continued, decode_responses, input_items, previous_response_id, unknown_previous, wants_store,
-    PREVIOUS,
+    continued, decode_responses, entry_id, input_items, now_ms, previous_response_id, response_id,
+    unknown_previous, wants_store, Keep, ResponsesRender, PREVIOUS,
 };
 use crate::frontends::DoorCall;
 use crate::memory::Reservation;
-use crate::model::{Error, ErrorKind, StreamEvent, Wire};
-use crate::providers::RawEvent;
-use crate::response_store::{millis, Kept, Owner, Stored};
-use crate::wire::openai_responses::{render_response, EventRenderer, ResponseHeader};
+use crate::response_store::{Owner, Stored};
+use crate::wire::openai_responses::{render_response, ResponseHeader};
 
 /// `POST /v1/responses`.
 pub async fn responses(
@@ -77,38 +75,8 @@ pub fn owner_of(ctx: &RequestCtx) -> Owner {
     }
 }
 
-fn now_ms() -> u64 {
-    millis(SystemTime::now())
-}
-
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
-}
-
-/// What to keep of an answer once it is whole: the record's owner and input, where, and under
-/// which bounds.
-#[derive(Debug)]
-struct Keep {
-    store: Arc<Kept>,
-    owner: Owner,
-    /// The request's input items (the whole conversation), a JSON array.
-    input: String,
-    limits: ResponsesConfig,
-}
-
-impl Keep {
-    /// Keep `response` (the `response` object's bytes) as `id`: readable at once, written
-    /// behind the answer ([`Kept`]); a failure is logged: the answer is served all the same.
-    fn put(self, id: &str, response: &[u8]) {
-        let now = now_ms();
-        let stored = Stored {
-            owner: self.owner,
-            created_ms: now,
-            input: self.input,
-            response: String::from_utf8_lossy(response).into_owned(),
-        };
-        self.store.keep(id, stored, self.limits, now);
-    }
 }
 
 async fn call(
@@ -142,12 +110,9 @@ async fn call(
         previous.as_deref(),
         keeps,
     )?;
-    let keep = input.filter(|_| keeps).map(|input| Keep {
-        store: Arc::clone(&state.responses),
-        owner,
-        input,
-        limits: config.responses,
-    });
+    let keep = input
+        .filter(|_| keeps)
+        .map(|input| Keep::new(Arc::clone(&state.responses), owner, input, config.responses));
     let target = resolve_model(&call.model, &config)?;
     let mut base = base;
     if let Target::Provider { provider, .. } = &target {
@@ -172,8 +137,7 @@ async fn call(
         let mut header = ResponseHeader::new(response_id(&trace_id), created, asked);
         echo(&mut header);
         let keep = keep.map(|keep| (keep, header.clone()));
-        let mut renderer = ResponsesRender::new(header, keep);
-        renderer.entry_id = s.key.map(|key| (key, owner));
+        let renderer = ResponsesRender::new(header, keep, s.key.map(|key| (key, owner)));
         let events = ModelEvents::new(s.items, renderer);
         let mut response = Response::new(ResponseBody::Responses(Box::new(events)));
         let h = response.headers_mut();
@@ -345,136 +309,4 @@ pub fn input_items_of(
     let list = json!({"object": "list", "first_id": item_id(items.first()),
         "last_id": item_id(items.last()), "has_more": false, "data": items});
     Ok(body::json(StatusCode::OK, &list))
-}
-
-/// The id of an answer the cache holds (a hit, or the call that stored it), made from its
-/// entry (key and creation time) and its owner: the same answer to the same owner is one
-/// response — one kept record however often it is hit — and never another owner's.
-fn entry_id(key: &CacheKey, created_ms: u64, owner: Owner) -> String {
-    let mut hash = blake3::Hasher::new();
-    hash.update(&key.0);
-    hash.update(&created_ms.to_le_bytes());
-    match owner {
-        Owner::Uid(uid) => hash.update(&[0]).update(&uid.to_le_bytes()),
-        Owner::Tcp => hash.update(&[1]),
-    };
-    let hex = hash.finalize().to_hex();
-    format!("resp_{}", &hex[..32])
-}
-
-/// The response id of trace `trace_id`: `resp_` and its hex digits (one answer, one id).
-fn response_id(trace_id: &str) -> String {
-    let digits: String = trace_id
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    format!("resp_{digits}")
-}
-
-/// The Responses API's typed events, rendered by the wire's [`EventRenderer`], or an upstream's
-/// own, forwarded as they came (counted, its response id noted, for a failure after them).
-#[derive(Debug)]
-pub struct ResponsesRender {
-    renderer: EventRenderer,
-    /// What to keep of the answer, and the header its `response` object is rendered with.
-    keep: Option<(Keep, ResponseHeader)>,
-    /// A replayed entry's answer is named by [`entry_id`] of this key and owner.
-    entry_id: Option<(CacheKey, Owner)>,
-    forwarded: u64,
-    upstream_id: Option<String>,
-}
-
-impl ResponsesRender {
-    fn new(header: ResponseHeader, keep: Option<(Keep, ResponseHeader)>) -> Self {
-        ResponsesRender {
-            renderer: EventRenderer::new(header),
-            keep,
-            entry_id: None,
-            forwarded: 0,
-            upstream_id: None,
-        }
-    }
-}
-
-/// The `response` object of an upstream's event (`response.created`, `response.completed`),
-/// as it came, and its id.
-fn response_of(data: &str) -> Option<(String, &str)> {
-    #[derive(serde::Deserialize)]
-    struct Event<'a> {
-        #[serde(borrow)]
-        response: &'a serde_json::value::RawValue,
-    }
-    let event: Event<'_> = serde_json::from_str(data).ok()?;
-    let raw = event.response.get();
-    Some((id_of(raw)?, raw))
-}
-
-/// The `id` of a `response` object.
-fn id_of(response: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        id: String,
-    }
-    serde_json::from_str::<Id>(response).ok().map(|r| r.id)
-}
-
-impl Render for ResponsesRender {
-    fn render(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
-        self.renderer.render(event, out);
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        self.renderer.finish(out);
-    }
-
-    fn replaying(&mut self, entry: &CacheEntry) {
-        if let Some((key, owner)) = &self.entry_id {
-            let id = entry_id(key, entry.created_ms, *owner);
-            if self.renderer.rename(id.clone()) {
-                if let Some((_, header)) = &mut self.keep {
-                    header.id = id;
-                }
-            }
-        }
-    }
-
-    fn ended(&mut self, entry: &CacheEntry) {
-        if let Some((keep, header)) = self.keep.take() {
-            keep.put(&header.id, &render_response(&entry.response, &header));
-        }
-    }
-
-    fn forwards(&mut self, raw: &RawEvent) -> bool {
-        if raw.wire != Wire::OpenAiResponses {
-            return false;
-        }
-        if self.forwarded == 0 {
-            self.upstream_id = response_of(&raw.data).map(|(id, _)| id);
-        }
-        self.forwarded += 1;
-        // The provider's whole answer is kept as it came, before its end goes out.
-        let completed = match &raw.name {
-            Some(name) => name == "response.completed",
-            None => raw.data.contains("\"response.completed\""),
-        };
-        if completed {
-            if let (Some((keep, _)), Some((id, response))) =
-                (self.keep.take(), response_of(&raw.data))
-            {
-                keep.put(&id, response.as_bytes());
-            }
-        }
-        true
-    }
-
-    // A forwarded stream carries its own end (`response.completed`).
-    fn end_forwarded(&mut self, _out: &mut Vec<u8>) {}
-
-    /// `response.failed`, numbered after the upstream's events (Codex reads a failure there).
-    fn forwarded_error(&mut self, message: &str, out: &mut Vec<u8>) {
-        self.renderer
-            .continue_forwarded(self.forwarded, self.upstream_id.take());
-        let error = Error::new(ErrorKind::Upstream, message);
-        self.renderer.render(&StreamEvent::Error(error), out);
-    }
 }

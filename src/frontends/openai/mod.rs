@@ -10,10 +10,12 @@
 
 pub mod embeddings;
 pub mod error;
+mod events;
 pub mod models;
 pub mod request;
 pub mod response;
 
 pub use error::{error_body, stream_error_event};
+pub use events::{completion_body, OpenAiEvents};
 pub use models::{resolve_model, resolve_model_or, Target};
 pub use request::{decode_chat, ChatCall, RequestHeaders};

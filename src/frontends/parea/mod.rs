@@ -5,9 +5,11 @@
 //! the log record speaks too.
 
 pub mod error;
+mod events;
 pub mod project;
 pub mod request;
 pub mod stream;
 
 pub use error::error_body;
+pub use events::EventStream;
 pub use request::CompletionRequest;

@@ -12,6 +12,10 @@
 //! An id promptd does not hold is a 400 naming the field, never a silent fresh start.
 //! `conversation` (OpenAI's conversation objects) is not kept: refused by name.
 
+mod render;
+
+pub use render::{entry_id, now_ms, response_id, Keep, ResponsesRender};
+
 use std::borrow::Cow;
 
 use bytes::Bytes;

@@ -13,9 +13,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
-use super::batch::Batch;
 use crate::cache::CacheEntry;
 use crate::engine::{StreamItem, StreamItems};
+use crate::frontends::batch::Batch;
 use crate::model::{Error, ErrorKind, StreamEvent};
 use crate::providers::{Piece, RawEvent};
 use crate::wire::openai_chat::EventDecoder;

@@ -10,10 +10,10 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
-use super::batch::Batch;
 use crate::cache::entry::RawWire;
 use crate::cache::CacheEntry;
 use crate::engine::{StreamItem, StreamItems};
+use crate::frontends::batch::Batch;
 use crate::frontends::openai::response::{
     self, chunk_event, chunk_header, is_usage_chunk, AnswerView, DONE_EVENT,
 };
