@@ -20,22 +20,25 @@ pub fn system_time_iso(t: std::time::SystemTime) -> String {
 
 /// `t` as promptd writes timestamps: `2026-12-07T14:11:20.123456Z`.
 pub fn iso(t: DateTime<Utc>) -> String {
-    let Ok(year @ 0..=9999) = u32::try_from(t.year()) else {
+    // The parts read from the UTC date and time once (each accessor of a `DateTime` would
+    // convert it to its local time again).
+    let n = t.naive_utc();
+    let Ok(year @ 0..=9999) = u32::try_from(n.year()) else {
         return t.to_rfc3339_opts(SecondsFormat::Micros, true);
     };
     // A leap second is shown as chrono shows it (second 59, over a million microseconds
     // otherwise): rare enough to take the general path.
-    let nanos = t.nanosecond();
+    let nanos = n.nanosecond();
     if nanos >= 1_000_000_000 {
         return t.to_rfc3339_opts(SecondsFormat::Micros, true);
     }
     let mut out = *b"0000-00-00T00:00:00.000000Z";
     digits(&mut out[0..4], year);
-    digits(&mut out[5..7], t.month());
-    digits(&mut out[8..10], t.day());
-    digits(&mut out[11..13], t.hour());
-    digits(&mut out[14..16], t.minute());
-    digits(&mut out[17..19], t.second());
+    digits(&mut out[5..7], n.month());
+    digits(&mut out[8..10], n.day());
+    digits(&mut out[11..13], n.hour());
+    digits(&mut out[14..16], n.minute());
+    digits(&mut out[17..19], n.second());
     digits(&mut out[20..26], nanos / 1000);
     // Only ASCII digits and the fixed punctuation were written.
     String::from_utf8_lossy(&out).into_owned()

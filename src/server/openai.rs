@@ -162,15 +162,29 @@ pub(super) fn promptd_headers_of(response: &mut Response<ResponseBody>, s: Serve
 /// A duration as milliseconds with three decimals (`0.042`), from its whole microseconds: a
 /// float formatted to a precision takes the slow exact path of the formatter.
 pub(super) fn millis_header(d: Duration) -> HeaderValue {
-    let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    let mut text = (micros / 1000).to_string();
-    let fraction = micros % 1000;
-    text.push('.');
-    for digit in [fraction / 100, fraction / 10 % 10, fraction % 10] {
-        text.push(char::from(b'0' + digit as u8));
+    let mut micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    // Written from the right: three decimals, the point, then the whole milliseconds (at
+    // least one digit); u64::MAX takes 20 digits.
+    let mut text = [0u8; 24];
+    let mut at = text.len();
+    let mut put = |byte: u8| {
+        at -= 1;
+        text[at] = byte;
+    };
+    for _ in 0..3 {
+        put(b'0' + (micros % 10) as u8);
+        micros /= 10;
+    }
+    put(b'.');
+    loop {
+        put(b'0' + (micros % 10) as u8);
+        micros /= 10;
+        if micros == 0 {
+            break;
+        }
     }
     // Digits and a point are always a header value.
-    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0.000"))
+    HeaderValue::from_bytes(&text[at..]).unwrap_or(HeaderValue::from_static("0.000"))
 }
 
 /// The model list: configured providers' models, routing aliases, deployments.
