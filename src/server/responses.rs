@@ -167,7 +167,12 @@ async fn call(
         // The provider's own answer in this wire, as it came, kept under its own id.
         (Some(raw), RawWire::OpenAiResponses) => {
             if let (Some(keep), Some(id)) = (keep, entry.response.id.as_deref()) {
-                keep.put(id, raw.as_bytes());
+                // A cached one is the same answer under the same id at every hit: once kept,
+                // the record there is this one.
+                let cached = matches!(answer.cache, CacheStatus::Hit | CacheStatus::Stale);
+                if !(cached && keep.holds(id)) {
+                    keep.put(id, raw.as_bytes());
+                }
             }
             Bytes::copy_from_slice(raw.as_bytes())
         }
