@@ -512,12 +512,17 @@ async fn a_cached_answer_is_one_response_for_its_owner() {
         evs.last().expect("events")["response"]["id"],
         first.as_str()
     );
-    assert_eq!(
-        get(&daemon, &format!("/v1/responses/{first}"))
-            .await
-            .status(),
-        200
-    );
+    let path = format!("/v1/responses/{first}");
+    assert_eq!(get(&daemon, &path).await.status(), 200);
+    // Deleted, then hit again (whole, then streamed): kept again, not taken for held.
+    for stream in [false, true] {
+        let deleted = daemon.request(Method::DELETE, &path, None).await;
+        assert_eq!(deleted.status, 200);
+        assert_eq!(get(&daemon, &path).await.status(), 404);
+        let hit = responses(&daemon, &first_turn(stream)).await;
+        assert_eq!(hit.header("x-promptd-cache"), Some("hit"));
+        assert_eq!(get(&daemon, &path).await.status(), 200, "stream: {stream}");
+    }
     assert_eq!(openai.calls(), 1);
     daemon.stop().await;
 }

@@ -9,6 +9,7 @@ mod common;
 
 use common::fake_upstream::{fixtures, FakeUpstream};
 use common::{raw_post_bytes, raw_post_with, RawResponse, TestDaemon};
+use hyper::Method;
 use serde_json::{json, Value};
 
 /// An OpenAI-kind provider that serves the Responses API, and one that does not.
@@ -216,6 +217,14 @@ async fn an_answer_as_received_is_kept_under_the_providers_id_and_continued_whol
     let kept = daemon.get(&format!("/v1/responses/{id}")).await;
     assert_eq!(kept.status, 200);
     assert_eq!(kept.body, fixtures::OPENAI_RESPONSES_JSON.as_bytes());
+    // A hit is the same answer under the same id; deleted, a hit keeps it again.
+    let path = format!("/v1/responses/{id}");
+    let deleted = daemon.request(Method::DELETE, &path, None).await;
+    assert_eq!(deleted.status, 200);
+    let hit = raw_post_with(&daemon.socket, "/v1/responses", &first, &[]).await;
+    assert_eq!(hit.header("x-promptd-cache"), Some("hit"));
+    assert_eq!(daemon.get(&path).await.status, 200);
+    assert_eq!(upstream.calls(), 1);
 
     let next = json!({"model": "openai/gpt-5", "previous_response_id": id,
         "input": [{"role": "user", "content": "And again"}]});

@@ -234,6 +234,11 @@ impl KeyHasher {
 
 /// A length as LEB128: one byte below 128, so short fields cost little to hash.
 fn push_len(out: &mut Vec<u8>, n: usize) {
+    // Most lengths are one byte: pushed as one, not copied as a slice of unknown length.
+    if let Ok(byte @ 0..=0x7f) = u8::try_from(n) {
+        out.push(byte);
+        return;
+    }
     let (bytes, len) = leb128(n);
     out.extend_from_slice(&bytes[..len]);
 }

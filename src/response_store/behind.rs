@@ -106,6 +106,17 @@ impl Kept {
         }
     }
 
+    /// Whether the record `id` of `owner`, not past `max_age`, is kept already (pending, or
+    /// known written): a cache hit's answer, named by its entry and owner, need not be built
+    /// into a record and queued again. `false` says only "not known".
+    pub fn holds(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
+        let pending = lock(&self.shared.pending).get(id).map(Arc::clone);
+        if let Some(p) = pending {
+            return p.stored.owner == owner && !expired(p.stored.created_ms, max_age, now_ms);
+        }
+        self.store.knows(id, owner, max_age, now_ms)
+    }
+
     /// The record `id` when `owner` made it and it is not past `max_age`, pending or written.
     pub fn get(
         &self,

@@ -14,6 +14,7 @@
 //! `max_stored_bytes` is not kept. A lookup treats a record past `max_age` as gone (and
 //! removes it), so an expired response is never served even when no write came since.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,7 +55,14 @@ pub struct ResponseStore {
     records: sled::Tree,
     ages: sled::Tree,
     totals: Mutex<Totals>,
+    /// Records this process wrote or found there, by id, with their owner and time: a cache
+    /// hit's answer kept again is known held from here, without a read of the tree or a
+    /// record built to be written. Emptied at [`KNOWN_MAX`] ids (forgetting costs only that).
+    known: Mutex<HashMap<Box<str>, (Owner, u64)>>,
 }
+
+/// The most ids [`ResponseStore::knows`] remembers.
+const KNOWN_MAX: usize = 16_384;
 
 impl crate::store::Store {
     /// The response store's trees in this database.
@@ -108,7 +116,34 @@ impl ResponseStore {
             records,
             ages,
             totals: Mutex::new(totals),
+            known: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Whether record `id` of `owner`, not past `max_age`, is known to be held (written or
+    /// found by this process, and not removed since). `false` says only "not known".
+    pub fn knows(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(id)
+            .is_some_and(|&(o, created)| o == owner && !expired(created, max_age, now_ms))
+    }
+
+    fn learn(&self, id: &str, owner: Owner, created_ms: u64) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= KNOWN_MAX {
+            known.clear();
+        }
+        known.insert(id.into(), (owner, created_ms));
+    }
+
+    fn forget(&self, id: &[u8]) {
+        if let Ok(id) = std::str::from_utf8(id) {
+            self.known
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+        }
     }
 
     /// What the store holds now.
@@ -165,6 +200,7 @@ impl ResponseStore {
         totals.count += 1;
         totals.bytes = totals.bytes.saturating_add(size);
         self.evict_locked(limits, now_ms, &mut totals)?;
+        self.learn(id, stored.owner, stored.created_ms);
         Ok(())
     }
 
@@ -196,11 +232,20 @@ impl ResponseStore {
 
     /// Whether record `id` is there, `owner`'s and not past `max_age` (read, not changed).
     pub fn holds(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
+        // Read and learnt under the lock removals take: a removal in between cannot leave the
+        // id known.
+        let _totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let Ok(Some(bytes)) = self.records.get(id.as_bytes()) else {
             return false;
         };
-        Stored::decode(&bytes)
-            .is_ok_and(|s| s.owner == owner && !expired(s.created_ms, max_age, now_ms))
+        let held = Stored::decode(&bytes).ok().filter(|s| s.owner == owner);
+        match held {
+            Some(s) if !expired(s.created_ms, max_age, now_ms) => {
+                self.learn(id, s.owner, s.created_ms);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Delete record `id` if `owner` made it; whether it did (and was there).
@@ -220,6 +265,7 @@ impl ResponseStore {
 
     /// Remove record `id` and its index entry, if there.
     fn remove_locked(&self, id: &[u8], totals: &mut Totals) -> Result<(), StoreError> {
+        self.forget(id);
         // The index entry is found by the record's time; a record of another format has none
         // we can find (it was never counted as this version writes).
         let size = (&self.records, &self.ages)
@@ -261,6 +307,7 @@ impl ResponseStore {
                 break;
             }
             let id = key.get(8..).unwrap_or_default();
+            self.forget(id);
             (&self.records, &self.ages)
                 .transaction(|(records, ages)| {
                     records.remove(id)?;
@@ -365,6 +412,48 @@ mod tests {
         assert_eq!(store.get("resp_a", ME, DAY, now).expect("get"), None);
         assert!(!store.delete("resp_a", ME, now).expect("delete"), "gone");
         assert_eq!(store.totals(), Totals::default());
+    }
+
+    #[test]
+    fn what_is_known_held_is_what_is_there() {
+        let db = db();
+        let store = ResponseStore::open(&db).expect("open");
+        let limits = ResponsesConfig {
+            max_stored: 2,
+            ..limits()
+        };
+        let knows = |id: &str, owner: Owner, now: u64| store.knows(id, owner, DAY, now);
+        assert!(
+            !knows("resp_a", ME, HOUR_MS),
+            "nothing is known before a write"
+        );
+        store
+            .put("resp_a", &record(ME, HOUR_MS, "a"), &limits, HOUR_MS)
+            .expect("put");
+        assert!(knows("resp_a", ME, HOUR_MS));
+        assert!(
+            !knows("resp_a", Owner::Tcp, HOUR_MS),
+            "another owner's is unknown"
+        );
+        assert!(!knows("resp_a", ME, 48 * HOUR_MS), "past max_age");
+        // Deleted: forgotten.
+        assert!(store.delete("resp_a", ME, HOUR_MS).expect("delete"));
+        assert!(!knows("resp_a", ME, HOUR_MS));
+        // Evicted past max_stored: forgotten.
+        for n in 0..3u64 {
+            let id = format!("resp_{n}");
+            store
+                .put(&id, &record(ME, HOUR_MS + n, "x"), &limits, HOUR_MS + n)
+                .expect("put");
+        }
+        assert!(!knows("resp_0", ME, HOUR_MS + 3));
+        assert!(knows("resp_2", ME, HOUR_MS + 3));
+        // A reopened store knows nothing until it finds a record there.
+        drop(store);
+        let reopened = ResponseStore::open(&db).expect("reopen");
+        assert!(!reopened.knows("resp_2", ME, DAY, HOUR_MS + 3));
+        assert!(reopened.holds("resp_2", ME, DAY, HOUR_MS + 3));
+        assert!(reopened.knows("resp_2", ME, DAY, HOUR_MS + 3));
     }
 
     #[test]

@@ -107,19 +107,33 @@ async fn chat(
     Ok(response)
 }
 
-/// promptd's request headers (`x-promptd-*`) of a `/v1` request, as sent.
+/// promptd's request headers (`x-promptd-*`) of a `/v1` request, as sent: read in one pass over
+/// the request's few headers (a lookup by name would hash each of the eight names every time).
 pub(super) fn request_headers(headers: &HeaderMap) -> RequestHeaders<'_> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    RequestHeaders {
-        cache: header("x-promptd-cache"),
-        trace_id: header("x-promptd-trace-id"),
-        parent_trace_id: header("x-promptd-parent-trace-id"),
-        root_trace_id: header("x-promptd-root-trace-id"),
-        project: header("x-promptd-project"),
-        tags: header("x-promptd-tags"),
-        metadata: header("x-promptd-metadata"),
-        inputs: header("x-promptd-inputs"),
+    let mut found = RequestHeaders::default();
+    // The first of a repeated header counts, as `HeaderMap::get` answers (one bit per name).
+    let mut seen = 0u8;
+    for (name, value) in headers {
+        let Some(ours) = name.as_str().strip_prefix("x-promptd-") else {
+            continue;
+        };
+        let (bit, slot) = match ours {
+            "cache" => (0, &mut found.cache),
+            "trace-id" => (1, &mut found.trace_id),
+            "parent-trace-id" => (2, &mut found.parent_trace_id),
+            "root-trace-id" => (3, &mut found.root_trace_id),
+            "project" => (4, &mut found.project),
+            "tags" => (5, &mut found.tags),
+            "metadata" => (6, &mut found.metadata),
+            "inputs" => (7, &mut found.inputs),
+            _ => continue,
+        };
+        if seen & (1 << bit) == 0 {
+            seen |= 1 << bit;
+            *slot = value.to_str().ok();
+        }
     }
+    found
 }
 
 /// What the headers of an answer tell.
@@ -142,9 +156,35 @@ pub(super) fn promptd_headers_of(response: &mut Response<ResponseBody>, s: Serve
         h.insert(TRACE_HEADER, v);
     }
     let overhead = s.started.elapsed().saturating_sub(s.wait);
-    if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
-        h.insert(OVERHEAD_HEADER, v);
+    h.insert(OVERHEAD_HEADER, millis_header(overhead));
+}
+
+/// A duration as milliseconds with three decimals (`0.042`), from its whole microseconds: a
+/// float formatted to a precision takes the slow exact path of the formatter.
+pub(super) fn millis_header(d: Duration) -> HeaderValue {
+    let mut micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    // Written from the right: three decimals, the point, then the whole milliseconds (at
+    // least one digit); u64::MAX takes 20 digits.
+    let mut text = [0u8; 24];
+    let mut at = text.len();
+    let mut put = |byte: u8| {
+        at -= 1;
+        text[at] = byte;
+    };
+    for _ in 0..3 {
+        put(b'0' + (micros % 10) as u8);
+        micros /= 10;
     }
+    put(b'.');
+    loop {
+        put(b'0' + (micros % 10) as u8);
+        micros /= 10;
+        if micros == 0 {
+            break;
+        }
+    }
+    // Digits and a point are always a header value.
+    HeaderValue::from_bytes(&text[at..]).unwrap_or(HeaderValue::from_static("0.000"))
 }
 
 /// The model list: configured providers' models, routing aliases, deployments.
@@ -180,5 +220,39 @@ pub async fn get_model(state: &State, raw_id: &str) -> Response<ResponseBody> {
         None => error(&ApiError::ModelNotFound(format!(
             "The model `{id}` does not exist in promptd's model list"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promptd_headers_are_read_in_one_pass_the_first_of_each_counting() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.append("x-promptd-cache", HeaderValue::from_static("bypass"));
+        headers.append("x-promptd-cache", HeaderValue::from_static("refresh"));
+        headers.insert("x-promptd-trace-id", HeaderValue::from_static("t-1"));
+        headers.insert(
+            "x-promptd-tags",
+            HeaderValue::from_bytes(b"\xff").expect("opaque"),
+        );
+        headers.insert("x-promptd-unknown", HeaderValue::from_static("x"));
+        let read = request_headers(&headers);
+        assert_eq!(read.cache, Some("bypass"));
+        assert_eq!(read.trace_id, Some("t-1"));
+        // Not text: as `HeaderMap::get(..).to_str()` would say, nothing.
+        assert_eq!(read.tags, None);
+        assert_eq!(read.metadata, None);
+    }
+
+    #[test]
+    fn overhead_is_milliseconds_with_three_decimals() {
+        let text = |d| millis_header(d).to_str().expect("text").to_owned();
+        assert_eq!(text(Duration::ZERO), "0.000");
+        assert_eq!(text(Duration::from_micros(42)), "0.042");
+        assert_eq!(text(Duration::from_micros(1_234_567)), "1234.567");
+        assert_eq!(text(Duration::from_nanos(999)), "0.000");
     }
 }

@@ -72,8 +72,6 @@ async fn embed(
         HeaderValue::from_static(embedded.cache.as_str()),
     );
     let overhead = started.elapsed().saturating_sub(embedded.provider_wait);
-    if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
-        h.insert(OVERHEAD_HEADER, v);
-    }
+    h.insert(OVERHEAD_HEADER, super::openai::millis_header(overhead));
     Ok(response)
 }

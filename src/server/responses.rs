@@ -157,15 +157,22 @@ async fn call(
     let answer = Box::pin(state.engine.complete(request, ctx)).await?;
     let trace_id = answer.response.inference_id.clone();
     let entry = &answer.entry;
-    let id = match (answer.cache, &answer.key) {
-        (CacheStatus::Bypass, _) | (_, None) => response_id(&trace_id),
-        (_, Some(key)) => entry_id(key, entry.created_ms, owner),
+    let (id, named_by_entry) = match (answer.cache, &answer.key) {
+        (CacheStatus::Bypass, _) | (_, None) => (response_id(&trace_id), false),
+        (_, Some(key)) => (entry_id(key, entry.created_ms, owner), true),
     };
+    // An answer named by its entry and kept already is the record there: not built again.
+    let kept_already = named_by_entry && keep.as_ref().is_some_and(|k| k.holds(&id));
     let body = match (&entry.raw_response, entry.raw_wire) {
         // The provider's own answer in this wire, as it came, kept under its own id.
         (Some(raw), RawWire::OpenAiResponses) => {
             if let (Some(keep), Some(id)) = (keep, entry.response.id.as_deref()) {
-                keep.put(id, raw.as_bytes());
+                // A cached one is the same answer under the same id at every hit: once kept,
+                // the record there is this one.
+                let cached = matches!(answer.cache, CacheStatus::Hit | CacheStatus::Stale);
+                if !(cached && keep.holds(id)) {
+                    keep.put(id, raw.as_bytes());
+                }
             }
             Bytes::copy_from_slice(raw.as_bytes())
         }
@@ -174,7 +181,7 @@ async fn call(
             let mut header = ResponseHeader::new(id, created, model);
             echo(&mut header);
             let body = Bytes::from(render_response(&entry.response, &header));
-            if let Some(keep) = keep {
+            if let Some(keep) = keep.filter(|_| !kept_already) {
                 keep.put(&header.id, &body);
             }
             body

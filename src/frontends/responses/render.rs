@@ -42,6 +42,13 @@ impl Keep {
         }
     }
 
+    /// Whether the answer `id` is kept already for this owner (see [`Kept::holds`]): asked only
+    /// for an id named by its cache entry, which is the same answer whenever it is named.
+    pub fn holds(&self, id: &str) -> bool {
+        self.store
+            .holds(id, self.owner, self.limits.max_age, now_ms())
+    }
+
     /// Keep `response` (the `response` object's bytes) as `id`: readable at once, written
     /// behind the answer ([`Kept`]); a failure is logged: the answer is served all the same.
     pub fn put(self, id: &str, response: &[u8]) {
@@ -89,6 +96,8 @@ pub struct ResponsesRender {
     keep: Option<(Keep, ResponseHeader)>,
     /// A replayed entry's answer is named by [`entry_id`] of this key and owner.
     entry_id: Option<(CacheKey, Owner)>,
+    /// The answer is a replayed entry's, named by it.
+    replayed: bool,
     forwarded: u64,
     upstream_id: Option<String>,
 }
@@ -106,6 +115,7 @@ impl ResponsesRender {
             renderer: EventRenderer::new(header),
             keep,
             entry_id,
+            replayed: false,
             forwarded: 0,
             upstream_id: None,
         }
@@ -147,6 +157,7 @@ impl Render for ResponsesRender {
         if let Some((key, owner)) = &self.entry_id {
             let id = entry_id(key, entry.created_ms, *owner);
             if self.renderer.rename(id.clone()) {
+                self.replayed = true;
                 if let Some((_, header)) = &mut self.keep {
                     header.id = id;
                 }
@@ -156,7 +167,10 @@ impl Render for ResponsesRender {
 
     fn ended(&mut self, entry: &CacheEntry) {
         if let Some((keep, header)) = self.keep.take() {
-            keep.put(&header.id, &render_response(&entry.response, &header));
+            // A replayed entry's answer kept already is not rendered again to be kept.
+            if !(self.replayed && keep.holds(&header.id)) {
+                keep.put(&header.id, &render_response(&entry.response, &header));
+            }
         }
     }
 
