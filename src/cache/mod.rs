@@ -61,9 +61,10 @@ impl CacheStatus {
 /// A lookup's result.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
-    Fresh(CacheEntry),
+    /// Decoded once and shared while its bytes are the tree's ([`Cache::lookup`]).
+    Fresh(Arc<CacheEntry>),
     /// Past its TTL: only for answering while the provider fails.
-    Expired(CacheEntry),
+    Expired(Box<CacheEntry>),
     Miss,
 }
 
@@ -129,6 +130,49 @@ pub struct Cache {
     read_error_logged: AtomicBool,
     /// What opening the database had to do.
     opened: Mutex<crate::store::OpenReport>,
+    /// Entries hit lately, decoded, with the bytes they were decoded from (see [`Decoded`]).
+    decoded: Mutex<Decoded>,
+}
+
+/// Hit entries kept decoded: a hit reads its entry's bytes from the tree as always, and when
+/// they are the bytes an entry here was decoded from (the same allocation, or equal), takes
+/// that entry instead of decoding them again. Whatever changed the tree (a new answer, a
+/// removal, the hit counts written back) changed the bytes, so nothing here can answer for
+/// what is not there: it needs no invalidation. Bounded by [`DECODED_MAX_BYTES`] of entry
+/// bytes and [`DECODED_MAX_ENTRIES`], emptied when either is reached.
+#[derive(Debug, Default)]
+struct Decoded {
+    entries: HashMap<CacheKey, (sled::IVec, Arc<CacheEntry>)>,
+    bytes: usize,
+}
+
+/// The entry bytes [`Decoded`] holds at most (their decoded entries are about as large).
+const DECODED_MAX_BYTES: usize = 2 * 1024 * 1024;
+/// The entries [`Decoded`] holds at most.
+const DECODED_MAX_ENTRIES: usize = 1024;
+
+impl Decoded {
+    /// The entry decoded from `bytes` for `key`, if it is here.
+    fn get(&self, key: &CacheKey, bytes: &sled::IVec) -> Option<Arc<CacheEntry>> {
+        let (held, entry) = self.entries.get(key)?;
+        let same = held.as_ptr() == bytes.as_ptr() && held.len() == bytes.len();
+        (same || held[..] == bytes[..]).then(|| Arc::clone(entry))
+    }
+
+    fn put(&mut self, key: CacheKey, bytes: sled::IVec, entry: Arc<CacheEntry>) {
+        if bytes.len() > DECODED_MAX_BYTES / 8 {
+            return;
+        }
+        if self.entries.len() >= DECODED_MAX_ENTRIES || self.bytes + bytes.len() > DECODED_MAX_BYTES
+        {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.bytes += bytes.len();
+        if let Some((old, _)) = self.entries.insert(key, (bytes, entry)) {
+            self.bytes -= old.len();
+        }
+    }
 }
 
 /// The bound of a cache whose database had to be opened in memory (no room on disk at start):
@@ -159,6 +203,7 @@ impl Cache {
             write_error_logged: AtomicBool::new(false),
             read_error_logged: AtomicBool::new(false),
             opened: Mutex::new(crate::store::OpenReport::default()),
+            decoded: Mutex::new(Decoded::default()),
         }
     }
 
@@ -196,9 +241,18 @@ impl Cache {
                 return Lookup::Miss;
             }
         };
+        if let Some(entry) = self.decoded.lock().get(key, &bytes) {
+            if !entry.is_expired(now_ms()) {
+                return Lookup::Fresh(entry);
+            }
+        }
         match CacheEntry::decode(&bytes) {
-            Ok(entry) if entry.is_expired(now_ms()) => Lookup::Expired(entry),
-            Ok(entry) => Lookup::Fresh(entry),
+            Ok(entry) if entry.is_expired(now_ms()) => Lookup::Expired(Box::new(entry)),
+            Ok(entry) => {
+                let entry = Arc::new(entry);
+                self.decoded.lock().put(*key, bytes, Arc::clone(&entry));
+                Lookup::Fresh(entry)
+            }
             Err(e) => {
                 self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(key = %key.to_hex(), error = %e, "unusable cache entry dropped");
@@ -470,6 +524,35 @@ mod tests {
                 .entries,
             2
         );
+    }
+
+    #[test]
+    fn a_hit_entry_is_decoded_once_while_its_bytes_are_the_trees() {
+        let (_d, cache) = cache(1 << 20);
+        let fresh = |l: Lookup| match l {
+            Lookup::Fresh(e) => e,
+            other => panic!("not fresh: {other:?}"),
+        };
+        cache.store(&key(1), &entry(u64::MAX, 0));
+        let first = fresh(cache.lookup(&key(1)));
+        let again = fresh(cache.lookup(&key(1)));
+        assert!(Arc::ptr_eq(&first, &again), "decoded once");
+        // A new answer under the key: its bytes, not the entry decoded before.
+        let newer = CacheEntry {
+            created_ms: 7,
+            ..entry(u64::MAX, 0)
+        };
+        cache.store(&key(1), &newer);
+        let replaced = fresh(cache.lookup(&key(1)));
+        assert_eq!(replaced.created_ms, 7);
+        // Removed: a miss, whatever was decoded.
+        assert!(cache.remove(&key(1)));
+        assert_eq!(cache.lookup(&key(1)), Lookup::Miss);
+        // Expired since it was decoded: not answered as fresh.
+        cache.store(&key(2), &entry(now_ms() + 60_000, 0));
+        fresh(cache.lookup(&key(2)));
+        cache.store(&key(2), &entry(1, 0));
+        assert!(matches!(cache.lookup(&key(2)), Lookup::Expired(_)));
     }
 
     #[test]

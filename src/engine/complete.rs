@@ -26,7 +26,7 @@ impl Engine {
             Source::Bypass => self.complete_uncached(prepared, &timing).await,
             Source::Fresh { key, entry } => Ok(Answer {
                 response: response_from_entry(prepared, &entry, &timing, true),
-                entry: Arc::from(entry),
+                entry,
                 cache: CacheStatus::Hit,
                 key: Some(key),
                 provider_wait: Duration::ZERO,

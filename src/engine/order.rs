@@ -16,7 +16,7 @@ pub(super) enum Source {
     /// A fresh cache entry answers; no provider call.
     Fresh {
         key: CacheKey,
-        entry: Box<CacheEntry>,
+        entry: Arc<CacheEntry>,
     },
     /// The shared provider call of `key`, led by this request when `leader`.
     Flight {
@@ -41,12 +41,9 @@ impl Engine {
         let stale = match lookup {
             Lookup::Fresh(entry) => {
                 self.cache.record_hit(&key);
-                return Source::Fresh {
-                    key,
-                    entry: Box::new(entry),
-                };
+                return Source::Fresh { key, entry };
             }
-            Lookup::Expired(entry) => Some(entry),
+            Lookup::Expired(entry) => Some(*entry),
             Lookup::Miss => None,
         };
         let (sub, leader) = self.join_flight(key, prepared, stream, stale);

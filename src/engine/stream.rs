@@ -52,7 +52,7 @@ impl Engine {
                 (items, CacheStatus::Bypass, None)
             }
             Source::Fresh { key, entry } => {
-                let items = replay_and_log(&prepared, record, Arc::from(entry), true);
+                let items = replay_and_log(&prepared, record, entry, true);
                 (items, CacheStatus::Hit, Some(key))
             }
             Source::Flight {
