@@ -4,10 +4,10 @@
 //! answered: an Anthropic-kind upstream's events are the model's already; an OpenAI-kind
 //! upstream's chunks come with their model events (decoded once, by the provider's decoder,
 //! for a call made for a door like this one), or are decoded here by the OpenAI chat wire (a
-//! request of another door that this one joined); a cached answer replays its entry. An upstream of the door's own wire is forwarded instead: each of its events as it
-//! came (block types promptd has no model for included). A failure after the start is the
-//! wire's error event, and nothing follows it. Events ready together go as one frame
-//! ([`Batch`]).
+//! request of another door that this one joined); a cached answer replays its entry. An
+//! upstream of the door's own wire is forwarded instead: each of its events as it came (block
+//! types promptd has no model for included). A failure after the start is the wire's error
+//! event, and nothing follows it. Events ready together go as one frame ([`Batch`]).
 
 use std::task::{Context, Poll};
 

@@ -5,8 +5,9 @@
 //! through the internal model: the OpenAI chat wire ([`crate::wire::openai_chat`]) decodes
 //! what the client sent and renders the model's answers.
 //!
-//! Pure wire code: no HTTP, no cache, no engine. The server renders cache entries through the
-//! borrowed views of [`response`].
+//! Answers go out through [`completion_body`] (a whole answer, from its cache entry) and
+//! [`OpenAiEvents`] (a stream's body over the engine's stream items), rendered through the
+//! borrowed views of [`response`]. No HTTP server here: the server's handlers are thin.
 
 pub mod embeddings;
 pub mod error;
