@@ -670,6 +670,18 @@ impl CacheEntry {
         wire.into_entry()
     }
 
+    /// About what the entry of `bytes` holds once decoded: its body's length unpacked (an LZ4
+    /// body says it in its first four bytes; a plain one is its own length).
+    pub fn unpacked_len(bytes: &[u8]) -> usize {
+        match bytes.get(1 + HEADER_LEN..).and_then(<[u8]>::split_first) {
+            Some((&LZ4, body)) => body
+                .first_chunk::<4>()
+                .map_or(body.len(), |len| u32::from_le_bytes(*len) as usize),
+            Some((_, body)) => body.len(),
+            None => 0,
+        }
+    }
+
     pub fn is_expired(&self, now_ms: u64) -> bool {
         now_ms >= self.expires_ms
     }
@@ -956,6 +968,13 @@ pub(crate) mod tests {
             bytes.len()
         );
         assert_eq!(CacheEntry::decode(&bytes), Ok(entry));
+        // What each decodes to, about: a plain body its own length, a packed one what it says.
+        assert_eq!(
+            CacheEntry::unpacked_len(&short),
+            short.len() - 2 - HEADER_LEN
+        );
+        assert!(CacheEntry::unpacked_len(&bytes) > 4 * bytes.len());
+        assert_eq!(CacheEntry::unpacked_len(&[]), 0);
     }
 
     #[test]

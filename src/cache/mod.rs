@@ -138,15 +138,17 @@ pub struct Cache {
 /// they are the bytes an entry here was decoded from (the same allocation, or equal), takes
 /// that entry instead of decoding them again. Whatever changed the tree (a new answer, a
 /// removal, the hit counts written back) changed the bytes, so nothing here can answer for
-/// what is not there: it needs no invalidation. Bounded by [`DECODED_MAX_BYTES`] of entry
-/// bytes and [`DECODED_MAX_ENTRIES`], emptied when either is reached.
+/// what is not there: it needs no invalidation. Bounded by [`DECODED_MAX_BYTES`] of entries
+/// (their bodies unpacked: a compressed entry counts what it decodes to) and
+/// [`DECODED_MAX_ENTRIES`], emptied when either is reached.
 #[derive(Debug, Default)]
 struct Decoded {
     entries: HashMap<CacheKey, (sled::IVec, Arc<CacheEntry>)>,
+    /// The unpacked size of the entries held.
     bytes: usize,
 }
 
-/// The entry bytes [`Decoded`] holds at most (their decoded entries are about as large).
+/// The unpacked entry bytes [`Decoded`] holds at most.
 const DECODED_MAX_BYTES: usize = 2 * 1024 * 1024;
 /// The entries [`Decoded`] holds at most.
 const DECODED_MAX_ENTRIES: usize = 1024;
@@ -160,17 +162,17 @@ impl Decoded {
     }
 
     fn put(&mut self, key: CacheKey, bytes: sled::IVec, entry: Arc<CacheEntry>) {
-        if bytes.len() > DECODED_MAX_BYTES / 8 {
+        let size = CacheEntry::unpacked_len(&bytes);
+        if size > DECODED_MAX_BYTES / 8 {
             return;
         }
-        if self.entries.len() >= DECODED_MAX_ENTRIES || self.bytes + bytes.len() > DECODED_MAX_BYTES
-        {
+        if self.entries.len() >= DECODED_MAX_ENTRIES || self.bytes + size > DECODED_MAX_BYTES {
             self.entries.clear();
             self.bytes = 0;
         }
-        self.bytes += bytes.len();
+        self.bytes += size;
         if let Some((old, _)) = self.entries.insert(key, (bytes, entry)) {
-            self.bytes -= old.len();
+            self.bytes -= CacheEntry::unpacked_len(&old);
         }
     }
 }
