@@ -161,8 +161,6 @@ async fn call(
         (CacheStatus::Bypass, _) | (_, None) => (response_id(&trace_id), false),
         (_, Some(key)) => (entry_id(key, entry.created_ms, owner), true),
     };
-    // An answer named by its entry and kept already is the record there: not built again.
-    let kept_already = named_by_entry && keep.as_ref().is_some_and(|k| k.holds(&id));
     let body = match (&entry.raw_response, entry.raw_wire) {
         // The provider's own answer in this wire, as it came, kept under its own id.
         (Some(raw), RawWire::OpenAiResponses) => {
@@ -181,7 +179,8 @@ async fn call(
             let mut header = ResponseHeader::new(id, created, model);
             echo(&mut header);
             let body = Bytes::from(render_response(&entry.response, &header));
-            if let Some(keep) = keep.filter(|_| !kept_already) {
+            // An answer named by its entry and kept already is the record there.
+            if let Some(keep) = keep.filter(|k| !(named_by_entry && k.holds(&header.id))) {
                 keep.put(&header.id, &body);
             }
             body
