@@ -272,8 +272,12 @@ async fn a_conversation_too_long_to_continue_is_refused_by_name() {
     assert!(
         error["message"]
             .as_str()
-            .is_some_and(|m| m.contains("max_rendered")),
+            .is_some_and(|m| m.contains("would be") && m.contains("bytes, over max_rendered")),
         "{error}"
+    );
+    assert!(
+        !error["message"].as_str().unwrap_or_default().contains("  "),
+        "one sentence, no runs of spaces: {error}"
     );
     assert_eq!(openai.calls(), 1);
     daemon.stop().await;

@@ -245,7 +245,9 @@ fn conversation(
         return Err(ApiError::invalid(
             PREVIOUS,
             format!(
-                "previous_response_id: the conversation of `{id}` with this input would be                  {grown} bytes, over max_rendered ({} bytes): send the part of the                  conversation you need in `input` instead",
+                "previous_response_id: the conversation of `{id}` with this input would be \
+                 {grown} bytes, over max_rendered ({} bytes): send the part of the \
+                 conversation you need in `input` instead",
                 config.max_rendered
             ),
         ));
