@@ -22,6 +22,8 @@
 //! that the cache treats as a miss and then overwrites — never a panic, never a wrong answer;
 //! a damaged length cannot make decoding allocate more than LZ4 could expand its bytes to.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Block, BlockKind, FinishReason, Response, StreamEvent, Usage};
@@ -670,6 +672,13 @@ impl CacheEntry {
         wire.into_entry()
     }
 
+    /// The upstream's whole answer body as it came, when it is in `wire`: shared with the
+    /// entry (a cached answer's body is not copied to be sent).
+    pub fn raw_body(entry: &Arc<CacheEntry>, wire: RawWire) -> Option<bytes::Bytes> {
+        (entry.raw_response.is_some() && entry.raw_wire == wire)
+            .then(|| bytes::Bytes::from_owner(RawBody(Arc::clone(entry))))
+    }
+
     /// About what the entry of `bytes` holds once decoded: its body's length unpacked (an LZ4
     /// body says it in its first four bytes; a plain one is its own length).
     pub fn unpacked_len(bytes: &[u8]) -> usize {
@@ -684,6 +693,19 @@ impl CacheEntry {
 
     pub fn is_expired(&self, now_ms: u64) -> bool {
         now_ms >= self.expires_ms
+    }
+}
+
+/// A cache entry seen as the bytes of its upstream body ([`CacheEntry::raw_body`]).
+struct RawBody(Arc<CacheEntry>);
+
+impl AsRef<[u8]> for RawBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0
+            .raw_response
+            .as_deref()
+            .unwrap_or_default()
+            .as_bytes()
     }
 }
 

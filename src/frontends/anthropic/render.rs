@@ -18,26 +18,13 @@ use crate::wire::anthropic::{render_response, EventRenderer};
 /// The `message` body of a whole answer: an Anthropic-kind upstream's own body as it came
 /// (shared with the cache entry, not copied), else rendered from the entry's model answer.
 pub fn message_body(entry: &Arc<CacheEntry>, trace_id: &str, asked: String) -> Bytes {
-    if entry.raw_response.is_some() && entry.raw_wire == RawWire::AnthropicMessages {
-        return Bytes::from_owner(RawBody(Arc::clone(entry)));
+    if let Some(raw) = CacheEntry::raw_body(entry, RawWire::AnthropicMessages) {
+        return raw;
     }
     let mut rendered = entry.response.clone();
     rendered.id.get_or_insert_with(|| trace_id.to_owned());
     let model = rendered.model.clone().unwrap_or(asked);
     Bytes::from(render_response(&rendered, &model))
-}
-
-/// A cache entry seen as the bytes of its upstream body.
-struct RawBody(Arc<CacheEntry>);
-
-impl AsRef<[u8]> for RawBody {
-    fn as_ref(&self) -> &[u8] {
-        self.0
-            .raw_response
-            .as_deref()
-            .unwrap_or_default()
-            .as_bytes()
-    }
 }
 
 /// Anthropic's events: rendered by the wire's [`EventRenderer`], or an Anthropic-kind

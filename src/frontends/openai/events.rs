@@ -188,23 +188,10 @@ impl OpenAiEvents {
 /// The `chat.completion` body of a whole answer: the upstream's own body when it answered whole
 /// (shared with the cache entry, not copied), else rendered from the entry.
 pub fn completion_body(entry: &Arc<CacheEntry>, trace_id: &str, created: i64) -> Bytes {
-    if entry.raw_response.is_some() && entry.raw_wire == RawWire::OpenAiChat {
-        return Bytes::from_owner(RawResponse(Arc::clone(entry)));
+    if let Some(raw) = CacheEntry::raw_body(entry, RawWire::OpenAiChat) {
+        return raw;
     }
     response::completion(&view_of(entry, trace_id, created))
-}
-
-/// A cache entry seen as the bytes of its upstream body.
-struct RawResponse(Arc<CacheEntry>);
-
-impl AsRef<[u8]> for RawResponse {
-    fn as_ref(&self) -> &[u8] {
-        self.0
-            .raw_response
-            .as_deref()
-            .unwrap_or_default()
-            .as_bytes()
-    }
 }
 
 /// The view of a cache entry an OpenAI answer is rendered from.
