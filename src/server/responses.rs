@@ -39,15 +39,15 @@ use super::client_key::client_key;
 use super::openai::{error, promptd_headers_of, request_headers, Served};
 use super::State;
 use crate::cache::entry::RawWire;
-use crate::cache::CacheStatus;
+use crate::cache::{CacheEntry, CacheStatus};
 use crate::call::ApiError;
 use crate::config::Config;
 use crate::engine::{Client, RequestCtx};
 use crate::frontends::model_events::ModelEvents;
 use crate::frontends::openai::{resolve_model, Target};
 use crate::frontends::responses::{
-    continued, decode_responses, entry_id, input_items, now_ms, previous_response_id, response_id,
-    unknown_previous, wants_store, Keep, ResponsesRender, PREVIOUS,
+    continued, decode_responses, entry_id, now_ms, previous_response_id, response_id,
+    unknown_previous, wants_store, Keep, KeptInput, ResponsesRender, PREVIOUS,
 };
 use crate::frontends::DoorCall;
 use crate::memory::Reservation;
@@ -164,24 +164,21 @@ async fn call(
     let body = match (&entry.raw_response, entry.raw_wire) {
         // The provider's own answer in this wire, as it came, kept under its own id.
         (Some(raw), RawWire::OpenAiResponses) => {
+            // A cached one is the same answer under the same id at every hit.
             if let (Some(keep), Some(id)) = (keep, entry.response.id.as_deref()) {
-                // A cached one is the same answer under the same id at every hit: once kept,
-                // the record there is this one.
                 let cached = matches!(answer.cache, CacheStatus::Hit | CacheStatus::Stale);
-                if !(cached && keep.holds(id)) {
-                    keep.put(id, raw.as_bytes());
-                }
+                keep.put(id, cached, || raw.as_bytes());
             }
-            Bytes::copy_from_slice(raw.as_bytes())
+            CacheEntry::raw_body(entry, RawWire::OpenAiResponses).unwrap_or_default()
         }
         _ => {
             let model = entry.response.model.clone().unwrap_or(asked);
             let mut header = ResponseHeader::new(id, created, model);
             echo(&mut header);
             let body = Bytes::from(render_response(&entry.response, &header));
-            // An answer named by its entry and kept already is the record there.
-            if let Some(keep) = keep.filter(|k| !(named_by_entry && k.holds(&header.id))) {
-                keep.put(&header.id, &body);
+            // An answer named by its entry is the same answer whenever it is named.
+            if let Some(keep) = keep {
+                keep.put(&header.id, named_by_entry, || &body);
             }
             body
         }
@@ -206,7 +203,7 @@ async fn call(
 /// and the memory a continuation's expanded body holds while the call is.
 struct Conversation {
     call: DoorCall,
-    input: Option<String>,
+    input: Option<KeptInput>,
     _held: Option<Reservation>,
 }
 
@@ -217,13 +214,13 @@ fn conversation(
     state: &State,
     config: &Config,
     owner: Owner,
-    bytes: &[u8],
+    bytes: &Bytes,
     call: DoorCall,
     previous: Option<&str>,
     keeps: bool,
 ) -> Result<Conversation, ApiError> {
     let Some(id) = previous else {
-        let input = keeps.then(|| input_items(bytes)).transpose()?;
+        let input = keeps.then(|| KeptInput::Body(Bytes::clone(bytes)));
         return Ok(Conversation {
             call,
             input,
@@ -260,7 +257,7 @@ fn conversation(
     let (body, input) = continued(bytes, &earlier)?;
     Ok(Conversation {
         call: decode_responses(body)?,
-        input: Some(input),
+        input: Some(KeptInput::Items(input)),
         _held: Some(held),
     })
 }

@@ -14,7 +14,7 @@
 
 mod render;
 
-pub use render::{entry_id, now_ms, response_id, Keep, ResponsesRender};
+pub use render::{entry_id, now_ms, response_id, Keep, KeptInput, ResponsesRender};
 
 use std::borrow::Cow;
 

@@ -6,6 +6,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
+
+use super::input_items;
 use crate::cache::{CacheEntry, CacheKey};
 use crate::config::ResponsesConfig;
 use crate::frontends::model_events::Render;
@@ -25,15 +28,23 @@ pub fn now_ms() -> u64 {
 pub struct Keep {
     store: Arc<Kept>,
     owner: Owner,
-    /// The request's input items (the whole conversation), a JSON array.
-    input: String,
+    input: KeptInput,
     limits: ResponsesConfig,
 }
 
+/// The input items a kept answer's record holds.
+#[derive(Debug)]
+pub enum KeptInput {
+    /// The whole conversation of a continuation, built for its call (a JSON array).
+    Items(String),
+    /// The request's body: its own `input` items, read when the answer is kept (a cache hit
+    /// kept already reads nothing).
+    Body(Bytes),
+}
+
 impl Keep {
-    /// Keep answers in `store` for `owner`, with their request's `input` items (a JSON array),
-    /// under `limits`.
-    pub fn new(store: Arc<Kept>, owner: Owner, input: String, limits: ResponsesConfig) -> Keep {
+    /// Keep answers in `store` for `owner`, with their request's `input` items, under `limits`.
+    pub fn new(store: Arc<Kept>, owner: Owner, input: KeptInput, limits: ResponsesConfig) -> Keep {
         Keep {
             store,
             owner,
@@ -42,22 +53,30 @@ impl Keep {
         }
     }
 
-    /// Whether the answer `id` is kept already for this owner (see [`Kept::holds`]): asked only
-    /// for an id named by its cache entry, which is the same answer whenever it is named.
-    pub fn holds(&self, id: &str) -> bool {
-        self.store
-            .holds(id, self.owner, self.limits.max_age, now_ms())
-    }
-
-    /// Keep `response` (the `response` object's bytes) as `id`: readable at once, written
-    /// behind the answer ([`Kept`]); a failure is logged: the answer is served all the same.
-    pub fn put(self, id: &str, response: &[u8]) {
+    /// Keep the answer `id`, its `response` object's bytes made by `response`: readable at
+    /// once, written behind the answer ([`Kept`]); a failure is logged, the answer is served
+    /// all the same. A `cached` answer (a cache hit's, the same answer whenever it is named
+    /// `id`) that is kept already is the record there: nothing is made or kept again.
+    pub fn put<R: AsRef<[u8]>>(self, id: &str, cached: bool, response: impl FnOnce() -> R) {
         let now = now_ms();
+        if cached && self.store.holds(id, self.owner, self.limits.max_age, now) {
+            return;
+        }
+        let input = match self.input {
+            KeptInput::Items(items) => items,
+            KeptInput::Body(body) => match input_items(&body) {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "a response's input items could not be read; not kept");
+                    return;
+                }
+            },
+        };
         let stored = Stored {
             owner: self.owner,
             created_ms: now,
-            input: self.input,
-            response: String::from_utf8_lossy(response).into_owned(),
+            input,
+            response: String::from_utf8_lossy(response().as_ref()).into_owned(),
         };
         self.store.keep(id, stored, self.limits, now);
     }
@@ -168,9 +187,9 @@ impl Render for ResponsesRender {
     fn ended(&mut self, entry: &CacheEntry) {
         if let Some((keep, header)) = self.keep.take() {
             // A replayed entry's answer kept already is not rendered again to be kept.
-            if !(self.replayed && keep.holds(&header.id)) {
-                keep.put(&header.id, &render_response(&entry.response, &header));
-            }
+            keep.put(&header.id, self.replayed, || {
+                render_response(&entry.response, &header)
+            });
         }
     }
 
@@ -191,7 +210,7 @@ impl Render for ResponsesRender {
             if let (Some((keep, _)), Some((id, response))) =
                 (self.keep.take(), response_of(&raw.data))
             {
-                keep.put(&id, response.as_bytes());
+                keep.put(&id, false, || response.as_bytes());
             }
         }
         true
