@@ -8,6 +8,7 @@
 mod common;
 
 use common::fake_upstream::{fixtures, FakeUpstream};
+use common::wait::wait_for_async;
 use common::{raw_post_bytes, raw_post_with, RawResponse, TestDaemon};
 use hyper::Method;
 use serde_json::{json, Value};
@@ -264,15 +265,14 @@ async fn a_forwarded_stream_is_kept_as_its_response_completed_said() {
     assert_eq!(kept.status, 200);
     assert_eq!(kept.json(), *completed);
     // Counted once the writer behind the answers has written it.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
+    wait_for_async("the kept response counted", || async {
         let status = daemon.get("/status").await.json();
-        if status["responses"]["count"] == 1 {
-            break;
+        match status["responses"]["count"] == 1 {
+            true => Ok(()),
+            false => Err(status.to_string()),
         }
-        assert!(tokio::time::Instant::now() < deadline, "{status}");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    })
+    .await;
     let metrics = String::from_utf8_lossy(&daemon.get("/metrics").await.body).into_owned();
     assert!(metrics.contains("promptd_responses_kept 1"), "{metrics}");
     daemon.stop().await;

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::fake_upstream::{fixtures, Behavior, FakeUpstream, Gate};
-use common::wait::wait_until;
+use common::wait::{wait_for_async, wait_until};
 use common::{raw_post_bytes, raw_post_with, RawResponse, TestDaemon};
 use serde_json::{json, Value};
 
@@ -46,16 +46,7 @@ async fn identical_streams_in_flight_make_one_call_and_each_gets_the_providers_e
     })
     .await;
     clients.extend((0..JOINERS).map(|_| post(Arc::clone(&daemon))));
-    // Bounded only so that a broken build fails instead of hanging.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let stats = daemon.get("/cache/stats").await.json();
-        if stats["coalesced"].as_u64() == Some(JOINERS) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "joined: {stats}");
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    joined(&daemon, JOINERS).await;
     gate.open();
     for client in clients {
         let raw = client.await.expect("client");
@@ -63,6 +54,18 @@ async fn identical_streams_in_flight_make_one_call_and_each_gets_the_providers_e
         assert_eq!(text_of(&raw), fixtures::OPENAI_RESPONSES_STREAM_SSE);
     }
     assert_eq!(upstream.calls(), 1);
+}
+
+/// Wait until `n` requests have joined a call in flight (`/cache/stats`' `coalesced`).
+async fn joined(daemon: &TestDaemon, n: u64) {
+    wait_for_async("the joiners to join the call in flight", || async {
+        let stats = daemon.get("/cache/stats").await.json();
+        match stats["coalesced"].as_u64() == Some(n) {
+            true => Ok(()),
+            false => Err(stats.to_string()),
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -154,15 +157,7 @@ async fn a_stream_shared_across_doors_is_whole_in_each_wire_whichever_leads() {
         let first = post(leader);
         wait_until("the leader reaches the provider", || upstream.calls() == 1).await;
         let second = post(joiner);
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let stats = daemon.get("/cache/stats").await.json();
-            if stats["coalesced"].as_u64() == Some(1) {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "joined: {stats}");
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        joined(&daemon, 1).await;
         gate.open();
         for (client, path) in [(first, leader.0), (second, joiner.0)] {
             let raw = client.await.expect("client");

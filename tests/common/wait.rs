@@ -28,6 +28,25 @@ pub async fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T 
     }
 }
 
+/// Poll an asynchronous `check` (one that asks the daemon) until it returns `Ok`; panics with
+/// `what` and the last `Err` it said after [`DEADLINE`].
+pub async fn wait_for_async<T, F>(what: &str, mut check: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let last = match check().await {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        if Instant::now() > deadline {
+            panic!("timed out after {DEADLINE:?} waiting for {what}; last seen: {last}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Poll `cond` until it is true; panics with `what` after [`DEADLINE`].
 pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     wait_for(what, || cond().then_some(())).await
