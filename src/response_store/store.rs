@@ -63,6 +63,9 @@ pub struct ResponseStore {
 
 /// The most ids [`ResponseStore::knows`] remembers.
 const KNOWN_MAX: usize = 16_384;
+/// The longest id it remembers: promptd's own are 37 bytes, providers' about as long; a longer
+/// one (a client's own trace id, a provider's) is looked up in the tree, not copied here.
+const KNOWN_MAX_ID_BYTES: usize = 128;
 
 impl crate::store::Store {
     /// The response store's trees in this database.
@@ -130,6 +133,9 @@ impl ResponseStore {
     }
 
     fn learn(&self, id: &str, owner: Owner, created_ms: u64) {
+        if id.len() > KNOWN_MAX_ID_BYTES {
+            return;
+        }
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         if known.len() >= KNOWN_MAX {
             known.clear();
@@ -454,6 +460,13 @@ mod tests {
         assert!(!reopened.knows("resp_2", ME, DAY, HOUR_MS + 3));
         assert!(reopened.holds("resp_2", ME, DAY, HOUR_MS + 3));
         assert!(reopened.knows("resp_2", ME, DAY, HOUR_MS + 3));
+        // An id longer than any promptd makes is kept, but not remembered.
+        let long = format!("resp_{}", "a".repeat(KNOWN_MAX_ID_BYTES));
+        reopened
+            .put(&long, &record(ME, HOUR_MS + 4, "x"), &limits, HOUR_MS + 4)
+            .expect("put");
+        assert!(!reopened.knows(&long, ME, DAY, HOUR_MS + 4));
+        assert!(reopened.holds(&long, ME, DAY, HOUR_MS + 4));
     }
 
     #[test]
