@@ -18,7 +18,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::store::{expired, ResponseStore, StoreError, Totals};
+use super::store::{ResponseStore, StoreError, Totals};
 use super::{Owner, Stored};
 use crate::config::ResponsesConfig;
 
@@ -110,11 +110,15 @@ impl Kept {
     /// known written): a cache hit's answer, named by its entry and owner, need not be built
     /// into a record and queued again. `false` says only "not known".
     pub fn holds(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
-        let pending = lock(&self.shared.pending).get(id).map(Arc::clone);
-        if let Some(p) = pending {
-            return p.stored.owner == owner && !expired(p.stored.created_ms, max_age, now_ms);
+        match self.pending(id) {
+            Some(p) => p.stored.readable_by(owner, max_age, now_ms),
+            None => self.store.knows(id, owner, max_age, now_ms),
         }
-        self.store.knows(id, owner, max_age, now_ms)
+    }
+
+    /// The keep of `id` waiting for the writer, if one is.
+    fn pending(&self, id: &str) -> Option<Arc<Pending>> {
+        lock(&self.shared.pending).get(id).map(Arc::clone)
     }
 
     /// The record `id` when `owner` made it and it is not past `max_age`, pending or written.
@@ -125,12 +129,13 @@ impl Kept {
         max_age: Duration,
         now_ms: u64,
     ) -> Result<Option<Stored>, StoreError> {
-        let pending = lock(&self.shared.pending).get(id).map(Arc::clone);
-        if let Some(p) = pending {
-            let fresh = !expired(p.stored.created_ms, max_age, now_ms);
-            return Ok((fresh && p.stored.owner == owner).then(|| p.stored.clone()));
+        match self.pending(id) {
+            Some(p) => Ok(p
+                .stored
+                .readable_by(owner, max_age, now_ms)
+                .then(|| p.stored.clone())),
+            None => self.store.get(id, owner, max_age, now_ms),
         }
-        self.store.get(id, owner, max_age, now_ms)
     }
 
     /// Delete record `id` if `owner` made it, pending or written; whether it did.

@@ -75,6 +75,11 @@ fn config() -> impl bincode::config::Config {
 }
 
 impl Stored {
+    /// Whether `owner` may read this record at `now_ms`: theirs, and not past `max_age`.
+    pub fn readable_by(&self, owner: Owner, max_age: std::time::Duration, now_ms: u64) -> bool {
+        self.owner == owner && !store::expired(self.created_ms, max_age, now_ms)
+    }
+
     /// The record's bytes: [`FORMAT_V2`], the creation time, then bincode.
     pub fn encode(&self) -> Result<Vec<u8>, String> {
         let mut bytes = Vec::with_capacity(HEADER + self.input.len() + self.response.len() + 16);

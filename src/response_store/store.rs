@@ -244,9 +244,8 @@ impl ResponseStore {
         let Ok(Some(bytes)) = self.records.get(id.as_bytes()) else {
             return false;
         };
-        let held = Stored::decode(&bytes).ok().filter(|s| s.owner == owner);
-        match held {
-            Some(s) if !expired(s.created_ms, max_age, now_ms) => {
+        match Stored::decode(&bytes) {
+            Ok(s) if s.readable_by(owner, max_age, now_ms) => {
                 self.learn(id, s.owner, s.created_ms);
                 true
             }
