@@ -34,7 +34,6 @@ fn request_of_about_2kb() -> ChatRequest {
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["city"]}}),
         ],
         function_call: None,
-        passthrough: None,
         translated: None,
         modeled: None,
         forward: Vec::new(),

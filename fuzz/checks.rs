@@ -23,7 +23,10 @@ pub fn decode_requests(data: &[u8]) {
     let _ = decode_json::<LogRecord>(data);
     let _ = decode_json::<TraceLogUpdate>(data);
     let _ = decode_json::<Feedback>(data);
-    let _ = decode_chat(data, &RequestHeaders::default());
+    let _ = decode_chat(
+        bytes::Bytes::copy_from_slice(data),
+        &RequestHeaders::default(),
+    );
     let _ = promptd::frontends::openai::embeddings::decode_embeddings(data, 2048);
     // Each wire's request decoded into the model, then keyed and encoded in the other wire
     // (a translation): an error or a body, never a panic.

@@ -72,6 +72,7 @@ fn call_of(req: &Call) -> CallConfiguration<'_> {
         messages: c.messages.as_deref(),
         functions: c.functions.as_deref(),
         function_call: c.function_call.as_ref(),
+        modeled: None,
     }
 }
 

@@ -220,6 +220,61 @@ async fn unknown_fields_are_forwarded_and_in_the_key_but_user_is_not() {
     daemon.stop().await;
 }
 
+/// A request to a provider of the OpenAI chat wire is sent the client's own bytes (a provider
+/// signs and caches on them): every member as written, in its order, but for `model` (the
+/// provider's), `stream`, `stream_options` and `promptd` (promptd's to set). Templates the
+/// request's inputs fill change the request: it is then sent as the model encodes it, and
+/// texts inside content parts are rendered too.
+#[tokio::test]
+async fn the_clients_bytes_are_sent_as_written_unless_templates_change_them() {
+    let openai = FakeUpstream::always(fixtures::openai_chat()).await;
+    let collector = FakeUpstream::always(Behavior::json(200, "{}")).await;
+    let daemon = daemon_with(&openai, &common::shipping_to(&collector, "")).await;
+    let body = r#"{"temperature":1.0e0,"messages":[{"role":"user","content":"Hi {{x}}"}],"x_vendor":{"b":1,"a":[2,  3]},"model":"openai/gpt-4o-mini","stream_options":{"include_usage":true}}"#;
+    let reply = daemon
+        .request(
+            Method::POST,
+            "/v1/chat/completions",
+            Some(Bytes::from_static(body.as_bytes())),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let sent = openai.last_request().expect("called").raw;
+    assert_eq!(
+        std::str::from_utf8(&sent).expect("utf-8"),
+        r#"{"temperature":1.0e0,"messages":[{"role":"user","content":"Hi {{x}}"}],"x_vendor":{"b":1,"a":[2,  3]},"model":"gpt-4o-mini"}"#,
+        "without inputs a `{{{{` is text, and the body is the client's"
+    );
+    let body = json!({"model": "openai/gpt-4o-mini", "x_vendor": {"b": 1},
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi {{x}}"}]}],
+        "promptd": {"inputs": {"x": "Ada"}}});
+    assert_eq!(chat(&daemon, &body).await.status, 200);
+    let sent = openai.last_request().expect("called").body;
+    assert_eq!(sent["messages"][0]["content"], "Hi Ada");
+    assert_eq!(
+        sent["x_vendor"],
+        json!({"b": 1}),
+        "extras go with the encoded request"
+    );
+    assert!(sent.get("promptd").is_none());
+    let record = common::wait::wait_for("the rendered request's record", || {
+        let rendered = |r: &&common::fake_upstream::RecordedRequest| {
+            r.body["configuration"]["messages"][0]["content"] == "Hi Ada"
+        };
+        collector
+            .requests()
+            .iter()
+            .find(rendered)
+            .map(|r| r.body.clone())
+    })
+    .await;
+    let configuration = &record["configuration"];
+    assert_eq!(configuration["provider"], "openai", "{record}");
+    assert_eq!(configuration["model"], "gpt-4o-mini", "{record}");
+    assert_eq!(configuration["messages"][0]["role"], "user", "{record}");
+    daemon.stop().await;
+}
+
 #[tokio::test]
 async fn provider_errors_pass_through_in_openais_shape() {
     let openai = FakeUpstream::always(fixtures::openai_400()).await;

@@ -3,10 +3,10 @@
 //! ([`super::model_key`]), so the same request through any door is one key and one entry.
 //!
 //! In the key: the provider name, the model, the messages as sent (after templates are rendered
-//! and history is placed; empty turns say nothing and are left out), the tools, the tool choice
-//! and every model parameter, and what an OpenAI-route request forwards unread (its own
-//! messages, fields like `seed`), which is written only when there is some: a plain OpenAI
-//! request, the same Parea request and the same Anthropic Messages request have one key. Not in
+//! and history is placed; empty turns say nothing and are left out), the tools, the tool choice,
+//! every model parameter and every field the model keeps as a wire's extra (`seed`, `n`, ...):
+//! a plain OpenAI request, the same Parea request and the same Anthropic Messages request have
+//! one key. Not in
 //! the key: trace ids, metadata, tags, end user (`user`), log flags, the API key, `stream` and
 //! `stream_options` — none of them change the answer. The inputs are taken from a destructured
 //! [`ChatRequest`], so a new request field does not compile until someone decides whether it
@@ -26,8 +26,8 @@ use super::model_key::{
     write_extras, write_params, write_text_message, write_tool, write_tool_choice,
 };
 use crate::call::{FunctionCallSpec, Message, Role};
-use crate::model::{Role as ModelRole, ToolChoice};
-use crate::providers::{ChatRequest, ModelCall, Passthrough};
+use crate::model::Role as ModelRole;
+use crate::providers::{ChatRequest, ModelCall};
 
 /// Bump when the key layout changes: old entries then simply stop matching. Version 3 is the
 /// layout of the internal model ([`super::model_key`]), lengths as LEB128.
@@ -81,8 +81,8 @@ fn call_key(provider: &str, call: &ModelCall) -> CacheKey {
 
 /// The key of a request to provider `provider` (the configured name): the key of its model
 /// ([`super::model_key`] of [`ChatRequest::to_model`]), written here from the request's own
-/// fields without building the model (the key is on every request's path), then what an
-/// OpenAI-route request forwards unread, as sent. A test holds the two writings equal.
+/// fields without building the model (the key is on every Parea request's path). A test holds
+/// the two writings equal. A request a `/v1` door decoded into the model is keyed from it.
 pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
     let ChatRequest {
         model,
@@ -90,7 +90,6 @@ pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
         params,
         functions,
         function_call,
-        passthrough,
         // Derived from the fields above (the same request encoded for Anthropic).
         translated: _,
         modeled,
@@ -137,14 +136,7 @@ pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
         );
     }
     h.count(b"hosted_tools", 0);
-    let choice = function_call.as_ref().map(|spec| match spec {
-        FunctionCallSpec::Mode(m) if m == "auto" => ToolChoice::Auto,
-        FunctionCallSpec::Mode(m) if m == "none" => ToolChoice::None,
-        FunctionCallSpec::Mode(m) if m == "required" => ToolChoice::Required,
-        FunctionCallSpec::Mode(name) | FunctionCallSpec::Named { name } => {
-            ToolChoice::Tool(name.clone())
-        }
-    });
+    let choice = function_call.as_ref().map(FunctionCallSpec::to_model);
     write_tool_choice(&mut h, choice.as_ref());
     write_params(&mut h, &params.to_model());
     let safe_prompt = (String::from("safe_prompt"), Value::Bool(true));
@@ -153,30 +145,6 @@ pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
         _ => &[],
     };
     write_extras(&mut h, extras);
-    // `unkeyed` (`user`, `metadata`) reaches the provider but does not change the answer.
-    if let Some(Passthrough {
-        messages,
-        fields,
-        unkeyed: _,
-    }) = passthrough
-        .as_ref()
-        .filter(|p| p.messages.is_some() || !p.fields.is_empty())
-    {
-        // Only ever appended, and tagged: no key without these bytes can equal one with them.
-        if let Some(messages) = messages {
-            h.count(b"openai_messages", messages.len());
-            for m in messages {
-                h.json(b"openai_message", m);
-            }
-        }
-        let mut names: Vec<&String> = fields.keys().collect();
-        names.sort();
-        h.count(b"openai_fields", names.len());
-        for name in names {
-            h.field(b"openai_field", name.as_bytes());
-            h.json(b"openai_value", &fields[name]);
-        }
-    }
     h.finish()
 }
 
@@ -331,7 +299,6 @@ mod tests {
                 json!({"name": "f", "parameters": {"type": "object", "properties": {}}}),
             ],
             function_call: None,
-            passthrough: None,
             translated: None,
             modeled: None,
             forward: Vec::new(),
@@ -349,38 +316,40 @@ mod tests {
     }
 
     #[test]
-    fn passthrough_is_in_the_key_only_when_there_is_some() {
-        let base = request();
-        let key = cache_key("openai", &base);
-        let mut empty = base.clone();
-        empty.passthrough = Some(Passthrough::default());
-        assert_eq!(cache_key("openai", &empty), key);
-        let with = |fields: Value, messages: Option<Vec<Value>>| {
-            let mut r = base.clone();
-            r.passthrough = Some(Passthrough {
-                messages,
-                fields: fields.as_object().cloned().unwrap_or_default(),
-                unkeyed: Default::default(),
-            });
-            cache_key("openai", &r)
+    fn a_wires_extras_are_in_the_key_and_its_end_user_is_not() {
+        let key = |body: Value| {
+            let decoded = crate::wire::openai_chat::decode_request(body.to_string().as_bytes())
+                .expect("decodes");
+            let call = ModelCall {
+                request: decoded.request,
+                hints: decoded.hints,
+                sent: None,
+                headers: Vec::new(),
+            };
+            call_key("openai", &call)
         };
-        let seed = with(json!({"seed": 1}), None);
-        assert_ne!(seed, key);
-        assert_ne!(seed, with(json!({"seed": 2}), None));
-        assert_eq!(
-            with(json!({"seed": 1, "logprobs": true}), None),
-            with(json!({"logprobs": true, "seed": 1.0}), None)
+        let messages = json!([{"role": "user", "content": "hi"}]);
+        let plain = key(json!({"model": "m", "messages": messages}));
+        let seeded = key(json!({"model": "m", "messages": messages, "seed": 1}));
+        assert_ne!(seeded, plain);
+        assert_ne!(
+            seeded,
+            key(json!({"model": "m", "messages": messages, "seed": 2}))
         );
-        assert_ne!(with(json!({}), Some(vec![json!({"role": "user"})])), key);
-        let mut user = base.clone();
-        user.passthrough = Some(Passthrough {
-            unkeyed: json!({"user": "u"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            ..Passthrough::default()
-        });
-        assert_eq!(cache_key("openai", &user), key, "user is not in the key");
+        assert_eq!(
+            key(json!({"model": "m", "messages": messages, "logprobs": true, "n": 2})),
+            key(json!({"n": 2.0, "logprobs": true, "messages": messages, "model": "m"}))
+        );
+        assert_ne!(
+            key(json!({"model": "m", "messages": messages, "logprobs": true})),
+            plain
+        );
+        let user = key(json!({"model": "m", "messages": messages, "user": "u",
+            "metadata": {"a": "b"}, "stream_options": {"include_usage": true}}));
+        assert_eq!(
+            user, plain,
+            "user, metadata and stream options are not in the key"
+        );
     }
 
     #[test]
@@ -577,7 +546,6 @@ mod tests {
                 params,
                 functions,
                 function_call,
-                passthrough: None,
                 translated: None,
                 modeled: None,
                 forward: Vec::new(),

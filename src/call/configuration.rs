@@ -86,10 +86,50 @@ impl ModelParams {
     }
 }
 
+/// Parea's plain text turns into `request` as the model holds them (empty turns left out): a
+/// leading `system` turn is the system part, `example_*` turns are user and assistant turns,
+/// and a `tool` turn (Parea's carries no call id to answer) is a tool message of its text.
+pub fn parea_turns(messages: &[Message], request: &mut crate::model::Request) {
+    use crate::model::{Block, Message as Turn, Role as ModelRole};
+    for m in messages {
+        let text = m.content.as_deref().unwrap_or("");
+        let role = match m.role {
+            Role::System if request.messages.is_empty() => {
+                if !text.is_empty() {
+                    request.system.push(Block::Text(text.to_owned()));
+                }
+                continue;
+            }
+            Role::System => ModelRole::System,
+            Role::User | Role::ExampleUser => ModelRole::User,
+            Role::Tool => ModelRole::Tool,
+            Role::Assistant | Role::ExampleAssistant => ModelRole::Assistant,
+        };
+        if !text.is_empty() {
+            request.messages.push(Turn::text(role, text));
+        }
+    }
+}
+
 /// `function_call`: a mode (`"auto"`, `"none"`, a function name) or `{"name": ...}`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum FunctionCallSpec {
     Named { name: String },
     Mode(String),
+}
+
+impl FunctionCallSpec {
+    /// The model's tool choice: a mode, or the function a name names.
+    pub fn to_model(&self) -> crate::model::ToolChoice {
+        use crate::model::ToolChoice;
+        match self {
+            FunctionCallSpec::Mode(m) if m == "auto" => ToolChoice::Auto,
+            FunctionCallSpec::Mode(m) if m == "none" => ToolChoice::None,
+            FunctionCallSpec::Mode(m) if m == "required" => ToolChoice::Required,
+            FunctionCallSpec::Mode(name) | FunctionCallSpec::Named { name } => {
+                ToolChoice::Tool(name.clone())
+            }
+        }
+    }
 }

@@ -17,6 +17,7 @@ pub use error::ApiError;
 use serde_json::{Map, Value};
 
 use crate::config::Secret;
+use crate::model::Wire;
 
 /// A completion call as the engine takes it, from any door. Every field may be absent; the
 /// engine applies the defaults.
@@ -50,32 +51,11 @@ pub struct Call {
     pub log_omit_inputs: Option<bool>,
     pub log_omit_outputs: Option<bool>,
     pub log_sample_rate: Option<f64>,
-    /// What an OpenAI-route request forwards unread.
-    pub passthrough: Option<Passthrough>,
-    /// A request a door decoded into the model whole (Anthropic Messages, OpenAI Responses):
-    /// `configuration` is then its Parea view, for the log record.
+    /// A request a door decoded into the model (every `/v1` chat door): then `configuration`
+    /// is absent, and the record's configuration is the model's.
     pub modeled: Option<Box<ModelCall>>,
-}
-
-/// The parts of an OpenAI-route request that promptd forwards without reading them.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Passthrough {
-    /// The messages exactly as the client sent them, when some are more than a plain text turn
-    /// (parts, tool calls, `tool_call_id`, `name`, the `developer` role): then these are sent
-    /// and the request's neutral `messages` only describe them for the log.
-    pub messages: Option<Vec<Value>>,
-    /// Body fields promptd does not know (`seed`, `logit_bias`, `reasoning_effort`, ...).
-    pub fields: Map<String, Value>,
-    /// Fields forwarded as sent that do not change the answer (`user`, `metadata`): not in the
-    /// cache key.
-    pub unkeyed: Map<String, Value>,
-}
-
-impl Passthrough {
-    /// Nothing to forward: a request with this is the same as one without.
-    pub fn is_empty(&self) -> bool {
-        self.messages.is_none() && self.fields.is_empty() && self.unkeyed.is_empty()
-    }
+    /// The configured provider a modeled request is for (else its deployment's).
+    pub provider: Option<String>,
 }
 
 /// A request a door decoded into the model whole, and what a provider of the door's own wire
@@ -86,9 +66,35 @@ pub struct ModelCall {
     pub request: crate::model::Request,
     /// The keys of its extras (and block fields) that are only hints.
     pub hints: Vec<String>,
-    /// The client's body, its `model` the provider's and without `stream` (the call adds it).
-    pub sent: bytes::Bytes,
+    /// The client's body as it came (or as its door completed it), sent to a provider of its
+    /// own wire ([`ModelCall::same_wire_body`]); `None` once the engine changed the request (a
+    /// deployment laid under it, templates rendered): the request is then encoded.
+    pub sent: Option<bytes::Bytes>,
     /// The client's headers of its wire a same-wire call forwards (`anthropic-version`,
     /// `anthropic-beta`); `anthropic-beta` is part of the cache key.
     pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+}
+
+impl ModelCall {
+    /// The client's body for a provider of its own wire: `model` the provider's, without the
+    /// members its door reads and the call sets itself (`stream`; on the OpenAI chat route also
+    /// `stream_options` and promptd's `promptd`), every other member's bytes as they came.
+    /// `None` when the request was changed ([`ModelCall::sent`]); an error when the body is not
+    /// a JSON object.
+    pub fn same_wire_body(&self) -> Option<Result<Vec<u8>, serde_json::Error>> {
+        let sent = self.sent.as_ref()?;
+        let read: &[&str] = match self.request.wire {
+            Wire::OpenAiChat => &["stream", "stream_options", "promptd"],
+            Wire::Parea | Wire::AnthropicMessages | Wire::OpenAiResponses => &["stream"],
+        };
+        let model = match serde_json::to_string(&self.request.model) {
+            Ok(model) => model,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(crate::wire::json::rewrite_members(
+            sent,
+            read,
+            ("model", &model),
+        ))
+    }
 }

@@ -79,8 +79,17 @@ impl CompletionRecords {
     }
 }
 
-/// The record's `configuration`: the call as the provider got it.
+/// The record's `configuration`: the call as the provider got it (a `/v1` door's written from
+/// the model).
 fn configuration<'a>(chat: &'a ChatRequest, provider: &'a str) -> CallConfiguration<'a> {
+    if let Some(call) = &chat.modeled {
+        return CallConfiguration {
+            model: &chat.model,
+            provider,
+            modeled: Some(&call.request),
+            ..CallConfiguration::default()
+        };
+    }
     CallConfiguration {
         model: &chat.model,
         provider,
@@ -88,6 +97,7 @@ fn configuration<'a>(chat: &'a ChatRequest, provider: &'a str) -> CallConfigurat
         messages: Some(&chat.messages),
         functions: (!chat.functions.is_empty()).then_some(&chat.functions[..]),
         function_call: chat.function_call.as_ref(),
+        modeled: None,
     }
 }
 

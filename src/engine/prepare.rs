@@ -9,8 +9,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::RequestCtx;
-use crate::call::Call;
-use crate::call::{ApiError, LlmConfiguration, Message, ModelParams, Role};
+use crate::call::{
+    ApiError, Call, FunctionCallSpec, LlmConfiguration, Message, ModelCall, ModelParams, Role,
+};
 use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
@@ -68,49 +69,37 @@ pub fn prepare(
         .clone()
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    // The request's configuration is taken out first: the log records the resolved call
-    // (built from `chat` in engine/log.rs), so it need not copy the request's.
-    let mut overrides = req.configuration.take().unwrap_or_default();
     let mut log = CompletionLog::from_call(&req, trace_id.clone());
     if log.project_uuid.is_none() {
         log.project_uuid = log.project_name.as_deref().map(ProjectStore::uuid_for);
     }
-    // Messages of a request are templates only when the request gives inputs: a `{{` in plain
-    // text (code, other template languages) is then left alone.
     let mut memory = budget.reservation();
-    if let (Some(messages), Some(inputs)) = (&mut overrides.messages, &req.inputs) {
-        memory.absorb(render_messages(messages, inputs, max_rendered, budget)?);
-    }
-    let config = match deployment {
-        Some(d) => {
-            let (config, rendered) =
-                merge_deployment(d, req.inputs.as_ref(), overrides, max_rendered, budget)?;
-            memory.absorb(rendered);
-            config
+    let limits = (max_rendered, budget);
+    let inputs = req.inputs.as_ref();
+    let (provider_name, mut chat) = match req.modeled.take() {
+        Some(call) => {
+            let provider = req.provider.take();
+            let (provider, call) =
+                resolve_modeled(*call, provider, deployment, inputs, limits, &mut memory)?;
+            let chat = ChatRequest {
+                model: call.request.model.clone(),
+                messages: Vec::new(),
+                params: ModelParams::default(),
+                functions: Vec::new(),
+                function_call: None,
+                translated: None,
+                modeled: Some(Arc::new(call)),
+                forward: Vec::new(),
+            };
+            (provider, chat)
         }
-        None => overrides,
+        None => {
+            // The request's configuration is taken out first: the log records the resolved
+            // call (from `chat`, engine/log.rs), so it need not copy the request's.
+            let overrides = req.configuration.take().unwrap_or_default();
+            resolve_parea(overrides, deployment, inputs, limits, &mut memory)?
+        }
     };
-    let LlmConfiguration {
-        model,
-        provider,
-        model_params,
-        messages,
-        history,
-        functions,
-        function_call,
-    } = config;
-    let provider_name = provider.filter(|p| !p.is_empty()).ok_or_else(|| {
-        ApiError::invalid(
-            "llm_configuration.provider",
-            "llm_configuration.provider is required (or a deployment_id)",
-        )
-    })?;
-    let model = model.filter(|m| !m.is_empty()).ok_or_else(|| {
-        ApiError::invalid(
-            "llm_configuration.model",
-            "llm_configuration.model is required (or a deployment_id)",
-        )
-    })?;
     let provider = lookup(&provider_name).ok_or_else(|| ApiError::UnknownProvider {
         requested: provider_name.clone(),
         configured: provider_names(),
@@ -139,25 +128,6 @@ pub fn prepare(
             });
         }
     }
-    let messages = messages.unwrap_or_default();
-    if messages.is_empty() {
-        return Err(ApiError::invalid(
-            "llm_configuration.messages",
-            "llm_configuration.messages must hold at least one message",
-        ));
-    }
-    let messages = place_history(messages, history.unwrap_or_default());
-    let mut chat = ChatRequest {
-        model,
-        messages,
-        params: model_params.unwrap_or_default(),
-        functions: functions.unwrap_or_default(),
-        function_call,
-        passthrough: req.passthrough.take().filter(|p| !p.is_empty()),
-        translated: None,
-        modeled: req.modeled.take().map(|call| Arc::new(*call)),
-        forward: Vec::new(),
-    };
     let (translated, dropped) = encode(&provider, &mut chat)?;
     chat.translated = translated;
     Ok(Prepared {
@@ -174,15 +144,185 @@ pub fn prepare(
     })
 }
 
+/// A Parea request's configuration laid over its deployment (when it names one), its templates
+/// rendered and its history placed: the provider's name and the call. What was rendered is
+/// reserved in `memory`.
+fn resolve_parea(
+    mut overrides: LlmConfiguration,
+    deployment: Option<&Deployment>,
+    inputs: Option<&Map<String, Value>>,
+    (max_rendered, budget): (u64, &MemoryBudget),
+    memory: &mut Reservation,
+) -> Result<(String, ChatRequest), ApiError> {
+    // Messages of a request are templates only when the request gives inputs: a `{{` in plain
+    // text (code, other template languages) is then left alone.
+    if let (Some(messages), Some(inputs)) = (&mut overrides.messages, inputs) {
+        memory.absorb(render_messages(messages, inputs, max_rendered, budget)?);
+    }
+    let config = match deployment {
+        Some(d) => {
+            let (config, rendered) = merge_deployment(d, inputs, overrides, max_rendered, budget)?;
+            memory.absorb(rendered);
+            config
+        }
+        None => overrides,
+    };
+    let LlmConfiguration {
+        model,
+        provider,
+        model_params,
+        messages,
+        history,
+        functions,
+        function_call,
+    } = config;
+    let provider = provider.filter(|p| !p.is_empty()).ok_or_else(|| {
+        ApiError::invalid(
+            "llm_configuration.provider",
+            "llm_configuration.provider is required (or a deployment_id)",
+        )
+    })?;
+    let model = model.filter(|m| !m.is_empty()).ok_or_else(|| {
+        ApiError::invalid(
+            "llm_configuration.model",
+            "llm_configuration.model is required (or a deployment_id)",
+        )
+    })?;
+    let messages = messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Err(ApiError::invalid(
+            "llm_configuration.messages",
+            "llm_configuration.messages must hold at least one message",
+        ));
+    }
+    let chat = ChatRequest {
+        model,
+        messages: place_history(messages, history.unwrap_or_default()),
+        params: model_params.unwrap_or_default(),
+        functions: functions.unwrap_or_default(),
+        function_call,
+        translated: None,
+        modeled: None,
+        forward: Vec::new(),
+    };
+    Ok((provider, chat))
+}
+
+/// A request a door decoded into the model, its templates rendered when the request gives
+/// inputs, laid over its deployment when it names one (either changes the request: it is then
+/// encoded for its provider, not sent as its client wrote it): the provider's name and the
+/// call. What was rendered is reserved in `memory`.
+fn resolve_modeled(
+    mut call: ModelCall,
+    provider: Option<String>,
+    deployment: Option<&Deployment>,
+    inputs: Option<&Map<String, Value>>,
+    (max_rendered, budget): (u64, &MemoryBudget),
+    memory: &mut Reservation,
+) -> Result<(String, ModelCall), ApiError> {
+    if let Some(inputs) = inputs {
+        let request = &mut call.request;
+        let system = request.system.len();
+        let texts: Vec<(usize, &mut String)> = (request.system.iter_mut().enumerate())
+            .chain(
+                (request.messages.iter_mut().enumerate())
+                    .flat_map(|(i, m)| m.content.iter_mut().map(move |b| (system + i, b))),
+            )
+            .filter_map(|(i, block)| match block {
+                model::Block::Text(text) => Some((i, text)),
+                _ => None,
+            })
+            .collect();
+        if texts.iter().any(|(_, text)| text.contains("{{")) {
+            let label = |i: usize| format!("messages[{i}].content");
+            memory.absorb(render_texts(texts, label, inputs, max_rendered, budget)?);
+            call.sent = None;
+        }
+    }
+    let provider = match deployment {
+        Some(d) => {
+            memory.absorb(lay_under(
+                d,
+                &mut call.request,
+                inputs,
+                max_rendered,
+                budget,
+            )?);
+            call.sent = None;
+            provider.unwrap_or_else(|| d.provider.clone())
+        }
+        None => provider.ok_or_else(|| ApiError::invalid("model", "a provider is required"))?,
+    };
+    if call.request.model.is_empty() {
+        return Err(ApiError::invalid("model", "a model is required"));
+    }
+    if call.request.messages.is_empty() && call.request.system.is_empty() {
+        return Err(ApiError::invalid(
+            "messages",
+            "messages must hold at least one message",
+        ));
+    }
+    Ok((provider, call))
+}
+
+/// `request` laid over deployment `d`: what the request leaves unsaid (its model, messages,
+/// each parameter, tools, tool choice) is the deployment's; the deployment's messages rendered
+/// with `inputs` (reserved from `budget`, returned) when the request brings none.
+fn lay_under(
+    d: &Deployment,
+    request: &mut model::Request,
+    inputs: Option<&Map<String, Value>>,
+    max_rendered: u64,
+    budget: &MemoryBudget,
+) -> Result<Reservation, ApiError> {
+    let mut memory = budget.reservation();
+    if request.messages.is_empty() && request.system.is_empty() {
+        let (messages, rendered) = render_deployment(d, inputs, max_rendered, budget)?;
+        memory.absorb(rendered);
+        crate::call::configuration::parea_turns(&messages, request);
+    }
+    if request.model.is_empty() {
+        request.model.clone_from(&d.model);
+    }
+    let base = d.model_params.to_model();
+    let p = &mut request.params;
+    p.temperature = p.temperature.or(base.temperature);
+    p.top_p = p.top_p.or(base.top_p);
+    p.max_output_tokens = p.max_output_tokens.or(base.max_output_tokens);
+    p.presence_penalty = p.presence_penalty.or(base.presence_penalty);
+    p.frequency_penalty = p.frequency_penalty.or(base.frequency_penalty);
+    if p.response_format.is_none() {
+        p.response_format = base.response_format;
+    }
+    if d.model_params.safe_prompt == Some(true) {
+        (request.extras)
+            .entry("safe_prompt")
+            .or_insert(Value::Bool(true));
+    }
+    if request.tools.is_empty() && !d.functions.is_empty() {
+        let tools = d.functions.iter().map(crate::providers::openai::tool);
+        let mut decoder = wire::openai_chat::Decoder::default();
+        decoder
+            .field("tools".into(), Value::Array(tools.collect()))
+            .map_err(|e| ApiError::Internal(format!("deployment {}: {e}", d.id)))?;
+        request.tools = std::mem::take(&mut decoder.request().tools);
+    }
+    if request.tool_choice.is_none() {
+        request.tool_choice = d.function_call.as_ref().map(FunctionCallSpec::to_model);
+    }
+    Ok(memory)
+}
+
 /// What the call needs to go to `provider`, encoded here so that what its wire cannot honour
 /// is a 400 naming it before any upstream call, with the hints the encoding left out:
 ///
-/// - a Parea or OpenAI-route request to an OpenAI-kind provider: nothing (it is sent the
-///   request's own fields);
-/// - a request decoded into the model ([`ChatRequest::modeled`]) to a provider called in its
-///   own wire ([`Provider::call_wire`]: an Anthropic-kind provider for the Messages door, one
-///   that serves the Responses API for the Responses door): the client's body, and its
-///   wire's headers to forward;
+/// - a Parea request to an OpenAI-kind provider: nothing (it is sent the request's own fields,
+///   [`crate::providers::openai::request_body`]);
+/// - a request decoded into the model ([`ChatRequest::modeled`]), unchanged since, to a
+///   provider called in its own wire ([`Provider::call_wire`]: an OpenAI-kind provider for the
+///   OpenAI chat door, an Anthropic-kind one for the Messages door, one that serves the
+///   Responses API for the Responses door): nothing (it is sent the client's body,
+///   [`ModelCall::same_wire_body`]), and its wire's headers to forward;
 /// - anything else: the model ([`ChatRequest::to_model`], or the decoded one) encoded by the
 ///   provider's wire.
 fn encode(
@@ -194,9 +334,9 @@ fn encode(
     let to_model;
     let (request, hints) = match (provider.kind(), &modeled) {
         (ProviderKind::OpenAi, None) => return Ok((None, Vec::new())),
-        (_, Some(call)) if provider.call_wire(chat) == call.request.wire => {
+        (_, Some(call)) if call.sent.is_some() && provider.call_wire(chat) == call.request.wire => {
             chat.forward.clone_from(&call.headers);
-            return Ok((Some(call.sent.clone()), Vec::new()));
+            return Ok((None, Vec::new()));
         }
         (_, Some(call)) => (&call.request, &call.hints),
         (ProviderKind::Anthropic, None) => {
@@ -257,27 +397,7 @@ fn merge_deployment(
 ) -> Result<(LlmConfiguration, Reservation), ApiError> {
     let (messages, memory) = match o.messages {
         Some(messages) => (messages, budget.reservation()),
-        None => {
-            let empty = Map::new();
-            let inputs = inputs.unwrap_or(&empty);
-            // Counted, refused past max_rendered, reserved: then built.
-            let size = d.rendered_len(inputs);
-            if size > max_rendered {
-                return Err(ApiError::RenderedTooLarge {
-                    size,
-                    limit: max_rendered,
-                });
-            }
-            let memory = budget.try_reserve(size).map_err(ApiError::ServerBusy)?;
-            let messages = d.render(inputs, max_rendered).map_err(|e| match e {
-                TemplateError::Missing(names) => ApiError::MissingInput(names),
-                TemplateError::TooLarge { size, limit } => {
-                    ApiError::RenderedTooLarge { size, limit }
-                }
-                other => ApiError::Internal(format!("deployment {}: {other}", d.id)),
-            })?;
-            (messages, memory)
-        }
+        None => render_deployment(d, inputs, max_rendered, budget)?,
     };
     let config = LlmConfiguration {
         model: o.model.or_else(|| Some(d.model.clone())),
@@ -291,6 +411,32 @@ fn merge_deployment(
         function_call: o.function_call.or_else(|| d.function_call.clone()),
     };
     Ok((config, memory))
+}
+
+/// Deployment `d`'s messages rendered with `inputs`: their size counted, refused past
+/// `max_rendered`, reserved from `budget` (returned), then built.
+fn render_deployment(
+    d: &Deployment,
+    inputs: Option<&Map<String, Value>>,
+    max_rendered: u64,
+    budget: &MemoryBudget,
+) -> Result<(Vec<Message>, Reservation), ApiError> {
+    let empty = Map::new();
+    let inputs = inputs.unwrap_or(&empty);
+    let size = d.rendered_len(inputs);
+    if size > max_rendered {
+        return Err(ApiError::RenderedTooLarge {
+            size,
+            limit: max_rendered,
+        });
+    }
+    let memory = budget.try_reserve(size).map_err(ApiError::ServerBusy)?;
+    let messages = d.render(inputs, max_rendered).map_err(|e| match e {
+        TemplateError::Missing(names) => ApiError::MissingInput(names),
+        TemplateError::TooLarge { size, limit } => ApiError::RenderedTooLarge { size, limit },
+        other => ApiError::Internal(format!("deployment {}: {other}", d.id)),
+    })?;
+    Ok((messages, memory))
 }
 
 /// The Parea Python SDK sends every `model_params` field, unset ones as its `ModelParams`
@@ -360,32 +506,45 @@ fn place_history(mut messages: Vec<Message>, history: Vec<Message>) -> Vec<Messa
     messages
 }
 
-/// Fill a request's own templates with `inputs`. The size of every message as rendered is
-/// counted first, and a total over `max_rendered` is refused before anything is built; so is one
-/// that does not fit `budget` now (503 `server_busy`). The reservation of what was rendered is
-/// returned.
+/// Fill a request's own templates with `inputs` ([`render_texts`] of its turns' contents).
 fn render_messages(
     messages: &mut [Message],
-    inputs: &serde_json::Map<String, serde_json::Value>,
+    inputs: &Map<String, Value>,
+    max_rendered: u64,
+    budget: &MemoryBudget,
+) -> Result<Reservation, ApiError> {
+    let texts = (messages.iter_mut().enumerate())
+        .filter_map(|(i, m)| m.content.as_mut().map(|c| (i, c)))
+        .collect();
+    let label = |i: usize| format!("llm_configuration.messages[{i}].content");
+    render_texts(texts, label, inputs, max_rendered, budget)
+}
+
+/// Fill the templates among `texts` (each with the index of its message, named by `label` in
+/// a template error) with `inputs`. The size of every text as rendered is counted first, and a
+/// total over `max_rendered` is refused before anything is built; so is one that does not fit
+/// `budget` now (503 `server_busy`). The reservation of what was rendered is returned; on an
+/// error no text is changed.
+fn render_texts(
+    mut texts: Vec<(usize, &mut String)>,
+    label: impl Fn(usize) -> String,
+    inputs: &Map<String, Value>,
     max_rendered: u64,
     budget: &MemoryBudget,
 ) -> Result<Reservation, ApiError> {
     let mut templates: Vec<(usize, Template)> = Vec::new();
     let mut size: u64 = 0;
-    for (i, message) in messages.iter().enumerate() {
-        let Some(content) = message.content.as_deref() else {
-            continue;
-        };
-        if !content.contains("{{") {
-            size = size.saturating_add(content.len() as u64);
+    for (k, (i, text)) in texts.iter().enumerate() {
+        if !text.contains("{{") {
+            size = size.saturating_add(text.len() as u64);
             continue;
         }
-        let template = Template::compile(content).map_err(|e| ApiError::InvalidRequest {
-            field: Some(format!("llm_configuration.messages[{i}].content").into()),
+        let template = Template::compile(text).map_err(|e| ApiError::InvalidRequest {
+            field: Some(label(*i).into()),
             message: format!("template error: {e}"),
         })?;
         size = size.saturating_add(template.rendered_len(inputs));
-        templates.push((i, template));
+        templates.push((k, template));
     }
     if size > max_rendered {
         return Err(ApiError::RenderedTooLarge {
@@ -395,9 +554,10 @@ fn render_messages(
     }
     let memory = budget.try_reserve(size).map_err(ApiError::ServerBusy)?;
     let mut missing: Vec<String> = Vec::new();
-    for (i, template) in templates {
+    let mut rendered = Vec::with_capacity(templates.len());
+    for (k, template) in templates {
         match template.render(inputs) {
-            Ok(text) => messages[i].content = Some(text),
+            Ok(text) => rendered.push((k, text)),
             Err(TemplateError::Missing(names)) => {
                 for name in names {
                     if !missing.contains(&name) {
@@ -408,11 +568,13 @@ fn render_messages(
             Err(e) => return Err(ApiError::Internal(e.to_string())),
         }
     }
-    if missing.is_empty() {
-        Ok(memory)
-    } else {
-        Err(ApiError::MissingInput(missing))
+    if !missing.is_empty() {
+        return Err(ApiError::MissingInput(missing));
     }
+    for (k, text) in rendered {
+        *texts[k].1 = text;
+    }
+    Ok(memory)
 }
 
 #[cfg(test)]

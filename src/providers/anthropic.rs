@@ -7,7 +7,7 @@
 //! What is held of a stream is bounded ([`EventsState`]).
 
 use super::events::{whole, EventsState};
-use super::{ChatRequest, Completion, ProviderError};
+use super::{Completion, ProviderError};
 use crate::wire::anthropic::{self as wire, EventDecoder};
 
 /// The model's finish reason of an Anthropic `stop_reason`.
@@ -15,11 +15,6 @@ pub use crate::wire::anthropic::finish_reason;
 
 /// The `anthropic-version` header promptd speaks.
 pub const API_VERSION: &str = "2023-06-01";
-
-/// The body of `req` (encoded when it was prepared), asking for a stream when `stream`.
-pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
-    super::prepared_body(req, stream)
-}
 
 /// Parse a whole (non-stream) answer.
 pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {

@@ -1,20 +1,13 @@
-//! A [`ChatRequest`] as the internal model ([`ChatRequest::to_model`]): what a provider of
-//! another wire than the request's encodes in its own.
-//!
-//! A request from the OpenAI route keeps the client's messages and fields as sent (its
-//! [`Passthrough`](super::Passthrough)): they are decoded by the OpenAI chat wire
-//! ([`crate::wire::openai_chat`]) from the values the route kept, never re-serialised. A Parea
-//! request's messages are plain text turns: a leading `system` turn is the system part,
-//! `example_*` turns are user and assistant turns, and a `tool` turn (Parea's carries no call
-//! id to answer) is a tool message of its text (Anthropic's wire makes it a user turn). Its
-//! functions and function call are OpenAI tools and a tool choice. The cache key of a
-//! request is of this model ([`crate::cache::cache_key`]).
+//! A Parea [`ChatRequest`] as the internal model ([`ChatRequest::to_model`]): what a provider
+//! of another wire encodes in its own. Its messages are plain text turns
+//! ([`crate::call::configuration::parea_turns`]); its functions and function call are OpenAI
+//! tools and a tool choice. The cache key of a request is of this model
+//! ([`crate::cache::cache_key`]).
 
 use serde_json::Value;
 
 use super::{openai, ChatRequest};
-use crate::call::Role as PareaRole;
-use crate::model::{Block, Error, Message, Request, Role, Wire};
+use crate::model::{Error, Wire};
 use crate::wire::openai_chat::{Decoded, Decoder};
 
 impl ChatRequest {
@@ -51,49 +44,11 @@ impl ChatRequest {
         if let Some(spec) = &self.function_call {
             decoder.field("tool_choice".into(), openai::tool_choice(spec))?;
         }
-        match &self.passthrough {
-            Some(passthrough) => {
-                let fields = passthrough.fields.iter().chain(&passthrough.unkeyed);
-                for (key, value) in fields {
-                    decoder.field(key.clone(), value.clone())?;
-                }
-                match &passthrough.messages {
-                    Some(sent) => decoder.messages(sent)?,
-                    None => parea_messages(&self.messages, decoder.request()),
-                }
-            }
-            None => parea_messages(&self.messages, decoder.request()),
-        }
+        crate::call::configuration::parea_turns(&self.messages, decoder.request());
         let request = decoder.request();
         self.model.clone_into(&mut request.model);
-        request.wire = if self.passthrough.is_some() {
-            Wire::OpenAiChat
-        } else {
-            Wire::Parea
-        };
+        request.wire = Wire::Parea;
         decoder.finish()
-    }
-}
-
-/// Parea's plain text turns into `request` (empty turns left out).
-fn parea_messages(messages: &[crate::call::Message], request: &mut Request) {
-    for m in messages {
-        let text = m.content.as_deref().unwrap_or("");
-        let role = match m.role {
-            PareaRole::System if request.messages.is_empty() => {
-                if !text.is_empty() {
-                    request.system.push(Block::Text(text.to_owned()));
-                }
-                continue;
-            }
-            PareaRole::System => Role::System,
-            PareaRole::User | PareaRole::ExampleUser => Role::User,
-            PareaRole::Tool => Role::Tool,
-            PareaRole::Assistant | PareaRole::ExampleAssistant => Role::Assistant,
-        };
-        if !text.is_empty() {
-            request.messages.push(Message::text(role, text));
-        }
     }
 }
 
@@ -102,8 +57,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::call::{FunctionCallSpec, Message as PareaMessage, ModelParams, Passthrough};
-    use crate::model::{ToolChoice, Wire};
+    use crate::call::{FunctionCallSpec, Message as PareaMessage, ModelParams, Role as PareaRole};
+    use crate::model::{Role, ToolChoice, Wire};
 
     fn parea(role: PareaRole, text: &str) -> PareaMessage {
         PareaMessage {
@@ -119,7 +74,6 @@ mod tests {
             params: ModelParams::default(),
             functions: Vec::new(),
             function_call: None,
-            passthrough: None,
             translated: None,
             modeled: None,
             forward: Vec::new(),
@@ -151,37 +105,5 @@ mod tests {
         assert_eq!(r.tools[0].name, "f");
         assert_eq!(r.tool_choice, Some(ToolChoice::Tool("f".into())));
         assert!(d.hints.is_empty());
-    }
-
-    #[test]
-    fn an_openai_request_is_decoded_from_what_the_client_sent() {
-        let mut c = chat(vec![parea(PareaRole::User, "described only")]);
-        let mut fields = serde_json::Map::new();
-        fields.insert("seed".into(), json!(7));
-        fields.insert("logprobs".into(), json!(true));
-        let mut unkeyed = serde_json::Map::new();
-        unkeyed.insert("user".into(), json!("u1"));
-        c.passthrough = Some(Passthrough {
-            messages: Some(vec![
-                json!({"role": "developer", "content": "d"}),
-                json!({"role": "user", "content": [{"type": "text", "text": "hi"}]}),
-            ]),
-            fields,
-            unkeyed,
-        });
-        let d = c.to_model().expect("a model request");
-        assert_eq!(d.request.wire, Wire::OpenAiChat);
-        assert_eq!(d.request.system_text().as_deref(), Some("d"));
-        assert_eq!(d.request.messages[0].joined_text(), "hi");
-        assert_eq!(d.request.params.seed, Some(7));
-        assert!(d.request.extras.contains_key("logprobs"));
-        assert_eq!(d.request.user.as_deref(), Some("u1"));
-        assert!(d.hints.is_empty());
-        c.passthrough = Some(Passthrough {
-            messages: Some(vec![json!({"role": "user", "content": 5})]),
-            ..Passthrough::default()
-        });
-        let err = c.to_model().unwrap_err();
-        assert_eq!(err.param.as_deref(), Some("messages[0].content"));
     }
 }

@@ -188,10 +188,9 @@ impl Provider {
             ProviderKind::Anthropic => Wire::AnthropicMessages,
             ProviderKind::OpenAi
                 if self.responses_endpoint.is_some()
-                    && req
-                        .modeled
-                        .as_ref()
-                        .is_some_and(|call| call.request.wire == Wire::OpenAiResponses) =>
+                    && req.modeled.as_ref().is_some_and(|call| {
+                        call.request.wire == Wire::OpenAiResponses && call.sent.is_some()
+                    }) =>
             {
                 Wire::OpenAiResponses
             }
@@ -297,7 +296,9 @@ impl Provider {
             StreamDecoder::new(
                 self.call_wire(req),
                 self.config.max_response_bytes,
-                req.modeled.is_some(),
+                req.modeled
+                    .as_ref()
+                    .is_some_and(|call| call.request.wire != Wire::OpenAiChat),
             ),
             clocks,
             StreamLimits {
@@ -316,13 +317,7 @@ impl Provider {
         key: Option<&Secret>,
     ) -> Result<Response<Incoming>, ProviderError> {
         let wire = self.call_wire(req);
-        let body = match (wire, &req.translated) {
-            (Wire::AnthropicMessages, _) => anthropic::request_body(req, stream)?,
-            (Wire::OpenAiResponses, _) => responses::request_body(req, stream)?,
-            (_, None) => serde_json::to_vec(&openai::request_body(req, stream))
-                .map_err(|e| ProviderError::Protocol(e.to_string()))?,
-            (_, Some(body)) => openai::encoded_body(body, stream)?,
-        };
+        let body = super::call_body(req, wire, stream)?;
         let body = Bytes::from(body);
         let url = match (wire, &self.responses_endpoint) {
             (Wire::OpenAiResponses, Some(url)) => url,

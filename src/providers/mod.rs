@@ -24,8 +24,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::call::ModelCall;
 use crate::call::{FunctionCallSpec, Message, ModelParams};
-pub use crate::call::{ModelCall, Passthrough};
 pub use crate::config::{Price, ProviderKind};
 /// Token counts as the upstream reported them, cached and reasoning parts apart.
 pub use crate::model::Usage;
@@ -47,35 +47,53 @@ pub struct ChatRequest {
     pub params: ModelParams,
     pub functions: Vec<Value>,
     pub function_call: Option<FunctionCallSpec>,
-    /// What an OpenAI-route request carries beyond the neutral fields, sent as it came to an
-    /// OpenAI-kind provider; `None` for Parea requests and plain OpenAI ones.
-    pub passthrough: Option<Passthrough>,
-    /// The body for an Anthropic-kind provider (without `stream`): the call as the model
-    /// ([`ChatRequest::to_model`]) encoded by the Anthropic wire before any upstream call.
-    /// Derived from the fields above: not in the cache key. Also the body of a
-    /// [`ModelCall`] for an OpenAI-kind provider, or as its client sent it for a provider of
-    /// its own wire.
+    /// The body for a provider of another wire than the request's (without `stream`): the
+    /// call as the model encoded by the provider's wire before any upstream call. Derived from
+    /// the request: not in the cache key. `None` for a Parea request to an OpenAI-kind provider
+    /// (sent [`openai::request_body`]) and for a same-wire call (sent
+    /// [`ModelCall::same_wire_body`]).
     pub translated: Option<bytes::Bytes>,
-    /// A request a door decoded into the model whole (Anthropic Messages): its cache key and
-    /// every translation are made from it; the fields above are its Parea view (for the log
-    /// record). `None` for Parea and OpenAI-route requests.
+    /// A request a `/v1` chat door decoded into the model: its cache key, every translation
+    /// and its record's configuration are made from it, and the fields above are empty.
+    /// `None` for Parea requests.
     pub modeled: Option<std::sync::Arc<ModelCall>>,
     /// Headers of the request's own wire sent with a same-wire call (Anthropic's
     /// `anthropic-version` and `anthropic-beta`), beating the provider's own.
     pub forward: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
 }
 
-/// The body of `req` encoded when it was prepared ([`ChatRequest::translated`]: for an
-/// Anthropic-kind provider, or a Responses call to a provider of that wire), asking for a
-/// stream when `stream`.
-pub(crate) fn prepared_body(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
-    let body = req.translated.as_deref().ok_or_else(|| {
-        ProviderError::Protocol("the call was not encoded for its provider".into())
-    })?;
+/// The body of `req` for a provider called in `wire`, asking for a stream (and, on OpenAI's chat
+/// wire, its usage) when `stream`: the call encoded at prepare ([`ChatRequest::translated`]),
+/// else the client's own body for a same-wire call, else (a Parea request to an OpenAI-kind
+/// provider) [`openai::request_body`].
+pub(crate) fn call_body(
+    req: &ChatRequest,
+    wire: Wire,
+    stream: bool,
+) -> Result<Vec<u8>, ProviderError> {
+    let protocol = |e: serde_json::Error| ProviderError::Protocol(e.to_string());
+    let body = match (&req.translated, &req.modeled) {
+        (Some(body), _) => body.to_vec(),
+        (None, Some(call)) => call
+            .same_wire_body()
+            .ok_or_else(|| {
+                ProviderError::Protocol("the call was not encoded for its provider".into())
+            })?
+            .map_err(protocol)?,
+        (None, None) => {
+            return serde_json::to_vec(&openai::request_body(req, stream)).map_err(protocol)
+        }
+    };
     if !stream {
-        return Ok(body.to_vec());
+        return Ok(body);
     }
-    with_members(body, "\"stream\":true")
+    let members = match wire {
+        Wire::OpenAiChat | Wire::Parea => {
+            "\"stream\":true,\"stream_options\":{\"include_usage\":true}"
+        }
+        Wire::AnthropicMessages | Wire::OpenAiResponses => "\"stream\":true",
+    };
+    with_members(&body, members)
 }
 
 /// `body`, a JSON object, with `members` (`"name":value` pairs, comma-separated) added before

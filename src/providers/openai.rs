@@ -4,7 +4,7 @@
 //! received, a stream's chunks assembled within bounds and forwarded as received.
 
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::sse::SseEvent;
 use super::{ChatRequest, Completion, Decoded, ProviderError};
@@ -20,7 +20,7 @@ pub use crate::wire::openai_chat::finish_reason_of as finish_reason;
 #[derive(Debug, Serialize)]
 pub struct RequestBody<'a> {
     model: &'a str,
-    messages: Messages<'a>,
+    messages: Vec<Turn<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,19 +43,6 @@ pub struct RequestBody<'a> {
     stream: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
-    /// An OpenAI-route request's fields promptd does not know, forwarded as sent.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    passthrough: Option<&'a Map<String, Value>>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    unkeyed: Option<&'a Map<String, Value>>,
-}
-
-/// The messages: promptd's turns, or an OpenAI-route request's own, as sent.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum Messages<'a> {
-    Turns(Vec<Turn<'a>>),
-    AsSent(&'a [Value]),
 }
 
 /// One message as OpenAI names roles.
@@ -70,20 +57,8 @@ struct StreamOptions {
     include_usage: bool,
 }
 
-/// The body for `chat/completions` of a call encoded at prepare (a request another door
-/// decoded into the model, [`ChatRequest::modeled`]), asking for a stream with its usage when
-/// `stream`.
-pub fn encoded_body(body: &[u8], stream: bool) -> Result<Vec<u8>, ProviderError> {
-    if !stream {
-        return Ok(body.to_vec());
-    }
-    super::with_members(
-        body,
-        "\"stream\":true,\"stream_options\":{\"include_usage\":true}",
-    )
-}
-
-/// The body for `chat/completions`.
+/// The body for `chat/completions` of a Parea request (a `/v1` door's request is sent as its
+/// client sent it, or encoded by the wire at prepare).
 pub fn request_body(req: &ChatRequest, stream: bool) -> RequestBody<'_> {
     let ModelParams {
         temp,
@@ -94,19 +69,14 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> RequestBody<'_> {
         response_format,
         safe_prompt,
     } = &req.params;
-    let passthrough = req.passthrough.as_ref();
-    let messages = match passthrough.and_then(|p| p.messages.as_deref()) {
-        Some(sent) => Messages::AsSent(sent),
-        None => Messages::Turns(
-            req.messages
-                .iter()
-                .map(|m| Turn {
-                    role: role_name(m.role),
-                    content: m.content.as_deref().unwrap_or(""),
-                })
-                .collect(),
-        ),
-    };
+    let messages = req
+        .messages
+        .iter()
+        .map(|m| Turn {
+            role: role_name(m.role),
+            content: m.content.as_deref().unwrap_or(""),
+        })
+        .collect();
     RequestBody {
         model: &req.model,
         messages,
@@ -123,8 +93,6 @@ pub fn request_body(req: &ChatRequest, stream: bool) -> RequestBody<'_> {
         stream_options: stream.then_some(StreamOptions {
             include_usage: true,
         }),
-        passthrough: passthrough.map(|p| &p.fields).filter(|f| !f.is_empty()),
-        unkeyed: passthrough.map(|p| &p.unkeyed).filter(|f| !f.is_empty()),
     }
 }
 
@@ -318,7 +286,6 @@ mod tests {
             },
             functions: vec![json!({"name": "f", "parameters": {"type": "object"}})],
             function_call: Some(FunctionCallSpec::Named { name: "f".into() }),
-            passthrough: None,
             translated: None,
             modeled: None,
             forward: Vec::new(),
@@ -360,7 +327,6 @@ mod tests {
             params: ModelParams::default(),
             functions: vec![],
             function_call: Some(FunctionCallSpec::Mode("auto".into())),
-            passthrough: None,
             translated: None,
             modeled: None,
             forward: Vec::new(),
@@ -377,34 +343,6 @@ mod tests {
         ] {
             assert!(body.get(key).is_none(), "{key}");
         }
-    }
-
-    #[test]
-    fn passthrough_fields_and_messages_are_sent_as_they_came() {
-        let fields = json!({"seed": 7, "logit_bias": {"50256": -100}})
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        let sent = vec![json!({"role": "user", "content": [{"type": "text", "text": "hi"}]})];
-        let req = ChatRequest {
-            model: "m".into(),
-            messages: vec![msg(Role::User, "hi")],
-            params: ModelParams::default(),
-            functions: vec![],
-            function_call: None,
-            passthrough: Some(super::super::Passthrough {
-                messages: Some(sent.clone()),
-                fields,
-                unkeyed: Map::new(),
-            }),
-            translated: None,
-            modeled: None,
-            forward: Vec::new(),
-        };
-        let body = serde_json::to_value(request_body(&req, false)).expect("encodes");
-        assert_eq!(body["seed"], 7);
-        assert_eq!(body["logit_bias"], json!({"50256": -100}));
-        assert_eq!(body["messages"], Value::Array(sent));
     }
 
     fn event(data: &str) -> SseEvent {

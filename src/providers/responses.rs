@@ -6,13 +6,8 @@
 //! a stream's typed events into the model's events, each event kept as received for the door.
 
 use super::events::{whole, EventsState};
-use super::{ChatRequest, Completion, ProviderError};
+use super::{Completion, ProviderError};
 use crate::wire::openai_responses::{self as wire, EventDecoder};
-
-/// The body of `req` (the client's, as prepared), asking for a stream when `stream`.
-pub fn request_body(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
-    super::prepared_body(req, stream)
-}
 
 /// Parse a whole (non-stream) answer: the model's response, and the body kept as received.
 pub fn parse_response(body: &[u8]) -> Result<Completion, ProviderError> {

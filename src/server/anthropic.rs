@@ -186,10 +186,15 @@ async fn count(req: Request<Incoming>, state: &State) -> Result<Response<Respons
     let body = match state.engine.provider_kind(&provider) {
         Some(ProviderKind::Anthropic) => {
             let key = base.provider_api_key;
+            let sent = call
+                .same_wire_body()
+                .ok_or_else(|| ApiError::Internal("the request's body was not kept".into()))?
+                .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+            let body = Bytes::from(sent);
             Box::pin(
                 state
                     .engine
-                    .count_tokens(&provider, call.sent, key, &call.headers),
+                    .count_tokens(&provider, body, key, &call.headers),
             )
             .await?
         }

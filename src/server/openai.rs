@@ -62,11 +62,11 @@ async fn chat(
         state.engine.memory(),
     )
     .await?;
-    let call = wire::decode_chat(&bytes, &promptd_headers)?;
+    let call = wire::decode_chat(bytes::Bytes::clone(&bytes), &promptd_headers)?;
     let target = wire::resolve_model(&call.model, &config)?;
     let (stream, include_usage) = (call.stream, call.include_usage);
     let asked = call.model.clone();
-    let request = call.into_request(target);
+    let request = call.into_request(target)?;
     if stream {
         let s = Box::pin(state.engine.stream(request, ctx)).await?;
         let (cache, key, wait, trace_id) = (s.cache, s.key, s.provider_wait, s.trace_id.clone());

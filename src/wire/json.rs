@@ -32,12 +32,12 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
-/// `body` (a JSON object) with member `drop` left out and member `set.0` given the value
-/// `set.1` (a JSON text; added at the end when the body has none); every other member as it
-/// came, in its order. A body that is not a JSON object is an error.
+/// `body` (a JSON object) with the members named in `drop` left out and member `set.0` given
+/// the value `set.1` (a JSON text; added at the end when the body has none); every other member
+/// as it came, in its order. A body that is not a JSON object is an error.
 pub fn rewrite_members(
     body: &[u8],
-    drop: &str,
+    drop: &[&str],
     set: (&str, &str),
 ) -> Result<Vec<u8>, serde_json::Error> {
     let Members(members) = serde_json::from_slice(body)?;
@@ -56,7 +56,7 @@ pub fn rewrite_members(
         out.extend_from_slice(value.as_bytes());
     };
     for (key, value) in &members {
-        if key == drop {
+        if drop.contains(&key.as_ref()) {
             continue;
         }
         if key == set.0 {
@@ -93,7 +93,7 @@ mod tests {
     fn rewrite(body: &str, model: &str) -> String {
         let model = serde_json::to_string(model).expect("a string");
         String::from_utf8(
-            rewrite_members(body.as_bytes(), "stream", ("model", &model)).expect("an object"),
+            rewrite_members(body.as_bytes(), &["stream"], ("model", &model)).expect("an object"),
         )
         .expect("utf-8")
     }
@@ -111,8 +111,8 @@ mod tests {
         assert_eq!(rewrite("{}", "m"), r#"{"model":"m"}"#);
         let escaped_key = r#"{"mod\u0065l":"x","model":"y"}"#;
         assert_eq!(rewrite(escaped_key, "m"), r#"{"model":"m"}"#, "one model");
-        assert!(rewrite_members(b"[1]", "stream", ("model", "\"m\"")).is_err());
-        assert!(rewrite_members(b"{\"a\":", "stream", ("model", "\"m\"")).is_err());
+        assert!(rewrite_members(b"[1]", &["stream"], ("model", "\"m\"")).is_err());
+        assert!(rewrite_members(b"{\"a\":", &["stream"], ("model", "\"m\"")).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Anthropic's Messages API (`POST /v1/messages`), as promptd's door speaks it: the body decoded
 //! into the internal model by the Anthropic wire ([`crate::wire::anthropic`]) and handed to the
-//! engine as a [`DoorCall`](crate::frontends::DoorCall) with a Parea view for the log, the
+//! engine as a [`DoorCall`](crate::frontends::DoorCall) (its log record's configuration is
+//! written from the model), the
 //! error body with Anthropic's types and statuses ([`error_body`]), and an estimate of a
 //! request's tokens for `count_tokens` where the provider cannot count ([`estimate_tokens`]).
 //!

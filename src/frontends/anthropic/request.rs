@@ -54,17 +54,20 @@ mod tests {
             model: "qwen".into(),
         };
         let req = c.into_request(target, Call::default()).expect("a request");
-        let config = req.configuration.expect("a view");
-        assert_eq!(config.provider.as_deref(), Some("local"));
-        let messages = config.messages.expect("messages");
-        assert_eq!(messages[0].content.as_deref(), Some("be brief"));
-        assert_eq!(messages[1].content.as_deref(), Some("hi"));
-        let params = config.model_params.expect("params");
-        assert_eq!((params.temp, params.max_length), (Some(0.5), Some(64)));
+        assert_eq!(req.provider.as_deref(), Some("local"));
+        assert!(req.configuration.is_none(), "the record's is the model's");
         let call = req.modeled.expect("the model call");
         assert_eq!(call.request.model, "qwen");
+        assert_eq!(call.request.system_text().as_deref(), Some("be brief"));
+        assert_eq!(call.request.messages[0].joined_text(), "hi");
+        let params = &call.request.params;
+        assert_eq!(
+            (params.temperature, params.max_output_tokens),
+            (Some(0.5), Some(64))
+        );
         assert_eq!(call.hints, ["cache_control"]);
-        let sent: serde_json::Value = serde_json::from_slice(&call.sent).expect("json");
+        let sent = call.same_wire_body().expect("kept").expect("an object");
+        let sent: serde_json::Value = serde_json::from_slice(&sent).expect("json");
         assert_eq!(sent["model"], "qwen");
         assert!(sent.get("stream").is_none());
         assert_eq!(

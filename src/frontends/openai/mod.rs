@@ -1,9 +1,10 @@
-//! The OpenAI-compatible API (`/v1`), as promptd speaks it: the request body decoded into a
-//! engine's [`Call`](crate::call::Call) plus what is forwarded unread
-//! ([`request`]), the answer and its stream chunks ([`response`]), model routing and the model
-//! list ([`models`]), the error body ([`error`]). A call to a provider of another wire goes
-//! through the internal model: the OpenAI chat wire ([`crate::wire::openai_chat`]) decodes
-//! what the client sent and renders the model's answers.
+//! The OpenAI-compatible API (`/v1`), as promptd speaks it: the request body decoded into the
+//! internal model by the OpenAI chat wire ([`crate::wire::openai_chat`]) and handed to the
+//! engine as a [`DoorCall`](crate::frontends::DoorCall) with the client's body, which a
+//! provider of this wire is sent as it came ([`request`]); the answer and its stream chunks
+//! ([`response`]), model routing and the model list ([`models`]), the error body ([`error`]).
+//! A call to a provider of another wire is encoded from the model, and its answers rendered
+//! from the model.
 //!
 //! Answers go out through [`completion_body`] (a whole answer, from its cache entry) and
 //! [`OpenAiEvents`] (a stream's body over the engine's stream items), rendered through the

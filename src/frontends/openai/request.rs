@@ -1,22 +1,22 @@
 //! The body of `POST /v1/chat/completions` (and promptd's `x-promptd-*` request headers) as the
-//! engine's [`Call`] plus a [`Passthrough`] of what promptd forwards unread.
+//! engine's [`Call`]: the body decoded into the model by the OpenAI chat wire
+//! ([`crate::wire::openai_chat`], which keeps what the model has no place for as the wire's
+//! extras), and the body itself, which a provider of this wire is sent as it came.
 //!
-//! Read and mapped: `model`, `messages` (plain text turns become promptd's messages, so a
-//! simple request has the same cache key as the same Parea request), `temperature`, `top_p`,
-//! `frequency_penalty`, `presence_penalty`, `max_tokens`, `response_format`, function `tools`
-//! and `tool_choice`. Read, not forwarded: `stream`, `stream_options` (promptd asks upstreams
-//! for usage itself), `promptd` (`{"inputs": {...}}` for deployments). Forwarded but not in the
-//! cache key: `user`, `metadata`. Everything else is forwarded as sent and is in the key.
+//! Read here, not forwarded: `stream`, `stream_options` (promptd asks upstreams for usage
+//! itself), `promptd` (`{"inputs": {...}}` for templates and deployments). Forwarded but not in
+//! the cache key: `user`, `metadata` (the wire's hints). Everything else is forwarded as sent
+//! and is in the key; a plain request has the same key as the same Parea request.
 
 use std::borrow::Cow;
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::call::{
-    ApiError, Call, FunctionCallSpec, LlmConfiguration, Message, ModelParams, Passthrough, Role,
-};
-
 use super::Target;
+use crate::call::{ApiError, Call};
+use crate::frontends::door_call::DoorCall;
+use crate::wire::openai_chat::{Decoded, Decoder};
 
 /// promptd's request headers on the `/v1` routes, as sent.
 #[derive(Debug, Clone, Default)]
@@ -80,51 +80,22 @@ pub struct ChatCall {
     pub stream: bool,
     /// `stream_options.include_usage`: end the stream with a usage chunk.
     pub include_usage: bool,
-    /// Everything but the provider and model.
-    pub request: Call,
+    /// The request as the model, and the client's body.
+    call: DoorCall,
+    /// What promptd's headers and the body's `promptd` member said.
+    base: Call,
 }
 
 impl ChatCall {
-    /// The Parea request for `target`.
-    pub fn into_request(self, target: Target) -> Call {
-        let mut request = self.request;
-        let config = request.configuration.get_or_insert_with(Default::default);
+    /// The engine's request for `target`: a provider's model, or a deployment the request is
+    /// laid over.
+    pub fn into_request(self, target: Target) -> Result<Call, ApiError> {
         match target {
-            Target::Provider { provider, model } => {
-                config.provider = Some(provider);
-                config.model = Some(model);
-            }
-            Target::Deployment(id) => {
-                // The deployment's messages unless the request brings some.
-                if config.messages.as_ref().is_some_and(Vec::is_empty) {
-                    config.messages = None;
-                }
-                request.deployment_id = Some(id);
-            }
+            Target::Deployment(id) => Ok(self.call.into_deployment_request(id, self.base)),
+            target @ Target::Provider { .. } => self.call.into_request(target, self.base),
         }
-        request
     }
 }
-
-/// Keys read here (and so not forwarded as unknown ones).
-const READ: &[&str] = &[
-    "model",
-    "messages",
-    "temperature",
-    "top_p",
-    "frequency_penalty",
-    "presence_penalty",
-    "max_tokens",
-    "response_format",
-    "tools",
-    "tool_choice",
-    "stream",
-    "stream_options",
-    "promptd",
-];
-
-/// Forwarded, but they do not change the answer: not in the cache key.
-const UNKEYED: &[&str] = &["user", "metadata"];
 
 pub(super) fn bad(param: impl Into<Cow<'static, str>>, message: impl Into<String>) -> ApiError {
     ApiError::InvalidRequest {
@@ -154,203 +125,69 @@ pub(super) fn object_with_model(body: &[u8]) -> Result<(String, Map<String, Valu
     Ok((model, body))
 }
 
-/// Decode a chat completion body and promptd's headers.
-pub fn decode_chat(body: &[u8], headers: &RequestHeaders<'_>) -> Result<ChatCall, ApiError> {
-    let (model, mut body) = object_with_model(body)?;
+/// Decode a chat completion body (into the model, by the OpenAI chat wire) and promptd's
+/// headers.
+pub fn decode_chat(body: Bytes, headers: &RequestHeaders<'_>) -> Result<ChatCall, ApiError> {
+    let (model, mut object) = object_with_model(&body)?;
     let is_deployment = model.starts_with(super::models::DEPLOYMENT_PREFIX);
-    let sent = match body.remove("messages") {
-        Some(Value::Array(m)) => m,
-        None | Some(Value::Null) if is_deployment => Vec::new(),
+    match object.get("messages") {
+        Some(Value::Array(m)) if m.is_empty() && !is_deployment => {
+            return Err(bad(
+                "messages",
+                "messages must hold at least one message (`[]` is too short)",
+            ))
+        }
+        Some(Value::Array(_)) => {}
+        None | Some(Value::Null) if is_deployment => {}
         None | Some(Value::Null) => {
             return Err(bad("messages", "you must provide a messages parameter"))
         }
         Some(_) => return Err(bad("messages", "messages must be an array")),
-    };
-    if sent.is_empty() && !is_deployment {
-        return Err(bad(
-            "messages",
-            "messages must hold at least one message (`[]` is too short)",
-        ));
     }
-    let (messages, all_plain) = read_messages(&sent)?;
-    let params = ModelParams {
-        temp: number(&body, "temperature")?,
-        top_p: number(&body, "top_p")?,
-        frequency_penalty: number(&body, "frequency_penalty")?,
-        presence_penalty: number(&body, "presence_penalty")?,
-        max_length: match body.get("max_tokens") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| bad("max_tokens", "max_tokens must be a positive integer"))?,
-            ),
-        },
-        response_format: body
-            .get("response_format")
-            .filter(|v| !v.is_null())
-            .cloned(),
-        safe_prompt: None,
-    };
-    let stream = match body.get("stream") {
+    let stream = match object.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(bad("stream", "stream must be a boolean")),
     };
-    let include_usage = match body.get("stream_options") {
+    let include_usage = match object.get("stream_options") {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) => o.get("include_usage").and_then(Value::as_bool) == Some(true),
         Some(_) => return Err(bad("stream_options", "stream_options must be an object")),
     };
-    let mut fields = Map::new();
-    let (functions, function_call) = read_tools(&body, &mut fields)?;
-    let inputs = read_inputs(&body, headers)?;
-    let user = body.get("user").and_then(Value::as_str).map(str::to_owned);
-    let mut unkeyed = Map::new();
-    for (key, value) in body {
-        if UNKEYED.contains(&key.as_str()) {
-            unkeyed.insert(key, value);
-        } else if !READ.contains(&key.as_str()) {
-            fields.insert(key, value);
-        }
+    let inputs = read_inputs(&object, headers)?;
+    object.remove("promptd");
+    let mut decoder = Decoder::default();
+    for (key, value) in object {
+        decoder.field(key, value).map_err(invalid)?;
     }
-    let passthrough = Passthrough {
-        messages: (!all_plain).then_some(sent),
-        fields,
-        unkeyed,
+    let Decoded { mut request, hints } = if is_deployment {
+        decoder.finish_any()
+    } else {
+        decoder.finish().map_err(invalid)?
     };
-    let request = Call {
-        configuration: Some(LlmConfiguration {
-            model_params: Some(params),
-            messages: Some(messages),
-            functions,
-            function_call,
-            ..LlmConfiguration::default()
-        }),
-        inputs,
-        end_user_identifier: user,
-        passthrough: Some(passthrough),
-        ..headers.request()?
-    };
+    request.model.clone_from(&model);
     Ok(ChatCall {
         model,
         stream,
         include_usage,
-        request,
+        call: DoorCall::new(request, hints, body, Vec::new()),
+        base: Call {
+            inputs,
+            ..headers.request()?
+        },
     })
 }
 
-/// promptd's messages of the turns sent, and whether every one is a plain text turn (then the
-/// turns need not be forwarded as sent: promptd's are the same).
-fn read_messages(sent: &[Value]) -> Result<(Vec<Message>, bool), ApiError> {
-    let mut all_plain = true;
-    let mut messages = Vec::with_capacity(sent.len());
-    for (i, m) in sent.iter().enumerate() {
-        let Some(m) = m.as_object() else {
-            return Err(bad(format!("messages[{i}]"), "a message must be an object"));
-        };
-        let role_name = m.get("role").and_then(Value::as_str).unwrap_or("");
-        let role = match role_name {
-            "system" | "developer" => Role::System,
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            "tool" | "function" => Role::Tool,
-            "" => return Err(bad(format!("messages[{i}].role"), "a message needs a role")),
-            other => {
-                return Err(bad(
-                    format!("messages[{i}].role"),
-                    format!(
-                        "`{other}` is not a role: one of system, developer, user, assistant, \
-                         tool, function"
-                    ),
-                ))
-            }
-        };
-        let content = match m.get("content") {
-            Some(Value::String(s)) => Some(s.clone()),
-            None | Some(Value::Null) => None,
-            Some(Value::Array(parts)) => Some(
-                parts
-                    .iter()
-                    .filter_map(|p| p.get("text").and_then(Value::as_str))
-                    .collect::<Vec<_>>()
-                    .join(""),
-            ),
-            Some(_) => {
-                return Err(bad(
-                    format!("messages[{i}].content"),
-                    "content must be a string, an array of parts, or null",
-                ))
-            }
-        };
-        let plain = matches!(role_name, "system" | "user" | "assistant")
-            && m.get("content").is_some_and(Value::is_string)
-            && m.keys().all(|k| k == "role" || k == "content");
-        all_plain &= plain;
-        messages.push(Message { role, content });
-    }
-    Ok((messages, all_plain))
-}
-
-fn number(body: &Map<String, Value>, key: &'static str) -> Result<Option<f64>, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| bad(key, format!("{key} must be a number"))),
-    }
-}
-
-/// `tools` as promptd's functions when each is a plain function tool (the same functions a
-/// Parea request gives), else forwarded as sent; `tool_choice` likewise.
-fn read_tools(
-    body: &Map<String, Value>,
-    fields: &mut Map<String, Value>,
-) -> Result<(Option<Vec<Value>>, Option<FunctionCallSpec>), ApiError> {
-    let functions = match body.get("tools") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(tools)) => {
-            let plain: Option<Vec<Value>> = tools.iter().map(plain_function).collect();
-            match plain {
-                Some(functions) if !functions.is_empty() => Some(functions),
-                _ => {
-                    fields.insert("tools".into(), Value::Array(tools.clone()));
-                    None
-                }
-            }
-        }
-        Some(_) => return Err(bad("tools", "tools must be an array")),
+/// A field the wire could not read, named by its path.
+fn invalid(e: crate::model::Error) -> ApiError {
+    let message = match &e.param {
+        Some(param) => format!("{param}: {}", e.message),
+        None => e.message,
     };
-    let function_call = match body.get("tool_choice") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(mode)) => Some(FunctionCallSpec::Mode(mode.clone())),
-        Some(choice) => match named_choice(choice) {
-            Some(name) if functions.is_some() => Some(FunctionCallSpec::Named { name }),
-            _ => {
-                fields.insert("tool_choice".into(), choice.clone());
-                None
-            }
-        },
-    };
-    Ok((functions, function_call))
-}
-
-/// The function of `{"type": "function", "function": {...}}` and nothing else.
-fn plain_function(tool: &Value) -> Option<Value> {
-    let tool = tool.as_object()?;
-    (tool.len() == 2 && tool.get("type")?.as_str()? == "function")
-        .then(|| tool.get("function").filter(|f| f.is_object()).cloned())
-        .flatten()
-}
-
-/// The name of `{"type": "function", "function": {"name": N}}` and nothing else.
-fn named_choice(choice: &Value) -> Option<String> {
-    let choice = choice.as_object()?;
-    let function = choice.get("function")?.as_object()?;
-    (choice.len() == 2 && choice.get("type")?.as_str()? == "function" && function.len() == 1)
-        .then(|| function.get("name")?.as_str().map(str::to_owned))
-        .flatten()
+    ApiError::InvalidRequest {
+        field: e.param.map(Into::into),
+        message,
+    }
 }
 
 /// Deployment inputs: `promptd.inputs` of the body, with `x-promptd-inputs` laid over them.
@@ -401,59 +238,78 @@ fn read_metadata(header: Option<&str>) -> Result<Map<String, Value>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ToolChoice;
     use serde_json::json;
 
     fn decode(body: Value) -> Result<ChatCall, ApiError> {
-        decode_chat(body.to_string().as_bytes(), &RequestHeaders::default())
+        decode_chat(Bytes::from(body.to_string()), &RequestHeaders::default())
     }
 
-    fn param_of(body: &[u8]) -> Option<String> {
-        match decode_chat(body, &RequestHeaders::default()) {
+    fn param_of(body: &'static [u8]) -> Option<String> {
+        match decode_chat(Bytes::from_static(body), &RequestHeaders::default()) {
             Err(ApiError::InvalidRequest { field, .. }) => field.map(|f| f.into_owned()),
             Err(ApiError::InvalidJson(_)) => Some("<json>".into()),
             other => panic!("{other:?}"),
         }
     }
 
-    #[test]
-    fn plain_requests_map_to_promptd_fields_and_forward_nothing_keyed() {
-        let call = decode(json!({
-            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}],
-            "temperature": 0.2, "max_tokens": 5, "stream": true,
-            "stream_options": {"include_usage": true}, "user": "u1",
-            "tools": [{"type": "function", "function": {"name": "f"}}],
-            "tool_choice": {"type": "function", "function": {"name": "f"}}
-        }))
-        .expect("decodes");
-        assert!(call.stream && call.include_usage);
-        let config = call.request.configuration.as_ref().expect("config");
-        assert_eq!(config.model_params.as_ref().and_then(|p| p.temp), Some(0.2));
-        assert_eq!(config.functions, Some(vec![json!({"name": "f"})]));
-        assert_eq!(
-            config.function_call,
-            Some(FunctionCallSpec::Named { name: "f".into() })
-        );
-        let p = call.request.passthrough.as_ref().expect("passthrough");
-        assert!(p.messages.is_none() && p.fields.is_empty(), "{p:?}");
-        assert_eq!(p.unkeyed.get("user"), Some(&json!("u1")));
-        assert_eq!(call.request.end_user_identifier.as_deref(), Some("u1"));
+    fn provider(model: &str) -> Target {
+        Target::Provider {
+            provider: "openai".into(),
+            model: model.into(),
+        }
     }
 
     #[test]
-    fn unknown_fields_and_rich_messages_are_forwarded() {
-        let call = decode(json!({
-            "model": "m", "seed": 3, "logprobs": true,
-            "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}]
-        }))
-        .expect("decodes");
-        let p = call.request.passthrough.as_ref().expect("passthrough");
-        assert_eq!(p.fields.get("seed"), Some(&json!(3)));
-        assert!(p.messages.is_some());
-        let messages = call.request.configuration.and_then(|c| c.messages);
+    fn a_request_is_the_model_and_its_body_is_sent_as_it_came() {
+        let body = json!({
+            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}],
+            "temperature": 0.2, "max_tokens": 5, "stream": true, "seed": 3,
+            "stream_options": {"include_usage": true}, "user": "u1",
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "promptd": {"inputs": {"x": 1}}
+        });
+        let call = decode(body).expect("decodes");
+        assert!(call.stream && call.include_usage);
         assert_eq!(
-            messages.map(|m| m[0].content.clone()),
-            Some(Some("a".into()))
+            call.base.inputs,
+            Some(json!({"x": 1}).as_object().cloned().unwrap_or_default())
         );
+        let request = call
+            .into_request(provider("upstream-model"))
+            .expect("a call");
+        assert_eq!(request.provider.as_deref(), Some("openai"));
+        assert_eq!(request.end_user_identifier.as_deref(), Some("u1"));
+        let modeled = request.modeled.expect("modeled");
+        let r = &modeled.request;
+        assert_eq!(r.model, "upstream-model");
+        assert_eq!(r.params.temperature, Some(0.2));
+        assert_eq!(r.params.max_output_tokens, Some(5));
+        assert_eq!(r.params.seed, Some(3));
+        assert_eq!(r.tools[0].name, "f");
+        assert_eq!(r.tool_choice, Some(ToolChoice::Tool("f".into())));
+        assert!(!r.extras.contains_key("promptd"), "promptd's own member");
+        let sent: Value =
+            serde_json::from_slice(&modeled.same_wire_body().expect("kept").expect("json"))
+                .expect("json");
+        assert_eq!(sent["model"], "upstream-model");
+        assert_eq!(sent["seed"], 3);
+        assert_eq!(sent["user"], "u1");
+        for read in ["stream", "stream_options", "promptd"] {
+            assert!(sent.get(read).is_none(), "{read} is promptd's to set");
+        }
+    }
+
+    #[test]
+    fn a_deployment_may_bring_the_messages() {
+        let call = decode(json!({"model": "deployment/greet"})).expect("decodes");
+        let request = call
+            .into_request(Target::Deployment("greet".into()))
+            .expect("a call");
+        assert_eq!(request.deployment_id.as_deref(), Some("greet"));
+        let modeled = request.modeled.expect("modeled");
+        assert!(modeled.request.model.is_empty() && modeled.request.messages.is_empty());
     }
 
     #[test]
@@ -470,7 +326,9 @@ mod tests {
             Some("messages[0].role".into())
         );
         assert_eq!(
-            param_of(br#"{"model": "m", "messages": [{"role": "user"}], "temperature": "hot"}"#),
+            param_of(
+                br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}"#
+            ),
             Some("temperature".into())
         );
     }

@@ -96,8 +96,8 @@ impl CompletionRequest {
             log_omit_inputs,
             log_omit_outputs,
             log_sample_rate,
-            passthrough: None,
             modeled: None,
+            provider: None,
         }
     }
 }

@@ -115,7 +115,7 @@ pub fn continued(body: &[u8], earlier: &[String]) -> Result<(Bytes, String), Api
         .chain(own.iter().map(AsRef::as_ref))
         .collect();
     let input = array(&items);
-    let body = rewrite_members(body, PREVIOUS, ("input", &input))
+    let body = rewrite_members(body, &[PREVIOUS], ("input", &input))
         .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     Ok((Bytes::from(body), input))
 }
@@ -231,7 +231,12 @@ mod tests {
             model: "gpt-x".into(),
         };
         let routed = call.route(target).expect("routed");
-        let forwarded: Value = serde_json::from_slice(&routed.call.sent).expect("json");
+        let forwarded = routed
+            .call
+            .same_wire_body()
+            .expect("kept")
+            .expect("an object");
+        let forwarded: Value = serde_json::from_slice(&forwarded).expect("json");
         assert_eq!(forwarded["input"], v["input"]);
         assert_eq!(forwarded["model"], "gpt-x");
         assert!(forwarded.get(PREVIOUS).is_none(), "{forwarded}");

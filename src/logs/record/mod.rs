@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 pub mod cap;
 pub mod entry;
 pub mod integration;
+mod model_view;
 
 use crate::call::Call;
 use crate::call::{CompletionResponse, FunctionCallSpec, Message, ModelParams, Role};
@@ -146,24 +147,49 @@ impl OmitRules {
 /// A completion record's `configuration`: the call as the provider got it (deployment merged,
 /// templates rendered), borrowed from it. Unset parts (a param, a turn's content) are left out,
 /// not written as `null`; JSON the caller gave (functions, `response_format`) is kept as given.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+/// A request a door decoded into the model is written from the model ([`model_view`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CallConfiguration<'a> {
     pub model: &'a str,
     pub provider: &'a str,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "set_params_only"
-    )]
     pub model_params: Option<&'a ModelParams>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "turns_without_null_content"
-    )]
     pub messages: Option<&'a [Message]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub functions: Option<&'a [Value]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub function_call: Option<&'a FunctionCallSpec>,
+    /// The request as the model: then the four fields above are not read.
+    pub modeled: Option<&'a crate::model::Request>,
+}
+
+impl Serialize for CallConfiguration<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        map.serialize_entry("provider", self.provider)?;
+        if let Some(request) = self.modeled {
+            map.serialize_entry("model_params", &model_view::ParamsView(&request.params))?;
+            map.serialize_entry("messages", &model_view::TurnsView(request))?;
+            if !request.tools.is_empty() {
+                map.serialize_entry("functions", &model_view::FunctionsView(request))?;
+            }
+            if let Some(choice) = &request.tool_choice {
+                map.serialize_entry("function_call", &model_view::ChoiceView(choice))?;
+            }
+            return map.end();
+        }
+        if let Some(params) = self.model_params {
+            map.serialize_entry("model_params", &SetParams(params))?;
+        }
+        if let Some(messages) = self.messages {
+            map.serialize_entry("messages", &Turns(messages))?;
+        }
+        if let Some(functions) = self.functions {
+            map.serialize_entry("functions", functions)?;
+        }
+        if let Some(choice) = self.function_call {
+            map.serialize_entry("function_call", choice)?;
+        }
+        map.end()
+    }
 }
 
 impl CallConfiguration<'_> {
@@ -178,8 +204,16 @@ impl CallConfiguration<'_> {
 }
 
 /// `model_params` with the params that are set only.
-fn set_params_only<S: Serializer>(params: &Option<&ModelParams>, s: S) -> Result<S::Ok, S::Error> {
-    let Some(ModelParams {
+struct SetParams<'a>(&'a ModelParams);
+
+impl Serialize for SetParams<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        set_params_only(self.0, s)
+    }
+}
+
+fn set_params_only<S: Serializer>(params: &ModelParams, s: S) -> Result<S::Ok, S::Error> {
+    let ModelParams {
         temp,
         top_p,
         frequency_penalty,
@@ -187,10 +221,7 @@ fn set_params_only<S: Serializer>(params: &Option<&ModelParams>, s: S) -> Result
         max_length,
         response_format,
         safe_prompt,
-    }) = params
-    else {
-        return s.serialize_none();
-    };
+    } = params;
     let mut map = s.serialize_map(None)?;
     for (key, value) in [
         ("temp", temp),
@@ -215,8 +246,16 @@ fn set_params_only<S: Serializer>(params: &Option<&ModelParams>, s: S) -> Result
 }
 
 /// The turns, a turn without content as `{"role": ...}` alone.
+struct Turns<'a>(&'a [Message]);
+
+impl Serialize for Turns<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        turns_without_null_content(self.0, s)
+    }
+}
+
 fn turns_without_null_content<S: Serializer>(
-    messages: &Option<&[Message]>,
+    messages: &[Message],
     s: S,
 ) -> Result<S::Ok, S::Error> {
     #[derive(Serialize)]
@@ -225,7 +264,7 @@ fn turns_without_null_content<S: Serializer>(
         #[serde(skip_serializing_if = "Option::is_none")]
         content: Option<&'a str>,
     }
-    s.collect_seq(messages.unwrap_or_default().iter().map(|m| {
+    s.collect_seq(messages.iter().map(|m| {
         let Message { role, content } = m;
         Turn {
             role: *role,
@@ -400,10 +439,11 @@ impl CompletionLog {
             log_omit_inputs,
             log_omit_outputs,
             log_sample_rate,
-            // What is forwarded unread is part of the call, not of the log's own fields.
-            passthrough: _,
-            // Its Parea view is the configuration; its hints are noted as dropped by the call.
+            // The record's configuration is written from it; its hints are noted as dropped
+            // by the call.
             modeled: _,
+            // The configuration's provider.
+            provider: _,
             cache_refresh: _,
         } = req;
         CompletionLog {

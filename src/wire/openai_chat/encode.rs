@@ -70,8 +70,10 @@ pub fn encode_request(
         encode_message(m, i, same_wire, &mut messages, &mut drop)?;
     }
     body.insert("messages".into(), Value::Array(messages));
-    if !req.tools.is_empty() {
-        let tools = req
+    // A tool of another type (`custom`, ...) that came in this wire goes back as it came.
+    let own_hosted = same_wire && !req.hosted_tools.is_empty();
+    if !req.tools.is_empty() || own_hosted {
+        let mut tools: Vec<Value> = req
             .tools
             .iter()
             .map(|t| {
@@ -87,9 +89,12 @@ pub fn encode_request(
                 json!({"type": "function", "function": function})
             })
             .collect();
+        if own_hosted {
+            tools.extend(req.hosted_tools.iter().cloned());
+        }
         body.insert("tools".into(), Value::Array(tools));
     }
-    for tool in &req.hosted_tools {
+    for tool in req.hosted_tools.iter().filter(|_| !same_wire) {
         let kind = tool
             .get("type")
             .and_then(Value::as_str)
@@ -124,21 +129,7 @@ pub fn encode_request(
     put("frequency_penalty", p.frequency_penalty.map(Value::from));
     put(
         "response_format",
-        p.response_format.as_ref().map(|f| match f {
-            ResponseFormat::Text => json!({"type": "text"}),
-            ResponseFormat::JsonObject => json!({"type": "json_object"}),
-            ResponseFormat::JsonSchema {
-                name,
-                schema,
-                strict,
-            } => {
-                let mut spec = json!({"name": name, "schema": schema});
-                if let Some(strict) = strict {
-                    spec["strict"] = Value::Bool(*strict);
-                }
-                json!({"type": "json_schema", "json_schema": spec})
-            }
-        }),
+        p.response_format.as_ref().map(response_format),
     );
     put(
         "reasoning_effort",
@@ -277,6 +268,25 @@ fn encode_message(
     }
     out.push(message);
     Ok(())
+}
+
+/// A response format as OpenAI's `response_format`.
+pub fn response_format(format: &ResponseFormat) -> Value {
+    match format {
+        ResponseFormat::Text => json!({"type": "text"}),
+        ResponseFormat::JsonObject => json!({"type": "json_object"}),
+        ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        } => {
+            let mut spec = json!({"name": name, "schema": schema});
+            if let Some(strict) = strict {
+                spec["strict"] = Value::Bool(*strict);
+            }
+            json!({"type": "json_schema", "json_schema": spec})
+        }
+    }
 }
 
 #[cfg(test)]

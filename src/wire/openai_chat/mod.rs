@@ -15,7 +15,7 @@ mod stream;
 use serde_json::{json, Value};
 
 pub use decode::{decode_response, ChunkFacts, EventDecoder, REASONING_INDEX};
-pub use encode::{encode_request, EncodeOptions, Encoded};
+pub use encode::{encode_request, response_format, EncodeOptions, Encoded};
 pub use request::{decode_request, Decoded, Decoder};
 pub use response::render_response;
 pub use stream::{ChunkHeader, EventRenderer};

@@ -5,9 +5,11 @@
 //! | leading `system` / `developer` messages | [`Request::system`] (their texts, in order) |
 //! | later `system` / `developer` messages | messages of those roles, where they stand |
 //! | `user` content: a string, `text` parts, `image_url` parts (`data:` base64 or `http(s)` URL, `detail`) | text and image blocks (empty texts left out) |
+//! | other `user` parts (`input_audio`, `file`, ...) | opaque blocks, the part as it came |
 //! | `assistant` content (string, `text` or `refusal` parts) and `tool_calls` | text blocks, then tool call blocks (`arguments` kept as the text the model wrote) |
 //! | `tool` messages | a tool message holding one tool result block |
 //! | `tools` (`type: function`), `tool_choice`, `parallel_tool_calls` | tools, the tool choice, `parallel_tool_calls` |
+//! | `tools` of other types (`custom`, ...) | hosted tools, as they came |
 //! | `max_completion_tokens`, else `max_tokens` | `max_output_tokens` |
 //! | `temperature`, `top_p`, `stop`, `seed`, penalties, `response_format`, `reasoning_effort` | the same parameters |
 //! | `stream` | [`Request::stream`] |
@@ -72,8 +74,8 @@ fn decode_object(object: Map<String, Value>) -> Result<Decoded, Error> {
     decoder.finish()
 }
 
-/// Decodes a request field by field: for a request whose fields are not one JSON object (the
-/// OpenAI route keeps the fields it does not read apart from the ones it does).
+/// Decodes a request field by field: for a request whose fields are not one JSON object, or
+/// whose door reads some of them itself (the OpenAI chat door's `promptd`).
 #[derive(Debug)]
 pub struct Decoder {
     decoded: Decoded,
@@ -120,7 +122,7 @@ impl Decoder {
                     .ok_or_else(|| bad("messages", "expected a list of messages"))?;
                 messages(list, request)?;
             }
-            "tools" => request.tools = tools(&value)?,
+            "tools" => (request.tools, request.hosted_tools) = tools(value)?,
             "tool_choice" => request.tool_choice = Some(tool_choice(&value)?),
             "parallel_tool_calls" => {
                 request.params.parallel_tool_calls = Some(
@@ -177,19 +179,20 @@ impl Decoder {
         Ok(())
     }
 
-    /// The messages as sent (leading system and developer ones become the system part).
-    pub fn messages(&mut self, list: &[Value]) -> Result<(), Error> {
-        messages(list, &mut self.decoded.request)
-    }
-
     /// The request: refused when it holds no message.
-    pub fn finish(mut self) -> Result<Decoded, Error> {
-        let request = &mut self.decoded.request;
-        request.params.max_output_tokens = self.max_completion_tokens.or(self.max_tokens);
-        if request.messages.is_empty() && request.system.is_empty() {
+    pub fn finish(self) -> Result<Decoded, Error> {
+        let decoded = self.finish_any();
+        if decoded.request.messages.is_empty() && decoded.request.system.is_empty() {
             return Err(bad("messages", "expected a non-empty list of messages"));
         }
-        Ok(self.decoded)
+        Ok(decoded)
+    }
+
+    /// The request, with or without messages (a deployed prompt may bring them).
+    pub fn finish_any(mut self) -> Decoded {
+        let request = &mut self.decoded.request;
+        request.params.max_output_tokens = self.max_completion_tokens.or(self.max_tokens);
+        self.decoded
     }
 }
 
@@ -263,10 +266,48 @@ fn response_format(value: &Value) -> Result<ResponseFormat, Error> {
     }
 }
 
+/// Where in the body a value is, written out only for an error.
+#[derive(Debug, Clone, Copy)]
+enum At {
+    Message(usize),
+    Part(usize, usize),
+    ToolCall(usize, usize),
+    Tool(usize),
+}
+
+impl At {
+    /// Content part `j` of a message.
+    fn part(self, j: usize) -> At {
+        match self {
+            At::Message(i) | At::Part(i, _) | At::ToolCall(i, _) => At::Part(i, j),
+            At::Tool(_) => self,
+        }
+    }
+
+    /// Tool call `j` of a message.
+    fn tool_call(self, j: usize) -> At {
+        match self {
+            At::Message(i) | At::Part(i, _) | At::ToolCall(i, _) => At::ToolCall(i, j),
+            At::Tool(_) => self,
+        }
+    }
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Message(i) => write!(f, "messages[{i}]"),
+            At::Part(i, j) => write!(f, "messages[{i}].content[{j}]"),
+            At::ToolCall(i, j) => write!(f, "messages[{i}].tool_calls[{j}]"),
+            At::Tool(i) => write!(f, "tools[{i}]"),
+        }
+    }
+}
+
 /// The messages into `request`: leading system and developer messages become its system part.
 fn messages(list: &[Value], request: &mut Request) -> Result<(), Error> {
     for (i, m) in list.iter().enumerate() {
-        let at = format!("messages[{i}]");
+        let at = At::Message(i);
         let role = m
             .get("role")
             .and_then(Value::as_str)
@@ -274,8 +315,8 @@ fn messages(list: &[Value], request: &mut Request) -> Result<(), Error> {
         let content = m.get("content").filter(|c| !c.is_null());
         let (role, blocks) = match role {
             "system" | "developer" => {
-                let content = content.ok_or_else(|| missing(&at))?;
-                let blocks: Vec<Block> = texts(content, &at)?
+                let content = content.ok_or_else(|| missing(at))?;
+                let blocks: Vec<Block> = texts(content, at)?
                     .into_iter()
                     .filter(|t| !t.is_empty())
                     .map(Block::Text)
@@ -293,10 +334,10 @@ fn messages(list: &[Value], request: &mut Request) -> Result<(), Error> {
             }
             "user" => (
                 Role::User,
-                user_blocks(content.ok_or_else(|| missing(&at))?, &at)?,
+                user_blocks(content.ok_or_else(|| missing(at))?, at)?,
             ),
-            "assistant" => (Role::Assistant, assistant_blocks(m, content, &at)?),
-            "tool" => (Role::Tool, vec![tool_result(m, content, &at)?]),
+            "assistant" => (Role::Assistant, assistant_blocks(m, content, at)?),
+            "tool" => (Role::Tool, vec![tool_result(m, content, at)?]),
             "function" => {
                 return Err(bad(
                     format!("{at}.role"),
@@ -315,22 +356,22 @@ fn messages(list: &[Value], request: &mut Request) -> Result<(), Error> {
     Ok(())
 }
 
-fn missing(at: &str) -> Error {
+fn missing(at: At) -> Error {
     bad(format!("{at}.content"), "expected content")
 }
 
 /// The texts of a content that may only hold text: a string, or a list of `text` parts.
-fn texts(content: &Value, at: &str) -> Result<Vec<String>, Error> {
+fn texts(content: &Value, at: At) -> Result<Vec<String>, Error> {
     match content {
         Value::String(s) => Ok(vec![s.clone()]),
         Value::Array(parts) => parts
             .iter()
             .enumerate()
             .map(|(j, part)| {
-                let at = format!("{at}.content[{j}]");
-                match part_type(part, &at)? {
-                    "text" => part_text(part, "text", &at),
-                    other => Err(unsupported_part(other, &at)),
+                let at = at.part(j);
+                match part_type(part, at)? {
+                    "text" => part_text(part, "text", at),
+                    other => Err(unsupported_part(other, at)),
                 }
             })
             .collect(),
@@ -341,20 +382,20 @@ fn texts(content: &Value, at: &str) -> Result<Vec<String>, Error> {
     }
 }
 
-fn part_type<'a>(part: &'a Value, at: &str) -> Result<&'a str, Error> {
+fn part_type(part: &Value, at: At) -> Result<&str, Error> {
     part.get("type")
         .and_then(Value::as_str)
         .ok_or_else(|| bad(format!("{at}.type"), "expected a string"))
 }
 
-fn part_text(part: &Value, key: &str, at: &str) -> Result<String, Error> {
+fn part_text(part: &Value, key: &str, at: At) -> Result<String, Error> {
     part.get(key)
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| bad(format!("{at}.{key}"), "expected a string"))
 }
 
-fn unsupported_part(kind: &str, at: &str) -> Error {
+fn unsupported_part(kind: &str, at: At) -> Error {
     bad(
         format!("{at}.type"),
         format!("content parts of type {kind:?} are not supported here"),
@@ -362,7 +403,7 @@ fn unsupported_part(kind: &str, at: &str) -> Error {
 }
 
 /// A user message's content as blocks (empty texts left out).
-fn user_blocks(content: &Value, at: &str) -> Result<Vec<Block>, Error> {
+fn user_blocks(content: &Value, at: At) -> Result<Vec<Block>, Error> {
     let Value::Array(parts) = content else {
         return Ok(texts(content, at)?
             .into_iter()
@@ -372,16 +413,21 @@ fn user_blocks(content: &Value, at: &str) -> Result<Vec<Block>, Error> {
     };
     let mut blocks = Vec::with_capacity(parts.len());
     for (j, part) in parts.iter().enumerate() {
-        let at = format!("{at}.content[{j}]");
-        match part_type(part, &at)? {
+        let at = at.part(j);
+        match part_type(part, at)? {
             "text" => {
-                let text = part_text(part, "text", &at)?;
+                let text = part_text(part, "text", at)?;
                 if !text.is_empty() {
                     blocks.push(Block::Text(text));
                 }
             }
-            "image_url" => blocks.push(image(part, &at)?),
-            other => return Err(unsupported_part(other, &at)),
+            "image_url" => blocks.push(image(part, at)?),
+            // `input_audio`, `file`, ...: sent as they came to a provider of this wire, refused
+            // by a translation.
+            _ => blocks.push(Block::Opaque {
+                wire: Wire::OpenAiChat,
+                json: part.clone(),
+            }),
         }
     }
     Ok(blocks)
@@ -389,12 +435,12 @@ fn user_blocks(content: &Value, at: &str) -> Result<Vec<Block>, Error> {
 
 /// An `image_url` part as an image block: a base64 `data:` URL becomes its media type and
 /// data, an `http(s)` URL stays a URL.
-fn image(part: &Value, at: &str) -> Result<Block, Error> {
-    let param = format!("{at}.image_url.url");
+fn image(part: &Value, at: At) -> Result<Block, Error> {
+    let param = || format!("{at}.image_url.url");
     let url = part
         .pointer("/image_url/url")
         .and_then(Value::as_str)
-        .ok_or_else(|| bad(&param, "expected a string"))?;
+        .ok_or_else(|| bad(param(), "expected a string"))?;
     let detail = part
         .pointer("/image_url/detail")
         .and_then(Value::as_str)
@@ -402,10 +448,10 @@ fn image(part: &Value, at: &str) -> Result<Block, Error> {
     let source = if let Some(rest) = url.strip_prefix("data:") {
         let (meta, data) = rest
             .split_once(',')
-            .ok_or_else(|| bad(&param, "a data: URL without a comma"))?;
+            .ok_or_else(|| bad(param(), "a data: URL without a comma"))?;
         let media_type = meta
             .strip_suffix(";base64")
-            .ok_or_else(|| bad(&param, "only base64 data: URLs are supported"))?;
+            .ok_or_else(|| bad(param(), "only base64 data: URLs are supported"))?;
         let media_type = match media_type.to_ascii_lowercase().as_str() {
             "image/jpg" => "image/jpeg".to_owned(),
             t => t.to_owned(),
@@ -417,13 +463,16 @@ fn image(part: &Value, at: &str) -> Result<Block, Error> {
     } else if url.starts_with("https://") || url.starts_with("http://") {
         ImageSource::Url(url.to_owned())
     } else {
-        return Err(bad(&param, "expected an http(s) URL or a base64 data: URL"));
+        return Err(bad(
+            param(),
+            "expected an http(s) URL or a base64 data: URL",
+        ));
     };
     Ok(Block::Image { source, detail })
 }
 
 /// An assistant message as blocks: its text, then a tool call block per tool call.
-fn assistant_blocks(m: &Value, content: Option<&Value>, at: &str) -> Result<Vec<Block>, Error> {
+fn assistant_blocks(m: &Value, content: Option<&Value>, at: At) -> Result<Vec<Block>, Error> {
     for deprecated in ["function_call", "audio"] {
         if m.get(deprecated).is_some_and(|v| !v.is_null()) {
             return Err(bad(
@@ -437,11 +486,11 @@ fn assistant_blocks(m: &Value, content: Option<&Value>, at: &str) -> Result<Vec<
         None => {}
         Some(Value::Array(parts)) => {
             for (j, part) in parts.iter().enumerate() {
-                let at = format!("{at}.content[{j}]");
-                let text = match part_type(part, &at)? {
-                    "text" => part_text(part, "text", &at)?,
-                    "refusal" => part_text(part, "refusal", &at)?,
-                    other => return Err(unsupported_part(other, &at)),
+                let at = at.part(j);
+                let text = match part_type(part, at)? {
+                    "text" => part_text(part, "text", at)?,
+                    "refusal" => part_text(part, "refusal", at)?,
+                    other => return Err(unsupported_part(other, at)),
                 };
                 if !text.is_empty() {
                     blocks.push(Block::Text(text));
@@ -461,7 +510,7 @@ fn assistant_blocks(m: &Value, content: Option<&Value>, at: &str) -> Result<Vec<
         Some(_) => return Err(bad(format!("{at}.tool_calls"), "expected a list")),
     };
     for (j, call) in calls.iter().enumerate() {
-        let at = format!("{at}.tool_calls[{j}]");
+        let at = at.tool_call(j);
         let string = |pointer: &str, name: &str| {
             call.pointer(pointer)
                 .and_then(Value::as_str)
@@ -486,7 +535,7 @@ fn assistant_blocks(m: &Value, content: Option<&Value>, at: &str) -> Result<Vec<
 }
 
 /// A `tool` message as a tool result block.
-fn tool_result(m: &Value, content: Option<&Value>, at: &str) -> Result<Block, Error> {
+fn tool_result(m: &Value, content: Option<&Value>, at: At) -> Result<Block, Error> {
     let call_id = m
         .get("tool_call_id")
         .and_then(Value::as_str)
@@ -507,20 +556,21 @@ fn tool_result(m: &Value, content: Option<&Value>, at: &str) -> Result<Block, Er
     })
 }
 
-fn tools(tools: &Value) -> Result<Vec<Tool>, Error> {
-    let tools = tools
-        .as_array()
-        .ok_or_else(|| bad("tools", "expected a list"))?;
+/// Function tools as the model's tools, and tools of other types (`custom`, ...) as they came:
+/// hosted tools, sent back to a provider of this wire, left out (and said) by a translation.
+fn tools(tools: Value) -> Result<(Vec<Tool>, Vec<Value>), Error> {
+    let Value::Array(tools) = tools else {
+        return Err(bad("tools", "expected a list"));
+    };
     let mut out = Vec::with_capacity(tools.len());
-    for (i, t) in tools.iter().enumerate() {
-        let at = format!("tools[{i}]");
+    let mut hosted = Vec::new();
+    for (i, t) in tools.into_iter().enumerate() {
+        let at = At::Tool(i);
         match t.get("type").and_then(Value::as_str) {
             None | Some("function") => {}
-            Some(kind) => {
-                return Err(bad(
-                    format!("{at}.type"),
-                    format!("tools of type {kind:?} are not supported here; use function tools"),
-                ))
+            Some(_) => {
+                hosted.push(t);
+                continue;
             }
         }
         let f = t
@@ -544,7 +594,7 @@ fn tools(tools: &Value) -> Result<Vec<Tool>, Error> {
             strict: f.get("strict").and_then(Value::as_bool),
         });
     }
-    Ok(out)
+    Ok((out, hosted))
 }
 
 fn tool_choice(choice: &Value) -> Result<ToolChoice, Error> {
@@ -659,11 +709,32 @@ mod tests {
     }
 
     #[test]
+    fn parts_and_tools_the_model_has_no_type_for_are_kept_as_they_came() {
+        let audio =
+            json!({"type": "input_audio", "input_audio": {"data": "AA==", "format": "wav"}});
+        let custom = json!({"type": "custom", "custom": {"name": "grammar"}});
+        let body = json!({"messages": [{"role": "user", "content": [audio]}],
+            "tools": [custom, {"type": "function", "function": {"name": "f"}}]});
+        let r = decode_request(body.to_string().as_bytes())
+            .expect("decodes")
+            .request;
+        assert_eq!(
+            r.messages[0].content,
+            vec![Block::Opaque {
+                wire: Wire::OpenAiChat,
+                json: audio
+            }]
+        );
+        assert_eq!(r.hosted_tools, vec![custom]);
+        assert_eq!(r.tools[0].name, "f");
+    }
+
+    #[test]
     fn malformed_fields_name_their_path() {
         let user = |content: Value| json!({"messages": [{"role": "user", "content": content}]});
         assert_eq!(param_of(json!({"messages": []})), "messages");
         assert_eq!(
-            param_of(user(json!([{"type": "input_audio"}]))),
+            param_of(user(json!([{"text": "no type"}]))),
             "messages[0].content[0].type"
         );
         assert_eq!(
