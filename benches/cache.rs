@@ -6,38 +6,48 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use promptd::cache::{cache_key, Cache, CacheConfig, CacheEntry, CacheKey, Lookup};
-use promptd::call::{Message, ModelParams, Role};
+use promptd::call::{LlmConfiguration, Message, ModelCall, ModelParams, Role};
 use promptd::providers::ChatRequest;
 use serde_json::json;
 
-fn request_of_about_2kb() -> ChatRequest {
+/// A Parea configuration of ~2 KB: four turns and a function.
+fn configuration_of_about_2kb() -> LlmConfiguration {
     let text = "The quick brown fox jumps over the lazy dog. ".repeat(9);
-    ChatRequest {
-        model: "gpt-4o-mini".into(),
-        messages: (0..4)
-            .map(|i| Message {
-                role: if i % 2 == 0 {
-                    Role::User
-                } else {
-                    Role::Assistant
-                },
-                content: Some(format!("{i}: {text}")),
-            })
-            .collect(),
-        params: ModelParams {
+    LlmConfiguration {
+        model: Some("gpt-4o-mini".into()),
+        messages: Some(
+            (0..4)
+                .map(|i| Message {
+                    role: if i % 2 == 0 {
+                        Role::User
+                    } else {
+                        Role::Assistant
+                    },
+                    content: Some(format!("{i}: {text}")),
+                })
+                .collect(),
+        ),
+        model_params: Some(ModelParams {
             temp: Some(0.2),
             max_length: Some(256),
             ..ModelParams::default()
-        },
-        functions: vec![
+        }),
+        functions: Some(vec![
             json!({"name": "get_weather", "description": "Weather for a city",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["city"]}}),
-        ],
-        function_call: None,
-        translated: None,
-        modeled: None,
-        forward: Vec::new(),
+        ]),
+        ..LlmConfiguration::default()
     }
+}
+
+fn request_of(configuration: LlmConfiguration) -> ChatRequest {
+    let (request, hints) = configuration.into_model().expect("a model request");
+    ChatRequest::new(ModelCall {
+        request,
+        hints,
+        sent: None,
+        headers: Vec::new(),
+    })
 }
 
 fn entry_of_about_4kb() -> CacheEntry {
@@ -68,19 +78,22 @@ fn entry_of_about_4kb() -> CacheEntry {
 }
 
 fn bench(c: &mut Criterion) {
-    let request = request_of_about_2kb();
+    let configuration = configuration_of_about_2kb();
+    let request = request_of(configuration.clone());
     let size: usize = request
+        .call
+        .request
         .messages
         .iter()
-        .map(|m| m.content.as_deref().unwrap_or("").len())
+        .map(|m| m.joined_text().len())
         .sum();
     c.bench_function(
         &format!("cache_key ({size} B of messages + a function)"),
         |b| b.iter(|| cache_key(black_box("openai"), black_box(&request))),
     );
     c.bench_function(
-        &format!("ChatRequest::to_model ({size} B of messages + a function)"),
-        |b| b.iter(|| black_box(&request).to_model()),
+        &format!("LlmConfiguration::into_model ({size} B of messages + a function)"),
+        |b| b.iter(|| black_box(configuration.clone()).into_model()),
     );
 
     let dir = tempfile::tempdir().expect("tempdir");

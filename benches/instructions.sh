@@ -12,7 +12,8 @@
 # Anthropic-kind provider on the same fake. So DOOR=messages MODEL=anthropic/NAME is the Messages
 # door on the same wire (the body forwarded to the fake's /v1/messages), DOOR=messages alone the
 # Messages door translated to chat completions, MODEL=anthropic/NAME alone the OpenAI route
-# translated to Anthropic's. DOOR=responses asks OpenAI's Responses door (POST /v1/responses, the
+# translated to Anthropic's. DOOR=parea asks Parea's POST /api/parea/v1/completion (MODEL's name after any
+# `provider/`, to the openai provider). DOOR=responses asks OpenAI's Responses door (POST /v1/responses, the
 # conversation as `input` items): with the default MODEL translated to the fake's chat completions,
 # with `anthropic/NAME` to its /v1/messages, with `responses/NAME` (a provider marked
 # `responses = true`) on the same wire, the body forwarded to the fake's /v1/responses.
@@ -27,7 +28,8 @@ case "$DOOR" in
   chat) URL=http://localhost/v1/chat/completions; WIRE=(); MAX="" ;;
   messages) URL=http://localhost/v1/messages; WIRE=(-H 'anthropic-version: 2023-06-01'); MAX='"max_tokens":1024,' ;;
   responses) URL=http://localhost/v1/responses; WIRE=(); MAX="" ;;
-  *) echo "instructions.sh: DOOR is chat, messages or responses, not $DOOR" >&2; exit 2 ;;
+  parea) URL=http://localhost/api/parea/v1/completion; WIRE=(); MAX="" ;;
+  *) echo "instructions.sh: DOOR is chat, messages, responses or parea, not $DOOR" >&2; exit 2 ;;
 esac
 # The conversation's key: the Responses API calls it input (a list of items, here messages).
 LIST=messages; [[ "$DOOR" != responses ]] || LIST=input
@@ -69,6 +71,10 @@ fi
 valgrind --tool=callgrind --callgrind-out-file=cg.out "$BIN" serve --config p.toml > d.log 2>&1 & VG=$!
 for i in $(seq 600); do [[ -S p.sock ]] && break; sleep 0.1; done
 BODY="{\"model\":\"$MODEL\",$MAX\"$LIST\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
+# Parea's route: the configuration names the provider; `cache: false` is its bypass, and it has
+# no refresh (its stored figure repeats the bypass).
+PAREA_CONFIG="\"llm_configuration\":{\"model\":\"${MODEL#*/}\",\"provider\":\"openai\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
+[[ "$DOOR" != parea ]] || BODY="{$PAREA_CONFIG}"
 curl -s --unix-socket p.sock $URL -H 'content-type: application/json' "${WIRE[@]}" -d "$BODY" > first.out
 curl -s --unix-socket p.sock $URL -H 'content-type: application/json' "${WIRE[@]}" -d "$BODY" -H 'x-promptd-cache: bypass' >/dev/null
 grep -q 'Hello!' first.out || { echo "instructions.sh: the first answer: $(cat first.out)" >&2; exit 1; }
@@ -83,7 +89,12 @@ measure() {
   echo "$ir" ; rm -f cg.out.*
 }
 HIT=$(CG=hit measure)
-PASS=$(CG=pass measure -H 'x-promptd-cache: bypass')
-STORED=$(CG=stored measure -H 'x-promptd-cache: refresh')
+if [[ "$DOOR" == parea ]]; then
+  BODY="{\"cache\":false,$PAREA_CONFIG}"
+  PASS=$(CG=pass measure); STORED=$PASS
+else
+  PASS=$(CG=pass measure -H 'x-promptd-cache: bypass')
+  STORED=$(CG=stored measure -H 'x-promptd-cache: refresh')
+fi
 echo "$BIN hit_instr_per_req=$((HIT / N)) pass_instr_per_req=$((PASS / N)) stored_instr_per_req=$((STORED / N)) door=$DOOR model=$MODEL"
 kill $VG $MOCK; wait 2>/dev/null || true

@@ -41,6 +41,7 @@ fn request(extra: Value) -> Call {
     serde_json::from_value::<CompletionRequest>(body)
         .expect("request decodes")
         .into_call()
+        .expect("a call")
 }
 
 fn response() -> CompletionResponse {
@@ -64,15 +65,11 @@ fn response() -> CompletionResponse {
 
 /// The call a request's own `llm_configuration` describes (in the daemon, the resolved call).
 fn call_of(req: &Call) -> CallConfiguration<'_> {
-    let c = req.configuration.as_ref().expect("configuration");
+    let call = req.modeled.as_deref().expect("the request as the model");
     CallConfiguration {
-        model: c.model.as_deref().unwrap_or_default(),
-        provider: c.provider.as_deref().unwrap_or_default(),
-        model_params: c.model_params.as_ref(),
-        messages: c.messages.as_deref(),
-        functions: c.functions.as_deref(),
-        function_call: c.function_call.as_ref(),
-        modeled: None,
+        model: &call.request.model,
+        provider: req.provider.as_deref().unwrap_or_default(),
+        request: Some(&call.request),
     }
 }
 
@@ -130,14 +127,17 @@ fn a_completion_record_carries_request_and_answer_and_no_nulls() {
     assert_eq!(record, expected);
 }
 
+/// The configuration is the call as the provider got it: unset params and turns without
+/// content are left out (they say nothing), a function's schema is kept as given, a response
+/// format is the structure it asks for.
 #[test]
-fn unset_params_and_contentless_turns_are_left_out_but_caller_json_is_kept() {
+fn unset_params_and_contentless_turns_are_left_out_and_schemas_are_kept() {
     let record = record_json(json!({
         "llm_configuration": {
             "model": "m",
             "provider": "openai",
-            "model_params": {"top_p": 0.5, "response_format": {"type": "json", "default": null}},
-            "messages": [{"role": "assistant", "content": null}, {"role": "user", "content": "x"}],
+            "model_params": {"top_p": 0.5, "response_format": {"type": "json_object", "default": null}},
+            "messages": [{"role": "assistant", "content": null}, {"role": "example_user", "content": "x"}],
             "functions": [{"name": "f", "parameters": {"default": null}}]
         }
     }));
@@ -146,8 +146,8 @@ fn unset_params_and_contentless_turns_are_left_out_but_caller_json_is_kept() {
         json!({
             "model": "m",
             "provider": "openai",
-            "model_params": {"top_p": 0.5, "response_format": {"type": "json", "default": null}},
-            "messages": [{"role": "assistant"}, {"role": "user", "content": "x"}],
+            "model_params": {"top_p": 0.5, "response_format": {"type": "json_object"}},
+            "messages": [{"role": "user", "content": "x"}],
             "functions": [{"name": "f", "parameters": {"default": null}}]
         })
     );

@@ -9,8 +9,8 @@
 //! one key. Not in
 //! the key: trace ids, metadata, tags, end user (`user`), log flags, the API key, `stream` and
 //! `stream_options` — none of them change the answer. The inputs are taken from a destructured
-//! [`ChatRequest`], so a new request field does not compile until someone decides whether it
-//! belongs here.
+//! [`ChatRequest`], so a new field does not compile until someone decides whether it belongs
+//! here.
 //!
 //! Canonical: each field is written with a tag and a length prefix, LEB128 (no two inputs can
 //! run into each other); JSON objects are written with sorted keys; numbers as their `f64` value (`1` and
@@ -22,11 +22,6 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::model_key::{
-    write_extras, write_params, write_text_message, write_tool, write_tool_choice,
-};
-use crate::call::{FunctionCallSpec, Message, Role};
-use crate::model::Role as ModelRole;
 use crate::providers::{ChatRequest, ModelCall};
 
 /// Bump when the key layout changes: old entries then simply stop matching. Version 3 is the
@@ -80,82 +75,16 @@ fn call_key(provider: &str, call: &ModelCall) -> CacheKey {
 }
 
 /// The key of a request to provider `provider` (the configured name): the key of its model
-/// ([`super::model_key`] of [`ChatRequest::to_model`]), written here from the request's own
-/// fields without building the model (the key is on every Parea request's path). A test holds
-/// the two writings equal. A request a `/v1` door decoded into the model is keyed from it.
+/// ([`super::model_key`]), with the `anthropic-beta` header it came with.
 pub fn cache_key(provider: &str, request: &ChatRequest) -> CacheKey {
     let ChatRequest {
-        model,
-        messages,
-        params,
-        functions,
-        function_call,
-        // Derived from the fields above (the same request encoded for Anthropic).
+        call,
+        // Derived from the request (the same request encoded for the provider's wire).
         translated: _,
-        modeled,
-        // The same-wire call's headers: `anthropic-beta` is in the key, from `modeled`.
+        // The same-wire call's headers: `anthropic-beta` is in the key, from `call`.
         forward: _,
     } = request;
-    if let Some(call) = modeled {
-        return call_key(provider, call);
-    }
-    let mut h = KeyHasher::new();
-    h.field(b"provider", provider.as_bytes());
-    h.field(b"model", model.as_bytes());
-    fn text(m: &Message) -> &str {
-        m.content.as_deref().unwrap_or("")
-    }
-    // Empty turns say nothing: the model has none.
-    let turns = || messages.iter().filter(|m| !text(m).is_empty());
-    h.count(b"messages", turns().count());
-    for m in turns() {
-        write_text_message(&mut h, model_role(m.role), text(m));
-    }
-    h.count(b"tools", functions.len());
-    for f in functions {
-        // A Parea function, or one already in OpenAI's tool shape.
-        let f = match (f.get("type"), f.get("function")) {
-            (Some(_), Some(inner)) => inner,
-            _ => f,
-        };
-        let text_of = |key: &str| f.get(key).and_then(Value::as_str);
-        let default_schema;
-        let parameters = match f.get("parameters").filter(|p| !p.is_null()) {
-            Some(p) => p,
-            None => {
-                default_schema = serde_json::json!({"type": "object", "properties": {}});
-                &default_schema
-            }
-        };
-        write_tool(
-            &mut h,
-            text_of("name").unwrap_or(""),
-            text_of("description"),
-            parameters,
-            f.get("strict").and_then(Value::as_bool),
-        );
-    }
-    h.count(b"hosted_tools", 0);
-    let choice = function_call.as_ref().map(FunctionCallSpec::to_model);
-    write_tool_choice(&mut h, choice.as_ref());
-    write_params(&mut h, &params.to_model());
-    let safe_prompt = (String::from("safe_prompt"), Value::Bool(true));
-    let extras: &[(&String, &Value)] = match params.safe_prompt {
-        Some(true) => &[(&safe_prompt.0, &safe_prompt.1)],
-        _ => &[],
-    };
-    write_extras(&mut h, extras);
-    h.finish()
-}
-
-/// The model's role of a Parea turn (as [`ChatRequest::to_model`] maps it).
-fn model_role(role: Role) -> ModelRole {
-    match role {
-        Role::System => ModelRole::System,
-        Role::User | Role::ExampleUser => ModelRole::User,
-        Role::Assistant | Role::ExampleAssistant => ModelRole::Assistant,
-        Role::Tool => ModelRole::Tool,
-    }
+    call_key(provider, call)
 }
 
 /// Gathers the canonical bytes, then hashes them in one call: a blake3 update per small piece
@@ -273,12 +202,42 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::ModelParams;
+    use crate::call::{FunctionCallSpec, LlmConfiguration, Message, ModelParams, Role};
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn request() -> ChatRequest {
-        ChatRequest {
+    /// A Parea request's configuration, keyed as the engine keys it (as the model).
+    #[derive(Debug, Clone)]
+    struct Parea {
+        model: String,
+        messages: Vec<Message>,
+        params: ModelParams,
+        functions: Vec<Value>,
+        function_call: Option<FunctionCallSpec>,
+    }
+
+    fn cache_key(provider: &str, r: &Parea) -> CacheKey {
+        let config = LlmConfiguration {
+            model: Some(r.model.clone()),
+            provider: None,
+            model_params: Some(r.params.clone()),
+            messages: Some(r.messages.clone()),
+            history: None,
+            functions: Some(r.functions.clone()),
+            function_call: r.function_call.clone(),
+        };
+        let (request, hints) = config.into_model().expect("a model request");
+        let call = ModelCall {
+            request,
+            hints,
+            sent: None,
+            headers: Vec::new(),
+        };
+        super::cache_key(provider, &ChatRequest::new(call))
+    }
+
+    fn request() -> Parea {
+        Parea {
             model: "gpt-4o-mini".into(),
             messages: vec![
                 Message {
@@ -299,9 +258,6 @@ mod tests {
                 json!({"name": "f", "parameters": {"type": "object", "properties": {}}}),
             ],
             function_call: None,
-            translated: None,
-            modeled: None,
-            forward: Vec::new(),
         }
     }
 
@@ -393,7 +349,7 @@ mod tests {
         let base = request();
         let key = cache_key("openai", &base);
         assert_ne!(key, cache_key("anthropic", &base));
-        let variants: Vec<fn(&mut ChatRequest)> = vec![
+        let variants: Vec<fn(&mut Parea)> = vec![
             |r| r.model.push('x'),
             |r| r.messages[1].content = Some("Hello!".into()),
             |r| r.messages[1].role = Role::Assistant,
@@ -482,99 +438,15 @@ mod tests {
         }
     }
 
-    fn arb_role() -> impl Strategy<Value = Role> {
-        prop_oneof![
-            Just(Role::System),
-            Just(Role::User),
-            Just(Role::Assistant),
-            Just(Role::Tool),
-            Just(Role::ExampleUser),
-            Just(Role::ExampleAssistant),
-        ]
-    }
-
-    fn arb_request() -> impl Strategy<Value = ChatRequest> {
-        let message = (arb_role(), proptest::option::of(".{0,12}"))
-            .prop_map(|(role, content)| Message { role, content });
-        let params = (
-            proptest::option::of(0.0f64..2.0),
-            proptest::option::of(0.0f64..1.0),
-            proptest::option::of(1u32..500),
-            proptest::option::of(any::<bool>()),
-            prop_oneof![
-                Just(None),
-                Just(Some(json!({"type": "text"}))),
-                Just(Some(json!({"type": "json_object"}))),
-                Just(Some(json!({"type": "json_schema", "json_schema":
-                    {"name": "n", "schema": {"type": "object"}, "strict": true}}))),
-            ],
-        )
-            .prop_map(|(temp, top_p, max_length, safe_prompt, response_format)| {
-                ModelParams {
-                    temp,
-                    top_p,
-                    max_length,
-                    safe_prompt,
-                    response_format,
-                    ..ModelParams::default()
-                }
-            });
-        let function = prop_oneof![
-            Just(json!({"name": "f", "parameters": {"type": "object"}})),
-            Just(json!({"name": "g", "description": "d"})),
-            Just(
-                json!({"type": "function", "function": {"name": "h", "strict": true,
-                "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}})
-            ),
-        ];
-        let call = proptest::option::of(prop_oneof![
-            Just(FunctionCallSpec::Mode("auto".into())),
-            Just(FunctionCallSpec::Mode("none".into())),
-            Just(FunctionCallSpec::Mode("required".into())),
-            Just(FunctionCallSpec::Mode("f".into())),
-            Just(FunctionCallSpec::Named { name: "g".into() }),
-        ]);
-        (
-            proptest::collection::vec(message, 1..6),
-            params,
-            proptest::collection::vec(function, 0..3),
-            call,
-        )
-            .prop_map(|(messages, params, functions, function_call)| ChatRequest {
-                model: "m".into(),
-                messages,
-                params,
-                functions,
-                function_call,
-                translated: None,
-                modeled: None,
-                forward: Vec::new(),
-            })
-    }
-
     proptest! {
-        /// The key written from a request's own fields is the key of its model: a request that
-        /// another door decodes into the same model shares its entry.
-        #[test]
-        fn the_key_is_the_key_of_the_model(request in arb_request()) {
-            let Ok(model) = request.to_model() else {
-                // A request of only empty turns has no model (and is refused before this).
-                prop_assume!(false);
-                unreachable!()
-            };
-            prop_assert_eq!(
-                cache_key("p", &request),
-                super::super::model_key("p", &model.request, &model.hints)
-            );
-        }
-
         #[test]
         fn key_ignores_key_order_and_number_spelling(function in arb_json(), temp in 0.0f64..2.0) {
             let mut a = request();
-            a.functions = vec![function.clone()];
+            a.functions = vec![json!({"name": "f", "parameters": function})];
             a.params.temp = Some(temp);
             let mut b = a.clone();
-            b.functions = vec![serde_json::from_str(&reorder(&function)).expect("reordered JSON parses")];
+            let reordered: Value = serde_json::from_str(&reorder(&function)).expect("reordered JSON parses");
+            b.functions = vec![json!({"parameters": reordered, "name": "f"})];
             prop_assert_eq!(cache_key("openai", &a), cache_key("openai", &b));
         }
 

@@ -1,11 +1,13 @@
 //! A call's configuration in the words Parea's API gives it (`llm_configuration`): the model
-//! and provider, plain text turns, model parameters, functions. Deployed prompts are written in
-//! it, the Parea door decodes it, and the log record reports the resolved call in it; the
-//! engine lays a request's configuration over a deployment's and hands the result to the
-//! provider layer (whose translations go through the internal model, [`ModelParams::to_model`]).
+//! and provider, plain text turns, model parameters, functions. The Parea door decodes it and
+//! deployed prompts are written in it; both are turned into the internal model
+//! ([`LlmConfiguration::into_model`], [`parea_turns`]), which the engine lays a request over a
+//! deployment in and every provider kind encodes.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::model::{Block, Message as Turn, Request, Role as ModelRole, Wire};
 
 /// `llm_configuration`: what to ask which model.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -86,27 +88,91 @@ impl ModelParams {
     }
 }
 
-/// Parea's plain text turns into `request` as the model holds them (empty turns left out): a
-/// leading `system` turn is the system part, `example_*` turns are user and assistant turns,
-/// and a `tool` turn (Parea's carries no call id to answer) is a tool message of its text.
-pub fn parea_turns(messages: &[Message], request: &mut crate::model::Request) {
-    use crate::model::{Block, Message as Turn, Role as ModelRole};
-    for m in messages {
-        let text = m.content.as_deref().unwrap_or("");
-        let role = match m.role {
-            Role::System if request.messages.is_empty() => {
-                if !text.is_empty() {
-                    request.system.push(Block::Text(text.to_owned()));
-                }
-                continue;
+impl LlmConfiguration {
+    /// The request this configuration asks, as the model holds it (its wire
+    /// [`Wire::Parea`](crate::model::Wire)), with the keys of its extras that are only hints:
+    /// `model` empty when not given and no messages when there are none (a deployment may
+    /// bring them); `provider` and `history` are the caller's to place (the engine places the
+    /// history after a deployment's messages). Functions are OpenAI function tools (a
+    /// function without a name is an error naming it), `safe_prompt` an extra.
+    pub fn into_model(self) -> Result<(Request, Vec<String>), crate::model::Error> {
+        let LlmConfiguration {
+            model,
+            provider: _,
+            model_params,
+            messages,
+            history: _,
+            functions,
+            function_call,
+        } = self;
+        let mut request = Request::new(model.unwrap_or_default(), Wire::Parea);
+        let mut hints = Vec::new();
+        let params = model_params.unwrap_or_default();
+        request.params = params.to_model();
+        if let Some(safe) = params.safe_prompt {
+            request
+                .extras
+                .insert("safe_prompt".into(), Value::Bool(safe));
+            if !safe {
+                hints.push("safe_prompt".into());
             }
+        }
+        parea_turns(messages.unwrap_or_default(), &mut request);
+        if let Some(functions) = functions.filter(|f| !f.is_empty()) {
+            request.tools = function_tools(functions)?;
+        }
+        request.tool_choice = function_call.as_ref().map(FunctionCallSpec::to_model);
+        Ok((request, hints))
+    }
+}
+
+/// Parea functions (`{name, description, parameters}`, or already in OpenAI's tool shape) as
+/// the model's tools.
+pub fn function_tools(
+    functions: Vec<Value>,
+) -> Result<Vec<crate::model::Tool>, crate::model::Error> {
+    let tools = functions
+        .into_iter()
+        .map(|f| {
+            if f.get("type").is_some() && f.get("function").is_some() {
+                f
+            } else {
+                serde_json::json!({"type": "function", "function": f})
+            }
+        })
+        .collect();
+    let mut decoder = crate::wire::openai_chat::Decoder::default();
+    decoder.field("tools".into(), Value::Array(tools))?;
+    Ok(std::mem::take(&mut decoder.request().tools))
+}
+
+/// Parea's plain text turns into `request` as the model holds them: a leading `system` turn is
+/// the system part, `example_*` turns are user and assistant turns, and a `tool` turn (Parea's
+/// carries no call id to answer) is a tool message of its text. A turn without content says
+/// nothing and is left out; an empty text is sent as it is (an empty prompt is a prompt).
+pub fn parea_turns(messages: impl IntoIterator<Item = Message>, request: &mut Request) {
+    for m in messages {
+        let Some(text) = m.content else {
+            continue;
+        };
+        if m.role == Role::System && request.messages.is_empty() {
+            if !text.is_empty() {
+                request.system.push(Block::Text(text));
+            }
+            continue;
+        }
+        request.messages.push(Turn::text(m.role.to_model(), text));
+    }
+}
+
+impl Role {
+    /// The model's role of a Parea turn.
+    pub fn to_model(self) -> ModelRole {
+        match self {
             Role::System => ModelRole::System,
             Role::User | Role::ExampleUser => ModelRole::User,
             Role::Tool => ModelRole::Tool,
             Role::Assistant | Role::ExampleAssistant => ModelRole::Assistant,
-        };
-        if !text.is_empty() {
-            request.messages.push(Turn::text(role, text));
         }
     }
 }
@@ -131,5 +197,123 @@ impl FunctionCallSpec {
                 ToolChoice::Tool(name.clone())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::wire::openai_chat::{encode_request, EncodeOptions};
+
+    fn turn(role: Role, content: &str) -> Message {
+        Message {
+            role,
+            content: Some(content.to_owned()),
+        }
+    }
+
+    /// A Parea configuration as the model, then as an OpenAI-kind provider is sent it.
+    fn sent(config: LlmConfiguration, stream: bool) -> Value {
+        let (request, hints) = config.into_model().expect("a model request");
+        let body = encode_request(&request, &hints, &EncodeOptions { stream })
+            .expect("encodes")
+            .body;
+        serde_json::from_slice(&body).expect("json")
+    }
+
+    #[test]
+    fn params_roles_and_functions_reach_openai_in_its_names() {
+        let body = sent(
+            LlmConfiguration {
+                model: Some("gpt-4o-mini".into()),
+                messages: Some(vec![
+                    turn(Role::System, "s"),
+                    turn(Role::ExampleUser, "eu"),
+                    turn(Role::ExampleAssistant, "ea"),
+                    Message {
+                        role: Role::User,
+                        content: None,
+                    },
+                    turn(Role::User, "u"),
+                ]),
+                model_params: Some(ModelParams {
+                    temp: Some(0.5),
+                    top_p: Some(0.9),
+                    frequency_penalty: Some(0.1),
+                    presence_penalty: Some(0.2),
+                    max_length: Some(100),
+                    response_format: Some(json!({"type": "json_object"})),
+                    safe_prompt: Some(true),
+                }),
+                functions: Some(vec![json!({"name": "f", "parameters": {"type": "object"}})]),
+                function_call: Some(FunctionCallSpec::Named { name: "f".into() }),
+                ..LlmConfiguration::default()
+            },
+            true,
+        );
+        assert_eq!(body["model"], "gpt-4o-mini");
+        assert_eq!(
+            body["messages"],
+            json!([
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "eu"},
+                {"role": "assistant", "content": "ea"},
+                {"role": "user", "content": "u"}
+            ]),
+            "a turn without content says nothing"
+        );
+        assert_eq!(body["temperature"], 0.5);
+        assert_eq!(body["top_p"], 0.9);
+        assert_eq!(body["frequency_penalty"], 0.1);
+        assert_eq!(body["presence_penalty"], 0.2);
+        assert_eq!(body["max_tokens"], 100);
+        assert_eq!(body["response_format"], json!({"type": "json_object"}));
+        assert_eq!(body["safe_prompt"], true, "Mistral's, sent as given");
+        assert_eq!(
+            body["tools"],
+            json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}])
+        );
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "function", "function": {"name": "f"}})
+        );
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn absent_params_are_not_sent_and_modes_stay_strings() {
+        let body = sent(
+            LlmConfiguration {
+                model: Some("m".into()),
+                messages: Some(vec![turn(Role::User, "u")]),
+                function_call: Some(FunctionCallSpec::Mode("auto".into())),
+                ..LlmConfiguration::default()
+            },
+            false,
+        );
+        assert_eq!(body["tool_choice"], "auto");
+        for key in [
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "stream",
+            "stream_options",
+            "tools",
+        ] {
+            assert!(body.get(key).is_none(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_function_without_a_name_is_named_in_the_error() {
+        let config = LlmConfiguration {
+            functions: Some(vec![json!({"parameters": {}})]),
+            ..LlmConfiguration::default()
+        };
+        let err = config.into_model().unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("tools[0].function.name"));
     }
 }

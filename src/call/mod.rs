@@ -1,6 +1,6 @@
-//! What a front door asks the engine, in the engine's words: a [`Call`] (a configuration, a
-//! deployment to lay it over, or a request a door decoded into the model whole; trace ids and
-//! log controls; the cache mode), how it fails ([`ApiError`], which each door renders in its
+//! What a front door asks the engine, in the engine's words: a [`Call`] (the request its door
+//! decoded into the model, a deployment to lay it over; trace ids and log controls; the cache
+//! mode), how it fails ([`ApiError`], which each door renders in its
 //! own shape), and what a completion came to ([`CompletionResponse`], which the log record and
 //! the Parea door both speak). No HTTP server, no door's wire.
 
@@ -28,8 +28,6 @@ pub struct Call {
     /// Ask the provider even when a fresh entry exists, and store the new answer.
     pub cache_refresh: bool,
     pub deployment_id: Option<String>,
-    /// What to ask which model; laid over the deployment's when there is one.
-    pub configuration: Option<LlmConfiguration>,
     /// The values of the templates' placeholders.
     pub inputs: Option<Map<String, Value>>,
     /// The trace id asked for (else one is made).
@@ -51,15 +49,18 @@ pub struct Call {
     pub log_omit_inputs: Option<bool>,
     pub log_omit_outputs: Option<bool>,
     pub log_sample_rate: Option<f64>,
-    /// A request a door decoded into the model (every `/v1` chat door): then `configuration`
-    /// is absent, and the record's configuration is the model's.
+    /// The request as its door decoded it into the model (laid over the deployment's when
+    /// there is one). Every call has one; `None` only in a call still being built.
     pub modeled: Option<Box<ModelCall>>,
-    /// The configured provider a modeled request is for (else its deployment's).
+    /// The configured provider the request is for (else its deployment's).
     pub provider: Option<String>,
+    /// Earlier turns (Parea's `history`), placed before the last user message once the
+    /// deployment's messages are in.
+    pub history: Option<Vec<Message>>,
 }
 
-/// A request a door decoded into the model whole, and what a provider of the door's own wire
-/// is sent instead of a translation: the client's body and headers as they came.
+/// A request a door decoded into the model, and what a provider of the door's own wire is sent
+/// instead of an encoding of it: the client's body and headers as they came.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelCall {
     /// The request; its `model` is the provider's name for it.

@@ -34,13 +34,13 @@ pub fn entry_from_completion(
     } = completion;
     let model = response
         .model
-        .get_or_insert_with(|| prepared.chat.model.clone());
+        .get_or_insert_with(|| prepared.chat.model().to_owned());
     // The entry keeps the cached prompt tokens apart (an OpenAI client sees them in
     // `prompt_tokens_details`); the record counts every prompt token; the cost prices the
     // cached ones at their own rates.
     let cost = prices.cost_of_either(
         model,
-        &prepared.chat.model,
+        prepared.chat.model(),
         prepared.provider.kind(),
         &response.usage,
     );

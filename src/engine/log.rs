@@ -79,25 +79,12 @@ impl CompletionRecords {
     }
 }
 
-/// The record's `configuration`: the call as the provider got it (a `/v1` door's written from
-/// the model).
+/// The record's `configuration`: the call as the provider got it.
 fn configuration<'a>(chat: &'a ChatRequest, provider: &'a str) -> CallConfiguration<'a> {
-    if let Some(call) = &chat.modeled {
-        return CallConfiguration {
-            model: &chat.model,
-            provider,
-            modeled: Some(&call.request),
-            ..CallConfiguration::default()
-        };
-    }
     CallConfiguration {
-        model: &chat.model,
+        model: chat.model(),
         provider,
-        model_params: Some(&chat.params),
-        messages: Some(&chat.messages),
-        functions: (!chat.functions.is_empty()).then_some(&chat.functions[..]),
-        function_call: chat.function_call.as_ref(),
-        modeled: None,
+        request: Some(&chat.call.request),
     }
 }
 
@@ -181,7 +168,7 @@ impl Record {
             output_tokens,
             total_tokens: input_tokens + output_tokens,
             cost: 0.0,
-            model: prepared.chat.model.clone(),
+            model: prepared.chat.model().to_owned(),
             provider: prepared.provider.name().to_owned(),
             cache_hit: false,
             status: status.to_owned(),

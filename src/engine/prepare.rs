@@ -9,14 +9,13 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::RequestCtx;
-use crate::call::{
-    ApiError, Call, FunctionCallSpec, LlmConfiguration, Message, ModelCall, ModelParams, Role,
-};
+use crate::call::configuration::function_tools;
+use crate::call::{ApiError, Call, FunctionCallSpec, Message, ModelCall};
 use crate::config::Secret;
 use crate::deployments::{Deployment, Template, TemplateError};
 use crate::logs::CompletionLog;
 use crate::memory::{MemoryBudget, Reservation};
-use crate::model;
+use crate::model::{self, Wire};
 use crate::projects::ProjectStore;
 use crate::providers::{ChatRequest, Provider, ProviderKind};
 use crate::wire::{self, anthropic::EncodeOptions};
@@ -76,30 +75,21 @@ pub fn prepare(
     let mut memory = budget.reservation();
     let limits = (max_rendered, budget);
     let inputs = req.inputs.as_ref();
-    let (provider_name, mut chat) = match req.modeled.take() {
-        Some(call) => {
-            let provider = req.provider.take();
-            let (provider, call) =
-                resolve_modeled(*call, provider, deployment, inputs, limits, &mut memory)?;
-            let chat = ChatRequest {
-                model: call.request.model.clone(),
-                messages: Vec::new(),
-                params: ModelParams::default(),
-                functions: Vec::new(),
-                function_call: None,
-                translated: None,
-                modeled: Some(Arc::new(call)),
-                forward: Vec::new(),
-            };
-            (provider, chat)
-        }
-        None => {
-            // The request's configuration is taken out first: the log records the resolved
-            // call (from `chat`, engine/log.rs), so it need not copy the request's.
-            let overrides = req.configuration.take().unwrap_or_default();
-            resolve_parea(overrides, deployment, inputs, limits, &mut memory)?
-        }
-    };
+    let call = req
+        .modeled
+        .take()
+        .ok_or_else(|| ApiError::Internal("a call without its request".into()))?;
+    let provider = req.provider.take();
+    let history = req.history.take().unwrap_or_default();
+    let (provider_name, call) = resolve(
+        *call,
+        provider,
+        deployment,
+        (inputs, history),
+        limits,
+        &mut memory,
+    )?;
+    let mut chat = ChatRequest::new(call);
     let provider = lookup(&provider_name).ok_or_else(|| ApiError::UnknownProvider {
         requested: provider_name.clone(),
         configured: provider_names(),
@@ -144,82 +134,20 @@ pub fn prepare(
     })
 }
 
-/// A Parea request's configuration laid over its deployment (when it names one), its templates
-/// rendered and its history placed: the provider's name and the call. What was rendered is
-/// reserved in `memory`.
-fn resolve_parea(
-    mut overrides: LlmConfiguration,
-    deployment: Option<&Deployment>,
-    inputs: Option<&Map<String, Value>>,
-    (max_rendered, budget): (u64, &MemoryBudget),
-    memory: &mut Reservation,
-) -> Result<(String, ChatRequest), ApiError> {
-    // Messages of a request are templates only when the request gives inputs: a `{{` in plain
-    // text (code, other template languages) is then left alone.
-    if let (Some(messages), Some(inputs)) = (&mut overrides.messages, inputs) {
-        memory.absorb(render_messages(messages, inputs, max_rendered, budget)?);
-    }
-    let config = match deployment {
-        Some(d) => {
-            let (config, rendered) = merge_deployment(d, inputs, overrides, max_rendered, budget)?;
-            memory.absorb(rendered);
-            config
-        }
-        None => overrides,
-    };
-    let LlmConfiguration {
-        model,
-        provider,
-        model_params,
-        messages,
-        history,
-        functions,
-        function_call,
-    } = config;
-    let provider = provider.filter(|p| !p.is_empty()).ok_or_else(|| {
-        ApiError::invalid(
-            "llm_configuration.provider",
-            "llm_configuration.provider is required (or a deployment_id)",
-        )
-    })?;
-    let model = model.filter(|m| !m.is_empty()).ok_or_else(|| {
-        ApiError::invalid(
-            "llm_configuration.model",
-            "llm_configuration.model is required (or a deployment_id)",
-        )
-    })?;
-    let messages = messages.unwrap_or_default();
-    if messages.is_empty() {
-        return Err(ApiError::invalid(
-            "llm_configuration.messages",
-            "llm_configuration.messages must hold at least one message",
-        ));
-    }
-    let chat = ChatRequest {
-        model,
-        messages: place_history(messages, history.unwrap_or_default()),
-        params: model_params.unwrap_or_default(),
-        functions: functions.unwrap_or_default(),
-        function_call,
-        translated: None,
-        modeled: None,
-        forward: Vec::new(),
-    };
-    Ok((provider, chat))
-}
-
-/// A request a door decoded into the model, its templates rendered when the request gives
-/// inputs, laid over its deployment when it names one (either changes the request: it is then
-/// encoded for its provider, not sent as its client wrote it): the provider's name and the
-/// call. What was rendered is reserved in `memory`.
-fn resolve_modeled(
+/// A request as its door decoded it, its templates rendered when the request gives inputs,
+/// laid over its deployment when it names one (either changes the request: it is then encoded
+/// for its provider, not sent as its client wrote it), and its history placed: the provider's
+/// name and the call. What was rendered is reserved in `memory`.
+fn resolve(
     mut call: ModelCall,
     provider: Option<String>,
     deployment: Option<&Deployment>,
-    inputs: Option<&Map<String, Value>>,
+    (inputs, history): (Option<&Map<String, Value>>, Vec<Message>),
     (max_rendered, budget): (u64, &MemoryBudget),
     memory: &mut Reservation,
 ) -> Result<(String, ModelCall), ApiError> {
+    // A Parea request's problems are named in its own words.
+    let parea = call.request.wire == model::Wire::Parea;
     if let Some(inputs) = inputs {
         let request = &mut call.request;
         let system = request.system.len();
@@ -234,7 +162,10 @@ fn resolve_modeled(
             })
             .collect();
         if texts.iter().any(|(_, text)| text.contains("{{")) {
-            let label = |i: usize| format!("messages[{i}].content");
+            let label = |i: usize| match parea {
+                true => format!("llm_configuration.messages[{i}].content"),
+                false => format!("messages[{i}].content"),
+            };
             memory.absorb(render_texts(texts, label, inputs, max_rendered, budget)?);
             call.sent = None;
         }
@@ -251,16 +182,32 @@ fn resolve_modeled(
             call.sent = None;
             provider.unwrap_or_else(|| d.provider.clone())
         }
-        None => provider.ok_or_else(|| ApiError::invalid("model", "a provider is required"))?,
+        None => provider.ok_or_else(|| {
+            ApiError::invalid(
+                "llm_configuration.provider",
+                "llm_configuration.provider is required (or a deployment_id)",
+            )
+        })?,
     };
-    if call.request.model.is_empty() {
-        return Err(ApiError::invalid("model", "a model is required"));
-    }
-    if call.request.messages.is_empty() && call.request.system.is_empty() {
+    let request = &mut call.request;
+    if request.model.is_empty() {
         return Err(ApiError::invalid(
-            "messages",
-            "messages must hold at least one message",
+            "llm_configuration.model",
+            "llm_configuration.model is required (or a deployment_id)",
         ));
+    }
+    if !history.is_empty() {
+        place_history(request, history);
+        call.sent = None;
+    }
+    if request.messages.is_empty() && request.system.is_empty() {
+        return Err(match parea {
+            true => ApiError::invalid(
+                "llm_configuration.messages",
+                "llm_configuration.messages must hold at least one message",
+            ),
+            false => ApiError::invalid("messages", "messages must hold at least one message"),
+        });
     }
     Ok((provider, call))
 }
@@ -279,18 +226,34 @@ fn lay_under(
     if request.messages.is_empty() && request.system.is_empty() {
         let (messages, rendered) = render_deployment(d, inputs, max_rendered, budget)?;
         memory.absorb(rendered);
-        crate::call::configuration::parea_turns(&messages, request);
+        crate::call::configuration::parea_turns(messages, request);
     }
     if request.model.is_empty() {
         request.model.clone_from(&d.model);
     }
     let base = d.model_params.to_model();
+    // The Parea SDK sends its defaults for what its caller did not set.
+    let over = |value: Option<f64>, sdk_default: f64, base: Option<f64>| match request.wire {
+        model::Wire::Parea => unless_sdk_default(value, sdk_default, base),
+        _ => value.or(base),
+    };
+    let p = &request.params;
+    let temperature = over(p.temperature, SDK_DEFAULT_TEMP, base.temperature);
+    let top_p = over(p.top_p, SDK_DEFAULT_TOP_P, base.top_p);
+    let presence = over(
+        p.presence_penalty,
+        SDK_DEFAULT_PRESENCE_PENALTY,
+        base.presence_penalty,
+    );
+    let frequency = over(
+        p.frequency_penalty,
+        SDK_DEFAULT_FREQUENCY_PENALTY,
+        base.frequency_penalty,
+    );
     let p = &mut request.params;
-    p.temperature = p.temperature.or(base.temperature);
-    p.top_p = p.top_p.or(base.top_p);
+    (p.temperature, p.top_p) = (temperature, top_p);
+    (p.presence_penalty, p.frequency_penalty) = (presence, frequency);
     p.max_output_tokens = p.max_output_tokens.or(base.max_output_tokens);
-    p.presence_penalty = p.presence_penalty.or(base.presence_penalty);
-    p.frequency_penalty = p.frequency_penalty.or(base.frequency_penalty);
     if p.response_format.is_none() {
         p.response_format = base.response_format;
     }
@@ -300,12 +263,8 @@ fn lay_under(
             .or_insert(Value::Bool(true));
     }
     if request.tools.is_empty() && !d.functions.is_empty() {
-        let tools = d.functions.iter().map(crate::providers::openai::tool);
-        let mut decoder = wire::openai_chat::Decoder::default();
-        decoder
-            .field("tools".into(), Value::Array(tools.collect()))
+        request.tools = function_tools(d.functions.clone())
             .map_err(|e| ApiError::Internal(format!("deployment {}: {e}", d.id)))?;
-        request.tools = std::mem::take(&mut decoder.request().tools);
     }
     if request.tool_choice.is_none() {
         request.tool_choice = d.function_call.as_ref().map(FunctionCallSpec::to_model);
@@ -316,38 +275,25 @@ fn lay_under(
 /// What the call needs to go to `provider`, encoded here so that what its wire cannot honour
 /// is a 400 naming it before any upstream call, with the hints the encoding left out:
 ///
-/// - a Parea request to an OpenAI-kind provider: nothing (it is sent the request's own fields,
-///   [`crate::providers::openai::request_body`]);
-/// - a request decoded into the model ([`ChatRequest::modeled`]), unchanged since, to a
-///   provider called in its own wire ([`Provider::call_wire`]: an OpenAI-kind provider for the
-///   OpenAI chat door, an Anthropic-kind one for the Messages door, one that serves the
-///   Responses API for the Responses door): nothing (it is sent the client's body,
-///   [`ModelCall::same_wire_body`]), and its wire's headers to forward;
-/// - anything else: the model ([`ChatRequest::to_model`], or the decoded one) encoded by the
-///   provider's wire.
+/// - a request to a provider called in its own wire ([`Provider::call_wire`]: an OpenAI-kind
+///   provider for the OpenAI chat door and the Parea door, whose API is OpenAI's chat in its
+///   own words; an Anthropic-kind one for the Messages door; one that serves the Responses
+///   API for the Responses door): nothing, and its wire's headers to forward. It is sent the
+///   client's body ([`ModelCall::same_wire_body`]) when unchanged, else the model encoded in
+///   OpenAI's chat wire when it is sent (which refuses nothing of its own wire);
+/// - anything else: the model encoded by the provider's wire.
 fn encode(
     provider: &Provider,
     chat: &mut ChatRequest,
 ) -> Result<(Option<Bytes>, Vec<String>), ApiError> {
-    let refused = |e: model::Error| refused(provider, e);
-    let modeled = chat.modeled.clone();
-    let to_model;
-    let (request, hints) = match (provider.kind(), &modeled) {
-        (ProviderKind::OpenAi, None) => return Ok((None, Vec::new())),
-        (_, Some(call)) if call.sent.is_some() && provider.call_wire(chat) == call.request.wire => {
-            chat.forward.clone_from(&call.headers);
-            return Ok((None, Vec::new()));
-        }
-        (_, Some(call)) => (&call.request, &call.hints),
-        (ProviderKind::Anthropic, None) => {
-            // What the client sent that is malformed is its own mistake, not a refusal.
-            to_model = chat.to_model().map_err(|e| ApiError::InvalidRequest {
-                message: e.to_string(),
-                field: e.param.map(Into::into),
-            })?;
-            (&to_model.request, &to_model.hints)
-        }
-    };
+    let call = Arc::clone(&chat.call);
+    let (request, hints) = (&call.request, &call.hints);
+    let wire = provider.call_wire(chat);
+    let own_wire = wire == request.wire || (wire, request.wire) == (Wire::OpenAiChat, Wire::Parea);
+    if own_wire && (call.sent.is_some() || wire == Wire::OpenAiChat) {
+        chat.forward.clone_from(&call.headers);
+        return Ok((None, Vec::new()));
+    }
     let encoded = match provider.kind() {
         ProviderKind::OpenAi => {
             let options = wire::openai_chat::EncodeOptions { stream: false };
@@ -361,7 +307,7 @@ fn encode(
             wire::anthropic::encode_request(request, hints, &options).map(|e| (e.body, e.dropped))
         }
     };
-    let (body, dropped) = encoded.map_err(refused)?;
+    let (body, dropped) = encoded.map_err(|e| refused(provider, e))?;
     Ok((Some(Bytes::from(body)), dropped))
 }
 
@@ -383,34 +329,6 @@ fn refused(provider: &Provider, e: model::Error) -> ApiError {
             message: e.message,
         },
     }
-}
-
-/// A deployment with the request's `llm_configuration` laid over it field by field (model
-/// parameters one by one); the deployment's messages rendered with `inputs`, their bytes
-/// reserved from `budget` before they are built.
-fn merge_deployment(
-    d: &Deployment,
-    inputs: Option<&Map<String, Value>>,
-    o: LlmConfiguration,
-    max_rendered: u64,
-    budget: &MemoryBudget,
-) -> Result<(LlmConfiguration, Reservation), ApiError> {
-    let (messages, memory) = match o.messages {
-        Some(messages) => (messages, budget.reservation()),
-        None => render_deployment(d, inputs, max_rendered, budget)?,
-    };
-    let config = LlmConfiguration {
-        model: o.model.or_else(|| Some(d.model.clone())),
-        provider: o.provider.or_else(|| Some(d.provider.clone())),
-        model_params: Some(merge_params(&d.model_params, o.model_params)),
-        messages: Some(messages),
-        history: o.history,
-        functions: o
-            .functions
-            .or_else(|| (!d.functions.is_empty()).then(|| d.functions.clone())),
-        function_call: o.function_call.or_else(|| d.function_call.clone()),
-    };
-    Ok((config, memory))
 }
 
 /// Deployment `d`'s messages rendered with `inputs`: their size counted, refused past
@@ -446,43 +364,6 @@ const SDK_DEFAULT_TOP_P: f64 = 1.0;
 const SDK_DEFAULT_FREQUENCY_PENALTY: f64 = 0.0;
 const SDK_DEFAULT_PRESENCE_PENALTY: f64 = 0.0;
 
-/// `over`'s parameters where given, else the deployment's; a value that is exactly the Parea
-/// SDK's default counts as not given when the deployment sets that parameter (the SDK sends
-/// its defaults whether or not the caller set anything). Destructured, so a new parameter does
-/// not compile until it is merged here too.
-fn merge_params(base: &ModelParams, over: Option<ModelParams>) -> ModelParams {
-    let Some(ModelParams {
-        temp,
-        top_p,
-        frequency_penalty,
-        presence_penalty,
-        max_length,
-        response_format,
-        safe_prompt,
-    }) = over
-    else {
-        return base.clone();
-    };
-    ModelParams {
-        temp: unless_sdk_default(temp, SDK_DEFAULT_TEMP, base.temp),
-        top_p: unless_sdk_default(top_p, SDK_DEFAULT_TOP_P, base.top_p),
-        frequency_penalty: unless_sdk_default(
-            frequency_penalty,
-            SDK_DEFAULT_FREQUENCY_PENALTY,
-            base.frequency_penalty,
-        ),
-        presence_penalty: unless_sdk_default(
-            presence_penalty,
-            SDK_DEFAULT_PRESENCE_PENALTY,
-            base.presence_penalty,
-        ),
-        // The SDK's defaults of these are null, which already means "not given".
-        max_length: max_length.or(base.max_length),
-        response_format: response_format.or_else(|| base.response_format.clone()),
-        safe_prompt: safe_prompt.or(base.safe_prompt),
-    }
-}
-
 /// `over`, unless it is absent or exactly `sdk_default` while the deployment has a value.
 fn unless_sdk_default(over: Option<f64>, sdk_default: f64, base: Option<f64>) -> Option<f64> {
     match (over, base) {
@@ -492,32 +373,18 @@ fn unless_sdk_default(over: Option<f64>, sdk_default: f64, base: Option<f64>) ->
     }
 }
 
-/// `history` holds earlier turns: they go before the last user message (after any system
-/// prompt), or at the end when there is no user message.
-fn place_history(mut messages: Vec<Message>, history: Vec<Message>) -> Vec<Message> {
-    if history.is_empty() {
-        return messages;
-    }
+/// `history` holds earlier turns: they go before the last user message (after the system
+/// part), or at the end when there is no user message.
+fn place_history(request: &mut model::Request, history: Vec<Message>) {
+    let turns = history
+        .into_iter()
+        .filter_map(|m| Some(model::Message::text(m.role.to_model(), m.content?)));
+    let messages = &mut request.messages;
     let at = messages
         .iter()
-        .rposition(|m| m.role == Role::User)
+        .rposition(|m| m.role == model::Role::User)
         .unwrap_or(messages.len());
-    messages.splice(at..at, history);
-    messages
-}
-
-/// Fill a request's own templates with `inputs` ([`render_texts`] of its turns' contents).
-fn render_messages(
-    messages: &mut [Message],
-    inputs: &Map<String, Value>,
-    max_rendered: u64,
-    budget: &MemoryBudget,
-) -> Result<Reservation, ApiError> {
-    let texts = (messages.iter_mut().enumerate())
-        .filter_map(|(i, m)| m.content.as_mut().map(|c| (i, c)))
-        .collect();
-    let label = |i: usize| format!("llm_configuration.messages[{i}].content");
-    render_texts(texts, label, inputs, max_rendered, budget)
+    messages.splice(at..at, turns);
 }
 
 /// Fill the templates among `texts` (each with the index of its message, named by `label` in
@@ -580,6 +447,7 @@ fn render_texts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::Role;
 
     fn msg(role: Role, content: &str) -> Message {
         Message {
@@ -588,89 +456,106 @@ mod tests {
         }
     }
 
+    fn texts(request: &model::Request) -> Vec<String> {
+        request
+            .messages
+            .iter()
+            .map(model::Message::joined_text)
+            .collect()
+    }
+
     #[test]
     fn history_goes_before_the_last_user_message() {
-        let placed = place_history(
+        let mut request = model::Request::new("m", Wire::Parea);
+        crate::call::configuration::parea_turns(
             vec![msg(Role::System, "s"), msg(Role::User, "now")],
+            &mut request,
+        );
+        place_history(
+            &mut request,
             vec![msg(Role::User, "before"), msg(Role::Assistant, "reply")],
         );
-        let contents: Vec<_> = placed
-            .iter()
-            .map(|m| m.content.as_deref().unwrap_or(""))
-            .collect();
-        assert_eq!(contents, vec!["s", "before", "reply", "now"]);
-        let placed = place_history(vec![msg(Role::System, "s")], vec![msg(Role::User, "h")]);
-        assert_eq!(placed.len(), 2);
-        assert_eq!(placed[1].content.as_deref(), Some("h"));
+        assert_eq!(request.system_text().as_deref(), Some("s"));
+        assert_eq!(texts(&request), ["before", "reply", "now"]);
+        let mut request = model::Request::new("m", Wire::Parea);
+        request.system = vec![model::Block::Text("s".into())];
+        let none = Message {
+            role: Role::User,
+            content: None,
+        };
+        place_history(&mut request, vec![msg(Role::User, "h"), none]);
+        assert_eq!(
+            texts(&request),
+            ["h"],
+            "at the end; a turn without content says nothing"
+        );
     }
 
     #[test]
     fn the_sdks_default_params_leave_a_deployments_params_alone() {
-        let deployment = ModelParams {
-            temp: Some(0.0),
-            top_p: Some(0.5),
-            max_length: Some(400),
-            ..ModelParams::default()
-        };
-        let sdk_defaults = ModelParams {
-            temp: Some(1.0),
-            top_p: Some(1.0),
-            frequency_penalty: Some(0.0),
-            presence_penalty: Some(0.0),
-            ..ModelParams::default()
-        };
-        let merged = merge_params(&deployment, Some(sdk_defaults.clone()));
-        assert_eq!(merged.temp, Some(0.0));
-        assert_eq!(merged.top_p, Some(0.5));
-        assert_eq!(merged.max_length, Some(400));
+        // Set in the deployment: the SDK's default does not replace it, a chosen value does.
+        assert_eq!(
+            unless_sdk_default(Some(1.0), SDK_DEFAULT_TEMP, Some(0.0)),
+            Some(0.0)
+        );
+        assert_eq!(
+            unless_sdk_default(Some(0.3), SDK_DEFAULT_TEMP, Some(0.0)),
+            Some(0.3)
+        );
         // Unset in the deployment: the SDK's value is sent, it is the provider's default too.
-        assert_eq!(merged.frequency_penalty, Some(0.0));
-        let chosen = ModelParams {
-            temp: Some(0.3),
-            presence_penalty: Some(0.1),
-            ..sdk_defaults
-        };
-        let merged = merge_params(&deployment, Some(chosen));
-        assert_eq!(merged.temp, Some(0.3));
-        assert_eq!(merged.top_p, Some(0.5));
-        assert_eq!(merged.presence_penalty, Some(0.1));
+        assert_eq!(
+            unless_sdk_default(Some(0.0), SDK_DEFAULT_FREQUENCY_PENALTY, None),
+            Some(0.0)
+        );
+        assert_eq!(
+            unless_sdk_default(None, SDK_DEFAULT_TOP_P, Some(0.5)),
+            Some(0.5)
+        );
+    }
+
+    fn render(
+        contents: &mut [String],
+        inputs: &Map<String, Value>,
+        budget: &MemoryBudget,
+    ) -> Result<Reservation, ApiError> {
+        let texts = contents.iter_mut().enumerate().collect();
+        render_texts(texts, |i| format!("m[{i}]"), inputs, u64::MAX, budget)
     }
 
     #[test]
     fn rendering_lists_every_missing_input_across_messages() {
-        let mut messages = vec![
-            msg(Role::System, "{{a}} {{b}}"),
-            msg(Role::User, "{{c}} {{a}}"),
-        ];
+        let mut contents = ["{{a}} {{b}}".to_owned(), "{{c}} {{a}}".to_owned()];
         let inputs = serde_json::json!({"b": 1})
             .as_object()
             .cloned()
             .unwrap_or_default();
         let budget = MemoryBudget::new(u64::MAX);
-        match render_messages(&mut messages, &inputs, u64::MAX, &budget).unwrap_err() {
+        match render(&mut contents, &inputs, &budget).unwrap_err() {
             ApiError::MissingInput(names) => assert_eq!(names, vec!["a", "c"]),
             other => panic!("unexpected {other:?}"),
         }
+        assert_eq!(contents[0], "{{a}} {{b}}", "nothing changed");
     }
 
     #[test]
     fn rendering_reserves_its_size_and_is_refused_past_the_budget() {
-        let template = || vec![msg(Role::User, "{{x}}{{x}}{{x}}{{x}}")];
+        let template = || ["{{x}}{{x}}{{x}}{{x}}".to_owned()];
         let inputs = serde_json::json!({"x": "y".repeat(100 * 1024)})
             .as_object()
             .cloned()
             .unwrap_or_default();
         let budget = MemoryBudget::new(1024 * 1024);
         let mut first = template();
-        let held = render_messages(&mut first, &inputs, u64::MAX, &budget).expect("fits");
+        let held = render(&mut first, &inputs, &budget).expect("fits");
         assert_eq!(held.bytes(), 400 * 1024);
-        let _second = render_messages(&mut template(), &inputs, u64::MAX, &budget).expect("fits");
+        assert_eq!(first[0].len(), 400 * 1024);
+        let _second = render(&mut template(), &inputs, &budget).expect("fits");
         let mut third = template();
-        let err = render_messages(&mut third, &inputs, u64::MAX, &budget).unwrap_err();
+        let err = render(&mut third, &inputs, &budget).unwrap_err();
         assert_eq!(err.kind(), "server_busy");
         assert_eq!(err.retry_after(), Some(1));
-        assert_eq!(third[0].content.as_deref(), Some("{{x}}{{x}}{{x}}{{x}}"));
+        assert_eq!(third[0], "{{x}}{{x}}{{x}}{{x}}");
         drop(held);
-        render_messages(&mut third, &inputs, u64::MAX, &budget).expect("fits once freed");
+        render(&mut third, &inputs, &budget).expect("fits once freed");
     }
 }

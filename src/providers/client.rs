@@ -188,9 +188,8 @@ impl Provider {
             ProviderKind::Anthropic => Wire::AnthropicMessages,
             ProviderKind::OpenAi
                 if self.responses_endpoint.is_some()
-                    && req.modeled.as_ref().is_some_and(|call| {
-                        call.request.wire == Wire::OpenAiResponses && call.sent.is_some()
-                    }) =>
+                    && req.call.request.wire == Wire::OpenAiResponses
+                    && req.call.sent.is_some() =>
             {
                 Wire::OpenAiResponses
             }
@@ -296,9 +295,7 @@ impl Provider {
             StreamDecoder::new(
                 self.call_wire(req),
                 self.config.max_response_bytes,
-                req.modeled
-                    .as_ref()
-                    .is_some_and(|call| call.request.wire != Wire::OpenAiChat),
+                !matches!(req.call.request.wire, Wire::OpenAiChat | Wire::Parea),
             ),
             clocks,
             StreamLimits {

@@ -1,4 +1,4 @@
-//! Model providers: turn a normalised [`ChatRequest`] into an upstream HTTP call and the
+//! Model providers: turn a [`ChatRequest`] (the model's request) into an upstream HTTP call and the
 //! upstream's answer (a JSON body or an SSE stream) into a [`Completion`]: the model's
 //! [`Response`], decoded by the kind's wire (`crate::wire`), and the upstream's body as received.
 //!
@@ -9,7 +9,6 @@
 //! into cost, [`upstream_error`] reads a non-2xx answer into the model's error.
 
 pub mod anthropic;
-mod chat;
 pub mod client;
 mod events;
 pub mod metrics;
@@ -22,10 +21,8 @@ pub mod upstream_error;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 
 pub use crate::call::ModelCall;
-use crate::call::{FunctionCallSpec, Message, ModelParams};
 pub use crate::config::{Price, ProviderKind};
 /// Token counts as the upstream reported them, cached and reasoning parts apart.
 pub use crate::model::Usage;
@@ -39,49 +36,59 @@ pub use crate::model::MAX_TOOL_CALLS;
 /// split one answer into many text blocks; blocks are kept by index, never by position.
 pub const MAX_CONTENT_BLOCKS: u64 = 1024;
 
-/// A provider-neutral chat request: messages already rendered, history already placed.
+/// A call ready for a provider: the request as the model (its model the provider's; templates
+/// rendered, deployment laid under, history placed), and how it goes to the provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
-    pub model: String,
-    pub messages: Vec<Message>,
-    pub params: ModelParams,
-    pub functions: Vec<Value>,
-    pub function_call: Option<FunctionCallSpec>,
+    /// The request, and the client's body for a same-wire call. Its cache key, every encoding
+    /// and its record's configuration are made from it.
+    pub call: std::sync::Arc<ModelCall>,
     /// The body for a provider of another wire than the request's (without `stream`): the
-    /// call as the model encoded by the provider's wire before any upstream call. Derived from
-    /// the request: not in the cache key. `None` for a Parea request to an OpenAI-kind provider
-    /// (sent [`openai::request_body`]) and for a same-wire call (sent
-    /// [`ModelCall::same_wire_body`]).
+    /// request encoded by the provider's wire before any upstream call, so that what it cannot
+    /// honour is refused first. Derived from the request: not in the cache key. `None` for a
+    /// call in the request's own wire (sent [`ModelCall::same_wire_body`], or the model encoded
+    /// in OpenAI's chat wire, which refuses nothing, when it is sent).
     pub translated: Option<bytes::Bytes>,
-    /// A request a `/v1` chat door decoded into the model: its cache key, every translation
-    /// and its record's configuration are made from it, and the fields above are empty.
-    /// `None` for Parea requests.
-    pub modeled: Option<std::sync::Arc<ModelCall>>,
     /// Headers of the request's own wire sent with a same-wire call (Anthropic's
     /// `anthropic-version` and `anthropic-beta`), beating the provider's own.
     pub forward: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
 }
 
+impl ChatRequest {
+    /// A call of `call`, not yet encoded for its provider.
+    pub fn new(call: ModelCall) -> ChatRequest {
+        ChatRequest {
+            call: std::sync::Arc::new(call),
+            translated: None,
+            forward: Vec::new(),
+        }
+    }
+
+    /// The provider's name of the model asked.
+    pub fn model(&self) -> &str {
+        &self.call.request.model
+    }
+}
+
 /// The body of `req` for a provider called in `wire`, asking for a stream (and, on OpenAI's chat
 /// wire, its usage) when `stream`: the call encoded at prepare ([`ChatRequest::translated`]),
-/// else the client's own body for a same-wire call, else (a Parea request to an OpenAI-kind
-/// provider) [`openai::request_body`].
+/// else the client's own body for a same-wire call, else the model encoded in OpenAI's chat
+/// wire (a Parea request, or one a deployment or templates changed).
 pub(crate) fn call_body(
     req: &ChatRequest,
     wire: Wire,
     stream: bool,
 ) -> Result<Vec<u8>, ProviderError> {
     let protocol = |e: serde_json::Error| ProviderError::Protocol(e.to_string());
-    let body = match (&req.translated, &req.modeled) {
+    let body = match (&req.translated, req.call.same_wire_body()) {
         (Some(body), _) => body.to_vec(),
-        (None, Some(call)) => call
-            .same_wire_body()
-            .ok_or_else(|| {
-                ProviderError::Protocol("the call was not encoded for its provider".into())
-            })?
-            .map_err(protocol)?,
+        (None, Some(sent)) => sent.map_err(protocol)?,
         (None, None) => {
-            return serde_json::to_vec(&openai::request_body(req, stream)).map_err(protocol)
+            let options = crate::wire::openai_chat::EncodeOptions { stream };
+            let call = &req.call;
+            return crate::wire::openai_chat::encode_request(&call.request, &call.hints, &options)
+                .map(|e| e.body)
+                .map_err(|e| ProviderError::Protocol(e.message));
         }
     };
     if !stream {

@@ -51,7 +51,7 @@ pub async fn completion(
         body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
     let request: CompletionRequest = decode_json(&bytes)?;
     let stream = request.stream == Some(true);
-    let request = request.into_call();
+    let request = request.into_call()?;
     if stream {
         // Both engine futures are boxed: they hold the request and what is made of it at each
         // level (kilobytes), and inline they would be copied with every move of the
@@ -79,7 +79,7 @@ pub async fn completion_stream(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes =
         body::read_limited(req, state.config.load().max_body, state.engine.memory()).await?;
-    let request = decode_json::<CompletionRequest>(&bytes)?.into_call();
+    let request = decode_json::<CompletionRequest>(&bytes)?.into_call()?;
     let stream = Box::pin(state.engine.stream(request, ctx)).await?;
     Ok(body::event_stream(stream))
 }

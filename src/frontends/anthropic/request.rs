@@ -55,7 +55,6 @@ mod tests {
         };
         let req = c.into_request(target, Call::default()).expect("a request");
         assert_eq!(req.provider.as_deref(), Some("local"));
-        assert!(req.configuration.is_none(), "the record's is the model's");
         let call = req.modeled.expect("the model call");
         assert_eq!(call.request.model, "qwen");
         assert_eq!(call.request.system_text().as_deref(), Some("be brief"));

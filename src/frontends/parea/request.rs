@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::call::{Call, LlmConfiguration};
+use crate::call::{ApiError, Call, LlmConfiguration, ModelCall};
 use crate::config::Secret;
 
 /// `POST /completion` and `POST /completion/stream` body. Every field may be absent or `null`.
@@ -43,8 +43,9 @@ pub struct CompletionRequest {
 }
 
 impl CompletionRequest {
-    /// The engine's call of this body.
-    pub fn into_call(self) -> Call {
+    /// The engine's call of this body: its `llm_configuration` as the model (a malformed
+    /// function is a 400 naming it).
+    pub fn into_call(self) -> Result<Call, ApiError> {
         // Exhaustive on purpose: a new body field does not compile until it is placed.
         let CompletionRequest {
             cache,
@@ -72,11 +73,25 @@ impl CompletionRequest {
             log_sample_rate,
             stream: _,
         } = self;
-        Call {
+        let mut configuration = llm_configuration.unwrap_or_default();
+        let provider = configuration.provider.take().filter(|p| !p.is_empty());
+        let history = configuration.history.take();
+        let (request, hints) =
+            configuration
+                .into_model()
+                .map_err(|e| ApiError::InvalidRequest {
+                    // The only part that can be malformed: the functions, read as tools.
+                    message: format!(
+                        "llm_configuration.functions: {} ({})",
+                        e.message,
+                        e.param.as_deref().unwrap_or("tools")
+                    ),
+                    field: Some("llm_configuration.functions".into()),
+                })?;
+        Ok(Call {
             cache,
             cache_refresh: false,
             deployment_id,
-            configuration: llm_configuration,
             inputs: llm_inputs,
             // `inference_id` is the deprecated name of the same id.
             trace_id: trace_id.or(inference_id),
@@ -96,8 +111,14 @@ impl CompletionRequest {
             log_omit_inputs,
             log_omit_outputs,
             log_sample_rate,
-            modeled: None,
-            provider: None,
-        }
+            modeled: Some(Box::new(ModelCall {
+                request,
+                hints,
+                sent: None,
+                headers: Vec::new(),
+            })),
+            provider,
+            history,
+        })
     }
 }

@@ -24,7 +24,7 @@ pub mod integration;
 mod model_view;
 
 use crate::call::Call;
-use crate::call::{CompletionResponse, FunctionCallSpec, Message, ModelParams, Role};
+use crate::call::CompletionResponse;
 
 /// Domain separation for the sampling hash; bump it and every trace is re-drawn.
 const SAMPLE_HASH_TAG: &[u8] = b"promptd log sample v1\0";
@@ -145,19 +145,14 @@ impl OmitRules {
 }
 
 /// A completion record's `configuration`: the call as the provider got it (deployment merged,
-/// templates rendered), borrowed from it. Unset parts (a param, a turn's content) are left out,
-/// not written as `null`; JSON the caller gave (functions, `response_format`) is kept as given.
-/// A request a door decoded into the model is written from the model ([`model_view`]).
+/// templates rendered, history placed), written from the model's request in Parea's words
+/// ([`model_view`]) without copying it. Unset parameters are left out, not written as `null`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CallConfiguration<'a> {
     pub model: &'a str,
     pub provider: &'a str,
-    pub model_params: Option<&'a ModelParams>,
-    pub messages: Option<&'a [Message]>,
-    pub functions: Option<&'a [Value]>,
-    pub function_call: Option<&'a FunctionCallSpec>,
-    /// The request as the model: then the four fields above are not read.
-    pub modeled: Option<&'a crate::model::Request>,
+    /// The request; `None` writes the model and provider only.
+    pub request: Option<&'a crate::model::Request>,
 }
 
 impl Serialize for CallConfiguration<'_> {
@@ -165,7 +160,7 @@ impl Serialize for CallConfiguration<'_> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("model", self.model)?;
         map.serialize_entry("provider", self.provider)?;
-        if let Some(request) = self.modeled {
+        if let Some(request) = self.request {
             map.serialize_entry("model_params", &model_view::ParamsView(&request.params))?;
             map.serialize_entry("messages", &model_view::TurnsView(request))?;
             if !request.tools.is_empty() {
@@ -174,19 +169,6 @@ impl Serialize for CallConfiguration<'_> {
             if let Some(choice) = &request.tool_choice {
                 map.serialize_entry("function_call", &model_view::ChoiceView(choice))?;
             }
-            return map.end();
-        }
-        if let Some(params) = self.model_params {
-            map.serialize_entry("model_params", &SetParams(params))?;
-        }
-        if let Some(messages) = self.messages {
-            map.serialize_entry("messages", &Turns(messages))?;
-        }
-        if let Some(functions) = self.functions {
-            map.serialize_entry("functions", functions)?;
-        }
-        if let Some(choice) = self.function_call {
-            map.serialize_entry("function_call", choice)?;
         }
         map.end()
     }
@@ -196,81 +178,10 @@ impl CallConfiguration<'_> {
     /// Without what counts as inputs for [`OmitRules::inputs`]: `model` and `provider` stay.
     fn without_inputs(self) -> Self {
         CallConfiguration {
-            model: self.model,
-            provider: self.provider,
-            ..CallConfiguration::default()
+            request: None,
+            ..self
         }
     }
-}
-
-/// `model_params` with the params that are set only.
-struct SetParams<'a>(&'a ModelParams);
-
-impl Serialize for SetParams<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        set_params_only(self.0, s)
-    }
-}
-
-fn set_params_only<S: Serializer>(params: &ModelParams, s: S) -> Result<S::Ok, S::Error> {
-    let ModelParams {
-        temp,
-        top_p,
-        frequency_penalty,
-        presence_penalty,
-        max_length,
-        response_format,
-        safe_prompt,
-    } = params;
-    let mut map = s.serialize_map(None)?;
-    for (key, value) in [
-        ("temp", temp),
-        ("top_p", top_p),
-        ("frequency_penalty", frequency_penalty),
-        ("presence_penalty", presence_penalty),
-    ] {
-        if let Some(value) = value {
-            map.serialize_entry(key, value)?;
-        }
-    }
-    if let Some(value) = max_length {
-        map.serialize_entry("max_length", value)?;
-    }
-    if let Some(value) = response_format {
-        map.serialize_entry("response_format", value)?;
-    }
-    if let Some(value) = safe_prompt {
-        map.serialize_entry("safe_prompt", value)?;
-    }
-    map.end()
-}
-
-/// The turns, a turn without content as `{"role": ...}` alone.
-struct Turns<'a>(&'a [Message]);
-
-impl Serialize for Turns<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        turns_without_null_content(self.0, s)
-    }
-}
-
-fn turns_without_null_content<S: Serializer>(
-    messages: &[Message],
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    #[derive(Serialize)]
-    struct Turn<'a> {
-        role: Role,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        content: Option<&'a str>,
-    }
-    s.collect_seq(messages.iter().map(|m| {
-        let Message { role, content } = m;
-        Turn {
-            role: *role,
-            content: content.as_deref(),
-        }
-    }))
 }
 
 impl<'a> LogRecord<CallConfiguration<'a>> {
@@ -418,9 +329,6 @@ impl CompletionLog {
         let Call {
             cache: _,
             deployment_id,
-            // The record's configuration is the resolved call (deployment merged, templates
-            // rendered), given when the record is built: see `LogRecord::from_completion`.
-            configuration: _,
             inputs,
             trace_id: _,
             parent_trace_id,
@@ -439,11 +347,12 @@ impl CompletionLog {
             log_omit_inputs,
             log_omit_outputs,
             log_sample_rate,
-            // The record's configuration is written from it; its hints are noted as dropped
-            // by the call.
+            // The record's configuration is the resolved request (deployment merged,
+            // templates rendered, history placed), given when the record is built: see
+            // `LogRecord::from_completion`. Its hints are noted as dropped by the call.
             modeled: _,
-            // The configuration's provider.
             provider: _,
+            history: _,
             cache_refresh: _,
         } = req;
         CompletionLog {

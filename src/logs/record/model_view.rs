@@ -108,6 +108,7 @@ impl Serialize for FunctionsView<'_> {
         #[derive(Serialize)]
         struct Function<'a> {
             name: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
             description: Option<&'a str>,
             parameters: &'a Value,
         }
@@ -183,8 +184,7 @@ mod tests {
         let configuration = CallConfiguration {
             model: "claude-x",
             provider: "local",
-            modeled: Some(&r),
-            ..CallConfiguration::default()
+            request: Some(&r),
         };
         assert_eq!(
             serde_json::to_value(configuration).expect("json"),
@@ -200,15 +200,11 @@ mod tests {
                     {"role": "tool", "content": "42"},
                     {"role": "system", "content": "digits"}
                 ],
-                "functions": [{"name": "f", "description": null, "parameters": {"type": "object"}}],
+                "functions": [{"name": "f", "parameters": {"type": "object"}}],
                 "function_call": {"name": "f"}
             })
         );
-        let bare = CallConfiguration {
-            modeled: None,
-            ..configuration
-        }
-        .without_inputs();
+        let bare = configuration.without_inputs();
         assert_eq!(
             serde_json::to_value(bare).expect("json"),
             json!({"model": "claude-x", "provider": "local"})

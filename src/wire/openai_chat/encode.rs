@@ -53,15 +53,14 @@ pub fn encode_request(
     hints: &[String],
     opts: &EncodeOptions,
 ) -> Result<Encoded, Error> {
-    let same_wire = req.wire == Wire::OpenAiChat;
+    // Parea's API is OpenAI's chat in Parea's words: its extras (`safe_prompt`) go as given.
+    let same_wire = matches!(req.wire, Wire::OpenAiChat | Wire::Parea);
     let mut dropped: Vec<String> = Vec::new();
     let mut drop = |name: String| {
         if !dropped.contains(&name) {
             dropped.push(name);
         }
     };
-    let mut body = Map::new();
-    body.insert("model".into(), Value::from(req.model.as_str()));
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     if let Some(system) = req.system_text() {
         messages.push(json!({"role": "system", "content": system}));
@@ -69,30 +68,26 @@ pub fn encode_request(
     for (i, m) in req.messages.iter().enumerate() {
         encode_message(m, i, same_wire, &mut messages, &mut drop)?;
     }
-    body.insert("messages".into(), Value::Array(messages));
     // A tool of another type (`custom`, ...) that came in this wire goes back as it came.
     let own_hosted = same_wire && !req.hosted_tools.is_empty();
-    if !req.tools.is_empty() || own_hosted {
-        let mut tools: Vec<Value> = req
-            .tools
-            .iter()
-            .map(|t| {
-                let mut function = Map::new();
-                function.insert("name".into(), Value::from(t.name.as_str()));
-                if let Some(d) = &t.description {
-                    function.insert("description".into(), Value::from(d.as_str()));
-                }
-                function.insert("parameters".into(), t.parameters.clone());
-                if let Some(strict) = t.strict {
-                    function.insert("strict".into(), Value::Bool(strict));
-                }
-                json!({"type": "function", "function": function})
-            })
-            .collect();
-        if own_hosted {
-            tools.extend(req.hosted_tools.iter().cloned());
-        }
-        body.insert("tools".into(), Value::Array(tools));
+    let mut tools: Vec<Value> = req
+        .tools
+        .iter()
+        .map(|t| {
+            let mut function = Map::new();
+            function.insert("name".into(), Value::from(t.name.as_str()));
+            if let Some(d) = &t.description {
+                function.insert("description".into(), Value::from(d.as_str()));
+            }
+            function.insert("parameters".into(), t.parameters.clone());
+            if let Some(strict) = t.strict {
+                function.insert("strict".into(), Value::Bool(strict));
+            }
+            json!({"type": "function", "function": function})
+        })
+        .collect();
+    if own_hosted {
+        tools.extend(req.hosted_tools.iter().cloned());
     }
     for tool in req.hosted_tools.iter().filter(|_| !same_wire) {
         let kind = tool
@@ -101,49 +96,17 @@ pub fn encode_request(
             .unwrap_or("unknown");
         drop(format!("tools.{kind}"));
     }
-    if let Some(choice) = &req.tool_choice {
-        let choice = match choice {
-            ToolChoice::Auto => json!("auto"),
-            ToolChoice::None => json!("none"),
-            ToolChoice::Required => json!("required"),
-            ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
-        };
-        body.insert("tool_choice".into(), choice);
-    }
-    let p = &req.params;
-    let mut put = |key: &str, value: Option<Value>| {
-        if let Some(value) = value {
-            body.insert(key.into(), value);
-        }
-    };
-    put("max_tokens", p.max_output_tokens.map(Value::from));
-    put("temperature", p.temperature.map(Value::from));
-    put("top_p", p.top_p.map(Value::from));
-    put("top_k", p.top_k.map(Value::from));
-    put(
-        "stop",
-        (!p.stop.is_empty()).then(|| Value::from(p.stop.clone())),
-    );
-    put("seed", p.seed.map(Value::from));
-    put("presence_penalty", p.presence_penalty.map(Value::from));
-    put("frequency_penalty", p.frequency_penalty.map(Value::from));
-    put(
-        "response_format",
-        p.response_format.as_ref().map(response_format),
-    );
-    put(
-        "reasoning_effort",
-        p.reasoning_effort.as_deref().map(Value::from),
-    );
-    put(
-        "parallel_tool_calls",
-        p.parallel_tool_calls.map(Value::from),
-    );
-    put("user", req.user.as_deref().map(Value::from));
+    let tool_choice = req.tool_choice.as_ref().map(|choice| match choice {
+        ToolChoice::Auto => json!("auto"),
+        ToolChoice::None => json!("none"),
+        ToolChoice::Required => json!("required"),
+        ToolChoice::Tool(name) => json!({"type": "function", "function": {"name": name}}),
+    });
+    let mut extras = Vec::new();
     for (key, value) in &req.extras {
         if same_wire {
-            if !body.contains_key(key) && key != "stream" && key != "stream_options" {
-                body.insert(key.clone(), value.clone());
+            if !Body::FIELDS.contains(&key.as_str()) {
+                extras.push((key.as_str(), value));
             }
         } else if hints.contains(key) {
             drop(key.clone());
@@ -162,13 +125,114 @@ pub fn encode_request(
             }
         }
     }
-    if opts.stream {
-        body.insert("stream".into(), Value::Bool(true));
-        body.insert("stream_options".into(), json!({"include_usage": true}));
-    }
-    let body = serde_json::to_vec(&Value::Object(body))
+    let body = Body {
+        req,
+        messages,
+        tools,
+        tool_choice,
+        extras,
+        stream: opts.stream,
+    };
+    let body = serde_json::to_vec(&body)
         .map_err(|e| Error::new(ErrorKind::Upstream, format!("encoding the body: {e}")))?;
     Ok(Encoded { body, dropped })
+}
+
+/// The body, written straight from the request and its encoded parts.
+struct Body<'a> {
+    req: &'a Request,
+    messages: Vec<Value>,
+    tools: Vec<Value>,
+    tool_choice: Option<Value>,
+    /// The extras sent as they came (a same-wire request's).
+    extras: Vec<(&'a str, &'a Value)>,
+    stream: bool,
+}
+
+impl Body<'_> {
+    /// The members the body writes itself: an extra of one of these names is not sent again.
+    const FIELDS: &'static [&'static str] = &[
+        "model",
+        "messages",
+        "tools",
+        "tool_choice",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "response_format",
+        "reasoning_effort",
+        "parallel_tool_calls",
+        "user",
+        "stream",
+        "stream_options",
+    ];
+}
+
+impl serde::Serialize for Body<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (req, p) = (self.req, &self.req.params);
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("model", &req.model)?;
+        map.serialize_entry("messages", &self.messages)?;
+        if !self.tools.is_empty() {
+            map.serialize_entry("tools", &self.tools)?;
+        }
+        if let Some(choice) = &self.tool_choice {
+            map.serialize_entry("tool_choice", choice)?;
+        }
+        if let Some(max) = p.max_output_tokens {
+            map.serialize_entry("max_tokens", &max)?;
+        }
+        for (key, value) in [("temperature", p.temperature), ("top_p", p.top_p)] {
+            if let Some(value) = value {
+                map.serialize_entry(key, &value)?;
+            }
+        }
+        if let Some(k) = p.top_k {
+            map.serialize_entry("top_k", &k)?;
+        }
+        if !p.stop.is_empty() {
+            map.serialize_entry("stop", &p.stop)?;
+        }
+        if let Some(seed) = p.seed {
+            map.serialize_entry("seed", &seed)?;
+        }
+        let penalties = [
+            ("presence_penalty", p.presence_penalty),
+            ("frequency_penalty", p.frequency_penalty),
+        ];
+        for (key, value) in penalties {
+            if let Some(value) = value {
+                map.serialize_entry(key, &value)?;
+            }
+        }
+        if let Some(format) = &p.response_format {
+            map.serialize_entry("response_format", &response_format(format))?;
+        }
+        if let Some(effort) = &p.reasoning_effort {
+            map.serialize_entry("reasoning_effort", effort)?;
+        }
+        if let Some(parallel) = p.parallel_tool_calls {
+            map.serialize_entry("parallel_tool_calls", &parallel)?;
+        }
+        if let Some(user) = &req.user {
+            map.serialize_entry("user", user)?;
+        }
+        for (key, value) in &self.extras {
+            map.serialize_entry(key, value)?;
+        }
+        if self.stream {
+            map.serialize_entry("stream", &true)?;
+            map.serialize_entry("stream_options", &json!({"include_usage": true}))?;
+        }
+        map.end()
+    }
 }
 
 /// The OpenAI messages of one model message, appended to `out`.
