@@ -65,7 +65,7 @@ fn response() -> CompletionResponse {
 
 /// The call a request's own `llm_configuration` describes (in the daemon, the resolved call).
 fn call_of(req: &Call) -> CallConfiguration<'_> {
-    let call = req.modeled.as_deref().expect("the request as the model");
+    let call = req.request.as_deref().expect("the request as the model");
     CallConfiguration {
         model: &call.request.model,
         provider: req.provider.as_deref().unwrap_or_default(),

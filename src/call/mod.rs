@@ -51,7 +51,7 @@ pub struct Call {
     pub log_sample_rate: Option<f64>,
     /// The request as its door decoded it into the model (laid over the deployment's when
     /// there is one). Every call has one; `None` only in a call still being built.
-    pub modeled: Option<Box<ModelCall>>,
+    pub request: Option<Box<ModelCall>>,
     /// The configured provider the request is for (else its deployment's).
     pub provider: Option<String>,
     /// Earlier turns (Parea's `history`), placed before the last user message once the

@@ -76,7 +76,7 @@ pub fn prepare(
     let limits = (max_rendered, budget);
     let inputs = req.inputs.as_ref();
     let call = req
-        .modeled
+        .request
         .take()
         .ok_or_else(|| ApiError::Internal("a call without its request".into()))?;
     let provider = req.provider.take();

@@ -55,7 +55,7 @@ impl DoorCall {
         Ok(Call {
             provider: Some(provider),
             end_user_identifier: call.request.user.clone(),
-            modeled: Some(Box::new(call)),
+            request: Some(Box::new(call)),
             ..base
         })
     }
@@ -75,7 +75,7 @@ impl DoorCall {
         Call {
             deployment_id: Some(id),
             end_user_identifier: request.user.clone(),
-            modeled: Some(Box::new(ModelCall {
+            request: Some(Box::new(ModelCall {
                 request,
                 hints,
                 sent: Some(body),

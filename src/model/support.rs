@@ -1,7 +1,7 @@
 //! What each provider kind can honour: one check of a request's parameters (the model's
-//! [`Params`]) against its kind, naming the first it cannot — refuse, never drop. Every door
-//! asks it (the Parea route in `engine::prepare`, the OpenAI route's Anthropic translation) and
-//! names the parameter in its own vocabulary. A parameter
+//! [`Params`]) against its kind, naming the first it cannot — refuse, never drop. Every door's
+//! request meets it where the engine encodes it for an Anthropic-kind provider
+//! (`wire::anthropic`), and each door names the parameter in its own vocabulary. A parameter
 //! at its neutral value (a penalty of 0, a text response format) asks nothing and passes: the
 //! Parea SDK sends every parameter, unset ones as those values.
 //!

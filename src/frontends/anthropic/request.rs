@@ -55,7 +55,7 @@ mod tests {
         };
         let req = c.into_request(target, Call::default()).expect("a request");
         assert_eq!(req.provider.as_deref(), Some("local"));
-        let call = req.modeled.expect("the model call");
+        let call = req.request.expect("the model call");
         assert_eq!(call.request.model, "qwen");
         assert_eq!(call.request.system_text().as_deref(), Some("be brief"));
         assert_eq!(call.request.messages[0].joined_text(), "hi");

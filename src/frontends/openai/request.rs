@@ -281,8 +281,8 @@ mod tests {
             .expect("a call");
         assert_eq!(request.provider.as_deref(), Some("openai"));
         assert_eq!(request.end_user_identifier.as_deref(), Some("u1"));
-        let modeled = request.modeled.expect("modeled");
-        let r = &modeled.request;
+        let call = request.request.expect("the model request");
+        let r = &call.request;
         assert_eq!(r.model, "upstream-model");
         assert_eq!(r.params.temperature, Some(0.2));
         assert_eq!(r.params.max_output_tokens, Some(5));
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(r.tool_choice, Some(ToolChoice::Tool("f".into())));
         assert!(!r.extras.contains_key("promptd"), "promptd's own member");
         let sent: Value =
-            serde_json::from_slice(&modeled.same_wire_body().expect("kept").expect("json"))
+            serde_json::from_slice(&call.same_wire_body().expect("kept").expect("json"))
                 .expect("json");
         assert_eq!(sent["model"], "upstream-model");
         assert_eq!(sent["seed"], 3);
@@ -308,8 +308,8 @@ mod tests {
             .into_request(Target::Deployment("greet".into()))
             .expect("a call");
         assert_eq!(request.deployment_id.as_deref(), Some("greet"));
-        let modeled = request.modeled.expect("modeled");
-        assert!(modeled.request.model.is_empty() && modeled.request.messages.is_empty());
+        let call = request.request.expect("the model request");
+        assert!(call.request.model.is_empty() && call.request.messages.is_empty());
     }
 
     #[test]

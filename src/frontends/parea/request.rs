@@ -111,7 +111,7 @@ impl CompletionRequest {
             log_omit_inputs,
             log_omit_outputs,
             log_sample_rate,
-            modeled: Some(Box::new(ModelCall {
+            request: Some(Box::new(ModelCall {
                 request,
                 hints,
                 sent: None,

@@ -350,7 +350,7 @@ impl CompletionLog {
             // The record's configuration is the resolved request (deployment merged,
             // templates rendered, history placed), given when the record is built: see
             // `LogRecord::from_completion`. Its hints are noted as dropped by the call.
-            modeled: _,
+            request: _,
             provider: _,
             history: _,
             cache_refresh: _,
