@@ -12,9 +12,10 @@
 //!   and connections, HTTP routing and handlers, the drain at shutdown.
 //! - [`frontends`] — the front doors, one room each (Parea, OpenAI chat/embeddings/models,
 //!   Anthropic Messages, OpenAI Responses): a client's wire to the engine's call and back.
-//! - [`call`] — what a door asks the engine ([`call::Call`]), how it fails
-//!   ([`call::ApiError`]), what a completion came to; and the call configuration in Parea's
-//!   words that deployments and log records share.
+//! - [`call`] — what a door asks the engine ([`call::Call`]: the request as the model, with
+//!   what to lay it over and log it with), how it fails ([`call::ApiError`]), what a completion
+//!   came to; and the configuration in Parea's words that the Parea door and deployed prompts
+//!   are written in, and its mapping into the model.
 //! - [`engine`] — the completion pipeline; the one place that knows the order of the steps. It
 //!   holds what a completion needs and hands nothing out.
 //! - [`model`] — the internal model every front door and provider kind maps to: requests of
