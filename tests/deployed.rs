@@ -83,6 +83,34 @@ async fn a_deployment_id_request_uses_the_rendered_deployment() {
     daemon.stop().await;
 }
 
+/// On the OpenAI route a deployment is the model `deployment/ID`, and the request is laid over
+/// it the same way: what the request says (its messages, a parameter) wins, the rest (model,
+/// provider, other parameters) is the deployment's; templates in the request's own messages are
+/// filled from `promptd.inputs`.
+#[tokio::test]
+async fn an_openai_request_is_laid_over_its_deployment() {
+    let (daemon, openai) = daemon_with_prompts(&[("support.yaml", SUPPORT)]).await;
+    let body = json!({"model": "deployment/support", "temperature": 0.7,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi {{who}}"}]}],
+        "promptd": {"inputs": {"who": "Ada"}}});
+    let bytes = bytes::Bytes::from(body.to_string());
+    let reply = daemon
+        .request(hyper::Method::POST, "/v1/chat/completions", Some(bytes))
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let sent = openai.last_request().expect("called").body;
+    assert_eq!(sent["model"], "gpt-4o-mini", "the deployment's");
+    assert_eq!(sent["temperature"], 0.7, "the request's");
+    assert_eq!(sent["max_tokens"], 400, "the deployment's");
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "user", "content": "Hi Ada"}]),
+        "the request's own, rendered"
+    );
+    assert!(sent.get("promptd").is_none());
+    daemon.stop().await;
+}
+
 /// What the Parea Python SDK (parea-ai 0.2.220) sends for
 /// `Completion(deployment_id='p-abc', llm_inputs={'x': 'y'})`: its `attrs.asdict`, with the
 /// defaults of `ModelParams` (temp 1.0, top_p 1.0, penalties 0.0) although nobody set them.
