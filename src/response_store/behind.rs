@@ -3,9 +3,10 @@
 //! can block for milliseconds while its buffer goes to disk). A pending answer is read like a
 //! written one: `previous_response_id` right after the answer finds it.
 //!
-//! - The writer takes what is pending, writes each (one sled transaction each, with the bounds
-//!   applied as [`ResponseStore::put`] does; nothing when the same owner's record of that id
-//!   is there already: a cache hit's answer is its entry's, kept again) and then drops it from
+//! - The writer takes what is pending, writes it (one sled transaction for the lot and one
+//!   eviction, [`ResponseStore::put_many`], with the bounds applied as [`ResponseStore::put`]
+//!   does; nothing for an answer whose owner's record of that id is there already: a cache
+//!   hit's answer is its entry's, kept again) and then drops each from
 //!   `pending`, unless it was replaced or deleted meanwhile (compared by identity). Writes and deletes take one lock,
 //!   so a delete never races a write of the same id.
 //! - At most [`MAX_PENDING`] answers wait; past that a keep writes in the caller (back
@@ -194,25 +195,38 @@ fn write_pending(store: &ResponseStore, shared: &Shared) {
             return;
         }
         let _writing = lock(&shared.write);
-        for (id, p) in batch {
-            let current = |pending: &HashMap<String, Arc<Pending>>| {
-                pending.get(&id).is_some_and(|q| Arc::ptr_eq(q, &p))
-            };
-            // Replaced (the new one is in the next batch) or deleted meanwhile.
-            if !current(&lock(&shared.pending)) {
-                continue;
-            }
-            // The same answer kept again (a cache hit's id is its entry's and its owner's):
-            // the record there is the one this would write.
-            let (owner, max_age) = (p.stored.owner, p.limits.max_age);
-            if !store.holds(&id, owner, max_age, p.now_ms) {
-                if let Err(e) = store.put(&id, &p.stored, &p.limits, p.now_ms) {
-                    warn(&id, &e);
+        let current = |id: &str, p: &Arc<Pending>| {
+            lock(&shared.pending)
+                .get(id)
+                .is_some_and(|q| Arc::ptr_eq(q, p))
+        };
+        // Replaced (the new one is in the next batch) or deleted meanwhile: not written. The
+        // same answer kept again (a cache hit's id is its entry's and its owner's): the record
+        // there is the one this would write.
+        let writes: Vec<&(String, Arc<Pending>)> = batch
+            .iter()
+            .filter(|(id, p)| current(id, p))
+            .filter(|(id, p)| !store.holds(id, p.stored.owner, p.limits.max_age, p.now_ms))
+            .collect();
+        // One transaction for the answers kept under the same bounds (a reload between them
+        // starts another).
+        for group in writes.chunk_by(|a, b| a.1.limits == b.1.limits) {
+            let items: Vec<(&str, &Stored)> = group
+                .iter()
+                .map(|(id, p)| (id.as_str(), &p.stored))
+                .collect();
+            let last = &group[group.len() - 1].1;
+            let outcomes = store.put_many(&items, &last.limits, last.now_ms);
+            for ((id, _), outcome) in group.iter().zip(outcomes) {
+                if let Err(e) = outcome {
+                    warn(id, &e);
                 }
             }
-            let mut pending = lock(&shared.pending);
-            if current(&pending) {
-                pending.remove(&id);
+        }
+        let mut pending = lock(&shared.pending);
+        for (id, p) in &batch {
+            if pending.get(id).is_some_and(|q| Arc::ptr_eq(q, p)) {
+                pending.remove(id);
             }
         }
     }

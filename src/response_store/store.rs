@@ -166,9 +166,88 @@ impl ResponseStore {
         limits: &ResponsesConfig,
         now_ms: u64,
     ) -> Result<(), StoreError> {
+        self.put_many(&[(id, stored)], limits, now_ms)
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Keep each `(id, stored)` as [`ResponseStore::put`] does, all in one sled transaction and
+    /// one eviction (a writer with many answers waiting pays for one commit, not one each); a
+    /// later one of the same id wins. Each's outcome, in order.
+    pub fn put_many(
+        &self,
+        items: &[(&str, &Stored)],
+        limits: &ResponsesConfig,
+        now_ms: u64,
+    ) -> Vec<Result<(), StoreError>> {
         if !limits.enabled {
-            return Ok(());
+            return items.iter().map(|_| Ok(())).collect();
         }
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut writes = Vec::with_capacity(items.len());
+        for (i, (id, stored)) in items.iter().enumerate() {
+            outcomes.push(self.encoded(id, stored, limits).map(|(bytes, size)| {
+                writes.push((i, bytes, size));
+            }));
+        }
+        if writes.is_empty() {
+            return outcomes;
+        }
+        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        // An id answered twice (a client's own trace id, a provider's cached answer) keeps
+        // the last answer: the one it replaces leaves with its index entry, in the same
+        // transaction.
+        let written = (&self.records, &self.ages).transaction(|(records, ages)| {
+            let mut replaced = Vec::with_capacity(writes.len());
+            for (i, bytes, size) in &writes {
+                let (id, stored) = items[*i];
+                let old = records.insert(id.as_bytes(), bytes.as_slice())?;
+                replaced.push(match old.as_deref().and_then(Stored::created_ms_of) {
+                    Some(created) => ages
+                        .remove(age_key(created, id.as_bytes()))?
+                        .map(|v| size_of(&v)),
+                    None => None,
+                });
+                let key = age_key(stored.created_ms, id.as_bytes());
+                ages.insert(key.as_slice(), &size.to_le_bytes())?;
+            }
+            Ok::<_, ConflictableTransactionError<sled::Error>>(replaced)
+        });
+        let replaced = match written.map_err(flatten) {
+            Ok(replaced) => replaced,
+            Err(e) => {
+                for (i, _, _) in &writes {
+                    outcomes[*i] = Err(StoreError::from(e.clone()));
+                }
+                return outcomes;
+            }
+        };
+        for ((i, _, size), old) in writes.iter().zip(replaced) {
+            if let Some(old) = old {
+                totals.count = totals.count.saturating_sub(1);
+                totals.bytes = totals.bytes.saturating_sub(old);
+            }
+            totals.count += 1;
+            totals.bytes = totals.bytes.saturating_add(*size);
+            let (id, stored) = items[*i];
+            self.learn(id, stored.owner, stored.created_ms);
+        }
+        if let Err(e) = self.evict_locked(limits, now_ms, &mut totals) {
+            if let Some(last) = outcomes.last_mut() {
+                *last = Err(e);
+            }
+        }
+        outcomes
+    }
+
+    /// The bytes of `stored` and the size it counts for (id and bytes); too large a record is
+    /// an error.
+    fn encoded(
+        &self,
+        id: &str,
+        stored: &Stored,
+        limits: &ResponsesConfig,
+    ) -> Result<(Vec<u8>, u64), StoreError> {
         let bytes = stored.encode().map_err(|message| StoreError::Encode {
             id: id.to_owned(),
             message,
@@ -181,33 +260,7 @@ impl ResponseStore {
                 limit: limits.max_stored_bytes,
             });
         }
-        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        let key = age_key(stored.created_ms, id.as_bytes());
-        // An id answered twice (a client's own trace id, a provider's cached answer) keeps
-        // the last answer: the one it replaces leaves with its index entry, in the same
-        // transaction.
-        let replaced = (&self.records, &self.ages)
-            .transaction(|(records, ages)| {
-                let old = records.insert(id.as_bytes(), bytes.as_slice())?;
-                let replaced = match old.as_deref().and_then(Stored::created_ms_of) {
-                    Some(created) => ages
-                        .remove(age_key(created, id.as_bytes()))?
-                        .map(|v| size_of(&v)),
-                    None => None,
-                };
-                ages.insert(key.as_slice(), &size.to_le_bytes())?;
-                Ok::<_, ConflictableTransactionError<sled::Error>>(replaced)
-            })
-            .map_err(flatten)?;
-        if let Some(old) = replaced {
-            totals.count = totals.count.saturating_sub(1);
-            totals.bytes = totals.bytes.saturating_sub(old);
-        }
-        totals.count += 1;
-        totals.bytes = totals.bytes.saturating_add(size);
-        self.evict_locked(limits, now_ms, &mut totals)?;
-        self.learn(id, stored.owner, stored.created_ms);
-        Ok(())
+        Ok((bytes, size))
     }
 
     /// The record `id` when `owner` made it and it is not past `max_age`; else `None` (another
@@ -295,34 +348,46 @@ impl ResponseStore {
         Ok(())
     }
 
-    /// Remove the oldest records until the bounds hold and none is past `max_age`.
+    /// Remove the oldest records until the bounds hold and none is past `max_age`: found
+    /// from the age index first, then removed in one transaction.
     fn evict_locked(
         &self,
         limits: &ResponsesConfig,
         now_ms: u64,
         totals: &mut Totals,
     ) -> Result<(), StoreError> {
-        while let Some((key, size)) = self.ages.first()? {
+        let (mut count, mut bytes) = (totals.count, totals.bytes);
+        let mut gone = Vec::new();
+        for entry in self.ages.iter() {
+            let (key, size) = entry?;
             let created_ms = key
                 .get(..8)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
                 .map_or(0, u64::from_be_bytes);
-            let over = totals.count > limits.max_stored || totals.bytes > limits.max_stored_bytes;
+            let over = count > limits.max_stored || bytes > limits.max_stored_bytes;
             if !over && !expired(created_ms, limits.max_age, now_ms) {
                 break;
             }
-            let id = key.get(8..).unwrap_or_default();
-            self.forget(id);
-            (&self.records, &self.ages)
-                .transaction(|(records, ages)| {
-                    records.remove(id)?;
-                    ages.remove(&key)?;
-                    Ok::<_, ConflictableTransactionError<sled::Error>>(())
-                })
-                .map_err(flatten)?;
-            totals.count = totals.count.saturating_sub(1);
-            totals.bytes = totals.bytes.saturating_sub(size_of(&size));
+            count = count.saturating_sub(1);
+            bytes = bytes.saturating_sub(size_of(&size));
+            gone.push(key);
         }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        for key in &gone {
+            self.forget(key.get(8..).unwrap_or_default());
+        }
+        (&self.records, &self.ages)
+            .transaction(|(records, ages)| {
+                for key in &gone {
+                    records.remove(key.get(8..).unwrap_or_default())?;
+                    ages.remove(key)?;
+                }
+                Ok::<_, ConflictableTransactionError<sled::Error>>(())
+            })
+            .map_err(flatten)?;
+        (totals.count, totals.bytes) = (count, bytes);
         Ok(())
     }
 }
@@ -491,6 +556,53 @@ mod tests {
             })
             .collect();
         assert_eq!(held, [false, false, true, true, true]);
+    }
+
+    #[test]
+    fn many_kept_at_once_are_kept_as_one_by_one_and_the_counts_agree_with_a_reopen() {
+        let db = db();
+        let store = ResponseStore::open(&db).expect("open");
+        let limits = ResponsesConfig {
+            max_stored: 3,
+            ..limits()
+        };
+        let records: Vec<Stored> = (0..5u64)
+            .map(|n| record(ME, 1000 + n, &format!("turn {n}")))
+            .collect();
+        let again = record(ME, 1010, "resp_4 answered again");
+        let huge = record(ME, 1011, &"x".repeat(400));
+        let ids: Vec<String> = (0..5).map(|n| format!("resp_{n}")).collect();
+        let mut items: Vec<(&str, &Stored)> =
+            ids.iter().map(String::as_str).zip(&records).collect();
+        items.push(("resp_4", &again));
+        let small = ResponsesConfig {
+            max_stored_bytes: 200,
+            ..limits
+        };
+        let outcomes = store.put_many(&items, &limits, 2000);
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        assert_eq!(outcomes.len(), 6);
+        let held: Vec<bool> = ids
+            .iter()
+            .map(|id| store.get(id, ME, DAY, 2000).expect("get").is_some())
+            .collect();
+        assert_eq!(held, [false, false, true, true, true], "the oldest went");
+        let kept = store
+            .get("resp_4", ME, DAY, 2000)
+            .expect("get")
+            .expect("kept");
+        assert_eq!(kept.input, again.input, "the later answer of an id wins");
+        let totals = store.totals();
+        assert_eq!(totals.count, 3);
+        let outcomes = store.put_many(&[("resp_huge", &huge)], &small, 2000);
+        assert!(matches!(outcomes[..], [Err(StoreError::TooLarge { .. })]));
+        drop(store);
+        let reopened = ResponseStore::open(&db).expect("reopen");
+        assert_eq!(
+            reopened.totals(),
+            totals,
+            "the index agrees with what was counted"
+        );
     }
 
     #[test]
