@@ -19,7 +19,8 @@ use promptd::wire::{anthropic, openai_chat};
 /// Every request body promptd decodes: Parea's Completion, TraceLog, update and feedback, the
 /// OpenAI chat and embeddings bodies. Any bytes: an error or a value, never a panic.
 pub fn decode_requests(data: &[u8]) {
-    let _ = decode_json::<CompletionRequest>(data);
+    // Parea's body, and its configuration as the model (functions read as tools).
+    let _ = decode_json::<CompletionRequest>(data).map(CompletionRequest::into_call);
     let _ = decode_json::<LogRecord>(data);
     let _ = decode_json::<TraceLogUpdate>(data);
     let _ = decode_json::<Feedback>(data);
