@@ -13,9 +13,6 @@ use crate::model::Request;
 /// A call a door decoded into the model whole, its model not yet resolved.
 #[derive(Debug)]
 pub struct DoorCall {
-    /// The model the client asked for.
-    pub model: String,
-    pub stream: bool,
     request: Request,
     hints: Vec<String>,
     body: Bytes,
@@ -28,6 +25,16 @@ impl DoorCall {
         &self.request
     }
 
+    /// The model the client asked for.
+    pub fn model(&self) -> &str {
+        &self.request.model
+    }
+
+    /// Whether the client asked for a stream.
+    pub fn stream(&self) -> bool {
+        self.request.stream
+    }
+
     /// The call of a body a door's wire decoded into `request` (its `hints` named), with the
     /// client's headers of that wire a same-wire call forwards.
     pub fn new(
@@ -37,8 +44,6 @@ impl DoorCall {
         headers: Vec<(HeaderName, HeaderValue)>,
     ) -> DoorCall {
         DoorCall {
-            model: request.model.clone(),
-            stream: request.stream,
             request,
             hints,
             body,
@@ -64,24 +69,29 @@ impl DoorCall {
     /// deployment's configuration (its model and provider, and its messages when the request
     /// brings none).
     pub fn into_deployment_request(self, id: String, base: Call) -> Call {
+        let call = self.into_call(String::new());
+        Call {
+            deployment_id: Some(id),
+            end_user_identifier: call.request.user.clone(),
+            request: Some(Box::new(call)),
+            ..base
+        }
+    }
+
+    /// The engine's call of this one, asking for `model` (the provider's name, or none yet).
+    fn into_call(self, model: String) -> ModelCall {
         let DoorCall {
             mut request,
             hints,
             body,
             headers,
-            ..
         } = self;
-        request.model.clear();
-        Call {
-            deployment_id: Some(id),
-            end_user_identifier: request.user.clone(),
-            request: Some(Box::new(ModelCall {
-                request,
-                hints,
-                sent: Some(body),
-                headers,
-            })),
-            ..base
+        request.model = model;
+        ModelCall {
+            request,
+            hints,
+            sent: Some(body),
+            headers,
         }
     }
 }
@@ -110,22 +120,9 @@ impl DoorCall {
                 ))
             }
         };
-        let DoorCall {
-            mut request,
-            hints,
-            body,
-            headers,
-            ..
-        } = self;
-        request.model = model;
         Ok(Routed {
             provider,
-            call: ModelCall {
-                request,
-                hints,
-                sent: Some(body),
-                headers,
-            },
+            call: self.into_call(model),
         })
     }
 }

@@ -90,7 +90,7 @@ async fn decode(req: Request<Incoming>, state: &State) -> Result<Decoded, ApiErr
         .anthropic_default_provider
         .as_deref()
         .or(config.default_provider.as_deref());
-    let target = resolve_model_or(&call.model, &config, default)?;
+    let target = resolve_model_or(call.model(), &config, default)?;
     if let Target::Provider { provider, .. } = &target {
         base.provider_api_key = client_key(headers, provider, state);
     }
@@ -114,7 +114,7 @@ async fn call(
         base,
         _body,
     } = decode(req, state).await?;
-    let (stream, asked) = (call.stream, call.model.clone());
+    let (stream, asked) = (call.stream(), call.model().to_owned());
     // A translated stream's start shows an estimate of the prompt's tokens (an OpenAI-kind
     // upstream counts them only at its end).
     let translated = match &target {

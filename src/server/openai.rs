@@ -63,9 +63,9 @@ async fn chat(
     )
     .await?;
     let call = wire::decode_chat(bytes::Bytes::clone(&bytes), &promptd_headers)?;
-    let target = wire::resolve_model(&call.model, &config)?;
-    let (stream, include_usage) = (call.stream, call.include_usage);
-    let asked = call.model.clone();
+    let target = wire::resolve_model(call.model(), &config)?;
+    let (stream, include_usage) = (call.stream(), call.include_usage);
+    let asked = call.model().to_owned();
     let request = call.into_request(target)?;
     if stream {
         let s = Box::pin(state.engine.stream(request, ctx)).await?;

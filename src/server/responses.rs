@@ -113,12 +113,12 @@ async fn call(
     let keep = input
         .filter(|_| keeps)
         .map(|input| Keep::new(Arc::clone(&state.responses), owner, input, config.responses));
-    let target = resolve_model(&call.model, &config)?;
+    let target = resolve_model(call.model(), &config)?;
     let mut base = base;
     if let Target::Provider { provider, .. } = &target {
         base.provider_api_key = client_key(headers, provider, state);
     }
-    let (stream, asked) = (call.stream, call.model.clone());
+    let (stream, asked) = (call.stream(), call.model().to_owned());
     let request = call.into_request(target, base)?;
     let created = chrono::Utc::now().timestamp();
     let echo = |header: &mut ResponseHeader| {

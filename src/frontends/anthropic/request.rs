@@ -47,8 +47,8 @@ mod tests {
                 "messages":[{"role":"user","content":[{"type":"text","text":"hi",
                 "cache_control":{"type":"ephemeral"}}]}],"temperature":0.5}"#,
         );
-        assert!(c.stream);
-        assert_eq!(c.model, "claude-x");
+        assert!(c.stream());
+        assert_eq!(c.model(), "claude-x");
         let target = Target::Provider {
             provider: "local".into(),
             model: "qwen".into(),

@@ -76,8 +76,6 @@ impl RequestHeaders<'_> {
 /// A decoded chat completion call, its model not yet resolved.
 #[derive(Debug)]
 pub struct ChatCall {
-    pub model: String,
-    pub stream: bool,
     /// `stream_options.include_usage`: end the stream with a usage chunk.
     pub include_usage: bool,
     /// The request as the model, and the client's body.
@@ -87,6 +85,16 @@ pub struct ChatCall {
 }
 
 impl ChatCall {
+    /// The model the client asked for.
+    pub fn model(&self) -> &str {
+        self.call.model()
+    }
+
+    /// Whether the client asked for a stream.
+    pub fn stream(&self) -> bool {
+        self.call.stream()
+    }
+
     /// The engine's request for `target`: a provider's model, or a deployment the request is
     /// laid over.
     pub fn into_request(self, target: Target) -> Result<Call, ApiError> {
@@ -144,11 +152,12 @@ pub fn decode_chat(body: Bytes, headers: &RequestHeaders<'_>) -> Result<ChatCall
         }
         Some(_) => return Err(bad("messages", "messages must be an array")),
     }
-    let stream = match object.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(bad("stream", "stream must be a boolean")),
-    };
+    if object
+        .get("stream")
+        .is_some_and(|s| !s.is_null() && !s.is_boolean())
+    {
+        return Err(bad("stream", "stream must be a boolean"));
+    }
     let include_usage = match object.get("stream_options") {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) => o.get("include_usage").and_then(Value::as_bool) == Some(true),
@@ -165,10 +174,8 @@ pub fn decode_chat(body: Bytes, headers: &RequestHeaders<'_>) -> Result<ChatCall
     } else {
         decoder.finish().map_err(invalid)?
     };
-    request.model.clone_from(&model);
+    request.model = model;
     Ok(ChatCall {
-        model,
-        stream,
         include_usage,
         call: DoorCall::new(request, hints, body, Vec::new()),
         base: Call {
@@ -271,7 +278,7 @@ mod tests {
             "promptd": {"inputs": {"x": 1}}
         });
         let call = decode(body).expect("decodes");
-        assert!(call.stream && call.include_usage);
+        assert!(call.stream() && call.include_usage);
         assert_eq!(
             call.base.inputs,
             Some(json!({"x": 1}).as_object().cloned().unwrap_or_default())

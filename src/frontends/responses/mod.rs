@@ -161,8 +161,8 @@ mod tests {
             "input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}],
             "store":false,"prompt_cache_key":"k","include":["reasoning.encrypted_content"]}"#;
         let call = decode_responses(Bytes::from_static(body)).expect("a call");
-        assert_eq!(call.model, "gpt-5-codex");
-        assert!(call.stream);
+        assert_eq!(call.model(), "gpt-5-codex");
+        assert!(call.stream());
         assert!(!wants_store(&call));
         assert_eq!(previous_response_id(&call).expect("ok"), None);
         let err = decode_responses(Bytes::from_static(
