@@ -76,18 +76,7 @@ impl CompletionRequest {
         let mut configuration = llm_configuration.unwrap_or_default();
         let provider = configuration.provider.take().filter(|p| !p.is_empty());
         let history = configuration.history.take();
-        let (request, hints) =
-            configuration
-                .into_model()
-                .map_err(|e| ApiError::InvalidRequest {
-                    // The only part that can be malformed: the functions, read as tools.
-                    message: format!(
-                        "llm_configuration.functions: {} ({})",
-                        e.message,
-                        e.param.as_deref().unwrap_or("tools")
-                    ),
-                    field: Some("llm_configuration.functions".into()),
-                })?;
+        let (request, hints) = configuration.into_model().map_err(function_error)?;
         Ok(Call {
             cache,
             cache_refresh: false,
@@ -120,5 +109,49 @@ impl CompletionRequest {
             provider,
             history,
         })
+    }
+}
+
+/// A malformed function (the one part of a configuration the model reads as more than text),
+/// named by its place in `llm_configuration.functions`: the tools path the OpenAI wire's
+/// decoder names (`tools[1].function.name`) in Parea's words (`functions[1].name`).
+fn function_error(e: crate::model::Error) -> ApiError {
+    let path = e
+        .param
+        .as_deref()
+        .unwrap_or("tools")
+        .replacen("tools", "functions", 1);
+    let field = format!("llm_configuration.{}", path.replacen(".function.", ".", 1));
+    ApiError::InvalidRequest {
+        message: format!("{field}: {}", e.message),
+        field: Some(field.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_function_is_named_in_pareas_words() {
+        let body: CompletionRequest = serde_json::from_value(serde_json::json!({
+            "llm_configuration": {"model": "m", "provider": "openai",
+                "messages": [{"role": "user", "content": "hi"}],
+                "functions": [{"name": "f"}, {"parameters": {}}]}
+        }))
+        .expect("a body");
+        match body.into_call() {
+            Err(ApiError::InvalidRequest { field, message }) => {
+                assert_eq!(
+                    field.as_deref(),
+                    Some("llm_configuration.functions[1].name")
+                );
+                assert!(
+                    message.starts_with("llm_configuration.functions[1].name: "),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
