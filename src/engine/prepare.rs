@@ -289,7 +289,7 @@ fn encode(
     let call = Arc::clone(&chat.call);
     let (request, hints) = (&call.request, &call.hints);
     let wire = provider.call_wire(chat);
-    let own_wire = wire == request.wire || (wire, request.wire) == (Wire::OpenAiChat, Wire::Parea);
+    let own_wire = wire == request.wire.sent_as();
     if own_wire && (call.sent.is_some() || wire == Wire::OpenAiChat) {
         chat.forward.clone_from(&call.headers);
         return Ok((None, Vec::new()));

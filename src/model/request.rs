@@ -173,6 +173,18 @@ pub enum Wire {
     OpenAiResponses,
 }
 
+impl Wire {
+    /// The provider wire a request of this one is sent in without translation: Parea's API is
+    /// OpenAI's chat in Parea's words (its extras, `safe_prompt`, go as given), every other
+    /// wire is its own.
+    pub fn sent_as(self) -> Wire {
+        match self {
+            Wire::Parea => Wire::OpenAiChat,
+            other => other,
+        }
+    }
+}
+
 /// A chat request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {

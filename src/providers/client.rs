@@ -295,7 +295,7 @@ impl Provider {
             StreamDecoder::new(
                 self.call_wire(req),
                 self.config.max_response_bytes,
-                !matches!(req.call.request.wire, Wire::OpenAiChat | Wire::Parea),
+                req.call.request.wire.sent_as() != Wire::OpenAiChat,
             ),
             clocks,
             StreamLimits {

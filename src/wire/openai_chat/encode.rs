@@ -53,8 +53,7 @@ pub fn encode_request(
     hints: &[String],
     opts: &EncodeOptions,
 ) -> Result<Encoded, Error> {
-    // Parea's API is OpenAI's chat in Parea's words: its extras (`safe_prompt`) go as given.
-    let same_wire = matches!(req.wire, Wire::OpenAiChat | Wire::Parea);
+    let same_wire = req.wire.sent_as() == Wire::OpenAiChat;
     let mut dropped: Vec<String> = Vec::new();
     let mut drop = |name: String| {
         if !dropped.contains(&name) {
