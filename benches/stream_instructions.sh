@@ -14,7 +14,8 @@
 # (POST /v1/responses, the conversation as `input` items): `gpt-4o-mini` translated from the fake's
 # chat chunks, `anthropic/<name>` from its Anthropic events, rendered as Responses events;
 # `responses/<name>` (a provider marked `responses = true`) the fake's Responses events forwarded
-# as they came. The line
+# as they came. DOOR=parea streams through Parea's POST /api/parea/v1/completion/stream
+# (`llm_configuration`, `cache: false`; MODEL's provider before a `/`, else openai). The line
 # ends with door= and the answer's end (`end=message_stop`, `end=response.completed` or
 # `end=[DONE]` if the first stream had it); `data_lines` counts the answer's events. CG_OUT=DIR keeps the callgrind
 # profile there (stream.cg), for `callgrind_annotate`.
@@ -26,7 +27,8 @@ case "$DOOR" in
   chat) URL=http://localhost/v1/chat/completions; WIRE=(); MAX="" ;;
   messages) URL=http://localhost/v1/messages; WIRE=(-H 'anthropic-version: 2023-06-01'); MAX='"max_tokens":1024,' ;;
   responses) URL=http://localhost/v1/responses; WIRE=(); MAX="" ;;
-  *) echo "stream_instructions.sh: DOOR is chat, messages or responses, not $DOOR" >&2; exit 2 ;;
+  parea) URL=http://localhost/api/parea/v1/completion/stream; WIRE=(); MAX="" ;;
+  *) echo "stream_instructions.sh: DOOR is chat, messages, responses or parea, not $DOOR" >&2; exit 2 ;;
 esac
 # The conversation's key: the Responses API calls it input (a list of items, here messages).
 LIST=messages; [[ "$DOOR" != responses ]] || LIST=input
@@ -65,6 +67,12 @@ fi
 valgrind --tool=callgrind --callgrind-out-file=cg.out "$BIN" serve --config p.toml > d.log 2>&1 & VG=$!
 for _ in $(seq 600); do [[ -S p.sock ]] && break; sleep 0.1; done
 BODY="{\"model\":\"$MODEL\",$MAX\"stream\":true,\"$LIST\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
+# Parea's stream route: the configuration in llm_configuration (provider and model apart), no
+# cache (`cache: false`, its bypass).
+if [[ "$DOOR" == parea ]]; then
+  PROVIDER=openai; NAME="$MODEL"; [[ "$MODEL" != */* ]] || { PROVIDER="${MODEL%%/*}"; NAME="${MODEL#*/}"; }
+  BODY="{\"llm_configuration\":{\"model\":\"$NAME\",\"provider\":\"$PROVIDER\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]},\"cache\":false}"
+fi
 post() {
   curl -s --unix-socket p.sock $URL "${WIRE[@]}" \
     -H 'content-type: application/json' -H 'x-promptd-cache: bypass' -d "$BODY"
