@@ -93,7 +93,12 @@ struct OnTmpfs {
 
 async fn on_a_small_tmpfs(name: &str) -> Option<OnTmpfs> {
     let chat = FakeUpstream::always(fixtures::openai_chat()).await;
-    let setup = Setup::new("", &providers_toml(&chat.base_url(), &refused_base_url()));
+    // Small segments: the spool writes into room it allocated ahead (a segment's map, at most
+    // `segment_bytes`) and fails only once that is used, a few records into a full disk.
+    let setup = Setup::new(
+        "[spool]\nsegment_bytes = \"64KiB\"\n",
+        &providers_toml(&chat.base_url(), &refused_base_url()),
+    );
     let state = setup.path().join("state");
     let Some(tmpfs) = Tmpfs::mount(&state, "8m") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
@@ -135,7 +140,8 @@ async fn a_full_disk_loses_no_answer_and_is_reported_once() {
     common::wait::sled_has_written(&state, fixtures::HELLO).await;
 
     fill(&state.join("filler"));
-    // sled writes in the background: its first failed flush makes later writes fail.
+    // sled writes in the background: its first failed flush makes later writes fail. The
+    // spool fails once the room its segment allocated before the disk filled is used.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut asked = 0;
     loop {
@@ -145,12 +151,16 @@ async fn a_full_disk_loses_no_answer_and_is_reported_once() {
         );
         asked += 1;
         let stats = json_of(&socket, "/cache/stats").await;
-        if stats["write_errors"].as_u64() > Some(0) && asked >= 20 {
+        let spool = json_of(&socket, "/logs/status").await;
+        if stats["write_errors"].as_u64() > Some(0)
+            && spool["write_errors"].as_u64() > Some(0)
+            && asked >= 20
+        {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "no cache write error after {asked} answers on a full disk: {stats}"
+            "no cache and spool write errors after {asked} answers on a full disk: {stats} {spool}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -244,7 +244,9 @@ async fn segments_rotate_at_segment_bytes_and_go_when_acknowledged() {
     append_durably(&spool, 0..30).await;
     let files = segments(dir.path());
     assert_eq!(files.len(), 3, "{files:?}");
-    for file in &files {
+    // The sealed ones: the active one is longer while written, by room allocated ahead (a
+    // mapped segment, see `a_mapped_segment_is_trimmed_when_closed_and_after_a_crash`).
+    for file in &files[..2] {
         let len = std::fs::metadata(file).expect("stat").len();
         assert!(len <= 1000, "{} is {len} bytes", file.display());
     }
@@ -353,6 +355,68 @@ async fn a_torn_tail_is_truncated_and_earlier_records_survive() {
     // Ids are not reused: the torn record's id is never handed out for another record.
     assert_eq!(append_durably(&spool, 5..6).await, vec![5]);
     spool.close().await;
+}
+
+/// Whether the file system under `dir` allocates (`fallocate`), so the spool maps its segments.
+fn allocates(dir: &Path) -> bool {
+    let probe = std::fs::File::create(dir.join("probe")).expect("probe file");
+    let ok = nix::fcntl::fallocate(&probe, nix::fcntl::FallocateFlags::empty(), 0, 4096).is_ok();
+    std::fs::remove_file(dir.join("probe")).expect("remove probe");
+    ok
+}
+
+/// A mapped segment's file runs ahead of its records by zeros while it is written; closing the
+/// spool cuts them off, and so does recovery when the daemon did not close it (a SIGKILL
+/// leaves what the page cache has: the file as it is while open), quietly: they are no torn
+/// record.
+#[tokio::test]
+async fn a_mapped_segment_is_trimmed_when_closed_and_after_a_crash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    if !allocates(dir.path()) {
+        eprintln!("skipped: this file system has no fallocate, the spool writes with write(2)");
+        return;
+    }
+    let spool = Spool::open(spool_options(dir.path())).expect("open");
+    append_durably(&spool, 0..5).await;
+    let files = segments(dir.path());
+    let [file] = &files[..] else {
+        panic!("one segment: {files:?}")
+    };
+    let open = std::fs::read(file).expect("read");
+    assert!(
+        open.len() > 5 * 80,
+        "mapped room ahead: {} bytes",
+        open.len()
+    );
+    assert!(open[5 * 80..].iter().all(|&b| b == 0));
+
+    // What a SIGKILL would leave: the files as they are now, opened by the next life.
+    let crashed = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(dir.path()).expect("list") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, crashed.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    let next = Spool::open(spool_options(crashed.path())).expect("reopen after a crash");
+    let stats = next.stats();
+    assert_eq!((stats.torn_bytes, stats.corrupt_skipped), (0, 0));
+    assert_eq!(stats.waiting_records, 5);
+    let [recovered] = &segments(crashed.path())[..] else {
+        panic!("one segment")
+    };
+    assert_eq!(std::fs::metadata(recovered).expect("stat").len(), 5 * 80);
+    assert_eq!(texts(&read_n(&next, 5).await), expected(0..5));
+    // The next life goes on in a segment of its own, trimmed when it closes.
+    assert_eq!(append_durably(&next, 5..7).await, vec![6, 7]);
+    assert_eq!(texts(&read_n(&next, 2).await), expected(5..7));
+    next.close().await;
+    let lens: Vec<u64> = segments(crashed.path())
+        .iter()
+        .map(|f| std::fs::metadata(f).expect("stat").len())
+        .collect();
+    assert_eq!(lens, [5 * 80, 2 * 80]);
+
+    spool.close().await;
+    assert_eq!(std::fs::metadata(file).expect("stat").len(), 5 * 80);
 }
 
 #[tokio::test]

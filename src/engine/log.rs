@@ -1,6 +1,6 @@
 //! One log record per prepared completion — fresh, cached, stale, failed or cancelled — by
 //! construction ([`Record`]), built on the request path and written to the spool before the answer's last byte is sent (the
-//! spool's append is one `write(2)`; its writer thread fsyncs on the group-commit cadence). So
+//! spool's append is a copy into the page cache; its writer thread fsyncs on the group-commit cadence). So
 //! an answer a client received always has its record in the spool file, whatever kills the
 //! daemon after. A record is at most `spool.max_record_bytes`: longer texts in it are cut to a
 //! head and marked (`logs::record::cap`), never dropped for their size. A full spool drops (and

@@ -9,8 +9,12 @@
 //! The seam is only as wide as the spool needs: a file is appended to (a segment, a fresh
 //! ledger), read at an offset or whole, truncated and synced; a directory is listed and synced;
 //! entries are created, renamed and removed. A spool holds its file system once
-//! (`Arc<dyn SpoolFs>`) and each open file as an `Arc<dyn SpoolFile>`, so an append costs one
-//! dynamic call around its `write(2)`: no allocation, no lock.
+//! (`Arc<dyn SpoolFs>`) and each open file as an `Arc<dyn SpoolFile>`.
+//!
+//! A segment being appended to is written through a shared mapping where the file system
+//! allows it ([`SpoolFile::map_for_append`]: the file extended and its blocks allocated first,
+//! then mapped), so an append is a copy into the page cache, not a `write(2)`; elsewhere (no
+//! `fallocate`, or the in-memory file system of the tests) through [`SpoolFile::write_all`].
 
 use std::ffi::OsString;
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -19,6 +23,7 @@ use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::path::Path;
 use std::sync::Arc;
 
+use memmap2::MmapMut;
 use nix::fcntl::{Flock, FlockArg};
 
 /// The file operations of a spool (see the module header).
@@ -60,7 +65,20 @@ pub trait SpoolFile: Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
     /// `fsync`: the file's data and metadata are durable.
     fn sync_all(&self) -> io::Result<()>;
+    /// Map `len` bytes from `offset` (a multiple of [`MAP_ALIGN`]) to write records into, the
+    /// file first extended over them with their blocks allocated (`fallocate`), so a write into
+    /// the map never meets a full disk: that is the `fallocate`'s error, returned here.
+    /// `Ok(None)`: this file is not written through a map (a file system without `fallocate`,
+    /// or one simulated in tests); its records go through [`SpoolFile::write_all`].
+    fn map_for_append(&self, offset: u64, len: usize) -> io::Result<Option<MmapMut>> {
+        let _ = (offset, len);
+        Ok(None)
+    }
 }
+
+/// What a mapping's offset in a file must be a multiple of: the largest page size Linux uses
+/// (64 KiB, on some arm64 and ppc64 kernels), so no `sysconf` call is needed.
+pub const MAP_ALIGN: u64 = 64 * 1024;
 
 /// A held lock: released when dropped.
 pub type FileLock = Box<dyn Send + Sync>;
@@ -108,7 +126,9 @@ impl SpoolFs for RealFs {
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn SpoolFile>> {
+        // Readable too: a shared writable map needs a file open for reading and writing.
         let file = OpenOptions::new()
+            .read(true)
             .append(true)
             .create_new(true)
             .open(path)?;
@@ -195,5 +215,34 @@ impl SpoolFile for File {
 
     fn sync_all(&self) -> io::Result<()> {
         File::sync_all(self)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn map_for_append(&self, offset: u64, len: usize) -> io::Result<Option<MmapMut>> {
+        use nix::errno::Errno;
+        use nix::fcntl::{fallocate, FallocateFlags};
+        let too_far = || io::Error::new(io::ErrorKind::InvalidInput, "segment offset too large");
+        let start = i64::try_from(offset).map_err(|_| too_far())?;
+        let count = i64::try_from(len).map_err(|_| too_far())?;
+        // Mode 0: allocate the blocks and extend the file's length over them. A page of the map
+        // then always has its block: a store into it cannot fail for want of space (which would
+        // be a SIGBUS, not an error).
+        match fallocate(self, FallocateFlags::empty(), start, count) {
+            Ok(()) => {}
+            Err(Errno::EOPNOTSUPP | Errno::ENOSYS) => return Ok(None),
+            Err(e) => return Err(io::Error::from(e)),
+        }
+        // SAFETY: the map is of a segment file in the spool's directory (mode 0700), which this
+        // process holds the spool's `flock` on: no other process of ours writes or truncates it.
+        // The spool stores into the map only below the length just allocated, and only the
+        // active segment's appender (under the append lock) touches it; a file is cut shorter
+        // (`set_len`) only once its map is no longer written to.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(len)
+                .map_mut(self)?
+        };
+        Ok(Some(map))
     }
 }

@@ -29,7 +29,8 @@
 //! the frame so that the age of the oldest waiting record survives a restart.
 //!
 //! **Write, then group commit.** [`Spool::append`] frames the record and writes it to the
-//! active segment itself, under the append lock ([`appender`]): when it returns, the record is
+//! active segment itself, under the append lock ([`appender`]; a copy into a map of the file
+//! where the file system allocates ahead, else one `write(2)`): when it returns, the record is
 //! in the page cache and survives a SIGKILL, an OOM kill or a panic, whatever the disk does
 //! next. It never waits for the disk. One dedicated writer thread makes written records
 //! durable: every `flush_interval` (default 100 ms, counted from the first record written
@@ -54,7 +55,9 @@
 //! own). Every byte written is reserved against `max_bytes` at append time; when
 //! the reservation would pass the bound the record is dropped on the spot, counted in
 //! [`SpoolStats::dropped_full`], and the caller gets [`Dropped::Full`]: no unbounded disk, no
-//! blocked request. Space comes back when a whole segment is deleted.
+//! blocked request. Space comes back when a whole segment is deleted. The zeros a mapped
+//! active segment has allocated ahead of its records (at most `appender::WINDOW`, a megabyte, within the
+//! segment's size) are not reserved: the disk holds at most `max_bytes` plus that.
 //!
 //! **Reading and acknowledgement.** [`Spool::read_batch`] hands out durable records in id order,
 //! each once (until a restart or a [`Spool::rewind`]), and waits when there is nothing new.
@@ -80,7 +83,8 @@
 //!   grow) starts a corrupt region; the scan resynchronises on the next valid frame. Records in
 //!   such a region are skipped and counted ([`SpoolStats::corrupt_skipped`], by the id gap);
 //! - a corrupt or incomplete region at the end of the *last* segment is a torn tail from a crash
-//!   mid-write: the file is truncated to its last valid frame ([`SpoolStats::torn_bytes`]);
+//!   mid-write: the file is truncated to its last valid frame ([`SpoolStats::torn_bytes`]); a
+//!   tail of zeros is the room a mapped segment had allocated ahead, cut off without a count;
 //! - segments fully at or below `acked_through`, and segments with no valid frame, are deleted;
 //!   one that cannot be deleted keeps its name, so the next id starts past it (segments are
 //!   named by their first id: the next segment would otherwise collide with it).
@@ -213,7 +217,7 @@ impl Spool {
 
     /// Write `payload` as the next record: when this returns `Ok`, the record is in the
     /// segment file (the page cache), so it outlives the process whatever kills it. Never
-    /// waits for the disk (one `write(2)`, microseconds). The returned [`Durable`] resolves
+    /// waits for the disk (a copy into the mapped segment, or one `write(2)`: microseconds). The returned [`Durable`] resolves
     /// once the record is fsynced by the next group commit, or with why it could not be
     /// written; drop it if you don't need to know.
     pub fn append(&self, payload: impl AsRef<[u8]>) -> Result<Durable, Dropped> {

@@ -135,7 +135,8 @@ impl Scan<'_> {
                     valid_end = offset + len;
                 }
                 Piece::Corrupt { from, to } if is_last && to == bytes.len() => {
-                    self.torn_tail(&path, from, bytes.len());
+                    let unused = bytes[from..].iter().all(|&b| b == 0);
+                    self.torn_tail(&path, from, bytes.len(), unused);
                 }
                 Piece::Corrupt { from, to } => {
                     tracing::warn!(path = %path.display(), from, to, "skipping a damaged region of a log spool segment");
@@ -178,14 +179,22 @@ impl Scan<'_> {
         Ok(())
     }
 
-    /// Cut the torn tail `from..len` off the last segment.
-    fn torn_tail(&mut self, path: &Path, from: usize, len: usize) {
-        tracing::warn!(path = %path.display(), offset = from, bytes = len - from, "truncating a torn tail of the log spool");
+    /// Cut the torn tail `from..len` off the last segment. A tail of zeros (`unused`) is most
+    /// likely room the segment's map allocated ahead and no record reached (a daemon that
+    /// stopped without trimming it: a SIGKILL), and is cut without a warning or a count: were
+    /// it a torn write of zeros, it held no record either.
+    fn torn_tail(&mut self, path: &Path, from: usize, len: usize, unused: bool) {
+        if unused {
+            tracing::debug!(path = %path.display(), offset = from, bytes = len - from, "cutting the unused room at the end of the log spool");
+        } else {
+            tracing::warn!(path = %path.display(), offset = from, bytes = len - from, "truncating a torn tail of the log spool");
+        }
         let truncated = self
             .fs
             .open_write(path)
             .and_then(|f| f.set_len(from as u64).and_then(|()| f.sync_all()));
         match truncated {
+            Ok(()) if unused => {}
             Ok(()) => self.out.torn_bytes += (len - from) as u64,
             Err(e) => {
                 // The reader stops at the last valid frame anyway; the bytes just stay counted.

@@ -30,17 +30,31 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 
 /// Append one frame to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, id: u64, appended_at_ms: u64, payload: &[u8]) {
+    out.reserve(FRAME_HEADER + payload.len());
+    out.extend_from_slice(&frame_header(id, appended_at_ms, payload));
+    out.extend_from_slice(payload);
+}
+
+/// Write one frame into `out`, which is exactly `FRAME_HEADER + payload.len()` bytes (a slot of
+/// a mapped segment).
+pub fn place_frame(out: &mut [u8], id: u64, appended_at_ms: u64, payload: &[u8]) {
+    let (header, body) = out.split_at_mut(FRAME_HEADER);
+    header.copy_from_slice(&frame_header(id, appended_at_ms, payload));
+    body.copy_from_slice(payload);
+}
+
+fn frame_header(id: u64, appended_at_ms: u64, payload: &[u8]) -> [u8; FRAME_HEADER] {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&id.to_le_bytes());
     hasher.update(&appended_at_ms.to_le_bytes());
     hasher.update(payload);
-    out.reserve(FRAME_HEADER + payload.len());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&hasher.finalize().to_le_bytes());
-    out.extend_from_slice(&id.to_le_bytes());
-    out.extend_from_slice(&appended_at_ms.to_le_bytes());
-    out.extend_from_slice(payload);
+    let mut header = [0u8; FRAME_HEADER];
+    header[0..4].copy_from_slice(&len.to_le_bytes());
+    header[4..8].copy_from_slice(&hasher.finalize().to_le_bytes());
+    header[8..16].copy_from_slice(&id.to_le_bytes());
+    header[16..24].copy_from_slice(&appended_at_ms.to_le_bytes());
+    header
 }
 
 /// A valid frame found in a buffer.
@@ -121,6 +135,11 @@ pub enum Piece {
 /// treated as damage. After damage the scan looks, byte by byte, for the next valid frame; an
 /// incomplete frame at the end becomes a trailing corrupt region.
 pub fn scan(buf: &[u8], after_id: u64) -> Vec<Piece> {
+    // No frame starts in the zeros the buffer ends with (room a mapped segment allocated
+    // ahead, or a torn write of zeros): an all-zero header fails its checksum. Resynchronising
+    // stops where they start instead of trying every offset of them. A frame before them may
+    // still end in them.
+    let zeros_from = buf.len() - buf.iter().rev().take_while(|&&b| b == 0).count();
     let mut pieces = Vec::new();
     let mut last_id = after_id;
     let mut offset = 0;
@@ -137,7 +156,7 @@ pub fn scan(buf: &[u8], after_id: u64) -> Vec<Piece> {
                 offset += frame.len;
             }
             _ => {
-                let next = resync(buf, offset + 1, last_id).unwrap_or(buf.len());
+                let next = resync(buf, offset + 1..zeros_from, last_id).unwrap_or(buf.len());
                 pieces.push(Piece::Corrupt {
                     from: offset,
                     to: next,
@@ -149,9 +168,9 @@ pub fn scan(buf: &[u8], after_id: u64) -> Vec<Piece> {
     pieces
 }
 
-/// The first offset at or after `from` where a valid frame with an id above `after_id` starts.
-pub fn resync(buf: &[u8], from: usize, after_id: u64) -> Option<usize> {
-    (from..buf.len())
+/// The first offset in `starts` where a valid frame of `buf` with an id above `after_id` starts.
+pub fn resync(buf: &[u8], mut starts: std::ops::Range<usize>, after_id: u64) -> Option<usize> {
+    starts
         .find(|&at| matches!(parse_frame(&buf[at..]), Parsed::Frame(frame) if frame.id > after_id))
 }
 

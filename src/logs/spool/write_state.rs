@@ -52,6 +52,25 @@ pub struct Segment {
     pub(super) synced: u64,
     /// Last id written to it, 0 if none.
     pub(super) last_id: u64,
+    /// How its records reach the file.
+    pub(super) writes: Writes,
+}
+
+/// How a segment's records reach its file ([`super::appender`]).
+pub enum Writes {
+    /// Nothing written yet: the first record tries to map the file.
+    Undecided,
+    /// Copied into a map of the file (`None` between maps). The file may be longer than
+    /// `written`: zeros allocated ahead, cut off when the segment is sealed or the spool closes.
+    Mapped(Option<Window>),
+    /// `write(2)` at the file's end: its file system does not map (no `fallocate`).
+    Appended,
+}
+
+/// The part of a segment file mapped for records: bytes `start..start + map.len()`.
+pub struct Window {
+    pub(super) start: u64,
+    pub(super) map: memmap2::MmapMut,
 }
 
 /// A record written and waiting for its group commit.

@@ -47,16 +47,17 @@ pub fn spawn(shared: Arc<Shared>, state: WriterState) -> Result<JoinHandle<()>, 
 }
 
 /// Whatever way the thread ends (even a panic), refuse new appends, fail what is not durable
-/// (it is written, and a restart finds it) and wake the reader, so nobody waits for a writer
-/// that is gone.
+/// (it is written, and a restart finds it), cut the active segment's unused room off and wake
+/// the reader, so nobody waits for a writer that is gone.
 struct ExitGuard(Arc<Shared>);
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
         self.0.request_shutdown();
-        self.0
-            .appender()
-            .fail_unsynced("the spool writer stopped first");
+        let mut appender = self.0.appender();
+        appender.fail_unsynced("the spool writer stopped first");
+        appender.close();
+        drop(appender);
         self.0.publish_closed();
     }
 }
