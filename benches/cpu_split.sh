@@ -8,11 +8,12 @@
 #   FLOOR=1 benches/cpu_split.sh -                          # the mock answering directly
 #   PATHP=/v1/responses BODY='{"model":"gpt-4o-mini","input":"Hello"}' benches/cpu_split.sh BIN
 #   RESP=1 ...                                              # the provider serves /v1/responses
+#   BYPASS=1 ...                                            # pass-through: x-promptd-cache: bypass
 #
 # Prints one line: req/s, user, sys and total µs per request, how busy the pinned core was.
 # Two builds compare only in alternating rounds in one sitting (this machine drifts by ±15 %
 # between minutes):  for i in 1 2 3; do for b in A B; do benches/cpu_split.sh $b; done; done
-# Env: DUR (5), C (connections, 32), Q (oha's rate limit, none), PATHP, BODY, RESP, FLOOR.
+# Env: DUR (5), C (connections, 32), Q (oha's rate limit, none), PATHP, BODY, RESP, BYPASS, FLOOR.
 # Needs oha, curl, python3, taskset and target/release/examples/fake_provider.
 set -euo pipefail
 BIN="$1"; DUR="${DUR:-5}"; C="${C:-32}"; FLOOR="${FLOOR:-0}"
@@ -60,13 +61,14 @@ EOT
     done
 fi
 URL="http://127.0.0.1:$PORT$PATHP"
+HDR=(); [[ -z "${BYPASS:-}" ]] || HDR=(-H 'x-promptd-cache: bypass')
 # The first call fills the cache: every request after it is a hit.
 curl -fsS -o /dev/null -H 'content-type: application/json' -d "$BODY" "$URL"
 requests() {
     curl -s "http://127.0.0.1:$PORT/metrics" |
         awk '/^promptd_requests_total\{/ {s += $NF} END {print s + 0}'
 }
-taskset -c 0 oha -n 100000000 -c "$C" ${Q:+-q "$Q"} --no-tui -m POST \
+taskset -c 0 oha -n 100000000 -c "$C" ${Q:+-q "$Q"} --no-tui -m POST "${HDR[@]}" \
     -H 'content-type: application/json' -d "$BODY" "$URL" >"$T/oha.out" 2>&1 &
 OHA=$!
 sleep 1
