@@ -9,11 +9,14 @@
 #   PATHP=/v1/responses BODY='{"model":"gpt-4o-mini","input":"Hello"}' benches/cpu_split.sh BIN
 #   RESP=1 ...                                              # the provider serves /v1/responses
 #   BYPASS=1 ...                                            # pass-through: x-promptd-cache: bypass
+#   PATHP=/v1/messages HEADER='anthropic-version: 2023-06-01' \
+#     BODY='{"model":"anthropic/claude-x","max_tokens":64,"messages":[...]}' ...  # Messages, same wire
 #
 # Prints one line: req/s, user, sys and total µs per request, how busy the pinned core was.
 # Two builds compare only in alternating rounds in one sitting (this machine drifts by ±15 %
 # between minutes):  for i in 1 2 3; do for b in A B; do benches/cpu_split.sh $b; done; done
-# Env: DUR (5), C (connections, 32), Q (oha's rate limit, none), PATHP, BODY, RESP, BYPASS, FLOOR.
+# Env: DUR (5), C (connections, 32), Q (oha's rate limit, none), PATHP, BODY, HEADER, RESP,
+# BYPASS, FLOOR.
 # Needs oha, curl, python3, taskset and target/release/examples/fake_provider.
 set -euo pipefail
 BIN="$1"; DUR="${DUR:-5}"; C="${C:-32}"; FLOOR="${FLOOR:-0}"
@@ -52,6 +55,11 @@ base_url = "http://$MOCK/v1"
 api_key = "sk-bench"
 max_retries = 0
 ${RESP:+responses = true}
+[providers.anthropic]
+kind = "anthropic"
+base_url = "http://$MOCK/v1"
+api_key = "sk-bench"
+max_retries = 0
 EOT
     taskset -c 1 "$BIN" serve --config "$T/p.toml" >"$T/promptd.log" 2>&1 &
     PID=$!
@@ -62,8 +70,9 @@ EOT
 fi
 URL="http://127.0.0.1:$PORT$PATHP"
 HDR=(); [[ -z "${BYPASS:-}" ]] || HDR=(-H 'x-promptd-cache: bypass')
+[[ -z "${HEADER:-}" ]] || HDR+=(-H "$HEADER")
 # The first call fills the cache: every request after it is a hit.
-curl -fsS -o /dev/null -H 'content-type: application/json' -d "$BODY" "$URL"
+curl -fsS -o /dev/null "${HDR[@]}" -H 'content-type: application/json' -d "$BODY" "$URL"
 requests() {
     curl -s "http://127.0.0.1:$PORT/metrics" |
         awk '/^promptd_requests_total\{/ {s += $NF} END {print s + 0}'
