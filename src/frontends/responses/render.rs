@@ -72,11 +72,18 @@ impl Keep {
                 }
             },
         };
+        let bytes = response();
+        // Checked whole first (the fast path for what is almost always valid UTF-8), replaced
+        // character by character only when it is not.
+        let response = match std::str::from_utf8(bytes.as_ref()) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes.as_ref()).into_owned(),
+        };
         let stored = Stored {
             owner: self.owner,
             created_ms: now,
             input,
-            response: String::from_utf8_lossy(response().as_ref()).into_owned(),
+            response,
         };
         self.store.keep(id, stored, self.limits, now);
     }
