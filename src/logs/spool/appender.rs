@@ -376,8 +376,8 @@ impl Segment {
     /// No more records: unmap, and cut off the zeros allocated ahead of the records. Should
     /// that fail, recovery cuts them off after the next start.
     fn trim(&mut self) {
-        if let Writes::Mapped(window) = &mut self.writes {
-            *window = None;
+        if let Writes::Mapped(_) = self.writes {
+            self.unmap();
             if let Err(e) = self.file.set_len(self.written) {
                 tracing::debug!(first_id = self.first_id, error = %e, "cannot cut the unused room off a log spool segment");
             }

@@ -256,6 +256,35 @@ mod tests {
         assert_eq!(ids(&scan(&[0u8; 100], 0)), vec![None]);
     }
 
+    /// The zeros a mapped segment allocated ahead: one corrupt region to the end, found without
+    /// trying every offset; a frame whose payload ends in zeros is still read whole, and a
+    /// frame torn before them is still found past damage.
+    #[test]
+    fn a_tail_of_zeros_is_one_region_and_frames_ending_in_zeros_survive() {
+        let mut buf = frames(&[1]);
+        encode_frame(&mut buf, 2, 1002, &[b'x', 0, 0, 0]);
+        let whole = buf.len();
+        buf.resize(whole + 64 * 1024, 0);
+        let pieces = scan(&buf, 0);
+        assert_eq!(ids(&pieces), vec![Some(1), Some(2), None]);
+        assert_eq!(
+            pieces[2],
+            Piece::Corrupt {
+                from: whole,
+                to: buf.len()
+            }
+        );
+        // Damage, then a frame ending in zeros, then zeros: resynchronising finds the frame
+        // (read whole, into the zeros), and the zeros are the end.
+        let mut damaged = frames(&[1, 2]);
+        encode_frame(&mut damaged, 3, 1003, &[b'y', 0, 0]);
+        let second = frames(&[1]).len();
+        damaged[second + 10] ^= 0xff;
+        let valid = damaged.len();
+        damaged.resize(valid + 4096, 0);
+        assert_eq!(ids(&scan(&damaged, 0)), vec![Some(1), None, Some(3), None]);
+    }
+
     #[test]
     fn segment_names() {
         let path = segment_path(Path::new("/s"), 42);
