@@ -315,7 +315,6 @@ impl Provider {
     ) -> Result<Response<Incoming>, ProviderError> {
         let wire = self.call_wire(req);
         let body = super::call_body(req, wire, stream)?;
-        let body = Bytes::from(body);
         let url = match (wire, &self.responses_endpoint) {
             (Wire::OpenAiResponses, Some(url)) => url,
             _ => &self.endpoint,

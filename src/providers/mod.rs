@@ -20,6 +20,7 @@ pub mod upstream_error;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::Serialize;
 
 pub use crate::call::ModelCall;
@@ -78,18 +79,20 @@ pub(crate) fn call_body(
     req: &ChatRequest,
     wire: Wire,
     stream: bool,
-) -> Result<Vec<u8>, ProviderError> {
+) -> Result<Bytes, ProviderError> {
     let protocol = |e: serde_json::Error| ProviderError::Protocol(e.to_string());
-    let body = match (&req.translated, req.call.same_wire_body()) {
-        (Some(body), _) => body.to_vec(),
-        (None, Some(sent)) => sent.map_err(protocol)?,
-        (None, None) => {
-            let options = crate::wire::openai_chat::EncodeOptions { stream };
-            let call = &req.call;
-            return crate::wire::openai_chat::encode_request(&call.request, &call.hints, &options)
-                .map(|e| e.body)
-                .map_err(|e| ProviderError::Protocol(e.message));
-        }
+    // In this order, each only if the one before is not there: the client's body is rewritten
+    // only for a call that sends it.
+    let body = if let Some(body) = &req.translated {
+        body.clone()
+    } else if let Some(sent) = req.call.same_wire_body() {
+        Bytes::from(sent.map_err(protocol)?)
+    } else {
+        let options = crate::wire::openai_chat::EncodeOptions { stream };
+        let call = &req.call;
+        return crate::wire::openai_chat::encode_request(&call.request, &call.hints, &options)
+            .map(|e| Bytes::from(e.body))
+            .map_err(|e| ProviderError::Protocol(e.message));
     };
     if !stream {
         return Ok(body);
@@ -100,7 +103,7 @@ pub(crate) fn call_body(
         }
         Wire::AnthropicMessages | Wire::OpenAiResponses => "\"stream\":true",
     };
-    with_members(&body, members)
+    with_members(&body, members).map(Bytes::from)
 }
 
 /// `body`, a JSON object, with `members` (`"name":value` pairs, comma-separated) added before
