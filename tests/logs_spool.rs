@@ -10,8 +10,10 @@ mod wait;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use promptd::logs::spool::fs::{FileLock, LockError, RealFs, SpoolFile, SpoolFs};
 use promptd::logs::{
     encode_json_text, trace_tree, Delivery, Dropped, EntryKind, HeldTrace, Spool, SpoolError,
     SpoolOptions, SpoolRecord,
@@ -417,6 +419,97 @@ async fn a_mapped_segment_is_trimmed_when_closed_and_after_a_crash() {
 
     spool.close().await;
     assert_eq!(std::fs::metadata(file).expect("stat").len(), 5 * 80);
+}
+
+/// The machine's file system, but every map refused after its `fallocate` extended the file
+/// (as a system call filter or a file system that does not map would): `map_for_append`'s
+/// error.
+struct MapRefused;
+
+struct MapRefusedFile(Arc<dyn SpoolFile>);
+
+impl SpoolFile for MapRefusedFile {
+    fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(buf)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.0.size()
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.0.sync_all()
+    }
+    fn map_for_append(&self, offset: u64, len: usize) -> std::io::Result<Option<memmap2::MmapMut>> {
+        self.0.set_len(offset + len as u64)?;
+        Err(std::io::Error::from_raw_os_error(13))
+    }
+}
+
+impl SpoolFs for MapRefused {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        RealFs.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+        RealFs.list_dir(dir)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        RealFs.read(path)
+    }
+    fn size(&self, path: &Path) -> std::io::Result<u64> {
+        RealFs.size(path)
+    }
+    fn open_read(&self, path: &Path) -> std::io::Result<Arc<dyn SpoolFile>> {
+        RealFs.open_read(path)
+    }
+    fn open_write(&self, path: &Path) -> std::io::Result<Arc<dyn SpoolFile>> {
+        RealFs.open_write(path)
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn SpoolFile>> {
+        Ok(Arc::new(MapRefusedFile(RealFs.create_new(path)?)))
+    }
+    fn create(&self, path: &Path) -> std::io::Result<Arc<dyn SpoolFile>> {
+        RealFs.create(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        RealFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        RealFs.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        RealFs.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> Result<FileLock, LockError> {
+        RealFs.lock(path)
+    }
+}
+
+/// A segment whose first map is refused is written with `write(2)` from an empty file: no
+/// zeros left by the refused map's `fallocate`, every record read back, nothing counted torn.
+#[tokio::test]
+async fn a_segment_whose_map_is_refused_is_written_with_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open_with(spool_options(dir.path()), Arc::new(MapRefused)).expect("open");
+    append_durably(&spool, 0..5).await;
+    let [file] = &segments(dir.path())[..] else {
+        panic!("one segment")
+    };
+    assert_eq!(std::fs::metadata(file).expect("stat").len(), 5 * 80);
+    assert_eq!(texts(&read_n(&spool, 5).await), expected(0..5));
+    assert_eq!(spool.stats().write_errors, 0);
+    spool.close().await;
+    let reopened = Spool::open(spool_options(dir.path())).expect("reopen");
+    assert_eq!(reopened.stats().torn_bytes, 0);
+    assert_eq!(texts(&read_n(&reopened, 5).await), expected(0..5));
+    reopened.close().await;
 }
 
 #[tokio::test]

@@ -16,8 +16,11 @@
 //! file's length runs ahead of its records, by zeros, up to the window's end; sealing the
 //! segment or closing the spool cuts them off, and recovery cuts them off a file a SIGKILL
 //! left (an all-zero tail). The group commit's `fdatasync` writes the map's dirty pages like
-//! any others. A file system that cannot allocate (`EOPNOTSUPP`) gets one `write(2)` of one
-//! frame per record, as the tests' simulated file system does.
+//! any others. A segment whose first map cannot be made (a file system without `fallocate` or
+//! without shared maps, a system call filter, a full disk) gets one `write(2)` of one frame per
+//! record instead, from an empty file, as the tests' simulated file system does; a later map
+//! refused fails its record (the file is then longer than its records), and the next record
+//! starts a segment that decides anew.
 //!
 //! Rotation creates the next segment file here too; its directory entry is fsynced with the
 //! next group commit, before any of its records counts as durable.
@@ -343,16 +346,26 @@ impl Segment {
                 .next_multiple_of(MAP_ALIGN);
             let size = usize::try_from(size).map_err(std::io::Error::other)?;
             let first = matches!(self.writes, Writes::Undecided);
-            self.writes = match self.file.map_for_append(start, size)? {
-                Some(map) => Writes::Mapped(Some(Window { start, map })),
-                None if first => Writes::Appended,
+            self.writes = match self.file.map_for_append(start, size) {
+                Ok(Some(map)) => Writes::Mapped(Some(Window { start, map })),
+                Ok(None) if first => Writes::Appended,
+                // The first map refused (a system call filter, a file system that does not map,
+                // a full disk): this segment's records go through `write(2)`, which says what is
+                // wrong if anything is, from an empty file (a map refused after its `fallocate`
+                // leaves zeros).
+                Err(e) if first => {
+                    tracing::debug!(first_id = self.first_id, error = %e, "a log spool segment is not mapped; its records are written with write(2)");
+                    self.file.set_len(0)?;
+                    Writes::Appended
+                }
                 // Mapped before, not now: its length is past its records, so `write(2)` at its
                 // end would leave a gap of zeros. The record fails; the next segment decides anew.
-                None => {
+                Ok(None) => {
                     return Err(std::io::Error::other(
                         "the segment file can no longer be mapped",
                     ))
                 }
+                Err(e) => return Err(e),
             };
         }
         let Writes::Mapped(Some(w)) = &mut self.writes else {

@@ -69,7 +69,8 @@ pub trait SpoolFile: Send + Sync {
     /// file first extended over them with their blocks allocated (`fallocate`), so a write into
     /// the map never meets a full disk: that is the `fallocate`'s error, returned here.
     /// `Ok(None)`: this file is not written through a map (a file system without `fallocate`,
-    /// or one simulated in tests); its records go through [`SpoolFile::write_all`].
+    /// or one simulated in tests); its records go through [`SpoolFile::write_all`]. An error
+    /// may leave the file extended (a map refused after its `fallocate`).
     fn map_for_append(&self, offset: u64, len: usize) -> io::Result<Option<MmapMut>> {
         let _ = (offset, len);
         Ok(None)
