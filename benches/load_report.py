@@ -28,9 +28,9 @@ about = dict(
 )
 # ROUTE=openai-anthropic: promptd's OpenAI route calls an Anthropic-kind provider. ROUTE=messages
 # and messages-openai: Anthropic's Messages door, to an Anthropic-kind provider (the same wire)
-# or translated to an OpenAI-kind one; the floor answers Anthropic's shapes. ROUTE=responses-openai:
-# OpenAI's Responses door, translated to an OpenAI-kind provider's chat completions; the floor
-# answers the Responses shapes.
+# or translated to an OpenAI-kind one; the floor answers Anthropic's shapes. ROUTE=responses and
+# responses-openai: OpenAI's Responses door, to an OpenAI-kind provider serving it (the same wire)
+# or translated to its chat completions; the floor answers the Responses shapes.
 ROUTE = about.get("route")
 TO = {
     "openai-anthropic": ", translated to Anthropic",
@@ -40,11 +40,13 @@ TO = {
 DOOR = {
     "messages": ", Messages door",
     "messages-openai": ", Messages door",
+    "responses": ", Responses door",
     "responses-openai": ", Responses door",
 }.get(ROUTE, "")
 SHAPES = {
     "messages": ", Anthropic shapes",
     "messages-openai": ", Anthropic shapes",
+    "responses": ", Responses shapes",
     "responses-openai": ", Responses shapes",
 }.get(ROUTE, "")
 LABELS = {

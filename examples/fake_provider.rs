@@ -36,7 +36,9 @@
 //! `response.content_part.added` together (the role chunk's place), `chunks - 3`
 //! `response.output_text.delta`s, `response.output_text.done` with `response.content_part.done`
 //! (the finish chunk's), `response.output_item.done` (the usage chunk's) and
-//! `response.completed` with the whole response and its usage (`[DONE]`'s).
+//! `response.completed` with the whole response and its usage (`[DONE]`'s). Every answer's
+//! response id is its own (`resp_` and 16 hex digits of a counter), as a real upstream's are:
+//! a client (or promptd) keeping answers by id keeps one record per answer, not one replaced.
 //!
 //! Anything else is a 404. The bodies are built once at start, keep-alive is on and the runtime
 //! is multi-threaded, so the fake costs as little as possible next to what it measures. It only ever binds where `--addr` says (loopback by default).
@@ -46,6 +48,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -157,6 +160,34 @@ fn anthropic_stream_frames(chunks: usize) -> Vec<Bytes> {
     frames
 }
 
+/// The response id every Responses answer is built with; each answer gets its own
+/// ([`with_own_id`]).
+const RESPONSE_ID: &str = "resp_0000000000000000";
+
+/// The number in the next Responses answer's id.
+static NEXT_RESPONSE: AtomicU64 = AtomicU64::new(1);
+
+/// `bytes` with every [`RESPONSE_ID`] (at `at`, found once at start) made `number`'s.
+fn with_own_id(bytes: &[u8], at: &[usize], number: u64) -> Bytes {
+    let mut out = bytes.to_vec();
+    let digits = format!("{number:016x}");
+    for &i in at {
+        out[i + 5..i + RESPONSE_ID.len()].copy_from_slice(digits.as_bytes());
+    }
+    Bytes::from(out)
+}
+
+/// Where [`RESPONSE_ID`] is in `bytes`.
+fn id_offsets(bytes: &[u8]) -> Vec<usize> {
+    let id = RESPONSE_ID.as_bytes();
+    bytes
+        .windows(id.len())
+        .enumerate()
+        .filter(|(_, w)| *w == id)
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// The Responses API's usage object for `input` and `output` tokens.
 fn responses_usage(input: usize, output: usize) -> serde_json::Value {
     serde_json::json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": 0},
@@ -171,7 +202,7 @@ fn responses_object(
     usage: serde_json::Value,
 ) -> serde_json::Value {
     serde_json::json!({
-        "id": "resp_fake123", "object": "response", "created_at": 1741569952,
+        "id": RESPONSE_ID, "object": "response", "created_at": 1741569952,
         "status": status, "background": false, "error": null, "incomplete_details": null,
         "instructions": null, "max_output_tokens": null, "model": "gpt-4o-mini-2024-07-18",
         "output": output, "parallel_tool_calls": true, "previous_response_id": null,
@@ -271,6 +302,8 @@ fn responses_stream_frames(chunks: usize) -> Vec<Bytes> {
 /// A streamed answer's body: one frame per SSE event, `gap` apart.
 struct Events {
     events: &'static [Bytes],
+    /// Where each event holds [`RESPONSE_ID`], and this answer's number for it (Responses).
+    ids: Option<(&'static [Vec<usize>], u64)>,
     next: usize,
     gap: Option<Duration>,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -295,8 +328,14 @@ impl Body for Events {
             ready!(sleep.as_mut().poll(cx));
             this.sleep = None;
         }
+        let frame = match this.ids {
+            Some((at, number)) if !at[this.next].is_empty() => {
+                with_own_id(event, &at[this.next], number)
+            }
+            _ => event.clone(),
+        };
         this.next += 1;
-        Poll::Ready(Some(Ok(Frame::data(event.clone()))))
+        Poll::Ready(Some(Ok(Frame::data(frame))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -373,7 +412,11 @@ struct Shared {
     events: Vec<Bytes>,
     anthropic_frames: Vec<Bytes>,
     responses: &'static [u8],
+    /// Where the whole Responses answer holds its id.
+    responses_ids: Vec<usize>,
     responses_frames: Vec<Bytes>,
+    /// Where each streamed Responses event holds its id.
+    responses_frame_ids: Vec<Vec<usize>>,
 }
 
 type AnswerBody = Either<Full<Bytes>, Events>;
@@ -453,8 +496,13 @@ async fn handle(
             Route::Anthropic => &shared.anthropic_frames,
             Route::Responses => &shared.responses_frames,
         };
+        let ids = matches!(route, Route::Responses).then(|| {
+            let number = NEXT_RESPONSE.fetch_add(1, Ordering::Relaxed);
+            (shared.responses_frame_ids.as_slice(), number)
+        });
         let mut resp = Response::new(Either::Right(Events {
             events,
+            ids,
             next: 0,
             gap: shared.chunk_gap,
             sleep: None,
@@ -464,12 +512,18 @@ async fn handle(
         headers.insert("cache-control", HeaderValue::from_static("no-cache"));
         resp
     } else {
-        let whole = match route {
-            Route::OpenAi => COMPLETION,
-            Route::Anthropic => ANTHROPIC_MESSAGE,
-            Route::Responses => shared.responses,
-        };
-        respond(StatusCode::OK, "application/json", whole)
+        match route {
+            Route::OpenAi => respond(StatusCode::OK, "application/json", COMPLETION),
+            Route::Anthropic => respond(StatusCode::OK, "application/json", ANTHROPIC_MESSAGE),
+            Route::Responses => {
+                let number = NEXT_RESPONSE.fetch_add(1, Ordering::Relaxed);
+                let whole = with_own_id(shared.responses, &shared.responses_ids, number);
+                let mut resp = Response::new(Either::Left(Full::new(whole)));
+                resp.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                resp
+            }
+        }
     })
 }
 
@@ -494,13 +548,17 @@ async fn main() {
     // The reading script may close its end of the pipe; ignore a failed flush.
     let _ = std::io::Write::flush(&mut std::io::stdout());
 
+    let responses: &'static [u8] = responses_whole().leak();
+    let responses_frames = responses_stream_frames(opts.stream_chunks);
     let shared: &'static Shared = Box::leak(Box::new(Shared {
         delay: opts.delay,
         chunk_gap: opts.chunk_gap,
         events: stream_events(opts.stream_chunks),
         anthropic_frames: anthropic_stream_frames(opts.stream_chunks),
-        responses: responses_whole().leak(),
-        responses_frames: responses_stream_frames(opts.stream_chunks),
+        responses,
+        responses_ids: id_offsets(responses),
+        responses_frame_ids: responses_frames.iter().map(|f| id_offsets(f)).collect(),
+        responses_frames,
     }));
     if let Some(path) = opts.unix {
         let _ = std::fs::remove_file(&path);
@@ -554,8 +612,8 @@ async fn accept_failed(e: std::io::Error) {
 #[cfg(test)]
 mod tests {
     use super::{
-        anthropic_stream_frames, responses_stream_frames, responses_whole, stream_events,
-        wants_stream, ANTHROPIC_MESSAGE,
+        anthropic_stream_frames, id_offsets, responses_stream_frames, responses_whole,
+        stream_events, wants_stream, with_own_id, ANTHROPIC_MESSAGE,
     };
 
     #[test]
@@ -625,6 +683,30 @@ mod tests {
         assert!(said.starts_with("Hello! How can I help you today?"));
         let whole: serde_json::Value = serde_json::from_slice(ANTHROPIC_MESSAGE).unwrap();
         assert_eq!(whole["type"], "message");
+    }
+
+    #[test]
+    fn every_responses_answer_has_its_own_id() {
+        let whole = responses_whole();
+        let at = id_offsets(&whole);
+        assert_eq!(at.len(), 1);
+        let ids: Vec<String> = [1, 0xabc]
+            .into_iter()
+            .map(|n| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&with_own_id(&whole, &at, n)).unwrap();
+                v["id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(ids, ["resp_0000000000000001", "resp_0000000000000abc"]);
+        let frames = responses_stream_frames(21);
+        let first = with_own_id(&frames[0], &id_offsets(&frames[0]), 7);
+        let last = frames.last().unwrap();
+        let last = with_own_id(last, &id_offsets(last), 7);
+        for frame in [first, last] {
+            let text = std::str::from_utf8(&frame).unwrap();
+            assert!(text.contains("\"id\":\"resp_0000000000000007\""), "{text}");
+        }
     }
 
     #[test]
