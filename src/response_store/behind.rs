@@ -3,9 +3,9 @@
 //! can block for milliseconds while its buffer goes to disk). A pending answer is read like a
 //! written one: `previous_response_id` right after the answer finds it.
 //!
-//! - The writer, rung, waits [`LINGER`] (2 ms) for more, then takes what is pending, writes it (one sled transaction for the lot and one
-//!   eviction, [`ResponseStore::put_many`], with the bounds applied as [`ResponseStore::put`]
-//!   does; nothing for an answer whose owner's record of that id is there already: a cache
+//! - The writer, rung, waits [`LINGER`] (2 ms) for more, then takes what is pending, writes it
+//!   (one sled batch for the lot and what it evicts, [`ResponseStore::put_many`], with the
+//!   bounds applied as [`ResponseStore::put`] does; nothing for an answer whose owner's record of that id is there already: a cache
 //!   hit's answer is its entry's, kept again) and then drops each from
 //!   `pending`, unless it was replaced or deleted meanwhile (compared by identity). Writes and deletes take one lock,
 //!   so a delete never races a write of the same id.
@@ -216,7 +216,7 @@ fn write_pending(store: &ResponseStore, shared: &Shared) {
             .filter(|(id, p)| current(id, p))
             .filter(|(id, p)| !store.holds(id, p.stored.owner, p.limits.max_age, p.now_ms))
             .collect();
-        // One transaction for the answers kept under the same bounds (a reload between them
+        // One write for the answers kept under the same bounds (a reload between them
         // starts another).
         for group in writes.chunk_by(|a, b| a.1.limits == b.1.limits) {
             let items: Vec<(&str, &Stored)> = group
