@@ -30,8 +30,8 @@ pub(super) struct Parts {
 }
 
 impl Parts {
-    /// Build the parts in order: the state directory, the store and the cache and kept responses in it, the
-    /// spool (where the engine writes completion records),
+    /// Build the parts in order: the state directory, the store and the cache in it, the kept
+    /// responses (`state_dir/responses`), the spool (where the engine writes completion records),
     /// the flusher, the deployments (first load of the prompts directory), the projects, the
     /// engine (its tasks in `pipeline`). Must run inside a Tokio runtime.
     pub fn build(
@@ -48,8 +48,8 @@ impl Parts {
         )?;
         let cache = Arc::new(Cache::open(store.cache_trees()?, config.cache.clone()));
         cache.note_open(store.report());
-        let responses =
-            Arc::new(Kept::new(store.response_store()?).map_err(StartupError::ResponsesWriter)?);
+        let kept = store.response_store(&config.state_dir.join("responses"));
+        let responses = Arc::new(Kept::new(kept).map_err(StartupError::ResponsesWriter)?);
         let spool = Spool::open(SpoolOptions::from_config(
             &config.spool,
             config.state_dir.join("spool"),

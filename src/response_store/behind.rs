@@ -1,10 +1,9 @@
 //! Keeping off the request path: an answer to keep is put in memory (`pending`) and written to
-//! sled by one writer thread, so no request waits on sled's log I/O (under load a sled write
-//! can block for milliseconds while its buffer goes to disk). A pending answer is read like a
+//! the files by one writer thread, so no request waits on a write or an `fdatasync`. A pending answer is read like a
 //! written one: `previous_response_id` right after the answer finds it.
 //!
 //! - The writer, rung, waits [`LINGER`] (2 ms) for more, then takes what is pending, writes it
-//!   (one sled batch for the lot and what it evicts, [`ResponseStore::put_many`], with the
+//!   (one append for the lot and the removals of what it evicts, [`ResponseStore::put_many`], with the
 //!   bounds applied as [`ResponseStore::put`] does; nothing for an answer whose owner's record of that id is there already: a cache
 //!   hit's answer is its entry's, kept again) and then drops each from
 //!   `pending`, unless it was replaced or deleted meanwhile (compared by identity). Writes and deletes take one lock,
@@ -16,10 +15,11 @@
 //!   [`LINGER`] and the write).
 
 use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::log::SYNC_EVERY;
 use super::store::{ResponseStore, StoreError, Totals};
 use super::{Owner, Stored};
 use crate::config::ResponsesConfig;
@@ -50,6 +50,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct Kept {
     store: Arc<ResponseStore>,
+    /// The store can keep (its directory opened at start): else nothing is queued.
+    available: bool,
     shared: Arc<Shared>,
     bell: Option<SyncSender<()>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -58,6 +60,7 @@ pub struct Kept {
 impl Kept {
     /// The store, with its writer thread started.
     pub fn new(store: ResponseStore) -> std::io::Result<Kept> {
+        let available = store.available();
         let store = Arc::new(store);
         let shared = Arc::new(Shared::default());
         let (bell, rung) = sync_channel(1);
@@ -69,6 +72,7 @@ impl Kept {
         };
         Ok(Kept {
             store,
+            available,
             shared,
             bell: Some(bell),
             writer: Some(writer),
@@ -82,7 +86,7 @@ impl Kept {
 
     /// Keep `stored` as response `id` (see the header); nothing when `limits` say not to.
     pub fn keep(&self, id: &str, stored: Stored, limits: ResponsesConfig, now_ms: u64) {
-        if !limits.enabled {
+        if !limits.enabled || !self.available {
             return;
         }
         let mut pending = lock(&self.shared.pending);
@@ -183,11 +187,27 @@ fn warn(id: &str, e: &StoreError) {
 const LINGER: Duration = Duration::from_millis(2);
 
 /// The writer: when the bell rings, let answers gather for [`LINGER`], then write what is
-/// pending; once every handle is gone, write what is left and stop.
+/// pending; make what it wrote durable at most every [`SYNC_EVERY`]; once every handle is
+/// gone, write what is left and stop (the store syncs when dropped).
 fn write_behind(store: &ResponseStore, shared: &Shared, rung: &Receiver<()>) {
-    while rung.recv().is_ok() {
-        std::thread::sleep(LINGER);
-        write_pending(store, shared);
+    let mut unsynced = false;
+    loop {
+        // Asleep for good when everything written is durable (no wake-ups on an idle daemon);
+        // else until it is time to make it so.
+        let rang = if unsynced {
+            rung.recv_timeout(SYNC_EVERY)
+        } else {
+            rung.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        match rang {
+            Ok(()) => {
+                std::thread::sleep(LINGER);
+                write_pending(store, shared);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        unsynced = store.sync_if_due();
     }
     write_pending(store, shared);
 }
@@ -244,13 +264,10 @@ fn write_pending(store: &ResponseStore, shared: &Shared) {
 mod tests {
     use super::*;
 
-    fn kept() -> (sled::Db, Kept) {
-        let db = sled::Config::new()
-            .temporary(true)
-            .open()
-            .expect("a temporary db");
-        let kept = Kept::new(ResponseStore::open(&db).expect("open")).expect("writer");
-        (db, kept)
+    fn kept() -> (tempfile::TempDir, Kept) {
+        let dir = tempfile::tempdir().expect("a directory");
+        let kept = Kept::new(ResponseStore::open(dir.path()).expect("open")).expect("writer");
+        (dir, kept)
     }
 
     fn record(owner: Owner, text: &str) -> Stored {
@@ -281,7 +298,7 @@ mod tests {
         kept.flush();
         assert_eq!(kept.totals().count, 1);
         drop(kept);
-        let store = ResponseStore::open(&db).expect("reopen");
+        let store = ResponseStore::open(db.path()).expect("reopen");
         assert_eq!(store.get("resp_a", ME, DAY, 2_000).expect("get"), Some(r));
     }
 
@@ -294,7 +311,7 @@ mod tests {
         assert_eq!(kept.get("resp_a", ME, DAY, 2_000).expect("get"), None);
         kept.keep("resp_b", record(ME, "b"), ResponsesConfig::default(), 1_000);
         drop(kept);
-        let store = ResponseStore::open(&db).expect("reopen");
+        let store = ResponseStore::open(db.path()).expect("reopen");
         assert_eq!(store.get("resp_a", ME, DAY, 2_000).expect("get"), None);
         assert!(store.get("resp_b", ME, DAY, 2_000).expect("get").is_some());
         assert_eq!(store.totals().count, 1);

@@ -24,15 +24,17 @@
 //!
 //! **Format**: one format byte ([`FORMAT_V2`]), the creation time, then a bincode 2 body (standard config, a
 //! size limit so a corrupt length cannot allocate much). A record of another format, or one
-//! that does not decode, is unknown (and removed when found); never a panic. The trees and
-//! their bounds are in [`store`]; [`Kept`] writes them behind the requests ([`behind`]).
+//! that does not decode, is unknown (and removed when found); never a panic. The index and
+//! the bounds are in [`store`], the files in [`log`]; [`Kept`] writes them behind the requests
+//! ([`behind`]).
 
 mod behind;
+mod log;
 mod store;
 
 pub use behind::Kept;
 
-pub use store::{millis, ResponseStore, StoreError, Totals};
+pub use store::{millis, OpenError, ResponseStore, StoreError, Totals, MAX_ID_BYTES};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

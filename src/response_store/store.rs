@@ -1,34 +1,39 @@
-//! The kept responses in the store's database (see the parent's header for what a record is):
-//! one tree, `responses`: response id (`resp_...`) -> record.
+//! The kept responses (see the parent's header for what a record is): written to append-only
+//! files ([`super::log`], `state_dir/responses/`), found through an index in memory.
 //!
-//! **The index, in memory** ([`Index`]): every record's id, time, size and (once known) owner,
-//! and the ids in age order, built at open from the records' headers (format byte and time, no
-//! decoding). It answers what the bounds need (the count, the bytes, the oldest) and whether an
-//! id is held, so a write is one sled batch — the records put and the ones they evict removed,
-//! atomically — and no index tree is written beside the records (a transaction over two trees
-//! cost four sled operations per kept answer, about 28 µs of the writer's CPU). It takes about
-//! 100 bytes per record plus the id (ids are at most [`MAX_ID_BYTES`]): about 1.5 MB at the
-//! default 10,000 records. A database of an earlier version has an age index tree as well
-//! (`responses_age`): dropped at open, rebuilt here.
+//! **The index** ([`Index`]): every record's id, owner, time, size and place, and the ids in
+//! age order, rebuilt at open by replaying the files. It answers everything but a record's
+//! bytes (the count, the bytes, the oldest, whether an id is held and whose), so a write is one
+//! `pwrite` of the batch's records and of the removals their bounds call for, and a cache hit's
+//! answer kept again is known held without a read. (The records were in sled before, with an
+//! age index tree beside them: four sled operations per kept answer, about 30 µs of CPU in
+//! promptd's writer and sled's threads; a database of that version is moved into the files at
+//! open and its trees dropped.) The index takes about 150 bytes per record plus its id (ids are
+//! at most [`MAX_ID_BYTES`]): about 2 MB at the default 10,000 records.
 //!
 //! **Bounds** (`[responses]`, read at each write so a reload applies at the next): after each
 //! write the oldest records go until the count is at most `max_stored` and the bytes at most
 //! `max_stored_bytes`, and every record older than `max_age`; a single record larger than
 //! `max_stored_bytes` is not kept. A lookup treats a record past `max_age` as gone (and
-//! removes it), so an expired response is never served even when no write came since.
+//! removes it), so an expired response is never served even when no write came since. The
+//! files hold the live records and what was removed since the oldest of them was written; they
+//! take at most twice `max_stored_bytes` (a file is deleted when none of its records is live,
+//! oldest first; past that bound the oldest file's records are evicted to free it).
 //!
-//! One lock over the index is taken by every write and removal (a write is a sled batch, no
-//! await); a read of the tree takes it only to note the owner it found.
+//! One lock over the index and the files is taken by every read and write (a write is one
+//! `pwrite`, a read one `pread`; no await).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::log::{Entry, Found, Loc, Log, PUT};
 use super::{Owner, Stored};
 use crate::config::ResponsesConfig;
 
-const RECORDS: &str = "responses";
-/// The age index tree of earlier versions, dropped at open.
+/// The sled trees of the version before the files, moved into them at open.
+const OLD_RECORDS: &str = "responses";
 const OLD_AGES: &str = "responses_age";
 
 /// The longest response id kept: promptd's own are 37 bytes, providers' about 50. A longer one
@@ -36,11 +41,11 @@ const OLD_AGES: &str = "responses_age";
 /// bounded by `max_stored`.
 pub const MAX_ID_BYTES: usize = 512;
 
-/// A write that failed; the answer was served, the caller logs it.
+/// A write or read that failed; the answer was served, the caller logs it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("response store: {0}")]
-    Sled(#[from] sled::Error),
+    Io(#[from] std::io::Error),
     #[error("response store: cannot encode {id}: {message}")]
     Encode { id: String, message: String },
     #[error(
@@ -55,6 +60,20 @@ pub enum StoreError {
     IdTooLong { len: usize },
 }
 
+/// Opening the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the kept responses in {path}: {source}")]
+    Files {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot move the kept responses out of the database: {0}")]
+    Move(#[from] sled::Error),
+    #[error("cannot move the kept responses out of the database: {0}")]
+    MoveWrite(String),
+}
+
 /// What the store holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
@@ -66,11 +85,16 @@ pub struct Totals {
 /// The kept responses.
 #[derive(Debug)]
 pub struct ResponseStore {
-    records: sled::Tree,
-    index: Mutex<Index>,
+    inner: Mutex<Inner>,
 }
 
-/// What the tree holds, in memory (see the module's header).
+#[derive(Debug)]
+struct Inner {
+    log: Log,
+    index: Index,
+}
+
+/// What the files hold, in memory (see the module's header).
 #[derive(Debug, Default)]
 struct Index {
     totals: Totals,
@@ -79,24 +103,26 @@ struct Index {
     by_age: BTreeSet<(u64, Arc<str>)>,
 }
 
-/// One record of the tree.
+/// One record.
 #[derive(Debug, Clone, Copy)]
 struct Held {
+    owner: Owner,
     created_ms: u64,
     /// Id and record bytes.
     size: u64,
-    /// Its owner, once this process wrote or read it (found at open: not yet known).
-    owner: Option<Owner>,
+    loc: Loc,
 }
 
 impl Index {
-    fn insert(&mut self, id: &str, held: Held) {
-        self.remove(id);
+    /// Point `id` at `held`; the record it pointed at before, if any.
+    fn insert(&mut self, id: &str, held: Held) -> Option<Held> {
+        let before = self.remove(id);
         let id: Arc<str> = id.into();
         self.by_age.insert((held.created_ms, Arc::clone(&id)));
         self.by_id.insert(id, held);
         self.totals.count += 1;
         self.totals.bytes = self.totals.bytes.saturating_add(held.size);
+        before
     }
 
     fn remove(&mut self, id: &str) -> Option<Held> {
@@ -108,10 +134,59 @@ impl Index {
     }
 }
 
+impl Inner {
+    /// Index a record written at `loc`, releasing the one it replaces.
+    fn index(&mut self, id: &str, held: Held) {
+        self.log.hold(held.loc.segment);
+        if let Some(before) = self.index.insert(id, held) {
+            self.log.release(before.loc.segment);
+        }
+    }
+
+    /// Forget record `id` (its removal written or not needed), releasing its segment.
+    fn unindex(&mut self, id: &str) {
+        if let Some(before) = self.index.remove(id) {
+            self.log.release(before.loc.segment);
+        }
+    }
+
+    /// Remove record `id`: a removal written, the record forgotten, spent files deleted.
+    fn remove(&mut self, id: &str, limits_segment: u64) -> Result<(), StoreError> {
+        if self.index.by_id.contains_key(id) {
+            self.log.append(&[Entry::Remove { id }], limits_segment)?;
+            self.unindex(id);
+            self.log.drop_dead_head();
+        }
+        Ok(())
+    }
+}
+
 impl crate::store::Store {
-    /// The response store's tree in this database.
-    pub fn response_store(&self) -> Result<ResponseStore, crate::store::StoreError> {
-        self.open_trees(ResponseStore::open)
+    /// The response store in `dir`; the kept responses of an earlier version, in this
+    /// database, are moved into it. Never fails the start: a directory that cannot be opened
+    /// leaves a store that keeps nothing (said once), a move that fails leaves the old records
+    /// where they are for the next start (said too).
+    pub fn response_store(&self, dir: &Path) -> ResponseStore {
+        let store = match ResponseStore::open(dir) {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::error!(error = %e, "the Responses door's answers are served, not kept, until a restart that can open this directory");
+                return ResponseStore {
+                    inner: Mutex::new(Inner {
+                        log: Log::unavailable(dir, e.to_string()),
+                        index: Index::default(),
+                    }),
+                };
+            }
+        };
+        let moved = self
+            .open_trees(|db| Ok(store.take_from(db)))
+            .map_err(|e| OpenError::MoveWrite(e.to_string()))
+            .and_then(|moved| moved);
+        if let Err(e) = moved {
+            tracing::warn!(error = %e, "kept responses of an earlier version stay in the database until the next start");
+        }
+        store
     }
 }
 
@@ -128,74 +203,139 @@ pub(super) fn expired(created_ms: u64, max_age: Duration, now_ms: u64) -> bool {
     now_ms.saturating_sub(created_ms) > age
 }
 
-fn lock(index: &Mutex<Index>) -> MutexGuard<'_, Index> {
-    index.lock().unwrap_or_else(|e| e.into_inner())
+/// The size of a segment under `limits`: a sixteenth of the bytes bound, between 256 KiB and
+/// 16 MiB (a record larger than that has a segment of its own).
+fn segment_bytes(limits: &ResponsesConfig) -> u64 {
+    (limits.max_stored_bytes / 16).clamp(256 << 10, 16 << 20)
+}
+
+/// A removal's segment size when no write's limits are at hand.
+const REMOVE_SEGMENT_BYTES: u64 = 16 << 20;
+
+/// The most bytes the files may take under `limits` (see the module's header).
+fn disk_bound(limits: &ResponsesConfig) -> u64 {
+    limits
+        .max_stored_bytes
+        .saturating_mul(2)
+        .max(4 * segment_bytes(limits))
 }
 
 impl ResponseStore {
-    /// Open (or create) the tree in `db` and index what it holds; a record that cannot be
-    /// indexed (another format, a damaged header, an id that is not text) is unusable and
-    /// removed, and an earlier version's age index tree is dropped.
-    pub fn open(db: &sled::Db) -> sled::Result<ResponseStore> {
-        if db.tree_names().iter().any(|n| n == OLD_AGES.as_bytes()) {
-            db.drop_tree(OLD_AGES)?;
-        }
-        let records = db.open_tree(RECORDS)?;
+    /// Open (or create) the files in `dir` and index what they hold. A record that does not
+    /// decode is unusable: left out (and its id's earlier record with it).
+    pub fn open(dir: &Path) -> Result<ResponseStore, OpenError> {
         let mut index = Index::default();
-        let mut unusable = Vec::new();
-        for entry in records.iter() {
-            let (key, value) = entry?;
-            match (std::str::from_utf8(&key), Stored::created_ms_of(&value)) {
-                (Ok(id), Some(created_ms)) => {
-                    let size = (id.len() + value.len()) as u64;
+        let mut unusable = 0u64;
+        let mut found = |f: Found<'_>| {
+            if f.kind != PUT {
+                index.remove(f.id);
+                return;
+            }
+            match Stored::decode(f.record) {
+                Ok(stored) => {
                     let held = Held {
-                        created_ms,
-                        size,
-                        owner: None,
+                        owner: stored.owner,
+                        created_ms: stored.created_ms,
+                        size: (f.id.len() + f.record.len()) as u64,
+                        loc: f.loc,
                     };
-                    index.insert(id, held);
+                    index.insert(f.id, held);
                 }
-                _ => unusable.push(key),
+                Err(_) => {
+                    unusable += 1;
+                    index.remove(f.id);
+                }
             }
+        };
+        let mut log = Log::open(dir, &mut found).map_err(|source| OpenError::Files {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if unusable > 0 {
+            tracing::warn!(count = unusable, "unusable kept responses were left out");
         }
-        if !unusable.is_empty() {
-            tracing::warn!(
-                count = unusable.len(),
-                "unusable kept responses were removed"
-            );
-            let mut batch = sled::Batch::default();
-            for key in unusable {
-                batch.remove(key);
-            }
-            records.apply_batch(batch)?;
+        for held in index.by_id.values() {
+            log.hold(held.loc.segment);
         }
+        log.drop_dead_head();
         Ok(ResponseStore {
-            records,
-            index: Mutex::new(index),
+            inner: Mutex::new(Inner { log, index }),
         })
     }
 
-    /// Whether record `id` of `owner`, not past `max_age`, is known to be held (written or
-    /// read by this process, and not removed since). `false` says only "not known".
-    pub fn knows(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
-        lock(&self.index)
-            .by_id
-            .get(id)
-            .is_some_and(|h| h.owner == Some(owner) && !expired(h.created_ms, max_age, now_ms))
-    }
-
-    /// Note the owner of record `id` (read from the tree), if it is still the one indexed.
-    fn learn(&self, id: &str, owner: Owner, created_ms: u64) {
-        if let Some(held) = lock(&self.index).by_id.get_mut(id) {
-            if held.created_ms == created_ms {
-                held.owner = Some(owner);
+    /// Move the records of an earlier version's sled trees in `db` into the files, oldest
+    /// first, then drop the trees (a crash in between moves them again: the same ids, kept
+    /// once).
+    fn take_from(&self, db: &sled::Db) -> Result<(), OpenError> {
+        let names = db.tree_names();
+        if !names.iter().any(|n| n == OLD_RECORDS.as_bytes()) {
+            return Ok(());
+        }
+        let tree = db.open_tree(OLD_RECORDS)?;
+        let mut records = Vec::new();
+        for entry in tree.iter() {
+            let (key, value) = entry?;
+            if let (Ok(id), Ok(stored)) = (std::str::from_utf8(&key), Stored::decode(&value)) {
+                records.push((stored.created_ms, id.to_owned(), stored));
             }
         }
+        records.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let unbounded = ResponsesConfig {
+            max_stored: u64::MAX,
+            max_stored_bytes: u64::MAX,
+            max_age: Duration::MAX,
+            ..ResponsesConfig::default()
+        };
+        for chunk in records.chunks(256) {
+            let items: Vec<(&str, &Stored)> =
+                chunk.iter().map(|(_, id, s)| (id.as_str(), s)).collect();
+            for outcome in self.put_many(&items, &unbounded, 0) {
+                match outcome {
+                    Ok(()) | Err(StoreError::IdTooLong { .. }) => {}
+                    Err(e) => return Err(OpenError::MoveWrite(e.to_string())),
+                }
+            }
+        }
+        if !records.is_empty() {
+            tracing::info!(
+                count = records.len(),
+                "kept responses moved out of the database into their files"
+            );
+        }
+        self.lock().log.sync();
+        db.drop_tree(OLD_RECORDS)?;
+        if names.iter().any(|n| n == OLD_AGES.as_bytes()) {
+            db.drop_tree(OLD_AGES)?;
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether record `id` of `owner`, not past `max_age`, is held (the index knows every
+    /// record and its owner).
+    pub fn knows(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
+        self.holds(id, owner, max_age, now_ms)
     }
 
     /// What the store holds now.
     pub fn totals(&self) -> Totals {
-        lock(&self.index).totals
+        self.lock().index.totals
+    }
+
+    /// Whether it can keep anything (its directory opened).
+    pub fn available(&self) -> bool {
+        self.lock().log.available()
+    }
+
+    /// Make what was written durable if it is time to ([`super::log::SYNC_EVERY`]), outside
+    /// the lock; whether something written is still not.
+    pub fn sync_if_due(&self) -> bool {
+        let due = self.lock().log.due();
+        due.sync();
+        self.lock().log.unsynced()
     }
 
     /// Keep `stored` as response `id`, then evict past the bounds (see the header). Nothing is
@@ -212,9 +352,9 @@ impl ResponseStore {
             .unwrap_or(Ok(()))
     }
 
-    /// Keep each `(id, stored)` as [`ResponseStore::put`] does, all in one sled batch with the
-    /// records they evict (a writer with many answers waiting pays for one write, not one
-    /// each); a later one of the same id wins. Each's outcome, in order.
+    /// Keep each `(id, stored)` as [`ResponseStore::put`] does, all in one write with the
+    /// removals of what they evict (a writer with many answers waiting pays for one write, not
+    /// one each); a later one of the same id wins. Each's outcome, in order.
     pub fn put_many(
         &self,
         items: &[(&str, &Stored)],
@@ -225,88 +365,86 @@ impl ResponseStore {
             return items.iter().map(|_| Ok(())).collect();
         }
         let mut outcomes = Vec::with_capacity(items.len());
-        // The last write of each id, in order: (item, bytes, held).
-        let mut writes: Vec<(usize, Vec<u8>, Held)> = Vec::with_capacity(items.len());
+        // The last write of each id, in order: (item, bytes, owner, size).
+        let mut writes: Vec<Write> = Vec::with_capacity(items.len());
         let mut at: HashMap<&str, usize> = HashMap::with_capacity(items.len());
         for (i, (id, stored)) in items.iter().enumerate() {
-            let encoded = self.encoded(id, stored, limits);
+            let encoded = encoded(id, stored, limits);
             outcomes.push(encoded.map(|(bytes, size)| {
-                let held = Held {
+                let write = Write {
+                    item: i,
+                    bytes,
                     created_ms: stored.created_ms,
                     size,
-                    owner: Some(stored.owner),
                 };
                 match at.insert(id, writes.len()) {
-                    Some(earlier) => writes[earlier] = (i, bytes, held),
-                    None => writes.push((i, bytes, held)),
+                    Some(earlier) => writes[earlier] = write,
+                    None => writes.push(write),
                 }
             }));
         }
-        // An id written twice in the batch was given the later one's place; keep time order.
-        writes.sort_by_key(|(i, _, _)| *i);
+        // An id written twice in the batch was given the later one's place; keep item order.
+        writes.sort_by_key(|w| w.item);
         if writes.is_empty() {
             return outcomes;
         }
-        let mut index = lock(&self.index);
-        let evicted = evictions(&index, &writes, items, limits, now_ms);
-        let mut batch = sled::Batch::default();
-        for (i, bytes, _) in &writes {
-            let id = items[*i].0.as_bytes();
-            if evicted.new.contains(i) {
-                // What it would have replaced goes with it.
-                batch.remove(id);
-            } else {
-                batch.insert(id, bytes.as_slice());
+        let mut inner = self.lock();
+        let evicted = evictions(&inner.index, &writes, items, limits, now_ms);
+        let entries: Vec<Entry<'_>> = writes
+            .iter()
+            .map(|w| {
+                let id = items[w.item].0;
+                if evicted.new.contains(&w.item) {
+                    // Evicted at once (a batch over the bounds by itself): what it would
+                    // replace goes with it.
+                    Entry::Remove { id }
+                } else {
+                    Entry::Put {
+                        id,
+                        record: &w.bytes,
+                    }
+                }
+            })
+            .chain(evicted.old.iter().map(|id| Entry::Remove { id }))
+            .collect();
+        let locs = match inner.log.append(&entries, segment_bytes(limits)) {
+            Ok(locs) => locs,
+            Err(e) => {
+                let message = e.to_string();
+                for w in &writes {
+                    outcomes[w.item] = Err(StoreError::Io(std::io::Error::new(
+                        e.kind(),
+                        message.clone(),
+                    )));
+                }
+                return outcomes;
+            }
+        };
+        for id in &evicted.old {
+            inner.unindex(id);
+        }
+        for (w, loc) in writes.iter().zip(locs) {
+            let (id, stored) = items[w.item];
+            match loc {
+                Some(loc) => inner.index(
+                    id,
+                    Held {
+                        owner: stored.owner,
+                        created_ms: w.created_ms,
+                        size: w.size,
+                        loc,
+                    },
+                ),
+                None => inner.unindex(id),
             }
         }
-        for id in &evicted.old {
-            batch.remove(id.as_bytes());
-        }
-        if let Err(e) = self.records.apply_batch(batch) {
-            for (i, _, _) in &writes {
-                outcomes[*i] = Err(StoreError::from(e.clone()));
-            }
-            return outcomes;
-        }
-        for id in &evicted.old {
-            index.remove(id);
-        }
-        for (i, _, held) in &writes {
-            if evicted.new.contains(i) {
-                // Written and evicted in the same breath (a batch over the bounds by itself):
-                // what it replaced is gone too.
-                index.remove(items[*i].0);
-            } else {
-                index.insert(items[*i].0, *held);
+        inner.log.drop_dead_head();
+        if let Err(e) = inner.keep_disk_bound(limits) {
+            if let Some(last) = outcomes.last_mut() {
+                *last = Err(e);
             }
         }
         outcomes
-    }
-
-    /// The bytes of `stored` and the size it counts for (id and bytes); too large a record, or
-    /// too long an id, is an error.
-    fn encoded(
-        &self,
-        id: &str,
-        stored: &Stored,
-        limits: &ResponsesConfig,
-    ) -> Result<(Vec<u8>, u64), StoreError> {
-        if id.len() > MAX_ID_BYTES {
-            return Err(StoreError::IdTooLong { len: id.len() });
-        }
-        let bytes = stored.encode().map_err(|message| StoreError::Encode {
-            id: id.to_owned(),
-            message,
-        })?;
-        let size = (id.len() + bytes.len()) as u64;
-        if size > limits.max_stored_bytes {
-            return Err(StoreError::TooLarge {
-                id: id.to_owned(),
-                size,
-                limit: limits.max_stored_bytes,
-            });
-        }
-        Ok((bytes, size))
     }
 
     /// The record `id` when `owner` made it and it is not past `max_age`; else `None` (another
@@ -318,68 +456,114 @@ impl ResponseStore {
         max_age: Duration,
         now_ms: u64,
     ) -> Result<Option<Stored>, StoreError> {
-        let Some(bytes) = self.records.get(id.as_bytes())? else {
+        let mut inner = self.lock();
+        let Some(held) = inner.index.by_id.get(id).copied() else {
             return Ok(None);
         };
-        match Stored::decode(&bytes) {
-            Ok(stored) if expired(stored.created_ms, max_age, now_ms) => {
-                self.remove(id)?;
-                Ok(None)
-            }
-            Ok(stored) => {
-                self.learn(id, stored.owner, stored.created_ms);
-                Ok((stored.owner == owner).then_some(stored))
-            }
+        if expired(held.created_ms, max_age, now_ms) {
+            inner.remove(id, REMOVE_SEGMENT_BYTES)?;
+            return Ok(None);
+        }
+        if held.owner != owner {
+            return Ok(None);
+        }
+        match inner
+            .log
+            .read(held.loc)
+            .map_err(|e| e.to_string())
+            .and_then(|b| Stored::decode(&b))
+        {
+            Ok(stored) => Ok(Some(stored)),
             Err(why) => {
                 tracing::warn!(id, %why, "an unusable kept response was removed");
-                self.remove(id)?;
+                inner.remove(id, REMOVE_SEGMENT_BYTES)?;
                 Ok(None)
             }
         }
     }
 
-    /// Whether record `id` is there, `owner`'s and not past `max_age` (read, not changed).
+    /// Whether record `id` is there, `owner`'s and not past `max_age` (nothing read or changed).
     pub fn holds(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
-        // Read and learnt under the lock removals take: a removal in between cannot leave the
-        // id known. Every record is indexed: an id the index lacks is not there.
-        let mut index = lock(&self.index);
-        match index.by_id.get(id) {
-            None => return false,
-            Some(h) if expired(h.created_ms, max_age, now_ms) => return false,
-            Some(h) if h.owner.is_some() => return h.owner == Some(owner),
-            Some(_) => {}
-        }
-        let Ok(Some(bytes)) = self.records.get(id.as_bytes()) else {
-            return false;
-        };
-        match Stored::decode(&bytes) {
-            Ok(s) => {
-                if let Some(held) = index.by_id.get_mut(id) {
-                    held.owner = Some(s.owner);
-                }
-                s.readable_by(owner, max_age, now_ms)
-            }
-            Err(_) => false,
-        }
+        self.lock()
+            .index
+            .by_id
+            .get(id)
+            .is_some_and(|h| h.owner == owner && !expired(h.created_ms, max_age, now_ms))
     }
 
     /// Delete record `id` if `owner` made it; whether it did (and was there).
-    pub fn delete(&self, id: &str, owner: Owner, now_ms: u64) -> Result<bool, StoreError> {
+    pub fn delete(&self, id: &str, owner: Owner, _now_ms: u64) -> Result<bool, StoreError> {
         // Any age: an expired record of the owner's is deleted too (and said gone).
-        let mine = self.get(id, owner, Duration::MAX, now_ms)?.is_some();
+        let mut inner = self.lock();
+        let mine = inner.index.by_id.get(id).is_some_and(|h| h.owner == owner);
         if mine {
-            self.remove(id)?;
+            inner.remove(id, REMOVE_SEGMENT_BYTES)?;
         }
         Ok(mine)
     }
+}
 
-    /// Remove record `id`, if there.
-    fn remove(&self, id: &str) -> Result<(), StoreError> {
-        let mut index = lock(&self.index);
-        self.records.remove(id.as_bytes())?;
-        index.remove(id);
+impl Inner {
+    /// Past the files' bound, evict the oldest file's records and delete it, until under.
+    fn keep_disk_bound(&mut self, limits: &ResponsesConfig) -> Result<(), StoreError> {
+        while self.log.disk_bytes() > disk_bound(limits) {
+            let Some(oldest) = self.log.oldest_sealed() else {
+                return Ok(());
+            };
+            let ids: Vec<Arc<str>> = self
+                .index
+                .by_id
+                .iter()
+                .filter(|(_, h)| h.loc.segment == oldest)
+                .map(|(id, _)| Arc::clone(id))
+                .collect();
+            // The file goes whole: its records need no removal written.
+            for id in &ids {
+                self.unindex(id);
+            }
+            self.log.drop_dead_head();
+            if self.log.oldest_sealed() == Some(oldest) {
+                return Err(StoreError::Io(std::io::Error::other(
+                    "a spent kept responses' file could not be deleted",
+                )));
+            }
+        }
         Ok(())
     }
+}
+
+/// One record to write.
+#[derive(Debug)]
+struct Write {
+    item: usize,
+    bytes: Vec<u8>,
+    created_ms: u64,
+    size: u64,
+}
+
+/// The bytes of `stored` and the size it counts for (id and bytes); too large a record, or
+/// too long an id, is an error.
+fn encoded(
+    id: &str,
+    stored: &Stored,
+    limits: &ResponsesConfig,
+) -> Result<(Vec<u8>, u64), StoreError> {
+    if id.len() > MAX_ID_BYTES {
+        return Err(StoreError::IdTooLong { len: id.len() });
+    }
+    let bytes = stored.encode().map_err(|message| StoreError::Encode {
+        id: id.to_owned(),
+        message,
+    })?;
+    let size = (id.len() + bytes.len()) as u64;
+    if size > limits.max_stored_bytes {
+        return Err(StoreError::TooLarge {
+            id: id.to_owned(),
+            size,
+            limit: limits.max_stored_bytes,
+        });
+    }
+    Ok((bytes, size))
 }
 
 /// What a write evicts: ids of records there now, and writes of the batch (their item numbers)
@@ -395,28 +579,28 @@ struct Evicted {
 /// time, taken from the oldest while over.
 fn evictions(
     index: &Index,
-    writes: &[(usize, Vec<u8>, Held)],
+    writes: &[Write],
     items: &[(&str, &Stored)],
     limits: &ResponsesConfig,
     now_ms: u64,
 ) -> Evicted {
     let (mut count, mut bytes) = (index.totals.count, index.totals.bytes);
-    for (i, _, held) in writes {
-        if let Some(old) = index.by_id.get(items[*i].0) {
+    for w in writes {
+        if let Some(old) = index.by_id.get(items[w.item].0) {
             count = count.saturating_sub(1);
             bytes = bytes.saturating_sub(old.size);
         }
         count += 1;
-        bytes = bytes.saturating_add(held.size);
+        bytes = bytes.saturating_add(w.size);
     }
     let over = |count: u64, bytes: u64, created_ms: u64| {
         count > limits.max_stored
             || bytes > limits.max_stored_bytes
             || expired(created_ms, limits.max_age, now_ms)
     };
-    let replaced: HashSet<&str> = writes.iter().map(|(i, _, _)| items[*i].0).collect();
-    let mut new: Vec<&(usize, Vec<u8>, Held)> = writes.iter().collect();
-    new.sort_by_key(|(i, _, held)| (held.created_ms, *i));
+    let replaced: HashSet<&str> = writes.iter().map(|w| items[w.item].0).collect();
+    let mut new: Vec<&Write> = writes.iter().collect();
+    new.sort_by_key(|w| (w.created_ms, w.item));
     let mut new = new.into_iter().peekable();
     let mut old = index
         .by_age
@@ -426,7 +610,7 @@ fn evictions(
     let mut evicted = Evicted::default();
     loop {
         let oldest_is_there = match (old.peek(), new.peek()) {
-            (Some((there, _)), Some((_, _, written))) => *there <= written.created_ms,
+            (Some((there, _)), Some(written)) => *there <= written.created_ms,
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => break,
@@ -438,12 +622,11 @@ fn evictions(
             evicted.old.push(Arc::clone(id));
             index.by_id.get(id).map_or(0, |h| h.size)
         } else {
-            let Some((i, _, held)) = new.next_if(|(_, _, h)| over(count, bytes, h.created_ms))
-            else {
+            let Some(w) = new.next_if(|w| over(count, bytes, w.created_ms)) else {
                 break;
             };
-            evicted.new.push(*i);
-            held.size
+            evicted.new.push(w.item);
+            w.size
         };
         count = count.saturating_sub(1);
         bytes = bytes.saturating_sub(size);
@@ -457,11 +640,8 @@ mod tests {
 
     const HOUR_MS: u64 = 3_600_000;
 
-    fn db() -> sled::Db {
-        sled::Config::new()
-            .temporary(true)
-            .open()
-            .expect("a temporary db")
+    fn db() -> tempfile::TempDir {
+        tempfile::tempdir().expect("a directory")
     }
 
     fn record(owner: Owner, created_ms: u64, text: &str) -> Stored {
@@ -483,7 +663,7 @@ mod tests {
     #[test]
     fn an_id_kept_again_holds_the_last_answer_once() {
         let db = db();
-        let store = ResponseStore::open(&db).expect("open");
+        let store = ResponseStore::open(db.path()).expect("open");
         let first = record(ME, HOUR_MS, "first");
         let last = record(ME, 2 * HOUR_MS, "the last one");
         store
@@ -504,7 +684,7 @@ mod tests {
         );
         drop(store);
         assert_eq!(
-            ResponseStore::open(&db).expect("reopen").totals(),
+            ResponseStore::open(db.path()).expect("reopen").totals(),
             totals,
             "one index entry"
         );
@@ -512,7 +692,8 @@ mod tests {
 
     #[test]
     fn a_record_is_read_back_by_its_owner_only() {
-        let store = ResponseStore::open(&db()).expect("open");
+        let db = db();
+        let store = ResponseStore::open(db.path()).expect("open");
         let r = record(ME, 10 * HOUR_MS, "hi");
         store
             .put("resp_a", &r, &limits(), 10 * HOUR_MS)
@@ -546,7 +727,7 @@ mod tests {
     #[test]
     fn what_is_known_held_is_what_is_there() {
         let db = db();
-        let store = ResponseStore::open(&db).expect("open");
+        let store = ResponseStore::open(db.path()).expect("open");
         let limits = ResponsesConfig {
             max_stored: 2,
             ..limits()
@@ -577,12 +758,19 @@ mod tests {
         }
         assert!(!knows("resp_0", ME, HOUR_MS + 3));
         assert!(knows("resp_2", ME, HOUR_MS + 3));
-        // A reopened store knows nothing until it finds a record there.
+        // A reopened store knows what its files hold, and whose.
         drop(store);
-        let reopened = ResponseStore::open(&db).expect("reopen");
-        assert!(!reopened.knows("resp_2", ME, DAY, HOUR_MS + 3));
-        assert!(reopened.holds("resp_2", ME, DAY, HOUR_MS + 3));
+        let reopened = ResponseStore::open(db.path()).expect("reopen");
         assert!(reopened.knows("resp_2", ME, DAY, HOUR_MS + 3));
+        assert!(!reopened.knows("resp_2", Owner::Tcp, DAY, HOUR_MS + 3));
+        assert!(
+            !reopened.knows("resp_0", ME, DAY, HOUR_MS + 3),
+            "evicted stays gone"
+        );
+        assert!(
+            !reopened.knows("resp_a", ME, DAY, HOUR_MS + 3),
+            "deleted stays gone"
+        );
         // An id longer than any promptd or a provider makes is answered, not kept.
         let long = format!("resp_{}", "a".repeat(MAX_ID_BYTES));
         let err = reopened
@@ -595,7 +783,7 @@ mod tests {
     #[test]
     fn a_reopened_store_indexes_what_is_there_and_evicts_the_oldest_of_it_first() {
         let db = db();
-        let store = ResponseStore::open(&db).expect("open");
+        let store = ResponseStore::open(db.path()).expect("open");
         for n in 0..4u64 {
             store
                 .put(
@@ -608,9 +796,9 @@ mod tests {
         }
         let totals = store.totals();
         drop(store);
-        let reopened = ResponseStore::open(&db).expect("reopen");
+        let reopened = ResponseStore::open(db.path()).expect("reopen");
         assert_eq!(reopened.totals(), totals);
-        assert!(reopened.holds("resp_3", ME, DAY, 2000), "read and learnt");
+        assert!(reopened.holds("resp_3", ME, DAY, 2000));
         assert!(!reopened.holds("resp_3", Owner::Tcp, DAY, 2000));
         let two = ResponsesConfig {
             max_stored: 2,
@@ -631,42 +819,67 @@ mod tests {
     }
 
     #[test]
-    fn an_earlier_versions_age_tree_is_dropped_and_its_records_kept() {
-        let db = db();
-        let r = record(ME, 1000, "x");
-        db.open_tree(RECORDS)
-            .expect("tree")
-            .insert("resp_a", r.encode().expect("encodes"))
+    fn an_earlier_versions_records_move_from_the_database_into_the_files() {
+        let dir = db();
+        let sled = sled::Config::new()
+            .temporary(true)
+            .open()
+            .expect("a temporary db");
+        let (older, newer) = (record(ME, 1000, "older"), record(Owner::Tcp, 1001, "newer"));
+        let records = sled.open_tree(OLD_RECORDS).expect("tree");
+        records
+            .insert("resp_b", newer.encode().expect("encodes"))
             .expect("insert");
-        db.open_tree(RECORDS)
-            .expect("tree")
+        records
+            .insert("resp_a", older.encode().expect("encodes"))
+            .expect("insert");
+        records
             .insert("resp_other_format", &[1u8, 0, 0][..])
             .expect("insert");
-        let mut age = 1000u64.to_be_bytes().to_vec();
-        age.extend_from_slice(b"resp_a");
-        db.open_tree(OLD_AGES)
+        sled.open_tree(OLD_AGES)
             .expect("tree")
-            .insert(age, &7u64.to_le_bytes())
+            .insert(b"age", &7u64.to_le_bytes())
             .expect("insert");
-        let store = ResponseStore::open(&db).expect("open");
-        assert!(!db.tree_names().iter().any(|n| n == OLD_AGES.as_bytes()));
+        let store = ResponseStore::open(dir.path()).expect("open");
+        store.take_from(&sled).expect("moved");
+        assert!(!sled
+            .tree_names()
+            .iter()
+            .any(|n| n == OLD_AGES.as_bytes() || n == OLD_RECORDS.as_bytes()));
         assert_eq!(
             store.totals().count,
-            1,
-            "the record of another format is gone"
+            2,
+            "the record of another format is left"
         );
-        assert_eq!(store.get("resp_a", ME, DAY, 2000).expect("get"), Some(r));
-        assert!(db
-            .open_tree(RECORDS)
-            .expect("tree")
-            .get("resp_other_format")
-            .expect("get")
-            .is_none());
+        assert_eq!(
+            store.get("resp_a", ME, DAY, 2000).expect("get"),
+            Some(older)
+        );
+        // Moved oldest first: a bound evicts the older one first.
+        let one = ResponsesConfig {
+            max_stored: 2,
+            ..limits()
+        };
+        store
+            .put("resp_c", &record(ME, 1002, "c"), &one, 2000)
+            .expect("put");
+        assert!(store.get("resp_a", ME, DAY, 2000).expect("get").is_none());
+        drop(store);
+        let reopened = ResponseStore::open(dir.path()).expect("reopen");
+        assert_eq!(
+            reopened.get("resp_b", Owner::Tcp, DAY, 2000).expect("get"),
+            Some(newer)
+        );
+        assert_eq!(reopened.totals().count, 2);
+        // Nothing left to move: a second start moves nothing.
+        reopened.take_from(&sled).expect("nothing to move");
+        assert_eq!(reopened.totals().count, 2);
     }
 
     #[test]
     fn a_batch_over_the_bounds_by_itself_keeps_its_newest() {
-        let store = ResponseStore::open(&db()).expect("open");
+        let db = db();
+        let store = ResponseStore::open(db.path()).expect("open");
         store
             .put("resp_there", &record(ME, 500, "x"), &limits(), 500)
             .expect("put");
@@ -697,7 +910,8 @@ mod tests {
 
     #[test]
     fn past_max_stored_the_oldest_go_first() {
-        let store = ResponseStore::open(&db()).expect("open");
+        let db = db();
+        let store = ResponseStore::open(db.path()).expect("open");
         let limits = ResponsesConfig {
             max_stored: 3,
             ..limits()
@@ -723,7 +937,7 @@ mod tests {
     #[test]
     fn many_kept_at_once_are_kept_as_one_by_one_and_the_counts_agree_with_a_reopen() {
         let db = db();
-        let store = ResponseStore::open(&db).expect("open");
+        let store = ResponseStore::open(db.path()).expect("open");
         let limits = ResponsesConfig {
             max_stored: 3,
             ..limits()
@@ -759,7 +973,7 @@ mod tests {
         let outcomes = store.put_many(&[("resp_huge", &huge)], &small, 2000);
         assert!(matches!(outcomes[..], [Err(StoreError::TooLarge { .. })]));
         drop(store);
-        let reopened = ResponseStore::open(&db).expect("reopen");
+        let reopened = ResponseStore::open(db.path()).expect("reopen");
         assert_eq!(
             reopened.totals(),
             totals,
@@ -769,7 +983,8 @@ mod tests {
 
     #[test]
     fn past_max_stored_bytes_the_oldest_go_and_a_record_too_large_is_not_kept() {
-        let store = ResponseStore::open(&db()).expect("open");
+        let db = db();
+        let store = ResponseStore::open(db.path()).expect("open");
         let one = {
             let r = record(ME, 1, "x");
             ("resp_0".len() + r.encode().expect("bytes").len()) as u64
@@ -801,7 +1016,8 @@ mod tests {
 
     #[test]
     fn a_record_past_max_age_is_gone_on_read_and_evicted_by_the_next_write() {
-        let store = ResponseStore::open(&db()).expect("open");
+        let db = db();
+        let store = ResponseStore::open(db.path()).expect("open");
         let limits = ResponsesConfig {
             max_age: Duration::from_secs(3600),
             ..limits()
@@ -846,7 +1062,7 @@ mod tests {
     #[test]
     fn nothing_is_kept_when_disabled_and_totals_survive_a_reopen() {
         let db = db();
-        let store = ResponseStore::open(&db).expect("open");
+        let store = ResponseStore::open(db.path()).expect("open");
         let off = ResponsesConfig {
             enabled: false,
             ..limits()
@@ -864,7 +1080,7 @@ mod tests {
         let totals = store.totals();
         assert_eq!(totals.count, 1, "the same id once");
         drop(store);
-        let reopened = ResponseStore::open(&db).expect("reopen");
+        let reopened = ResponseStore::open(db.path()).expect("reopen");
         assert_eq!(reopened.totals(), totals);
         assert_eq!(
             reopened
@@ -876,19 +1092,81 @@ mod tests {
     }
 
     #[test]
-    fn an_unusable_record_is_unknown_and_removed() {
+    fn a_damaged_record_is_unknown_and_removed_and_the_files_stay_bounded() {
         let db = db();
-        let store = ResponseStore::open(&db).expect("open");
-        db.open_tree(RECORDS)
-            .expect("tree")
-            .insert("resp_bad", &[7u8, 1, 2][..])
-            .expect("insert");
-        assert!(store.get("resp_bad", ME, DAY, 1).expect("get").is_none());
-        assert!(db
-            .open_tree(RECORDS)
-            .expect("tree")
-            .get("resp_bad")
+        let store = ResponseStore::open(db.path()).expect("open");
+        store
+            .put("resp_good", &record(ME, 1, "good"), &limits(), 1)
+            .expect("put");
+        store
+            .put("resp_bad", &record(ME, 2, "bad, soon"), &limits(), 2)
+            .expect("put");
+        // A bit flipped on disk in the second record's frame.
+        let file = std::fs::read_dir(db.path())
+            .expect("dir")
+            .flatten()
+            .next()
+            .expect("a segment")
+            .path();
+        let mut bytes = std::fs::read(&file).expect("read");
+        let at = bytes.len() - 3;
+        bytes[at] ^= 0x40;
+        std::fs::write(&file, &bytes).expect("write");
+        assert!(store.get("resp_bad", ME, DAY, 3).expect("get").is_none());
+        assert!(!store.holds("resp_bad", ME, DAY, 3), "removed");
+        assert!(store.get("resp_good", ME, DAY, 3).expect("get").is_some());
+        drop(store);
+        // The damaged frame ends the replay of its segment (the removal written after it is
+        // not read either): the damaged record is not there.
+        let reopened = ResponseStore::open(db.path()).expect("reopen");
+        assert!(reopened
+            .get("resp_good", ME, DAY, 3)
             .expect("get")
-            .is_none());
+            .is_some());
+        assert!(reopened.get("resp_bad", ME, DAY, 3).expect("get").is_none());
+        // Records replaced again and again: the files are bounded, not the history.
+        let small = ResponsesConfig {
+            max_stored_bytes: 64 << 10,
+            ..limits()
+        };
+        for n in 0..2_000u64 {
+            reopened
+                .put(
+                    "resp_same",
+                    &record(ME, 10 + n, &"z".repeat(200)),
+                    &small,
+                    10 + n,
+                )
+                .expect("put");
+        }
+        let on_disk: u64 = std::fs::read_dir(db.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.metadata().expect("meta").len())
+            .sum();
+        assert!(on_disk <= disk_bound(&small), "{on_disk} bytes on disk");
+        assert!(reopened
+            .get("resp_same", ME, DAY, 3_000)
+            .expect("get")
+            .is_some());
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_opened_leaves_a_store_that_keeps_nothing() {
+        let dir = db();
+        let options = crate::store::StoreOptions {
+            page_cache: 1 << 20,
+        };
+        let db = crate::store::Store::open(dir.path(), options).expect("a database");
+        let path = dir.path().join("responses");
+        std::fs::write(&path, b"not a directory").expect("write");
+        let store = db.response_store(&path);
+        assert!(!store.available());
+        let err = store
+            .put("resp_a", &record(ME, 1, "x"), &limits(), 1)
+            .unwrap_err();
+        assert!(err.to_string().contains("response store"), "{err}");
+        assert!(store.get("resp_a", ME, DAY, 1).expect("get").is_none());
+        assert_eq!(store.totals(), Totals::default());
     }
 }
