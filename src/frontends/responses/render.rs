@@ -106,11 +106,16 @@ pub fn entry_id(key: &CacheKey, created_ms: u64, owner: Owner) -> String {
 
 /// The response id of trace `trace_id`: `resp_` and its hex digits (one answer, one id).
 pub fn response_id(trace_id: &str) -> String {
-    let digits: String = trace_id
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    format!("resp_{digits}")
+    let mut id = String::with_capacity(5 + trace_id.len());
+    id.push_str("resp_");
+    // ASCII bytes only: a multi-byte character's bytes are never alphanumeric ASCII.
+    id.extend(
+        trace_id
+            .bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .map(char::from),
+    );
+    id
 }
 
 /// The Responses API's typed events, rendered by the wire's [`EventRenderer`], or an upstream's
@@ -232,5 +237,20 @@ impl Render for ResponsesRender {
             .continue_forwarded(self.forwarded, self.upstream_id.take());
         let error = Error::new(ErrorKind::Upstream, message);
         self.renderer.render(&StreamEvent::Error(error), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::response_id;
+
+    #[test]
+    fn a_response_id_is_its_trace_ids_letters_and_digits() {
+        assert_eq!(
+            response_id("0192f3c4-5d6e-7f80-91a2-b3c4d5e6f708"),
+            "resp_0192f3c45d6e7f8091a2b3c4d5e6f708"
+        );
+        assert_eq!(response_id("my trace/é_1"), "resp_mytrace1");
+        assert_eq!(response_id(""), "resp_");
     }
 }
