@@ -118,7 +118,7 @@ impl Kept {
     pub fn holds(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
         match self.pending(id) {
             Some(p) => p.stored.readable_by(owner, max_age, now_ms),
-            None => self.store.knows(id, owner, max_age, now_ms),
+            None => self.store.holds(id, owner, max_age, now_ms),
         }
     }
 

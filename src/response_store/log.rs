@@ -240,6 +240,18 @@ impl Log {
         let mut bytes = Vec::new();
         let mut frames = Vec::with_capacity(entries.len());
         for entry in entries {
+            let (id, record) = match entry {
+                Entry::Put { id, record } => (id, record.len()),
+                Entry::Remove { id } => (id, 0),
+            };
+            if id.len() > usize::from(u16::MAX)
+                || PAYLOAD_HEADER + id.len() + record > u32::MAX as usize
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a kept record or its id is too long to frame",
+                ));
+            }
             let start = bytes.len();
             frame(*entry, &mut bytes);
             frames.push((start, bytes.len() - start));
@@ -250,7 +262,15 @@ impl Log {
             .map(|(n, s)| (*n, s.len, s.damaged));
         let number = match active {
             Some((n, len, false)) if len == 0 || len + bytes.len() as u64 <= segment_bytes => n,
-            _ => self.start_segment(active.map_or(1, |(n, _, _)| n + 1))?,
+            _ => {
+                let next = match active {
+                    None => 1,
+                    Some((n, _, _)) => n.checked_add(1).ok_or_else(|| {
+                        io::Error::other("kept responses' segments: no number left")
+                    })?,
+                };
+                self.start_segment(next)?
+            }
         };
         let segment = self
             .segments

@@ -151,9 +151,9 @@ impl Inner {
     }
 
     /// Remove record `id`: a removal written, the record forgotten, spent files deleted.
-    fn remove(&mut self, id: &str, limits_segment: u64) -> Result<(), StoreError> {
+    fn remove(&mut self, id: &str, segment_bytes: u64) -> Result<(), StoreError> {
         if self.index.by_id.contains_key(id) {
-            self.log.append(&[Entry::Remove { id }], limits_segment)?;
+            self.log.append(&[Entry::Remove { id }], segment_bytes)?;
             self.unindex(id);
             self.log.drop_dead_head();
         }
@@ -312,12 +312,6 @@ impl ResponseStore {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether record `id` of `owner`, not past `max_age`, is held (the index knows every
-    /// record and its owner).
-    pub fn knows(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
-        self.holds(id, owner, max_age, now_ms)
     }
 
     /// What the store holds now.
@@ -482,7 +476,8 @@ impl ResponseStore {
         }
     }
 
-    /// Whether record `id` is there, `owner`'s and not past `max_age` (nothing read or changed).
+    /// Whether record `id` is there, `owner`'s and not past `max_age` (the index knows every
+    /// record and its owner: nothing is read or changed).
     pub fn holds(&self, id: &str, owner: Owner, max_age: Duration, now_ms: u64) -> bool {
         self.lock()
             .index
@@ -732,7 +727,7 @@ mod tests {
             max_stored: 2,
             ..limits()
         };
-        let knows = |id: &str, owner: Owner, now: u64| store.knows(id, owner, DAY, now);
+        let knows = |id: &str, owner: Owner, now: u64| store.holds(id, owner, DAY, now);
         assert!(
             !knows("resp_a", ME, HOUR_MS),
             "nothing is known before a write"
@@ -761,14 +756,14 @@ mod tests {
         // A reopened store knows what its files hold, and whose.
         drop(store);
         let reopened = ResponseStore::open(db.path()).expect("reopen");
-        assert!(reopened.knows("resp_2", ME, DAY, HOUR_MS + 3));
-        assert!(!reopened.knows("resp_2", Owner::Tcp, DAY, HOUR_MS + 3));
+        assert!(reopened.holds("resp_2", ME, DAY, HOUR_MS + 3));
+        assert!(!reopened.holds("resp_2", Owner::Tcp, DAY, HOUR_MS + 3));
         assert!(
-            !reopened.knows("resp_0", ME, DAY, HOUR_MS + 3),
+            !reopened.holds("resp_0", ME, DAY, HOUR_MS + 3),
             "evicted stays gone"
         );
         assert!(
-            !reopened.knows("resp_a", ME, DAY, HOUR_MS + 3),
+            !reopened.holds("resp_a", ME, DAY, HOUR_MS + 3),
             "deleted stays gone"
         );
         // An id longer than any promptd or a provider makes is answered, not kept.
