@@ -359,7 +359,7 @@ impl ResponseStore {
             return items.iter().map(|_| Ok(())).collect();
         }
         let mut outcomes = Vec::with_capacity(items.len());
-        // The last write of each id, in order: (item, bytes, owner, size).
+        // The last write of each id, in item order.
         let mut writes: Vec<Write> = Vec::with_capacity(items.len());
         let mut at: HashMap<&str, usize> = HashMap::with_capacity(items.len());
         for (i, (id, stored)) in items.iter().enumerate() {
