@@ -150,14 +150,22 @@ impl Inner {
         }
     }
 
-    /// Remove record `id`: a removal written, the record forgotten, spent files deleted.
-    fn remove(&mut self, id: &str, segment_bytes: u64) -> Result<(), StoreError> {
+    /// Delete record `id`: a removal written (a replay must not bring it back), the record
+    /// forgotten.
+    fn delete(&mut self, id: &str) -> Result<(), StoreError> {
         if self.index.by_id.contains_key(id) {
-            self.log.append(&[Entry::Remove { id }], segment_bytes)?;
-            self.unindex(id);
-            self.log.drop_dead_head();
+            self.log
+                .append(&[Entry::Remove { id }], DELETE_SEGMENT_BYTES)?;
+            self.forget(id);
         }
         Ok(())
+    }
+
+    /// Forget record `id` without writing (an expired or damaged one: a replay finds it as
+    /// such again), deleting the files it leaves spent.
+    fn forget(&mut self, id: &str) {
+        self.unindex(id);
+        self.log.drop_dead_head();
     }
 }
 
@@ -171,12 +179,7 @@ impl crate::store::Store {
             Ok(store) => store,
             Err(e) => {
                 tracing::error!(error = %e, "the Responses door's answers are served, not kept, until a restart that can open this directory");
-                return ResponseStore {
-                    inner: Mutex::new(Inner {
-                        log: Log::unavailable(dir, e.to_string()),
-                        index: Index::default(),
-                    }),
-                };
+                return ResponseStore::unavailable(dir, e.to_string());
             }
         };
         let moved = self
@@ -209,8 +212,8 @@ fn segment_bytes(limits: &ResponsesConfig) -> u64 {
     (limits.max_stored_bytes / 16).clamp(256 << 10, 16 << 20)
 }
 
-/// A removal's segment size when no write's limits are at hand.
-const REMOVE_SEGMENT_BYTES: u64 = 16 << 20;
+/// A deletion's segment size (no write's limits are at hand).
+const DELETE_SEGMENT_BYTES: u64 = 16 << 20;
 
 /// The most bytes the files may take under `limits` (see the module's header).
 fn disk_bound(limits: &ResponsesConfig) -> u64 {
@@ -261,6 +264,16 @@ impl ResponseStore {
         Ok(ResponseStore {
             inner: Mutex::new(Inner { log, index }),
         })
+    }
+
+    /// A store that holds nothing and keeps nothing, saying `why` at every write.
+    fn unavailable(dir: &Path, why: String) -> ResponseStore {
+        ResponseStore {
+            inner: Mutex::new(Inner {
+                log: Log::unavailable(dir, why),
+                index: Index::default(),
+            }),
+        }
     }
 
     /// Move the records of an earlier version's sled trees in `db` into the files, oldest
@@ -455,22 +468,26 @@ impl ResponseStore {
             return Ok(None);
         };
         if expired(held.created_ms, max_age, now_ms) {
-            inner.remove(id, REMOVE_SEGMENT_BYTES)?;
+            // Forgotten, nothing written: it is as expired at the next replay (and evicted by
+            // the next write's bounds).
+            inner.forget(id);
             return Ok(None);
         }
         if held.owner != owner {
             return Ok(None);
         }
-        match inner
-            .log
-            .read(held.loc)
-            .map_err(|e| e.to_string())
-            .and_then(|b| Stored::decode(&b))
-        {
+        let stored = match inner.log.read(held.loc) {
+            Ok(bytes) => Stored::decode(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(e.to_string()),
+            // A read that failed (not a damaged record) says so; the record stays.
+            Err(e) => return Err(e.into()),
+        };
+        match stored {
             Ok(stored) => Ok(Some(stored)),
             Err(why) => {
+                // Damaged on disk (its frame or its body): as unusable at the next replay.
                 tracing::warn!(id, %why, "an unusable kept response was removed");
-                inner.remove(id, REMOVE_SEGMENT_BYTES)?;
+                inner.forget(id);
                 Ok(None)
             }
         }
@@ -492,7 +509,7 @@ impl ResponseStore {
         let mut inner = self.lock();
         let mine = inner.index.by_id.get(id).is_some_and(|h| h.owner == owner);
         if mine {
-            inner.remove(id, REMOVE_SEGMENT_BYTES)?;
+            inner.delete(id)?;
         }
         Ok(mine)
     }
@@ -646,6 +663,18 @@ mod tests {
             input: format!(r#"[{{"role":"user","content":"{text}"}}]"#),
             response: r#"{"id":"resp_x","object":"response","output":[]}"#.to_owned(),
         }
+    }
+
+    /// Whether `resp_0` .. `resp_{n-1}` are held for [`ME`] at `now`.
+    fn held(store: &ResponseStore, n: u64, now: u64) -> Vec<bool> {
+        (0..n)
+            .map(|i| {
+                store
+                    .get(&format!("resp_{i}"), ME, DAY, now)
+                    .expect("get")
+                    .is_some()
+            })
+            .collect()
     }
 
     fn limits() -> ResponsesConfig {
@@ -802,14 +831,7 @@ mod tests {
         reopened
             .put("resp_4", &record(ME, 1004, "x"), &two, 2000)
             .expect("put");
-        let held: Vec<bool> = (0..5)
-            .map(|n| {
-                reopened
-                    .get(&format!("resp_{n}"), ME, DAY, 2000)
-                    .expect("get")
-                    .is_some()
-            })
-            .collect();
+        let held = held(&reopened, 5, 2000);
         assert_eq!(held, [false, false, false, true, true]);
     }
 
@@ -918,14 +940,7 @@ mod tests {
                 .expect("put");
         }
         assert_eq!(store.totals().count, 3);
-        let held: Vec<bool> = (0..5)
-            .map(|n| {
-                store
-                    .get(&format!("resp_{n}"), ME, DAY, 2000)
-                    .expect("get")
-                    .is_some()
-            })
-            .collect();
+        let held = held(&store, 5, 2000);
         assert_eq!(held, [false, false, true, true, true]);
     }
 
@@ -1033,11 +1048,30 @@ mod tests {
             .expect("get")
             .is_some());
         let later = HOUR_MS + 1;
+        let on_disk = || -> u64 {
+            std::fs::read_dir(db.path())
+                .expect("dir")
+                .flatten()
+                .map(|e| e.metadata().expect("meta").len())
+                .sum()
+        };
+        let before = on_disk();
         assert!(store
             .get("resp_old", ME, limits.max_age, later)
             .expect("get")
             .is_none());
         assert_eq!(store.totals().count, 1, "removed when found expired");
+        assert_eq!(
+            on_disk(),
+            before,
+            "nothing written: a replay finds it expired too"
+        );
+        drop(store);
+        let store = ResponseStore::open(db.path()).expect("reopen");
+        assert!(store
+            .get("resp_old", ME, limits.max_age, later)
+            .expect("get")
+            .is_none());
         let much_later = 2 * HOUR_MS;
         store
             .put(
