@@ -63,7 +63,7 @@ impl OpenAiEvents {
     /// The next body frame: the events ready together, batched (see [`Batch`]).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let mut batch = std::mem::take(&mut self.batch);
-        let next = batch.poll_next(cx, |cx| self.poll_event(cx));
+        let next = batch.poll_joined(cx, |cx| self.poll_event(cx));
         self.batch = batch;
         next
     }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::stream;
 use crate::cache::CacheEntry;
 use crate::engine::{StreamItem, StreamItems};
+use crate::frontends::batch::Batch;
 use crate::providers::tool_calls_json;
 
 /// A completion stream rendered as Parea events: the `ID_START` event, then one event per item.
@@ -20,6 +21,8 @@ pub struct EventStream {
     /// A cached answer being replayed, and its next delta.
     replay: Option<(Arc<CacheEntry>, usize)>,
     ended: bool,
+    /// The events ready together, given in a row so they are written together.
+    batch: Batch,
 }
 
 impl EventStream {
@@ -30,11 +33,22 @@ impl EventStream {
             items,
             replay: None,
             ended: false,
+            batch: Batch::default(),
         }
     }
 
-    /// The next event, each its own body frame (the Python SDK parses each chunk as one event).
+    /// The next event, each its own body frame (the Python SDK parses each chunk as one
+    /// event); the events ready together are given in a row, so hyper writes them in one
+    /// `writev`, a chunk each (see [`Batch::poll_each`]).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let mut batch = std::mem::take(&mut self.batch);
+        let next = batch.poll_each(cx, |cx| self.poll_event(cx));
+        self.batch = batch;
+        next
+    }
+
+    /// The next event.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(first));
         }
