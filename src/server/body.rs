@@ -2,8 +2,9 @@
 //! `max_request_memory` across them: [`read_limited`]).
 //!
 //! [`ResponseBody`] is one buffer (JSON answers) or a stream of events: Parea's each sent as its
-//! own HTTP body frame (one chunk per event, as the Parea SDK expects); OpenAI's batched, the
-//! events ready together in one frame (SSE clients read lines, not chunks).
+//! own HTTP body frame (one chunk per event, as the Parea SDK expects), the frames ready together
+//! given in a row so they are written together; the other doors' batched, the events ready
+//! together in one frame (SSE clients read lines, not chunks). See `frontends::batch`.
 
 use std::convert::Infallible;
 use std::pin::Pin;
