@@ -24,6 +24,11 @@ use crate::wire::openai_chat::EventDecoder;
 pub trait Render {
     /// Append the frames of one model event (often none).
     fn render(&mut self, event: &StreamEvent, out: &mut Vec<u8>);
+    /// The answer has begun (a live piece brought model events, the upstream's start among
+    /// them): what opens the door's stream goes out now, not with the first content, so the
+    /// client's first byte follows the upstream's (an OpenAI-kind upstream's first chunk often
+    /// holds only the role, its text coming a token later).
+    fn begin(&mut self, out: &mut Vec<u8>);
     /// Close what is open and end the answer.
     fn finish(&mut self, out: &mut Vec<u8>);
     /// Whether an upstream's event as it came is of this door's wire: it is then forwarded
@@ -160,9 +165,12 @@ impl<R: Render> ModelEvents<R> {
             }
             Piece { events: mine, .. } => events.extend(mine),
         }
-        self.saw_events |= !events.is_empty();
-        for event in events.drain(..) {
-            self.renderer.render(&event, out);
+        if !events.is_empty() {
+            self.saw_events = true;
+            for event in events.drain(..) {
+                self.renderer.render(&event, out);
+            }
+            self.renderer.begin(out);
         }
         self.events = events;
     }

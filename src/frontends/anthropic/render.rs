@@ -56,6 +56,10 @@ impl Render for MessagesRender {
         self.renderer.render(event, out);
     }
 
+    fn begin(&mut self, out: &mut Vec<u8>) {
+        self.renderer.begin(out);
+    }
+
     fn finish(&mut self, out: &mut Vec<u8>) {
         self.renderer.finish(out);
     }

@@ -384,6 +384,14 @@ impl EventRenderer {
         }
     }
 
+    /// The answer has begun: `message_start` and a `ping` go out now if they have not (with
+    /// the usage known so far), before any block. Appends nothing once started or finished.
+    pub fn begin(&mut self, out: &mut Vec<u8>) {
+        if !self.finished {
+            self.start(out);
+        }
+    }
+
     /// Close the open block and end the message (`message_delta`, `message_stop`). Calling it
     /// again, or after an error, appends nothing.
     pub fn finish(&mut self, out: &mut Vec<u8>) {

@@ -501,6 +501,14 @@ impl EventRenderer {
         }
     }
 
+    /// The answer has begun: `response.created` and `response.in_progress` go out now if they
+    /// have not. Appends nothing once started or finished.
+    pub fn begin(&mut self, out: &mut Vec<u8>) {
+        if !self.finished {
+            self.start(out);
+        }
+    }
+
     /// Close the open item and end the response (`response.completed`, or
     /// `response.incomplete` for a length stop or a content filter), with the whole output and
     /// the usage. Calling it again, or after a failure, appends nothing.
