@@ -59,6 +59,11 @@ impl Batch {
     ) -> Poll<Option<Bytes>> {
         Poll::Ready(match std::task::ready!(self.gather(cx, next)) {
             Gathered::First(event) => Some(event),
+            // A lone event (a paced stream's usual batch) goes as it is, uncopied.
+            Gathered::Batch if self.held.len() == 1 => {
+                self.held_bytes = 0;
+                self.held.pop_front()
+            }
             Gathered::Batch => {
                 let mut frame = Vec::with_capacity(self.held_bytes);
                 for event in self.held.drain(..) {
