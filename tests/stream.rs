@@ -323,7 +323,6 @@ async fn a_cacheable_stream_is_read_to_the_end_and_stored_when_the_client_leaves
 #[tokio::test]
 async fn parea_stream_starts_when_the_upstream_answers_not_at_its_first_text() {
     use common::fake_upstream::Gate;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let gate = Gate::new();
     let (daemon, _openai, _a) = daemon(
@@ -334,41 +333,27 @@ async fn parea_stream_starts_when_the_upstream_answers_not_at_its_first_text() {
     let mut request = openai_hello();
     request["trace_id"] = json!("t-early");
     request["cache"] = json!(false);
-    let body = serde_json::to_vec(&request).expect("encode");
-    let mut conn = tokio::net::UnixStream::connect(&daemon.socket)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST /api/parea/v1/completion/stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).await.expect("write");
-    conn.write_all(&body).await.expect("write");
-    let mut seen = Vec::new();
-    let started = tokio::time::timeout(Duration::from_secs(60), async {
-        let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&seen).contains("ID_END") {
-            let n = conn.read(&mut buf).await.expect("read");
-            assert!(n > 0, "closed before the stream started");
-            seen.extend_from_slice(&buf[..n]);
-        }
-    })
+    let opened = common::read_until(
+        &daemon.socket,
+        "/api/parea/v1/completion/stream",
+        &request,
+        &[],
+        "ID_END",
+    )
     .await;
     gate.open();
+    let text = opened.seen();
     assert!(
-        started.is_ok(),
-        "the stream did not start while the provider held its text: {:?}",
-        String::from_utf8_lossy(&seen)
+        opened.started,
+        "the stream did not start while the provider held its text: {text:?}"
     );
-    let text = String::from_utf8_lossy(&seen).into_owned();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("ID_STARTt-earlyID_END"), "{text}");
     assert!(
         !text.contains("\"chunk\""),
         "no text before the provider sent it: {text}"
     );
-    conn.read_to_end(&mut seen).await.expect("read the rest");
-    let raw = common::parse_raw_response(&seen);
+    let raw = opened.rest().await;
     let (texts, error) = deltas(&raw);
     assert_eq!(error, None);
     assert_eq!(texts.concat(), fixtures::OPENAI_DELTAS.concat());

@@ -4,92 +4,104 @@
 //! not with the first text: an OpenAI upstream's first chunk often holds only the role, its text
 //! a token later. The fake provider sends that role-only chunk and then holds its text until
 //! the client has seen the start (it waited a chunk longer before: +6.2 ms at 5 ms between
-//! chunks). The bound below only stops a hang if the stream never starts.
+//! chunks). Nothing here measures time: the test waits for the start, then opens the gate.
 
 mod common;
-
-use std::time::Duration;
 
 use common::fake_upstream::{fixtures, FakeUpstream, Gate};
 use common::{providers_toml, TestDaemon};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Send `body` to `path` over a raw connection, read until `opening` is seen while the provider
-/// holds its text, then open the gate and read the rest: what came before the gate opened, and
-/// the whole answer.
+/// What a door's translated stream showed while the provider held its text, and the whole
+/// answer's events after: their names, and their data.
+struct Seen {
+    before: String,
+    names: Vec<String>,
+    data: Vec<Value>,
+}
+
+/// Stream `body` through `path` (with `headers`) to an OpenAI provider that sends its role-only
+/// chunk, then holds its text until the client has read `opening`.
 async fn started_before_text(
     path: &str,
-    extra: &str,
+    headers: &[(&str, &str)],
     body: Value,
     opening: &str,
-) -> (String, String) {
+) -> Seen {
     let gate = Gate::new();
     let openai = FakeUpstream::always(fixtures::openai_stream().held_after(1, &gate)).await;
     let anthropic = FakeUpstream::always(fixtures::anthropic_stream()).await;
     let daemon =
         TestDaemon::start(&providers_toml(&openai.base_url(), &anthropic.base_url())).await;
-    let body = serde_json::to_vec(&body).expect("encode");
-    let mut conn = tokio::net::UnixStream::connect(&daemon.socket)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    conn.write_all(head.as_bytes()).await.expect("write");
-    conn.write_all(&body).await.expect("write");
-    let mut seen = Vec::new();
-    let started = tokio::time::timeout(Duration::from_secs(60), async {
-        let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&seen).contains(opening) {
-            let n = conn.read(&mut buf).await.expect("read");
-            assert!(n > 0, "closed before the stream started");
-            seen.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await;
+    let opened = common::read_until(&daemon.socket, path, &body, headers, opening).await;
     gate.open();
-    let before = String::from_utf8_lossy(&seen).into_owned();
+    let before = opened.seen();
     assert!(
-        started.is_ok(),
+        opened.started,
         "the stream did not start while the provider held its text: {before:?}"
     );
-    conn.read_to_end(&mut seen).await.expect("read the rest");
+    assert!(before.starts_with("HTTP/1.1 200"), "{before}");
+    let raw = opened.rest().await;
     daemon.stop().await;
-    (before, String::from_utf8_lossy(&seen).into_owned())
+    let body = String::from_utf8_lossy(&raw.chunks.concat()).into_owned();
+    let names = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .map(str::to_owned)
+        .collect();
+    let data = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).expect("event data is JSON"))
+        .collect();
+    Seen {
+        before,
+        names,
+        data,
+    }
+}
+
+/// The stream opens with `first` once and ends with `last`.
+fn opens_and_ends(seen: &Seen, first: &str, last: &str) {
+    assert_eq!(
+        seen.names.first().map(String::as_str),
+        Some(first),
+        "{:?}",
+        seen.names
+    );
+    assert_eq!(seen.names.iter().filter(|n| *n == first).count(), 1);
+    assert_eq!(
+        seen.names.last().map(String::as_str),
+        Some(last),
+        "{:?}",
+        seen.names
+    );
 }
 
 #[tokio::test]
 async fn a_translated_messages_stream_starts_when_the_upstream_answers() {
     let body = json!({"model": "openai/gpt-x", "max_tokens": 64, "stream": true,
         "messages": [{"role": "user", "content": "Hello"}]});
-    let (before, whole) = started_before_text(
-        "/v1/messages",
-        "anthropic-version: 2023-06-01\r\nx-promptd-cache: bypass\r\n",
-        body,
-        "event: ping",
-    )
-    .await;
-    assert!(before.starts_with("HTTP/1.1 200"), "{before}");
-    assert!(before.contains("event: message_start"), "{before}");
+    let headers = [
+        ("anthropic-version", "2023-06-01"),
+        ("x-promptd-cache", "bypass"),
+    ];
+    let seen = started_before_text("/v1/messages", &headers, body, "event: ping").await;
     assert!(
-        !before.contains("content_block"),
-        "no block before the provider sent its text: {before}"
+        seen.before.contains("event: message_start"),
+        "{}",
+        seen.before
     );
-    // The rest is the whole answer, in Anthropic's order.
-    let names: Vec<&str> = whole
-        .lines()
-        .filter_map(|l| l.strip_prefix("event: "))
-        .collect();
-    assert_eq!(names.first(), Some(&"message_start"), "{whole}");
-    assert_eq!(names.iter().filter(|n| **n == "message_start").count(), 1);
-    assert_eq!(names.last(), Some(&"message_stop"), "{whole}");
-    let text: String = whole
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_owned))
+    assert!(
+        !seen.before.contains("content_block"),
+        "no block before the provider sent its text: {}",
+        seen.before
+    );
+    opens_and_ends(&seen, "message_start", "message_stop");
+    let text: String = seen
+        .data
+        .iter()
+        .filter_map(|v| v["delta"]["text"].as_str())
         .collect();
     assert_eq!(text, fixtures::OPENAI_DELTAS.concat());
 }
@@ -98,35 +110,30 @@ async fn a_translated_messages_stream_starts_when_the_upstream_answers() {
 async fn a_translated_responses_stream_starts_when_the_upstream_answers() {
     let body = json!({"model": "openai/gpt-x", "stream": true, "store": false,
         "input": [{"role": "user", "content": "Hello"}]});
-    let (before, whole) = started_before_text(
+    let headers = [("x-promptd-cache", "bypass")];
+    let seen = started_before_text(
         "/v1/responses",
-        "x-promptd-cache: bypass\r\n",
+        &headers,
         body,
         "event: response.in_progress",
     )
     .await;
-    assert!(before.starts_with("HTTP/1.1 200"), "{before}");
-    assert!(before.contains("event: response.created"), "{before}");
     assert!(
-        !before.contains("output_item"),
-        "no item before the provider sent its text: {before}"
+        seen.before.contains("event: response.created"),
+        "{}",
+        seen.before
     );
-    let names: Vec<&str> = whole
-        .lines()
-        .filter_map(|l| l.strip_prefix("event: "))
-        .collect();
-    assert_eq!(names.first(), Some(&"response.created"), "{whole}");
-    assert_eq!(
-        names.iter().filter(|n| **n == "response.created").count(),
-        1
+    assert!(
+        !seen.before.contains("output_item"),
+        "no item before the provider sent its text: {}",
+        seen.before
     );
-    assert_eq!(names.last(), Some(&"response.completed"), "{whole}");
-    let text: String = whole
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+    opens_and_ends(&seen, "response.created", "response.completed");
+    let text: String = seen
+        .data
+        .iter()
         .filter(|v| v["type"] == "response.output_text.delta")
-        .filter_map(|v| v["delta"].as_str().map(str::to_owned))
+        .filter_map(|v| v["delta"].as_str())
         .collect();
     assert_eq!(text, fixtures::OPENAI_DELTAS.concat());
 }

@@ -60,10 +60,7 @@ impl Batch {
         Poll::Ready(match std::task::ready!(self.gather(cx, next)) {
             Gathered::First(event) => Some(event),
             // A lone event (a paced stream's usual batch) goes as it is, uncopied.
-            Gathered::Batch if self.held.len() == 1 => {
-                self.held_bytes = 0;
-                self.held.pop_front()
-            }
+            Gathered::Batch if self.held.len() == 1 => self.pop(),
             Gathered::Batch => {
                 let mut frame = Vec::with_capacity(self.held_bytes);
                 for event in self.held.drain(..) {
@@ -84,8 +81,7 @@ impl Batch {
         next: impl FnMut(&mut Context<'_>) -> Poll<Option<Bytes>>,
     ) -> Poll<Option<Bytes>> {
         if self.releasing {
-            if let Some(event) = self.held.pop_front() {
-                self.held_bytes -= event.len();
+            if let Some(event) = self.pop() {
                 return Poll::Ready(Some(event));
             }
             self.releasing = false;
@@ -94,14 +90,17 @@ impl Batch {
             Gathered::First(event) => Some(event),
             Gathered::Batch => {
                 self.releasing = true;
-                let event = self.held.pop_front();
-                if let Some(event) = &event {
-                    self.held_bytes -= event.len();
-                }
-                event
+                self.pop()
             }
             Gathered::End => None,
         })
+    }
+
+    /// The oldest held event.
+    fn pop(&mut self) -> Option<Bytes> {
+        let event = self.held.pop_front()?;
+        self.held_bytes -= event.len();
+        Some(event)
     }
 
     /// Read `next` until the first event, a batch to write, or the end (see the module).

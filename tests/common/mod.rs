@@ -330,6 +330,17 @@ pub async fn raw_post_bytes(
     body: &[u8],
     headers: &[(&str, &str)],
 ) -> RawResponse {
+    read_answer(send_post(socket, path, body, headers).await).await
+}
+
+/// Send a raw HTTP/1.1 POST of `body` with extra headers over a fresh Unix-socket connection
+/// (`Connection: close`): the connection, to read the answer from.
+pub async fn send_post(
+    socket: &Path,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> tokio::net::UnixStream {
     let mut stream = tokio::net::UnixStream::connect(socket)
         .await
         .expect("connect");
@@ -343,12 +354,64 @@ pub async fn raw_post_bytes(
     );
     stream.write_all(head.as_bytes()).await.expect("write head");
     stream.write_all(body).await.expect("write body");
-    let mut bytes = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut bytes))
-        .await
-        .expect("response within 20 s")
-        .expect("read response");
-    parse_raw_response(&bytes)
+    stream
+}
+
+/// A stream read until a marker (see [`read_until`]).
+pub struct Opened {
+    conn: tokio::net::UnixStream,
+    /// What was read until the marker was seen (or the connection closed, or the bound).
+    bytes: Vec<u8>,
+    /// The marker was seen.
+    pub started: bool,
+}
+
+impl Opened {
+    /// What was read until the marker, as text.
+    pub fn seen(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// Read the rest of the answer: the whole response, chunk by chunk.
+    pub async fn rest(mut self) -> RawResponse {
+        self.conn
+            .read_to_end(&mut self.bytes)
+            .await
+            .expect("read the rest");
+        parse_raw_response(&self.bytes)
+    }
+}
+
+/// POST `body` and read the answer until `marker` appears in it. The 60 s bound only stops a
+/// hang when it never does: nothing here measures time, a test waits for the event.
+pub async fn read_until(
+    socket: &Path,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+    marker: &str,
+) -> Opened {
+    let body = serde_json::to_vec(body).expect("encode");
+    let mut conn = send_post(socket, path, &body, headers).await;
+    let mut seen = Vec::new();
+    let started = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains(marker) {
+            let n = conn.read(&mut buf).await.expect("read");
+            if n == 0 {
+                return false;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        true
+    })
+    .await
+    .unwrap_or(false);
+    Opened {
+        conn,
+        bytes: seen,
+        started,
+    }
 }
 
 /// A raw HTTP/1.1 GET over a Unix socket.
@@ -368,6 +431,11 @@ pub async fn raw_get_with(socket: &Path, path: &str, headers: &[(&str, &str)]) -
     let head =
         format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n");
     stream.write_all(head.as_bytes()).await.expect("write head");
+    read_answer(stream).await
+}
+
+/// The whole answer on `stream`, read to its end (within 20 s: a hang bound).
+async fn read_answer(mut stream: tokio::net::UnixStream) -> RawResponse {
     let mut bytes = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut bytes))
         .await
@@ -472,15 +540,7 @@ pub fn shipping_to(collector: &fake_upstream::FakeUpstream, rest: &str) -> Strin
 /// client that leaves mid-stream.
 pub async fn leave_after_first_bytes(socket: &Path, path: &str, body: &Value) {
     let body = serde_json::to_vec(body).expect("encode");
-    let mut stream = tokio::net::UnixStream::connect(socket)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(&body).await.expect("write");
+    let mut stream = send_post(socket, path, &body, &[]).await;
     let mut buf = [0u8; 512];
     assert!(stream.read(&mut buf).await.expect("read") > 0);
 }
