@@ -17,6 +17,8 @@
 # conversation as `input` items): with the default MODEL translated to the fake's chat completions,
 # with `anthropic/NAME` to its /v1/messages, with `responses/NAME` (a provider marked
 # `responses = true`) on the same wire, the body forwarded to the fake's /v1/responses.
+# TRANSPORT=tcp asks over promptd's loopback TCP listener instead of its Unix socket (the
+# transport gateways are compared on; a record then notes the TCP peer, not a uid and gid).
 # The last line ends with door= and model=. CG_OUT=DIR keeps the three
 # callgrind profiles there (hit.cg, pass.cg, stored.cg), for `callgrind_annotate`.
 #
@@ -34,12 +36,18 @@ esac
 # The conversation's key: the Responses API calls it input (a list of items, here messages).
 LIST=messages; [[ "$DOOR" != responses ]] || LIST=input
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TCP=""; CONN=(--unix-socket p.sock)
+if [[ "${TRANSPORT:-uds}" == tcp ]]; then
+  TCP="127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  URL="http://$TCP${URL#http://localhost}"; CONN=()
+fi
 CG_OUT="${CG_OUT:+$(realpath -m "$CG_OUT")}"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT; cd "$T"
 $ROOT/target/release/examples/fake_provider --addr 127.0.0.1:0 > mock.out 2>&1 & MOCK=$!
 sleep 0.5; ADDR=$(sed -n 's/^listening on //p' mock.out)
 cat > p.toml <<EOT
 socket = "$T/p.sock"
+${TCP:+tcp = \"$TCP\"}
 state_dir = "$T/state"
 prompts_dir = "$T/prompts"
 log_level = "warn"
@@ -75,13 +83,13 @@ BODY="{\"model\":\"$MODEL\",$MAX\"$LIST\":[{\"role\":\"user\",\"content\":\"Hell
 # no refresh (its stored figure repeats the bypass).
 PAREA_CONFIG="\"llm_configuration\":{\"model\":\"${MODEL#*/}\",\"provider\":\"openai\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}"
 [[ "$DOOR" != parea ]] || BODY="{$PAREA_CONFIG}"
-curl -s --unix-socket p.sock $URL -H 'content-type: application/json' "${WIRE[@]}" -d "$BODY" > first.out
-curl -s --unix-socket p.sock $URL -H 'content-type: application/json' "${WIRE[@]}" -d "$BODY" -H 'x-promptd-cache: bypass' >/dev/null
+curl -s "${CONN[@]}" $URL -H 'content-type: application/json' "${WIRE[@]}" -d "$BODY" > first.out
+curl -s "${CONN[@]}" $URL -H 'content-type: application/json' "${WIRE[@]}" -d "$BODY" -H 'x-promptd-cache: bypass' >/dev/null
 grep -q 'Hello!' first.out || { echo "instructions.sh: the first answer: $(cat first.out)" >&2; exit 1; }
 sleep 1
 measure() {
   callgrind_control -z $VG >/dev/null 2>&1
-  oha --no-tui -n $N -c 4 --unix-socket p.sock -m POST -H 'content-type: application/json' "${WIRE[@]}" "$@" -d "$BODY" $URL > oha.out
+  oha --no-tui -n $N -c 4 "${CONN[@]}" -m POST -H 'content-type: application/json' "${WIRE[@]}" "$@" -d "$BODY" $URL > oha.out
   callgrind_control -d $VG >/dev/null 2>&1; sleep 1
   local f; f=$(ls -t cg.out.* | head -1)
   local ir; ir=$(grep -m1 '^summary:\|^totals:' "$f" | awk '{print $2}')

@@ -8,7 +8,7 @@ use promptd::logs::entry::{
     TraceLogUpdate,
 };
 use promptd::logs::record::{sampled_in, CallConfiguration, CompletionLog, LogRecord, OmitRules};
-use promptd::logs::TraceIntegration;
+use promptd::logs::{CompletionRecord, NoteValue, Notes, TraceIntegration};
 use serde_json::{json, Value};
 
 fn request(extra: Value) -> Call {
@@ -426,4 +426,120 @@ fn an_integration_record_is_format_2_and_round_trips_as_sent() {
         StoredEntry::decode(&[3, 0, 1, b't', 2, b'{', b'}']),
         Err(EntryError::UnknownVersion(3))
     );
+}
+
+/// The request path writes a completion's record from its borrowed parts
+/// (`CompletionRecord`); the owned `LogRecord` of the same parts (the path of a record that must
+/// be cut) must come out as the same bytes, whatever is set, omitted or noted.
+#[test]
+fn a_borrowed_completion_record_is_the_owned_one_byte_for_byte() {
+    let everything = json!({"trace_name": "step", "llm_inputs": {"a": 1}, "log_sample_rate": 0.9,
+        "deployment_id": "p-1", "metadata": {"a": 1, "promptd_gid": "mine", "promptd_s": 2, "z": []}});
+    let nothing = json!({"parent_trace_id": null, "root_trace_id": null, "end_user_identifier": null,
+        "eval_metric_ids": null, "experiment_uuid": null, "metadata": null, "tags": null,
+        "target": null, "project_uuid": null, "log_sample_rate": null});
+    let requests = [
+        request(json!({})),
+        request(everything.clone()),
+        request(nothing),
+        request(json!({"log_omit_inputs": true})),
+        request(json!({"log_omit_outputs": true})),
+        request(json!({"log_omit": true, "metadata": {"promptd_uid": "x"}})),
+    ];
+    let failed = CompletionResponse {
+        content: String::new(),
+        error: Some("upstream said \"no\"\n".into()),
+        status: "error".into(),
+        ..response()
+    };
+    let dropped = vec!["metadata".to_owned(), "store".to_owned()];
+    let unix = || {
+        let mut notes = Notes::default();
+        notes.add("promptd_uid", NoteValue::Number(1000));
+        notes.add("promptd_gid", NoteValue::Number(100));
+        notes.add("promptd_route", NoteValue::Text("completion"));
+        notes
+    };
+    let mut with_dropped = unix();
+    with_dropped.add("promptd_dropped", NoteValue::List(&dropped));
+    let mut tcp = Notes::default();
+    tcp.add("promptd_route", NoteValue::Text("openai_chat_completions"));
+    tcp.add(
+        "promptd_tcp_peer",
+        NoteValue::Address("[::1]:5000".parse().expect("an address")),
+    );
+    let mut compared = 0;
+    for req in &requests {
+        let log = CompletionLog::from_call(req, "trace-1");
+        for answer in [response(), failed.clone()] {
+            for notes in [unix(), with_dropped, tcp, Notes::default()] {
+                for time_to_first_token in [None, Some(0.125)] {
+                    let record = CompletionRecord {
+                        log: &log,
+                        configuration: call_of(req),
+                        response: &answer,
+                        time_to_first_token,
+                        notes: &notes,
+                    };
+                    let borrowed = record.encode_capped(1 << 20).expect("encodes");
+                    assert!(borrowed.truncated.is_empty());
+                    let owned = encode_trace_log(&record.to_log_record()).expect("encodes");
+                    assert_eq!(
+                        String::from_utf8_lossy(&borrowed.payload),
+                        String::from_utf8_lossy(&owned)
+                    );
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 6 * 2 * 4 * 2);
+    // The client's keys stay theirs; promptd's land between them in key order.
+    let log = CompletionLog::from_call(&requests[1], "trace-1");
+    let answer = response();
+    let notes = unix();
+    let record = CompletionRecord {
+        log: &log,
+        configuration: call_of(&requests[1]),
+        response: &answer,
+        time_to_first_token: None,
+        notes: &notes,
+    };
+    let entry = StoredEntry::decode(&record.encode_capped(1 << 20).expect("encodes").payload)
+        .expect("decodes");
+    let body: Value = serde_json::from_str(&entry.body).expect("JSON");
+    assert_eq!(
+        body["metadata"],
+        json!({"a": 1, "promptd_gid": "mine", "promptd_route": "completion", "promptd_s": 2,
+               "promptd_uid": "1000", "z": []})
+    );
+    assert!(entry
+        .body
+        .contains(r#""metadata":{"a":1,"promptd_gid":"mine","promptd_route""#));
+}
+
+/// A record over the cap takes the owned path and is cut there, as before.
+#[test]
+fn a_borrowed_completion_record_over_the_cap_is_cut() {
+    let req = request(json!({}));
+    let log = CompletionLog::from_call(&req, "trace-1");
+    let answer = CompletionResponse {
+        content: "word ".repeat(100_000),
+        ..response()
+    };
+    let notes = Notes::default();
+    let record = CompletionRecord {
+        log: &log,
+        configuration: call_of(&req),
+        response: &answer,
+        time_to_first_token: None,
+        notes: &notes,
+    };
+    let max = 64 * 1024;
+    let entry = record.encode_capped(max).expect("encodes");
+    assert_eq!(entry.truncated, vec!["output".to_owned()]);
+    assert!(entry.payload.len() <= max);
+    let owned =
+        promptd::logs::encode_trace_log_capped(record.to_log_record(), max).expect("encodes");
+    assert_eq!(entry.payload, owned.payload);
 }

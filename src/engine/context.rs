@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use serde_json::{Map, Value};
+use crate::logs::{NoteValue, Notes};
 
 /// Who is on the other end of the request's connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,22 +25,20 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    /// Note the client and route in a record's `metadata` (keys prefixed `promptd_`, values as
-    /// text as Parea's metadata holds them); a client's own keys of those names are kept.
-    pub fn note_in(&self, metadata: &mut Map<String, Value>) {
-        let mut note = |key: &str, value: String| {
-            metadata
-                .entry(key.to_owned())
-                .or_insert_with(|| Value::String(value));
-        };
+    /// The client and route as notes for the request's log record (`metadata` keys prefixed
+    /// `promptd_`, values as text as Parea's metadata holds them; a client's own keys of those
+    /// names are kept).
+    pub fn notes(&self) -> Notes<'static> {
+        let mut notes = Notes::default();
         match self.client {
             Client::Unix { uid, gid } => {
-                note("promptd_uid", uid.to_string());
-                note("promptd_gid", gid.to_string());
+                notes.add("promptd_uid", NoteValue::Number(uid));
+                notes.add("promptd_gid", NoteValue::Number(gid));
             }
-            Client::Tcp { peer } => note("promptd_tcp_peer", peer.to_string()),
+            Client::Tcp { peer } => notes.add("promptd_tcp_peer", NoteValue::Address(peer)),
         }
-        note("promptd_route", self.route.to_owned());
+        notes.add("promptd_route", NoteValue::Text(self.route));
+        notes
     }
 }
 
@@ -49,7 +47,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_client_and_route_are_noted_without_overwriting() {
+    fn the_client_and_route_are_noted() {
         let ctx = RequestCtx {
             client: Client::Unix {
                 uid: 1000,
@@ -57,21 +55,21 @@ mod tests {
             },
             route: "completion",
         };
-        let mut metadata = Map::new();
-        metadata.insert("promptd_gid".into(), "mine".into());
-        ctx.note_in(&mut metadata);
-        assert_eq!(metadata["promptd_uid"], "1000");
-        assert_eq!(metadata["promptd_gid"], "mine");
-        assert_eq!(metadata["promptd_route"], "completion");
+        let notes = ctx.notes();
+        assert_eq!(notes.text("promptd_uid").as_deref(), Some("1000"));
+        assert_eq!(notes.text("promptd_gid").as_deref(), Some("100"));
+        assert_eq!(notes.text("promptd_route").as_deref(), Some("completion"));
         let tcp = RequestCtx {
             client: Client::Tcp {
                 peer: "127.0.0.1:5000".parse().expect("addr"),
             },
             route: "openai_chat_completions",
         };
-        let mut metadata = Map::new();
-        tcp.note_in(&mut metadata);
-        assert_eq!(metadata["promptd_tcp_peer"], "127.0.0.1:5000");
-        assert!(!metadata.contains_key("promptd_uid"));
+        let notes = tcp.notes();
+        assert_eq!(
+            notes.text("promptd_tcp_peer").as_deref(),
+            Some("127.0.0.1:5000")
+        );
+        assert_eq!(notes.text("promptd_uid"), None);
     }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Engine, Prepared};
 use crate::call::{ApiError, CompletionResponse};
-use crate::logs::{encode_trace_log_capped, CallConfiguration, Dropped, LogRecord, Spool};
+use crate::logs::{CallConfiguration, CompletionRecord, Dropped, NoteValue, Spool};
 use crate::providers::ChatRequest;
 use crate::timestamp::{iso, now_iso};
 
@@ -57,9 +57,9 @@ impl CompletionRecords {
     /// Encode `record` under the record cap and write it to the spool. A full or closed spool
     /// counts the drop itself; a record cut to fit is worth a line, naming its trace and what
     /// was cut (it is the request's doing, not the disk's).
-    fn append<C: serde::Serialize>(&self, record: LogRecord<C>) {
-        let trace_id = record.trace_id.clone();
-        match encode_trace_log_capped(record, self.max_record_bytes) {
+    fn append(&self, record: &CompletionRecord<'_>) {
+        let trace_id = &record.log.trace_id;
+        match record.encode_capped(self.max_record_bytes) {
             Ok(entry) => {
                 if !entry.truncated.is_empty() {
                     tracing::info!(?trace_id, fields = ?entry.truncated, limit = self.max_record_bytes, "log record over spool.max_record_bytes; long fields cut to a head (marked in `truncated`)");
@@ -180,26 +180,21 @@ impl Record {
 
     fn write(&mut self, response: &CompletionResponse) {
         self.written = true;
-        if !self.prepared.log.sampled_in() {
+        let prepared = &self.prepared;
+        if !prepared.log.sampled_in() {
             return;
         }
-        // The record is written once, last: its log is taken, not copied.
-        let log = std::mem::take(&mut self.prepared.log);
-        let prepared = &self.prepared;
-        let mut record = LogRecord::from_completion(
-            log,
-            configuration(&prepared.chat, prepared.provider.name()),
-            response.clone(),
-        );
-        record.time_to_first_token = self.ttft;
-        let metadata = record.metadata.get_or_insert_with(Default::default);
-        prepared.ctx.note_in(metadata);
+        let mut notes = prepared.ctx.notes();
         if !prepared.dropped.is_empty() {
-            metadata
-                .entry("promptd_dropped")
-                .or_insert_with(|| prepared.dropped.join(", ").into());
+            notes.add("promptd_dropped", NoteValue::List(&prepared.dropped));
         }
-        self.engine.logs.append(record);
+        self.engine.logs.append(&CompletionRecord {
+            log: &prepared.log,
+            configuration: configuration(&prepared.chat, prepared.provider.name()),
+            response,
+            time_to_first_token: self.ttft,
+            notes: &notes,
+        });
     }
 }
 

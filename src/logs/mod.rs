@@ -1,7 +1,7 @@
 //! Log records, the durable spool they wait in, and the flusher that ships them upstream.
 //!
 //! ```text
-//! engine ─▶ record::LogRecord<CallConfiguration> ─▶ entry::encode_trace_log ─┐
+//! engine ─▶ record::CompletionRecord (borrowed) ─▶ entry: its JSON as text ───┐
 //! POST /trace_log, PUT /trace_log, /feedback, /trace_log/{vendor}            │
 //!        ─▶ intake::accept ─▶ entry::encode_json_text (the bytes as sent) ───┤
 //!        ─▶ Spool::append (queue; group commit + fsync by the writer thread) ─▶ segment files
@@ -12,7 +12,8 @@
 //!
 //! - [`record`] — the record format. [`LogRecord`] (Parea's TraceLog), built from a completion
 //!   with its configuration borrowed from the call ([`CallConfiguration`]); omit rules and
-//!   trace-wide sampling. [`entry`] (`record/entry.rs`): the versioned encoding of a spool
+//!   trace-wide sampling. [`CompletionRecord`] (`record/completion.rs`): a completion's record
+//!   as the request path writes it, every part borrowed, the same bytes as the owned one. [`entry`] (`record/entry.rs`): the versioned encoding of a spool
 //!   record (`{kind, trace_id, body}` with the body as JSON text; the version byte is the
 //!   format that introduced the kind) and its size bound, and [`SpoolEntry`], the typed view of
 //!   one. [`record::cap`]: the record cap, `spool.max_record_bytes` (long texts cut to a head,
@@ -46,6 +47,7 @@ pub use crate::config::{RawSpool, RawUpstream, SpoolConfig, UpstreamConfig};
 pub use flusher::{Flusher, FlusherHandle, FlusherState, FlusherStats, FlusherTask, UpstreamError};
 pub use intake::{Accepted, ClientRecord, IntakeError};
 pub use record::cap::{encode_trace_log_capped, CappedEntry};
+pub use record::completion::{CompletionRecord, NoteValue, Notes};
 pub use record::entry;
 pub use record::entry::{
     encode_json_text, encode_trace_log, EntryError, EntryKind, Feedback, SpoolEntry, StoredEntry,

@@ -161,17 +161,27 @@ pub fn encode_trace_log<C: Serialize>(record: &LogRecord<C>) -> Result<Vec<u8>, 
     )
 }
 
+/// The spool payload of `body` as the entry of `kind` filed under `trace_id`.
 fn encode<T: Serialize + ?Sized>(
     kind: EntryKind,
     trace_id: &str,
     body: &T,
+) -> Result<Vec<u8>, EntryError> {
+    encode_with(kind, trace_id, |json| serde_json::to_writer(json, body))
+}
+
+/// The spool payload of the entry of `kind` filed under `trace_id` whose JSON `write` writes.
+pub(super) fn encode_with(
+    kind: EntryKind,
+    trace_id: &str,
+    write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
 ) -> Result<Vec<u8>, EntryError> {
     let malformed = |e: &dyn std::fmt::Display| EntryError::Malformed(e.to_string());
     // The JSON is written into a buffer kept per thread, not a new string grown by doubling
     // for every record (a completion's record is built on the request path).
     JSON_SCRATCH.with_borrow_mut(|json| {
         json.clear();
-        let encoded = serde_json::to_writer(&mut *json, body)
+        let encoded = write(json)
             .map_err(|e| malformed(&e))
             .and_then(|()| std::str::from_utf8(json).map_err(|e| malformed(&e)))
             .and_then(|text| encode_json_text(kind, trace_id, text));

@@ -11,6 +11,7 @@
 //! - Records from clients (`POST /trace_log`) keep fields promptd does not know
 //!   ([`LogRecord::extra`]): they are forwarded unchanged in content.
 //!
+//! [`completion`] is a completion's record as the request path writes it, borrowed.
 //! [`entry`] is how a record (or an update, or feedback) is encoded for the spool; [`cap`] how a
 //! completion's record is kept under `spool.max_record_bytes` (cut, marked, never dropped).
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 pub mod cap;
+pub mod completion;
 pub mod entry;
 pub mod integration;
 mod model_view;
