@@ -468,11 +468,17 @@ fn a_borrowed_completion_record_is_the_owned_one_byte_for_byte() {
         "promptd_tcp_peer",
         NoteValue::Address("[::1]:5000".parse().expect("an address")),
     );
+    let mut tcp_v4 = Notes::default();
+    tcp_v4.add("promptd_route", NoteValue::Text("openai_chat_completions"));
+    tcp_v4.add(
+        "promptd_tcp_peer",
+        NoteValue::Address("127.0.0.1:65535".parse().expect("an address")),
+    );
     let mut compared = 0;
     for req in &requests {
         let log = CompletionLog::from_call(req, "trace-1");
         for answer in [response(), failed.clone()] {
-            for notes in [unix(), with_dropped, tcp, Notes::default()] {
+            for notes in [unix(), with_dropped, tcp, tcp_v4, Notes::default()] {
                 for time_to_first_token in [None, Some(0.125)] {
                     let record = CompletionRecord {
                         log: &log,
@@ -493,7 +499,7 @@ fn a_borrowed_completion_record_is_the_owned_one_byte_for_byte() {
             }
         }
     }
-    assert_eq!(compared, 6 * 2 * 4 * 2);
+    assert_eq!(compared, 6 * 2 * 5 * 2);
     // The client's keys stay theirs; promptd's land between them in key order.
     let log = CompletionLog::from_call(&requests[1], "trace-1");
     let answer = response();

@@ -217,9 +217,14 @@ fn origin_host(origin: &str) -> Option<&str> {
 
 /// Whether `host` (a `Host` value: name or address, maybe with a port) names this daemon.
 fn allowed_host(access: &AccessConfig, local: SocketAddr, host: &str) -> bool {
-    let name = strip_port(host).to_ascii_lowercase();
-    let name = name.trim_end_matches('.');
-    if name == "localhost" || name.ends_with(".localhost") {
+    let name = strip_port(host).trim_end_matches('.');
+    let suffix = name
+        .len()
+        .checked_sub(".localhost".len())
+        .and_then(|at| name.get(at..));
+    if name.eq_ignore_ascii_case("localhost")
+        || suffix.is_some_and(|s| s.eq_ignore_ascii_case(".localhost"))
+    {
         return true;
     }
     let bare = name.trim_start_matches('[').trim_end_matches(']');
@@ -228,10 +233,11 @@ fn allowed_host(access: &AccessConfig, local: SocketAddr, host: &str) -> bool {
             return true;
         }
     }
-    access
-        .tcp_hosts
-        .iter()
-        .any(|h| h.trim_start_matches('[').trim_end_matches(']') == bare)
+    access.tcp_hosts.iter().any(|h| {
+        h.trim_start_matches('[')
+            .trim_end_matches(']')
+            .eq_ignore_ascii_case(bare)
+    })
 }
 
 /// `host` without its `:port` (an IPv6 literal keeps its brackets).

@@ -307,6 +307,28 @@ impl Serialize for NoteValue<'_> {
         match self {
             NoteValue::Text(t) => s.serialize_str(t),
             NoteValue::Number(n) => s.serialize_str(itoa::Buffer::new().format(*n)),
+            NoteValue::Address(SocketAddr::V4(a)) => {
+                // `a.b.c.d:port`, the loopback listener's usual peer, without the formatter.
+                let mut text = [0u8; 21];
+                let mut len = 0;
+                let (octets, port) = (a.ip().octets(), a.port());
+                let mut number = itoa::Buffer::new();
+                for (i, part) in octets
+                    .iter()
+                    .map(|&o| u16::from(o))
+                    .chain([port])
+                    .enumerate()
+                {
+                    if i > 0 {
+                        text[len] = if i == 4 { b':' } else { b'.' };
+                        len += 1;
+                    }
+                    let digits = number.format(part).as_bytes();
+                    text[len..len + digits.len()].copy_from_slice(digits);
+                    len += digits.len();
+                }
+                s.serialize_str(std::str::from_utf8(&text[..len]).unwrap_or_default())
+            }
             other => s.collect_str(other),
         }
     }
