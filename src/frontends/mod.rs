@@ -33,7 +33,7 @@ use crate::call::ApiError;
 /// the wrong type a 422 `invalid_request` naming the field (`llm_configuration.messages[0].role`).
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // Tracking the path costs on every body; only a body that fails is decoded again with it.
-    serde_json::from_slice(body).or_else(|first| explain::<T>(body, first))
+    crate::wire::json::from_bytes(body).or_else(|first| explain::<T>(body, first))
 }
 
 /// The error of a body that did not decode, naming the offending field.

@@ -115,7 +115,7 @@ pub(super) fn bad(param: impl Into<Cow<'static, str>>, message: impl Into<String
 /// The start of every `/v1` body: a JSON object with a non-empty string `model`; the model and
 /// the rest of the object.
 pub(super) fn object_with_model(body: &[u8]) -> Result<(String, Map<String, Value>), ApiError> {
-    let value: Value = serde_json::from_slice(body)
+    let value: Value = crate::wire::json::from_bytes(body)
         .map_err(|e| ApiError::InvalidJson(format!("{e} (send the request as a JSON object)")))?;
     let Value::Object(mut body) = value else {
         return Err(ApiError::InvalidRequest {

@@ -74,17 +74,28 @@ pub struct Decoded {
     pub hints: Vec<String>,
 }
 
-/// An Anthropic Messages request body as the model (see the parent's header for the table).
-/// A wrong shape is an [`ErrorKind::InvalidRequest`] whose `param` is the field's path
-/// (`messages[2].content[0].type`).
-pub fn decode_request(body: &[u8]) -> Result<Decoded, Error> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+/// The body's fields, a wrong one named by its path.
+fn read_request<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+) -> Result<InRequest, Error> {
     let wire: InRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let param = if path == "." { "body".to_owned() } else { path };
         invalid(param, e.into_inner())
     })?;
     de.end().map_err(|e| invalid("body", e))?;
+    Ok(wire)
+}
+
+/// An Anthropic Messages request body as the model (see the parent's header for the table).
+/// A wrong shape is an [`ErrorKind::InvalidRequest`] whose `param` is the field's path
+/// (`messages[2].content[0].type`).
+pub fn decode_request(body: &[u8]) -> Result<Decoded, Error> {
+    // The body's UTF-8 checked once, not string by string (see `wire::json::from_bytes`).
+    let wire = match std::str::from_utf8(body) {
+        Ok(text) => read_request(serde_json::Deserializer::from_str(text)),
+        Err(_) => read_request(serde_json::Deserializer::from_slice(body)),
+    }?;
     let mut hints = Vec::new();
     let mut request = Request::new(wire.model, Wire::AnthropicMessages);
     let mut cache_control = false;

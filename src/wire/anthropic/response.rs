@@ -53,7 +53,7 @@ pub fn message_id(id: Option<&str>) -> String {
 /// blocks (server tool use and results) carry no answer of the model's and are skipped. An
 /// unreadable body, or more than [`MAX_TOOL_CALLS`] tool calls, is an [`ErrorKind::Upstream`].
 pub fn decode_response(body: &[u8]) -> Result<Response, Error> {
-    let m: InMessage = serde_json::from_slice(body).map_err(|e| {
+    let m: InMessage = crate::wire::json::from_bytes(body).map_err(|e| {
         Error::new(
             ErrorKind::Upstream,
             format!("unreadable messages body: {e}"),

@@ -135,7 +135,7 @@ fn unreadable(message: String) -> Error {
 /// A whole `chat.completion` body as the model's answer: reasoning (when the server sends
 /// `reasoning_content`), text (when there is some), then the tool calls.
 pub fn decode_response(body: &[u8]) -> Result<Response, Error> {
-    let parsed: ChatCompletion = serde_json::from_slice(body)
+    let parsed: ChatCompletion = crate::wire::json::from_bytes(body)
         .map_err(|e| unreadable(format!("chat completion body: {e}")))?;
     let choice = parsed
         .choices

@@ -59,8 +59,8 @@ pub struct Decoded {
 /// shape is an [`ErrorKind::InvalidRequest`] whose `param` is the field's path
 /// (`input[2].content[0].type`).
 pub fn decode_request(body: &[u8]) -> Result<Decoded, Error> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| invalid("body", format!("invalid JSON: {e}")))?;
+    let value: Value = crate::wire::json::from_bytes(body)
+        .map_err(|e| invalid("body", format!("invalid JSON: {e}")))?;
     let Value::Object(object) = value else {
         return Err(invalid("body", "expected a JSON object"));
     };

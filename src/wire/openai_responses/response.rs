@@ -172,7 +172,7 @@ fn unreadable(message: String) -> Error {
 /// the error of its `error.code`; an unreadable body, or more than [`MAX_TOOL_CALLS`] function
 /// calls, is an [`ErrorKind::Upstream`].
 pub fn decode_response(body: &[u8]) -> Result<Response, Error> {
-    let r: InResponse = serde_json::from_slice(body)
+    let r: InResponse = crate::wire::json::from_bytes(body)
         .map_err(|e| unreadable(format!("unreadable responses body: {e}")))?;
     if r.status.as_deref() == Some("failed") {
         return Err(error_of(r.error.as_ref()));
