@@ -23,7 +23,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use super::{CacheEntry, CacheKey};
+use super::{CacheEntry, CacheKey, KeyMap};
 use crate::providers::{Piece, RawEvent};
 
 /// How a flight ended.
@@ -291,7 +291,7 @@ impl<E> Drop for Subscription<E> {
 /// The flights in progress, by cache key.
 #[derive(Debug)]
 pub struct Flights<E> {
-    map: Arc<Mutex<HashMap<CacheKey, Arc<Flight<E>>>>>,
+    map: Arc<Mutex<KeyMap<Arc<Flight<E>>>>>,
 }
 
 impl<E> Default for Flights<E> {

@@ -25,8 +25,14 @@ use serde_json::Value;
 use crate::providers::{ChatRequest, ModelCall};
 
 /// Bump when the key layout changes: old entries then simply stop matching. Version 3 is the
-/// layout of the internal model ([`super::model_key`]), lengths as LEB128.
-const KEY_VERSION: &[u8] = b"promptd-cache-key/3";
+/// layout of the internal model ([`super::model_key`]), lengths as LEB128; version 4 writes
+/// only the parameters that differ from their neutral value.
+const KEY_VERSION: &[u8] = b"promptd-cache-key/4";
+
+/// A map keyed by cache keys. A key is a BLAKE3 output that no client chooses, so a seeded
+/// fast hasher (foldhash, a few instructions for 32 bytes) serves where SipHash would cost a
+/// few hundred on every lookup of a request's path.
+pub type KeyMap<V> = std::collections::HashMap<CacheKey, V, foldhash::fast::RandomState>;
 
 /// A 32-byte cache key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -267,7 +273,7 @@ mod tests {
     fn golden_key() {
         assert_eq!(
             cache_key("openai", &request()).to_hex(),
-            "40fb61597fa1d131c41aa2d6833bee31bc7041d1b4869b8961cb6591208012ce"
+            "b627742e92009fec8d40fcc0c949139a69dab125eab6f4828777bf7992449867"
         );
     }
 

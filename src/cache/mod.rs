@@ -17,7 +17,6 @@ pub mod key;
 mod model_key;
 pub mod stored;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,7 +29,7 @@ use serde::Serialize;
 pub use crate::config::CacheConfig;
 pub use coalesce::Flights;
 pub use entry::CacheEntry;
-pub use key::{cache_key, CacheKey};
+pub use key::{cache_key, CacheKey, KeyMap};
 pub use model_key::model_key;
 pub use stored::CacheTrees;
 
@@ -125,7 +124,7 @@ pub struct Cache {
     bytes: AtomicU64,
     counters: Counters,
     /// Hits since the last maintenance pass, written back to the entries by it.
-    access: Mutex<HashMap<CacheKey, Access>>,
+    access: Mutex<KeyMap<Access>>,
     write_error_logged: AtomicBool,
     read_error_logged: AtomicBool,
     /// What opening the database had to do.
@@ -143,7 +142,7 @@ pub struct Cache {
 /// [`DECODED_MAX_ENTRIES`], emptied when either is reached.
 #[derive(Debug, Default)]
 struct Decoded {
-    entries: HashMap<CacheKey, (sled::IVec, Arc<CacheEntry>)>,
+    entries: KeyMap<(sled::IVec, Arc<CacheEntry>)>,
     /// The unpacked size of the entries held.
     bytes: usize,
 }
@@ -201,7 +200,7 @@ impl Cache {
             entries: AtomicU64::new(entries),
             bytes: AtomicU64::new(bytes),
             counters: Counters::default(),
-            access: Mutex::new(HashMap::new()),
+            access: Mutex::new(KeyMap::default()),
             write_error_logged: AtomicBool::new(false),
             read_error_logged: AtomicBool::new(false),
             opened: Mutex::new(crate::store::OpenReport::default()),

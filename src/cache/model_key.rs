@@ -103,24 +103,31 @@ pub(super) fn write_extras(h: &mut KeyHasher, extras: &[(&String, &Value)]) {
     }
 }
 
+/// The parameters that differ from their neutral value, each under its tag (absent and neutral
+/// are one value, so neither is written: a plain request's key hashes a few blocks, not a
+/// dozen parameters it did not set).
 pub(super) fn write_params(h: &mut KeyHasher, p: &Params) {
-    h.number(b"temperature", p.temperature.unwrap_or(1.0));
-    h.number(b"top_p", p.top_p.unwrap_or(1.0));
-    optional(h, b"top_k", p.top_k.map(|k| k as f64));
-    optional(
-        h,
-        b"max_output_tokens",
-        p.max_output_tokens.map(|n| n as f64),
-    );
-    h.count(b"stop", p.stop.len());
-    for s in &p.stop {
-        h.field(b"stop_sequence", s.as_bytes());
+    unless(h, b"temperature", p.temperature, 1.0);
+    unless(h, b"top_p", p.top_p, 1.0);
+    if let Some(k) = p.top_k {
+        h.number(b"top_k", k as f64);
     }
-    optional(h, b"seed", p.seed.map(|s| s as f64));
-    h.number(b"presence_penalty", p.presence_penalty.unwrap_or(0.0));
-    h.number(b"frequency_penalty", p.frequency_penalty.unwrap_or(0.0));
+    if let Some(n) = p.max_output_tokens {
+        h.number(b"max_output_tokens", n as f64);
+    }
+    if !p.stop.is_empty() {
+        h.count(b"stop", p.stop.len());
+        for s in &p.stop {
+            h.field(b"stop_sequence", s.as_bytes());
+        }
+    }
+    if let Some(seed) = p.seed {
+        h.number(b"seed", seed as f64);
+    }
+    unless(h, b"presence_penalty", p.presence_penalty, 0.0);
+    unless(h, b"frequency_penalty", p.frequency_penalty, 0.0);
     match &p.response_format {
-        None | Some(ResponseFormat::Text) => h.field(b"response_format", b"text"),
+        None | Some(ResponseFormat::Text) => {}
         Some(ResponseFormat::JsonObject) => h.field(b"response_format", b"json_object"),
         Some(ResponseFormat::JsonSchema {
             name,
@@ -133,14 +140,19 @@ pub(super) fn write_params(h: &mut KeyHasher, p: &Params) {
             h.field(b"schema_strict", flag(*strict));
         }
     }
-    h.field(
-        b"reasoning_effort",
-        p.reasoning_effort.as_deref().unwrap_or("").as_bytes(),
-    );
-    h.field(
-        b"parallel_tool_calls",
-        flag(Some(p.parallel_tool_calls.unwrap_or(true))),
-    );
+    if let Some(effort) = p.reasoning_effort.as_deref().filter(|e| !e.is_empty()) {
+        h.field(b"reasoning_effort", effort.as_bytes());
+    }
+    if p.parallel_tool_calls == Some(false) {
+        h.field(b"parallel_tool_calls", b"false");
+    }
+}
+
+/// `value` under `tag` unless it is absent or `neutral`.
+fn unless(h: &mut KeyHasher, tag: &[u8], value: Option<f64>, neutral: f64) {
+    if let Some(v) = value.filter(|&v| v != neutral) {
+        h.number(tag, v);
+    }
 }
 
 pub(super) fn role_tag(role: Role) -> &'static str {
@@ -158,13 +170,6 @@ fn flag(value: Option<bool>) -> &'static [u8] {
         Some(true) => b"true",
         Some(false) => b"false",
         None => b"none",
-    }
-}
-
-fn optional(h: &mut KeyHasher, tag: &[u8], value: Option<f64>) {
-    match value {
-        Some(v) => h.number(tag, v),
-        None => h.field(tag, b"none"),
     }
 }
 
@@ -272,5 +277,38 @@ mod tests {
             "response_format": {"type": "text"}, "parallel_tool_calls": true, "n": 1}),
         );
         assert_eq!(plain, neutral);
+    }
+
+    /// Each parameter away from its neutral value is in the key under its own tag: no two
+    /// parameters set to the same value give one key, and none gives the plain request's.
+    #[test]
+    fn each_set_parameter_is_its_own_part_of_the_key() {
+        let mut request = Request::new("m".to_owned(), crate::model::Wire::OpenAiChat);
+        request.messages.push(crate::model::Message {
+            role: Role::User,
+            name: None,
+            content: vec![Block::Text("q".into())],
+        });
+        let key = |change: &dyn Fn(&mut Params)| {
+            let mut changed = request.clone();
+            change(&mut changed.params);
+            model_key("openai", &changed, &[])
+        };
+        let changes: [&dyn Fn(&mut Params); 12] = [
+            &|_| {},
+            &|p| p.temperature = Some(5.0),
+            &|p| p.top_p = Some(5.0),
+            &|p| p.top_k = Some(5),
+            &|p| p.max_output_tokens = Some(5),
+            &|p| p.stop = vec!["5".into()],
+            &|p| p.seed = Some(5),
+            &|p| p.presence_penalty = Some(5.0),
+            &|p| p.frequency_penalty = Some(5.0),
+            &|p| p.response_format = Some(ResponseFormat::JsonObject),
+            &|p| p.reasoning_effort = Some("5".into()),
+            &|p| p.parallel_tool_calls = Some(false),
+        ];
+        let keys: std::collections::HashSet<CacheKey> = changes.iter().map(|c| key(*c)).collect();
+        assert_eq!(keys.len(), changes.len());
     }
 }
