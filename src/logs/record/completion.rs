@@ -1,12 +1,13 @@
 //! A completion's record as the request path writes it: [`CompletionRecord`] borrows every part
 //! (the request's [`CompletionLog`], the call's [`CallConfiguration`], the answer, promptd's
-//! [`Notes`]) and serializes to the same JSON as the owned [`LogRecord::from_completion`] of the
-//! same parts with the notes in its `metadata` — without copying a string, building a metadata
-//! map or moving a record of ~50 fields about. The owned record is built only for a record over
-//! `spool.max_record_bytes`, which must be cut ([`CompletionRecord::encode_capped`]).
+//! [`Notes`]) and writes the same JSON as the owned [`LogRecord::from_completion`] of the same
+//! parts with the notes in its `metadata` — without copying a string, building a metadata map,
+//! escaping its own keys or moving a record of ~50 fields about. The owned record is built only
+//! for a record over `spool.max_record_bytes`, which must be cut
+//! ([`CompletionRecord::encode_capped`]).
 //!
 //! Two writings of one record are kept equal by a test that compares their bytes over every
-//! optional part (`tests` below): a field added to one is added to the other.
+//! optional part (`tests/logs_record.rs`): a field added to one is added to the other.
 
 use std::fmt;
 use std::net::SocketAddr;
