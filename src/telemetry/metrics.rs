@@ -5,6 +5,7 @@
 //! components that keep their own counters) are read at scrape time by a collector, so there is
 //! one source of truth for each number.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,9 +69,25 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     overhead: Family<OverheadLabels, Histogram>,
+    /// The metrics of each request outcome seen, taken from the three families above once.
+    outcomes: parking_lot::RwLock<HashMap<Outcome, OutcomeMetrics, foldhash::fast::RandomState>>,
     provider_calls: Family<ProviderLabels, Counter>,
     provider_retries: Family<ProviderLabels, Counter>,
     provider_errors: Family<ProviderErrorLabels, Counter>,
+}
+
+/// A request's outcome as the request metrics label it: route, status, cache outcome (a
+/// completion's). Finite: fixed route names, HTTP statuses, cache outcomes.
+type Outcome = (&'static str, u16, Option<&'static str>);
+
+/// The metrics one outcome updates (each a handle on its family's child: clones share it). A
+/// request finds them with one read lock and one fast hash, not with a lock and a SipHash of
+/// its labels in each of three families.
+#[derive(Debug)]
+struct OutcomeMetrics {
+    requests: Counter,
+    latency: Histogram,
+    overhead: Option<Histogram>,
 }
 
 /// Latency buckets: 50 µs to ~100 s.
@@ -148,6 +165,7 @@ impl Metrics {
             provider_calls,
             provider_retries,
             provider_errors,
+            outcomes: Default::default(),
         }
     }
 
@@ -179,17 +197,31 @@ impl Metrics {
         elapsed: Duration,
         served: Option<(&'static str, Duration)>,
     ) {
-        self.requests
-            .get_or_create(&RequestLabels { route, status })
-            .inc();
-        self.latency
-            .get_or_create(&RouteLabels { route })
-            .observe(elapsed.as_secs_f64());
-        if let Some((cache, provider_wait)) = served {
-            self.overhead
-                .get_or_create(&OverheadLabels { route, cache })
-                .observe(elapsed.saturating_sub(provider_wait).as_secs_f64());
+        let outcome = (route, status, served.map(|(cache, _)| cache));
+        let record = |m: &OutcomeMetrics| {
+            m.requests.inc();
+            m.latency.observe(elapsed.as_secs_f64());
+            if let (Some(overhead), Some((_, provider_wait))) = (&m.overhead, served) {
+                overhead.observe(elapsed.saturating_sub(provider_wait).as_secs_f64());
+            }
+        };
+        if let Some(metrics) = self.outcomes.read().get(&outcome) {
+            return record(metrics);
         }
+        let mut outcomes = self.outcomes.write();
+        let metrics = outcomes.entry(outcome).or_insert_with(|| OutcomeMetrics {
+            requests: self
+                .requests
+                .get_or_create(&RequestLabels { route, status })
+                .clone(),
+            latency: self.latency.get_or_create(&RouteLabels { route }).clone(),
+            overhead: outcome.2.map(|cache| {
+                self.overhead
+                    .get_or_create(&OverheadLabels { route, cache })
+                    .clone()
+            }),
+        });
+        record(metrics);
     }
 
     /// The OpenMetrics text of every metric.
