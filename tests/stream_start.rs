@@ -35,12 +35,7 @@ async fn started_before_text(
         TestDaemon::start(&providers_toml(&openai.base_url(), &anthropic.base_url())).await;
     let opened = common::read_until(&daemon.socket, path, &body, headers, opening).await;
     gate.open();
-    let before = opened.seen();
-    assert!(
-        opened.started,
-        "the stream did not start while the provider held its text: {before:?}"
-    );
-    assert!(before.starts_with("HTTP/1.1 200"), "{before}");
+    let before = opened.started_ok();
     let raw = opened.rest().await;
     daemon.stop().await;
     let body = String::from_utf8_lossy(&raw.chunks.concat()).into_owned();
@@ -61,8 +56,19 @@ async fn started_before_text(
     }
 }
 
-/// The stream opens with `first` once and ends with `last`.
-fn opens_and_ends(seen: &Seen, first: &str, last: &str) {
+/// Before the provider's text the client had the stream's opening event `first` and no
+/// `block` yet; the whole stream opens with `first` once and ends with `last`.
+fn started_before_blocks(seen: &Seen, first: &str, block: &str, last: &str) {
+    assert!(
+        seen.before.contains(&format!("event: {first}")),
+        "{}",
+        seen.before
+    );
+    assert!(
+        !seen.before.contains(block),
+        "no {block} before the provider sent its text: {}",
+        seen.before
+    );
     assert_eq!(
         seen.names.first().map(String::as_str),
         Some(first),
@@ -87,17 +93,7 @@ async fn a_translated_messages_stream_starts_when_the_upstream_answers() {
         ("x-promptd-cache", "bypass"),
     ];
     let seen = started_before_text("/v1/messages", &headers, body, "event: ping").await;
-    assert!(
-        seen.before.contains("event: message_start"),
-        "{}",
-        seen.before
-    );
-    assert!(
-        !seen.before.contains("content_block"),
-        "no block before the provider sent its text: {}",
-        seen.before
-    );
-    opens_and_ends(&seen, "message_start", "message_stop");
+    started_before_blocks(&seen, "message_start", "content_block", "message_stop");
     let text: String = seen
         .data
         .iter()
@@ -118,17 +114,12 @@ async fn a_translated_responses_stream_starts_when_the_upstream_answers() {
         "event: response.in_progress",
     )
     .await;
-    assert!(
-        seen.before.contains("event: response.created"),
-        "{}",
-        seen.before
+    started_before_blocks(
+        &seen,
+        "response.created",
+        "output_item",
+        "response.completed",
     );
-    assert!(
-        !seen.before.contains("output_item"),
-        "no item before the provider sent its text: {}",
-        seen.before
-    );
-    opens_and_ends(&seen, "response.created", "response.completed");
     let text: String = seen
         .data
         .iter()

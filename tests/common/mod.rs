@@ -363,13 +363,25 @@ pub struct Opened {
     /// What was read until the marker was seen (or the connection closed, or the bound).
     bytes: Vec<u8>,
     /// The marker was seen.
-    pub started: bool,
+    started: bool,
 }
 
 impl Opened {
     /// What was read until the marker, as text.
-    pub fn seen(&self) -> String {
+    fn seen(&self) -> String {
         String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// What was read, once checked to be a 200 answer that reached the marker while the
+    /// provider held the rest.
+    pub fn started_ok(&self) -> String {
+        let seen = self.seen();
+        assert!(
+            self.started,
+            "the stream did not start while the provider held its text: {seen:?}"
+        );
+        assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+        seen
     }
 
     /// Read the rest of the answer: the whole response, chunk by chunk.
