@@ -24,9 +24,12 @@ use serde_json::Value;
 
 use crate::providers::{ChatRequest, ModelCall};
 
-/// Bump when the key layout changes: old entries then simply stop matching. Version 3 is the
-/// layout of the internal model ([`super::model_key`]), lengths as LEB128; version 4 writes
-/// only the parameters that differ from their neutral value.
+/// The key layout's version, hashed into every key ([`KEY_VERSION`]) and marked in the cache's
+/// trees, so a database whose keys were laid out otherwise (its entries could never match
+/// again) is emptied once at open, not left to age out. Version 3 is the layout of the
+/// internal model ([`super::model_key`]), lengths as LEB128; version 4 writes only the
+/// parameters that differ from their neutral value. Bump both together (a test checks).
+pub const KEY_LAYOUT: u8 = 4;
 const KEY_VERSION: &[u8] = b"promptd-cache-key/4";
 
 /// A map keyed by cache keys. A key is a BLAKE3 output that no client chooses, so a seeded
@@ -269,6 +272,14 @@ mod tests {
 
     /// Pins the key of one fixed request: a silent change of the key layout (which would make
     /// every stored entry unreachable) fails here. Change KEY_VERSION and this value together.
+    #[test]
+    fn the_hashed_version_is_the_marked_layout() {
+        assert_eq!(
+            KEY_VERSION,
+            format!("promptd-cache-key/{KEY_LAYOUT}").as_bytes()
+        );
+    }
+
     #[test]
     fn golden_key() {
         assert_eq!(

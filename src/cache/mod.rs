@@ -699,7 +699,23 @@ mod tests {
         cache.store(&key(1), &entry(u64::MAX, 0));
         let db_meta = cache.trees.clone();
         // As the release before this entry format left it: its entries, its mark.
-        db_meta.mark_entry_format_for_test(6);
+        db_meta.mark_layout_for_test(&[1, 6, key::KEY_LAYOUT]);
+        let reopened = Cache::open(
+            CacheTrees::reopen_for_test(&db_meta).expect("trees"),
+            (**cache.config()).clone(),
+        );
+        assert_eq!(reopened.stats().entries, 0);
+        assert_eq!(reopened.lookup(&key(1)), Lookup::Miss);
+    }
+
+    #[test]
+    fn a_database_of_another_key_layout_is_emptied() {
+        let (_d, cache) = cache(1 << 20);
+        cache.store(&key(1), &entry(u64::MAX, 0));
+        let db_meta = cache.trees.clone();
+        // As the release of key layout 3 left it: a mark of the trees' layout and entry format
+        // only; none of its keys is one a request of this release makes.
+        db_meta.mark_layout_for_test(&[1, entry::ENTRY_FORMAT]);
         let reopened = Cache::open(
             CacheTrees::reopen_for_test(&db_meta).expect("trees"),
             (**cache.config()).clone(),

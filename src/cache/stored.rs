@@ -5,12 +5,13 @@
 //! - `cache`: key (32 bytes) -> entry ([`super::entry`]: format byte, fixed header, body);
 //! - `cache_used`: `last used ms (BE) ++ key` -> nothing: least recently used first;
 //! - `cache_expiry`: `expires ms (BE) ++ key` -> nothing: earliest expiry first;
-//! - `meta`: `cache.layout` (this layout's version), `cache.entries` and `cache.bytes` (LE u64,
-//!   key + value bytes of every entry).
+//! - `meta`: `cache.layout` (this layout's version, the entry format's and the key layout's),
+//!   `cache.entries` and `cache.bytes` (LE u64, key + value bytes of every entry).
 //!
 //! So a start reads two counters instead of the whole tree, and eviction walks the indexes
 //! instead of decoding every entry. A database of an older layout (or an entry format the
-//! indexes do not know) is emptied once at open: the cache is a cache.
+//! indexes do not know, or keys laid out otherwise, which no request could find) is emptied
+//! once at open: the cache is a cache.
 //!
 //! A value written behind the cache's back (no header) is not counted and has no index
 //! entries: it is never evicted, but the lookup that finds it drops it as corrupt.
@@ -19,10 +20,13 @@ use sled::transaction::{ConflictableTransactionResult, TransactionResult, Transa
 use sled::Transactional;
 
 use super::entry::{Header, ENTRY_FORMAT};
+use super::key::KEY_LAYOUT;
 
 /// Bump when the trees' layout changes (or the entry format, which the indexes read).
 const LAYOUT: u8 = 1;
 const LAYOUT_KEY: &[u8] = b"cache.layout";
+/// What `cache.layout` holds for this release.
+const MARK: [u8; 3] = [LAYOUT, ENTRY_FORMAT, KEY_LAYOUT];
 const ENTRIES_KEY: &[u8] = b"cache.entries";
 const BYTES_KEY: &[u8] = b"cache.bytes";
 
@@ -96,10 +100,10 @@ impl CacheTrees {
         let _ = self.meta.remove(LAYOUT_KEY);
     }
 
-    /// Mark the trees as of this layout with entries of `entry_format` (an older release's).
+    /// Mark the trees as an older release left them (`mark`: its `cache.layout`).
     #[cfg(test)]
-    pub(crate) fn mark_entry_format_for_test(&self, entry_format: u8) {
-        let _ = self.meta.insert(LAYOUT_KEY, &[LAYOUT, entry_format]);
+    pub(crate) fn mark_layout_for_test(&self, mark: &[u8]) {
+        let _ = self.meta.insert(LAYOUT_KEY, mark);
     }
 
     #[cfg(test)]
@@ -110,7 +114,7 @@ impl CacheTrees {
     fn checked(self) -> sled::Result<CacheTrees> {
         let trees = self;
         let layout = trees.meta.get(LAYOUT_KEY)?;
-        if layout.as_deref() != Some(&[LAYOUT, ENTRY_FORMAT][..]) {
+        if layout.as_deref() != Some(&MARK[..]) {
             if !trees.entries.is_empty() {
                 tracing::info!(
                     "the cache is of an older layout: emptied once (answers are cached again)"
@@ -121,7 +125,7 @@ impl CacheTrees {
             }
             trees.meta.insert(ENTRIES_KEY, &0u64.to_le_bytes())?;
             trees.meta.insert(BYTES_KEY, &0u64.to_le_bytes())?;
-            trees.meta.insert(LAYOUT_KEY, &[LAYOUT, ENTRY_FORMAT])?;
+            trees.meta.insert(LAYOUT_KEY, &MARK)?;
         }
         Ok(trees)
     }
