@@ -260,7 +260,8 @@ impl<'a> Notes<'a> {
         &self.items[..self.len]
     }
 
-    /// The text of note `key`, if there is one.
+    /// The text of note `key`, if there is one (for tests of who adds which note).
+    #[cfg(test)]
     pub fn text(&self, key: &str) -> Option<String> {
         let note = self.as_slice().iter().find(|n| n.key == key)?;
         Some(note.value.to_string())
